@@ -1,0 +1,22 @@
+//! The Kafka RecordBatch v2 format, shared by the wire and the disk.
+//!
+//! Sluice stores batches exactly as producers send them; this crate is the only place that
+//! knows their layout. It parses and checks headers, verifies CRC-32C, iterates over a run of
+//! batches, and (for the rare paths that need individual records, such as a lookup by
+//! timestamp) decompresses and walks records. It does no I/O and knows nothing of API messages.
+
+mod batch;
+mod codec;
+mod error;
+mod records;
+mod varint;
+
+pub use batch::{
+    BatchHeader, BatchIter, Compression, HEADER_BYTES, LOG_OVERHEAD_BYTES, MAGIC_V2,
+    validate_batch, verify_checksum,
+};
+
+#[doc(hidden)]
+pub mod testing;
+pub use error::RecordError;
+pub use records::{Record, RecordHeader, decode_records};

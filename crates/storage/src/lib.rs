@@ -1,0 +1,28 @@
+//! Sluice's storage engine: per-partition segmented logs of Kafka record batches.
+//!
+//! The ladder of names follows Kafka's storage layer, one responsibility each:
+//! `LogSegment` (one file and its indexes) → `Log` (a partition's segments and offsets) →
+//! `Partition` (a log behind a lock, with wake-up signals) → `LogManager` (the data directory
+//! and its topics). The on-disk format is documented at the types that own it and summarised
+//! in `docs/design/0001-storage.md`.
+//!
+//! Storage knows no Kafka API message and no socket. It never decodes a batch on the append or
+//! read path; it checks batches (`sluice-record`) and stores them as received.
+
+mod checkpoint;
+pub mod config;
+mod error;
+mod index;
+mod log;
+mod manager;
+mod partition;
+mod read;
+mod scan;
+mod segment;
+
+pub use config::{LogConfig, TOPIC_CONFIG_KEYS};
+pub use error::{Result, StorageError};
+pub use log::{AppendInfo, FlushPlan, Log};
+pub use manager::{LogManager, Topic};
+pub use partition::{Durability, Partition};
+pub use read::ReadPlan;

@@ -1,0 +1,580 @@
+//! `Log`: one partition's ordered run of segments, the offsets that describe it, and the
+//! operations that change it (append, roll, flush bookkeeping, retention, truncation).
+//!
+//! Offsets, from low to high:
+//! ```text
+//! log_start_offset <= recovery_point <= log_end_offset
+//! log_start_offset <= high_watermark <= log_end_offset
+//! ```
+//! `recovery_point` is the offset below which everything is known to be fsynced. On a single
+//! node the high watermark follows the log end offset on every append; it is kept apart so
+//! that replication can hold it back.
+//!
+//! Checkpoint files in the partition directory (one decimal number each, replaced
+//! atomically): `log-start-offset`, and `recovery-point`, written periodically and at clean
+//! shutdown. After a crash, every segment from the one holding the recovery point onward is
+//! verified batch by batch, so recovery work is bounded by the unflushed tail plus one segment.
+//!
+//! `Log` does no locking and spawns nothing: `Partition` wraps it in a mutex, and the broker
+//! runs fsyncs (`FlushPlan::execute`) off its async threads.
+
+use crate::checkpoint;
+use crate::config::LogConfig;
+use crate::read::ReadPlan;
+use crate::segment::{LogSegment, file_name};
+use crate::{Result, StorageError};
+use sluice_record::{BatchHeader, BatchIter, decode_records, validate_batch};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const LOG_START_OFFSET_FILE: &str = "log-start-offset";
+const RECOVERY_POINT_FILE: &str = "recovery-point";
+
+/// The leader epoch stamped on every batch while Sluice runs as a single node. Replication
+/// will keep a leader-epoch checkpoint instead.
+const LEADER_EPOCH_SINGLE_NODE: i32 = 0;
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub records: i64,
+    pub bytes: usize,
+}
+
+/// What to fsync to make everything below `up_to` durable. Made under the log's lock,
+/// executed outside it.
+#[derive(Debug)]
+pub struct FlushPlan {
+    files: Vec<Arc<File>>,
+    dir: Option<PathBuf>,
+    pub up_to: i64,
+    appended_messages: i64,
+}
+
+impl FlushPlan {
+    pub fn execute(&self) -> std::io::Result<()> {
+        for file in &self.files {
+            rustix::fs::fdatasync(file.as_ref()).map_err(std::io::Error::from)?;
+        }
+        if let Some(dir) = &self.dir {
+            checkpoint::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, LogSegment>,
+    log_start_offset: i64,
+    high_watermark: i64,
+    recovery_point: i64,
+    leader_epoch: i32,
+    appended_messages: i64,
+    flushed_messages: i64,
+    last_flush_ms: i64,
+    dir_dirty: bool,
+    offline: Option<String>,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`. `clean` says the previous shutdown was clean, in
+    /// which case no segment is re-verified.
+    pub fn open(dir: &Path, config: LogConfig, clean: bool, now_ms: i64) -> Result<Log> {
+        std::fs::create_dir_all(dir)?;
+        let mut bases = list_segment_bases(dir)?;
+        bases.sort_unstable();
+        let recovery_point = if clean {
+            i64::MAX
+        } else {
+            checkpoint::read_i64(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0)
+        };
+        let recover_from = bases
+            .iter()
+            .rev()
+            .find(|&&b| b <= recovery_point)
+            .copied()
+            .unwrap_or(i64::MIN);
+        let mut segments = BTreeMap::new();
+        let mut truncated = false;
+        for base in bases {
+            if truncated {
+                tracing::warn!(dir = %dir.display(), base, "deleting segment after a truncated one");
+                for ext in ["log", "index", "timeindex"] {
+                    let _ = std::fs::remove_file(dir.join(file_name(base, ext)));
+                }
+                continue;
+            }
+            let recover = base >= recover_from && !clean;
+            let size_before = std::fs::metadata(dir.join(file_name(base, "log")))?.len();
+            let segment = LogSegment::open(
+                dir,
+                base,
+                recover,
+                config.index_interval_bytes,
+                LEADER_EPOCH_SINGLE_NODE,
+                now_ms,
+            )?;
+            truncated = segment.size() < size_before;
+            segments.insert(base, segment);
+        }
+        let checkpointed_start =
+            checkpoint::read_i64(&dir.join(LOG_START_OFFSET_FILE)).unwrap_or(0);
+        if segments.is_empty() {
+            let base = checkpointed_start.max(0);
+            segments.insert(base, LogSegment::create(dir, base, now_ms)?);
+        }
+        let first_base = *segments.keys().next().expect("at least one segment");
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset: checkpointed_start.max(first_base),
+            high_watermark: 0,
+            recovery_point: 0,
+            leader_epoch: LEADER_EPOCH_SINGLE_NODE,
+            appended_messages: 0,
+            flushed_messages: 0,
+            last_flush_ms: now_ms,
+            dir_dirty: true,
+            offline: None,
+        };
+        let end = log.log_end_offset();
+        log.log_start_offset = log.log_start_offset.min(end);
+        log.high_watermark = end;
+        log.recovery_point = end;
+        Ok(log)
+    }
+
+    fn active(&self) -> &LogSegment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut LogSegment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn check_online(&self) -> Result<()> {
+        match &self.offline {
+            Some(reason) => Err(StorageError::Offline(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Validates every batch in `records` (a produce request's payload), then appends them all
+    /// with consecutive offsets. Nothing is written unless every batch is valid.
+    pub fn append(&mut self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        self.check_online()?;
+        let mut batches: Vec<(BatchHeader, &[u8])> = Vec::new();
+        let mut iter = BatchIter::new(records);
+        for item in iter.by_ref() {
+            let (_, bytes) = item?;
+            if bytes.len() > self.config.max_message_bytes as usize {
+                return Err(StorageError::BatchTooLarge {
+                    bytes: bytes.len(),
+                    max: self.config.max_message_bytes,
+                });
+            }
+            batches.push((validate_batch(bytes)?, bytes));
+        }
+        if batches.is_empty() {
+            return Err(sluice_record::RecordError::Truncated {
+                needed: sluice_record::HEADER_BYTES,
+                available: records.len(),
+            }
+            .into());
+        }
+        let base_offset = self.log_end_offset();
+        let mut next = base_offset;
+        for (header, bytes) in &batches {
+            self.maybe_roll(bytes.len(), header.offset_count(), now_ms)?;
+            let interval = self.config.index_interval_bytes;
+            let epoch = self.leader_epoch;
+            if let Err(e) = self
+                .active_mut()
+                .append(bytes, header, next, epoch, interval)
+            {
+                return Err(self.io_failure("append", e));
+            }
+            next += header.offset_count();
+        }
+        let records = next - base_offset;
+        self.appended_messages += records;
+        self.high_watermark = next;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            records,
+            bytes: records_len(&batches),
+        })
+    }
+
+    /// Rolls to a new segment when the next batch would overflow the active one, the active
+    /// one is older than `segment.ms`, or relative offsets would overflow u32.
+    fn maybe_roll(&mut self, batch_bytes: usize, offsets: i64, now_ms: i64) -> Result<()> {
+        let active = self.active();
+        if active.size() == 0 {
+            return Ok(());
+        }
+        let full = active.size() + batch_bytes as u64 > self.config.segment_bytes;
+        let old = now_ms - active.created_at_ms() >= self.config.segment_ms;
+        let relative_overflow =
+            self.log_end_offset() + offsets - active.base_offset() > i64::from(u32::MAX);
+        if full || old || relative_overflow {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    fn roll(&mut self, now_ms: i64) -> Result<()> {
+        let base = self.log_end_offset();
+        if let Err(e) = self.active().persist_indexes() {
+            return Err(self.io_failure("persist indexes", e));
+        }
+        let segment = match LogSegment::create(&self.dir, base, now_ms) {
+            Ok(s) => s,
+            Err(e) => return Err(self.io_failure("create segment", e)),
+        };
+        self.segments.insert(base, segment);
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// A failed write or fsync takes the log offline: the state of the file is unknown, so
+    /// carrying on could acknowledge data that is not there.
+    fn io_failure(&mut self, what: &str, e: std::io::Error) -> StorageError {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            tracing::error!(dir = %self.dir.display(), "{what} failed: disk full; the batch was not written");
+            return StorageError::Io(e);
+        }
+        self.fail(format!("{what} failed: {e}"));
+        StorageError::Offline(format!("{what} failed: {e}"))
+    }
+
+    /// Takes the log offline for good (until restart and recovery).
+    pub fn fail(&mut self, reason: String) {
+        tracing::error!(dir = %self.dir.display(), %reason, "partition log is now offline");
+        self.offline = Some(reason);
+    }
+
+    /// Plans a read of batches from `offset`. An offset equal to the high watermark yields an
+    /// empty read.
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadPlan> {
+        self.check_online()?;
+        if offset < self.log_start_offset || offset > self.log_end_offset() {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset(),
+            });
+        }
+        let (_, segment) = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .expect("offset >= first base");
+        let segment = if offset >= segment.next_offset() {
+            self.segments
+                .range(offset + 1..)
+                .next()
+                .map_or(segment, |(_, s)| s)
+        } else {
+            segment
+        };
+        Ok(ReadPlan {
+            snapshot: segment.snapshot_for(offset),
+            offset,
+            upper_offset: self.high_watermark,
+            max_bytes,
+            min_one_batch,
+        })
+    }
+
+    /// The first record at or after `timestamp`: its offset and timestamp.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
+        self.check_online()?;
+        for segment in self.segments.values() {
+            if segment.max_timestamp() < timestamp {
+                continue;
+            }
+            let start = segment.position_for_timestamp(timestamp);
+            if let Some(found) = self.search_segment(segment, start, timestamp)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    fn search_segment(
+        &self,
+        segment: &LogSegment,
+        start: u64,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>> {
+        let mut found = None;
+        let mut error = None;
+        let lower = self.log_start_offset;
+        let upper = self.high_watermark;
+        let scan = crate::scan::scan_batches(segment.file(), start, segment.size(), |b| {
+            if b.header.base_offset >= upper {
+                return Ok(false);
+            }
+            if b.header.max_timestamp < timestamp || b.header.last_offset() < lower {
+                return Ok(true);
+            }
+            let decoded = decode_records(b.bytes, |r| {
+                if r.timestamp >= timestamp && r.offset >= lower {
+                    found = Some((r.offset, r.timestamp));
+                }
+                found.is_none()
+            });
+            if let Err(e) = decoded {
+                error = Some(e);
+            }
+            Ok(found.is_none() && error.is_none())
+        });
+        if let Some(e) = error {
+            return Err(e.into());
+        }
+        if let Err(crate::scan::ScanStop::Io(e)) = scan {
+            return Err(e.into());
+        }
+        Ok(found)
+    }
+
+    /// True when `flush.messages` or `flush.ms` calls for an fsync now.
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        let unflushed = self.log_end_offset() > self.recovery_point;
+        unflushed
+            && (self.appended_messages - self.flushed_messages >= self.config.flush_messages
+                || now_ms - self.last_flush_ms >= self.config.flush_ms)
+    }
+
+    /// What to fsync so that everything appended so far is durable; `None` when it already is.
+    pub fn flush_plan(&mut self) -> Option<FlushPlan> {
+        let end = self.log_end_offset();
+        if end <= self.recovery_point && !self.dir_dirty {
+            return None;
+        }
+        let files = self
+            .segments
+            .values()
+            .filter(|s| {
+                s.next_offset() > self.recovery_point || s.base_offset() >= self.recovery_point
+            })
+            .map(|s| s.file().clone())
+            .collect();
+        let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
+        Some(FlushPlan {
+            files,
+            dir,
+            up_to: end,
+            appended_messages: self.appended_messages,
+        })
+    }
+
+    /// Records that `plan` completed.
+    pub fn mark_flushed(&mut self, plan: &FlushPlan, now_ms: i64) {
+        self.recovery_point = self.recovery_point.max(plan.up_to);
+        self.flushed_messages = self.flushed_messages.max(plan.appended_messages);
+        self.last_flush_ms = now_ms;
+    }
+
+    /// Records a failed fsync: the log goes offline.
+    pub fn mark_flush_failed(&mut self, plan: &FlushPlan, e: &std::io::Error) {
+        if plan.dir.is_some() {
+            self.dir_dirty = true;
+        }
+        self.fail(format!("fsync failed: {e}"));
+    }
+
+    /// Deletes closed segments past `retention.ms` or beyond `retention.bytes`, and whole
+    /// segments below the log start offset. Returns how many segments went.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize> {
+        self.check_online()?;
+        let active = self.active();
+        let active_expired = self.config.retention_ms >= 0
+            && active.size() > 0
+            && active.max_timestamp() >= 0
+            && active.max_timestamp() < now_ms - self.config.retention_ms
+            && active.next_offset() <= self.high_watermark;
+        if active_expired {
+            self.roll(now_ms)?;
+        }
+        let mut total: u64 = self.segments.values().map(LogSegment::size).sum();
+        let mut deleted = 0;
+        while self.segments.len() > 1 {
+            let first = self.segments.values().next().expect("non-empty");
+            let by_time = self.config.retention_ms >= 0
+                && first.max_timestamp() < now_ms - self.config.retention_ms;
+            let by_size = self.config.retention_bytes >= 0
+                && total - first.size() >= self.config.retention_bytes as u64;
+            let below_start = first.next_offset() <= self.log_start_offset;
+            if !(by_time || by_size || below_start) {
+                break;
+            }
+            total -= first.size();
+            self.delete_first_segment()?;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
+    fn delete_first_segment(&mut self) -> Result<()> {
+        let (_, segment) = self.segments.pop_first().expect("non-empty");
+        let next_base = *self.segments.keys().next().expect("active segment remains");
+        if next_base > self.log_start_offset {
+            self.set_log_start_offset(next_base)?;
+        }
+        segment.delete_files()?;
+        Ok(())
+    }
+
+    fn set_log_start_offset(&mut self, offset: i64) -> Result<()> {
+        checkpoint::write_i64(&self.dir.join(LOG_START_OFFSET_FILE), offset)?;
+        self.log_start_offset = offset;
+        Ok(())
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` (at most the high watermark) and
+    /// drops the segments wholly below it. Returns the new log start offset.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {
+        self.check_online()?;
+        if offset > self.high_watermark || offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset(),
+            });
+        }
+        if offset > self.log_start_offset {
+            self.set_log_start_offset(offset)?;
+        }
+        while self.segments.len() > 1
+            && self
+                .segments
+                .values()
+                .next()
+                .expect("non-empty")
+                .next_offset()
+                <= offset
+        {
+            self.delete_first_segment()?;
+        }
+        Ok(self.log_start_offset)
+    }
+
+    /// Removes every batch at or after `offset` (for a follower that diverged from its leader).
+    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<()> {
+        self.check_online()?;
+        let offset = offset.max(self.log_start_offset);
+        while self.segments.len() > 1 && self.active().base_offset() >= offset {
+            let (_, segment) = self.segments.pop_last().expect("non-empty");
+            segment.delete_files()?;
+        }
+        let active = self.active();
+        if active.next_offset() > offset {
+            let mut cut = active.size();
+            crate::scan::scan_batches(active.file(), 0, active.size(), |b| {
+                if b.header.last_offset() >= offset {
+                    cut = b.position;
+                    return Ok(false);
+                }
+                Ok(true)
+            })
+            .map_err(|_| StorageError::Offline("scan during truncation failed".into()))?;
+            let base = active.base_offset();
+            active.file().set_len(cut)?;
+            let _ = std::fs::remove_file(self.dir.join(file_name(base, "index")));
+            let reopened = LogSegment::open(
+                &self.dir,
+                base,
+                false,
+                self.config.index_interval_bytes,
+                self.leader_epoch,
+                now_ms,
+            )?;
+            self.segments.insert(base, reopened);
+        }
+        let end = self.log_end_offset();
+        self.high_watermark = self.high_watermark.min(end);
+        self.recovery_point = self.recovery_point.min(end);
+        Ok(())
+    }
+
+    /// Writes the checkpoints and the active segment's indexes (clean shutdown, and
+    /// periodically for the recovery point).
+    pub fn checkpoint(&self, with_indexes: bool) -> Result<()> {
+        if with_indexes {
+            self.active().persist_indexes()?;
+        }
+        checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), self.recovery_point)?;
+        Ok(())
+    }
+
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(LogSegment::size).sum()
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+    pub fn is_offline(&self) -> bool {
+        self.offline.is_some()
+    }
+    /// Largest record timestamp in the log, -1 when empty.
+    pub fn max_timestamp(&self) -> i64 {
+        self.segments
+            .values()
+            .map(LogSegment::max_timestamp)
+            .max()
+            .unwrap_or(-1)
+    }
+}
+
+fn records_len(batches: &[(BatchHeader, &[u8])]) -> usize {
+    batches.iter().map(|(_, b)| b.len()).sum()
+}
+
+fn list_segment_bases(dir: &Path) -> Result<Vec<i64>> {
+    let mut bases = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(stem) = name.strip_suffix(".log")
+            && let Ok(base) = stem.parse::<i64>()
+        {
+            bases.push(base);
+        }
+    }
+    Ok(bases)
+}

@@ -1,0 +1,369 @@
+//! `LogManager`: the data directory, the topics in it, and their partitions' logs.
+//!
+//! Layout of the data directory:
+//! ```text
+//! <data_dir>/.lock                    held (flock) while a broker uses the directory
+//! <data_dir>/.clean-shutdown          present only between a clean shutdown and the next start
+//! <data_dir>/topics/<topic>/topic.json  {"id": UUID, "partitions": N, "configs": {key: value}}
+//! <data_dir>/topics/<topic>/<p>/      one partition's segments and checkpoints (see `Log`)
+//! <data_dir>/deleted/                 topics being removed; emptied at start
+//! ```
+//! `topic.json` is replaced atomically. A topic directory without a readable `topic.json` is
+//! reported and skipped rather than guessed at.
+
+use crate::checkpoint;
+use crate::config::{LogConfig, validate_entry};
+use crate::log::Log;
+use crate::partition::Partition;
+use crate::{Result, StorageError};
+use serde::{Deserialize, Serialize};
+use sluice_types::limits::{PARTITIONS_PER_TOPIC_MAX, TOPICS_MAX};
+use sluice_types::validate_topic_name;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TopicFile {
+    id: uuid::Uuid,
+    partitions: i32,
+    configs: BTreeMap<String, String>,
+}
+
+/// One topic: its identity, its config overrides and its partitions.
+#[derive(Debug)]
+pub struct Topic {
+    name: String,
+    id: uuid::Uuid,
+    dir: PathBuf,
+    overrides: RwLock<BTreeMap<String, String>>,
+    partitions: RwLock<Vec<Arc<Partition>>>,
+}
+
+impl Topic {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn id(&self) -> uuid::Uuid {
+        self.id
+    }
+    pub fn overrides(&self) -> BTreeMap<String, String> {
+        self.overrides
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+        let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| partitions.get(i).cloned())
+    }
+    pub fn partition_count(&self) -> i32 {
+        self.partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len() as i32
+    }
+
+    fn write_file(&self, partitions: i32, configs: &BTreeMap<String, String>) -> Result<()> {
+        let file = TopicFile {
+            id: self.id,
+            partitions,
+            configs: configs.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
+        checkpoint::write_atomically(&self.dir.join("topic.json"), &json)?;
+        Ok(())
+    }
+}
+
+/// Every topic of one broker, and the data directory they live in.
+#[derive(Debug)]
+pub struct LogManager {
+    data_dir: PathBuf,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    _lock: File,
+    clean_start: bool,
+}
+
+impl LogManager {
+    /// Opens the data directory (creating it), takes its lock, and loads every topic,
+    /// recovering logs if the previous run did not shut down cleanly.
+    pub fn open(data_dir: &Path, now_ms: i64) -> Result<LogManager> {
+        std::fs::create_dir_all(data_dir.join("topics"))?;
+        let lock = File::create(data_dir.join(".lock"))?;
+        if lock.try_lock().is_err() {
+            return Err(StorageError::DataDirLocked {
+                path: data_dir.display().to_string(),
+            });
+        }
+        let deleted = data_dir.join("deleted");
+        if deleted.exists() {
+            std::fs::remove_dir_all(&deleted)?;
+        }
+        let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean_start = marker.exists();
+        let manager = LogManager {
+            data_dir: data_dir.to_path_buf(),
+            topics: RwLock::new(BTreeMap::new()),
+            _lock: lock,
+            clean_start,
+        };
+        manager.load_topics(clean_start, now_ms)?;
+        if clean_start {
+            std::fs::remove_file(&marker)?;
+            checkpoint::sync_dir(data_dir)?;
+        }
+        Ok(manager)
+    }
+
+    fn load_topics(&self, clean: bool, now_ms: i64) -> Result<()> {
+        let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        for entry in std::fs::read_dir(self.data_dir.join("topics"))? {
+            let dir = entry?.path();
+            let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+                continue;
+            };
+            let file: TopicFile = match std::fs::read(dir.join("topic.json"))
+                .map(|b| serde_json::from_slice(&b))
+            {
+                Ok(Ok(file)) => file,
+                other => {
+                    tracing::error!(topic = %name, dir = %dir.display(), ?other, "skipping topic without a readable topic.json");
+                    continue;
+                }
+            };
+            let config = LogConfig::from_overrides(&file.configs)?;
+            let mut partitions = Vec::new();
+            for p in 0..file.partitions {
+                let log = Log::open(&dir.join(p.to_string()), config.clone(), clean, now_ms)?;
+                partitions.push(Arc::new(Partition::new(name.clone(), p, log)));
+            }
+            let topic = Topic {
+                name: name.clone(),
+                id: file.id,
+                dir,
+                overrides: RwLock::new(file.configs),
+                partitions: RwLock::new(partitions),
+            };
+            topics.insert(name, Arc::new(topic));
+        }
+        tracing::info!(topics = topics.len(), clean, "data directory loaded");
+        Ok(())
+    }
+
+    /// Whether the previous run ended with a clean shutdown.
+    pub fn clean_start(&self) -> bool {
+        self.clean_start
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Result<Arc<Partition>> {
+        let t = self
+            .topic(topic)
+            .ok_or_else(|| StorageError::UnknownTopic(topic.to_string()))?;
+        t.partition(index)
+            .ok_or_else(|| StorageError::UnknownPartition {
+                topic: topic.to_string(),
+                partition: index,
+            })
+    }
+
+    /// Checks a topic creation without doing it (CreateTopics' validate_only).
+    pub fn validate_new_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        validate_topic_name(name)?;
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
+            return Err(StorageError::InvalidPartitions(format!(
+                "{partitions} is not between 1 and {PARTITIONS_PER_TOPIC_MAX}"
+            )));
+        }
+        LogConfig::from_overrides(configs)?;
+        let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
+        if topics.contains_key(name) {
+            return Err(StorageError::TopicExists(name.to_string()));
+        }
+        if topics.len() >= TOPICS_MAX {
+            return Err(StorageError::TooManyTopics(TOPICS_MAX));
+        }
+        Ok(())
+    }
+
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        now_ms: i64,
+    ) -> Result<Arc<Topic>> {
+        self.validate_new_topic(name, partitions, &configs)?;
+        let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        if topics.contains_key(name) {
+            return Err(StorageError::TopicExists(name.to_string()));
+        }
+        let config = LogConfig::from_overrides(&configs)?;
+        let dir = self.data_dir.join("topics").join(name);
+        std::fs::create_dir_all(&dir)?;
+        let mut logs = Vec::new();
+        for p in 0..partitions {
+            let log = Log::open(&dir.join(p.to_string()), config.clone(), true, now_ms)?;
+            logs.push(Arc::new(Partition::new(name.to_string(), p, log)));
+        }
+        let topic = Topic {
+            name: name.to_string(),
+            id: uuid::Uuid::new_v4(),
+            dir,
+            overrides: RwLock::new(configs.clone()),
+            partitions: RwLock::new(logs),
+        };
+        topic.write_file(partitions, &configs)?;
+        checkpoint::sync_dir(&self.data_dir.join("topics"))?;
+        let topic = Arc::new(topic);
+        topics.insert(name.to_string(), topic.clone());
+        tracing::info!(topic = name, partitions, "topic created");
+        Ok(topic)
+    }
+
+    /// Deletes a topic: it disappears from the catalog at once, its partitions go offline so
+    /// in-flight writers fail cleanly, and its files are removed.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        let topic = {
+            let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+            topics
+                .remove(name)
+                .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?
+        };
+        for partition in topic.partitions() {
+            partition.take_offline("topic deleted");
+        }
+        let graveyard = self.data_dir.join("deleted");
+        std::fs::create_dir_all(&graveyard)?;
+        let target = graveyard.join(format!("{name}.{}", topic.id.simple()));
+        std::fs::rename(&topic.dir, &target)?;
+        checkpoint::sync_dir(&self.data_dir.join("topics"))?;
+        std::fs::remove_dir_all(&target)?;
+        tracing::info!(topic = name, "topic deleted");
+        Ok(())
+    }
+
+    /// Grows a topic to `total` partitions (CreatePartitions).
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+        now_ms: i64,
+    ) -> Result<()> {
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let mut partitions = topic.partitions.write().unwrap_or_else(|p| p.into_inner());
+        let current = partitions.len() as i32;
+        if total <= current || total > PARTITIONS_PER_TOPIC_MAX {
+            return Err(StorageError::InvalidPartitions(format!(
+                "topic has {current} partitions; the new total must be greater and at most {PARTITIONS_PER_TOPIC_MAX}, not {total}"
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let config = LogConfig::from_overrides(&topic.overrides())?;
+        for p in current..total {
+            let log = Log::open(&topic.dir.join(p.to_string()), config.clone(), true, now_ms)?;
+            partitions.push(Arc::new(Partition::new(name.to_string(), p, log)));
+        }
+        topic.write_file(total, &topic.overrides())?;
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides wholesale (after validating each entry).
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<()> {
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        for (k, v) in &configs {
+            validate_entry(k, v)?;
+        }
+        let config = LogConfig::from_overrides(&configs)?;
+        if validate_only {
+            return Ok(());
+        }
+        topic.write_file(topic.partition_count(), &configs)?;
+        *topic.overrides.write().unwrap_or_else(|p| p.into_inner()) = configs;
+        for partition in topic.partitions() {
+            partition.set_config(config.clone());
+        }
+        Ok(())
+    }
+
+    /// Writes every log's recovery point (periodic, so crash recovery starts late).
+    pub fn checkpoint_recovery_points(&self) {
+        for topic in self.topics() {
+            for partition in topic.partitions() {
+                if let Err(e) = partition.log().checkpoint(false) {
+                    tracing::warn!(partition = %format!("{}-{}", topic.name, partition.index()), error = %e, "checkpoint failed");
+                }
+            }
+        }
+    }
+
+    /// Flushes every log, writes indexes and checkpoints, and leaves the clean-shutdown
+    /// marker. Call once, after the last append.
+    pub fn shutdown(&self, now_ms: i64) -> Result<()> {
+        let mut all_ok = true;
+        for topic in self.topics() {
+            for partition in topic.partitions() {
+                let flushed = partition.flush(now_ms);
+                let checkpointed = partition.log().checkpoint(true);
+                if let Err(e) = flushed.and(checkpointed) {
+                    tracing::error!(topic = topic.name(), partition = partition.index(), error = %e, "shutdown flush failed");
+                    all_ok = false;
+                }
+            }
+        }
+        if all_ok {
+            File::create(self.data_dir.join(CLEAN_SHUTDOWN_FILE))?.sync_all()?;
+            checkpoint::sync_dir(&self.data_dir)?;
+        }
+        Ok(())
+    }
+}

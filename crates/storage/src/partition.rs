@@ -1,0 +1,147 @@
+//! `Partition`: a `Log` behind a mutex, plus the signals that let async callers wait without
+//! polling: the high watermark (for parked fetches) and the recovery point (for `acks=all`).
+//!
+//! The mutex is held only for in-memory work and the `write(2)` of an append; reads and
+//! fsyncs happen outside it (see `ReadPlan` and `FlushPlan`). Uses only tokio's runtime-free
+//! `sync` primitives, so storage stays free of any executor.
+
+use crate::Result;
+use crate::config::LogConfig;
+use crate::log::{AppendInfo, Log};
+use crate::read::ReadPlan;
+use std::sync::{Mutex, MutexGuard};
+use tokio::sync::{Notify, watch};
+
+/// What an `acks=all` waiter watches: how far the log is fsynced, and whether fsync has
+/// failed (then it never will be, and the waiter answers with an error at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durability {
+    pub recovery_point: i64,
+    pub failed: bool,
+}
+
+#[derive(Debug)]
+pub struct Partition {
+    topic: String,
+    index: i32,
+    log: Mutex<Log>,
+    high_watermark: watch::Sender<i64>,
+    recovery_point: watch::Sender<Durability>,
+    flush_wanted: Notify,
+}
+
+impl Partition {
+    pub(crate) fn new(topic: String, index: i32, log: Log) -> Partition {
+        let (high_watermark, _) = watch::channel(log.high_watermark());
+        let (recovery_point, _) = watch::channel(Durability {
+            recovery_point: log.recovery_point(),
+            failed: false,
+        });
+        Partition {
+            topic,
+            index,
+            log: Mutex::new(log),
+            high_watermark,
+            recovery_point,
+            flush_wanted: Notify::new(),
+        }
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+    pub fn index(&self) -> i32 {
+        self.index
+    }
+
+    /// Locks the log. A panic while holding the lock is a bug that already crashed a request;
+    /// the log's own state stays consistent because every mutation is a single step.
+    pub fn log(&self) -> MutexGuard<'_, Log> {
+        self.log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn append(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        let (info, high_watermark, flush_due) = {
+            let mut log = self.log();
+            let info = log.append(records, now_ms)?;
+            (info, log.high_watermark(), log.flush_due(now_ms))
+        };
+        self.high_watermark.send_replace(high_watermark);
+        if flush_due {
+            self.flush_wanted.notify_one();
+        }
+        Ok(info)
+    }
+
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadPlan> {
+        self.log().read(offset, max_bytes, min_one_batch)
+    }
+
+    /// Watches the high watermark: a parked fetch waits on this.
+    pub fn subscribe_high_watermark(&self) -> watch::Receiver<i64> {
+        self.high_watermark.subscribe()
+    }
+
+    /// Watches the recovery point: an `acks=all` produce waits on this.
+    pub fn subscribe_durability(&self) -> watch::Receiver<Durability> {
+        self.recovery_point.subscribe()
+    }
+
+    /// Asks the partition's flusher to fsync soon.
+    pub fn request_flush(&self) {
+        self.flush_wanted.notify_one();
+    }
+
+    /// Resolves when someone asked for a flush.
+    pub async fn flush_requested(&self) {
+        self.flush_wanted.notified().await
+    }
+
+    /// Fsyncs everything appended so far. Blocking: run it off the async threads. Concurrent
+    /// waiters share one fsync (group commit) because they all wait on the recovery point.
+    pub fn flush(&self, now_ms: i64) -> Result<()> {
+        let Some(plan) = self.log().flush_plan() else {
+            return Ok(());
+        };
+        match plan.execute() {
+            Ok(()) => {
+                let point = {
+                    let mut log = self.log();
+                    log.mark_flushed(&plan, now_ms);
+                    log.recovery_point()
+                };
+                self.recovery_point.send_replace(Durability {
+                    recovery_point: point,
+                    failed: false,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                let point = {
+                    let mut log = self.log();
+                    log.mark_flush_failed(&plan, &e);
+                    log.recovery_point()
+                };
+                self.recovery_point.send_replace(Durability {
+                    recovery_point: point,
+                    failed: true,
+                });
+                Err(crate::StorageError::Offline(format!("fsync failed: {e}")))
+            }
+        }
+    }
+
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        self.log().flush_due(now_ms)
+    }
+
+    pub(crate) fn set_config(&self, config: LogConfig) {
+        self.log().set_config(config);
+    }
+
+    pub(crate) fn take_offline(&self, reason: &str) {
+        self.log().fail(reason.to_string());
+    }
+}

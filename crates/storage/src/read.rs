@@ -1,0 +1,98 @@
+//! Reading whole batches from a segment without holding the log's lock.
+//!
+//! A `ReadPlan` is made under the lock (it names a segment snapshot and the bounds) and carried
+//! out after the lock is released: bytes below a snapshot's size never change, and a deleted
+//! segment's open file stays readable.
+
+use crate::segment::SegmentSnapshot;
+use bytes::Bytes;
+use sluice_record::BatchHeader;
+use std::os::unix::fs::FileExt;
+
+/// How far before the wanted batch an index lookup may land, read along with the data so that
+/// one `pread` usually suffices.
+const SKIP_SLACK_BYTES: u64 = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ReadPlan {
+    pub(crate) snapshot: SegmentSnapshot,
+    /// First offset wanted; batches ending before it are skipped.
+    pub(crate) offset: i64,
+    /// Batches starting at or past this offset (the high watermark) are not returned.
+    pub(crate) upper_offset: i64,
+    pub(crate) max_bytes: usize,
+    /// Return the first batch even if it is larger than `max_bytes` (KIP-74), so a consumer
+    /// can always make progress.
+    pub(crate) min_one_batch: bool,
+}
+
+impl ReadPlan {
+    /// Reads the batches: whole batches only, in offset order, at most `max_bytes` of them
+    /// (except for the KIP-74 first batch). Empty when there is nothing to return.
+    pub fn read(&self) -> std::io::Result<Bytes> {
+        let snap = &self.snapshot;
+        let mut position = snap.start_position;
+        while position < snap.size {
+            let want = (snap.size - position).min(self.max_bytes as u64 + SKIP_SLACK_BYTES);
+            let mut buf = vec![0u8; want as usize];
+            snap.file.read_exact_at(&mut buf, position)?;
+            match self.select(&buf) {
+                Selection::Range(start, end) => {
+                    return Ok(Bytes::from(buf).slice(start..end));
+                }
+                Selection::Nothing => return Ok(Bytes::new()),
+                Selection::SkipTo(skip) => position += skip as u64,
+                Selection::LargeFirst(start, total) => {
+                    let mut big = vec![0u8; total];
+                    snap.file.read_exact_at(&mut big, position + start as u64)?;
+                    return Ok(Bytes::from(big));
+                }
+            }
+        }
+        Ok(Bytes::new())
+    }
+
+    fn select(&self, buf: &[u8]) -> Selection {
+        let mut at = 0;
+        let mut start = None;
+        while at < buf.len() {
+            let Ok(header) = BatchHeader::parse(&buf[at..]) else {
+                break;
+            };
+            let total = header.total_bytes();
+            if header.last_offset() < self.offset {
+                at += total;
+                continue;
+            }
+            if header.base_offset >= self.upper_offset {
+                break;
+            }
+            let begin = *start.get_or_insert(at);
+            let collected = at - begin;
+            if collected + total > self.max_bytes && (collected > 0 || !self.min_one_batch) {
+                break;
+            }
+            if at + total > buf.len() {
+                return if collected == 0 {
+                    Selection::LargeFirst(at, total)
+                } else {
+                    Selection::Range(begin, at)
+                };
+            }
+            at += total;
+        }
+        match start {
+            Some(begin) if at > begin => Selection::Range(begin, at),
+            Some(_) => Selection::Nothing,
+            None if at > 0 => Selection::SkipTo(at),
+            None => Selection::Nothing,
+        }
+    }
+}
+
+enum Selection {
+    Range(usize, usize),
+    Nothing,
+    SkipTo(usize),
+    LargeFirst(usize, usize),
+}

@@ -1,0 +1,311 @@
+//! `LogSegment`: one `.log` file of batches laid end to end, with its two sparse indexes.
+//!
+//! The `.log` file holds RecordBatch v2 bytes exactly as producers sent them, except that the
+//! base offset (bytes 0..8) and partition leader epoch (bytes 12..16) are assigned on append;
+//! both lie outside the CRC. Files are named by the segment's base offset, zero-padded to 20
+//! digits, as in Kafka: `00000000000000001234.log`, `.index`, `.timeindex`.
+//!
+//! A segment owns its file handle and its indexes. It does not decide when to roll, flush or
+//! delete itself: that is `Log`'s job.
+
+use crate::index::{OffsetIndex, TimeIndex};
+use crate::scan::{ScanStop, scan_batches};
+use sluice_record::{BatchHeader, verify_checksum};
+use std::fs::{File, OpenOptions};
+use std::io::{IoSlice, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub(crate) fn file_name(base_offset: i64, extension: &str) -> String {
+    format!("{base_offset:020}.{extension}")
+}
+
+#[derive(Debug)]
+pub(crate) struct LogSegment {
+    base_offset: i64,
+    dir: PathBuf,
+    file: Arc<File>,
+    /// Bytes of complete batches in the file; reads never go past it.
+    size: u64,
+    /// Offset one past the last record in the segment.
+    next_offset: i64,
+    max_timestamp: i64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    bytes_since_index_entry: u64,
+    created_at_ms: i64,
+}
+
+/// What a reader needs to read a segment without holding the log's lock: the bytes below
+/// `size` never change while the segment exists.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentSnapshot {
+    pub file: Arc<File>,
+    pub start_position: u64,
+    pub size: u64,
+}
+
+impl LogSegment {
+    pub(crate) fn create(dir: &Path, base_offset: i64, now_ms: i64) -> std::io::Result<LogSegment> {
+        let path = dir.join(file_name(base_offset, "log"));
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok(LogSegment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            file: Arc::new(file),
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            bytes_since_index_entry: 0,
+            created_at_ms: now_ms,
+        })
+    }
+
+    /// Opens an existing segment. With `recover`, every batch's CRC is checked and the file
+    /// is truncated after the last good batch; otherwise only the indexes are checked (and
+    /// rebuilt by a header scan if they are missing or damaged). `leader_epoch_max` is the newest
+    /// leader epoch the log has had; a stored batch claiming a newer one is corrupt.
+    pub(crate) fn open(
+        dir: &Path,
+        base_offset: i64,
+        recover: bool,
+        index_interval_bytes: u32,
+        leader_epoch_max: i32,
+        now_ms: i64,
+    ) -> std::io::Result<LogSegment> {
+        let path = dir.join(file_name(base_offset, "log"));
+        let file = OpenOptions::new().read(true).append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        let mut segment = LogSegment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            file: Arc::new(file),
+            size,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            bytes_since_index_entry: 0,
+            created_at_ms: now_ms,
+        };
+        if recover || !segment.load_indexes() {
+            segment.rebuild(recover, index_interval_bytes, leader_epoch_max)?;
+        }
+        Ok(segment)
+    }
+
+    /// Loads both index files and finds the end offset by scanning from the last indexed
+    /// batch. False if anything is missing or inconsistent.
+    fn load_indexes(&mut self) -> bool {
+        let Some(offset_index) = OffsetIndex::load(
+            &self.dir.join(file_name(self.base_offset, "index")),
+            self.size,
+        ) else {
+            return false;
+        };
+        let mut last: Option<BatchHeader> = None;
+        let start = u64::from(offset_index.lookup(u32::MAX));
+        if scan_batches(&self.file, start, self.size, |b| {
+            last = Some(b.header);
+            Ok(true)
+        })
+        .is_err()
+        {
+            return false;
+        }
+        let next_offset = last.map_or(self.base_offset, |h| h.last_offset() + 1);
+        let relative_end = (next_offset - self.base_offset) as u32;
+        let Some(time_index) = TimeIndex::load(
+            &self.dir.join(file_name(self.base_offset, "timeindex")),
+            relative_end.max(1),
+        ) else {
+            return false;
+        };
+        self.max_timestamp = time_index.max_timestamp().unwrap_or(-1);
+        self.next_offset = next_offset;
+        self.offset_index = offset_index;
+        self.time_index = time_index;
+        true
+    }
+
+    /// Rebuilds the indexes from the log; with `verify`, also checks every CRC and offset and
+    /// truncates the file at the first bad batch.
+    fn rebuild(
+        &mut self,
+        verify: bool,
+        index_interval_bytes: u32,
+        leader_epoch_max: i32,
+    ) -> std::io::Result<()> {
+        self.offset_index = OffsetIndex::default();
+        self.time_index = TimeIndex::default();
+        self.bytes_since_index_entry = 0;
+        self.next_offset = self.base_offset;
+        self.max_timestamp = -1;
+        let mut expected_next = self.base_offset;
+        let mut epoch_floor = i32::MIN;
+        let mut entries = Vec::new();
+        let result = scan_batches(&self.file, 0, self.size, |b| {
+            // Base offset and leader epoch lie outside the CRC, so recovery checks them
+            // against what the log must look like: offsets contiguous, epochs never
+            // decreasing and never above the newest epoch this log has had.
+            let h = &b.header;
+            let epoch_ok = h.partition_leader_epoch >= epoch_floor
+                && h.partition_leader_epoch <= leader_epoch_max;
+            if verify
+                && (verify_checksum(b.bytes).is_err()
+                    || h.base_offset != expected_next
+                    || !epoch_ok)
+            {
+                return Err(b.position);
+            }
+            epoch_floor = h.partition_leader_epoch;
+            expected_next = b.header.last_offset() + 1;
+            entries.push((b.position, b.header));
+            Ok(true)
+        });
+        let valid_bytes = match result {
+            Ok(end) => end,
+            Err(ScanStop::Invalid { position }) => position,
+            Err(ScanStop::Io(e)) => return Err(e),
+        };
+        for (position, header) in entries {
+            self.track_append(position, &header, index_interval_bytes);
+        }
+        if valid_bytes < self.size {
+            tracing::warn!(
+                segment = %self.dir.join(file_name(self.base_offset, "log")).display(),
+                valid_bytes, file_bytes = self.size, "truncating torn or corrupt segment tail"
+            );
+            self.file.set_len(valid_bytes)?;
+            self.file.sync_all()?;
+            self.size = valid_bytes;
+        }
+        Ok(())
+    }
+
+    /// Updates the in-memory end, max timestamp and indexes for a batch now at `position`.
+    fn track_append(&mut self, position: u64, header: &BatchHeader, index_interval_bytes: u32) {
+        let relative = (header.base_offset - self.base_offset) as u32;
+        if position > 0 && self.bytes_since_index_entry >= u64::from(index_interval_bytes) {
+            self.offset_index.append(relative, position as u32);
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += header.total_bytes() as u64;
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            self.time_index.maybe_append(header.max_timestamp, relative);
+        }
+        self.next_offset = header.last_offset() + 1;
+        self.size = position + header.total_bytes() as u64;
+    }
+
+    /// Appends one validated batch, assigning `base_offset` and `leader_epoch` on the way to
+    /// the file. On a write error the file is cut back to its previous size, so a full disk
+    /// leaves no partial batch behind.
+    pub(crate) fn append(
+        &mut self,
+        batch: &[u8],
+        header: &BatchHeader,
+        base_offset: i64,
+        leader_epoch: i32,
+        index_interval_bytes: u32,
+    ) -> std::io::Result<()> {
+        assert!(base_offset >= self.next_offset, "offsets must grow");
+        assert_eq!(batch.len(), header.total_bytes());
+        let offset_bytes = base_offset.to_be_bytes();
+        let epoch_bytes = leader_epoch.to_be_bytes();
+        let mut slices = [
+            IoSlice::new(&offset_bytes),
+            IoSlice::new(&batch[8..12]),
+            IoSlice::new(&epoch_bytes),
+            IoSlice::new(&batch[16..]),
+        ];
+        let position = self.size;
+        if let Err(e) = write_all_vectored(&self.file, &mut slices) {
+            self.file.set_len(position)?;
+            return Err(e);
+        }
+        let stored = BatchHeader {
+            base_offset,
+            partition_leader_epoch: leader_epoch,
+            ..*header
+        };
+        self.track_append(position, &stored, index_interval_bytes);
+        Ok(())
+    }
+
+    /// A snapshot positioned at or before the batch holding `offset`.
+    pub(crate) fn snapshot_for(&self, offset: i64) -> SegmentSnapshot {
+        let relative = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
+        SegmentSnapshot {
+            file: self.file.clone(),
+            start_position: u64::from(self.offset_index.lookup(relative)),
+            size: self.size,
+        }
+    }
+
+    /// Where a scan for the first record at or after `timestamp` may start.
+    pub(crate) fn position_for_timestamp(&self, timestamp: i64) -> u64 {
+        let relative = self.time_index.lookup(timestamp);
+        u64::from(self.offset_index.lookup(relative))
+    }
+
+    /// Writes both indexes to their files and fsyncs them (on seal and clean shutdown).
+    pub(crate) fn persist_indexes(&self) -> std::io::Result<()> {
+        let write = |ext: &str, bytes: Vec<u8>| -> std::io::Result<()> {
+            let mut f = File::create(self.dir.join(file_name(self.base_offset, ext)))?;
+            f.write_all(&bytes)?;
+            f.sync_all()
+        };
+        write("index", self.offset_index.encode())?;
+        write("timeindex", self.time_index.encode())
+    }
+
+    /// Removes the segment's files. Readers holding a snapshot keep a valid handle.
+    pub(crate) fn delete_files(&self) -> std::io::Result<()> {
+        for ext in ["log", "index", "timeindex"] {
+            match std::fs::remove_file(self.dir.join(file_name(self.base_offset, ext))) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    pub(crate) fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    pub(crate) fn created_at_ms(&self) -> i64 {
+        self.created_at_ms
+    }
+    pub(crate) fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+}
+
+fn write_all_vectored(mut file: &File, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! Domain names shared by every Sluice crate: topic-partition identity, topic-name rules, and
+//! the limits module.
+//!
+//! This crate owns no behaviour beyond validation of names. It knows nothing of wire formats,
+//! files or sockets, so every other crate may depend on it.
+
+pub mod limits;
+
+use std::fmt;
+
+/// A topic name and a partition index: the unit of ordering and of storage.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Why a topic name is refused. Kafka's rules: 1 to 249 characters from `[a-zA-Z0-9._-]`,
+/// and neither `.` nor `..` (they would name directories).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopicNameError {
+    #[error("topic name is empty")]
+    Empty,
+    #[error("topic name is {0} characters long; the limit is {max}", max = limits::TOPIC_NAME_CHARS_MAX)]
+    TooLong(usize),
+    #[error("topic name '{0}' is not allowed")]
+    Reserved(String),
+    #[error(
+        "topic name '{0}' contains a character other than ASCII letters, digits, '.', '_' and '-'"
+    )]
+    IllegalCharacter(String),
+}
+
+/// Checks a topic name against Kafka's rules.
+pub fn validate_topic_name(name: &str) -> Result<(), TopicNameError> {
+    if name.is_empty() {
+        return Err(TopicNameError::Empty);
+    }
+    if name.len() > limits::TOPIC_NAME_CHARS_MAX {
+        return Err(TopicNameError::TooLong(name.len()));
+    }
+    if name == "." || name == ".." {
+        return Err(TopicNameError::Reserved(name.to_string()));
+    }
+    let legal = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-';
+    if !name.chars().all(legal) {
+        return Err(TopicNameError::IllegalCharacter(name.to_string()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_EU-west").is_ok());
+        assert_eq!(validate_topic_name(""), Err(TopicNameError::Empty));
+        assert_eq!(
+            validate_topic_name(".."),
+            Err(TopicNameError::Reserved("..".into()))
+        );
+        assert!(matches!(
+            validate_topic_name("a/b"),
+            Err(TopicNameError::IllegalCharacter(_))
+        ));
+        assert!(matches!(
+            validate_topic_name("ü"),
+            Err(TopicNameError::IllegalCharacter(_))
+        ));
+        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+        assert_eq!(
+            validate_topic_name(&"x".repeat(250)),
+            Err(TopicNameError::TooLong(250))
+        );
+    }
+}

@@ -1,0 +1,49 @@
+//! Every limit Sluice enforces, in one place (the TigerBeetle habit).
+//!
+//! A limit that an operator may change has its default here and its key in the configuration;
+//! the others are fixed. Each decoder checks a length against one of these before it allocates.
+
+/// Largest request frame accepted (`socket.request.max.bytes`, Kafka's default 100 MiB).
+pub const REQUEST_FRAME_BYTES_MAX_DEFAULT: u32 = 100 * 1024 * 1024;
+
+/// Largest record batch a producer may send (`message.max.bytes`, Kafka's default).
+pub const BATCH_BYTES_MAX_DEFAULT: u32 = 1_048_588;
+
+/// Largest record batch the storage layer will ever accept or recover, whatever the topic
+/// config says: a batch header claiming more is corruption.
+pub const BATCH_BYTES_MAX_ABSOLUTE: u32 = 64 * 1024 * 1024;
+
+/// Largest total of record bytes in one fetch response (`fetch.max.bytes`, Kafka's default).
+pub const FETCH_RESPONSE_BYTES_MAX: u32 = 57_671_680;
+
+/// Longest a fetch may park waiting for `min_bytes` (clients ask for 500 ms by default).
+pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
+
+/// Longest topic name (Kafka's rule, so partition directory names stay under 255 bytes).
+pub const TOPIC_NAME_CHARS_MAX: usize = 249;
+
+/// Most partitions one topic may have.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+
+/// Most topics one broker may hold.
+pub const TOPICS_MAX: usize = 100_000;
+
+/// Most open client connections.
+pub const CONNECTIONS_MAX: usize = 10_000;
+
+/// Requests read from one connection whose responses are not yet written. Responses still
+/// go out in request order; this bounds the memory one client can pin.
+pub const REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX: usize = 32;
+
+/// Largest decompressed size of one record batch the broker will inflate (for timestamp
+/// lookups and validation): a compression bomb stops here.
+pub const BATCH_DECOMPRESSED_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Largest segment file (`segment.bytes`); positions inside a segment are u32.
+pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+
+/// Smallest segment file, so a misconfiguration cannot create one file per batch.
+pub const SEGMENT_BYTES_MIN: u64 = 14;
+
+/// Largest configuration value string accepted in CreateTopics / AlterConfigs.
+pub const CONFIG_VALUE_BYTES_MAX: usize = 4096;
