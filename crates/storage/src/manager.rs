@@ -162,6 +162,22 @@ impl LogManager {
         Ok(())
     }
 
+    /// The cluster id, created on first start and kept in `<data_dir>/meta.json`.
+    pub fn cluster_id(&self) -> Result<String> {
+        let path = self.data_dir.join("meta.json");
+        if let Ok(bytes) = std::fs::read(&path) {
+            let meta: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
+            if let Some(id) = meta.get("cluster_id").and_then(|v| v.as_str()) {
+                return Ok(id.to_string());
+            }
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let json = serde_json::json!({ "cluster_id": id });
+        checkpoint::write_atomically(&path, json.to_string().as_bytes())?;
+        Ok(id)
+    }
+
     /// Whether the previous run ended with a clean shutdown.
     pub fn clean_start(&self) -> bool {
         self.clean_start

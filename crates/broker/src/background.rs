@@ -1,0 +1,104 @@
+//! Background work: one flusher per partition (group commit for `acks=all`, and the
+//! `flush.ms` / `flush.messages` bounds otherwise), and periodic housekeeping (retention and
+//! recovery-point checkpoints). fsyncs and file deletions run on the blocking pool, never on
+//! the async threads.
+
+use crate::server::Broker;
+use sluice_storage::Partition;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Longest a flusher sleeps before rechecking `flush.ms` (configs can change at run time).
+const FLUSH_CHECK_MS_MAX: i64 = 1000;
+
+/// Flushes one partition whenever a producer waits for durability, and whenever `flush.ms`
+/// or `flush.messages` says so. While one fsync runs, new requests accumulate and share the
+/// next one: that is the group commit.
+pub(crate) async fn flush_loop(partition: Arc<Partition>, shutdown: CancellationToken) {
+    loop {
+        let check_ms = partition
+            .log()
+            .config()
+            .flush_ms
+            .clamp(1, FLUSH_CHECK_MS_MAX) as u64;
+        let requested = tokio::select! {
+            _ = partition.flush_requested() => true,
+            _ = tokio::time::sleep(Duration::from_millis(check_ms)) => false,
+            _ = shutdown.cancelled() => return,
+        };
+        if partition.log().is_offline() {
+            return;
+        }
+        if !requested && !partition.flush_due(crate::now_ms()) {
+            continue;
+        }
+        let p = partition.clone();
+        let result = tokio::task::spawn_blocking(move || p.flush(crate::now_ms())).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(topic = partition.topic(), partition = partition.index(), error = %e, "fsync failed; partition offline");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "flush task panicked");
+                return;
+            }
+        }
+    }
+}
+
+/// Applies retention and checkpoints recovery points, each on its own interval.
+pub(crate) async fn housekeeping_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let retention_every = broker.config.retention_check_interval_ms.max(10);
+    let checkpoint_every = broker.config.recovery_checkpoint_interval_ms.max(10);
+    let tick = retention_every.min(checkpoint_every);
+    let (mut since_retention, mut since_checkpoint) = (0, 0);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(tick)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        since_retention += tick;
+        since_checkpoint += tick;
+        let run_retention = since_retention >= retention_every;
+        let run_checkpoint = since_checkpoint >= checkpoint_every;
+        if run_retention {
+            since_retention = 0;
+        }
+        if run_checkpoint {
+            since_checkpoint = 0;
+        }
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if run_retention {
+                apply_retention(&b);
+            }
+            if run_checkpoint {
+                b.logs.checkpoint_recovery_points();
+            }
+        })
+        .await;
+    }
+}
+
+fn apply_retention(broker: &Broker) {
+    let now = crate::now_ms();
+    for topic in broker.logs.topics() {
+        for partition in topic.partitions() {
+            match partition.log().apply_retention(now) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    topic = topic.name(),
+                    partition = partition.index(),
+                    segments = n,
+                    "retention deleted segments"
+                ),
+                Err(e) => {
+                    tracing::warn!(topic = topic.name(), partition = partition.index(), error = %e, "retention failed")
+                }
+            }
+        }
+    }
+}

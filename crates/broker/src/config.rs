@@ -1,0 +1,44 @@
+//! The broker's settings, parsed once by the binary and handed in whole.
+
+use sluice_types::limits;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Host and port clients are told to connect to (Metadata); defaults to `listen`.
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    /// `socket.request.max.bytes`.
+    pub request_frame_bytes_max: u32,
+    /// `auto.create.topics.enable`: Metadata requests create unknown topics.
+    pub auto_create_topics: bool,
+    /// `num.partitions`: partitions of auto-created topics and of CreateTopics with -1.
+    pub default_partitions: i32,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval_ms: u64,
+    /// How often recovery points are checkpointed (Kafka's
+    /// `log.flush.offset.checkpoint.interval.ms`).
+    pub recovery_checkpoint_interval_ms: u64,
+}
+
+impl BrokerConfig {
+    /// A config with Kafka's defaults for everything but where to listen and store.
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> BrokerConfig {
+        BrokerConfig {
+            node_id: 0,
+            data_dir,
+            listen,
+            advertised_host: listen.ip().to_string(),
+            advertised_port: listen.port(),
+            request_frame_bytes_max: limits::REQUEST_FRAME_BYTES_MAX_DEFAULT,
+            auto_create_topics: true,
+            default_partitions: 1,
+            retention_check_interval_ms: 300_000,
+            recovery_checkpoint_interval_ms: 60_000,
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! One client connection: a reader task that frames and dispatches requests, and a writer
+//! that sends responses in request order.
+//!
+//! Backpressure: at most `REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX` responses may be pending; the
+//! reader stops reading until the writer catches up. A malformed frame or a failed write ends
+//! the connection with one log line. On shutdown the reader stops taking new requests and the
+//! writer answers the ones already taken.
+
+use crate::dispatch::{Pending, Reply, dispatch};
+use crate::server::Broker;
+use bytes::BytesMut;
+use sluice_protocol::{FRAME_LENGTH_BYTES, frame_length};
+use sluice_types::limits::REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) async fn serve(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let (read_half, write_half) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<Pending>(REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX);
+    let writer = tokio::spawn(write_responses(write_half, rx));
+    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    let max = broker.config.request_frame_bytes_max;
+    loop {
+        let mut prefix = [0u8; FRAME_LENGTH_BYTES];
+        let read = tokio::select! {
+            r = reader.read_exact(&mut prefix) => r,
+            _ = shutdown.cancelled() => break,
+        };
+        if read.is_err() {
+            break; // the client closed the connection
+        }
+        let length = match frame_length(prefix, max) {
+            Ok(length) => length,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection");
+                break;
+            }
+        };
+        let mut frame = BytesMut::zeroed(length);
+        if reader.read_exact(&mut frame).await.is_err() {
+            break;
+        }
+        let pending = match dispatch(&broker, frame.freeze()) {
+            Ok(pending) => pending,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "malformed request; closing connection");
+                break;
+            }
+        };
+        if tx.send(pending).await.is_err() {
+            break; // the writer failed
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+async fn write_responses(write_half: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>) {
+    let mut out = BufWriter::with_capacity(64 * 1024, write_half);
+    while let Some(pending) = rx.recv().await {
+        match pending.await {
+            Reply::Frame(frame) => {
+                if out.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+            Reply::Nothing => {}
+            Reply::Close => break,
+        }
+        if rx.is_empty() && out.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = out.flush().await;
+    let _ = out.shutdown().await;
+}

@@ -1,0 +1,90 @@
+//! From a request frame to the future of its response.
+//!
+//! `dispatch` runs on the connection's reader task, in request order. A handler does its
+//! order-sensitive work (appending a produce's batches) before it returns, and returns a
+//! future for the rest (waiting for an fsync, or for data to arrive). The writer task awaits
+//! those futures in order, so responses leave in request order while the reader goes on.
+
+use crate::handlers;
+use crate::server::Broker;
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable};
+use sluice_protocol::{
+    ProtocolError, RequestFrame, decode_body, decode_request, encode_response, peek_header,
+};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// What the writer does with a finished request.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Frame(Bytes),
+    /// `acks=0` produce: Kafka sends no response at all.
+    Nothing,
+    /// The response could not be built; the connection is closed rather than left hanging.
+    Close,
+}
+
+pub(crate) type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// Decodes a frame's header and hands it to its handler. An error closes the connection.
+pub(crate) fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Pending, ProtocolError> {
+    if let Some((key, version, correlation_id)) = peek_header(&frame)
+        && key == ApiKey::ApiVersions as i16
+        && !handlers::supports(ApiKey::ApiVersions, version)
+    {
+        // KIP-511: a client newer than us asks with a version we do not know; answer in v0
+        // with UNSUPPORTED_VERSION and our ranges, without decoding the rest.
+        return Ok(ready(handlers::api_versions::unsupported_version_reply(
+            correlation_id,
+        )));
+    }
+    let request = decode_request(frame)?;
+    let version = request.header.request_api_version;
+    if !handlers::supports(request.api_key, version) {
+        return Err(ProtocolError::Malformed {
+            what: "request",
+            reason: format!(
+                "{:?} v{version} is not supported (see ApiVersions)",
+                request.api_key
+            ),
+        });
+    }
+    handlers::route(broker, request)
+}
+
+pub(crate) fn ready(reply: Reply) -> Pending {
+    Box::pin(std::future::ready(reply))
+}
+
+/// Decodes the body as `Req`, runs `handle` now, and returns the future of the encoded
+/// response. `handle`'s own future yields `None` when no response is due (`acks=0`).
+pub(crate) fn respond<Req, Resp, Fut>(
+    request: RequestFrame,
+    handle: impl FnOnce(Req, i16) -> Fut,
+) -> Result<Pending, ProtocolError>
+where
+    Req: Decodable,
+    Resp: Encodable + Send + 'static,
+    Fut: Future<Output = Option<Resp>> + Send + 'static,
+{
+    let version = request.header.request_api_version;
+    let correlation_id = request.header.correlation_id;
+    let api_key = request.api_key;
+    let body = decode_body::<Req>(request.body, version)?;
+    let response = handle(body, version);
+    Ok(Box::pin(async move {
+        let Some(response) = response.await else {
+            return Reply::Nothing;
+        };
+        match encode_response(api_key, version, correlation_id, &response) {
+            Ok(frame) => Reply::Frame(frame),
+            Err(e) => {
+                tracing::error!(?api_key, version, error = %e, "cannot encode response; closing connection");
+                Reply::Close
+            }
+        }
+    }))
+}

@@ -1,0 +1,53 @@
+//! DeleteRecords (v0–v2): moves a partition's log start offset forward; -1 means "up to the
+//! high watermark".
+
+use super::now;
+use crate::error;
+use crate::server::Broker;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use std::sync::Arc;
+
+pub(crate) fn handle(
+    broker: &Arc<Broker>,
+    request: DeleteRecordsRequest,
+    _version: i16,
+) -> std::future::Ready<Option<DeleteRecordsResponse>> {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions =
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        let result = DeleteRecordsPartitionResult::default()
+                            .with_partition_index(p.partition_index);
+                        let deleted = broker.logs.partition(&t.name, p.partition_index).and_then(
+                            |partition| {
+                                let mut log = partition.log();
+                                let target = if p.offset == -1 {
+                                    log.high_watermark()
+                                } else {
+                                    p.offset
+                                };
+                                log.delete_records_before(target)
+                            },
+                        );
+                        match deleted {
+                            Ok(low_watermark) => result.with_low_watermark(low_watermark),
+                            Err(e) => result
+                                .with_low_watermark(-1)
+                                .with_error_code(error::code(&e)),
+                        }
+                    })
+                    .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    now(DeleteRecordsResponse::default().with_topics(topics))
+}

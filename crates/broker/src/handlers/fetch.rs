@@ -1,0 +1,146 @@
+//! Fetch (v4–v12). Reads whole batches from each requested partition, up to the per-partition
+//! and per-response byte limits (the first batch always, KIP-74). When less than `min_bytes` is
+//! available the request parks until a requested partition's high watermark moves or
+//! `max_wait_ms` passes: it is woken by the append, never by polling.
+//!
+//! Fetch sessions (KIP-227) are declined: every response carries session id 0, so clients keep
+//! sending full fetch requests; a request naming a session gets `FETCH_SESSION_ID_NOT_FOUND`.
+
+use crate::error;
+use crate::server::Broker;
+use bytes::Bytes;
+use futures::future::select_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use sluice_storage::StorageError;
+use sluice_types::limits::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+const READ_COMMITTED: i8 = 1;
+
+pub(crate) fn handle(
+    broker: Arc<Broker>,
+    request: FetchRequest,
+    _version: i16,
+) -> impl Future<Output = Option<FetchResponse>> + Send + 'static {
+    let wait_ms = u64::try_from(request.max_wait_ms)
+        .unwrap_or(0)
+        .min(FETCH_WAIT_MS_MAX);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    async move {
+        if request.session_id != 0 {
+            return Some(
+                FetchResponse::default()
+                    .with_error_code(ResponseError::FetchSessionIdNotFound.code()),
+            );
+        }
+        let mut watches = subscribe(&broker, &request);
+        loop {
+            let (responses, bytes, any_error) = read_all(&broker, &request);
+            let satisfied = bytes >= i64::from(request.min_bytes) || any_error;
+            if satisfied || tokio::time::Instant::now() >= deadline || watches.is_empty() {
+                return Some(FetchResponse::default().with_responses(responses));
+            }
+            let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                let (responses, _, _) = read_all(&broker, &request);
+                return Some(FetchResponse::default().with_responses(responses));
+            }
+        }
+    }
+}
+
+/// Watches on the high watermark of every requested partition that exists, taken before the
+/// first read so that no append between the read and the wait is missed.
+fn subscribe(broker: &Broker, request: &FetchRequest) -> Vec<watch::Receiver<i64>> {
+    request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.topic.as_str(), p.partition))
+        })
+        .filter_map(|(topic, index)| broker.logs.partition(topic, index).ok())
+        .map(|p| p.subscribe_high_watermark())
+        .collect()
+}
+
+/// One pass over every requested partition. Returns the responses, the record bytes found and
+/// whether any partition had an error (which answers the fetch at once, as in Kafka).
+fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicResponse>, i64, bool) {
+    let response_max = i64::from(request.max_bytes.clamp(0, FETCH_RESPONSE_BYTES_MAX as i32));
+    let mut total: i64 = 0;
+    let mut any_error = false;
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in &request.topics {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let budget = (response_max - total)
+                .max(0)
+                .min(i64::from(p.partition_max_bytes.max(0)));
+            let data = read_partition(
+                broker,
+                &topic.topic,
+                p.partition,
+                p.fetch_offset,
+                budget as usize,
+                total == 0,
+                request.isolation_level,
+            );
+            any_error |= data.error_code != 0;
+            total += data.records.as_ref().map_or(0, |r| r.len() as i64);
+            partitions.push(data);
+        }
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(topic.topic.clone())
+                .with_partitions(partitions),
+        );
+    }
+    (topics, total, any_error)
+}
+
+fn read_partition(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    offset: i64,
+    max_bytes: usize,
+    min_one_batch: bool,
+    isolation_level: i8,
+) -> PartitionData {
+    let base = PartitionData::default().with_partition_index(index);
+    let partition = match broker.logs.partition(topic, index) {
+        Ok(p) => p,
+        Err(e) => return base.with_error_code(error::code(&e)),
+    };
+    let (plan, high_watermark, log_start_offset) = {
+        let log = partition.log();
+        (
+            log.read(offset, max_bytes, min_one_batch),
+            log.high_watermark(),
+            log.log_start_offset(),
+        )
+    };
+    let base = base
+        .with_high_watermark(high_watermark)
+        .with_last_stable_offset(high_watermark)
+        .with_log_start_offset(log_start_offset)
+        .with_aborted_transactions((isolation_level == READ_COMMITTED).then(Vec::new));
+    let read = plan.and_then(|plan| plan.read().map_err(StorageError::from));
+    match read {
+        Ok(bytes) => base.with_records(Some(bytes)),
+        Err(e) => {
+            if !matches!(e, StorageError::OffsetOutOfRange { .. }) {
+                tracing::warn!(topic, partition = index, offset, error = %e, "fetch failed");
+            }
+            base.with_error_code(error::code(&e))
+                .with_records(Some(Bytes::new()))
+        }
+    }
+}

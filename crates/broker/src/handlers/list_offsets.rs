@@ -1,0 +1,74 @@
+//! ListOffsets (v1–v7): earliest (-2), latest (-1), the record with the largest timestamp
+//! (-3, v7), or the first record at or after a timestamp.
+
+use super::now;
+use crate::error;
+use crate::server::Broker;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use std::sync::Arc;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+pub(crate) fn handle(
+    broker: &Arc<Broker>,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> std::future::Ready<Option<ListOffsetsResponse>> {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| lookup(broker, &t.name, p.partition_index, p.timestamp, version))
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    now(ListOffsetsResponse::default().with_topics(topics))
+}
+
+fn lookup(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    timestamp: i64,
+    version: i16,
+) -> ListOffsetsPartitionResponse {
+    let base = ListOffsetsPartitionResponse::default().with_partition_index(index);
+    let partition = match broker.logs.partition(topic, index) {
+        Ok(p) => p,
+        Err(e) => return base.with_error_code(error::code(&e)),
+    };
+    let log = partition.log();
+    let found = match timestamp {
+        LATEST => Ok(Some((log.high_watermark(), -1))),
+        EARLIEST => Ok(Some((log.log_start_offset(), -1))),
+        MAX_TIMESTAMP if version >= 7 => match log.max_timestamp() {
+            -1 => Ok(None),
+            max => log.offset_for_timestamp(max),
+        },
+        t if t < 0 => return base.with_error_code(ResponseError::InvalidRequest.code()),
+        t => log.offset_for_timestamp(t),
+    };
+    match found {
+        Ok(Some((offset, ts))) => {
+            // The leader epoch field exists from v4 on; encoding it earlier is an error.
+            let epoch = if version >= 4 { 0 } else { -1 };
+            base.with_offset(offset)
+                .with_timestamp(ts)
+                .with_leader_epoch(epoch)
+        }
+        Ok(None) => base.with_offset(-1).with_timestamp(-1),
+        Err(e) => base.with_error_code(error::code(&e)),
+    }
+}

@@ -1,0 +1,163 @@
+//! Produce (v3–v12). Batches are appended in request order on the connection's reader task;
+//! the response then waits, for `acks=all`, until the partition's flusher has fsynced past the
+//! last appended offset (group commit), bounded by the request's `timeout_ms`. `acks=1` is
+//! answered once the write reached the OS; `acks=0` gets no response, as in Kafka.
+
+use crate::error;
+use crate::server::Broker;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use sluice_storage::{Durability, Partition};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A partition's append result, before durability.
+struct Appended {
+    partition: Option<Arc<Partition>>,
+    response: PartitionProduceResponse,
+    /// Offset the recovery point must reach before an `acks=all` answer.
+    durable_at: i64,
+}
+
+pub(crate) fn handle(
+    broker: &Arc<Broker>,
+    request: ProduceRequest,
+    _version: i16,
+) -> impl Future<Output = Option<ProduceResponse>> + Send + 'static + use<> {
+    let acks = request.acks;
+    let valid_acks = matches!(acks, -1..=1);
+    let now = crate::now_ms();
+    let topics: Vec<(kafka_protocol::messages::TopicName, Vec<Appended>)> = request
+        .topic_data
+        .into_iter()
+        .map(|topic| {
+            let results = topic
+                .partition_data
+                .into_iter()
+                .map(|p| {
+                    if !valid_acks {
+                        return failed(
+                            p.index,
+                            ResponseError::InvalidRequiredAcks.code(),
+                            format!("acks={acks} is not -1, 0 or 1"),
+                        );
+                    }
+                    append(broker, &topic.name, p.index, p.records.as_deref(), now)
+                })
+                .collect();
+            (topic.name, results)
+        })
+        .collect();
+    let timeout_ms = u64::try_from(request.timeout_ms).unwrap_or(0);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+    async move {
+        if acks == 0 {
+            return None;
+        }
+        let mut responses = Vec::with_capacity(topics.len());
+        for (name, partitions) in topics {
+            let mut partition_responses = Vec::with_capacity(partitions.len());
+            for appended in partitions {
+                partition_responses.push(if acks == -1 {
+                    wait_durable(appended, deadline).await
+                } else {
+                    appended.response
+                });
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(partition_responses),
+            );
+        }
+        Some(ProduceResponse::default().with_responses(responses))
+    }
+}
+
+fn failed(index: i32, code: i16, message: String) -> Appended {
+    let response = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1)
+        .with_error_message(Some(StrBytes::from_string(message)));
+    Appended {
+        partition: None,
+        response,
+        durable_at: 0,
+    }
+}
+
+fn append(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    records: Option<&[u8]>,
+    now_ms: i64,
+) -> Appended {
+    let partition = match broker.logs.partition(topic, index) {
+        Ok(p) => p,
+        Err(e) => return failed(index, error::code(&e), e.to_string()),
+    };
+    let Some(records) = records else {
+        return failed(
+            index,
+            ResponseError::CorruptMessage.code(),
+            "produce request without records".into(),
+        );
+    };
+    match partition.append(records, now_ms) {
+        Ok(info) => {
+            let log_start_offset = partition.log().log_start_offset();
+            let response = PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(info.base_offset)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(log_start_offset);
+            Appended {
+                partition: Some(partition),
+                response,
+                durable_at: info.last_offset + 1,
+            }
+        }
+        Err(e) => {
+            tracing::debug!(topic, partition = index, error = %e, "produce refused");
+            failed(index, error::code(&e), e.to_string())
+        }
+    }
+}
+
+/// Waits until the partition's recovery point passes the append; gives up at `deadline` with
+/// `REQUEST_TIMED_OUT` (the records may still become durable, as in Kafka).
+async fn wait_durable(
+    appended: Appended,
+    deadline: tokio::time::Instant,
+) -> PartitionProduceResponse {
+    let Some(partition) = appended.partition else {
+        return appended.response;
+    };
+    let mut durability = partition.subscribe_durability();
+    partition.request_flush();
+    let target = appended.durable_at;
+    let reached = |d: &Durability| d.failed || d.recovery_point >= target;
+    let waited = tokio::time::timeout_at(deadline, durability.wait_for(reached)).await;
+    let mut response = appended.response;
+    match waited {
+        Ok(Ok(d)) if !d.failed => {}
+        Ok(_) => {
+            response.error_code = ResponseError::KafkaStorageError.code();
+            response.error_message = Some(StrBytes::from_static_str(
+                "fsync failed; the partition is offline",
+            ));
+        }
+        Err(_) => {
+            response.error_code = ResponseError::RequestTimedOut.code();
+            response.error_message = Some(StrBytes::from_static_str(
+                "not fsynced within the request timeout",
+            ));
+        }
+    }
+    response
+}

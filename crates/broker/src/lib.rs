@@ -1,0 +1,26 @@
+//! The Kafka listener of one broker: it accepts connections, decodes requests, hands each to
+//! the handler of its API, and writes responses in request order.
+//!
+//! One file per Kafka API under `handlers/`, each declaring the versions it really supports;
+//! ApiVersions is derived from that table (`handlers::SUPPORTED`). Domain errors become Kafka
+//! error codes in exactly one place (`error.rs`). The broker reaches storage only through the
+//! `sluice-storage` public API (`LogManager`, `Partition`), never through its files.
+
+mod background;
+mod config;
+mod connection;
+mod dispatch;
+mod error;
+mod handlers;
+mod server;
+
+pub use config::BrokerConfig;
+pub use server::{Broker, RunningBroker, StartError};
+
+/// Milliseconds since the Unix epoch: the broker's one clock, passed into storage.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,185 @@
+//! The broker: its state, its listener and its lifecycle (start, serve, shut down cleanly).
+
+use crate::background;
+use crate::config::BrokerConfig;
+use crate::connection;
+use sluice_storage::{LogManager, Partition, StorageError, Topic};
+use sluice_types::limits::CONNECTIONS_MAX;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long shutdown waits for connections to answer the requests they already read.
+const SHUTDOWN_DRAIN_MS: u64 = 10_000;
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct Broker {
+    pub(crate) config: BrokerConfig,
+    pub(crate) logs: LogManager,
+    pub(crate) cluster_id: String,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Broker {
+    /// Creates a topic and starts its partitions' background work.
+    pub(crate) fn create_topic(
+        self: &Arc<Self>,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, StorageError> {
+        let topic = self
+            .logs
+            .create_topic(name, partitions, configs, crate::now_ms())?;
+        for partition in topic.partitions() {
+            self.start_partition(partition);
+        }
+        Ok(topic)
+    }
+
+    /// Adds partitions to a topic and starts their background work.
+    pub(crate) fn create_partitions(
+        self: &Arc<Self>,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<(), StorageError> {
+        let before = self.logs.topic(name).map_or(0, |t| t.partition_count());
+        self.logs
+            .create_partitions(name, total, validate_only, crate::now_ms())?;
+        if let Some(topic) = self.logs.topic(name) {
+            for partition in topic.partitions().into_iter().skip(before as usize) {
+                self.start_partition(partition);
+            }
+        }
+        Ok(())
+    }
+
+    fn start_partition(self: &Arc<Self>, partition: Arc<Partition>) {
+        self.tasks
+            .spawn(background::flush_loop(partition, self.shutdown.clone()));
+    }
+}
+
+/// A broker that is serving; dropping it does not stop it, `shutdown` does.
+pub struct RunningBroker {
+    broker: Arc<Broker>,
+    local_addr: SocketAddr,
+    accept_loop: tokio::task::JoinHandle<()>,
+}
+
+impl RunningBroker {
+    /// Opens the data directory (recovering it if needed), binds the listener and starts
+    /// serving.
+    pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
+        let data_dir = config.data_dir.clone();
+        let logs =
+            tokio::task::spawn_blocking(move || LogManager::open(&data_dir, crate::now_ms()))
+                .await
+                .map_err(|e| StartError::Task(e.to_string()))??;
+        let cluster_id = logs.cluster_id()?;
+        let listener = TcpListener::bind(config.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let mut config = config;
+        if config.advertised_port == 0 {
+            config.advertised_port = local_addr.port();
+        }
+        let broker = Arc::new(Broker {
+            config,
+            logs,
+            cluster_id,
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+        });
+        for topic in broker.logs.topics() {
+            for partition in topic.partitions() {
+                broker.start_partition(partition);
+            }
+        }
+        broker.tasks.spawn(background::housekeeping_loop(
+            broker.clone(),
+            broker.shutdown.clone(),
+        ));
+        let accept_loop = tokio::spawn(accept(broker.clone(), listener));
+        tracing::info!(listen = %local_addr, data_dir = %broker.config.data_dir.display(), "Sluice broker serving the Kafka protocol");
+        Ok(RunningBroker {
+            broker,
+            local_addr,
+            accept_loop,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets connections answer what they already read, flushes every log and
+    /// leaves the clean-shutdown marker.
+    pub async fn shutdown(self) -> Result<(), StorageError> {
+        tracing::info!("shutting down");
+        self.broker.shutdown.cancel();
+        let _ = self.accept_loop.await;
+        self.broker.tasks.close();
+        if tokio::time::timeout(
+            Duration::from_millis(SHUTDOWN_DRAIN_MS),
+            self.broker.tasks.wait(),
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!("some connections did not finish within the drain period");
+        }
+        let broker = self.broker.clone();
+        tokio::task::spawn_blocking(move || broker.logs.shutdown(crate::now_ms()))
+            .await
+            .map_err(|e| StorageError::Offline(e.to_string()))??;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+async fn accept(broker: Arc<Broker>, listener: TcpListener) {
+    let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+            _ = broker.shutdown.cancelled() => return,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = broker.shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let conn_broker = broker.clone();
+                let token = broker.shutdown.clone();
+                broker.tasks.spawn(async move {
+                    connection::serve(conn_broker, stream, peer, token).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Why a broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("startup task failed: {0}")]
+    Task(String),
+}

@@ -1,0 +1,90 @@
+//! The `sluice` binary: parses configuration once, wires the broker, and shuts it down cleanly
+//! on SIGTERM or Ctrl-C. Nothing depends on this crate.
+
+mod settings;
+
+use clap::{Parser, Subcommand};
+use settings::{ServeArgs, ServeSettings};
+use sluice_broker::RunningBroker;
+
+#[global_allocator]
+static ALLOCATOR: sluice_alloc_guard::ReservingAllocator = sluice_alloc_guard::ReservingAllocator;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "An event-streaming platform that speaks the Kafka protocol"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a single-node broker (Kafka listener on 127.0.0.1:9092, data in ./sluice-data).
+    ///
+    /// Every setting can also come from a TOML file (--config) or a SLUICE_<NAME> environment
+    /// variable; flags win over the environment, which wins over the file.
+    ///
+    /// Examples:
+    ///   sluice serve
+    ///   sluice serve --data-dir /var/lib/sluice --listen 0.0.0.0:9092 --advertised-listener broker-0.example:9092
+    ///   SLUICE_LISTEN=127.0.0.1:19092 sluice serve --config sluice.toml
+    #[command(verbatim_doc_comment)]
+    Serve(ServeArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => match run_serve(args) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sluice serve: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = ServeSettings::load(&args)?;
+    init_logging(&settings.log_format);
+    let config = settings.broker_config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sluice")
+        .build()?;
+    runtime.block_on(async move {
+        let broker = RunningBroker::start(config).await?;
+        wait_for_signal().await?;
+        broker.shutdown().await?;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
+}
+
+fn init_logging(format: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

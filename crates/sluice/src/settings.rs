@@ -1,0 +1,112 @@
+//! `sluice serve` settings: defaults, then a TOML file, then `SLUICE_*` environment variables,
+//! then command-line flags, each overriding the one before. Parsed once, here.
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use sluice_broker::BrokerConfig;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Default, Serialize)]
+pub(crate) struct ServeArgs {
+    /// Directory holding topics and logs [env: SLUICE_DATA_DIR] [default: ./sluice-data]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    /// Address of the Kafka listener [env: SLUICE_LISTEN] [default: 127.0.0.1:9092]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<String>,
+    /// HOST:PORT that clients are told to connect to [env: SLUICE_ADVERTISED_LISTENER] [default: the listen address]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    advertised_listener: Option<String>,
+    /// TOML file with any of these settings (keys as the flags, with underscores)
+    #[arg(long, env = "SLUICE_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+}
+
+/// Every setting of `sluice serve`, with its default.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct ServeSettings {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub advertised_listener: Option<String>,
+    /// `auto.create.topics.enable`
+    pub auto_create_topics_enable: bool,
+    /// `num.partitions`
+    pub num_partitions: i32,
+    /// `socket.request.max.bytes`
+    pub socket_request_max_bytes: u32,
+    /// `log.retention.check.interval.ms`
+    pub log_retention_check_interval_ms: u64,
+    /// `text` or `json`
+    pub log_format: String,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        ServeSettings {
+            data_dir: PathBuf::from("./sluice-data"),
+            listen: "127.0.0.1:9092".into(),
+            advertised_listener: None,
+            auto_create_topics_enable: true,
+            num_partitions: 1,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            log_retention_check_interval_ms: 300_000,
+            log_format: "text".into(),
+        }
+    }
+}
+
+impl ServeSettings {
+    pub(crate) fn load(args: &ServeArgs) -> anyhow::Result<ServeSettings> {
+        let mut figment = Figment::from(Serialized::defaults(ServeSettings::default()));
+        if let Some(path) = &args.config {
+            anyhow::ensure!(
+                path.is_file(),
+                "config file {} does not exist",
+                path.display()
+            );
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("SLUICE_").ignore(&["config", "log", "brokers"]))
+            .merge(Serialized::defaults(args));
+        figment.extract().context("invalid settings")
+    }
+
+    pub(crate) fn broker_config(&self) -> anyhow::Result<BrokerConfig> {
+        let listen = resolve(&self.listen).with_context(|| format!("--listen {}", self.listen))?;
+        let mut config = BrokerConfig::new(self.data_dir.clone(), listen);
+        if let Some(advertised) = &self.advertised_listener {
+            let (host, port) = advertised.rsplit_once(':').with_context(|| {
+                format!("--advertised-listener {advertised}: expected HOST:PORT")
+            })?;
+            config.advertised_host = host.trim_matches(['[', ']']).to_string();
+            config.advertised_port = port
+                .parse()
+                .with_context(|| format!("--advertised-listener {advertised}: bad port"))?;
+        }
+        anyhow::ensure!(
+            self.num_partitions >= 1,
+            "num_partitions must be at least 1"
+        );
+        config.auto_create_topics = self.auto_create_topics_enable;
+        config.default_partitions = self.num_partitions;
+        config.request_frame_bytes_max = self.socket_request_max_bytes;
+        config.retention_check_interval_ms = self.log_retention_check_interval_ms;
+        Ok(config)
+    }
+}
+
+fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
+    address
+        .to_socket_addrs()?
+        .next()
+        .context("address resolves to nothing")
+}
