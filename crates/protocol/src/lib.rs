@@ -86,23 +86,17 @@ pub fn decode_request(mut frame: Bytes) -> Result<RequestFrame, ProtocolError> {
     })
 }
 
-/// Decodes a request body of the given version, insisting that it uses every byte.
+/// Decodes a request body of the given version. Bytes after the message are ignored, as
+/// Kafka's own parser does: librdkafka's admin client, for one, sends a few.
 pub fn decode_body<T: Decodable>(mut body: Bytes, version: i16) -> Result<T, ProtocolError> {
     let what = std::any::type_name::<T>()
         .rsplit("::")
         .next()
         .unwrap_or("request");
-    let message = T::decode(&mut body, version).map_err(|e| ProtocolError::Malformed {
+    T::decode(&mut body, version).map_err(|e| ProtocolError::Malformed {
         what: "request body",
         reason: format!("{what}: {e}"),
-    })?;
-    if !body.is_empty() {
-        return Err(ProtocolError::Malformed {
-            what: "request body",
-            reason: format!("{what}: {} trailing bytes", body.len()),
-        });
-    }
-    Ok(message)
+    })
 }
 
 /// Encodes a whole response frame: length prefix, response header, body.
@@ -172,13 +166,20 @@ mod tests {
     }
 
     #[test]
-    fn trailing_bytes_and_unknown_keys_are_errors() {
+    fn trailing_bytes_are_tolerated_and_unknown_keys_are_errors() {
         let mut frame = BytesMut::from(
             &request_frame(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default())[..],
         );
         frame.put_u8(0);
         let request = decode_request(frame.freeze()).unwrap();
-        assert!(decode_body::<ApiVersionsRequest>(request.body, 0).is_err());
+        assert!(decode_body::<ApiVersionsRequest>(request.body, 0).is_ok());
+        let one_topic = MetadataRequest::default().with_topics(Some(vec![Default::default()]));
+        let full = request_frame(ApiKey::Metadata, 1, &one_topic);
+        let request = decode_request(full.slice(..full.len() - 1)).unwrap();
+        assert!(
+            decode_body::<MetadataRequest>(request.body, 1).is_err(),
+            "a truncated body is an error"
+        );
         let mut unknown = BytesMut::new();
         unknown.put_i16(9999);
         unknown.put_i16(0);

@@ -161,10 +161,11 @@ pub(crate) fn describe(
                         ))));
                 }
             };
+            // Null or empty asks for every key (kafka-python sends an empty list).
             let wanted = |name: &str| {
                 r.configuration_keys
                     .as_ref()
-                    .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
+                    .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == name))
             };
             let configs = entries
                 .into_iter()

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test Sluice has: formatting, lints, unit and property tests, the architecture
+# test, and black-box tests that drive the real `sluice` binary with independent Kafka clients
+# (librdkafka through confluent-kafka, kafka-python, kcat). Installs what the tests need:
+# Debian packages with apt-get, Python clients into .venv. Fails loudly; never skips.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=()
+command -v kcat >/dev/null 2>&1 || apt_packages+=(kcat)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_packages+=(python3-venv)
+if ((${#apt_packages[@]})); then
+    echo "==> installing Debian packages: ${apt_packages[*]}"
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${apt_packages[@]}"
+fi
+
+echo "==> Python clients (.venv)"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -r tests/blackbox/requirements.txt
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> cargo build"
+cargo build --workspace --bins --quiet
+echo "==> cargo test"
+cargo test --workspace --quiet
+echo "==> black-box tests against target/debug/sluice"
+SLUICE_BIN="$PWD/target/debug/sluice" .venv/bin/pytest tests/blackbox -q -p no:cacheprovider -W ignore::DeprecationWarning

@@ -1,0 +1,97 @@
+"""Fixtures that run the real `sluice` binary for black-box tests.
+
+Each test gets its own broker on a free loopback port with its own data directory. Waits are
+conditions with deadlines, never bare sleeps.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SLUICE_BIN = Path(os.environ.get("SLUICE_BIN", REPO / "target" / "debug" / "sluice"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout=15.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Broker:
+    """A `sluice serve` process that can be stopped, killed and restarted on the same data."""
+
+    def __init__(self, data_dir, port, extra_env=None):
+        self.data_dir = Path(data_dir)
+        self.port = port
+        self.extra_env = extra_env or {}
+        self.proc = None
+        self.log_path = self.data_dir.parent / f"sluice-{port}.log"
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        assert SLUICE_BIN.exists(), f"{SLUICE_BIN} not built; run cargo build first"
+        env = dict(os.environ, SLUICE_LOG="info", **self.extra_env)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(SLUICE_BIN), "serve", "--data-dir", str(self.data_dir), "--listen", self.bootstrap],
+            stdout=log, stderr=log, env=env,
+        )
+        wait_until(self._accepting, what=f"broker on {self.bootstrap}")
+        return self
+
+    def _accepting(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"sluice exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self, timeout=20):
+        """SIGTERM and wait: returns the exit code."""
+        if self.proc is None:
+            return None
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self.proc = None
+        return code
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path / "data", free_port()).start()
+    yield b
+    if b.proc is not None:
+        b.proc.kill()
+        b.proc.wait(timeout=10)

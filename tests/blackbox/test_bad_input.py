@@ -1,0 +1,111 @@
+"""Malformed and hostile input over a raw socket: the broker answers what it can, closes the
+connection otherwise, and keeps serving everyone else."""
+
+import socket
+import struct
+
+from helpers import consume_all, create_topic, produce_all, producer
+
+
+def raw(broker):
+    s = socket.create_connection(("127.0.0.1", broker.port), timeout=5)
+    s.settimeout(5)
+    return s
+
+
+def closed_by_peer(s):
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def request(api_key, version, correlation_id, body=b"", client_id=b"t"):
+    header = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id
+    payload = header + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+def read_frame(s):
+    def exactly(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            assert chunk, "connection closed"
+            buf += chunk
+        return buf
+    (length,) = struct.unpack(">i", exactly(4))
+    return exactly(length)
+
+
+def still_serving(broker):
+    create_topic(broker, "alive")
+    produce_all(producer(broker), "alive", [(None, b"ok")])
+    assert consume_all(broker, "alive", 1)[0].value() == b"ok"
+    assert broker.alive()
+
+
+def test_oversized_frame_is_refused_before_allocation(broker):
+    s = raw(broker)
+    s.sendall(struct.pack(">i", 2_000_000_000) + b"\x00" * 16)
+    assert closed_by_peer(s)
+    still_serving(broker)
+
+
+def test_huge_array_count_does_not_exhaust_memory(broker):
+    # Metadata v1 with a topics array claiming 2^31-1 entries and holding none.
+    s = raw(broker)
+    s.sendall(request(3, 1, 7, struct.pack(">i", 0x7FFFFFFF)))
+    assert closed_by_peer(s)
+    still_serving(broker)
+
+
+def test_garbage_and_truncated_frames_close_the_connection(broker):
+    for payload in [b"\xff" * 64, struct.pack(">i", 3) + b"abc", request(0, 9, 1, b"\x01\x02")]:
+        s = raw(broker)
+        s.sendall(payload)
+        assert closed_by_peer(s)
+    still_serving(broker)
+
+
+def test_unknown_api_versions_version_gets_a_v0_unsupported_answer(broker):
+    s = raw(broker)
+    s.sendall(request(18, 99, 1234))
+    frame = read_frame(s)
+    correlation_id, error_code, count = struct.unpack(">ihi", frame[:10])
+    assert correlation_id == 1234
+    assert error_code == 35  # UNSUPPORTED_VERSION
+    keys = [struct.unpack(">hhh", frame[10 + 6 * i:16 + 6 * i]) for i in range(count)]
+    assert (18, 0, 3) in keys
+    assert all(k[0] != 11 for k in keys), "JoinGroup is not implemented, so not advertised"
+
+
+def test_pipelined_requests_are_answered_in_order(broker):
+    s = raw(broker)
+    s.sendall(b"".join(request(18, 0, cid) for cid in range(50)))
+    got = [struct.unpack(">i", read_frame(s)[:4])[0] for _ in range(50)]
+    assert got == list(range(50))
+
+
+def test_corrupt_batch_gets_corrupt_message(broker):
+    from confluent_kafka import Producer
+    create_topic(broker, "crc")
+    # Produce v3 by hand: a batch whose CRC does not match.
+    batch = bytearray(struct.pack(">qiibIhiqqqhii", 0, 49 + 12 - 12, 0, 2, 0, 0, 0, 1, 1, -1, -1, -1, 1))
+    record = b"\x0e\x00\x00\x00\x01\x02\x01\x02x\x00"
+    batch += record
+    struct.pack_into(">i", batch, 8, len(batch) - 12)
+    struct.pack_into(">I", batch, 17, 0xDEADBEEF)
+    topic = b"crc"
+    body = struct.pack(">hhi", -1, 1, 5000)  # transactional_id null, acks=1, timeout
+    body += struct.pack(">i", 1) + struct.pack(">h", len(topic)) + topic
+    body += struct.pack(">i", 1) + struct.pack(">ii", 0, len(batch)) + bytes(batch)
+    s = raw(broker)
+    s.sendall(request(0, 3, 77, body))
+    frame = read_frame(s)
+    assert struct.unpack(">i", frame[:4])[0] == 77
+    # responses: [topic name, [partition, error_code, ...]]
+    off = 4 + 4 + 2 + len(topic) + 4 + 4
+    (error_code,) = struct.unpack(">h", frame[off:off + 2])
+    assert error_code == 2  # CORRUPT_MESSAGE
+    still_serving(broker)
