@@ -8,14 +8,39 @@ use std::path::Path;
 const FORBIDDEN: &[(&str, &[&str])] = &[
     (
         "sluice-types",
-        &["sluice-record", "sluice-storage", "sluice-protocol", "sluice-broker", "sluice", "tokio"],
+        &[
+            "sluice-record",
+            "sluice-storage",
+            "sluice-protocol",
+            "sluice-broker",
+            "sluice",
+            "tokio",
+        ],
     ),
     (
         "sluice-record",
-        &["sluice-storage", "sluice-protocol", "sluice-broker", "sluice", "kafka-protocol", "tokio"],
+        &[
+            "sluice-storage",
+            "sluice-protocol",
+            "sluice-broker",
+            "sluice",
+            "kafka-protocol",
+            "tokio",
+        ],
     ),
-    ("sluice-protocol", &["sluice-storage", "sluice-broker", "sluice", "tokio"]),
-    ("sluice-storage", &["sluice-protocol", "sluice-broker", "sluice", "kafka-protocol"]),
+    (
+        "sluice-protocol",
+        &["sluice-storage", "sluice-broker", "sluice", "tokio"],
+    ),
+    (
+        "sluice-storage",
+        &[
+            "sluice-protocol",
+            "sluice-broker",
+            "sluice",
+            "kafka-protocol",
+        ],
+    ),
     ("sluice-broker", &["sluice"]),
 ];
 
@@ -25,7 +50,11 @@ fn dependencies() -> BTreeMap<String, Vec<String>> {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata is JSON");
     meta["packages"]
         .as_array()
@@ -47,7 +76,10 @@ fn dependencies() -> BTreeMap<String, Vec<String>> {
 #[test]
 fn no_crate_depends_on_what_the_architecture_forbids() {
     let deps = dependencies();
-    assert!(deps.contains_key("sluice-storage"), "workspace crates are visible");
+    assert!(
+        deps.contains_key("sluice-storage"),
+        "workspace crates are visible"
+    );
     let mut violations = Vec::new();
     for (krate, forbidden) in FORBIDDEN {
         let actual = deps
@@ -64,12 +96,17 @@ fn no_crate_depends_on_what_the_architecture_forbids() {
             violations.push(format!("{krate} -> sluice (nothing depends on the binary)"));
         }
     }
-    assert!(violations.is_empty(), "forbidden dependency edges: {violations:?}");
+    assert!(
+        violations.is_empty(),
+        "forbidden dependency edges: {violations:?}"
+    );
 }
 
 #[test]
 fn every_source_file_opens_with_a_module_doc() {
-    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("crates/");
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("crates/");
     let mut missing = Vec::new();
     let mut seen = 0;
     let mut stack = vec![crates.to_path_buf()];
@@ -88,5 +125,8 @@ fn every_source_file_opens_with_a_module_doc() {
         }
     }
     assert!(seen > 20, "found the sources");
-    assert!(missing.is_empty(), "files without a //! module doc: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "files without a //! module doc: {missing:?}"
+    );
 }
