@@ -8,12 +8,12 @@
 
 use crate::dispatch::{Pending, Reply, dispatch};
 use crate::server::Broker;
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use sluice_protocol::{FRAME_LENGTH_BYTES, frame_length};
 use sluice_types::limits::REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
@@ -47,10 +47,9 @@ pub(crate) async fn serve(
                 break;
             }
         };
-        let mut frame = BytesMut::zeroed(length);
-        if reader.read_exact(&mut frame).await.is_err() {
+        let Ok(frame) = read_frame(&mut reader, length).await else {
             break;
-        }
+        };
         let pending = match dispatch(&broker, frame.freeze()) {
             Ok(pending) => pending,
             Err(e) => {
@@ -64,6 +63,22 @@ pub(crate) async fn serve(
     }
     drop(tx);
     let _ = writer.await;
+}
+
+/// Reads a frame body of `length` bytes (already checked against the limit) into a buffer
+/// that is not zeroed first.
+async fn read_frame(
+    reader: &mut (impl AsyncRead + Unpin),
+    length: usize,
+) -> std::io::Result<BytesMut> {
+    let mut frame = BytesMut::with_capacity(length);
+    while frame.len() < length {
+        let remaining = length - frame.len();
+        if reader.read_buf(&mut (&mut frame).limit(remaining)).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(frame)
 }
 
 async fn write_responses(write_half: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>) {

@@ -7,7 +7,7 @@
 use crate::segment::SegmentSnapshot;
 use bytes::Bytes;
 use sluice_record::BatchHeader;
-use std::os::unix::fs::FileExt;
+use std::fs::File;
 
 /// How far before the wanted batch an index lookup may land, read along with the data so that
 /// one `pread` usually suffices.
@@ -34,8 +34,7 @@ impl ReadPlan {
         let mut position = snap.start_position;
         while position < snap.size {
             let want = (snap.size - position).min(self.max_bytes as u64 + SKIP_SLACK_BYTES);
-            let mut buf = vec![0u8; want as usize];
-            snap.file.read_exact_at(&mut buf, position)?;
+            let buf = read_at(&snap.file, want as usize, position)?;
             match self.select(&buf) {
                 Selection::Range(start, end) => {
                     return Ok(Bytes::from(buf).slice(start..end));
@@ -43,8 +42,7 @@ impl ReadPlan {
                 Selection::Nothing => return Ok(Bytes::new()),
                 Selection::SkipTo(skip) => position += skip as u64,
                 Selection::LargeFirst(start, total) => {
-                    let mut big = vec![0u8; total];
-                    snap.file.read_exact_at(&mut big, position + start as u64)?;
+                    let big = read_at(&snap.file, total, position + start as u64)?;
                     return Ok(Bytes::from(big));
                 }
             }
@@ -88,6 +86,24 @@ impl ReadPlan {
             None => Selection::Nothing,
         }
     }
+}
+
+/// Reads exactly `len` bytes at `offset` into a fresh buffer, without zeroing it first (a
+/// fetch can read tens of megabytes; zeroing them showed up in profiles).
+fn read_at(file: &File, len: usize, offset: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = offset + buf.len() as u64;
+        let want = len - buf.len();
+        let n = rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("segment shorter than its recorded size: wanted {want} more bytes at {at}"),
+            ));
+        }
+    }
+    Ok(buf)
 }
 
 enum Selection {

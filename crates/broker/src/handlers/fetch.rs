@@ -43,6 +43,12 @@ pub(crate) fn handle(
             let (responses, bytes, any_error) = read_all(&broker, &request);
             let satisfied = bytes >= i64::from(request.min_bytes) || any_error;
             if satisfied || tokio::time::Instant::now() >= deadline || watches.is_empty() {
+                tracing::trace!(
+                    bytes,
+                    min_bytes = request.min_bytes,
+                    max_bytes = request.max_bytes,
+                    "fetch answered"
+                );
                 return Some(FetchResponse::default().with_responses(responses));
             }
             let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));

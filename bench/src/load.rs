@@ -1,0 +1,173 @@
+//! The load: producing and consuming with librdkafka, and a fixed-rate latency probe.
+
+use hdrhistogram::Histogram;
+use rdkafka::ClientConfig;
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use std::time::{Duration, Instant};
+
+pub fn producer(
+    bootstrap: &str,
+    acks: &str,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<BaseProducer> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", acks)
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("batch.num.messages", "100000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("compression.type", "none");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    Ok(config.create()?)
+}
+
+/// Sends `count` records of `size` bytes round-robin over `partitions`; returns elapsed time
+/// once every record is acknowledged.
+pub fn produce(
+    p: &BaseProducer,
+    topic: &str,
+    partitions: i32,
+    count: u64,
+    size: usize,
+) -> anyhow::Result<Duration> {
+    let payload = vec![b'x'; size];
+    let start = Instant::now();
+    for i in 0..count {
+        let partition = (i % partitions as u64) as i32;
+        loop {
+            match p.send(
+                BaseRecord::<(), [u8]>::to(topic)
+                    .payload(&payload)
+                    .partition(partition),
+            ) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    p.poll(Duration::from_millis(1));
+                }
+                Err((e, _)) => anyhow::bail!("produce failed: {e}"),
+            }
+        }
+        if i % 1024 == 0 {
+            p.poll(Duration::ZERO);
+        }
+    }
+    p.flush(Duration::from_secs(120))?;
+    Ok(start.elapsed())
+}
+
+pub fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "sluice-bench")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760")
+        .set("queued.min.messages", "1000000")
+        .set("queued.max.messages.kbytes", "1048576")
+        .set("fetch.queue.backoff.ms", "0")
+        .create()?)
+}
+
+/// Reads `count` records from the start of the topic; returns elapsed time.
+pub fn consume(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    count: u64,
+) -> anyhow::Result<Duration> {
+    let c = consumer(bootstrap)?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    c.assign(&tpl)?;
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(300);
+    let mut seen = 0;
+    while seen < count {
+        anyhow::ensure!(Instant::now() < deadline, "consumed only {seen} of {count}");
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            m?;
+            seen += 1;
+        }
+    }
+    Ok(start.elapsed())
+}
+
+/// Produces at `rate` records/s for `duration`, each carrying its send time, while a consumer
+/// reads them; returns the end-to-end latency histogram in microseconds.
+pub fn latency(
+    bootstrap: &str,
+    topic: &str,
+    rate: u64,
+    duration: Duration,
+    producer_extra: &[(&str, &str)],
+) -> anyhow::Result<Histogram<u64>> {
+    let epoch = Instant::now();
+    let p: BaseProducer<DefaultProducerContext> = {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", bootstrap);
+        for (k, v) in producer_extra {
+            config.set(*k, *v);
+        }
+        config.create()?
+    };
+    let c = consumer(bootstrap)?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::End)?;
+    c.assign(&tpl)?;
+    // Let the consumer settle at the end of the log before the clock starts.
+    for _ in 0..20 {
+        c.poll(Duration::from_millis(50));
+    }
+    let total = rate * duration.as_secs();
+    let consumer_thread = std::thread::spawn(move || -> anyhow::Result<Histogram<u64>> {
+        let mut hist = Histogram::<u64>::new(3)?;
+        let deadline = Instant::now() + duration + Duration::from_secs(30);
+        let mut seen = 0;
+        while seen < total && Instant::now() < deadline {
+            if let Some(m) = c.poll(Duration::from_millis(100)) {
+                let m = m?;
+                let sent = u64::from_be_bytes(m.payload().unwrap_or(&[0; 8])[..8].try_into()?);
+                let now = epoch.elapsed().as_micros() as u64;
+                hist.record(now.saturating_sub(sent))?;
+                seen += 1;
+            }
+        }
+        anyhow::ensure!(seen == total, "latency consumer saw {seen} of {total}");
+        Ok(hist)
+    });
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = Instant::now();
+    for i in 0..total {
+        let due = start + interval * i as u32;
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let mut payload = [0u8; 100];
+        payload[..8].copy_from_slice(&(epoch.elapsed().as_micros() as u64).to_be_bytes());
+        p.send(
+            BaseRecord::<(), [u8]>::to(topic)
+                .payload(&payload[..])
+                .partition(0),
+        )
+        .map_err(|(e, _)| e)?;
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(30))?;
+    consumer_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("consumer thread panicked"))?
+}

@@ -1,0 +1,148 @@
+//! `sluice-bench`: end-to-end figures for Sluice, measured with an independent client
+//! (librdkafka through the `rdkafka` crate) against the real `sluice` binary.
+//!
+//! Prints, per workload: records/s, MB/s, the broker's CPU seconds (total and per million
+//! records) and its peak resident memory; and end-to-end latency percentiles at a fixed rate.
+//! Client and broker share this machine, so figures are for comparison run against run, on
+//! the same machine. See docs/benchmarks.md.
+
+mod broker;
+mod load;
+
+use broker::BrokerProcess;
+use clap::Parser;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(about = "End-to-end Sluice benchmark over the Kafka protocol")]
+struct Args {
+    /// The sluice binary to measure (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/sluice")]
+    sluice: PathBuf,
+    /// Records per throughput workload.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Seconds of each latency run.
+    #[arg(long, default_value_t = 10)]
+    latency_seconds: u64,
+    /// Records per second of the latency runs.
+    #[arg(long, default_value_t = 10_000)]
+    latency_rate: u64,
+    /// Only these workloads (substring match on the name), e.g. `acks=all`.
+    #[arg(long)]
+    only: Option<String>,
+}
+
+struct Workload {
+    name: String,
+    size: usize,
+    partitions: i32,
+    acks: &'static str,
+}
+
+fn workloads() -> Vec<Workload> {
+    let mut out = Vec::new();
+    for size in [100usize, 1024] {
+        for partitions in [1, 8] {
+            for acks in ["1", "all"] {
+                let name = format!("{size}B p={partitions} acks={acks}");
+                out.push(Workload {
+                    name,
+                    size,
+                    partitions,
+                    acks,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let results = futures_executor::block_on(admin.create_topics(&[topic], &AdminOptions::new()))?;
+    for r in results {
+        r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let broker = BrokerProcess::start(&args.sluice)?;
+    let wanted = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
+    println!(
+        "sluice-bench: {} records per workload, broker {}",
+        args.records,
+        args.sluice.display()
+    );
+    println!(
+        "{:<24} {:>11} {:>8} {:>10} {:>11} {:>8} {:>10} {:>9}",
+        "workload", "produce r/s", "MB/s", "CPU s/M", "consume r/s", "MB/s", "CPU s/M", "peak MiB"
+    );
+    for (i, w) in workloads()
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| wanted(&w.name))
+    {
+        let topic = format!("bench-{i}");
+        create_topic(&broker.bootstrap, &topic, w.partitions)?;
+        broker.reset_peak_rss();
+        let cpu_before = broker.cpu_seconds()?;
+        let p = load::producer(&broker.bootstrap, w.acks, &[])?;
+        let produced = load::produce(&p, &topic, w.partitions, args.records, w.size)?;
+        drop(p);
+        let cpu = broker.cpu_seconds()? - cpu_before;
+        let cpu_before = broker.cpu_seconds()?;
+        let consumed = load::consume(&broker.bootstrap, &topic, w.partitions, args.records)?;
+        let consume_cpu = broker.cpu_seconds()? - cpu_before;
+        let mb = (args.records as f64 * w.size as f64) / 1e6;
+        let rate = |d: Duration| args.records as f64 / d.as_secs_f64();
+        println!(
+            "{:<24} {:>11.0} {:>8.1} {:>10.3} {:>11.0} {:>8.1} {:>10.3} {:>9.1}",
+            w.name,
+            rate(produced),
+            mb / produced.as_secs_f64(),
+            cpu / (args.records as f64 / 1e6),
+            rate(consumed),
+            mb / consumed.as_secs_f64(),
+            consume_cpu / (args.records as f64 / 1e6),
+            broker.peak_rss_mib()?
+        );
+    }
+    let latency_runs: [(&str, &[(&str, &str)]); 2] =
+        [("defaults", &[]), ("linger.ms=0", &[("linger.ms", "0")])];
+    for (label, extra) in latency_runs {
+        let name = format!("latency {label}");
+        if !wanted(&name) {
+            continue;
+        }
+        let topic = format!("latency-{}", label.replace(['=', '.'], "-"));
+        create_topic(&broker.bootstrap, &topic, 1)?;
+        let hist = load::latency(
+            &broker.bootstrap,
+            &topic,
+            args.latency_rate,
+            Duration::from_secs(args.latency_seconds),
+            extra,
+        )?;
+        let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+        println!(
+            "{name} at {} records/s: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} records)",
+            args.latency_rate,
+            ms(0.5),
+            ms(0.99),
+            ms(0.999),
+            hist.max() as f64 / 1000.0,
+            hist.len()
+        );
+    }
+    Ok(())
+}
