@@ -117,14 +117,17 @@ fn main() -> anyhow::Result<()> {
             broker.peak_rss_mib()?
         );
     }
-    let latency_runs: [(&str, &[(&str, &str)]); 2] =
-        [("defaults", &[]), ("linger.ms=0", &[("linger.ms", "0")])];
+    let latency_runs: [(&str, &[(&str, &str)]); 3] = [
+        ("defaults", &[]),
+        ("linger.ms=0", &[("linger.ms", "0")]),
+        ("linger.ms=0 acks=1", &[("linger.ms", "0"), ("acks", "1")]),
+    ];
     for (label, extra) in latency_runs {
         let name = format!("latency {label}");
         if !wanted(&name) {
             continue;
         }
-        let topic = format!("latency-{}", label.replace(['=', '.'], "-"));
+        let topic = format!("latency-{}", label.replace(['=', '.', ' '], "-"));
         create_topic(&broker.bootstrap, &topic, 1)?;
         let hist = load::latency(
             &broker.bootstrap,

@@ -36,10 +36,11 @@ def wait_until(condition, timeout=15.0, interval=0.02, what="condition"):
 class Broker:
     """A `sluice serve` process that can be stopped, killed and restarted on the same data."""
 
-    def __init__(self, data_dir, port, extra_env=None):
+    def __init__(self, data_dir, port, extra_env=None, extra_args=None):
         self.data_dir = Path(data_dir)
         self.port = port
         self.extra_env = extra_env or {}
+        self.extra_args = extra_args or []
         self.proc = None
         self.log_path = self.data_dir.parent / f"sluice-{port}.log"
 
@@ -52,7 +53,8 @@ class Broker:
         env = dict(os.environ, SLUICE_LOG="info", **self.extra_env)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [str(SLUICE_BIN), "serve", "--data-dir", str(self.data_dir), "--listen", self.bootstrap],
+            [str(SLUICE_BIN), "serve", "--data-dir", str(self.data_dir), "--listen", self.bootstrap,
+             *self.extra_args],
             stdout=log, stderr=log, env=env,
         )
         wait_until(self._accepting, what=f"broker on {self.bootstrap}")
@@ -83,6 +85,9 @@ class Broker:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def wait_for_log(self, text, timeout=15):
+        wait_until(lambda: text in self.log(), timeout=timeout, what=f"log line containing {text!r}")
 
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -335,3 +335,43 @@ fn the_manager_persists_topics_configs_and_partitions() {
     assert_eq!(t.overrides().get("retention.ms").unwrap(), "-1");
     assert_eq!(m.partition("orders", 2).unwrap().log().log_end_offset(), 1);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever the batch sizes, segment size and index interval, every appended record
+        /// reads back once, in order, from any starting offset, before and after a crash
+        /// recovery of the whole log.
+        #[test]
+        fn appends_read_back_from_any_offset_and_survive_recovery(
+            batches in proptest::collection::vec(1usize..12, 1..40),
+            segment_bytes in 200u64..3000,
+            index_interval in 0u32..2000,
+            start_fraction in 0.0f64..1.0,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = config(&[
+                ("segment.bytes", &segment_bytes.to_string()),
+                ("index.interval.bytes", &index_interval.to_string()),
+            ]);
+            let mut log = Log::open(dir.path(), cfg.clone(), true, 0).unwrap();
+            for n in &batches {
+                append_n(&mut log, *n as i64, *n as i64, 0);
+            }
+            let total: i64 = batches.iter().map(|n| *n as i64).sum();
+            let start = ((total as f64) * start_fraction) as i64;
+            let expect: Vec<i64> = (start..total).collect();
+            let got: Vec<i64> = read_all(&log, start).into_iter().map(|(o, _)| o).collect();
+            prop_assert_eq!(&got, &expect);
+            drop(log);
+            let recovered = Log::open(dir.path(), cfg, false, 0).unwrap();
+            prop_assert_eq!(recovered.log_end_offset(), total);
+            let got: Vec<i64> = read_all(&recovered, start).into_iter().map(|(o, _)| o).collect();
+            prop_assert_eq!(got, expect);
+        }
+    }
+}

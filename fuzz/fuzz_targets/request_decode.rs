@@ -1,0 +1,35 @@
+//! Fuzzes what the broker does with a frame from the wire: header parsing, then the body
+//! decoder of every API the broker serves, under the same allocator as the binary.
+
+#![no_main]
+
+use kafka_protocol::messages::*;
+use libfuzzer_sys::fuzz_target;
+use sluice_protocol::{decode_body, decode_request};
+
+#[global_allocator]
+static ALLOCATOR: sluice_alloc_guard::ReservingAllocator = sluice_alloc_guard::ReservingAllocator;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(request) = decode_request(bytes::Bytes::copy_from_slice(data)) else {
+        return;
+    };
+    let v = request.header.request_api_version;
+    let body = request.body;
+    let _ = match request.api_key {
+        ApiKey::Produce => decode_body::<ProduceRequest>(body, v).map(drop),
+        ApiKey::Fetch => decode_body::<FetchRequest>(body, v).map(drop),
+        ApiKey::ListOffsets => decode_body::<ListOffsetsRequest>(body, v).map(drop),
+        ApiKey::Metadata => decode_body::<MetadataRequest>(body, v).map(drop),
+        ApiKey::ApiVersions => decode_body::<ApiVersionsRequest>(body, v).map(drop),
+        ApiKey::CreateTopics => decode_body::<CreateTopicsRequest>(body, v).map(drop),
+        ApiKey::DeleteTopics => decode_body::<DeleteTopicsRequest>(body, v).map(drop),
+        ApiKey::DeleteRecords => decode_body::<DeleteRecordsRequest>(body, v).map(drop),
+        ApiKey::DescribeConfigs => decode_body::<DescribeConfigsRequest>(body, v).map(drop),
+        ApiKey::AlterConfigs => decode_body::<AlterConfigsRequest>(body, v).map(drop),
+        ApiKey::CreatePartitions => decode_body::<CreatePartitionsRequest>(body, v).map(drop),
+        ApiKey::IncrementalAlterConfigs => decode_body::<IncrementalAlterConfigsRequest>(body, v).map(drop),
+        ApiKey::DescribeCluster => decode_body::<DescribeClusterRequest>(body, v).map(drop),
+        _ => Ok(()),
+    };
+});
