@@ -32,6 +32,9 @@ struct Args {
     /// Records per second of the latency runs.
     #[arg(long, default_value_t = 10_000)]
     latency_rate: u64,
+    /// Passes per throughput workload; the figures printed are medians.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
     /// Only these workloads (substring match on the name), e.g. `acks=all`.
     #[arg(long)]
     only: Option<String>,
@@ -74,13 +77,46 @@ fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> anyhow::Result<
     Ok(())
 }
 
+/// One produce-then-consume pass of a workload.
+struct Run {
+    produce_records_per_s: f64,
+    produce_cpu_s_per_m: f64,
+    consume_records_per_s: f64,
+    consume_cpu_s_per_m: f64,
+}
+
+fn run_workload(
+    broker: &BrokerProcess,
+    w: &Workload,
+    topic: &str,
+    records: u64,
+) -> anyhow::Result<Run> {
+    create_topic(&broker.bootstrap, topic, w.partitions)?;
+    let millions = records as f64 / 1e6;
+    let cpu_before = broker.cpu_seconds()?;
+    let p = load::producer(&broker.bootstrap, w.acks, &[])?;
+    let produced = load::produce(&p, topic, w.partitions, records, w.size)?;
+    drop(p);
+    let produce_cpu = broker.cpu_seconds()? - cpu_before;
+    let cpu_before = broker.cpu_seconds()?;
+    let consumed = load::consume(&broker.bootstrap, topic, w.partitions, records)?;
+    let consume_cpu = broker.cpu_seconds()? - cpu_before;
+    Ok(Run {
+        produce_records_per_s: records as f64 / produced.as_secs_f64(),
+        produce_cpu_s_per_m: produce_cpu / millions,
+        consume_records_per_s: records as f64 / consumed.as_secs_f64(),
+        consume_cpu_s_per_m: consume_cpu / millions,
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let broker = BrokerProcess::start(&args.sluice)?;
     let wanted = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
     println!(
-        "sluice-bench: {} records per workload, broker {}",
+        "sluice-bench: {} records per workload, median of {} passes, broker {}",
         args.records,
+        args.repeat,
         args.sluice.display()
     );
     println!(
@@ -92,28 +128,33 @@ fn main() -> anyhow::Result<()> {
         .enumerate()
         .filter(|(_, w)| wanted(&w.name))
     {
-        let topic = format!("bench-{i}");
-        create_topic(&broker.bootstrap, &topic, w.partitions)?;
+        let mut runs = Vec::with_capacity(args.repeat);
         broker.reset_peak_rss();
-        let cpu_before = broker.cpu_seconds()?;
-        let p = load::producer(&broker.bootstrap, w.acks, &[])?;
-        let produced = load::produce(&p, &topic, w.partitions, args.records, w.size)?;
-        drop(p);
-        let cpu = broker.cpu_seconds()? - cpu_before;
-        let cpu_before = broker.cpu_seconds()?;
-        let consumed = load::consume(&broker.bootstrap, &topic, w.partitions, args.records)?;
-        let consume_cpu = broker.cpu_seconds()? - cpu_before;
-        let mb = (args.records as f64 * w.size as f64) / 1e6;
-        let rate = |d: Duration| args.records as f64 / d.as_secs_f64();
+        for r in 0..args.repeat.max(1) {
+            runs.push(run_workload(
+                &broker,
+                w,
+                &format!("bench-{i}-{r}"),
+                args.records,
+            )?);
+        }
+        let median = |f: fn(&Run) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let mb = |records_per_s: f64| records_per_s * w.size as f64 / 1e6;
+        let produce = median(|r| r.produce_records_per_s);
+        let consume = median(|r| r.consume_records_per_s);
         println!(
             "{:<24} {:>11.0} {:>8.1} {:>10.3} {:>11.0} {:>8.1} {:>10.3} {:>9.1}",
             w.name,
-            rate(produced),
-            mb / produced.as_secs_f64(),
-            cpu / (args.records as f64 / 1e6),
-            rate(consumed),
-            mb / consumed.as_secs_f64(),
-            consume_cpu / (args.records as f64 / 1e6),
+            produce,
+            mb(produce),
+            median(|r| r.produce_cpu_s_per_m),
+            consume,
+            mb(consume),
+            median(|r| r.consume_cpu_s_per_m),
             broker.peak_rss_mib()?
         );
     }

@@ -53,18 +53,24 @@ impl LogSegment {
             .append(true)
             .create_new(true)
             .open(&path)?;
-        Ok(LogSegment {
+        Ok(LogSegment::empty(dir, base_offset, file, 0, now_ms))
+    }
+
+    /// A segment over `file` whose first `size` bytes are not yet scanned: no indexes, no
+    /// known end. `open` fills those in.
+    fn empty(dir: &Path, base_offset: i64, file: File, size: u64, now_ms: i64) -> LogSegment {
+        LogSegment {
             base_offset,
             dir: dir.to_path_buf(),
             file: Arc::new(file),
-            size: 0,
+            size,
             next_offset: base_offset,
             max_timestamp: -1,
             offset_index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
             bytes_since_index_entry: 0,
             created_at_ms: now_ms,
-        })
+        }
     }
 
     /// Opens an existing segment. With `recover`, every batch's CRC is checked and the file
@@ -82,18 +88,7 @@ impl LogSegment {
         let path = dir.join(file_name(base_offset, "log"));
         let file = OpenOptions::new().read(true).append(true).open(&path)?;
         let size = file.metadata()?.len();
-        let mut segment = LogSegment {
-            base_offset,
-            dir: dir.to_path_buf(),
-            file: Arc::new(file),
-            size,
-            next_offset: base_offset,
-            max_timestamp: -1,
-            offset_index: OffsetIndex::default(),
-            time_index: TimeIndex::default(),
-            bytes_since_index_entry: 0,
-            created_at_ms: now_ms,
-        };
+        let mut segment = LogSegment::empty(dir, base_offset, file, size, now_ms);
         if recover || !segment.load_indexes() {
             segment.rebuild(recover, index_interval_bytes, leader_epoch_max)?;
         }

@@ -375,3 +375,27 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_failed_fsync_takes_the_log_offline_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), true, 0).unwrap();
+    append_n(&mut log, 5, 5, 0);
+    let plan = log.flush_plan().unwrap();
+    log.mark_flush_failed(&plan, &std::io::Error::other("injected EIO"));
+    assert!(log.is_offline());
+    assert_eq!(
+        log.recovery_point(),
+        0,
+        "the failed flush made nothing durable"
+    );
+    let batch = build_batch(0, &[1], &[b"x"]);
+    assert!(matches!(
+        log.append(&batch, 0),
+        Err(sluice_storage::StorageError::Offline(_))
+    ));
+    assert!(matches!(
+        log.read(0, 100, true),
+        Err(sluice_storage::StorageError::Offline(_))
+    ));
+}

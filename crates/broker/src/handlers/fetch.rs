@@ -99,7 +99,9 @@ fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicRespo
                 request.isolation_level,
             );
             any_error |= data.error_code != 0;
-            total += data.records.as_ref().map_or(0, |r| r.len() as i64);
+            let bytes = data.records.as_ref().map_or(0, |r| r.len() as i64);
+            tracing::trace!(topic = %topic.topic.as_str(), partition = p.partition, offset = p.fetch_offset, budget, bytes, "fetch read");
+            total += bytes;
             partitions.push(data);
         }
         topics.push(
