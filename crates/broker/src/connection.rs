@@ -8,7 +8,7 @@
 
 use crate::dispatch::{Pending, Reply, dispatch};
 use crate::server::Broker;
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use sluice_protocol::{FRAME_LENGTH_BYTES, frame_length};
 use sluice_types::limits::REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX;
 use std::net::SocketAddr;
@@ -30,6 +30,7 @@ pub(crate) async fn serve(
     let (tx, rx) = mpsc::channel::<Pending>(REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX);
     let writer = tokio::spawn(write_responses(write_half, rx));
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    let mut frame_buffer = BytesMut::new();
     let max = broker.config.request_frame_bytes_max;
     loop {
         let mut prefix = [0u8; FRAME_LENGTH_BYTES];
@@ -47,10 +48,10 @@ pub(crate) async fn serve(
                 break;
             }
         };
-        let Ok(frame) = read_frame(&mut reader, length).await else {
+        let Ok(frame) = read_frame(&mut reader, &mut frame_buffer, length).await else {
             break;
         };
-        let pending = match dispatch(&broker, frame.freeze()) {
+        let pending = match dispatch(&broker, frame) {
             Ok(pending) => pending,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "malformed request; closing connection");
@@ -69,18 +70,26 @@ pub(crate) async fn serve(
 /// that is not zeroed first.
 async fn read_frame(
     reader: &mut (impl AsyncRead + Unpin),
+    buffer: &mut BytesMut,
     length: usize,
-) -> std::io::Result<BytesMut> {
-    let mut frame = BytesMut::with_capacity(length);
-    while frame.len() < length {
-        let remaining = length - frame.len();
-        if reader.read_buf(&mut (&mut frame).limit(remaining)).await? == 0 {
+) -> std::io::Result<Bytes> {
+    // `reserve` reuses the buffer's allocation once the previous frame's views are dropped
+    // (a produce's batches are written before the next frame is read), so a busy connection
+    // stops taking fresh pages from the kernel for every frame.
+    buffer.clear();
+    buffer.reserve(length);
+    while buffer.len() < length {
+        let remaining = length - buffer.len();
+        if reader
+            .read_buf(&mut (&mut *buffer).limit(remaining))
+            .await?
+            == 0
+        {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
     }
-    Ok(frame)
+    Ok(buffer.split_to(length).freeze())
 }
-
 async fn write_responses(write_half: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>) {
     let mut out = BufWriter::with_capacity(64 * 1024, write_half);
     while let Some(pending) = rx.recv().await {

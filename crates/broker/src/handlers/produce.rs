@@ -7,7 +7,7 @@ use crate::error;
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_storage::{Durability, Partition};
 use std::future::Future;
@@ -48,7 +48,10 @@ pub(crate) fn handle(
                     append(broker, &topic.name, p.index, p.records.as_deref(), now)
                 })
                 .collect();
-            (topic.name, results)
+            // An owned copy of the name: a slice would pin the whole request frame until the
+            // response is written, and the connection reuses that buffer for the next frame.
+            let name = TopicName(StrBytes::from_string(topic.name.to_string()));
+            (name, results)
         })
         .collect();
     let timeout_ms = u64::try_from(request.timeout_ms).unwrap_or(0);
