@@ -32,6 +32,11 @@ struct Args {
     /// Records per second of the latency runs.
     #[arg(long, default_value_t = 10_000)]
     latency_rate: u64,
+    /// Consumers reading each workload at once (each reads every record); the consume rate
+    /// printed is the total delivered. More than one shows what the broker serves when a
+    /// single client is the limit.
+    #[arg(long, default_value_t = 1)]
+    consumers: usize,
     /// Passes per throughput workload; the figures printed are medians.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
@@ -90,6 +95,7 @@ fn run_workload(
     w: &Workload,
     topic: &str,
     records: u64,
+    consumers: usize,
 ) -> anyhow::Result<Run> {
     create_topic(&broker.bootstrap, topic, w.partitions)?;
     let millions = records as f64 / 1e6;
@@ -99,13 +105,27 @@ fn run_workload(
     drop(p);
     let produce_cpu = broker.cpu_seconds()? - cpu_before;
     let cpu_before = broker.cpu_seconds()?;
-    let consumed = load::consume(&broker.bootstrap, topic, w.partitions, records)?;
+    // Each consumer reads every record; the rate is records delivered in total.
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let readers: Vec<_> = (0..consumers.max(1))
+            .map(|_| scope.spawn(|| load::consume(&broker.bootstrap, topic, w.partitions, records)))
+            .collect();
+        for reader in readers {
+            reader
+                .join()
+                .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let consumed = started.elapsed();
+    let delivered = records * consumers.max(1) as u64;
     let consume_cpu = broker.cpu_seconds()? - cpu_before;
     Ok(Run {
         produce_records_per_s: records as f64 / produced.as_secs_f64(),
         produce_cpu_s_per_m: produce_cpu / millions,
-        consume_records_per_s: records as f64 / consumed.as_secs_f64(),
-        consume_cpu_s_per_m: consume_cpu / millions,
+        consume_records_per_s: delivered as f64 / consumed.as_secs_f64(),
+        consume_cpu_s_per_m: consume_cpu / (delivered as f64 / 1e6),
     })
 }
 
@@ -136,6 +156,7 @@ fn main() -> anyhow::Result<()> {
                 w,
                 &format!("bench-{i}-{r}"),
                 args.records,
+                args.consumers,
             )?);
         }
         let median = |f: fn(&Run) -> f64| {
