@@ -43,6 +43,8 @@ pub struct AppendInfo {
     pub last_offset: i64,
     pub records: i64,
     pub bytes: usize,
+    /// The log start offset right after the append (Produce answers with it).
+    pub log_start_offset: i64,
 }
 
 /// What to fsync to make everything below `up_to` durable. Made under the log's lock,
@@ -218,6 +220,7 @@ impl Log {
             last_offset: next - 1,
             records,
             bytes: records_len(&batches),
+            log_start_offset: self.log_start_offset,
         })
     }
 

@@ -113,12 +113,11 @@ fn append(
     };
     match partition.append(records, now_ms) {
         Ok(info) => {
-            let log_start_offset = partition.log().log_start_offset();
             let response = PartitionProduceResponse::default()
                 .with_index(index)
                 .with_base_offset(info.base_offset)
                 .with_log_append_time_ms(-1)
-                .with_log_start_offset(log_start_offset);
+                .with_log_start_offset(info.log_start_offset);
             Appended {
                 partition: Some(partition),
                 response,
