@@ -12,10 +12,20 @@ use tokio_util::sync::CancellationToken;
 /// Longest a flusher sleeps before rechecking `flush.ms` (configs can change at run time).
 const FLUSH_CHECK_MS_MAX: i64 = 1000;
 
+/// Least time between the end of one fsync of a partition and the start of the next. Under a
+/// stream of tiny `acks=all` requests (`linger.ms=0`), back-to-back fsyncs cost about 60 µs of
+/// kernel CPU each and starved everything else on a 2-core machine (run-queue delays of 11 ms
+/// for broker and client threads, seen with `perf sched`); spacing them lets each fsync cover
+/// more requests. Paired runs at 10,000 records/s: end-to-end p99 7.8/10.2/8.6 ms without,
+/// 7.2/5.1/5.8 ms with, throughput unchanged. It only works together with a deep enough
+/// per-connection in-flight limit, or the reader stalls behind the waiting acknowledgements.
+const FSYNC_SPACING: Duration = Duration::from_micros(500);
+
 /// Flushes one partition whenever a producer waits for durability, and whenever `flush.ms`
 /// or `flush.messages` says so. While one fsync runs, new requests accumulate and share the
 /// next one: that is the group commit.
 pub(crate) async fn flush_loop(partition: Arc<Partition>, shutdown: CancellationToken) {
+    let mut last_fsync = std::time::Instant::now() - FSYNC_SPACING;
     loop {
         let check_ms = partition
             .log()
@@ -34,7 +44,15 @@ pub(crate) async fn flush_loop(partition: Arc<Partition>, shutdown: Cancellation
             continue;
         }
         let p = partition.clone();
-        let result = tokio::task::spawn_blocking(move || p.flush(crate::now_ms())).await;
+        let since = last_fsync.elapsed();
+        let result = tokio::task::spawn_blocking(move || {
+            if since < FSYNC_SPACING {
+                std::thread::sleep(FSYNC_SPACING - since);
+            }
+            p.flush(crate::now_ms())
+        })
+        .await;
+        last_fsync = std::time::Instant::now();
         match result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {

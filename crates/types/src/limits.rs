@@ -32,8 +32,10 @@ pub const TOPICS_MAX: usize = 100_000;
 pub const CONNECTIONS_MAX: usize = 10_000;
 
 /// Requests read from one connection whose responses are not yet written. Responses still
-/// go out in request order; this bounds the memory one client can pin.
-pub const REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX: usize = 32;
+/// go out in request order; this bounds the memory one client can pin (a pending request holds
+/// no frame, only its small response state). Deep enough that `acks=all` producers sending one
+/// record per request keep appending while earlier requests wait for their fsync.
+pub const REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX: usize = 256;
 
 /// Largest decompressed size of one record batch the broker will inflate (for timestamp
 /// lookups and validation): a compression bomb stops here.
