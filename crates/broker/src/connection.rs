@@ -1,8 +1,9 @@
 //! One client connection: a reader task that frames and dispatches requests, and a writer
 //! that sends responses in request order.
 //!
-//! Backpressure: at most `REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX` responses may be pending; the
-//! reader stops reading until the writer catches up. A malformed frame or a failed write ends
+//! Backpressure: at most `REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX` responses, and at most
+//! `socket.request.max.bytes` of their request frames, may be pending; the reader stops
+//! reading until the writer catches up. A malformed frame or a failed write ends
 //! the connection with one log line. On shutdown the reader stops taking new requests and the
 //! writer answers the ones already taken.
 
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) async fn serve(
@@ -27,7 +28,12 @@ pub(crate) async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
-    let (tx, rx) = mpsc::channel::<Pending>(REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX);
+    let (tx, rx) = mpsc::channel::<InFlight>(REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX);
+    // Bytes of request frames whose responses are not yet written: a pending response may
+    // still borrow from its frame, so this is what bounds one connection's memory.
+    let frame_bytes = Arc::new(Semaphore::new(
+        broker.config.request_frame_bytes_max as usize,
+    ));
     let writer = tokio::spawn(write_responses(write_half, rx));
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let mut frame_buffer = BytesMut::new();
@@ -48,6 +54,9 @@ pub(crate) async fn serve(
                 break;
             }
         };
+        let Ok(permit) = frame_bytes.clone().acquire_many_owned(length as u32).await else {
+            break;
+        };
         let Ok(frame) = read_frame(&mut reader, &mut frame_buffer, length).await else {
             break;
         };
@@ -58,7 +67,7 @@ pub(crate) async fn serve(
                 break;
             }
         };
-        if tx.send(pending).await.is_err() {
+        if tx.send((pending, permit)).await.is_err() {
             break; // the writer failed
         }
     }
@@ -90,9 +99,13 @@ async fn read_frame(
     }
     Ok(buffer.split_to(length).freeze())
 }
-async fn write_responses(write_half: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>) {
+/// A request on its way out: the future of its response, and its share of the frame budget,
+/// released once the response is written.
+type InFlight = (Pending, OwnedSemaphorePermit);
+
+async fn write_responses(write_half: OwnedWriteHalf, mut rx: mpsc::Receiver<InFlight>) {
     let mut out = BufWriter::with_capacity(64 * 1024, write_half);
-    while let Some(pending) = rx.recv().await {
+    while let Some((pending, _frame_bytes)) = rx.recv().await {
         match pending.await {
             Reply::Frame(frame) => {
                 if out.write_all(&frame).await.is_err() {
