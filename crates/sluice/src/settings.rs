@@ -56,7 +56,7 @@ impl Default for ServeSettings {
             advertised_listener: None,
             auto_create_topics_enable: true,
             num_partitions: 1,
-            socket_request_max_bytes: 100 * 1024 * 1024,
+            socket_request_max_bytes: sluice_types::limits::REQUEST_FRAME_BYTES_MAX_DEFAULT,
             log_retention_check_interval_ms: 300_000,
             log_format: "text".into(),
         }

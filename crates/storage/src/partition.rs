@@ -1,7 +1,8 @@
 //! `Partition`: a `Log` behind a mutex, plus the signals that let async callers wait without
 //! polling: the high watermark (for parked fetches) and the recovery point (for `acks=all`).
 //!
-//! The mutex is held only for in-memory work and the `write(2)` of an append; reads and
+//! The mutex is held for in-memory work and the `write(2)` of an append (and, on rarer paths,
+//! retention's file deletions and timestamp-lookup scans); fetch reads and
 //! fsyncs happen outside it (see `ReadPlan` and `FlushPlan`). Uses only tokio's runtime-free
 //! `sync` primitives, so storage stays free of any executor.
 

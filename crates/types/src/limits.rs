@@ -1,13 +1,11 @@
 //! Every limit Sluice enforces, in one place (the TigerBeetle habit).
 //!
-//! A limit that an operator may change has its default here and its key in the configuration;
-//! the others are fixed. Each decoder checks a length against one of these before it allocates.
+//! A broker-wide limit that an operator may change has its default here and its key in the
+//! configuration; the others are fixed. Per-topic limits (`max.message.bytes`, `segment.bytes`)
+//! have their defaults in `sluice_storage::TOPIC_CONFIG_KEYS`, bounded by the constants here. Each decoder checks a length against one of these before it allocates.
 
 /// Largest request frame accepted (`socket.request.max.bytes`, Kafka's default 100 MiB).
 pub const REQUEST_FRAME_BYTES_MAX_DEFAULT: u32 = 100 * 1024 * 1024;
-
-/// Largest record batch a producer may send (`message.max.bytes`, Kafka's default).
-pub const BATCH_BYTES_MAX_DEFAULT: u32 = 1_048_588;
 
 /// Largest record batch the storage layer will ever accept or recover, whatever the topic
 /// config says: a batch header claiming more is corruption.
