@@ -79,7 +79,25 @@ pub fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
         .create()?)
 }
 
-/// Reads `count` records from the start of the topic; returns elapsed time. Uses librdkafka's
+/// How one consumer's read went: the client's start-up (metadata, offset lookup and its
+/// timers, the first fetch) is timed apart from the stream that follows it, as Kafka's
+/// `kafka-consumer-perf-test` times its rebalance apart from fetching.
+pub struct Consumed {
+    /// From `assign` to the first batch of records in hand.
+    pub first_records: Duration,
+    /// Records received after that first batch.
+    pub streamed: u64,
+    /// From the first batch to the last record.
+    pub streaming: Duration,
+}
+
+impl Consumed {
+    pub fn records_per_s(&self) -> f64 {
+        self.streamed as f64 / self.streaming.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Reads `count` records from the start of the topic. Uses librdkafka's
 /// batch consume (`rd_kafka_consume_batch_queue`), which the safe `rdkafka` API does not
 /// expose: polling one message at a time caps a single consumer thread well below what the
 /// broker serves.
@@ -88,7 +106,7 @@ pub fn consume(
     topic: &str,
     partitions: i32,
     count: u64,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Consumed> {
     let c = consumer(bootstrap)?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
@@ -98,6 +116,7 @@ pub fn consume(
     let start = Instant::now();
     let deadline = start + Duration::from_secs(300);
     let mut seen = 0u64;
+    let mut first: Option<(Instant, u64)> = None;
     // SAFETY: the queue and messages come from this live consumer and are destroyed here,
     // each exactly once, before the consumer is dropped.
     unsafe {
@@ -113,13 +132,17 @@ pub fn consume(
                 batch.as_mut_ptr(),
                 batch.len(),
             );
-            for &m in &batch[..n.max(0) as usize] {
+            let received = &batch[..n.max(0) as usize];
+            for &m in received {
                 if (*m).err == rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
                     seen += 1;
                 } else if failure.is_none() {
                     failure = Some(format!("{:?}", (*m).err));
                 }
                 rdkafka_sys::rd_kafka_message_destroy(m);
+            }
+            if first.is_none() && seen > 0 {
+                first = Some((Instant::now(), seen));
             }
         }
         rdkafka_sys::rd_kafka_queue_destroy(queue);
@@ -128,7 +151,12 @@ pub fn consume(
         }
     }
     anyhow::ensure!(seen >= count, "consumed only {seen} of {count}");
-    Ok(start.elapsed())
+    let (first_at, first_count) = first.unwrap_or((start, 0));
+    Ok(Consumed {
+        first_records: first_at - start,
+        streamed: seen - first_count,
+        streaming: first_at.elapsed(),
+    })
 }
 
 /// Produces at `rate` records/s for `duration`, each carrying its send time, while a consumer

@@ -26,7 +26,7 @@ struct Args {
     /// Records per throughput workload.
     #[arg(long, default_value_t = 1_000_000)]
     records: u64,
-    /// Seconds of each latency run.
+    /// Seconds of each latency run (0 skips them).
     #[arg(long, default_value_t = 10)]
     latency_seconds: u64,
     /// Records per second of the latency runs.
@@ -43,6 +43,15 @@ struct Args {
     /// Only these workloads (substring match on the name), e.g. `acks=all`.
     #[arg(long)]
     only: Option<String>,
+    /// A topic config for every topic the benchmark creates, e.g. `flush.ms=60000`; repeatable.
+    #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    topic_configs: Vec<(String, String)>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
 struct Workload {
@@ -70,11 +79,19 @@ fn workloads() -> Vec<Workload> {
     out
 }
 
-fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> anyhow::Result<()> {
+fn create_topic(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    configs: &[(String, String)],
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        topic = topic.set(key, value);
+    }
     let results = futures_executor::block_on(admin.create_topics(&[topic], &AdminOptions::new()))?;
     for r in results {
         r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
@@ -86,18 +103,21 @@ fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> anyhow::Result<
 struct Run {
     produce_records_per_s: f64,
     produce_cpu_s_per_m: f64,
+    /// Records/s streamed to all consumers together, after each one's first batch.
     consume_records_per_s: f64,
     consume_cpu_s_per_m: f64,
+    /// The slowest consumer's wait from `assign` to its first batch.
+    consume_first_records_ms: f64,
 }
 
 fn run_workload(
     broker: &BrokerProcess,
     w: &Workload,
     topic: &str,
-    records: u64,
-    consumers: usize,
+    args: &Args,
 ) -> anyhow::Result<Run> {
-    create_topic(&broker.bootstrap, topic, w.partitions)?;
+    let (records, consumers) = (args.records, args.consumers);
+    create_topic(&broker.bootstrap, topic, w.partitions, &args.topic_configs)?;
     let millions = records as f64 / 1e6;
     let cpu_before = broker.cpu_seconds()?;
     let p = load::producer(&broker.bootstrap, w.acks, &[])?;
@@ -105,27 +125,29 @@ fn run_workload(
     drop(p);
     let produce_cpu = broker.cpu_seconds()? - cpu_before;
     let cpu_before = broker.cpu_seconds()?;
-    // Each consumer reads every record; the rate is records delivered in total.
-    let started = std::time::Instant::now();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
+    // Each consumer reads every record; the rate is the sum of their streaming rates.
+    let consumed = std::thread::scope(|scope| -> anyhow::Result<Vec<load::Consumed>> {
         let readers: Vec<_> = (0..consumers.max(1))
             .map(|_| scope.spawn(|| load::consume(&broker.bootstrap, topic, w.partitions, records)))
             .collect();
-        for reader in readers {
-            reader
-                .join()
-                .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
-        }
-        Ok(())
+        readers
+            .into_iter()
+            .map(|reader| {
+                reader
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("consumer thread panicked"))?
+            })
+            .collect()
     })?;
-    let consumed = started.elapsed();
     let delivered = records * consumers.max(1) as u64;
     let consume_cpu = broker.cpu_seconds()? - cpu_before;
+    let first_records = consumed.iter().map(|c| c.first_records).max();
     Ok(Run {
         produce_records_per_s: records as f64 / produced.as_secs_f64(),
         produce_cpu_s_per_m: produce_cpu / millions,
-        consume_records_per_s: delivered as f64 / consumed.as_secs_f64(),
+        consume_records_per_s: consumed.iter().map(load::Consumed::records_per_s).sum(),
         consume_cpu_s_per_m: consume_cpu / (delivered as f64 / 1e6),
+        consume_first_records_ms: first_records.unwrap_or_default().as_secs_f64() * 1e3,
     })
 }
 
@@ -140,8 +162,16 @@ fn main() -> anyhow::Result<()> {
         args.sluice.display()
     );
     println!(
-        "{:<24} {:>11} {:>8} {:>10} {:>11} {:>8} {:>10} {:>9}",
-        "workload", "produce r/s", "MB/s", "CPU s/M", "consume r/s", "MB/s", "CPU s/M", "peak MiB"
+        "{:<24} {:>11} {:>8} {:>10} {:>11} {:>8} {:>10} {:>9} {:>9}",
+        "workload",
+        "produce r/s",
+        "MB/s",
+        "CPU s/M",
+        "consume r/s",
+        "MB/s",
+        "CPU s/M",
+        "first ms",
+        "peak MiB"
     );
     for (i, w) in workloads()
         .iter()
@@ -151,13 +181,7 @@ fn main() -> anyhow::Result<()> {
         let mut runs = Vec::with_capacity(args.repeat);
         broker.reset_peak_rss();
         for r in 0..args.repeat.max(1) {
-            runs.push(run_workload(
-                &broker,
-                w,
-                &format!("bench-{i}-{r}"),
-                args.records,
-                args.consumers,
-            )?);
+            runs.push(run_workload(&broker, w, &format!("bench-{i}-{r}"), &args)?);
         }
         let median = |f: fn(&Run) -> f64| {
             let mut v: Vec<f64> = runs.iter().map(f).collect();
@@ -168,7 +192,7 @@ fn main() -> anyhow::Result<()> {
         let produce = median(|r| r.produce_records_per_s);
         let consume = median(|r| r.consume_records_per_s);
         println!(
-            "{:<24} {:>11.0} {:>8.1} {:>10.3} {:>11.0} {:>8.1} {:>10.3} {:>9.1}",
+            "{:<24} {:>11.0} {:>8.1} {:>10.3} {:>11.0} {:>8.1} {:>10.3} {:>9.0} {:>9.1}",
             w.name,
             produce,
             mb(produce),
@@ -176,6 +200,7 @@ fn main() -> anyhow::Result<()> {
             consume,
             mb(consume),
             median(|r| r.consume_cpu_s_per_m),
+            median(|r| r.consume_first_records_ms),
             broker.peak_rss_mib()?
         );
     }
@@ -186,11 +211,11 @@ fn main() -> anyhow::Result<()> {
     ];
     for (label, extra) in latency_runs {
         let name = format!("latency {label}");
-        if !wanted(&name) {
+        if !wanted(&name) || args.latency_seconds == 0 {
             continue;
         }
         let topic = format!("latency-{}", label.replace(['=', '.', ' '], "-"));
-        create_topic(&broker.bootstrap, &topic, 1)?;
+        create_topic(&broker.bootstrap, &topic, 1, &args.topic_configs)?;
         let hist = load::latency(
             &broker.bootstrap,
             &topic,
