@@ -3,9 +3,11 @@
 //! Sluice stores batches exactly as producers send them; this crate is the only place that
 //! knows their layout. It parses and checks headers, verifies CRC-32C, iterates over a run of
 //! batches, and (for the rare paths that need individual records, such as a lookup by
-//! timestamp) decompresses and walks records. It does no I/O and knows nothing of API messages.
+//! timestamp) decompresses and walks records. It builds batches only for records the broker
+//! writes itself. It does no I/O and knows nothing of API messages.
 
 mod batch;
+mod build;
 mod codec;
 mod error;
 mod records;
@@ -18,5 +20,6 @@ pub use batch::{
 
 #[doc(hidden)]
 pub mod testing;
+pub use build::{NewRecord, encode_batch, encode_batch_with_timestamps};
 pub use error::RecordError;
 pub use records::{Record, RecordHeader, decode_records};

@@ -41,6 +41,18 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "kafka-protocol",
         ],
     ),
+    (
+        "sluice-group",
+        &[
+            "sluice-storage",
+            "sluice-record",
+            "sluice-protocol",
+            "sluice-broker",
+            "sluice",
+            "kafka-protocol",
+            "tokio",
+        ],
+    ),
     ("sluice-broker", &["sluice"]),
 ];
 

@@ -47,3 +47,25 @@ pub const SEGMENT_BYTES_MIN: u64 = 14;
 
 /// Largest configuration value string accepted in CreateTopics / AlterConfigs.
 pub const CONFIG_VALUE_BYTES_MAX: usize = 4096;
+
+/// Longest consumer group id, group instance id or member id, in bytes.
+pub const GROUP_ID_BYTES_MAX: usize = 255;
+
+/// Most groups one coordinator holds; a join or commit that would create one more is refused.
+pub const GROUPS_MAX: usize = 100_000;
+
+/// Most members (joined or asked to rejoin with a member id) in one classic group
+/// (`group.max.size`; Kafka's default is unbounded).
+pub const GROUP_MEMBERS_MAX: usize = 1_000;
+
+/// Most protocols (assignors) one member may offer in a JoinGroup.
+pub const GROUP_PROTOCOLS_PER_MEMBER_MAX: usize = 32;
+
+/// Largest protocol metadata (subscription) or assignment of one member, in bytes.
+pub const GROUP_MEMBER_METADATA_BYTES_MAX: usize = 1024 * 1024;
+
+/// Largest metadata string attached to a committed offset (`offset.metadata.max.bytes`).
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+
+/// Most partitions with committed offsets one group may hold.
+pub const GROUP_COMMITTED_PARTITIONS_MAX: usize = 100_000;

@@ -1,0 +1,502 @@
+//! The group coordinator of one `__consumer_offsets` partition: every group whose id hashes to
+//! it, and their committed offsets.
+//!
+//! Each command takes the current time and returns `Effects`: the records to append to the
+//! partition and the replies to parked requests. The broker appends the records and, once
+//! they are durable, sends the replies. Committed offsets change only by applying an offset
+//! record (`replay` at load, the same function after a commit); group records are snapshots
+//! of a rebalance's outcome, replayed at load. Deadlines (session expiry, the end of a join
+//! phase) fire only when the broker calls `tick` with a time past `next_deadline_ms`.
+
+use crate::GroupError;
+use crate::classic::{ClassicGroup, GroupState};
+use crate::record::{CommittedOffset, OffsetsRecord};
+use crate::types::{
+    GroupConfig, GroupDescription, GroupListing, JoinRequest, JoinResponse, MemberDescription,
+    MemberRef, OffsetToCommit, Reply, SyncRequest, SyncResponse, WaiterId,
+};
+use sluice_types::limits::{
+    GROUP_COMMITTED_PARTITIONS_MAX, GROUP_ID_BYTES_MAX, GROUP_MEMBER_METADATA_BYTES_MAX,
+    GROUP_PROTOCOLS_PER_MEMBER_MAX, GROUPS_MAX, OFFSET_METADATA_BYTES_MAX,
+};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// What a command asks the broker to do: append `records`, then send `replies`.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub records: Vec<OffsetsRecord>,
+    pub replies: Vec<Reply>,
+}
+
+type Offsets = BTreeMap<(String, i32), CommittedOffset>;
+
+#[derive(Debug, Default)]
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    groups: HashMap<String, ClassicGroup>,
+    offsets: HashMap<String, Offsets>,
+}
+
+/// A committed offset as OffsetFetch returns it; `offset` -1 when none is committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+}
+
+impl GroupCoordinator {
+    pub fn new(config: GroupConfig) -> GroupCoordinator {
+        GroupCoordinator {
+            config,
+            ..Default::default()
+        }
+    }
+
+    pub fn join(&mut self, req: JoinRequest, waiter: WaiterId, now_ms: i64) -> Effects {
+        let mut fx = Effects::default();
+        if let Err(e) = self.check_join(&req) {
+            let reply = Reply::Join(waiter, JoinResponse::error(e, &req.member_id));
+            fx.replies.push(reply);
+            return fx;
+        }
+        let group = match group_or_create(&mut self.groups, &req.group_id, now_ms) {
+            Ok(g) => g,
+            Err(e) => {
+                let reply = Reply::Join(waiter, JoinResponse::error(e, &req.member_id));
+                fx.replies.push(reply);
+                return fx;
+            }
+        };
+        group.join(req, waiter, &self.config, now_ms, &mut fx.replies);
+        self.settle(&mut fx);
+        fx
+    }
+
+    fn check_join(&self, req: &JoinRequest) -> Result<(), GroupError> {
+        check_group_id(&req.group_id)?;
+        let session = self.config.session_timeout_ms_min..=self.config.session_timeout_ms_max;
+        if !session.contains(&req.session_timeout_ms) {
+            return Err(GroupError::InvalidSessionTimeout);
+        }
+        if req.protocol_type.is_empty() || req.protocols.is_empty() {
+            return Err(GroupError::InconsistentGroupProtocol);
+        }
+        if req.protocols.len() > GROUP_PROTOCOLS_PER_MEMBER_MAX
+            || req
+                .protocols
+                .iter()
+                .any(|p| p.metadata.len() > GROUP_MEMBER_METADATA_BYTES_MAX)
+        {
+            return Err(GroupError::LimitReached("member protocols"));
+        }
+        let ids = [
+            Some(req.member_id.as_str()),
+            req.group_instance_id.as_deref(),
+        ];
+        if ids.iter().flatten().any(|id| id.len() > GROUP_ID_BYTES_MAX) {
+            return Err(GroupError::LimitReached("member or instance id length"));
+        }
+        Ok(())
+    }
+
+    pub fn sync(&mut self, req: SyncRequest, waiter: WaiterId, now_ms: i64) -> Effects {
+        let mut fx = Effects::default();
+        let too_big = req
+            .assignments
+            .iter()
+            .any(|(_, a)| a.len() > GROUP_MEMBER_METADATA_BYTES_MAX);
+        match self.groups.get_mut(&req.group_id) {
+            _ if too_big => {
+                let e = GroupError::LimitReached("assignment size");
+                fx.replies.push(Reply::Sync(waiter, SyncResponse::error(e)));
+            }
+            None => {
+                let e = SyncResponse::error(GroupError::UnknownMemberId);
+                fx.replies.push(Reply::Sync(waiter, e));
+            }
+            Some(group) => group.sync(req, waiter, now_ms, &mut fx.replies),
+        }
+        self.settle(&mut fx);
+        fx
+    }
+
+    pub fn heartbeat(
+        &mut self,
+        group_id: &str,
+        who: &MemberRef,
+        now_ms: i64,
+    ) -> Result<(), GroupError> {
+        self.groups
+            .get_mut(group_id)
+            .ok_or(GroupError::UnknownMemberId)?
+            .heartbeat(who, now_ms)
+    }
+
+    /// LeaveGroup: a result per member, or one for the whole request.
+    pub fn leave(
+        &mut self,
+        group_id: &str,
+        members: &[MemberRef],
+        now_ms: i64,
+    ) -> (Effects, Result<Vec<Result<(), GroupError>>, GroupError>) {
+        let mut fx = Effects::default();
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return (fx, Err(GroupError::UnknownMemberId));
+        };
+        let results = members
+            .iter()
+            .map(|who| group.leave(who, &self.config, now_ms, &mut fx.replies))
+            .collect();
+        self.settle(&mut fx);
+        (fx, Ok(results))
+    }
+
+    /// OffsetCommit: a result per partition, or one for the whole request.
+    pub fn commit_offsets(
+        &mut self,
+        group_id: &str,
+        who: &MemberRef,
+        offsets: Vec<OffsetToCommit>,
+        now_ms: i64,
+    ) -> (Effects, Result<Vec<Result<(), GroupError>>, GroupError>) {
+        let mut fx = Effects::default();
+        if let Err(e) = self.check_commit(group_id, who, now_ms) {
+            return (fx, Err(e));
+        }
+        let committed = self.offsets.get(group_id).map_or(0, BTreeMap::len);
+        let mut results = Vec::with_capacity(offsets.len());
+        for o in offsets {
+            let metadata = o.metadata.unwrap_or_default();
+            if metadata.len() > OFFSET_METADATA_BYTES_MAX {
+                results.push(Err(GroupError::OffsetMetadataTooLarge));
+                continue;
+            }
+            if committed + fx.records.len() >= GROUP_COMMITTED_PARTITIONS_MAX {
+                results.push(Err(GroupError::LimitReached("committed partitions")));
+                continue;
+            }
+            fx.records.push(OffsetsRecord::Offset {
+                group: group_id.to_owned(),
+                topic: o.topic,
+                partition: o.partition,
+                value: Some(CommittedOffset {
+                    offset: o.offset,
+                    leader_epoch: o.leader_epoch,
+                    metadata,
+                    commit_timestamp_ms: now_ms,
+                }),
+            });
+            results.push(Ok(()));
+        }
+        for r in &fx.records {
+            self.apply_offset(r.clone());
+        }
+        (fx, Ok(results))
+    }
+
+    fn check_commit(
+        &mut self,
+        group_id: &str,
+        who: &MemberRef,
+        now_ms: i64,
+    ) -> Result<(), GroupError> {
+        check_group_id(group_id)?;
+        let simple = who.generation < 0 && who.member_id.is_empty();
+        let Some(group) = self.groups.get_mut(group_id) else {
+            if !simple {
+                return Err(GroupError::IllegalGeneration);
+            }
+            if self.groups.len() >= GROUPS_MAX {
+                return Err(GroupError::LimitReached("groups"));
+            }
+            let group = ClassicGroup::new(group_id.to_owned(), now_ms);
+            self.groups.insert(group_id.to_owned(), group);
+            return Ok(());
+        };
+        if simple && group.state == GroupState::Empty {
+            return Ok(());
+        }
+        let i = group.find_member(who)?;
+        if who.generation != group.generation {
+            return Err(GroupError::IllegalGeneration);
+        }
+        if group.state == GroupState::CompletingRebalance {
+            return Err(GroupError::RebalanceInProgress);
+        }
+        group.members[i].heard_from(now_ms);
+        Ok(())
+    }
+
+    /// OffsetFetch: `partitions` `None` means every partition the group has committed.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<&[(String, Vec<i32>)]>,
+    ) -> Vec<FetchedOffset> {
+        let empty = Offsets::new();
+        let committed = self.offsets.get(group_id).unwrap_or(&empty);
+        let fetched = |topic: &str, partition: i32| {
+            let c = committed.get(&(topic.to_owned(), partition));
+            FetchedOffset {
+                topic: topic.to_owned(),
+                partition,
+                offset: c.map_or(-1, |c| c.offset),
+                leader_epoch: c.map_or(-1, |c| c.leader_epoch),
+                metadata: c.map(|c| c.metadata.clone()).unwrap_or_default(),
+            }
+        };
+        match partitions {
+            Some(wanted) => wanted
+                .iter()
+                .flat_map(|(t, ps)| ps.iter().map(|&p| fetched(t, p)))
+                .collect(),
+            None => committed.keys().map(|(t, p)| fetched(t, *p)).collect(),
+        }
+    }
+
+    pub fn list_groups(&self) -> Vec<GroupListing> {
+        let mut out: Vec<GroupListing> = self
+            .groups
+            .values()
+            .map(|g| GroupListing {
+                group_id: g.id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state.name(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    pub fn describe_group(&self, group_id: &str) -> GroupDescription {
+        let Some(g) = self.groups.get(group_id) else {
+            return GroupDescription {
+                group_id: group_id.to_owned(),
+                state: "Dead",
+                protocol_type: String::new(),
+                protocol: String::new(),
+                members: Vec::new(),
+            };
+        };
+        let protocol = g.protocol.clone().unwrap_or_default();
+        GroupDescription {
+            group_id: g.id.clone(),
+            state: g.state.name(),
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            members: g
+                .members
+                .iter()
+                .map(|m| MemberDescription {
+                    member_id: m.id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+            protocol,
+        }
+    }
+
+    /// DeleteGroups: only groups without members; their offsets go with them.
+    pub fn delete_groups(
+        &mut self,
+        group_ids: &[String],
+    ) -> (Effects, Vec<Result<(), GroupError>>) {
+        let mut fx = Effects::default();
+        let results = group_ids
+            .iter()
+            .map(|id| {
+                let group = self.groups.get(id).ok_or(GroupError::GroupIdNotFound)?;
+                if group.state != GroupState::Empty {
+                    return Err(GroupError::NonEmptyGroup);
+                }
+                self.groups.remove(id);
+                for (topic, partition) in self.offsets.remove(id).unwrap_or_default().into_keys() {
+                    fx.records.push(OffsetsRecord::Offset {
+                        group: id.clone(),
+                        topic,
+                        partition,
+                        value: None,
+                    });
+                }
+                fx.records.push(OffsetsRecord::Group {
+                    group: id.clone(),
+                    value: None,
+                });
+                Ok(())
+            })
+            .collect();
+        (fx, results)
+    }
+
+    /// OffsetDelete: refused per partition while members of the group subscribe to its topic
+    /// (`subscribed_topics`, which the broker reads from the members' metadata).
+    pub fn delete_offsets(
+        &mut self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+        subscribed_topics: &HashSet<String>,
+    ) -> (Effects, Result<Vec<Result<(), GroupError>>, GroupError>) {
+        let mut fx = Effects::default();
+        let Some(group) = self.groups.get(group_id) else {
+            return (fx, Err(GroupError::GroupIdNotFound));
+        };
+        let active = group.state != GroupState::Empty;
+        let mut results = Vec::with_capacity(partitions.len());
+        for (topic, partition) in partitions {
+            if active && subscribed_topics.contains(topic) {
+                results.push(Err(GroupError::GroupSubscribedToTopic));
+                continue;
+            }
+            let record = OffsetsRecord::Offset {
+                group: group_id.to_owned(),
+                topic: topic.clone(),
+                partition: *partition,
+                value: None,
+            };
+            self.apply_offset(record.clone());
+            fx.records.push(record);
+            results.push(Ok(()));
+        }
+        (fx, Ok(results))
+    }
+
+    /// Fires every deadline at or before `now_ms`.
+    pub fn tick(&mut self, now_ms: i64) -> Effects {
+        let mut fx = Effects::default();
+        for group in self.groups.values_mut() {
+            if group.next_deadline_ms().is_some_and(|d| d <= now_ms) {
+                group.expire(&self.config, now_ms, &mut fx.replies);
+            }
+        }
+        self.settle(&mut fx);
+        fx
+    }
+
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        self.groups
+            .values()
+            .filter_map(ClassicGroup::next_deadline_ms)
+            .min()
+    }
+
+    /// Rebuilds state from one `__consumer_offsets` record, in log order.
+    pub fn replay(&mut self, record: OffsetsRecord, now_ms: i64) {
+        match record {
+            r @ OffsetsRecord::Offset { .. } => self.apply_offset(r),
+            OffsetsRecord::Group { group, value: None } => {
+                self.groups.remove(&group);
+            }
+            OffsetsRecord::Group {
+                group,
+                value: Some(metadata),
+            } => {
+                let g = ClassicGroup::from_record(group.clone(), metadata, now_ms);
+                self.groups.insert(group, g);
+            }
+        }
+    }
+
+    fn apply_offset(&mut self, record: OffsetsRecord) {
+        let OffsetsRecord::Offset {
+            group,
+            topic,
+            partition,
+            value,
+        } = record
+        else {
+            return;
+        };
+        match value {
+            Some(v) => {
+                if !self.groups.contains_key(&group) {
+                    // Offsets committed without a group (simple consumers) still belong to one.
+                    let empty = ClassicGroup::new(group.clone(), v.commit_timestamp_ms);
+                    self.groups.insert(group.clone(), empty);
+                }
+                self.offsets
+                    .entry(group)
+                    .or_default()
+                    .insert((topic, partition), v);
+            }
+            None => {
+                if let Some(o) = self.offsets.get_mut(&group) {
+                    o.remove(&(topic, partition));
+                    if o.is_empty() {
+                        self.offsets.remove(&group);
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a command: writes a group record for every group whose outcome changed, and
+    /// forgets groups left with neither members nor offsets (writing their tombstone).
+    fn settle(&mut self, fx: &mut Effects) {
+        let mut gone = Vec::new();
+        for group in self.groups.values_mut() {
+            let unused = group.state == GroupState::Empty
+                && group.members.is_empty()
+                && group.pending.is_empty()
+                && !self.offsets.contains_key(&group.id);
+            if unused {
+                gone.push(group.id.clone());
+                continue;
+            }
+            if std::mem::take(&mut group.dirty) {
+                fx.records.push(OffsetsRecord::Group {
+                    group: group.id.clone(),
+                    value: Some(group.to_record()),
+                });
+            }
+        }
+        for id in gone {
+            let group = self.groups.remove(&id).expect("listed above");
+            if group.generation > 0 {
+                fx.records.push(OffsetsRecord::Group {
+                    group: id,
+                    value: None,
+                });
+            }
+        }
+    }
+}
+
+fn group_or_create<'a>(
+    groups: &'a mut HashMap<String, ClassicGroup>,
+    group_id: &str,
+    now_ms: i64,
+) -> Result<&'a mut ClassicGroup, GroupError> {
+    if !groups.contains_key(group_id) {
+        if groups.len() >= GROUPS_MAX {
+            return Err(GroupError::LimitReached("groups"));
+        }
+        let group = ClassicGroup::new(group_id.to_owned(), now_ms);
+        groups.insert(group_id.to_owned(), group);
+    }
+    Ok(groups.get_mut(group_id).expect("inserted above"))
+}
+
+fn check_group_id(id: &str) -> Result<(), GroupError> {
+    if id.is_empty() || id.len() > GROUP_ID_BYTES_MAX {
+        return Err(GroupError::InvalidGroupId);
+    }
+    Ok(())
+}
+
+/// The `__consumer_offsets` partition that coordinates `group_id`: Kafka's choice
+/// (`abs(String.hashCode) % partitions`), so a group lands where Kafka would put it.
+pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
+    assert!(partitions > 0);
+    let hash = group_id.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
+    // Kafka's Utils.abs maps i32::MIN to 0 rather than overflowing.
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    abs % partitions
+}

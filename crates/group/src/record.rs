@@ -1,0 +1,424 @@
+//! The records of `__consumer_offsets`, in Kafka's own layout so that Kafka's tools can read
+//! them. Every integer is big-endian; `string` is an int16 length then UTF-8 bytes,
+//! `nullable string` uses length -1 for null, `bytes` is an int32 length then the bytes,
+//! `array` an int32 count then the elements.
+//!
+//! Key, offset commit (key version 1):
+//! ```text
+//! version     int16   1
+//! group       string
+//! topic       string
+//! partition   int32
+//! ```
+//! Value, offset commit (value version 3); a null value (tombstone) deletes the offset:
+//! ```text
+//! version           int16   3
+//! offset            int64
+//! leader_epoch      int32   -1 when unknown
+//! metadata          string
+//! commit_timestamp  int64   ms since the epoch
+//! ```
+//! Key, group metadata (key version 2):
+//! ```text
+//! version     int16   2
+//! group       string
+//! ```
+//! Value, group metadata (value version 3); a null value deletes the group:
+//! ```text
+//! version                  int16   3
+//! protocol_type            string
+//! generation               int32
+//! protocol                 nullable string
+//! leader                   nullable string
+//! current_state_timestamp  int64
+//! members                  array of:
+//!   member_id              string
+//!   group_instance_id      nullable string
+//!   client_id              string
+//!   client_host            string
+//!   rebalance_timeout      int32   ms
+//!   session_timeout        int32   ms
+//!   subscription           bytes   the member's metadata for the chosen protocol
+//!   assignment             bytes
+//! ```
+//! Decoding checks every length against `sluice_types::limits` before allocating.
+
+use bytes::Bytes;
+use sluice_types::limits::{GROUP_MEMBER_METADATA_BYTES_MAX, GROUP_MEMBERS_MAX};
+
+const KEY_OFFSET_COMMIT: i16 = 1;
+const KEY_OFFSET_COMMIT_V0: i16 = 0;
+const KEY_GROUP_METADATA: i16 = 2;
+const VALUE_OFFSET_COMMIT: i16 = 3;
+const VALUE_GROUP_METADATA: i16 = 3;
+
+/// One `__consumer_offsets` record, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffsetsRecord {
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+        /// `None`: the offset was deleted.
+        value: Option<CommittedOffset>,
+    },
+    Group {
+        group: String,
+        /// `None`: the group was deleted.
+        value: Option<GroupMetadata>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp_ms: i64,
+}
+
+/// What survives a restart of a classic group: its generation and its members' assignments.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupMetadata {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub state_timestamp_ms: i64,
+    pub members: Vec<MemberMetadata>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberMetadata {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    pub subscription: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("record truncated")]
+    Truncated,
+    #[error("unknown {what} version {version}")]
+    UnknownVersion { what: &'static str, version: i16 },
+    #[error("{what} of {len} exceeds the limit")]
+    TooLong { what: &'static str, len: i64 },
+    #[error("string is not UTF-8")]
+    NotUtf8,
+    #[error("record without a key")]
+    NoKey,
+}
+
+impl OffsetsRecord {
+    /// The record's key and value bytes (`None` value: a tombstone).
+    pub fn encode(&self) -> (Vec<u8>, Option<Vec<u8>>) {
+        let mut key = Vec::new();
+        match self {
+            OffsetsRecord::Offset {
+                group,
+                topic,
+                partition,
+                value,
+            } => {
+                put_i16(&mut key, KEY_OFFSET_COMMIT);
+                put_str(&mut key, group);
+                put_str(&mut key, topic);
+                key.extend_from_slice(&partition.to_be_bytes());
+                (key, value.as_ref().map(encode_offset))
+            }
+            OffsetsRecord::Group { group, value } => {
+                put_i16(&mut key, KEY_GROUP_METADATA);
+                put_str(&mut key, group);
+                (key, value.as_ref().map(encode_group))
+            }
+        }
+    }
+
+    pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Self, FormatError> {
+        let mut k = Reader(key.ok_or(FormatError::NoKey)?);
+        match k.i16()? {
+            KEY_OFFSET_COMMIT | KEY_OFFSET_COMMIT_V0 => Ok(OffsetsRecord::Offset {
+                group: k.string()?,
+                topic: k.string()?,
+                partition: k.i32()?,
+                value: value.map(decode_offset).transpose()?,
+            }),
+            KEY_GROUP_METADATA => Ok(OffsetsRecord::Group {
+                group: k.string()?,
+                value: value.map(decode_group).transpose()?,
+            }),
+            version => Err(FormatError::UnknownVersion {
+                what: "key",
+                version,
+            }),
+        }
+    }
+
+    pub fn group(&self) -> &str {
+        match self {
+            OffsetsRecord::Offset { group, .. } | OffsetsRecord::Group { group, .. } => group,
+        }
+    }
+}
+
+fn encode_offset(v: &CommittedOffset) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + v.metadata.len());
+    put_i16(&mut out, VALUE_OFFSET_COMMIT);
+    out.extend_from_slice(&v.offset.to_be_bytes());
+    out.extend_from_slice(&v.leader_epoch.to_be_bytes());
+    put_str(&mut out, &v.metadata);
+    out.extend_from_slice(&v.commit_timestamp_ms.to_be_bytes());
+    out
+}
+
+fn decode_offset(bytes: &[u8]) -> Result<CommittedOffset, FormatError> {
+    let mut r = Reader(bytes);
+    let version = r.i16()?;
+    // Versions 1 and 2 (older Kafka) carry an expire timestamp and no leader epoch.
+    match version {
+        1..=3 => {}
+        _ => {
+            return Err(FormatError::UnknownVersion {
+                what: "offset value",
+                version,
+            });
+        }
+    }
+    let offset = r.i64()?;
+    let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
+    let metadata = r.string()?;
+    let commit_timestamp_ms = r.i64()?;
+    Ok(CommittedOffset {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp_ms,
+    })
+}
+
+fn encode_group(g: &GroupMetadata) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_i16(&mut out, VALUE_GROUP_METADATA);
+    put_str(&mut out, &g.protocol_type);
+    out.extend_from_slice(&g.generation.to_be_bytes());
+    put_nullable_str(&mut out, g.protocol.as_deref());
+    put_nullable_str(&mut out, g.leader.as_deref());
+    out.extend_from_slice(&g.state_timestamp_ms.to_be_bytes());
+    out.extend_from_slice(&(g.members.len() as i32).to_be_bytes());
+    for m in &g.members {
+        put_str(&mut out, &m.member_id);
+        put_nullable_str(&mut out, m.group_instance_id.as_deref());
+        put_str(&mut out, &m.client_id);
+        put_str(&mut out, &m.client_host);
+        out.extend_from_slice(&m.rebalance_timeout_ms.to_be_bytes());
+        out.extend_from_slice(&m.session_timeout_ms.to_be_bytes());
+        put_bytes(&mut out, &m.subscription);
+        put_bytes(&mut out, &m.assignment);
+    }
+    out
+}
+
+fn decode_group(bytes: &[u8]) -> Result<GroupMetadata, FormatError> {
+    let mut r = Reader(bytes);
+    let version = r.i16()?;
+    if version != VALUE_GROUP_METADATA {
+        return Err(FormatError::UnknownVersion {
+            what: "group value",
+            version,
+        });
+    }
+    let protocol_type = r.string()?;
+    let generation = r.i32()?;
+    let protocol = r.nullable_string()?;
+    let leader = r.nullable_string()?;
+    let state_timestamp_ms = r.i64()?;
+    let count = r.i32()?;
+    if !(0..=GROUP_MEMBERS_MAX as i32).contains(&count) {
+        return Err(FormatError::TooLong {
+            what: "member count",
+            len: count.into(),
+        });
+    }
+    let mut members = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        members.push(MemberMetadata {
+            member_id: r.string()?,
+            group_instance_id: r.nullable_string()?,
+            client_id: r.string()?,
+            client_host: r.string()?,
+            rebalance_timeout_ms: r.i32()?,
+            session_timeout_ms: r.i32()?,
+            subscription: r.bytes()?,
+            assignment: r.bytes()?,
+        });
+    }
+    Ok(GroupMetadata {
+        protocol_type,
+        generation,
+        protocol,
+        leader,
+        state_timestamp_ms,
+        members,
+    })
+}
+
+fn put_i16(out: &mut Vec<u8>, v: i16) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    // Every string written here was bounded on the way in (group ids, topic names, metadata).
+    let len = i16::try_from(s.len()).expect("strings in offsets records are bounded");
+    put_i16(out, len);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => put_str(out, s),
+        None => put_i16(out, -1),
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as i32).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], FormatError> {
+        if self.0.len() < n {
+            return Err(FormatError::Truncated);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn i16(&mut self) -> Result<i16, FormatError> {
+        Ok(i16::from_be_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
+    }
+    fn i32(&mut self) -> Result<i32, FormatError> {
+        Ok(i32::from_be_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+    fn i64(&mut self) -> Result<i64, FormatError> {
+        Ok(i64::from_be_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+    fn nullable_string(&mut self) -> Result<Option<String>, FormatError> {
+        let len = self.i16()?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let raw = self.take(len as usize)?;
+        String::from_utf8(raw.to_vec())
+            .map(Some)
+            .map_err(|_| FormatError::NotUtf8)
+    }
+    fn string(&mut self) -> Result<String, FormatError> {
+        Ok(self.nullable_string()?.unwrap_or_default())
+    }
+    fn bytes(&mut self) -> Result<Bytes, FormatError> {
+        let len = self.i32()?;
+        if len < 0 {
+            return Ok(Bytes::new());
+        }
+        if len as usize > GROUP_MEMBER_METADATA_BYTES_MAX {
+            return Err(FormatError::TooLong {
+                what: "member metadata",
+                len: len.into(),
+            });
+        }
+        Ok(Bytes::copy_from_slice(self.take(len as usize)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(r: OffsetsRecord) {
+        let (key, value) = r.encode();
+        assert_eq!(OffsetsRecord::decode(Some(&key), value.as_deref()), Ok(r));
+    }
+
+    #[test]
+    fn records_round_trip() {
+        round_trip(OffsetsRecord::Offset {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 3,
+            value: Some(CommittedOffset {
+                offset: 42,
+                leader_epoch: 0,
+                metadata: "meta".into(),
+                commit_timestamp_ms: 1_700_000_000_000,
+            }),
+        });
+        round_trip(OffsetsRecord::Offset {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 3,
+            value: None,
+        });
+        round_trip(OffsetsRecord::Group {
+            group: "g".into(),
+            value: Some(GroupMetadata {
+                protocol_type: "consumer".into(),
+                generation: 5,
+                protocol: Some("range".into()),
+                leader: Some("m1".into()),
+                state_timestamp_ms: 9,
+                members: vec![MemberMetadata {
+                    member_id: "m1".into(),
+                    group_instance_id: Some("i1".into()),
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                    rebalance_timeout_ms: 300_000,
+                    session_timeout_ms: 45_000,
+                    subscription: Bytes::from_static(b"sub"),
+                    assignment: Bytes::from_static(b"asg"),
+                }],
+            }),
+        });
+    }
+
+    #[test]
+    fn offset_key_layout_is_kafkas() {
+        let (key, _) = OffsetsRecord::Offset {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 1,
+            value: None,
+        }
+        .encode();
+        assert_eq!(key, [0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn hostile_lengths_are_errors() {
+        assert_eq!(
+            OffsetsRecord::decode(Some(&[0, 2, 0, 9, b'g']), None),
+            Err(FormatError::Truncated)
+        );
+        let mut value = vec![0, 3, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff];
+        value.extend_from_slice(&[0; 8]);
+        value.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert!(matches!(
+            OffsetsRecord::decode(Some(&[0, 2, 0, 1, b'g']), Some(&value)),
+            Err(FormatError::TooLong { .. })
+        ));
+        assert_eq!(OffsetsRecord::decode(None, None), Err(FormatError::NoKey));
+    }
+}
