@@ -77,7 +77,7 @@ def test_unknown_api_versions_version_gets_a_v0_unsupported_answer(broker):
     assert error_code == 35  # UNSUPPORTED_VERSION
     keys = [struct.unpack(">hhh", frame[10 + 6 * i:16 + 6 * i]) for i in range(count)]
     assert (18, 0, 3) in keys
-    assert all(k[0] != 11 for k in keys), "JoinGroup is not implemented, so not advertised"
+    assert all(k[0] != 22 for k in keys), "InitProducerId is not implemented, so not advertised"
 
 
 def test_pipelined_requests_are_answered_in_order(broker):

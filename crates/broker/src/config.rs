@@ -1,8 +1,12 @@
 //! The broker's settings, parsed once by the binary and handed in whole.
 
+use sluice_group::GroupConfig;
 use sluice_types::limits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+/// Kafka's default for `offsets.topic.num.partitions`.
+pub const OFFSETS_TOPIC_PARTITIONS_DEFAULT: i32 = 50;
 
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -23,6 +27,12 @@ pub struct BrokerConfig {
     /// How often recovery points are checkpointed (Kafka's
     /// `log.flush.offset.checkpoint.interval.ms`).
     pub recovery_checkpoint_interval_ms: u64,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`, fixed when it is
+    /// first created.
+    pub offsets_topic_partitions: i32,
+    /// `group.min.session.timeout.ms`, `group.max.session.timeout.ms`,
+    /// `group.initial.rebalance.delay.ms`, `group.max.size`.
+    pub group: GroupConfig,
 }
 
 impl BrokerConfig {
@@ -39,6 +49,8 @@ impl BrokerConfig {
             default_partitions: 1,
             retention_check_interval_ms: 300_000,
             recovery_checkpoint_interval_ms: 60_000,
+            offsets_topic_partitions: OFFSETS_TOPIC_PARTITIONS_DEFAULT,
+            group: GroupConfig::default(),
         }
     }
 }

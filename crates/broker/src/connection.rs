@@ -60,7 +60,7 @@ pub(crate) async fn serve(
         let Ok(frame) = read_frame(&mut reader, &mut frame_buffer, length).await else {
             break;
         };
-        let pending = match dispatch(&broker, frame) {
+        let pending = match dispatch(&broker, frame, peer) {
             Ok(pending) => pending,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "malformed request; closing connection");

@@ -14,6 +14,7 @@ use sluice_protocol::{
     ProtocolError, RequestFrame, decode_body, decode_request, encode_response, peek_header,
 };
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -30,7 +31,11 @@ pub(crate) enum Reply {
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
 
 /// Decodes a frame's header and hands it to its handler. An error closes the connection.
-pub(crate) fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Pending, ProtocolError> {
+pub(crate) fn dispatch(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Pending, ProtocolError> {
     if let Some((key, version, correlation_id)) = peek_header(&frame)
         && key == ApiKey::ApiVersions as i16
         && !handlers::supports(ApiKey::ApiVersions, version)
@@ -52,7 +57,7 @@ pub(crate) fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Pending, Pr
             ),
         });
     }
-    handlers::route(broker, request)
+    handlers::route(broker, request, peer)
 }
 
 pub(crate) fn ready(reply: Reply) -> Pending {

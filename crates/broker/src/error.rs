@@ -2,6 +2,7 @@
 //! error enum forces a decision here.
 
 use kafka_protocol::error::ResponseError;
+use sluice_group::GroupError;
 use sluice_storage::StorageError;
 
 /// The Kafka error for a storage error, and the message to send where the API has one.
@@ -23,6 +24,32 @@ pub(crate) fn storage_error(e: &StorageError) -> ResponseError {
     }
 }
 
+/// The Kafka error for a group coordinator error.
+pub(crate) fn group_error(e: &GroupError) -> ResponseError {
+    match e {
+        GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+        GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+        GroupError::MemberIdRequired => ResponseError::MemberIdRequired,
+        GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+        GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+        GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+        GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+        GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+        GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+        GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+        GroupError::LimitReached(_) => ResponseError::PolicyViolation,
+        GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+    }
+}
+
+/// The error code of an optional group error (`None`: success, code 0).
+pub(crate) fn group_code(e: Option<&GroupError>) -> i16 {
+    e.map_or(0, |e| group_error(e).code())
+}
+
 pub(crate) fn code(e: &StorageError) -> i16 {
     storage_error(e).code()
 }
@@ -37,5 +64,15 @@ mod tests {
         assert_eq!(code(&StorageError::BatchTooLarge { bytes: 2, max: 1 }), 10);
         assert_eq!(code(&StorageError::InvalidConfig("x".into())), 40);
         assert_eq!(code(&StorageError::Offline("x".into())), 56);
+    }
+
+    #[test]
+    fn group_errors_map_to_kafka_codes() {
+        assert_eq!(group_code(None), 0);
+        assert_eq!(group_code(Some(&GroupError::IllegalGeneration)), 22);
+        assert_eq!(group_code(Some(&GroupError::UnknownMemberId)), 25);
+        assert_eq!(group_code(Some(&GroupError::RebalanceInProgress)), 27);
+        assert_eq!(group_code(Some(&GroupError::MemberIdRequired)), 79);
+        assert_eq!(group_code(Some(&GroupError::FencedInstanceId)), 82);
     }
 }

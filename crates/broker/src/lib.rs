@@ -4,18 +4,22 @@
 //! One file per Kafka API under `handlers/`, each declaring the versions it really supports;
 //! ApiVersions is derived from that table (`handlers::SUPPORTED`). Domain errors become Kafka
 //! error codes in exactly one place (`error.rs`). The broker reaches storage only through the
-//! `sluice-storage` public API (`LogManager`, `Partition`), never through its files.
+//! `sluice-storage` public API (`LogManager`, `Partition`), never through its files. Consumer
+//! groups are decided by `sluice-group`'s pure coordinator; `groups.rs` gives it a log, timers
+//! and parked requests.
 
 mod background;
 mod config;
 mod connection;
 mod dispatch;
 mod error;
+mod groups;
 mod handlers;
 mod server;
 
-pub use config::BrokerConfig;
+pub use config::{BrokerConfig, OFFSETS_TOPIC_PARTITIONS_DEFAULT};
 pub use server::{Broker, RunningBroker, StartError};
+pub use sluice_group::GroupConfig;
 
 /// Milliseconds since the Unix epoch: the broker's one clock, passed into storage.
 pub(crate) fn now_ms() -> i64 {

@@ -3,11 +3,12 @@
 use crate::background;
 use crate::config::BrokerConfig;
 use crate::connection;
+use crate::groups::Groups;
 use sluice_storage::{LogManager, Partition, StorageError, Topic};
 use sluice_types::limits::CONNECTIONS_MAX;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -23,11 +24,17 @@ pub struct Broker {
     pub(crate) config: BrokerConfig,
     pub(crate) logs: LogManager,
     pub(crate) cluster_id: String,
+    groups: OnceLock<Arc<Groups>>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
 
 impl Broker {
+    /// The group coordinators; set before the listener accepts anything.
+    pub(crate) fn groups(&self) -> &Groups {
+        self.groups.get().expect("groups are opened before serving")
+    }
+
     /// Creates a topic and starts its partitions' background work.
     pub(crate) fn create_topic(
         self: &Arc<Self>,
@@ -95,6 +102,7 @@ impl RunningBroker {
             config,
             logs,
             cluster_id,
+            groups: OnceLock::new(),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
         });
@@ -103,6 +111,18 @@ impl RunningBroker {
                 broker.start_partition(partition);
             }
         }
+        let opener = broker.clone();
+        let groups = tokio::task::spawn_blocking(move || {
+            let config = opener.config.group.clone();
+            Groups::open(&opener, &config)
+        })
+        .await
+        .map_err(|e| StartError::Task(e.to_string()))??;
+        let groups = Arc::new(groups);
+        let _ = broker.groups.set(groups.clone());
+        broker
+            .tasks
+            .spawn(groups.tick_loop(broker.shutdown.clone()));
         broker.tasks.spawn(background::housekeeping_loop(
             broker.clone(),
             broker.shutdown.clone(),

@@ -137,7 +137,7 @@ impl ClassicGroup {
         out: &mut Vec<Reply>,
     ) {
         if !self.accepts_protocols(&req) {
-            let e = JoinResponse::error(GroupError::InconsistentGroupProtocol, &req.member_id);
+            let e = JoinResponse::error_for(GroupError::InconsistentGroupProtocol, &req.member_id);
             return out.push(Reply::Join(waiter, e));
         }
         if req.member_id.is_empty() {
@@ -162,13 +162,13 @@ impl ClassicGroup {
             return self.replace_static_member(i, new_id, req, waiter, config, now_ms, out);
         }
         if self.members.len() + self.pending.len() >= config.members_max {
-            let e = JoinResponse::error(GroupError::GroupMaxSizeReached, "");
+            let e = JoinResponse::error_for(GroupError::GroupMaxSizeReached, "");
             return out.push(Reply::Join(waiter, e));
         }
         if req.require_known_member_id && req.group_instance_id.is_none() {
             self.pending
                 .insert(new_id.clone(), now_ms + i64::from(req.session_timeout_ms));
-            let e = JoinResponse::error(GroupError::MemberIdRequired, &new_id);
+            let e = JoinResponse::error_for(GroupError::MemberIdRequired, &new_id);
             return out.push(Reply::Join(waiter, e));
         }
         self.add_member(new_id, &req, waiter, config, now_ms, out);
@@ -193,7 +193,12 @@ impl ClassicGroup {
         };
         let i = match self.find_member(&who) {
             Ok(i) => i,
-            Err(e) => return out.push(Reply::Join(waiter, JoinResponse::error(e, &req.member_id))),
+            Err(e) => {
+                return out.push(Reply::Join(
+                    waiter,
+                    JoinResponse::error_for(e, &req.member_id),
+                ));
+            }
         };
         let unchanged = self.members[i].protocols == req.protocols;
         let is_leader = self.leader.as_deref() == Some(req.member_id.as_str());
@@ -217,7 +222,7 @@ impl ClassicGroup {
                 self.prepare_rebalance(config, now_ms, out);
             }
             GroupState::Empty => {
-                let e = JoinResponse::error(GroupError::UnknownMemberId, &req.member_id);
+                let e = JoinResponse::error_for(GroupError::UnknownMemberId, &req.member_id);
                 out.push(Reply::Join(waiter, e));
             }
         }
@@ -227,7 +232,7 @@ impl ClassicGroup {
     fn park_join(&mut self, i: usize, waiter: WaiterId, out: &mut Vec<Reply>) {
         let member = &mut self.members[i];
         if let Some(old) = member.join_waiter.replace(waiter) {
-            let e = JoinResponse::error(GroupError::RebalanceInProgress, &member.id);
+            let e = JoinResponse::error_for(GroupError::RebalanceInProgress, &member.id);
             out.push(Reply::Join(old, e));
         }
     }
@@ -282,13 +287,13 @@ impl ClassicGroup {
         if let Some(old) = member.join_waiter.take() {
             out.push(Reply::Join(
                 old,
-                JoinResponse::error(GroupError::FencedInstanceId, &old_id),
+                JoinResponse::error_for(GroupError::FencedInstanceId, &old_id),
             ));
         }
         if let Some(old) = member.sync_waiter.take() {
             out.push(Reply::Sync(
                 old,
-                SyncResponse::error(GroupError::FencedInstanceId),
+                SyncResponse::error_for(GroupError::FencedInstanceId),
             ));
         }
         member.update(&req);
@@ -343,7 +348,7 @@ impl ClassicGroup {
                 if let Some(w) = m.sync_waiter.take() {
                     out.push(Reply::Sync(
                         w,
-                        SyncResponse::error(GroupError::RebalanceInProgress),
+                        SyncResponse::error_for(GroupError::RebalanceInProgress),
                     ));
                 }
             }
@@ -459,7 +464,7 @@ impl ClassicGroup {
     pub fn sync(&mut self, req: SyncRequest, waiter: WaiterId, now_ms: i64, out: &mut Vec<Reply>) {
         match self.check_sync(&req) {
             Ok(i) => self.members[i].heard_from(now_ms),
-            Err(e) => return out.push(Reply::Sync(waiter, SyncResponse::error(e))),
+            Err(e) => return out.push(Reply::Sync(waiter, SyncResponse::error_for(e))),
         }
         let i = self.member_index(&req.member_id).expect("checked above");
         match self.state {
@@ -472,11 +477,11 @@ impl ClassicGroup {
             GroupState::Stable => out.push(Reply::Sync(waiter, self.sync_response(i))),
             GroupState::PreparingRebalance => out.push(Reply::Sync(
                 waiter,
-                SyncResponse::error(GroupError::RebalanceInProgress),
+                SyncResponse::error_for(GroupError::RebalanceInProgress),
             )),
             GroupState::Empty => out.push(Reply::Sync(
                 waiter,
-                SyncResponse::error(GroupError::UnknownMemberId),
+                SyncResponse::error_for(GroupError::UnknownMemberId),
             )),
         }
     }
@@ -569,13 +574,13 @@ impl ClassicGroup {
         if let Some(w) = member.join_waiter {
             out.push(Reply::Join(
                 w,
-                JoinResponse::error(GroupError::UnknownMemberId, &member.id),
+                JoinResponse::error_for(GroupError::UnknownMemberId, &member.id),
             ));
         }
         if let Some(w) = member.sync_waiter {
             out.push(Reply::Sync(
                 w,
-                SyncResponse::error(GroupError::UnknownMemberId),
+                SyncResponse::error_for(GroupError::UnknownMemberId),
             ));
         }
         if self.leader.as_deref() == Some(member.id.as_str()) {

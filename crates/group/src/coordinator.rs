@@ -58,14 +58,14 @@ impl GroupCoordinator {
     pub fn join(&mut self, req: JoinRequest, waiter: WaiterId, now_ms: i64) -> Effects {
         let mut fx = Effects::default();
         if let Err(e) = self.check_join(&req) {
-            let reply = Reply::Join(waiter, JoinResponse::error(e, &req.member_id));
+            let reply = Reply::Join(waiter, JoinResponse::error_for(e, &req.member_id));
             fx.replies.push(reply);
             return fx;
         }
         let group = match group_or_create(&mut self.groups, &req.group_id, now_ms) {
             Ok(g) => g,
             Err(e) => {
-                let reply = Reply::Join(waiter, JoinResponse::error(e, &req.member_id));
+                let reply = Reply::Join(waiter, JoinResponse::error_for(e, &req.member_id));
                 fx.replies.push(reply);
                 return fx;
             }
@@ -111,10 +111,11 @@ impl GroupCoordinator {
         match self.groups.get_mut(&req.group_id) {
             _ if too_big => {
                 let e = GroupError::LimitReached("assignment size");
-                fx.replies.push(Reply::Sync(waiter, SyncResponse::error(e)));
+                fx.replies
+                    .push(Reply::Sync(waiter, SyncResponse::error_for(e)));
             }
             None => {
-                let e = SyncResponse::error(GroupError::UnknownMemberId);
+                let e = SyncResponse::error_for(GroupError::UnknownMemberId);
                 fx.replies.push(Reply::Sync(waiter, e));
             }
             Some(group) => group.sync(req, waiter, now_ms, &mut fx.replies),

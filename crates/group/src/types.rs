@@ -77,7 +77,7 @@ pub struct JoinResponse {
 }
 
 impl JoinResponse {
-    pub(crate) fn error(error: GroupError, member_id: &str) -> Self {
+    pub fn error_for(error: GroupError, member_id: &str) -> Self {
         JoinResponse {
             error: Some(error),
             generation: -1,
@@ -108,7 +108,7 @@ pub struct SyncResponse {
 }
 
 impl SyncResponse {
-    pub(crate) fn error(error: GroupError) -> Self {
+    pub fn error_for(error: GroupError) -> Self {
         SyncResponse {
             error: Some(error),
             ..Default::default()

@@ -5,7 +5,7 @@ use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
-use sluice_broker::BrokerConfig;
+use sluice_broker::{BrokerConfig, GroupConfig};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
@@ -46,6 +46,16 @@ pub(crate) struct ServeSettings {
     pub log_retention_check_interval_ms: u64,
     /// `text` or `json`
     pub log_format: String,
+    /// `offsets.topic.num.partitions` (used when `__consumer_offsets` is first created)
+    pub offsets_topic_num_partitions: i32,
+    /// `group.initial.rebalance.delay.ms`
+    pub group_initial_rebalance_delay_ms: i32,
+    /// `group.min.session.timeout.ms`
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`
+    pub group_max_session_timeout_ms: i32,
+    /// `group.max.size`
+    pub group_max_size: usize,
 }
 
 impl Default for ServeSettings {
@@ -59,6 +69,11 @@ impl Default for ServeSettings {
             socket_request_max_bytes: sluice_types::limits::REQUEST_FRAME_BYTES_MAX_DEFAULT,
             log_retention_check_interval_ms: 300_000,
             log_format: "text".into(),
+            offsets_topic_num_partitions: sluice_broker::OFFSETS_TOPIC_PARTITIONS_DEFAULT,
+            group_initial_rebalance_delay_ms: GroupConfig::default().initial_rebalance_delay_ms,
+            group_min_session_timeout_ms: GroupConfig::default().session_timeout_ms_min,
+            group_max_session_timeout_ms: GroupConfig::default().session_timeout_ms_max,
+            group_max_size: GroupConfig::default().members_max,
         }
     }
 }
@@ -100,7 +115,38 @@ impl ServeSettings {
         config.default_partitions = self.num_partitions;
         config.request_frame_bytes_max = self.socket_request_max_bytes;
         config.retention_check_interval_ms = self.log_retention_check_interval_ms;
+        config.offsets_topic_partitions = self.offsets_topic_num_partitions;
+        config.group = self.group_config()?;
         Ok(config)
+    }
+
+    fn group_config(&self) -> anyhow::Result<GroupConfig> {
+        anyhow::ensure!(
+            (1..=sluice_types::limits::PARTITIONS_PER_TOPIC_MAX)
+                .contains(&self.offsets_topic_num_partitions),
+            "offsets_topic_num_partitions must be between 1 and {}",
+            sluice_types::limits::PARTITIONS_PER_TOPIC_MAX
+        );
+        anyhow::ensure!(
+            0 < self.group_min_session_timeout_ms
+                && self.group_min_session_timeout_ms <= self.group_max_session_timeout_ms,
+            "group session timeouts: need 0 < min <= max"
+        );
+        anyhow::ensure!(
+            self.group_initial_rebalance_delay_ms >= 0,
+            "group_initial_rebalance_delay_ms must not be negative"
+        );
+        anyhow::ensure!(
+            (1..=sluice_types::limits::GROUP_MEMBERS_MAX).contains(&self.group_max_size),
+            "group_max_size must be between 1 and {}",
+            sluice_types::limits::GROUP_MEMBERS_MAX
+        );
+        Ok(GroupConfig {
+            session_timeout_ms_min: self.group_min_session_timeout_ms,
+            session_timeout_ms_max: self.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+            members_max: self.group_max_size,
+        })
     }
 }
 

@@ -90,6 +90,18 @@ impl Partition {
         self.recovery_point.subscribe()
     }
 
+    /// Asks for an fsync and resolves once everything below `offset` is durable: true, or
+    /// false if the partition went offline first. Concurrent callers share fsyncs.
+    pub async fn wait_durable(&self, offset: i64) -> bool {
+        let mut durability = self.subscribe_durability();
+        self.request_flush();
+        let reached = |d: &Durability| d.failed || d.recovery_point >= offset;
+        match durability.wait_for(reached).await {
+            Ok(d) => !d.failed,
+            Err(_) => false,
+        }
+    }
+
     /// Asks the partition's flusher to fsync soon.
     pub fn request_flush(&self) {
         self.flush_wanted.notify_one();

@@ -3,6 +3,7 @@
 use super::now;
 use crate::error;
 use crate::server::Broker;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -18,6 +19,13 @@ pub(crate) fn handle(
         .into_iter()
         .map(|name| {
             let result = DeletableTopicResult::default().with_name(Some(name.clone()));
+            if crate::groups::is_internal(&name) {
+                return result
+                    .with_error_code(ResponseError::InvalidTopicException.code())
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "internal topics cannot be deleted",
+                    )));
+            }
             match broker.logs.delete_topic(&name) {
                 Ok(()) => result,
                 Err(e) => result

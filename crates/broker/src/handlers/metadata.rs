@@ -54,6 +54,11 @@ pub(crate) fn handle(
             })
             .collect()
     };
+    let mut topics: Vec<MetadataResponseTopic> = topics;
+    if version < 1 {
+        // v0 has no `is_internal` field, and a set field absent from a version cannot encode.
+        topics.iter_mut().for_each(|t| t.is_internal = false);
+    }
     now(MetadataResponse::default()
         .with_brokers(vec![this_broker(broker)])
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
@@ -121,5 +126,6 @@ fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
             topic.name().to_string(),
         ))))
         .with_topic_id(topic.id())
+        .with_is_internal(crate::groups::is_internal(topic.name()))
         .with_partitions(partitions)
 }

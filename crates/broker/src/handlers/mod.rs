@@ -6,18 +6,30 @@ pub(crate) mod api_versions;
 mod configs;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 use crate::dispatch::{Pending, respond};
 use crate::server::Broker;
 use kafka_protocol::messages::ApiKey;
 use sluice_protocol::{ProtocolError, RequestFrame};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Every API this broker serves, with the lowest and highest version it handles.
@@ -35,6 +47,17 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 pub(crate) fn supports(key: ApiKey, version: i16) -> bool {
@@ -44,7 +67,11 @@ pub(crate) fn supports(key: ApiKey, version: i16) -> bool {
 }
 
 /// Hands a request to its handler. Only called for entries of `SUPPORTED`.
-pub(crate) fn route(broker: &Arc<Broker>, request: RequestFrame) -> Result<Pending, ProtocolError> {
+pub(crate) fn route(
+    broker: &Arc<Broker>,
+    request: RequestFrame,
+    peer: SocketAddr,
+) -> Result<Pending, ProtocolError> {
     let b = broker.clone();
     match request.api_key {
         ApiKey::ApiVersions => respond(request, api_versions::handle),
@@ -64,6 +91,28 @@ pub(crate) fn route(broker: &Arc<Broker>, request: RequestFrame) -> Result<Pendi
             respond(request, move |r, v| configs::incremental_alter(&b, r, v))
         }
         ApiKey::DescribeCluster => respond(request, move |r, v| describe_cluster::handle(&b, r, v)),
+        ApiKey::FindCoordinator => respond(request, move |r, v| find_coordinator::handle(&b, r, v)),
+        ApiKey::JoinGroup => {
+            let client = join_group::Client {
+                id: request
+                    .header
+                    .client_id
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                host: format!("/{}", peer.ip()),
+            };
+            respond(request, move |r, v| join_group::handle(&b, r, v, client))
+        }
+        ApiKey::SyncGroup => respond(request, move |r, v| sync_group::handle(&b, r, v)),
+        ApiKey::Heartbeat => respond(request, move |r, v| heartbeat::handle(&b, r, v)),
+        ApiKey::LeaveGroup => respond(request, move |r, v| leave_group::handle(&b, r, v)),
+        ApiKey::OffsetCommit => respond(request, move |r, v| offset_commit::handle(&b, r, v)),
+        ApiKey::OffsetFetch => respond(request, move |r, v| offset_fetch::handle(&b, r, v)),
+        ApiKey::ListGroups => respond(request, move |r, v| list_groups::handle(&b, r, v)),
+        ApiKey::DescribeGroups => respond(request, move |r, v| describe_groups::handle(&b, r, v)),
+        ApiKey::DeleteGroups => respond(request, move |r, v| delete_groups::handle(&b, r, v)),
+        ApiKey::OffsetDelete => respond(request, move |r, v| offset_delete::handle(&b, r, v)),
         other => unreachable!("route called for {other:?}, which SUPPORTED does not list"),
     }
 }

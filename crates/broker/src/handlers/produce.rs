@@ -9,7 +9,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use sluice_storage::{Durability, Partition};
+use sluice_storage::Partition;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,6 +100,13 @@ fn append(
     records: Option<&[u8]>,
     now_ms: i64,
 ) -> Appended {
+    if crate::groups::is_internal(topic) {
+        return failed(
+            index,
+            ResponseError::InvalidTopicException.code(),
+            format!("{topic} is internal: only the broker writes to it"),
+        );
+    }
     let partition = match broker.logs.partition(topic, index) {
         Ok(p) => p,
         Err(e) => return failed(index, error::code(&e), e.to_string()),
@@ -140,15 +147,12 @@ async fn wait_durable(
     let Some(partition) = appended.partition else {
         return appended.response;
     };
-    let mut durability = partition.subscribe_durability();
-    partition.request_flush();
-    let target = appended.durable_at;
-    let reached = |d: &Durability| d.failed || d.recovery_point >= target;
-    let waited = tokio::time::timeout_at(deadline, durability.wait_for(reached)).await;
+    let waited =
+        tokio::time::timeout_at(deadline, partition.wait_durable(appended.durable_at)).await;
     let mut response = appended.response;
     match waited {
-        Ok(Ok(d)) if !d.failed => {}
-        Ok(_) => {
+        Ok(true) => {}
+        Ok(false) => {
             response.error_code = ResponseError::KafkaStorageError.code();
             response.error_message = Some(StrBytes::from_static_str(
                 "fsync failed; the partition is offline",

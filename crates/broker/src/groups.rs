@@ -1,0 +1,334 @@
+//! The group coordinator's home in the broker: the internal topic `__consumer_offsets`, one
+//! `GroupCoordinator` per partition of it (a group lives where Kafka's hash puts it), the
+//! parked JoinGroup/SyncGroup requests, and the timer that ticks the coordinators.
+//!
+//! A command runs under its shard's lock: the coordinator decides, and its records are
+//! appended to the shard's partition before the lock is released, so the log's order is the
+//! order of decisions. Replies leave only once those records are fsynced (an acknowledged
+//! commit survives a crash, like an `acks=all` produce). The coordinator itself (pure state)
+//! is in `sluice_group`; this module owns only I/O and waiting.
+
+use crate::server::Broker;
+use sluice_group::{
+    Effects, GroupConfig, GroupCoordinator, GroupError, JoinRequest, JoinResponse, OffsetsRecord,
+    Reply, SyncRequest, SyncResponse, WaiterId,
+};
+use sluice_record::{BatchIter, NewRecord, decode_records, encode_batch};
+use sluice_storage::{Partition, StorageError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+/// The internal topic holding committed offsets and group metadata.
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Topics clients may read but not write or delete.
+pub(crate) fn is_internal(topic: &str) -> bool {
+    topic == OFFSETS_TOPIC
+}
+
+/// How often deadlines (session timeouts, join-phase ends) are checked: they fire at most this
+/// late, against timeouts of seconds.
+const TICK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Bytes read at a time while replaying a partition at start.
+const LOAD_READ_BYTES: usize = 1024 * 1024;
+
+pub(crate) struct Groups {
+    shards: Vec<Shard>,
+    next_waiter: AtomicU64,
+}
+
+impl std::fmt::Debug for Groups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Groups")
+            .field("shards", &self.shards.len())
+            .finish()
+    }
+}
+
+struct Shard {
+    partition: Arc<Partition>,
+    state: Mutex<ShardState>,
+}
+
+struct ShardState {
+    coordinator: GroupCoordinator,
+    waiters: HashMap<WaiterId, Waiter>,
+}
+
+enum Waiter {
+    Join(oneshot::Sender<JoinResponse>),
+    Sync(oneshot::Sender<SyncResponse>),
+}
+
+/// Replies to hand out once the records they depend on are durable.
+struct Outcome {
+    durable_at: Option<i64>,
+    appended: bool,
+    deliveries: Vec<(Waiter, Reply)>,
+}
+
+impl Groups {
+    /// Creates `__consumer_offsets` on first start and replays every partition of it.
+    pub(crate) fn open(broker: &Arc<Broker>, config: &GroupConfig) -> Result<Groups, StorageError> {
+        let topic = match broker.logs.topic(OFFSETS_TOPIC) {
+            Some(topic) => topic,
+            None => {
+                let configs = BTreeMap::from([
+                    // Until compaction lands, nothing may age out of this topic.
+                    ("retention.ms".to_string(), "-1".to_string()),
+                    ("retention.bytes".to_string(), "-1".to_string()),
+                ]);
+                let partitions = broker.config.offsets_topic_partitions;
+                broker.create_topic(OFFSETS_TOPIC, partitions, configs)?
+            }
+        };
+        let now = crate::now_ms();
+        let shards = topic
+            .partitions()
+            .into_iter()
+            .map(|partition| {
+                let mut coordinator = GroupCoordinator::new(config.clone());
+                load(&partition, &mut coordinator, now)?;
+                Ok(Shard {
+                    partition,
+                    state: Mutex::new(ShardState {
+                        coordinator,
+                        waiters: HashMap::new(),
+                    }),
+                })
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        Ok(Groups {
+            shards,
+            next_waiter: AtomicU64::new(1),
+        })
+    }
+
+    fn shard(&self, group_id: &str) -> &Shard {
+        let partitions = i32::try_from(self.shards.len()).expect("partition count is an i32");
+        &self.shards[sluice_group::partition_for(group_id, partitions) as usize]
+    }
+
+    pub(crate) async fn join(&self, req: JoinRequest) -> JoinResponse {
+        let (tx, rx) = oneshot::channel();
+        let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let shard = self.shard(&req.group_id);
+        let member_id = req.member_id.clone();
+        let outcome = {
+            let mut state = shard.lock();
+            state.waiters.insert(waiter, Waiter::Join(tx));
+            let fx = state.coordinator.join(req, waiter, crate::now_ms());
+            shard.apply(&mut state, fx)
+        };
+        shard.deliver(outcome).await;
+        rx.await.unwrap_or_else(|_| {
+            JoinResponse::error_for(GroupError::CoordinatorNotAvailable, &member_id)
+        })
+    }
+
+    pub(crate) async fn sync(&self, req: SyncRequest) -> SyncResponse {
+        let (tx, rx) = oneshot::channel();
+        let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let shard = self.shard(&req.group_id);
+        let outcome = {
+            let mut state = shard.lock();
+            state.waiters.insert(waiter, Waiter::Sync(tx));
+            let fx = state.coordinator.sync(req, waiter, crate::now_ms());
+            shard.apply(&mut state, fx)
+        };
+        shard.deliver(outcome).await;
+        rx.await
+            .unwrap_or_else(|_| SyncResponse::error_for(GroupError::CoordinatorNotAvailable))
+    }
+
+    /// Runs a command that may write records; its result stands only once they are durable.
+    pub(crate) async fn execute<T>(
+        &self,
+        group_id: &str,
+        command: impl FnOnce(&mut GroupCoordinator, i64) -> (Effects, T),
+    ) -> Result<T, GroupError> {
+        let shard = self.shard(group_id);
+        let (outcome, result) = {
+            let mut state = shard.lock();
+            let (fx, result) = command(&mut state.coordinator, crate::now_ms());
+            (shard.apply(&mut state, fx), result)
+        };
+        if shard.deliver(outcome).await {
+            Ok(result)
+        } else {
+            Err(GroupError::CoordinatorNotAvailable)
+        }
+    }
+
+    /// Reads the coordinator of `group_id` without changing it.
+    pub(crate) fn read<T>(&self, group_id: &str, query: impl FnOnce(&GroupCoordinator) -> T) -> T {
+        query(&self.shard(group_id).lock().coordinator)
+    }
+
+    /// Reads every coordinator (ListGroups).
+    pub(crate) fn read_all<T>(&self, mut query: impl FnMut(&GroupCoordinator) -> Vec<T>) -> Vec<T> {
+        self.shards
+            .iter()
+            .flat_map(|s| query(&s.lock().coordinator))
+            .collect()
+    }
+
+    /// Fires the coordinators' deadlines until shutdown.
+    pub(crate) async fn tick_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut interval = tokio::time::interval(TICK_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let now = crate::now_ms();
+            for shard in &self.shards {
+                let outcome = {
+                    let mut state = shard.lock();
+                    if state.coordinator.next_deadline_ms().is_none_or(|d| d > now) {
+                        continue;
+                    }
+                    let fx = state.coordinator.tick(now);
+                    shard.apply(&mut state, fx)
+                };
+                shard.deliver(outcome).await;
+            }
+        }
+    }
+}
+
+impl Shard {
+    fn lock(&self) -> MutexGuard<'_, ShardState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends the command's records and takes the waiters its replies are for. Called under
+    /// the shard lock, so records reach the log in decision order.
+    fn apply(&self, state: &mut ShardState, fx: Effects) -> Outcome {
+        let (durable_at, appended) = if fx.records.is_empty() {
+            (None, true)
+        } else {
+            match self.append(&fx.records) {
+                Ok(next_offset) => (Some(next_offset), true),
+                Err(e) => {
+                    tracing::error!(partition = self.partition.index(), error = %e, "could not write to {OFFSETS_TOPIC}");
+                    (None, false)
+                }
+            }
+        };
+        let deliveries = fx
+            .replies
+            .into_iter()
+            .filter_map(|reply| {
+                let id = match &reply {
+                    Reply::Join(id, _) | Reply::Sync(id, _) => *id,
+                };
+                state.waiters.remove(&id).map(|w| (w, reply))
+            })
+            .collect();
+        Outcome {
+            durable_at,
+            appended,
+            deliveries,
+        }
+    }
+
+    /// Returns the offset after the appended batch.
+    fn append(&self, records: &[OffsetsRecord]) -> Result<i64, StorageError> {
+        let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            records.iter().map(OffsetsRecord::encode).collect();
+        let new_records: Vec<NewRecord<'_>> = encoded
+            .iter()
+            .map(|(k, v)| NewRecord {
+                key: Some(k),
+                value: v.as_deref(),
+            })
+            .collect();
+        let batch = encode_batch(0, crate::now_ms(), &new_records);
+        let info = self.partition.append(&batch, crate::now_ms())?;
+        Ok(info.last_offset + 1)
+    }
+
+    /// Waits for durability, then answers the parked requests. False if the records were not
+    /// made durable, in which case every reply says the coordinator is unavailable.
+    async fn deliver(&self, outcome: Outcome) -> bool {
+        let durable = outcome.appended
+            && match outcome.durable_at {
+                Some(offset) => self.partition.wait_durable(offset).await,
+                None => true,
+            };
+        for (waiter, reply) in outcome.deliveries {
+            match (waiter, reply) {
+                (Waiter::Join(tx), Reply::Join(_, r)) => {
+                    let r = if durable {
+                        r
+                    } else {
+                        JoinResponse::error_for(GroupError::CoordinatorNotAvailable, &r.member_id)
+                    };
+                    let _ = tx.send(r);
+                }
+                (Waiter::Sync(tx), Reply::Sync(_, r)) => {
+                    let r = if durable {
+                        r
+                    } else {
+                        SyncResponse::error_for(GroupError::CoordinatorNotAvailable)
+                    };
+                    let _ = tx.send(r);
+                }
+                _ => tracing::error!("a group reply did not match its waiter's kind"),
+            }
+        }
+        durable
+    }
+}
+
+/// Replays one `__consumer_offsets` partition into its coordinator.
+fn load(
+    partition: &Partition,
+    coordinator: &mut GroupCoordinator,
+    now_ms: i64,
+) -> Result<(), StorageError> {
+    let mut offset = partition.log().log_start_offset();
+    let (mut records, mut skipped) = (0u64, 0u64);
+    loop {
+        let bytes = partition.read(offset, LOAD_READ_BYTES, true)?.read()?;
+        if bytes.is_empty() {
+            break;
+        }
+        for batch in BatchIter::new(&bytes) {
+            let (header, batch) = batch?;
+            offset = header.last_offset() + 1;
+            decode_records(batch, |r| {
+                match OffsetsRecord::decode(r.key, r.value) {
+                    Ok(record) => {
+                        coordinator.replay(record, now_ms);
+                        records += 1;
+                    }
+                    Err(_) => skipped += 1,
+                }
+                true
+            })?;
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(
+            partition = partition.index(),
+            skipped,
+            "skipped unreadable records in {OFFSETS_TOPIC}"
+        );
+    }
+    if records > 0 {
+        tracing::info!(
+            partition = partition.index(),
+            records,
+            "replayed {OFFSETS_TOPIC}"
+        );
+    }
+    Ok(())
+}

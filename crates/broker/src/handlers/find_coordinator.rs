@@ -1,0 +1,56 @@
+//! FindCoordinator (v0–v6): this broker coordinates every group. Transaction and share-group
+//! coordinators do not exist yet; asking for one gets INVALID_REQUEST with a message, so a
+//! client fails clearly instead of retrying forever.
+
+use super::now;
+use crate::server::Broker;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::sync::Arc;
+
+/// FindCoordinator's `key_type` for consumer groups.
+const KEY_TYPE_GROUP: i8 = 0;
+
+pub(crate) fn handle(
+    broker: &Arc<Broker>,
+    request: FindCoordinatorRequest,
+    version: i16,
+) -> std::future::Ready<Option<FindCoordinatorResponse>> {
+    let found = |key: StrBytes| {
+        let mut c = Coordinator::default()
+            .with_key(key)
+            .with_node_id(BrokerId(-1));
+        if request.key_type == KEY_TYPE_GROUP {
+            c.node_id = BrokerId(broker.config.node_id);
+            c.host = StrBytes::from_string(broker.config.advertised_host.clone());
+            c.port = i32::from(broker.config.advertised_port);
+        } else {
+            c.error_code = ResponseError::InvalidRequest.code();
+            c.error_message = Some(StrBytes::from_static_str(
+                "Sluice coordinates consumer groups only; transactions are not supported yet",
+            ));
+        }
+        c
+    };
+    if version >= 4 {
+        let coordinators = request
+            .coordinator_keys
+            .iter()
+            .cloned()
+            .map(found)
+            .collect();
+        return now(FindCoordinatorResponse::default().with_coordinators(coordinators));
+    }
+    let c = found(request.key.clone());
+    let mut response = FindCoordinatorResponse::default()
+        .with_error_code(c.error_code)
+        .with_node_id(c.node_id)
+        .with_host(c.host)
+        .with_port(c.port);
+    if version >= 1 {
+        response.error_message = c.error_message;
+    }
+    now(response)
+}

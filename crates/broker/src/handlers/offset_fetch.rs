@@ -1,0 +1,102 @@
+//! OffsetFetch (v1–v9): one group (v1–v7) or many (v8+), named partitions or, with null
+//! topics, everything the group committed. Partitions without a commit answer offset -1.
+//! `require_stable` is trivially met: without transactions no commit is ever pending.
+
+use super::now;
+use crate::server::Broker;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use sluice_group::FetchedOffset;
+use std::sync::Arc;
+
+type Wanted = Option<Vec<(String, Vec<i32>)>>;
+
+pub(crate) fn handle(
+    broker: &Arc<Broker>,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> std::future::Ready<Option<OffsetFetchResponse>> {
+    let fetch = |group: &str, wanted: &Wanted| {
+        broker
+            .groups()
+            .read(group, |c| c.fetch_offsets(group, wanted.as_deref()))
+    };
+    if version >= 8 {
+        let groups = request
+            .groups
+            .iter()
+            .map(|g| {
+                let wanted: Wanted = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                        .collect()
+                });
+                let topics = by_topic(fetch(&g.group_id.0, &wanted))
+                    .into_iter()
+                    .map(|(name, offsets)| {
+                        let partitions = offsets
+                            .into_iter()
+                            .map(|o| {
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(o.partition)
+                                    .with_committed_offset(o.offset)
+                                    .with_committed_leader_epoch(o.leader_epoch)
+                                    .with_metadata(Some(StrBytes::from_string(o.metadata)))
+                            })
+                            .collect();
+                        OffsetFetchResponseTopics::default()
+                            .with_name(name)
+                            .with_partitions(partitions)
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_topics(topics)
+            })
+            .collect();
+        return now(OffsetFetchResponse::default().with_groups(groups));
+    }
+    let wanted: Wanted = request.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    let topics = by_topic(fetch(&request.group_id.0, &wanted))
+        .into_iter()
+        .map(|(name, offsets)| {
+            let partitions = offsets
+                .into_iter()
+                .map(|o| {
+                    let mut p = OffsetFetchResponsePartition::default()
+                        .with_partition_index(o.partition)
+                        .with_committed_offset(o.offset)
+                        .with_metadata(Some(StrBytes::from_string(o.metadata)));
+                    if version >= 5 {
+                        p.committed_leader_epoch = o.leader_epoch;
+                    }
+                    p
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    now(OffsetFetchResponse::default().with_topics(topics))
+}
+
+/// Groups fetched offsets by topic, keeping the order topics first appear in.
+fn by_topic(offsets: Vec<FetchedOffset>) -> Vec<(TopicName, Vec<FetchedOffset>)> {
+    let mut out: Vec<(TopicName, Vec<FetchedOffset>)> = Vec::new();
+    for o in offsets {
+        match out.iter_mut().find(|(name, _)| name.0.as_str() == o.topic) {
+            Some((_, list)) => list.push(o),
+            None => out.push((TopicName(StrBytes::from_string(o.topic.clone())), vec![o])),
+        }
+    }
+    out
+}

@@ -1,0 +1,333 @@
+"""Consumer groups against the real binary, with real clients: librdkafka (confluent-kafka),
+kafka-python and aiokafka each run their own group protocol code against Sluice's
+coordinator."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions
+
+from conftest import Broker, free_port, wait_until
+from helpers import admin, create_topic, producer
+
+# Short enough that a test does not wait long for the first rebalance, long enough that
+# members created together land in one generation.
+INITIAL_DELAY_MS = 1000
+SESSION_MS = 6000  # Kafka's group.min.session.timeout.ms
+
+
+@pytest.fixture
+def groups_broker(tmp_path):
+    b = Broker(tmp_path / "data", free_port(),
+               extra_env={"SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS": str(INITIAL_DELAY_MS)}).start()
+    yield b
+    if b.proc is not None:
+        b.proc.kill()
+        b.proc.wait(timeout=10)
+
+
+def member(broker, group, **conf):
+    return Consumer({
+        "bootstrap.servers": broker.bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": SESSION_MS,
+        "heartbeat.interval.ms": 500,
+        **conf,
+    })
+
+
+def fill(broker, topic, partitions, count, start=0):
+    """Produces the values start..start+count, spread evenly over the partitions."""
+    p = producer(broker)
+    for i in range(start, start + count):
+        p.produce(topic, str(i).encode(), partition=i % partitions)
+    assert p.flush(30) == 0
+
+
+def poll_until(consumers, done, seen, timeout=30, what="records"):
+    """Polls every consumer in turn until done(); seen[i] collects consumer i's values."""
+    def step():
+        for i, c in enumerate(consumers):
+            for m in c.consume(num_messages=1000, timeout=0.05):
+                assert m.error() is None, m.error()
+                seen[i].append(int(m.value()))
+        return done()
+    wait_until(step, timeout=timeout, interval=0, what=what)
+
+
+def assigned(c):
+    return sorted(tp.partition for tp in c.assignment())
+
+
+def test_three_members_share_six_partitions_then_survivors_take_over(groups_broker, tmp_path):
+    b = groups_broker
+    create_topic(b, "orders", partitions=6)
+    fill(b, "orders", 6, 600)
+    members = [member(b, "billing") for _ in range(3)]
+    for c in members:
+        c.subscribe(["orders"])
+    seen = [[], [], []]
+    poll_until(members, lambda: sum(map(len, seen)) >= 600, seen)
+    everything = sorted(v for s in seen for v in s)
+    assert everything == list(range(600)), "every record exactly once across the group"
+    assert all(len(assigned(c)) == 2 for c in members), [assigned(c) for c in members]
+    assert sorted(p for c in members for p in assigned(c)) == list(range(6))
+
+    # One member leaves cleanly: the other two take over its partitions.
+    members[2].close()
+    survivors = members[:2]
+    wait_until(lambda: [c.poll(0.05) for c in survivors] and
+               sorted(p for c in survivors for p in assigned(c)) == list(range(6)),
+               timeout=30, interval=0, what="survivors owning all six partitions")
+    assert [len(assigned(c)) for c in survivors] == [3, 3]
+    fill(b, "orders", 6, 300, start=600)
+    seen = [[], []]
+    poll_until(survivors, lambda: sum(map(len, seen)) >= 300, seen)
+    assert sorted(v for s in seen for v in s) == list(range(600, 900))
+    for c in survivors:
+        c.close()
+
+
+KILLABLE_MEMBER = r"""
+import sys
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2],
+              "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
+c.subscribe([sys.argv[3]])
+while True:
+    c.poll(0.1)
+    if c.assignment():
+        print("assigned", flush=True)
+"""
+
+
+def test_a_killed_member_loses_its_partitions_after_the_session_timeout(groups_broker, tmp_path):
+    b = groups_broker
+    create_topic(b, "jobs", partitions=4)
+    script = tmp_path / "member.py"
+    script.write_text(KILLABLE_MEMBER)
+    doomed = subprocess.Popen([sys.executable, str(script), b.bootstrap, "workers", "jobs"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        survivor = member(b, "workers")
+        survivor.subscribe(["jobs"])
+        assert doomed.stdout.readline().strip() == "assigned"
+        wait_until(lambda: survivor.poll(0.05) is None and len(assigned(survivor)) == 2,
+                   timeout=30, interval=0, what="an even split")
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+        killed_at = time.monotonic()
+        wait_until(lambda: survivor.poll(0.05) is None and assigned(survivor) == [0, 1, 2, 3],
+                   timeout=SESSION_MS / 1000 + 20, interval=0, what="the survivor owning all")
+        took = time.monotonic() - killed_at
+        assert took >= SESSION_MS / 1000 - 1.5, f"took over after {took:.1f}s, before the session ended"
+        survivor.close()
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+
+
+def test_committed_offsets_survive_a_crash_and_a_new_member_resumes(groups_broker):
+    b = groups_broker
+    create_topic(b, "events", partitions=1)
+    fill(b, "events", 1, 100)
+    c = member(b, "resumer", **{"enable.auto.commit": False})
+    c.subscribe(["events"])
+    got = []
+    while len(got) < 40:
+        m = c.poll(1)
+        if m is not None and m.error() is None:
+            got.append(m)
+    c.commit(message=got[-1], asynchronous=False)
+    committed = c.committed([TopicPartition("events", 0)], timeout=10)[0].offset
+    assert committed == got[-1].offset() + 1 == 40
+    c.close()
+    b.kill()  # acknowledged commits are fsynced: kill -9 loses none
+    b.start()
+    c = member(b, "resumer", **{"enable.auto.commit": False})
+    c.subscribe(["events"])
+    first = None
+    deadline = time.monotonic() + 30
+    while first is None and time.monotonic() < deadline:
+        m = c.poll(1)
+        if m is not None and m.error() is None:
+            first = m
+    assert first is not None and first.offset() == 40
+    c.close()
+
+
+def test_kafka_python_and_aiokafka_groups(groups_broker):
+    from kafka import KafkaConsumer
+
+    b = groups_broker
+    create_topic(b, "clicks", partitions=4)
+    fill(b, "clicks", 4, 400)
+    seen = [set(), set()]
+    fed_from = [set(), set()]  # partitions each member received records from
+
+    def run(i):
+        c = KafkaConsumer("clicks", bootstrap_servers=b.bootstrap, group_id="kp",
+                          auto_offset_reset="earliest", session_timeout_ms=SESSION_MS,
+                          heartbeat_interval_ms=500, enable_auto_commit=False)
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and len(seen[0]) + len(seen[1]) < 400:
+            for tp, records in c.poll(timeout_ms=500).items():
+                seen[i].update(int(r.value) for r in records)
+                fed_from[i].add(tp.partition)
+        c.commit()
+        c.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen[0] | seen[1] == set(range(400))
+    # Both members got work, and together they covered every partition.
+    assert fed_from[0] and fed_from[1] and fed_from[0] | fed_from[1] == {0, 1, 2, 3}, fed_from
+
+    from aiokafka import AIOKafkaConsumer
+
+    async def aio():
+        c = AIOKafkaConsumer("clicks", bootstrap_servers=b.bootstrap, group_id="aio",
+                             auto_offset_reset="earliest", enable_auto_commit=False)
+        await c.start()
+        values = set()
+        deadline = time.monotonic() + 30
+        while len(values) < 400 and time.monotonic() < deadline:
+            for records in (await c.getmany(timeout_ms=500)).values():
+                values.update(int(r.value) for r in records)
+        await c.commit()
+        owned = sorted(p.partition for p in c.assignment())
+        await c.stop()
+        return values, owned
+
+    values, owned = asyncio.run(aio())
+    assert values == set(range(400)) and owned == [0, 1, 2, 3]
+    offsets = committed_offsets(b, "aio", "clicks", 4)
+    assert offsets == {p: 100 for p in range(4)}, offsets
+
+
+def committed_offsets(broker, group, topic, partitions):
+    client = admin(broker)
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(partitions)])
+    result = client.list_consumer_group_offsets([request])[group].result(timeout=15)
+    return {tp.partition: tp.offset for tp in result.topic_partitions}
+
+
+def test_cooperative_sticky_rebalances_are_incremental(groups_broker):
+    b = groups_broker
+    create_topic(b, "coop", partitions=4)
+    revoked = {0: [], 1: []}
+
+    def on_revoke(i):
+        return lambda consumer, partitions: revoked[i].extend(tp.partition for tp in partitions)
+
+    conf = {"partition.assignment.strategy": "cooperative-sticky"}
+    first = member(b, "coop", **conf)
+    first.subscribe(["coop"], on_revoke=on_revoke(0))
+    wait_until(lambda: first.poll(0.05) is None and assigned(first) == [0, 1, 2, 3],
+               timeout=30, interval=0, what="the first member owning everything")
+    second = member(b, "coop", **conf)
+    second.subscribe(["coop"], on_revoke=on_revoke(1))
+    wait_until(lambda: [first.poll(0.05), second.poll(0.05)] and len(assigned(second)) == 2
+               and len(assigned(first)) == 2,
+               timeout=40, interval=0, what="an incremental split")
+    kept = assigned(first)
+    # Incremental: the first member gave up only what moved, and kept the rest throughout.
+    assert sorted(revoked[0]) == assigned(second)
+    assert not set(revoked[0]) & set(kept)
+    assert revoked[1] == []
+    first.close()
+    second.close()
+
+
+def test_a_restarted_static_member_keeps_its_partitions(groups_broker):
+    b = groups_broker
+    create_topic(b, "static", partitions=4)
+    revoked_b = []
+    a = member(b, "st", **{"group.instance.id": "a"})
+    other = member(b, "st", **{"group.instance.id": "b"})
+    a.subscribe(["static"])
+    other.subscribe(["static"], on_revoke=lambda c, ps: revoked_b.extend(ps))
+    wait_until(lambda: [a.poll(0.05), other.poll(0.05)] and len(assigned(a)) == 2
+               and len(assigned(other)) == 2, timeout=30, interval=0, what="two static members")
+    before = assigned(a)
+    a.close()  # a static member leaves no LeaveGroup behind: its place is kept
+    a = member(b, "st", **{"group.instance.id": "a"})
+    a.subscribe(["static"])
+    wait_until(lambda: [a.poll(0.05), other.poll(0.05)] and assigned(a),
+               timeout=30, interval=0, what="the restarted member's assignment")
+    assert assigned(a) == before
+    for _ in range(20):
+        other.poll(0.05)
+    assert revoked_b == [], "no rebalance: the other member never lost its partitions"
+    a.close()
+    other.close()
+
+
+def test_admin_api_lists_describes_and_shows_lag(groups_broker):
+    b = groups_broker
+    create_topic(b, "ledger", partitions=2)
+    fill(b, "ledger", 2, 100)
+    c = member(b, "auditors", **{"enable.auto.commit": False})
+    c.subscribe(["ledger"])
+    got = 0
+    deadline = time.monotonic() + 30
+    while got < 100 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            got += 1
+    c.commit(offsets=[TopicPartition("ledger", 0, 30), TopicPartition("ledger", 1, 20)],
+             asynchronous=False)
+    client = admin(b)
+    listed = client.list_consumer_groups().result(timeout=15)
+    states = {g.group_id: str(g.state) for g in listed.valid}
+    assert "auditors" in states and "STABLE" in states["auditors"]
+    described = client.describe_consumer_groups(["auditors"])["auditors"].result(timeout=15)
+    assert described.partition_assignor == "range" or described.partition_assignor
+    assert len(described.members) == 1
+    assert sorted(tp.partition for tp in described.members[0].assignment.topic_partitions) == [0, 1]
+    deleting = client.delete_consumer_groups(["auditors"])["auditors"]
+    with pytest.raises(KafkaException) as e:
+        deleting.result(timeout=15)
+    assert "NON_EMPTY_GROUP" in str(e.value)
+
+    c.close()
+    wait_until(lambda: "EMPTY" in str(client.describe_consumer_groups(["auditors"])["auditors"]
+                                      .result(timeout=15).state), what="an empty group")
+    # Lag with no live member: log end offset minus committed offset, per partition.
+    offsets = committed_offsets(b, "auditors", "ledger", 2)
+    probe = member(b, "unused")
+    ends = {p: probe.get_watermark_offsets(TopicPartition("ledger", p), timeout=10)[1] for p in (0, 1)}
+    probe.close()
+    assert {p: ends[p] - offsets[p] for p in (0, 1)} == {0: ends[0] - 30, 1: ends[1] - 20}
+    assert ends[0] + ends[1] == 100
+
+    client.delete_consumer_groups(["auditors"])["auditors"].result(timeout=15)
+    listed = client.list_consumer_groups().result(timeout=15)
+    assert "auditors" not in {g.group_id for g in listed.valid}
+    assert committed_offsets(b, "auditors", "ledger", 2) == {0: -1001, 1: -1001}
+
+
+def test_internal_offsets_topic_is_read_only_for_clients(groups_broker):
+    b = groups_broker
+    client = admin(b)
+    meta = client.list_topics(timeout=10)
+    assert "__consumer_offsets" in meta.topics
+    p = producer(b)
+    errors = []
+    p.produce("__consumer_offsets", b"x", on_delivery=lambda err, msg: errors.append(err))
+    p.flush(15)
+    # INVALID_TOPIC_EXCEPTION, which librdkafka names TOPIC_EXCEPTION.
+    assert errors and errors[0] is not None and errors[0].code() == 17, errors
+    with pytest.raises(KafkaException):
+        client.delete_topics(["__consumer_offsets"])["__consumer_offsets"].result(timeout=15)
