@@ -67,6 +67,45 @@ pub(crate) async fn flush_loop(partition: Arc<Partition>, shutdown: Cancellation
     }
 }
 
+/// Compacts every partition whose `cleanup.policy` includes `compact`, every
+/// `log.cleaner.backoff.ms`, one partition at a time on the blocking pool.
+pub(crate) async fn cleaner_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let backoff = Duration::from_millis(broker.config.cleaner_backoff_ms.max(10));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || compact_all(&b)).await;
+    }
+}
+
+fn compact_all(broker: &Broker) {
+    for topic in broker.logs.topics() {
+        for partition in topic.partitions() {
+            if !partition.log().config().cleanup_compact {
+                continue;
+            }
+            match partition.clean(crate::now_ms()) {
+                Ok(None) => {}
+                Ok(Some(stats)) => tracing::info!(
+                    topic = topic.name(),
+                    partition = partition.index(),
+                    segments = stats.segments,
+                    bytes_before = stats.bytes_before,
+                    bytes_after = stats.bytes_after,
+                    records_removed = stats.records_removed,
+                    "compacted"
+                ),
+                Err(e) => {
+                    tracing::warn!(topic = topic.name(), partition = partition.index(), error = %e, "compaction failed; will retry")
+                }
+            }
+        }
+    }
+}
+
 /// Applies retention and checkpoints recovery points, each on its own interval.
 pub(crate) async fn housekeeping_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
     let retention_every = broker.config.retention_check_interval_ms.max(10);

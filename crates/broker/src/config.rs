@@ -27,9 +27,14 @@ pub struct BrokerConfig {
     /// How often recovery points are checkpointed (Kafka's
     /// `log.flush.offset.checkpoint.interval.ms`).
     pub recovery_checkpoint_interval_ms: u64,
+    /// `log.cleaner.backoff.ms`: pause between compaction rounds.
+    pub cleaner_backoff_ms: u64,
     /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`, fixed when it is
     /// first created.
     pub offsets_topic_partitions: i32,
+    /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets`, fixed when it is
+    /// first created.
+    pub offsets_topic_segment_bytes: u64,
     /// `group.min.session.timeout.ms`, `group.max.session.timeout.ms`,
     /// `group.initial.rebalance.delay.ms`, `group.max.size`.
     pub group: GroupConfig,
@@ -49,7 +54,9 @@ impl BrokerConfig {
             default_partitions: 1,
             retention_check_interval_ms: 300_000,
             recovery_checkpoint_interval_ms: 60_000,
+            cleaner_backoff_ms: 15_000,
             offsets_topic_partitions: OFFSETS_TOPIC_PARTITIONS_DEFAULT,
+            offsets_topic_segment_bytes: 100 * 1024 * 1024,
             group: GroupConfig::default(),
         }
     }

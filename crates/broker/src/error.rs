@@ -10,6 +10,7 @@ pub(crate) fn storage_error(e: &StorageError) -> ResponseError {
     match e {
         StorageError::CorruptBatch(_) => ResponseError::CorruptMessage,
         StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
+        StorageError::InvalidRecord(_) => ResponseError::InvalidRecord,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::Offline(_) | StorageError::Io(_) => ResponseError::KafkaStorageError,
         StorageError::TopicExists(_) => ResponseError::TopicAlreadyExists,

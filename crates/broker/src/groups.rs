@@ -78,10 +78,10 @@ impl Groups {
         let topic = match broker.logs.topic(OFFSETS_TOPIC) {
             Some(topic) => topic,
             None => {
+                let segment_bytes = broker.config.offsets_topic_segment_bytes;
                 let configs = BTreeMap::from([
-                    // Until compaction lands, nothing may age out of this topic.
-                    ("retention.ms".to_string(), "-1".to_string()),
-                    ("retention.bytes".to_string(), "-1".to_string()),
+                    ("cleanup.policy".to_string(), "compact".to_string()),
+                    ("segment.bytes".to_string(), segment_bytes.to_string()),
                 ]);
                 let partitions = broker.config.offsets_topic_partitions;
                 broker.create_topic(OFFSETS_TOPIC, partitions, configs)?

@@ -123,6 +123,10 @@ impl RunningBroker {
         broker
             .tasks
             .spawn(groups.tick_loop(broker.shutdown.clone()));
+        broker.tasks.spawn(background::cleaner_loop(
+            broker.clone(),
+            broker.shutdown.clone(),
+        ));
         broker.tasks.spawn(background::housekeeping_loop(
             broker.clone(),
             broker.shutdown.clone(),

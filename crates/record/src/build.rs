@@ -1,9 +1,10 @@
 //! Building uncompressed v2 batches for records the broker writes itself (the group
-//! coordinator's `__consumer_offsets` records). Client batches are never rebuilt: they are
-//! stored as received.
+//! coordinator's `__consumer_offsets` records, and batches rewritten by compaction). Client
+//! batches are otherwise never rebuilt: they are stored as received.
 
+use crate::records::Record;
 use crate::varint::write_varlong;
-use crate::{HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use crate::{BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
 
 /// Where the CRC-32C field sits and where the bytes it covers start (after the CRC itself).
 const CRC_FIELD: std::ops::Range<usize> = 17..21;
@@ -34,35 +35,69 @@ pub fn encode_batch_with_timestamps(
     assert!(!records.is_empty(), "a batch holds at least one record");
     assert_eq!(timestamps_ms.len(), records.len());
     let base_ts = timestamps_ms[0];
+    let header = BatchHeader {
+        base_offset,
+        batch_length: 0,
+        partition_leader_epoch: 0,
+        magic: 2,
+        crc: 0,
+        attributes: 0,
+        last_offset_delta: (records.len() - 1) as i32,
+        base_timestamp: base_ts,
+        max_timestamp: timestamps_ms.iter().copied().max().unwrap_or(base_ts),
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        records_count: records.len() as i32,
+    };
     let mut body = Vec::new();
-    let mut encoded = Vec::new();
     for (delta, (record, ts)) in records.iter().zip(timestamps_ms).enumerate() {
-        encoded.clear();
-        encoded.push(0u8); // attributes
-        write_varlong(&mut encoded, ts - base_ts);
-        write_varlong(&mut encoded, delta as i64);
-        write_bytes(&mut encoded, record.key);
-        write_bytes(&mut encoded, record.value);
-        write_varlong(&mut encoded, 0); // header count
-        write_varlong(&mut body, encoded.len() as i64);
-        body.extend_from_slice(&encoded);
+        let record = Record {
+            offset: base_offset + delta as i64,
+            timestamp: *ts,
+            key: record.key,
+            value: record.value,
+            headers: Vec::new(),
+        };
+        write_record(&mut body, &header, &record);
     }
-    let max_ts = timestamps_ms.iter().copied().max().unwrap_or(base_ts);
+    write_header(&header, &body)
+}
+
+/// Appends one record, its offset and timestamp taken relative to `batch`'s base.
+pub(crate) fn write_record(body: &mut Vec<u8>, batch: &BatchHeader, record: &Record<'_>) {
+    let mut encoded = Vec::with_capacity(32);
+    encoded.push(0u8); // attributes
+    write_varlong(&mut encoded, record.timestamp - batch.base_timestamp);
+    write_varlong(&mut encoded, record.offset - batch.base_offset);
+    write_bytes(&mut encoded, record.key);
+    write_bytes(&mut encoded, record.value);
+    write_varlong(&mut encoded, record.headers.len() as i64);
+    for h in &record.headers {
+        write_bytes(&mut encoded, Some(h.key));
+        write_bytes(&mut encoded, h.value);
+    }
+    write_varlong(body, encoded.len() as i64);
+    body.extend_from_slice(&encoded);
+}
+
+/// The batch bytes for `header` (its length and CRC computed here) followed by `body`.
+pub(crate) fn write_header(header: &BatchHeader, body: &[u8]) -> Vec<u8> {
     let mut b = Vec::with_capacity(HEADER_BYTES + body.len());
-    b.extend_from_slice(&base_offset.to_be_bytes());
+    b.extend_from_slice(&header.base_offset.to_be_bytes());
     b.extend_from_slice(&((HEADER_BYTES - LOG_OVERHEAD_BYTES + body.len()) as i32).to_be_bytes());
-    b.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
+    b.extend_from_slice(&header.partition_leader_epoch.to_be_bytes());
     b.push(2); // magic
     b.extend_from_slice(&[0; 4]); // crc, filled in below
-    b.extend_from_slice(&0i16.to_be_bytes()); // attributes: no compression
-    b.extend_from_slice(&((records.len() - 1) as i32).to_be_bytes());
-    b.extend_from_slice(&base_ts.to_be_bytes());
-    b.extend_from_slice(&max_ts.to_be_bytes());
-    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-    b.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
-    b.extend_from_slice(&(records.len() as i32).to_be_bytes());
-    b.extend_from_slice(&body);
+    b.extend_from_slice(&header.attributes.to_be_bytes());
+    b.extend_from_slice(&header.last_offset_delta.to_be_bytes());
+    b.extend_from_slice(&header.base_timestamp.to_be_bytes());
+    b.extend_from_slice(&header.max_timestamp.to_be_bytes());
+    b.extend_from_slice(&header.producer_id.to_be_bytes());
+    b.extend_from_slice(&header.producer_epoch.to_be_bytes());
+    b.extend_from_slice(&header.base_sequence.to_be_bytes());
+    b.extend_from_slice(&header.records_count.to_be_bytes());
+    b.extend_from_slice(body);
     let crc = crc32c::crc32c(&b[CRC_COVERED_FROM..]);
     b[CRC_FIELD].copy_from_slice(&crc.to_be_bytes());
     b

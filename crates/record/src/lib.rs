@@ -11,6 +11,7 @@ mod build;
 mod codec;
 mod error;
 mod records;
+mod retain;
 mod varint;
 
 pub use batch::{
@@ -23,3 +24,4 @@ pub mod testing;
 pub use build::{NewRecord, encode_batch, encode_batch_with_timestamps};
 pub use error::RecordError;
 pub use records::{Record, RecordHeader, decode_records};
+pub use retain::{Retained, retain_records};

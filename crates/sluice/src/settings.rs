@@ -46,8 +46,14 @@ pub(crate) struct ServeSettings {
     pub log_retention_check_interval_ms: u64,
     /// `text` or `json`
     pub log_format: String,
+    /// `log.cleaner.backoff.ms`
+    pub log_cleaner_backoff_ms: u64,
+    /// `log.flush.offset.checkpoint.interval.ms`: how often recovery points are checkpointed
+    pub log_flush_offset_checkpoint_interval_ms: u64,
     /// `offsets.topic.num.partitions` (used when `__consumer_offsets` is first created)
     pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.segment.bytes` (used when `__consumer_offsets` is first created)
+    pub offsets_topic_segment_bytes: u64,
     /// `group.initial.rebalance.delay.ms`
     pub group_initial_rebalance_delay_ms: i32,
     /// `group.min.session.timeout.ms`
@@ -69,7 +75,10 @@ impl Default for ServeSettings {
             socket_request_max_bytes: sluice_types::limits::REQUEST_FRAME_BYTES_MAX_DEFAULT,
             log_retention_check_interval_ms: 300_000,
             log_format: "text".into(),
+            log_cleaner_backoff_ms: 15_000,
+            log_flush_offset_checkpoint_interval_ms: 60_000,
             offsets_topic_num_partitions: sluice_broker::OFFSETS_TOPIC_PARTITIONS_DEFAULT,
+            offsets_topic_segment_bytes: 100 * 1024 * 1024,
             group_initial_rebalance_delay_ms: GroupConfig::default().initial_rebalance_delay_ms,
             group_min_session_timeout_ms: GroupConfig::default().session_timeout_ms_min,
             group_max_session_timeout_ms: GroupConfig::default().session_timeout_ms_max,
@@ -115,7 +124,10 @@ impl ServeSettings {
         config.default_partitions = self.num_partitions;
         config.request_frame_bytes_max = self.socket_request_max_bytes;
         config.retention_check_interval_ms = self.log_retention_check_interval_ms;
+        config.cleaner_backoff_ms = self.log_cleaner_backoff_ms;
+        config.recovery_checkpoint_interval_ms = self.log_flush_offset_checkpoint_interval_ms;
         config.offsets_topic_partitions = self.offsets_topic_num_partitions;
+        config.offsets_topic_segment_bytes = self.offsets_topic_segment_bytes;
         config.group = self.group_config()?;
         Ok(config)
     }

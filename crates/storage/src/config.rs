@@ -22,7 +22,27 @@ pub const TOPIC_CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "cleanup.policy",
         default: "delete",
-        doc: "delete: drop whole segments past retention",
+        doc: "delete (drop whole segments past retention), compact (keep the last record per key), or compact,delete",
+    },
+    ConfigKey {
+        name: "delete.retention.ms",
+        default: "86400000",
+        doc: "compaction keeps a tombstone this long after its timestamp",
+    },
+    ConfigKey {
+        name: "min.cleanable.dirty.ratio",
+        default: "0.5",
+        doc: "compact when this share of the cleanable log is not yet compacted",
+    },
+    ConfigKey {
+        name: "min.compaction.lag.ms",
+        default: "0",
+        doc: "records younger than this are not compacted",
+    },
+    ConfigKey {
+        name: "max.compaction.lag.ms",
+        default: "9223372036854775807",
+        doc: "a record is compacted within this long, whatever the dirty ratio",
     },
     ConfigKey {
         name: "retention.ms",
@@ -79,6 +99,15 @@ pub const TOPIC_CONFIG_KEYS: &[ConfigKey] = &[
 /// The effective configuration of one topic's logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
+    /// `cleanup.policy` includes `delete`: retention drops old segments.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` includes `compact`: the cleaner keeps the last record per key.
+    pub cleanup_compact: bool,
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`, in thousandths (so the config stays `Eq`).
+    pub min_cleanable_dirty_ratio_permille: u32,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
     pub retention_ms: i64,
     pub retention_bytes: i64,
     pub segment_bytes: u64,
@@ -142,11 +171,8 @@ pub fn validate_entry(key: &str, value: &str) -> Result<()> {
         return Err(invalid(key, "…", "value too long"));
     }
     match key {
-        "cleanup.policy" if value != "delete" => Err(invalid(
-            key,
-            value,
-            "Sluice supports only cleanup.policy=delete so far",
-        )),
+        "cleanup.policy" => parse_cleanup_policy(value).map(|_| ()),
+        "min.cleanable.dirty.ratio" => parse_ratio_permille(value).map(|_| ()),
         "message.timestamp.type" if value != "CreateTime" => Err(invalid(
             key,
             value,
@@ -158,7 +184,7 @@ pub fn validate_entry(key: &str, value: &str) -> Result<()> {
         _ if TOPIC_CONFIG_KEYS.iter().any(|k| k.name == key) => {
             let mut one = BTreeMap::new();
             one.insert(key.to_string(), value.to_string());
-            let numeric = !matches!(key, "cleanup.policy" | "message.timestamp.type");
+            let numeric = key != "message.timestamp.type";
             if numeric {
                 LogConfig::from_overrides_unchecked(&one).map(|_| ())
             } else {
@@ -173,7 +199,17 @@ pub fn validate_entry(key: &str, value: &str) -> Result<()> {
 
 impl LogConfig {
     fn from_overrides_unchecked(m: &BTreeMap<String, String>) -> Result<LogConfig> {
+        let value = |key: &str| m.get(key).map_or(default_of(key), String::as_str);
+        let (cleanup_delete, cleanup_compact) = parse_cleanup_policy(value("cleanup.policy"))?;
         Ok(LogConfig {
+            cleanup_delete,
+            cleanup_compact,
+            delete_retention_ms: parse_i64(m, "delete.retention.ms", 0, i64::MAX)?,
+            min_cleanable_dirty_ratio_permille: parse_ratio_permille(value(
+                "min.cleanable.dirty.ratio",
+            ))?,
+            min_compaction_lag_ms: parse_i64(m, "min.compaction.lag.ms", 0, i64::MAX)?,
+            max_compaction_lag_ms: parse_i64(m, "max.compaction.lag.ms", 1, i64::MAX)?,
             retention_ms: parse_i64(m, "retention.ms", -1, i64::MAX)?,
             retention_bytes: parse_i64(m, "retention.bytes", -1, i64::MAX)?,
             segment_bytes: parse_i64(
@@ -189,6 +225,37 @@ impl LogConfig {
             index_interval_bytes: parse_i64(m, "index.interval.bytes", 0, i32::MAX as i64)? as u32,
         })
     }
+}
+
+/// `delete`, `compact`, or both (comma-separated, either order): (delete, compact).
+fn parse_cleanup_policy(value: &str) -> Result<(bool, bool)> {
+    let (mut delete, mut compact) = (false, false);
+    for part in value.split(',').map(str::trim) {
+        match part {
+            "delete" => delete = true,
+            "compact" => compact = true,
+            _ => {
+                return Err(invalid(
+                    "cleanup.policy",
+                    value,
+                    "expected delete, compact or compact,delete",
+                ));
+            }
+        }
+    }
+    Ok((delete, compact))
+}
+
+fn parse_ratio_permille(value: &str) -> Result<u32> {
+    let key = "min.cleanable.dirty.ratio";
+    let ratio: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, "not a number"))?;
+    if !(0.0..=1.0).contains(&ratio) {
+        return Err(invalid(key, value, "must be between 0 and 1"));
+    }
+    Ok((ratio * 1000.0).round() as u32)
 }
 
 #[cfg(test)]
@@ -207,6 +274,13 @@ mod tests {
         assert!(LogConfig::from_overrides(&one("retention.ms", "soon")).is_err());
         assert!(LogConfig::from_overrides(&one("segment.bytes", "1")).is_err());
         assert!(LogConfig::from_overrides(&one("no.such.key", "1")).is_err());
-        assert!(LogConfig::from_overrides(&one("cleanup.policy", "compact")).is_err());
+        assert!(LogConfig::from_overrides(&one("cleanup.policy", "shred")).is_err());
+        let c = LogConfig::from_overrides(&one("cleanup.policy", "compact, delete")).unwrap();
+        assert!(c.cleanup_compact && c.cleanup_delete);
+        let c = LogConfig::from_overrides(&one("cleanup.policy", "compact")).unwrap();
+        assert!(c.cleanup_compact && !c.cleanup_delete);
+        let c = LogConfig::from_overrides(&one("min.cleanable.dirty.ratio", "0.25")).unwrap();
+        assert_eq!(c.min_cleanable_dirty_ratio_permille, 250);
+        assert!(LogConfig::from_overrides(&one("min.cleanable.dirty.ratio", "1.5")).is_err());
     }
 }

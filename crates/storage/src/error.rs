@@ -9,6 +9,8 @@ pub enum StorageError {
     CorruptBatch(#[from] RecordError),
     #[error("record batch of {bytes} bytes exceeds max.message.bytes {max}")]
     BatchTooLarge { bytes: usize, max: u32 },
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
     #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange {
         offset: i64,

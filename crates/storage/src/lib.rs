@@ -10,6 +10,7 @@
 //! read path; it checks batches (`sluice-record`) and stores them as received.
 
 mod checkpoint;
+mod compaction;
 pub mod config;
 mod error;
 mod index;
@@ -20,6 +21,7 @@ mod read;
 mod scan;
 mod segment;
 
+pub use compaction::{CleanPlan, CleanStats, Cleaned};
 pub use config::{LogConfig, TOPIC_CONFIG_KEYS};
 pub use error::{Result, StorageError};
 pub use log::{AppendInfo, FlushPlan, Log};

@@ -83,6 +83,13 @@ pub struct Log {
     last_flush_ms: i64,
     dir_dirty: bool,
     offline: Option<String>,
+    /// The recovery point as last written to its checkpoint file: what crash recovery will
+    /// start from. Compaction stays below it.
+    checkpointed_recovery_point: i64,
+    /// Offsets below this have been compacted (in memory only; see `compaction`).
+    cleaner_checkpoint: i64,
+    /// When the earliest tombstone in the compacted part may be dropped.
+    tombstone_expiry_ms: Option<i64>,
 }
 
 impl Log {
@@ -90,6 +97,9 @@ impl Log {
     /// which case no segment is re-verified.
     pub fn open(dir: &Path, config: LogConfig, clean: bool, now_ms: i64) -> Result<Log> {
         std::fs::create_dir_all(dir)?;
+        crate::compaction::remove_leftovers(dir)?;
+        let checkpointed_recovery_point =
+            checkpoint::read_i64(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0);
         let mut bases = list_segment_bases(dir)?;
         bases.sort_unstable();
         let recovery_point = if clean {
@@ -146,6 +156,9 @@ impl Log {
             last_flush_ms: now_ms,
             dir_dirty: true,
             offline: None,
+            checkpointed_recovery_point,
+            cleaner_checkpoint: 0,
+            tombstone_expiry_ms: None,
         };
         let end = log.log_end_offset();
         log.log_start_offset = log.log_start_offset.min(end);
@@ -189,7 +202,11 @@ impl Log {
                     max: self.config.max_message_bytes,
                 });
             }
-            batches.push((validate_batch(bytes)?, bytes));
+            let header = validate_batch(bytes)?;
+            if self.config.cleanup_compact && !header.is_control() {
+                require_keys(bytes)?;
+            }
+            batches.push((header, bytes));
         }
         if batches.is_empty() {
             return Err(sluice_record::RecordError::Truncated {
@@ -283,18 +300,21 @@ impl Log {
                 log_end_offset: self.log_end_offset(),
             });
         }
-        let (_, segment) = self
+        let (_, floor) = self
             .segments
             .range(..=offset)
             .next_back()
             .expect("offset >= first base");
-        let segment = if offset >= segment.next_offset() {
+        // Past the floor segment's end (compaction leaves gaps, even empty segments), the
+        // data continues in the first later segment that holds any.
+        let segment = if offset < floor.next_offset() {
+            floor
+        } else {
             self.segments
                 .range(offset + 1..)
-                .next()
-                .map_or(segment, |(_, s)| s)
-        } else {
-            segment
+                .map(|(_, s)| s)
+                .find(|s| s.next_offset() > s.base_offset())
+                .unwrap_or_else(|| self.active())
         };
         Ok(ReadPlan {
             snapshot: segment.snapshot_for(offset),
@@ -408,7 +428,9 @@ impl Log {
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize> {
         self.check_online()?;
         let active = self.active();
-        let active_expired = self.config.retention_ms >= 0
+        let delete = self.config.cleanup_delete;
+        let active_expired = delete
+            && self.config.retention_ms >= 0
             && active.size() > 0
             && active.max_timestamp() >= 0
             && active.max_timestamp() < now_ms - self.config.retention_ms
@@ -420,9 +442,11 @@ impl Log {
         let mut deleted = 0;
         while self.segments.len() > 1 {
             let first = self.segments.values().next().expect("non-empty");
-            let by_time = self.config.retention_ms >= 0
+            let by_time = delete
+                && self.config.retention_ms >= 0
                 && first.max_timestamp() < now_ms - self.config.retention_ms;
-            let by_size = self.config.retention_bytes >= 0
+            let by_size = delete
+                && self.config.retention_bytes >= 0
                 && total - first.size() >= self.config.retention_bytes as u64;
             let below_start = first.next_offset() <= self.log_start_offset;
             if !(by_time || by_size || below_start) {
@@ -519,12 +543,45 @@ impl Log {
 
     /// Writes the checkpoints and the active segment's indexes (clean shutdown, and
     /// periodically for the recovery point).
-    pub fn checkpoint(&self, with_indexes: bool) -> Result<()> {
+    pub fn checkpoint(&mut self, with_indexes: bool) -> Result<()> {
         if with_indexes {
             self.active().persist_indexes()?;
         }
         checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), self.recovery_point)?;
+        self.checkpointed_recovery_point = self.recovery_point;
         Ok(())
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// Base offset of the active segment, the one appends go to.
+    pub fn active_base_offset(&self) -> i64 {
+        self.active().base_offset()
+    }
+    /// Every segment but the active one, oldest first.
+    pub(crate) fn closed_segments(&self) -> impl Iterator<Item = &LogSegment> {
+        let closed = self.segments.len() - 1;
+        self.segments.values().take(closed)
+    }
+    pub(crate) fn segment_size(&self, base_offset: i64) -> Option<u64> {
+        self.segments.get(&base_offset).map(LogSegment::size)
+    }
+    pub(crate) fn replace_segment(&mut self, segment: LogSegment) {
+        self.segments.insert(segment.base_offset(), segment);
+    }
+    pub(crate) fn checkpointed_recovery_point(&self) -> i64 {
+        self.checkpointed_recovery_point
+    }
+    pub(crate) fn cleaner_checkpoint(&self) -> i64 {
+        self.cleaner_checkpoint
+    }
+    pub(crate) fn tombstone_expiry_ms(&self) -> Option<i64> {
+        self.tombstone_expiry_ms
+    }
+    pub(crate) fn set_cleaner_checkpoint(&mut self, offset: i64, tombstone_expiry_ms: Option<i64>) {
+        self.cleaner_checkpoint = self.cleaner_checkpoint.max(offset);
+        self.tombstone_expiry_ms = tombstone_expiry_ms;
     }
 
     pub fn set_config(&mut self, config: LogConfig) {
@@ -562,6 +619,22 @@ impl Log {
             .max()
             .unwrap_or(-1)
     }
+}
+
+/// A compacted topic keeps the last record per key, so a record without a key has no place in
+/// it (Kafka refuses it the same way). Only compacted topics pay for this decode.
+fn require_keys(batch: &[u8]) -> Result<()> {
+    let mut keyless = false;
+    decode_records(batch, |r| {
+        keyless = r.key.is_none();
+        !keyless
+    })?;
+    if keyless {
+        return Err(StorageError::InvalidRecord(
+            "compacted topic cannot accept a record without a key".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn records_len(batches: &[(BatchHeader, &[u8])]) -> usize {

@@ -102,6 +102,16 @@ impl Partition {
         }
     }
 
+    /// Runs one compaction pass if one is due; the work happens without the log's lock.
+    /// Blocking: run it off the async threads.
+    pub fn clean(&self, now_ms: i64) -> Result<Option<crate::CleanStats>> {
+        let Some(plan) = self.log().clean_plan(now_ms) else {
+            return Ok(None);
+        };
+        let cleaned = plan.execute()?;
+        Ok(Some(self.log().install_cleaned(cleaned)?))
+    }
+
     /// Asks the partition's flusher to fsync soon.
     pub fn request_flush(&self) {
         self.flush_wanted.notify_one();

@@ -95,6 +95,20 @@ impl LogSegment {
         Ok(segment)
     }
 
+    /// A segment over a file compaction just wrote: its indexes are built by a header scan.
+    pub(crate) fn from_cleaned(
+        dir: &Path,
+        base_offset: i64,
+        file: File,
+        index_interval_bytes: u32,
+        now_ms: i64,
+    ) -> std::io::Result<LogSegment> {
+        let size = file.metadata()?.len();
+        let mut segment = LogSegment::empty(dir, base_offset, file, size, now_ms);
+        segment.rebuild(false, index_interval_bytes, i32::MAX)?;
+        Ok(segment)
+    }
+
     /// Loads both index files and finds the end offset by scanning from the last indexed
     /// batch. False if anything is missing or inconsistent.
     fn load_indexes(&mut self) -> bool {

@@ -69,3 +69,8 @@ pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 
 /// Most partitions with committed offsets one group may hold.
 pub const GROUP_COMMITTED_PARTITIONS_MAX: usize = 100_000;
+
+/// Most distinct keys one compaction pass maps (Kafka bounds the same map by
+/// `log.cleaner.dedupe.buffer.size`); about 24 bytes each. A pass stops at the segment where
+/// the map fills, and the next pass goes on from there.
+pub const COMPACTION_KEYS_PER_PASS_MAX: usize = 2_000_000;

@@ -1,0 +1,275 @@
+//! Log compaction through the public API: last value per key, tombstones, original offsets,
+//! and crash safety at each step of a pass.
+
+use sluice_record::{BatchIter, NewRecord, encode_batch_with_timestamps};
+use sluice_storage::{Log, LogConfig};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const NOW: i64 = 1_000_000;
+
+fn compacted(extra: &[(&str, &str)]) -> LogConfig {
+    let mut map: BTreeMap<String, String> = [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "600"),
+        ("min.cleanable.dirty.ratio", "0"),
+        ("delete.retention.ms", "1000"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        map.insert(k.to_string(), v.to_string());
+    }
+    LogConfig::from_overrides(&map).unwrap()
+}
+
+/// Appends one record per call, key `k{key}`, value `v{offset}` (or a tombstone).
+fn put(log: &mut Log, key: u32, tombstone: bool, ts: i64) -> i64 {
+    let key = format!("k{key}");
+    let value = format!("v{}", log.log_end_offset());
+    let record = NewRecord {
+        key: Some(key.as_bytes()),
+        value: (!tombstone).then_some(value.as_bytes()),
+    };
+    log.append(&encode_batch_with_timestamps(0, &[ts], &[record]), ts)
+        .unwrap()
+        .base_offset
+}
+
+/// (offset, key, value) of every record, reading across gaps.
+fn read_all(log: &Log) -> Vec<(i64, String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut next = log.log_start_offset();
+    while next < log.high_watermark() {
+        let bytes = log.read(next, 1 << 20, true).unwrap().read().unwrap();
+        assert!(!bytes.is_empty(), "read at {next} returned nothing");
+        for batch in BatchIter::new(&bytes) {
+            let (header, batch) = batch.unwrap();
+            sluice_record::decode_records(batch, |r| {
+                if r.offset >= next {
+                    let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+                    out.push((r.offset, text(r.key.unwrap()), r.value.map(text)));
+                }
+                true
+            })
+            .unwrap();
+            next = header.last_offset() + 1;
+        }
+    }
+    out
+}
+
+/// Makes everything so far durable and checkpointed, as the broker's flusher and
+/// housekeeping would.
+fn flush_and_checkpoint(log: &mut Log) {
+    let plan = log.flush_plan().unwrap();
+    plan.execute().unwrap();
+    log.mark_flushed(&plan, NOW);
+    log.checkpoint(false).unwrap();
+}
+
+fn clean(log: &mut Log, now: i64) -> Option<sluice_storage::CleanStats> {
+    let plan = log.clean_plan(now)?;
+    let cleaned = plan.execute().unwrap();
+    Some(log.install_cleaned(cleaned).unwrap())
+}
+
+/// Ten keys, each written five times over many small segments, then key 3 deleted.
+fn history(dir: &Path) -> Log {
+    let mut log = Log::open(dir, compacted(&[]), false, NOW).unwrap();
+    for round in 0..5 {
+        for key in 0..10 {
+            put(&mut log, key, false, NOW + round);
+        }
+    }
+    put(&mut log, 3, true, NOW + 10);
+    // Some writes in the active segment, which compaction never touches.
+    put(&mut log, 0, false, NOW + 20);
+    log
+}
+
+#[test]
+fn compaction_keeps_the_last_value_per_key_at_its_original_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = history(dir.path());
+    assert!(log.segment_count() > 5, "the history spans many segments");
+    let before = read_all(&log);
+    assert!(
+        log.clean_plan(NOW).is_none(),
+        "nothing is cleanable above the checkpointed recovery point"
+    );
+    flush_and_checkpoint(&mut log);
+    let stats = clean(&mut log, NOW + 100).expect("a pass is due");
+    assert!(stats.records_removed > 0 && stats.bytes_after < stats.bytes_before);
+    let after = read_all(&log);
+    // Per key, the last record written below the active segment survives, at its offset;
+    // the active segment is untouched.
+    let active_base = log.active_base_offset();
+    let mut expected: BTreeMap<String, (i64, Option<String>)> = BTreeMap::new();
+    for (offset, key, value) in &before {
+        if *offset < active_base {
+            expected.insert(key.clone(), (*offset, value.clone()));
+        }
+    }
+    let mut survivors: Vec<(i64, String, Option<String>)> =
+        expected.into_iter().map(|(k, (o, v))| (o, k, v)).collect();
+    survivors.extend(before.iter().filter(|r| r.0 >= active_base).cloned());
+    survivors.sort();
+    assert_eq!(after, survivors);
+    assert!(
+        after.len() < before.len() / 2,
+        "{} of {} left",
+        after.len(),
+        before.len()
+    );
+    assert_eq!(log.log_end_offset(), 52, "offsets are never renumbered");
+
+    // Past delete.retention.ms, the tombstone goes too, and the key with it.
+    let stats = clean(&mut log, NOW + 10 + 1_000).map(|s| s.records_removed);
+    assert!(stats.is_none(), "no dirty bytes: nothing new to clean");
+    put(&mut log, 9, false, NOW + 2_000);
+    put(&mut log, 5, true, NOW + 2_000);
+    for _ in 0..12 {
+        put(&mut log, 7, false, NOW + 2_000); // roll past the new writes
+    }
+    flush_and_checkpoint(&mut log);
+    clean(&mut log, NOW + 2_500).expect("the new writes are dirty");
+    let left = read_all(&log);
+    assert!(
+        !left.iter().any(|(_, k, _)| k == "k3"),
+        "k3's tombstone is past delete.retention.ms, so k3 is gone: {left:?}"
+    );
+    let k5: Vec<_> = left.iter().filter(|(_, k, _)| k == "k5").collect();
+    assert!(
+        k5.len() == 1 && k5[0].2.is_none(),
+        "k5's recent tombstone stays, its value goes: {k5:?}"
+    );
+}
+
+#[test]
+fn cleaned_segments_survive_a_crash_and_leftovers_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = history(dir.path());
+    flush_and_checkpoint(&mut log);
+    clean(&mut log, NOW + 100).unwrap();
+    let after = read_all(&log);
+    // A crash mid-pass leaves a .cleaned file behind; and the process dies without a clean
+    // shutdown, so recovery runs. Neither may lose a record or replay the garbage.
+    std::fs::write(
+        dir.path().join("00000000000000000000.log.cleaned"),
+        b"half-written",
+    )
+    .unwrap();
+    drop(log);
+    let log = Log::open(dir.path(), compacted(&[]), false, NOW).unwrap();
+    assert_eq!(read_all(&log), after);
+    assert!(!dir.path().join("00000000000000000000.log.cleaned").exists());
+}
+
+#[test]
+fn a_crash_between_the_rename_and_the_new_indexes_rebuilds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = history(dir.path());
+    flush_and_checkpoint(&mut log);
+    clean(&mut log, NOW + 100).unwrap();
+    let after = read_all(&log);
+    drop(log);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .extension()
+            .is_some_and(|e| e == "index" || e == "timeindex")
+        {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let log = Log::open(dir.path(), compacted(&[]), false, NOW).unwrap();
+    assert_eq!(read_all(&log), after);
+}
+
+#[test]
+fn the_dirty_ratio_and_the_compaction_lag_hold_a_pass_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(
+        dir.path(),
+        compacted(&[("min.compaction.lag.ms", "500")]),
+        false,
+        NOW,
+    )
+    .unwrap();
+    for round in 0..5 {
+        for key in 0..10 {
+            put(&mut log, key, false, NOW + round);
+        }
+    }
+    flush_and_checkpoint(&mut log);
+    assert!(
+        log.clean_plan(NOW + 100).is_none(),
+        "younger than min.compaction.lag.ms"
+    );
+    assert!(log.clean_plan(NOW + 600).is_some());
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut strict = Log::open(
+        dir2.path(),
+        compacted(&[("min.cleanable.dirty.ratio", "0.9")]),
+        false,
+        NOW,
+    )
+    .unwrap();
+    for key in 0..40 {
+        put(&mut strict, key, false, NOW);
+    }
+    flush_and_checkpoint(&mut strict);
+    clean(&mut strict, NOW).expect("all dirty: ratio 1");
+    for key in 0..4 {
+        put(&mut strict, key, false, NOW);
+    }
+    for key in 40..44 {
+        put(&mut strict, key, false, NOW); // roll the new writes out of the active segment
+    }
+    flush_and_checkpoint(&mut strict);
+    assert!(
+        strict.clean_plan(NOW).is_none(),
+        "a little dirt is below the 0.9 ratio"
+    );
+}
+
+#[test]
+fn a_compacted_topic_refuses_records_without_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), compacted(&[]), false, NOW).unwrap();
+    let keyless = NewRecord {
+        key: None,
+        value: Some(b"v"),
+    };
+    let err = log
+        .append(&encode_batch_with_timestamps(0, &[NOW], &[keyless]), NOW)
+        .unwrap_err();
+    assert!(err.to_string().contains("without a key"), "{err}");
+    assert_eq!(log.log_end_offset(), 0);
+}
+
+#[test]
+fn an_expiring_tombstone_makes_a_pass_due_without_new_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), compacted(&[]), false, NOW).unwrap();
+    put(&mut log, 1, false, NOW);
+    put(&mut log, 1, true, NOW);
+    for key in 100..120 {
+        put(&mut log, key, false, NOW); // roll both out of the active segment
+    }
+    flush_and_checkpoint(&mut log);
+    clean(&mut log, NOW + 10).expect("dirty");
+    assert!(
+        read_all(&log)
+            .iter()
+            .any(|(_, k, v)| k == "k1" && v.is_none())
+    );
+    assert!(
+        log.clean_plan(NOW + 999).is_none(),
+        "nothing dirty, tombstone still young"
+    );
+    clean(&mut log, NOW + 1_000).expect("the tombstone's time has come");
+    assert!(!read_all(&log).iter().any(|(_, k, _)| k == "k1"));
+}
