@@ -4,6 +4,7 @@ coordinator."""
 
 import asyncio
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -25,8 +26,12 @@ SESSION_MS = 6000  # Kafka's group.min.session.timeout.ms
 
 @pytest.fixture
 def groups_broker(tmp_path):
-    b = Broker(tmp_path / "data", free_port(),
-               extra_env={"SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS": str(INITIAL_DELAY_MS)}).start()
+    b = Broker(tmp_path / "data", free_port(), extra_env={
+        "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS": str(INITIAL_DELAY_MS),
+        # KIP-848 groups: Kafka's defaults are 45 s and 5 s; shorter keeps the tests short.
+        "SLUICE_GROUP_CONSUMER_SESSION_TIMEOUT_MS": str(SESSION_MS),
+        "SLUICE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS": "500",
+    }).start()
     yield b
     if b.proc is not None:
         b.proc.kill()
@@ -119,6 +124,9 @@ def test_a_killed_member_loses_its_partitions_after_the_session_timeout(groups_b
     try:
         survivor = member(b, "workers")
         survivor.subscribe(["jobs"])
+        wait_until(lambda: survivor.poll(0.05) is None and
+                   select.select([doomed.stdout], [], [], 0)[0], timeout=30, interval=0,
+                   what="the doomed member's assignment")
         assert doomed.stdout.readline().strip() == "assigned"
         wait_until(lambda: survivor.poll(0.05) is None and len(assigned(survivor)) == 2,
                    timeout=30, interval=0, what="an even split")
@@ -331,3 +339,66 @@ def test_internal_offsets_topic_is_read_only_for_clients(groups_broker):
     assert errors and errors[0] is not None and errors[0].code() == 17, errors
     with pytest.raises(KafkaException):
         client.delete_topics(["__consumer_offsets"])["__consumer_offsets"].result(timeout=15)
+
+
+def test_kip848_members_share_partitions_and_take_over_incrementally(groups_broker, tmp_path):
+    """group.protocol=consumer: the broker assigns; members reconcile without a group-wide
+    pause, and a killed member's partitions move after the session timeout."""
+    b = groups_broker
+    create_topic(b, "kip848", partitions=6)
+    fill(b, "kip848", 6, 600)
+    conf = {"group.protocol": "consumer"}
+    consumer = lambda: Consumer({"bootstrap.servers": b.bootstrap, "group.id": "next-gen",
+                                 "auto.offset.reset": "earliest", **conf})
+    members = [consumer() for _ in range(3)]
+    for c in members:
+        c.subscribe(["kip848"])
+    seen = [[], [], []]
+    poll_until(members, lambda: sum(map(len, seen)) >= 600, seen)
+    assert sorted(v for s in seen for v in s) == list(range(600))
+    wait_until(lambda: [c.poll(0.05) for c in members] and
+               sorted(len(assigned(c)) for c in members) == [2, 2, 2],
+               timeout=30, interval=0, what="two partitions each")
+    for c in members:
+        c.commit(asynchronous=False)
+
+    client = admin(b)  # must outlive its futures
+    described = client.describe_consumer_groups(["next-gen"])["next-gen"].result(timeout=15)
+    assert "CONSUMER" in str(described.type) and len(described.members) == 3
+    assert described.partition_assignor == "uniform"
+
+    # A leaving member's partitions go to the others; nothing is read twice (its offsets were
+    # committed) and nothing is lost.
+    members[2].close()
+    survivors = members[:2]
+    wait_until(lambda: [c.poll(0.05) for c in survivors] and
+               sorted(p for c in survivors for p in assigned(c)) == list(range(6)),
+               timeout=30, interval=0, what="the survivors owning all six partitions")
+    fill(b, "kip848", 6, 60, start=600)
+    seen = [[], []]
+    poll_until(survivors, lambda: sum(map(len, seen)) >= 60, seen)
+    assert sorted(v for s in seen for v in s) == list(range(600, 660))
+
+    # A member killed with SIGKILL loses its partitions once its session times out.
+    script = tmp_path / "kip848_member.py"
+    script.write_text(KILLABLE_MEMBER.replace('"session.timeout.ms": 6000', '"group.protocol": "consumer"'))
+    doomed = subprocess.Popen([sys.executable, str(script), b.bootstrap, "next-gen", "kip848"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        # The survivors must keep polling: they give up partitions for the newcomer as they go.
+        wait_until(lambda: [c.poll(0.05) for c in survivors] and
+                   select.select([doomed.stdout], [], [], 0)[0], timeout=30, interval=0,
+                   what="the third member's assignment")
+        assert doomed.stdout.readline().strip() == "assigned"
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+        wait_until(lambda: [c.poll(0.05) for c in survivors] and
+                   sorted(p for c in survivors for p in assigned(c)) == list(range(6)),
+                   timeout=SESSION_MS / 1000 + 20, interval=0, what="partitions back after the kill")
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+    listed = client.list_consumer_groups().result(timeout=15)
+    assert "next-gen" in {g.group_id for g in listed.valid}
+    for c in survivors:
+        c.close()

@@ -10,10 +10,12 @@
 
 use crate::GroupError;
 use crate::classic::{ClassicGroup, GroupState};
+use crate::consumer::{ConsumerGroup, TopicPartitionCounts};
 use crate::record::{CommittedOffset, OffsetsRecord};
 use crate::types::{
-    GroupConfig, GroupDescription, GroupListing, JoinRequest, JoinResponse, MemberDescription,
-    MemberRef, OffsetToCommit, Reply, SyncRequest, SyncResponse, WaiterId,
+    ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatResponse, GroupConfig,
+    GroupDescription, GroupListing, JoinRequest, JoinResponse, MemberDescription, MemberRef,
+    OffsetToCommit, Reply, SyncRequest, SyncResponse, WaiterId,
 };
 use sluice_types::limits::{
     GROUP_COMMITTED_PARTITIONS_MAX, GROUP_ID_BYTES_MAX, GROUP_MEMBER_METADATA_BYTES_MAX,
@@ -34,6 +36,9 @@ type Offsets = BTreeMap<(String, i32), CommittedOffset>;
 pub struct GroupCoordinator {
     config: GroupConfig,
     groups: HashMap<String, ClassicGroup>,
+    /// KIP-848 groups. A group id names a classic group or a consumer group, never both; an
+    /// empty group of one kind turns into the other when a member of the other kind joins.
+    consumer_groups: HashMap<String, ConsumerGroup>,
     offsets: HashMap<String, Offsets>,
 }
 
@@ -61,6 +66,17 @@ impl GroupCoordinator {
             let reply = Reply::Join(waiter, JoinResponse::error_for(e, &req.member_id));
             fx.replies.push(reply);
             return fx;
+        }
+        if let Some(other) = self.consumer_groups.get(&req.group_id) {
+            if !other.members.is_empty() {
+                let e = GroupError::InconsistentGroupProtocol;
+                fx.replies.push(Reply::Join(
+                    waiter,
+                    JoinResponse::error_for(e, &req.member_id),
+                ));
+                return fx;
+            }
+            self.consumer_groups.remove(&req.group_id);
         }
         let group = match group_or_create(&mut self.groups, &req.group_id, now_ms) {
             Ok(g) => g,
@@ -206,6 +222,12 @@ impl GroupCoordinator {
     ) -> Result<(), GroupError> {
         check_group_id(group_id)?;
         let simple = who.generation < 0 && who.member_id.is_empty();
+        if let Some(group) = self.consumer_groups.get(group_id) {
+            if simple && group.members.is_empty() {
+                return Ok(());
+            }
+            return group.check_commit(&who.member_id, who.generation);
+        }
         let Some(group) = self.groups.get_mut(group_id) else {
             if !simple {
                 return Err(GroupError::IllegalGeneration);
@@ -266,7 +288,14 @@ impl GroupCoordinator {
                 group_id: g.id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
                 state: g.state.name(),
+                group_type: "classic",
             })
+            .chain(self.consumer_groups.values().map(|g| GroupListing {
+                group_id: g.id.clone(),
+                protocol_type: "consumer".to_owned(),
+                state: g.state(),
+                group_type: "consumer",
+            }))
             .collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
@@ -312,6 +341,27 @@ impl GroupCoordinator {
         let results = group_ids
             .iter()
             .map(|id| {
+                if let Some(group) = self.consumer_groups.get(id) {
+                    if !group.members.is_empty() {
+                        return Err(GroupError::NonEmptyGroup);
+                    }
+                    self.consumer_groups.remove(id);
+                    for (topic, partition) in
+                        self.offsets.remove(id).unwrap_or_default().into_keys()
+                    {
+                        fx.records.push(OffsetsRecord::Offset {
+                            group: id.clone(),
+                            topic,
+                            partition,
+                            value: None,
+                        });
+                    }
+                    fx.records.push(OffsetsRecord::ConsumerGroup {
+                        group: id.clone(),
+                        value: None,
+                    });
+                    return Ok(());
+                }
                 let group = self.groups.get(id).ok_or(GroupError::GroupIdNotFound)?;
                 if group.state != GroupState::Empty {
                     return Err(GroupError::NonEmptyGroup);
@@ -344,13 +394,23 @@ impl GroupCoordinator {
         subscribed_topics: &HashSet<String>,
     ) -> (Effects, Result<Vec<Result<(), GroupError>>, GroupError>) {
         let mut fx = Effects::default();
-        let Some(group) = self.groups.get(group_id) else {
-            return (fx, Err(GroupError::GroupIdNotFound));
+        let consumer = self.consumer_groups.get(group_id);
+        let subscribed = |topic: &String| match consumer {
+            Some(g) => g.subscribes_to(topic),
+            None => subscribed_topics.contains(topic),
         };
-        let active = group.state != GroupState::Empty;
+        let active = match (consumer, self.groups.get(group_id)) {
+            (Some(g), _) => !g.members.is_empty(),
+            (None, Some(g)) => g.state != GroupState::Empty,
+            (None, None) => return (fx, Err(GroupError::GroupIdNotFound)),
+        };
+        let blocked: Vec<bool> = partitions
+            .iter()
+            .map(|(topic, _)| active && subscribed(topic))
+            .collect();
         let mut results = Vec::with_capacity(partitions.len());
-        for (topic, partition) in partitions {
-            if active && subscribed_topics.contains(topic) {
+        for ((topic, partition), blocked) in partitions.iter().zip(blocked) {
+            if blocked {
                 results.push(Err(GroupError::GroupSubscribedToTopic));
                 continue;
             }
@@ -375,15 +435,79 @@ impl GroupCoordinator {
                 group.expire(&self.config, now_ms, &mut fx.replies);
             }
         }
+        for group in self.consumer_groups.values_mut() {
+            if group.next_deadline_ms().is_some_and(|d| d <= now_ms) {
+                group.expire(now_ms);
+            }
+        }
         self.settle(&mut fx);
         fx
     }
 
+    /// ConsumerGroupHeartbeat (KIP-848). `topics` gives a topic's partition count.
+    pub fn consumer_heartbeat(
+        &mut self,
+        req: ConsumerHeartbeat,
+        topics: TopicPartitionCounts<'_>,
+        now_ms: i64,
+    ) -> (Effects, ConsumerHeartbeatResponse) {
+        let mut fx = Effects::default();
+        if let Err(e) = check_group_id(&req.group_id) {
+            return (fx, ConsumerHeartbeatResponse::error_for(e, &req.member_id));
+        }
+        if let Some(classic) = self.groups.get(&req.group_id) {
+            if !classic.members.is_empty() || !classic.pending.is_empty() {
+                let e = GroupError::GroupIdNotFound;
+                return (fx, ConsumerHeartbeatResponse::error_for(e, &req.member_id));
+            }
+            self.groups.remove(&req.group_id);
+        }
+        if !self.consumer_groups.contains_key(&req.group_id) {
+            if self.groups.len() + self.consumer_groups.len() >= GROUPS_MAX {
+                let e = GroupError::LimitReached("groups");
+                return (fx, ConsumerHeartbeatResponse::error_for(e, &req.member_id));
+            }
+            let group = ConsumerGroup::new(req.group_id.clone());
+            self.consumer_groups.insert(req.group_id.clone(), group);
+        }
+        let group = self
+            .consumer_groups
+            .get_mut(&req.group_id)
+            .expect("inserted above");
+        let response = group.heartbeat(req, &self.config, topics, now_ms);
+        self.settle(&mut fx);
+        (fx, response)
+    }
+
+    pub fn describe_consumer_group(&self, group_id: &str) -> Option<ConsumerGroupDescription> {
+        self.consumer_groups
+            .get(group_id)
+            .map(ConsumerGroup::describe)
+    }
+
+    /// OffsetFetch v9 names the member that asks: in a KIP-848 group it must be current.
+    pub fn check_fetching_member(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        epoch: i32,
+    ) -> Result<(), GroupError> {
+        match self.consumer_groups.get(group_id) {
+            Some(group) if epoch >= 0 => group.check_commit(member_id, epoch),
+            _ => Ok(()),
+        }
+    }
+
     pub fn next_deadline_ms(&self) -> Option<i64> {
-        self.groups
+        let classic = self
+            .groups
             .values()
-            .filter_map(ClassicGroup::next_deadline_ms)
-            .min()
+            .filter_map(ClassicGroup::next_deadline_ms);
+        let consumer = self
+            .consumer_groups
+            .values()
+            .filter_map(ConsumerGroup::next_deadline_ms);
+        classic.chain(consumer).min()
     }
 
     /// Rebuilds state from one `__consumer_offsets` record, in log order.
@@ -400,6 +524,17 @@ impl GroupCoordinator {
                 let g = ClassicGroup::from_record(group.clone(), metadata, now_ms);
                 self.groups.insert(group, g);
             }
+            OffsetsRecord::ConsumerGroup { group, value: None } => {
+                self.consumer_groups.remove(&group);
+            }
+            OffsetsRecord::ConsumerGroup {
+                group,
+                value: Some(snapshot),
+            } => {
+                let g = ConsumerGroup::from_snapshot(group.clone(), snapshot, &self.config, now_ms);
+                self.groups.remove(&group);
+                self.consumer_groups.insert(group, g);
+            }
         }
     }
 
@@ -415,7 +550,7 @@ impl GroupCoordinator {
         };
         match value {
             Some(v) => {
-                if !self.groups.contains_key(&group) {
+                if !self.groups.contains_key(&group) && !self.consumer_groups.contains_key(&group) {
                     // Offsets committed without a group (simple consumers) still belong to one.
                     let empty = ClassicGroup::new(group.clone(), v.commit_timestamp_ms);
                     self.groups.insert(group.clone(), empty);
@@ -464,6 +599,24 @@ impl GroupCoordinator {
                     value: None,
                 });
             }
+        }
+        let mut gone = Vec::new();
+        for group in self.consumer_groups.values_mut() {
+            if group.members.is_empty() && !self.offsets.contains_key(&group.id) {
+                gone.push(group.id.clone());
+            } else if std::mem::take(&mut group.dirty) {
+                fx.records.push(OffsetsRecord::ConsumerGroup {
+                    group: group.id.clone(),
+                    value: Some(group.to_snapshot()),
+                });
+            }
+        }
+        for id in gone {
+            self.consumer_groups.remove(&id);
+            fx.records.push(OffsetsRecord::ConsumerGroup {
+                group: id,
+                value: None,
+            });
         }
     }
 }

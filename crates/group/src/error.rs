@@ -33,4 +33,14 @@ pub enum GroupError {
     LimitReached(&'static str),
     #[error("coordinator not available")]
     CoordinatorNotAvailable,
+    #[error("the member epoch is fenced: abandon all partitions and rejoin")]
+    FencedMemberEpoch,
+    #[error("the member epoch is stale")]
+    StaleMemberEpoch,
+    #[error("the group.instance.id is still used by another member")]
+    UnreleasedInstanceId,
+    #[error("unsupported server assignor")]
+    UnsupportedAssignor,
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
 }

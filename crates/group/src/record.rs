@@ -41,14 +41,50 @@
 //!   subscription           bytes   the member's metadata for the chosen protocol
 //!   assignment             bytes
 //! ```
-//! Decoding checks every length against `sluice_types::limits` before allocating.
+//! Key, KIP-848 consumer group snapshot (key version 100, Sluice's own: Kafka spreads the
+//! same state over record types 3 to 8, which Sluice does not write):
+//! ```text
+//! version     int16   100
+//! group       string
+//! ```
+//! Value (value version 0); a null value deletes the group:
+//! ```text
+//! version             int16   0
+//! group_epoch         int32
+//! assignment_epoch    int32
+//! partition_counts    array of (topic string, partitions int32)
+//! target              array of (member_id string, assignment)
+//! members             array of:
+//!   member_id           string
+//!   instance_id         nullable string
+//!   rack_id             nullable string
+//!   client_id           string
+//!   client_host         string
+//!   rebalance_timeout   int32   ms
+//!   subscribed          array of string
+//!   server_assignor     nullable string
+//!   member_epoch        int32
+//!   previous_epoch      int32
+//!   assigned            assignment
+//!   pending_revocation  assignment
+//!   left_static         int8    1 when it left with epoch -2 and keeps its place
+//! assignment := array of (topic string, partitions array of int32)
+//! ```
+//! Decoding checks every length against `sluice_types::limits` (and every element count
+//! against the bytes left) before allocating.
 
+use crate::types::Assignment;
 use bytes::Bytes;
-use sluice_types::limits::{GROUP_MEMBER_METADATA_BYTES_MAX, GROUP_MEMBERS_MAX};
+use sluice_types::limits::{
+    GROUP_MEMBER_METADATA_BYTES_MAX, GROUP_MEMBERS_MAX, PARTITIONS_PER_TOPIC_MAX, TOPICS_MAX,
+};
+use std::collections::BTreeMap;
 
 const KEY_OFFSET_COMMIT: i16 = 1;
 const KEY_OFFSET_COMMIT_V0: i16 = 0;
 const KEY_GROUP_METADATA: i16 = 2;
+const KEY_CONSUMER_GROUP: i16 = 100;
+const VALUE_CONSUMER_GROUP: i16 = 0;
 const VALUE_OFFSET_COMMIT: i16 = 3;
 const VALUE_GROUP_METADATA: i16 = 3;
 
@@ -67,6 +103,38 @@ pub enum OffsetsRecord {
         /// `None`: the group was deleted.
         value: Option<GroupMetadata>,
     },
+    ConsumerGroup {
+        group: String,
+        /// `None`: the group was deleted.
+        value: Option<ConsumerGroupSnapshot>,
+    },
+}
+
+/// Everything that survives a restart of a KIP-848 group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerGroupSnapshot {
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub partition_counts: BTreeMap<String, i32>,
+    pub target: BTreeMap<String, Assignment>,
+    pub members: Vec<ConsumerMemberSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerMemberSnapshot {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub subscribed: Vec<String>,
+    pub server_assignor: Option<String>,
+    pub member_epoch: i32,
+    pub previous_epoch: i32,
+    pub assigned: Assignment,
+    pub pending_revocation: Assignment,
+    pub left_static: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +204,11 @@ impl OffsetsRecord {
                 put_str(&mut key, group);
                 (key, value.as_ref().map(encode_group))
             }
+            OffsetsRecord::ConsumerGroup { group, value } => {
+                put_i16(&mut key, KEY_CONSUMER_GROUP);
+                put_str(&mut key, group);
+                (key, value.as_ref().map(encode_consumer_group))
+            }
         }
     }
 
@@ -152,6 +225,10 @@ impl OffsetsRecord {
                 group: k.string()?,
                 value: value.map(decode_group).transpose()?,
             }),
+            KEY_CONSUMER_GROUP => Ok(OffsetsRecord::ConsumerGroup {
+                group: k.string()?,
+                value: value.map(decode_consumer_group).transpose()?,
+            }),
             version => Err(FormatError::UnknownVersion {
                 what: "key",
                 version,
@@ -161,7 +238,9 @@ impl OffsetsRecord {
 
     pub fn group(&self) -> &str {
         match self {
-            OffsetsRecord::Offset { group, .. } | OffsetsRecord::Group { group, .. } => group,
+            OffsetsRecord::Offset { group, .. }
+            | OffsetsRecord::Group { group, .. }
+            | OffsetsRecord::ConsumerGroup { group, .. } => group,
         }
     }
 }
@@ -267,6 +346,116 @@ fn decode_group(bytes: &[u8]) -> Result<GroupMetadata, FormatError> {
     })
 }
 
+fn encode_consumer_group(g: &ConsumerGroupSnapshot) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_i16(&mut out, VALUE_CONSUMER_GROUP);
+    put_i32(&mut out, g.group_epoch);
+    put_i32(&mut out, g.assignment_epoch);
+    put_i32(&mut out, g.partition_counts.len() as i32);
+    for (topic, count) in &g.partition_counts {
+        put_str(&mut out, topic);
+        put_i32(&mut out, *count);
+    }
+    put_i32(&mut out, g.target.len() as i32);
+    for (member, assignment) in &g.target {
+        put_str(&mut out, member);
+        put_assignment(&mut out, assignment);
+    }
+    put_i32(&mut out, g.members.len() as i32);
+    for m in &g.members {
+        put_str(&mut out, &m.member_id);
+        put_nullable_str(&mut out, m.instance_id.as_deref());
+        put_nullable_str(&mut out, m.rack_id.as_deref());
+        put_str(&mut out, &m.client_id);
+        put_str(&mut out, &m.client_host);
+        put_i32(&mut out, m.rebalance_timeout_ms);
+        put_i32(&mut out, m.subscribed.len() as i32);
+        for t in &m.subscribed {
+            put_str(&mut out, t);
+        }
+        put_nullable_str(&mut out, m.server_assignor.as_deref());
+        put_i32(&mut out, m.member_epoch);
+        put_i32(&mut out, m.previous_epoch);
+        put_assignment(&mut out, &m.assigned);
+        put_assignment(&mut out, &m.pending_revocation);
+        out.push(u8::from(m.left_static));
+    }
+    out
+}
+
+fn decode_consumer_group(bytes: &[u8]) -> Result<ConsumerGroupSnapshot, FormatError> {
+    let mut r = Reader(bytes);
+    let version = r.i16()?;
+    if version != VALUE_CONSUMER_GROUP {
+        return Err(FormatError::UnknownVersion {
+            what: "consumer group value",
+            version,
+        });
+    }
+    let group_epoch = r.i32()?;
+    let assignment_epoch = r.i32()?;
+    let mut partition_counts = BTreeMap::new();
+    for _ in 0..r.count("topic count", TOPICS_MAX)? {
+        let topic = r.string()?;
+        partition_counts.insert(topic, r.i32()?);
+    }
+    let mut target = BTreeMap::new();
+    for _ in 0..r.count("target count", GROUP_MEMBERS_MAX)? {
+        let member = r.string()?;
+        target.insert(member, r.assignment()?);
+    }
+    let mut members = Vec::new();
+    for _ in 0..r.count("member count", GROUP_MEMBERS_MAX)? {
+        let member_id = r.string()?;
+        let instance_id = r.nullable_string()?;
+        let rack_id = r.nullable_string()?;
+        let client_id = r.string()?;
+        let client_host = r.string()?;
+        let rebalance_timeout_ms = r.i32()?;
+        let mut subscribed = Vec::new();
+        for _ in 0..r.count("subscription count", TOPICS_MAX)? {
+            subscribed.push(r.string()?);
+        }
+        members.push(ConsumerMemberSnapshot {
+            member_id,
+            instance_id,
+            rack_id,
+            client_id,
+            client_host,
+            rebalance_timeout_ms,
+            subscribed,
+            server_assignor: r.nullable_string()?,
+            member_epoch: r.i32()?,
+            previous_epoch: r.i32()?,
+            assigned: r.assignment()?,
+            pending_revocation: r.assignment()?,
+            left_static: r.take(1)?[0] != 0,
+        });
+    }
+    Ok(ConsumerGroupSnapshot {
+        group_epoch,
+        assignment_epoch,
+        partition_counts,
+        target,
+        members,
+    })
+}
+
+fn put_i32(out: &mut Vec<u8>, v: i32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_assignment(out: &mut Vec<u8>, a: &Assignment) {
+    put_i32(out, a.len() as i32);
+    for (topic, partitions) in a {
+        put_str(out, topic);
+        put_i32(out, partitions.len() as i32);
+        for p in partitions {
+            put_i32(out, *p);
+        }
+    }
+}
+
 fn put_i16(out: &mut Vec<u8>, v: i16) {
     out.extend_from_slice(&v.to_be_bytes());
 }
@@ -325,6 +514,29 @@ impl Reader<'_> {
         String::from_utf8(raw.to_vec())
             .map(Some)
             .map_err(|_| FormatError::NotUtf8)
+    }
+    /// An array count: non-negative, at most `max`, and no more elements than bytes left.
+    fn count(&mut self, what: &'static str, max: usize) -> Result<usize, FormatError> {
+        let n = self.i32()?;
+        if n < 0 || n as usize > max || n as usize > self.0.len() {
+            return Err(FormatError::TooLong {
+                what,
+                len: n.into(),
+            });
+        }
+        Ok(n as usize)
+    }
+    fn assignment(&mut self) -> Result<Assignment, FormatError> {
+        let mut a = Assignment::new();
+        for _ in 0..self.count("assigned topics", TOPICS_MAX)? {
+            let topic = self.string()?;
+            let mut partitions = std::collections::BTreeSet::new();
+            for _ in 0..self.count("assigned partitions", PARTITIONS_PER_TOPIC_MAX as usize)? {
+                partitions.insert(self.i32()?);
+            }
+            a.insert(topic, partitions);
+        }
+        Ok(a)
     }
     fn string(&mut self) -> Result<String, FormatError> {
         Ok(self.nullable_string()?.unwrap_or_default())
@@ -391,6 +603,38 @@ mod tests {
                     assignment: Bytes::from_static(b"asg"),
                 }],
             }),
+        });
+    }
+
+    #[test]
+    fn consumer_group_snapshots_round_trip() {
+        let assignment: Assignment = [("t".to_string(), [0, 2].into_iter().collect())]
+            .into_iter()
+            .collect();
+        round_trip(OffsetsRecord::ConsumerGroup {
+            group: "g".into(),
+            value: Some(ConsumerGroupSnapshot {
+                group_epoch: 7,
+                assignment_epoch: 7,
+                partition_counts: [("t".to_string(), 3)].into_iter().collect(),
+                target: [("m".to_string(), assignment.clone())]
+                    .into_iter()
+                    .collect(),
+                members: vec![ConsumerMemberSnapshot {
+                    member_id: "m".into(),
+                    instance_id: Some("i".into()),
+                    subscribed: vec!["t".into()],
+                    member_epoch: 7,
+                    previous_epoch: 6,
+                    assigned: assignment,
+                    left_static: true,
+                    ..Default::default()
+                }],
+            }),
+        });
+        round_trip(OffsetsRecord::ConsumerGroup {
+            group: "g".into(),
+            value: None,
         });
     }
 

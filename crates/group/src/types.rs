@@ -20,6 +20,12 @@ pub struct GroupConfig {
     pub initial_rebalance_delay_ms: i32,
     /// `group.max.size`, at most `limits::GROUP_MEMBERS_MAX`.
     pub members_max: usize,
+    /// `group.consumer.session.timeout.ms`: how long a KIP-848 member may go without a
+    /// heartbeat.
+    pub consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`: how often KIP-848 members are told to
+    /// heartbeat.
+    pub consumer_heartbeat_interval_ms: i32,
 }
 
 impl Default for GroupConfig {
@@ -30,6 +36,8 @@ impl Default for GroupConfig {
             session_timeout_ms_max: 1_800_000,
             initial_rebalance_delay_ms: 3_000,
             members_max: sluice_types::limits::GROUP_MEMBERS_MAX,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }
@@ -146,6 +154,79 @@ pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
     pub state: &'static str,
+    /// `classic` or `consumer` (KIP-848).
+    pub group_type: &'static str,
+}
+
+/// Partitions per topic name.
+pub type Assignment = std::collections::BTreeMap<String, std::collections::BTreeSet<i32>>;
+
+/// A ConsumerGroupHeartbeat (KIP-848). `None` fields are unchanged since the last heartbeat.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerHeartbeat {
+    pub group_id: String,
+    /// Empty on a first heartbeat of ConsumerGroupHeartbeat v0 (the coordinator names the
+    /// member); v1 clients name themselves.
+    pub member_id: String,
+    /// 0 to join, -1 to leave, -2 for a static member to leave but keep its place.
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub subscribed_topics: Option<Vec<String>>,
+    pub subscribed_regex: Option<String>,
+    pub server_assignor: Option<String>,
+    /// The partitions the member owns now.
+    pub owned: Option<Assignment>,
+    pub client_id: String,
+    pub client_host: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerHeartbeatResponse {
+    pub error: Option<GroupError>,
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    /// The member's whole assignment, when it changed.
+    pub assignment: Option<Assignment>,
+}
+
+impl ConsumerHeartbeatResponse {
+    pub fn error_for(error: GroupError, member_id: &str) -> Self {
+        ConsumerHeartbeatResponse {
+            error: Some(error),
+            member_id: member_id.to_owned(),
+            member_epoch: -1,
+            ..Default::default()
+        }
+    }
+}
+
+/// A KIP-848 member as ConsumerGroupDescribe shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerMemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub member_epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topics: Vec<String>,
+    pub assignment: Assignment,
+    pub target_assignment: Assignment,
+}
+
+/// A KIP-848 group as ConsumerGroupDescribe shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupDescription {
+    pub group_id: String,
+    /// `Empty`, `Reconciling` or `Stable` (as ListGroups names them).
+    pub state: &'static str,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    pub members: Vec<ConsumerMemberDescription>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -245,6 +245,7 @@ fn leaving_empties_the_group_and_allows_its_deletion() {
     assert!(fx.records.iter().all(|r| match r {
         OffsetsRecord::Offset { value, .. } => value.is_none(),
         OffsetsRecord::Group { value, .. } => value.is_none(),
+        OffsetsRecord::ConsumerGroup { value, .. } => value.is_none(),
     }));
     assert_eq!(
         fx.records.len(),

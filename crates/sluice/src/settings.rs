@@ -62,6 +62,10 @@ pub(crate) struct ServeSettings {
     pub group_max_session_timeout_ms: i32,
     /// `group.max.size`
     pub group_max_size: usize,
+    /// `group.consumer.session.timeout.ms` (KIP-848 groups)
+    pub group_consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups)
+    pub group_consumer_heartbeat_interval_ms: i32,
 }
 
 impl Default for ServeSettings {
@@ -83,6 +87,9 @@ impl Default for ServeSettings {
             group_min_session_timeout_ms: GroupConfig::default().session_timeout_ms_min,
             group_max_session_timeout_ms: GroupConfig::default().session_timeout_ms_max,
             group_max_size: GroupConfig::default().members_max,
+            group_consumer_session_timeout_ms: GroupConfig::default().consumer_session_timeout_ms,
+            group_consumer_heartbeat_interval_ms: GroupConfig::default()
+                .consumer_heartbeat_interval_ms,
         }
     }
 }
@@ -153,7 +160,15 @@ impl ServeSettings {
             "group_max_size must be between 1 and {}",
             sluice_types::limits::GROUP_MEMBERS_MAX
         );
+        anyhow::ensure!(
+            0 < self.group_consumer_heartbeat_interval_ms
+                && self.group_consumer_heartbeat_interval_ms
+                    < self.group_consumer_session_timeout_ms,
+            "need 0 < group_consumer_heartbeat_interval_ms < group_consumer_session_timeout_ms"
+        );
         Ok(GroupConfig {
+            consumer_session_timeout_ms: self.group_consumer_session_timeout_ms,
+            consumer_heartbeat_interval_ms: self.group_consumer_heartbeat_interval_ms,
             session_timeout_ms_min: self.group_min_session_timeout_ms,
             session_timeout_ms_max: self.group_max_session_timeout_ms,
             initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,

@@ -195,6 +195,17 @@ impl LogManager {
             .cloned()
     }
 
+    /// The topic with this id. A scan: topic ids arrive only on group heartbeats and
+    /// Metadata requests by id, both rare next to produce and fetch.
+    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find(|t| t.id() == id)
+            .cloned()
+    }
+
     pub fn topics(&self) -> Vec<Arc<Topic>> {
         self.topics
             .read()

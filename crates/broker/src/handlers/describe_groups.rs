@@ -1,12 +1,22 @@
 //! DescribeGroups (v0–v6): state, protocol, and each member's metadata and assignment. An
-//! unknown group is `Dead` (and, from v6, GROUP_ID_NOT_FOUND), as in Kafka.
+//! unknown group is `Dead` (and, from v6, GROUP_ID_NOT_FOUND), as in Kafka. A KIP-848 group is
+//! shown as Kafka shows it here: protocol type `consumer`, its assignor as the protocol, and
+//! each member's subscription and assignment in the classic consumer protocol's encoding, so
+//! tools that compute lag from DescribeGroups see both kinds alike.
 
 use super::now;
 use crate::server::Broker;
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
+};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use kafka_protocol::protocol::Encodable;
 use kafka_protocol::protocol::StrBytes;
+use sluice_group::{GroupDescription, MemberDescription};
 use std::sync::Arc;
 
 pub(crate) fn handle(
@@ -18,7 +28,10 @@ pub(crate) fn handle(
         .groups
         .into_iter()
         .map(|id| {
-            let d = broker.groups().read(&id.0, |c| c.describe_group(&id.0));
+            let d = broker.groups().read(&id.0, |c| {
+                c.describe_consumer_group(&id.0)
+                    .map_or_else(|| c.describe_group(&id.0), consumer_as_classic)
+            });
             let members = d
                 .members
                 .into_iter()
@@ -50,4 +63,53 @@ pub(crate) fn handle(
         })
         .collect();
     now(DescribeGroupsResponse::default().with_groups(groups))
+}
+
+fn consumer_as_classic(d: sluice_group::ConsumerGroupDescription) -> GroupDescription {
+    GroupDescription {
+        group_id: d.group_id,
+        state: d.state,
+        protocol_type: "consumer".to_owned(),
+        protocol: d.assignor,
+        members: d
+            .members
+            .into_iter()
+            .map(|m| MemberDescription {
+                member_id: m.member_id,
+                group_instance_id: m.instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                metadata: encode_versioned(
+                    &ConsumerProtocolSubscription::default().with_topics(
+                        m.subscribed_topics
+                            .into_iter()
+                            .map(StrBytes::from_string)
+                            .collect(),
+                    ),
+                ),
+                assignment: encode_versioned(
+                    &ConsumerProtocolAssignment::default().with_assigned_partitions(
+                        m.assignment
+                            .into_iter()
+                            .map(|(topic, ps)| {
+                                TopicPartition::default()
+                                    .with_topic(TopicName(StrBytes::from_string(topic)))
+                                    .with_partitions(ps.into_iter().collect())
+                            })
+                            .collect(),
+                    ),
+                ),
+            })
+            .collect(),
+    }
+}
+
+/// The classic consumer protocol's encoding: a version (0 here), then the message.
+fn encode_versioned(message: &impl Encodable) -> Bytes {
+    let mut buf = BytesMut::new();
+    buf.put_i16(0);
+    match message.encode(&mut buf, 0) {
+        Ok(()) => buf.freeze(),
+        Err(_) => Bytes::new(),
+    }
 }

@@ -16,6 +16,20 @@ pub(crate) struct Client {
     pub host: String,
 }
 
+impl Client {
+    pub(crate) fn of(request: &sluice_protocol::RequestFrame, peer: std::net::SocketAddr) -> Self {
+        Client {
+            id: request
+                .header
+                .client_id
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            host: format!("/{}", peer.ip()),
+        }
+    }
+}
+
 pub(crate) fn handle(
     broker: &Arc<Broker>,
     request: JoinGroupRequest,

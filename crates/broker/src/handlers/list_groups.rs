@@ -1,5 +1,4 @@
-//! ListGroups (v0–v5), with the state (v4+) and type (v5+) filters. Every group here is a
-//! `classic` one.
+//! ListGroups (v0–v5), with the state (v4+) and type (v5+: `classic` or `consumer`) filters.
 
 use super::now;
 use crate::server::Broker;
@@ -7,8 +6,6 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
-
-const GROUP_TYPE: &str = "classic";
 
 pub(crate) fn handle(
     broker: &Arc<Broker>,
@@ -23,7 +20,7 @@ pub(crate) fn handle(
         .read_all(|c| c.list_groups())
         .into_iter()
         .filter(|g| wanted(&request.states_filter, g.state))
-        .filter(|_| wanted(&request.types_filter, GROUP_TYPE))
+        .filter(|g| wanted(&request.types_filter, g.group_type))
         .map(|g| {
             let mut listed = ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
@@ -32,7 +29,7 @@ pub(crate) fn handle(
                 listed.group_state = StrBytes::from_static_str(g.state);
             }
             if version >= 5 {
-                listed.group_type = StrBytes::from_static_str(GROUP_TYPE);
+                listed.group_type = StrBytes::from_static_str(g.group_type);
             }
             listed
         })

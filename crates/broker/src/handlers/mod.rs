@@ -4,6 +4,8 @@
 
 pub(crate) mod api_versions;
 mod configs;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -58,6 +60,8 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 pub(crate) fn supports(key: ApiKey, version: i16) -> bool {
@@ -93,17 +97,18 @@ pub(crate) fn route(
         ApiKey::DescribeCluster => respond(request, move |r, v| describe_cluster::handle(&b, r, v)),
         ApiKey::FindCoordinator => respond(request, move |r, v| find_coordinator::handle(&b, r, v)),
         ApiKey::JoinGroup => {
-            let client = join_group::Client {
-                id: request
-                    .header
-                    .client_id
-                    .as_ref()
-                    .map(|c| c.to_string())
-                    .unwrap_or_default(),
-                host: format!("/{}", peer.ip()),
-            };
+            let client = join_group::Client::of(&request, peer);
             respond(request, move |r, v| join_group::handle(&b, r, v, client))
         }
+        ApiKey::ConsumerGroupHeartbeat => {
+            let client = join_group::Client::of(&request, peer);
+            respond(request, move |r, v| {
+                consumer_group_heartbeat::handle(&b, r, v, client)
+            })
+        }
+        ApiKey::ConsumerGroupDescribe => respond(request, move |r, v| {
+            consumer_group_describe::handle(&b, r, v)
+        }),
         ApiKey::SyncGroup => respond(request, move |r, v| sync_group::handle(&b, r, v)),
         ApiKey::Heartbeat => respond(request, move |r, v| heartbeat::handle(&b, r, v)),
         ApiKey::LeaveGroup => respond(request, move |r, v| leave_group::handle(&b, r, v)),

@@ -1,8 +1,10 @@
 //! OffsetFetch (v1–v9): one group (v1–v7) or many (v8+), named partitions or, with null
 //! topics, everything the group committed. Partitions without a commit answer offset -1.
-//! `require_stable` is trivially met: without transactions no commit is ever pending.
+//! `require_stable` is trivially met: without transactions no commit is ever pending. From v9
+//! a KIP-848 member names itself and must hold its current member epoch.
 
 use super::now;
+use crate::error::group_code;
 use crate::server::Broker;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -30,6 +32,16 @@ pub(crate) fn handle(
             .groups
             .iter()
             .map(|g| {
+                if let Some(member) = g.member_id.as_ref().filter(|_| version >= 9) {
+                    let checked = broker.groups().read(&g.group_id.0, |c| {
+                        c.check_fetching_member(&g.group_id.0, member, g.member_epoch)
+                    });
+                    if let Err(e) = checked {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id.clone())
+                            .with_error_code(group_code(Some(&e)));
+                    }
+                }
                 let wanted: Wanted = g.topics.as_ref().map(|ts| {
                     ts.iter()
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))

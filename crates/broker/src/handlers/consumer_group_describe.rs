@@ -1,0 +1,81 @@
+//! ConsumerGroupDescribe (v0–v1): KIP-848 groups with their epochs, members, assignments and
+//! targets. A group id that is not a KIP-848 group gets GROUP_ID_NOT_FOUND.
+
+use super::now;
+use crate::error::group_code;
+use crate::server::Broker;
+use kafka_protocol::messages::consumer_group_describe_response::{
+    Assignment, DescribedGroup, Member, TopicPartitions,
+};
+use kafka_protocol::messages::{
+    ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use sluice_group::GroupError;
+use std::sync::Arc;
+
+pub(crate) fn handle(
+    broker: &Arc<Broker>,
+    request: ConsumerGroupDescribeRequest,
+    _version: i16,
+) -> std::future::Ready<Option<ConsumerGroupDescribeResponse>> {
+    let groups = request
+        .group_ids
+        .into_iter()
+        .map(|id| {
+            let Some(d) = broker
+                .groups()
+                .read(&id.0, |c| c.describe_consumer_group(&id.0))
+            else {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(group_code(Some(&GroupError::GroupIdNotFound)))
+                    .with_group_state(StrBytes::from_static_str("Dead"));
+            };
+            let assignment = |a: sluice_group::Assignment| {
+                let topic_partitions = a
+                    .into_iter()
+                    .filter_map(|(topic, ps)| {
+                        let topic_id = broker.logs.topic(&topic)?.id();
+                        Some(
+                            TopicPartitions::default()
+                                .with_topic_id(topic_id)
+                                .with_topic_name(TopicName(StrBytes::from_string(topic)))
+                                .with_partitions(ps.into_iter().collect()),
+                        )
+                    })
+                    .collect();
+                Assignment::default().with_topic_partitions(topic_partitions)
+            };
+            let members = d
+                .members
+                .into_iter()
+                .map(|m| {
+                    Member::default()
+                        .with_member_id(StrBytes::from_string(m.member_id))
+                        .with_instance_id(m.instance_id.map(StrBytes::from_string))
+                        .with_rack_id(m.rack_id.map(StrBytes::from_string))
+                        .with_member_epoch(m.member_epoch)
+                        .with_client_id(StrBytes::from_string(m.client_id))
+                        .with_client_host(StrBytes::from_string(m.client_host))
+                        .with_subscribed_topic_names(
+                            m.subscribed_topics
+                                .into_iter()
+                                .map(|t| TopicName(StrBytes::from_string(t)))
+                                .collect(),
+                        )
+                        .with_assignment(assignment(m.assignment))
+                        .with_target_assignment(assignment(m.target_assignment))
+                })
+                .collect();
+            DescribedGroup::default()
+                .with_group_id(id)
+                .with_group_state(StrBytes::from_static_str(d.state))
+                .with_group_epoch(d.group_epoch)
+                .with_assignment_epoch(d.assignment_epoch)
+                .with_assignor_name(StrBytes::from_string(d.assignor))
+                .with_members(members)
+        })
+        .collect();
+    now(ConsumerGroupDescribeResponse::default().with_groups(groups))
+}
