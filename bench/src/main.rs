@@ -7,6 +7,7 @@
 //! the same machine. See docs/benchmarks.md.
 
 mod broker;
+mod groups;
 mod load;
 
 use broker::BrokerProcess;
@@ -43,6 +44,9 @@ struct Args {
     /// Only these workloads (substring match on the name), e.g. `acks=all`.
     #[arg(long)]
     only: Option<String>,
+    /// Members of the group workloads (`group settle`, `group commits`).
+    #[arg(long, default_value_t = 10)]
+    group_members: usize,
     /// A topic config for every topic the benchmark creates, e.g. `flush.ms=60000`; repeatable.
     #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     topic_configs: Vec<(String, String)>,
@@ -151,6 +155,76 @@ fn run_workload(
     })
 }
 
+/// Partitions of the group workloads' topic (the figure: 10 members over 60).
+const GROUP_PARTITIONS: usize = 60;
+const COMMIT_SECONDS: u64 = 5;
+
+fn run_group_workloads(
+    broker: &BrokerProcess,
+    args: &Args,
+    wanted: impl Fn(&str) -> bool,
+) -> anyhow::Result<()> {
+    let members = args.group_members.clamp(1, GROUP_PARTITIONS);
+    for protocol in ["classic", "consumer"] {
+        let name = format!("group settle {protocol}");
+        if !wanted(&name) {
+            continue;
+        }
+        let mut times = Vec::new();
+        for r in 0..args.repeat.max(1) {
+            let topic = format!("group-{protocol}-{r}");
+            create_topic(
+                &broker.bootstrap,
+                &topic,
+                GROUP_PARTITIONS as i32,
+                &args.topic_configs,
+            )?;
+            let (settled, _) = groups::settle_and_commit(
+                &broker.bootstrap,
+                &topic,
+                GROUP_PARTITIONS,
+                members,
+                protocol,
+                None,
+            )?;
+            times.push(settled.after_last_join.as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{name}: {members} members over {GROUP_PARTITIONS} partitions settle {:.0} ms after the last join (median of {}; runs {:?})",
+            times[times.len() / 2],
+            times.len(),
+            times.iter().map(|t| t.round() as i64).collect::<Vec<_>>()
+        );
+    }
+    if wanted("group commits") {
+        let topic = "group-commits";
+        create_topic(
+            &broker.bootstrap,
+            topic,
+            GROUP_PARTITIONS as i32,
+            &args.topic_configs,
+        )?;
+        let cpu_before = broker.cpu_seconds()?;
+        let (_, rate) = groups::settle_and_commit(
+            &broker.bootstrap,
+            topic,
+            GROUP_PARTITIONS,
+            members,
+            "classic",
+            Some(COMMIT_SECONDS),
+        )?;
+        let rate = rate.unwrap_or_default();
+        let cpu = broker.cpu_seconds()? - cpu_before;
+        println!(
+            "group commits: {rate:.0} OffsetCommits/s answered from {members} members ({} partitions each), broker CPU {:.2} s in all",
+            GROUP_PARTITIONS / members,
+            cpu
+        );
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let broker = BrokerProcess::start(&args.sluice)?;
@@ -204,6 +278,7 @@ fn main() -> anyhow::Result<()> {
             broker.peak_rss_mib()?
         );
     }
+    run_group_workloads(&broker, &args, wanted)?;
     let latency_runs: [(&str, &[(&str, &str)]); 3] = [
         ("defaults", &[]),
         ("linger.ms=0", &[("linger.ms", "0")]),

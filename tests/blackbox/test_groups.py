@@ -158,7 +158,7 @@ def test_committed_offsets_survive_a_crash_and_a_new_member_resumes(groups_broke
     committed = c.committed([TopicPartition("events", 0)], timeout=10)[0].offset
     assert committed == got[-1].offset() + 1 == 40
     c.close()
-    b.kill()  # acknowledged commits are fsynced: kill -9 loses none
+    b.kill()  # acknowledged commits are in the log: kill -9 loses none
     b.start()
     c = member(b, "resumer", **{"enable.auto.commit": False})
     c.subscribe(["events"])

@@ -60,8 +60,17 @@ pub(crate) struct ConsumerGroup {
     pub target: BTreeMap<String, Assignment>,
     /// Partition counts of the subscribed topics the target was computed from.
     partition_counts: BTreeMap<String, i32>,
+    /// When the group epoch last moved (volatile).
+    changed_at_ms: i64,
     pub dirty: bool,
 }
+
+/// The heartbeat interval members are given while their group settles: until every member
+/// holds its target, and for one configured interval after the group last changed (so a member
+/// that joined just before others hears about them quickly). Kafka always answers with the
+/// configured interval (5 s by default), so a group that many members join at once takes
+/// several intervals to settle; here it takes a few of these.
+const SETTLING_HEARTBEAT_INTERVAL_MS: i32 = 100;
 
 /// How the broker tells the coordinator about topics: the partition count of a topic, `None`
 /// if it does not exist.
@@ -76,6 +85,7 @@ impl ConsumerGroup {
             members: BTreeMap::new(),
             target: BTreeMap::new(),
             partition_counts: BTreeMap::new(),
+            changed_at_ms: 0,
             dirty: false,
         }
     }
@@ -114,9 +124,14 @@ impl ConsumerGroup {
             Err(e) => return ConsumerHeartbeatResponse::error_for(e, &req.member_id),
         };
         let joined = req.member_epoch == 0;
+        let epoch_before = self.group_epoch;
         self.update_member(&member_id, &req, config, now_ms);
         self.refresh_target(topics);
         self.reconcile(&member_id, req.owned.as_ref(), now_ms);
+        if self.group_epoch != epoch_before || joined {
+            self.changed_at_ms = now_ms;
+        }
+        let heartbeat_interval_ms = self.heartbeat_interval_ms(config, now_ms);
         let member = self.members.get_mut(&member_id).expect("updated above");
         let changed = member.sent.as_ref() != Some(&member.assigned);
         let reported_differs = req.owned.as_ref().is_some_and(|o| o != &member.assigned);
@@ -126,7 +141,7 @@ impl ConsumerGroup {
             error: None,
             member_id,
             member_epoch: member.member_epoch,
-            heartbeat_interval_ms: config.consumer_heartbeat_interval_ms,
+            heartbeat_interval_ms,
             assignment,
         }
     }
@@ -204,6 +219,17 @@ impl ConsumerGroup {
         );
         self.bump_epoch();
         Ok(member_id)
+    }
+
+    fn heartbeat_interval_ms(&self, config: &GroupConfig, now_ms: i64) -> i32 {
+        let configured = config.consumer_heartbeat_interval_ms;
+        let settling =
+            self.state() != "Stable" || now_ms - self.changed_at_ms < i64::from(configured);
+        if settling {
+            configured.min(SETTLING_HEARTBEAT_INTERVAL_MS)
+        } else {
+            configured
+        }
     }
 
     fn static_member(&self, instance: &str) -> Option<String> {
@@ -392,6 +418,7 @@ impl ConsumerGroup {
             self.members.remove(&id);
             self.target.remove(&id);
             self.bump_epoch();
+            self.changed_at_ms = now_ms;
         }
     }
 
@@ -513,6 +540,7 @@ impl ConsumerGroup {
                     (m.member_id, member)
                 })
                 .collect(),
+            changed_at_ms: now_ms,
             dirty: false,
         }
     }

@@ -243,3 +243,25 @@ fn a_classic_group_with_members_is_not_a_consumer_group() {
         matches!(&fx.replies[0], sluice_group::Reply::Join(_, j) if j.error == Some(GroupError::InconsistentGroupProtocol))
     );
 }
+
+#[test]
+fn members_heartbeat_fast_while_the_group_settles_and_slowly_once_stable() {
+    let config = GroupConfig::default();
+    let slow = config.consumer_heartbeat_interval_ms;
+    let mut c = GroupCoordinator::new(config);
+    let (_, first) = c.consumer_heartbeat(join("a"), &topics, 0);
+    assert!(
+        first.heartbeat_interval_ms < slow,
+        "a new group is settling"
+    );
+    let owned = first.assignment.unwrap();
+    let (_, later) = c.consumer_heartbeat(
+        beat("a", first.member_epoch, &owned),
+        &topics,
+        i64::from(slow) + 1,
+    );
+    assert_eq!(
+        later.heartbeat_interval_ms, slow,
+        "stable for a whole interval"
+    );
+}

@@ -1,0 +1,181 @@
+//! Consumer group figures: how long a group of members takes to settle after the last one
+//! joins (classic and KIP-848 protocols), and how many offset commits per second the broker
+//! sustains from a group's members.
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+/// Longest any group measurement may take before it counts as a failure.
+const DEADLINE: Duration = Duration::from_secs(90);
+
+/// Counts the group's answered and failed commits.
+#[derive(Default, Clone)]
+struct CommitCounter {
+    done: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+}
+
+fn member(bootstrap: &str, group: &str, protocol: &str) -> anyhow::Result<BaseConsumer> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("group.protocol", protocol);
+    if protocol == "classic" {
+        config.set("session.timeout.ms", "10000");
+    }
+    Ok(config.create()?)
+}
+
+/// What one settle run measured.
+pub struct Settled {
+    /// From the last member's subscribe to every member holding its share.
+    pub after_last_join: Duration,
+}
+
+/// Starts `members` consumers of one new group on `topic` (which has `partitions`
+/// partitions) at once and times how long after the last one subscribed every member holds
+/// an even share. Then, if `commit_seconds` is set, every member commits its partitions'
+/// offsets for that long; returns the commits per second answered.
+pub fn settle_and_commit(
+    bootstrap: &str,
+    topic: &str,
+    partitions: usize,
+    members: usize,
+    protocol: &str,
+    commit_seconds: Option<u64>,
+) -> anyhow::Result<(Settled, Option<f64>)> {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    let group = format!("bench-{protocol}-{}-{run}", std::process::id());
+    let share = partitions / members;
+    let owned: Arc<Mutex<Vec<BTreeSet<i32>>>> =
+        Arc::new(Mutex::new(vec![BTreeSet::new(); members]));
+    let last_join: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let start = Arc::new(Barrier::new(members));
+    let settled_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let commit_start = Arc::new(Barrier::new(members + 1));
+    let stop_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let counter = CommitCounter::default();
+    let threads: Vec<_> = (0..members)
+        .map(|i| {
+            let (owned, last_join, start) = (owned.clone(), last_join.clone(), start.clone());
+            let (settled_at, commit_start, stop_at) =
+                (settled_at.clone(), commit_start.clone(), stop_at.clone());
+            let (bootstrap, topic, group, protocol, counter) = (
+                bootstrap.to_owned(),
+                topic.to_owned(),
+                group.clone(),
+                protocol.to_owned(),
+                counter.clone(),
+            );
+            std::thread::spawn(move || -> anyhow::Result<u64> {
+                let c = member(&bootstrap, &group, &protocol)?;
+                start.wait();
+                c.subscribe(&[&topic])?;
+                *last_join.lock().expect("lock") = Some(Instant::now());
+                let deadline = Instant::now() + DEADLINE;
+                while settled_at.lock().expect("lock").is_none() {
+                    anyhow::ensure!(Instant::now() < deadline, "group did not settle");
+                    let _ = c.poll(Duration::from_millis(5));
+                    let mine: BTreeSet<i32> = c
+                        .assignment()?
+                        .elements()
+                        .iter()
+                        .map(|e| e.partition())
+                        .collect();
+                    let mut all = owned.lock().expect("lock");
+                    all[i] = mine;
+                    let union: BTreeSet<i32> = all.iter().flatten().copied().collect();
+                    if all.iter().all(|o| o.len() == share) && union.len() == partitions {
+                        settled_at
+                            .lock()
+                            .expect("lock")
+                            .get_or_insert_with(Instant::now);
+                    }
+                }
+                if commit_seconds.is_none() {
+                    return Ok(0);
+                }
+                commit_start.wait();
+                let stop = stop_at
+                    .lock()
+                    .expect("lock")
+                    .expect("set before the barrier");
+                // librdkafka keeps one OffsetCommit in flight per member anyway (asynchronous
+                // commits queue behind each other), so each member commits synchronously.
+                let mut sent = 0u64;
+                let mine = c.assignment()?;
+                while Instant::now() < stop {
+                    let mut offsets = TopicPartitionList::new();
+                    for e in mine.elements() {
+                        offsets.add_partition_offset(
+                            &topic,
+                            e.partition(),
+                            Offset::Offset(sent as i64 + 1),
+                        )?;
+                    }
+                    match c.commit(&offsets, CommitMode::Sync) {
+                        Ok(()) => counter.done.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => counter.failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                    sent += 1;
+                }
+                Ok(sent)
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + DEADLINE;
+    while settled_at.lock().expect("lock").is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let settled = settled_at
+        .lock()
+        .expect("lock")
+        .ok_or_else(|| anyhow::anyhow!("group did not settle"))?;
+    let joined = last_join
+        .lock()
+        .expect("lock")
+        .expect("every member subscribed");
+    let mut commits_per_s = None;
+    if let Some(seconds) = commit_seconds {
+        let window = Duration::from_secs(seconds);
+        *stop_at.lock().expect("lock") = Some(Instant::now() + window);
+        let before = counter.done.load(Ordering::Relaxed);
+        let began = Instant::now();
+        commit_start.wait();
+        std::thread::sleep(window);
+        let answered = counter.done.load(Ordering::Relaxed) - before;
+        commits_per_s = Some(answered as f64 / began.elapsed().as_secs_f64());
+    }
+    let mut sent = 0;
+    for t in threads {
+        sent += t
+            .join()
+            .map_err(|_| anyhow::anyhow!("member thread panicked"))??;
+    }
+    if std::env::var_os("BENCH_DEBUG").is_some() {
+        eprintln!(
+            "sent {sent}, answered {}, failed {}",
+            counter.done.load(Ordering::Relaxed),
+            counter.failed.load(Ordering::Relaxed)
+        );
+    }
+    anyhow::ensure!(
+        counter.failed.load(Ordering::Relaxed) == 0,
+        "{} commits failed",
+        counter.failed.load(Ordering::Relaxed)
+    );
+    Ok((
+        Settled {
+            after_last_join: settled.saturating_duration_since(joined),
+        },
+        commits_per_s,
+    ))
+}
