@@ -402,3 +402,30 @@ def test_kip848_members_share_partitions_and_take_over_incrementally(groups_brok
     assert "next-gen" in {g.group_id for g in listed.valid}
     for c in survivors:
         c.close()
+
+
+def test_kip848_regex_subscription_follows_new_topics(groups_broker):
+    b = groups_broker
+    for name in ("rx-a", "rx-b", "other"):
+        create_topic(b, name, partitions=2)
+        fill(b, name, 2, 10)
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "rx", "group.protocol": "consumer",
+                  "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 500})
+    c.subscribe(["^rx-.*"])
+    topics = set()
+
+    def read(n):
+        def step():
+            for m in c.consume(100, 0.1):
+                assert m.error() is None, m.error()
+                topics.add(m.topic())
+            return len(topics) >= n
+        return step
+
+    wait_until(read(2), timeout=30, interval=0, what="records from both matching topics")
+    assert topics == {"rx-a", "rx-b"}
+    create_topic(b, "rx-c", partitions=1)
+    fill(b, "rx-c", 1, 5)
+    wait_until(read(3), timeout=30, interval=0, what="records from the new matching topic")
+    assert topics == {"rx-a", "rx-b", "rx-c"}, "never the topic that does not match"
+    c.close()

@@ -48,6 +48,7 @@ pub(crate) fn group_error(e: &GroupError) -> ResponseError {
         GroupError::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId,
         GroupError::UnsupportedAssignor => ResponseError::UnsupportedAssignor,
         GroupError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        GroupError::InvalidRegularExpression(_) => ResponseError::InvalidRegularExpression,
     }
 }
 

@@ -38,6 +38,10 @@ pub(crate) struct ConsumerMember {
     pub client_host: String,
     pub rebalance_timeout_ms: i32,
     pub subscribed: BTreeSet<String>,
+    /// A regular expression subscription (KIP-848's `SubscribedTopicRegex`), matched against
+    /// whole topic names, and the topics it matched at the last heartbeat.
+    regex: Option<(String, regex::Regex)>,
+    matched: BTreeSet<String>,
     pub server_assignor: Option<String>,
     pub member_epoch: i32,
     pub previous_epoch: i32,
@@ -72,9 +76,34 @@ pub(crate) struct ConsumerGroup {
 /// several intervals to settle; here it takes a few of these.
 const SETTLING_HEARTBEAT_INTERVAL_MS: i32 = 100;
 
-/// How the broker tells the coordinator about topics: the partition count of a topic, `None`
-/// if it does not exist.
-pub type TopicPartitionCounts<'a> = &'a dyn Fn(&str) -> Option<i32>;
+/// What the coordinator needs to know about topics, lent by the broker on each heartbeat.
+pub trait Topics {
+    /// The partition count of a topic, `None` if it does not exist.
+    fn partition_count(&self, topic: &str) -> Option<i32>;
+    /// Every topic a regular expression subscription may match (internal ones excluded).
+    fn names(&self) -> Vec<String>;
+}
+
+/// A partition-count function is a topic view with no names to match (tests).
+impl<F: Fn(&str) -> Option<i32>> Topics for F {
+    fn partition_count(&self, topic: &str) -> Option<i32> {
+        self(topic)
+    }
+    fn names(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+pub type TopicPartitionCounts<'a> = &'a dyn Topics;
+
+fn compile(regex: &str) -> Result<regex::Regex, GroupError> {
+    if regex.len() > sluice_types::limits::GROUP_SUBSCRIPTION_REGEX_BYTES_MAX {
+        return Err(GroupError::InvalidRegularExpression("too long".into()));
+    }
+    // Kafka (RE2/J `matches()`) matches the whole name.
+    regex::Regex::new(&format!("^(?:{regex})$"))
+        .map_err(|e| GroupError::InvalidRegularExpression(e.to_string()))
+}
 
 impl ConsumerGroup {
     pub fn new(id: String) -> ConsumerGroup {
@@ -119,7 +148,11 @@ impl ConsumerGroup {
             epoch if epoch > 0 => self.check_member(&req, epoch),
             _ => Err(GroupError::InvalidRequest("member epoch below -2")),
         };
-        let member_id = match result {
+        let regex_ok = req
+            .subscribed_regex
+            .as_deref()
+            .map_or(Ok(()), |r| compile(r).map(|_| ()));
+        let member_id = match result.and_then(|id| regex_ok.map(|()| id)) {
             Ok(id) => id,
             Err(e) => return ConsumerHeartbeatResponse::error_for(e, &req.member_id),
         };
@@ -152,15 +185,13 @@ impl ConsumerGroup {
         config: &GroupConfig,
         now_ms: i64,
     ) -> Result<String, GroupError> {
-        if req.subscribed_topics.is_none() {
+        if req.subscribed_topics.is_none() && req.subscribed_regex.is_none() {
             return Err(GroupError::InvalidRequest(
-                "a joining member must send its subscribed topic names",
+                "a joining member must send its subscribed topic names or regex",
             ));
         }
-        if req.subscribed_regex.is_some() {
-            return Err(GroupError::InvalidRequest(
-                "regular expression subscriptions are not supported yet",
-            ));
+        if let Some(r) = &req.subscribed_regex {
+            compile(r)?;
         }
         if req
             .server_assignor
@@ -206,6 +237,8 @@ impl ConsumerGroup {
                 client_host: req.client_host.clone(),
                 rebalance_timeout_ms: req.rebalance_timeout_ms.max(0),
                 subscribed: BTreeSet::new(),
+                regex: None,
+                matched: BTreeSet::new(),
                 server_assignor: None,
                 member_epoch: 0,
                 previous_epoch: -1,
@@ -268,6 +301,16 @@ impl ConsumerGroup {
             changed |= topics != member.subscribed;
             member.subscribed = topics;
         }
+        let new_regex = req
+            .subscribed_regex
+            .as_ref()
+            .filter(|r| member.regex.as_ref().is_none_or(|(old, _)| old != *r));
+        if let Some(r) = new_regex
+            && let Ok(compiled) = compile(r)
+        {
+            member.regex = Some((r.clone(), compiled));
+            changed = true;
+        }
         if req.server_assignor.is_some() && req.server_assignor != member.server_assignor {
             member.server_assignor.clone_from(&req.server_assignor);
             changed = true;
@@ -288,13 +331,34 @@ impl ConsumerGroup {
         self.dirty = true;
     }
 
-    /// Recomputes the target if the group epoch moved or a subscribed topic changed size.
+    /// Recomputes the target if the group epoch moved, a regex matched other topics, or a
+    /// subscribed topic changed size.
     fn refresh_target(&mut self, topics: TopicPartitionCounts<'_>) {
-        let subscribed: BTreeSet<&String> =
-            self.members.values().flat_map(|m| &m.subscribed).collect();
+        if self.members.values().any(|m| m.regex.is_some()) {
+            let names = topics.names();
+            let mut changed = false;
+            for m in self.members.values_mut() {
+                let Some((_, regex)) = &m.regex else { continue };
+                let matched: BTreeSet<String> = names
+                    .iter()
+                    .filter(|n| regex.is_match(n))
+                    .cloned()
+                    .collect();
+                changed |= matched != m.matched;
+                m.matched = matched;
+            }
+            if changed {
+                self.bump_epoch();
+            }
+        }
+        let subscribed: BTreeSet<&String> = self
+            .members
+            .values()
+            .flat_map(|m| m.subscribed.iter().chain(&m.matched))
+            .collect();
         let counts: BTreeMap<String, i32> = subscribed
             .into_iter()
-            .filter_map(|t| topics(t).map(|n| (t.clone(), n)))
+            .filter_map(|t| topics.partition_count(t).map(|n| (t.clone(), n)))
             .collect();
         if counts != self.partition_counts {
             self.partition_counts = counts;
@@ -304,15 +368,19 @@ impl ConsumerGroup {
             return;
         }
         let assignor = self.assignor();
-        let specs: BTreeMap<String, MemberSpec<'_>> = self
+        let effective: BTreeMap<&String, BTreeSet<String>> = self
             .members
             .iter()
-            .map(|(id, m)| {
+            .map(|(id, m)| (id, m.subscribed.union(&m.matched).cloned().collect()))
+            .collect();
+        let specs: BTreeMap<String, MemberSpec<'_>> = effective
+            .iter()
+            .map(|(id, subscribed)| {
                 let spec = MemberSpec {
-                    subscribed: &m.subscribed,
-                    previous: self.target.get(id),
+                    subscribed,
+                    previous: self.target.get(*id),
                 };
-                (id.clone(), spec)
+                ((*id).clone(), spec)
             })
             .collect();
         self.target = assignor::assign(&assignor, &specs, &self.partition_counts);
@@ -461,6 +529,7 @@ impl ConsumerGroup {
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
                     subscribed_topics: m.subscribed.iter().cloned().collect(),
+                    subscribed_regex: m.regex.as_ref().map(|(r, _)| r.clone()),
                     assignment: m.assigned.clone(),
                     target_assignment: self.target.get(&m.id).cloned().unwrap_or_default(),
                 })
@@ -469,7 +538,9 @@ impl ConsumerGroup {
     }
 
     pub fn subscribes_to(&self, topic: &str) -> bool {
-        self.members.values().any(|m| m.subscribed.contains(topic))
+        self.members
+            .values()
+            .any(|m| m.subscribed.contains(topic) || m.matched.contains(topic))
     }
 
     pub fn to_snapshot(&self) -> ConsumerGroupSnapshot {
@@ -495,6 +566,7 @@ impl ConsumerGroup {
                     assigned: m.assigned.clone(),
                     pending_revocation: m.pending_revocation.clone(),
                     left_static: m.left_static,
+                    subscribed_regex: m.regex.as_ref().map(|(r, _)| r.clone()),
                 })
                 .collect(),
         }
@@ -526,6 +598,10 @@ impl ConsumerGroup {
                         client_host: m.client_host,
                         rebalance_timeout_ms: m.rebalance_timeout_ms,
                         subscribed: m.subscribed.into_iter().collect(),
+                        regex: m
+                            .subscribed_regex
+                            .and_then(|r| compile(&r).ok().map(|c| (r, c))),
+                        matched: BTreeSet::new(),
                         server_assignor: m.server_assignor,
                         member_epoch: m.member_epoch,
                         previous_epoch: m.previous_epoch,

@@ -41,6 +41,8 @@ pub enum GroupError {
     UnreleasedInstanceId,
     #[error("unsupported server assignor")]
     UnsupportedAssignor,
+    #[error("invalid regular expression: {0}")]
+    InvalidRegularExpression(String),
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
 }

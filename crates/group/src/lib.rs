@@ -19,7 +19,7 @@ mod member;
 pub mod record;
 mod types;
 
-pub use consumer::TopicPartitionCounts;
+pub use consumer::{TopicPartitionCounts, Topics};
 pub use coordinator::{Effects, FetchedOffset, GroupCoordinator, partition_for};
 pub use error::GroupError;
 pub use record::OffsetsRecord;

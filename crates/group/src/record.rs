@@ -47,9 +47,9 @@
 //! version     int16   100
 //! group       string
 //! ```
-//! Value (value version 0); a null value deletes the group:
+//! Value (value version 1; version 0 lacks `subscribed_regex`); a null value deletes the group:
 //! ```text
-//! version             int16   0
+//! version             int16   1
 //! group_epoch         int32
 //! assignment_epoch    int32
 //! partition_counts    array of (topic string, partitions int32)
@@ -68,6 +68,7 @@
 //!   assigned            assignment
 //!   pending_revocation  assignment
 //!   left_static         int8    1 when it left with epoch -2 and keeps its place
+//!   subscribed_regex    nullable string
 //! assignment := array of (topic string, partitions array of int32)
 //! ```
 //! Decoding checks every length against `sluice_types::limits` (and every element count
@@ -84,7 +85,8 @@ const KEY_OFFSET_COMMIT: i16 = 1;
 const KEY_OFFSET_COMMIT_V0: i16 = 0;
 const KEY_GROUP_METADATA: i16 = 2;
 const KEY_CONSUMER_GROUP: i16 = 100;
-const VALUE_CONSUMER_GROUP: i16 = 0;
+/// Version 1 added each member's `subscribed_regex`.
+const VALUE_CONSUMER_GROUP: i16 = 1;
 const VALUE_OFFSET_COMMIT: i16 = 3;
 const VALUE_GROUP_METADATA: i16 = 3;
 
@@ -135,6 +137,7 @@ pub struct ConsumerMemberSnapshot {
     pub assigned: Assignment,
     pub pending_revocation: Assignment,
     pub left_static: bool,
+    pub subscribed_regex: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -379,6 +382,7 @@ fn encode_consumer_group(g: &ConsumerGroupSnapshot) -> Vec<u8> {
         put_assignment(&mut out, &m.assigned);
         put_assignment(&mut out, &m.pending_revocation);
         out.push(u8::from(m.left_static));
+        put_nullable_str(&mut out, m.subscribed_regex.as_deref());
     }
     out
 }
@@ -386,7 +390,7 @@ fn encode_consumer_group(g: &ConsumerGroupSnapshot) -> Vec<u8> {
 fn decode_consumer_group(bytes: &[u8]) -> Result<ConsumerGroupSnapshot, FormatError> {
     let mut r = Reader(bytes);
     let version = r.i16()?;
-    if version != VALUE_CONSUMER_GROUP {
+    if !(0..=VALUE_CONSUMER_GROUP).contains(&version) {
         return Err(FormatError::UnknownVersion {
             what: "consumer group value",
             version,
@@ -430,6 +434,11 @@ fn decode_consumer_group(bytes: &[u8]) -> Result<ConsumerGroupSnapshot, FormatEr
             assigned: r.assignment()?,
             pending_revocation: r.assignment()?,
             left_static: r.take(1)?[0] != 0,
+            subscribed_regex: if version >= 1 {
+                r.nullable_string()?
+            } else {
+                None
+            },
         });
     }
     Ok(ConsumerGroupSnapshot {

@@ -213,6 +213,7 @@ pub struct ConsumerMemberDescription {
     pub client_id: String,
     pub client_host: String,
     pub subscribed_topics: Vec<String>,
+    pub subscribed_regex: Option<String>,
     pub assignment: Assignment,
     pub target_assignment: Assignment,
 }

@@ -265,3 +265,50 @@ fn members_heartbeat_fast_while_the_group_settles_and_slowly_once_stable() {
         "stable for a whole interval"
     );
 }
+
+struct Catalog(Vec<(&'static str, i32)>);
+
+impl sluice_group::Topics for Catalog {
+    fn partition_count(&self, topic: &str) -> Option<i32> {
+        self.0.iter().find(|(n, _)| *n == topic).map(|(_, p)| *p)
+    }
+    fn names(&self) -> Vec<String> {
+        self.0.iter().map(|(n, _)| n.to_string()).collect()
+    }
+}
+
+#[test]
+fn a_regex_subscription_follows_the_topics_that_match_it() {
+    let mut c = GroupCoordinator::new(GroupConfig::default());
+    let regex_join = ConsumerHeartbeat {
+        subscribed_topics: None,
+        subscribed_regex: Some("orders-.*".into()),
+        ..join("a")
+    };
+    let catalog = Catalog(vec![("orders-eu", 2), ("orders-us", 1), ("audit", 3)]);
+    let (_, r) = c.consumer_heartbeat(regex_join, &catalog, 0);
+    let got = r.assignment.expect("assigned");
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        vec!["orders-eu", "orders-us"]
+    );
+    // A new matching topic joins the subscription at the next heartbeat.
+    let grown = Catalog(vec![
+        ("orders-eu", 2),
+        ("orders-us", 1),
+        ("orders-ap", 4),
+        ("audit", 3),
+    ]);
+    let (_, r2) = c.consumer_heartbeat(beat("a", r.member_epoch, &got), &grown, 10);
+    assert!(r2.member_epoch > r.member_epoch);
+    assert_eq!(r2.assignment.expect("changed")["orders-ap"].len(), 4);
+    let bad = ConsumerHeartbeat {
+        subscribed_regex: Some("(unclosed".into()),
+        ..join("b")
+    };
+    let (_, r3) = c.consumer_heartbeat(bad, &grown, 20);
+    assert!(matches!(
+        r3.error,
+        Some(GroupError::InvalidRegularExpression(_))
+    ));
+}

@@ -67,6 +67,9 @@ pub const GROUP_MEMBER_METADATA_BYTES_MAX: usize = 1024 * 1024;
 /// Largest metadata string attached to a committed offset (`offset.metadata.max.bytes`).
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 
+/// Longest regular expression a KIP-848 member may subscribe with, in bytes.
+pub const GROUP_SUBSCRIPTION_REGEX_BYTES_MAX: usize = 1024;
+
 /// Most partitions with committed offsets one group may hold.
 pub const GROUP_COMMITTED_PARTITIONS_MAX: usize = 100_000;
 

@@ -64,6 +64,7 @@ pub(crate) fn handle(
                                 .map(|t| TopicName(StrBytes::from_string(t)))
                                 .collect(),
                         )
+                        .with_subscribed_topic_regex(m.subscribed_regex.map(StrBytes::from_string))
                         .with_assignment(assignment(m.assignment))
                         .with_target_assignment(assignment(m.target_assignment))
                 })

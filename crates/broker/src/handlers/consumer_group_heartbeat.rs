@@ -8,7 +8,7 @@ use crate::server::Broker;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use kafka_protocol::protocol::StrBytes;
-use sluice_group::{ConsumerHeartbeat, ConsumerHeartbeatResponse, GroupError};
+use sluice_group::{ConsumerHeartbeat, ConsumerHeartbeatResponse, GroupError, Topics};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -54,13 +54,10 @@ pub(crate) fn handle(
             ConsumerHeartbeatResponse::error_for(e, "")
         } else {
             let group_id = req.group_id.clone();
-            let logs = broker.clone();
-            let partitions = move |topic: &str| logs.logs.topic(topic).map(|t| t.partition_count());
+            let topics = BrokerTopics(&broker);
             broker
                 .groups()
-                .execute(&group_id, |c, now| {
-                    c.consumer_heartbeat(req, &partitions, now)
-                })
+                .execute(&group_id, |c, now| c.consumer_heartbeat(req, &topics, now))
                 .await
                 .unwrap_or_else(|e| ConsumerHeartbeatResponse::error_for(e, ""))
         };
@@ -68,6 +65,24 @@ pub(crate) fn handle(
             tracing::debug!(member = %response.member_id, error = %e, "ConsumerGroupHeartbeat refused");
         }
         Some(to_wire(&broker, response))
+    }
+}
+
+/// The broker's topics as the coordinator sees them.
+struct BrokerTopics<'a>(&'a Broker);
+
+impl Topics for BrokerTopics<'_> {
+    fn partition_count(&self, topic: &str) -> Option<i32> {
+        self.0.logs.topic(topic).map(|t| t.partition_count())
+    }
+    fn names(&self) -> Vec<String> {
+        self.0
+            .logs
+            .topics()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .filter(|n| !crate::groups::is_internal(n))
+            .collect()
     }
 }
 
