@@ -35,6 +35,8 @@ pub struct BrokerConfig {
     /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets`, fixed when it is
     /// first created.
     pub offsets_topic_segment_bytes: u64,
+    /// `offsets.retention.check.interval.ms`: how often expired offsets are removed.
+    pub offsets_retention_check_interval_ms: u64,
     /// `group.min.session.timeout.ms`, `group.max.session.timeout.ms`,
     /// `group.initial.rebalance.delay.ms`, `group.max.size`.
     pub group: GroupConfig,
@@ -57,6 +59,7 @@ impl BrokerConfig {
             cleaner_backoff_ms: 15_000,
             offsets_topic_partitions: OFFSETS_TOPIC_PARTITIONS_DEFAULT,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
+            offsets_retention_check_interval_ms: 600_000,
             group: GroupConfig::default(),
         }
     }

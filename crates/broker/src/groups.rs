@@ -181,16 +181,34 @@ impl Groups {
             .collect()
     }
 
-    /// Fires the coordinators' deadlines until shutdown.
-    pub(crate) async fn tick_loop(self: Arc<Self>, shutdown: CancellationToken) {
+    /// Fires the coordinators' deadlines until shutdown, and expires old offsets every
+    /// `offsets_retention_check_ms`.
+    pub(crate) async fn tick_loop(
+        self: Arc<Self>,
+        offsets_retention_check_ms: u64,
+        shutdown: CancellationToken,
+    ) {
         let mut interval = tokio::time::interval(TICK_INTERVAL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let check_every = Duration::from_millis(offsets_retention_check_ms.max(1));
+        let mut next_expiry = tokio::time::Instant::now() + check_every;
         loop {
             tokio::select! {
                 _ = interval.tick() => {}
                 _ = shutdown.cancelled() => return,
             }
             let now = crate::now_ms();
+            if tokio::time::Instant::now() >= next_expiry {
+                next_expiry += check_every;
+                for shard in &self.shards {
+                    let outcome = {
+                        let mut state = shard.lock();
+                        let fx = state.coordinator.expire_offsets(now);
+                        shard.apply(&mut state, fx)
+                    };
+                    shard.deliver(outcome);
+                }
+            }
             for shard in &self.shards {
                 let outcome = {
                     let mut state = shard.lock();

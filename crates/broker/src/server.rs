@@ -120,9 +120,10 @@ impl RunningBroker {
         .map_err(|e| StartError::Task(e.to_string()))??;
         let groups = Arc::new(groups);
         let _ = broker.groups.set(groups.clone());
-        broker
-            .tasks
-            .spawn(groups.tick_loop(broker.shutdown.clone()));
+        broker.tasks.spawn(groups.tick_loop(
+            broker.config.offsets_retention_check_interval_ms,
+            broker.shutdown.clone(),
+        ));
         broker.tasks.spawn(background::cleaner_loop(
             broker.clone(),
             broker.shutdown.clone(),

@@ -427,6 +427,47 @@ impl GroupCoordinator {
         (fx, Ok(results))
     }
 
+    /// Expires committed offsets of groups without members once `offsets_retention_ms` has
+    /// passed since their commit, writing a tombstone for each (Kafka's offset expiry, with the
+    /// commit time as the clock). A group left with neither members nor offsets is forgotten.
+    pub fn expire_offsets(&mut self, now_ms: i64) -> Effects {
+        let mut fx = Effects::default();
+        let retention = self.config.offsets_retention_ms;
+        let idle = |id: &String| {
+            let classic_idle = self
+                .groups
+                .get(id)
+                .is_none_or(|g| g.state == GroupState::Empty && g.pending.is_empty());
+            let consumer_idle = self
+                .consumer_groups
+                .get(id)
+                .is_none_or(|g| g.members.is_empty());
+            classic_idle && consumer_idle
+        };
+        let expired: Vec<OffsetsRecord> = self
+            .offsets
+            .iter()
+            .filter(|(id, _)| idle(id))
+            .flat_map(|(id, offsets)| {
+                offsets
+                    .iter()
+                    .filter(|(_, c)| c.commit_timestamp_ms.saturating_add(retention) <= now_ms)
+                    .map(|((topic, partition), _)| OffsetsRecord::Offset {
+                        group: id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        value: None,
+                    })
+            })
+            .collect();
+        for record in expired {
+            self.apply_offset(record.clone());
+            fx.records.push(record);
+        }
+        self.settle(&mut fx);
+        fx
+    }
+
     /// Fires every deadline at or before `now_ms`.
     pub fn tick(&mut self, now_ms: i64) -> Effects {
         let mut fx = Effects::default();

@@ -26,6 +26,9 @@ pub struct GroupConfig {
     /// `group.consumer.heartbeat.interval.ms`: how often KIP-848 members are told to
     /// heartbeat.
     pub consumer_heartbeat_interval_ms: i32,
+    /// `offsets.retention.minutes`, in ms: a group without members loses a committed offset
+    /// this long after it was committed.
+    pub offsets_retention_ms: i64,
 }
 
 impl Default for GroupConfig {
@@ -38,6 +41,7 @@ impl Default for GroupConfig {
             members_max: sluice_types::limits::GROUP_MEMBERS_MAX,
             consumer_session_timeout_ms: 45_000,
             consumer_heartbeat_interval_ms: 5_000,
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
         }
     }
 }

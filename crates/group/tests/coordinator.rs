@@ -400,3 +400,38 @@ fn groups_hash_to_kafkas_partitions() {
     assert_eq!(partition_for("console-consumer-12345", 50), 6);
     assert_eq!(partition_for("g", 16), 7);
 }
+
+#[test]
+fn offsets_of_a_group_without_members_expire_after_the_retention() {
+    let mut c = GroupCoordinator::new(GroupConfig {
+        offsets_retention_ms: 1_000,
+        initial_rebalance_delay_ms: 0,
+        ..GroupConfig::default()
+    });
+    let (_, r) = c.commit_offsets("idle", &who("", -1), vec![offset("t", 0, 5)], 0);
+    assert_eq!(r, Ok(vec![Ok(())]));
+    let (a, _) = join_new(&mut c, 1, 0);
+    c.sync(sync_req(&a, 1, &[(&a, "A")]), 2, 0);
+    let (_, r) = c.commit_offsets("g", &who(&a, 1), vec![offset("t", 0, 7)], 0);
+    assert_eq!(r, Ok(vec![Ok(())]));
+    assert!(c.expire_offsets(999).records.is_empty(), "not yet");
+    let fx = c.expire_offsets(1_000);
+    assert!(
+        fx.records.iter().any(
+            |r| matches!(r, OffsetsRecord::Offset { group, value: None, .. } if group == "idle")
+        )
+    );
+    assert!(c.fetch_offsets("idle", None).is_empty());
+    assert_eq!(
+        c.list_groups()
+            .iter()
+            .filter(|g| g.group_id == "idle")
+            .count(),
+        0
+    );
+    assert_eq!(
+        c.fetch_offsets("g", None)[0].offset,
+        7,
+        "a group with members keeps its offsets"
+    );
+}

@@ -62,6 +62,10 @@ pub(crate) struct ServeSettings {
     pub group_max_session_timeout_ms: i32,
     /// `group.max.size`
     pub group_max_size: usize,
+    /// `offsets.retention.minutes`
+    pub offsets_retention_minutes: i64,
+    /// `offsets.retention.check.interval.ms`
+    pub offsets_retention_check_interval_ms: u64,
     /// `group.consumer.session.timeout.ms` (KIP-848 groups)
     pub group_consumer_session_timeout_ms: i32,
     /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups)
@@ -87,6 +91,8 @@ impl Default for ServeSettings {
             group_min_session_timeout_ms: GroupConfig::default().session_timeout_ms_min,
             group_max_session_timeout_ms: GroupConfig::default().session_timeout_ms_max,
             group_max_size: GroupConfig::default().members_max,
+            offsets_retention_minutes: GroupConfig::default().offsets_retention_ms / 60_000,
+            offsets_retention_check_interval_ms: 600_000,
             group_consumer_session_timeout_ms: GroupConfig::default().consumer_session_timeout_ms,
             group_consumer_heartbeat_interval_ms: GroupConfig::default()
                 .consumer_heartbeat_interval_ms,
@@ -135,6 +141,7 @@ impl ServeSettings {
         config.recovery_checkpoint_interval_ms = self.log_flush_offset_checkpoint_interval_ms;
         config.offsets_topic_partitions = self.offsets_topic_num_partitions;
         config.offsets_topic_segment_bytes = self.offsets_topic_segment_bytes;
+        config.offsets_retention_check_interval_ms = self.offsets_retention_check_interval_ms;
         config.group = self.group_config()?;
         Ok(config)
     }
@@ -166,7 +173,12 @@ impl ServeSettings {
                     < self.group_consumer_session_timeout_ms,
             "need 0 < group_consumer_heartbeat_interval_ms < group_consumer_session_timeout_ms"
         );
+        anyhow::ensure!(
+            self.offsets_retention_minutes >= 1,
+            "offsets_retention_minutes must be at least 1"
+        );
         Ok(GroupConfig {
+            offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
             consumer_session_timeout_ms: self.group_consumer_session_timeout_ms,
             consumer_heartbeat_interval_ms: self.group_consumer_heartbeat_interval_ms,
             session_timeout_ms_min: self.group_min_session_timeout_ms,
