@@ -1,9 +1,8 @@
 """Offset-commit throughput from the members of one consumer group, with librdkafka's
 asynchronous commits (what `enable.auto.commit` uses), through confluent-kafka.
 
-sluice-bench measures synchronous commits (its Rust client did not deliver asynchronous commit
-callbacks); this script measures the pipelined path: each member keeps up to WINDOW commits
-in flight, counted by `on_commit`.
+A cross-check of `sluice-bench --only "group commits pipelined"` with another client: each
+member keeps up to WINDOW commits in flight, counted by `on_commit`.
 
     .venv/bin/python bench/scripts/group_commits.py BOOTSTRAP [--members 10] [--seconds 5]
 """

@@ -13,6 +13,20 @@ use std::time::{Duration, Instant};
 /// Longest any group measurement may take before it counts as a failure.
 const DEADLINE: Duration = Duration::from_secs(90);
 
+/// How members commit while commit throughput is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitStyle {
+    /// `commitSync`: one commit in flight per member.
+    Sync,
+    /// Asynchronous commits, up to `PIPELINED_COMMITS_PER_MEMBER` in flight per member, their
+    /// answers counted through librdkafka's commit queue API (`rd_kafka_commit_queue`), which
+    /// the safe `rdkafka` API does not expose.
+    Pipelined,
+}
+
+/// Commits in flight per member in `CommitStyle::Pipelined`.
+const PIPELINED_COMMITS_PER_MEMBER: u64 = 16;
+
 /// Counts the group's answered and failed commits.
 #[derive(Default, Clone)]
 struct CommitCounter {
@@ -33,6 +47,117 @@ fn member(bootstrap: &str, group: &str, protocol: &str) -> anyhow::Result<BaseCo
     Ok(config.create()?)
 }
 
+fn offsets_at(
+    topic: &str,
+    mine: &TopicPartitionList,
+    n: u64,
+) -> anyhow::Result<TopicPartitionList> {
+    let mut offsets = TopicPartitionList::new();
+    for e in mine.elements() {
+        offsets.add_partition_offset(topic, e.partition(), Offset::Offset(n as i64))?;
+    }
+    Ok(offsets)
+}
+
+fn commit_sync(
+    c: &BaseConsumer,
+    topic: &str,
+    mine: &TopicPartitionList,
+    stop: Instant,
+    counter: &CommitCounter,
+) -> anyhow::Result<u64> {
+    let mut sent = 0u64;
+    while Instant::now() < stop {
+        sent += 1;
+        match c.commit(&offsets_at(topic, mine, sent)?, CommitMode::Sync) {
+            Ok(()) => counter.done.fetch_add(1, Ordering::Relaxed),
+            Err(_) => counter.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+    Ok(sent)
+}
+
+/// Per-member tally the commit callback updates.
+#[derive(Default)]
+struct Tally {
+    answered: AtomicU64,
+    failed: AtomicU64,
+}
+
+unsafe extern "C" fn on_commit(
+    _rk: *mut rdkafka_sys::rd_kafka_t,
+    err: rdkafka_sys::rd_kafka_resp_err_t,
+    _offsets: *mut rdkafka_sys::rd_kafka_topic_partition_list_t,
+    opaque: *mut std::ffi::c_void,
+) {
+    // SAFETY: `opaque` is the `Tally` that `commit_pipelined` keeps alive until every
+    // commit it sent has been answered or its queue destroyed.
+    let tally = unsafe { &*(opaque as *const Tally) };
+    tally.answered.fetch_add(1, Ordering::Relaxed);
+    if err != rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        tally.failed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn commit_pipelined(
+    c: &BaseConsumer,
+    topic: &str,
+    mine: &TopicPartitionList,
+    stop: Instant,
+    counter: &CommitCounter,
+) -> anyhow::Result<u64> {
+    let tally = Box::new(Tally::default());
+    let opaque = &*tally as *const Tally as *mut std::ffi::c_void;
+    let rk = c.client().native_ptr();
+    // SAFETY: the queue belongs to this live consumer and is destroyed below, after the
+    // drain; the tally outlives it.
+    let queue = unsafe { rdkafka_sys::rd_kafka_queue_new(rk) };
+    anyhow::ensure!(!queue.is_null(), "no commit queue");
+    let mut sent = 0u64;
+    let mut counted = 0u64;
+    let drain_deadline = stop + Duration::from_secs(30);
+    loop {
+        let answered = tally.answered.load(Ordering::Relaxed);
+        let now = Instant::now();
+        if now >= stop && answered == sent || now >= drain_deadline {
+            break;
+        }
+        if now < stop && sent - answered < PIPELINED_COMMITS_PER_MEMBER {
+            sent += 1;
+            let offsets = offsets_at(topic, mine, sent)?;
+            // SAFETY: `offsets` lives across the call, which copies it.
+            let err = unsafe {
+                rdkafka_sys::rd_kafka_commit_queue(
+                    rk,
+                    offsets.ptr(),
+                    queue,
+                    Some(on_commit),
+                    opaque,
+                )
+            };
+            anyhow::ensure!(
+                err == rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR,
+                "commit refused locally: {err:?}"
+            );
+            continue;
+        }
+        // SAFETY: the queue is live.
+        unsafe { rdkafka_sys::rd_kafka_queue_poll_callback(queue, 1) };
+        let newly = tally.answered.load(Ordering::Relaxed) - counted;
+        counted += newly;
+        counter.done.fetch_add(newly, Ordering::Relaxed);
+    }
+    let newly = tally.answered.load(Ordering::Relaxed) - counted;
+    counter.done.fetch_add(newly, Ordering::Relaxed);
+    counter
+        .failed
+        .fetch_add(tally.failed.load(Ordering::Relaxed), Ordering::Relaxed);
+    // SAFETY: created above; nothing uses it after this.
+    unsafe { rdkafka_sys::rd_kafka_queue_destroy(queue) };
+    drop(tally);
+    Ok(sent)
+}
+
 /// What one settle run measured.
 pub struct Settled {
     /// From the last member's subscribe to every member holding its share.
@@ -50,6 +175,7 @@ pub fn settle_and_commit(
     members: usize,
     protocol: &str,
     commit_seconds: Option<u64>,
+    style: CommitStyle,
 ) -> anyhow::Result<(Settled, Option<f64>)> {
     static RUNS: AtomicU64 = AtomicU64::new(0);
     let run = RUNS.fetch_add(1, Ordering::Relaxed);
@@ -108,25 +234,11 @@ pub fn settle_and_commit(
                     .lock()
                     .expect("lock")
                     .expect("set before the barrier");
-                // librdkafka keeps one OffsetCommit in flight per member anyway (asynchronous
-                // commits queue behind each other), so each member commits synchronously.
-                let mut sent = 0u64;
                 let mine = c.assignment()?;
-                while Instant::now() < stop {
-                    let mut offsets = TopicPartitionList::new();
-                    for e in mine.elements() {
-                        offsets.add_partition_offset(
-                            &topic,
-                            e.partition(),
-                            Offset::Offset(sent as i64 + 1),
-                        )?;
-                    }
-                    match c.commit(&offsets, CommitMode::Sync) {
-                        Ok(()) => counter.done.fetch_add(1, Ordering::Relaxed),
-                        Err(_) => counter.failed.fetch_add(1, Ordering::Relaxed),
-                    };
-                    sent += 1;
-                }
+                let sent = match style {
+                    CommitStyle::Sync => commit_sync(&c, &topic, &mine, stop, &counter)?,
+                    CommitStyle::Pipelined => commit_pipelined(&c, &topic, &mine, stop, &counter)?,
+                };
                 Ok(sent)
             })
         })
@@ -160,13 +272,11 @@ pub fn settle_and_commit(
             .join()
             .map_err(|_| anyhow::anyhow!("member thread panicked"))??;
     }
-    if std::env::var_os("BENCH_DEBUG").is_some() {
-        eprintln!(
-            "sent {sent}, answered {}, failed {}",
-            counter.done.load(Ordering::Relaxed),
-            counter.failed.load(Ordering::Relaxed)
-        );
-    }
+    anyhow::ensure!(
+        commit_seconds.is_none() || counter.done.load(Ordering::Relaxed) == sent,
+        "{sent} commits sent, {} answered",
+        counter.done.load(Ordering::Relaxed)
+    );
     anyhow::ensure!(
         counter.failed.load(Ordering::Relaxed) == 0,
         "{} commits failed",

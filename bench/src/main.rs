@@ -186,6 +186,7 @@ fn run_group_workloads(
                 members,
                 protocol,
                 None,
+                groups::CommitStyle::Sync,
             )?;
             times.push(settled.after_last_join.as_secs_f64() * 1e3);
         }
@@ -197,27 +198,34 @@ fn run_group_workloads(
             times.iter().map(|t| t.round() as i64).collect::<Vec<_>>()
         );
     }
-    if wanted("group commits") {
-        let topic = "group-commits";
+    for (name, style) in [
+        ("group commits sync", groups::CommitStyle::Sync),
+        ("group commits pipelined", groups::CommitStyle::Pipelined),
+    ] {
+        if !wanted(name) {
+            continue;
+        }
+        let topic = format!("group-commits-{}", name.replace(' ', "-"));
         create_topic(
             &broker.bootstrap,
-            topic,
+            &topic,
             GROUP_PARTITIONS as i32,
             &args.topic_configs,
         )?;
         let cpu_before = broker.cpu_seconds()?;
         let (_, rate) = groups::settle_and_commit(
             &broker.bootstrap,
-            topic,
+            &topic,
             GROUP_PARTITIONS,
             members,
-            "classic",
+            "consumer",
             Some(COMMIT_SECONDS),
+            style,
         )?;
         let rate = rate.unwrap_or_default();
         let cpu = broker.cpu_seconds()? - cpu_before;
         println!(
-            "group commits: {rate:.0} OffsetCommits/s answered from {members} members ({} partitions each), broker CPU {:.2} s in all",
+            "{name}: {rate:.0} OffsetCommits/s answered from {members} members ({} partitions each), broker CPU {:.2} s in all",
             GROUP_PARTITIONS / members,
             cpu
         );

@@ -429,3 +429,45 @@ def test_kip848_regex_subscription_follows_new_topics(groups_broker):
     wait_until(read(3), timeout=30, interval=0, what="records from the new matching topic")
     assert topics == {"rx-a", "rx-b", "rx-c"}, "never the topic that does not match"
     c.close()
+
+
+def test_offset_delete_is_refused_while_subscribed_and_works_after(groups_broker):
+    from kafka import KafkaAdminClient, TopicPartition as KTP
+    from kafka.errors import GroupSubscribedToTopicError, NoError
+
+    b = groups_broker
+    create_topic(b, "od", partitions=1)
+    create_topic(b, "od-other", partitions=1)
+    c = member(b, "deleter", **{"enable.auto.commit": False})
+    c.subscribe(["od"])
+    wait_until(lambda: c.poll(0.05) is None and assigned(c) == [0], timeout=30, interval=0,
+               what="an assignment")
+    c.commit(offsets=[TopicPartition("od", 0, 3), TopicPartition("od-other", 0, 4)],
+             asynchronous=False)
+    kadmin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        result = kadmin.delete_group_offsets("deleter", [KTP("od", 0), KTP("od-other", 0)])
+        assert result[KTP("od", 0)] is GroupSubscribedToTopicError
+        assert result[KTP("od-other", 0)] is NoError, "not subscribed: deletable"
+        c.close()
+        result = kadmin.delete_group_offsets("deleter", [KTP("od", 0)])
+        assert result[KTP("od", 0)] is NoError
+        assert committed_offsets(b, "deleter", "od", 1) == {0: -1001}
+    finally:
+        kadmin.close()
+
+
+def test_roundrobin_members_split_the_partitions(groups_broker):
+    b = groups_broker
+    create_topic(b, "rr", partitions=4)
+    fill(b, "rr", 4, 40)
+    members = [member(b, "rr", **{"partition.assignment.strategy": "roundrobin"}) for _ in range(2)]
+    for c in members:
+        c.subscribe(["rr"])
+    seen = [[], []]
+    poll_until(members, lambda: sum(map(len, seen)) >= 40, seen)
+    assert sorted(v for s in seen for v in s) == list(range(40))
+    assert sorted(assigned(members[0]) + assigned(members[1])) == [0, 1, 2, 3]
+    assert all(len(assigned(c)) == 2 for c in members)
+    for c in members:
+        c.close()
