@@ -233,16 +233,7 @@ fn run_group_workloads(
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let broker = BrokerProcess::start(&args.sluice)?;
-    let wanted = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
-    println!(
-        "sluice-bench: {} records per workload, median of {} passes, broker {}",
-        args.records,
-        args.repeat,
-        args.sluice.display()
-    );
+fn print_throughput_header() {
     println!(
         "{:<24} {:>11} {:>8} {:>10} {:>11} {:>8} {:>10} {:>9} {:>9}",
         "workload",
@@ -255,11 +246,27 @@ fn main() -> anyhow::Result<()> {
         "first ms",
         "peak MiB"
     );
-    for (i, w) in workloads()
-        .iter()
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let broker = BrokerProcess::start(&args.sluice)?;
+    let wanted = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
+    println!(
+        "sluice-bench: {} records per workload, median of {} passes, broker {}",
+        args.records,
+        args.repeat,
+        args.sluice.display()
+    );
+    let throughput: Vec<(usize, Workload)> = workloads()
+        .into_iter()
         .enumerate()
         .filter(|(_, w)| wanted(&w.name))
-    {
+        .collect();
+    if !throughput.is_empty() {
+        print_throughput_header();
+    }
+    for (i, w) in &throughput {
         let mut runs = Vec::with_capacity(args.repeat);
         broker.reset_peak_rss();
         for r in 0..args.repeat.max(1) {
