@@ -471,3 +471,31 @@ def test_roundrobin_members_split_the_partitions(groups_broker):
     assert all(len(assigned(c)) == 2 for c in members)
     for c in members:
         c.close()
+
+
+def test_kip848_members_carry_on_across_a_broker_restart(groups_broker):
+    b = groups_broker
+    create_topic(b, "steady", partitions=4)
+    fill(b, "steady", 4, 40)
+    members = [Consumer({"bootstrap.servers": b.bootstrap, "group.id": "steady",
+                         "group.protocol": "consumer", "auto.offset.reset": "earliest"})
+               for _ in range(2)]
+    for c in members:
+        c.subscribe(["steady"])
+    seen = [[], []]
+    poll_until(members, lambda: sum(map(len, seen)) >= 40, seen)
+    wait_until(lambda: [c.poll(0.05) for c in members] and
+               sorted(len(assigned(c)) for c in members) == [2, 2],
+               timeout=30, interval=0, what="an even split")
+    for c in members:
+        c.commit(asynchronous=False)
+    before = [assigned(c) for c in members]
+    b.stop()
+    b.start()
+    fill(b, "steady", 4, 40, start=40)
+    seen = [[], []]
+    poll_until(members, lambda: sum(map(len, seen)) >= 40, seen, timeout=60)
+    assert sorted(v for s in seen for v in s) == list(range(40, 80)), "nothing lost or repeated"
+    assert [assigned(c) for c in members] == before, "the restored group kept its assignment"
+    for c in members:
+        c.close()
