@@ -15,12 +15,12 @@
 //!    that lost records are rewritten with the survivors' original offsets and timestamps
 //!    (`sluice_record::retain_records`), empty ones are dropped. The file is fsynced and its
 //!    indexes are built.
-//! 3. Under the lock again, `Log::install_cleaned` swaps each cleaned segment in: it deletes
-//!    the old index files, renames `.cleaned` over `.log` (atomic), fsyncs the directory, and
-//!    writes the new indexes. A crash before the rename leaves a `.cleaned` file that
-//!    `Log::open` deletes; after it, the new segment is whole and its missing indexes are
-//!    rebuilt. Either way no record that compaction keeps is lost and no half-written segment
-//!    is ever visible. Readers holding the old file keep reading it.
+//!    Consecutive small segments are written into one file (`merge_groups`).
+//! 3. Under the lock again, `Log::install_cleaned` swaps each copy in through a `.swap` file
+//!    and a marker naming the last segment it covers (`Log::swap_in`); `Log::open` deletes a
+//!    leftover `.cleaned` file (the originals are whole) and finishes an interrupted swap
+//!    (`complete_swaps`). No record that compaction keeps is ever lost and no half-written
+//!    segment is ever visible. Readers holding an old file keep reading it.
 //!
 //! Offsets are never renumbered: a rewritten batch keeps its base offset and last offset
 //! delta, so offsets simply have gaps where records were removed. A pass is also due when a
@@ -44,6 +44,12 @@ use std::sync::Arc;
 
 /// Suffix of a segment being written by a compaction pass.
 pub(crate) const CLEANED_SUFFIX: &str = "log.cleaned";
+/// Suffix of a finished merged segment about to replace the segments it covers.
+const SWAP_SUFFIX: &str = "log.swap";
+/// Beside a `.swap` file: the base offset of the last segment it covers.
+const SWAP_END_SUFFIX: &str = "swap-end";
+/// Most segments merged into one by a pass.
+const MERGED_SEGMENTS_MAX: usize = 1_000;
 
 /// A segment chosen for a pass: its file never changes while the segment exists.
 #[derive(Debug)]
@@ -64,6 +70,8 @@ pub struct CleanPlan {
     pub(crate) now_ms: i64,
     pub(crate) delete_retention_ms: i64,
     pub(crate) index_interval_bytes: u32,
+    /// Cleaned segments are merged while their original sizes add up to at most this.
+    pub(crate) segment_bytes: u64,
 }
 
 /// A pass's output, to install under the lock.
@@ -80,7 +88,8 @@ pub struct Cleaned {
 
 #[derive(Debug)]
 pub(crate) struct CleanedSegment {
-    pub original_size: u64,
+    /// The segments it replaces (base offset, size), oldest first; it takes the first's name.
+    pub originals: Vec<(i64, u64)>,
     pub path: PathBuf,
     pub segment: LogSegment,
 }
@@ -129,8 +138,8 @@ impl CleanPlan {
             records_removed: 0,
             tombstone_expiry_ms: None,
         };
-        for s in rewrite {
-            let (segment, removed, expiry) = self.rewrite(s, &hasher, &latest)?;
+        for group in merge_groups(rewrite, self.segment_bytes) {
+            let (segment, removed, expiry) = self.rewrite(group, &hasher, &latest)?;
             cleaned.records_removed += removed;
             cleaned.tombstone_expiry_ms = match (cleaned.tombstone_expiry_ms, expiry) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -169,14 +178,16 @@ impl CleanPlan {
         Ok((latest, self.segments.len()))
     }
 
-    /// Writes the compacted copy of one segment and builds its in-memory segment.
+    /// Writes the compacted copy of a run of segments as one file and builds its in-memory
+    /// segment.
     fn rewrite(
         &self,
-        s: &SegmentToClean,
+        group: &[SegmentToClean],
         hasher: &KeyHasher,
         latest: &HashMap<u128, i64>,
     ) -> Result<(CleanedSegment, u64, Option<i64>)> {
-        let path = self.dir.join(file_name(s.base_offset, CLEANED_SUFFIX));
+        let first = group.first().expect("groups are not empty");
+        let path = self.dir.join(file_name(first.base_offset, CLEANED_SUFFIX));
         // A closed segment is never appended to, so plain write access suffices.
         let file = OpenOptions::new()
             .read(true)
@@ -187,48 +198,50 @@ impl CleanPlan {
         let mut out = BufWriter::with_capacity(1 << 20, &file);
         let mut removed = 0u64;
         let mut tombstone_expiry: Option<i64> = None;
-        scan_segment(s, |batch| {
-            let header = sluice_record::BatchHeader::parse(batch)?;
-            if header.is_control() {
-                out.write_all(batch)?;
-                return Ok(true);
-            }
-            let retained = retain_records(batch, |r| {
-                let superseded = r.key.is_some_and(|k| {
-                    latest
-                        .get(&hasher.hash(k))
-                        .is_some_and(|&last| r.offset < last)
-                });
-                let expired_tombstone = r.value.is_none()
-                    && r.timestamp.saturating_add(self.delete_retention_ms) <= self.now_ms;
-                let keep = !superseded && !expired_tombstone;
-                removed += u64::from(!keep);
-                if keep && r.value.is_none() {
-                    let expiry = r.timestamp.saturating_add(self.delete_retention_ms);
-                    tombstone_expiry = Some(tombstone_expiry.map_or(expiry, |e| e.min(expiry)));
+        for s in group {
+            scan_segment(s, |batch| {
+                let header = sluice_record::BatchHeader::parse(batch)?;
+                if header.is_control() {
+                    out.write_all(batch)?;
+                    return Ok(true);
                 }
-                keep
+                let retained = retain_records(batch, |r| {
+                    let superseded = r.key.is_some_and(|k| {
+                        latest
+                            .get(&hasher.hash(k))
+                            .is_some_and(|&last| r.offset < last)
+                    });
+                    let expired_tombstone = r.value.is_none()
+                        && r.timestamp.saturating_add(self.delete_retention_ms) <= self.now_ms;
+                    let keep = !superseded && !expired_tombstone;
+                    removed += u64::from(!keep);
+                    if keep && r.value.is_none() {
+                        let expiry = r.timestamp.saturating_add(self.delete_retention_ms);
+                        tombstone_expiry = Some(tombstone_expiry.map_or(expiry, |e| e.min(expiry)));
+                    }
+                    keep
+                })?;
+                match retained {
+                    Retained::All => out.write_all(batch)?,
+                    Retained::Some(rewritten) => out.write_all(&rewritten)?,
+                    Retained::Nothing => {}
+                }
+                Ok(true)
             })?;
-            match retained {
-                Retained::All => out.write_all(batch)?,
-                Retained::Some(rewritten) => out.write_all(&rewritten)?,
-                Retained::Nothing => {}
-            }
-            Ok(true)
-        })?;
+        }
         out.flush()?;
         drop(out);
         file.sync_all()?;
         let segment = LogSegment::from_cleaned(
             &self.dir,
-            s.base_offset,
+            first.base_offset,
             file,
             self.index_interval_bytes,
             self.now_ms,
         )?;
         Ok((
             CleanedSegment {
-                original_size: s.size,
+                originals: group.iter().map(|s| (s.base_offset, s.size)).collect(),
                 path,
                 segment,
             },
@@ -236,6 +249,33 @@ impl CleanPlan {
             tombstone_expiry,
         ))
     }
+}
+
+/// Splits segments into runs to merge: consecutive segments whose sizes add up to at most
+/// `segment_bytes` (at least one per run), whose offsets stay within a segment's u32 relative
+/// range, at most `MERGED_SEGMENTS_MAX` per run. Without merging, compaction would leave one
+/// small (or empty) file, and one open descriptor, per segment ever written.
+fn merge_groups(segments: &[SegmentToClean], segment_bytes: u64) -> Vec<&[SegmentToClean]> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < segments.len() {
+        let first = &segments[start];
+        let mut end = start + 1;
+        let mut bytes = first.size;
+        while end < segments.len() && end - start < MERGED_SEGMENTS_MAX {
+            let next = &segments[end];
+            let fits = bytes + next.size <= segment_bytes
+                && next.next_offset - first.base_offset < i64::from(u32::MAX);
+            if !fits {
+                break;
+            }
+            bytes += next.size;
+            end += 1;
+        }
+        groups.push(&segments[start..end]);
+        start = end;
+    }
+    groups
 }
 
 /// Visits each batch of a segment; `visit` returns false to stop.
@@ -307,6 +347,7 @@ impl Log {
             now_ms,
             delete_retention_ms: config.delete_retention_ms,
             index_interval_bytes: config.index_interval_bytes,
+            segment_bytes: config.segment_bytes,
         })
     }
 
@@ -319,23 +360,19 @@ impl Log {
         };
         let mut complete = true;
         for c in cleaned.segments {
-            let base = c.segment.base_offset();
-            let unchanged = self
-                .segment_size(base)
-                .is_some_and(|size| size == c.original_size && base < self.active_base_offset());
+            let active = self.active_base_offset();
+            let unchanged = c
+                .originals
+                .iter()
+                .all(|&(base, size)| self.segment_size(base) == Some(size) && base < active);
             if !unchanged {
                 complete = false;
                 let _ = std::fs::remove_file(&c.path);
                 continue;
             }
-            for ext in ["index", "timeindex"] {
-                remove_if_present(&self.dir().join(file_name(base, ext)))?;
-            }
-            std::fs::rename(&c.path, self.dir().join(file_name(base, "log")))?;
-            crate::checkpoint::sync_dir(self.dir())?;
-            c.segment.persist_indexes()?;
-            stats.segments += 1;
-            stats.bytes_before += c.original_size;
+            self.swap_in(&c)?;
+            stats.segments += c.originals.len();
+            stats.bytes_before += c.originals.iter().map(|(_, size)| size).sum::<u64>();
             stats.bytes_after += c.segment.size();
             self.replace_segment(c.segment);
         }
@@ -344,6 +381,90 @@ impl Log {
         }
         Ok(stats)
     }
+}
+
+impl Log {
+    /// Replaces a run of segments by their cleaned copy, crash-safely: first
+    /// `<first>.swap-end` names the last segment covered; then the copy is renamed to
+    /// `<first>.log.swap` (from here a restart finishes the job, see `complete_swaps`); then
+    /// the originals' indexes and all but the first `.log` go; last, the swap is renamed over
+    /// the first `.log` and the marker removed.
+    fn swap_in(&mut self, c: &CleanedSegment) -> Result<()> {
+        let dir = self.dir().to_path_buf();
+        let first = c.originals.first().expect("not empty").0;
+        let last = c.originals.last().expect("not empty").0;
+        crate::checkpoint::write_i64(&dir.join(file_name(first, SWAP_END_SUFFIX)), last)?;
+        let swap = dir.join(file_name(first, SWAP_SUFFIX));
+        std::fs::rename(&c.path, &swap)?;
+        crate::checkpoint::sync_dir(&dir)?;
+        for &(base, _) in &c.originals {
+            for ext in ["index", "timeindex"] {
+                remove_if_present(&dir.join(file_name(base, ext)))?;
+            }
+            if base != first {
+                remove_if_present(&dir.join(file_name(base, "log")))?;
+                self.remove_segment(base);
+            }
+        }
+        std::fs::rename(&swap, dir.join(file_name(first, "log")))?;
+        crate::checkpoint::sync_dir(&dir)?;
+        remove_if_present(&dir.join(file_name(first, SWAP_END_SUFFIX)))?;
+        c.segment.persist_indexes()?;
+        Ok(())
+    }
+}
+
+/// Finishes swaps a crash interrupted (see `Log::swap_in`): every `.log` the swap covers is
+/// removed with its indexes, and the swap becomes the first segment's `.log`.
+pub(crate) fn complete_swaps(dir: &Path) -> std::io::Result<()> {
+    let names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    for name in &names {
+        let Some(first) = name
+            .strip_suffix(&format!(".{SWAP_SUFFIX}"))
+            .and_then(|b| b.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        let marker = dir.join(file_name(first, SWAP_END_SUFFIX));
+        let Some(last) = crate::checkpoint::read_i64(&marker) else {
+            // Without its marker a swap was never committed to: the originals are whole.
+            remove_if_present(&dir.join(name))?;
+            continue;
+        };
+        tracing::info!(dir = %dir.display(), first, last, "finishing an interrupted compaction swap");
+        for other in &names {
+            let Some(base) = other
+                .strip_suffix(".log")
+                .and_then(|b| b.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if base > first && base <= last {
+                remove_if_present(&dir.join(other))?;
+            }
+            if base >= first && base <= last {
+                for ext in ["index", "timeindex"] {
+                    remove_if_present(&dir.join(file_name(base, ext)))?;
+                }
+            }
+        }
+        std::fs::rename(dir.join(name), dir.join(file_name(first, "log")))?;
+        crate::checkpoint::sync_dir(dir)?;
+        remove_if_present(&marker)?;
+    }
+    // A marker whose swap already completed.
+    for name in &names {
+        if name.ends_with(&format!(".{SWAP_END_SUFFIX}"))
+            && !dir
+                .join(name.replace(SWAP_END_SUFFIX, SWAP_SUFFIX))
+                .exists()
+        {
+            remove_if_present(&dir.join(name))?;
+        }
+    }
+    Ok(())
 }
 
 fn remove_if_present(path: &Path) -> std::io::Result<()> {

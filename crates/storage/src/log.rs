@@ -98,6 +98,7 @@ impl Log {
     pub fn open(dir: &Path, config: LogConfig, clean: bool, now_ms: i64) -> Result<Log> {
         std::fs::create_dir_all(dir)?;
         crate::compaction::remove_leftovers(dir)?;
+        crate::compaction::complete_swaps(dir)?;
         let checkpointed_recovery_point =
             checkpoint::read_i64(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0);
         let mut bases = list_segment_bases(dir)?;
@@ -566,6 +567,9 @@ impl Log {
     }
     pub(crate) fn segment_size(&self, base_offset: i64) -> Option<u64> {
         self.segments.get(&base_offset).map(LogSegment::size)
+    }
+    pub(crate) fn remove_segment(&mut self, base_offset: i64) {
+        self.segments.remove(&base_offset);
     }
     pub(crate) fn replace_segment(&mut self, segment: LogSegment) {
         self.segments.insert(segment.base_offset(), segment);
