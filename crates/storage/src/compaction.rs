@@ -25,9 +25,9 @@
 //! Offsets are never renumbered: a rewritten batch keeps its base offset and last offset
 //! delta, so offsets simply have gaps where records were removed. A pass is also due when a
 //! tombstone it kept reaches `delete.retention.ms`, even if nothing new was written. The
-//! cleaner checkpoint (the first dirty offset) and that tombstone deadline are kept in memory:
-//! after a restart the first pass compacts the whole cleanable log again, which is safe, only
-//! slower.
+//! cleaner checkpoint (the first dirty offset) and that tombstone deadline are written to the
+//! partition's `cleaner-checkpoint` file after each complete pass, so a restart does not
+//! compact the whole log again.
 
 use crate::log::Log;
 use crate::scan::scan_batches;

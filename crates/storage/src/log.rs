@@ -31,6 +31,9 @@ use std::sync::Arc;
 
 const LOG_START_OFFSET_FILE: &str = "log-start-offset";
 const RECOVERY_POINT_FILE: &str = "recovery-point";
+/// Compaction's progress: the first offset not yet compacted, and when the earliest kept
+/// tombstone expires (-1: none), as two decimal numbers.
+const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
 
 /// The leader epoch stamped on every batch while Sluice runs as a single node. Replication
 /// will keep a leader-epoch checkpoint instead.
@@ -86,7 +89,7 @@ pub struct Log {
     /// The recovery point as last written to its checkpoint file: what crash recovery will
     /// start from. Compaction stays below it.
     checkpointed_recovery_point: i64,
-    /// Offsets below this have been compacted (in memory only; see `compaction`).
+    /// Offsets below this have been compacted (checkpointed after each pass).
     cleaner_checkpoint: i64,
     /// When the earliest tombstone in the compacted part may be dropped.
     tombstone_expiry_ms: Option<i64>,
@@ -161,6 +164,10 @@ impl Log {
             cleaner_checkpoint: 0,
             tombstone_expiry_ms: None,
         };
+        if let Some((first_dirty, expiry)) = read_cleaner_checkpoint(dir) {
+            log.cleaner_checkpoint = first_dirty.min(log.log_end_offset());
+            log.tombstone_expiry_ms = expiry;
+        }
         let end = log.log_end_offset();
         log.log_start_offset = log.log_start_offset.min(end);
         log.high_watermark = end;
@@ -539,6 +546,7 @@ impl Log {
         let end = self.log_end_offset();
         self.high_watermark = self.high_watermark.min(end);
         self.recovery_point = self.recovery_point.min(end);
+        self.cleaner_checkpoint = self.cleaner_checkpoint.min(end);
         Ok(())
     }
 
@@ -586,6 +594,16 @@ impl Log {
     pub(crate) fn set_cleaner_checkpoint(&mut self, offset: i64, tombstone_expiry_ms: Option<i64>) {
         self.cleaner_checkpoint = self.cleaner_checkpoint.max(offset);
         self.tombstone_expiry_ms = tombstone_expiry_ms;
+        let line = format!(
+            "{} {}\n",
+            self.cleaner_checkpoint,
+            tombstone_expiry_ms.unwrap_or(-1)
+        );
+        let path = self.dir.join(CLEANER_CHECKPOINT_FILE);
+        if let Err(e) = checkpoint::write_atomically(&path, line.as_bytes()) {
+            // Losing it only means the next start compacts the whole log once more.
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not write the cleaner checkpoint");
+        }
     }
 
     pub fn set_config(&mut self, config: LogConfig) {
@@ -639,6 +657,14 @@ fn require_keys(batch: &[u8]) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+fn read_cleaner_checkpoint(dir: &Path) -> Option<(i64, Option<i64>)> {
+    let text = std::fs::read_to_string(dir.join(CLEANER_CHECKPOINT_FILE)).ok()?;
+    let mut parts = text.split_whitespace().map(str::parse::<i64>);
+    let first_dirty = parts.next()?.ok()?;
+    let expiry = parts.next()?.ok()?;
+    Some((first_dirty, (expiry >= 0).then_some(expiry)))
 }
 
 fn records_len(batches: &[(BatchHeader, &[u8])]) -> usize {

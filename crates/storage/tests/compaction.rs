@@ -379,3 +379,19 @@ fn a_crash_in_the_middle_of_a_merge_is_finished_at_the_next_start() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn compaction_progress_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = history(dir.path());
+    flush_and_checkpoint(&mut log);
+    clean(&mut log, NOW + 100).expect("a first pass");
+    assert!(log.clean_plan(NOW + 100).is_none(), "nothing left to do");
+    log.checkpoint(true).unwrap();
+    drop(log);
+    let reopened = Log::open(dir.path(), compacted(&[]), true, NOW).unwrap();
+    assert!(
+        reopened.clean_plan(NOW + 100).is_none(),
+        "the restarted log knows what was compacted"
+    );
+}
