@@ -40,6 +40,7 @@ pub(crate) fn group_error(e: &GroupError) -> ResponseError {
         GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
         GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
         GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+        GroupError::InvalidTopic => ResponseError::InvalidTopicException,
         GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
         GroupError::LimitReached(_) => ResponseError::PolicyViolation,
         GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,

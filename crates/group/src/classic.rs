@@ -23,6 +23,7 @@ use crate::types::{
     GroupConfig, JoinRequest, JoinResponse, JoinedMember, MemberRef, Reply, SyncRequest,
     SyncResponse, WaiterId,
 };
+use sluice_types::limits::GROUP_ID_BYTES_MAX;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,19 @@ pub(crate) struct ClassicGroup {
     pub state_timestamp_ms: i64,
     /// The persistent part changed: write a GroupMetadata record.
     pub dirty: bool,
+}
+
+/// Kafka's member id, `<client.id>-<uuid>`, with the client id cut so the id stays within
+/// `GROUP_ID_BYTES_MAX` (a member id is stored in the group's record).
+fn new_member_id(client_id: &str) -> String {
+    const UUID_AND_DASH_BYTES: usize = 37;
+    let mut cut = client_id
+        .len()
+        .min(GROUP_ID_BYTES_MAX - UUID_AND_DASH_BYTES);
+    while !client_id.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}-{}", &client_id[..cut], uuid::Uuid::new_v4())
 }
 
 impl ClassicGroup {
@@ -155,7 +169,7 @@ impl ClassicGroup {
         now_ms: i64,
         out: &mut Vec<Reply>,
     ) {
-        let new_id = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
+        let new_id = new_member_id(&req.client_id);
         if let Some(instance) = req.group_instance_id.as_deref()
             && let Some(i) = self.static_member_index(instance)
         {

@@ -27,6 +27,9 @@ use crate::types::{
     Assignment, ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatResponse,
     ConsumerMemberDescription, GroupConfig,
 };
+use sluice_types::limits::{
+    CLIENT_ID_BYTES_MAX, GROUP_ID_BYTES_MAX, TOPIC_NAME_CHARS_MAX, TOPICS_MAX,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone)]
@@ -142,23 +145,23 @@ impl ConsumerGroup {
         topics: TopicPartitionCounts<'_>,
         now_ms: i64,
     ) -> ConsumerHeartbeatResponse {
+        let new_regex = match self.check_request(&req) {
+            Ok(regex) => regex,
+            Err(e) => return ConsumerHeartbeatResponse::error_for(e, &req.member_id),
+        };
         let result = match req.member_epoch {
             -1 | -2 => return self.leave(&req),
             0 => self.join(&req, config, now_ms),
             epoch if epoch > 0 => self.check_member(&req, epoch),
             _ => Err(GroupError::InvalidRequest("member epoch below -2")),
         };
-        let regex_ok = req
-            .subscribed_regex
-            .as_deref()
-            .map_or(Ok(()), |r| compile(r).map(|_| ()));
-        let member_id = match result.and_then(|id| regex_ok.map(|()| id)) {
+        let member_id = match result {
             Ok(id) => id,
             Err(e) => return ConsumerHeartbeatResponse::error_for(e, &req.member_id),
         };
         let joined = req.member_epoch == 0;
         let epoch_before = self.group_epoch;
-        self.update_member(&member_id, &req, config, now_ms);
+        self.update_member(&member_id, &req, new_regex, config, now_ms);
         self.refresh_target(topics);
         self.reconcile(&member_id, req.owned.as_ref(), now_ms);
         if self.group_epoch != epoch_before || joined {
@@ -189,9 +192,6 @@ impl ConsumerGroup {
             return Err(GroupError::InvalidRequest(
                 "a joining member must send its subscribed topic names or regex",
             ));
-        }
-        if let Some(r) = &req.subscribed_regex {
-            compile(r)?;
         }
         if req
             .server_assignor
@@ -292,7 +292,58 @@ impl ConsumerGroup {
         Err(GroupError::FencedMemberEpoch)
     }
 
-    fn update_member(&mut self, id: &str, req: &ConsumerHeartbeat, config: &GroupConfig, now: i64) {
+    /// Bounds every string that will be persisted, and compiles a regex the member did not
+    /// already have (once per change, not per heartbeat).
+    fn check_request(
+        &self,
+        req: &ConsumerHeartbeat,
+    ) -> Result<Option<(String, regex::Regex)>, GroupError> {
+        let ids = [
+            Some(&req.member_id),
+            req.instance_id.as_ref(),
+            req.rack_id.as_ref(),
+        ];
+        if ids
+            .into_iter()
+            .flatten()
+            .any(|id| id.len() > GROUP_ID_BYTES_MAX)
+        {
+            return Err(GroupError::LimitReached(
+                "member, instance or rack id length",
+            ));
+        }
+        if req.client_id.len().max(req.client_host.len()) > CLIENT_ID_BYTES_MAX {
+            return Err(GroupError::LimitReached("client id length"));
+        }
+        if let Some(topics) = &req.subscribed_topics
+            && (topics.len() > TOPICS_MAX
+                || topics
+                    .iter()
+                    .any(|t| t.is_empty() || t.len() > TOPIC_NAME_CHARS_MAX))
+        {
+            return Err(GroupError::InvalidTopic);
+        }
+        let Some(r) = &req.subscribed_regex else {
+            return Ok(None);
+        };
+        let current = self
+            .members
+            .get(&req.member_id)
+            .and_then(|m| m.regex.as_ref());
+        if current.is_some_and(|(old, _)| old == r) {
+            return Ok(None);
+        }
+        Ok(Some((r.clone(), compile(r)?)))
+    }
+
+    fn update_member(
+        &mut self,
+        id: &str,
+        req: &ConsumerHeartbeat,
+        new_regex: Option<(String, regex::Regex)>,
+        config: &GroupConfig,
+        now: i64,
+    ) {
         let member = self.members.get_mut(id).expect("checked");
         member.session_deadline_ms = now + i64::from(config.consumer_session_timeout_ms);
         let mut changed = false;
@@ -301,14 +352,8 @@ impl ConsumerGroup {
             changed |= topics != member.subscribed;
             member.subscribed = topics;
         }
-        let new_regex = req
-            .subscribed_regex
-            .as_ref()
-            .filter(|r| member.regex.as_ref().is_none_or(|(old, _)| old != *r));
-        if let Some(r) = new_regex
-            && let Ok(compiled) = compile(r)
-        {
-            member.regex = Some((r.clone(), compiled));
+        if new_regex.is_some() {
+            member.regex = new_regex;
             changed = true;
         }
         if req.server_assignor.is_some() && req.server_assignor != member.server_assignor {

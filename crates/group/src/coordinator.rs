@@ -18,8 +18,9 @@ use crate::types::{
     OffsetToCommit, Reply, SyncRequest, SyncResponse, WaiterId,
 };
 use sluice_types::limits::{
-    GROUP_COMMITTED_PARTITIONS_MAX, GROUP_ID_BYTES_MAX, GROUP_MEMBER_METADATA_BYTES_MAX,
-    GROUP_PROTOCOLS_PER_MEMBER_MAX, GROUPS_MAX, OFFSET_METADATA_BYTES_MAX,
+    CLIENT_ID_BYTES_MAX, GROUP_COMMITTED_PARTITIONS_MAX, GROUP_ID_BYTES_MAX,
+    GROUP_MEMBER_METADATA_BYTES_MAX, GROUP_PROTOCOLS_PER_MEMBER_MAX, GROUPS_MAX,
+    OFFSET_METADATA_BYTES_MAX, TOPIC_NAME_CHARS_MAX,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -108,12 +109,21 @@ impl GroupCoordinator {
         {
             return Err(GroupError::LimitReached("member protocols"));
         }
+        // Protocol names and type end up in the group's record.
+        let names =
+            std::iter::once(&req.protocol_type).chain(req.protocols.iter().map(|p| &p.name));
+        if names.into_iter().any(|n| n.len() > GROUP_ID_BYTES_MAX) {
+            return Err(GroupError::LimitReached("protocol name length"));
+        }
         let ids = [
             Some(req.member_id.as_str()),
             req.group_instance_id.as_deref(),
         ];
         if ids.iter().flatten().any(|id| id.len() > GROUP_ID_BYTES_MAX) {
             return Err(GroupError::LimitReached("member or instance id length"));
+        }
+        if req.client_id.len().max(req.client_host.len()) > CLIENT_ID_BYTES_MAX {
+            return Err(GroupError::LimitReached("client id length"));
         }
         Ok(())
     }
@@ -187,6 +197,10 @@ impl GroupCoordinator {
         let mut results = Vec::with_capacity(offsets.len());
         for o in offsets {
             let metadata = o.metadata.unwrap_or_default();
+            if o.topic.is_empty() || o.topic.len() > TOPIC_NAME_CHARS_MAX {
+                results.push(Err(GroupError::InvalidTopic));
+                continue;
+            }
             if metadata.len() > OFFSET_METADATA_BYTES_MAX {
                 results.push(Err(GroupError::OffsetMetadataTooLarge));
                 continue;
@@ -653,11 +667,14 @@ impl GroupCoordinator {
             }
         }
         for id in gone {
-            self.consumer_groups.remove(&id);
-            fx.records.push(OffsetsRecord::ConsumerGroup {
-                group: id,
-                value: None,
-            });
+            let group = self.consumer_groups.remove(&id).expect("listed above");
+            // A group whose first heartbeat was refused never had a record to delete.
+            if group.group_epoch > 0 {
+                fx.records.push(OffsetsRecord::ConsumerGroup {
+                    group: id,
+                    value: None,
+                });
+            }
         }
     }
 }

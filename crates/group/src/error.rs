@@ -25,6 +25,8 @@ pub enum GroupError {
     GroupIdNotFound,
     #[error("group has members")]
     NonEmptyGroup,
+    #[error("invalid topic name")]
+    InvalidTopic,
     #[error("group is subscribed to the topic")]
     GroupSubscribedToTopic,
     #[error("offset metadata larger than the limit")]

@@ -312,3 +312,17 @@ fn a_regex_subscription_follows_the_topics_that_match_it() {
         Some(GroupError::InvalidRegularExpression(_))
     ));
 }
+
+#[test]
+fn oversized_ids_and_topic_names_are_refused() {
+    let mut c = GroupCoordinator::new(GroupConfig::default());
+    let (_, r) = c.consumer_heartbeat(join(&"m".repeat(300)), &topics, 0);
+    assert!(matches!(r.error, Some(GroupError::LimitReached(_))));
+    let long_topic = ConsumerHeartbeat {
+        subscribed_topics: Some(vec!["t".repeat(40_000)]),
+        ..join("a")
+    };
+    let (fx, r) = c.consumer_heartbeat(long_topic, &topics, 0);
+    assert_eq!(r.error, Some(GroupError::InvalidTopic));
+    assert!(fx.records.is_empty());
+}

@@ -435,3 +435,38 @@ fn offsets_of_a_group_without_members_expire_after_the_retention() {
         "a group with members keeps its offsets"
     );
 }
+
+#[test]
+fn strings_that_would_not_fit_a_record_are_refused_not_stored() {
+    let mut c = GroupCoordinator::new(config(0));
+    let long = "x".repeat(40_000);
+    let (fx, r) = c.commit_offsets("g", &who("", -1), vec![offset(&long, 0, 1)], 0);
+    assert_eq!(r, Ok(vec![Err(GroupError::InvalidTopic)]));
+    assert!(fx.records.is_empty());
+    let mut req = join_req("", None, &["range"]);
+    req.protocols[0].name = long.clone();
+    let fx = c.join(req, 1, 0);
+    assert!(matches!(
+        joins(&fx)[0].1.error,
+        Some(GroupError::LimitReached(_))
+    ));
+    let mut req = join_req("", None, &["range"]);
+    req.client_id = "é".repeat(20_000);
+    let fx = c.join(req, 2, 0);
+    assert!(matches!(
+        joins(&fx)[0].1.error,
+        Some(GroupError::LimitReached(_))
+    ));
+    // The longest client id a header can carry still yields a member id that fits, and the
+    // group's record encodes.
+    let mut req = join_req("", None, &["range"]);
+    req.client_id = "é".repeat(16_000);
+    req.require_known_member_id = false;
+    let fx = c.join(req, 3, 0);
+    let joined = &joins(&fx)[0].1;
+    assert_eq!(joined.error, None);
+    assert!(joined.member_id.len() <= 255);
+    for r in &fx.records {
+        r.encode();
+    }
+}

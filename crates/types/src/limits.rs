@@ -51,6 +51,10 @@ pub const CONFIG_VALUE_BYTES_MAX: usize = 4096;
 /// Longest consumer group id, group instance id or member id, in bytes.
 pub const GROUP_ID_BYTES_MAX: usize = 255;
 
+/// Longest client id or client host a group member may carry: what a request header can
+/// (an int16-length string), and what a `__consumer_offsets` record can store.
+pub const CLIENT_ID_BYTES_MAX: usize = i16::MAX as usize;
+
 /// Most groups one coordinator holds; a join or commit that would create one more is refused.
 pub const GROUPS_MAX: usize = 100_000;
 
