@@ -172,7 +172,9 @@ impl ConsumerGroup {
         let changed = member.sent.as_ref() != Some(&member.assigned);
         let reported_differs = req.owned.as_ref().is_some_and(|o| o != &member.assigned);
         let assignment = (joined || changed || reported_differs).then(|| member.assigned.clone());
-        member.sent = Some(member.assigned.clone());
+        if changed {
+            member.sent.clone_from(&assignment);
+        }
         ConsumerHeartbeatResponse {
             error: None,
             member_id,
@@ -452,12 +454,6 @@ impl ConsumerGroup {
     /// Moves one member towards its target (see the module doc).
     fn reconcile(&mut self, id: &str, owned: Option<&Assignment>, now_ms: i64) {
         let target = self.target.get(id).cloned().unwrap_or_default();
-        let held_by_others: Assignment = self
-            .members
-            .values()
-            .filter(|m| m.id != id)
-            .flat_map(|m| [&m.assigned, &m.pending_revocation])
-            .fold(Assignment::new(), |acc, a| union(&acc, a));
         let epoch = self.assignment_epoch;
         let member = self.members.get_mut(id).expect("member exists");
         if let Some(owned) = owned
@@ -472,23 +468,33 @@ impl ConsumerGroup {
             return;
         }
         let revoke = difference(&member.assigned, &target);
-        let before = (member.member_epoch, member.assigned.clone());
         if !revoke.is_empty() {
             member.assigned = intersection(&member.assigned, &target);
             member.pending_revocation = revoke;
             let timeout = i64::from(member.rebalance_timeout_ms);
             member.revocation_deadline_ms = Some(now_ms + timeout);
-        } else {
-            if member.member_epoch != epoch {
-                member.previous_epoch = member.member_epoch;
-                member.member_epoch = epoch;
-            }
-            let free = difference(&target, &held_by_others);
-            member.assigned = union(&member.assigned, &free);
+            self.dirty = true;
+            return;
         }
-        if (member.member_epoch, &member.assigned) != (before.0, &before.1)
-            || !member.pending_revocation.is_empty()
-        {
+        if member.member_epoch != epoch {
+            member.previous_epoch = member.member_epoch;
+            member.member_epoch = epoch;
+            self.dirty = true;
+        }
+        let missing = difference(&target, &member.assigned);
+        if missing.is_empty() {
+            return;
+        }
+        // Only what no other member still holds (assigned or being revoked) can be handed out.
+        let mut held_by_others = Assignment::new();
+        for m in self.members.values().filter(|m| m.id != id) {
+            extend(&mut held_by_others, &m.assigned);
+            extend(&mut held_by_others, &m.pending_revocation);
+        }
+        let free = difference(&missing, &held_by_others);
+        if !free.is_empty() {
+            let member = self.members.get_mut(id).expect("member exists");
+            extend(&mut member.assigned, &free);
             self.dirty = true;
         }
     }
@@ -667,12 +673,10 @@ impl ConsumerGroup {
     }
 }
 
-fn union(a: &Assignment, b: &Assignment) -> Assignment {
-    let mut out = a.clone();
-    for (t, ps) in b {
-        out.entry(t.clone()).or_default().extend(ps);
+fn extend(into: &mut Assignment, from: &Assignment) {
+    for (t, ps) in from {
+        into.entry(t.clone()).or_default().extend(ps);
     }
-    out
 }
 
 fn intersection(a: &Assignment, b: &Assignment) -> Assignment {
