@@ -166,7 +166,7 @@ pub struct Settled {
 
 /// Starts `members` consumers of one new group on `topic` (which has `partitions`
 /// partitions) at once and times how long after the last one subscribed every member holds
-/// an even share. Then, if `commit_seconds` is set, every member commits its partitions'
+/// an even share. Then, if `commits` is set, every member commits its partitions'
 /// offsets for that long; returns the commits per second answered.
 pub fn settle_and_commit(
     bootstrap: &str,
@@ -174,8 +174,7 @@ pub fn settle_and_commit(
     partitions: usize,
     members: usize,
     protocol: &str,
-    commit_seconds: Option<u64>,
-    style: CommitStyle,
+    commits: Option<(u64, CommitStyle)>,
 ) -> anyhow::Result<(Settled, Option<f64>)> {
     static RUNS: AtomicU64 = AtomicU64::new(0);
     let run = RUNS.fetch_add(1, Ordering::Relaxed);
@@ -226,9 +225,9 @@ pub fn settle_and_commit(
                             .get_or_insert_with(Instant::now);
                     }
                 }
-                if commit_seconds.is_none() {
+                let Some((_, style)) = commits else {
                     return Ok(0);
-                }
+                };
                 commit_start.wait();
                 let stop = stop_at
                     .lock()
@@ -256,7 +255,7 @@ pub fn settle_and_commit(
         .expect("lock")
         .expect("every member subscribed");
     let mut commits_per_s = None;
-    if let Some(seconds) = commit_seconds {
+    if let Some((seconds, _)) = commits {
         let window = Duration::from_secs(seconds);
         *stop_at.lock().expect("lock") = Some(Instant::now() + window);
         let before = counter.done.load(Ordering::Relaxed);
@@ -273,7 +272,7 @@ pub fn settle_and_commit(
             .map_err(|_| anyhow::anyhow!("member thread panicked"))??;
     }
     anyhow::ensure!(
-        commit_seconds.is_none() || counter.done.load(Ordering::Relaxed) == sent,
+        commits.is_none() || counter.done.load(Ordering::Relaxed) == sent,
         "{sent} commits sent, {} answered",
         counter.done.load(Ordering::Relaxed)
     );

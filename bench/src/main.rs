@@ -159,6 +159,31 @@ fn run_workload(
 const GROUP_PARTITIONS: usize = 60;
 const COMMIT_SECONDS: u64 = 5;
 
+/// Creates a topic of `GROUP_PARTITIONS` and runs one group over it.
+fn group_run(
+    broker: &BrokerProcess,
+    args: &Args,
+    topic: &str,
+    members: usize,
+    protocol: &str,
+    commits: Option<(u64, groups::CommitStyle)>,
+) -> anyhow::Result<(groups::Settled, Option<f64>)> {
+    create_topic(
+        &broker.bootstrap,
+        topic,
+        GROUP_PARTITIONS as i32,
+        &args.topic_configs,
+    )?;
+    groups::settle_and_commit(
+        &broker.bootstrap,
+        topic,
+        GROUP_PARTITIONS,
+        members,
+        protocol,
+        commits,
+    )
+}
+
 fn run_group_workloads(
     broker: &BrokerProcess,
     args: &Args,
@@ -173,21 +198,7 @@ fn run_group_workloads(
         let mut times = Vec::new();
         for r in 0..args.repeat.max(1) {
             let topic = format!("group-{protocol}-{r}");
-            create_topic(
-                &broker.bootstrap,
-                &topic,
-                GROUP_PARTITIONS as i32,
-                &args.topic_configs,
-            )?;
-            let (settled, _) = groups::settle_and_commit(
-                &broker.bootstrap,
-                &topic,
-                GROUP_PARTITIONS,
-                members,
-                protocol,
-                None,
-                groups::CommitStyle::Sync,
-            )?;
+            let (settled, _) = group_run(broker, args, &topic, members, protocol, None)?;
             times.push(settled.after_last_join.as_secs_f64() * 1e3);
         }
         times.sort_by(f64::total_cmp);
@@ -206,22 +217,9 @@ fn run_group_workloads(
             continue;
         }
         let topic = format!("group-commits-{}", name.replace(' ', "-"));
-        create_topic(
-            &broker.bootstrap,
-            &topic,
-            GROUP_PARTITIONS as i32,
-            &args.topic_configs,
-        )?;
         let cpu_before = broker.cpu_seconds()?;
-        let (_, rate) = groups::settle_and_commit(
-            &broker.bootstrap,
-            &topic,
-            GROUP_PARTITIONS,
-            members,
-            "consumer",
-            Some(COMMIT_SECONDS),
-            style,
-        )?;
+        let commits = Some((COMMIT_SECONDS, style));
+        let (_, rate) = group_run(broker, args, &topic, members, "consumer", commits)?;
         let rate = rate.unwrap_or_default();
         let cpu = broker.cpu_seconds()? - cpu_before;
         println!(

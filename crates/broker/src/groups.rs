@@ -118,35 +118,43 @@ impl Groups {
     }
 
     pub(crate) async fn join(&self, req: JoinRequest) -> JoinResponse {
-        let (tx, rx) = oneshot::channel();
-        let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        let shard = self.shard(&req.group_id);
         let member_id = req.member_id.clone();
-        let outcome = {
-            let mut state = shard.lock();
-            state.waiters.insert(waiter, Waiter::Join(tx));
-            let fx = state.coordinator.join(req, waiter, crate::now_ms());
-            shard.apply(&mut state, fx)
-        };
-        shard.deliver(outcome);
-        rx.await.unwrap_or_else(|_| {
-            JoinResponse::error_for(GroupError::CoordinatorNotAvailable, &member_id)
+        let group_id = req.group_id.clone();
+        self.park(&group_id, Waiter::Join, |c, waiter, now| {
+            c.join(req, waiter, now)
         })
+        .await
+        .unwrap_or_else(|| JoinResponse::error_for(GroupError::CoordinatorNotAvailable, &member_id))
     }
 
     pub(crate) async fn sync(&self, req: SyncRequest) -> SyncResponse {
+        let group_id = req.group_id.clone();
+        self.park(&group_id, Waiter::Sync, |c, waiter, now| {
+            c.sync(req, waiter, now)
+        })
+        .await
+        .unwrap_or_else(|| SyncResponse::error_for(GroupError::CoordinatorNotAvailable))
+    }
+
+    /// Runs a command whose answer may come later (JoinGroup, SyncGroup): registers a waiter
+    /// first, since the command itself, another one, or a deadline may answer it.
+    async fn park<R>(
+        &self,
+        group_id: &str,
+        waiter: fn(oneshot::Sender<R>) -> Waiter,
+        command: impl FnOnce(&mut GroupCoordinator, WaiterId, i64) -> Effects,
+    ) -> Option<R> {
         let (tx, rx) = oneshot::channel();
-        let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        let shard = self.shard(&req.group_id);
+        let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let shard = self.shard(group_id);
         let outcome = {
             let mut state = shard.lock();
-            state.waiters.insert(waiter, Waiter::Sync(tx));
-            let fx = state.coordinator.sync(req, waiter, crate::now_ms());
+            state.waiters.insert(id, waiter(tx));
+            let fx = command(&mut state.coordinator, id, crate::now_ms());
             shard.apply(&mut state, fx)
         };
         shard.deliver(outcome);
-        rx.await
-            .unwrap_or_else(|_| SyncResponse::error_for(GroupError::CoordinatorNotAvailable))
+        rx.await.ok()
     }
 
     /// Runs a command that may write records; its result stands only once they are written.
@@ -274,11 +282,11 @@ impl Shard {
     /// Answers the parked requests. False if the records could not be written, in which case
     /// every reply says the coordinator is unavailable.
     fn deliver(&self, outcome: Outcome) -> bool {
-        let durable = outcome.appended;
+        let written = outcome.appended;
         for (waiter, reply) in outcome.deliveries {
             match (waiter, reply) {
                 (Waiter::Join(tx), Reply::Join(_, r)) => {
-                    let r = if durable {
+                    let r = if written {
                         r
                     } else {
                         JoinResponse::error_for(GroupError::CoordinatorNotAvailable, &r.member_id)
@@ -286,7 +294,7 @@ impl Shard {
                     let _ = tx.send(r);
                 }
                 (Waiter::Sync(tx), Reply::Sync(_, r)) => {
-                    let r = if durable {
+                    let r = if written {
                         r
                     } else {
                         SyncResponse::error_for(GroupError::CoordinatorNotAvailable)
@@ -296,7 +304,7 @@ impl Shard {
                 _ => tracing::error!("a group reply did not match its waiter's kind"),
             }
         }
-        durable
+        written
     }
 }
 

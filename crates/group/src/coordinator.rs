@@ -355,33 +355,28 @@ impl GroupCoordinator {
         let results = group_ids
             .iter()
             .map(|id| {
-                if let Some(group) = self.consumer_groups.get(id) {
+                let tombstone = if let Some(group) = self.consumer_groups.get(id) {
                     if !group.members.is_empty() {
                         return Err(GroupError::NonEmptyGroup);
                     }
                     self.consumer_groups.remove(id);
-                    for (topic, partition) in
-                        self.offsets.remove(id).unwrap_or_default().into_keys()
-                    {
-                        fx.records.push(OffsetsRecord::Offset {
-                            group: id.clone(),
-                            topic,
-                            partition,
-                            value: None,
-                        });
-                    }
-                    fx.records.push(OffsetsRecord::ConsumerGroup {
+                    OffsetsRecord::ConsumerGroup {
                         group: id.clone(),
                         value: None,
-                    });
-                    return Ok(());
-                }
-                let group = self.groups.get(id).ok_or(GroupError::GroupIdNotFound)?;
-                if group.state != GroupState::Empty {
-                    return Err(GroupError::NonEmptyGroup);
-                }
-                self.groups.remove(id);
-                for (topic, partition) in self.offsets.remove(id).unwrap_or_default().into_keys() {
+                    }
+                } else {
+                    let group = self.groups.get(id).ok_or(GroupError::GroupIdNotFound)?;
+                    if group.state != GroupState::Empty {
+                        return Err(GroupError::NonEmptyGroup);
+                    }
+                    self.groups.remove(id);
+                    OffsetsRecord::Group {
+                        group: id.clone(),
+                        value: None,
+                    }
+                };
+                let offsets = self.offsets.remove(id).unwrap_or_default();
+                for (topic, partition) in offsets.into_keys() {
                     fx.records.push(OffsetsRecord::Offset {
                         group: id.clone(),
                         topic,
@@ -389,10 +384,7 @@ impl GroupCoordinator {
                         value: None,
                     });
                 }
-                fx.records.push(OffsetsRecord::Group {
-                    group: id.clone(),
-                    value: None,
-                });
+                fx.records.push(tombstone);
                 Ok(())
             })
             .collect();

@@ -7,7 +7,7 @@ use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
-use sluice_group::{GroupError, MemberRef, OffsetToCommit};
+use sluice_group::{MemberRef, OffsetToCommit};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -44,9 +44,9 @@ pub(crate) fn handle(
             })
             .await
             .and_then(|r| r);
-        let mut per_partition = match &result {
-            Ok(results) => results.clone().into_iter(),
-            Err(_) => Vec::new().into_iter(),
+        let (group_error, mut per_partition) = match result {
+            Ok(results) => (None, results.into_iter()),
+            Err(e) => (Some(e), Vec::new().into_iter()),
         };
         let topics = request
             .topics
@@ -56,10 +56,9 @@ pub(crate) fn handle(
                     .partitions
                     .iter()
                     .map(|p| {
-                        let error: Option<GroupError> = match &result {
-                            Err(e) => Some(e.clone()),
-                            Ok(_) => per_partition.next().and_then(Result::err),
-                        };
+                        let error = group_error
+                            .clone()
+                            .or_else(|| per_partition.next().and_then(Result::err));
                         OffsetCommitResponsePartition::default()
                             .with_partition_index(p.partition_index)
                             .with_error_code(group_code(error.as_ref()))
