@@ -94,9 +94,23 @@ class Broker:
 
 
 @pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path / "data", free_port()).start()
-    yield b
-    if b.proc is not None:
-        b.proc.kill()
-        b.proc.wait(timeout=10)
+def start_broker(tmp_path):
+    """Starts brokers with extra environment (each on its own data directory) and kills
+    whatever is still running when the test ends."""
+    started = []
+
+    def start(extra_env=None):
+        b = Broker(tmp_path / f"data{len(started) or ''}", free_port(), extra_env=extra_env).start()
+        started.append(b)
+        return b
+
+    yield start
+    for b in started:
+        if b.proc is not None:
+            b.proc.kill()
+            b.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def broker(start_broker):
+    return start_broker()

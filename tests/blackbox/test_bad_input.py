@@ -88,7 +88,6 @@ def test_pipelined_requests_are_answered_in_order(broker):
 
 
 def test_corrupt_batch_gets_corrupt_message(broker):
-    from confluent_kafka import Producer
     create_topic(broker, "crc")
     # Produce v3 by hand: a batch whose CRC does not match.
     batch = bytearray(struct.pack(">qiibIhiqqqhii", 0, 49 + 12 - 12, 0, 2, 0, 0, 0, 1, 1, -1, -1, -1, 1))

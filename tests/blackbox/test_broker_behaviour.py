@@ -39,27 +39,23 @@ def test_produce_to_a_missing_partition_is_unknown_topic_or_partition(broker):
     assert errors[0].code() == KafkaError._UNKNOWN_PARTITION
 
 
-def test_retention_deletes_old_segments_in_the_background(tmp_path):
-    b = Broker(tmp_path / "data", free_port(),
-               extra_env={"SLUICE_LOG_RETENTION_CHECK_INTERVAL_MS": "200"}).start()
-    try:
-        create_topic(b, "short", 1, {"segment.bytes": "4096", "retention.bytes": "8192"})
-        small_batches = producer(b, **{"batch.num.messages": 5, "linger.ms": 0})
-        produce_all(small_batches, "short", [(None, b"r" * 200) for _ in range(400)])
-        a = admin(b)
-        tp = TopicPartition("short", 0)
+def test_retention_deletes_old_segments_in_the_background(start_broker):
+    b = start_broker({"SLUICE_LOG_RETENTION_CHECK_INTERVAL_MS": "200"})
+    create_topic(b, "short", 1, {"segment.bytes": "4096", "retention.bytes": "8192"})
+    small_batches = producer(b, **{"batch.num.messages": 5, "linger.ms": 0})
+    produce_all(small_batches, "short", [(None, b"r" * 200) for _ in range(400)])
+    a = admin(b)
+    tp = TopicPartition("short", 0)
 
-        def start_offset():
-            return a.list_offsets({tp: OffsetSpec.earliest()})[tp].result(10).offset
+    def start_offset():
+        return a.list_offsets({tp: OffsetSpec.earliest()})[tp].result(10).offset
 
-        start = wait_until(lambda: start_offset() > 0 and start_offset(), what="retention to move the log start")
-        assert a.list_offsets({tp: OffsetSpec.latest()})[tp].result(10).offset == 400
-        segments = list((b.data_dir / "topics" / "short" / "0").glob("*.log"))
-        assert 2 <= len(segments) <= 5, f"{len(segments)} segments left"
-        got = consume_all(b, "short", 400 - start)
-        assert got[0].offset() == start
-    finally:
-        b.proc.kill()
+    start = wait_until(lambda: start_offset() > 0 and start_offset(), what="retention to move the log start")
+    assert a.list_offsets({tp: OffsetSpec.latest()})[tp].result(10).offset == 400
+    segments = list((b.data_dir / "topics" / "short" / "0").glob("*.log"))
+    assert 2 <= len(segments) <= 5, f"{len(segments)} segments left"
+    got = consume_all(b, "short", 400 - start)
+    assert got[0].offset() == start
 
 
 def test_settings_come_from_file_environment_and_flags_in_that_order(tmp_path):

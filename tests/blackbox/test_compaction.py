@@ -6,7 +6,7 @@ import time
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from conftest import Broker, free_port, wait_until
+from conftest import wait_until
 from helpers import create_topic
 
 import pytest
@@ -19,16 +19,17 @@ COMPACTED = {
 }
 
 
+# A cleaner that runs often, and recovery points checkpointed often (compaction stays below
+# the checkpointed recovery point).
+FAST_CLEANER = {
+    "SLUICE_LOG_CLEANER_BACKOFF_MS": "200",
+    "SLUICE_LOG_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS": "200",
+}
+
+
 @pytest.fixture
-def cleaning_broker(tmp_path):
-    b = Broker(tmp_path / "data", free_port(), extra_env={
-        "SLUICE_LOG_CLEANER_BACKOFF_MS": "200",
-        "SLUICE_LOG_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS": "200",
-    }).start()
-    yield b
-    if b.proc is not None:
-        b.proc.kill()
-        b.proc.wait(timeout=10)
+def cleaning_broker(start_broker):
+    return start_broker(FAST_CLEANER)
 
 
 def produce(broker, topic, records):
@@ -108,29 +109,23 @@ def test_a_compacted_topic_refuses_records_without_a_key(cleaning_broker):
     assert errors and errors[0] is not None and errors[0].code() == 87, errors  # INVALID_RECORD
 
 
-def test_consumer_offsets_is_compacted_and_commits_survive_it_and_a_restart(tmp_path):
-    b = Broker(tmp_path / "data", free_port(), extra_env={
-        "SLUICE_LOG_CLEANER_BACKOFF_MS": "200",
-        "SLUICE_LOG_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS": "200",
+def test_consumer_offsets_is_compacted_and_commits_survive_it_and_a_restart(start_broker):
+    b = start_broker({
+        **FAST_CLEANER,
         "SLUICE_OFFSETS_TOPIC_NUM_PARTITIONS": "1",
         "SLUICE_OFFSETS_TOPIC_SEGMENT_BYTES": "4096",
-    }).start()
-    try:
-        create_topic(b, "work", partitions=2)
-        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "committer",
-                      "enable.auto.commit": False})
-        for i in range(1, 301):
-            c.commit(offsets=[TopicPartition("work", 0, i), TopicPartition("work", 1, 2 * i)],
-                     asynchronous=False)
-        c.close()
-        b.wait_for_log('compacted topic="__consumer_offsets"', timeout=30)
-        b.stop()
-        b.start()
-        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "committer"})
-        got = c.committed([TopicPartition("work", 0), TopicPartition("work", 1)], timeout=15)
-        assert [tp.offset for tp in got] == [300, 600]
-        c.close()
-    finally:
-        if b.proc is not None:
-            b.proc.kill()
-            b.proc.wait(timeout=10)
+    })
+    create_topic(b, "work", partitions=2)
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "committer",
+                  "enable.auto.commit": False})
+    for i in range(1, 301):
+        c.commit(offsets=[TopicPartition("work", 0, i), TopicPartition("work", 1, 2 * i)],
+                 asynchronous=False)
+    c.close()
+    b.wait_for_log('compacted topic="__consumer_offsets"', timeout=30)
+    b.stop()
+    b.start()
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "committer"})
+    got = c.committed([TopicPartition("work", 0), TopicPartition("work", 1)], timeout=15)
+    assert [tp.offset for tp in got] == [300, 600]
+    c.close()

@@ -3,7 +3,6 @@ kafka-python and aiokafka each run their own group protocol code against Sluice'
 coordinator."""
 
 import asyncio
-import os
 import select
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka import ConsumerGroupTopicPartitions
 
-from conftest import Broker, free_port, wait_until
+from conftest import wait_until
 from helpers import admin, create_topic, producer
 
 # Short enough that a test does not wait long for the first rebalance, long enough that
@@ -25,17 +24,13 @@ SESSION_MS = 6000  # Kafka's group.min.session.timeout.ms
 
 
 @pytest.fixture
-def groups_broker(tmp_path):
-    b = Broker(tmp_path / "data", free_port(), extra_env={
+def groups_broker(start_broker):
+    return start_broker({
         "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS": str(INITIAL_DELAY_MS),
         # KIP-848 groups: Kafka's defaults are 45 s and 5 s; shorter keeps the tests short.
         "SLUICE_GROUP_CONSUMER_SESSION_TIMEOUT_MS": str(SESSION_MS),
         "SLUICE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS": "500",
-    }).start()
-    yield b
-    if b.proc is not None:
-        b.proc.kill()
-        b.proc.wait(timeout=10)
+    })
 
 
 def member(broker, group, **conf):
