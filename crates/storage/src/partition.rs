@@ -2,7 +2,9 @@
 //! polling: the high watermark (for parked fetches) and the recovery point (for `acks=all`).
 //!
 //! The mutex is held for in-memory work and the `write(2)` of an append (and, on rarer paths,
-//! retention's file deletions and timestamp-lookup scans); fetch reads and
+//! retention's file deletions, timestamp-lookup scans, and compaction's swap of cleaned
+//! segments: a few renames and fsyncs once per pass, which appends then wait behind; the
+//! rewriting itself runs without it); fetch reads and
 //! fsyncs happen outside it (see `ReadPlan` and `FlushPlan`). Uses only tokio's runtime-free
 //! `sync` primitives, so storage stays free of any executor.
 
