@@ -15,6 +15,13 @@ use crate::read::ReadPlan;
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::{Notify, watch};
 
+/// fsyncs taking this long are logged at debug level: each holds up every `acks=all`
+/// producer of the partition, and consumers too once requests in flight run out.
+const FSYNC_SLOW: std::time::Duration = std::time::Duration::from_millis(50);
+/// ...and at warn level from here: a disk stalling this long is worth an operator's look.
+/// (A burst of large `acks=all` batches can legitimately take hundreds of milliseconds.)
+const FSYNC_STALLED: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What an `acks=all` waiter watches: how far the log is fsynced, and whether fsync has
 /// failed (then it never will be, and the waiter answers with an error at once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +137,10 @@ impl Partition {
         let Some(plan) = self.log().flush_plan() else {
             return Ok(());
         };
-        match plan.execute() {
+        let started = std::time::Instant::now();
+        let result = plan.execute();
+        self.report_fsync_time(started.elapsed());
+        match result {
             Ok(()) => {
                 let point = {
                     let mut log = self.log();
@@ -155,6 +165,15 @@ impl Partition {
                 });
                 Err(crate::StorageError::Offline(format!("fsync failed: {e}")))
             }
+        }
+    }
+
+    fn report_fsync_time(&self, took: std::time::Duration) {
+        let took_ms = took.as_millis() as u64;
+        if took >= FSYNC_STALLED {
+            tracing::warn!(topic = %self.topic, partition = self.index, took_ms, "fsync stalled");
+        } else if took >= FSYNC_SLOW {
+            tracing::debug!(topic = %self.topic, partition = self.index, took_ms, "slow fsync");
         }
     }
 
