@@ -50,6 +50,11 @@ struct Args {
     /// A topic config for every topic the benchmark creates, e.g. `flush.ms=60000`; repeatable.
     #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     topic_configs: Vec<(String, String)>,
+    /// Keep each pass's topic instead of deleting it once measured. Every pass then writes
+    /// into memory the machine has not used lately (see docs/benchmarks.md, "Fresh memory"),
+    /// and the data directory grows by every pass (about 13 GB for a full run).
+    #[arg(long)]
+    keep_topics: bool,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -83,15 +88,28 @@ fn workloads() -> Vec<Workload> {
     out
 }
 
+fn admin(bootstrap: &str) -> anyhow::Result<AdminClient<DefaultClientContext>> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?)
+}
+
+fn delete_topic(bootstrap: &str, name: &str) -> anyhow::Result<()> {
+    let admin = admin(bootstrap)?;
+    let results = futures_executor::block_on(admin.delete_topics(&[name], &AdminOptions::new()))?;
+    for r in results {
+        r.map_err(|(t, e)| anyhow::anyhow!("deleting {t}: {e}"))?;
+    }
+    Ok(())
+}
+
 fn create_topic(
     bootstrap: &str,
     name: &str,
     partitions: i32,
     configs: &[(String, String)],
 ) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
+    let admin = admin(bootstrap)?;
     let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     for (key, value) in configs {
         topic = topic.set(key, value);
@@ -146,6 +164,9 @@ fn run_workload(
     let delivered = records * consumers.max(1) as u64;
     let consume_cpu = broker.cpu_seconds()? - cpu_before;
     let first_records = consumed.iter().map(|c| c.first_records).max();
+    if !args.keep_topics {
+        delete_topic(&broker.bootstrap, topic)?;
+    }
     Ok(Run {
         produce_records_per_s: records as f64 / produced.as_secs_f64(),
         produce_cpu_s_per_m: produce_cpu / millions,

@@ -297,6 +297,12 @@ impl Log {
         self.offline = Some(reason);
     }
 
+    /// Refuses every later append and read, as `fail` does, but as the expected end of a log
+    /// whose topic is being deleted: nothing went wrong, so nothing is logged as an error.
+    pub(crate) fn retire(&mut self, reason: &str) {
+        self.offline = Some(reason.to_string());
+    }
+
     /// Plans a read of batches from `offset`. An offset equal to the high watermark yields an
     /// empty read.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadPlan> {

@@ -186,6 +186,6 @@ impl Partition {
     }
 
     pub(crate) fn take_offline(&self, reason: &str) {
-        self.log().fail(reason.to_string());
+        self.log().retire(reason);
     }
 }
