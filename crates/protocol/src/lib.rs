@@ -121,6 +121,58 @@ pub fn encode_response<T: Encodable>(
     Ok(out.freeze())
 }
 
+/// Encodes a whole request frame (the client side): length prefix, request header, body.
+pub fn encode_request<T: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    client_id: &str,
+    body: &T,
+) -> Result<Bytes, ProtocolError> {
+    let header_version = api_key.request_header_version(version);
+    let header = RequestHeader::default()
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(client_id.to_string().into()));
+    let fail = |e: anyhow::Error| ProtocolError::Malformed {
+        what: "request",
+        reason: e.to_string(),
+    };
+    let size = header.compute_size(header_version).map_err(fail)?
+        + body.compute_size(version).map_err(fail)?;
+    let mut out = BytesMut::with_capacity(FRAME_LENGTH_BYTES + size);
+    out.put_i32(size as i32);
+    header.encode(&mut out, header_version).map_err(fail)?;
+    body.encode(&mut out, version).map_err(fail)?;
+    Ok(out.freeze())
+}
+
+/// Decodes a response frame (length prefix already removed) of `api_key` at `version`:
+/// the correlation id from its header, and the body.
+pub fn decode_response<T: Decodable>(
+    mut frame: Bytes,
+    api_key: ApiKey,
+    version: i16,
+) -> Result<(i32, T), ProtocolError> {
+    let header_version = api_key.response_header_version(version);
+    let header = ResponseHeader::decode(&mut frame, header_version).map_err(|e| {
+        ProtocolError::Malformed {
+            what: "response header",
+            reason: e.to_string(),
+        }
+    })?;
+    let what = std::any::type_name::<T>()
+        .rsplit("::")
+        .next()
+        .unwrap_or("response");
+    let body = T::decode(&mut frame, version).map_err(|e| ProtocolError::Malformed {
+        what: "response body",
+        reason: format!("{what}: {e}"),
+    })?;
+    Ok((header.correlation_id, body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

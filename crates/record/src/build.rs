@@ -32,9 +32,39 @@ pub fn encode_batch_with_timestamps(
     timestamps_ms: &[i64],
     records: &[NewRecord<'_>],
 ) -> Vec<u8> {
-    assert!(!records.is_empty(), "a batch holds at least one record");
     assert_eq!(timestamps_ms.len(), records.len());
-    let base_ts = timestamps_ms[0];
+    let full: Vec<Record<'_>> = records
+        .iter()
+        .zip(timestamps_ms)
+        .enumerate()
+        .map(|(delta, (record, ts))| Record {
+            offset: base_offset + delta as i64,
+            timestamp: *ts,
+            key: record.key,
+            value: record.value,
+            headers: Vec::new(),
+        })
+        .collect();
+    encode_records(&full)
+}
+
+/// Encodes whole records (headers included) as one uncompressed batch whose base offset is the
+/// first record's offset; offsets must rise by one from there. No producer id. This is what a
+/// client sends (the `sluice` CLI builds its batches here).
+///
+/// # Panics
+/// On an empty `records`, or offsets that are not consecutive.
+pub fn encode_records(records: &[Record<'_>]) -> Vec<u8> {
+    assert!(!records.is_empty(), "a batch holds at least one record");
+    let base_offset = records[0].offset;
+    assert!(
+        records
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.offset == base_offset + i as i64),
+        "offsets in a batch are consecutive"
+    );
+    let base_ts = records[0].timestamp;
     let header = BatchHeader {
         base_offset,
         batch_length: 0,
@@ -44,22 +74,15 @@ pub fn encode_batch_with_timestamps(
         attributes: 0,
         last_offset_delta: (records.len() - 1) as i32,
         base_timestamp: base_ts,
-        max_timestamp: timestamps_ms.iter().copied().max().unwrap_or(base_ts),
+        max_timestamp: records.iter().map(|r| r.timestamp).max().unwrap_or(base_ts),
         producer_id: -1,
         producer_epoch: -1,
         base_sequence: -1,
         records_count: records.len() as i32,
     };
     let mut body = Vec::new();
-    for (delta, (record, ts)) in records.iter().zip(timestamps_ms).enumerate() {
-        let record = Record {
-            offset: base_offset + delta as i64,
-            timestamp: *ts,
-            key: record.key,
-            value: record.value,
-            headers: Vec::new(),
-        };
-        write_record(&mut body, &header, &record);
+    for record in records {
+        write_record(&mut body, &header, record);
     }
     write_header(&header, &body)
 }

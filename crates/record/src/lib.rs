@@ -21,7 +21,7 @@ pub use batch::{
 
 #[doc(hidden)]
 pub mod testing;
-pub use build::{NewRecord, encode_batch, encode_batch_with_timestamps};
+pub use build::{NewRecord, encode_batch, encode_batch_with_timestamps, encode_records};
 pub use error::RecordError;
 pub use records::{Record, RecordHeader, decode_records};
 pub use retain::{Retained, retain_records};

@@ -1,6 +1,8 @@
-//! The `sluice` binary: parses configuration once, wires the broker, and shuts it down cleanly
-//! on SIGTERM or Ctrl-C. Nothing depends on this crate.
+//! The `sluice` binary: `serve` parses configuration once, wires the broker, and shuts it down
+//! cleanly on SIGTERM or Ctrl-C; the other commands are the client CLI (`cli`). Nothing
+//! depends on this crate.
 
+mod cli;
 mod settings;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +36,41 @@ enum Command {
     ///   SLUICE_LISTEN=127.0.0.1:19092 sluice serve --config sluice.toml
     #[command(verbatim_doc_comment)]
     Serve(ServeArgs),
+    /// Manage topics: create, list, describe, alter-config, add-partitions, delete.
+    Topic {
+        #[command(flatten)]
+        target: cli::Target,
+        #[command(subcommand)]
+        command: cli::topic::TopicCommand,
+    },
+    /// Write records to a topic, one per line of stdin or a file.
+    Produce {
+        #[command(flatten)]
+        target: cli::Target,
+        #[command(flatten)]
+        args: cli::produce::ProduceArgs,
+    },
+    /// Print records of a topic.
+    Consume {
+        #[command(flatten)]
+        target: cli::Target,
+        #[command(flatten)]
+        args: cli::consume::ConsumeArgs,
+    },
+    /// Describe the cluster.
+    Cluster {
+        #[command(flatten)]
+        target: cli::Target,
+        #[command(subcommand)]
+        command: cli::cluster::ClusterCommand,
+    },
+    /// Print a shell completion script.
+    ///
+    /// Examples:
+    ///   sluice completions bash > /etc/bash_completion.d/sluice
+    ///   sluice completions zsh > "${fpath[1]}/_sluice"
+    #[command(verbatim_doc_comment)]
+    Completions { shell: clap_complete::Shell },
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +83,23 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
+        Command::Topic { target, command } => {
+            cli::run("topic", &target, cli::topic::run(&target, command))
+        }
+        Command::Produce { target, args } => {
+            cli::run("produce", &target, cli::produce::run(&target, args))
+        }
+        Command::Consume { target, args } => {
+            cli::run("consume", &target, cli::consume::run(&target, args))
+        }
+        Command::Cluster { target, command } => {
+            cli::run("cluster", &target, cli::cluster::run(&target, command))
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "sluice", &mut std::io::stdout());
+            std::process::ExitCode::SUCCESS
+        }
     }
 }
 

@@ -54,6 +54,11 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         ],
     ),
     ("sluice-broker", &["sluice"]),
+    // A client knows nothing of the server side: it would work against any Kafka cluster.
+    (
+        "sluice-client",
+        &["sluice-storage", "sluice-group", "sluice-broker", "sluice"],
+    ),
 ];
 
 fn dependencies() -> BTreeMap<String, Vec<String>> {

@@ -84,3 +84,7 @@ pub const GROUP_COMMITTED_PARTITIONS_MAX: usize = 100_000;
 /// `log.cleaner.dedupe.buffer.size`); about 24 bytes each. A pass stops at the segment where
 /// the map fills, and the next pass goes on from there.
 pub const COMPACTION_KEYS_PER_PASS_MAX: usize = 2_000_000;
+
+/// Largest response frame Sluice's own client (the CLI, later replication) accepts: a fetch
+/// response's records plus their framing, with room to spare. Checked before the frame is read.
+pub const CLIENT_RESPONSE_FRAME_BYTES_MAX: u32 = 128 * 1024 * 1024;

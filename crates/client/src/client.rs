@@ -1,0 +1,159 @@
+//! `Client`: a cluster reached through a bootstrap list. Keeps one `Connection` per broker it
+//! has talked to, learns brokers' addresses and partition leaders from Metadata, and sends
+//! each request where it must go (any broker, a partition's leader, a group's coordinator).
+//!
+//! Owns: bootstrap, broker addresses, leader lookup. Not: retry policy (callers decide which
+//! Kafka errors to retry) nor any request's meaning (see `admin`, `data`, `groups`).
+
+use crate::connection::Connection;
+use crate::error::{ClientError, Result};
+use kafka_protocol::messages::{
+    BrokerId, MetadataRequest, MetadataResponse, TopicName, metadata_request::MetadataRequestTopic,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+
+/// Highest Metadata version this client builds (v12 still names topics in the request).
+const METADATA_VERSION_MAX: i16 = 12;
+
+pub struct Client {
+    bootstrap: Vec<String>,
+    client_id: String,
+    timeout: Duration,
+    /// The connection to whichever bootstrap broker answered first.
+    any: Connection,
+    by_node: HashMap<i32, Connection>,
+    addresses: HashMap<i32, String>,
+    /// (topic, partition) -> leader node id, from the last Metadata that named them.
+    leaders: HashMap<(String, i32), i32>,
+}
+
+impl Client {
+    /// Connects to the first reachable broker of `bootstrap` (`host:port[,host:port...]`).
+    pub async fn connect(bootstrap: &str, client_id: &str, timeout: Duration) -> Result<Client> {
+        let list: Vec<String> = bootstrap
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if list.is_empty() {
+            return Err(ClientError::Invalid(
+                "no brokers given: pass --brokers HOST:PORT".to_string(),
+            ));
+        }
+        let mut last_error = None;
+        for address in &list {
+            match Connection::connect(address, client_id, timeout).await {
+                Ok(any) => {
+                    return Ok(Client {
+                        bootstrap: list.clone(),
+                        client_id: client_id.to_string(),
+                        timeout,
+                        any,
+                        by_node: HashMap::new(),
+                        addresses: HashMap::new(),
+                        leaders: HashMap::new(),
+                    });
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.expect("at least one address was tried"))
+    }
+
+    pub fn bootstrap(&self) -> &[String] {
+        &self.bootstrap
+    }
+
+    /// The connection to the bootstrap broker, for requests any broker answers.
+    pub fn any(&mut self) -> &mut Connection {
+        &mut self.any
+    }
+
+    /// The connection to broker `node`, opened on first use (its address comes from Metadata).
+    pub async fn node(&mut self, node: i32) -> Result<&mut Connection> {
+        if !self.addresses.contains_key(&node) {
+            self.metadata(Some(&[]), false).await?;
+        }
+        let address = self.addresses.get(&node).cloned().ok_or_else(|| {
+            ClientError::Invalid(format!("broker {node} is not in the cluster's metadata"))
+        })?;
+        if address == self.any.address() {
+            return Ok(&mut self.any);
+        }
+        if !self.by_node.contains_key(&node) {
+            let connection = Connection::connect(&address, &self.client_id, self.timeout).await?;
+            self.by_node.insert(node, connection);
+        }
+        Ok(self.by_node.get_mut(&node).expect("inserted above"))
+    }
+
+    /// Metadata for `topics` (`None`: every topic; `Some(&[])`: brokers only). Remembers
+    /// broker addresses and partition leaders from the answer.
+    pub async fn metadata(
+        &mut self,
+        topics: Option<&[String]>,
+        allow_auto_topic_creation: bool,
+    ) -> Result<MetadataResponse> {
+        let request = MetadataRequest::default()
+            .with_topics(topics.map(|names| {
+                names
+                    .iter()
+                    .map(|n| {
+                        MetadataRequestTopic::default().with_name(Some(TopicName(n.clone().into())))
+                    })
+                    .collect()
+            }))
+            .with_allow_auto_topic_creation(allow_auto_topic_creation);
+        let (_, response) = self.any.send(&request, METADATA_VERSION_MAX).await?;
+        for broker in &response.brokers {
+            self.addresses
+                .insert(broker.node_id.0, format!("{}:{}", broker.host, broker.port));
+        }
+        for topic in &response.topics {
+            let Some(name) = &topic.name else { continue };
+            for p in &topic.partitions {
+                self.leaders
+                    .insert((name.to_string(), p.partition_index), p.leader_id.0);
+            }
+        }
+        Ok(response)
+    }
+
+    /// The node id of the leader of `topic`'s `partition`, looked up when unknown.
+    pub async fn leader_id(&mut self, topic: &str, partition: i32) -> Result<i32> {
+        let key = (topic.to_string(), partition);
+        if !self.leaders.contains_key(&key) {
+            self.metadata(Some(&[topic.to_string()]), false).await?;
+        }
+        match self.leaders.get(&key).copied() {
+            Some(node) if node >= 0 => Ok(node),
+            _ => Err(ClientError::Kafka {
+                context: format!("finding the leader of {topic}-{partition}"),
+                code: UNKNOWN_TOPIC_OR_PARTITION,
+                name: crate::error::error_name(UNKNOWN_TOPIC_OR_PARTITION),
+                message: None,
+            }),
+        }
+    }
+
+    /// The connection to the leader of `topic`'s `partition`.
+    pub async fn leader(&mut self, topic: &str, partition: i32) -> Result<&mut Connection> {
+        let node = self.leader_id(topic, partition).await?;
+        self.node(node).await
+    }
+
+    /// Forgets partition leaders, so the next request looks them up again (after
+    /// NOT_LEADER_OR_FOLLOWER, say).
+    pub fn forget_leaders(&mut self) {
+        self.leaders.clear();
+    }
+}
+
+/// The node id inside Kafka's `BrokerId` newtype.
+pub fn node_id(id: BrokerId) -> i32 {
+    id.0
+}

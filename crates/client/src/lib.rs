@@ -1,0 +1,19 @@
+//! `sluice-client`: a small async client for any Kafka-compatible cluster, speaking the wire
+//! protocol through the pinned `kafka-protocol` codec. The `sluice` CLI uses it for every
+//! command; replication and mirroring will reuse it.
+//!
+//! Owns: connections and version negotiation (`connection`), brokers and leaders (`client`),
+//! admin requests (`admin`), produce/fetch/offsets (`data`), Kafka's key partitioner
+//! (`partitioner`). Not: any formatting or user interface (that is the binary's), nor
+//! anything of the broker (it depends on no server crate).
+
+pub mod admin;
+pub mod client;
+pub mod connection;
+pub mod data;
+pub mod error;
+pub mod partitioner;
+
+pub use client::Client;
+pub use connection::Connection;
+pub use error::{ClientError, Result};

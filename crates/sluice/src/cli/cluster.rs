@@ -1,0 +1,41 @@
+//! `sluice cluster info`: the cluster id, the controller, the brokers and what they speak.
+
+use super::Target;
+use sluice_client::admin;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Show the cluster id, controller and brokers, and the Kafka APIs the brokers serve.
+    ///
+    /// Example:
+    ///   sluice cluster info --brokers broker-0.example:9092
+    #[command(verbatim_doc_comment)]
+    Info,
+}
+
+pub async fn run(target: &Target, command: ClusterCommand) -> anyhow::Result<()> {
+    let mut client = target.connect().await?;
+    match command {
+        ClusterCommand::Info => {
+            let cluster = admin::describe_cluster(&mut client).await?;
+            println!("cluster id   {}", cluster.cluster_id);
+            println!("controller   {}", cluster.controller_id.0);
+            println!("kafka apis   {}", client.any().api_count());
+            println!("cli version  {}", env!("CARGO_PKG_VERSION"));
+            println!();
+            println!("BROKER  ADDRESS                         RACK");
+            let mut brokers = cluster.brokers;
+            brokers.sort_by_key(|b| b.broker_id.0);
+            for b in brokers {
+                let address = format!("{}:{}", b.host, b.port);
+                let rack = b.rack.as_ref().map(|r| r.to_string());
+                println!(
+                    "{:<6}  {address:<30}  {}",
+                    b.broker_id.0,
+                    rack.as_deref().unwrap_or("-")
+                );
+            }
+        }
+    }
+    Ok(())
+}

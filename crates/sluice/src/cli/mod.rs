@@ -1,0 +1,107 @@
+//! The client commands of the `sluice` binary: `topic`, `produce`, `consume`, `cluster`.
+//! Each talks to a cluster over the Kafka protocol through `sluice-client`, never by reading
+//! data files, so it works against any Kafka-compatible broker.
+//!
+//! Owns: argument shapes, output formats, exit codes and the hints in error messages. Not:
+//! any protocol detail (that is `sluice-client`).
+//!
+//! Exit codes: 0 done; 1 the cluster refused or failed the request; 2 bad usage (clap's);
+//! 3 no broker reachable; 4 the named topic does not exist.
+
+pub mod cluster;
+pub mod consume;
+pub mod produce;
+pub mod topic;
+
+use sluice_client::{Client, ClientError};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Where the cluster is; shared by every client command.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Target {
+    /// Brokers to bootstrap from, HOST:PORT[,HOST:PORT...].
+    #[arg(
+        long,
+        env = "SLUICE_BROKERS",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
+    pub brokers: String,
+    /// Seconds to wait for a broker to answer (a long-poll fetch adds its own wait).
+    #[arg(long, default_value_t = 30, global = true, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+impl Target {
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        let timeout = Duration::from_secs(self.timeout.max(1));
+        Ok(Client::connect(&self.brokers, "sluice-cli", timeout).await?)
+    }
+}
+
+/// Runs one client command on a single-threaded runtime and maps its outcome to an exit code.
+pub fn run<F>(command: &str, target: &Target, work: F) -> ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("sluice {command}: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice {command}: {e:#}");
+            let (code, hint) = classify(&e, target);
+            if let Some(hint) = hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// The exit code for an error, and what the user might do about it.
+fn classify(e: &anyhow::Error, target: &Target) -> (u8, Option<String>) {
+    match e.downcast_ref::<ClientError>() {
+        Some(ClientError::Connect { .. }) | Some(ClientError::Timeout { .. }) => (
+            3,
+            Some(format!(
+                "is a broker running at {}? Start one with `sluice serve`, or point --brokers (or SLUICE_BROKERS) at your cluster",
+                target.brokers
+            )),
+        ),
+        Some(err) if err.code() == Some(3) => (
+            4,
+            Some("`sluice topic list` shows the topics there are".to_string()),
+        ),
+        Some(err) if err.code() == Some(36) => (
+            1,
+            Some("`sluice topic describe NAME` shows it; `--if-not-exists` makes creating it again a no-op".to_string()),
+        ),
+        _ => (1, None),
+    }
+}
+
+/// Parses `KEY=VALUE`.
+pub fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

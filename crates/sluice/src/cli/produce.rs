@@ -1,0 +1,288 @@
+//! `sluice produce TOPIC`: one record per input line, from stdin or a file.
+
+use super::{Target, key_value, now_ms};
+use bytes::Bytes;
+use sluice_client::data::{self, Acks};
+use sluice_client::partitioner::partition_for_key;
+use sluice_client::{Client, ClientError};
+use sluice_record::{Record, RecordHeader, encode_records};
+use std::io::BufRead;
+use std::path::PathBuf;
+
+/// A batch is sent once it holds this many bytes of keys and values...
+const BATCH_BYTES_TARGET: usize = 1024 * 1024;
+/// ...or this many records.
+const BATCH_RECORDS_MAX: usize = 10_000;
+/// Longest input line (one record); longer lines stop the command before anything is read
+/// into memory past it.
+const LINE_BYTES_MAX: usize = sluice_types::limits::BATCH_BYTES_MAX_ABSOLUTE as usize;
+/// Kafka's LEADER_NOT_AVAILABLE: a topic being auto-created has no leader for a moment.
+const LEADER_NOT_AVAILABLE: i16 = 5;
+
+#[derive(clap::Args, Debug)]
+/// Examples:
+///   echo hello | sluice produce greetings
+///   printf 'user-1:{"name":"Ada"}\n' | sluice produce users --key-separator :
+///   sluice produce events --file events.jsonl --header source=import --acks 1
+#[command(verbatim_doc_comment)]
+pub struct ProduceArgs {
+    /// The topic (created on first use when the broker auto-creates topics).
+    pub topic: String,
+    /// Split each line at the first SEP into key and value (lines without it get no key).
+    #[arg(long, short = 'K', value_name = "SEP")]
+    pub key_separator: Option<String>,
+    /// A header for every record, KEY=VALUE; repeatable.
+    #[arg(long = "header", short = 'H', value_name = "KEY=VALUE", value_parser = key_value)]
+    pub headers: Vec<(String, String)>,
+    /// Send every record to this partition (default: by key, as Kafka's partitioner does;
+    /// keyless records go to one partition per batch, in turn).
+    #[arg(long, short = 'p')]
+    pub partition: Option<i32>,
+    /// Read records from this file instead of stdin (shows progress on a terminal).
+    #[arg(long, short = 'f')]
+    pub file: Option<PathBuf>,
+    /// 0 (no answer), 1 (written by the leader) or all (durable: fsynced on Sluice).
+    #[arg(long, default_value = "all", value_parser = ["0", "1", "all", "-1"])]
+    pub acks: String,
+}
+
+/// One record read from the input, waiting in its partition's batch.
+struct Pending {
+    key: Option<Vec<u8>>,
+    value: Vec<u8>,
+}
+
+struct Batches<'a> {
+    topic: &'a str,
+    acks: Acks,
+    headers: Vec<RecordHeader<'a>>,
+    pending: Vec<Vec<Pending>>,
+    pending_bytes: Vec<usize>,
+    produced: u64,
+}
+
+impl Batches<'_> {
+    async fn add(
+        &mut self,
+        client: &mut Client,
+        partition: i32,
+        record: Pending,
+    ) -> anyhow::Result<bool> {
+        let p = partition as usize;
+        self.pending_bytes[p] += record.value.len() + record.key.as_ref().map_or(0, Vec::len);
+        self.pending[p].push(record);
+        let full = self.pending_bytes[p] >= BATCH_BYTES_TARGET
+            || self.pending[p].len() >= BATCH_RECORDS_MAX;
+        if full {
+            self.send(client, partition).await?;
+        }
+        Ok(full)
+    }
+
+    async fn send(&mut self, client: &mut Client, partition: i32) -> anyhow::Result<()> {
+        let p = partition as usize;
+        if self.pending[p].is_empty() {
+            return Ok(());
+        }
+        let timestamp = now_ms();
+        let records: Vec<Record<'_>> = self.pending[p]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Record {
+                offset: i as i64,
+                timestamp,
+                key: r.key.as_deref(),
+                value: Some(&r.value),
+                headers: self.headers.clone(),
+            })
+            .collect();
+        let batch = Bytes::from(encode_records(&records));
+        let count = records.len() as u64;
+        data::produce(client, self.topic, partition, batch, self.acks).await?;
+        self.produced += count;
+        self.pending[p].clear();
+        self.pending_bytes[p] = 0;
+        Ok(())
+    }
+
+    async fn send_all(&mut self, client: &mut Client) -> anyhow::Result<()> {
+        for partition in 0..self.pending.len() {
+            self.send(client, partition as i32).await?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn run(target: &Target, args: ProduceArgs) -> anyhow::Result<()> {
+    let mut client = target.connect().await?;
+    let partitions = partition_count(&mut client, &args.topic).await?;
+    if let Some(p) = args.partition {
+        anyhow::ensure!(
+            (0..partitions).contains(&p),
+            "topic {} has partitions 0 to {}; there is no partition {p}",
+            args.topic,
+            partitions - 1
+        );
+    }
+    let acks = match args.acks.as_str() {
+        "0" => Acks::None,
+        "1" => Acks::Leader,
+        _ => Acks::All,
+    };
+    let mut batches = Batches {
+        topic: &args.topic,
+        acks,
+        headers: args
+            .headers
+            .iter()
+            .map(|(k, v)| RecordHeader {
+                key: k.as_bytes(),
+                value: Some(v.as_bytes()),
+            })
+            .collect(),
+        pending: (0..partitions).map(|_| Vec::new()).collect(),
+        pending_bytes: vec![0; partitions as usize],
+        produced: 0,
+    };
+    let (mut input, progress) = open_input(args.file.as_deref())?;
+    // Keyless records stick to one partition per batch, starting anywhere, as Kafka's sticky
+    // partitioner does.
+    let mut keyless_partition = (now_ms() % i64::from(partitions)) as i32;
+    let mut line = Vec::new();
+    let mut line_number = 0u64;
+    while read_line(&mut input, &mut line)? {
+        line_number += 1;
+        progress.inc(line.len() as u64);
+        strip_line_end(&mut line);
+        let record = split_record(&line, args.key_separator.as_deref());
+        let partition = match (args.partition, &record.key) {
+            (Some(p), _) => p,
+            (None, Some(key)) => partition_for_key(key, partitions),
+            (None, None) => keyless_partition,
+        };
+        let sent = batches
+            .add(&mut client, partition, record)
+            .await
+            .map_err(|e| e.context(format!("at input line {line_number}")))?;
+        if sent && partition == keyless_partition {
+            keyless_partition = (keyless_partition + 1) % partitions;
+        }
+    }
+    batches.send_all(&mut client).await?;
+    progress.finish_and_clear();
+    eprintln!("produced {} records to {}", batches.produced, args.topic);
+    Ok(())
+}
+
+/// The topic's partition count, waiting briefly while an auto-created topic gets its leader.
+async fn partition_count(client: &mut Client, topic: &str) -> anyhow::Result<i32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metadata = client.metadata(Some(&[topic.to_string()]), true).await?;
+        let t = metadata
+            .topics
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("the broker's Metadata answer names no topic"))?;
+        let waiting = t.error_code == LEADER_NOT_AVAILABLE || t.partitions.is_empty();
+        if !waiting || std::time::Instant::now() > deadline {
+            ClientError::check(t.error_code, None, || format!("looking up topic {topic}"))?;
+            anyhow::ensure!(!t.partitions.is_empty(), "topic {topic} has no partitions");
+            return Ok(t.partitions.len() as i32);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+fn open_input(
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<(Box<dyn BufRead>, indicatif::ProgressBar)> {
+    match file {
+        None => Ok((
+            Box::new(std::io::BufReader::new(std::io::stdin())),
+            indicatif::ProgressBar::hidden(),
+        )),
+        Some(path) => {
+            let f = std::fs::File::open(path)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let bar = indicatif::ProgressBar::new(size);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            Ok((Box::new(std::io::BufReader::with_capacity(1 << 20, f)), bar))
+        }
+    }
+}
+
+/// Reads one line (with its `\n`) into `line`; false at the end of input. A line longer than
+/// `LINE_BYTES_MAX` is an error, found before more of it is held in memory.
+fn read_line(input: &mut dyn BufRead, line: &mut Vec<u8>) -> anyhow::Result<bool> {
+    line.clear();
+    let mut limited = std::io::Read::take(input, LINE_BYTES_MAX as u64 + 1);
+    let n = limited.read_until(b'\n', line)?;
+    anyhow::ensure!(
+        n <= LINE_BYTES_MAX,
+        "an input line is longer than {LINE_BYTES_MAX} bytes, the largest record this command sends"
+    );
+    Ok(n > 0)
+}
+
+fn strip_line_end(line: &mut Vec<u8>) {
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+}
+
+fn split_record(line: &[u8], separator: Option<&str>) -> Pending {
+    if let Some(sep) = separator.map(str::as_bytes).filter(|s| !s.is_empty())
+        && let Some(at) = line.windows(sep.len()).position(|w| w == sep)
+    {
+        return Pending {
+            key: Some(line[..at].to_vec()),
+            value: line[at + sep.len()..].to_vec(),
+        };
+    }
+    Pending {
+        key: None,
+        value: line.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_at_the_first_separator_only() {
+        let r = split_record(b"k:v:w", Some(":"));
+        assert_eq!(r.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(r.value, b"v:w");
+        let r = split_record(b"no-separator", Some("::"));
+        assert_eq!((r.key, r.value), (None, b"no-separator".to_vec()));
+        let r = split_record(b":empty-key", Some(":"));
+        assert_eq!(
+            (r.key.as_deref(), r.value.as_slice()),
+            (Some(&b""[..]), &b"empty-key"[..])
+        );
+    }
+
+    #[test]
+    fn line_ends_go() {
+        for (input, expected) in [
+            (&b"a\r\n"[..], &b"a"[..]),
+            (b"a\n", b"a"),
+            (b"a", b"a"),
+            (b"\n", b""),
+        ] {
+            let mut line = input.to_vec();
+            strip_line_end(&mut line);
+            assert_eq!(line, expected);
+        }
+    }
+}

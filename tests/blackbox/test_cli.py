@@ -1,0 +1,194 @@
+"""The `sluice` CLI end to end: every command against the real broker, its results checked
+with independent clients (confluent-kafka / librdkafka), and the other way round."""
+
+import json
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import ConfigResource
+
+from conftest import SLUICE_BIN, free_port
+from helpers import admin, consume_all, create_topic, produce_all
+
+
+def sluice(broker, *args, input=None, timeout=60, check=True):
+    """Runs a CLI command against `broker`; returns the CompletedProcess."""
+    result = subprocess.run(
+        [str(SLUICE_BIN), *args, "--brokers", broker.bootstrap],
+        input=input, capture_output=True, timeout=timeout,
+    )
+    if check:
+        assert result.returncode == 0, (result.returncode, result.stderr.decode())
+    return result
+
+
+def topic_configs(broker, topic):
+    client = admin(broker)
+    resource = ConfigResource("topic", topic)
+    configs = client.describe_configs([resource])[resource].result(timeout=15)
+    return {k: v.value for k, v in configs.items()}
+
+
+def test_topic_lifecycle_as_librdkafka_sees_it(broker):
+    sluice(broker, "topic", "create", "orders", "--partitions", "3",
+           "--config", "retention.ms=3600000", "--config", "cleanup.policy=delete")
+    client = admin(broker)
+    meta = client.list_topics(timeout=10)
+    assert len(meta.topics["orders"].partitions) == 3
+    assert topic_configs(broker, "orders")["retention.ms"] == "3600000"
+
+    listed = sluice(broker, "topic", "list").stdout.decode()
+    assert "orders" in listed and "__consumer_offsets" not in listed
+    assert "__consumer_offsets" in sluice(broker, "topic", "list", "--internal").stdout.decode()
+
+    sluice(broker, "topic", "alter-config", "orders", "--set", "retention.ms=60000",
+           "--set", "segment.bytes=1048576")
+    configs = topic_configs(broker, "orders")
+    assert (configs["retention.ms"], configs["segment.bytes"]) == ("60000", "1048576")
+    sluice(broker, "topic", "alter-config", "orders", "--delete", "retention.ms")
+    assert topic_configs(broker, "orders")["retention.ms"] == "604800000"
+
+    sluice(broker, "topic", "add-partitions", "orders", "--total", "5")
+    assert len(client.list_topics(timeout=10).topics["orders"].partitions) == 5
+
+    described = sluice(broker, "topic", "describe", "orders").stdout.decode()
+    assert "partitions  5" in described
+    assert "segment.bytes" in described and "1048576" in described
+
+    sluice(broker, "topic", "delete", "orders")
+    assert "orders" not in client.list_topics(timeout=10).topics
+
+
+def test_exit_codes_and_hints(broker):
+    sluice(broker, "topic", "create", "once")
+    again = sluice(broker, "topic", "create", "once", check=False)
+    assert again.returncode == 1
+    assert b"TOPIC_ALREADY_EXISTS" in again.stderr and b"--if-not-exists" in again.stderr
+    assert sluice(broker, "topic", "create", "once", "--if-not-exists").returncode == 0
+
+    missing = sluice(broker, "topic", "describe", "nothing-here", check=False)
+    assert missing.returncode == 4
+    assert b"UNKNOWN_TOPIC_OR_PARTITION" in missing.stderr
+
+    unreachable = subprocess.run(
+        [str(SLUICE_BIN), "topic", "list", "--brokers", f"127.0.0.1:{free_port()}", "--timeout", "2"],
+        capture_output=True, timeout=30,
+    )
+    assert unreachable.returncode == 3
+    assert b"sluice serve" in unreachable.stderr
+
+    bad = subprocess.run([str(SLUICE_BIN), "consume", "t", "--from", "yesterday"],
+                         capture_output=True, timeout=30)
+    assert bad.returncode == 2
+
+
+def test_cli_produce_is_read_by_librdkafka_on_kafkas_partitions(broker):
+    create_topic(broker, "keyed", partitions=4)
+    lines = [f"user-{i}:payload {i}" for i in range(200)] + ["no separator here"]
+    sluice(broker, "produce", "keyed", "--key-separator", ":", "--header", "source=cli",
+           "--header", "run=1", input="\n".join(lines).encode() + b"\n")
+    messages = consume_all(broker, "keyed", len(lines))
+    seen = {}
+    for m in messages:
+        assert m.headers() == [("source", b"cli"), ("run", b"1")]
+        seen[m.key()] = (m.value(), m.partition())
+    assert seen[None][0] == b"no separator here"
+    assert seen[b"user-7"][0] == b"payload 7"
+
+    # librdkafka's murmur2 partitioner (the Java client's default) agrees on every key.
+    reports = produce_all(Producer({"bootstrap.servers": broker.bootstrap, "partitioner": "murmur2_random"}),
+                          "keyed", [(f"user-{i}".encode(), b"x") for i in range(200)])
+    for r in reports:
+        assert r.partition() == seen[r.key()][1], r.key()
+
+
+def test_cli_consume_prints_librdkafka_records_as_json(broker):
+    create_topic(broker, "mixed", partitions=2)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p.produce("mixed", key=b"k1", value=b"hello", partition=0, headers=[("h", b"1"), ("h", b"2")],
+              timestamp=1_700_000_000_000)
+    p.produce("mixed", key=None, value=None, partition=0, timestamp=1_700_000_001_000)
+    p.produce("mixed", key=b"\xff\xfe", value=b"\x00\x01\xff", partition=1)
+    p.produce("mixed", value='{"a": 1}'.encode(), partition=1)
+    assert p.flush(15) == 0
+
+    out = sluice(broker, "consume", "mixed", "--format", "json").stdout.decode().splitlines()
+    records = sorted((json.loads(line) for line in out), key=lambda r: (r["partition"], r["offset"]))
+    assert len(records) == 4
+    first = records[0]
+    assert list(first) == ["topic", "partition", "offset", "timestamp", "key", "value", "headers"]
+    assert (first["key"], first["value"], first["timestamp"]) == ("k1", "hello", 1_700_000_000_000)
+    assert first["headers"] == [{"key": "h", "value": "1"}, {"key": "h", "value": "2"}]
+    assert (records[1]["key"], records[1]["value"]) == (None, None)
+    assert records[2]["key_base64"] == "//4=" and records[2]["value_base64"] == "AAH/"
+    assert records[3]["value"] == '{"a": 1}'
+
+    text = sluice(broker, "consume", "mixed", "--partition", "0").stdout
+    assert text == b"hello\n\n"
+
+
+def test_cli_consume_starting_points_and_count(broker):
+    create_topic(broker, "timeline")
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        p.produce("timeline", value=f"v{i}".encode(), timestamp=1_700_000_000_000 + i * 1000)
+    assert p.flush(15) == 0
+
+    def values(*args):
+        return sluice(broker, "consume", "timeline", *args).stdout.decode().split()
+
+    assert values() == [f"v{i}" for i in range(10)]
+    assert values("--from", "7") == ["v7", "v8", "v9"]
+    assert values("--from", "latest") == []
+    assert values("-n", "3") == ["v0", "v1", "v2"]
+    assert values("--from", "@1700000004000") == ["v4", "v5", "v6", "v7", "v8", "v9"]
+    assert values("--from", "@2023-11-14T22:13:28Z") == ["v8", "v9"]
+    assert values("--from", "@2023-11-14T23:13:29+01:00", "-n", "5") == ["v9"]
+
+
+def test_cli_follow_waits_for_new_records(broker):
+    create_topic(broker, "live")
+    follower = subprocess.Popen(
+        [str(SLUICE_BIN), "consume", "live", "--from", "latest", "--follow", "-n", "3",
+         "--brokers", broker.bootstrap],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        # The follower starts from wherever the end is when it looks; keep producing (a
+        # record every 50 ms, bounded) until it has printed three and exited.
+        p = Producer({"bootstrap.servers": broker.bootstrap})
+        sent = 0
+        deadline = time.monotonic() + 30
+        while follower.poll() is None and time.monotonic() < deadline:
+            p.produce("live", value=f"new-{sent}".encode())
+            p.flush(5)
+            sent += 1
+            time.sleep(0.05)
+        out, err = follower.communicate(timeout=5)
+        assert follower.returncode == 0, err.decode()
+        values = [int(v.removeprefix("new-")) for v in out.decode().split()]
+        assert len(values) == 3
+        assert values == list(range(values[0], values[0] + 3)) and values[-1] < sent
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+
+
+def test_cli_produce_from_file(broker, tmp_path):
+    path = tmp_path / "events.jsonl"
+    count = 25_000
+    path.write_text("".join(json.dumps({"n": i}) + "\n" for i in range(count)))
+    create_topic(broker, "events", partitions=3)
+    result = sluice(broker, "produce", "events", "--file", str(path), "--acks", "1")
+    assert f"produced {count} records".encode() in result.stderr
+    messages = consume_all(broker, "events", count)
+    assert sorted(json.loads(m.value())["n"] for m in messages) == list(range(count))
+
+
+def test_completions():
+    for shell in ["bash", "zsh", "fish"]:
+        script = subprocess.run([str(SLUICE_BIN), "completions", shell], capture_output=True,
+                                timeout=30, check=True).stdout
+        assert b"consume" in script and b"alter-config" in script
