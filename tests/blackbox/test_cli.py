@@ -192,3 +192,100 @@ def test_completions():
         script = subprocess.run([str(SLUICE_BIN), "completions", shell], capture_output=True,
                                 timeout=30, check=True).stdout
         assert b"consume" in script and b"alter-config" in script
+
+
+def committed_by_librdkafka(broker, group, topic, partitions):
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    try:
+        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=15)
+        return {tp.partition: tp.offset for tp in tps if tp.offset >= 0}
+    finally:
+        c.close()
+
+
+def test_cli_group_consume_resumes_and_commits_what_it_printed(broker):
+    create_topic(broker, "jobs", partitions=3)
+    produce_all(Producer({"bootstrap.servers": broker.bootstrap}), "jobs",
+                [(f"k{i}".encode(), f"job-{i}".encode()) for i in range(30)])
+    first = sluice(broker, "consume", "jobs", "--group", "workers", "-n", "12").stdout.split()
+    assert len(first) == 12
+    committed = committed_by_librdkafka(broker, "workers", "jobs", 3)
+    assert sum(committed.values()) == 12, committed
+
+    rest = sluice(broker, "consume", "jobs", "--group", "workers").stdout.split()
+    assert len(rest) == 18
+    assert sorted(first + rest) == sorted(f"job-{i}".encode() for i in range(30))
+    ends = {p: len(m) for p, m in _by_partition(broker, "jobs", 30).items()}
+    assert committed_by_librdkafka(broker, "workers", "jobs", 3) == ends
+
+    listed = sluice(broker, "group", "list").stdout.decode()
+    assert "workers" in listed and "consumer" in listed
+
+
+def _by_partition(broker, topic, count):
+    out = {}
+    for m in consume_all(broker, topic, count):
+        out.setdefault(m.partition(), []).append(m)
+    return out
+
+
+def test_cli_lag_matches_what_librdkafka_committed(broker):
+    from confluent_kafka import Consumer, TopicPartition
+    create_topic(broker, "lagging", partitions=2)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(25):
+        p.produce("lagging", value=b"x", partition=i % 2)  # 13 in partition 0, 12 in 1
+    assert p.flush(15) == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "auditors"})
+    c.commit(offsets=[TopicPartition("lagging", 0, 4), TopicPartition("lagging", 1, 11)],
+             asynchronous=False)
+    c.close()
+
+    described = sluice(broker, "group", "describe", "auditors").stdout.decode().splitlines()
+    rows = {}
+    for line in described:
+        fields = line.split()
+        if fields and fields[0] == "lagging":
+            rows[int(fields[1])] = (int(fields[2]), int(fields[3]), int(fields[4]))
+    assert rows == {0: (4, 13, 9), 1: (11, 12, 1)}
+
+
+def test_cli_reset_offsets_dry_run_execute_and_delete(broker):
+    from confluent_kafka import Consumer
+    create_topic(broker, "ledger", partitions=2)
+    produce_all(Producer({"bootstrap.servers": broker.bootstrap}), "ledger",
+                [(f"k{i}".encode(), b"v") for i in range(20)])
+    sluice(broker, "consume", "ledger", "--group", "replay")  # commits the end of both
+    ends = committed_by_librdkafka(broker, "replay", "ledger", 2)
+    assert sum(ends.values()) == 20
+
+    dry = sluice(broker, "group", "reset-offsets", "replay", "--topic", "ledger", "--to", "earliest")
+    assert b"dry run" in dry.stdout
+    assert committed_by_librdkafka(broker, "replay", "ledger", 2) == ends
+
+    sluice(broker, "group", "reset-offsets", "replay", "--topic", "ledger", "--to", "earliest",
+           "--execute")
+    assert committed_by_librdkafka(broker, "replay", "ledger", 2) == {0: 0, 1: 0}
+    sluice(broker, "group", "reset-offsets", "replay", "--topic", "ledger", "--to", "1000000",
+           "--execute")
+    assert committed_by_librdkafka(broker, "replay", "ledger", 2) == ends  # clamped to the end
+
+    # With a live member the reset is refused and nothing changes.
+    member = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "replay",
+                       "group.protocol": "consumer"})
+    member.subscribe(["ledger"])
+    try:
+        deadline = time.monotonic() + 20
+        while not member.assignment() and time.monotonic() < deadline:
+            member.poll(0.2)
+        assert member.assignment()
+        refused = sluice(broker, "group", "reset-offsets", "replay", "--topic", "ledger",
+                         "--to", "earliest", "--execute", check=False)
+        assert refused.returncode == 1 and b"active member" in refused.stderr
+    finally:
+        member.close()
+    assert committed_by_librdkafka(broker, "replay", "ledger", 2) == ends
+
+    sluice(broker, "group", "delete", "replay")
+    assert "replay" not in sluice(broker, "group", "list").stdout.decode()

@@ -91,6 +91,18 @@ impl Client {
         Ok(self.by_node.get_mut(&node).expect("inserted above"))
     }
 
+    /// A new connection of its own to broker `node`, for a conversation that must not wait
+    /// behind others (a group member's heartbeats while its fetches long-poll).
+    pub async fn dedicated(&mut self, node: i32) -> Result<Connection> {
+        if !self.addresses.contains_key(&node) {
+            self.metadata(Some(&[]), false).await?;
+        }
+        let address = self.addresses.get(&node).cloned().ok_or_else(|| {
+            ClientError::Invalid(format!("broker {node} is not in the cluster's metadata"))
+        })?;
+        Connection::connect(&address, &self.client_id, self.timeout).await
+    }
+
     /// Metadata for `topics` (`None`: every topic; `Some(&[])`: brokers only). Remembers
     /// broker addresses and partition leaders from the answer.
     pub async fn metadata(

@@ -12,6 +12,7 @@ pub mod client;
 pub mod connection;
 pub mod data;
 pub mod error;
+pub mod groups;
 pub mod partitioner;
 
 pub use client::Client;

@@ -57,6 +57,13 @@ enum Command {
         #[command(flatten)]
         args: cli::consume::ConsumeArgs,
     },
+    /// Manage consumer groups: list, describe (with lag), reset-offsets, delete.
+    Group {
+        #[command(flatten)]
+        target: cli::Target,
+        #[command(subcommand)]
+        command: cli::group::GroupCommand,
+    },
     /// Describe the cluster.
     Cluster {
         #[command(flatten)]
@@ -91,6 +98,9 @@ fn main() -> std::process::ExitCode {
         }
         Command::Consume { target, args } => {
             cli::run("consume", &target, cli::consume::run(&target, args))
+        }
+        Command::Group { target, command } => {
+            cli::run("group", &target, cli::group::run(&target, command))
         }
         Command::Cluster { target, command } => {
             cli::run("cluster", &target, cli::cluster::run(&target, command))

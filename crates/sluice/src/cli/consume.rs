@@ -1,8 +1,10 @@
 //! `sluice consume TOPIC`: print records from a starting point, to the end or following.
 
-use super::Target;
+use super::membership::Membership;
+use super::{Start, Target, parse_start, start_offset};
 use base64::Engine;
 use sluice_client::data::{self, EARLIEST, LATEST};
+use sluice_client::groups;
 use sluice_client::{Client, ClientError};
 use sluice_record::Record;
 use std::collections::BTreeMap;
@@ -41,97 +43,201 @@ pub struct ConsumeArgs {
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
     /// Only this partition (default: all of them).
-    #[arg(long, short = 'p')]
+    #[arg(long, short = 'p', conflicts_with = "group")]
     pub partition: Option<i32>,
-}
-
-/// Where consumption starts, in every partition read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
-    Earliest,
-    Latest,
-    Offset(i64),
-    Timestamp(i64),
-}
-
-pub fn parse_start(s: &str) -> Result<Start, String> {
-    match s {
-        "earliest" | "beginning" | "start" => Ok(Start::Earliest),
-        "latest" | "end" => Ok(Start::Latest),
-        _ => {
-            if let Some(ts) = s.strip_prefix('@') {
-                return parse_timestamp(ts).map(Start::Timestamp);
-            }
-            match s.parse::<i64>() {
-                Ok(offset) if offset >= 0 => Ok(Start::Offset(offset)),
-                _ => Err(format!(
-                    "expected earliest, latest, an offset or @TIMESTAMP, got {s:?}"
-                )),
-            }
-        }
-    }
-}
-
-/// RFC 3339 (`2026-11-23T09:00:00Z`, `2026-11-23T10:00:00+01:00`) or milliseconds since the epoch.
-pub fn parse_timestamp(s: &str) -> Result<i64, String> {
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(ms);
-    }
-    let at = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| format!("{s:?} is neither epoch milliseconds nor an RFC 3339 time: {e}"))?;
-    Ok((at.unix_timestamp_nanos() / 1_000_000) as i64)
+    /// Read as a member of this consumer group (KIP-848 protocol): the broker assigns the
+    /// partitions, reading starts at the group's committed offsets (else at --from), and
+    /// what is printed is committed.
+    #[arg(long, short = 'g')]
+    pub group: Option<String>,
 }
 
 pub async fn run(target: &Target, args: ConsumeArgs) -> anyhow::Result<()> {
     let mut client = target.connect().await?;
     let partitions = partitions_to_read(&mut client, &args.topic, args.partition).await?;
-    let mut positions = BTreeMap::new();
-    let mut ends = BTreeMap::new();
-    for &p in &partitions {
-        positions.insert(
-            p,
-            start_offset(&mut client, &args.topic, p, args.from).await?,
-        );
-        if !args.follow {
-            ends.insert(
-                p,
-                data::list_offset(&mut client, &args.topic, p, LATEST).await?,
-            );
+    let stdout = std::io::stdout();
+    let mut reader = Reader {
+        topic: &args.topic,
+        from: args.from,
+        follow: args.follow,
+        json: args.format == "json",
+        limit: args.count.unwrap_or(u64::MAX),
+        printed: 0,
+        out: std::io::BufWriter::new(stdout.lock()),
+        positions: BTreeMap::new(),
+        ends: BTreeMap::new(),
+    };
+    let Some(group) = &args.group else {
+        reader
+            .add(&mut client, &partitions, &BTreeMap::new())
+            .await?;
+        while !reader.limit_reached() && !reader.wanted().is_empty() {
+            if reader.fetch_once(&mut client).await?.is_none() {
+                break;
+            }
+        }
+        return Ok(());
+    };
+    let mut member = Membership::new(&mut client, group, &args.topic).await?;
+    let result = tokio::select! {
+        r = consume_as_member(&mut client, &mut member, &mut reader, group) => r,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    };
+    member.leave().await;
+    result
+}
+
+/// The loop of `--group`: heartbeat, take up newly assigned partitions at their committed
+/// offsets, fetch, print, commit what was printed.
+async fn consume_as_member(
+    client: &mut Client,
+    member: &mut Membership,
+    reader: &mut Reader<'_>,
+    group: &str,
+) -> anyhow::Result<()> {
+    loop {
+        if let Some(assigned) = member.poll().await? {
+            reader.positions.retain(|p, _| assigned.contains(p));
+            reader.ends.retain(|p, _| assigned.contains(p));
+            let new: Vec<i32> = assigned
+                .into_iter()
+                .filter(|p| !reader.positions.contains_key(p))
+                .collect();
+            let committed = committed_offsets(client, group, reader.topic, &new).await?;
+            reader.add(client, &new, &committed).await?;
+        }
+        if reader.limit_reached() {
+            return Ok(());
+        }
+        if reader.wanted().is_empty() {
+            if !reader.follow && member.joined() {
+                return Ok(());
+            }
+            tokio::time::sleep_until(member.next_heartbeat()).await;
+            continue;
+        }
+        let Some(advanced) = reader.fetch_once(client).await? else {
+            return Ok(());
+        };
+        if advanced.is_empty() {
+            continue;
+        }
+        match member.commit(&advanced).await {
+            Ok(()) => {}
+            Err(e) if is_membership_error(&e) => {
+                eprintln!("commit refused ({e:#}); the next heartbeat rejoins");
+            }
+            Err(e) => return Err(e),
         }
     }
-    let json = args.format == "json";
-    let mut printed = 0u64;
-    let limit = args.count.unwrap_or(u64::MAX);
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    while printed < limit {
-        let wanted: Vec<(i32, i64)> = positions
-            .iter()
-            .filter(|(p, offset)| ends.get(p).is_none_or(|end| *offset < end))
-            .map(|(p, o)| (*p, *o))
-            .collect();
-        if wanted.is_empty() {
-            break;
+}
+
+/// Commit errors that a rejoin settles.
+fn is_membership_error(e: &anyhow::Error) -> bool {
+    const STALE_MEMBER_EPOCH: i16 = 113;
+    const FENCED_MEMBER_EPOCH: i16 = 110;
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+    e.downcast_ref::<ClientError>()
+        .and_then(ClientError::code)
+        .is_some_and(|c| {
+            matches!(
+                c,
+                STALE_MEMBER_EPOCH | FENCED_MEMBER_EPOCH | UNKNOWN_MEMBER_ID
+            )
+        })
+}
+
+async fn committed_offsets(
+    client: &mut Client,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> anyhow::Result<BTreeMap<i32, i64>> {
+    if partitions.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let asked = [(topic.to_string(), partitions.to_vec())];
+    let committed = groups::committed_offsets(client, group, Some(&asked)).await?;
+    Ok(committed.into_iter().map(|((_, p), o)| (p, o)).collect())
+}
+
+/// What is being read and where each partition stands.
+struct Reader<'a> {
+    topic: &'a str,
+    from: Start,
+    follow: bool,
+    json: bool,
+    limit: u64,
+    printed: u64,
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    /// Next offset to print, per partition.
+    positions: BTreeMap<i32, i64>,
+    /// Without --follow: where each partition ended when it was taken up.
+    ends: BTreeMap<i32, i64>,
+}
+
+impl Reader<'_> {
+    /// Starts reading `partitions`: at the committed offset when there is one, else `--from`.
+    async fn add(
+        &mut self,
+        client: &mut Client,
+        partitions: &[i32],
+        committed: &BTreeMap<i32, i64>,
+    ) -> anyhow::Result<()> {
+        for &p in partitions {
+            let position = match committed.get(&p) {
+                Some(&offset) => offset,
+                None => start_offset(client, self.topic, p, self.from).await?,
+            };
+            self.positions.insert(p, position);
+            if !self.follow {
+                let end = data::list_offset(client, self.topic, p, LATEST).await?;
+                self.ends.insert(p, end);
+            }
         }
+        Ok(())
+    }
+
+    fn limit_reached(&self) -> bool {
+        self.printed >= self.limit
+    }
+
+    /// Partitions with something left to read, and where.
+    fn wanted(&self) -> Vec<(i32, i64)> {
+        self.positions
+            .iter()
+            .filter(|(p, offset)| self.ends.get(p).is_none_or(|end| *offset < end))
+            .map(|(p, o)| (*p, *o))
+            .collect()
+    }
+
+    /// One fetch of every wanted partition, printed. Returns the new positions of the
+    /// partitions that moved, or `None` when output is closed (`| head`).
+    async fn fetch_once(
+        &mut self,
+        client: &mut Client,
+    ) -> anyhow::Result<Option<BTreeMap<i32, i64>>> {
+        let wanted = self.wanted();
         let fetched = data::fetch_partitions(
-            &mut client,
-            &args.topic,
+            client,
+            self.topic,
             &wanted,
             FOLLOW_WAIT,
             PARTITION_FETCH_BYTES,
         )
         .await?;
+        let mut advanced = BTreeMap::new();
         for f in fetched {
             let fetched = match f.result {
                 Ok(fetched) => fetched,
                 Err(e) if e.code() == Some(OFFSET_OUT_OF_RANGE) => {
                     let start =
-                        data::list_offset(&mut client, &args.topic, f.partition, EARLIEST).await?;
+                        data::list_offset(client, self.topic, f.partition, EARLIEST).await?;
                     eprintln!(
                         "partition {}: offset {} is gone (retention); going on from {start}",
                         f.partition, f.offset
                     );
-                    positions.insert(f.partition, start);
+                    self.positions.insert(f.partition, start);
                     continue;
                 }
                 Err(e) if e.is_retriable() => {
@@ -140,33 +246,54 @@ pub async fn run(target: &Target, args: ConsumeArgs) -> anyhow::Result<()> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let end = ends.get(&f.partition).copied().unwrap_or(i64::MAX);
-            let mut write_error = None;
-            let next = data::for_each_record(&fetched.records, f.offset, |r| {
-                if printed >= limit || r.offset >= end || write_error.is_some() {
-                    return;
-                }
-                if let Err(e) = print_record(&mut out, &args.topic, f.partition, r, json) {
-                    write_error = Some(e);
-                }
-                printed += 1;
-            })?;
-            if let Some(e) = write_error {
-                if e.kind() == std::io::ErrorKind::BrokenPipe {
-                    return Ok(()); // `| head` closed the pipe: done
-                }
-                return Err(e.into());
+            let Some(next) = self.print_fetched(f.partition, f.offset, &fetched.records)? else {
+                return Ok(None);
+            };
+            if next != f.offset {
+                self.positions.insert(f.partition, next);
+                advanced.insert(f.partition, next);
             }
-            positions.insert(f.partition, next);
         }
-        if let Err(e) = out.flush() {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                return Ok(());
-            }
-            return Err(e.into());
+        match self.out.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(None),
+            Err(e) => Err(e.into()),
+            Ok(()) => Ok(Some(advanced)),
         }
     }
-    Ok(())
+
+    /// Prints the records of one partition's fetch from `offset`, up to its end and the
+    /// limit. Returns the partition's next position (after the last record printed, when
+    /// printing stopped early), or `None` when output is closed.
+    fn print_fetched(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        records: &[u8],
+    ) -> anyhow::Result<Option<i64>> {
+        let end = self.ends.get(&partition).copied().unwrap_or(i64::MAX);
+        let (topic, json, limit) = (self.topic, self.json, self.limit);
+        let (out, printed) = (&mut self.out, &mut self.printed);
+        let mut write_error = None;
+        let mut stopped_at = None;
+        let next = data::for_each_record(records, offset, |r| {
+            if stopped_at.is_some() || write_error.is_some() {
+                return;
+            }
+            if *printed >= limit || r.offset >= end {
+                stopped_at = Some(r.offset);
+                return;
+            }
+            match print_record(out, topic, partition, r, json) {
+                Ok(()) => *printed += 1,
+                Err(e) => write_error = Some(e),
+            }
+        })?;
+        match write_error {
+            Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(None),
+            Some(e) => Err(e.into()),
+            None => Ok(Some(stopped_at.unwrap_or(next))),
+        }
+    }
 }
 
 async fn partitions_to_read(
@@ -190,20 +317,6 @@ async fn partitions_to_read(
             all.len()
         ),
     }
-}
-
-async fn start_offset(
-    client: &mut Client,
-    topic: &str,
-    partition: i32,
-    from: Start,
-) -> anyhow::Result<i64> {
-    Ok(match from {
-        Start::Earliest => data::list_offset(client, topic, partition, EARLIEST).await?,
-        Start::Latest => data::list_offset(client, topic, partition, LATEST).await?,
-        Start::Offset(offset) => offset,
-        Start::Timestamp(ts) => data::list_offset(client, topic, partition, ts).await?,
-    })
 }
 
 fn print_record(
@@ -257,32 +370,5 @@ fn put_bytes(
                 base64::engine::general_purpose::STANDARD.encode(bytes.unwrap_or_default());
             object.insert(format!("{name}_base64"), encoded.into());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn starts() {
-        assert_eq!(parse_start("earliest"), Ok(Start::Earliest));
-        assert_eq!(parse_start("latest"), Ok(Start::Latest));
-        assert_eq!(parse_start("42"), Ok(Start::Offset(42)));
-        assert_eq!(
-            parse_start("@1700000000000"),
-            Ok(Start::Timestamp(1_700_000_000_000))
-        );
-        assert_eq!(
-            parse_start("@2023-11-14T22:13:20Z"),
-            Ok(Start::Timestamp(1_700_000_000_000))
-        );
-        assert_eq!(
-            parse_start("@2023-11-14T23:13:20+01:00"),
-            Ok(Start::Timestamp(1_700_000_000_000))
-        );
-        assert!(parse_start("-1").is_err());
-        assert!(parse_start("@yesterday").is_err());
-        assert!(parse_start("soon").is_err());
     }
 }

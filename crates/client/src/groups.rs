@@ -1,0 +1,281 @@
+//! Consumer-group requests: finding the coordinator, listing and describing groups, committed
+//! offsets (fetch, commit), deleting groups, and the KIP-848 member heartbeat.
+
+use crate::admin::{empty_answer, str_bytes, topic_name};
+use crate::client::Client;
+use crate::connection::Connection;
+use crate::error::{ClientError, Result};
+use bytes::Buf;
+use kafka_protocol::messages::{
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, ConsumerProtocolAssignment,
+    DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest,
+    OffsetCommitRequest, OffsetFetchRequest,
+    consumer_group_heartbeat_request::TopicPartitions,
+    describe_groups_response::DescribedGroup,
+    offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic},
+    offset_fetch_request::OffsetFetchRequestTopic,
+};
+use kafka_protocol::protocol::Decodable;
+use std::collections::BTreeMap;
+
+/// FindCoordinator's key type for a group.
+const KEY_TYPE_GROUP: i8 = 0;
+
+/// The node id of `group`'s coordinator.
+pub async fn coordinator(client: &mut Client, group: &str) -> Result<i32> {
+    let request = FindCoordinatorRequest::default()
+        .with_key(str_bytes(group))
+        .with_key_type(KEY_TYPE_GROUP);
+    let (_, response) = client.any().send(&request, 3).await?;
+    ClientError::check(
+        response.error_code,
+        response.error_message.as_deref(),
+        || format!("finding the coordinator of group {group}"),
+    )?;
+    Ok(response.node_id.0)
+}
+
+/// The connection to `group`'s coordinator.
+pub async fn coordinator_connection<'a>(
+    client: &'a mut Client,
+    group: &str,
+) -> Result<&'a mut Connection> {
+    let node = coordinator(client, group).await?;
+    client.node(node).await
+}
+
+/// One group as ListGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedGroup {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: String,
+    /// `classic` or `consumer` (KIP-848); empty from brokers that do not say.
+    pub group_type: String,
+}
+
+/// Every group on every broker of the cluster.
+pub async fn list_groups(client: &mut Client) -> Result<Vec<ListedGroup>> {
+    let metadata = client.metadata(Some(&[]), false).await?;
+    let mut groups = Vec::new();
+    for broker in metadata.brokers {
+        let connection = client.node(broker.node_id.0).await?;
+        let (_, response) = connection.send(&ListGroupsRequest::default(), 5).await?;
+        ClientError::check(response.error_code, None, || "listing groups".to_string())?;
+        groups.extend(response.groups.into_iter().map(|g| ListedGroup {
+            group_id: g.group_id.to_string(),
+            protocol_type: g.protocol_type.to_string(),
+            state: g.group_state.to_string(),
+            group_type: g.group_type.to_string(),
+        }));
+    }
+    groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+    Ok(groups)
+}
+
+pub async fn describe_group(client: &mut Client, group: &str) -> Result<DescribedGroup> {
+    let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))]);
+    let (_, response) = coordinator_connection(client, group)
+        .await?
+        .send(&request, 5)
+        .await?;
+    let described = response
+        .groups
+        .into_iter()
+        .next()
+        .ok_or_else(|| empty_answer("DescribeGroups"))?;
+    ClientError::check(
+        described.error_code,
+        described.error_message.as_deref(),
+        || format!("describing group {group}"),
+    )?;
+    Ok(described)
+}
+
+/// The partitions in a classic consumer member's assignment bytes (ConsumerProtocol
+/// Assignment: a version, then topics with their partitions); empty when there are none or
+/// they do not parse.
+pub fn assigned_partitions(member_assignment: &[u8]) -> Vec<(String, i32)> {
+    let mut buf = bytes::Bytes::copy_from_slice(member_assignment);
+    if buf.remaining() < 2 {
+        return Vec::new();
+    }
+    let version = buf.get_i16();
+    let Ok(assignment) = ConsumerProtocolAssignment::decode(&mut buf, version) else {
+        return Vec::new();
+    };
+    assignment
+        .assigned_partitions
+        .into_iter()
+        .flat_map(|t| {
+            let topic = t.topic.to_string();
+            t.partitions.into_iter().map(move |p| (topic.clone(), p))
+        })
+        .collect()
+}
+
+/// Committed offsets of `group`: (topic, partition) -> offset. `topics` narrows the question
+/// (`None`: everything the group committed).
+pub async fn committed_offsets(
+    client: &mut Client,
+    group: &str,
+    topics: Option<&[(String, Vec<i32>)]>,
+) -> Result<BTreeMap<(String, i32), i64>> {
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(str_bytes(group)))
+        .with_topics(topics.map(|ts| {
+            ts.iter()
+                .map(|(name, partitions)| {
+                    OffsetFetchRequestTopic::default()
+                        .with_name(topic_name(name))
+                        .with_partition_indexes(partitions.clone())
+                })
+                .collect()
+        }));
+    let (_, response) = coordinator_connection(client, group)
+        .await?
+        .send(&request, 7)
+        .await?;
+    ClientError::check(response.error_code, None, || {
+        format!("fetching the committed offsets of group {group}")
+    })?;
+    let mut out = BTreeMap::new();
+    for t in response.topics {
+        for p in t.partitions {
+            ClientError::check(p.error_code, None, || {
+                format!(
+                    "fetching the committed offset of {}-{}",
+                    t.name.0, p.partition_index
+                )
+            })?;
+            if p.committed_offset >= 0 {
+                out.insert((t.name.to_string(), p.partition_index), p.committed_offset);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Who commits: a member of the group (its id and generation or KIP-848 member epoch), or an
+/// admin tool committing for an empty group (`Member::admin()`).
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub member_id: String,
+    pub epoch: i32,
+}
+
+impl Member {
+    pub fn admin() -> Member {
+        Member {
+            member_id: String::new(),
+            epoch: -1,
+        }
+    }
+}
+
+/// Commits `offsets` (the next offset to read, per topic and partition) for `group`.
+pub async fn commit_offsets(
+    connection: &mut Connection,
+    group: &str,
+    member: &Member,
+    offsets: &BTreeMap<(String, i32), i64>,
+) -> Result<()> {
+    let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+    for ((topic, partition), offset) in offsets {
+        by_topic.entry(topic).or_default().push(
+            OffsetCommitRequestPartition::default()
+                .with_partition_index(*partition)
+                .with_committed_offset(*offset)
+                .with_committed_leader_epoch(-1),
+        );
+    }
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(str_bytes(group)))
+        .with_generation_id_or_member_epoch(member.epoch)
+        .with_member_id(str_bytes(&member.member_id))
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(name, partitions)| {
+                    OffsetCommitRequestTopic::default()
+                        .with_name(topic_name(name))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    let (_, response) = connection.send(&request, 9).await?;
+    for t in response.topics {
+        for p in t.partitions {
+            ClientError::check(p.error_code, None, || {
+                format!(
+                    "committing the offset of {}-{} for group {group}",
+                    t.name.0, p.partition_index
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn delete_group(client: &mut Client, group: &str) -> Result<()> {
+    let request = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(str_bytes(group))]);
+    let (_, response) = coordinator_connection(client, group)
+        .await?
+        .send(&request, 2)
+        .await?;
+    let result = response
+        .results
+        .first()
+        .ok_or_else(|| empty_answer("DeleteGroups"))?;
+    ClientError::check(result.error_code, None, || {
+        format!("deleting group {group}")
+    })
+}
+
+/// One KIP-848 heartbeat (ConsumerGroupHeartbeat): joins with epoch 0, leaves with -1.
+pub struct Heartbeat<'a> {
+    pub group: &'a str,
+    pub member_id: &'a str,
+    pub member_epoch: i32,
+    /// Topics to subscribe to (sent when joining; `None` afterwards means unchanged).
+    pub topics: Option<&'a [String]>,
+    /// Partitions the member owns now, by topic id (`None`: unchanged).
+    pub owned: Option<Vec<(uuid::Uuid, Vec<i32>)>>,
+}
+
+/// How long a KIP-848 member may take to give up revoked partitions.
+const REBALANCE_TIMEOUT_MS: i32 = 60_000;
+
+/// Sends one heartbeat; a non-zero error code in the answer is the caller's to handle
+/// (FENCED_MEMBER_EPOCH and UNKNOWN_MEMBER_ID mean: join again).
+pub async fn consumer_group_heartbeat(
+    connection: &mut Connection,
+    heartbeat: Heartbeat<'_>,
+) -> Result<ConsumerGroupHeartbeatResponse> {
+    let request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(str_bytes(heartbeat.group)))
+        .with_member_id(str_bytes(heartbeat.member_id))
+        .with_member_epoch(heartbeat.member_epoch)
+        .with_rebalance_timeout_ms(if heartbeat.member_epoch == 0 {
+            REBALANCE_TIMEOUT_MS
+        } else {
+            -1
+        })
+        .with_subscribed_topic_names(
+            heartbeat
+                .topics
+                .map(|ts| ts.iter().map(|t| topic_name(t)).collect()),
+        )
+        .with_topic_partitions(heartbeat.owned.map(|owned| {
+            owned
+                .into_iter()
+                .map(|(id, partitions)| {
+                    TopicPartitions::default()
+                        .with_topic_id(id)
+                        .with_partitions(partitions)
+                })
+                .collect()
+        }));
+    let (_, response) = connection.send(&request, 1).await?;
+    Ok(response)
+}

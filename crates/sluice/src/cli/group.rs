@@ -1,0 +1,198 @@
+//! `sluice group ...`: list, describe (members and lag), reset-offsets, delete.
+
+use super::{Start, Target, parse_start, start_offset};
+use sluice_client::data::{self, EARLIEST, LATEST};
+use sluice_client::groups::{self, Member};
+use sluice_client::{Client, ClientError};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum GroupCommand {
+    /// List consumer groups with their state and protocol.
+    ///
+    /// Example:
+    ///   sluice group list
+    #[command(verbatim_doc_comment)]
+    List,
+    /// Show a group's members and, per partition, committed offset, end offset and lag.
+    ///
+    /// Example:
+    ///   sluice group describe billing
+    #[command(verbatim_doc_comment)]
+    Describe { group: String },
+    /// Move a group's committed offsets for a topic (a dry run unless --execute).
+    ///
+    /// The group must have no active members (stop its consumers first), as in Kafka.
+    ///
+    /// Examples:
+    ///   sluice group reset-offsets billing --topic orders --to earliest
+    ///   sluice group reset-offsets billing --topic orders --to @2026-11-23T09:00:00Z --execute
+    #[command(verbatim_doc_comment)]
+    ResetOffsets {
+        group: String,
+        #[arg(long)]
+        topic: String,
+        /// earliest, latest, an offset, or @TIMESTAMP (RFC 3339, or epoch ms).
+        #[arg(long, value_parser = parse_start)]
+        to: Start,
+        /// Apply the change (without it, only show what would change).
+        #[arg(long)]
+        execute: bool,
+    },
+    /// Delete a group and its committed offsets (it must have no active members).
+    ///
+    /// Example:
+    ///   sluice group delete billing
+    #[command(verbatim_doc_comment)]
+    Delete { group: String },
+}
+
+pub async fn run(target: &Target, command: GroupCommand) -> anyhow::Result<()> {
+    let mut client = target.connect().await?;
+    match command {
+        GroupCommand::List => list(&mut client).await,
+        GroupCommand::Describe { group } => describe(&mut client, &group).await,
+        GroupCommand::ResetOffsets {
+            group,
+            topic,
+            to,
+            execute,
+        } => reset_offsets(&mut client, &group, &topic, to, execute).await,
+        GroupCommand::Delete { group } => {
+            groups::delete_group(&mut client, &group).await?;
+            println!("deleted group {group}");
+            Ok(())
+        }
+    }
+}
+
+async fn list(client: &mut Client) -> anyhow::Result<()> {
+    let listed = groups::list_groups(client).await?;
+    let width = listed
+        .iter()
+        .map(|g| g.group_id.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    println!("{:<width$}  {:<20}  TYPE", "GROUP", "STATE");
+    for g in listed {
+        let kind = if g.group_type.is_empty() {
+            &g.protocol_type
+        } else {
+            &g.group_type
+        };
+        println!("{:<width$}  {:<20}  {kind}", g.group_id, g.state);
+    }
+    Ok(())
+}
+
+async fn describe(client: &mut Client, group: &str) -> anyhow::Result<()> {
+    let described = groups::describe_group(client, group).await?;
+    let committed = groups::committed_offsets(client, group, None).await?;
+    println!("group     {group}");
+    println!("state     {}", described.group_state);
+    println!(
+        "protocol  {} {}",
+        described.protocol_type, described.protocol_data
+    );
+    println!("members   {}", described.members.len());
+    let mut owner: BTreeMap<(String, i32), String> = BTreeMap::new();
+    if !described.members.is_empty() {
+        println!();
+        println!(
+            "MEMBER                                    CLIENT-ID            HOST                 PARTITIONS"
+        );
+        for m in &described.members {
+            let assigned = groups::assigned_partitions(&m.member_assignment);
+            let list: Vec<String> = assigned.iter().map(|(t, p)| format!("{t}-{p}")).collect();
+            for tp in assigned {
+                owner.insert(tp, m.member_id.to_string());
+            }
+            println!(
+                "{:<40}  {:<19}  {:<19}  {}",
+                m.member_id.as_str(),
+                m.client_id.as_str(),
+                m.client_host.as_str(),
+                if list.is_empty() {
+                    "-".to_string()
+                } else {
+                    list.join(",")
+                }
+            );
+        }
+    }
+    let partitions: BTreeSet<(String, i32)> =
+        committed.keys().chain(owner.keys()).cloned().collect();
+    if partitions.is_empty() {
+        return Ok(());
+    }
+    println!();
+    println!("TOPIC                 PARTITION  COMMITTED  END        LAG        MEMBER");
+    for (topic, partition) in partitions {
+        let end = data::list_offset(client, &topic, partition, LATEST).await?;
+        let at = committed.get(&(topic.clone(), partition));
+        let (committed_text, lag) = match at {
+            Some(c) => (c.to_string(), (end - c).max(0).to_string()),
+            None => ("-".to_string(), "-".to_string()),
+        };
+        let member = owner
+            .get(&(topic.clone(), partition))
+            .map_or("-", String::as_str);
+        println!("{topic:<20}  {partition:<9}  {committed_text:<9}  {end:<9}  {lag:<9}  {member}");
+    }
+    Ok(())
+}
+
+async fn reset_offsets(
+    client: &mut Client,
+    group: &str,
+    topic: &str,
+    to: Start,
+    execute: bool,
+) -> anyhow::Result<()> {
+    let metadata = client.metadata(Some(&[topic.to_string()]), false).await?;
+    let t = metadata
+        .topics
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("the broker's Metadata answer names no topic"))?;
+    ClientError::check(t.error_code, None, || format!("looking up topic {topic}"))?;
+    let mut partitions: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
+    partitions.sort_unstable();
+    let current = groups::committed_offsets(
+        client,
+        group,
+        Some(&[(topic.to_string(), partitions.clone())]),
+    )
+    .await?;
+    let mut planned = BTreeMap::new();
+    println!("PARTITION  CURRENT    NEW");
+    for &p in &partitions {
+        let mut new = start_offset(client, topic, p, to).await?;
+        if let Start::Offset(_) = to {
+            // As Kafka's tool does: an offset outside the log moves to its nearest end.
+            let earliest = data::list_offset(client, topic, p, EARLIEST).await?;
+            let latest = data::list_offset(client, topic, p, LATEST).await?;
+            new = new.clamp(earliest, latest);
+        }
+        let old = current
+            .get(&(topic.to_string(), p))
+            .map_or("-".to_string(), i64::to_string);
+        println!("{p:<9}  {old:<9}  {new}");
+        planned.insert((topic.to_string(), p), new);
+    }
+    if !execute {
+        println!("dry run: nothing changed; add --execute to commit these offsets");
+        return Ok(());
+    }
+    let described = groups::describe_group(client, group).await?;
+    anyhow::ensure!(
+        described.members.is_empty(),
+        "group {group} has {} active member(s) (state {}); stop its consumers first",
+        described.members.len(),
+        described.group_state
+    );
+    let connection = groups::coordinator_connection(client, group).await?;
+    groups::commit_offsets(connection, group, &Member::admin(), &planned).await?;
+    println!("committed new offsets for group {group} on {topic}");
+    Ok(())
+}
