@@ -289,3 +289,40 @@ def test_cli_reset_offsets_dry_run_execute_and_delete(broker):
 
     sluice(broker, "group", "delete", "replay")
     assert "replay" not in sluice(broker, "group", "list").stdout.decode()
+
+
+@pytest.mark.parametrize("command", [
+    ["topic", "create"], ["topic", "list"], ["topic", "describe"], ["topic", "alter-config"],
+    ["topic", "add-partitions"], ["topic", "delete"], ["produce"], ["consume"], ["group", "list"],
+    ["group", "describe"], ["group", "reset-offsets"], ["group", "delete"], ["cluster", "info"],
+    ["completions"], ["serve"],
+])
+def test_every_command_has_help_with_examples(command):
+    out = subprocess.run([str(SLUICE_BIN), *command, "--help"], capture_output=True, timeout=30,
+                         check=True).stdout.decode()
+    assert "Example" in out and "sluice " in out, out
+
+
+def test_partition_sizes_from_describe_log_dirs(broker):
+    from kafka.admin import KafkaAdminClient
+    create_topic(broker, "sized", partitions=2)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(500):
+        p.produce("sized", value=b"v" * 200, partition=0)
+    assert p.flush(15) == 0
+
+    on_disk = sum(f.stat().st_size for f in (broker.data_dir / "topics" / "sized" / "0").glob("*.log"))
+    assert on_disk > 500 * 200
+
+    client = KafkaAdminClient(bootstrap_servers=broker.bootstrap)  # kafka-python decodes v1-4 itself
+    try:
+        dirs = client.describe_log_dirs(["sized"])[0]["log_dirs"]
+    finally:
+        client.close()
+    assert len(dirs) == 1 and dirs[0]["total_bytes"] >= dirs[0]["usable_bytes"] > 0
+    sizes = {p["partition_index"]: p["partition_size"] for t in dirs[0]["topics"] for p in t["partitions"]}
+    assert sizes == {0: on_disk, 1: 0}
+
+    described = sluice(broker, "topic", "describe", "sized").stdout.decode()
+    row = next(line.split() for line in described.splitlines() if line.startswith("0 "))
+    assert row[3:6] == ["500", "500", f"{on_disk / 1024:.1f}"], row

@@ -6,10 +6,12 @@ use crate::client::Client;
 use crate::error::{ClientError, Result};
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest,
-    DescribeClusterResponse, DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName,
+    DescribeClusterResponse, DescribeConfigsRequest, DescribeLogDirsRequest,
+    IncrementalAlterConfigsRequest, TopicName,
     create_partitions_request::CreatePartitionsTopic,
     create_topics_request::{CreatableTopic, CreatableTopicConfig},
     describe_configs_request::DescribeConfigsResource,
+    describe_log_dirs_request::DescribableLogDirTopic,
     incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
 };
 use kafka_protocol::protocol::StrBytes;
@@ -178,6 +180,46 @@ pub async fn alter_topic_configs(
     ClientError::check(result.error_code, result.error_message.as_deref(), || {
         format!("changing the configs of topic {name}")
     })
+}
+
+/// The size in bytes of each partition of `topic` on its leader (DescribeLogDirs to each
+/// leader, summed over its log directories).
+pub async fn partition_sizes(
+    client: &mut Client,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<std::collections::BTreeMap<i32, i64>> {
+    let mut by_leader: std::collections::BTreeMap<i32, Vec<i32>> = Default::default();
+    for &p in partitions {
+        by_leader
+            .entry(client.leader_id(topic, p).await?)
+            .or_default()
+            .push(p);
+    }
+    let mut sizes = std::collections::BTreeMap::new();
+    for (leader, led) in by_leader {
+        let request = DescribeLogDirsRequest::default().with_topics(Some(vec![
+            DescribableLogDirTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(led.clone()),
+        ]));
+        let (_, response) = client.node(leader).await?.send(&request, 4).await?;
+        ClientError::check(response.error_code, None, || {
+            format!("describing the log directories of broker {leader}")
+        })?;
+        for dir in response.results {
+            for t in dir.topics.iter().filter(|t| t.name.0.as_str() == topic) {
+                for p in t
+                    .partitions
+                    .iter()
+                    .filter(|p| led.contains(&p.partition_index))
+                {
+                    *sizes.entry(p.partition_index).or_insert(0) += p.partition_size;
+                }
+            }
+        }
+    }
+    Ok(sizes)
 }
 
 pub async fn describe_cluster(client: &mut Client) -> Result<DescribeClusterResponse> {

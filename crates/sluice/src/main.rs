@@ -37,6 +37,10 @@ enum Command {
     #[command(verbatim_doc_comment)]
     Serve(ServeArgs),
     /// Manage topics: create, list, describe, alter-config, add-partitions, delete.
+    ///
+    /// Example:
+    ///   sluice topic create orders --partitions 6 --config retention.ms=86400000
+    #[command(verbatim_doc_comment)]
     Topic {
         #[command(flatten)]
         target: cli::Target,
@@ -44,6 +48,12 @@ enum Command {
         command: cli::topic::TopicCommand,
     },
     /// Write records to a topic, one per line of stdin or a file.
+    ///
+    /// Examples:
+    ///   echo hello | sluice produce greetings
+    ///   printf 'user-1:{"name":"Ada"}\n' | sluice produce users --key-separator :
+    ///   sluice produce events --file events.jsonl --header source=import --acks 1
+    #[command(verbatim_doc_comment)]
     Produce {
         #[command(flatten)]
         target: cli::Target,
@@ -51,6 +61,16 @@ enum Command {
         args: cli::produce::ProduceArgs,
     },
     /// Print records of a topic.
+    ///
+    /// Without --follow, stops at the end of each partition as it was when the command started.
+    ///
+    /// Examples:
+    ///   sluice consume orders                      # everything there is, then exit
+    ///   sluice consume orders --from latest --follow
+    ///   sluice consume orders --from @2026-11-23T09:00:00Z -n 10 --format json
+    ///   sluice consume orders --partition 2 --from 1500
+    ///   sluice consume orders --group billing      # as a group member, committing
+    #[command(verbatim_doc_comment)]
     Consume {
         #[command(flatten)]
         target: cli::Target,
@@ -58,6 +78,10 @@ enum Command {
         args: cli::consume::ConsumeArgs,
     },
     /// Manage consumer groups: list, describe (with lag), reset-offsets, delete.
+    ///
+    /// Example:
+    ///   sluice group describe billing
+    #[command(verbatim_doc_comment)]
     Group {
         #[command(flatten)]
         target: cli::Target,
@@ -65,6 +89,10 @@ enum Command {
         command: cli::group::GroupCommand,
     },
     /// Describe the cluster.
+    ///
+    /// Example:
+    ///   sluice cluster info --brokers broker-0.example:9092
+    #[command(verbatim_doc_comment)]
     Cluster {
         #[command(flatten)]
         target: cli::Target,

@@ -183,6 +183,17 @@ impl LogManager {
         self.clean_start
     }
 
+    /// The data directory's filesystem: (total bytes, bytes available to this process), or
+    /// `None` when the filesystem does not say.
+    pub fn disk_space(&self) -> Option<(i64, i64)> {
+        let stats = rustix::fs::statvfs(&self.data_dir).ok()?;
+        let block = stats.f_frsize as i64;
+        Some((
+            (stats.f_blocks as i64).saturating_mul(block),
+            (stats.f_bavail as i64).saturating_mul(block),
+        ))
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }

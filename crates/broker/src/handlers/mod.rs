@@ -13,6 +13,7 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_groups;
+mod describe_log_dirs;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -49,6 +50,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -95,6 +97,9 @@ pub(crate) fn route(
             respond(request, move |r, v| configs::incremental_alter(&b, r, v))
         }
         ApiKey::DescribeCluster => respond(request, move |r, v| describe_cluster::handle(&b, r, v)),
+        ApiKey::DescribeLogDirs => {
+            respond(request, move |r, v| describe_log_dirs::handle(&b, r, v))
+        }
         ApiKey::FindCoordinator => respond(request, move |r, v| find_coordinator::handle(&b, r, v)),
         ApiKey::JoinGroup => {
             let client = join_group::Client::of(&request, peer);

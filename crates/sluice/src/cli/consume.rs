@@ -19,15 +19,8 @@ const PARTITION_FETCH_BYTES: i32 = 1024 * 1024;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 
 #[derive(clap::Args, Debug)]
-/// Without --follow, stops at the end of each partition as it was when the command started.
-///
-/// Examples:
-///   sluice consume orders                      # everything there is, then exit
-///   sluice consume orders --from latest --follow
-///   sluice consume orders --from @2026-11-23T09:00:00Z -n 10 --format json
-///   sluice consume orders --partition 2 --from 1500
-#[command(verbatim_doc_comment)]
 pub struct ConsumeArgs {
+    /// The topic to read.
     pub topic: String,
     /// Where to start: earliest, latest, an offset, or @TIMESTAMP (RFC 3339, or epoch ms).
     #[arg(long, default_value = "earliest", value_parser = parse_start)]

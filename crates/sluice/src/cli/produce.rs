@@ -20,11 +20,6 @@ const LINE_BYTES_MAX: usize = sluice_types::limits::BATCH_BYTES_MAX_ABSOLUTE as 
 const LEADER_NOT_AVAILABLE: i16 = 5;
 
 #[derive(clap::Args, Debug)]
-/// Examples:
-///   echo hello | sluice produce greetings
-///   printf 'user-1:{"name":"Ada"}\n' | sluice produce users --key-separator :
-///   sluice produce events --file events.jsonl --header source=import --acks 1
-#[command(verbatim_doc_comment)]
 pub struct ProduceArgs {
     /// The topic (created on first use when the broker auto-creates topics).
     pub topic: String,

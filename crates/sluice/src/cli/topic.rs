@@ -178,12 +178,20 @@ async fn describe(client: &mut Client, name: &str) -> anyhow::Result<()> {
         if topic.is_internal { "yes" } else { "no" }
     );
     println!();
-    println!("PARTITION  LEADER  LOG-START  END  RECORDS");
+    let indexes: Vec<i32> = partitions.iter().map(|(p, _)| *p).collect();
+    // Brokers without DescribeLogDirs (or that refuse it) just leave the size out.
+    let sizes = admin::partition_sizes(client, name, &indexes)
+        .await
+        .unwrap_or_default();
+    println!("PARTITION  LEADER  LOG-START  END        RECORDS    SIZE");
     for (partition, leader) in partitions {
         let start = data::list_offset(client, name, partition, EARLIEST).await?;
         let end = data::list_offset(client, name, partition, LATEST).await?;
+        let size = sizes
+            .get(&partition)
+            .map_or("-".to_string(), |b| human_bytes(*b));
         println!(
-            "{partition:<9}  {leader:<6}  {start:<9}  {end:<3}  {}",
+            "{partition:<9}  {leader:<6}  {start:<9}  {end:<9}  {:<9}  {size}",
             end - start
         );
     }
@@ -205,6 +213,22 @@ async fn describe(client: &mut Client, name: &str) -> anyhow::Result<()> {
         println!("{:<width$}  {value:<20}  {}", c.name, source_name(c.source));
     }
     Ok(())
+}
+
+/// Bytes for people: `512 B`, `1.5 KiB`, `3.2 GiB`.
+fn human_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// Kafka's `ConfigSource` numbers, as words.
