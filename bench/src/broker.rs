@@ -21,7 +21,14 @@ impl BrokerProcess {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let bootstrap = format!("127.0.0.1:{port}");
         let child = Command::new(binary)
-            .args(["serve", "--listen", &bootstrap, "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                &bootstrap,
+                "--http-listen",
+                "off",
+                "--data-dir",
+            ])
             .arg(data.path())
             .env("SLUICE_LOG", "warn")
             .stdout(Stdio::null())

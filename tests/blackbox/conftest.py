@@ -42,11 +42,16 @@ class Broker:
         self.extra_env = extra_env or {}
         self.extra_args = extra_args or []
         self.proc = None
+        self.http_port = free_port()
         self.log_path = self.data_dir.parent / f"sluice-{port}.log"
 
     @property
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http(self):
+        return f"http://127.0.0.1:{self.http_port}"
 
     def start(self):
         assert SLUICE_BIN.exists(), f"{SLUICE_BIN} not built; run cargo build first"
@@ -54,7 +59,7 @@ class Broker:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(SLUICE_BIN), "serve", "--data-dir", str(self.data_dir), "--listen", self.bootstrap,
-             *self.extra_args],
+             "--http-listen", f"127.0.0.1:{self.http_port}", *self.extra_args],
             stdout=log, stderr=log, env=env,
         )
         wait_until(self._accepting, what=f"broker on {self.bootstrap}")

@@ -3,7 +3,8 @@
 //! command; replication and mirroring will reuse it.
 //!
 //! Owns: connections and version negotiation (`connection`), brokers and leaders (`client`),
-//! admin requests (`admin`), produce/fetch/offsets (`data`), Kafka's key partitioner
+//! admin requests (`admin`), produce/fetch/offsets (`data`), groups (`groups`), the JSON form
+//! of a record (`json`), Kafka's key partitioner
 //! (`partitioner`). Not: any formatting or user interface (that is the binary's), nor
 //! anything of the broker (it depends on no server crate).
 
@@ -13,6 +14,7 @@ pub mod connection;
 pub mod data;
 pub mod error;
 pub mod groups;
+pub mod json;
 pub mod partitioner;
 
 pub use client::Client;

@@ -149,9 +149,29 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .thread_name("sluice")
         .build()?;
+    let http_address = settings.http_address()?;
     runtime.block_on(async move {
         let broker = RunningBroker::start(config).await?;
+        let http = match http_address {
+            Some(address) => {
+                // The gateway is a Kafka client of this broker: over loopback when the
+                // listener takes every address.
+                let mut kafka = broker.local_addr();
+                if kafka.ip().is_unspecified() {
+                    kafka.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                let bootstrap = kafka.to_string();
+                let api = sluice_http::HttpApi::start(address, bootstrap)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("HTTP API on {address}: {e}"))?;
+                Some(api)
+            }
+            None => None,
+        };
         wait_for_signal().await?;
+        if let Some(http) = http {
+            http.shutdown().await;
+        }
         broker.shutdown().await?;
         Ok(())
     })

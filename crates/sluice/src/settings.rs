@@ -23,6 +23,10 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     advertised_listener: Option<String>,
+    /// Address of the HTTP API, or "off" [env: SLUICE_HTTP_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_listen: Option<String>,
     /// TOML file with any of these settings (keys as the flags, with underscores)
     #[arg(long, env = "SLUICE_CONFIG")]
     #[serde(skip)]
@@ -36,6 +40,8 @@ pub(crate) struct ServeSettings {
     pub data_dir: PathBuf,
     pub listen: String,
     pub advertised_listener: Option<String>,
+    /// The HTTP API's address; "off" serves none.
+    pub http_listen: String,
     /// `auto.create.topics.enable`
     pub auto_create_topics_enable: bool,
     /// `num.partitions`
@@ -78,6 +84,7 @@ impl Default for ServeSettings {
             data_dir: PathBuf::from("./sluice-data"),
             listen: "127.0.0.1:9092".into(),
             advertised_listener: None,
+            http_listen: "127.0.0.1:8080".into(),
             auto_create_topics_enable: true,
             num_partitions: 1,
             socket_request_max_bytes: sluice_types::limits::REQUEST_FRAME_BYTES_MAX_DEFAULT,
@@ -115,6 +122,16 @@ impl ServeSettings {
             .merge(Env::prefixed("SLUICE_").ignore(&["config", "log", "brokers"]))
             .merge(Serialized::defaults(args));
         figment.extract().context("invalid settings")
+    }
+
+    /// Where the HTTP API listens; `None` when it is off.
+    pub(crate) fn http_address(&self) -> anyhow::Result<Option<SocketAddr>> {
+        if self.http_listen == "off" {
+            return Ok(None);
+        }
+        let address = resolve(&self.http_listen)
+            .with_context(|| format!("--http-listen {}", self.http_listen))?;
+        Ok(Some(address))
     }
 
     pub(crate) fn broker_config(&self) -> anyhow::Result<BrokerConfig> {

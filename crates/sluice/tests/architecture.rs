@@ -54,6 +54,11 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         ],
     ),
     ("sluice-broker", &["sluice"]),
+    // The HTTP API is a gateway: a Kafka client of the broker, never a second broker.
+    (
+        "sluice-http",
+        &["sluice-storage", "sluice-group", "sluice-broker", "sluice"],
+    ),
     // A client knows nothing of the server side: it would work against any Kafka cluster.
     (
         "sluice-client",

@@ -88,3 +88,9 @@ pub const COMPACTION_KEYS_PER_PASS_MAX: usize = 2_000_000;
 /// Largest response frame Sluice's own client (the CLI, later replication) accepts: a fetch
 /// response's records plus their framing, with room to spare. Checked before the frame is read.
 pub const CLIENT_RESPONSE_FRAME_BYTES_MAX: u32 = 128 * 1024 * 1024;
+
+/// Largest HTTP request body the HTTP API reads (a produce of many records).
+pub const HTTP_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Most records one HTTP produce may carry, and one HTTP fetch may return.
+pub const HTTP_RECORDS_PER_REQUEST_MAX: usize = 10_000;

@@ -2,7 +2,6 @@
 
 use super::membership::Membership;
 use super::{Start, Target, parse_start, start_offset};
-use base64::Engine;
 use sluice_client::data::{self, EARLIEST, LATEST};
 use sluice_client::groups;
 use sluice_client::{Client, ClientError};
@@ -319,49 +318,11 @@ fn print_record(
     r: &Record<'_>,
     json: bool,
 ) -> std::io::Result<()> {
-    if !json {
+    if json {
+        let object = sluice_client::json::record_to_json(Some(topic), Some(partition), r);
+        serde_json::to_writer(&mut *out, &object)?;
+    } else {
         out.write_all(r.value.unwrap_or_default())?;
-        return out.write_all(b"\n");
     }
-    let mut object = serde_json::Map::new();
-    object.insert("topic".into(), topic.into());
-    object.insert("partition".into(), partition.into());
-    object.insert("offset".into(), r.offset.into());
-    object.insert("timestamp".into(), r.timestamp.into());
-    put_bytes(&mut object, "key", r.key);
-    put_bytes(&mut object, "value", r.value);
-    let headers: Vec<serde_json::Value> = r
-        .headers
-        .iter()
-        .map(|h| {
-            let mut header = serde_json::Map::new();
-            put_bytes(&mut header, "key", Some(h.key));
-            put_bytes(&mut header, "value", h.value);
-            serde_json::Value::Object(header)
-        })
-        .collect();
-    object.insert("headers".into(), headers.into());
-    serde_json::to_writer(&mut *out, &serde_json::Value::Object(object))?;
     out.write_all(b"\n")
-}
-
-/// `name`: the bytes as a string when they are UTF-8, else `name_base64`; null when absent.
-fn put_bytes(
-    object: &mut serde_json::Map<String, serde_json::Value>,
-    name: &str,
-    bytes: Option<&[u8]>,
-) {
-    match bytes.map(std::str::from_utf8) {
-        None => {
-            object.insert(name.into(), serde_json::Value::Null);
-        }
-        Some(Ok(text)) => {
-            object.insert(name.into(), text.into());
-        }
-        Some(Err(_)) => {
-            let encoded =
-                base64::engine::general_purpose::STANDARD.encode(bytes.unwrap_or_default());
-            object.insert(format!("{name}_base64"), encoded.into());
-        }
-    }
 }

@@ -1,0 +1,139 @@
+//! `sluice-http`: the HTTP/JSON API that `sluice serve` offers next to the Kafka listener, for
+//! services with no Kafka client.
+//!
+//! It is a gateway, not a second broker: every request becomes Kafka requests to the broker
+//! through `sluice-client` (over loopback), so produce, fetch, durability and errors behave
+//! exactly as for any Kafka client, and the gateway could front any Kafka cluster.
+//!
+//! Owns: routes, JSON shapes, the HTTP error format and status codes (`error`), the pool of
+//! broker connections (`pool`). Not: any storage or broker internals.
+//!
+//! Routes: `GET /healthz`, `GET /readyz`; `GET|POST /v1/topics`, `GET|DELETE
+//! /v1/topics/{topic}`; `POST /v1/topics/{topic}/records`; `GET
+//! /v1/topics/{topic}/partitions/{partition}/records`.
+
+mod error;
+mod pool;
+mod records;
+mod topics;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use error::{ApiError, ApiResult};
+use pool::ClientPool;
+use serde_json::{Value, json};
+use sluice_types::limits::HTTP_BODY_BYTES_MAX;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) struct AppState {
+    pool: ClientPool,
+}
+
+/// The running HTTP API.
+pub struct HttpApi {
+    local_addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpApi {
+    /// Binds `listen` and serves, sending Kafka requests to `bootstrap`.
+    pub async fn start(listen: SocketAddr, bootstrap: String) -> std::io::Result<HttpApi> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let local_addr = listener.local_addr()?;
+        let state = Arc::new(AppState {
+            pool: ClientPool::new(bootstrap),
+        });
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let app = router(state);
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP API stopped");
+            }
+        });
+        tracing::info!(%local_addr, "HTTP API listening");
+        Ok(HttpApi {
+            local_addr,
+            shutdown,
+            task,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops taking requests and waits for those in progress.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/topics", get(topics::list).post(topics::create))
+        .route(
+            "/v1/topics/{topic}",
+            get(topics::describe).delete(topics::delete),
+        )
+        .route("/v1/topics/{topic}/records", post(records::produce))
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/records",
+            get(records::fetch),
+        )
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))
+        .with_state(state)
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready once the broker answers the gateway (it starts after storage recovery).
+async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
+    match state.pool.take().await {
+        Ok(client) => {
+            state.pool.give_back(client);
+            (StatusCode::OK, Json(json!({"status": "ready"})))
+        }
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "message": e.to_string()})),
+        ),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; the API lives under /v1 (see docs/http-api.md)")
+}
+
+/// Parses a JSON body, turning every failure (too large, not JSON, wrong shape) into a 4xx.
+pub(crate) fn body_json<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<T> {
+    let bytes = body.map_err(|e| ApiError {
+        status: e.status(),
+        error_code: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "REQUEST_TOO_LARGE".into()
+        } else {
+            "INVALID_REQUEST".into()
+        },
+        message: e.body_text(),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))
+}

@@ -1,0 +1,306 @@
+//! `POST /v1/topics/{topic}/records` and `GET /v1/topics/{topic}/partitions/{p}/records`.
+//!
+//! Produce body: `{"records":[{"key":..., "value":..., "headers":{...}, "partition":P}]}`. A
+//! string `value` (or `key`) is stored as its UTF-8 bytes, any other JSON value as its JSON
+//! text, `value_base64` (`key_base64`) as the bytes it encodes; a missing or null value is a
+//! null value (a tombstone on a compacted topic). `headers` is an object of strings or a list
+//! of `{"key","value"}`. Records without `partition` go by key (Kafka's murmur2) or, keyless,
+//! to one partition per request. Every record is acknowledged with `acks=all`: the answer
+//! comes once the records are durable.
+
+use crate::error::{ApiError, ApiResult};
+use crate::{AppState, body_json};
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sluice_client::data::{self, Acks, EARLIEST};
+use sluice_client::json::{decode_base64, record_to_json};
+use sluice_client::partitioner::partition_for_key;
+use sluice_client::{Client, ClientError};
+use sluice_record::{Record, RecordHeader, encode_records};
+use sluice_types::limits::HTTP_RECORDS_PER_REQUEST_MAX;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProduceBody {
+    records: Vec<InRecord>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InRecord {
+    key: Option<Value>,
+    key_base64: Option<String>,
+    value: Option<Value>,
+    value_base64: Option<String>,
+    headers: Option<InHeaders>,
+    partition: Option<i32>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum InHeaders {
+    Object(BTreeMap<String, String>),
+    List(Vec<InHeader>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InHeader {
+    key: String,
+    value: Option<String>,
+}
+
+/// A record ready to encode.
+struct Outgoing {
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Option<String>)>,
+}
+
+fn bytes_of(
+    field: &str,
+    json: Option<Value>,
+    base64: Option<String>,
+) -> ApiResult<Option<Vec<u8>>> {
+    match (json, base64) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
+            "give {field} or {field}_base64, not both"
+        ))),
+        (None | Some(Value::Null), None) => Ok(None),
+        (Some(Value::String(s)), None) => Ok(Some(s.into_bytes())),
+        (Some(other), None) => Ok(Some(other.to_string().into_bytes())),
+        (None, Some(b)) => decode_base64(&b)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("{field}_base64: {e}"))),
+    }
+}
+
+pub async fn produce(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let Path(topic) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let body: ProduceBody = body_json(body)?;
+    if body.records.is_empty() || body.records.len() > HTTP_RECORDS_PER_REQUEST_MAX {
+        return Err(ApiError::bad_request(format!(
+            "a produce carries 1 to {HTTP_RECORDS_PER_REQUEST_MAX} records, not {}",
+            body.records.len()
+        )));
+    }
+    let mut records = Vec::with_capacity(body.records.len());
+    let mut chosen = Vec::with_capacity(body.records.len());
+    for r in body.records {
+        chosen.push(r.partition);
+        records.push(Outgoing {
+            key: bytes_of("key", r.key, r.key_base64)?,
+            value: bytes_of("value", r.value, r.value_base64)?,
+            headers: match r.headers {
+                None => Vec::new(),
+                Some(InHeaders::Object(map)) => {
+                    map.into_iter().map(|(k, v)| (k, Some(v))).collect()
+                }
+                Some(InHeaders::List(list)) => list.into_iter().map(|h| (h.key, h.value)).collect(),
+            },
+        });
+    }
+    let offsets = state
+        .pool
+        .with(async |client: &mut Client| -> ApiResult<Vec<(i32, i64)>> {
+            send_records(client, &topic, records, chosen).await
+        })
+        .await?;
+    let offsets: Vec<Value> = offsets
+        .into_iter()
+        .map(|(partition, offset)| json!({"partition": partition, "offset": offset}))
+        .collect();
+    Ok(Json(json!({ "offsets": offsets })))
+}
+
+/// Groups records by partition, sends one batch per partition, and returns each record's
+/// (partition, offset) in the order given.
+async fn send_records(
+    client: &mut Client,
+    topic: &str,
+    records: Vec<Outgoing>,
+    chosen: Vec<Option<i32>>,
+) -> ApiResult<Vec<(i32, i64)>> {
+    let partitions = partition_count(client, topic).await?;
+    let keyless = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0) as i32)
+        .rem_euclid(partitions);
+    let mut by_partition: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    for (i, (record, wanted)) in records.iter().zip(&chosen).enumerate() {
+        let p = match (wanted, &record.key) {
+            (Some(p), _) => *p,
+            (None, Some(key)) => partition_for_key(key, partitions),
+            (None, None) => keyless,
+        };
+        if !(0..partitions).contains(&p) {
+            return Err(ApiError::bad_request(format!(
+                "topic {topic} has partitions 0 to {}; there is no partition {p}",
+                partitions - 1
+            )));
+        }
+        by_partition.entry(p).or_default().push(i);
+    }
+    let timestamp = now_ms();
+    let mut out = vec![(0, 0); records.len()];
+    for (partition, indexes) in by_partition {
+        let headers: Vec<Vec<RecordHeader<'_>>> = indexes
+            .iter()
+            .map(|&i| {
+                records[i]
+                    .headers
+                    .iter()
+                    .map(|(k, v)| RecordHeader {
+                        key: k.as_bytes(),
+                        value: v.as_deref().map(str::as_bytes),
+                    })
+                    .collect()
+            })
+            .collect();
+        let batch: Vec<Record<'_>> = indexes
+            .iter()
+            .zip(headers)
+            .enumerate()
+            .map(|(n, (&i, headers))| Record {
+                offset: n as i64,
+                timestamp,
+                key: records[i].key.as_deref(),
+                value: records[i].value.as_deref(),
+                headers,
+            })
+            .collect();
+        let encoded = Bytes::from(encode_records(&batch));
+        let base = data::produce(client, topic, partition, encoded, Acks::All)
+            .await?
+            .unwrap_or(-1);
+        for (n, &i) in indexes.iter().enumerate() {
+            out[i] = (partition, base + n as i64);
+        }
+    }
+    Ok(out)
+}
+
+/// The topic's partition count; the topic is auto-created when the broker does that.
+async fn partition_count(client: &mut Client, topic: &str) -> ApiResult<i32> {
+    for _ in 0..50 {
+        let metadata = client.metadata(Some(&[topic.to_string()]), true).await?;
+        let t = metadata
+            .topics
+            .first()
+            .ok_or_else(|| ApiError::not_found(format!("no topic {topic}")))?;
+        // LEADER_NOT_AVAILABLE: an auto-created topic is still getting its leader.
+        let settling = t.error_code == 5 || (t.error_code == 0 && t.partitions.is_empty());
+        if !settling {
+            ClientError::check(t.error_code, None, || format!("looking up topic {topic}"))?;
+            return Ok(t.partitions.len() as i32);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(ApiError::from(ClientError::Invalid(format!(
+        "topic {topic} has no leader yet"
+    ))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchParams {
+    /// First offset wanted (default: the start of the partition).
+    offset: Option<i64>,
+    /// Most records returned (default 100).
+    max: Option<usize>,
+    /// How long to wait for a record when there is none yet (default 0).
+    wait_ms: Option<u64>,
+}
+
+pub async fn fetch(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<(String, i32)>, PathRejection>,
+    params: Result<Query<FetchParams>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Path((topic, partition)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let max = params.max.unwrap_or(100);
+    if max == 0 || max > HTTP_RECORDS_PER_REQUEST_MAX {
+        return Err(ApiError::bad_request(format!(
+            "max is 1 to {HTTP_RECORDS_PER_REQUEST_MAX}"
+        )));
+    }
+    let wait_ms = params.wait_ms.unwrap_or(0);
+    if wait_ms > sluice_types::limits::FETCH_WAIT_MS_MAX {
+        return Err(ApiError::bad_request(format!(
+            "wait_ms is at most {}",
+            sluice_types::limits::FETCH_WAIT_MS_MAX
+        )));
+    }
+    if params.offset.is_some_and(|o| o < 0) {
+        return Err(ApiError::bad_request("offset is not negative"));
+    }
+    let body = state
+        .pool
+        .with(async |client: &mut Client| -> ApiResult<Value> {
+            let offset = match params.offset {
+                Some(o) => o,
+                None => data::list_offset(client, &topic, partition, EARLIEST).await?,
+            };
+            read_records(
+                client,
+                &topic,
+                partition,
+                offset,
+                max,
+                Duration::from_millis(wait_ms),
+            )
+            .await
+        })
+        .await?;
+    Ok(Json(body))
+}
+
+/// Up to `max` records from `offset`, as the fetch answer's JSON.
+async fn read_records(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max: usize,
+    wait: Duration,
+) -> ApiResult<Value> {
+    let fetched = data::fetch_partitions(client, topic, &[(partition, offset)], wait, 1024 * 1024)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found(format!("no partition {partition} in {topic}")))?;
+    let fetched = fetched.result?;
+    let mut records = Vec::new();
+    let mut next_offset = offset;
+    data::for_each_record(&fetched.records, offset, |r| {
+        if records.len() < max {
+            records.push(record_to_json(None, None, r));
+            next_offset = r.offset + 1;
+        }
+    })?;
+    Ok(json!({
+        "records": records,
+        "next_offset": next_offset,
+        "high_watermark": fetched.high_watermark,
+    }))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

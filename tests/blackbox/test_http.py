@@ -1,0 +1,154 @@
+"""The HTTP/JSON API of `sluice serve`: records produced over HTTP are read by librdkafka and
+the other way round; admin routes; long-polling; errors are JSON with 4xx statuses."""
+
+import base64
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from confluent_kafka import Producer
+
+from helpers import consume_all, create_topic, produce_all
+
+
+def call(broker, method, path, body=None, raw=None):
+    """Returns (status, parsed JSON or None)."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(broker.http + path, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            text = response.read()
+            return response.status, (json.loads(text) if text else None)
+    except urllib.error.HTTPError as e:
+        text = e.read()
+        return e.code, (json.loads(text) if text else None)
+
+
+def test_health_and_readiness(broker):
+    assert call(broker, "GET", "/healthz") == (200, {"status": "ok"})
+    assert call(broker, "GET", "/readyz") == (200, {"status": "ready"})
+
+
+def test_records_produced_over_http_are_read_by_librdkafka(broker):
+    create_topic(broker, "web", partitions=3)
+    records = [
+        {"key": "user-1", "value": "hello", "headers": {"source": "http"}},
+        {"key": "user-2", "value": {"n": 2, "tags": ["a"]}},
+        {"value_base64": base64.b64encode(b"\x00\xff").decode(), "partition": 2},
+        {"key": "user-3", "value": None, "headers": [{"key": "h", "value": "1"}, {"key": "h", "value": "2"}]},
+    ]
+    status, body = call(broker, "POST", "/v1/topics/web/records", {"records": records})
+    assert status == 200, body
+    offsets = body["offsets"]
+    assert len(offsets) == 4 and offsets[2]["partition"] == 2
+
+    by_key = {m.key(): m for m in consume_all(broker, "web", 4)}
+    assert by_key[b"user-1"].value() == b"hello"
+    assert by_key[b"user-1"].headers() == [("source", b"http")]
+    assert json.loads(by_key[b"user-2"].value()) == {"n": 2, "tags": ["a"]}
+    assert by_key[None].value() == b"\x00\xff" and by_key[None].partition() == 2
+    assert by_key[b"user-3"].value() is None
+    assert by_key[b"user-3"].headers() == [("h", b"1"), ("h", b"2")]
+    for m in by_key.values():
+        assert {"partition": m.partition(), "offset": m.offset()} in offsets
+
+    # Keyed records land where librdkafka's murmur2 partitioner puts them.
+    reports = produce_all(Producer({"bootstrap.servers": broker.bootstrap, "partitioner": "murmur2_random"}),
+                          "web", [(b"user-1", b"x"), (b"user-2", b"x")])
+    for r in reports:
+        assert r.partition() == by_key[r.key()].partition()
+
+
+def test_records_from_librdkafka_are_read_over_http(broker):
+    create_topic(broker, "feed")
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p.produce("feed", key=b"k", value=b"text", headers=[("h", b"v")], timestamp=1_700_000_000_000)
+    p.produce("feed", value=b"\xff\xfe")
+    p.produce("feed", key=b"tomb", value=None)
+    for i in range(10):
+        p.produce("feed", value=f"n{i}".encode())
+    assert p.flush(15) == 0
+
+    status, body = call(broker, "GET", "/v1/topics/feed/partitions/0/records?offset=0&max=3")
+    assert status == 200, body
+    first, binary, tombstone = body["records"]
+    assert first == {"offset": 0, "timestamp": 1_700_000_000_000, "key": "k", "value": "text",
+                     "headers": [{"key": "h", "value": "v"}]}
+    assert binary["value_base64"] == base64.b64encode(b"\xff\xfe").decode() and "value" not in binary
+    assert tombstone["key"] == "tomb" and tombstone["value"] is None
+    assert body["next_offset"] == 3 and body["high_watermark"] == 13
+
+    status, body = call(broker, "GET", "/v1/topics/feed/partitions/0/records?offset=3&max=100")
+    assert [r["value"] for r in body["records"]] == [f"n{i}" for i in range(10)]
+    assert body["next_offset"] == 13
+    status, body = call(broker, "GET", "/v1/topics/feed/partitions/0/records")
+    assert status == 200 and body["records"][0]["offset"] == 0
+
+
+def test_a_waiting_fetch_answers_when_a_record_arrives(broker):
+    create_topic(broker, "waiting")
+    result = {}
+
+    def wait_for_record():
+        started = time.monotonic()
+        result["answer"] = call(broker, "GET", "/v1/topics/waiting/partitions/0/records?offset=0&wait_ms=10000")
+        result["seconds"] = time.monotonic() - started
+
+    reader = threading.Thread(target=wait_for_record)
+    reader.start()
+    time.sleep(0.3)  # let the fetch park; the assertion below does not depend on it
+    produce_all(Producer({"bootstrap.servers": broker.bootstrap}), "waiting", [(None, b"late")])
+    reader.join(timeout=30)
+    status, body = result["answer"]
+    assert status == 200 and [r["value"] for r in body["records"]] == ["late"]
+    assert result["seconds"] < 8, result["seconds"]
+
+
+def test_topic_admin_routes(broker):
+    status, body = call(broker, "POST", "/v1/topics",
+                        {"name": "managed", "partitions": 4, "configs": {"retention.ms": "60000"}})
+    assert (status, body) == (201, {"name": "managed", "partitions": 4})
+    assert call(broker, "POST", "/v1/topics", {"name": "managed"})[0] == 409
+
+    status, body = call(broker, "GET", "/v1/topics")
+    assert {"name": "managed", "partitions": 4, "internal": False} in body["topics"]
+    status, body = call(broker, "GET", "/v1/topics/managed")
+    assert status == 200 and len(body["partitions"]) == 4
+    assert body["configs"]["retention.ms"] == "60000"
+    assert body["partitions"][0] == {"partition": 0, "leader": 0, "log_start_offset": 0, "end_offset": 0}
+
+    assert call(broker, "DELETE", "/v1/topics/managed") == (204, None)
+    assert call(broker, "GET", "/v1/topics/managed")[0] == 404
+    assert call(broker, "DELETE", "/v1/topics/managed")[0] == 404
+
+
+def test_bad_requests_get_json_errors_and_never_5xx(broker):
+    create_topic(broker, "strict", partitions=2)
+    cases = [
+        ("POST", "/v1/topics/strict/records", None, b"not json", 400),
+        ("POST", "/v1/topics/strict/records", {"records": []}, None, 400),
+        ("POST", "/v1/topics/strict/records", {"records": [{"value": "x"}] * 10_001}, None, 400),
+        ("POST", "/v1/topics/strict/records", {"records": [{"value": "x", "partition": 9}]}, None, 400),
+        ("POST", "/v1/topics/strict/records", {"records": [{"value": "x", "value_base64": "eA=="}]}, None, 400),
+        ("POST", "/v1/topics/strict/records", {"records": [{"value_base64": "!!"}]}, None, 400),
+        ("POST", "/v1/topics/strict/records", {"records": [{"surprise": 1}]}, None, 400),
+        ("POST", "/v1/topics/strict/records", None, b"{" + b" " * (17 * 1024 * 1024) + b"}", 413),
+        ("POST", "/v1/topics/bad%20name/records", {"records": [{"value": "x"}]}, None, 400),
+        ("GET", "/v1/topics/strict/partitions/x/records", None, None, 400),
+        ("GET", "/v1/topics/strict/partitions/7/records", None, None, 404),
+        ("GET", "/v1/topics/strict/partitions/0/records?max=0", None, None, 400),
+        ("GET", "/v1/topics/strict/partitions/0/records?wait_ms=99999999", None, None, 400),
+        ("GET", "/v1/topics/strict/partitions/0/records?offset=-5", None, None, 400),
+        ("GET", "/v1/topics/strict/partitions/0/records?offset=999", None, None, 400),
+        ("GET", "/v1/topics/strict/partitions/0/records?bogus=1", None, None, 400),
+        ("GET", "/v1/no/such/route", None, None, 404),
+        ("POST", "/v1/topics", {"name": "x", "partitions": -3}, None, 400),
+        ("POST", "/v1/topics", {"partitions": 1}, None, 400),
+    ]
+    for method, path, body, raw, expected in cases:
+        status, answer = call(broker, method, path, body=body, raw=raw)
+        assert status == expected, (method, path, status, answer)
+        assert set(answer) == {"error_code", "message"}, answer
