@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct BrokerProcess {
     child: Child,
     pub bootstrap: String,
+    /// HOST:PORT of the HTTP API.
+    pub http: String,
     _data: tempfile::TempDir,
 }
 
@@ -20,13 +22,15 @@ impl BrokerProcess {
             .tempdir_in(".")?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let bootstrap = format!("127.0.0.1:{port}");
+        let http_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let http = format!("127.0.0.1:{http_port}");
         let child = Command::new(binary)
             .args([
                 "serve",
                 "--listen",
                 &bootstrap,
                 "--http-listen",
-                "off",
+                &http,
                 "--data-dir",
             ])
             .arg(data.path())
@@ -35,15 +39,21 @@ impl BrokerProcess {
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&bootstrap).is_err() {
+        while std::net::TcpStream::connect(&bootstrap).is_err()
+            || std::net::TcpStream::connect(&http).is_err()
+        {
             if Instant::now() > deadline {
-                bail!("broker did not start listening on {bootstrap}");
+                let mut child = child;
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("broker did not start listening on {bootstrap} and {http}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(BrokerProcess {
             child,
             bootstrap,
+            http,
             _data: data,
         })
     }

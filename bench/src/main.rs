@@ -8,6 +8,7 @@
 
 mod broker;
 mod groups;
+mod http;
 mod load;
 
 use broker::BrokerProcess;
@@ -252,6 +253,48 @@ fn run_group_workloads(
     Ok(())
 }
 
+/// Connections posting at once in the HTTP produce workload.
+const HTTP_CONNECTIONS: usize = 4;
+/// Records per HTTP produce request (the figure).
+const HTTP_BATCH_RECORDS: usize = 100;
+
+/// HTTP produce: batches of 100 records of 100 bytes, `--records` in all, median of
+/// `--repeat` passes on fresh topics.
+fn run_http_produce(broker: &BrokerProcess, args: &Args) -> anyhow::Result<()> {
+    let batches = (args.records as usize / HTTP_BATCH_RECORDS).max(1);
+    let mut rates = Vec::new();
+    let mut cpu = Vec::new();
+    for r in 0..args.repeat.max(1) {
+        let topic = format!("http-{r}");
+        create_topic(&broker.bootstrap, &topic, 1, &args.topic_configs)?;
+        let cpu_before = broker.cpu_seconds()?;
+        let elapsed = http::produce(
+            &broker.http,
+            &topic,
+            HTTP_CONNECTIONS,
+            batches,
+            HTTP_BATCH_RECORDS,
+            100,
+        )?;
+        let records = (batches * HTTP_BATCH_RECORDS) as f64;
+        rates.push(records / elapsed.as_secs_f64());
+        cpu.push((broker.cpu_seconds()? - cpu_before) / (records / 1e6));
+        if !args.keep_topics {
+            delete_topic(&broker.bootstrap, &topic)?;
+        }
+    }
+    rates.sort_by(f64::total_cmp);
+    cpu.sort_by(f64::total_cmp);
+    println!(
+        "http produce: {:.0} records/s in requests of {HTTP_BATCH_RECORDS} records of 100 B over {HTTP_CONNECTIONS} connections (acks=all), broker CPU {:.2} s per million (median of {}; runs {:?})",
+        rates[rates.len() / 2],
+        cpu[cpu.len() / 2],
+        rates.len(),
+        rates.iter().map(|r| r.round() as i64).collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
 fn print_throughput_header() {
     println!(
         "{:<24} {:>11} {:>8} {:>10} {:>11} {:>8} {:>10} {:>9} {:>9}",
@@ -313,6 +356,9 @@ fn main() -> anyhow::Result<()> {
         );
     }
     run_group_workloads(&broker, &args, wanted)?;
+    if wanted("http produce") {
+        run_http_produce(&broker, &args)?;
+    }
     let latency_runs: [(&str, &[(&str, &str)]); 3] = [
         ("defaults", &[]),
         ("linger.ms=0", &[("linger.ms", "0")]),
