@@ -289,6 +289,8 @@ def test_cli_reset_offsets_dry_run_execute_and_delete(broker):
 
     sluice(broker, "group", "delete", "replay")
     assert "replay" not in sluice(broker, "group", "list").stdout.decode()
+    gone = sluice(broker, "group", "describe", "replay", check=False)
+    assert gone.returncode == 4 and b"GROUP_ID_NOT_FOUND" in gone.stderr
 
 
 @pytest.mark.parametrize("command", [

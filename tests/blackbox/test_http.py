@@ -152,3 +152,27 @@ def test_bad_requests_get_json_errors_and_never_5xx(broker):
         status, answer = call(broker, method, path, body=body, raw=raw)
         assert status == expected, (method, path, status, answer)
         assert set(answer) == {"error_code", "message"}, answer
+
+
+def test_group_routes_show_what_librdkafka_committed(broker):
+    from confluent_kafka import Consumer, TopicPartition
+    create_topic(broker, "billing", partitions=2)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        p.produce("billing", value=b"x", partition=i % 2)
+    assert p.flush(15) == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "invoicer"})
+    c.commit(offsets=[TopicPartition("billing", 0, 2), TopicPartition("billing", 1, 5)],
+             asynchronous=False)
+    c.close()
+
+    status, body = call(broker, "GET", "/v1/groups")
+    assert status == 200 and "invoicer" in [g["group"] for g in body["groups"]]
+    status, body = call(broker, "GET", "/v1/groups/invoicer")
+    assert status == 200, body
+    assert body["members"] == [] and body["state"] == "Empty"
+    rows = {(r["topic"], r["partition"]): (r["committed_offset"], r["end_offset"], r["lag"])
+            for r in body["partitions"]}
+    assert rows == {("billing", 0): (2, 5, 3), ("billing", 1): (5, 5, 0)}
+    status, body = call(broker, "GET", "/v1/groups/nobody")
+    assert status == 404 and body["error_code"] == "GROUP_ID_NOT_FOUND"

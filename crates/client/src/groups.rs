@@ -75,9 +75,10 @@ pub async fn list_groups(client: &mut Client) -> Result<Vec<ListedGroup>> {
 
 pub async fn describe_group(client: &mut Client, group: &str) -> Result<DescribedGroup> {
     let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))]);
+    // v6 answers GROUP_ID_NOT_FOUND for a group that does not exist (older versions: "Dead").
     let (_, response) = coordinator_connection(client, group)
         .await?
-        .send(&request, 5)
+        .send(&request, 6)
         .await?;
     let described = response
         .groups
@@ -278,4 +279,85 @@ pub async fn consumer_group_heartbeat(
         }));
     let (_, response) = connection.send(&request, 1).await?;
     Ok(response)
+}
+
+/// A member of a described group, with the partitions assigned to it.
+#[derive(Debug, Clone)]
+pub struct MemberReport {
+    pub member_id: String,
+    pub client_id: String,
+    pub client_host: String,
+    pub partitions: Vec<(String, i32)>,
+}
+
+/// One partition a group committed or owns: where the group stands and how far behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub committed: Option<i64>,
+    pub end_offset: i64,
+    pub owner: Option<String>,
+}
+
+impl PartitionLag {
+    /// Log end offset minus committed offset; `None` when nothing is committed.
+    pub fn lag(&self) -> Option<i64> {
+        self.committed.map(|c| (self.end_offset - c).max(0))
+    }
+}
+
+/// A group as `sluice group describe` and `GET /v1/groups/{group}` show it.
+#[derive(Debug, Clone)]
+pub struct GroupReport {
+    pub group_id: String,
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberReport>,
+    pub partitions: Vec<PartitionLag>,
+}
+
+/// Describes `group` with its members, and the lag of every partition it committed or owns.
+pub async fn report(client: &mut Client, group: &str) -> Result<GroupReport> {
+    let described = describe_group(client, group).await?;
+    let committed = committed_offsets(client, group, None).await?;
+    let members: Vec<MemberReport> = described
+        .members
+        .iter()
+        .map(|m| MemberReport {
+            member_id: m.member_id.to_string(),
+            client_id: m.client_id.to_string(),
+            client_host: m.client_host.to_string(),
+            partitions: assigned_partitions(&m.member_assignment),
+        })
+        .collect();
+    let mut owners: BTreeMap<(String, i32), String> = BTreeMap::new();
+    for m in &members {
+        for tp in &m.partitions {
+            owners.insert(tp.clone(), m.member_id.clone());
+        }
+    }
+    let keys: std::collections::BTreeSet<(String, i32)> =
+        committed.keys().chain(owners.keys()).cloned().collect();
+    let mut partitions = Vec::with_capacity(keys.len());
+    for (topic, partition) in keys {
+        let end_offset =
+            crate::data::list_offset(client, &topic, partition, crate::data::LATEST).await?;
+        partitions.push(PartitionLag {
+            committed: committed.get(&(topic.clone(), partition)).copied(),
+            owner: owners.get(&(topic.clone(), partition)).cloned(),
+            topic,
+            partition,
+            end_offset,
+        });
+    }
+    Ok(GroupReport {
+        group_id: group.to_string(),
+        state: described.group_state.to_string(),
+        protocol_type: described.protocol_type.to_string(),
+        protocol: described.protocol_data.to_string(),
+        members,
+        partitions,
+    })
 }

@@ -10,9 +10,11 @@
 //!
 //! Routes: `GET /healthz`, `GET /readyz`; `GET|POST /v1/topics`, `GET|DELETE
 //! /v1/topics/{topic}`; `POST /v1/topics/{topic}/records`; `GET
-//! /v1/topics/{topic}/partitions/{partition}/records`.
+//! /v1/topics/{topic}/partitions/{partition}/records`; `GET /v1/groups`, `GET
+//! /v1/groups/{group}`.
 
 mod error;
+mod groups;
 mod pool;
 mod records;
 mod topics;
@@ -90,6 +92,8 @@ fn router(state: Arc<AppState>) -> Router {
             "/v1/topics/{topic}",
             get(topics::describe).delete(topics::delete),
         )
+        .route("/v1/groups", get(groups::list))
+        .route("/v1/groups/{group}", get(groups::describe))
         .route("/v1/topics/{topic}/records", post(records::produce))
         .route(
             "/v1/topics/{topic}/partitions/{partition}/records",

@@ -4,7 +4,7 @@ use super::{Start, Target, parse_start, start_offset};
 use sluice_client::data::{self, EARLIEST, LATEST};
 use sluice_client::groups::{self, Member};
 use sluice_client::{Client, ClientError};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum GroupCommand {
@@ -87,32 +87,27 @@ async fn list(client: &mut Client) -> anyhow::Result<()> {
 }
 
 async fn describe(client: &mut Client, group: &str) -> anyhow::Result<()> {
-    let described = groups::describe_group(client, group).await?;
-    let committed = groups::committed_offsets(client, group, None).await?;
+    let report = groups::report(client, group).await?;
     println!("group     {group}");
-    println!("state     {}", described.group_state);
-    println!(
-        "protocol  {} {}",
-        described.protocol_type, described.protocol_data
-    );
-    println!("members   {}", described.members.len());
-    let mut owner: BTreeMap<(String, i32), String> = BTreeMap::new();
-    if !described.members.is_empty() {
+    println!("state     {}", report.state);
+    println!("protocol  {} {}", report.protocol_type, report.protocol);
+    println!("members   {}", report.members.len());
+    if !report.members.is_empty() {
         println!();
         println!(
             "MEMBER                                    CLIENT-ID            HOST                 PARTITIONS"
         );
-        for m in &described.members {
-            let assigned = groups::assigned_partitions(&m.member_assignment);
-            let list: Vec<String> = assigned.iter().map(|(t, p)| format!("{t}-{p}")).collect();
-            for tp in assigned {
-                owner.insert(tp, m.member_id.to_string());
-            }
+        for m in &report.members {
+            let list: Vec<String> = m
+                .partitions
+                .iter()
+                .map(|(t, p)| format!("{t}-{p}"))
+                .collect();
             println!(
                 "{:<40}  {:<19}  {:<19}  {}",
-                m.member_id.as_str(),
-                m.client_id.as_str(),
-                m.client_host.as_str(),
+                m.member_id,
+                m.client_id,
+                m.client_host,
                 if list.is_empty() {
                     "-".to_string()
                 } else {
@@ -121,24 +116,22 @@ async fn describe(client: &mut Client, group: &str) -> anyhow::Result<()> {
             );
         }
     }
-    let partitions: BTreeSet<(String, i32)> =
-        committed.keys().chain(owner.keys()).cloned().collect();
-    if partitions.is_empty() {
+    if report.partitions.is_empty() {
         return Ok(());
     }
     println!();
     println!("TOPIC                 PARTITION  COMMITTED  END        LAG        MEMBER");
-    for (topic, partition) in partitions {
-        let end = data::list_offset(client, &topic, partition, LATEST).await?;
-        let at = committed.get(&(topic.clone(), partition));
-        let (committed_text, lag) = match at {
-            Some(c) => (c.to_string(), (end - c).max(0).to_string()),
-            None => ("-".to_string(), "-".to_string()),
-        };
-        let member = owner
-            .get(&(topic.clone(), partition))
-            .map_or("-", String::as_str);
-        println!("{topic:<20}  {partition:<9}  {committed_text:<9}  {end:<9}  {lag:<9}  {member}");
+    for row in &report.partitions {
+        let text = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+        println!(
+            "{:<20}  {:<9}  {:<9}  {:<9}  {:<9}  {}",
+            row.topic,
+            row.partition,
+            text(row.committed),
+            row.end_offset,
+            text(row.lag()),
+            row.owner.as_deref().unwrap_or("-")
+        );
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! any protocol detail (that is `sluice-client`).
 //!
 //! Exit codes: 0 done; 1 the cluster refused or failed the request; 2 bad usage (clap's);
-//! 3 no broker reachable; 4 the named topic does not exist.
+//! 3 no broker reachable; 4 the named topic or group does not exist.
 
 pub mod cluster;
 pub mod consume;
@@ -84,6 +84,10 @@ fn classify(e: &anyhow::Error, target: &Target) -> (u8, Option<String>) {
         Some(err) if err.code() == Some(3) => (
             4,
             Some("`sluice topic list` shows the topics there are".to_string()),
+        ),
+        Some(err) if err.code() == Some(69) => (
+            4,
+            Some("`sluice group list` shows the groups there are".to_string()),
         ),
         Some(err) if err.code() == Some(36) => (
             1,

@@ -1,0 +1,85 @@
+//! `/v1/groups`: consumer groups with their members and, per partition, committed offset, log
+//! end offset and lag (the same report as `sluice group describe`).
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use serde_json::{Value, json};
+use sluice_client::Client;
+use sluice_client::groups;
+use std::sync::Arc;
+
+pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
+    let listed = state
+        .pool
+        .with(async |client: &mut Client| -> ApiResult<_> {
+            Ok(groups::list_groups(client).await?)
+        })
+        .await?;
+    let groups: Vec<Value> = listed
+        .into_iter()
+        .map(|g| {
+            json!({
+                "group": g.group_id,
+                "state": g.state,
+                "protocol_type": g.protocol_type,
+                "type": g.group_type,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "groups": groups })))
+}
+
+pub async fn describe(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let Path(group) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let report = state
+        .pool
+        .with(async |client: &mut Client| -> ApiResult<_> {
+            Ok(groups::report(client, &group).await?)
+        })
+        .await?;
+    let members: Vec<Value> = report
+        .members
+        .iter()
+        .map(|m| {
+            let assignment: Vec<Value> = m
+                .partitions
+                .iter()
+                .map(|(t, p)| json!({"topic": t, "partition": p}))
+                .collect();
+            json!({
+                "member_id": m.member_id,
+                "client_id": m.client_id,
+                "host": m.client_host,
+                "assignment": assignment,
+            })
+        })
+        .collect();
+    let partitions: Vec<Value> = report
+        .partitions
+        .iter()
+        .map(|p| {
+            json!({
+                "topic": p.topic,
+                "partition": p.partition,
+                "committed_offset": p.committed,
+                "end_offset": p.end_offset,
+                "lag": p.lag(),
+                "member_id": p.owner,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "group": report.group_id,
+        "state": report.state,
+        "protocol_type": report.protocol_type,
+        "protocol": report.protocol,
+        "members": members,
+        "partitions": partitions,
+    })))
+}
