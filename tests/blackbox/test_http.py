@@ -176,3 +176,53 @@ def test_group_routes_show_what_librdkafka_committed(broker):
     assert rows == {("billing", 0): (2, 5, 3), ("billing", 1): (5, 5, 0)}
     status, body = call(broker, "GET", "/v1/groups/nobody")
     assert status == 404 and body["error_code"] == "GROUP_ID_NOT_FOUND"
+
+
+def read_sse_events(response, count, timeout=30):
+    """Parses `count` events (dicts of their fields) from a streaming HTTP response."""
+    events, current = [], {}
+    deadline = time.monotonic() + timeout
+    while len(events) < count and time.monotonic() < deadline:
+        line = response.readline().decode().rstrip("\n")
+        if line == "":
+            if current:
+                events.append(current)
+                current = {}
+            continue
+        if line.startswith(":"):
+            continue  # keep-alive comment
+        field, _, value = line.partition(":")
+        current[field] = value.lstrip(" ")
+    return events
+
+
+def test_sse_stream_delivers_records_live(broker):
+    create_topic(broker, "ticker", partitions=2)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p.produce("ticker", key=b"a", value=b"before-0", partition=0)
+    p.produce("ticker", key=b"b", value=b"before-1", partition=1)
+    assert p.flush(15) == 0
+
+    response = urllib.request.urlopen(broker.http + "/v1/topics/ticker/stream?from=earliest", timeout=30)
+    assert response.status == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    first = read_sse_events(response, 2)
+    p.produce("ticker", value=b"live-0", partition=0)
+    p.produce("ticker", value=b"\xff", partition=1)
+    assert p.flush(15) == 0
+    later = read_sse_events(response, 2)
+    response.close()
+
+    events = first + later
+    assert [e["event"] for e in events] == ["record"] * 4
+    records = [json.loads(e["data"]) for e in events]
+    assert sorted(r.get("value") or r.get("value_base64") for r in records) == \
+        sorted(["before-0", "before-1", "live-0", base64.b64encode(b"\xff").decode()])
+    for e, r in zip(events, records):
+        assert e["id"] == f"{r['partition']}-{r['offset']}"
+
+
+def test_sse_stream_refuses_bad_requests(broker):
+    create_topic(broker, "quiet")
+    assert call(broker, "GET", "/v1/topics/quiet/stream?from=never")[0] == 400
+    assert call(broker, "GET", "/v1/topics/none-such/stream")[0] == 404

@@ -16,6 +16,7 @@ pub mod error;
 pub mod groups;
 pub mod json;
 pub mod partitioner;
+pub mod position;
 
 pub use client::Client;
 pub use connection::Connection;

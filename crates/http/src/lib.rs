@@ -10,13 +10,14 @@
 //!
 //! Routes: `GET /healthz`, `GET /readyz`; `GET|POST /v1/topics`, `GET|DELETE
 //! /v1/topics/{topic}`; `POST /v1/topics/{topic}/records`; `GET
-//! /v1/topics/{topic}/partitions/{partition}/records`; `GET /v1/groups`, `GET
-//! /v1/groups/{group}`.
+//! /v1/topics/{topic}/partitions/{partition}/records`; `GET /v1/topics/{topic}/stream`
+//! (Server-Sent Events); `GET /v1/groups`, `GET /v1/groups/{group}`.
 
 mod error;
 mod groups;
 mod pool;
 mod records;
+mod stream;
 mod topics;
 
 use axum::Json;
@@ -29,13 +30,17 @@ use bytes::Bytes;
 use error::{ApiError, ApiResult};
 use pool::ClientPool;
 use serde_json::{Value, json};
-use sluice_types::limits::HTTP_BODY_BYTES_MAX;
+use sluice_types::limits::{HTTP_BODY_BYTES_MAX, HTTP_STREAMS_MAX};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) struct AppState {
     pool: ClientPool,
+    /// Where streams open their own broker connections.
+    bootstrap: String,
+    /// Open Server-Sent Events streams, at most `HTTP_STREAMS_MAX`.
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// The running HTTP API.
@@ -51,7 +56,9 @@ impl HttpApi {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
         let state = Arc::new(AppState {
-            pool: ClientPool::new(bootstrap),
+            pool: ClientPool::new(bootstrap.clone()),
+            bootstrap,
+            streams: Arc::new(tokio::sync::Semaphore::new(HTTP_STREAMS_MAX)),
         });
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
@@ -95,6 +102,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/groups", get(groups::list))
         .route("/v1/groups/{group}", get(groups::describe))
         .route("/v1/topics/{topic}/records", post(records::produce))
+        .route("/v1/topics/{topic}/stream", get(stream::stream))
         .route(
             "/v1/topics/{topic}/partitions/{partition}/records",
             get(records::fetch),

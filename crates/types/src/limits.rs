@@ -94,3 +94,7 @@ pub const HTTP_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 /// Most records one HTTP produce may carry, and one HTTP fetch may return.
 pub const HTTP_RECORDS_PER_REQUEST_MAX: usize = 10_000;
+
+/// Most Server-Sent Events streams the HTTP API serves at once (each holds a broker
+/// connection of its own).
+pub const HTTP_STREAMS_MAX: usize = 1_000;

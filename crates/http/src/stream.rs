@@ -1,0 +1,155 @@
+//! `GET /v1/topics/{topic}/stream?from=...`: a live Server-Sent Events stream of a topic's
+//! records, every partition, one event per record:
+//!
+//! ```text
+//! event: record
+//! id: 2-41                      partition-offset
+//! data: {"partition":2,"offset":41,"timestamp":...,"key":...,"value":...,"headers":[...]}
+//! ```
+//! A stream holds a broker connection of its own (not the pool's) while the client listens,
+//! long-polling one Fetch at a time; at most `HTTP_STREAMS_MAX` run at once. A broker error
+//! ends the stream with an `event: error` whose data is the usual error JSON.
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde::Deserialize;
+use sluice_client::data;
+use sluice_client::json::record_to_json;
+use sluice_client::position::{Start, parse_start, start_offset};
+use sluice_client::{Client, ClientError};
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
+
+/// How long one fetch of a stream waits for new records.
+const STREAM_FETCH_WAIT: Duration = Duration::from_secs(1);
+/// Bytes one fetch may bring back per partition.
+const PARTITION_FETCH_BYTES: i32 = 1024 * 1024;
+/// How long a stream's broker requests may take.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamParams {
+    /// earliest, latest (default), an offset, or @TIMESTAMP.
+    from: Option<String>,
+}
+
+/// One stream's state between events.
+struct Streaming {
+    client: Client,
+    topic: String,
+    positions: BTreeMap<i32, i64>,
+    ready: VecDeque<Event>,
+    done: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+pub async fn stream(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<String>, PathRejection>,
+    params: Result<Query<StreamParams>, QueryRejection>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let Path(topic) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let from = match params.from.as_deref() {
+        None => Start::Latest,
+        Some(text) => parse_start(text).map_err(ApiError::bad_request)?,
+    };
+    let permit = state
+        .streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error_code: "TOO_MANY_STREAMS".into(),
+            message: format!(
+                "{} streams are open, the most this server keeps",
+                sluice_types::limits::HTTP_STREAMS_MAX
+            ),
+        })?;
+    let mut client =
+        Client::connect(&state.bootstrap, "sluice-http-stream", BROKER_TIMEOUT).await?;
+    let positions = start_positions(&mut client, &topic, from).await?;
+    let streaming = Streaming {
+        client,
+        topic,
+        positions,
+        ready: VecDeque::new(),
+        done: false,
+        _permit: permit,
+    };
+    let events = futures::stream::unfold(streaming, |mut s| async move {
+        loop {
+            if let Some(event) = s.ready.pop_front() {
+                return Some((Ok(event), s));
+            }
+            if s.done {
+                return None;
+            }
+            if let Err(e) = s.fetch().await {
+                let body = serde_json::json!({"error_code": e.error_code, "message": e.message});
+                s.ready
+                    .push_back(Event::default().event("error").data(body.to_string()));
+                s.done = true;
+            }
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+async fn start_positions(
+    client: &mut Client,
+    topic: &str,
+    from: Start,
+) -> ApiResult<BTreeMap<i32, i64>> {
+    let metadata = client.metadata(Some(&[topic.to_string()]), false).await?;
+    let t = metadata
+        .topics
+        .first()
+        .ok_or_else(|| ApiError::not_found(format!("no topic {topic}")))?;
+    ClientError::check(t.error_code, None, || format!("looking up topic {topic}"))?;
+    let mut positions = BTreeMap::new();
+    for p in &t.partitions {
+        let offset = start_offset(client, topic, p.partition_index, from).await?;
+        positions.insert(p.partition_index, offset);
+    }
+    Ok(positions)
+}
+
+impl Streaming {
+    /// One long-polling fetch of every partition; its records become events.
+    async fn fetch(&mut self) -> ApiResult<()> {
+        let wanted: Vec<(i32, i64)> = self.positions.iter().map(|(p, o)| (*p, *o)).collect();
+        let fetched = data::fetch_partitions(
+            &mut self.client,
+            &self.topic,
+            &wanted,
+            STREAM_FETCH_WAIT,
+            PARTITION_FETCH_BYTES,
+        )
+        .await?;
+        for f in fetched {
+            let records = f.result?.records;
+            let ready = &mut self.ready;
+            let next = data::for_each_record(&records, f.offset, |r| {
+                let json = record_to_json(None, Some(f.partition), r);
+                ready.push_back(
+                    Event::default()
+                        .event("record")
+                        .id(format!("{}-{}", f.partition, r.offset))
+                        .data(json.to_string()),
+                );
+            })?;
+            self.positions.insert(f.partition, next);
+        }
+        Ok(())
+    }
+}
