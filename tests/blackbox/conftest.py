@@ -69,8 +69,11 @@ class Broker:
         if self.proc.poll() is not None:
             raise AssertionError(f"sluice exited with {self.proc.returncode}:\n{self.log()}")
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
+            # Both listeners: the HTTP API starts right after the Kafka one.
+            for port in (self.port, self.http_port):
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    pass
+            return True
         except OSError:
             return False
 

@@ -226,3 +226,43 @@ def test_sse_stream_refuses_bad_requests(broker):
     create_topic(broker, "quiet")
     assert call(broker, "GET", "/v1/topics/quiet/stream?from=never")[0] == 400
     assert call(broker, "GET", "/v1/topics/none-such/stream")[0] == 404
+
+
+def scrape(broker):
+    with urllib.request.urlopen(broker.http + "/metrics", timeout=30) as response:
+        assert response.headers["content-type"].startswith("application/openmetrics-text")
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def test_metrics_match_what_clients_did(broker):
+    from confluent_kafka import Consumer, TopicPartition
+    create_topic(broker, "metered")
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    produce_all(p, "metered", [(None, b"0123456789")] * 50)
+    consume_all(broker, "metered", 50)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "meter-readers"})
+    c.commit(offsets=[TopicPartition("metered", 0, 20)], asynchronous=False)
+    c.close()
+
+    m = scrape(broker)
+    assert m['sluice_produced_records_total{topic="metered"}'] == 50
+    assert m['sluice_fetched_records_total{topic="metered"}'] >= 50
+    assert m['sluice_produced_bytes_total{topic="metered"}'] > 50 * 10
+    assert m['sluice_partition_high_watermark{topic="metered",partition="0"}'] == 50
+    assert m['sluice_partition_log_start_offset{topic="metered",partition="0"}'] == 0
+    assert m['sluice_partition_size_bytes{topic="metered",partition="0"}'] == \
+        m['sluice_produced_bytes_total{topic="metered"}']
+    assert m['sluice_group_committed_offset{group="meter-readers",topic="metered",partition="0"}'] == 20
+    assert m['sluice_group_lag{group="meter-readers",topic="metered",partition="0"}'] == 30
+    assert m['sluice_requests_total{api="Produce"}'] >= 1
+    assert m['sluice_request_duration_seconds_count{api="Produce"}'] == m['sluice_requests_total{api="Produce"}']
+    assert m["sluice_fsync_duration_seconds_count"] >= 1  # acks=all waited for one
+    assert m["sluice_connections"] >= 1  # the producer is still connected
+    assert m["sluice_group_series_dropped"] == 0
+    del p

@@ -3,6 +3,7 @@
 //! recovery-point checkpoints). fsyncs and file deletions run on the blocking pool, never on
 //! the async threads.
 
+use crate::metrics::Metrics;
 use crate::server::Broker;
 use sluice_storage::Partition;
 use std::sync::Arc;
@@ -24,7 +25,11 @@ const FSYNC_SPACING: Duration = Duration::from_micros(500);
 /// Flushes one partition whenever a producer waits for durability, and whenever `flush.ms`
 /// or `flush.messages` says so. While one fsync runs, new requests accumulate and share the
 /// next one: that is the group commit.
-pub(crate) async fn flush_loop(partition: Arc<Partition>, shutdown: CancellationToken) {
+pub(crate) async fn flush_loop(
+    partition: Arc<Partition>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
     let mut last_fsync = std::time::Instant::now() - FSYNC_SPACING;
     loop {
         let check_ms = partition
@@ -49,9 +54,15 @@ pub(crate) async fn flush_loop(partition: Arc<Partition>, shutdown: Cancellation
             if since < FSYNC_SPACING {
                 std::thread::sleep(FSYNC_SPACING - since);
             }
-            p.flush(crate::now_ms())
+            let started = std::time::Instant::now();
+            let flushed = p.flush(crate::now_ms());
+            (flushed, started.elapsed())
         })
-        .await;
+        .await
+        .map(|(flushed, took)| {
+            metrics.fsync_done(took);
+            flushed
+        });
         last_fsync = std::time::Instant::now();
         match result {
             Ok(Ok(())) => {}

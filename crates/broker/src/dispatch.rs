@@ -57,7 +57,15 @@ pub(crate) fn dispatch(
             ),
         });
     }
-    handlers::route(broker, request, peer)
+    let api = request.api_key;
+    let started = std::time::Instant::now();
+    let pending = handlers::route(broker, request, peer)?;
+    let metrics = broker.metrics.clone();
+    Ok(Box::pin(async move {
+        let reply = pending.await;
+        metrics.request_done(&format!("{api:?}"), started.elapsed());
+        reply
+    }))
 }
 
 pub(crate) fn ready(reply: Reply) -> Pending {

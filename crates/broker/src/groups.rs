@@ -189,6 +189,22 @@ impl Groups {
             .collect()
     }
 
+    /// Every committed offset of every group: (group, topic, partition, offset), for metrics.
+    pub(crate) fn all_committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        self.read_all(|c| {
+            c.list_groups()
+                .into_iter()
+                .flat_map(|g| {
+                    c.fetch_offsets(&g.group_id, None)
+                        .into_iter()
+                        .filter(|o| o.offset >= 0)
+                        .map(move |o| (g.group_id.clone(), o.topic, o.partition, o.offset))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        })
+    }
+
     /// Fires the coordinators' deadlines until shutdown, and expires old offsets every
     /// `offsets_retention_check_ms`.
     pub(crate) async fn tick_loop(

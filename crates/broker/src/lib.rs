@@ -15,6 +15,7 @@ mod dispatch;
 mod error;
 mod groups;
 mod handlers;
+mod metrics;
 mod server;
 
 pub use config::{BrokerConfig, OFFSETS_TOPIC_PARTITIONS_DEFAULT};

@@ -4,6 +4,7 @@ use crate::background;
 use crate::config::BrokerConfig;
 use crate::connection;
 use crate::groups::Groups;
+use crate::metrics::Metrics;
 use sluice_storage::{LogManager, Partition, StorageError, Topic};
 use sluice_types::limits::CONNECTIONS_MAX;
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ pub struct Broker {
     pub(crate) logs: LogManager,
     pub(crate) cluster_id: String,
     groups: OnceLock<Arc<Groups>>,
+    pub(crate) metrics: Arc<Metrics>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -70,8 +72,11 @@ impl Broker {
     }
 
     fn start_partition(self: &Arc<Self>, partition: Arc<Partition>) {
-        self.tasks
-            .spawn(background::flush_loop(partition, self.shutdown.clone()));
+        self.tasks.spawn(background::flush_loop(
+            partition,
+            self.metrics.clone(),
+            self.shutdown.clone(),
+        ));
     }
 }
 
@@ -103,6 +108,7 @@ impl RunningBroker {
             logs,
             cluster_id,
             groups: OnceLock::new(),
+            metrics: Arc::new(Metrics::new()),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
         });
@@ -145,6 +151,12 @@ impl RunningBroker {
         self.local_addr
     }
 
+    /// A function that renders the broker's metrics as OpenMetrics text (for `/metrics`).
+    pub fn metrics_renderer(&self) -> Arc<dyn Fn() -> String + Send + Sync> {
+        let broker = self.broker.clone();
+        Arc::new(move || broker.metrics.render(&broker))
+    }
+
     /// Stops accepting, lets connections answer what they already read, flushes every log and
     /// leaves the clean-shutdown marker.
     pub async fn shutdown(self) -> Result<(), StorageError> {
@@ -185,8 +197,11 @@ async fn accept(broker: Arc<Broker>, listener: TcpListener) {
             Ok((stream, peer)) => {
                 let conn_broker = broker.clone();
                 let token = broker.shutdown.clone();
+                broker.metrics.connections.inc();
                 broker.tasks.spawn(async move {
+                    let metrics = conn_broker.metrics.clone();
                     connection::serve(conn_broker, stream, peer, token).await;
+                    metrics.connections.dec();
                     drop(permit);
                 });
             }

@@ -8,7 +8,8 @@
 //! Owns: routes, JSON shapes, the HTTP error format and status codes (`error`), the pool of
 //! broker connections (`pool`). Not: any storage or broker internals.
 //!
-//! Routes: `GET /healthz`, `GET /readyz`; `GET|POST /v1/topics`, `GET|DELETE
+//! Routes: `GET /healthz`, `GET /readyz`, `GET /metrics` (the broker's, rendered by a function
+//! the binary hands in, so this crate stays a client); `GET|POST /v1/topics`, `GET|DELETE
 //! /v1/topics/{topic}`; `POST /v1/topics/{topic}/records`; `GET
 //! /v1/topics/{topic}/partitions/{partition}/records`; `GET /v1/topics/{topic}/stream`
 //! (Server-Sent Events); `GET /v1/groups`, `GET /v1/groups/{group}`.
@@ -41,7 +42,12 @@ pub(crate) struct AppState {
     bootstrap: String,
     /// Open Server-Sent Events streams, at most `HTTP_STREAMS_MAX`.
     streams: Arc<tokio::sync::Semaphore>,
+    /// Renders the broker's metrics (OpenMetrics text).
+    metrics: MetricsRenderer,
 }
+
+/// What `GET /metrics` serves: the broker's metrics as OpenMetrics text.
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// The running HTTP API.
 pub struct HttpApi {
@@ -52,13 +58,18 @@ pub struct HttpApi {
 
 impl HttpApi {
     /// Binds `listen` and serves, sending Kafka requests to `bootstrap`.
-    pub async fn start(listen: SocketAddr, bootstrap: String) -> std::io::Result<HttpApi> {
+    pub async fn start(
+        listen: SocketAddr,
+        bootstrap: String,
+        metrics: MetricsRenderer,
+    ) -> std::io::Result<HttpApi> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
         let state = Arc::new(AppState {
             pool: ClientPool::new(bootstrap.clone()),
             bootstrap,
             streams: Arc::new(tokio::sync::Semaphore::new(HTTP_STREAMS_MAX)),
+            metrics,
         });
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
@@ -94,6 +105,7 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/v1/topics", get(topics::list).post(topics::create))
         .route(
             "/v1/topics/{topic}",
@@ -127,6 +139,27 @@ async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>)
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "unavailable", "message": e.to_string()})),
         ),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let render = state.metrics.clone();
+    match tokio::task::spawn_blocking(move || render()).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            error_code: "METRICS_FAILED".into(),
+            message: e.to_string(),
+        }
+        .into_response(),
     }
 }
 

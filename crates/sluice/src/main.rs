@@ -161,9 +161,10 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                     kafka.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
                 }
                 let bootstrap = kafka.to_string();
-                let api = sluice_http::HttpApi::start(address, bootstrap)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("HTTP API on {address}: {e}"))?;
+                let api =
+                    sluice_http::HttpApi::start(address, bootstrap, broker.metrics_renderer())
+                        .await
+                        .map_err(|e| anyhow::anyhow!("HTTP API on {address}: {e}"))?;
                 Some(api)
             }
             None => None,

@@ -98,3 +98,7 @@ pub const HTTP_RECORDS_PER_REQUEST_MAX: usize = 10_000;
 /// Most Server-Sent Events streams the HTTP API serves at once (each holds a broker
 /// connection of its own).
 pub const HTTP_STREAMS_MAX: usize = 1_000;
+
+/// Most (group, topic, partition) series of committed offset and lag one `/metrics` scrape
+/// exports; past it the scrape says how many it left out rather than growing without bound.
+pub const METRICS_GROUP_PARTITIONS_MAX: usize = 10_000;

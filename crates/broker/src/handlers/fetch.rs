@@ -49,13 +49,34 @@ pub(crate) fn handle(
                     max_bytes = request.max_bytes,
                     "fetch answered"
                 );
+                count_fetched(&broker, &responses);
                 return Some(FetchResponse::default().with_responses(responses));
             }
             let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
                 let (responses, _, _) = read_all(&broker, &request);
+                count_fetched(&broker, &responses);
                 return Some(FetchResponse::default().with_responses(responses));
             }
+        }
+    }
+}
+
+/// Counts the bytes and records a fetch answer carries, per topic (record counts from the
+/// batch headers; nothing is decoded).
+fn count_fetched(broker: &Broker, responses: &[FetchableTopicResponse]) {
+    for topic in responses {
+        let (mut records, mut bytes) = (0u64, 0u64);
+        for p in &topic.partitions {
+            let Some(data) = &p.records else { continue };
+            bytes += data.len() as u64;
+            records += sluice_record::BatchIter::new(data)
+                .map_while(Result::ok)
+                .map(|(header, _)| header.records_count.max(0) as u64)
+                .sum::<u64>();
+        }
+        if bytes > 0 {
+            broker.metrics.fetched(topic.topic.as_str(), records, bytes);
         }
     }
 }

@@ -120,6 +120,7 @@ fn append(
     };
     match partition.append(records, now_ms) {
         Ok(info) => {
+            broker.metrics.produced(topic, info.records, info.bytes);
             let response = PartitionProduceResponse::default()
                 .with_index(index)
                 .with_base_offset(info.base_offset)

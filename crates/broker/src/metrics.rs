@@ -1,0 +1,264 @@
+//! The broker's Prometheus metrics, one registry per broker (several brokers can share a test
+//! process). Counters and histograms are updated where things happen (dispatch, produce,
+//! fetch, fsync, connections); partition and consumer-group gauges are read from storage and
+//! the group coordinators when a scrape renders them, so they are never stale.
+//!
+//! Names (OpenMetrics text):
+//! `sluice_requests` (counter, by `api`), `sluice_request_duration_seconds` (histogram, by
+//! `api`: from the request's decoding to its response being ready, long-polls included),
+//! `sluice_connections` (gauge), `sluice_produced_bytes`, `sluice_produced_records`,
+//! `sluice_fetched_bytes`, `sluice_fetched_records` (counters, by `topic`),
+//! `sluice_fsync_duration_seconds` (histogram), `sluice_partition_log_start_offset`,
+//! `sluice_partition_high_watermark`, `sluice_partition_size_bytes` (gauges, by `topic` and
+//! `partition`), `sluice_group_committed_offset`, `sluice_group_lag` (gauges, by `group`,
+//! `topic`, `partition`), `sluice_group_series_dropped` (gauge).
+
+use crate::server::Broker;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use sluice_types::limits::METRICS_GROUP_PARTITIONS_MAX;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ApiLabel {
+    pub api: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TopicLabel {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct PartitionLabels {
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct GroupLabels {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    // 50 µs to about 26 s.
+    exponential_buckets(0.000_05, 2.0, 20)
+}
+
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<ApiLabel, Counter>,
+    request_seconds: Family<ApiLabel, Histogram>,
+    pub connections: Gauge,
+    produced_bytes: Family<TopicLabel, Counter>,
+    produced_records: Family<TopicLabel, Counter>,
+    fetched_bytes: Family<TopicLabel, Counter>,
+    fetched_records: Family<TopicLabel, Counter>,
+    fsync_seconds: Histogram,
+    log_start_offset: Family<PartitionLabels, Gauge>,
+    high_watermark: Family<PartitionLabels, Gauge>,
+    size_bytes: Family<PartitionLabels, Gauge>,
+    committed_offset: Family<GroupLabels, Gauge>,
+    lag: Family<GroupLabels, Gauge>,
+    group_series_dropped: Gauge,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("sluice");
+        let requests = Family::<ApiLabel, Counter>::default();
+        let request_seconds = Family::<ApiLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
+        let connections = Gauge::default();
+        let produced_bytes = Family::<TopicLabel, Counter>::default();
+        let produced_records = Family::<TopicLabel, Counter>::default();
+        let fetched_bytes = Family::<TopicLabel, Counter>::default();
+        let fetched_records = Family::<TopicLabel, Counter>::default();
+        let fsync_seconds = Histogram::new(latency_buckets());
+        let log_start_offset = Family::<PartitionLabels, Gauge>::default();
+        let high_watermark = Family::<PartitionLabels, Gauge>::default();
+        let size_bytes = Family::<PartitionLabels, Gauge>::default();
+        let committed_offset = Family::<GroupLabels, Gauge>::default();
+        let lag = Family::<GroupLabels, Gauge>::default();
+        let group_series_dropped = Gauge::default();
+        registry.register("requests", "Kafka requests received", requests.clone());
+        registry.register(
+            "request_duration_seconds",
+            "Time from a request's decoding to its response being ready",
+            request_seconds.clone(),
+        );
+        registry.register("connections", "Open Kafka connections", connections.clone());
+        registry.register(
+            "produced_bytes",
+            "Record batch bytes appended",
+            produced_bytes.clone(),
+        );
+        registry.register(
+            "produced_records",
+            "Records appended",
+            produced_records.clone(),
+        );
+        registry.register(
+            "fetched_bytes",
+            "Record batch bytes sent to fetchers",
+            fetched_bytes.clone(),
+        );
+        registry.register(
+            "fetched_records",
+            "Records sent to fetchers",
+            fetched_records.clone(),
+        );
+        registry.register(
+            "fsync_duration_seconds",
+            "Duration of partition fsyncs",
+            fsync_seconds.clone(),
+        );
+        registry.register(
+            "partition_log_start_offset",
+            "First offset of a partition",
+            log_start_offset.clone(),
+        );
+        registry.register(
+            "partition_high_watermark",
+            "High watermark of a partition",
+            high_watermark.clone(),
+        );
+        registry.register(
+            "partition_size_bytes",
+            "Bytes of a partition's segments",
+            size_bytes.clone(),
+        );
+        registry.register(
+            "group_committed_offset",
+            "Offset a consumer group committed",
+            committed_offset.clone(),
+        );
+        registry.register(
+            "group_lag",
+            "High watermark minus the committed offset",
+            lag.clone(),
+        );
+        registry.register(
+            "group_series_dropped",
+            "Group partitions left out of this scrape (over the series limit)",
+            group_series_dropped.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            connections,
+            produced_bytes,
+            produced_records,
+            fetched_bytes,
+            fetched_records,
+            fsync_seconds,
+            log_start_offset,
+            high_watermark,
+            size_bytes,
+            committed_offset,
+            lag,
+            group_series_dropped,
+        }
+    }
+
+    pub(crate) fn request_done(&self, api: &str, took: Duration) {
+        let label = ApiLabel {
+            api: api.to_string(),
+        };
+        self.requests.get_or_create(&label).inc();
+        self.request_seconds
+            .get_or_create(&label)
+            .observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn produced(&self, topic: &str, records: i64, bytes: usize) {
+        let label = TopicLabel {
+            topic: topic.to_string(),
+        };
+        self.produced_records
+            .get_or_create(&label)
+            .inc_by(records.max(0) as u64);
+        self.produced_bytes
+            .get_or_create(&label)
+            .inc_by(bytes as u64);
+    }
+
+    pub(crate) fn fetched(&self, topic: &str, records: u64, bytes: u64) {
+        let label = TopicLabel {
+            topic: topic.to_string(),
+        };
+        self.fetched_records.get_or_create(&label).inc_by(records);
+        self.fetched_bytes.get_or_create(&label).inc_by(bytes);
+    }
+
+    pub(crate) fn fsync_done(&self, took: Duration) {
+        self.fsync_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The OpenMetrics text of every metric, gauges read now.
+    pub(crate) fn render(&self, broker: &Broker) -> String {
+        self.refresh_partitions(broker);
+        self.refresh_groups(broker);
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+
+    fn refresh_partitions(&self, broker: &Broker) {
+        self.log_start_offset.clear();
+        self.high_watermark.clear();
+        self.size_bytes.clear();
+        for topic in broker.logs.topics() {
+            for partition in topic.partitions() {
+                let labels = PartitionLabels {
+                    topic: topic.name().to_string(),
+                    partition: partition.index(),
+                };
+                let log = partition.log();
+                self.log_start_offset
+                    .get_or_create(&labels)
+                    .set(log.log_start_offset());
+                self.high_watermark
+                    .get_or_create(&labels)
+                    .set(log.high_watermark());
+                self.size_bytes
+                    .get_or_create(&labels)
+                    .set(log.size_bytes() as i64);
+            }
+        }
+    }
+
+    fn refresh_groups(&self, broker: &Broker) {
+        self.committed_offset.clear();
+        self.lag.clear();
+        let committed = broker.groups().all_committed_offsets();
+        let dropped = committed.len().saturating_sub(METRICS_GROUP_PARTITIONS_MAX);
+        self.group_series_dropped.set(dropped as i64);
+        for (group, topic, partition, offset) in
+            committed.into_iter().take(METRICS_GROUP_PARTITIONS_MAX)
+        {
+            let Ok(p) = broker.logs.partition(&topic, partition) else {
+                continue;
+            };
+            let end = p.log().high_watermark();
+            let labels = GroupLabels {
+                group,
+                topic,
+                partition,
+            };
+            self.committed_offset.get_or_create(&labels).set(offset);
+            self.lag.get_or_create(&labels).set((end - offset).max(0));
+        }
+    }
+}
