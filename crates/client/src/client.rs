@@ -14,6 +14,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+/// A topic being auto-created has no leader for a moment.
+const LEADER_NOT_AVAILABLE: i16 = 5;
+/// How long `partitions` waits for an auto-created topic's leaders.
+const AUTO_CREATE_WAIT: Duration = Duration::from_secs(10);
 
 /// Highest Metadata version this client builds (v12 still names topics in the request).
 const METADATA_VERSION_MAX: i16 = 12;
@@ -133,6 +137,36 @@ impl Client {
             }
         }
         Ok(response)
+    }
+
+    /// `topic`'s partition indexes, sorted. With `allow_auto_create` a missing topic is created
+    /// (when the broker auto-creates topics) and waited for until it has leaders, for up to
+    /// `AUTO_CREATE_WAIT`.
+    pub async fn partitions(&mut self, topic: &str, allow_auto_create: bool) -> Result<Vec<i32>> {
+        let deadline = tokio::time::Instant::now() + AUTO_CREATE_WAIT;
+        loop {
+            let metadata = self
+                .metadata(Some(&[topic.to_string()]), allow_auto_create)
+                .await?;
+            let t = metadata.topics.first().ok_or_else(|| {
+                ClientError::Invalid("the broker's Metadata answer names no topic".into())
+            })?;
+            let settling = t.error_code == LEADER_NOT_AVAILABLE
+                || (t.error_code == 0 && t.partitions.is_empty());
+            if !settling || tokio::time::Instant::now() >= deadline {
+                ClientError::check(t.error_code, None, || format!("looking up topic {topic}"))?;
+                let mut indexes: Vec<i32> =
+                    t.partitions.iter().map(|p| p.partition_index).collect();
+                indexes.sort_unstable();
+                if indexes.is_empty() {
+                    return Err(ClientError::Invalid(format!(
+                        "topic {topic} has no partitions yet"
+                    )));
+                }
+                return Ok(indexes);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The node id of the leader of `topic`'s `partition`, looked up when unknown.

@@ -106,14 +106,7 @@ impl Connection {
         request: &R,
         max_version: i16,
     ) -> Result<(i16, R::Response)> {
-        let key = api_key::<R>()?;
-        let version =
-            self.version_for::<R>(max_version)
-                .ok_or_else(|| ClientError::UnsupportedApi {
-                    address: self.address.clone(),
-                    api: format!("{key:?}"),
-                    ours: format!("{}-{}", R::VERSIONS.min, max_version),
-                })?;
+        let (key, version) = self.negotiated::<R>(max_version)?;
         let response = self.round_trip(key, version, request).await?;
         Ok((version, response))
     }
@@ -124,6 +117,14 @@ impl Connection {
         request: &R,
         max_version: i16,
     ) -> Result<()> {
+        let (key, version) = self.negotiated::<R>(max_version)?;
+        let correlation_id = self.take_correlation_id();
+        let frame = encode_request(key, version, correlation_id, &self.client_id, request)?;
+        self.write(&frame).await
+    }
+
+    /// `R`'s API key and the version it goes at, or why it cannot go.
+    fn negotiated<R: Request>(&self, max_version: i16) -> Result<(ApiKey, i16)> {
         let key = api_key::<R>()?;
         let version =
             self.version_for::<R>(max_version)
@@ -132,9 +133,7 @@ impl Connection {
                     api: format!("{key:?}"),
                     ours: format!("{}-{}", R::VERSIONS.min, max_version),
                 })?;
-        let correlation_id = self.take_correlation_id();
-        let frame = encode_request(key, version, correlation_id, &self.client_id, request)?;
-        self.write(&frame).await
+        Ok((key, version))
     }
 
     /// Like `send`, with a longer deadline for a request the broker may hold (a long-poll

@@ -16,10 +16,10 @@ use axum::extract::{Path, Query, State};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sluice_client::Client;
 use sluice_client::data::{self, Acks, EARLIEST};
 use sluice_client::json::{decode_base64, record_to_json};
 use sluice_client::partitioner::partition_for_key;
-use sluice_client::{Client, ClientError};
 use sluice_record::{Record, RecordHeader, encode_records};
 use sluice_types::limits::HTTP_RECORDS_PER_REQUEST_MAX;
 use std::collections::BTreeMap;
@@ -132,7 +132,7 @@ async fn send_records(
     records: Vec<Outgoing>,
     chosen: Vec<Option<i32>>,
 ) -> ApiResult<Vec<(i32, i64)>> {
-    let partitions = partition_count(client, topic).await?;
+    let partitions = client.partitions(topic, true).await?.len() as i32;
     let keyless = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -190,27 +190,6 @@ async fn send_records(
         }
     }
     Ok(out)
-}
-
-/// The topic's partition count; the topic is auto-created when the broker does that.
-async fn partition_count(client: &mut Client, topic: &str) -> ApiResult<i32> {
-    for _ in 0..50 {
-        let metadata = client.metadata(Some(&[topic.to_string()]), true).await?;
-        let t = metadata
-            .topics
-            .first()
-            .ok_or_else(|| ApiError::not_found(format!("no topic {topic}")))?;
-        // LEADER_NOT_AVAILABLE: an auto-created topic is still getting its leader.
-        let settling = t.error_code == 5 || (t.error_code == 0 && t.partitions.is_empty());
-        if !settling {
-            ClientError::check(t.error_code, None, || format!("looking up topic {topic}"))?;
-            return Ok(t.partitions.len() as i32);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(ApiError::from(ClientError::Invalid(format!(
-        "topic {topic} has no leader yet"
-    ))))
 }
 
 #[derive(Deserialize)]

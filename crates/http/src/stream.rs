@@ -18,10 +18,10 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use serde::Deserialize;
+use sluice_client::Client;
 use sluice_client::data;
 use sluice_client::json::record_to_json;
 use sluice_client::position::{Start, parse_start, start_offset};
-use sluice_client::{Client, ClientError};
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -110,16 +110,9 @@ async fn start_positions(
     topic: &str,
     from: Start,
 ) -> ApiResult<BTreeMap<i32, i64>> {
-    let metadata = client.metadata(Some(&[topic.to_string()]), false).await?;
-    let t = metadata
-        .topics
-        .first()
-        .ok_or_else(|| ApiError::not_found(format!("no topic {topic}")))?;
-    ClientError::check(t.error_code, None, || format!("looking up topic {topic}"))?;
     let mut positions = BTreeMap::new();
-    for p in &t.partitions {
-        let offset = start_offset(client, topic, p.partition_index, from).await?;
-        positions.insert(p.partition_index, offset);
+    for p in client.partitions(topic, false).await? {
+        positions.insert(p, start_offset(client, topic, p, from).await?);
     }
     Ok(positions)
 }

@@ -106,19 +106,9 @@ pub fn encode_response<T: Encodable>(
     correlation_id: i32,
     body: &T,
 ) -> Result<Bytes, ProtocolError> {
-    let header_version = api_key.response_header_version(version);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let fail = |e: anyhow::Error| ProtocolError::Malformed {
-        what: "response",
-        reason: e.to_string(),
-    };
-    let size = header.compute_size(header_version).map_err(fail)?
-        + body.compute_size(version).map_err(fail)?;
-    let mut out = BytesMut::with_capacity(FRAME_LENGTH_BYTES + size);
-    out.put_i32(size as i32);
-    header.encode(&mut out, header_version).map_err(fail)?;
-    body.encode(&mut out, version).map_err(fail)?;
-    Ok(out.freeze())
+    let header_version = api_key.response_header_version(version);
+    encode_frame("response", (&header, header_version), (body, version))
 }
 
 /// Encodes a whole request frame (the client side): length prefix, request header, body.
@@ -129,14 +119,23 @@ pub fn encode_request<T: Encodable>(
     client_id: &str,
     body: &T,
 ) -> Result<Bytes, ProtocolError> {
-    let header_version = api_key.request_header_version(version);
     let header = RequestHeader::default()
         .with_request_api_key(api_key as i16)
         .with_request_api_version(version)
         .with_correlation_id(correlation_id)
         .with_client_id(Some(client_id.to_string().into()));
+    let header_version = api_key.request_header_version(version);
+    encode_frame("request", (&header, header_version), (body, version))
+}
+
+/// A length prefix, then `header` and `body`, each at its version.
+fn encode_frame(
+    what: &'static str,
+    (header, header_version): (&impl Encodable, i16),
+    (body, version): (&impl Encodable, i16),
+) -> Result<Bytes, ProtocolError> {
     let fail = |e: anyhow::Error| ProtocolError::Malformed {
-        what: "request",
+        what,
         reason: e.to_string(),
     };
     let size = header.compute_size(header_version).map_err(fail)?

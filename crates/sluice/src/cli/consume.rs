@@ -293,14 +293,7 @@ async fn partitions_to_read(
     topic: &str,
     only: Option<i32>,
 ) -> anyhow::Result<Vec<i32>> {
-    let metadata = client.metadata(Some(&[topic.to_string()]), false).await?;
-    let t = metadata
-        .topics
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("the broker's Metadata answer names no topic"))?;
-    ClientError::check(t.error_code, None, || format!("looking up topic {topic}"))?;
-    let mut all: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
-    all.sort_unstable();
+    let all = client.partitions(topic, false).await?;
     match only {
         None => Ok(all),
         Some(p) if all.contains(&p) => Ok(vec![p]),

@@ -1,9 +1,9 @@
 //! `sluice group ...`: list, describe (members and lag), reset-offsets, delete.
 
 use super::{Start, Target, parse_start, start_offset};
+use sluice_client::Client;
 use sluice_client::data::{self, EARLIEST, LATEST};
 use sluice_client::groups::{self, Member};
-use sluice_client::{Client, ClientError};
 use std::collections::BTreeMap;
 
 #[derive(clap::Subcommand, Debug)]
@@ -143,14 +143,7 @@ async fn reset_offsets(
     to: Start,
     execute: bool,
 ) -> anyhow::Result<()> {
-    let metadata = client.metadata(Some(&[topic.to_string()]), false).await?;
-    let t = metadata
-        .topics
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("the broker's Metadata answer names no topic"))?;
-    ClientError::check(t.error_code, None, || format!("looking up topic {topic}"))?;
-    let mut partitions: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
-    partitions.sort_unstable();
+    let partitions = client.partitions(topic, false).await?;
     let current = groups::committed_offsets(
         client,
         group,

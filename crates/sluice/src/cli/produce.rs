@@ -2,9 +2,9 @@
 
 use super::{Target, key_value, now_ms};
 use bytes::Bytes;
+use sluice_client::Client;
 use sluice_client::data::{self, Acks};
 use sluice_client::partitioner::partition_for_key;
-use sluice_client::{Client, ClientError};
 use sluice_record::{Record, RecordHeader, encode_records};
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -16,8 +16,6 @@ const BATCH_RECORDS_MAX: usize = 10_000;
 /// Longest input line (one record); longer lines stop the command before anything is read
 /// into memory past it.
 const LINE_BYTES_MAX: usize = sluice_types::limits::BATCH_BYTES_MAX_ABSOLUTE as usize;
-/// Kafka's LEADER_NOT_AVAILABLE: a topic being auto-created has no leader for a moment.
-const LEADER_NOT_AVAILABLE: i16 = 5;
 
 #[derive(clap::Args, Debug)]
 pub struct ProduceArgs {
@@ -110,7 +108,7 @@ impl Batches<'_> {
 
 pub async fn run(target: &Target, args: ProduceArgs) -> anyhow::Result<()> {
     let mut client = target.connect().await?;
-    let partitions = partition_count(&mut client, &args.topic).await?;
+    let partitions = client.partitions(&args.topic, true).await?.len() as i32;
     if let Some(p) = args.partition {
         anyhow::ensure!(
             (0..partitions).contains(&p),
@@ -167,25 +165,6 @@ pub async fn run(target: &Target, args: ProduceArgs) -> anyhow::Result<()> {
     progress.finish_and_clear();
     eprintln!("produced {} records to {}", batches.produced, args.topic);
     Ok(())
-}
-
-/// The topic's partition count, waiting briefly while an auto-created topic gets its leader.
-async fn partition_count(client: &mut Client, topic: &str) -> anyhow::Result<i32> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let metadata = client.metadata(Some(&[topic.to_string()]), true).await?;
-        let t = metadata
-            .topics
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("the broker's Metadata answer names no topic"))?;
-        let waiting = t.error_code == LEADER_NOT_AVAILABLE || t.partitions.is_empty();
-        if !waiting || std::time::Instant::now() > deadline {
-            ClientError::check(t.error_code, None, || format!("looking up topic {topic}"))?;
-            anyhow::ensure!(!t.partitions.is_empty(), "topic {topic} has no partitions");
-            return Ok(t.partitions.len() as i32);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
 }
 
 fn open_input(
