@@ -266,3 +266,33 @@ def test_metrics_match_what_clients_did(broker):
     assert m["sluice_connections"] >= 1  # the producer is still connected
     assert m["sluice_group_series_dropped"] == 0
     del p
+
+
+def test_sse_stream_as_a_group_member_commits_and_leaves(broker):
+    from confluent_kafka import Consumer, TopicPartition
+    from conftest import wait_until
+    create_topic(broker, "orders", partitions=2)
+    produce_all(Producer({"bootstrap.servers": broker.bootstrap}), "orders",
+                [(f"k{i}".encode(), f"o{i}".encode()) for i in range(6)])
+    ends = {p: 0 for p in range(2)}
+    for m in consume_all(broker, "orders", 6):
+        ends[m.partition()] = max(ends[m.partition()], m.offset() + 1)
+
+    response = urllib.request.urlopen(
+        broker.http + "/v1/topics/orders/stream?from=earliest&group=shipping", timeout=30)
+    events = read_sse_events(response, 6)
+    assert sorted(json.loads(e["data"])["value"] for e in events) == [f"o{i}" for i in range(6)]
+
+    checker = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "shipping"})
+    def committed():
+        tps = checker.committed([TopicPartition("orders", p) for p in range(2)], timeout=10)
+        return {tp.partition: tp.offset for tp in tps} == ends
+    try:
+        wait_until(committed, timeout=20, what="the stream's commits")
+        status, body = call(broker, "GET", "/v1/groups/shipping")
+        assert len(body["members"]) == 1
+        response.close()
+        wait_until(lambda: call(broker, "GET", "/v1/groups/shipping")[1]["members"] == [],
+                   timeout=20, what="the stream's member to leave")
+    finally:
+        checker.close()

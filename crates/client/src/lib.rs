@@ -3,7 +3,7 @@
 //! command; replication and mirroring will reuse it.
 //!
 //! Owns: connections and version negotiation (`connection`), brokers and leaders (`client`),
-//! admin requests (`admin`), produce/fetch/offsets (`data`), groups (`groups`), the JSON form
+//! admin requests (`admin`), produce/fetch/offsets (`data`), groups (`groups`) and a KIP-848 member (`member`), the JSON form
 //! of a record (`json`), Kafka's key partitioner
 //! (`partitioner`). Not: any formatting or user interface (that is the binary's), nor
 //! anything of the broker (it depends on no server crate).
@@ -15,6 +15,7 @@ pub mod data;
 pub mod error;
 pub mod groups;
 pub mod json;
+pub mod member;
 pub mod partitioner;
 pub mod position;
 

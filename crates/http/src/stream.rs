@@ -1,5 +1,7 @@
-//! `GET /v1/topics/{topic}/stream?from=...`: a live Server-Sent Events stream of a topic's
-//! records, every partition, one event per record:
+//! `GET /v1/topics/{topic}/stream?from=...[&group=G]`: a live Server-Sent Events stream of a
+//! topic's records, one event per record; every partition, or with `group` the partitions the
+//! group assigns this stream as a KIP-848 member (starting at the group's committed offsets,
+//! committing what it has sent before each next fetch, leaving the group when the client goes):
 //!
 //! ```text
 //! event: record
@@ -20,7 +22,9 @@ use futures::Stream;
 use serde::Deserialize;
 use sluice_client::Client;
 use sluice_client::data;
+use sluice_client::groups;
 use sluice_client::json::record_to_json;
+use sluice_client::member::{Membership, rejoin_settles};
 use sluice_client::position::{Start, parse_start, start_offset};
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -40,16 +44,36 @@ const BROKER_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct StreamParams {
     /// earliest, latest (default), an offset, or @TIMESTAMP.
     from: Option<String>,
+    /// Read as a member of this consumer group.
+    group: Option<String>,
 }
 
 /// One stream's state between events.
 struct Streaming {
     client: Client,
     topic: String,
+    from: Start,
     positions: BTreeMap<i32, i64>,
     ready: VecDeque<Event>,
     done: bool,
+    member: Option<GroupMember>,
     _permit: OwnedSemaphorePermit,
+}
+
+/// A stream's group membership, and what it has committed.
+struct GroupMember {
+    group: String,
+    membership: Option<Membership>,
+    committed: BTreeMap<i32, i64>,
+}
+
+impl Drop for GroupMember {
+    /// The client went away: leave the group so its partitions move on at once.
+    fn drop(&mut self) {
+        if let Some(mut membership) = self.membership.take() {
+            tokio::spawn(async move { membership.leave().await });
+        }
+    }
 }
 
 pub async fn stream(
@@ -77,13 +101,26 @@ pub async fn stream(
         })?;
     let mut client =
         Client::connect(&state.bootstrap, "sluice-http-stream", BROKER_TIMEOUT).await?;
-    let positions = start_positions(&mut client, &topic, from).await?;
+    let (positions, member) = match params.group {
+        None => (start_positions(&mut client, &topic, from).await?, None),
+        Some(group) => {
+            let membership = Membership::new(&mut client, &group, &topic).await?;
+            let member = GroupMember {
+                group,
+                membership: Some(membership),
+                committed: BTreeMap::new(),
+            };
+            (BTreeMap::new(), Some(member))
+        }
+    };
     let streaming = Streaming {
         client,
         topic,
+        from,
         positions,
         ready: VecDeque::new(),
         done: false,
+        member,
         _permit: permit,
     };
     let events = futures::stream::unfold(streaming, |mut s| async move {
@@ -118,8 +155,23 @@ async fn start_positions(
 }
 
 impl Streaming {
-    /// One long-polling fetch of every partition; its records become events.
+    /// One long-polling fetch of every partition read; its records become events. A group
+    /// member first commits what it sent and heartbeats.
     async fn fetch(&mut self) -> ApiResult<()> {
+        if self.member.is_some() {
+            self.serve_group().await?;
+            if self.positions.is_empty() {
+                let next = self
+                    .member
+                    .as_ref()
+                    .and_then(|m| m.membership.as_ref())
+                    .map(Membership::next_heartbeat);
+                if let Some(at) = next {
+                    tokio::time::sleep_until(at).await;
+                }
+                return Ok(());
+            }
+        }
         let wanted: Vec<(i32, i64)> = self.positions.iter().map(|(p, o)| (*p, *o)).collect();
         let fetched = data::fetch_partitions(
             &mut self.client,
@@ -142,6 +194,55 @@ impl Streaming {
                 );
             })?;
             self.positions.insert(f.partition, next);
+        }
+        Ok(())
+    }
+}
+
+impl Streaming {
+    /// Commits the positions of events already handed out, heartbeats, and takes up a new
+    /// assignment (new partitions at the group's committed offsets, else at `from`).
+    async fn serve_group(&mut self) -> ApiResult<()> {
+        let Some(member) = self.member.as_mut() else {
+            return Ok(());
+        };
+        let Some(membership) = member.membership.as_mut() else {
+            return Ok(());
+        };
+        let moved: BTreeMap<i32, i64> = self
+            .positions
+            .iter()
+            .filter(|(p, o)| member.committed.get(p) != Some(o))
+            .map(|(p, o)| (*p, *o))
+            .collect();
+        if !moved.is_empty() {
+            match membership.commit(&moved).await {
+                Ok(()) => member.committed.extend(moved),
+                Err(e) if rejoin_settles(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let Some(assigned) = membership.poll().await? else {
+            return Ok(());
+        };
+        self.positions.retain(|p, _| assigned.contains(p));
+        let new: Vec<i32> = assigned
+            .into_iter()
+            .filter(|p| !self.positions.contains_key(p))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let asked = [(self.topic.clone(), new.clone())];
+        let committed =
+            groups::committed_offsets(&mut self.client, &member.group, Some(&asked)).await?;
+        for p in new {
+            let offset = match committed.get(&(self.topic.clone(), p)) {
+                Some(&o) => o,
+                None => start_offset(&mut self.client, &self.topic, p, self.from).await?,
+            };
+            self.positions.insert(p, offset);
+            member.committed.insert(p, offset);
         }
         Ok(())
     }

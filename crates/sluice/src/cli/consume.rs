@@ -1,10 +1,10 @@
 //! `sluice consume TOPIC`: print records from a starting point, to the end or following.
 
-use super::membership::Membership;
 use super::{Start, Target, parse_start, start_offset};
+use sluice_client::Client;
 use sluice_client::data::{self, EARLIEST, LATEST};
 use sluice_client::groups;
-use sluice_client::{Client, ClientError};
+use sluice_client::member::{Membership, rejoin_settles};
 use sluice_record::Record;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -116,27 +116,12 @@ async fn consume_as_member(
         }
         match member.commit(&advanced).await {
             Ok(()) => {}
-            Err(e) if is_membership_error(&e) => {
-                eprintln!("commit refused ({e:#}); the next heartbeat rejoins");
+            Err(e) if rejoin_settles(&e) => {
+                eprintln!("commit refused ({e}); the next heartbeat rejoins");
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
-}
-
-/// Commit errors that a rejoin settles.
-fn is_membership_error(e: &anyhow::Error) -> bool {
-    const STALE_MEMBER_EPOCH: i16 = 113;
-    const FENCED_MEMBER_EPOCH: i16 = 110;
-    const UNKNOWN_MEMBER_ID: i16 = 25;
-    e.downcast_ref::<ClientError>()
-        .and_then(ClientError::code)
-        .is_some_and(|c| {
-            matches!(
-                c,
-                STALE_MEMBER_EPOCH | FENCED_MEMBER_EPOCH | UNKNOWN_MEMBER_ID
-            )
-        })
 }
 
 async fn committed_offsets(

@@ -11,7 +11,6 @@
 pub mod cluster;
 pub mod consume;
 pub mod group;
-pub mod membership;
 pub mod produce;
 pub mod topic;
 

@@ -1,10 +1,11 @@
-//! A consumer-group membership for `sluice consume --group`: the KIP-848 protocol
-//! (ConsumerGroupHeartbeat), where the broker assigns partitions and the member only reports
-//! what it owns. Heartbeats go over a connection of their own to the coordinator, so a fetch
-//! long-polling on the leader never delays them.
+//! `Membership`: one consumer-group member reading one topic, through the KIP-848 protocol
+//! (ConsumerGroupHeartbeat): the broker assigns partitions and the member only reports what
+//! it owns. Heartbeats go over a connection of their own to the coordinator, so a fetch
+//! long-polling on the leader never delays them. Used by `sluice consume --group` and the
+//! HTTP API's group streams.
 
-use sluice_client::groups::{self, Heartbeat, Member};
-use sluice_client::{Client, ClientError, Connection};
+use crate::groups::{self, Heartbeat, Member};
+use crate::{Client, ClientError, Connection, Result};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -12,6 +13,7 @@ use tokio::time::Instant;
 /// KIP-848 error codes that mean "join again with epoch 0".
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const FENCED_MEMBER_EPOCH: i16 = 110;
+const STALE_MEMBER_EPOCH: i16 = 113;
 /// The member epoch that leaves the group.
 const LEAVE_EPOCH: i32 = -1;
 
@@ -28,14 +30,18 @@ pub struct Membership {
 
 impl Membership {
     /// Finds the coordinator of `group`; the first `poll` joins.
-    pub async fn new(client: &mut Client, group: &str, topic: &str) -> anyhow::Result<Membership> {
+    pub async fn new(client: &mut Client, group: &str, topic: &str) -> Result<Membership> {
         let metadata = client.metadata(Some(&[topic.to_string()]), false).await?;
         let topic_id = metadata
             .topics
             .first()
             .map(|t| t.topic_id)
             .filter(|id| !id.is_nil())
-            .ok_or_else(|| anyhow::anyhow!("the broker did not give topic {topic}'s id (Metadata v10 or later is needed for --group)"))?;
+            .ok_or_else(|| {
+                ClientError::Invalid(format!(
+                    "the broker did not give topic {topic}'s id (group members need Metadata v10 or later)"
+                ))
+            })?;
         let node = groups::coordinator(client, group).await?;
         let coordinator = client.dedicated(node).await?;
         Ok(Membership {
@@ -61,7 +67,7 @@ impl Membership {
 
     /// Heartbeats when one is due. Returns the member's partitions of the topic when they
     /// changed (all of them, not the difference).
-    pub async fn poll(&mut self) -> anyhow::Result<Option<Vec<i32>>> {
+    pub async fn poll(&mut self) -> Result<Option<Vec<i32>>> {
         if Instant::now() < self.next_heartbeat {
             return Ok(None);
         }
@@ -110,7 +116,7 @@ impl Membership {
     }
 
     /// Commits the next offsets to read of the given partitions.
-    pub async fn commit(&mut self, offsets: &BTreeMap<i32, i64>) -> anyhow::Result<()> {
+    pub async fn commit(&mut self, offsets: &BTreeMap<i32, i64>) -> Result<()> {
         let offsets = offsets
             .iter()
             .map(|(p, o)| ((self.topic.clone(), *p), *o))
@@ -119,8 +125,7 @@ impl Membership {
             member_id: self.member_id.clone(),
             epoch: self.epoch,
         };
-        groups::commit_offsets(&mut self.coordinator, &self.group, &member, &offsets).await?;
-        Ok(())
+        groups::commit_offsets(&mut self.coordinator, &self.group, &member, &offsets).await
     }
 
     /// Leaves the group so its partitions move to other members at once.
@@ -140,10 +145,18 @@ impl Membership {
         )
         .await;
         if let Err(e) = result {
-            eprintln!(
-                "leaving group {} failed ({e}); its session will time out",
-                self.group
-            );
+            tracing::warn!(group = %self.group, error = %e, "leaving the group failed; its session will time out");
         }
     }
+}
+
+/// A commit (or heartbeat) error that the next heartbeat settles by rejoining: the member's
+/// epoch moved on or the group forgot it.
+pub fn rejoin_settles(e: &ClientError) -> bool {
+    e.code().is_some_and(|c| {
+        matches!(
+            c,
+            STALE_MEMBER_EPOCH | FENCED_MEMBER_EPOCH | UNKNOWN_MEMBER_ID
+        )
+    })
 }
