@@ -296,3 +296,47 @@ def test_sse_stream_as_a_group_member_commits_and_leaves(broker):
                    timeout=20, what="the stream's member to leave")
     finally:
         checker.close()
+
+
+def test_polling_group_members_share_the_topic_and_commit(broker):
+    from confluent_kafka import Consumer, TopicPartition
+    from conftest import wait_until
+    create_topic(broker, "tasks", partitions=4)
+    produce_all(Producer({"bootstrap.servers": broker.bootstrap}), "tasks",
+                [(f"k{i}".encode(), f"t{i}".encode()) for i in range(40)])
+    base = "/v1/groups/crew/members"
+    ids = []
+    for _ in range(2):
+        status, body = call(broker, "POST", base, {"topic": "tasks", "from": "earliest"})
+        assert status == 201, body
+        ids.append(body["member_id"])
+
+    seen, assigned = [], {}
+    def poll_all():
+        for member in ids:
+            status, body = call(broker, "GET", f"{base}/{member}/records?max=7&wait_ms=200")
+            assert status == 200, body
+            assert len(body["records"]) <= 7
+            seen.extend(r["value"] for r in body["records"])
+            assigned[member] = body["assigned"]
+        return len(seen) >= 40 and all(len(a) == 2 for a in assigned.values())
+    wait_until(poll_all, timeout=30, what="both members to read every record")
+    assert sorted(seen) == sorted(f"t{i}" for i in range(40))  # each record exactly once
+    assert sorted(assigned[ids[0]] + assigned[ids[1]]) == [0, 1, 2, 3]
+
+    for member in ids:
+        assert call(broker, "POST", f"{base}/{member}/commit") == (204, None)
+    checker = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "crew"})
+    try:
+        tps = checker.committed([TopicPartition("tasks", p) for p in range(4)], timeout=10)
+        assert sum(tp.offset for tp in tps) == 40
+    finally:
+        checker.close()
+
+    for member in ids:
+        assert call(broker, "DELETE", f"{base}/{member}") == (204, None)
+    assert call(broker, "GET", f"{base}/{ids[0]}/records")[0] == 404
+    wait_until(lambda: call(broker, "GET", "/v1/groups/crew")[1]["members"] == [],
+               timeout=20, what="the members to leave")
+    assert call(broker, "POST", base, {"topic": "no-such-topic"})[0] == 404
+    assert call(broker, "POST", base, {"topic": "tasks", "from": "whenever"})[0] == 400

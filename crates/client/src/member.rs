@@ -160,3 +160,84 @@ pub fn rejoin_settles(e: &ClientError) -> bool {
         )
     })
 }
+
+/// A group member's reading state over `Membership`: where it stands in each assigned
+/// partition and what it has committed. Shared by the HTTP API's group streams and polling
+/// members.
+pub struct GroupReader {
+    pub membership: Membership,
+    group: String,
+    topic: String,
+    from: crate::position::Start,
+    /// Next offset to hand out, per assigned partition.
+    pub positions: BTreeMap<i32, i64>,
+    committed: BTreeMap<i32, i64>,
+}
+
+impl GroupReader {
+    pub async fn join(
+        client: &mut Client,
+        group: &str,
+        topic: &str,
+        from: crate::position::Start,
+    ) -> Result<GroupReader> {
+        Ok(GroupReader {
+            membership: Membership::new(client, group, topic).await?,
+            group: group.to_string(),
+            topic: topic.to_string(),
+            from,
+            positions: BTreeMap::new(),
+            committed: BTreeMap::new(),
+        })
+    }
+
+    /// Commits the positions that moved since the last commit; a commit the next heartbeat
+    /// settles (the epoch moved on) is left for later.
+    pub async fn commit(&mut self) -> Result<()> {
+        let moved: BTreeMap<i32, i64> = self
+            .positions
+            .iter()
+            .filter(|(p, o)| self.committed.get(p) != Some(o))
+            .map(|(p, o)| (*p, *o))
+            .collect();
+        if moved.is_empty() {
+            return Ok(());
+        }
+        match self.membership.commit(&moved).await {
+            Ok(()) => {
+                self.committed.extend(moved);
+                Ok(())
+            }
+            Err(e) if rejoin_settles(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Heartbeats when due and takes up a new assignment: new partitions start at the
+    /// group's committed offsets, else at `from`.
+    pub async fn refresh(&mut self, client: &mut Client) -> Result<()> {
+        let Some(assigned) = self.membership.poll().await? else {
+            return Ok(());
+        };
+        self.positions.retain(|p, _| assigned.contains(p));
+        self.committed.retain(|p, _| assigned.contains(p));
+        let new: Vec<i32> = assigned
+            .into_iter()
+            .filter(|p| !self.positions.contains_key(p))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let asked = [(self.topic.clone(), new.clone())];
+        let committed = groups::committed_offsets(client, &self.group, Some(&asked)).await?;
+        for p in new {
+            let offset = match committed.get(&(self.topic.clone(), p)) {
+                Some(&o) => o,
+                None => crate::position::start_offset(client, &self.topic, p, self.from).await?,
+            };
+            self.positions.insert(p, offset);
+            self.committed.insert(p, offset);
+        }
+        Ok(())
+    }
+}

@@ -12,10 +12,12 @@
 //! the binary hands in, so this crate stays a client); `GET|POST /v1/topics`, `GET|DELETE
 //! /v1/topics/{topic}`; `POST /v1/topics/{topic}/records`; `GET
 //! /v1/topics/{topic}/partitions/{partition}/records`; `GET /v1/topics/{topic}/stream`
-//! (Server-Sent Events); `GET /v1/groups`, `GET /v1/groups/{group}`.
+//! (Server-Sent Events); `GET /v1/groups`, `GET /v1/groups/{group}`; group members for polling
+//! clients under `/v1/groups/{group}/members` (`members`).
 
 mod error;
 mod groups;
+mod members;
 mod pool;
 mod records;
 mod stream;
@@ -26,7 +28,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use bytes::Bytes;
 use error::{ApiError, ApiResult};
 use pool::ClientPool;
@@ -44,6 +46,8 @@ pub(crate) struct AppState {
     streams: Arc<tokio::sync::Semaphore>,
     /// Renders the broker's metrics (OpenMetrics text).
     metrics: MetricsRenderer,
+    /// Group members held for polling HTTP clients.
+    members: members::Members,
 }
 
 /// What `GET /metrics` serves: the broker's metrics as OpenMetrics text.
@@ -70,10 +74,12 @@ impl HttpApi {
             bootstrap,
             streams: Arc::new(tokio::sync::Semaphore::new(HTTP_STREAMS_MAX)),
             metrics,
+            members: members::Members::default(),
         });
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
-        let app = router(state);
+        let app = router(state.clone());
+        let sweeper = tokio::spawn(members::sweep(state));
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
@@ -81,6 +87,7 @@ impl HttpApi {
             if let Err(e) = served {
                 tracing::error!(error = %e, "HTTP API stopped");
             }
+            sweeper.abort();
         });
         tracing::info!(%local_addr, "HTTP API listening");
         Ok(HttpApi {
@@ -113,6 +120,19 @@ fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/groups", get(groups::list))
         .route("/v1/groups/{group}", get(groups::describe))
+        .route("/v1/groups/{group}/members", post(members::join))
+        .route(
+            "/v1/groups/{group}/members/{member}",
+            delete(members::leave),
+        )
+        .route(
+            "/v1/groups/{group}/members/{member}/records",
+            get(members::poll),
+        )
+        .route(
+            "/v1/groups/{group}/members/{member}/commit",
+            post(members::commit),
+        )
         .route("/v1/topics/{topic}/records", post(records::produce))
         .route("/v1/topics/{topic}/stream", get(stream::stream))
         .route(

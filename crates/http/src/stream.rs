@@ -22,9 +22,8 @@ use futures::Stream;
 use serde::Deserialize;
 use sluice_client::Client;
 use sluice_client::data;
-use sluice_client::groups;
 use sluice_client::json::record_to_json;
-use sluice_client::member::{Membership, rejoin_settles};
+use sluice_client::member::GroupReader;
 use sluice_client::position::{Start, parse_start, start_offset};
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -52,7 +51,6 @@ pub struct StreamParams {
 struct Streaming {
     client: Client,
     topic: String,
-    from: Start,
     positions: BTreeMap<i32, i64>,
     ready: VecDeque<Event>,
     done: bool,
@@ -60,18 +58,14 @@ struct Streaming {
     _permit: OwnedSemaphorePermit,
 }
 
-/// A stream's group membership, and what it has committed.
-struct GroupMember {
-    group: String,
-    membership: Option<Membership>,
-    committed: BTreeMap<i32, i64>,
-}
+/// A stream's group membership; dropping it (the client went away) leaves the group so its
+/// partitions move on at once.
+struct GroupMember(Option<GroupReader>);
 
 impl Drop for GroupMember {
-    /// The client went away: leave the group so its partitions move on at once.
     fn drop(&mut self) {
-        if let Some(mut membership) = self.membership.take() {
-            tokio::spawn(async move { membership.leave().await });
+        if let Some(mut reader) = self.0.take() {
+            tokio::spawn(async move { reader.membership.leave().await });
         }
     }
 }
@@ -104,19 +98,13 @@ pub async fn stream(
     let (positions, member) = match params.group {
         None => (start_positions(&mut client, &topic, from).await?, None),
         Some(group) => {
-            let membership = Membership::new(&mut client, &group, &topic).await?;
-            let member = GroupMember {
-                group,
-                membership: Some(membership),
-                committed: BTreeMap::new(),
-            };
-            (BTreeMap::new(), Some(member))
+            let reader = GroupReader::join(&mut client, &group, &topic, from).await?;
+            (BTreeMap::new(), Some(GroupMember(Some(reader))))
         }
     };
     let streaming = Streaming {
         client,
         topic,
-        from,
         positions,
         ready: VecDeque::new(),
         done: false,
@@ -158,17 +146,17 @@ impl Streaming {
     /// One long-polling fetch of every partition read; its records become events. A group
     /// member first commits what it sent and heartbeats.
     async fn fetch(&mut self) -> ApiResult<()> {
-        if self.member.is_some() {
-            self.serve_group().await?;
+        if let Some(GroupMember(Some(reader))) = self.member.as_mut() {
+            reader.positions = std::mem::take(&mut self.positions);
+            let served = async {
+                reader.commit().await?;
+                reader.refresh(&mut self.client).await
+            }
+            .await;
+            self.positions = reader.positions.clone();
+            served?;
             if self.positions.is_empty() {
-                let next = self
-                    .member
-                    .as_ref()
-                    .and_then(|m| m.membership.as_ref())
-                    .map(Membership::next_heartbeat);
-                if let Some(at) = next {
-                    tokio::time::sleep_until(at).await;
-                }
+                tokio::time::sleep_until(reader.membership.next_heartbeat()).await;
                 return Ok(());
             }
         }
@@ -194,55 +182,6 @@ impl Streaming {
                 );
             })?;
             self.positions.insert(f.partition, next);
-        }
-        Ok(())
-    }
-}
-
-impl Streaming {
-    /// Commits the positions of events already handed out, heartbeats, and takes up a new
-    /// assignment (new partitions at the group's committed offsets, else at `from`).
-    async fn serve_group(&mut self) -> ApiResult<()> {
-        let Some(member) = self.member.as_mut() else {
-            return Ok(());
-        };
-        let Some(membership) = member.membership.as_mut() else {
-            return Ok(());
-        };
-        let moved: BTreeMap<i32, i64> = self
-            .positions
-            .iter()
-            .filter(|(p, o)| member.committed.get(p) != Some(o))
-            .map(|(p, o)| (*p, *o))
-            .collect();
-        if !moved.is_empty() {
-            match membership.commit(&moved).await {
-                Ok(()) => member.committed.extend(moved),
-                Err(e) if rejoin_settles(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let Some(assigned) = membership.poll().await? else {
-            return Ok(());
-        };
-        self.positions.retain(|p, _| assigned.contains(p));
-        let new: Vec<i32> = assigned
-            .into_iter()
-            .filter(|p| !self.positions.contains_key(p))
-            .collect();
-        if new.is_empty() {
-            return Ok(());
-        }
-        let asked = [(self.topic.clone(), new.clone())];
-        let committed =
-            groups::committed_offsets(&mut self.client, &member.group, Some(&asked)).await?;
-        for p in new {
-            let offset = match committed.get(&(self.topic.clone(), p)) {
-                Some(&o) => o,
-                None => start_offset(&mut self.client, &self.topic, p, self.from).await?,
-            };
-            self.positions.insert(p, offset);
-            member.committed.insert(p, offset);
         }
         Ok(())
     }

@@ -102,3 +102,6 @@ pub const HTTP_STREAMS_MAX: usize = 1_000;
 /// Most (group, topic, partition) series of committed offset and lag one `/metrics` scrape
 /// exports; past it the scrape says how many it left out rather than growing without bound.
 pub const METRICS_GROUP_PARTITIONS_MAX: usize = 10_000;
+
+/// Most consumer-group members the HTTP API keeps for polling clients at once.
+pub const HTTP_MEMBERS_MAX: usize = 1_000;

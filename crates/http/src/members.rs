@@ -1,0 +1,242 @@
+//! Consumer-group members for HTTP clients that cannot hold a stream:
+//!
+//! - `POST /v1/groups/{group}/members` `{"topic": T, "from"?: "earliest"}` joins `group` as a
+//!   KIP-848 member reading `T`; 201 `{"member_id"}`.
+//! - `GET /v1/groups/{group}/members/{id}/records?max=&wait_ms=` returns records of the
+//!   partitions the group assigned this member, each with its `partition`, from where the
+//!   member stands (the group's committed offsets at first).
+//! - `POST /v1/groups/{group}/members/{id}/commit` commits everything returned so far; 204.
+//! - `DELETE /v1/groups/{group}/members/{id}` leaves the group; 204.
+//!
+//! The gateway heartbeats for its members between requests (a sweep every second) and lets a
+//! member go (leaving the group) after `MEMBER_IDLE` without a request. At most
+//! `HTTP_MEMBERS_MAX` members at once; each holds a broker connection.
+
+use crate::error::{ApiError, ApiResult};
+use crate::{AppState, body_json};
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sluice_client::Client;
+use sluice_client::data;
+use sluice_client::json::record_to_json;
+use sluice_client::member::GroupReader;
+use sluice_client::position::{Start, parse_start};
+use sluice_types::limits::{FETCH_WAIT_MS_MAX, HTTP_MEMBERS_MAX, HTTP_RECORDS_PER_REQUEST_MAX};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A member that sees no request for this long is let go.
+const MEMBER_IDLE: Duration = Duration::from_secs(60);
+/// How often the gateway heartbeats for its members and looks for idle ones.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+const BROKER_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct HttpMember {
+    group: String,
+    topic: String,
+    client: Client,
+    reader: GroupReader,
+    last_request: Instant,
+}
+
+type Shared = Arc<tokio::sync::Mutex<HttpMember>>;
+
+/// The members the gateway holds, by id.
+#[derive(Default)]
+pub(crate) struct Members {
+    by_id: Mutex<HashMap<String, Shared>>,
+}
+
+impl Members {
+    fn get(&self, group: &str, id: &str) -> ApiResult<Shared> {
+        let by_id = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
+        by_id.get(id).cloned().ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no member {id} in group {group} here (it may have been let go after {} s idle)",
+                MEMBER_IDLE.as_secs()
+            ))
+        })
+    }
+
+    fn remove(&self, id: &str) -> Option<Shared> {
+        self.by_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+    }
+
+    fn all(&self) -> Vec<(String, Shared)> {
+        let by_id = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
+        by_id.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// Heartbeats for idle members and lets go of those idle too long. Runs until the API stops.
+pub(crate) async fn sweep(state: Arc<AppState>) {
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        interval.tick().await;
+        for (id, shared) in state.members.all() {
+            // A member busy with a request heartbeats through it.
+            let Ok(mut member) = shared.try_lock() else {
+                continue;
+            };
+            if member.last_request.elapsed() >= MEMBER_IDLE {
+                state.members.remove(&id);
+                member.reader.membership.leave().await;
+                continue;
+            }
+            let m = &mut *member;
+            if let Err(e) = m.reader.refresh(&mut m.client).await {
+                tracing::warn!(group = %m.group, member = %id, error = %e, "heartbeat for an HTTP member failed");
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinBody {
+    topic: String,
+    from: Option<String>,
+}
+
+pub async fn join(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Path(group) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let body: JoinBody = body_json(body)?;
+    let from = match body.from.as_deref() {
+        None => Start::Latest,
+        Some(text) => parse_start(text).map_err(ApiError::bad_request)?,
+    };
+    if state.members.all().len() >= HTTP_MEMBERS_MAX {
+        return Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error_code: "TOO_MANY_MEMBERS".into(),
+            message: format!("{HTTP_MEMBERS_MAX} members are open, the most this server keeps"),
+        });
+    }
+    let mut client =
+        Client::connect(&state.bootstrap, "sluice-http-member", BROKER_TIMEOUT).await?;
+    client.partitions(&body.topic, false).await?;
+    let mut reader = GroupReader::join(&mut client, &group, &body.topic, from).await?;
+    reader.refresh(&mut client).await?;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let member = HttpMember {
+        group: group.clone(),
+        topic: body.topic,
+        client,
+        reader,
+        last_request: Instant::now(),
+    };
+    state
+        .members
+        .by_id
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id.clone(), Arc::new(tokio::sync::Mutex::new(member)));
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"member_id": id, "group": group})),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollParams {
+    max: Option<usize>,
+    wait_ms: Option<u64>,
+}
+
+pub async fn poll(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    params: Result<Query<PollParams>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Path((group, id)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let max = params.max.unwrap_or(100);
+    if max == 0 || max > HTTP_RECORDS_PER_REQUEST_MAX {
+        return Err(ApiError::bad_request(format!(
+            "max is 1 to {HTTP_RECORDS_PER_REQUEST_MAX}"
+        )));
+    }
+    let wait_ms = params.wait_ms.unwrap_or(0);
+    if wait_ms > FETCH_WAIT_MS_MAX {
+        return Err(ApiError::bad_request(format!(
+            "wait_ms is at most {FETCH_WAIT_MS_MAX}"
+        )));
+    }
+    let shared = state.members.get(&group, &id)?;
+    let mut member = shared.lock().await;
+    member.last_request = Instant::now();
+    let m = &mut *member;
+    m.reader.refresh(&mut m.client).await?;
+    let wanted: Vec<(i32, i64)> = m.reader.positions.iter().map(|(p, o)| (*p, *o)).collect();
+    if wanted.is_empty() {
+        let wait = Duration::from_millis(wait_ms).min(Duration::from_secs(1));
+        tokio::time::sleep(wait).await;
+        return Ok(Json(json!({"records": [], "assigned": []})));
+    }
+    let fetched = data::fetch_partitions(
+        &mut m.client,
+        &m.topic,
+        &wanted,
+        Duration::from_millis(wait_ms),
+        1024 * 1024,
+    )
+    .await?;
+    let mut records = Vec::new();
+    for f in fetched {
+        let fetched = f.result?;
+        let mut last = None;
+        let next = data::for_each_record(&fetched.records, f.offset, |r| {
+            if records.len() < max {
+                records.push(record_to_json(None, Some(f.partition), r));
+                last = Some(r.offset);
+            }
+        })?;
+        let full = records.len() >= max;
+        let position = match (full, last) {
+            (true, Some(offset)) => offset + 1,
+            (true, None) => f.offset,
+            (false, _) => next,
+        };
+        m.reader.positions.insert(f.partition, position);
+    }
+    let assigned: Vec<i32> = m.reader.positions.keys().copied().collect();
+    Ok(Json(json!({"records": records, "assigned": assigned})))
+}
+
+pub async fn commit(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    let Path((group, id)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let shared = state.members.get(&group, &id)?;
+    let mut member = shared.lock().await;
+    member.last_request = Instant::now();
+    member.reader.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn leave(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    let Path((group, id)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let shared = state.members.get(&group, &id)?;
+    state.members.remove(&id);
+    shared.lock().await.reader.membership.leave().await;
+    Ok(StatusCode::NO_CONTENT)
+}
