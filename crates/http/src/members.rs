@@ -26,7 +26,7 @@ use sluice_client::data;
 use sluice_client::json::record_to_json;
 use sluice_client::member::GroupReader;
 use sluice_client::position::{Start, parse_start};
-use sluice_types::limits::{FETCH_WAIT_MS_MAX, HTTP_MEMBERS_MAX, HTTP_RECORDS_PER_REQUEST_MAX};
+use sluice_types::limits::HTTP_MEMBERS_MAX;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -165,18 +165,7 @@ pub async fn poll(
 ) -> ApiResult<Json<Value>> {
     let Path((group, id)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let max = params.max.unwrap_or(100);
-    if max == 0 || max > HTTP_RECORDS_PER_REQUEST_MAX {
-        return Err(ApiError::bad_request(format!(
-            "max is 1 to {HTTP_RECORDS_PER_REQUEST_MAX}"
-        )));
-    }
-    let wait_ms = params.wait_ms.unwrap_or(0);
-    if wait_ms > FETCH_WAIT_MS_MAX {
-        return Err(ApiError::bad_request(format!(
-            "wait_ms is at most {FETCH_WAIT_MS_MAX}"
-        )));
-    }
+    let (max, wait) = crate::records::read_limits(params.max, params.wait_ms)?;
     let shared = state.members.get(&group, &id)?;
     let mut member = shared.lock().await;
     member.last_request = Instant::now();
@@ -184,18 +173,11 @@ pub async fn poll(
     m.reader.refresh(&mut m.client).await?;
     let wanted: Vec<(i32, i64)> = m.reader.positions.iter().map(|(p, o)| (*p, *o)).collect();
     if wanted.is_empty() {
-        let wait = Duration::from_millis(wait_ms).min(Duration::from_secs(1));
-        tokio::time::sleep(wait).await;
+        tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
         return Ok(Json(json!({"records": [], "assigned": []})));
     }
-    let fetched = data::fetch_partitions(
-        &mut m.client,
-        &m.topic,
-        &wanted,
-        Duration::from_millis(wait_ms),
-        1024 * 1024,
-    )
-    .await?;
+    let fetched =
+        data::fetch_partitions(&mut m.client, &m.topic, &wanted, wait, 1024 * 1024).await?;
     let mut records = Vec::new();
     for f in fetched {
         let fetched = f.result?;

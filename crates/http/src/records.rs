@@ -210,19 +210,7 @@ pub async fn fetch(
 ) -> ApiResult<Json<Value>> {
     let Path((topic, partition)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let max = params.max.unwrap_or(100);
-    if max == 0 || max > HTTP_RECORDS_PER_REQUEST_MAX {
-        return Err(ApiError::bad_request(format!(
-            "max is 1 to {HTTP_RECORDS_PER_REQUEST_MAX}"
-        )));
-    }
-    let wait_ms = params.wait_ms.unwrap_or(0);
-    if wait_ms > sluice_types::limits::FETCH_WAIT_MS_MAX {
-        return Err(ApiError::bad_request(format!(
-            "wait_ms is at most {}",
-            sluice_types::limits::FETCH_WAIT_MS_MAX
-        )));
-    }
+    let (max, wait) = read_limits(params.max, params.wait_ms)?;
     if params.offset.is_some_and(|o| o < 0) {
         return Err(ApiError::bad_request("offset is not negative"));
     }
@@ -233,18 +221,31 @@ pub async fn fetch(
                 Some(o) => o,
                 None => data::list_offset(client, &topic, partition, EARLIEST).await?,
             };
-            read_records(
-                client,
-                &topic,
-                partition,
-                offset,
-                max,
-                Duration::from_millis(wait_ms),
-            )
-            .await
+            read_records(client, &topic, partition, offset, max, wait).await
         })
         .await?;
     Ok(Json(body))
+}
+
+/// Checks a read's `max` (default 100) and `wait_ms` (default 0) against their limits.
+pub(crate) fn read_limits(
+    max: Option<usize>,
+    wait_ms: Option<u64>,
+) -> ApiResult<(usize, Duration)> {
+    let max = max.unwrap_or(100);
+    if max == 0 || max > HTTP_RECORDS_PER_REQUEST_MAX {
+        return Err(ApiError::bad_request(format!(
+            "max is 1 to {HTTP_RECORDS_PER_REQUEST_MAX}"
+        )));
+    }
+    let wait_ms = wait_ms.unwrap_or(0);
+    if wait_ms > sluice_types::limits::FETCH_WAIT_MS_MAX {
+        return Err(ApiError::bad_request(format!(
+            "wait_ms is at most {}",
+            sluice_types::limits::FETCH_WAIT_MS_MAX
+        )));
+    }
+    Ok((max, Duration::from_millis(wait_ms)))
 }
 
 /// Up to `max` records from `offset`, as the fetch answer's JSON.
