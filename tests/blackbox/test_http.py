@@ -340,3 +340,13 @@ def test_polling_group_members_share_the_topic_and_commit(broker):
                timeout=20, what="the members to leave")
     assert call(broker, "POST", base, {"topic": "no-such-topic"})[0] == 404
     assert call(broker, "POST", base, {"topic": "tasks", "from": "whenever"})[0] == 400
+
+
+def test_sigterm_with_a_stream_open_still_shuts_down_cleanly(broker):
+    create_topic(broker, "open-stream")
+    response = urllib.request.urlopen(broker.http + "/v1/topics/open-stream/stream", timeout=30)
+    assert response.status == 200
+    started = time.monotonic()
+    assert broker.stop(timeout=20) == 0
+    assert time.monotonic() - started < 15
+    response.close()

@@ -38,6 +38,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// How long shutdown waits for HTTP requests in progress (an SSE stream never ends by
+/// itself).
+const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub(crate) struct AppState {
     pool: ClientPool,
     /// Where streams open their own broker connections.
@@ -101,10 +105,18 @@ impl HttpApi {
         self.local_addr
     }
 
-    /// Stops taking requests and waits for those in progress.
-    pub async fn shutdown(self) {
+    /// Stops taking requests and waits for those in progress, at most `SHUTDOWN_DRAIN`:
+    /// streams and long-polls that outlast it are cut.
+    pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        let _ = self.task.await;
+        if tokio::time::timeout(SHUTDOWN_DRAIN, &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::info!("closing HTTP streams still open");
+            self.task.abort();
+            let _ = self.task.await;
+        }
     }
 }
 
