@@ -11,6 +11,7 @@ use sluice_client::Client;
 use sluice_client::groups;
 use std::sync::Arc;
 
+#[utoipa::path(get, path = "/v1/groups", tag = "groups", responses((status = 200, description = "every group", body = crate::api::GroupList), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
     let listed = state
         .pool
@@ -32,6 +33,7 @@ pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> 
     Ok(Json(json!({ "groups": groups })))
 }
 
+#[utoipa::path(get, path = "/v1/groups/{group}", tag = "groups", params(("group" = String, Path)), responses((status = 200, description = "members and lag", body = crate::api::GroupDescription), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn describe(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,

@@ -5,16 +5,18 @@
 //! through `sluice-client` (over loopback), so produce, fetch, durability and errors behave
 //! exactly as for any Kafka client, and the gateway could front any Kafka cluster.
 //!
-//! Owns: routes, JSON shapes, the HTTP error format and status codes (`error`), the pool of
-//! broker connections (`pool`). Not: any storage or broker internals.
+//! Owns: routes, JSON shapes and their OpenAPI description (`api`), the HTTP error format and
+//! status codes (`error`), the pool of broker connections (`pool`), SSE streams (`stream`),
+//! group members held for polling clients (`members`). Not: any storage or broker internals.
 //!
-//! Routes: `GET /healthz`, `GET /readyz`, `GET /metrics` (the broker's, rendered by a function
-//! the binary hands in, so this crate stays a client); `GET|POST /v1/topics`, `GET|DELETE
-//! /v1/topics/{topic}`; `POST /v1/topics/{topic}/records`; `GET
-//! /v1/topics/{topic}/partitions/{partition}/records`; `GET /v1/topics/{topic}/stream`
-//! (Server-Sent Events); `GET /v1/groups`, `GET /v1/groups/{group}`; group members for polling
-//! clients under `/v1/groups/{group}/members` (`members`).
+//! Routes (described at `GET /openapi.json`): `GET /healthz`, `GET /readyz`, `GET /metrics`
+//! (the broker's, rendered by a function the binary hands in, so this crate stays a client);
+//! `GET|POST /v1/topics`, `GET|DELETE /v1/topics/{topic}`; `POST /v1/topics/{topic}/records`;
+//! `GET /v1/topics/{topic}/partitions/{partition}/records`; `GET /v1/topics/{topic}/stream`
+//! (Server-Sent Events); `GET /v1/groups`, `GET /v1/groups/{group}`; group members under
+//! `/v1/groups/{group}/members`.
 
+mod api;
 mod error;
 mod groups;
 mod members;
@@ -125,6 +127,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .route("/v1/topics", get(topics::list).post(topics::create))
         .route(
             "/v1/topics/{topic}",
@@ -156,11 +159,13 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "the process is alive", body = crate::api::Status)))]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Ready once the broker answers the gateway (it starts after storage recovery).
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "the broker answers", body = crate::api::Status), (status = 503, description = "the broker does not answer", body = crate::api::Status)))]
 async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     match state.pool.take().await {
         Ok(client) => {
@@ -174,6 +179,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>)
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus metrics", content_type = "application/openmetrics-text", body = String)))]
 async fn metrics(State(state): State<Arc<AppState>>) -> axum::response::Response {
     use axum::response::IntoResponse;
     let render = state.metrics.clone();
@@ -193,6 +199,17 @@ async fn metrics(State(state): State<Arc<AppState>>) -> axum::response::Response
         }
         .into_response(),
     }
+}
+
+/// The OpenAPI description of every route, generated from the handlers.
+async fn openapi() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use utoipa::OpenApi;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        api::ApiDoc::openapi().to_json().unwrap_or_default(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -101,13 +101,14 @@ pub(crate) async fn sweep(state: Arc<AppState>) {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct JoinBody {
+pub(crate) struct JoinBody {
     topic: String,
     from: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/groups/{group}/members", tag = "groups", params(("group" = String, Path)), request_body = JoinBody, responses((status = 201, description = "joined", body = crate::api::MemberJoined), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn join(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
@@ -151,13 +152,15 @@ pub async fn join(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PollParams {
     max: Option<usize>,
     wait_ms: Option<u64>,
 }
 
+#[utoipa::path(get, path = "/v1/groups/{group}/members/{member}/records", tag = "groups", params(("group" = String, Path), ("member" = String, Path), PollParams), responses((status = 200, description = "records of the assigned partitions", body = crate::api::MemberRecords), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn poll(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -200,6 +203,7 @@ pub async fn poll(
     Ok(Json(json!({"records": records, "assigned": assigned})))
 }
 
+#[utoipa::path(post, path = "/v1/groups/{group}/members/{member}/commit", tag = "groups", params(("group" = String, Path), ("member" = String, Path)), responses((status = 204, description = "committed"), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn commit(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -212,6 +216,7 @@ pub async fn commit(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete, path = "/v1/groups/{group}/members/{member}", tag = "groups", params(("group" = String, Path), ("member" = String, Path)), responses((status = 204, description = "left the group"), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn leave(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,

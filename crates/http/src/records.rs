@@ -26,15 +26,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ProduceBody {
+pub(crate) struct ProduceBody {
     records: Vec<InRecord>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct InRecord {
+pub(crate) struct InRecord {
     key: Option<Value>,
     key_base64: Option<String>,
     value: Option<Value>,
@@ -43,16 +43,16 @@ struct InRecord {
     partition: Option<i32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
-enum InHeaders {
+pub(crate) enum InHeaders {
     Object(BTreeMap<String, String>),
     List(Vec<InHeader>),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct InHeader {
+pub(crate) struct InHeader {
     key: String,
     value: Option<String>,
 }
@@ -82,6 +82,7 @@ fn bytes_of(
     }
 }
 
+#[utoipa::path(post, path = "/v1/topics/{topic}/records", tag = "records", params(("topic" = String, Path)), request_body = ProduceBody, responses((status = 200, description = "durable (acks=all)", body = crate::api::Produced), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn produce(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
@@ -192,7 +193,8 @@ async fn send_records(
     Ok(out)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FetchParams {
     /// First offset wanted (default: the start of the partition).
@@ -203,6 +205,7 @@ pub struct FetchParams {
     wait_ms: Option<u64>,
 }
 
+#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records", params(("topic" = String, Path), ("partition" = i32, Path), FetchParams), responses((status = 200, description = "records from the offset", body = crate::api::Records), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn fetch(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, i32)>, PathRejection>,

@@ -38,7 +38,8 @@ const PARTITION_FETCH_BYTES: i32 = 1024 * 1024;
 /// How long a stream's broker requests may take.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamParams {
     /// earliest, latest (default), an offset, or @TIMESTAMP.
@@ -70,6 +71,7 @@ impl Drop for GroupMember {
     }
 }
 
+#[utoipa::path(get, path = "/v1/topics/{topic}/stream", tag = "records", params(("topic" = String, Path), StreamParams), responses((status = 200, description = "Server-Sent Events: `event: record`, `id: partition-offset`, `data:` a record", content_type = "text/event-stream", body = String), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn stream(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,

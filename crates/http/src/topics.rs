@@ -15,6 +15,7 @@ use sluice_client::{Client, ClientError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+#[utoipa::path(get, path = "/v1/topics", tag = "topics", responses((status = 200, description = "every topic", body = crate::api::TopicList), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
     let topics = state
         .pool
@@ -38,9 +39,9 @@ pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Value>> 
     Ok(Json(json!({ "topics": topics })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+pub(crate) struct CreateBody {
     name: String,
     partitions: Option<i32>,
     replication_factor: Option<i16>,
@@ -48,6 +49,7 @@ struct CreateBody {
     configs: BTreeMap<String, String>,
 }
 
+#[utoipa::path(post, path = "/v1/topics", tag = "topics", request_body = CreateBody, responses((status = 201, description = "created", body = crate::api::TopicCreated), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -71,6 +73,7 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics", params(("topic" = String, Path)), responses((status = 200, description = "the topic", body = crate::api::TopicDescription), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn describe(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
@@ -123,6 +126,7 @@ async fn describe_topic(client: &mut Client, name: &str) -> ApiResult<Value> {
     }))
 }
 
+#[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics", params(("topic" = String, Path)), responses((status = 204, description = "deleted"), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,

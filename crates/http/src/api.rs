@@ -1,0 +1,205 @@
+//! The OpenAPI description of the HTTP API, generated from the handlers' `#[utoipa::path]`
+//! annotations and the shapes below (`GET /openapi.json`). The shapes document what the
+//! handlers answer; schemathesis checks every answer against them in the test suite.
+
+#![allow(dead_code)] // The shapes exist for their schemas; handlers build the same JSON.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::{OpenApi, ToSchema};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sluice HTTP API",
+        description = "Produce, read, stream and administer Sluice over HTTP/JSON. See docs/http-api.md."
+    ),
+    paths(
+        crate::healthz,
+        crate::readyz,
+        crate::metrics,
+        crate::topics::list,
+        crate::topics::create,
+        crate::topics::describe,
+        crate::topics::delete,
+        crate::records::produce,
+        crate::records::fetch,
+        crate::stream::stream,
+        crate::groups::list,
+        crate::groups::describe,
+        crate::members::join,
+        crate::members::poll,
+        crate::members::commit,
+        crate::members::leave,
+    )
+)]
+pub(crate) struct ApiDoc;
+
+/// Every error answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    /// Kafka's error name (`UNKNOWN_TOPIC_OR_PARTITION`) or the API's own (`INVALID_REQUEST`).
+    pub error_code: String,
+    pub message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Status {
+    pub status: String,
+    #[schema(required = false)]
+    pub message: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TopicSummary {
+    pub name: String,
+    pub partitions: u32,
+    pub internal: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TopicList {
+    pub topics: Vec<TopicSummary>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TopicCreated {
+    pub name: String,
+    pub partitions: i32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PartitionState {
+    pub partition: i32,
+    pub leader: i32,
+    pub log_start_offset: i64,
+    pub end_offset: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TopicDescription {
+    pub name: String,
+    pub id: String,
+    pub internal: bool,
+    pub partitions: Vec<PartitionState>,
+    /// Every config with its value (`null` for a sensitive one).
+    pub configs: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RecordOffset {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Produced {
+    /// Each record's partition and offset, in request order.
+    pub offsets: Vec<RecordOffset>,
+}
+
+/// A header: `key` (or `key_base64`) and `value` (or `value_base64`; `null` when absent).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct HeaderOut {
+    #[schema(required = false)]
+    pub key: Option<String>,
+    #[schema(required = false)]
+    pub key_base64: Option<String>,
+    #[schema(required = false, nullable)]
+    pub value: Option<String>,
+    #[schema(required = false)]
+    pub value_base64: Option<String>,
+}
+
+/// A record: bytes that are UTF-8 come as `key` / `value` strings (`null` when absent), others
+/// as `key_base64` / `value_base64`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RecordOut {
+    /// Present in stream events and group member reads.
+    #[schema(required = false)]
+    pub partition: Option<i32>,
+    pub offset: i64,
+    pub timestamp: i64,
+    #[schema(required = false, nullable)]
+    pub key: Option<String>,
+    #[schema(required = false)]
+    pub key_base64: Option<String>,
+    #[schema(required = false, nullable)]
+    pub value: Option<String>,
+    #[schema(required = false)]
+    pub value_base64: Option<String>,
+    pub headers: Vec<HeaderOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Records {
+    pub records: Vec<RecordOut>,
+    /// Where to read on from.
+    pub next_offset: i64,
+    pub high_watermark: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct GroupSummary {
+    pub group: String,
+    pub state: String,
+    pub protocol_type: String,
+    /// `classic` or `consumer` (KIP-848).
+    #[serde(rename = "type")]
+    pub group_type: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct GroupList {
+    pub groups: Vec<GroupSummary>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct GroupMemberOut {
+    pub member_id: String,
+    pub client_id: String,
+    pub host: String,
+    pub assignment: Vec<TopicPartition>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct GroupPartition {
+    pub topic: String,
+    pub partition: i32,
+    #[schema(nullable)]
+    pub committed_offset: Option<i64>,
+    pub end_offset: i64,
+    #[schema(nullable)]
+    pub lag: Option<i64>,
+    #[schema(nullable)]
+    pub member_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct GroupDescription {
+    pub group: String,
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<GroupMemberOut>,
+    pub partitions: Vec<GroupPartition>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MemberJoined {
+    pub member_id: String,
+    pub group: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MemberRecords {
+    pub records: Vec<RecordOut>,
+    /// The member's partitions now.
+    pub assigned: Vec<i32>,
+}
