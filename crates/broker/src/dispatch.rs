@@ -63,7 +63,7 @@ pub(crate) fn dispatch(
     let metrics = broker.metrics.clone();
     Ok(Box::pin(async move {
         let reply = pending.await;
-        metrics.request_done(&format!("{api:?}"), started.elapsed());
+        metrics.request_done(api, started.elapsed());
         reply
     }))
 }

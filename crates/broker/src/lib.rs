@@ -22,10 +22,5 @@ pub use config::{BrokerConfig, OFFSETS_TOPIC_PARTITIONS_DEFAULT};
 pub use server::{Broker, RunningBroker, StartError};
 pub use sluice_group::GroupConfig;
 
-/// Milliseconds since the Unix epoch: the broker's one clock, passed into storage.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+/// The broker's one clock, passed into storage.
+pub(crate) use sluice_types::now_ms;

@@ -180,6 +180,25 @@ mod tests {
         topics.iter().map(|t| t.to_string()).collect()
     }
 
+    /// Members named `names`, all subscribed to `subscribed`, each with what `previous`
+    /// says it held.
+    fn members<'a>(
+        names: &[&str],
+        subscribed: &'a BTreeSet<String>,
+        previous: impl Fn(&str) -> Option<&'a Assignment>,
+    ) -> BTreeMap<String, MemberSpec<'a>> {
+        names
+            .iter()
+            .map(|m| {
+                let spec = MemberSpec {
+                    subscribed,
+                    previous: previous(m),
+                };
+                (m.to_string(), spec)
+            })
+            .collect()
+    }
+
     fn sizes(a: &BTreeMap<String, Assignment>) -> Vec<usize> {
         a.values()
             .map(|x| x.values().map(BTreeSet::len).sum())
@@ -190,30 +209,9 @@ mod tests {
     fn uniform_balances_and_keeps_what_it_can() {
         let t = subs(&["t"]);
         let parts = BTreeMap::from([("t".to_string(), 6)]);
-        let two: BTreeMap<String, MemberSpec<'_>> = ["a", "b"]
-            .iter()
-            .map(|m| {
-                (
-                    m.to_string(),
-                    MemberSpec {
-                        subscribed: &t,
-                        previous: None,
-                    },
-                )
-            })
-            .collect();
-        let first = assign(UNIFORM, &two, &parts);
+        let first = assign(UNIFORM, &members(&["a", "b"], &t, |_| None), &parts);
         assert_eq!(sizes(&first), vec![3, 3]);
-        let mut three: BTreeMap<String, MemberSpec<'_>> = BTreeMap::new();
-        for m in ["a", "b", "c"] {
-            three.insert(
-                m.to_string(),
-                MemberSpec {
-                    subscribed: &t,
-                    previous: first.get(m),
-                },
-            );
-        }
+        let three = members(&["a", "b", "c"], &t, |m| first.get(m));
         let second = assign(UNIFORM, &three, &parts);
         assert_eq!(sizes(&second), vec![2, 2, 2]);
         for m in ["a", "b"] {
@@ -228,19 +226,7 @@ mod tests {
     fn range_splits_each_topic_into_contiguous_ranges() {
         let t = subs(&["t", "u"]);
         let parts = BTreeMap::from([("t".to_string(), 5), ("u".to_string(), 2)]);
-        let members: BTreeMap<String, MemberSpec<'_>> = ["a", "b"]
-            .iter()
-            .map(|m| {
-                (
-                    m.to_string(),
-                    MemberSpec {
-                        subscribed: &t,
-                        previous: None,
-                    },
-                )
-            })
-            .collect();
-        let got = assign(RANGE, &members, &parts);
+        let got = assign(RANGE, &members(&["a", "b"], &t, |_| None), &parts);
         assert_eq!(got["a"]["t"], BTreeSet::from([0, 1, 2]));
         assert_eq!(got["b"]["t"], BTreeSet::from([3, 4]));
         assert_eq!(got["a"]["u"], BTreeSet::from([0]));

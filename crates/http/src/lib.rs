@@ -164,14 +164,18 @@ async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready once the broker answers the gateway (it starts after storage recovery).
+/// Ready once the broker answers the gateway (it starts after storage recovery): a Metadata
+/// request goes through, so a pooled connection to a broker that went away does not count.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "the broker answers", body = crate::api::Status), (status = 503, description = "the broker does not answer", body = crate::api::Status)))]
 async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
-    match state.pool.take().await {
-        Ok(client) => {
-            state.pool.give_back(client);
-            (StatusCode::OK, Json(json!({"status": "ready"})))
-        }
+    let answered = state
+        .pool
+        .with(async |client: &mut sluice_client::Client| {
+            client.metadata(Some(&[]), false).await.map(|_| ())
+        })
+        .await;
+    match answered {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "unavailable", "message": e.to_string()})),

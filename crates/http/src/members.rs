@@ -44,14 +44,25 @@ struct HttpMember {
     client: Client,
     reader: GroupReader,
     last_request: Instant,
+    /// This member's place among `HTTP_MEMBERS_MAX`, given back when it is dropped.
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 type Shared = Arc<tokio::sync::Mutex<HttpMember>>;
 
 /// The members the gateway holds, by id.
-#[derive(Default)]
 pub(crate) struct Members {
     by_id: Mutex<HashMap<String, Shared>>,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for Members {
+    fn default() -> Members {
+        Members {
+            by_id: Mutex::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(HTTP_MEMBERS_MAX)),
+        }
+    }
 }
 
 impl Members {
@@ -120,13 +131,16 @@ pub async fn join(
         None => Start::Latest,
         Some(text) => parse_start(text).map_err(ApiError::bad_request)?,
     };
-    if state.members.all().len() >= HTTP_MEMBERS_MAX {
-        return Err(ApiError {
+    let slot = state
+        .members
+        .slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             error_code: "TOO_MANY_MEMBERS".into(),
             message: format!("{HTTP_MEMBERS_MAX} members are open, the most this server keeps"),
-        });
-    }
+        })?;
     let mut client =
         Client::connect(&state.bootstrap, "sluice-http-member", BROKER_TIMEOUT).await?;
     client.partitions(&body.topic, false).await?;
@@ -139,6 +153,7 @@ pub async fn join(
         client,
         reader,
         last_request: Instant::now(),
+        _slot: slot,
     };
     state
         .members

@@ -154,7 +154,7 @@ async fn send_records(
         }
         by_partition.entry(p).or_default().push(i);
     }
-    let timestamp = now_ms();
+    let timestamp = sluice_types::now_ms();
     let mut out = vec![(0, 0); records.len()];
     for (partition, indexes) in by_partition {
         let headers: Vec<Vec<RecordHeader<'_>>> = indexes
@@ -279,11 +279,4 @@ async fn read_records(
         "next_offset": next_offset,
         "high_watermark": fetched.high_watermark,
     }))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

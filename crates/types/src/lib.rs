@@ -1,12 +1,23 @@
 //! Domain names shared by every Sluice crate: topic-partition identity, topic-name rules, and
 //! the limits module.
 //!
-//! This crate owns no behaviour beyond validation of names. It knows nothing of wire formats,
+//! This crate owns no behaviour beyond validation of names (and reading the wall clock in
+//! Kafka's unit, `now_ms`). It knows nothing of wire formats,
 //! files or sockets, so every other crate may depend on it.
 
 pub mod limits;
 
 use std::fmt;
+
+/// Milliseconds since the Unix epoch, Kafka's unit for timestamps: the one wall clock every
+/// crate that needs one reads (the broker passes it into storage; the pure crates take time as
+/// an argument).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
 
 /// A topic name and a partition index: the unit of ordering and of storage.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
