@@ -69,6 +69,8 @@ struct Workload {
     size: usize,
     partitions: i32,
     acks: &'static str,
+    /// Producer settings beyond the defaults of `load::producer`.
+    producer_extra: &'static [(&'static str, &'static str)],
 }
 
 fn workloads() -> Vec<Workload> {
@@ -82,6 +84,7 @@ fn workloads() -> Vec<Workload> {
                     size,
                     partitions,
                     acks,
+                    producer_extra: &[],
                 });
             }
         }
@@ -143,7 +146,7 @@ fn run_workload(
     create_topic(&broker.bootstrap, topic, w.partitions, &args.topic_configs)?;
     let millions = records as f64 / 1e6;
     let cpu_before = broker.cpu_seconds()?;
-    let p = load::producer(&broker.bootstrap, w.acks, &[])?;
+    let p = load::producer(&broker.bootstrap, w.acks, w.producer_extra)?;
     let produced = load::produce(&p, topic, w.partitions, records, w.size)?;
     drop(p);
     let produce_cpu = broker.cpu_seconds()? - cpu_before;
@@ -175,6 +178,59 @@ fn run_workload(
         consume_cpu_s_per_m: consume_cpu / (delivered as f64 / 1e6),
         consume_first_records_ms: first_records.unwrap_or_default().as_secs_f64() * 1e3,
     })
+}
+
+/// Idempotent produce against plain `acks=all`, 100-byte records: passes alternate between the
+/// two so that both meet the same machine (see "Fresh memory" in docs/benchmarks.md), and the
+/// cost is the median of the pairs' ratios.
+fn run_idempotence_cost(broker: &BrokerProcess, args: &Args) -> anyhow::Result<()> {
+    let mut ratios = Vec::new();
+    let mut rates = (Vec::new(), Vec::new());
+    for partitions in [1, 8] {
+        let plain = Workload {
+            name: format!("100B p={partitions} acks=all"),
+            size: 100,
+            partitions,
+            acks: "all",
+            producer_extra: &[],
+        };
+        let idempotent = Workload {
+            name: format!("100B p={partitions} idempotent"),
+            producer_extra: &[("enable.idempotence", "true")],
+            ..plain
+        };
+        ratios.clear();
+        rates.0.clear();
+        rates.1.clear();
+        for r in 0..args.repeat.max(1) {
+            let a = run_workload(
+                broker,
+                &plain,
+                &format!("idem-plain-{partitions}-{r}"),
+                args,
+            )?;
+            let b = run_workload(broker, &idempotent, &format!("idem-{partitions}-{r}"), args)?;
+            ratios.push(b.produce_records_per_s / a.produce_records_per_s);
+            rates.0.push(a.produce_records_per_s);
+            rates.1.push(b.produce_records_per_s);
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "idempotence p={partitions}: acks=all {:.0} r/s, idempotent {:.0} r/s, idempotent/plain {:.3} (median of {} paired passes; ratios {:?})",
+            median(&mut rates.0),
+            median(&mut rates.1),
+            median(&mut ratios),
+            ratios.len(),
+            ratios
+                .iter()
+                .map(|r| (r * 1000.0).round() / 1000.0)
+                .collect::<Vec<_>>()
+        );
+    }
+    Ok(())
 }
 
 /// Partitions of the group workloads' topic (the figure: 10 members over 60).
@@ -354,6 +410,9 @@ fn main() -> anyhow::Result<()> {
             median(|r| r.consume_first_records_ms),
             broker.peak_rss_mib()?
         );
+    }
+    if wanted("idempotence") {
+        run_idempotence_cost(&broker, &args)?;
     }
     run_group_workloads(&broker, &args, wanted)?;
     if wanted("http produce") {

@@ -77,7 +77,10 @@ def test_unknown_api_versions_version_gets_a_v0_unsupported_answer(broker):
     assert error_code == 35  # UNSUPPORTED_VERSION
     keys = [struct.unpack(">hhh", frame[10 + 6 * i:16 + 6 * i]) for i in range(count)]
     assert (18, 0, 3) in keys
-    assert all(k[0] != 22 for k in keys), "InitProducerId is not implemented, so not advertised"
+    assert (22, 0, 4) in keys, "InitProducerId for idempotent producers"
+    # Transactions are not implemented, so their APIs are not advertised.
+    for api_key in (24, 25, 26, 28):
+        assert all(k[0] != api_key for k in keys), f"API {api_key} advertised"
 
 
 def test_pipelined_requests_are_answered_in_order(broker):

@@ -24,9 +24,8 @@ def test_produce_and_consume(broker, codec):
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     topic = f"kp-{codec}"
     admin.create_topics([NewTopic(topic, 2, 1)])
-    # Idempotence (InitProducerId) arrives with the exactly-once work; until then it is off.
-    p = KafkaProducer(bootstrap_servers=broker.bootstrap, compression_type=codec, acks="all",
-                      enable_idempotence=False)
+    # kafka-python's default: idempotent (InitProducerId, sequence numbers on every batch).
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, compression_type=codec, acks="all")
     for i in range(100):
         headers = [("dup", b"a"), ("dup", b"b")] if i % 2 else []
         p.send(topic, key=f"k{i}".encode(), value=None if i == 5 else f"v{i}".encode(),

@@ -1,6 +1,6 @@
 //! Background work: one flusher per partition (group commit for `acks=all`, and the
-//! `flush.ms` / `flush.messages` bounds otherwise), and periodic housekeeping (retention and
-//! recovery-point checkpoints). fsyncs and file deletions run on the blocking pool, never on
+//! `flush.ms` / `flush.messages` bounds otherwise), and periodic housekeeping (retention,
+//! recovery-point checkpoints, expiry of idle producers). fsyncs and file deletions run on the blocking pool, never on
 //! the async threads.
 
 use crate::metrics::Metrics;
@@ -117,37 +117,69 @@ fn compact_all(broker: &Broker) {
     }
 }
 
-/// Applies retention and checkpoints recovery points, each on its own interval.
+/// A chore of the housekeeping loop, run every `every_ms`.
+struct Chore {
+    every_ms: u64,
+    since_ms: u64,
+    run: fn(&Broker),
+}
+
+/// Applies retention, checkpoints recovery points and expires idle producers, each on its own
+/// interval, on the blocking pool.
 pub(crate) async fn housekeeping_loop(broker: Arc<Broker>, shutdown: CancellationToken) {
-    let retention_every = broker.config.retention_check_interval_ms.max(10);
-    let checkpoint_every = broker.config.recovery_checkpoint_interval_ms.max(10);
-    let tick = retention_every.min(checkpoint_every);
-    let (mut since_retention, mut since_checkpoint) = (0, 0);
+    let c = &broker.config;
+    let mut chores = [
+        (
+            c.retention_check_interval_ms,
+            apply_retention as fn(&Broker),
+        ),
+        (c.recovery_checkpoint_interval_ms, |b: &Broker| {
+            b.logs.checkpoint_recovery_points()
+        }),
+        (c.producer_id_expiration_check_interval_ms, expire_producers),
+    ]
+    .map(|(every_ms, run)| Chore {
+        every_ms: every_ms.max(10),
+        since_ms: 0,
+        run,
+    });
+    let tick = chores.iter().map(|c| c.every_ms).min().unwrap_or(10);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(tick)) => {}
             _ = shutdown.cancelled() => return,
         }
-        since_retention += tick;
-        since_checkpoint += tick;
-        let run_retention = since_retention >= retention_every;
-        let run_checkpoint = since_checkpoint >= checkpoint_every;
-        if run_retention {
-            since_retention = 0;
+        let mut due: Vec<fn(&Broker)> = Vec::new();
+        for chore in &mut chores {
+            chore.since_ms += tick;
+            if chore.since_ms >= chore.every_ms {
+                chore.since_ms = 0;
+                due.push(chore.run);
+            }
         }
-        if run_checkpoint {
-            since_checkpoint = 0;
+        if due.is_empty() {
+            continue;
         }
         let b = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            if run_retention {
-                apply_retention(&b);
+        let _ = tokio::task::spawn_blocking(move || due.iter().for_each(|run| run(&b))).await;
+    }
+}
+
+fn expire_producers(broker: &Broker) {
+    let now = crate::now_ms();
+    let expiration_ms = broker.config.producer_id_expiration_ms;
+    for topic in broker.logs.topics() {
+        for partition in topic.partitions() {
+            let expired = partition.log().expire_producers(now, expiration_ms);
+            if expired > 0 {
+                tracing::debug!(
+                    topic = topic.name(),
+                    partition = partition.index(),
+                    expired,
+                    "idle producers expired"
+                );
             }
-            if run_checkpoint {
-                b.logs.checkpoint_recovery_points();
-            }
-        })
-        .await;
+        }
     }
 }
 

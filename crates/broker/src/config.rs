@@ -37,6 +37,10 @@ pub struct BrokerConfig {
     pub offsets_topic_segment_bytes: u64,
     /// `offsets.retention.check.interval.ms`: how often expired offsets are removed.
     pub offsets_retention_check_interval_ms: u64,
+    /// `producer.id.expiration.ms`: how long an idle idempotent producer's state is kept.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`.
+    pub producer_id_expiration_check_interval_ms: u64,
     /// `group.min.session.timeout.ms`, `group.max.session.timeout.ms`,
     /// `group.initial.rebalance.delay.ms`, `group.max.size`.
     pub group: GroupConfig,
@@ -60,6 +64,8 @@ impl BrokerConfig {
             offsets_topic_partitions: OFFSETS_TOPIC_PARTITIONS_DEFAULT,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             offsets_retention_check_interval_ms: 600_000,
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval_ms: 600_000,
             group: GroupConfig::default(),
         }
     }

@@ -22,6 +22,10 @@ pub(crate) fn storage_error(e: &StorageError) -> ResponseError {
         StorageError::InvalidConfig(_) => ResponseError::InvalidConfig,
         StorageError::TooManyTopics(_) => ResponseError::PolicyViolation,
         StorageError::DataDirLocked { .. } => ResponseError::KafkaStorageError,
+        StorageError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
+        StorageError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+        StorageError::TooManyProducers(_) => ResponseError::PolicyViolation,
+        StorageError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
     }
 }
 
@@ -72,6 +76,9 @@ mod tests {
         assert_eq!(code(&StorageError::BatchTooLarge { bytes: 2, max: 1 }), 10);
         assert_eq!(code(&StorageError::InvalidConfig("x".into())), 40);
         assert_eq!(code(&StorageError::Offline("x".into())), 56);
+        assert_eq!(code(&StorageError::OutOfOrderSequence("x".into())), 45);
+        assert_eq!(code(&StorageError::InvalidProducerEpoch("x".into())), 47);
+        assert_eq!(code(&StorageError::InvalidTxnState("x".into())), 48);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use sluice_group::{
     Reply, SyncRequest, SyncResponse, WaiterId,
 };
 use sluice_record::{BatchIter, NewRecord, decode_records, encode_batch};
-use sluice_storage::{Partition, StorageError};
+use sluice_storage::{AppendOrigin, Partition, StorageError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -291,7 +291,8 @@ impl Shard {
             })
             .collect();
         let batch = encode_batch(0, crate::now_ms(), &new_records);
-        self.partition.append(&batch, crate::now_ms())?;
+        self.partition
+            .append(&batch, AppendOrigin::Broker, crate::now_ms())?;
         Ok(())
     }
 

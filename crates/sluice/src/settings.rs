@@ -76,6 +76,10 @@ pub(crate) struct ServeSettings {
     pub group_consumer_session_timeout_ms: i32,
     /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups)
     pub group_consumer_heartbeat_interval_ms: i32,
+    /// `producer.id.expiration.ms`
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`
+    pub producer_id_expiration_check_interval_ms: u64,
 }
 
 impl Default for ServeSettings {
@@ -103,6 +107,8 @@ impl Default for ServeSettings {
             group_consumer_session_timeout_ms: GroupConfig::default().consumer_session_timeout_ms,
             group_consumer_heartbeat_interval_ms: GroupConfig::default()
                 .consumer_heartbeat_interval_ms,
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval_ms: 600_000,
         }
     }
 }
@@ -159,6 +165,13 @@ impl ServeSettings {
         config.offsets_topic_partitions = self.offsets_topic_num_partitions;
         config.offsets_topic_segment_bytes = self.offsets_topic_segment_bytes;
         config.offsets_retention_check_interval_ms = self.offsets_retention_check_interval_ms;
+        anyhow::ensure!(
+            self.producer_id_expiration_ms >= 1,
+            "producer_id_expiration_ms must be at least 1"
+        );
+        config.producer_id_expiration_ms = self.producer_id_expiration_ms;
+        config.producer_id_expiration_check_interval_ms =
+            self.producer_id_expiration_check_interval_ms;
         config.group = self.group_config()?;
         Ok(config)
     }

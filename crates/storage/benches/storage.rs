@@ -3,7 +3,7 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sluice_record::testing::build_batch;
-use sluice_storage::{Log, LogConfig};
+use sluice_storage::{AppendOrigin, Log, LogConfig};
 use std::hint::black_box;
 
 /// A batch of `records` records of `value_bytes` bytes each.
@@ -18,7 +18,7 @@ fn filled_log(dir: &std::path::Path, batches: usize) -> Log {
     let mut log = Log::open(dir, LogConfig::default(), true, 0).expect("open");
     let b = batch(100, 100);
     for _ in 0..batches {
-        log.append(&b, 0).expect("append");
+        log.append(&b, AppendOrigin::Client, 0).expect("append");
     }
     log
 }
@@ -37,7 +37,8 @@ fn append(c: &mut Criterion) {
                 },
                 |(_, log)| {
                     for _ in 0..100 {
-                        log.append(black_box(&b), 0).expect("append");
+                        log.append(black_box(&b), AppendOrigin::Client, 0)
+                            .expect("append");
                     }
                 },
                 BatchSize::LargeInput,

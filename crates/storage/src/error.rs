@@ -35,6 +35,14 @@ pub enum StorageError {
     TooManyTopics(usize),
     #[error("data directory {path} is locked by another process")]
     DataDirLocked { path: String },
+    #[error("out of order sequence: {0}")]
+    OutOfOrderSequence(String),
+    #[error("invalid producer epoch: {0}")]
+    InvalidProducerEpoch(String),
+    #[error("too many producers: a partition keeps the state of at most {0}")]
+    TooManyProducers(usize),
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

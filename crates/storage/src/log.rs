@@ -15,11 +15,17 @@
 //! shutdown. After a crash, every segment from the one holding the recovery point onward is
 //! verified batch by batch, so recovery work is bounded by the unflushed tail plus one segment.
 //!
+//! Idempotent producers' state (`producer_state`) lives here too, kept by `log/producers.rs`:
+//! every append goes through it, and it is rebuilt from snapshots and the log at open.
+//!
 //! `Log` does no locking and spawns nothing: `Partition` wraps it in a mutex, and the broker
 //! runs fsyncs (`FlushPlan::execute`) off its async threads.
 
+mod producers;
+
 use crate::checkpoint;
 use crate::config::LogConfig;
+use crate::producer_state::{BatchMetadata, ProducerStates, Verdict, has_producer};
 use crate::read::ReadPlan;
 use crate::segment::{LogSegment, file_name};
 use crate::{Result, StorageError};
@@ -39,15 +45,27 @@ const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
 /// will keep a leader-epoch checkpoint instead.
 const LEADER_EPOCH_SINGLE_NODE: i32 = 0;
 
+/// Who is appending. Clients are held to the producer rules (sequences, epochs) and may not
+/// write control batches; the broker's own writes (group coordinator records) are trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    Client,
+    Broker,
+}
+
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
     pub base_offset: i64,
     pub last_offset: i64,
+    /// Records and bytes written by this append (0 for a duplicate).
     pub records: i64,
     pub bytes: usize,
     /// The log start offset right after the append (Produce answers with it).
     pub log_start_offset: i64,
+    /// The batch was a producer's retry of one already in the log: nothing was written, and
+    /// the offsets are those of the original.
+    pub duplicate: bool,
 }
 
 /// What to fsync to make everything below `up_to` durable. Made under the log's lock,
@@ -93,6 +111,8 @@ pub struct Log {
     cleaner_checkpoint: i64,
     /// When the earliest tombstone in the compacted part may be dropped.
     tombstone_expiry_ms: Option<i64>,
+    /// Idempotent producers' sequences and epochs.
+    producers: ProducerStates,
 }
 
 impl Log {
@@ -163,6 +183,7 @@ impl Log {
             checkpointed_recovery_point,
             cleaner_checkpoint: 0,
             tombstone_expiry_ms: None,
+            producers: ProducerStates::default(),
         };
         if let Some((first_dirty, expiry)) = read_cleaner_checkpoint(dir) {
             log.cleaner_checkpoint = first_dirty.min(log.log_end_offset());
@@ -172,6 +193,7 @@ impl Log {
         log.log_start_offset = log.log_start_offset.min(end);
         log.high_watermark = end;
         log.recovery_point = end;
+        log.load_producers(now_ms)?;
         Ok(log)
     }
 
@@ -197,8 +219,14 @@ impl Log {
     }
 
     /// Validates every batch in `records` (a produce request's payload), then appends them all
-    /// with consecutive offsets. Nothing is written unless every batch is valid.
-    pub fn append(&mut self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
+    /// with consecutive offsets. Nothing is written unless every batch is valid; a producer's
+    /// retried batch is not written again (see `AppendInfo::duplicate`).
+    pub fn append(
+        &mut self,
+        records: &[u8],
+        origin: AppendOrigin,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
         self.check_online()?;
         let mut batches: Vec<(BatchHeader, &[u8])> = Vec::new();
         let mut iter = BatchIter::new(records);
@@ -214,6 +242,9 @@ impl Log {
             if self.config.cleanup_compact && !header.is_control() {
                 require_keys(bytes)?;
             }
+            if origin == AppendOrigin::Client {
+                check_client_batch(&header)?;
+            }
             batches.push((header, bytes));
         }
         if batches.is_empty() {
@@ -222,6 +253,16 @@ impl Log {
                 available: records.len(),
             }
             .into());
+        }
+        if let Some(original) = self.find_duplicate(&batches, origin)? {
+            return Ok(AppendInfo {
+                base_offset: original.first_offset,
+                last_offset: original.last_offset,
+                records: 0,
+                bytes: 0,
+                log_start_offset: self.log_start_offset,
+                duplicate: true,
+            });
         }
         let base_offset = self.log_end_offset();
         let mut next = base_offset;
@@ -235,6 +276,9 @@ impl Log {
             {
                 return Err(self.io_failure("append", e));
             }
+            if has_producer(header) && !header.is_control() {
+                self.producers.record(header, next, now_ms);
+            }
             next += header.offset_count();
         }
         let records = next - base_offset;
@@ -246,7 +290,33 @@ impl Log {
             records,
             bytes: records_len(&batches),
             log_start_offset: self.log_start_offset,
+            duplicate: false,
         })
+    }
+
+    /// Applies the producer rules to a client's batches: a producer's batch must come alone
+    /// (Kafka accepts one v2 batch per partition), and is either new (None), a retry of a
+    /// remembered batch (its metadata), or refused.
+    fn find_duplicate(
+        &self,
+        batches: &[(BatchHeader, &[u8])],
+        origin: AppendOrigin,
+    ) -> Result<Option<BatchMetadata>> {
+        if origin != AppendOrigin::Client {
+            return Ok(None);
+        }
+        let Some((header, _)) = batches.iter().find(|(h, _)| has_producer(h)) else {
+            return Ok(None);
+        };
+        if batches.len() > 1 {
+            return Err(StorageError::InvalidRecord(
+                "a producer's batch must be the only batch for its partition in a request".into(),
+            ));
+        }
+        match self.producers.check(header)? {
+            Verdict::Append => Ok(None),
+            Verdict::Duplicate(original) => Ok(Some(original)),
+        }
     }
 
     /// Rolls to a new segment when the next batch would overflow the active one, the active
@@ -277,6 +347,9 @@ impl Log {
         };
         self.segments.insert(base, segment);
         self.dir_dirty = true;
+        if let Err(e) = self.write_producer_snapshot() {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not write a producer snapshot");
+        }
         Ok(())
     }
 
@@ -486,6 +559,7 @@ impl Log {
     fn set_log_start_offset(&mut self, offset: i64) -> Result<()> {
         checkpoint::write_i64(&self.dir.join(LOG_START_OFFSET_FILE), offset)?;
         self.log_start_offset = offset;
+        self.producers.remove_below(offset);
         Ok(())
     }
 
@@ -553,7 +627,8 @@ impl Log {
         self.high_watermark = self.high_watermark.min(end);
         self.recovery_point = self.recovery_point.min(end);
         self.cleaner_checkpoint = self.cleaner_checkpoint.min(end);
-        Ok(())
+        self.remove_snapshots_after(end)?;
+        self.load_producers(now_ms)
     }
 
     /// Writes the checkpoints and the active segment's indexes (clean shutdown, and
@@ -561,6 +636,7 @@ impl Log {
     pub fn checkpoint(&mut self, with_indexes: bool) -> Result<()> {
         if with_indexes {
             self.active().persist_indexes()?;
+            self.write_producer_snapshot()?;
         }
         checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), self.recovery_point)?;
         self.checkpointed_recovery_point = self.recovery_point;
@@ -647,6 +723,24 @@ impl Log {
             .max()
             .unwrap_or(-1)
     }
+}
+
+/// Batches only the broker may write. Control batches (transaction markers) come from the
+/// transaction coordinator, as in Kafka; transactional data batches need one, which Sluice
+/// does not have yet (InitProducerId refuses a `transactional.id`, so no client gets here).
+fn check_client_batch(header: &BatchHeader) -> Result<()> {
+    if header.is_control() {
+        return Err(StorageError::InvalidRecord(
+            "clients may not write control batches".into(),
+        ));
+    }
+    if header.is_transactional() {
+        return Err(StorageError::InvalidTxnState(
+            "transactional batches need a transaction coordinator, which Sluice does not have yet"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A compacted topic keeps the last record per key, so a record without a key has no place in

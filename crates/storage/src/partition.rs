@@ -10,7 +10,7 @@
 
 use crate::Result;
 use crate::config::LogConfig;
-use crate::log::{AppendInfo, Log};
+use crate::log::{AppendInfo, AppendOrigin, Log};
 use crate::read::ReadPlan;
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::{Notify, watch};
@@ -72,10 +72,10 @@ impl Partition {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn append(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
+    pub fn append(&self, records: &[u8], origin: AppendOrigin, now_ms: i64) -> Result<AppendInfo> {
         let (info, high_watermark, flush_due) = {
             let mut log = self.log();
-            let info = log.append(records, now_ms)?;
+            let info = log.append(records, origin, now_ms)?;
             (info, log.high_watermark(), log.flush_due(now_ms))
         };
         self.high_watermark.send_replace(high_watermark);

@@ -2,7 +2,7 @@
 //! and crash safety at each step of a pass.
 
 use sluice_record::{BatchIter, NewRecord, encode_batch_with_timestamps};
-use sluice_storage::{Log, LogConfig};
+use sluice_storage::{AppendOrigin, Log, LogConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -32,9 +32,13 @@ fn put(log: &mut Log, key: u32, tombstone: bool, ts: i64) -> i64 {
         key: Some(key.as_bytes()),
         value: (!tombstone).then_some(value.as_bytes()),
     };
-    log.append(&encode_batch_with_timestamps(0, &[ts], &[record]), ts)
-        .unwrap()
-        .base_offset
+    log.append(
+        &encode_batch_with_timestamps(0, &[ts], &[record]),
+        AppendOrigin::Client,
+        ts,
+    )
+    .unwrap()
+    .base_offset
 }
 
 /// (offset, key, value) of every record, reading across gaps.
@@ -244,7 +248,11 @@ fn a_compacted_topic_refuses_records_without_keys() {
         value: Some(b"v"),
     };
     let err = log
-        .append(&encode_batch_with_timestamps(0, &[NOW], &[keyless]), NOW)
+        .append(
+            &encode_batch_with_timestamps(0, &[NOW], &[keyless]),
+            AppendOrigin::Client,
+            NOW,
+        )
         .unwrap_err();
     assert!(err.to_string().contains("without a key"), "{err}");
     assert_eq!(log.log_end_offset(), 0);

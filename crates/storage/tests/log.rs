@@ -2,7 +2,7 @@
 
 use sluice_record::BatchIter;
 use sluice_record::testing::build_batch;
-use sluice_storage::{Log, LogConfig, LogManager};
+use sluice_storage::{AppendOrigin, Log, LogConfig, LogManager};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -51,7 +51,9 @@ fn append_n(log: &mut Log, n: i64, per_batch: i64, ts: i64) {
         let values: Vec<Vec<u8>> = (i..i + k).map(value).collect();
         let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
         let stamps: Vec<i64> = (i..i + k).map(|o| ts + o).collect();
-        let info = log.append(&build_batch(0, &stamps, &refs), ts).unwrap();
+        let info = log
+            .append(&build_batch(0, &stamps, &refs), AppendOrigin::Client, ts)
+            .unwrap();
         assert_eq!(info.base_offset, i);
         i += k;
     }
@@ -114,10 +116,10 @@ fn corrupt_or_oversized_batches_are_refused_and_nothing_is_written() {
     let mut bad = build_batch(0, &[1], &[b"payload"]);
     let last = bad.len() - 1;
     bad[last] ^= 0xff;
-    assert!(log.append(&bad, 0).is_err());
+    assert!(log.append(&bad, AppendOrigin::Client, 0).is_err());
     let big = build_batch(0, &[1], &[&[7u8; 300]]);
     assert!(matches!(
-        log.append(&big, 0),
+        log.append(&big, AppendOrigin::Client, 0),
         Err(sluice_storage::StorageError::BatchTooLarge { .. })
     ));
     assert_eq!(log.log_end_offset(), 0);
@@ -317,7 +319,7 @@ fn the_manager_persists_topics_configs_and_partitions() {
         assert!(m.create_topic("bad/name", 1, BTreeMap::new(), 0).is_err());
         m.partition("orders", 2)
             .unwrap()
-            .append(&build_batch(0, &[1], &[b"x"]), 0)
+            .append(&build_batch(0, &[1], &[b"x"]), AppendOrigin::Client, 0)
             .unwrap();
         m.create_partitions("orders", 5, false, 0).unwrap();
         m.delete_topic("gone").unwrap();
@@ -391,7 +393,7 @@ fn a_failed_fsync_takes_the_log_offline_for_good() {
     );
     let batch = build_batch(0, &[1], &[b"x"]);
     assert!(matches!(
-        log.append(&batch, 0),
+        log.append(&batch, AppendOrigin::Client, 0),
         Err(sluice_storage::StorageError::Offline(_))
     ));
     assert!(matches!(

@@ -105,3 +105,13 @@ pub const METRICS_GROUP_PARTITIONS_MAX: usize = 10_000;
 
 /// Most consumer-group members the HTTP API keeps for polling clients at once.
 pub const HTTP_MEMBERS_MAX: usize = 1_000;
+
+/// Batches remembered per idempotent producer and partition for duplicate detection: a retried
+/// batch is recognised if it is among its producer's last this many (Kafka's
+/// `NUM_BATCHES_TO_RETAIN`; clients keep at most 5 requests in flight with idempotence).
+pub const PRODUCER_BATCHES_RETAINED: usize = 5;
+
+/// Most idempotent producers whose state one partition keeps. Producer ids come from batches,
+/// which any client can write, so the count needs a bound; past it a new producer's batch is
+/// refused until `producer.id.expiration.ms` frees room. (About 250 bytes each.)
+pub const PRODUCERS_PER_PARTITION_MAX: usize = 100_000;

@@ -123,6 +123,12 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
             TYPE_LONG,
             "how often retention runs",
         ),
+        entry(
+            "producer.id.expiration.ms",
+            c.producer_id_expiration_ms.to_string(),
+            TYPE_LONG,
+            "how long an idle idempotent producer's sequence state is kept",
+        ),
     ]
 }
 

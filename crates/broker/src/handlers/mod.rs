@@ -17,6 +17,7 @@ mod describe_log_dirs;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod init_producer_id;
 mod join_group;
 mod leave_group;
 mod list_groups;
@@ -64,6 +65,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::InitProducerId, 0, 4),
 ];
 
 pub(crate) fn supports(key: ApiKey, version: i16) -> bool {
@@ -123,6 +125,7 @@ pub(crate) fn route(
         ApiKey::DescribeGroups => respond(request, move |r, v| describe_groups::handle(&b, r, v)),
         ApiKey::DeleteGroups => respond(request, move |r, v| delete_groups::handle(&b, r, v)),
         ApiKey::OffsetDelete => respond(request, move |r, v| offset_delete::handle(&b, r, v)),
+        ApiKey::InitProducerId => respond(request, move |r, v| init_producer_id::handle(&b, r, v)),
         other => unreachable!("route called for {other:?}, which SUPPORTED does not list"),
     }
 }

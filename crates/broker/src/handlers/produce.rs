@@ -9,7 +9,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use sluice_storage::Partition;
+use sluice_storage::{AppendOrigin, Partition};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,7 +118,7 @@ fn append(
             "produce request without records".into(),
         );
     };
-    match partition.append(records, now_ms) {
+    match partition.append(records, AppendOrigin::Client, now_ms) {
         Ok(info) => {
             broker.metrics.produced(topic, info.records, info.bytes);
             let response = PartitionProduceResponse::default()

@@ -1,0 +1,143 @@
+//! The producer-state side of `Log`: rebuilding it when the log opens (newest readable snapshot,
+//! then the batches after it), writing snapshots (at every segment roll and at clean shutdown,
+//! so a restart rescans at most the active segment), and keeping it in step with retention,
+//! truncation and expiry. The rules and the snapshot format are in `producer_state`.
+
+use super::Log;
+use crate::Result;
+use crate::checkpoint;
+use crate::producer_state::{ProducerStates, has_producer, snapshot_bytes_max};
+use crate::scan::{ScanStop, scan_batches};
+use crate::segment::file_name;
+use std::path::{Path, PathBuf};
+
+const SNAPSHOT_EXTENSION: &str = "snapshot";
+/// Snapshots kept per partition: the newest, and one more in case the newest is torn.
+const SNAPSHOTS_KEPT: usize = 2;
+
+impl Log {
+    /// Replaces the producer state with the one the files describe.
+    pub(super) fn load_producers(&mut self, now_ms: i64) -> Result<()> {
+        let end = self.log_end_offset();
+        let mut offsets = list_snapshots(&self.dir)?;
+        let mut loaded = None;
+        while let Some(offset) = offsets.pop() {
+            let path = snapshot_path(&self.dir, offset);
+            // A snapshot past the log end describes batches that recovery cut away.
+            let read = if offset > end {
+                Err(format!("beyond the log end offset {end}"))
+            } else {
+                read_snapshot(&path)
+            };
+            match read {
+                Ok(state) => {
+                    loaded = Some((offset, state));
+                    break;
+                }
+                Err(reason) => {
+                    tracing::warn!(file = %path.display(), %reason, "discarding producer snapshot");
+                    std::fs::remove_file(&path)?;
+                }
+            }
+        }
+        let (from, state) = loaded.unwrap_or((i64::MIN, ProducerStates::default()));
+        self.producers = state;
+        self.replay_producers(from, now_ms);
+        self.producers.remove_below(self.log_start_offset);
+        Ok(())
+    }
+
+    /// Feeds every producer batch at or after `from` into the producer state. The segments were
+    /// checked by recovery or closed cleanly; a bad batch found anyway ends that segment's scan
+    /// with a warning rather than failing the partition.
+    fn replay_producers(&mut self, from: i64, now_ms: i64) {
+        let producers = &mut self.producers;
+        for segment in self.segments.values() {
+            if segment.next_offset() <= from {
+                continue;
+            }
+            let start = if from > segment.base_offset() {
+                segment.snapshot_for(from).start_position
+            } else {
+                0
+            };
+            let scanned = scan_batches(segment.file(), start, segment.size(), |b| {
+                let header = &b.header;
+                if header.last_offset() >= from && has_producer(header) && !header.is_control() {
+                    producers.record(header, header.base_offset, now_ms);
+                }
+                Ok(true)
+            });
+            if let Err(e) = scanned {
+                let reason = match e {
+                    ScanStop::Invalid { position } => format!("bad batch at byte {position}"),
+                    ScanStop::Io(e) => e.to_string(),
+                };
+                tracing::warn!(dir = %self.dir.display(), base = segment.base_offset(), %reason,
+                    "producer state rebuilt without the rest of this segment");
+            }
+        }
+    }
+
+    /// Writes the producer state as of the log end offset and prunes older snapshots. A failure
+    /// costs only a longer rescan at the next start, so callers log it and go on.
+    pub(super) fn write_producer_snapshot(&self) -> std::io::Result<()> {
+        let path = snapshot_path(&self.dir, self.log_end_offset());
+        checkpoint::write_atomically(&path, &self.producers.encode_snapshot())?;
+        let offsets = list_snapshots(&self.dir)?;
+        for old in offsets.iter().rev().skip(SNAPSHOTS_KEPT) {
+            std::fs::remove_file(snapshot_path(&self.dir, *old))?;
+        }
+        Ok(())
+    }
+
+    /// Removes snapshots above `offset` (truncation made them describe batches that are gone).
+    pub(super) fn remove_snapshots_after(&self, offset: i64) -> Result<()> {
+        for stale in list_snapshots(&self.dir)?
+            .into_iter()
+            .filter(|&o| o > offset)
+        {
+            std::fs::remove_file(snapshot_path(&self.dir, stale))?;
+        }
+        Ok(())
+    }
+
+    /// Forgets producers idle for `producer.id.expiration.ms`; returns how many went.
+    pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.expire(now_ms, expiration_ms)
+    }
+
+    /// How many producers' state the partition keeps.
+    pub fn producer_count(&self) -> usize {
+        self.producers.len()
+    }
+}
+
+fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
+    dir.join(file_name(offset, SNAPSHOT_EXTENSION))
+}
+
+fn read_snapshot(path: &Path) -> std::result::Result<ProducerStates, String> {
+    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if len > snapshot_bytes_max() as u64 {
+        return Err(format!("{len} bytes, more than a snapshot can hold"));
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    ProducerStates::decode_snapshot(&bytes)
+}
+
+/// Offsets of the snapshot files in `dir`, ascending.
+fn list_snapshots(dir: &Path) -> std::io::Result<Vec<i64>> {
+    let mut offsets = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(stem) = name.strip_suffix(".snapshot")
+            && let Ok(offset) = stem.parse::<i64>()
+        {
+            offsets.push(offset);
+        }
+    }
+    offsets.sort_unstable();
+    Ok(offsets)
+}
