@@ -154,7 +154,10 @@ fn run_workload(
     // Each consumer reads every record; the rate is the sum of their streaming rates.
     let consumed = std::thread::scope(|scope| -> anyhow::Result<Vec<load::Consumed>> {
         let readers: Vec<_> = (0..consumers.max(1))
-            .map(|_| scope.spawn(|| load::consume(&broker.bootstrap, topic, w.partitions, records)))
+            .map(|_| {
+                // The warm-up record, then the measured ones.
+                scope.spawn(|| load::consume(&broker.bootstrap, topic, w.partitions, records + 1))
+            })
             .collect();
         readers
             .into_iter()
@@ -186,6 +189,7 @@ fn run_workload(
 fn run_idempotence_cost(broker: &BrokerProcess, args: &Args) -> anyhow::Result<()> {
     let mut ratios = Vec::new();
     let mut rates = (Vec::new(), Vec::new());
+    let mut cpu = (Vec::new(), Vec::new());
     for partitions in [1, 8] {
         let plain = Workload {
             name: format!("100B p={partitions} acks=all"),
@@ -199,9 +203,15 @@ fn run_idempotence_cost(broker: &BrokerProcess, args: &Args) -> anyhow::Result<(
             producer_extra: &[("enable.idempotence", "true")],
             ..plain
         };
-        ratios.clear();
-        rates.0.clear();
-        rates.1.clear();
+        for v in [
+            &mut ratios,
+            &mut rates.0,
+            &mut rates.1,
+            &mut cpu.0,
+            &mut cpu.1,
+        ] {
+            v.clear();
+        }
         for r in 0..args.repeat.max(1) {
             let a = run_workload(
                 broker,
@@ -213,15 +223,19 @@ fn run_idempotence_cost(broker: &BrokerProcess, args: &Args) -> anyhow::Result<(
             ratios.push(b.produce_records_per_s / a.produce_records_per_s);
             rates.0.push(a.produce_records_per_s);
             rates.1.push(b.produce_records_per_s);
+            cpu.0.push(a.produce_cpu_s_per_m);
+            cpu.1.push(b.produce_cpu_s_per_m);
         }
         let median = |v: &mut Vec<f64>| {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
         println!(
-            "idempotence p={partitions}: acks=all {:.0} r/s, idempotent {:.0} r/s, idempotent/plain {:.3} (median of {} paired passes; ratios {:?})",
+            "idempotence p={partitions}: acks=all {:.0} r/s ({:.3} CPU s/M), idempotent {:.0} r/s ({:.3} CPU s/M), idempotent/plain {:.3} (median of {} paired passes; ratios {:?})",
             median(&mut rates.0),
+            median(&mut cpu.0),
             median(&mut rates.1),
+            median(&mut cpu.1),
             median(&mut ratios),
             ratios.len(),
             ratios
