@@ -27,7 +27,7 @@ use crate::checkpoint;
 use crate::config::LogConfig;
 use crate::producer_state::{BatchMetadata, ProducerStates, Verdict, has_producer};
 use crate::read::ReadPlan;
-use crate::segment::{LogSegment, file_name};
+use crate::segment::{LogSegment, file_name, offsets_of_files};
 use crate::{Result, StorageError};
 use sluice_record::{BatchHeader, BatchIter, decode_records, validate_batch};
 use std::collections::BTreeMap;
@@ -124,8 +124,7 @@ impl Log {
         crate::compaction::complete_swaps(dir)?;
         let checkpointed_recovery_point =
             checkpoint::read_i64(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0);
-        let mut bases = list_segment_bases(dir)?;
-        bases.sort_unstable();
+        let bases = offsets_of_files(dir, "log")?;
         let recovery_point = if clean {
             i64::MAX
         } else {
@@ -769,18 +768,4 @@ fn read_cleaner_checkpoint(dir: &Path) -> Option<(i64, Option<i64>)> {
 
 fn records_len(batches: &[(BatchHeader, &[u8])]) -> usize {
     batches.iter().map(|(_, b)| b.len()).sum()
-}
-
-fn list_segment_bases(dir: &Path) -> Result<Vec<i64>> {
-    let mut bases = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(stem) = name.strip_suffix(".log")
-            && let Ok(base) = stem.parse::<i64>()
-        {
-            bases.push(base);
-        }
-    }
-    Ok(bases)
 }

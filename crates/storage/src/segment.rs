@@ -20,6 +20,23 @@ pub(crate) fn file_name(base_offset: i64, extension: &str) -> String {
     format!("{base_offset:020}.{extension}")
 }
 
+/// The offsets of the files in `dir` named by `file_name` with `extension`, ascending.
+pub(crate) fn offsets_of_files(dir: &Path, extension: &str) -> std::io::Result<Vec<i64>> {
+    let suffix = format!(".{extension}");
+    let mut offsets = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(stem) = name.strip_suffix(&suffix)
+            && let Ok(offset) = stem.parse::<i64>()
+        {
+            offsets.push(offset);
+        }
+    }
+    offsets.sort_unstable();
+    Ok(offsets)
+}
+
 #[derive(Debug)]
 pub(crate) struct LogSegment {
     base_offset: i64,

@@ -1,18 +1,13 @@
 //! Storage tests through the public API: append, read, roll, retention, recovery, truncation.
 
+mod common;
+
+use common::config;
 use sluice_record::BatchIter;
 use sluice_record::testing::build_batch;
 use sluice_storage::{AppendOrigin, Log, LogConfig, LogManager};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-fn config(pairs: &[(&str, &str)]) -> LogConfig {
-    let map: BTreeMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    LogConfig::from_overrides(&map).unwrap()
-}
 
 /// Offsets and values of every record readable from `from`, following reads to the end.
 fn read_all(log: &Log, from: i64) -> Vec<(i64, Vec<u8>)> {

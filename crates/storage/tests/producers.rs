@@ -2,18 +2,12 @@
 //! offsets and written once, gaps and stale epochs refused, and the state survives a clean
 //! restart (snapshot), a crash (rebuilt from the log), a torn tail and truncation.
 
-use sluice_record::testing::{build_batch, with_producer};
-use sluice_storage::{AppendInfo, AppendOrigin, Log, LogConfig, StorageError};
-use std::collections::BTreeMap;
-use std::path::Path;
+mod common;
 
-fn config(pairs: &[(&str, &str)]) -> LogConfig {
-    let map: BTreeMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    LogConfig::from_overrides(&map).unwrap()
-}
+use common::config;
+use sluice_record::testing::{build_batch, with_producer};
+use sluice_storage::{AppendInfo, AppendOrigin, Log, StorageError};
+use std::path::Path;
 
 /// A batch of `n` records from producer `pid` at `epoch`, starting at sequence `seq`.
 fn batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {

@@ -8,7 +8,7 @@ use crate::Result;
 use crate::checkpoint;
 use crate::producer_state::{ProducerStates, has_producer, snapshot_bytes_max};
 use crate::scan::{ScanStop, scan_batches};
-use crate::segment::file_name;
+use crate::segment::{file_name, offsets_of_files};
 use std::path::{Path, PathBuf};
 
 const SNAPSHOT_EXTENSION: &str = "snapshot";
@@ -19,7 +19,7 @@ impl Log {
     /// Replaces the producer state with the one the files describe.
     pub(super) fn load_producers(&mut self, now_ms: i64) -> Result<()> {
         let end = self.log_end_offset();
-        let mut offsets = list_snapshots(&self.dir)?;
+        let mut offsets = offsets_of_files(&self.dir, SNAPSHOT_EXTENSION)?;
         let mut loaded = None;
         while let Some(offset) = offsets.pop() {
             let path = snapshot_path(&self.dir, offset);
@@ -84,7 +84,7 @@ impl Log {
     pub(super) fn write_producer_snapshot(&self) -> std::io::Result<()> {
         let path = snapshot_path(&self.dir, self.log_end_offset());
         checkpoint::write_atomically(&path, &self.producers.encode_snapshot())?;
-        let offsets = list_snapshots(&self.dir)?;
+        let offsets = offsets_of_files(&self.dir, SNAPSHOT_EXTENSION)?;
         for old in offsets.iter().rev().skip(SNAPSHOTS_KEPT) {
             std::fs::remove_file(snapshot_path(&self.dir, *old))?;
         }
@@ -93,7 +93,7 @@ impl Log {
 
     /// Removes snapshots above `offset` (truncation made them describe batches that are gone).
     pub(super) fn remove_snapshots_after(&self, offset: i64) -> Result<()> {
-        for stale in list_snapshots(&self.dir)?
+        for stale in offsets_of_files(&self.dir, SNAPSHOT_EXTENSION)?
             .into_iter()
             .filter(|&o| o > offset)
         {
@@ -124,20 +124,4 @@ fn read_snapshot(path: &Path) -> std::result::Result<ProducerStates, String> {
     }
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     ProducerStates::decode_snapshot(&bytes)
-}
-
-/// Offsets of the snapshot files in `dir`, ascending.
-fn list_snapshots(dir: &Path) -> std::io::Result<Vec<i64>> {
-    let mut offsets = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(stem) = name.strip_suffix(".snapshot")
-            && let Ok(offset) = stem.parse::<i64>()
-        {
-            offsets.push(offset);
-        }
-    }
-    offsets.sort_unstable();
-    Ok(offsets)
 }
