@@ -60,15 +60,7 @@ impl BrokerProcess {
 
     /// User plus system CPU seconds the broker has used so far.
     pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        let after_name = stat.rsplit_once(')').context("malformed stat")?.1;
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        // After the command name: state is field 3 of the full line, utime 14 and stime 15.
-        let utime: f64 = fields[11].parse()?;
-        let stime: f64 = fields[12].parse()?;
-        // SAFETY: sysconf has no preconditions.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        Ok((utime + stime) / ticks)
+        process_cpu_seconds(&self.child.id().to_string())
     }
 
     /// Peak resident memory since the last reset, in MiB.
@@ -98,4 +90,17 @@ impl Drop for BrokerProcess {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
     }
+}
+
+/// User plus system CPU seconds a process (`"self"`: this one) has used so far.
+pub fn process_cpu_seconds(pid: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_name = stat.rsplit_once(')').context("malformed stat")?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // After the command name: state is field 3 of the full line, utime 14 and stime 15.
+    let utime: f64 = fields[11].parse()?;
+    let stime: f64 = fields[12].parse()?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((utime + stime) / ticks)
 }

@@ -129,6 +129,8 @@ fn create_topic(
 struct Run {
     produce_records_per_s: f64,
     produce_cpu_s_per_m: f64,
+    /// This process's CPU (librdkafka's threads, mostly) per million records produced.
+    client_produce_cpu_s_per_m: f64,
     /// Records/s streamed to all consumers together, after each one's first batch.
     consume_records_per_s: f64,
     consume_cpu_s_per_m: f64,
@@ -146,10 +148,12 @@ fn run_workload(
     create_topic(&broker.bootstrap, topic, w.partitions, &args.topic_configs)?;
     let millions = records as f64 / 1e6;
     let cpu_before = broker.cpu_seconds()?;
+    let client_cpu_before = broker::process_cpu_seconds("self")?;
     let p = load::producer(&broker.bootstrap, w.acks, w.producer_extra)?;
     let produced = load::produce(&p, topic, w.partitions, records, w.size)?;
     drop(p);
     let produce_cpu = broker.cpu_seconds()? - cpu_before;
+    let client_produce_cpu = broker::process_cpu_seconds("self")? - client_cpu_before;
     let cpu_before = broker.cpu_seconds()?;
     // Each consumer reads every record; the rate is the sum of their streaming rates.
     let consumed = std::thread::scope(|scope| -> anyhow::Result<Vec<load::Consumed>> {
@@ -177,6 +181,7 @@ fn run_workload(
     Ok(Run {
         produce_records_per_s: records as f64 / produced.as_secs_f64(),
         produce_cpu_s_per_m: produce_cpu / millions,
+        client_produce_cpu_s_per_m: client_produce_cpu / millions,
         consume_records_per_s: consumed.iter().map(load::Consumed::records_per_s).sum(),
         consume_cpu_s_per_m: consume_cpu / (delivered as f64 / 1e6),
         consume_first_records_ms: first_records.unwrap_or_default().as_secs_f64() * 1e3,
@@ -190,6 +195,7 @@ fn run_idempotence_cost(broker: &BrokerProcess, args: &Args) -> anyhow::Result<(
     let mut ratios = Vec::new();
     let mut rates = (Vec::new(), Vec::new());
     let mut cpu = (Vec::new(), Vec::new());
+    let mut client_cpu = (Vec::new(), Vec::new());
     for partitions in [1, 8] {
         let plain = Workload {
             name: format!("100B p={partitions} acks=all"),
@@ -209,6 +215,8 @@ fn run_idempotence_cost(broker: &BrokerProcess, args: &Args) -> anyhow::Result<(
             &mut rates.1,
             &mut cpu.0,
             &mut cpu.1,
+            &mut client_cpu.0,
+            &mut client_cpu.1,
         ] {
             v.clear();
         }
@@ -225,17 +233,21 @@ fn run_idempotence_cost(broker: &BrokerProcess, args: &Args) -> anyhow::Result<(
             rates.1.push(b.produce_records_per_s);
             cpu.0.push(a.produce_cpu_s_per_m);
             cpu.1.push(b.produce_cpu_s_per_m);
+            client_cpu.0.push(a.client_produce_cpu_s_per_m);
+            client_cpu.1.push(b.client_produce_cpu_s_per_m);
         }
         let median = |v: &mut Vec<f64>| {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
         println!(
-            "idempotence p={partitions}: acks=all {:.0} r/s ({:.3} CPU s/M), idempotent {:.0} r/s ({:.3} CPU s/M), idempotent/plain {:.3} (median of {} paired passes; ratios {:?})",
+            "idempotence p={partitions}: acks=all {:.0} r/s (CPU s/M broker {:.3}, client {:.3}), idempotent {:.0} r/s (broker {:.3}, client {:.3}), idempotent/plain {:.3} (median of {} paired passes; ratios {:?})",
             median(&mut rates.0),
             median(&mut cpu.0),
+            median(&mut client_cpu.0),
             median(&mut rates.1),
             median(&mut cpu.1),
+            median(&mut client_cpu.1),
             median(&mut ratios),
             ratios.len(),
             ratios
