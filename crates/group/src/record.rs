@@ -79,7 +79,10 @@ use bytes::Bytes;
 use sluice_types::limits::{
     GROUP_MEMBER_METADATA_BYTES_MAX, GROUP_MEMBERS_MAX, PARTITIONS_PER_TOPIC_MAX, TOPICS_MAX,
 };
+use sluice_types::wire::{Reader, put_bytes, put_i16, put_i32, put_nullable_str, put_str};
 use std::collections::BTreeMap;
+
+pub use sluice_types::wire::FormatError;
 
 const KEY_OFFSET_COMMIT: i16 = 1;
 const KEY_OFFSET_COMMIT_V0: i16 = 0;
@@ -169,20 +172,6 @@ pub struct MemberMetadata {
     pub session_timeout_ms: i32,
     pub subscription: Bytes,
     pub assignment: Bytes,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FormatError {
-    #[error("record truncated")]
-    Truncated,
-    #[error("unknown {what} version {version}")]
-    UnknownVersion { what: &'static str, version: i16 },
-    #[error("{what} of {len} exceeds the limit")]
-    TooLong { what: &'static str, len: i64 },
-    #[error("string is not UTF-8")]
-    NotUtf8,
-    #[error("record without a key")]
-    NoKey,
 }
 
 impl OffsetsRecord {
@@ -335,8 +324,8 @@ fn decode_group(bytes: &[u8]) -> Result<GroupMetadata, FormatError> {
             client_host: r.string()?,
             rebalance_timeout_ms: r.i32()?,
             session_timeout_ms: r.i32()?,
-            subscription: r.bytes()?,
-            assignment: r.bytes()?,
+            subscription: read_bytes(&mut r)?,
+            assignment: read_bytes(&mut r)?,
         });
     }
     Ok(GroupMetadata {
@@ -406,7 +395,7 @@ fn decode_consumer_group(bytes: &[u8]) -> Result<ConsumerGroupSnapshot, FormatEr
     let mut target = BTreeMap::new();
     for _ in 0..r.count("target count", GROUP_MEMBERS_MAX)? {
         let member = r.string()?;
-        target.insert(member, r.assignment()?);
+        target.insert(member, read_assignment(&mut r)?);
     }
     let mut members = Vec::new();
     for _ in 0..r.count("member count", GROUP_MEMBERS_MAX)? {
@@ -431,8 +420,8 @@ fn decode_consumer_group(bytes: &[u8]) -> Result<ConsumerGroupSnapshot, FormatEr
             server_assignor: r.nullable_string()?,
             member_epoch: r.i32()?,
             previous_epoch: r.i32()?,
-            assigned: r.assignment()?,
-            pending_revocation: r.assignment()?,
+            assigned: read_assignment(&mut r)?,
+            pending_revocation: read_assignment(&mut r)?,
             left_static: r.take(1)?[0] != 0,
             subscribed_regex: if version >= 1 {
                 r.nullable_string()?
@@ -450,10 +439,6 @@ fn decode_consumer_group(bytes: &[u8]) -> Result<ConsumerGroupSnapshot, FormatEr
     })
 }
 
-fn put_i32(out: &mut Vec<u8>, v: i32) {
-    out.extend_from_slice(&v.to_be_bytes());
-}
-
 fn put_assignment(out: &mut Vec<u8>, a: &Assignment) {
     put_i32(out, a.len() as i32);
     for (topic, partitions) in a {
@@ -465,104 +450,31 @@ fn put_assignment(out: &mut Vec<u8>, a: &Assignment) {
     }
 }
 
-fn put_i16(out: &mut Vec<u8>, v: i16) {
-    out.extend_from_slice(&v.to_be_bytes());
+fn read_assignment(r: &mut Reader<'_>) -> Result<Assignment, FormatError> {
+    let mut a = Assignment::new();
+    for _ in 0..r.count("assigned topics", TOPICS_MAX)? {
+        let topic = r.string()?;
+        let mut partitions = std::collections::BTreeSet::new();
+        for _ in 0..r.count("assigned partitions", PARTITIONS_PER_TOPIC_MAX as usize)? {
+            partitions.insert(r.i32()?);
+        }
+        a.insert(topic, partitions);
+    }
+    Ok(a)
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    // Every string written here was bounded on the way in (group ids, topic names, metadata).
-    let len = i16::try_from(s.len()).expect("strings in offsets records are bounded");
-    put_i16(out, len);
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => put_str(out, s),
-        None => put_i16(out, -1),
+fn read_bytes(r: &mut Reader<'_>) -> Result<Bytes, FormatError> {
+    let len = r.i32()?;
+    if len < 0 {
+        return Ok(Bytes::new());
     }
-}
-
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as i32).to_be_bytes());
-    out.extend_from_slice(b);
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], FormatError> {
-        if self.0.len() < n {
-            return Err(FormatError::Truncated);
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
+    if len as usize > GROUP_MEMBER_METADATA_BYTES_MAX {
+        return Err(FormatError::TooLong {
+            what: "member metadata",
+            len: len.into(),
+        });
     }
-    fn i16(&mut self) -> Result<i16, FormatError> {
-        Ok(i16::from_be_bytes(
-            self.take(2)?.try_into().expect("2 bytes"),
-        ))
-    }
-    fn i32(&mut self) -> Result<i32, FormatError> {
-        Ok(i32::from_be_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
-    }
-    fn i64(&mut self) -> Result<i64, FormatError> {
-        Ok(i64::from_be_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
-    }
-    fn nullable_string(&mut self) -> Result<Option<String>, FormatError> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let raw = self.take(len as usize)?;
-        String::from_utf8(raw.to_vec())
-            .map(Some)
-            .map_err(|_| FormatError::NotUtf8)
-    }
-    /// An array count: non-negative, at most `max`, and no more elements than bytes left.
-    fn count(&mut self, what: &'static str, max: usize) -> Result<usize, FormatError> {
-        let n = self.i32()?;
-        if n < 0 || n as usize > max || n as usize > self.0.len() {
-            return Err(FormatError::TooLong {
-                what,
-                len: n.into(),
-            });
-        }
-        Ok(n as usize)
-    }
-    fn assignment(&mut self) -> Result<Assignment, FormatError> {
-        let mut a = Assignment::new();
-        for _ in 0..self.count("assigned topics", TOPICS_MAX)? {
-            let topic = self.string()?;
-            let mut partitions = std::collections::BTreeSet::new();
-            for _ in 0..self.count("assigned partitions", PARTITIONS_PER_TOPIC_MAX as usize)? {
-                partitions.insert(self.i32()?);
-            }
-            a.insert(topic, partitions);
-        }
-        Ok(a)
-    }
-    fn string(&mut self) -> Result<String, FormatError> {
-        Ok(self.nullable_string()?.unwrap_or_default())
-    }
-    fn bytes(&mut self) -> Result<Bytes, FormatError> {
-        let len = self.i32()?;
-        if len < 0 {
-            return Ok(Bytes::new());
-        }
-        if len as usize > GROUP_MEMBER_METADATA_BYTES_MAX {
-            return Err(FormatError::TooLong {
-                what: "member metadata",
-                len: len.into(),
-            });
-        }
-        Ok(Bytes::copy_from_slice(self.take(len as usize)?))
-    }
+    Ok(Bytes::copy_from_slice(r.take(len as usize)?))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 mod batch;
 mod build;
 mod codec;
+mod control;
 mod error;
 mod records;
 mod retain;
@@ -22,6 +23,7 @@ pub use batch::{
 #[doc(hidden)]
 pub mod testing;
 pub use build::{NewRecord, encode_batch, encode_batch_with_timestamps, encode_records};
+pub use control::{ControlMarker, encode_marker_batch, read_marker};
 pub use error::RecordError;
 pub use records::{Record, RecordHeader, decode_records};
 pub use retain::{Retained, retain_records};

@@ -53,16 +53,42 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "tokio",
         ],
     ),
+    // The transaction coordinator is a pure state machine too.
+    (
+        "sluice-txn",
+        &[
+            "sluice-storage",
+            "sluice-record",
+            "sluice-protocol",
+            "sluice-group",
+            "sluice-broker",
+            "sluice",
+            "kafka-protocol",
+            "tokio",
+        ],
+    ),
     ("sluice-broker", &["sluice"]),
     // The HTTP API is a gateway: a Kafka client of the broker, never a second broker.
     (
         "sluice-http",
-        &["sluice-storage", "sluice-group", "sluice-broker", "sluice"],
+        &[
+            "sluice-storage",
+            "sluice-group",
+            "sluice-txn",
+            "sluice-broker",
+            "sluice",
+        ],
     ),
     // A client knows nothing of the server side: it would work against any Kafka cluster.
     (
         "sluice-client",
-        &["sluice-storage", "sluice-group", "sluice-broker", "sluice"],
+        &[
+            "sluice-storage",
+            "sluice-group",
+            "sluice-txn",
+            "sluice-broker",
+            "sluice",
+        ],
     ),
 ];
 

@@ -26,7 +26,7 @@ mod segment;
 pub use compaction::{CleanPlan, CleanStats, Cleaned};
 pub use config::{LogConfig, TOPIC_CONFIG_KEYS};
 pub use error::{Result, StorageError};
-pub use log::{AppendInfo, AppendOrigin, FlushPlan, Log};
+pub use log::{AbortedTxn, AppendInfo, AppendOrigin, FlushPlan, Log};
 pub use manager::{LogManager, Topic};
 pub use partition::{Durability, Partition};
 pub use read::ReadPlan;

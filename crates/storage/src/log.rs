@@ -22,6 +22,9 @@
 //! runs fsyncs (`FlushPlan::execute`) off its async threads.
 
 mod producers;
+mod transactions;
+
+pub use transactions::AbortedTxn;
 
 use crate::checkpoint;
 use crate::config::LogConfig;
@@ -111,8 +114,10 @@ pub struct Log {
     cleaner_checkpoint: i64,
     /// When the earliest tombstone in the compacted part may be dropped.
     tombstone_expiry_ms: Option<i64>,
-    /// Idempotent producers' sequences and epochs.
+    /// Idempotent producers' sequences and epochs, and their open transactions.
     producers: ProducerStates,
+    /// Aborted transactions by the offset of their marker (see `log/transactions.rs`).
+    aborted: BTreeMap<i64, AbortedTxn>,
 }
 
 impl Log {
@@ -183,6 +188,7 @@ impl Log {
             cleaner_checkpoint: 0,
             tombstone_expiry_ms: None,
             producers: ProducerStates::default(),
+            aborted: BTreeMap::new(),
         };
         if let Some((first_dirty, expiry)) = read_cleaner_checkpoint(dir) {
             log.cleaner_checkpoint = first_dirty.min(log.log_end_offset());
@@ -192,6 +198,7 @@ impl Log {
         log.log_start_offset = log.log_start_offset.min(end);
         log.high_watermark = end;
         log.recovery_point = end;
+        log.load_aborted()?;
         log.load_producers(now_ms)?;
         Ok(log)
     }
@@ -275,9 +282,7 @@ impl Log {
             {
                 return Err(self.io_failure("append", e));
             }
-            if has_producer(header) && !header.is_control() {
-                self.producers.record(header, next, now_ms);
-            }
+            self.track_producer(header, bytes, next, now_ms);
             next += header.offset_count();
         }
         let records = next - base_offset;
@@ -559,6 +564,7 @@ impl Log {
         checkpoint::write_i64(&self.dir.join(LOG_START_OFFSET_FILE), offset)?;
         self.log_start_offset = offset;
         self.producers.remove_below(offset);
+        self.prune_aborted(i64::MAX);
         Ok(())
     }
 
@@ -627,6 +633,8 @@ impl Log {
         self.recovery_point = self.recovery_point.min(end);
         self.cleaner_checkpoint = self.cleaner_checkpoint.min(end);
         self.remove_snapshots_after(end)?;
+        self.prune_aborted(end);
+        self.write_aborted()?;
         self.load_producers(now_ms)
     }
 

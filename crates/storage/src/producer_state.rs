@@ -5,7 +5,12 @@
 //!
 //! This module owns the rules and the snapshot format; it does no I/O. `Log` feeds it every
 //! batch it appends, rebuilds it at start from the newest snapshot plus the batches after it,
-//! and writes snapshots (see `Log::write_producer_snapshot`). Transactions are not tracked yet.
+//! and writes snapshots (see `Log::write_producer_snapshot`).
+//!
+//! Transactions: a producer's first transactional batch opens its transaction in the partition
+//! (at that batch's offset); a commit or abort marker (a control batch the transaction
+//! coordinator writes) closes it. The first offset of the oldest open transaction is the
+//! partition's first unstable offset: `read_committed` consumers read no further.
 //!
 //! Rules, as Kafka 4 applies them to client appends (`ProducerAppendInfo`):
 //! - a batch equal (epoch, first and last sequence) to a remembered one is a duplicate;
@@ -23,13 +28,15 @@
 //! Snapshot file `<offset, 20 digits>.snapshot`: the state after every batch below `offset`.
 //! Big-endian, byte by byte:
 //! ```text
-//! 0   u16  version (1)
+//! 0   u16  version (2; a version-1 snapshot is refused and the log rescanned instead)
 //! 2   u32  CRC-32C (Castagnoli) of every byte from offset 6 to the end
 //! 6   u32  producer count N (at most PRODUCERS_PER_PARTITION_MAX)
 //! 10  N producer entries:
 //!       i64  producer id
 //!       i16  epoch
 //!       i64  last seen, ms since the epoch (broker clock)
+//!       i64  first offset of its open transaction, -1 when none
+//!       i32  coordinator epoch of its last marker, -1 when none
 //!       u8   batch count B (at most PRODUCER_BATCHES_RETAINED), oldest first:
 //!            B x (i32 first sequence, i32 last sequence, i64 first offset, i64 last offset)
 //! ```
@@ -37,12 +44,13 @@
 
 use crate::{Result, StorageError};
 use sluice_record::BatchHeader;
+use sluice_record::ControlMarker;
 use sluice_types::limits::{PRODUCER_BATCHES_RETAINED, PRODUCERS_PER_PARTITION_MAX};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
-const SNAPSHOT_VERSION: u16 = 1;
+const SNAPSHOT_VERSION: u16 = 2;
 const SNAPSHOT_HEADER_BYTES: usize = 10;
-const ENTRY_FIXED_BYTES: usize = 8 + 2 + 8 + 1;
+const ENTRY_FIXED_BYTES: usize = 8 + 2 + 8 + 8 + 4 + 1;
 const BATCH_BYTES: usize = 4 + 4 + 8 + 8;
 
 /// The largest snapshot the limits allow; a bigger file is not read.
@@ -66,6 +74,39 @@ struct ProducerEntry {
     epoch: i16,
     last_seen_ms: i64,
     batches: VecDeque<BatchMetadata>,
+    /// Where its open transaction began in this partition.
+    txn_first_offset: Option<i64>,
+    coordinator_epoch: i32,
+}
+
+impl ProducerEntry {
+    fn new(epoch: i16, now_ms: i64) -> ProducerEntry {
+        ProducerEntry {
+            epoch,
+            last_seen_ms: now_ms,
+            batches: VecDeque::with_capacity(PRODUCER_BATCHES_RETAINED),
+            txn_first_offset: None,
+            coordinator_epoch: -1,
+        }
+    }
+
+    /// A new epoch forgets the old one's batches (its sequences start again at 0).
+    fn set_epoch(&mut self, epoch: i16) {
+        if self.epoch != epoch {
+            self.epoch = epoch;
+            self.batches.clear();
+        }
+    }
+}
+
+/// A transaction a marker ended in this partition: offsets `first_offset..=last_offset` (the
+/// marker's) hold its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub aborted: bool,
 }
 
 /// What an append of a producer's batch should do.
@@ -81,6 +122,8 @@ pub(crate) enum Verdict {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
+    /// (first offset, producer id) of every open transaction: the first is the oldest.
+    open_txns: BTreeSet<(i64, i64)>,
 }
 
 /// The sequence number of a batch's last record: sequences wrap to 0 after `i32::MAX`.
@@ -104,6 +147,11 @@ impl ProducerStates {
         self.producers.len()
     }
 
+    /// The first offset of the oldest open transaction.
+    pub(crate) fn first_unstable_offset(&self) -> Option<i64> {
+        self.open_txns.first().map(|&(offset, _)| offset)
+    }
+
     /// Decides what to do with a client's batch that carries a producer id.
     pub(crate) fn check(&self, header: &BatchHeader) -> Result<Verdict> {
         let pid = header.producer_id;
@@ -121,6 +169,11 @@ impl ProducerStates {
         };
         let epoch = header.producer_epoch;
         let first_seq = header.base_sequence;
+        if entry.txn_first_offset.is_some() && !header.is_transactional() {
+            return Err(StorageError::InvalidTxnState(format!(
+                "producer {pid} wrote a non-transactional batch while its transaction is open"
+            )));
+        }
         if epoch == entry.epoch {
             let last_seq = last_sequence(header);
             let remembered = entry
@@ -159,17 +212,15 @@ impl ProducerStates {
 
     /// Remembers a batch written at `first_offset` (by an append, or found while rebuilding).
     pub(crate) fn record(&mut self, header: &BatchHeader, first_offset: i64, now_ms: i64) {
+        let pid = header.producer_id;
         let entry = self
             .producers
-            .entry(header.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: header.producer_epoch,
-                last_seen_ms: now_ms,
-                batches: VecDeque::with_capacity(PRODUCER_BATCHES_RETAINED),
-            });
-        if entry.epoch != header.producer_epoch {
-            entry.epoch = header.producer_epoch;
-            entry.batches.clear();
+            .entry(pid)
+            .or_insert_with(|| ProducerEntry::new(header.producer_epoch, now_ms));
+        entry.set_epoch(header.producer_epoch);
+        if header.is_transactional() && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(first_offset);
+            self.open_txns.insert((first_offset, pid));
         }
         if entry.batches.len() == PRODUCER_BATCHES_RETAINED {
             entry.batches.pop_front();
@@ -183,21 +234,52 @@ impl ProducerStates {
         entry.last_seen_ms = entry.last_seen_ms.max(now_ms);
     }
 
-    /// Forgets producers not seen for `expiration_ms`. Returns how many went.
+    /// Applies a transaction marker written at `offset`: the producer's open transaction in
+    /// this partition (if any) ends there.
+    pub(crate) fn complete_txn(
+        &mut self,
+        header: &BatchHeader,
+        marker: ControlMarker,
+        offset: i64,
+        now_ms: i64,
+    ) -> Option<CompletedTxn> {
+        let pid = header.producer_id;
+        let entry = self
+            .producers
+            .entry(pid)
+            .or_insert_with(|| ProducerEntry::new(header.producer_epoch, now_ms));
+        entry.set_epoch(header.producer_epoch);
+        entry.coordinator_epoch = marker.coordinator_epoch;
+        entry.last_seen_ms = entry.last_seen_ms.max(now_ms);
+        let first_offset = entry.txn_first_offset.take()?;
+        self.open_txns.remove(&(first_offset, pid));
+        Some(CompletedTxn {
+            producer_id: pid,
+            first_offset,
+            last_offset: offset,
+            aborted: !marker.commit,
+        })
+    }
+
+    /// Forgets producers not seen for `expiration_ms`, except those with a transaction open
+    /// (the coordinator ends it first). Returns how many went.
     pub(crate) fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_seen_ms) < expiration_ms);
+        self.producers.retain(|_, e| {
+            e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_seen_ms) < expiration_ms
+        });
         before - self.producers.len()
     }
 
     /// Forgets producers whose every remembered batch lies below `log_start_offset`: their
-    /// records are gone, so there is nothing left to be a duplicate of.
+    /// records are gone, so there is nothing left to be a duplicate of. A producer with an open
+    /// transaction stays until its marker.
     pub(crate) fn remove_below(&mut self, log_start_offset: i64) {
         self.producers.retain(|_, e| {
-            e.batches
-                .back()
-                .is_some_and(|b| b.last_offset >= log_start_offset)
+            e.txn_first_offset.is_some()
+                || e.batches
+                    .back()
+                    .is_some_and(|b| b.last_offset >= log_start_offset)
         });
     }
 
@@ -215,6 +297,8 @@ impl ProducerStates {
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&e.epoch.to_be_bytes());
             out.extend_from_slice(&e.last_seen_ms.to_be_bytes());
+            out.extend_from_slice(&e.txn_first_offset.unwrap_or(-1).to_be_bytes());
+            out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
                 out.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -244,10 +328,13 @@ impl ProducerStates {
             return Err(format!("{count} producers, more than the limit"));
         }
         let mut producers = HashMap::with_capacity(count);
+        let mut open_txns = BTreeSet::new();
         for _ in 0..count {
             let id = i64::from_be_bytes(r.take()?);
             let epoch = i16::from_be_bytes(r.take()?);
             let last_seen_ms = i64::from_be_bytes(r.take()?);
+            let txn_first_offset = i64::from_be_bytes(r.take()?);
+            let coordinator_epoch = i32::from_be_bytes(r.take()?);
             let [batch_count] = r.take()?;
             if usize::from(batch_count) > PRODUCER_BATCHES_RETAINED {
                 return Err(format!("producer {id} has {batch_count} batches"));
@@ -261,10 +348,16 @@ impl ProducerStates {
                     last_offset: i64::from_be_bytes(r.take()?),
                 });
             }
+            let txn_first_offset = (txn_first_offset >= 0).then_some(txn_first_offset);
+            if let Some(first) = txn_first_offset {
+                open_txns.insert((first, id));
+            }
             let entry = ProducerEntry {
                 epoch,
                 last_seen_ms,
                 batches,
+                txn_first_offset,
+                coordinator_epoch,
             };
             if producers.insert(id, entry).is_some() {
                 return Err(format!("producer {id} appears twice"));
@@ -273,7 +366,10 @@ impl ProducerStates {
         if r.at != bytes.len() {
             return Err(format!("{} bytes after the last entry", bytes.len() - r.at));
         }
-        Ok(ProducerStates { producers })
+        Ok(ProducerStates {
+            producers,
+            open_txns,
+        })
     }
 }
 
@@ -444,6 +540,92 @@ mod tests {
                 "byte {i}"
             );
         }
+    }
+
+    fn transactional(pid: i64, epoch: i16, first_seq: i32, records: i32) -> BatchHeader {
+        BatchHeader {
+            attributes: 0x10,
+            ..batch(pid, epoch, first_seq, records)
+        }
+    }
+
+    fn marker(pid: i64, epoch: i16) -> BatchHeader {
+        BatchHeader {
+            attributes: 0x30,
+            base_sequence: -1,
+            ..batch(pid, epoch, 0, 1)
+        }
+    }
+
+    const COMMIT: ControlMarker = ControlMarker {
+        commit: true,
+        coordinator_epoch: 0,
+    };
+    const ABORT: ControlMarker = ControlMarker {
+        commit: false,
+        coordinator_epoch: 0,
+    };
+
+    #[test]
+    fn transactions_open_at_their_first_batch_and_close_at_their_marker() {
+        let mut s = ProducerStates::default();
+        written(&mut s, &batch(9, 0, 0, 1), 0);
+        written(&mut s, &transactional(1, 0, 0, 2), 10);
+        written(&mut s, &transactional(2, 0, 0, 1), 12);
+        written(&mut s, &transactional(1, 0, 2, 1), 13);
+        assert_eq!(s.first_unstable_offset(), Some(10));
+        // While open, the producer may not write outside it.
+        assert!(matches!(
+            s.check(&batch(1, 0, 3, 1)),
+            Err(StorageError::InvalidTxnState(_))
+        ));
+        let done = s.complete_txn(&marker(1, 0), ABORT, 14, 1_000).unwrap();
+        assert_eq!(
+            done,
+            CompletedTxn {
+                producer_id: 1,
+                first_offset: 10,
+                last_offset: 14,
+                aborted: true
+            }
+        );
+        assert_eq!(s.first_unstable_offset(), Some(12));
+        let done = s.complete_txn(&marker(2, 0), COMMIT, 15, 1_000).unwrap();
+        assert!(!done.aborted);
+        assert_eq!(s.first_unstable_offset(), None);
+        // A marker for a producer with nothing open here ends nothing.
+        assert_eq!(s.complete_txn(&marker(3, 0), COMMIT, 16, 1_000), None);
+        // After its marker the producer continues its sequence outside a transaction.
+        written(&mut s, &batch(1, 0, 3, 1), 17);
+    }
+
+    #[test]
+    fn a_marker_with_a_bumped_epoch_fences_the_old_one() {
+        let mut s = ProducerStates::default();
+        written(&mut s, &transactional(1, 4, 0, 1), 0);
+        s.complete_txn(&marker(1, 5), ABORT, 1, 1_000).unwrap();
+        assert!(matches!(
+            s.check(&transactional(1, 4, 1, 1)),
+            Err(StorageError::InvalidProducerEpoch(_))
+        ));
+    }
+
+    #[test]
+    fn open_transactions_survive_snapshots_expiry_and_retention() {
+        let mut s = ProducerStates::default();
+        written(&mut s, &transactional(1, 0, 0, 1), 5);
+        s.record(&batch(2, 0, 0, 1), 6, 1_000);
+        let restored = ProducerStates::decode_snapshot(&s.encode_snapshot()).unwrap();
+        assert_eq!(restored, s);
+        assert_eq!(restored.first_unstable_offset(), Some(5));
+        assert_eq!(
+            s.expire(i64::MAX / 2, 1),
+            1,
+            "only the idle producer without a transaction"
+        );
+        s.remove_below(100);
+        assert_eq!(s.first_unstable_offset(), Some(5));
+        assert_eq!(s.len(), 1);
     }
 
     proptest! {

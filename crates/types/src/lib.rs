@@ -2,10 +2,11 @@
 //! the limits module.
 //!
 //! This crate owns no behaviour beyond validation of names (and reading the wall clock in
-//! Kafka's unit, `now_ms`). It knows nothing of wire formats,
-//! files or sockets, so every other crate may depend on it.
+//! Kafka's unit, `now_ms`), plus the big-endian primitives of internal records (`wire`). It
+//! knows nothing of Kafka API messages, files or sockets, so every other crate may depend on it.
 
 pub mod limits;
+pub mod wire;
 
 use std::fmt;
 

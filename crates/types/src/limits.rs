@@ -115,3 +115,13 @@ pub const PRODUCER_BATCHES_RETAINED: usize = 5;
 /// which any client can write, so the count needs a bound; past it a new producer's batch is
 /// refused until `producer.id.expiration.ms` frees room. (About 250 bytes each.)
 pub const PRODUCERS_PER_PARTITION_MAX: usize = 100_000;
+
+/// Longest `transactional.id`, in bytes (Kafka has no explicit bound; this keeps the
+/// `__transaction_state` key within its int16 string length).
+pub const TRANSACTIONAL_ID_BYTES_MAX: usize = 4096;
+
+/// Most transactional ids one transaction coordinator keeps.
+pub const TRANSACTIONS_MAX: usize = 100_000;
+
+/// Most partitions one transaction may span (every one gets a marker at its end).
+pub const TRANSACTION_PARTITIONS_MAX: usize = 10_000;

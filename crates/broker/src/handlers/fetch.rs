@@ -3,6 +3,10 @@
 //! available the request parks until a requested partition's high watermark moves or
 //! `max_wait_ms` passes: it is woken by the append, never by polling.
 //!
+//! With `isolation_level=read_committed` a partition is read up to its last stable offset (no
+//! further than the oldest open transaction), and the answer lists the aborted transactions
+//! with records in that range, so the client drops their records.
+//!
 //! Fetch sessions (KIP-227) are declined: every response carries session id 0, so clients keep
 //! sending full fetch requests; a request naming a session gets `FETCH_SESSION_ID_NOT_FOUND`.
 
@@ -11,7 +15,10 @@ use crate::server::Broker;
 use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::ProducerId;
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use sluice_storage::StorageError;
 use sluice_types::limits::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
@@ -148,19 +155,41 @@ fn read_partition(
         Ok(p) => p,
         Err(e) => return base.with_error_code(error::code(&e)),
     };
-    let (plan, high_watermark, log_start_offset) = {
+    let committed = isolation_level == READ_COMMITTED;
+    let (plan, high_watermark, last_stable_offset, log_start_offset, aborted) = {
         let log = partition.log();
+        let last_stable_offset = log.last_stable_offset();
+        let (plan, aborted) = if committed {
+            let aborted = log.aborted_transactions(offset, last_stable_offset);
+            (
+                log.read_committed(offset, max_bytes, min_one_batch),
+                Some(aborted),
+            )
+        } else {
+            (log.read(offset, max_bytes, min_one_batch), None)
+        };
         (
-            log.read(offset, max_bytes, min_one_batch),
+            plan,
             log.high_watermark(),
+            last_stable_offset,
             log.log_start_offset(),
+            aborted,
         )
     };
+    let aborted = aborted.map(|list| {
+        list.into_iter()
+            .map(|a| {
+                AbortedTransaction::default()
+                    .with_producer_id(ProducerId(a.producer_id))
+                    .with_first_offset(a.first_offset)
+            })
+            .collect()
+    });
     let base = base
         .with_high_watermark(high_watermark)
-        .with_last_stable_offset(high_watermark)
+        .with_last_stable_offset(last_stable_offset)
         .with_log_start_offset(log_start_offset)
-        .with_aborted_transactions((isolation_level == READ_COMMITTED).then(Vec::new));
+        .with_aborted_transactions(aborted);
     let read = plan.and_then(|plan| plan.read().map_err(StorageError::from));
     match read {
         Ok(bytes) => base.with_records(Some(bytes)),

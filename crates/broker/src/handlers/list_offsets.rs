@@ -1,5 +1,6 @@
-//! ListOffsets (v1–v7): earliest (-2), latest (-1), the record with the largest timestamp
-//! (-3, v7), or the first record at or after a timestamp.
+//! ListOffsets (v1–v7): earliest (-2), latest (-1: the high watermark, or with
+//! `isolation_level=read_committed` (v2+) the last stable offset), the record with the largest
+//! timestamp (-3, v7), or the first record at or after a timestamp.
 
 use super::now;
 use crate::error;
@@ -14,12 +15,14 @@ use std::sync::Arc;
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
+const READ_COMMITTED: i8 = 1;
 
 pub(crate) fn handle(
     broker: &Arc<Broker>,
     request: ListOffsetsRequest,
     version: i16,
 ) -> std::future::Ready<Option<ListOffsetsResponse>> {
+    let committed = request.isolation_level == READ_COMMITTED;
     let topics = request
         .topics
         .into_iter()
@@ -27,7 +30,14 @@ pub(crate) fn handle(
             let partitions = t
                 .partitions
                 .iter()
-                .map(|p| lookup(broker, &t.name, p.partition_index, p.timestamp, version))
+                .map(|p| {
+                    let at = Lookup {
+                        timestamp: p.timestamp,
+                        committed,
+                        version,
+                    };
+                    lookup(broker, &t.name, p.partition_index, at)
+                })
                 .collect();
             ListOffsetsTopicResponse::default()
                 .with_name(t.name)
@@ -37,13 +47,19 @@ pub(crate) fn handle(
     now(ListOffsetsResponse::default().with_topics(topics))
 }
 
-fn lookup(
-    broker: &Broker,
-    topic: &str,
-    index: i32,
+/// What one partition's lookup asks for.
+struct Lookup {
     timestamp: i64,
+    committed: bool,
     version: i16,
-) -> ListOffsetsPartitionResponse {
+}
+
+fn lookup(broker: &Broker, topic: &str, index: i32, at: Lookup) -> ListOffsetsPartitionResponse {
+    let Lookup {
+        timestamp,
+        committed,
+        version,
+    } = at;
     let base = ListOffsetsPartitionResponse::default().with_partition_index(index);
     let partition = match broker.logs.partition(topic, index) {
         Ok(p) => p,
@@ -51,6 +67,7 @@ fn lookup(
     };
     let log = partition.log();
     let found = match timestamp {
+        LATEST if committed => Ok(Some((log.last_stable_offset(), -1))),
         LATEST => Ok(Some((log.high_watermark(), -1))),
         EARLIEST => Ok(Some((log.log_start_offset(), -1))),
         MAX_TIMESTAMP if version >= 7 => match log.max_timestamp() {

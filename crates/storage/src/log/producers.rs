@@ -9,6 +9,7 @@ use crate::checkpoint;
 use crate::producer_state::{ProducerStates, has_producer, snapshot_bytes_max};
 use crate::scan::{ScanStop, scan_batches};
 use crate::segment::{file_name, offsets_of_files};
+use sluice_record::{BatchHeader, ControlMarker, read_marker};
 use std::path::{Path, PathBuf};
 
 const SNAPSHOT_EXTENSION: &str = "snapshot";
@@ -51,37 +52,80 @@ impl Log {
     /// checked by recovery or closed cleanly; a bad batch found anyway ends that segment's scan
     /// with a warning rather than failing the partition.
     fn replay_producers(&mut self, from: i64, now_ms: i64) {
-        let producers = &mut self.producers;
-        for segment in self.segments.values() {
-            if segment.next_offset() <= from {
-                continue;
-            }
-            let start = if from > segment.base_offset() {
-                segment.snapshot_for(from).start_position
-            } else {
-                0
-            };
-            let scanned = scan_batches(segment.file(), start, segment.size(), |b| {
-                let header = &b.header;
-                if header.last_offset() >= from && has_producer(header) && !header.is_control() {
-                    producers.record(header, header.base_offset, now_ms);
+        let stretches: Vec<(i64, std::sync::Arc<std::fs::File>, u64, u64)> = self
+            .segments
+            .values()
+            .filter(|s| s.next_offset() > from)
+            .map(|s| {
+                let start = if from > s.base_offset() {
+                    s.snapshot_for(from).start_position
+                } else {
+                    0
+                };
+                (s.base_offset(), s.file().clone(), start, s.size())
+            })
+            .collect();
+        for (base, file, start, end) in stretches {
+            // Only producer batches are kept, a segment at a time.
+            let mut found = Vec::new();
+            let scanned = scan_batches(&file, start, end, |b| {
+                if b.header.last_offset() >= from && has_producer(&b.header) {
+                    found.push((b.header, control_marker(&b.header, b.bytes)));
                 }
                 Ok(true)
             });
+            for (header, marker) in found {
+                self.apply_to_producers(&header, marker, header.base_offset, now_ms);
+            }
             if let Err(e) = scanned {
                 let reason = match e {
                     ScanStop::Invalid { position } => format!("bad batch at byte {position}"),
                     ScanStop::Io(e) => e.to_string(),
                 };
-                tracing::warn!(dir = %self.dir.display(), base = segment.base_offset(), %reason,
+                tracing::warn!(dir = %self.dir.display(), base, %reason,
                     "producer state rebuilt without the rest of this segment");
             }
+        }
+    }
+
+    /// Keeps the producer state in step with a batch just appended at `offset`.
+    pub(super) fn track_producer(
+        &mut self,
+        header: &BatchHeader,
+        bytes: &[u8],
+        offset: i64,
+        now_ms: i64,
+    ) {
+        let marker = control_marker(header, bytes);
+        self.apply_to_producers(header, marker, offset, now_ms);
+    }
+
+    fn apply_to_producers(
+        &mut self,
+        header: &BatchHeader,
+        marker: Option<ControlMarker>,
+        offset: i64,
+        now_ms: i64,
+    ) {
+        if !has_producer(header) {
+            return;
+        }
+        if header.is_control() {
+            let completed =
+                marker.and_then(|m| self.producers.complete_txn(header, m, offset, now_ms));
+            if let Some(done) = completed {
+                self.note_completed(done);
+            }
+        } else {
+            self.producers.record(header, offset, now_ms);
         }
     }
 
     /// Writes the producer state as of the log end offset and prunes older snapshots. A failure
     /// costs only a longer rescan at the next start, so callers log it and go on.
     pub(super) fn write_producer_snapshot(&self) -> std::io::Result<()> {
+        // The index first: the snapshot's offset vouches for every abort below it.
+        self.write_aborted()?;
         let path = snapshot_path(&self.dir, self.log_end_offset());
         checkpoint::write_atomically(&path, &self.producers.encode_snapshot())?;
         let offsets = offsets_of_files(&self.dir, SNAPSHOT_EXTENSION)?;
@@ -124,4 +168,13 @@ fn read_snapshot(path: &Path) -> std::result::Result<ProducerStates, String> {
     }
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     ProducerStates::decode_snapshot(&bytes)
+}
+
+/// The transaction marker a control batch holds (a batch that cannot be decoded holds none:
+/// it was checked when appended, so this does not happen).
+fn control_marker(header: &BatchHeader, bytes: &[u8]) -> Option<ControlMarker> {
+    if !header.is_control() {
+        return None;
+    }
+    read_marker(bytes).ok().flatten()
 }
