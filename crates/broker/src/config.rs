@@ -1,6 +1,7 @@
 //! The broker's settings, parsed once by the binary and handed in whole.
 
 use sluice_group::GroupConfig;
+use sluice_txn::TxnConfig;
 use sluice_types::limits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +42,11 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     /// `producer.id.expiration.check.interval.ms`.
     pub producer_id_expiration_check_interval_ms: u64,
+    /// `transaction.max.timeout.ms` and `transactional.id.expiration.ms`.
+    pub txn: TxnConfig,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often open
+    /// transactions are checked against their timeout (and idle transactional ids expired).
+    pub transaction_cleanup_interval_ms: u64,
     /// `group.min.session.timeout.ms`, `group.max.session.timeout.ms`,
     /// `group.initial.rebalance.delay.ms`, `group.max.size`.
     pub group: GroupConfig,
@@ -66,6 +72,8 @@ impl BrokerConfig {
             offsets_retention_check_interval_ms: 600_000,
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
+            txn: TxnConfig::default(),
+            transaction_cleanup_interval_ms: 10_000,
             group: GroupConfig::default(),
         }
     }

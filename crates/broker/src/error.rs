@@ -4,6 +4,7 @@
 use kafka_protocol::error::ResponseError;
 use sluice_group::GroupError;
 use sluice_storage::StorageError;
+use sluice_txn::TxnError;
 
 /// The Kafka error for a storage error, and the message to send where the API has one.
 pub(crate) fn storage_error(e: &StorageError) -> ResponseError {
@@ -55,6 +56,32 @@ pub(crate) fn group_error(e: &GroupError) -> ResponseError {
         GroupError::InvalidRequest(_) => ResponseError::InvalidRequest,
         GroupError::InvalidRegularExpression(_) => ResponseError::InvalidRegularExpression,
     }
+}
+
+/// The Kafka error for a transaction coordinator error. `fenced_code` says whether the
+/// request's version knows PRODUCER_FENCED (KIP-588); older ones get INVALID_PRODUCER_EPOCH.
+pub(crate) fn txn_error(e: &TxnError, fenced_code: bool) -> ResponseError {
+    match e {
+        TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
+        TxnError::ProducerFenced if fenced_code => ResponseError::ProducerFenced,
+        TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        TxnError::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
+        TxnError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
+        TxnError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+        TxnError::InvalidTransactionalId => ResponseError::InvalidRequest,
+        TxnError::LimitReached(_) => ResponseError::PolicyViolation,
+        TxnError::ProducerIdUnavailable | TxnError::CoordinatorNotAvailable => {
+            ResponseError::CoordinatorNotAvailable
+        }
+    }
+}
+
+/// The error code of a transaction command's result (0 on success).
+pub(crate) fn txn_code<T>(result: &Result<T, TxnError>, fenced_code: bool) -> i16 {
+    result
+        .as_ref()
+        .err()
+        .map_or(0, |e| txn_error(e, fenced_code).code())
 }
 
 /// The error code of an optional group error (`None`: success, code 0).

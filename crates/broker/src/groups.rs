@@ -17,7 +17,9 @@ use sluice_group::{
     Effects, GroupConfig, GroupCoordinator, GroupError, JoinRequest, JoinResponse, OffsetsRecord,
     Reply, SyncRequest, SyncResponse, WaiterId,
 };
-use sluice_record::{BatchIter, NewRecord, decode_records, encode_batch};
+use sluice_record::{
+    BatchIter, NewRecord, decode_records, encode_batch, read_marker, stamp_producer,
+};
 use sluice_storage::{AppendOrigin, Partition, StorageError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +33,7 @@ pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// Topics clients may read but not write or delete.
 pub(crate) fn is_internal(topic: &str) -> bool {
-    topic == OFFSETS_TOPIC
+    topic == OFFSETS_TOPIC || topic == crate::transactions::TRANSACTION_STATE_TOPIC
 }
 
 /// How often deadlines (session timeouts, join-phase ends) are checked: they fire at most this
@@ -176,6 +178,19 @@ impl Groups {
         }
     }
 
+    /// A transaction marker was written to partition `index` of `__consumer_offsets`: offsets
+    /// the producer committed in that transaction take effect, or are dropped.
+    pub(crate) fn complete_txn(&self, index: i32, producer_id: i64, commit: bool) {
+        if let Some(shard) = usize::try_from(index).ok().and_then(|i| self.shards.get(i)) {
+            shard.lock().coordinator.complete_txn(producer_id, commit);
+        }
+    }
+
+    /// The `__consumer_offsets` partition that holds `group_id`.
+    pub(crate) fn partition_of(&self, group_id: &str) -> i32 {
+        self.shard(group_id).partition.index()
+    }
+
     /// Reads the coordinator of `group_id` without changing it.
     pub(crate) fn read<T>(&self, group_id: &str, query: impl FnOnce(&GroupCoordinator) -> T) -> T {
         query(&self.shard(group_id).lock().coordinator)
@@ -257,7 +272,7 @@ impl Shard {
     /// the shard lock, so records reach the log in decision order.
     fn apply(&self, state: &mut ShardState, fx: Effects) -> Outcome {
         let appended = fx.records.is_empty()
-            || match self.append(&fx.records) {
+            || match self.append(&fx.records, fx.producer) {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::error!(partition = self.partition.index(), error = %e, "could not write to {OFFSETS_TOPIC}");
@@ -280,7 +295,12 @@ impl Shard {
         }
     }
 
-    fn append(&self, records: &[OffsetsRecord]) -> Result<(), StorageError> {
+    /// Appends records as one batch; with a producer, as a transactional batch of it.
+    fn append(
+        &self,
+        records: &[OffsetsRecord],
+        producer: Option<(i64, i16)>,
+    ) -> Result<(), StorageError> {
         let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> =
             records.iter().map(OffsetsRecord::encode).collect();
         let new_records: Vec<NewRecord<'_>> = encoded
@@ -290,7 +310,10 @@ impl Shard {
                 value: v.as_deref(),
             })
             .collect();
-        let batch = encode_batch(0, crate::now_ms(), &new_records);
+        let mut batch = encode_batch(0, crate::now_ms(), &new_records);
+        if let Some((producer_id, epoch)) = producer {
+            stamp_producer(&mut batch, producer_id, epoch, -1, true);
+        }
         self.partition
             .append(&batch, AppendOrigin::Broker, crate::now_ms())?;
         Ok(())
@@ -341,10 +364,20 @@ fn load(
         for batch in BatchIter::new(&bytes) {
             let (header, batch) = batch?;
             offset = header.last_offset() + 1;
+            if header.is_control() {
+                if let Some(marker) = read_marker(batch)? {
+                    coordinator.complete_txn(header.producer_id, marker.commit);
+                }
+                continue;
+            }
+            let in_transaction = header.is_transactional().then_some(header.producer_id);
             decode_records(batch, |r| {
                 match OffsetsRecord::decode(r.key, r.value) {
                     Ok(record) => {
-                        coordinator.replay(record, now_ms);
+                        match in_transaction {
+                            Some(producer_id) => coordinator.replay_txn_offset(producer_id, record),
+                            None => coordinator.replay(record, now_ms),
+                        }
                         records += 1;
                     }
                     Err(_) => skipped += 1,

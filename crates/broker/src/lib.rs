@@ -6,7 +6,7 @@
 //! error codes in exactly one place (`error.rs`). The broker reaches storage only through the
 //! `sluice-storage` public API (`LogManager`, `Partition`), never through its files. Consumer
 //! groups are decided by `sluice-group`'s pure coordinator; `groups.rs` gives it a log, timers
-//! and parked requests.
+//! and parked requests. Transactions likewise by `sluice-txn`'s, in `transactions.rs`.
 
 mod background;
 mod config;
@@ -17,10 +17,12 @@ mod groups;
 mod handlers;
 mod metrics;
 mod server;
+mod transactions;
 
 pub use config::{BrokerConfig, OFFSETS_TOPIC_PARTITIONS_DEFAULT};
 pub use server::{Broker, RunningBroker, StartError};
 pub use sluice_group::GroupConfig;
+pub use sluice_txn::TxnConfig;
 
 /// The broker's one clock, passed into storage.
 pub(crate) use sluice_types::now_ms;

@@ -5,6 +5,7 @@ use crate::config::BrokerConfig;
 use crate::connection;
 use crate::groups::Groups;
 use crate::metrics::Metrics;
+use crate::transactions::Transactions;
 use sluice_storage::{LogManager, Partition, StorageError, Topic};
 use sluice_types::limits::CONNECTIONS_MAX;
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ pub struct Broker {
     pub(crate) logs: LogManager,
     pub(crate) cluster_id: String,
     groups: OnceLock<Arc<Groups>>,
+    transactions: OnceLock<Arc<Transactions>>,
     pub(crate) metrics: Arc<Metrics>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -35,6 +37,13 @@ impl Broker {
     /// The group coordinators; set before the listener accepts anything.
     pub(crate) fn groups(&self) -> &Groups {
         self.groups.get().expect("groups are opened before serving")
+    }
+
+    /// The transaction coordinator; set before the listener accepts anything.
+    pub(crate) fn transactions(&self) -> &Transactions {
+        self.transactions
+            .get()
+            .expect("transactions are opened before serving")
     }
 
     /// Creates a topic and starts its partitions' background work.
@@ -108,6 +117,7 @@ impl RunningBroker {
             logs,
             cluster_id,
             groups: OnceLock::new(),
+            transactions: OnceLock::new(),
             metrics: Arc::new(Metrics::new()),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
@@ -128,6 +138,18 @@ impl RunningBroker {
         let _ = broker.groups.set(groups.clone());
         broker.tasks.spawn(groups.tick_loop(
             broker.config.offsets_retention_check_interval_ms,
+            broker.shutdown.clone(),
+        ));
+        let opener = broker.clone();
+        let transactions =
+            tokio::task::spawn_blocking(move || Transactions::open(&opener, opener.config.txn))
+                .await
+                .map_err(|e| StartError::Task(e.to_string()))??;
+        let transactions = Arc::new(transactions);
+        let _ = broker.transactions.set(transactions.clone());
+        broker.tasks.spawn(transactions.tick_loop(
+            broker.clone(),
+            broker.config.transaction_cleanup_interval_ms,
             broker.shutdown.clone(),
         ));
         broker.tasks.spawn(background::cleaner_loop(

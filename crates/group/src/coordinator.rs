@@ -29,6 +29,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 pub struct Effects {
     pub records: Vec<OffsetsRecord>,
     pub replies: Vec<Reply>,
+    /// Write the records as a transactional batch of this producer (id, epoch): offsets
+    /// committed in a transaction (TxnOffsetCommit) take effect at its commit marker.
+    pub producer: Option<(i64, i16)>,
 }
 
 type Offsets = BTreeMap<(String, i32), CommittedOffset>;
@@ -41,6 +44,9 @@ pub struct GroupCoordinator {
     /// empty group of one kind turns into the other when a member of the other kind joins.
     consumer_groups: HashMap<String, ConsumerGroup>,
     offsets: HashMap<String, Offsets>,
+    /// Offsets committed in open transactions, by producer id, keyed by (group, topic,
+    /// partition): applied when the transaction commits, dropped when it aborts.
+    pending_txn_offsets: HashMap<i64, BTreeMap<(String, String, i32), OffsetsRecord>>,
 }
 
 /// A committed offset as OffsetFetch returns it; `offset` -1 when none is committed.
@@ -193,6 +199,77 @@ impl GroupCoordinator {
         if let Err(e) = self.check_commit(group_id, who, now_ms) {
             return (fx, Err(e));
         }
+        let (records, results) = self.offset_records(group_id, offsets, now_ms);
+        fx.records = records;
+        for r in &fx.records {
+            self.apply_offset(r.clone());
+        }
+        (fx, Ok(results))
+    }
+
+    /// TxnOffsetCommit: checked as OffsetCommit is (member and generation, when given), but
+    /// the offsets wait for the producer's transaction to end: its commit marker applies them
+    /// (`complete_txn`), an abort drops them.
+    pub fn txn_commit_offsets(
+        &mut self,
+        group_id: &str,
+        who: &MemberRef,
+        producer: (i64, i16),
+        offsets: Vec<OffsetToCommit>,
+        now_ms: i64,
+    ) -> (Effects, Result<Vec<Result<(), GroupError>>, GroupError>) {
+        let mut fx = Effects::default();
+        if let Err(e) = self.check_commit(group_id, who, now_ms) {
+            return (fx, Err(e));
+        }
+        let (records, results) = self.offset_records(group_id, offsets, now_ms);
+        for r in &records {
+            self.replay_txn_offset(producer.0, r.clone());
+        }
+        fx.records = records;
+        fx.producer = Some(producer);
+        (fx, Ok(results))
+    }
+
+    /// Notes an offset committed in producer `producer_id`'s open transaction (replay at start,
+    /// and TxnOffsetCommit).
+    pub fn replay_txn_offset(&mut self, producer_id: i64, record: OffsetsRecord) {
+        if let OffsetsRecord::Offset {
+            group,
+            topic,
+            partition,
+            ..
+        } = &record
+        {
+            let key = (group.clone(), topic.clone(), *partition);
+            self.pending_txn_offsets
+                .entry(producer_id)
+                .or_default()
+                .insert(key, record);
+        }
+    }
+
+    /// The producer's transaction ended here (its marker is in this partition): committed
+    /// offsets take effect, aborted ones are dropped.
+    pub fn complete_txn(&mut self, producer_id: i64, commit: bool) {
+        let Some(pending) = self.pending_txn_offsets.remove(&producer_id) else {
+            return;
+        };
+        if commit {
+            for record in pending.into_values() {
+                self.apply_offset(record);
+            }
+        }
+    }
+
+    /// The records of an offset commit, and a result per offset (invalid ones get none).
+    fn offset_records(
+        &self,
+        group_id: &str,
+        offsets: Vec<OffsetToCommit>,
+        now_ms: i64,
+    ) -> (Vec<OffsetsRecord>, Vec<Result<(), GroupError>>) {
+        let mut fx = Effects::default();
         let committed = self.offsets.get(group_id).map_or(0, BTreeMap::len);
         let mut results = Vec::with_capacity(offsets.len());
         for o in offsets {
@@ -222,10 +299,7 @@ impl GroupCoordinator {
             });
             results.push(Ok(()));
         }
-        for r in &fx.records {
-            self.apply_offset(r.clone());
-        }
-        (fx, Ok(results))
+        (fx.records, results)
     }
 
     fn check_commit(

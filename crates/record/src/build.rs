@@ -87,6 +87,32 @@ pub fn encode_records(records: &[Record<'_>]) -> Vec<u8> {
     write_header(&header, &body)
 }
 
+/// Stamps a producer's id, epoch and first sequence on a whole batch (and, if
+/// `transactional`, the transactional attribute), then recomputes its CRC: the broker writes
+/// offsets committed inside a transaction as such a batch.
+///
+/// # Panics
+/// On fewer bytes than a batch header.
+pub fn stamp_producer(
+    batch: &mut [u8],
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+    transactional: bool,
+) {
+    const ATTRIBUTES: std::ops::Range<usize> = 21..23;
+    const TRANSACTIONAL_BIT: i16 = 0x10;
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&epoch.to_be_bytes());
+    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    if transactional {
+        let attributes = i16::from_be_bytes([batch[ATTRIBUTES.start], batch[ATTRIBUTES.start + 1]]);
+        batch[ATTRIBUTES].copy_from_slice(&(attributes | TRANSACTIONAL_BIT).to_be_bytes());
+    }
+    let crc = crc32c::crc32c(&batch[CRC_COVERED_FROM..]);
+    batch[CRC_FIELD].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Appends one record, its offset and timestamp taken relative to `batch`'s base.
 pub(crate) fn write_record(body: &mut Vec<u8>, batch: &BatchHeader, record: &Record<'_>) {
     let mut encoded = Vec::with_capacity(32);

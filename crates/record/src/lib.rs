@@ -22,7 +22,9 @@ pub use batch::{
 
 #[doc(hidden)]
 pub mod testing;
-pub use build::{NewRecord, encode_batch, encode_batch_with_timestamps, encode_records};
+pub use build::{
+    NewRecord, encode_batch, encode_batch_with_timestamps, encode_records, stamp_producer,
+};
 pub use control::{ControlMarker, encode_marker_batch, read_marker};
 pub use error::RecordError;
 pub use records::{Record, RecordHeader, decode_records};

@@ -23,16 +23,6 @@ pub fn with_producer(
     base_sequence: i32,
     transactional: bool,
 ) -> Vec<u8> {
-    const ATTRIBUTES: std::ops::Range<usize> = 21..23;
-    const TRANSACTIONAL_BIT: i16 = 0x10;
-    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
-    batch[51..53].copy_from_slice(&epoch.to_be_bytes());
-    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
-    if transactional {
-        let attributes = i16::from_be_bytes([batch[ATTRIBUTES.start], batch[ATTRIBUTES.start + 1]]);
-        batch[ATTRIBUTES].copy_from_slice(&(attributes | TRANSACTIONAL_BIT).to_be_bytes());
-    }
-    let crc = crc32c::crc32c(&batch[21..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    crate::build::stamp_producer(&mut batch, producer_id, epoch, base_sequence, transactional);
     batch
 }

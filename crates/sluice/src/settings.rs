@@ -80,6 +80,12 @@ pub(crate) struct ServeSettings {
     pub producer_id_expiration_ms: i64,
     /// `producer.id.expiration.check.interval.ms`
     pub producer_id_expiration_check_interval_ms: u64,
+    /// `transaction.max.timeout.ms`
+    pub transaction_max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
 }
 
 impl Default for ServeSettings {
@@ -109,6 +115,11 @@ impl Default for ServeSettings {
                 .consumer_heartbeat_interval_ms,
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
+            transaction_max_timeout_ms: sluice_broker::TxnConfig::default()
+                .transaction_max_timeout_ms,
+            transactional_id_expiration_ms: sluice_broker::TxnConfig::default()
+                .transactional_id_expiration_ms,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
         }
     }
 }
@@ -172,6 +183,16 @@ impl ServeSettings {
         config.producer_id_expiration_ms = self.producer_id_expiration_ms;
         config.producer_id_expiration_check_interval_ms =
             self.producer_id_expiration_check_interval_ms;
+        anyhow::ensure!(
+            self.transaction_max_timeout_ms >= 1 && self.transactional_id_expiration_ms >= 1,
+            "transaction_max_timeout_ms and transactional_id_expiration_ms must be at least 1"
+        );
+        config.txn = sluice_broker::TxnConfig {
+            transaction_max_timeout_ms: self.transaction_max_timeout_ms,
+            transactional_id_expiration_ms: self.transactional_id_expiration_ms,
+        };
+        config.transaction_cleanup_interval_ms =
+            self.transaction_abort_timed_out_transaction_cleanup_interval_ms;
         config.group = self.group_config()?;
         Ok(config)
     }

@@ -49,11 +49,22 @@ const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
 const LEADER_EPOCH_SINGLE_NODE: i32 = 0;
 
 /// Who is appending. Clients are held to the producer rules (sequences, epochs) and may not
-/// write control batches; the broker's own writes (group coordinator records) are trusted.
+/// write control batches; the broker's own writes (coordinator records, transaction markers)
+/// are trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendOrigin {
+    /// A client; transactional batches are refused.
     Client,
+    /// A client whose transactional batches the transaction coordinator vouched for (the
+    /// partition is in the producer's open transaction, at its current epoch).
+    ClientInTransaction,
     Broker,
+}
+
+impl AppendOrigin {
+    fn is_client(self) -> bool {
+        self != AppendOrigin::Broker
+    }
 }
 
 /// Where an append landed.
@@ -248,8 +259,8 @@ impl Log {
             if self.config.cleanup_compact && !header.is_control() {
                 require_keys(bytes)?;
             }
-            if origin == AppendOrigin::Client {
-                check_client_batch(&header)?;
+            if origin.is_client() {
+                check_client_batch(&header, origin)?;
             }
             batches.push((header, bytes));
         }
@@ -306,7 +317,7 @@ impl Log {
         batches: &[(BatchHeader, &[u8])],
         origin: AppendOrigin,
     ) -> Result<Option<BatchMetadata>> {
-        if origin != AppendOrigin::Client {
+        if !origin.is_client() {
             return Ok(None);
         }
         let Some((header, _)) = batches.iter().find(|(h, _)| has_producer(h)) else {
@@ -732,19 +743,18 @@ impl Log {
     }
 }
 
-/// Batches only the broker may write. Control batches (transaction markers) come from the
-/// transaction coordinator, as in Kafka; transactional data batches need one, which Sluice
-/// does not have yet (InitProducerId refuses a `transactional.id`, so no client gets here).
-fn check_client_batch(header: &BatchHeader) -> Result<()> {
+/// Batches a client may not write: control batches (transaction markers come from the
+/// transaction coordinator, as in Kafka), and transactional batches the coordinator did not
+/// vouch for (they would open a transaction no coordinator knows, which nothing would end).
+fn check_client_batch(header: &BatchHeader, origin: AppendOrigin) -> Result<()> {
     if header.is_control() {
         return Err(StorageError::InvalidRecord(
             "clients may not write control batches".into(),
         ));
     }
-    if header.is_transactional() {
+    if header.is_transactional() && origin != AppendOrigin::ClientInTransaction {
         return Err(StorageError::InvalidTxnState(
-            "transactional batches need a transaction coordinator, which Sluice does not have yet"
-                .into(),
+            "a transactional batch for a partition not added to the producer's transaction".into(),
         ));
     }
     Ok(())

@@ -19,4 +19,6 @@ pub enum TxnError {
     LimitReached(&'static str),
     #[error("could not allocate a producer id")]
     ProducerIdUnavailable,
+    #[error("the transaction coordinator could not write its log")]
+    CoordinatorNotAvailable,
 }

@@ -1,6 +1,6 @@
-//! FindCoordinator (v0–v6): this broker coordinates every group. Transaction and share-group
-//! coordinators do not exist yet; asking for one gets INVALID_REQUEST with a message, so a
-//! client fails clearly instead of retrying forever.
+//! FindCoordinator (v0–v6): this broker coordinates every group and every transactional id.
+//! Share groups (KIP-932) do not exist here; asking for their coordinator gets INVALID_REQUEST
+//! with a message, so a client fails clearly instead of retrying forever.
 
 use super::now;
 use crate::server::Broker;
@@ -10,8 +10,9 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 
-/// FindCoordinator's `key_type` for consumer groups.
+/// FindCoordinator's `key_type` for consumer groups and for transactional ids.
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub(crate) fn handle(
     broker: &Arc<Broker>,
@@ -22,14 +23,14 @@ pub(crate) fn handle(
         let mut c = Coordinator::default()
             .with_key(key)
             .with_node_id(BrokerId(-1));
-        if request.key_type == KEY_TYPE_GROUP {
+        if matches!(request.key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION) {
             c.node_id = BrokerId(broker.config.node_id);
             c.host = StrBytes::from_string(broker.config.advertised_host.clone());
             c.port = i32::from(broker.config.advertised_port);
         } else {
             c.error_code = ResponseError::InvalidRequest.code();
             c.error_message = Some(StrBytes::from_static_str(
-                "Sluice coordinates consumer groups only; transactions are not supported yet",
+                "Sluice coordinates consumer groups and transactions; share groups are not supported",
             ));
         }
         c

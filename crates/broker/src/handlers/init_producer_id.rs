@@ -1,35 +1,60 @@
-//! InitProducerId (v0–v4) for idempotent producers: a producer id never handed out before, at
-//! epoch 0. As in Kafka, a request without a `transactional.id` always gets a fresh id, even
-//! when it names its current id and epoch (v3+, the producer bumping its epoch after an
-//! error): the new id starts its sequences from 0 everywhere.
+//! InitProducerId (v0–v4). Without a `transactional.id` (idempotent producers): a producer id
+//! never handed out before, at epoch 0; as in Kafka, also when the request names its current
+//! id and epoch (v3+, a producer bumping its epoch after an error), the new id starting its
+//! sequences from 0 everywhere.
 //!
-//! A `transactional.id` needs a transaction coordinator, which Sluice does not have yet: such a
-//! request gets INVALID_REQUEST (FindCoordinator for a transaction already refuses the same
-//! way). v5 is left out: it tells clients the broker does KIP-890 (transactions V2).
+//! With a `transactional.id`: the transaction coordinator's answer (`sluice_txn`): the id's
+//! producer id and a bumped epoch, fencing older instances; an open transaction of an older
+//! instance is aborted first (CONCURRENT_TRANSACTIONS until done, and the client retries).
+//! Fenced producers get PRODUCER_FENCED from v4, INVALID_PRODUCER_EPOCH before. v5 (KIP-890,
+//! transactions V2) is not offered.
 
-use super::now;
 use crate::error;
 use crate::server::Broker;
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use std::future::Future;
 use std::sync::Arc;
 
 pub(crate) fn handle(
     broker: &Arc<Broker>,
     request: InitProducerIdRequest,
-    _version: i16,
-) -> std::future::Ready<Option<InitProducerIdResponse>> {
-    let response = InitProducerIdResponse::default();
-    if request.transactional_id.is_some() {
-        return now(response.with_error_code(ResponseError::InvalidRequest.code()));
-    }
-    match broker.logs.allocate_producer_id() {
-        Ok(id) => now(response
-            .with_producer_id(ProducerId(id))
-            .with_producer_epoch(0)),
-        Err(e) => {
-            tracing::error!(error = %e, "could not allocate a producer id");
-            now(response.with_error_code(error::code(&e)))
-        }
+    version: i16,
+) -> impl Future<Output = Option<InitProducerIdResponse>> + Send + 'static + use<> {
+    let broker = broker.clone();
+    async move {
+        let response = InitProducerIdResponse::default();
+        let Some(id) = request.transactional_id.as_ref().map(|t| t.to_string()) else {
+            return Some(match broker.logs.allocate_producer_id() {
+                Ok(pid) => response
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(0),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not allocate a producer id");
+                    response.with_error_code(error::code(&e))
+                }
+            });
+        };
+        let expected = (version >= 3 && request.producer_id.0 >= 0)
+            .then_some((request.producer_id.0, request.producer_epoch));
+        let now = crate::now_ms();
+        let logs = &broker.logs;
+        let result = broker
+            .transactions()
+            .run(&broker, |c| {
+                c.init_producer_id(&id, request.transaction_timeout_ms, expected, now, || {
+                    logs.allocate_producer_id()
+                        .inspect_err(
+                            |e| tracing::error!(error = %e, "could not allocate a producer id"),
+                        )
+                        .ok()
+                })
+            })
+            .await;
+        Some(match result {
+            Ok((pid, epoch)) => response
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch),
+            Err(e) => response.with_error_code(error::txn_error(&e, version >= 4).code()),
+        })
     }
 }

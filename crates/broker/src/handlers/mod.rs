@@ -2,6 +2,8 @@
 //! the versions each handler really supports; ApiVersions answers from it and `route` refuses
 //! anything outside it. An API missing here is simply absent from ApiVersions.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 pub(crate) mod api_versions;
 mod configs;
 mod consumer_group_describe;
@@ -14,6 +16,8 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_transactions;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -22,12 +26,14 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod sync_group;
+mod txn_offset_commit;
 
 use crate::dispatch::{Pending, respond};
 use crate::server::Broker;
@@ -66,6 +72,12 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 pub(crate) fn supports(key: ApiKey, version: i16) -> bool {
@@ -126,6 +138,22 @@ pub(crate) fn route(
         ApiKey::DeleteGroups => respond(request, move |r, v| delete_groups::handle(&b, r, v)),
         ApiKey::OffsetDelete => respond(request, move |r, v| offset_delete::handle(&b, r, v)),
         ApiKey::InitProducerId => respond(request, move |r, v| init_producer_id::handle(&b, r, v)),
+        ApiKey::AddPartitionsToTxn => {
+            respond(request, move |r, v| add_partitions_to_txn::handle(&b, r, v))
+        }
+        ApiKey::EndTxn => respond(request, move |r, v| end_txn::handle(&b, r, v)),
+        ApiKey::AddOffsetsToTxn => {
+            respond(request, move |r, v| add_offsets_to_txn::handle(&b, r, v))
+        }
+        ApiKey::TxnOffsetCommit => {
+            respond(request, move |r, v| txn_offset_commit::handle(&b, r, v))
+        }
+        ApiKey::DescribeTransactions => {
+            respond(request, move |r, v| describe_transactions::handle(&b, r, v))
+        }
+        ApiKey::ListTransactions => {
+            respond(request, move |r, v| list_transactions::handle(&b, r, v))
+        }
         other => unreachable!("route called for {other:?}, which SUPPORTED does not list"),
     }
 }

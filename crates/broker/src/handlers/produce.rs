@@ -2,9 +2,14 @@
 //! the response then waits, for `acks=all`, until the partition's flusher has fsynced past the
 //! last appended offset (group commit), bounded by the request's `timeout_ms`. `acks=1` is
 //! answered once the write reached the OS; `acks=0` gets no response, as in Kafka.
+//!
+//! A transactional batch is written only if the transaction coordinator vouches that its
+//! partition is in the producer's open transaction (KIP-890's verification, always on):
+//! otherwise INVALID_TXN_STATE, or INVALID_PRODUCER_EPOCH for a fenced producer.
 
 use crate::error;
 use crate::server::Broker;
+use crate::transactions::Verified;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
@@ -28,6 +33,7 @@ pub(crate) fn handle(
     _version: i16,
 ) -> impl Future<Output = Option<ProduceResponse>> + Send + 'static + use<> {
     let acks = request.acks;
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.to_string());
     let valid_acks = matches!(acks, -1..=1);
     let now = crate::now_ms();
     let topics: Vec<(kafka_protocol::messages::TopicName, Vec<Appended>)> = request
@@ -45,7 +51,12 @@ pub(crate) fn handle(
                             format!("acks={acks} is not -1, 0 or 1"),
                         );
                     }
-                    append(broker, &topic.name, p.index, p.records.as_deref(), now)
+                    let to = Target {
+                        topic: &topic.name,
+                        index: p.index,
+                        transactional_id: transactional_id.as_deref(),
+                    };
+                    append(broker, to, p.records.as_deref(), now)
                 })
                 .collect();
             // An owned copy of the name: a slice would pin the whole request frame until the
@@ -93,13 +104,15 @@ fn failed(index: i32, code: i16, message: String) -> Appended {
     }
 }
 
-fn append(
-    broker: &Broker,
-    topic: &str,
+/// Where a partition's records go, and for which transaction if any.
+struct Target<'a> {
+    topic: &'a str,
     index: i32,
-    records: Option<&[u8]>,
-    now_ms: i64,
-) -> Appended {
+    transactional_id: Option<&'a str>,
+}
+
+fn append(broker: &Broker, to: Target<'_>, records: Option<&[u8]>, now_ms: i64) -> Appended {
+    let (topic, index) = (to.topic, to.index);
     if crate::groups::is_internal(topic) {
         return failed(
             index,
@@ -118,7 +131,11 @@ fn append(
             "produce request without records".into(),
         );
     };
-    match partition.append(records, AppendOrigin::Client, now_ms) {
+    let origin = match origin(broker, &to, records) {
+        Ok(origin) => origin,
+        Err(fenced) => return failed(index, fenced.code(), "the producer has been fenced".into()),
+    };
+    match partition.append(records, origin, now_ms) {
         Ok(info) => {
             broker.metrics.produced(topic, info.records, info.bytes);
             let response = PartitionProduceResponse::default()
@@ -136,6 +153,27 @@ fn append(
             tracing::debug!(topic, partition = index, error = %e, "produce refused");
             failed(index, error::code(&e), e.to_string())
         }
+    }
+}
+
+/// The append's origin: a transactional batch the coordinator vouches for may open or continue
+/// its producer's transaction; any other stays a plain client write (storage refuses a
+/// transactional one). Err: the producer's epoch is fenced.
+fn origin(broker: &Broker, to: &Target<'_>, records: &[u8]) -> Result<AppendOrigin, ResponseError> {
+    let Ok(header) = sluice_record::BatchHeader::parse(records) else {
+        return Ok(AppendOrigin::Client);
+    };
+    let Some(id) = to.transactional_id.filter(|_| header.is_transactional()) else {
+        return Ok(AppendOrigin::Client);
+    };
+    let tp = sluice_types::TopicPartition::new(to.topic, to.index);
+    match broker
+        .transactions()
+        .verify(id, header.producer_id, header.producer_epoch, &tp)
+    {
+        Verified::Yes => Ok(AppendOrigin::ClientInTransaction),
+        Verified::Fenced => Err(ResponseError::InvalidProducerEpoch),
+        Verified::NotInTransaction => Ok(AppendOrigin::Client),
     }
 }
 

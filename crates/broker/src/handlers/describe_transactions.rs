@@ -1,0 +1,51 @@
+//! DescribeTransactions (v0): each transactional id's state, producer, timeout, start time and
+//! partitions; TRANSACTIONAL_ID_NOT_FOUND for ids the coordinator does not know.
+
+use super::now;
+use crate::server::Broker;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::{
+    DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub(crate) fn handle(
+    broker: &Arc<Broker>,
+    request: DescribeTransactionsRequest,
+    _version: i16,
+) -> std::future::Ready<Option<DescribeTransactionsResponse>> {
+    let states = broker.transactions().inspect(|c| {
+        request
+            .transactional_ids
+            .iter()
+            .map(|id| {
+                let base = TransactionState::default().with_transactional_id(id.clone());
+                let Some(m) = c.get(id.as_str()) else {
+                    return base.with_error_code(ResponseError::TransactionalIdNotFound.code());
+                };
+                let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+                for tp in &m.partitions {
+                    by_topic.entry(&tp.topic).or_default().push(tp.partition);
+                }
+                let topics = by_topic
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        TopicData::default()
+                            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                            .with_partitions(partitions)
+                    })
+                    .collect();
+                base.with_transaction_state(StrBytes::from_static_str(m.state.name()))
+                    .with_transaction_timeout_ms(m.timeout_ms)
+                    .with_transaction_start_time_ms(m.start_ms)
+                    .with_producer_id(ProducerId(m.producer_id))
+                    .with_producer_epoch(m.producer_epoch)
+                    .with_topics(topics)
+            })
+            .collect()
+    });
+    now(DescribeTransactionsResponse::default().with_transaction_states(states))
+}

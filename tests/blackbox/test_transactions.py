@@ -1,0 +1,171 @@
+"""Transactions against the real binary with real clients: an aborted and a committed
+transaction as read_committed and read_uncommitted readers (librdkafka and kafka-python) see
+them, zombie fencing, the broker aborting a transaction past its timeout, and a
+consume-transform-produce loop killed with SIGKILL mid-transaction and restarted."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, IsolationLevel, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import OffsetSpec
+from kafka import KafkaConsumer
+
+from conftest import wait_until
+from helpers import admin, create_topic, produce_all, producer
+
+WORKER = Path(__file__).with_name("txn_worker.py")
+
+
+def txn_producer(broker, txn_id, **conf):
+    p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": txn_id, **conf})
+    p.init_transactions(15)
+    return p
+
+
+def read_librdkafka(broker, topic, partitions, isolation, expect):
+    """Every value readable from the start with this isolation level, once `expect` arrived
+    (then a short quiet period shows nothing more comes)."""
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"r-{isolation}",
+                  "isolation.level": isolation, "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        got = []
+        quiet_until = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is not None:
+                assert m.error() is None, m.error()
+                got.append(m.value())
+            if len(got) >= expect:
+                quiet_until = quiet_until or time.monotonic() + 1.0
+                if time.monotonic() >= quiet_until:
+                    break
+        return sorted(got)
+    finally:
+        c.close()
+
+
+def read_kafka_python(broker, topic, isolation, expect):
+    c = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                      enable_auto_commit=False, isolation_level=isolation,
+                      consumer_timeout_ms=3000)
+    try:
+        got = []
+        deadline = time.monotonic() + 30
+        while len(got) < expect and time.monotonic() < deadline:
+            got.extend(m.value for m in c)
+        return sorted(got)
+    finally:
+        c.close()
+
+
+def latest(broker, topic, partition, committed):
+    a = admin(broker)
+    tp = TopicPartition(topic, partition)
+    level = IsolationLevel.READ_COMMITTED if committed else IsolationLevel.READ_UNCOMMITTED
+    return a.list_offsets({tp: OffsetSpec.latest()}, isolation_level=level)[tp].result(10).offset
+
+
+def test_read_committed_sees_only_committed_transactions(broker):
+    create_topic(broker, "tx", 2)
+    p = txn_producer(broker, "t1")
+    p.begin_transaction()
+    for i in range(20):
+        p.produce("tx", value=f"aborted-{i}".encode(), partition=i % 2)
+    p.flush(10)
+    # While open, read_committed readers stop before it.
+    assert latest(broker, "tx", 0, committed=True) == 0
+    assert latest(broker, "tx", 0, committed=False) == 10
+    p.abort_transaction(10)
+    p.begin_transaction()
+    for i in range(20):
+        p.produce("tx", value=f"committed-{i}".encode(), partition=i % 2)
+    p.commit_transaction(10)
+
+    committed = sorted(f"committed-{i}".encode() for i in range(20))
+    everything = sorted(committed + [f"aborted-{i}".encode() for i in range(20)])
+    assert read_librdkafka(broker, "tx", 2, "read_committed", 20) == committed
+    assert read_librdkafka(broker, "tx", 2, "read_uncommitted", 40) == everything
+    assert read_kafka_python(broker, "tx", "read_committed", 20) == committed
+    assert read_kafka_python(broker, "tx", "read_uncommitted", 40) == everything
+    # Two markers per partition, each taking an offset.
+    assert latest(broker, "tx", 0, committed=True) == latest(broker, "tx", 0, committed=False) == 22
+
+
+def test_a_second_producer_with_the_same_transactional_id_fences_the_first(broker):
+    create_topic(broker, "fence", 1)
+    zombie = txn_producer(broker, "shared")
+    zombie.begin_transaction()
+    zombie.produce("fence", value=b"zombie")
+    zombie.flush(10)
+    successor = txn_producer(broker, "shared")  # aborts the zombie's open transaction
+    successor.begin_transaction()
+    successor.produce("fence", value=b"successor")
+    successor.commit_transaction(10)
+    # The zombie still believes its transaction open: its commit is refused as fenced.
+    with pytest.raises(KafkaException) as fenced:
+        zombie.produce("fence", value=b"late")
+        zombie.commit_transaction(10)
+    error = fenced.value.args[0]
+    assert error.fatal() or error.txn_requires_abort(), error
+    assert read_librdkafka(broker, "fence", 1, "read_committed", 1) == [b"successor"]
+    # Its records were aborted: a read_uncommitted reader sees them, read_committed does not.
+    assert b"zombie" in read_librdkafka(broker, "fence", 1, "read_uncommitted", 2)
+
+
+def test_the_broker_aborts_a_transaction_left_open_past_its_timeout(start_broker):
+    b = start_broker({"SLUICE_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS": "100"})
+    create_topic(b, "stuck", 1)
+    p = txn_producer(b, "slow", **{"transaction.timeout.ms": 1500})
+    p.begin_transaction()
+    p.produce("stuck", value=b"never committed")
+    p.flush(10)
+    assert latest(b, "stuck", 0, committed=True) == 0
+    # The abort marker moves the last stable offset past the record.
+    wait_until(lambda: latest(b, "stuck", 0, committed=True) == 2, timeout=15, interval=0.1,
+               what="the broker to abort the timed-out transaction")
+    with pytest.raises(KafkaException):
+        p.commit_transaction(10)
+    plain = producer(b)
+    produce_all(plain, "stuck", [(None, b"after")])
+    assert read_librdkafka(b, "stuck", 1, "read_committed", 1) == [b"after"]
+
+
+def test_consume_transform_produce_killed_mid_transaction_outputs_each_input_once(broker):
+    create_topic(broker, "input", 2)
+    create_topic(broker, "output", 2)
+    total = 3_000
+    produce_all(producer(broker), "input",
+                [(f"k{i}".encode(), f"record-{i}".encode()) for i in range(total)])
+
+    def worker(*extra):
+        return subprocess.Popen(
+            [sys.executable, str(WORKER), "--bootstrap", broker.bootstrap, *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    first = worker("--pause-before-commit", "0.5")
+    try:
+        lines = []
+        while "begun 4" not in lines:
+            line = first.stdout.readline()
+            assert line, "the worker exited early"
+            lines.append(line.strip())
+        assert "committed 3" in lines
+        first.kill()  # SIGKILL with transaction 4 produced but not committed
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second = worker("--idle-exit-seconds", "5")
+    try:
+        assert second.wait(120) == 0
+    finally:
+        if second.poll() is None:
+            second.kill()
+    got = read_librdkafka(broker, "output", 2, "read_committed", total)
+    expected = sorted(f"RECORD-{i}".encode() for i in range(total))
+    assert got == expected, f"{len(got)} outputs, {len(set(got))} distinct, {total} inputs"
