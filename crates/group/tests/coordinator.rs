@@ -470,3 +470,46 @@ fn strings_that_would_not_fit_a_record_are_refused_not_stored() {
         r.encode();
     }
 }
+
+#[test]
+fn offsets_committed_in_a_transaction_wait_for_its_marker() {
+    let mut c = GroupCoordinator::new(config(0));
+    let simple = who("", -1);
+    let (_, r) = c.commit_offsets("g", &simple, vec![offset("t", 0, 5)], 1_000);
+    r.unwrap();
+    let (fx, r) = c.txn_commit_offsets("g", &simple, (42, 3), vec![offset("t", 0, 9)], 1_000);
+    r.unwrap();
+    assert_eq!(
+        fx.producer,
+        Some((42, 3)),
+        "written as the producer's transactional batch"
+    );
+    assert_eq!(fx.records.len(), 1);
+    assert_eq!(
+        c.fetch_offsets("g", None)[0].offset,
+        5,
+        "pending until the marker"
+    );
+    c.complete_txn(42, false);
+    assert_eq!(
+        c.fetch_offsets("g", None)[0].offset,
+        5,
+        "an abort drops them"
+    );
+
+    let (fx, _) = c.txn_commit_offsets("g", &simple, (42, 3), vec![offset("t", 0, 11)], 1_000);
+    c.complete_txn(42, true);
+    assert_eq!(c.fetch_offsets("g", None)[0].offset, 11);
+
+    // Replay at start: a transactional record, then its marker.
+    let mut restarted = GroupCoordinator::new(config(0));
+    restarted.replay_txn_offset(42, fx.records[0].clone());
+    assert!(
+        restarted
+            .fetch_offsets("g", None)
+            .iter()
+            .all(|o| o.offset == -1)
+    );
+    restarted.complete_txn(42, true);
+    assert_eq!(restarted.fetch_offsets("g", None)[0].offset, 11);
+}

@@ -22,6 +22,11 @@
 //!    (`complete_swaps`). No record that compaction keeps is ever lost and no half-written
 //!    segment is ever visible. Readers holding an old file keep reading it.
 //!
+//! Transactions: only segments wholly below the last stable offset are compacted (no record
+//! of an open transaction is touched). Records of aborted transactions are removed and never
+//! count as the last record of their key, so an aborted write cannot make compaction drop the
+//! committed value it would have replaced. Markers are kept.
+//!
 //! Offsets are never renumbered: a rewritten batch keeps its base offset and last offset
 //! delta, so offsets simply have gaps where records were removed. A pass is also due when a
 //! tombstone it kept reaches `delete.retention.ms`, even if nothing new was written. The
@@ -72,6 +77,8 @@ pub struct CleanPlan {
     pub(crate) index_interval_bytes: u32,
     /// Cleaned segments are merged while their original sizes add up to at most this.
     pub(crate) segment_bytes: u64,
+    /// Aborted transactions in the planned range: (first, last offset) by producer id.
+    pub(crate) aborted: HashMap<i64, Vec<(i64, i64)>>,
 }
 
 /// A pass's output, to install under the lock.
@@ -150,6 +157,17 @@ impl CleanPlan {
         Ok(cleaned)
     }
 
+    /// Whether a batch belongs to an aborted transaction (its records are dropped).
+    fn is_aborted(&self, header: &sluice_record::BatchHeader) -> bool {
+        header.is_transactional()
+            && !header.is_control()
+            && self.aborted.get(&header.producer_id).is_some_and(|ranges| {
+                ranges
+                    .iter()
+                    .any(|&(first, last)| (first..=last).contains(&header.base_offset))
+            })
+    }
+
     /// Maps each key in the dirty segments to its last offset. Returns the map and how many
     /// of the planned segments may be rewritten: all, unless the map filled up, in which case
     /// those before the segment that did not fit.
@@ -161,6 +179,9 @@ impl CleanPlan {
             }
             let mut full = false;
             scan_segment(s, |batch| {
+                if self.is_aborted(&sluice_record::BatchHeader::parse(batch)?) {
+                    return Ok(true);
+                }
                 sluice_record::decode_records(batch, |r| {
                     if let Some(key) = r.key {
                         latest.insert(hasher.hash(key), r.offset);
@@ -203,6 +224,10 @@ impl CleanPlan {
                 let header = sluice_record::BatchHeader::parse(batch)?;
                 if header.is_control() {
                     out.write_all(batch)?;
+                    return Ok(true);
+                }
+                if self.is_aborted(&header) {
+                    removed += u64::try_from(header.records_count).unwrap_or(0);
                     return Ok(true);
                 }
                 let retained = retain_records(batch, |r| {
@@ -310,7 +335,8 @@ impl Log {
         }
         let limit = self
             .checkpointed_recovery_point()
-            .min(self.active_base_offset());
+            .min(self.active_base_offset())
+            .min(self.last_stable_offset());
         let lag_floor = now_ms.saturating_sub(config.min_compaction_lag_ms);
         let segments: Vec<SegmentToClean> = self
             .closed_segments()
@@ -348,6 +374,16 @@ impl Log {
             delete_retention_ms: config.delete_retention_ms,
             index_interval_bytes: config.index_interval_bytes,
             segment_bytes: config.segment_bytes,
+            aborted: self.aborted_transactions(0, limit).into_iter().fold(
+                HashMap::new(),
+                |mut by_producer: HashMap<i64, Vec<(i64, i64)>>, a| {
+                    by_producer
+                        .entry(a.producer_id)
+                        .or_default()
+                        .push((a.first_offset, a.last_offset));
+                    by_producer
+                },
+            ),
         })
     }
 

@@ -403,3 +403,74 @@ fn compaction_progress_survives_a_restart() {
         "the restarted log knows what was compacted"
     );
 }
+
+/// A transactional write of key `k{key}` by producer `pid` (the broker vouched for it).
+fn put_in_transaction(log: &mut Log, pid: i64, seq: i32, key: u32, ts: i64) -> i64 {
+    let key = format!("k{key}");
+    let value = format!("txn-v{}", log.log_end_offset());
+    let record = NewRecord {
+        key: Some(key.as_bytes()),
+        value: Some(value.as_bytes()),
+    };
+    let batch = sluice_record::testing::with_producer(
+        encode_batch_with_timestamps(0, &[ts], &[record]),
+        pid,
+        0,
+        seq,
+        true,
+    );
+    log.append(&batch, AppendOrigin::ClientInTransaction, ts)
+        .unwrap()
+        .base_offset
+}
+
+fn end_transaction(log: &mut Log, pid: i64, commit: bool, ts: i64) {
+    let marker = sluice_record::ControlMarker {
+        commit,
+        coordinator_epoch: 0,
+    };
+    let batch = sluice_record::encode_marker_batch(pid, 0, marker, ts);
+    log.append(&batch, AppendOrigin::Broker, ts).unwrap();
+}
+
+#[test]
+fn an_aborted_write_never_replaces_the_committed_value_and_open_transactions_are_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), compacted(&[]), true, NOW).unwrap();
+    let committed = put(&mut log, 1, false, NOW);
+    put_in_transaction(&mut log, 7, 0, 1, NOW);
+    end_transaction(&mut log, 7, false, NOW);
+    put_in_transaction(&mut log, 8, 0, 2, NOW);
+    end_transaction(&mut log, 8, true, NOW);
+    for i in 0..20 {
+        put(&mut log, 100 + i, false, NOW);
+    }
+    // Producer 9's transaction stays open: nothing from it on may be compacted.
+    let open_at = put_in_transaction(&mut log, 9, 0, 2, NOW);
+    for i in 0..20 {
+        put(&mut log, 100 + i, false, NOW);
+    }
+    flush_and_checkpoint(&mut log);
+    assert!(clean(&mut log, NOW + 10).is_some());
+    let records = read_all(&log);
+    let values_of = |key: &str| -> Vec<Option<String>> {
+        records
+            .iter()
+            .filter(|(_, k, _)| k == key)
+            .map(|(_, _, v)| v.clone())
+            .collect()
+    };
+    assert_eq!(values_of("k1"), vec![Some(format!("v{committed}"))]);
+    assert_eq!(
+        values_of("k2").len(),
+        2,
+        "the committed and the open transaction's write"
+    );
+    assert!(
+        records.iter().any(|(o, _, _)| *o == open_at),
+        "the open transaction is untouched"
+    );
+    // Keys 100.. were written twice, the second time above the open transaction: compaction
+    // did not look there, so both copies remain until the transaction ends.
+    assert_eq!(values_of("k100").len(), 2);
+}
