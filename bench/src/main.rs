@@ -10,6 +10,7 @@ mod broker;
 mod groups;
 mod http;
 mod load;
+mod txn;
 
 use broker::BrokerProcess;
 use clap::Parser;
@@ -259,6 +260,51 @@ fn run_idempotence_cost(broker: &BrokerProcess, args: &Args) -> anyhow::Result<(
     Ok(())
 }
 
+/// Transactional produce: transactions of 100 and of 1,000 records of 100 bytes to one
+/// partition, from 1, 4 and 8 producers at once; median of `--repeat` passes.
+fn run_transactions(broker: &BrokerProcess, args: &Args) -> anyhow::Result<()> {
+    for (records, producers, transactions) in [
+        (100u64, 1usize, 1_000u64),
+        (100, 4, 500),
+        (100, 8, 250),
+        (1_000, 1, 200),
+    ] {
+        let mut rates = Vec::new();
+        let mut cpu = Vec::new();
+        for r in 0..args.repeat.max(1) {
+            let topic = format!("txn-{records}-{producers}-{r}");
+            create_topic(&broker.bootstrap, &topic, 1, &args.topic_configs)?;
+            let cpu_before = broker.cpu_seconds()?;
+            let run = txn::run(
+                &broker.bootstrap,
+                &topic,
+                producers,
+                transactions,
+                records,
+                100,
+            )?;
+            let total_records = (run.transactions * records) as f64;
+            rates.push(run.transactions as f64 / run.elapsed.as_secs_f64());
+            cpu.push((broker.cpu_seconds()? - cpu_before) / (total_records / 1e6));
+            if !args.keep_topics {
+                delete_topic(&broker.bootstrap, &topic)?;
+            }
+        }
+        let mut sorted = rates.clone();
+        sorted.sort_by(f64::total_cmp);
+        cpu.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        println!(
+            "transactions of {records} x 100 B, {producers} producer(s): {median:.0} transactions/s, {:.0} records/s, broker CPU {:.2} s per million records (median of {}; runs {:?})",
+            median * records as f64,
+            cpu[cpu.len() / 2],
+            rates.len(),
+            rates.iter().map(|r| r.round() as i64).collect::<Vec<_>>()
+        );
+    }
+    Ok(())
+}
+
 /// Partitions of the group workloads' topic (the figure: 10 members over 60).
 const GROUP_PARTITIONS: usize = 60;
 const COMMIT_SECONDS: u64 = 5;
@@ -439,6 +485,9 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("idempotence") {
         run_idempotence_cost(&broker, &args)?;
+    }
+    if wanted("transactions") {
+        run_transactions(&broker, &args)?;
     }
     run_group_workloads(&broker, &args, wanted)?;
     if wanted("http produce") {

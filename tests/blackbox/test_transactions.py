@@ -169,3 +169,24 @@ def test_consume_transform_produce_killed_mid_transaction_outputs_each_input_onc
     got = read_librdkafka(broker, "output", 2, "read_committed", total)
     expected = sorted(f"RECORD-{i}".encode() for i in range(total))
     assert got == expected, f"{len(got)} outputs, {len(set(got))} distinct, {total} inputs"
+
+
+def test_a_transaction_open_when_the_broker_is_killed_is_aborted_after_restart(start_broker):
+    b = start_broker({"SLUICE_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS": "100"})
+    create_topic(b, "crash-tx", 1)
+    p = txn_producer(b, "crashing", **{"transaction.timeout.ms": 2000})
+    p.begin_transaction()
+    p.produce("crash-tx", value=b"in flight")
+    p.flush(10)
+    b.kill()
+    b.start()
+    # The coordinator's state and the partition's open transaction were both rebuilt; the
+    # transaction is not left hanging: the broker aborts it once its timeout passes.
+    assert latest(b, "crash-tx", 0, committed=True) == 0
+    wait_until(lambda: latest(b, "crash-tx", 0, committed=True) == 2, timeout=20, interval=0.1,
+               what="the transaction open at the crash to be aborted")
+    successor = txn_producer(b, "crashing")
+    successor.begin_transaction()
+    successor.produce("crash-tx", value=b"after")
+    successor.commit_transaction(10)
+    assert read_librdkafka(b, "crash-tx", 1, "read_committed", 1) == [b"after"]
