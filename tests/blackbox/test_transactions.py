@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, IsolationLevel, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import OffsetSpec
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 
 from conftest import wait_until
 from helpers import admin, create_topic, produce_all, producer
@@ -94,6 +94,26 @@ def test_read_committed_sees_only_committed_transactions(broker):
     assert read_kafka_python(broker, "tx", "read_uncommitted", 40) == everything
     # Two markers per partition, each taking an offset.
     assert latest(broker, "tx", 0, committed=True) == latest(broker, "tx", 0, committed=False) == 22
+
+
+def test_kafka_python_transactional_producer_commits_and_aborts(broker):
+    create_topic(broker, "kp-tx", 1)
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="kp-tx")
+    p.init_transactions()
+    p.begin_transaction()
+    for i in range(5):
+        p.send("kp-tx", value=f"aborted-{i}".encode())
+    p.flush(10)
+    p.abort_transaction()
+    p.begin_transaction()
+    for i in range(5):
+        p.send("kp-tx", value=f"committed-{i}".encode())
+    p.commit_transaction()
+    p.close(timeout=10)
+    committed = sorted(f"committed-{i}".encode() for i in range(5))
+    assert read_librdkafka(broker, "kp-tx", 1, "read_committed", 5) == committed
+    assert read_kafka_python(broker, "kp-tx", "read_committed", 5) == committed
+    assert len(read_librdkafka(broker, "kp-tx", 1, "read_uncommitted", 10)) == 10
 
 
 def test_a_second_producer_with_the_same_transactional_id_fences_the_first(broker):
