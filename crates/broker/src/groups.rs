@@ -17,9 +17,7 @@ use sluice_group::{
     Effects, GroupConfig, GroupCoordinator, GroupError, JoinRequest, JoinResponse, OffsetsRecord,
     Reply, SyncRequest, SyncResponse, WaiterId,
 };
-use sluice_record::{
-    BatchIter, NewRecord, decode_records, encode_batch, read_marker, stamp_producer,
-};
+use sluice_record::{NewRecord, decode_records, encode_batch, read_marker, stamp_producer};
 use sluice_storage::{AppendOrigin, Partition, StorageError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,9 +37,6 @@ pub(crate) fn is_internal(topic: &str) -> bool {
 /// How often deadlines (session timeouts, join-phase ends) are checked: they fire at most this
 /// late, against timeouts of seconds.
 const TICK_INTERVAL: Duration = Duration::from_millis(50);
-
-/// Bytes read at a time while replaying a partition at start.
-const LOAD_READ_BYTES: usize = 1024 * 1024;
 
 pub(crate) struct Groups {
     shards: Vec<Shard>,
@@ -354,38 +349,30 @@ fn load(
     coordinator: &mut GroupCoordinator,
     now_ms: i64,
 ) -> Result<(), StorageError> {
-    let mut offset = partition.log().log_start_offset();
     let (mut records, mut skipped) = (0u64, 0u64);
-    loop {
-        let bytes = partition.read(offset, LOAD_READ_BYTES, true)?.read()?;
-        if bytes.is_empty() {
-            break;
-        }
-        for batch in BatchIter::new(&bytes) {
-            let (header, batch) = batch?;
-            offset = header.last_offset() + 1;
-            if header.is_control() {
-                if let Some(marker) = read_marker(batch)? {
-                    coordinator.complete_txn(header.producer_id, marker.commit);
-                }
-                continue;
+    crate::replay::for_each_batch(partition, |header, batch| {
+        if header.is_control() {
+            if let Some(marker) = read_marker(batch)? {
+                coordinator.complete_txn(header.producer_id, marker.commit);
             }
-            let in_transaction = header.is_transactional().then_some(header.producer_id);
-            decode_records(batch, |r| {
-                match OffsetsRecord::decode(r.key, r.value) {
-                    Ok(record) => {
-                        match in_transaction {
-                            Some(producer_id) => coordinator.replay_txn_offset(producer_id, record),
-                            None => coordinator.replay(record, now_ms),
-                        }
-                        records += 1;
-                    }
-                    Err(_) => skipped += 1,
-                }
-                true
-            })?;
+            return Ok(());
         }
-    }
+        let in_transaction = header.is_transactional().then_some(header.producer_id);
+        decode_records(batch, |r| {
+            match OffsetsRecord::decode(r.key, r.value) {
+                Ok(record) => {
+                    match in_transaction {
+                        Some(producer_id) => coordinator.replay_txn_offset(producer_id, record),
+                        None => coordinator.replay(record, now_ms),
+                    }
+                    records += 1;
+                }
+                Err(_) => skipped += 1,
+            }
+            true
+        })?;
+        Ok(())
+    })?;
     if skipped > 0 {
         tracing::warn!(
             partition = partition.index(),

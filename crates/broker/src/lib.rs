@@ -16,6 +16,7 @@ mod error;
 mod groups;
 mod handlers;
 mod metrics;
+mod replay;
 mod server;
 mod transactions;
 

@@ -11,9 +11,7 @@
 //! (a second marker for a transaction already closed changes nothing).
 
 use crate::server::Broker;
-use sluice_record::{
-    BatchIter, ControlMarker, NewRecord, decode_records, encode_batch, encode_marker_batch,
-};
+use sluice_record::{ControlMarker, NewRecord, decode_records, encode_batch, encode_marker_batch};
 use sluice_storage::{AppendOrigin, Partition, StorageError};
 use sluice_txn::{
     MarkerWrite, Outcome, TransactionCoordinator, TxnConfig, TxnError, TxnRecord, TxnState,
@@ -26,9 +24,6 @@ use tokio_util::sync::CancellationToken;
 
 /// The internal topic holding every transactional id's state.
 pub(crate) const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
-
-/// Bytes read at a time while replaying `__transaction_state` at start.
-const LOAD_READ_BYTES: usize = 1024 * 1024;
 
 /// Sluice runs one transaction coordinator, so markers carry coordinator epoch 0.
 const COORDINATOR_EPOCH: i32 = 0;
@@ -248,28 +243,20 @@ fn load(
     partition: &Partition,
     coordinator: &mut TransactionCoordinator,
 ) -> Result<(), StorageError> {
-    let mut offset = partition.log().log_start_offset();
     let (mut records, mut skipped) = (0u64, 0u64);
-    loop {
-        let bytes = partition.read(offset, LOAD_READ_BYTES, true)?.read()?;
-        if bytes.is_empty() {
-            break;
-        }
-        for batch in BatchIter::new(&bytes) {
-            let (header, batch) = batch?;
-            offset = header.last_offset() + 1;
-            decode_records(batch, |r| {
-                match TxnRecord::decode(r.key, r.value) {
-                    Ok(record) => {
-                        coordinator.replay(record);
-                        records += 1;
-                    }
-                    Err(_) => skipped += 1,
+    crate::replay::for_each_batch(partition, |_, batch| {
+        decode_records(batch, |r| {
+            match TxnRecord::decode(r.key, r.value) {
+                Ok(record) => {
+                    coordinator.replay(record);
+                    records += 1;
                 }
-                true
-            })?;
-        }
-    }
+                Err(_) => skipped += 1,
+            }
+            true
+        })?;
+        Ok(())
+    })?;
     if skipped > 0 {
         tracing::warn!(
             skipped,
