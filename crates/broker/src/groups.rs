@@ -17,7 +17,7 @@ use sluice_group::{
     Effects, GroupConfig, GroupCoordinator, GroupError, JoinRequest, JoinResponse, OffsetsRecord,
     Reply, SyncRequest, SyncResponse, WaiterId,
 };
-use sluice_record::{NewRecord, decode_records, encode_batch, read_marker, stamp_producer};
+use sluice_record::{decode_records, read_marker, stamp_producer};
 use sluice_storage::{AppendOrigin, Partition, StorageError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -298,14 +298,7 @@ impl Shard {
     ) -> Result<(), StorageError> {
         let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> =
             records.iter().map(OffsetsRecord::encode).collect();
-        let new_records: Vec<NewRecord<'_>> = encoded
-            .iter()
-            .map(|(k, v)| NewRecord {
-                key: Some(k),
-                value: v.as_deref(),
-            })
-            .collect();
-        let mut batch = encode_batch(0, crate::now_ms(), &new_records);
+        let mut batch = crate::internal_topics::keyed_batch(&encoded, crate::now_ms());
         if let Some((producer_id, epoch)) = producer {
             stamp_producer(&mut batch, producer_id, epoch, -1, true);
         }
@@ -350,7 +343,7 @@ fn load(
     now_ms: i64,
 ) -> Result<(), StorageError> {
     let (mut records, mut skipped) = (0u64, 0u64);
-    crate::replay::for_each_batch(partition, |header, batch| {
+    crate::internal_topics::for_each_batch(partition, |header, batch| {
         if header.is_control() {
             if let Some(marker) = read_marker(batch)? {
                 coordinator.complete_txn(header.producer_id, marker.commit);

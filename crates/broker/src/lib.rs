@@ -15,8 +15,8 @@ mod dispatch;
 mod error;
 mod groups;
 mod handlers;
+mod internal_topics;
 mod metrics;
-mod replay;
 mod server;
 mod transactions;
 

@@ -11,7 +11,7 @@
 //! (a second marker for a transaction already closed changes nothing).
 
 use crate::server::Broker;
-use sluice_record::{ControlMarker, NewRecord, decode_records, encode_batch, encode_marker_batch};
+use sluice_record::{ControlMarker, decode_records, encode_marker_batch};
 use sluice_storage::{AppendOrigin, Partition, StorageError};
 use sluice_txn::{
     MarkerWrite, Outcome, TransactionCoordinator, TxnConfig, TxnError, TxnRecord, TxnState,
@@ -187,15 +187,8 @@ impl Transactions {
         }
         let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> =
             records.iter().map(TxnRecord::encode).collect();
-        let new_records: Vec<NewRecord<'_>> = encoded
-            .iter()
-            .map(|(k, v)| NewRecord {
-                key: Some(k),
-                value: v.as_deref(),
-            })
-            .collect();
         let now = crate::now_ms();
-        let batch = encode_batch(0, now, &new_records);
+        let batch = crate::internal_topics::keyed_batch(&encoded, now);
         match self.log.append(&batch, AppendOrigin::Broker, now) {
             Ok(info) => Ok(Some(info.last_offset + 1)),
             Err(e) => {
@@ -244,7 +237,7 @@ fn load(
     coordinator: &mut TransactionCoordinator,
 ) -> Result<(), StorageError> {
     let (mut records, mut skipped) = (0u64, 0u64);
-    crate::replay::for_each_batch(partition, |_, batch| {
+    crate::internal_topics::for_each_batch(partition, |_, batch| {
         decode_records(batch, |r| {
             match TxnRecord::decode(r.key, r.value) {
                 Ok(record) => {

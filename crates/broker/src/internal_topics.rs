@@ -1,7 +1,8 @@
-//! Reading an internal topic's partition (`__consumer_offsets`, `__transaction_state`) from
-//! its start at broker start, batch by batch, so its coordinator can rebuild its state.
+//! The records of internal topics (`__consumer_offsets`, `__transaction_state`) as batches:
+//! encoding a coordinator's keyed records into one batch, and reading a partition back from
+//! its start at broker start so its coordinator can rebuild its state.
 
-use sluice_record::{BatchHeader, BatchIter};
+use sluice_record::{BatchHeader, BatchIter, NewRecord, encode_batch};
 use sluice_storage::{Partition, StorageError};
 
 /// Bytes read at a time.
@@ -24,4 +25,16 @@ pub(crate) fn for_each_batch(
             visit(&header, batch)?;
         }
     }
+}
+
+/// One uncompressed batch of (key, value) records; a `None` value is a tombstone.
+pub(crate) fn keyed_batch(records: &[(Vec<u8>, Option<Vec<u8>>)], now_ms: i64) -> Vec<u8> {
+    let new_records: Vec<NewRecord<'_>> = records
+        .iter()
+        .map(|(k, v)| NewRecord {
+            key: Some(k),
+            value: v.as_deref(),
+        })
+        .collect();
+    encode_batch(0, now_ms, &new_records)
 }
