@@ -144,7 +144,8 @@ def test_the_broker_aborts_a_transaction_left_open_past_its_timeout(start_broker
     p.begin_transaction()
     p.produce("stuck", value=b"never committed")
     p.flush(10)
-    assert latest(b, "stuck", 0, committed=True) == 0
+    # Open (0) or, on a slow machine, already aborted (2); never readable as committed (1).
+    assert latest(b, "stuck", 0, committed=True) in (0, 2)
     # The abort marker moves the last stable offset past the record.
     wait_until(lambda: latest(b, "stuck", 0, committed=True) == 2, timeout=15, interval=0.1,
                what="the broker to abort the timed-out transaction")
@@ -200,9 +201,11 @@ def test_a_transaction_open_when_the_broker_is_killed_is_aborted_after_restart(s
     p.flush(10)
     b.kill()
     b.start()
-    # The coordinator's state and the partition's open transaction were both rebuilt; the
-    # transaction is not left hanging: the broker aborts it once its timeout passes.
-    assert latest(b, "crash-tx", 0, committed=True) == 0
+    # The partition's open transaction was rebuilt: its record is never readable as committed
+    # (a stable offset of 1 would mean the broker forgot it). Whether the timeout has already
+    # passed by now depends on how long the restart took, so 0 (still open) and 2 (aborted,
+    # the marker at 1) are both right. It is not left hanging: the broker aborts it.
+    assert latest(b, "crash-tx", 0, committed=True) in (0, 2)
     wait_until(lambda: latest(b, "crash-tx", 0, committed=True) == 2, timeout=20, interval=0.1,
                what="the transaction open at the crash to be aborted")
     successor = txn_producer(b, "crashing")
