@@ -12,12 +12,13 @@
 //! coordinator itself (pure state) is in `sluice_group`; this module owns only I/O and
 //! waiting.
 
+use crate::internal_topics::Replayed;
 use crate::server::Broker;
 use sluice_group::{
     Effects, GroupConfig, GroupCoordinator, GroupError, JoinRequest, JoinResponse, OffsetsRecord,
     Reply, SyncRequest, SyncResponse, WaiterId,
 };
-use sluice_record::{decode_records, read_marker, stamp_producer};
+use sluice_record::stamp_producer;
 use sluice_storage::{AppendOrigin, Partition, StorageError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -342,43 +343,22 @@ fn load(
     coordinator: &mut GroupCoordinator,
     now_ms: i64,
 ) -> Result<(), StorageError> {
-    let (mut records, mut skipped) = (0u64, 0u64);
-    crate::internal_topics::for_each_batch(partition, |header, batch| {
-        if header.is_control() {
-            if let Some(marker) = read_marker(batch)? {
-                coordinator.complete_txn(header.producer_id, marker.commit);
-            }
-            return Ok(());
-        }
-        let in_transaction = header.is_transactional().then_some(header.producer_id);
-        decode_records(batch, |r| {
-            match OffsetsRecord::decode(r.key, r.value) {
-                Ok(record) => {
-                    match in_transaction {
-                        Some(producer_id) => coordinator.replay_txn_offset(producer_id, record),
-                        None => coordinator.replay(record, now_ms),
-                    }
-                    records += 1;
-                }
-                Err(_) => skipped += 1,
-            }
+    // Offsets committed in a transaction wait for its marker.
+    crate::internal_topics::replay(partition, |header, replayed| match replayed {
+        Replayed::Marker(marker) => {
+            coordinator.complete_txn(header.producer_id, marker.commit);
             true
-        })?;
-        Ok(())
-    })?;
-    if skipped > 0 {
-        tracing::warn!(
-            partition = partition.index(),
-            skipped,
-            "skipped unreadable records in {OFFSETS_TOPIC}"
-        );
-    }
-    if records > 0 {
-        tracing::info!(
-            partition = partition.index(),
-            records,
-            "replayed {OFFSETS_TOPIC}"
-        );
-    }
-    Ok(())
+        }
+        Replayed::Record { key, value } => match OffsetsRecord::decode(key, value) {
+            Ok(record) if header.is_transactional() => {
+                coordinator.replay_txn_offset(header.producer_id, record);
+                true
+            }
+            Ok(record) => {
+                coordinator.replay(record, now_ms);
+                true
+            }
+            Err(_) => false,
+        },
+    })
 }

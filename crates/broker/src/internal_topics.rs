@@ -2,29 +2,73 @@
 //! encoding a coordinator's keyed records into one batch, and reading a partition back from
 //! its start at broker start so its coordinator can rebuild its state.
 
-use sluice_record::{BatchHeader, BatchIter, NewRecord, encode_batch};
+use sluice_record::{
+    BatchHeader, BatchIter, ControlMarker, NewRecord, decode_records, encode_batch, read_marker,
+};
 use sluice_storage::{Partition, StorageError};
 
 /// Bytes read at a time.
 const READ_BYTES: usize = 1024 * 1024;
 
-/// Hands every batch of the partition, oldest first, to `visit`.
-pub(crate) fn for_each_batch(
+/// What replay hands a coordinator: a record, or a transaction marker (control batch).
+pub(crate) enum Replayed<'a> {
+    Record {
+        key: Option<&'a [u8]>,
+        value: Option<&'a [u8]>,
+    },
+    Marker(ControlMarker),
+}
+
+/// Replays the partition at start, oldest first, handing each record and each transaction
+/// marker to `apply` with its batch's header; `apply` says whether it could decode a record.
+/// Logs how many records were replayed and how many skipped.
+pub(crate) fn replay(
     partition: &Partition,
-    mut visit: impl FnMut(&BatchHeader, &[u8]) -> Result<(), StorageError>,
+    mut apply: impl FnMut(&BatchHeader, Replayed<'_>) -> bool,
 ) -> Result<(), StorageError> {
+    let (mut records, mut skipped) = (0u64, 0u64);
     let mut offset = partition.log().log_start_offset();
     loop {
         let bytes = partition.read(offset, READ_BYTES, true)?.read()?;
         if bytes.is_empty() {
-            return Ok(());
+            break;
         }
         for batch in BatchIter::new(&bytes) {
             let (header, batch) = batch?;
             offset = header.last_offset() + 1;
-            visit(&header, batch)?;
+            if header.is_control() {
+                if let Some(marker) = read_marker(batch)? {
+                    apply(&header, Replayed::Marker(marker));
+                }
+                continue;
+            }
+            decode_records(batch, |r| {
+                let record = Replayed::Record {
+                    key: r.key,
+                    value: r.value,
+                };
+                if apply(&header, record) {
+                    records += 1;
+                } else {
+                    skipped += 1;
+                }
+                true
+            })?;
         }
     }
+    let (topic, index) = (partition.topic(), partition.index());
+    if skipped > 0 {
+        tracing::warn!(
+            topic,
+            partition = index,
+            skipped,
+            "skipped unreadable records"
+        );
+    }
+    if records > 0 {
+        tracing::info!(topic, partition = index, records, "replayed");
+    }
+    Ok(())
 }
 
 /// One uncompressed batch of (key, value) records; a `None` value is a tombstone.

@@ -10,8 +10,9 @@
 //! is complete; a restart finds any transaction that was ending and writes its markers again
 //! (a second marker for a transaction already closed changes nothing).
 
+use crate::internal_topics::Replayed;
 use crate::server::Broker;
-use sluice_record::{ControlMarker, decode_records, encode_marker_batch};
+use sluice_record::{ControlMarker, encode_marker_batch};
 use sluice_storage::{AppendOrigin, Partition, StorageError};
 use sluice_txn::{
     MarkerWrite, Outcome, TransactionCoordinator, TxnConfig, TxnError, TxnRecord, TxnState,
@@ -236,28 +237,15 @@ fn load(
     partition: &Partition,
     coordinator: &mut TransactionCoordinator,
 ) -> Result<(), StorageError> {
-    let (mut records, mut skipped) = (0u64, 0u64);
-    crate::internal_topics::for_each_batch(partition, |_, batch| {
-        decode_records(batch, |r| {
-            match TxnRecord::decode(r.key, r.value) {
-                Ok(record) => {
-                    coordinator.replay(record);
-                    records += 1;
-                }
-                Err(_) => skipped += 1,
+    // Nothing transactional is written to this topic, so no markers either.
+    crate::internal_topics::replay(partition, |_, replayed| match replayed {
+        Replayed::Record { key, value } => match TxnRecord::decode(key, value) {
+            Ok(record) => {
+                coordinator.replay(record);
+                true
             }
-            true
-        })?;
-        Ok(())
-    })?;
-    if skipped > 0 {
-        tracing::warn!(
-            skipped,
-            "skipped unreadable records in {TRANSACTION_STATE_TOPIC}"
-        );
-    }
-    if records > 0 {
-        tracing::info!(records, "replayed {TRANSACTION_STATE_TOPIC}");
-    }
-    Ok(())
+            Err(_) => false,
+        },
+        Replayed::Marker(_) => true,
+    })
 }

@@ -160,12 +160,17 @@ fn append(broker: &Broker, to: Target<'_>, records: Option<&[u8]>, now_ms: i64) 
 /// its producer's transaction; any other stays a plain client write (storage refuses a
 /// transactional one). Err: the producer's epoch is fenced.
 fn origin(broker: &Broker, to: &Target<'_>, records: &[u8]) -> Result<AppendOrigin, ResponseError> {
+    // Only requests naming a transactional id can carry verified transactional batches; the
+    // others skip the header parse.
+    let Some(id) = to.transactional_id else {
+        return Ok(AppendOrigin::Client);
+    };
     let Ok(header) = sluice_record::BatchHeader::parse(records) else {
         return Ok(AppendOrigin::Client);
     };
-    let Some(id) = to.transactional_id.filter(|_| header.is_transactional()) else {
+    if !header.is_transactional() {
         return Ok(AppendOrigin::Client);
-    };
+    }
     let tp = sluice_types::TopicPartition::new(to.topic, to.index);
     match broker
         .transactions()
