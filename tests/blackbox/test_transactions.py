@@ -6,6 +6,7 @@ consume-transform-produce loop killed with SIGKILL mid-transaction and restarted
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,45 @@ def test_a_transaction_open_when_the_broker_is_killed_is_aborted_after_restart(s
     successor.produce("crash-tx", value=b"after")
     successor.commit_transaction(10)
     assert read_librdkafka(b, "crash-tx", 1, "read_committed", 1) == [b"after"]
+
+
+def test_a_read_committed_consumer_waits_for_offsets_pending_in_a_transaction(broker):
+    """KIP-447: OffsetFetch with require_stable (librdkafka sends it when read_committed)
+    answers UNSTABLE_OFFSET_COMMIT while a transaction holds an offset for the partition, so a
+    consumer taking over never starts from the offset about to be replaced; read_uncommitted
+    consumers get the committed offset at once."""
+    topic, group = "kip447", "kip447-group"
+    create_topic(broker, topic, 1)
+    tp = TopicPartition(topic, 0)
+
+    def committed(isolation, timeout):
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                      "isolation.level": isolation, "enable.auto.commit": False})
+        try:
+            return c.committed([tp], timeout=timeout)[0]
+        finally:
+            c.close()
+
+    plain = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                      "enable.auto.commit": False})
+    plain.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
+    plain.close()
+
+    p = txn_producer(broker, "kip447-txn")
+    p.begin_transaction()
+    p.produce(topic, b"x", partition=0)
+    member = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    meta = member.consumer_group_metadata()
+    member.close()
+    p.send_offsets_to_transaction([TopicPartition(topic, 0, 9)], meta)
+
+    assert committed("read_uncommitted", 10).offset == 5
+    with ThreadPoolExecutor(1) as pool:
+        stable = pool.submit(committed, "read_committed", 30)
+        # Long enough for the fetch to have been answered many times over; it must still be
+        # retrying: an answer now could only be the offset the transaction replaces.
+        time.sleep(1.0)
+        assert not stable.done(), stable.result()
+        p.commit_transaction(15)
+        assert stable.result(30).offset == 9
+    assert committed("read_uncommitted", 10).offset == 9

@@ -53,6 +53,7 @@ pub(crate) fn group_error(e: &GroupError) -> ResponseError {
         GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
         GroupError::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId,
         GroupError::UnsupportedAssignor => ResponseError::UnsupportedAssignor,
+        GroupError::UnstableOffsetCommit => ResponseError::UnstableOffsetCommit,
         GroupError::InvalidRequest(_) => ResponseError::InvalidRequest,
         GroupError::InvalidRegularExpression(_) => ResponseError::InvalidRegularExpression,
     }

@@ -57,6 +57,9 @@ pub struct FetchedOffset {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: String,
+    /// An open transaction holds an offset for this partition that may replace `offset`
+    /// (KIP-447: a fetch that requires a stable offset is told to retry).
+    pub unstable: bool,
 }
 
 impl GroupCoordinator {
@@ -341,6 +344,17 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Whether an open transaction holds an offset of `group` for this partition.
+    fn has_pending_txn_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        if self.pending_txn_offsets.is_empty() {
+            return false;
+        }
+        let key = (group.to_owned(), topic.to_owned(), partition);
+        self.pending_txn_offsets
+            .values()
+            .any(|offsets| offsets.contains_key(&key))
+    }
+
     /// OffsetFetch: `partitions` `None` means every partition the group has committed.
     pub fn fetch_offsets(
         &self,
@@ -357,6 +371,7 @@ impl GroupCoordinator {
                 offset: c.map_or(-1, |c| c.offset),
                 leader_epoch: c.map_or(-1, |c| c.leader_epoch),
                 metadata: c.map(|c| c.metadata.clone()).unwrap_or_default(),
+                unstable: self.has_pending_txn_offset(group_id, topic, partition),
             }
         };
         match partitions {

@@ -43,6 +43,8 @@ pub enum GroupError {
     UnreleasedInstanceId,
     #[error("unsupported server assignor")]
     UnsupportedAssignor,
+    #[error("an open transaction holds an offset for this partition")]
+    UnstableOffsetCommit,
     #[error("invalid regular expression: {0}")]
     InvalidRegularExpression(String),
     #[error("invalid request: {0}")]

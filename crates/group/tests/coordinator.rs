@@ -490,12 +490,19 @@ fn offsets_committed_in_a_transaction_wait_for_its_marker() {
         5,
         "pending until the marker"
     );
+    assert!(
+        c.fetch_offsets("g", None)[0].unstable,
+        "and marked unstable"
+    );
+    let other = c.fetch_offsets("g", Some(&[("t".to_owned(), vec![1])]));
+    assert!(!other[0].unstable, "other partitions are stable");
     c.complete_txn(42, false);
     assert_eq!(
         c.fetch_offsets("g", None)[0].offset,
         5,
         "an abort drops them"
     );
+    assert!(!c.fetch_offsets("g", None)[0].unstable);
 
     let (fx, _) = c.txn_commit_offsets("g", &simple, (42, 3), vec![offset("t", 0, 11)], 1_000);
     c.complete_txn(42, true);
@@ -510,6 +517,8 @@ fn offsets_committed_in_a_transaction_wait_for_its_marker() {
         5,
         "pending after replay too"
     );
+    assert!(restarted.fetch_offsets("g", None)[0].unstable);
     restarted.complete_txn(42, true);
     assert_eq!(restarted.fetch_offsets("g", None)[0].offset, 11);
+    assert!(!restarted.fetch_offsets("g", None)[0].unstable);
 }

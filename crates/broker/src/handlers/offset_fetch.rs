@@ -1,7 +1,9 @@
 //! OffsetFetch (v1–v9): one group (v1–v7) or many (v8+), named partitions or, with null
 //! topics, everything the group committed. Partitions without a commit answer offset -1.
-//! `require_stable` is trivially met: without transactions no commit is ever pending. From v9
-//! a KIP-848 member names itself and must hold its current member epoch.
+//! With `require_stable` (v7+, KIP-447), a partition for which an open transaction holds an
+//! offset answers UNSTABLE_OFFSET_COMMIT and the client retries until the transaction ends,
+//! so a consumer taking over a partition never starts from an offset about to be replaced.
+//! From v9 a KIP-848 member names itself and must hold its current member epoch.
 
 use super::now;
 use crate::error::group_code;
@@ -13,6 +15,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_group::FetchedOffset;
+use sluice_group::GroupError;
 use std::sync::Arc;
 
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
@@ -22,10 +25,15 @@ pub(crate) fn handle(
     request: OffsetFetchRequest,
     version: i16,
 ) -> std::future::Ready<Option<OffsetFetchResponse>> {
+    let require_stable = version >= 7 && request.require_stable;
     let fetch = |group: &str, wanted: &Wanted| {
-        broker
+        let offsets = broker
             .groups()
-            .read(group, |c| c.fetch_offsets(group, wanted.as_deref()))
+            .read(group, |c| c.fetch_offsets(group, wanted.as_deref()));
+        offsets
+            .into_iter()
+            .map(|o| Answer::of(o, require_stable))
+            .collect::<Vec<_>>()
     };
     if version >= 8 {
         let groups = request
@@ -52,12 +60,13 @@ pub(crate) fn handle(
                     .map(|(name, offsets)| {
                         let partitions = offsets
                             .into_iter()
-                            .map(|o| {
+                            .map(|Answer(o, error_code)| {
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(o.partition)
                                     .with_committed_offset(o.offset)
                                     .with_committed_leader_epoch(o.leader_epoch)
                                     .with_metadata(Some(StrBytes::from_string(o.metadata)))
+                                    .with_error_code(error_code)
                             })
                             .collect();
                         OffsetFetchResponseTopics::default()
@@ -82,11 +91,12 @@ pub(crate) fn handle(
         .map(|(name, offsets)| {
             let partitions = offsets
                 .into_iter()
-                .map(|o| {
+                .map(|Answer(o, error_code)| {
                     let mut p = OffsetFetchResponsePartition::default()
                         .with_partition_index(o.partition)
                         .with_committed_offset(o.offset)
-                        .with_metadata(Some(StrBytes::from_string(o.metadata)));
+                        .with_metadata(Some(StrBytes::from_string(o.metadata)))
+                        .with_error_code(error_code);
                     if version >= 5 {
                         p.committed_leader_epoch = o.leader_epoch;
                     }
@@ -101,13 +111,39 @@ pub(crate) fn handle(
     now(OffsetFetchResponse::default().with_topics(topics))
 }
 
-/// Groups fetched offsets by topic, keeping the order topics first appear in.
-fn by_topic(offsets: Vec<FetchedOffset>) -> Vec<(TopicName, Vec<FetchedOffset>)> {
-    let mut out: Vec<(TopicName, Vec<FetchedOffset>)> = Vec::new();
-    for o in offsets {
-        match out.iter_mut().find(|(name, _)| name.0.as_str() == o.topic) {
-            Some((_, list)) => list.push(o),
-            None => out.push((TopicName(StrBytes::from_string(o.topic.clone())), vec![o])),
+/// One partition's answer: the offset to report and its error code.
+struct Answer(FetchedOffset, i16);
+
+impl Answer {
+    /// A partition with a pending transactional offset answers, when the request requires a
+    /// stable offset, as Kafka does: no offset, no epoch, no metadata, UNSTABLE_OFFSET_COMMIT.
+    fn of(o: FetchedOffset, require_stable: bool) -> Answer {
+        if !(require_stable && o.unstable) {
+            return Answer(o, 0);
+        }
+        let unstable = FetchedOffset {
+            offset: -1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            ..o
+        };
+        Answer(
+            unstable,
+            group_code(Some(&GroupError::UnstableOffsetCommit)),
+        )
+    }
+}
+
+/// Groups answers by topic, keeping the order topics first appear in.
+fn by_topic(offsets: Vec<Answer>) -> Vec<(TopicName, Vec<Answer>)> {
+    let mut out: Vec<(TopicName, Vec<Answer>)> = Vec::new();
+    for a in offsets {
+        match out
+            .iter_mut()
+            .find(|(name, _)| name.0.as_str() == a.0.topic)
+        {
+            Some((_, list)) => list.push(a),
+            None => out.push((TopicName(StrBytes::from_string(a.0.topic.clone())), vec![a])),
         }
     }
     out
