@@ -140,11 +140,13 @@ impl Transactions {
                 }
             }
         }
-        for (partition, offset) in written {
-            if !partition.wait_durable(offset).await {
-                tracing::error!(transactional_id = %write.transactional_id, "a transaction marker was not fsynced; the transaction completes after a restart");
-                return;
-            }
+        // All partitions fsync at once rather than one after another.
+        let durable =
+            futures::future::join_all(written.iter().map(|(p, offset)| p.wait_durable(*offset)))
+                .await;
+        if durable.contains(&false) {
+            tracing::error!(transactional_id = %write.transactional_id, "a transaction marker was not fsynced; the transaction completes after a restart");
+            return;
         }
         let mut coordinator = self.lock();
         let effects = coordinator.markers_written(&write, crate::now_ms());

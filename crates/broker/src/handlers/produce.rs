@@ -10,6 +10,7 @@
 use crate::error;
 use crate::server::Broker;
 use crate::transactions::Verified;
+use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
@@ -71,23 +72,19 @@ pub(crate) fn handle(
         if acks == 0 {
             return None;
         }
-        let mut responses = Vec::with_capacity(topics.len());
-        for (name, partitions) in topics {
-            let mut partition_responses = Vec::with_capacity(partitions.len());
-            for appended in partitions {
-                partition_responses.push(if acks == -1 {
-                    wait_durable(appended, deadline).await
-                } else {
-                    appended.response
-                });
-            }
-            responses.push(
-                TopicProduceResponse::default()
-                    .with_name(name)
-                    .with_partition_responses(partition_responses),
-            );
-        }
-        Some(ProduceResponse::default().with_responses(responses))
+        // Every partition's fsync is asked for at once: waiting on them one by one would
+        // fsync the partitions of a request one after another.
+        let topics = topics.into_iter().map(|(name, partitions)| async move {
+            let partition_responses = if acks == -1 {
+                join_all(partitions.into_iter().map(|a| wait_durable(a, deadline))).await
+            } else {
+                partitions.into_iter().map(|a| a.response).collect()
+            };
+            TopicProduceResponse::default()
+                .with_name(name)
+                .with_partition_responses(partition_responses)
+        });
+        Some(ProduceResponse::default().with_responses(join_all(topics).await))
     }
 }
 
