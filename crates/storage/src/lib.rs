@@ -30,3 +30,11 @@ pub use log::{AbortedTxn, AppendInfo, AppendOrigin, FlushPlan, Log};
 pub use manager::{LogManager, Topic};
 pub use partition::{Durability, Partition};
 pub use read::ReadPlan;
+
+/// Reads a producer-state snapshot as recovery does and encodes what it read; `Err` says what
+/// is wrong with the bytes. For the `producer_snapshot` fuzz target: recovery itself reads
+/// snapshots through `Log::open`.
+#[doc(hidden)]
+pub fn reencode_producer_snapshot(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    producer_state::ProducerStates::decode_snapshot(bytes).map(|s| s.encode_snapshot())
+}

@@ -332,6 +332,13 @@ impl ProducerStates {
         if count > PRODUCERS_PER_PARTITION_MAX {
             return Err(format!("{count} producers, more than the limit"));
         }
+        // Checked before the map is sized by it: each entry takes at least its fixed bytes.
+        if count > (bytes.len() - SNAPSHOT_HEADER_BYTES) / ENTRY_FIXED_BYTES {
+            return Err(format!(
+                "{count} producers cannot fit in {} bytes",
+                bytes.len()
+            ));
+        }
         let mut producers = HashMap::with_capacity(count);
         let mut open_txns = BTreeSet::new();
         for _ in 0..count {
@@ -529,6 +536,16 @@ mod tests {
                 "byte {i}"
             );
         }
+    }
+
+    #[test]
+    fn snapshot_count_is_checked_against_its_bytes_before_allocating() {
+        let mut bytes = ProducerStates::default().encode_snapshot();
+        bytes[6..10].copy_from_slice(&(PRODUCERS_PER_PARTITION_MAX as u32).to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[6..]);
+        bytes[2..6].copy_from_slice(&crc.to_be_bytes());
+        let e = ProducerStates::decode_snapshot(&bytes).unwrap_err();
+        assert!(e.contains("cannot fit"), "{e}");
     }
 
     fn transactional(pid: i64, epoch: i16, first_seq: i32, records: i32) -> BatchHeader {
