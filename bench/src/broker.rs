@@ -63,6 +63,25 @@ impl BrokerProcess {
         process_cpu_seconds(&self.child.id().to_string())
     }
 
+    /// Produce requests answered so far, and the seconds the broker spent on them (from
+    /// decoding a request until its answer is ready), read from its Prometheus metrics.
+    pub fn produce_requests(&self) -> anyhow::Result<(u64, f64)> {
+        let metrics = crate::http::get(&self.http, "/metrics")?;
+        let value = |name: &str| -> anyhow::Result<f64> {
+            let prefix = format!("{name}{{api=\"Produce\"}} ");
+            Ok(metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .map(str::parse)
+                .transpose()?
+                .unwrap_or(0.0))
+        };
+        Ok((
+            value("sluice_request_duration_seconds_count")? as u64,
+            value("sluice_request_duration_seconds_sum")?,
+        ))
+    }
+
     /// Peak resident memory since the last reset, in MiB.
     pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;

@@ -1,6 +1,7 @@
 //! HTTP produce load: connections that each POST batches of records to the HTTP API, one
-//! request in flight per connection, over HTTP/1.1 keep-alive. The client is a few lines over
-//! a `TcpStream` so that it costs little next to the server it measures.
+//! request in flight per connection, over HTTP/1.1 keep-alive; and a single GET (the broker's
+//! metrics). The client is a few lines over a `TcpStream` so that it costs little next to the
+//! server it measures.
 
 use anyhow::{Context, bail};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -40,6 +41,21 @@ pub fn produce(
         Ok(())
     })?;
     Ok(start.elapsed())
+}
+
+/// GETs `path` once on a new connection; returns the body of a 200 answer.
+pub fn get(address: &str, path: &str) -> anyhow::Result<String> {
+    let stream = TcpStream::connect(address).with_context(|| format!("connecting to {address}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    write!(writer, "GET {path} HTTP/1.1\r\nhost: {address}\r\n\r\n")?;
+    let mut body = Vec::new();
+    let status = read_response(&mut reader, &mut body)?;
+    if status != 200 {
+        bail!("GET {path} answered {status}");
+    }
+    Ok(String::from_utf8(body)?)
 }
 
 fn post_many(address: &str, request: &[u8], count: usize) -> anyhow::Result<()> {

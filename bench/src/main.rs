@@ -132,6 +132,9 @@ struct Run {
     produce_cpu_s_per_m: f64,
     /// This process's CPU (librdkafka's threads, mostly) per million records produced.
     client_produce_cpu_s_per_m: f64,
+    /// Produce requests the broker answered, and its mean time on one (decoded to answered).
+    produce_requests: u64,
+    produce_request_ms: f64,
     /// Records/s streamed to all consumers together, after each one's first batch.
     consume_records_per_s: f64,
     consume_cpu_s_per_m: f64,
@@ -151,8 +154,12 @@ fn run_workload(
     let cpu_before = broker.cpu_seconds()?;
     let client_cpu_before = broker::process_cpu_seconds("self")?;
     let p = load::producer(&broker.bootstrap, w.acks, w.producer_extra)?;
+    let requests_before = broker.produce_requests()?;
     let produced = load::produce(&p, topic, w.partitions, records, w.size)?;
+    let requests_after = broker.produce_requests()?;
     drop(p);
+    // Less the warm-up record's request.
+    let produce_requests = (requests_after.0 - requests_before.0).saturating_sub(1);
     let produce_cpu = broker.cpu_seconds()? - cpu_before;
     let client_produce_cpu = broker::process_cpu_seconds("self")? - client_cpu_before;
     let cpu_before = broker.cpu_seconds()?;
@@ -183,6 +190,9 @@ fn run_workload(
         produce_records_per_s: records as f64 / produced.as_secs_f64(),
         produce_cpu_s_per_m: produce_cpu / millions,
         client_produce_cpu_s_per_m: client_produce_cpu / millions,
+        produce_requests,
+        produce_request_ms: (requests_after.1 - requests_before.1) * 1e3
+            / (requests_after.0 - requests_before.0).max(1) as f64,
         consume_records_per_s: consumed.iter().map(load::Consumed::records_per_s).sum(),
         consume_cpu_s_per_m: consume_cpu / (delivered as f64 / 1e6),
         consume_first_records_ms: first_records.unwrap_or_default().as_secs_f64() * 1e3,
@@ -225,10 +235,12 @@ fn run_idempotence_cost(broker: &BrokerProcess, args: &Args) -> anyhow::Result<(
         for (arm, (name, _)) in ARMS.iter().enumerate() {
             let of = |f: fn(&Run) -> f64| median(runs[arm].iter().map(f).collect());
             line += &format!(
-                " {name} {:.0} r/s (CPU s/M broker {:.3}, client {:.3});",
+                " {name} {:.0} r/s (CPU s/M broker {:.3}, client {:.3}; {:.0} Produce requests, broker {:.2} ms each);",
                 of(|r| r.produce_records_per_s),
                 of(|r| r.produce_cpu_s_per_m),
                 of(|r| r.client_produce_cpu_s_per_m),
+                of(|r| r.produce_requests as f64),
+                of(|r| r.produce_request_ms),
             );
         }
         let ratio = |over: usize| {
