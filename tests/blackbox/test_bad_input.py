@@ -79,7 +79,9 @@ def test_unknown_api_versions_version_gets_a_v0_unsupported_answer(broker):
     assert (18, 0, 3) in keys
     # Transactions as librdkafka and kafka-python speak them; the KIP-890 (transactions V2)
     # versions are not offered.
-    for api in [(22, 0, 4), (24, 0, 3), (25, 0, 3), (26, 0, 3), (28, 0, 3), (65, 0, 0), (66, 0, 1)]:
+    transaction_apis = [(22, 0, 4), (24, 0, 3), (25, 0, 3), (26, 0, 3), (28, 0, 3), (61, 0, 0),
+                        (65, 0, 0), (66, 0, 1)]
+    for api in transaction_apis:
         assert api in keys, f"{api} not advertised as expected"
 
 

@@ -256,3 +256,50 @@ def test_a_read_committed_consumer_waits_for_offsets_pending_in_a_transaction(br
         p.commit_transaction(15)
         assert stable.result(30).offset == 9
     assert committed("read_uncommitted", 10).offset == 9
+
+
+def test_kafka_python_admin_lists_and_describes_transactions_and_producers(broker):
+    """ListTransactions, DescribeTransactions and DescribeProducers as kafka-python's admin
+    client (the KIP-664 hanging-transaction tooling) reads them, before and after a commit."""
+    from kafka import KafkaAdminClient, TopicPartition as KTP
+    from kafka.errors import UnknownTopicOrPartitionError
+
+    topic, txn_id = "admin-txn", "admin-txn-id"
+    create_topic(broker, topic, 2)
+    plain = producer(broker, **{"enable.idempotence": True})
+    produce_all(plain, topic, [(None, b"a"), (None, b"b"), (None, b"c")], partition=0)
+    p = txn_producer(broker, txn_id)
+    p.begin_transaction()
+    p.produce(topic, b"t1", partition=1)
+    p.produce(topic, b"t2", partition=1)
+    p.flush(15)
+
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        listed = [t for ts in a.list_transactions().values() for t in ts]
+        mine = [t for t in listed if t.transactional_id == txn_id]
+        assert len(mine) == 1 and mine[0].state.value == "Ongoing", listed
+        described = a.describe_transactions([txn_id])[txn_id]
+        assert described.state.value == "Ongoing"
+        assert described.producer_id == mine[0].producer_id
+        assert described.topic_partitions == {KTP(topic, 1)}
+
+        states = a.describe_producers([KTP(topic, 0), KTP(topic, 1)])
+        [idempotent] = states[KTP(topic, 0)].active_producers
+        assert idempotent.last_sequence == 2
+        assert idempotent.current_transaction_start_offset == -1
+        [transactional] = states[KTP(topic, 1)].active_producers
+        assert transactional.producer_id == described.producer_id
+        assert transactional.producer_epoch == described.producer_epoch
+        assert transactional.last_sequence == 1
+        assert transactional.current_transaction_start_offset == 0
+        with pytest.raises(UnknownTopicOrPartitionError):
+            a.describe_producers([KTP(topic, 7)], broker_id=0)
+
+        p.commit_transaction(15)
+        assert a.describe_transactions([txn_id])[txn_id].state.value == "CompleteCommit"
+        [after] = a.describe_producers([KTP(topic, 1)])[KTP(topic, 1)].active_producers
+        assert after.current_transaction_start_offset == -1
+        assert after.coordinator_epoch == 0
+    finally:
+        a.close()

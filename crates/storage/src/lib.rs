@@ -29,6 +29,7 @@ pub use error::{Result, StorageError};
 pub use log::{AbortedTxn, AppendInfo, AppendOrigin, FlushPlan, Log};
 pub use manager::{LogManager, Topic};
 pub use partition::{Durability, Partition};
+pub use producer_state::ActiveProducer;
 pub use read::ReadPlan;
 
 /// Reads a producer-state snapshot as recovery does and encodes what it read; `Err` says what

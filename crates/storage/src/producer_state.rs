@@ -109,6 +109,21 @@ pub(crate) struct CompletedTxn {
     pub aborted: bool,
 }
 
+/// One producer's state in a partition, as DescribeProducers shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Sequence number of its last remembered record; -1 if no batch is remembered.
+    pub last_sequence: i32,
+    /// When the broker last saw a batch or marker of it (its clock, not the batch's).
+    pub last_seen_ms: i64,
+    /// Coordinator epoch of its last marker; -1 if none.
+    pub coordinator_epoch: i32,
+    /// Where its open transaction began in this partition; -1 if none is open.
+    pub txn_start_offset: i64,
+}
+
 /// What an append of a producer's batch should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -264,6 +279,24 @@ impl ProducerStates {
             last_offset: offset,
             aborted: !marker.commit,
         })
+    }
+
+    /// Every producer's state, by producer id.
+    pub(crate) fn active(&self) -> Vec<ActiveProducer> {
+        let mut out: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, e)| ActiveProducer {
+                producer_id,
+                producer_epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_seen_ms: e.last_seen_ms,
+                coordinator_epoch: e.coordinator_epoch,
+                txn_start_offset: e.txn_first_offset.unwrap_or(-1),
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 
     /// Forgets producers not seen for `expiration_ms`, except those with a transaction open

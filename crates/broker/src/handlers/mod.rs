@@ -16,6 +16,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
 mod describe_transactions;
 mod end_txn;
 mod fetch;
@@ -78,6 +79,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 pub(crate) fn supports(key: ApiKey, version: i16) -> bool {
@@ -153,6 +155,9 @@ pub(crate) fn route(
         }
         ApiKey::ListTransactions => {
             respond(request, move |r, v| list_transactions::handle(&b, r, v))
+        }
+        ApiKey::DescribeProducers => {
+            respond(request, move |r, v| describe_producers::handle(&b, r, v))
         }
         other => unreachable!("route called for {other:?}, which SUPPORTED does not list"),
     }

@@ -6,7 +6,7 @@
 use super::Log;
 use crate::Result;
 use crate::checkpoint;
-use crate::producer_state::{ProducerStates, has_producer, snapshot_bytes_max};
+use crate::producer_state::{ActiveProducer, ProducerStates, has_producer, snapshot_bytes_max};
 use crate::scan::{ScanStop, scan_batches};
 use crate::segment::{file_name, offsets_of_files};
 use sluice_record::{BatchHeader, ControlMarker, read_marker};
@@ -149,6 +149,11 @@ impl Log {
     /// Forgets producers idle for `producer.id.expiration.ms`; returns how many went.
     pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         self.producers.expire(now_ms, expiration_ms)
+    }
+
+    /// Every producer's state in this partition (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<ActiveProducer> {
+        self.producers.active()
     }
 
     /// How many producers' state the partition keeps.
