@@ -303,3 +303,48 @@ def test_kafka_python_admin_lists_and_describes_transactions_and_producers(broke
         assert after.coordinator_epoch == 0
     finally:
         a.close()
+
+
+def test_markers_a_partition_refused_are_written_once_it_accepts_them(broker):
+    """A marker the partition refuses (here its max.message.bytes is below the marker batch's
+    size) leaves the transaction ending, not lost: once the partition accepts it again, the
+    broker writes it without a restart, and read_committed readers see the records. The
+    partition that took its marker the first time (topics are marked in name order) gets no
+    second one from the retries."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    from kafka import KafkaAdminClient
+
+    topic, accepting, txn_id = "marker-retry", "marker-a-ok", "marker-retry-id"
+    create_topic(broker, topic, 1)
+    create_topic(broker, accepting, 1)
+
+    def set_max_message_bytes(value):
+        res = ConfigResource("topic", topic, incremental_configs=[
+            ConfigEntry("max.message.bytes", value,
+                        incremental_operation=AlterConfigOpType.SET)])
+        a = admin(broker)
+        a.incremental_alter_configs([res])[res].result(10)
+
+    p = txn_producer(broker, txn_id)
+    p.begin_transaction()
+    p.produce(topic, b"kept", partition=0)
+    p.produce(accepting, b"also kept", partition=0)
+    p.flush(15)
+    set_max_message_bytes("10")
+    p.commit_transaction(15)  # the decision is durable: the transaction is committed
+
+    k = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        state = lambda: k.describe_transactions([txn_id])[txn_id].state.value  # noqa: E731
+        assert state() == "PrepareCommit", "the marker cannot have been written yet"
+        assert latest(broker, topic, 0, committed=True) == 0
+        wait_until(lambda: latest(broker, accepting, 0, committed=True) == 2,
+                   what="the accepting partition's marker")
+        time.sleep(0.5)  # a few retry rounds (every 200 ms), each refused by the other partition
+        set_max_message_bytes("1048588")
+        wait_until(lambda: state() == "CompleteCommit", what="the marker written on a retry")
+    finally:
+        k.close()
+    assert latest(broker, topic, 0, committed=True) == 2
+    assert latest(broker, accepting, 0, committed=False) == 2, "one marker, not one per retry"
+    assert read_librdkafka(broker, topic, 1, "read_committed", 1) == [b"kept"]

@@ -8,7 +8,10 @@
 //! crash), then writes the markers the command calls for, fsyncs them, and only then records
 //! the transaction complete and answers. Markers are therefore durable before a transaction
 //! is complete; a restart finds any transaction that was ending and writes its markers again
-//! (a second marker for a transaction already closed changes nothing).
+//! (a second marker for a transaction already closed changes nothing). Markers that could not
+//! be written (a full disk, a partition refusing the batch) are written again every
+//! `MARKER_RETRY` until they are; the transaction stays ending, and its producer waits
+//! (CONCURRENT_TRANSACTIONS), until then.
 
 use crate::internal_topics::Replayed;
 use crate::server::Broker;
@@ -29,9 +32,17 @@ pub(crate) const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 /// Sluice runs one transaction coordinator, so markers carry coordinator epoch 0.
 const COORDINATOR_EPOCH: i32 = 0;
 
+/// How long after a failed marker write it is tried again.
+const MARKER_RETRY: Duration = Duration::from_millis(200);
+
 pub(crate) struct Transactions {
     log: Arc<Partition>,
     coordinator: Mutex<TransactionCoordinator>,
+    /// Marker writes that failed, to be tried again. At most one per transactional id: a
+    /// transaction stays ending (and its id can start no other) until its markers are written.
+    unfinished: Mutex<Vec<MarkerWrite>>,
+    /// Wakes the tick loop to schedule a retry.
+    retry_wanted: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Transactions {
@@ -74,6 +85,8 @@ impl Transactions {
         Ok(Transactions {
             log,
             coordinator: Mutex::new(coordinator),
+            unfinished: Mutex::new(Vec::new()),
+            retry_wanted: tokio::sync::Notify::new(),
         })
     }
 
@@ -105,15 +118,57 @@ impl Transactions {
             return Err(TxnError::CoordinatorNotAvailable);
         }
         for write in markers {
-            self.complete(broker, write).await;
+            self.complete(broker, write, Attempt::First).await;
         }
         reply
     }
 
     /// Writes a transaction's markers, waits until they are durable, then records it complete.
-    /// A partition that no longer exists (its topic was deleted) needs no marker; a partition
-    /// that fails leaves the transaction ending, to be completed after the next start.
-    async fn complete(&self, broker: &Broker, write: MarkerWrite) {
+    /// A partition that no longer exists (its topic was deleted) needs no marker; the
+    /// partitions still without a durable marker after a failure are kept for
+    /// `retry_unfinished` (the others are not written twice).
+    async fn complete(&self, broker: &Broker, write: MarkerWrite, attempt: Attempt) {
+        if let Err((remaining, e)) = self.write_markers(broker, &write).await {
+            if attempt == Attempt::First {
+                tracing::error!(transactional_id = %write.transactional_id, error = %e, "transaction markers not written; retrying");
+            }
+            self.unfinished_lock().push(MarkerWrite {
+                partitions: remaining,
+                ..write
+            });
+            self.retry_wanted.notify_one();
+            return;
+        }
+        if attempt == Attempt::Retry {
+            tracing::info!(transactional_id = %write.transactional_id, "transaction markers written on a retry");
+        }
+        let mut coordinator = self.lock();
+        let effects = coordinator.markers_written(&write, crate::now_ms());
+        if let Err(e) = self.append(&effects.records) {
+            tracing::error!(error = ?e, "could not record a transaction complete");
+        }
+    }
+
+    fn unfinished_lock(&self) -> MutexGuard<'_, Vec<MarkerWrite>> {
+        self.unfinished.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tries the marker writes that failed again.
+    async fn retry_unfinished(&self, broker: &Broker) {
+        let writes = std::mem::take(&mut *self.unfinished_lock());
+        for write in writes {
+            self.complete(broker, write, Attempt::Retry).await;
+        }
+    }
+
+    /// Appends a transaction's markers and waits until they are durable. On a failure, returns
+    /// the partitions that still need theirs (the one refused, those after it, and any whose
+    /// fsync failed) and what went wrong.
+    async fn write_markers(
+        &self,
+        broker: &Broker,
+        write: &MarkerWrite,
+    ) -> Result<(), (Vec<TopicPartition>, String)> {
         let now = crate::now_ms();
         let marker = ControlMarker {
             commit: write.commit,
@@ -121,7 +176,8 @@ impl Transactions {
         };
         let batch = encode_marker_batch(write.producer_id, write.producer_epoch, marker, now);
         let mut written = Vec::with_capacity(write.partitions.len());
-        for tp in &write.partitions {
+        let mut refused = None;
+        for (i, tp) in write.partitions.iter().enumerate() {
             let Ok(partition) = broker.logs.partition(&tp.topic, tp.partition) else {
                 continue;
             };
@@ -132,26 +188,35 @@ impl Transactions {
                             .groups()
                             .complete_txn(tp.partition, write.producer_id, write.commit);
                     }
-                    written.push((partition, info.last_offset + 1));
+                    written.push((tp, partition, info.last_offset + 1));
                 }
                 Err(e) => {
-                    tracing::error!(transactional_id = %write.transactional_id, partition = %tp, error = %e, "could not write a transaction marker; the transaction completes after a restart");
-                    return;
+                    refused = Some((i, format!("appending to {tp}: {e}")));
+                    break;
                 }
             }
         }
         // All partitions fsync at once rather than one after another.
-        let durable =
-            futures::future::join_all(written.iter().map(|(p, offset)| p.wait_durable(*offset)))
-                .await;
-        if durable.contains(&false) {
-            tracing::error!(transactional_id = %write.transactional_id, "a transaction marker was not fsynced; the transaction completes after a restart");
-            return;
+        let durable = futures::future::join_all(
+            written
+                .iter()
+                .map(|(_, partition, offset)| partition.wait_durable(*offset)),
+        )
+        .await;
+        let mut remaining: Vec<TopicPartition> = written
+            .iter()
+            .zip(&durable)
+            .filter(|(_, durable)| !**durable)
+            .map(|((tp, _, _), _)| (*tp).clone())
+            .collect();
+        let mut error = (!remaining.is_empty()).then(|| "a marker was not fsynced".to_string());
+        if let Some((i, e)) = refused {
+            remaining.extend(write.partitions[i..].iter().cloned());
+            error = Some(e);
         }
-        let mut coordinator = self.lock();
-        let effects = coordinator.markers_written(&write, crate::now_ms());
-        if let Err(e) = self.append(&effects.records) {
-            tracing::error!(error = ?e, "could not record a transaction complete");
+        match error {
+            None => Ok(()),
+            Some(e) => Err((remaining, e)),
         }
     }
 
@@ -202,7 +267,8 @@ impl Transactions {
     }
 
     /// Completes the transactions found ending at start, then aborts timed-out transactions
-    /// and expires idle transactional ids every `every_ms`.
+    /// and expires idle transactional ids every `every_ms`, and retries failed marker writes
+    /// every `MARKER_RETRY`.
     pub(crate) async fn tick_loop(
         self: Arc<Self>,
         broker: Arc<Broker>,
@@ -212,14 +278,28 @@ impl Transactions {
         let recovered = self.lock().recover();
         for write in recovered.markers {
             tracing::info!(transactional_id = %write.transactional_id, commit = write.commit, "completing a transaction found ending at start");
-            self.complete(&broker, write).await;
+            self.complete(&broker, write, Attempt::First).await;
         }
         let every = Duration::from_millis(every_ms.max(10));
+        let mut next_tick = tokio::time::Instant::now() + every;
         loop {
+            let retry_at = tokio::time::Instant::now() + MARKER_RETRY;
+            let wake = if self.unfinished_lock().is_empty() {
+                next_tick
+            } else {
+                retry_at.min(next_tick)
+            };
             tokio::select! {
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep_until(wake) => {}
+                // A write just failed: sleep again, now until its retry.
+                _ = self.retry_wanted.notified() => continue,
                 _ = shutdown.cancelled() => return,
             }
+            self.retry_unfinished(&broker).await;
+            if tokio::time::Instant::now() < next_tick {
+                continue;
+            }
+            next_tick = tokio::time::Instant::now() + every;
             let now = crate::now_ms();
             let ticked = self
                 .run(&broker, |c| Outcome {
@@ -232,6 +312,13 @@ impl Transactions {
             }
         }
     }
+}
+
+/// Whether a marker write is tried for the first time (a failure is logged) or again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    First,
+    Retry,
 }
 
 /// Replays `__transaction_state` into the coordinator.
