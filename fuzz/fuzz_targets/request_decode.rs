@@ -43,6 +43,15 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::OffsetDelete => decode_body::<OffsetDeleteRequest>(body, v).map(drop),
         ApiKey::ConsumerGroupHeartbeat => decode_body::<ConsumerGroupHeartbeatRequest>(body, v).map(drop),
         ApiKey::ConsumerGroupDescribe => decode_body::<ConsumerGroupDescribeRequest>(body, v).map(drop),
+        ApiKey::DescribeLogDirs => decode_body::<DescribeLogDirsRequest>(body, v).map(drop),
+        ApiKey::InitProducerId => decode_body::<InitProducerIdRequest>(body, v).map(drop),
+        ApiKey::AddPartitionsToTxn => decode_body::<AddPartitionsToTxnRequest>(body, v).map(drop),
+        ApiKey::AddOffsetsToTxn => decode_body::<AddOffsetsToTxnRequest>(body, v).map(drop),
+        ApiKey::TxnOffsetCommit => decode_body::<TxnOffsetCommitRequest>(body, v).map(drop),
+        ApiKey::EndTxn => decode_body::<EndTxnRequest>(body, v).map(drop),
+        ApiKey::DescribeTransactions => decode_body::<DescribeTransactionsRequest>(body, v).map(drop),
+        ApiKey::ListTransactions => decode_body::<ListTransactionsRequest>(body, v).map(drop),
+        ApiKey::DescribeProducers => decode_body::<DescribeProducersRequest>(body, v).map(drop),
         _ => Ok(()),
     };
 });

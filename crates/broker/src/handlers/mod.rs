@@ -167,3 +167,21 @@ pub(crate) fn route(
 pub(crate) fn now<T>(value: T) -> std::future::Ready<Option<T>> {
     std::future::ready(Some(value))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SUPPORTED;
+
+    /// The request fuzz target lists its decoders by hand: every API served must have one.
+    #[test]
+    fn every_served_api_is_fuzzed() {
+        let target = include_str!("../../../../fuzz/fuzz_targets/request_decode.rs");
+        for (key, _, _) in SUPPORTED {
+            let arm = format!("ApiKey::{key:?} =>");
+            assert!(
+                target.contains(&arm),
+                "fuzz/fuzz_targets/request_decode.rs lacks {arm}"
+            );
+        }
+    }
+}
