@@ -113,3 +113,39 @@ def test_corrupt_batch_gets_corrupt_message(broker):
     (error_code,) = struct.unpack(">h", frame[off:off + 2])
     assert error_code == 2  # CORRUPT_MESSAGE
     still_serving(broker)
+
+
+def test_describe_producers_answers_a_repeated_partition_once(broker):
+    # DescribeProducers v0 (flexible): a partition named 10,000 times. Each answer copies the
+    # partition's producer state, so repeats must not multiply the answer.
+    create_topic(broker, "repeated")
+    produce_all(producer(broker, **{"enable.idempotence": True}), "repeated", [(None, b"x")])
+    repeats = 10_000
+
+    def uvarint(n):
+        out = b""
+        while n >= 0x80:
+            out += bytes([(n & 0x7F) | 0x80])
+            n >>= 7
+        return out + bytes([n])
+
+    name = b"repeated"
+    body = (uvarint(2) + uvarint(len(name) + 1) + name
+            + uvarint(repeats + 1) + struct.pack(">i", 0) * repeats
+            + b"\x00"  # topic tagged fields
+            + b"\x00")  # request tagged fields
+    # Request header v2: key, version, correlation id, client id, tagged fields.
+    header = struct.pack(">hhih", 61, 0, 42, 1) + b"t" + b"\x00"
+    s = raw(broker)
+    s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+    frame = read_frame(s)
+    # Response header v1 (correlation id, tagged fields), throttle time, topics array.
+    assert struct.unpack(">i", frame[:4])[0] == 42
+    at = 4 + 1 + 4
+    assert frame[at] == 2, "one topic"
+    at += 1
+    assert frame[at] == len(name) + 1 and frame[at + 1:at + 1 + len(name)] == name
+    at += 1 + len(name)
+    assert frame[at] == 2, "one partition answered, not one per repeat"
+    assert len(frame) < 200, len(frame)
+    still_serving(broker)

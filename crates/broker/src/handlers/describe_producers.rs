@@ -3,6 +3,11 @@
 //! describe-producers` and hanging-transaction tooling read). `last_timestamp` is when the
 //! broker last saw the producer, by its own clock: Sluice does not keep batch timestamps in
 //! producer state.
+//!
+//! A partition named more than once is answered once: each answer copies the partition's
+//! producer state (up to `PRODUCERS_PER_PARTITION_MAX` entries), so repeats would let a small
+//! request demand an answer of any size. An answer is thus at most the size of the state the
+//! broker already holds.
 
 use super::now;
 use crate::error;
@@ -13,6 +18,7 @@ use kafka_protocol::messages::describe_producers_response::{
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 use kafka_protocol::protocol::StrBytes;
 use sluice_storage::ActiveProducer;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 pub(crate) fn handle(
@@ -20,6 +26,7 @@ pub(crate) fn handle(
     request: DescribeProducersRequest,
     _version: i16,
 ) -> std::future::Ready<Option<DescribeProducersResponse>> {
+    let mut seen: HashSet<(String, i32)> = HashSet::new();
     let topics = request
         .topics
         .into_iter()
@@ -27,6 +34,7 @@ pub(crate) fn handle(
             let partitions = topic
                 .partition_indexes
                 .iter()
+                .filter(|&&index| seen.insert((topic.name.to_string(), index)))
                 .map(|&index| describe(broker, &topic.name, index))
                 .collect();
             TopicResponse::default()
