@@ -138,13 +138,20 @@ def test_a_second_producer_with_the_same_transactional_id_fences_the_first(broke
     assert b"zombie" in read_librdkafka(broker, "fence", 1, "read_uncommitted", 2)
 
 
-def test_the_broker_aborts_a_transaction_left_open_past_its_timeout(start_broker):
+def left_open(start_broker, topic, txn_id, timeout_ms, value):
+    """A broker checking transaction timeouts every 100 ms, and a producer whose transaction
+    holds one record of `topic` and stays open."""
     b = start_broker({"SLUICE_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS": "100"})
-    create_topic(b, "stuck", 1)
-    p = txn_producer(b, "slow", **{"transaction.timeout.ms": 1500})
+    create_topic(b, topic, 1)
+    p = txn_producer(b, txn_id, **{"transaction.timeout.ms": timeout_ms})
     p.begin_transaction()
-    p.produce("stuck", value=b"never committed")
+    p.produce(topic, value=value)
     p.flush(10)
+    return b, p
+
+
+def test_the_broker_aborts_a_transaction_left_open_past_its_timeout(start_broker):
+    b, p = left_open(start_broker, "stuck", "slow", 1500, b"never committed")
     # Open (0) or, on a slow machine, already aborted (2); never readable as committed (1).
     assert latest(b, "stuck", 0, committed=True) in (0, 2)
     # The abort marker moves the last stable offset past the record.
@@ -194,12 +201,7 @@ def test_consume_transform_produce_killed_mid_transaction_outputs_each_input_onc
 
 
 def test_a_transaction_open_when_the_broker_is_killed_is_aborted_after_restart(start_broker):
-    b = start_broker({"SLUICE_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS": "100"})
-    create_topic(b, "crash-tx", 1)
-    p = txn_producer(b, "crashing", **{"transaction.timeout.ms": 2000})
-    p.begin_transaction()
-    p.produce("crash-tx", value=b"in flight")
-    p.flush(10)
+    b, _ = left_open(start_broker, "crash-tx", "crashing", 2000, b"in flight")
     b.kill()
     b.start()
     # The partition's open transaction was rebuilt: its record is never readable as committed

@@ -49,6 +49,9 @@ pub struct GroupCoordinator {
     pending_txn_offsets: HashMap<i64, BTreeMap<(String, String, i32), OffsetsRecord>>,
 }
 
+/// An offset commit's records, and a result per offset (invalid ones get no record).
+type CommitRecords = (Vec<OffsetsRecord>, Vec<Result<(), GroupError>>);
+
 /// A committed offset as OffsetFetch returns it; `offset` -1 when none is committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchedOffset {
@@ -199,14 +202,14 @@ impl GroupCoordinator {
         now_ms: i64,
     ) -> (Effects, Result<Vec<Result<(), GroupError>>, GroupError>) {
         let mut fx = Effects::default();
-        if let Err(e) = self.check_commit(group_id, who, now_ms) {
-            return (fx, Err(e));
-        }
-        let (records, results) = self.offset_records(group_id, offsets, now_ms);
-        fx.records = records;
-        for r in &fx.records {
+        let (records, results) = match self.checked_offset_records(group_id, who, offsets, now_ms) {
+            Ok(checked) => checked,
+            Err(e) => return (fx, Err(e)),
+        };
+        for r in &records {
             self.apply_offset(r.clone());
         }
+        fx.records = records;
         (fx, Ok(results))
     }
 
@@ -222,10 +225,10 @@ impl GroupCoordinator {
         now_ms: i64,
     ) -> (Effects, Result<Vec<Result<(), GroupError>>, GroupError>) {
         let mut fx = Effects::default();
-        if let Err(e) = self.check_commit(group_id, who, now_ms) {
-            return (fx, Err(e));
-        }
-        let (records, results) = self.offset_records(group_id, offsets, now_ms);
+        let (records, results) = match self.checked_offset_records(group_id, who, offsets, now_ms) {
+            Ok(checked) => checked,
+            Err(e) => return (fx, Err(e)),
+        };
         for r in &records {
             self.replay_txn_offset(producer.0, r.clone());
         }
@@ -263,6 +266,19 @@ impl GroupCoordinator {
                 self.apply_offset(record);
             }
         }
+    }
+
+    /// An offset commit checked against the member and generation, then its records and a
+    /// result per offset (OffsetCommit and TxnOffsetCommit).
+    fn checked_offset_records(
+        &mut self,
+        group_id: &str,
+        who: &MemberRef,
+        offsets: Vec<OffsetToCommit>,
+        now_ms: i64,
+    ) -> Result<CommitRecords, GroupError> {
+        self.check_commit(group_id, who, now_ms)?;
+        Ok(self.offset_records(group_id, offsets, now_ms))
     }
 
     /// The records of an offset commit, and a result per offset (invalid ones get none).

@@ -6,8 +6,9 @@ use crate::server::Broker;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
-use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
-use sluice_group::{MemberRef, OffsetToCommit};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use sluice_group::{GroupError, MemberRef, OffsetToCommit};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -26,12 +27,14 @@ pub(crate) fn handle(
         .topics
         .iter()
         .flat_map(|t| {
-            t.partitions.iter().map(|p| OffsetToCommit {
-                topic: t.name.0.to_string(),
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: p.committed_leader_epoch,
-                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            t.partitions.iter().map(|p| {
+                offset_to_commit(
+                    &t.name,
+                    p.partition_index,
+                    p.committed_offset,
+                    p.committed_leader_epoch,
+                    p.committed_metadata.as_ref(),
+                )
             })
         })
         .collect();
@@ -44,10 +47,7 @@ pub(crate) fn handle(
             })
             .await
             .and_then(|r| r);
-        let (group_error, mut per_partition) = match result {
-            Ok(results) => (None, results.into_iter()),
-            Err(e) => (Some(e), Vec::new().into_iter()),
-        };
+        let mut codes = PartitionCodes::new(result);
         let topics = request
             .topics
             .into_iter()
@@ -56,12 +56,9 @@ pub(crate) fn handle(
                     .partitions
                     .iter()
                     .map(|p| {
-                        let error = group_error
-                            .clone()
-                            .or_else(|| per_partition.next().and_then(Result::err));
                         OffsetCommitResponsePartition::default()
                             .with_partition_index(p.partition_index)
-                            .with_error_code(group_code(error.as_ref()))
+                            .with_error_code(codes.next_code())
                     })
                     .collect();
                 OffsetCommitResponseTopic::default()
@@ -70,5 +67,46 @@ pub(crate) fn handle(
             })
             .collect();
         Some(OffsetCommitResponse::default().with_topics(topics))
+    }
+}
+
+/// An offset to commit, from a request partition's fields (OffsetCommit and TxnOffsetCommit).
+pub(super) fn offset_to_commit(
+    topic: &TopicName,
+    partition: i32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: Option<&StrBytes>,
+) -> OffsetToCommit {
+    OffsetToCommit {
+        topic: topic.0.to_string(),
+        partition,
+        offset,
+        leader_epoch,
+        metadata: metadata.map(|m| m.to_string()),
+    }
+}
+
+/// The error code of each partition of a commit, in request order.
+pub(super) enum PartitionCodes {
+    /// One code for every partition: the whole commit was refused.
+    All(i16),
+    /// Each partition's own result.
+    Each(std::vec::IntoIter<Result<(), GroupError>>),
+}
+
+impl PartitionCodes {
+    pub(super) fn new(result: Result<Vec<Result<(), GroupError>>, GroupError>) -> PartitionCodes {
+        match result {
+            Ok(each) => PartitionCodes::Each(each.into_iter()),
+            Err(e) => PartitionCodes::All(group_code(Some(&e))),
+        }
+    }
+
+    pub(super) fn next_code(&mut self) -> i16 {
+        match self {
+            PartitionCodes::All(code) => *code,
+            PartitionCodes::Each(each) => group_code(each.next().and_then(Result::err).as_ref()),
+        }
     }
 }

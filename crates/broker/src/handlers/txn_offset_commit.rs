@@ -5,7 +5,7 @@
 //! them). v3 checks the member and generation, as OffsetCommit does. v4+ (KIP-890) is not
 //! offered.
 
-use crate::error::group_code;
+use super::offset_commit::{PartitionCodes, offset_to_commit};
 use crate::server::Broker;
 use crate::transactions::Verified;
 use kafka_protocol::error::ResponseError;
@@ -39,31 +39,14 @@ pub(crate) fn handle(
         );
         let refusal = match verified {
             Verified::Yes => None,
-            Verified::Fenced if version >= 3 => Some(ResponseError::ProducerFenced.code()),
-            Verified::Fenced => Some(ResponseError::InvalidProducerEpoch.code()),
-            Verified::NotInTransaction => Some(ResponseError::InvalidTxnState.code()),
+            Verified::Fenced if version >= 3 => Some(ResponseError::ProducerFenced),
+            Verified::Fenced => Some(ResponseError::InvalidProducerEpoch),
+            Verified::NotInTransaction => Some(ResponseError::InvalidTxnState),
         };
-        let mut per_partition = Vec::new().into_iter();
-        let mut group_error: Option<GroupError> = None;
-        if refusal.is_none() {
-            let who = MemberRef {
-                member_id: request.member_id.to_string(),
-                group_instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
-                generation: request.generation_id,
-            };
-            let offsets = offsets_of(&request);
-            let result = broker
-                .groups()
-                .execute(&group_id, |c, now| {
-                    c.txn_commit_offsets(&group_id, &who, producer, offsets, now)
-                })
-                .await
-                .and_then(|r| r);
-            match result {
-                Ok(results) => per_partition = results.into_iter(),
-                Err(e) => group_error = Some(e),
-            }
-        }
+        let mut codes = match refusal {
+            Some(refusal) => PartitionCodes::All(refusal.code()),
+            None => PartitionCodes::new(commit(&broker, &request, &group_id, producer).await),
+        };
         let topics = request
             .topics
             .into_iter()
@@ -72,15 +55,9 @@ pub(crate) fn handle(
                     .partitions
                     .iter()
                     .map(|p| {
-                        let code = refusal.unwrap_or_else(|| {
-                            let error = group_error
-                                .clone()
-                                .or_else(|| per_partition.next().and_then(Result::err));
-                            group_code(error.as_ref())
-                        });
                         TxnOffsetCommitResponsePartition::default()
                             .with_partition_index(p.partition_index)
-                            .with_error_code(code)
+                            .with_error_code(codes.next_code())
                     })
                     .collect();
                 TxnOffsetCommitResponseTopic::default()
@@ -92,17 +69,41 @@ pub(crate) fn handle(
     }
 }
 
+/// Hands the offsets to the group coordinator as pending in the producer's transaction.
+async fn commit(
+    broker: &Broker,
+    request: &TxnOffsetCommitRequest,
+    group_id: &str,
+    producer: (i64, i16),
+) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+    let who = MemberRef {
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
+        generation: request.generation_id,
+    };
+    let offsets = offsets_of(request);
+    broker
+        .groups()
+        .execute(group_id, |c, now| {
+            c.txn_commit_offsets(group_id, &who, producer, offsets, now)
+        })
+        .await
+        .and_then(|r| r)
+}
+
 fn offsets_of(request: &TxnOffsetCommitRequest) -> Vec<OffsetToCommit> {
     request
         .topics
         .iter()
         .flat_map(|t| {
-            t.partitions.iter().map(|p| OffsetToCommit {
-                topic: t.name.0.to_string(),
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: p.committed_leader_epoch,
-                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            t.partitions.iter().map(|p| {
+                offset_to_commit(
+                    &t.name,
+                    p.partition_index,
+                    p.committed_offset,
+                    p.committed_leader_epoch,
+                    p.committed_metadata.as_ref(),
+                )
             })
         })
         .collect()
