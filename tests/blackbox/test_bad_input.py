@@ -1,41 +1,10 @@
 """Malformed and hostile input over a raw socket: the broker answers what it can, closes the
 connection otherwise, and keeps serving everyone else."""
 
-import socket
 import struct
 
 from helpers import consume_all, create_topic, produce_all, producer
-
-
-def raw(broker):
-    s = socket.create_connection(("127.0.0.1", broker.port), timeout=5)
-    s.settimeout(5)
-    return s
-
-
-def closed_by_peer(s):
-    try:
-        return s.recv(1) == b""
-    except ConnectionResetError:
-        return True
-
-
-def request(api_key, version, correlation_id, body=b"", client_id=b"t"):
-    header = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id
-    payload = header + body
-    return struct.pack(">i", len(payload)) + payload
-
-
-def read_frame(s):
-    def exactly(n):
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            assert chunk, "connection closed"
-            buf += chunk
-        return buf
-    (length,) = struct.unpack(">i", exactly(4))
-    return exactly(length)
+from rawwire import closed_by_peer, raw, read_frame, request
 
 
 def still_serving(broker):

@@ -22,6 +22,9 @@ const FLUSH_CHECK_MS_MAX: i64 = 1000;
 /// per-connection in-flight limit, or the reader stalls behind the waiting acknowledgements.
 const FSYNC_SPACING: Duration = Duration::from_micros(500);
 
+/// Pause before trying again an fsync that failed for want of descriptors.
+const FLUSH_RETRY: Duration = Duration::from_millis(100);
+
 /// Flushes one partition whenever a producer waits for durability, and whenever `flush.ms`
 /// or `flush.messages` says so. While one fsync runs, new requests accumulate and share the
 /// next one: that is the group commit.
@@ -66,6 +69,13 @@ pub(crate) async fn flush_loop(
         last_fsync = std::time::Instant::now();
         match result {
             Ok(Ok(())) => {}
+            Ok(Err(sluice_storage::StorageError::ResourceExhausted(e))) => {
+                // Out of descriptors: the data is fine; waiters keep waiting and the flush is
+                // tried again shortly.
+                tracing::warn!(topic = partition.topic(), partition = partition.index(), error = %e, "fsync postponed");
+                tokio::time::sleep(FLUSH_RETRY).await;
+                partition.request_flush();
+            }
             Ok(Err(e)) => {
                 tracing::error!(topic = partition.topic(), partition = partition.index(), error = %e, "fsync failed; partition offline");
                 return;

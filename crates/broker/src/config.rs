@@ -3,7 +3,8 @@
 use sluice_group::GroupConfig;
 use sluice_txn::TxnConfig;
 use sluice_types::limits;
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 /// Kafka's default for `offsets.topic.num.partitions`.
@@ -19,6 +20,15 @@ pub struct BrokerConfig {
     pub advertised_port: u16,
     /// `socket.request.max.bytes`.
     pub request_frame_bytes_max: u32,
+    /// `connections.max.idle.ms`: a connection with nothing pending and nothing arriving this
+    /// long is closed.
+    pub connections_max_idle_ms: u64,
+    /// How long a request frame may take to arrive once its first byte has.
+    pub request_timeout_ms: u64,
+    /// `max.connections.per.ip`.
+    pub max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides`.
+    pub max_connections_per_ip_overrides: HashMap<IpAddr, usize>,
     /// `auto.create.topics.enable`: Metadata requests create unknown topics.
     pub auto_create_topics: bool,
     /// `num.partitions`: partitions of auto-created topics and of CreateTopics with -1.
@@ -62,6 +72,10 @@ impl BrokerConfig {
             advertised_host: listen.ip().to_string(),
             advertised_port: listen.port(),
             request_frame_bytes_max: limits::REQUEST_FRAME_BYTES_MAX_DEFAULT,
+            connections_max_idle_ms: limits::CONNECTIONS_IDLE_MS_MAX_DEFAULT,
+            request_timeout_ms: limits::REQUEST_ARRIVAL_MS_MAX_DEFAULT,
+            max_connections_per_ip: limits::CONNECTIONS_PER_IP_MAX_DEFAULT,
+            max_connections_per_ip_overrides: HashMap::new(),
             auto_create_topics: true,
             default_partitions: 1,
             retention_check_interval_ms: 300_000,

@@ -3,18 +3,27 @@
 //!
 //! Backpressure: at most `REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX` responses, and at most
 //! `socket.request.max.bytes` of their request frames, may be pending; the reader stops
-//! reading until the writer catches up. A malformed frame or a failed write ends
+//! reading until the writer catches up. Frames still arriving share one broker-wide budget
+//! (`Broker::unfinished_frame_bytes`).
+//!
+//! Timeouts: a connection with no request pending and no byte arriving for
+//! `connections_max_idle_ms` is closed, and so is one whose frame, once begun, has not fully
+//! arrived within `request_timeout_ms` (a client trickling one byte a second). A malformed frame or a failed write ends
 //! the connection with one log line. On shutdown the reader stops taking new requests and the
 //! writer answers the ones already taken.
 
 use crate::dispatch::{Pending, Reply, dispatch};
-use crate::server::Broker;
+use crate::server::{Broker, Endpoint};
 use bytes::{BufMut, Bytes, BytesMut};
 use sluice_protocol::{FRAME_LENGTH_BYTES, frame_length};
 use sluice_types::limits::REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use std::time::Duration;
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter,
+};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -24,6 +33,7 @@ pub(crate) async fn serve(
     broker: Arc<Broker>,
     stream: TcpStream,
     peer: SocketAddr,
+    endpoint: Arc<Endpoint>,
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
@@ -31,22 +41,29 @@ pub(crate) async fn serve(
     let (tx, rx) = mpsc::channel::<InFlight>(REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX);
     // Bytes of request frames whose responses are not yet written: a pending response may
     // still borrow from its frame, so this is what bounds one connection's memory.
-    let frame_bytes = Arc::new(Semaphore::new(
-        broker.config.request_frame_bytes_max as usize,
-    ));
+    let max = broker.config.request_frame_bytes_max;
+    let frame_bytes = Arc::new(Semaphore::new(max as usize));
     let writer = tokio::spawn(write_responses(write_half, rx));
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let mut frame_buffer = BytesMut::new();
-    let max = broker.config.request_frame_bytes_max;
+    let idle_max = Duration::from_millis(broker.config.connections_max_idle_ms);
+    let frame_time_max = Duration::from_millis(broker.config.request_timeout_ms);
     loop {
-        let mut prefix = [0u8; FRAME_LENGTH_BYTES];
-        let read = tokio::select! {
-            r = reader.read_exact(&mut prefix) => r,
-            _ = shutdown.cancelled() => break,
-        };
-        if read.is_err() {
-            break; // the client closed the connection
+        let idle = || frame_bytes.available_permits() == max as usize;
+        match next_frame_start(&mut reader, idle_max, idle, &shutdown).await {
+            FrameStart::Begun => {}
+            FrameStart::Closed => break,
+            FrameStart::Idle => {
+                tracing::debug!(%peer, "closing idle connection (connections_max_idle_ms)");
+                broker.metrics.connection_closed("idle");
+                break;
+            }
         }
+        let mut prefix = [0u8; FRAME_LENGTH_BYTES];
+        let Some(Ok(_)) = within(frame_time_max, reader.read_exact(&mut prefix)).await else {
+            broker.metrics.connection_closed("request_timeout");
+            break;
+        };
         let length = match frame_length(prefix, max) {
             Ok(length) => length,
             Err(e) => {
@@ -57,10 +74,31 @@ pub(crate) async fn serve(
         let Ok(permit) = frame_bytes.clone().acquire_many_owned(length as u32).await else {
             break;
         };
-        let Ok(frame) = read_frame(&mut reader, &mut frame_buffer, length).await else {
+        // Bytes of frames still arriving, across all connections: a client that announces a
+        // large frame and stalls holds its share only until `request_timeout_ms`.
+        let Ok(unfinished) = broker
+            .unfinished_frame_bytes
+            .acquire_many(length as u32)
+            .await
+        else {
             break;
         };
-        let pending = match dispatch(&broker, frame, peer) {
+        let read = within(
+            frame_time_max,
+            read_frame(&mut reader, &mut frame_buffer, length),
+        )
+        .await;
+        drop(unfinished);
+        let frame = match read {
+            Some(Ok(frame)) => frame,
+            Some(Err(_)) => break, // the client closed the connection mid-frame
+            None => {
+                tracing::debug!(%peer, length, "closing connection: frame not sent within request_timeout_ms");
+                broker.metrics.connection_closed("request_timeout");
+                break;
+            }
+        };
+        let pending = match dispatch(&broker, frame, peer, &endpoint) {
             Ok(pending) => pending,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "malformed request; closing connection");
@@ -73,6 +111,47 @@ pub(crate) async fn serve(
     }
     drop(tx);
     let _ = writer.await;
+}
+
+enum FrameStart {
+    /// The first bytes of a frame are here.
+    Begun,
+    /// The client closed the connection, or the broker is shutting down.
+    Closed,
+    /// Nothing arrived for `connections_max_idle_ms` while no response was pending.
+    Idle,
+}
+
+/// Waits for the first byte of the next frame. A connection counts as idle only while none of
+/// its requests awaits a response (a long-poll fetch is not idleness).
+async fn next_frame_start(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    idle_max: Duration,
+    idle: impl Fn() -> bool,
+    shutdown: &CancellationToken,
+) -> FrameStart {
+    loop {
+        tokio::select! {
+            // `fill_buf` is cancel safe: nothing is consumed until the frame is read.
+            r = reader.fill_buf() => {
+                return match r {
+                    Ok(bytes) if !bytes.is_empty() => FrameStart::Begun,
+                    _ => FrameStart::Closed,
+                };
+            }
+            _ = tokio::time::sleep(idle_max) => {
+                if idle() {
+                    return FrameStart::Idle;
+                }
+            }
+            _ = shutdown.cancelled() => return FrameStart::Closed,
+        }
+    }
+}
+
+/// `future`'s output, or None if it took longer than `limit`.
+async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(limit, future).await.ok()
 }
 
 /// Reads a frame body of `length` bytes (already checked against the limit) into a buffer

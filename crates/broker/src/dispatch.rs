@@ -6,13 +6,14 @@
 //! those futures in order, so responses leave in request order while the reader goes on.
 
 use crate::handlers;
-use crate::server::Broker;
+use crate::server::{Broker, Endpoint};
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable};
 use sluice_protocol::{
     ProtocolError, RequestFrame, decode_body, decode_request, encode_response, peek_header,
 };
+use sluice_types::limits::REQUEST_FRAME_BYTES_MAX_NOT_PRODUCE;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -30,11 +31,14 @@ pub(crate) enum Reply {
 
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
 
-/// Decodes a frame's header and hands it to its handler. An error closes the connection.
+/// Decodes a frame's header and hands it to its handler. An error closes the connection, and
+/// so does a frame too large for its API (decoding a request's arrays costs up to 32 bytes per
+/// element of one or two bytes, so only Produce, whose records stay bytes, may be large).
 pub(crate) fn dispatch(
     broker: &Arc<Broker>,
     frame: Bytes,
     peer: SocketAddr,
+    endpoint: &Arc<Endpoint>,
 ) -> Result<Pending, ProtocolError> {
     if let Some((key, version, correlation_id)) = peek_header(&frame)
         && key == ApiKey::ApiVersions as i16
@@ -45,6 +49,18 @@ pub(crate) fn dispatch(
         return Ok(ready(handlers::api_versions::unsupported_version_reply(
             correlation_id,
         )));
+    }
+    if let Some((key, _, _)) = peek_header(&frame)
+        && key != ApiKey::Produce as i16
+        && frame.len() > REQUEST_FRAME_BYTES_MAX_NOT_PRODUCE
+    {
+        return Err(ProtocolError::Malformed {
+            what: "request",
+            reason: format!(
+                "a request other than Produce of {} bytes (more than {REQUEST_FRAME_BYTES_MAX_NOT_PRODUCE})",
+                frame.len()
+            ),
+        });
     }
     let request = decode_request(frame)?;
     let version = request.header.request_api_version;
@@ -59,7 +75,7 @@ pub(crate) fn dispatch(
     }
     let api = request.api_key;
     let started = std::time::Instant::now();
-    let pending = handlers::route(broker, request, peer)?;
+    let pending = handlers::route(broker, request, peer, endpoint)?;
     let metrics = broker.metrics.clone();
     Ok(Box::pin(async move {
         let reply = pending.await;

@@ -13,7 +13,11 @@ pub(crate) fn storage_error(e: &StorageError) -> ResponseError {
         StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
         StorageError::InvalidRecord(_) => ResponseError::InvalidRecord,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-        StorageError::Offline(_) | StorageError::Io(_) => ResponseError::KafkaStorageError,
+        // Retriable for clients (Kafka's KafkaStorageException is), which is what a process
+        // out of descriptors needs: the same request succeeds once some are free.
+        StorageError::Offline(_) | StorageError::Io(_) | StorageError::ResourceExhausted(_) => {
+            ResponseError::KafkaStorageError
+        }
         StorageError::TopicExists(_) => ResponseError::TopicAlreadyExists,
         StorageError::UnknownTopic(_) | StorageError::UnknownPartition { .. } => {
             ResponseError::UnknownTopicOrPartition

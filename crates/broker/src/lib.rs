@@ -8,6 +8,7 @@
 //! groups are decided by `sluice-group`'s pure coordinator; `groups.rs` gives it a log, timers
 //! and parked requests. Transactions likewise by `sluice-txn`'s, in `transactions.rs`.
 
+mod admission;
 mod background;
 mod config;
 mod connection;

@@ -6,7 +6,8 @@
 //! Names (OpenMetrics text):
 //! `sluice_requests` (counter, by `api`), `sluice_request_duration_seconds` (histogram, by
 //! `api`: from the request's decoding to its response being ready, long-polls included),
-//! `sluice_connections` (gauge), `sluice_produced_bytes`, `sluice_produced_records`,
+//! `sluice_connections` (gauge), `sluice_connections_closed` (counter, by `reason`: `idle`,
+//! `request_timeout`, `per_ip_limit`), `sluice_produced_bytes`, `sluice_produced_records`,
 //! `sluice_fetched_bytes`, `sluice_fetched_records` (counters, by `topic`),
 //! `sluice_fsync_duration_seconds` (histogram), `sluice_partition_log_start_offset`,
 //! `sluice_partition_high_watermark`, `sluice_partition_size_bytes` (gauges, by `topic` and
@@ -41,6 +42,11 @@ fn api_name(key: ApiKey) -> &'static str {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TopicLabel {
     pub topic: String,
 }
@@ -69,6 +75,7 @@ pub(crate) struct Metrics {
     requests: Family<ApiLabel, Counter>,
     request_seconds: Family<ApiLabel, Histogram>,
     pub connections: Gauge,
+    connections_closed: Family<ReasonLabel, Counter>,
     produced_bytes: Family<TopicLabel, Counter>,
     produced_records: Family<TopicLabel, Counter>,
     fetched_bytes: Family<TopicLabel, Counter>,
@@ -90,6 +97,7 @@ impl Metrics {
             Histogram::new(latency_buckets())
         });
         let connections = Gauge::default();
+        let connections_closed = Family::<ReasonLabel, Counter>::default();
         let produced_bytes = Family::<TopicLabel, Counter>::default();
         let produced_records = Family::<TopicLabel, Counter>::default();
         let fetched_bytes = Family::<TopicLabel, Counter>::default();
@@ -108,6 +116,11 @@ impl Metrics {
             request_seconds.clone(),
         );
         registry.register("connections", "Open Kafka connections", connections.clone());
+        registry.register(
+            "connections_closed",
+            "Connections the broker closed or refused, by reason",
+            connections_closed.clone(),
+        );
         registry.register(
             "produced_bytes",
             "Record batch bytes appended",
@@ -168,6 +181,7 @@ impl Metrics {
             requests,
             request_seconds,
             connections,
+            connections_closed,
             produced_bytes,
             produced_records,
             fetched_bytes,
@@ -188,6 +202,13 @@ impl Metrics {
         self.request_seconds
             .get_or_create(&label)
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts a connection the broker closed or refused (`reason` as in the module doc).
+    pub(crate) fn connection_closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     pub(crate) fn produced(&self, topic: &str, records: i64, bytes: usize) {

@@ -1,5 +1,6 @@
 //! The broker: its state, its listener and its lifecycle (start, serve, shut down cleanly).
 
+use crate::admission::Admission;
 use crate::background;
 use crate::config::BrokerConfig;
 use crate::connection;
@@ -7,7 +8,7 @@ use crate::groups::Groups;
 use crate::metrics::Metrics;
 use crate::transactions::Transactions;
 use sluice_storage::{LogManager, Partition, StorageError, Topic};
-use sluice_types::limits::CONNECTIONS_MAX;
+use sluice_types::limits::{CONNECTIONS_MAX, INTERNAL_CONNECTIONS_MAX, UNFINISHED_FRAME_BYTES_MAX};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -29,6 +30,9 @@ pub struct Broker {
     groups: OnceLock<Arc<Groups>>,
     transactions: OnceLock<Arc<Transactions>>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Bytes of request frames being read, across all connections (see `connection`).
+    pub(crate) unfinished_frame_bytes: Semaphore,
+    admission: Arc<Admission>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -89,11 +93,28 @@ impl Broker {
     }
 }
 
+/// Where a listener tells clients to connect (Metadata, FindCoordinator, DescribeCluster
+/// answer with the endpoint of the listener the request came in on, as Kafka does).
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+/// The rules one listener admits connections by.
+struct Door {
+    endpoint: Arc<Endpoint>,
+    connections_max: usize,
+    /// Whether `max_connections_per_ip` applies.
+    per_ip_limits: bool,
+}
+
 /// A broker that is serving; dropping it does not stop it, `shutdown` does.
 pub struct RunningBroker {
     broker: Arc<Broker>,
     local_addr: SocketAddr,
-    accept_loop: tokio::task::JoinHandle<()>,
+    internal_addr: SocketAddr,
+    accept_loops: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningBroker {
@@ -108,10 +129,21 @@ impl RunningBroker {
         let cluster_id = logs.cluster_id()?;
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
+        // The in-process HTTP gateway's own door: loopback only, an ephemeral port, outside the
+        // client caps, so a flood of clients cannot lock the gateway and health checks out.
+        let internal = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        let internal_addr = internal.local_addr()?;
         let mut config = config;
         if config.advertised_port == 0 {
             config.advertised_port = local_addr.port();
         }
+        // Never below one frame of the largest size, or such a frame could never be read.
+        let unfinished_frame_bytes =
+            UNFINISHED_FRAME_BYTES_MAX.max(config.request_frame_bytes_max as usize);
+        let admission = Arc::new(Admission::new(
+            config.max_connections_per_ip,
+            config.max_connections_per_ip_overrides.clone(),
+        ));
         let broker = Arc::new(Broker {
             config,
             logs,
@@ -119,6 +151,8 @@ impl RunningBroker {
             groups: OnceLock::new(),
             transactions: OnceLock::new(),
             metrics: Arc::new(Metrics::new()),
+            unfinished_frame_bytes: Semaphore::new(unfinished_frame_bytes),
+            admission,
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
         });
@@ -160,17 +194,43 @@ impl RunningBroker {
             broker.clone(),
             broker.shutdown.clone(),
         ));
-        let accept_loop = tokio::spawn(accept(broker.clone(), listener));
+        let client_door = Door {
+            endpoint: Arc::new(Endpoint {
+                host: broker.config.advertised_host.clone(),
+                port: broker.config.advertised_port,
+            }),
+            connections_max: CONNECTIONS_MAX,
+            per_ip_limits: true,
+        };
+        let internal_door = Door {
+            endpoint: Arc::new(Endpoint {
+                host: internal_addr.ip().to_string(),
+                port: internal_addr.port(),
+            }),
+            connections_max: INTERNAL_CONNECTIONS_MAX,
+            per_ip_limits: false,
+        };
+        let accept_loops = vec![
+            tokio::spawn(accept(broker.clone(), listener, client_door)),
+            tokio::spawn(accept(broker.clone(), internal, internal_door)),
+        ];
         tracing::info!(listen = %local_addr, data_dir = %broker.config.data_dir.display(), "Sluice broker serving the Kafka protocol");
         Ok(RunningBroker {
             broker,
             local_addr,
-            accept_loop,
+            internal_addr,
+            accept_loops,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The loopback listener for in-process Kafka clients (the HTTP gateway): it advertises
+    /// itself, and neither the client connection cap nor `max_connections_per_ip` applies.
+    pub fn internal_addr(&self) -> SocketAddr {
+        self.internal_addr
     }
 
     /// A function that renders the broker's metrics as OpenMetrics text (for `/metrics`).
@@ -184,7 +244,9 @@ impl RunningBroker {
     pub async fn shutdown(self) -> Result<(), StorageError> {
         tracing::info!("shutting down");
         self.broker.shutdown.cancel();
-        let _ = self.accept_loop.await;
+        for accept_loop in self.accept_loops {
+            let _ = accept_loop.await;
+        }
         self.broker.tasks.close();
         if tokio::time::timeout(
             Duration::from_millis(SHUTDOWN_DRAIN_MS),
@@ -204,8 +266,8 @@ impl RunningBroker {
     }
 }
 
-async fn accept(broker: Arc<Broker>, listener: TcpListener) {
-    let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+async fn accept(broker: Arc<Broker>, listener: TcpListener, door: Door) {
+    let permits = Arc::new(Semaphore::new(door.connections_max));
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
@@ -217,17 +279,31 @@ async fn accept(broker: Arc<Broker>, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, peer)) => {
+                let admitted = if door.per_ip_limits {
+                    broker.admission.admit(peer.ip())
+                } else {
+                    broker.admission.exempt()
+                };
+                let Some(admitted) = admitted else {
+                    tracing::warn!(%peer, "refusing connection: max_connections_per_ip reached");
+                    broker.metrics.connection_closed("per_ip_limit");
+                    drop(stream);
+                    continue;
+                };
                 let conn_broker = broker.clone();
                 let token = broker.shutdown.clone();
+                let endpoint = door.endpoint.clone();
                 broker.metrics.connections.inc();
                 broker.tasks.spawn(async move {
                     let metrics = conn_broker.metrics.clone();
-                    connection::serve(conn_broker, stream, peer, token).await;
+                    connection::serve(conn_broker, stream, peer, endpoint, token).await;
                     metrics.connections.dec();
-                    drop(permit);
+                    drop((permit, admitted));
                 });
             }
             Err(e) => {
+                // Out of descriptors (EMFILE) lands here: the connection waits in the backlog
+                // and nothing else is affected.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

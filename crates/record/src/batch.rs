@@ -23,7 +23,7 @@
 //! as received.
 
 use crate::RecordError;
-use crate::records::walk_uncompressed;
+use crate::validate::{RecordsSummary, check_records};
 use sluice_types::limits::BATCH_BYTES_MAX_ABSOLUTE;
 
 /// Bytes of the fixed batch header.
@@ -146,9 +146,15 @@ impl BatchHeader {
 }
 
 /// Checks one complete batch as a producer sent it: the header is sane, the slice holds
-/// exactly one batch, the CRC matches, the record count agrees with the offset delta, and an
-/// uncompressed batch's records exactly fill it.
+/// exactly one batch, the CRC matches, the record count agrees with the offset delta, and
+/// every record, compressed or not, is well formed and where its count says
+/// (`validate.rs`).
 pub fn validate_batch(bytes: &[u8]) -> Result<BatchHeader, RecordError> {
+    validate_batch_records(bytes).map(|(header, _)| header)
+}
+
+/// `validate_batch`, also telling what the walk over the records learned.
+pub fn validate_batch_records(bytes: &[u8]) -> Result<(BatchHeader, RecordsSummary), RecordError> {
     let header = verify_checksum(bytes)?;
     if header.records_count < 1 || header.last_offset_delta != header.records_count - 1 {
         return Err(RecordError::RecordCountMismatch {
@@ -156,10 +162,8 @@ pub fn validate_batch(bytes: &[u8]) -> Result<BatchHeader, RecordError> {
             last_offset_delta: header.last_offset_delta,
         });
     }
-    if header.compression()? == Compression::None {
-        walk_uncompressed(&bytes[HEADER_BYTES..], header.records_count)?;
-    }
-    Ok(header)
+    let summary = check_records(&header, bytes)?;
+    Ok((header, summary))
 }
 
 /// Checks what must hold for any stored batch, including ones compaction has thinned: the

@@ -1,5 +1,5 @@
 //! Decompression of batch bodies, bounded so that a compression bomb stops at
-//! `BATCH_DECOMPRESSED_BYTES_MAX`. Sluice never compresses: batches are stored as producers
+//! `BATCH_DECOMPRESSED_BYTES_MAX`, and at most `DECOMPRESSIONS_CONCURRENT_MAX` at once. Sluice never compresses: batches are stored as producers
 //! compressed them.
 //!
 //! Snappy comes in two framings: librdkafka and most clients send raw snappy blocks, the Java
@@ -7,28 +7,72 @@
 //! LZ4 is the standard LZ4 frame format.
 
 use crate::{Compression, RecordError};
-use sluice_types::limits::BATCH_DECOMPRESSED_BYTES_MAX;
+use sluice_types::limits::{BATCH_DECOMPRESSED_BYTES_MAX, DECOMPRESSIONS_CONCURRENT_MAX};
 use std::io::Read;
+use std::sync::{Condvar, Mutex};
 
 const XERIAL_MAGIC: &[u8] = &[0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 const XERIAL_HEADER_BYTES: usize = 16;
 
 /// Returns the decompressed body, or `None` when the body is not compressed.
 pub(crate) fn decompress(codec: Compression, raw: &[u8]) -> Result<Option<Vec<u8>>, RecordError> {
+    if codec == Compression::None {
+        return Ok(None);
+    }
+    let _slot = DecompressionSlot::acquire();
+    read_bounded(inflating_reader(codec, raw)?).map(Some)
+}
+
+/// A reader of the inflated body. Gzip, LZ4 and zstd stream; snappy is inflated whole
+/// (under the cap, its size checked first) because its blocks are.
+pub(crate) fn inflating_reader<'a>(
+    codec: Compression,
+    raw: &'a [u8],
+) -> Result<Box<dyn Read + 'a>, RecordError> {
     let fail = |e: &dyn std::fmt::Display| RecordError::Decompression(format!("{codec:?}: {e}"));
-    match codec {
-        Compression::None => Ok(None),
-        Compression::Gzip => read_bounded(flate2::read::GzDecoder::new(raw)).map(Some),
-        Compression::Lz4 => read_bounded(lz4_flex::frame::FrameDecoder::new(raw)).map(Some),
+    Ok(match codec {
+        Compression::None => Box::new(raw),
+        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(raw)),
+        Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(raw)),
         Compression::Zstd => {
-            let decoder = zstd::stream::read::Decoder::new(raw).map_err(|e| fail(&e))?;
-            read_bounded(decoder).map(Some)
+            Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| fail(&e))?)
         }
-        Compression::Snappy if raw.starts_with(XERIAL_MAGIC) => xerial(raw).map(Some),
-        Compression::Snappy => snappy_block(raw).map(Some),
+        Compression::Snappy if raw.starts_with(XERIAL_MAGIC) => {
+            Box::new(std::io::Cursor::new(xerial(raw)?))
+        }
+        Compression::Snappy => Box::new(std::io::Cursor::new(snappy_block(raw)?)),
+    })
+}
+
+/// A share of the decompressions allowed at once (`DECOMPRESSIONS_CONCURRENT_MAX`). Holders
+/// never wait on anything else while they hold one, so waiting for one cannot deadlock; a
+/// thread waits only while the others are busy inflating.
+pub(crate) struct DecompressionSlot(());
+
+static SLOTS_IN_USE: Mutex<usize> = Mutex::new(0);
+static SLOT_FREED: Condvar = Condvar::new();
+
+impl DecompressionSlot {
+    pub(crate) fn acquire() -> DecompressionSlot {
+        let mut in_use = SLOTS_IN_USE.lock().unwrap_or_else(|p| p.into_inner());
+        while *in_use >= DECOMPRESSIONS_CONCURRENT_MAX {
+            in_use = SLOT_FREED.wait(in_use).unwrap_or_else(|p| p.into_inner());
+        }
+        *in_use += 1;
+        DecompressionSlot(())
     }
 }
 
+impl Drop for DecompressionSlot {
+    fn drop(&mut self) {
+        let mut in_use = SLOTS_IN_USE.lock().unwrap_or_else(|p| p.into_inner());
+        *in_use -= 1;
+        SLOT_FREED.notify_one();
+    }
+}
+
+/// Reads the whole inflated body, never holding more than the cap (plus one byte to tell
+/// that it was exceeded).
 fn read_bounded(reader: impl Read) -> Result<Vec<u8>, RecordError> {
     let mut out = Vec::new();
     let limit = BATCH_DECOMPRESSED_BYTES_MAX as u64;

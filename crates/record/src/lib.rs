@@ -13,12 +13,14 @@ mod control;
 mod error;
 mod records;
 mod retain;
+mod validate;
 mod varint;
 
 pub use batch::{
     BatchHeader, BatchIter, Compression, HEADER_BYTES, LOG_OVERHEAD_BYTES, MAGIC_V2,
-    validate_batch, verify_checksum,
+    validate_batch, validate_batch_records, verify_checksum,
 };
+pub use validate::RecordsSummary;
 
 #[doc(hidden)]
 pub mod testing;

@@ -12,8 +12,8 @@
 //! header_count      varint
 //! headers           header_count × (key_length varint, key, value_length varint, value)
 //! ```
-//! The produce and fetch paths never look inside a batch; only validation (which walks the
-//! lengths of an uncompressed batch) and lookups by timestamp do.
+//! The fetch path never looks inside a batch; validation of a produced batch walks its
+//! records without keeping them (`validate.rs`), and lookups by timestamp decode them here.
 
 use crate::codec::decompress;
 use crate::varint::{read_varint, read_varlong};
@@ -61,19 +61,6 @@ fn next_record_body<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], RecordError> {
         return Err(RecordError::MalformedRecord("negative record length"));
     }
     take(buf, len as usize)
-}
-
-/// Checks that `records_count` length-prefixed records exactly fill `body`.
-pub(crate) fn walk_uncompressed(mut body: &[u8], records_count: i32) -> Result<(), RecordError> {
-    for _ in 0..records_count {
-        next_record_body(&mut body)?;
-    }
-    if !body.is_empty() {
-        return Err(RecordError::MalformedRecord(
-            "bytes left after the last record",
-        ));
-    }
-    Ok(())
 }
 
 fn parse_record<'a>(header: &BatchHeader, mut body: &'a [u8]) -> Result<Record<'a>, RecordError> {

@@ -154,13 +154,9 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         let broker = RunningBroker::start(config).await?;
         let http = match http_address {
             Some(address) => {
-                // The gateway is a Kafka client of this broker: over loopback when the
-                // listener takes every address.
-                let mut kafka = broker.local_addr();
-                if kafka.ip().is_unspecified() {
-                    kafka.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                let bootstrap = kafka.to_string();
+                // The gateway is a Kafka client of this broker, through the broker's internal
+                // loopback listener (outside the client connection caps).
+                let bootstrap = broker.internal_addr().to_string();
                 let api =
                     sluice_http::HttpApi::start(address, bootstrap, broker.metrics_renderer())
                         .await

@@ -6,7 +6,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use sluice_broker::{BrokerConfig, GroupConfig};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Default, Serialize)]
@@ -48,6 +49,14 @@ pub(crate) struct ServeSettings {
     pub num_partitions: i32,
     /// `socket.request.max.bytes`
     pub socket_request_max_bytes: u32,
+    /// `connections.max.idle.ms`
+    pub connections_max_idle_ms: u64,
+    /// How long a request frame may take to arrive once begun
+    pub request_timeout_ms: u64,
+    /// `max.connections.per.ip`
+    pub max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides`: `host:count` pairs, comma-separated
+    pub max_connections_per_ip_overrides: String,
     /// `log.retention.check.interval.ms`
     pub log_retention_check_interval_ms: u64,
     /// `text` or `json`
@@ -98,6 +107,10 @@ impl Default for ServeSettings {
             auto_create_topics_enable: true,
             num_partitions: 1,
             socket_request_max_bytes: sluice_types::limits::REQUEST_FRAME_BYTES_MAX_DEFAULT,
+            connections_max_idle_ms: sluice_types::limits::CONNECTIONS_IDLE_MS_MAX_DEFAULT,
+            request_timeout_ms: sluice_types::limits::REQUEST_ARRIVAL_MS_MAX_DEFAULT,
+            max_connections_per_ip: sluice_types::limits::CONNECTIONS_PER_IP_MAX_DEFAULT,
+            max_connections_per_ip_overrides: String::new(),
             log_retention_check_interval_ms: 300_000,
             log_format: "text".into(),
             log_cleaner_backoff_ms: 15_000,
@@ -170,6 +183,15 @@ impl ServeSettings {
         config.auto_create_topics = self.auto_create_topics_enable;
         config.default_partitions = self.num_partitions;
         config.request_frame_bytes_max = self.socket_request_max_bytes;
+        anyhow::ensure!(
+            self.connections_max_idle_ms >= 1 && self.request_timeout_ms >= 1,
+            "connections_max_idle_ms and request_timeout_ms must be at least 1"
+        );
+        config.connections_max_idle_ms = self.connections_max_idle_ms;
+        config.request_timeout_ms = self.request_timeout_ms;
+        config.max_connections_per_ip = self.max_connections_per_ip;
+        config.max_connections_per_ip_overrides =
+            parse_ip_overrides(&self.max_connections_per_ip_overrides)?;
         config.retention_check_interval_ms = self.log_retention_check_interval_ms;
         config.cleaner_backoff_ms = self.log_cleaner_backoff_ms;
         config.recovery_checkpoint_interval_ms = self.log_flush_offset_checkpoint_interval_ms;
@@ -238,6 +260,35 @@ impl ServeSettings {
             members_max: self.group_max_size,
         })
     }
+}
+
+/// `max_connections_per_ip_overrides`: `host:count,host:count` (Kafka's form), where a host
+/// is an address or a name that resolves to some.
+fn parse_ip_overrides(text: &str) -> anyhow::Result<HashMap<IpAddr, usize>> {
+    let mut overrides = HashMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (host, count) = pair.rsplit_once(':').with_context(|| {
+            format!("max_connections_per_ip_overrides: {pair:?} is not host:count")
+        })?;
+        let count: usize = count
+            .parse()
+            .with_context(|| format!("max_connections_per_ip_overrides: bad count in {pair:?}"))?;
+        let host = host.trim_matches(['[', ']']);
+        let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => (host, 0)
+                .to_socket_addrs()
+                .with_context(|| {
+                    format!("max_connections_per_ip_overrides: cannot resolve {host}")
+                })?
+                .map(|a| a.ip())
+                .collect(),
+        };
+        for ip in addresses {
+            overrides.insert(ip, count);
+        }
+    }
+    Ok(overrides)
 }
 
 fn resolve(address: &str) -> anyhow::Result<SocketAddr> {

@@ -43,8 +43,20 @@ pub enum StorageError {
     TooManyProducers(usize),
     #[error("invalid transaction state: {0}")]
     InvalidTxnState(String),
+    #[error("out of a resource the process shares, try again: {0}")]
+    ResourceExhausted(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// An error that says the process ran out of something it shares (descriptors, memory), not
+/// that the disk failed: the file's state is known and the same call can succeed later, so it
+/// refuses the one request and never takes a partition offline.
+pub fn is_resource_exhaustion(e: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    [Errno::MFILE, Errno::NFILE, Errno::NOMEM, Errno::NOBUFS]
+        .iter()
+        .any(|errno| e.raw_os_error() == Some(errno.raw_os_error()))
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

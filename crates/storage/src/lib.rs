@@ -25,8 +25,8 @@ mod segment;
 
 pub use compaction::{CleanPlan, CleanStats, Cleaned};
 pub use config::{LogConfig, TOPIC_CONFIG_KEYS};
-pub use error::{Result, StorageError};
-pub use log::{AbortedTxn, AppendInfo, AppendOrigin, FlushPlan, Log};
+pub use error::{Result, StorageError, is_resource_exhaustion};
+pub use log::{AbortedTxn, AppendInfo, AppendOrigin, FlushPlan, Log, ValidRecords};
 pub use manager::{LogManager, Topic};
 pub use partition::{Durability, Partition};
 pub use producer_state::ActiveProducer;

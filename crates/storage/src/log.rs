@@ -28,11 +28,12 @@ pub use transactions::AbortedTxn;
 
 use crate::checkpoint;
 use crate::config::LogConfig;
+use crate::error::is_resource_exhaustion;
 use crate::producer_state::{BatchMetadata, ProducerStates, Verdict, has_producer};
 use crate::read::ReadPlan;
 use crate::segment::{LogSegment, file_name, offsets_of_files};
 use crate::{Result, StorageError};
-use sluice_record::{BatchHeader, BatchIter, decode_records, validate_batch};
+use sluice_record::{BatchHeader, BatchIter, decode_records, validate_batch_records};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -244,33 +245,25 @@ impl Log {
         origin: AppendOrigin,
         now_ms: i64,
     ) -> Result<AppendInfo> {
+        let valid = ValidRecords::check(records, &self.config, origin)?;
+        self.append_valid(valid, origin, now_ms)
+    }
+
+    /// Appends batches `ValidRecords::check` passed (see `append`). If the topic's config
+    /// changed in between in a way that matters, they are checked again.
+    pub fn append_valid(
+        &mut self,
+        valid: ValidRecords<'_>,
+        origin: AppendOrigin,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
         self.check_online()?;
-        let mut batches: Vec<(BatchHeader, &[u8])> = Vec::new();
-        let mut iter = BatchIter::new(records);
-        for item in iter.by_ref() {
-            let (_, bytes) = item?;
-            if bytes.len() > self.config.max_message_bytes as usize {
-                return Err(StorageError::BatchTooLarge {
-                    bytes: bytes.len(),
-                    max: self.config.max_message_bytes,
-                });
-            }
-            let header = validate_batch(bytes)?;
-            if self.config.cleanup_compact && !header.is_control() {
-                require_keys(bytes)?;
-            }
-            if origin.is_client() {
-                check_client_batch(&header, origin)?;
-            }
-            batches.push((header, bytes));
-        }
-        if batches.is_empty() {
-            return Err(sluice_record::RecordError::Truncated {
-                needed: sluice_record::HEADER_BYTES,
-                available: records.len(),
-            }
-            .into());
-        }
+        let valid = if valid.checked_with == CheckedWith::of(&self.config) {
+            valid
+        } else {
+            ValidRecords::check(valid.records, &self.config, origin)?
+        };
+        let batches = valid.batches;
         if let Some(original) = self.find_duplicate(&batches, origin)? {
             return Ok(AppendInfo {
                 base_offset: original.first_offset,
@@ -369,11 +362,16 @@ impl Log {
     }
 
     /// A failed write or fsync takes the log offline: the state of the file is unknown, so
-    /// carrying on could acknowledge data that is not there.
+    /// carrying on could acknowledge data that is not there. A full disk or a process out of
+    /// descriptors is not such a failure: nothing was written, and the request is refused.
     fn io_failure(&mut self, what: &str, e: std::io::Error) -> StorageError {
         if e.kind() == std::io::ErrorKind::StorageFull {
             tracing::error!(dir = %self.dir.display(), "{what} failed: disk full; the batch was not written");
             return StorageError::Io(e);
+        }
+        if is_resource_exhaustion(&e) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "{what} failed for want of a resource; the batch was not written");
+            return StorageError::ResourceExhausted(format!("{what}: {e}"));
         }
         self.fail(format!("{what} failed: {e}"));
         StorageError::Offline(format!("{what} failed: {e}"))
@@ -517,12 +515,18 @@ impl Log {
         self.last_flush_ms = now_ms;
     }
 
-    /// Records a failed fsync: the log goes offline.
-    pub fn mark_flush_failed(&mut self, plan: &FlushPlan, e: &std::io::Error) {
+    /// Records a failed fsync: the log goes offline, unless the process only ran out of
+    /// descriptors or memory (opening the directory to sync it needs one), in which case the
+    /// same plan is simply due again. Returns whether the log went offline.
+    pub fn mark_flush_failed(&mut self, plan: &FlushPlan, e: &std::io::Error) -> bool {
         if plan.dir.is_some() {
             self.dir_dirty = true;
         }
+        if is_resource_exhaustion(e) {
+            return false;
+        }
         self.fail(format!("fsync failed: {e}"));
+        true
     }
 
     /// Deletes closed segments past `retention.ms` or beyond `retention.bytes`, and whole
@@ -760,20 +764,73 @@ fn check_client_batch(header: &BatchHeader, origin: AppendOrigin) -> Result<()> 
     Ok(())
 }
 
-/// A compacted topic keeps the last record per key, so a record without a key has no place in
-/// it (Kafka refuses it the same way). Only compacted topics pay for this decode.
-fn require_keys(batch: &[u8]) -> Result<()> {
-    let mut keyless = false;
-    decode_records(batch, |r| {
-        keyless = r.key.is_none();
-        !keyless
-    })?;
-    if keyless {
-        return Err(StorageError::InvalidRecord(
-            "compacted topic cannot accept a record without a key".into(),
-        ));
+/// The parts of a topic's config that decide whether a batch is acceptable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CheckedWith {
+    max_message_bytes: u32,
+    cleanup_compact: bool,
+}
+
+impl CheckedWith {
+    fn of(config: &LogConfig) -> CheckedWith {
+        CheckedWith {
+            max_message_bytes: config.max_message_bytes,
+            cleanup_compact: config.cleanup_compact,
+        }
     }
-    Ok(())
+}
+
+/// A produce request's batches, each checked whole (header, CRC, every record; see
+/// `sluice_record::validate_batch_records`). Checking inflates compressed batches, so
+/// `Partition::append` does it before taking the log's lock.
+#[derive(Debug)]
+pub struct ValidRecords<'a> {
+    records: &'a [u8],
+    batches: Vec<(BatchHeader, &'a [u8])>,
+    checked_with: CheckedWith,
+}
+
+impl<'a> ValidRecords<'a> {
+    pub fn check(
+        records: &'a [u8],
+        config: &LogConfig,
+        origin: AppendOrigin,
+    ) -> Result<ValidRecords<'a>> {
+        let mut batches: Vec<(BatchHeader, &[u8])> = Vec::new();
+        for item in BatchIter::new(records) {
+            let (_, bytes) = item?;
+            if bytes.len() > config.max_message_bytes as usize {
+                return Err(StorageError::BatchTooLarge {
+                    bytes: bytes.len(),
+                    max: config.max_message_bytes,
+                });
+            }
+            let (header, summary) = validate_batch_records(bytes)?;
+            // A compacted topic keeps the last record per key, so a record without a key has
+            // no place in it (Kafka refuses it the same way).
+            if config.cleanup_compact && !header.is_control() && summary.has_keyless_record {
+                return Err(StorageError::InvalidRecord(
+                    "compacted topic cannot accept a record without a key".into(),
+                ));
+            }
+            if origin.is_client() {
+                check_client_batch(&header, origin)?;
+            }
+            batches.push((header, bytes));
+        }
+        if batches.is_empty() {
+            return Err(sluice_record::RecordError::Truncated {
+                needed: sluice_record::HEADER_BYTES,
+                available: records.len(),
+            }
+            .into());
+        }
+        Ok(ValidRecords {
+            records,
+            batches,
+            checked_with: CheckedWith::of(config),
+        })
+    }
 }
 
 fn read_cleaner_checkpoint(dir: &Path) -> Option<(i64, Option<i64>)> {

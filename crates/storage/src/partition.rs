@@ -10,7 +10,7 @@
 
 use crate::Result;
 use crate::config::LogConfig;
-use crate::log::{AppendInfo, AppendOrigin, Log};
+use crate::log::{AppendInfo, AppendOrigin, Log, ValidRecords};
 use crate::read::ReadPlan;
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::{Notify, watch};
@@ -72,10 +72,14 @@ impl Partition {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Checks the batches (inflating compressed ones) without the lock, then appends them
+    /// under it.
     pub fn append(&self, records: &[u8], origin: AppendOrigin, now_ms: i64) -> Result<AppendInfo> {
+        let config = self.log().config().clone();
+        let valid = ValidRecords::check(records, &config, origin)?;
         let (info, high_watermark, flush_due) = {
             let mut log = self.log();
-            let info = log.append(records, origin, now_ms)?;
+            let info = log.append_valid(valid, origin, now_ms)?;
             (info, log.high_watermark(), log.flush_due(now_ms))
         };
         self.high_watermark.send_replace(high_watermark);
@@ -133,6 +137,7 @@ impl Partition {
 
     /// Fsyncs everything appended so far. Blocking: run it off the async threads. Concurrent
     /// waiters share one fsync (group commit) because they all wait on the recovery point.
+    /// `ResourceExhausted` means nothing failed on disk: try again later.
     pub fn flush(&self, now_ms: i64) -> Result<()> {
         let Some(plan) = self.log().flush_plan() else {
             return Ok(());
@@ -154,11 +159,16 @@ impl Partition {
                 Ok(())
             }
             Err(e) => {
-                let point = {
+                let (point, offline) = {
                     let mut log = self.log();
-                    log.mark_flush_failed(&plan, &e);
-                    log.recovery_point()
+                    let offline = log.mark_flush_failed(&plan, &e);
+                    (log.recovery_point(), offline)
                 };
+                if !offline {
+                    return Err(crate::StorageError::ResourceExhausted(format!(
+                        "fsync: {e}"
+                    )));
+                }
                 self.recovery_point.send_replace(Durability {
                     recovery_point: point,
                     failed: true,

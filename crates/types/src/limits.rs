@@ -7,6 +7,12 @@
 /// Largest request frame accepted (`socket.request.max.bytes`, Kafka's default 100 MiB).
 pub const REQUEST_FRAME_BYTES_MAX_DEFAULT: u32 = 100 * 1024 * 1024;
 
+/// Largest request frame of any API but Produce. Decoding turns each element of a request's
+/// arrays into a struct (an empty group id of 2 bytes becomes 32), so a frame of
+/// `socket.request.max.bytes` could decode into gigabytes; no client's admin, group or fetch
+/// request comes near this (a SyncGroup for 1,000 members of 8 KiB assignments does).
+pub const REQUEST_FRAME_BYTES_MAX_NOT_PRODUCE: usize = 8 * 1024 * 1024;
+
 /// Largest record batch the storage layer will ever accept or recover, whatever the topic
 /// config says: a batch header claiming more is corruption.
 pub const BATCH_BYTES_MAX_ABSOLUTE: u32 = 64 * 1024 * 1024;
@@ -29,6 +35,26 @@ pub const TOPICS_MAX: usize = 100_000;
 /// Most open client connections.
 pub const CONNECTIONS_MAX: usize = 10_000;
 
+/// Bytes of request frames still arriving, across all connections: a frame's bytes count from
+/// its length prefix until its last byte. Past it, readers wait for frames to finish (or time
+/// out, `request_timeout_ms`). Raised to `socket.request.max.bytes` if that is larger.
+pub const UNFINISHED_FRAME_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Default of `connections_max_idle_ms` (Kafka's `connections.max.idle.ms`).
+pub const CONNECTIONS_IDLE_MS_MAX_DEFAULT: u64 = 600_000;
+
+/// Default of `request_timeout_ms`: how long a frame may take to arrive once its first byte
+/// has.
+pub const REQUEST_ARRIVAL_MS_MAX_DEFAULT: u64 = 30_000;
+
+/// Default of `max_connections_per_ip` (Kafka's default is unbounded; one address filling
+/// the broker-wide cap would lock everyone else out).
+pub const CONNECTIONS_PER_IP_MAX_DEFAULT: usize = 1_000;
+
+/// Most connections on the broker's internal loopback listener (the in-process HTTP gateway:
+/// its pool, SSE streams and polling members, each bounded by the `HTTP_*` limits below).
+pub const INTERNAL_CONNECTIONS_MAX: usize = 2_500;
+
 /// Requests read from one connection whose responses are not yet written. Responses still
 /// go out in request order; this bounds the memory one client can pin (a pending request holds
 /// no frame, only its small response state). Deep enough that an `acks=all` producer sending
@@ -41,6 +67,12 @@ pub const REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX: usize = 4096;
 /// Largest decompressed size of one record batch the broker will inflate (for timestamp
 /// lookups and validation): a compression bomb stops here.
 pub const BATCH_DECOMPRESSED_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Most batch decompressions (validation of a produced batch, a timestamp lookup, a
+/// compaction pass) running at once in the process; others wait. A decompression holds at most
+/// a codec's window and buffers (a zstd window is up to 128 MiB, a raw snappy block up to
+/// `BATCH_DECOMPRESSED_BYTES_MAX`), and its CPU; this bounds both whatever clients send.
+pub const DECOMPRESSIONS_CONCURRENT_MAX: usize = 4;
 
 /// Largest segment file (`segment.bytes`); positions inside a segment are u32.
 pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;

@@ -5,7 +5,7 @@
 //! but not altered: Sluice has no dynamic broker configs, so altering one is refused with
 //! `INVALID_REQUEST`.
 
-use super::now;
+use super::{first_of_each, now};
 use crate::error;
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
@@ -139,48 +139,49 @@ pub(crate) fn describe(
 ) -> std::future::Ready<Option<DescribeConfigsResponse>> {
     let include_synonyms = request.include_synonyms;
     let include_docs = request.include_documentation;
-    let results = request
-        .resources
-        .into_iter()
-        .map(|r| {
-            let result = DescribeConfigsResult::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone());
-            let entries = match r.resource_type {
-                RESOURCE_TOPIC => match broker.logs.topic(&r.resource_name) {
-                    Some(topic) => topic_config_entries(&topic.overrides()),
-                    None => {
-                        return result
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_error_message(Some(StrBytes::from_string(format!(
-                                "unknown topic '{}'",
-                                r.resource_name.as_str()
-                            ))));
-                    }
-                },
-                RESOURCE_BROKER => broker_config_entries(broker),
-                other => {
+    let results = first_of_each(request.resources, |r| {
+        (r.resource_type, r.resource_name.clone())
+    })
+    .into_iter()
+    .map(|r| {
+        let result = DescribeConfigsResult::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        let entries = match r.resource_type {
+            RESOURCE_TOPIC => match broker.logs.topic(&r.resource_name) {
+                Some(topic) => topic_config_entries(&topic.overrides()),
+                None => {
                     return result
-                        .with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                         .with_error_message(Some(StrBytes::from_string(format!(
-                            "resource type {other} is not supported"
+                            "unknown topic '{}'",
+                            r.resource_name.as_str()
                         ))));
                 }
-            };
-            // Null or empty asks for every key (kafka-python sends an empty list).
-            let wanted = |name: &str| {
-                r.configuration_keys
-                    .as_ref()
-                    .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == name))
-            };
-            let configs = entries
-                .into_iter()
-                .filter(|e| wanted(e.name))
-                .map(|e| describe_entry(e, include_synonyms, include_docs))
-                .collect();
-            result.with_configs(configs)
-        })
-        .collect();
+            },
+            RESOURCE_BROKER => broker_config_entries(broker),
+            other => {
+                return result
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(StrBytes::from_string(format!(
+                        "resource type {other} is not supported"
+                    ))));
+            }
+        };
+        // Null or empty asks for every key (kafka-python sends an empty list).
+        let wanted = |name: &str| {
+            r.configuration_keys
+                .as_ref()
+                .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == name))
+        };
+        let configs = entries
+            .into_iter()
+            .filter(|e| wanted(e.name))
+            .map(|e| describe_entry(e, include_synonyms, include_docs))
+            .collect();
+        result.with_configs(configs)
+    })
+    .collect();
     now(DescribeConfigsResponse::default().with_results(results))
 }
 

@@ -1,7 +1,7 @@
 //! ConsumerGroupDescribe (v0–v1): KIP-848 groups with their epochs, members, assignments and
 //! targets. A group id that is not a KIP-848 group gets GROUP_ID_NOT_FOUND.
 
-use super::now;
+use super::{first_of_each, now};
 use crate::error::group_code;
 use crate::server::Broker;
 use kafka_protocol::messages::consumer_group_describe_response::{
@@ -19,8 +19,7 @@ pub(crate) fn handle(
     request: ConsumerGroupDescribeRequest,
     _version: i16,
 ) -> std::future::Ready<Option<ConsumerGroupDescribeResponse>> {
-    let groups = request
-        .group_ids
+    let groups = first_of_each(request.group_ids, |id| id.0.clone())
         .into_iter()
         .map(|id| {
             let Some(d) = broker

@@ -4,7 +4,7 @@
 //! each member's subscription and assignment in the classic consumer protocol's encoding, so
 //! tools that compute lag from DescribeGroups see both kinds alike.
 
-use super::now;
+use super::{first_of_each, now};
 use crate::server::Broker;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -24,8 +24,7 @@ pub(crate) fn handle(
     request: DescribeGroupsRequest,
     version: i16,
 ) -> std::future::Ready<Option<DescribeGroupsResponse>> {
-    let groups = request
-        .groups
+    let groups = first_of_each(request.groups, |id| id.0.clone())
         .into_iter()
         .map(|id| {
             let d = broker.groups().read(&id.0, |c| {

@@ -2,7 +2,7 @@
 //! (v4) the filesystem's total and usable bytes. Topics or partitions that do not exist are
 //! left out of the answer, as Kafka does.
 
-use super::now;
+use super::{first_of_each, now};
 use crate::server::Broker;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
@@ -17,7 +17,7 @@ pub(crate) fn handle(
     version: i16,
 ) -> std::future::Ready<Option<DescribeLogDirsResponse>> {
     let wanted: Vec<(String, Option<Vec<i32>>)> = match request.topics {
-        Some(topics) => topics
+        Some(topics) => first_of_each(topics, |t| t.topic.clone())
             .into_iter()
             .map(|t| (t.topic.to_string(), Some(t.partitions)))
             .collect(),

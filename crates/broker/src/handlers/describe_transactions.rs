@@ -1,7 +1,7 @@
 //! DescribeTransactions (v0): each transactional id's state, producer, timeout, start time and
 //! partitions; TRANSACTIONAL_ID_NOT_FOUND for ids the coordinator does not know.
 
-use super::now;
+use super::{first_of_each, now};
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
@@ -18,9 +18,8 @@ pub(crate) fn handle(
     _version: i16,
 ) -> std::future::Ready<Option<DescribeTransactionsResponse>> {
     let states = broker.transactions().inspect(|c| {
-        request
-            .transactional_ids
-            .iter()
+        first_of_each(&request.transactional_ids, |id| id.as_str())
+            .into_iter()
             .map(|id| {
                 let base = TransactionState::default().with_transactional_id(id.clone());
                 let Some(m) = c.get(id.as_str()) else {

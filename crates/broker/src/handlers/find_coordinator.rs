@@ -3,7 +3,7 @@
 //! with a message, so a client fails clearly instead of retrying forever.
 
 use super::now;
-use crate::server::Broker;
+use crate::server::{Broker, Endpoint};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -18,6 +18,7 @@ pub(crate) fn handle(
     broker: &Arc<Broker>,
     request: FindCoordinatorRequest,
     version: i16,
+    endpoint: &Endpoint,
 ) -> std::future::Ready<Option<FindCoordinatorResponse>> {
     let found = |key: StrBytes| {
         let mut c = Coordinator::default()
@@ -25,8 +26,8 @@ pub(crate) fn handle(
             .with_node_id(BrokerId(-1));
         if matches!(request.key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION) {
             c.node_id = BrokerId(broker.config.node_id);
-            c.host = StrBytes::from_string(broker.config.advertised_host.clone());
-            c.port = i32::from(broker.config.advertised_port);
+            c.host = StrBytes::from_string(endpoint.host.clone());
+            c.port = i32::from(endpoint.port);
         } else {
             c.error_code = ResponseError::InvalidRequest.code();
             c.error_message = Some(StrBytes::from_static_str(

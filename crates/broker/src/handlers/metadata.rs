@@ -2,9 +2,9 @@
 //! this node. Unknown topics are created when `auto.create.topics.enable` is on and the client
 //! allows it (v4+), as in Kafka.
 
-use super::now;
+use super::{first_of_each, now};
 use crate::error;
-use crate::server::Broker;
+use crate::server::{Broker, Endpoint};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -19,6 +19,7 @@ pub(crate) fn handle(
     broker: &Arc<Broker>,
     request: MetadataRequest,
     version: i16,
+    endpoint: &Endpoint,
 ) -> std::future::Ready<Option<MetadataResponse>> {
     let all = match &request.topics {
         None => true,
@@ -34,25 +35,25 @@ pub(crate) fn handle(
     } else {
         let auto_create =
             broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
-        request
-            .topics
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| match t.name {
-                Some(name) => lookup_or_create(broker, &name, auto_create),
-                None => match broker
-                    .logs
-                    .topics()
-                    .into_iter()
-                    .find(|x| x.id() == t.topic_id)
-                {
-                    Some(topic) => describe_topic(broker, &topic),
-                    None => MetadataResponseTopic::default()
-                        .with_topic_id(t.topic_id)
-                        .with_error_code(ResponseError::UnknownTopicId.code()),
-                },
-            })
-            .collect()
+        first_of_each(request.topics.unwrap_or_default(), |t| {
+            (t.name.clone(), t.topic_id)
+        })
+        .into_iter()
+        .map(|t| match t.name {
+            Some(name) => lookup_or_create(broker, &name, auto_create),
+            None => match broker
+                .logs
+                .topics()
+                .into_iter()
+                .find(|x| x.id() == t.topic_id)
+            {
+                Some(topic) => describe_topic(broker, &topic),
+                None => MetadataResponseTopic::default()
+                    .with_topic_id(t.topic_id)
+                    .with_error_code(ResponseError::UnknownTopicId.code()),
+            },
+        })
+        .collect()
     };
     let mut topics: Vec<MetadataResponseTopic> = topics;
     if version < 1 {
@@ -60,17 +61,19 @@ pub(crate) fn handle(
         topics.iter_mut().for_each(|t| t.is_internal = false);
     }
     now(MetadataResponse::default()
-        .with_brokers(vec![this_broker(broker)])
+        .with_brokers(vec![this_broker(broker, endpoint)])
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(broker.config.node_id))
         .with_topics(topics))
 }
 
-fn this_broker(broker: &Broker) -> MetadataResponseBroker {
+/// This broker as the listener the request came in on advertises it (as Kafka answers per
+/// listener).
+fn this_broker(broker: &Broker, endpoint: &Endpoint) -> MetadataResponseBroker {
     MetadataResponseBroker::default()
         .with_node_id(BrokerId(broker.config.node_id))
-        .with_host(StrBytes::from_string(broker.config.advertised_host.clone()))
-        .with_port(i32::from(broker.config.advertised_port))
+        .with_host(StrBytes::from_string(endpoint.host.clone()))
+        .with_port(i32::from(endpoint.port))
 }
 
 fn lookup_or_create(

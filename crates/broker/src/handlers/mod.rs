@@ -37,7 +37,7 @@ mod sync_group;
 mod txn_offset_commit;
 
 use crate::dispatch::{Pending, respond};
-use crate::server::Broker;
+use crate::server::{Broker, Endpoint};
 use kafka_protocol::messages::ApiKey;
 use sluice_protocol::{ProtocolError, RequestFrame};
 use std::net::SocketAddr;
@@ -93,11 +93,13 @@ pub(crate) fn route(
     broker: &Arc<Broker>,
     request: RequestFrame,
     peer: SocketAddr,
+    endpoint: &Arc<Endpoint>,
 ) -> Result<Pending, ProtocolError> {
     let b = broker.clone();
+    let e = endpoint.clone();
     match request.api_key {
         ApiKey::ApiVersions => respond(request, api_versions::handle),
-        ApiKey::Metadata => respond(request, move |r, v| metadata::handle(&b, r, v)),
+        ApiKey::Metadata => respond(request, move |r, v| metadata::handle(&b, r, v, &e)),
         ApiKey::Produce => respond(request, move |r, v| produce::handle(&b, r, v)),
         ApiKey::Fetch => respond(request, move |r, v| fetch::handle(b, r, v)),
         ApiKey::ListOffsets => respond(request, move |r, v| list_offsets::handle(&b, r, v)),
@@ -112,11 +114,15 @@ pub(crate) fn route(
         ApiKey::IncrementalAlterConfigs => {
             respond(request, move |r, v| configs::incremental_alter(&b, r, v))
         }
-        ApiKey::DescribeCluster => respond(request, move |r, v| describe_cluster::handle(&b, r, v)),
+        ApiKey::DescribeCluster => {
+            respond(request, move |r, v| describe_cluster::handle(&b, r, v, &e))
+        }
         ApiKey::DescribeLogDirs => {
             respond(request, move |r, v| describe_log_dirs::handle(&b, r, v))
         }
-        ApiKey::FindCoordinator => respond(request, move |r, v| find_coordinator::handle(&b, r, v)),
+        ApiKey::FindCoordinator => {
+            respond(request, move |r, v| find_coordinator::handle(&b, r, v, &e))
+        }
         ApiKey::JoinGroup => {
             let client = join_group::Client::of(&request, peer);
             respond(request, move |r, v| join_group::handle(&b, r, v, client))
@@ -161,6 +167,22 @@ pub(crate) fn route(
         }
         other => unreachable!("route called for {other:?}, which SUPPORTED does not list"),
     }
+}
+
+/// The first of each run of items with the same key, in request order. An API that answers
+/// per name answers a repeated name once: otherwise a small request naming one large thing
+/// (a topic with 10,000 partitions, a group of 1,000 members) a million times demands an
+/// answer of any size. Kafka does the same for Metadata; for DescribeGroups, DescribeConfigs
+/// and the other describes it answers every repeat, which no client relies on.
+pub(crate) fn first_of_each<T, K: Eq + std::hash::Hash>(
+    items: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> K,
+) -> Vec<T> {
+    let mut seen = std::collections::HashSet::new();
+    items
+        .into_iter()
+        .filter(|item| seen.insert(key(item)))
+        .collect()
 }
 
 /// A future that is already done: for handlers that answer at once.

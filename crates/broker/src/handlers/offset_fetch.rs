@@ -36,9 +36,12 @@ pub(crate) fn handle(
             .collect::<Vec<_>>()
     };
     if version >= 8 {
+        // A group named twice is answered once (see `first_of_each`).
+        let mut seen = std::collections::HashSet::new();
         let groups = request
             .groups
             .iter()
+            .filter(|g| seen.insert(&g.group_id))
             .map(|g| {
                 if let Some(member) = g.member_id.as_ref().filter(|_| version >= 9) {
                     let checked = broker.groups().read(&g.group_id.0, |c| {

@@ -1,0 +1,104 @@
+"""Kafka's wire format by hand, for tests that must send what no client would: raw sockets,
+request frames, record batches with lying fields, and CRC-32C."""
+
+import gzip
+import socket
+import struct
+
+
+def raw(broker, timeout=5):
+    s = socket.create_connection(("127.0.0.1", broker.port), timeout=timeout)
+    s.settimeout(timeout)
+    return s
+
+
+def closed_by_peer(s):
+    try:
+        return s.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
+
+def request(api_key, version, correlation_id, body=b"", client_id=b"t"):
+    header = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id
+    payload = header + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+def read_frame(s):
+    def exactly(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            assert chunk, "connection closed"
+            buf += chunk
+        return buf
+    (length,) = struct.unpack(">i", exactly(4))
+    return exactly(length)
+
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_TABLE = _crc32c_table()
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def varint(n):
+    """Zig-zag varint, as inside records."""
+    z = (n << 1) ^ (n >> 63)
+    z &= (1 << 64) - 1
+    out = b""
+    while z >= 0x80:
+        out += bytes([(z & 0x7F) | 0x80])
+        z >>= 7
+    return out + bytes([z])
+
+
+def record(value=b"v", key=None, key_length=None, headers=0, offset_delta=0):
+    """One record; `key_length` and `headers` may lie about what follows."""
+    klen = (len(key) if key is not None else -1) if key_length is None else key_length
+    fields = (b"\x00" + varint(0) + varint(offset_delta) + varint(klen) + (key or b"")
+              + varint(len(value)) + value + varint(headers))
+    return varint(len(fields)) + fields
+
+
+def batch(body, records_count, attributes=0):
+    """A v2 batch around `body` (records, compressed or not, as given) with a correct CRC."""
+    header = struct.pack(">qiibIhiqqqhii", 0, 0, 0, 2, 0, attributes, records_count - 1,
+                         0, 0, -1, -1, -1, records_count)
+    b = bytearray(header + body)
+    struct.pack_into(">i", b, 8, len(b) - 12)
+    struct.pack_into(">I", b, 17, crc32c(bytes(b[21:])))
+    return bytes(b)
+
+
+def gzip_batch(body, records_count):
+    return batch(gzip.compress(body), records_count, attributes=1)
+
+
+def produce(s, topic, records, correlation_id=1, acks=1):
+    """Produce v3 of one batch run to partition 0; returns the partition's error code."""
+    name = topic.encode()
+    body = struct.pack(">hhi", -1, acks, 5000)
+    body += struct.pack(">i", 1) + struct.pack(">h", len(name)) + name
+    body += struct.pack(">i", 1) + struct.pack(">ii", 0, len(records)) + records
+    s.sendall(request(0, 3, correlation_id, body))
+    frame = read_frame(s)
+    assert struct.unpack(">i", frame[:4])[0] == correlation_id
+    at = 4 + 4 + 2 + len(name) + 4 + 4
+    (error_code,) = struct.unpack(">h", frame[at:at + 2])
+    return error_code

@@ -1,0 +1,248 @@
+"""Hardening against one hostile client: batches whose records lie, connections that squat or
+trickle, frames that stall half-sent. Each test fails on a broker without the defence."""
+
+import struct
+import threading
+import time
+import urllib.request
+import zlib
+
+from confluent_kafka import Consumer, TopicPartition
+
+from conftest import wait_until
+from helpers import consume_all, create_topic, produce_all, producer
+from rawwire import (batch, closed_by_peer, gzip_batch, produce, raw, read_frame, record, request,
+                     varint)
+
+CORRUPT_MESSAGE = 2
+
+
+def end_offset(broker, topic):
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "probe"})
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+    finally:
+        c.close()
+
+
+def still_serving(broker, topic):
+    alive = f"{topic}-alive"
+    create_topic(broker, alive)
+    produce_all(producer(broker), alive, [(None, b"fine")])
+    got = consume_all(broker, alive, 1)
+    assert [m.value() for m in got] == [b"fine"]
+
+
+def test_batches_whose_records_lie_are_refused_and_never_stored(broker):
+    create_topic(broker, "lies")
+    one = record(b"v")
+    lies = {
+        "gzip attribute on a body that is not gzip": batch(one, 1, attributes=1),
+        "key length 2^30": batch(record(b"v", key=b"k", key_length=1 << 30), 1),
+        "header count 2^30": batch(record(b"v", headers=1 << 30), 1),
+        "gzip batch claiming 2^31-1 records holding one": gzip_batch(one, 0x7FFFFFFF),
+        "gzip key length 2^30": gzip_batch(record(b"v", key=b"k", key_length=1 << 30), 1),
+        "offset delta 7 in a one-record batch": batch(record(b"v", offset_delta=7), 1),
+    }
+    s = raw(broker)
+    for i, (what, bad) in enumerate(lies.items()):
+        assert produce(s, "lies", bad, correlation_id=i) == CORRUPT_MESSAGE, what
+    assert end_offset(broker, "lies") == 0, "a refused batch moved the log end"
+    assert produce(s, "lies", gzip_batch(one, 1), correlation_id=99) == 0
+    assert end_offset(broker, "lies") == 1
+    still_serving(broker, "lies")
+
+
+def test_a_compression_bomb_is_refused_without_inflating_it(broker):
+    # One record whose value claims 2^31 bytes, followed by a gigabyte of zeros, gzipped to
+    # about a megabyte: refused at the decompression cap, with memory to spare.
+    create_topic(broker, "bomb")
+    head = varint_record_head(2**31 - 64)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    body = compressor.compress(head)
+    zeros = b"\x00" * (1 << 20)
+    for _ in range(1024):
+        body += compressor.compress(zeros)
+    body += compressor.flush()
+    assert len(body) < 2 << 20
+    s = raw(broker, timeout=30)
+    before = peak_rss_mib(broker)
+    assert produce(s, "bomb", batch(body, 1, attributes=1)) == CORRUPT_MESSAGE
+    assert peak_rss_mib(broker) - before < 64, "the bomb was inflated into memory"
+    still_serving(broker, "bomb")
+
+
+def varint_record_head(value_length):
+    fields = b"\x00" + varint(0) + varint(0) + varint(-1) + varint(value_length)
+    return varint(value_length + len(fields)) + fields
+
+
+def peak_rss_mib(broker):
+    for line in open(f"/proc/{broker.proc.pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_an_idle_connection_is_closed_and_a_long_poll_is_not_idleness(start_broker):
+    broker = start_broker({"SLUICE_CONNECTIONS_MAX_IDLE_MS": "700"})
+    squatter = raw(broker)
+    started = time.monotonic()
+    assert closed_by_peer(squatter)
+    assert time.monotonic() - started < 4
+    # A client that keeps sending requests is not idle, however long it stays.
+    busy = raw(broker)
+    for i in range(8):
+        busy.sendall(request(18, 0, i))
+        read_frame(busy)
+        time.sleep(0.2)
+    metrics = metrics_text(broker)
+    assert 'sluice_connections_closed_total{reason="idle"}' in metrics, metrics
+
+
+def test_a_trickled_frame_is_dropped_after_request_timeout(start_broker):
+    broker = start_broker({"SLUICE_REQUEST_TIMEOUT_MS": "1000"})
+    s = raw(broker, timeout=10)
+    frame = request(18, 0, 1)
+    started = time.monotonic()
+    closed = False
+    for byte in frame:
+        try:
+            s.sendall(bytes([byte]))
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+            break
+        time.sleep(0.3)  # one byte every 300 ms: the frame would take seconds
+    assert closed or closed_by_peer(s)
+    assert time.monotonic() - started < 5
+
+
+def served_connection(broker, correlation_id=1):
+    """A connection the broker answers on, or None if it refused it."""
+    s = raw(broker)
+    try:
+        s.sendall(request(18, 0, correlation_id))
+        if read_frame(s)[:4] == struct.pack(">i", correlation_id):
+            return s
+    except (AssertionError, OSError):
+        pass
+    s.close()
+    return None
+
+
+def test_connections_per_address_are_capped(start_broker):
+    broker = start_broker({"SLUICE_MAX_CONNECTIONS_PER_IP": "3"})
+    # The fixture's readiness probes may still hold a place for a moment.
+    held = [wait_until(lambda: served_connection(broker), what="a connection")
+            for _ in range(3)]
+    extra = raw(broker)
+    assert closed_by_peer(extra), "a fourth connection from the same address was served"
+    held.pop().close()
+    wait_until(lambda: served_connection(broker, 2), what="a place freed by a closed connection")
+
+
+def test_an_override_raises_one_address_limit(start_broker):
+    broker = start_broker({"SLUICE_MAX_CONNECTIONS_PER_IP": "1",
+                           "SLUICE_MAX_CONNECTIONS_PER_IP_OVERRIDES": "127.0.0.1:4"})
+    held = [wait_until(lambda: served_connection(broker), what="a connection") for _ in range(4)]
+    assert len(held) == 4
+
+
+def test_half_sent_frames_share_one_budget_and_time_out(start_broker):
+    # Eight connections each announce a 100 MiB frame and send 48 MiB of it. Without a shared
+    # budget the broker holds all 384 MiB; with it, only the frames that fit the budget are
+    # read, and all are dropped at request_timeout_ms.
+    broker = start_broker({"SLUICE_REQUEST_TIMEOUT_MS": "4000"})
+    chunk = b"\x00" * (1 << 20)
+    done = []
+
+    def stall():
+        s = raw(broker, timeout=8)
+        try:
+            s.sendall(struct.pack(">i", 100 << 20))
+            for _ in range(48):
+                s.sendall(chunk)
+        except OSError:
+            pass
+        done.append(s)
+
+    threads = [threading.Thread(target=stall) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert peak_rss_mib(broker) < 300, f"peak {peak_rss_mib(broker):.0f} MiB"
+    for s in done:
+        assert closed_by_peer(s)
+    still = raw(broker)
+    still.sendall(request(18, 0, 5))
+    assert struct.unpack(">i", read_frame(still)[:4])[0] == 5
+
+
+def metrics_text(broker):
+    with urllib.request.urlopen(f"{broker.http}/metrics", timeout=10) as r:
+        return r.read().decode()
+
+
+def open_descriptors(broker):
+    import os
+    return len(os.listdir(f"/proc/{broker.proc.pid}/fd"))
+
+
+def test_running_out_of_descriptors_refuses_requests_but_takes_no_partition_offline(broker):
+    # Every batch rolls a segment (three new files) and acks=all syncs the directory (one
+    # more): both need descriptors. With none left, the produce is refused with a retriable
+    # error; once connections close, the same producer's retry lands and the partition serves.
+    import resource
+    create_topic(broker, "fds", config={"segment.bytes": "100"})
+    p = producer(broker, **{"acks": "all", "message.timeout.ms": 60000, "linger.ms": 0})
+    produce_all(p, "fds", [(None, b"first")])
+    limit = open_descriptors(broker) + 64
+    resource.prlimit(broker.proc.pid, resource.RLIMIT_NOFILE, (limit, limit))
+    squatters = []
+    for _ in range(limit + 16):  # more than there are descriptors: the rest wait in the backlog
+        squatters.append(raw(broker))
+    wait_until(lambda: open_descriptors(broker) >= limit - 1, what="descriptors used up")
+    delivered = []
+    p.produce("fds", b"second", on_delivery=lambda err, msg: delivered.append(err))
+    broker.wait_for_log("for want of a resource", timeout=30)
+    assert "partition log is now offline" not in broker.log()
+    for s in squatters:
+        s.close()
+    wait_until(lambda: (p.poll(0.1), delivered)[1], timeout=45, what="the retried record")
+    assert delivered == [None], delivered
+    produce_all(p, "fds", [(None, b"third")])
+    assert [m.value() for m in consume_all(broker, "fds", 3)] == [b"first", b"second", b"third"]
+    assert "partition log is now offline" not in broker.log()
+
+
+def test_a_name_repeated_half_a_million_times_is_answered_once(broker):
+    create_topic(broker, "named", 50)
+    s = raw(broker, timeout=30)
+    repeats = 500_000
+    # DescribeGroups v0: one unknown group id, half a million times.
+    body = struct.pack(">i", repeats) + (struct.pack(">h", 1) + b"g") * repeats
+    s.sendall(request(15, 0, 7, body))
+    frame = read_frame(s)
+    assert struct.unpack(">ii", frame[:8]) == (7, 1), "one group answered"
+    # DescribeConfigs v1: one topic, half a million times.
+    name = b"named"
+    resource = struct.pack(">bh", 2, len(name)) + name + struct.pack(">i", -1)
+    s.sendall(request(32, 1, 8, struct.pack(">i", repeats) + resource * repeats + b"\x00"))
+    frame = read_frame(s)
+    assert struct.unpack(">iii", frame[:12]) == (8, 0, 1), "one resource answered"
+    # Metadata v1: a topic of 50 partitions, half a million times.
+    s.sendall(request(3, 1, 9, struct.pack(">i", repeats) + (struct.pack(">h", len(name)) + name) * repeats))
+    frame = read_frame(s)
+    assert len(frame) < 4096, len(frame)
+    assert peak_rss_mib(broker) < 400, f"peak {peak_rss_mib(broker):.0f} MiB"
+
+
+def test_a_huge_describe_request_is_refused_before_it_is_decoded(broker):
+    # 8 M empty group ids (16 MiB): decoded, they would take 256 MiB before any answer.
+    s = raw(broker, timeout=30)
+    count = 8 * 1024 * 1024
+    s.sendall(request(15, 0, 7, struct.pack(">i", count) + b"\x00\x00" * count))
+    assert closed_by_peer(s)
+    assert peak_rss_mib(broker) < 200, f"peak {peak_rss_mib(broker):.0f} MiB"
+    still_serving(broker, "huge")
