@@ -246,3 +246,40 @@ def test_a_huge_describe_request_is_refused_before_it_is_decoded(broker):
     assert closed_by_peer(s)
     assert peak_rss_mib(broker) < 200, f"peak {peak_rss_mib(broker):.0f} MiB"
     still_serving(broker, "huge")
+
+
+def test_a_topic_with_the_longest_name_is_deleted_for_good(broker):
+    from helpers import admin
+    name = "x" * 249
+    create_topic(broker, name)
+    produce_all(producer(broker), name, [(None, b"secret")])
+    client = admin(broker)
+    for f in client.delete_topics([name], operation_timeout=10).values():
+        f.result(timeout=15)
+    wait_until(lambda: name not in admin(broker).list_topics(timeout=10).topics, what="topic gone")
+    assert not (broker.data_dir / "topics" / name).exists(), "its files stayed"
+    broker.stop()
+    broker.start()
+    assert name not in admin(broker).list_topics(timeout=10).topics, "the deleted topic came back"
+
+
+def test_a_create_that_fails_half_way_leaves_nothing_behind(broker):
+    import resource
+    limit = open_descriptors(broker) + 40
+    soft, hard = resource.prlimit(broker.proc.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(broker.proc.pid, resource.RLIMIT_NOFILE, (limit, hard))
+    from helpers import admin
+    from confluent_kafka.admin import NewTopic
+    client = admin(broker)
+    futures = client.create_topics([NewTopic("wide", 200, 1)], operation_timeout=10)
+    try:
+        futures["wide"].result(timeout=15)
+        raise AssertionError("200 partitions fit in 40 descriptors")
+    except AssertionError:
+        raise
+    except Exception:
+        pass
+    assert not (broker.data_dir / "topics" / "wide").exists(), "a half-created topic stayed"
+    resource.prlimit(broker.proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
+    create_topic(broker, "wide", 200)
+    still_serving(broker, "wide")

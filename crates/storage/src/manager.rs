@@ -270,6 +270,7 @@ impl LogManager {
         Ok(())
     }
 
+    /// Creates a topic, all or nothing (see `create_topic_files`).
     pub fn create_topic(
         &self,
         name: &str,
@@ -284,7 +285,33 @@ impl LogManager {
         }
         let config = LogConfig::from_overrides(&configs)?;
         let dir = self.data_dir.join("topics").join(name);
-        std::fs::create_dir_all(&dir)?;
+        let topic = match self.create_topic_files(name, &dir, partitions, config, &configs, now_ms)
+        {
+            Ok(topic) => Arc::new(topic),
+            Err(e) => {
+                // All or nothing: a topic that could not be created leaves no directory behind
+                // (its partitions' files were closed when they were dropped).
+                if let Err(cleanup) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(topic = name, error = %cleanup, "could not remove a half-created topic");
+                }
+                return Err(e);
+            }
+        };
+        topics.insert(name.to_string(), topic.clone());
+        tracing::info!(topic = name, partitions, "topic created");
+        Ok(topic)
+    }
+
+    fn create_topic_files(
+        &self,
+        name: &str,
+        dir: &Path,
+        partitions: i32,
+        config: LogConfig,
+        configs: &BTreeMap<String, String>,
+        now_ms: i64,
+    ) -> Result<Topic> {
+        std::fs::create_dir_all(dir)?;
         let mut logs = Vec::new();
         for p in 0..partitions {
             let log = Log::open(&dir.join(p.to_string()), config.clone(), true, now_ms)?;
@@ -293,36 +320,48 @@ impl LogManager {
         let topic = Topic {
             name: name.to_string(),
             id: uuid::Uuid::new_v4(),
-            dir,
+            dir: dir.to_path_buf(),
             overrides: RwLock::new(configs.clone()),
             partitions: RwLock::new(logs),
         };
-        topic.write_file(partitions, &configs)?;
+        topic.write_file(partitions, configs)?;
         checkpoint::sync_dir(&self.data_dir.join("topics"))?;
-        let topic = Arc::new(topic);
-        topics.insert(name.to_string(), topic.clone());
-        tracing::info!(topic = name, partitions, "topic created");
         Ok(topic)
     }
 
-    /// Deletes a topic: it disappears from the catalog at once, its partitions go offline so
-    /// in-flight writers fail cleanly, and its files are removed.
+    /// Deletes a topic, all or nothing: its directory is first moved out of `topics/` (named by
+    /// the topic's id alone, so the longest topic names fit), and only then do its partitions
+    /// go offline (in-flight writers fail cleanly) and the topic leave the catalog. If the
+    /// move fails, the topic stays as it was and the error is returned. Then its files are
+    /// removed.
     pub fn delete_topic(&self, name: &str) -> Result<()> {
-        let topic = {
-            let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
-            topics
-                .remove(name)
-                .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?
-        };
+        let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        let topic = topics
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let graveyard = self.data_dir.join("deleted");
+        let target = graveyard.join(topic.id.simple().to_string());
+        let moved =
+            std::fs::create_dir_all(&graveyard).and_then(|()| std::fs::rename(&topic.dir, &target));
+        if let Err(e) = moved {
+            tracing::error!(topic = name, error = %e, "could not delete topic; it stays");
+            return Err(e.into());
+        }
         for partition in topic.partitions() {
             partition.take_offline("topic deleted");
         }
-        let graveyard = self.data_dir.join("deleted");
-        std::fs::create_dir_all(&graveyard)?;
-        let target = graveyard.join(format!("{name}.{}", topic.id.simple()));
-        std::fs::rename(&topic.dir, &target)?;
-        checkpoint::sync_dir(&self.data_dir.join("topics"))?;
-        std::fs::remove_dir_all(&target)?;
+        if let Err(e) = checkpoint::sync_dir(&self.data_dir.join("topics")) {
+            // The move is done; a crash before the directory reaches the disk brings the
+            // topic back at the next start, which is the state before the request.
+            tracing::warn!(topic = name, error = %e, "could not sync the topics directory");
+        }
+        topics.remove(name);
+        drop(topics);
+        // What is left in `deleted/` is removed at the next start if this fails.
+        if let Err(e) = std::fs::remove_dir_all(&target) {
+            tracing::warn!(topic = name, error = %e, "could not remove a deleted topic's files yet");
+        }
         tracing::info!(topic = name, "topic deleted");
         Ok(())
     }
