@@ -9,7 +9,9 @@ use sluice_txn::TxnError;
 /// The Kafka error for a storage error, and the message to send where the API has one.
 pub(crate) fn storage_error(e: &StorageError) -> ResponseError {
     match e {
-        StorageError::CorruptBatch(_) => ResponseError::CorruptMessage,
+        StorageError::CorruptBatch(_)
+        | StorageError::Damaged(_)
+        | StorageError::CorruptOnDisk { .. } => ResponseError::CorruptMessage,
         StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
         StorageError::InvalidRecord(_) => ResponseError::InvalidRecord,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,

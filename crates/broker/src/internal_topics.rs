@@ -29,7 +29,8 @@ pub(crate) fn replay(
     let (mut records, mut skipped) = (0u64, 0u64);
     let mut offset = partition.log().log_start_offset();
     loop {
-        let bytes = partition.read(offset, READ_BYTES, true)?.read()?;
+        let plan = partition.read(offset, READ_BYTES, true)?;
+        let bytes = partition.read_batches(&plan)?;
         if bytes.is_empty() {
             break;
         }

@@ -10,7 +10,9 @@
 //! `request_timeout`, `per_ip_limit`), `sluice_produced_bytes`, `sluice_produced_records`,
 //! `sluice_fetched_bytes`, `sluice_fetched_records` (counters, by `topic`),
 //! `sluice_fsync_duration_seconds` (histogram), `sluice_partition_log_start_offset`,
-//! `sluice_partition_high_watermark`, `sluice_partition_size_bytes` (gauges, by `topic` and
+//! `sluice_partition_high_watermark`, `sluice_partition_size_bytes`,
+//! `sluice_partition_damaged_offsets` (offsets lost to damage on disk; only partitions with
+//! damage are listed) (gauges, by `topic` and
 //! `partition`), `sluice_group_committed_offset`, `sluice_group_lag` (gauges, by `group`,
 //! `topic`, `partition`), `sluice_group_series_dropped` (gauge).
 
@@ -84,6 +86,7 @@ pub(crate) struct Metrics {
     log_start_offset: Family<PartitionLabels, Gauge>,
     high_watermark: Family<PartitionLabels, Gauge>,
     size_bytes: Family<PartitionLabels, Gauge>,
+    damaged_offsets: Family<PartitionLabels, Gauge>,
     committed_offset: Family<GroupLabels, Gauge>,
     lag: Family<GroupLabels, Gauge>,
     group_series_dropped: Gauge,
@@ -106,6 +109,7 @@ impl Metrics {
         let log_start_offset = Family::<PartitionLabels, Gauge>::default();
         let high_watermark = Family::<PartitionLabels, Gauge>::default();
         let size_bytes = Family::<PartitionLabels, Gauge>::default();
+        let damaged_offsets = Family::<PartitionLabels, Gauge>::default();
         let committed_offset = Family::<GroupLabels, Gauge>::default();
         let lag = Family::<GroupLabels, Gauge>::default();
         let group_series_dropped = Gauge::default();
@@ -162,6 +166,11 @@ impl Metrics {
             size_bytes.clone(),
         );
         registry.register(
+            "partition_damaged_offsets",
+            "Offsets of a partition lost to damaged bytes on disk (found at recovery or by reads)",
+            damaged_offsets.clone(),
+        );
+        registry.register(
             "group_committed_offset",
             "Offset a consumer group committed",
             committed_offset.clone(),
@@ -190,6 +199,7 @@ impl Metrics {
             log_start_offset,
             high_watermark,
             size_bytes,
+            damaged_offsets,
             committed_offset,
             lag,
             group_series_dropped,
@@ -250,6 +260,7 @@ impl Metrics {
         self.log_start_offset.clear();
         self.high_watermark.clear();
         self.size_bytes.clear();
+        self.damaged_offsets.clear();
         for topic in broker.logs.topics() {
             for partition in topic.partitions() {
                 let labels = PartitionLabels {
@@ -266,6 +277,14 @@ impl Metrics {
                 self.size_bytes
                     .get_or_create(&labels)
                     .set(log.size_bytes() as i64);
+                let damaged: i64 = log
+                    .damage()
+                    .iter()
+                    .map(|d| d.offsets.end - d.offsets.start)
+                    .sum();
+                if damaged > 0 {
+                    self.damaged_offsets.get_or_create(&labels).set(damaged);
+                }
             }
         }
     }

@@ -43,6 +43,16 @@ pub enum StorageError {
     TooManyProducers(usize),
     #[error("invalid transaction state: {0}")]
     InvalidTxnState(String),
+    /// A read met bytes that are not a valid batch at `position` of the segment at
+    /// `segment_base_offset` (`Partition::read_batches` turns it into `Damaged`).
+    #[error("damaged batch at byte {position} of segment {segment_base_offset}")]
+    CorruptOnDisk {
+        segment_base_offset: i64,
+        position: u64,
+    },
+    /// Bytes on disk that should hold these offsets do not hold valid batches.
+    #[error("damaged log: {0}")]
+    Damaged(String),
     #[error("out of a resource the process shares, try again: {0}")]
     ResourceExhausted(String),
     #[error("I/O error: {0}")]

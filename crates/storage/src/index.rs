@@ -39,6 +39,20 @@ impl OffsetIndex {
         self.entries.push((relative_offset, position));
     }
 
+    /// Adds an entry in its place (for a batch found after damage in a closed segment); an
+    /// entry that would break the order of the others is left out.
+    pub(crate) fn insert(&mut self, relative_offset: u32, position: u32) {
+        let i = self.entries.partition_point(|&(o, _)| o < relative_offset);
+        let after_previous = i == 0 || self.entries[i - 1].1 < position;
+        let before_next = self
+            .entries
+            .get(i)
+            .is_none_or(|&(o, p)| o > relative_offset && p > position);
+        if after_previous && before_next {
+            self.entries.insert(i, (relative_offset, position));
+        }
+    }
+
     /// Byte position of the last indexed batch starting at or before `relative_offset`.
     pub(crate) fn lookup(&self, relative_offset: u32) -> u32 {
         let i = self.entries.partition_point(|&(o, _)| o <= relative_offset);

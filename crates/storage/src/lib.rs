@@ -12,6 +12,7 @@
 mod checkpoint;
 mod compaction;
 pub mod config;
+mod damage;
 mod error;
 mod index;
 mod log;
@@ -25,6 +26,7 @@ mod segment;
 
 pub use compaction::{CleanPlan, CleanStats, Cleaned};
 pub use config::{LogConfig, TOPIC_CONFIG_KEYS};
+pub use damage::Damage;
 pub use error::{Result, StorageError, is_resource_exhaustion};
 pub use log::{AbortedTxn, AppendInfo, AppendOrigin, FlushPlan, Log, ValidRecords};
 pub use manager::{LogManager, Topic};

@@ -153,27 +153,24 @@ impl Log {
             .find(|&&b| b <= recovery_point)
             .copied()
             .unwrap_or(i64::MIN);
-        let mut segments = BTreeMap::new();
-        let mut truncated = false;
+        // A damaged or torn segment costs only its damaged bytes: the segments after it are
+        // kept (their batches are whole and their offsets follow), whatever recovery cut.
+        let mut segments: BTreeMap<i64, LogSegment> = BTreeMap::new();
+        let last = bases.last().copied();
         for base in bases {
-            if truncated {
-                tracing::warn!(dir = %dir.display(), base, "deleting segment after a truncated one");
-                for ext in ["log", "index", "timeindex"] {
-                    let _ = std::fs::remove_file(dir.join(file_name(base, ext)));
-                }
-                continue;
-            }
             let recover = base >= recover_from && !clean;
-            let size_before = std::fs::metadata(dir.join(file_name(base, "log")))?.len();
             let segment = LogSegment::open(
                 dir,
                 base,
                 recover,
+                Some(base) == last,
                 config.index_interval_bytes,
                 LEADER_EPOCH_SINGLE_NODE,
                 now_ms,
             )?;
-            truncated = segment.size() < size_before;
+            if let Some((_, previous)) = segments.iter_mut().next_back() {
+                previous.close_damage(base);
+            }
             segments.insert(base, segment);
         }
         let checkpointed_start =
@@ -405,6 +402,12 @@ impl Log {
             .range(..=offset)
             .next_back()
             .expect("offset >= first base");
+        if let Some(damage) = floor.damage_at(offset) {
+            return Err(StorageError::Damaged(format!(
+                "offsets {}..{} are damaged on disk and cannot be read; the next readable offset is {}",
+                damage.offsets.start, damage.offsets.end, damage.offsets.end
+            )));
+        }
         // Past the floor segment's end (compaction leaves gaps, even empty segments), the
         // data continues in the first later segment that holds any.
         let segment = if offset < floor.next_offset() {
@@ -423,6 +426,46 @@ impl Log {
             max_bytes,
             min_one_batch,
         })
+    }
+
+    /// Every damaged stretch found so far (at recovery or by reads), oldest segment first.
+    pub fn damage(&self) -> Vec<crate::Damage> {
+        self.segments
+            .values()
+            .flat_map(|s| s.damage().iter().cloned())
+            .collect()
+    }
+
+    /// Records damage a read found at `position` of the segment at `base_offset`
+    /// (`Partition::learn_damage`): offsets from `lost_from` up to the next valid batch
+    /// (`next`: its position and base offset) or the segment's end. None if that segment is
+    /// gone (retention or compaction replaced it meanwhile).
+    pub(crate) fn add_damage(
+        &mut self,
+        base_offset: i64,
+        position: u64,
+        lost_from: i64,
+        next: Option<(u64, i64)>,
+    ) -> Option<crate::Damage> {
+        let segment = self.segments.get_mut(&base_offset)?;
+        let (end, lost_to) = next.unwrap_or((segment.size(), segment.next_offset()));
+        let damage = crate::Damage {
+            positions: position..end,
+            offsets: lost_from..lost_to.max(lost_from + 1),
+        };
+        segment.add_damage(damage.clone(), next);
+        Some(damage)
+    }
+
+    /// A fresh snapshot of the segment at `base_offset` for a read of `offset`.
+    pub(crate) fn snapshot_of(
+        &self,
+        base_offset: i64,
+        offset: i64,
+    ) -> Option<crate::segment::SegmentSnapshot> {
+        self.segments
+            .get(&base_offset)
+            .map(|s| s.snapshot_for(offset))
     }
 
     /// The first record at or after `timestamp`: its offset and timestamp.
@@ -620,7 +663,10 @@ impl Log {
             segment.delete_files()?;
         }
         let active = self.active();
-        if active.next_offset() > offset {
+        // A closed segment that becomes the active one may keep damaged bytes past its end
+        // (see `LogSegment::rebuild`): they are cut too, or appends would land after them.
+        let file_bytes = active.file().metadata()?.len();
+        if active.next_offset() > offset || file_bytes > active.size() {
             let mut cut = active.size();
             crate::scan::scan_batches(active.file(), 0, active.size(), |b| {
                 if b.header.last_offset() >= offset {
@@ -637,6 +683,7 @@ impl Log {
                 &self.dir,
                 base,
                 false,
+                true,
                 self.config.index_interval_bytes,
                 self.leader_epoch,
                 now_ms,

@@ -8,10 +8,12 @@
 //! fsyncs happen outside it (see `ReadPlan` and `FlushPlan`). Uses only tokio's runtime-free
 //! `sync` primitives, so storage stays free of any executor.
 
-use crate::Result;
 use crate::config::LogConfig;
+use crate::damage::{self, Damage};
 use crate::log::{AppendInfo, AppendOrigin, Log, ValidRecords};
 use crate::read::ReadPlan;
+use crate::scan;
+use crate::{Result, StorageError};
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::{Notify, watch};
 
@@ -91,6 +93,57 @@ impl Partition {
 
     pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadPlan> {
         self.log().read(offset, max_bytes, min_one_batch)
+    }
+
+    /// Carries out `plan` (made by `read` or `Log::read_committed`) outside the lock. If the
+    /// read meets damage (a batch whose CRC fails, a length that lies), the damage is measured
+    /// and recorded (`learn_damage`); a read of offsets the damage holds fails with
+    /// `Damaged`, and a read of later offsets is made again from past the damage.
+    pub fn read_batches(&self, plan: &ReadPlan) -> Result<bytes::Bytes> {
+        let (base, position) = match plan.read() {
+            Err(StorageError::CorruptOnDisk {
+                segment_base_offset,
+                position,
+            }) => (segment_base_offset, position),
+            other => return other,
+        };
+        let damage = self.learn_damage(plan, base, position)?;
+        if damage.offsets.contains(&plan.offset) || plan.offset < damage.offsets.start {
+            return Err(StorageError::Damaged(format!(
+                "offsets {}..{} are damaged on disk and cannot be read; the next readable offset is {}",
+                damage.offsets.start, damage.offsets.end, damage.offsets.end
+            )));
+        }
+        let Some(snapshot) = self.log().snapshot_of(base, plan.offset) else {
+            return Ok(bytes::Bytes::new());
+        };
+        ReadPlan {
+            snapshot,
+            ..plan.clone()
+        }
+        .read()
+    }
+
+    /// Measures the damage a read met at `position` of the segment at `base` (outside the
+    /// lock: it reads the segment) and records it in the log.
+    fn learn_damage(&self, plan: &ReadPlan, base: i64, position: u64) -> Result<Damage> {
+        let file = &plan.snapshot.file;
+        // The damage starts after the last whole batch before it.
+        let mut lost_from = base;
+        let _ = scan::scan_batches(file, 0, position, |b| {
+            lost_from = b.header.last_offset() + 1;
+            Ok(true)
+        });
+        let next =
+            damage::next_valid_batch(file, position + 1, plan.snapshot.size, lost_from, i32::MAX)?
+                .map(|(at, header)| (at, header.base_offset));
+        let mut log = self.log();
+        let damage = log.add_damage(base, position, lost_from, next);
+        drop(log);
+        if let Some(damage) = &damage {
+            tracing::error!(topic = %self.topic, partition = self.index, lost_offsets = ?damage.offsets, "a read found damaged batches; they are not served");
+        }
+        damage.ok_or_else(|| StorageError::Damaged(format!("segment {base} is gone")))
     }
 
     /// Watches the high watermark: a parked fetch waits on this.

@@ -2,11 +2,12 @@
 //!
 //! A `ReadPlan` is made under the lock (it names a segment snapshot and the bounds) and carried
 //! out after the lock is released: bytes below a snapshot's size never change, and a deleted
-//! segment's open file stays readable.
+//! segment's open file stays readable. What it returns has passed its CRC (see `read`).
 
 use crate::segment::SegmentSnapshot;
+use crate::{Result, StorageError};
 use bytes::Bytes;
-use sluice_record::BatchHeader;
+use sluice_record::{BatchHeader, BatchIter, HEADER_BYTES, RecordError, verify_checksum};
 use std::fs::File;
 
 /// How far before the wanted batch an index lookup may land, read along with the data so that
@@ -28,36 +29,83 @@ pub struct ReadPlan {
 
 impl ReadPlan {
     /// Reads the batches: whole batches only, in offset order, at most `max_bytes` of them
-    /// (except for the KIP-74 first batch). Empty when there is nothing to return.
-    pub fn read(&self) -> std::io::Result<Bytes> {
+    /// (except for the KIP-74 first batch). Empty when there is nothing to return. Every batch
+    /// is checked against its CRC before it is returned; the first one that fails ends the
+    /// read there, and if it is the first wanted, the read fails with `CorruptOnDisk` naming
+    /// its position (`Partition::read_batches` learns the damage from that).
+    pub fn read(&self) -> Result<Bytes> {
         let snap = &self.snapshot;
         let mut position = snap.start_position;
         while position < snap.size {
             let want = (snap.size - position).min(self.max_bytes as u64 + SKIP_SLACK_BYTES);
             let buf = read_at(&snap.file, want as usize, position)?;
-            match self.select(&buf) {
+            match self.select(&buf, position) {
                 Selection::Range(start, end) => {
-                    return Ok(Bytes::from(buf).slice(start..end));
+                    let at = position + start as u64;
+                    return self.verified(Bytes::from(buf).slice(start..end), at);
                 }
                 Selection::Nothing => return Ok(Bytes::new()),
                 Selection::SkipTo(skip) => position += skip as u64,
                 Selection::LargeFirst(start, total) => {
-                    let big = read_at(&snap.file, total, position + start as u64)?;
-                    return Ok(Bytes::from(big));
+                    let at = position + start as u64;
+                    let big = read_at(&snap.file, total, at)?;
+                    return self.verified(Bytes::from(big), at);
                 }
+                Selection::Damaged(at) => return Err(self.corrupt(position + at as u64)),
             }
         }
         Ok(Bytes::new())
     }
 
-    fn select(&self, buf: &[u8]) -> Selection {
+    /// The batches of `bytes` (read from file position `at`) up to the first that fails its
+    /// CRC.
+    fn verified(&self, bytes: Bytes, at: u64) -> Result<Bytes> {
+        let mut good = 0;
+        for batch in BatchIter::new(&bytes) {
+            match batch {
+                Ok((_, b)) if verify_checksum(b).is_ok() => good += b.len(),
+                _ => break,
+            }
+        }
+        if good == 0 && !bytes.is_empty() {
+            return Err(self.corrupt(at));
+        }
+        Ok(bytes.slice(..good))
+    }
+
+    fn corrupt(&self, position: u64) -> StorageError {
+        StorageError::CorruptOnDisk {
+            segment_base_offset: self.snapshot.base_offset,
+            position,
+        }
+    }
+
+    /// Which bytes of `buf` (read from file position `file_position`) to return.
+    fn select(&self, buf: &[u8], file_position: u64) -> Selection {
         let mut at = 0;
         let mut start = None;
         while at < buf.len() {
-            let Ok(header) = BatchHeader::parse(&buf[at..]) else {
-                break;
+            let header = match BatchHeader::parse(&buf[at..]) {
+                Ok(header) => header,
+                // A header cut by the end of this read: read on from it.
+                Err(RecordError::Truncated { .. })
+                    if file_position + (at + HEADER_BYTES) as u64 <= self.snapshot.size =>
+                {
+                    break;
+                }
+                // Below the snapshot's size every byte belongs to a complete batch, so a
+                // header that does not parse there is damage.
+                Err(_) if start.is_none() => return Selection::Damaged(at),
+                Err(_) => break,
             };
             let total = header.total_bytes();
+            if file_position + (at + total) as u64 > self.snapshot.size {
+                // A length that runs past the end of the complete batches is damage.
+                return match start {
+                    None => Selection::Damaged(at),
+                    Some(begin) => Selection::Range(begin, at),
+                };
+            }
             if header.last_offset() < self.offset {
                 at += total;
                 continue;
@@ -108,6 +156,8 @@ fn read_at(file: &File, len: usize, offset: u64) -> std::io::Result<Vec<u8>> {
 
 enum Selection {
     Range(usize, usize),
+    /// The bytes at this position of the buffer are not a valid batch.
+    Damaged(usize),
     Nothing,
     SkipTo(usize),
     LargeFirst(usize, usize),

@@ -8,6 +8,7 @@
 //! A segment owns its file handle and its indexes. It does not decide when to roll, flush or
 //! delete itself: that is `Log`'s job.
 
+use crate::damage::{Damage, next_valid_batch};
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::scan::{ScanStop, scan_batches};
 use sluice_record::{BatchHeader, verify_checksum};
@@ -51,12 +52,15 @@ pub(crate) struct LogSegment {
     time_index: TimeIndex,
     bytes_since_index_entry: u64,
     created_at_ms: i64,
+    /// Stretches of the file that hold no valid batch (see `damage.rs`), in file order.
+    damage: Vec<Damage>,
 }
 
 /// What a reader needs to read a segment without holding the log's lock: the bytes below
 /// `size` never change while the segment exists.
 #[derive(Debug, Clone)]
 pub(crate) struct SegmentSnapshot {
+    pub base_offset: i64,
     pub file: Arc<File>,
     pub start_position: u64,
     pub size: u64,
@@ -87,17 +91,21 @@ impl LogSegment {
             time_index: TimeIndex::default(),
             bytes_since_index_entry: 0,
             created_at_ms: now_ms,
+            damage: Vec::new(),
         }
     }
 
     /// Opens an existing segment. With `recover`, every batch's CRC is checked and the file
     /// is truncated after the last good batch; otherwise only the indexes are checked (and
     /// rebuilt by a header scan if they are missing or damaged). `leader_epoch_max` is the newest
-    /// leader epoch the log has had; a stored batch claiming a newer one is corrupt.
+    /// leader epoch the log has had; a stored batch claiming a newer one is corrupt. `active`:
+    /// the log's last segment, whose bad tail is a torn write and is cut; a closed segment's
+    /// bad tail is damage, recorded and kept (see `rebuild`).
     pub(crate) fn open(
         dir: &Path,
         base_offset: i64,
         recover: bool,
+        active: bool,
         index_interval_bytes: u32,
         leader_epoch_max: i32,
         now_ms: i64,
@@ -107,7 +115,7 @@ impl LogSegment {
         let size = file.metadata()?.len();
         let mut segment = LogSegment::empty(dir, base_offset, file, size, now_ms);
         if recover || !segment.load_indexes() {
-            segment.rebuild(recover, index_interval_bytes, leader_epoch_max)?;
+            segment.rebuild(recover, active, index_interval_bytes, leader_epoch_max)?;
         }
         Ok(segment)
     }
@@ -122,7 +130,7 @@ impl LogSegment {
     ) -> std::io::Result<LogSegment> {
         let size = file.metadata()?.len();
         let mut segment = LogSegment::empty(dir, base_offset, file, size, now_ms);
-        segment.rebuild(false, index_interval_bytes, i32::MAX)?;
+        segment.rebuild(false, true, index_interval_bytes, i32::MAX)?;
         Ok(segment)
     }
 
@@ -160,11 +168,16 @@ impl LogSegment {
         true
     }
 
-    /// Rebuilds the indexes from the log; with `verify`, also checks every CRC and offset and
-    /// truncates the file at the first bad batch.
+    /// Rebuilds the indexes from the log; with `verify`, also checks every CRC and offset
+    /// (without, only that each header parses). Damage in the middle (a bad stretch with valid
+    /// batches after it) is recorded and passed over, so it costs only its own bytes. A bad
+    /// stretch that runs to the end of the file is a torn tail in the active segment, and the
+    /// file is cut there; in a closed segment it is damage like any other, its offsets running
+    /// to the next segment's base (`close_damage`), and its bytes stay.
     fn rebuild(
         &mut self,
         verify: bool,
+        active: bool,
         index_interval_bytes: u32,
         leader_epoch_max: i32,
     ) -> std::io::Result<()> {
@@ -173,40 +186,81 @@ impl LogSegment {
         self.bytes_since_index_entry = 0;
         self.next_offset = self.base_offset;
         self.max_timestamp = -1;
+        self.damage.clear();
+        let file_bytes = self.size;
         let mut expected_next = self.base_offset;
         let mut epoch_floor = i32::MIN;
         let mut entries = Vec::new();
-        let result = scan_batches(&self.file, 0, self.size, |b| {
-            // Base offset and leader epoch lie outside the CRC, so recovery checks them
-            // against what the log must look like: offsets contiguous, epochs never
-            // decreasing and never above the newest epoch this log has had.
-            let h = &b.header;
-            let epoch_ok = h.partition_leader_epoch >= epoch_floor
-                && h.partition_leader_epoch <= leader_epoch_max;
-            if verify
-                && (verify_checksum(b.bytes).is_err()
-                    || h.base_offset != expected_next
-                    || !epoch_ok)
-            {
-                return Err(b.position);
-            }
-            epoch_floor = h.partition_leader_epoch;
-            expected_next = b.header.last_offset() + 1;
-            entries.push((b.position, b.header));
-            Ok(true)
-        });
-        let valid_bytes = match result {
-            Ok(end) => end,
-            Err(ScanStop::Invalid { position }) => position,
-            Err(ScanStop::Io(e)) => return Err(e),
+        let mut position = 0;
+        let mut after_damage = false;
+        let valid_bytes = loop {
+            let result = scan_batches(&self.file, position, file_bytes, |b| {
+                // Base offset and leader epoch lie outside the CRC, so recovery checks them
+                // against what the log must look like: offsets contiguous, epochs never
+                // decreasing and never above the newest epoch this log has had.
+                let h = &b.header;
+                let epoch_ok = h.partition_leader_epoch >= epoch_floor
+                    && h.partition_leader_epoch <= leader_epoch_max;
+                if verify
+                    && (verify_checksum(b.bytes).is_err()
+                        || h.base_offset != expected_next
+                        || !epoch_ok)
+                {
+                    return Err(b.position);
+                }
+                epoch_floor = h.partition_leader_epoch;
+                expected_next = b.header.last_offset() + 1;
+                entries.push((b.position, b.header, std::mem::take(&mut after_damage)));
+                Ok(true)
+            });
+            let bad = match result {
+                Ok(end) => break end,
+                Err(ScanStop::Invalid { position }) => position,
+                Err(ScanStop::Io(e)) => return Err(e),
+            };
+            let found = next_valid_batch(
+                &self.file,
+                bad + 1,
+                file_bytes,
+                expected_next,
+                leader_epoch_max,
+            )?;
+            let Some((next, header)) = found else {
+                if !active {
+                    self.damage.push(Damage {
+                        positions: bad..file_bytes,
+                        offsets: expected_next..i64::MAX,
+                    });
+                }
+                break bad;
+            };
+            let damage = Damage {
+                positions: bad..next,
+                offsets: expected_next..header.base_offset,
+            };
+            tracing::error!(
+                segment = %self.path().display(), positions = ?damage.positions,
+                lost_offsets = ?damage.offsets,
+                "damaged batches in the middle of a segment; the batches after them are kept"
+            );
+            self.damage.push(damage);
+            expected_next = header.base_offset;
+            position = next;
+            after_damage = true;
         };
-        for (position, header) in entries {
-            self.track_append(position, &header, index_interval_bytes);
+        for (position, header, after_damage) in entries {
+            self.track_append(position, &header, index_interval_bytes, after_damage);
         }
-        if valid_bytes < self.size {
+        self.size = valid_bytes;
+        if valid_bytes < file_bytes && !active {
+            tracing::error!(
+                segment = %self.path().display(), valid_bytes, file_bytes,
+                "damaged batches at the end of a closed segment; the segments after it are kept"
+            );
+        } else if valid_bytes < file_bytes {
             tracing::warn!(
-                segment = %self.dir.join(file_name(self.base_offset, "log")).display(),
-                valid_bytes, file_bytes = self.size, "truncating torn or corrupt segment tail"
+                segment = %self.path().display(),
+                valid_bytes, file_bytes, "truncating torn or corrupt segment tail"
             );
             self.file.set_len(valid_bytes)?;
             self.file.sync_all()?;
@@ -215,10 +269,61 @@ impl LogSegment {
         Ok(())
     }
 
+    fn path(&self) -> PathBuf {
+        self.dir.join(file_name(self.base_offset, "log"))
+    }
+
+    /// Ends damage that runs to the end of this closed segment at the next segment's base.
+    pub(crate) fn close_damage(&mut self, next_base_offset: i64) {
+        for damage in &mut self.damage {
+            if damage.offsets.end == i64::MAX {
+                damage.offsets.end = next_base_offset.max(damage.offsets.start + 1);
+            }
+        }
+    }
+
+    /// Damage a read found (see `Partition::learn_damage`): recorded, and the batch after it
+    /// indexed so that reads of later offsets start past it.
+    pub(crate) fn add_damage(&mut self, damage: Damage, next: Option<(u64, i64)>) {
+        if self
+            .damage
+            .iter()
+            .any(|d| d.positions.start == damage.positions.start)
+        {
+            return;
+        }
+        if let Some((position, offset)) = next {
+            let relative = (offset - self.base_offset) as u32;
+            self.offset_index.insert(relative, position as u32);
+        }
+        let at = self
+            .damage
+            .partition_point(|d| d.positions.start < damage.positions.start);
+        self.damage.insert(at, damage);
+    }
+
+    /// The damage whose lost offsets include `offset`.
+    pub(crate) fn damage_at(&self, offset: i64) -> Option<&Damage> {
+        self.damage.iter().find(|d| d.offsets.contains(&offset))
+    }
+
+    pub(crate) fn damage(&self) -> &[Damage] {
+        &self.damage
+    }
+
     /// Updates the in-memory end, max timestamp and indexes for a batch now at `position`.
-    fn track_append(&mut self, position: u64, header: &BatchHeader, index_interval_bytes: u32) {
+    /// `after_damage` indexes the batch whatever the interval, so reads of its offsets start
+    /// past the damage.
+    fn track_append(
+        &mut self,
+        position: u64,
+        header: &BatchHeader,
+        index_interval_bytes: u32,
+        after_damage: bool,
+    ) {
         let relative = (header.base_offset - self.base_offset) as u32;
-        if position > 0 && self.bytes_since_index_entry >= u64::from(index_interval_bytes) {
+        let due = self.bytes_since_index_entry >= u64::from(index_interval_bytes);
+        if position > 0 && (due || after_damage) {
             self.offset_index.append(relative, position as u32);
             self.bytes_since_index_entry = 0;
         }
@@ -262,7 +367,7 @@ impl LogSegment {
             partition_leader_epoch: leader_epoch,
             ..*header
         };
-        self.track_append(position, &stored, index_interval_bytes);
+        self.track_append(position, &stored, index_interval_bytes, false);
         Ok(())
     }
 
@@ -270,6 +375,7 @@ impl LogSegment {
     pub(crate) fn snapshot_for(&self, offset: i64) -> SegmentSnapshot {
         let relative = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
         SegmentSnapshot {
+            base_offset: self.base_offset,
             file: self.file.clone(),
             start_position: u64::from(self.offset_index.lookup(relative)),
             size: self.size,

@@ -190,7 +190,7 @@ fn read_partition(
         .with_last_stable_offset(last_stable_offset)
         .with_log_start_offset(log_start_offset)
         .with_aborted_transactions(aborted);
-    let read = plan.and_then(|plan| plan.read().map_err(StorageError::from));
+    let read = plan.and_then(|plan| partition.read_batches(&plan));
     match read {
         Ok(bytes) => base.with_records(Some(bytes)),
         Err(e) => {
