@@ -19,9 +19,11 @@
 mod api;
 mod error;
 mod groups;
+mod guard;
 mod members;
 mod pool;
 mod records;
+mod serve;
 mod stream;
 mod topics;
 
@@ -67,11 +69,14 @@ pub struct HttpApi {
 }
 
 impl HttpApi {
-    /// Binds `listen` and serves, sending Kafka requests to `bootstrap`.
+    /// Binds `listen` and serves, sending Kafka requests to `bootstrap`. A connection whose
+    /// next request's headers do not arrive within `header_read_timeout` (idle keep-alive
+    /// connections included) is closed.
     pub async fn start(
         listen: SocketAddr,
         bootstrap: String,
         metrics: MetricsRenderer,
+        header_read_timeout: std::time::Duration,
     ) -> std::io::Result<HttpApi> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
@@ -84,15 +89,13 @@ impl HttpApi {
         });
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
-        let app = router(state.clone());
+        let app = router(state.clone()).layer(axum::middleware::from_fn_with_state(
+            guard::Listener(local_addr),
+            guard::check,
+        ));
         let sweeper = tokio::spawn(members::sweep(state));
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP API stopped");
-            }
+            serve::serve(listener, app, header_read_timeout, stop).await;
             sweeper.abort();
         });
         tracing::info!(%local_addr, "HTTP API listening");

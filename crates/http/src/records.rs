@@ -5,8 +5,9 @@
 //! text, `value_base64` (`key_base64`) as the bytes it encodes; a missing or null value is a
 //! null value (a tombstone on a compacted topic). `headers` is an object of strings or a list
 //! of `{"key","value"}`. Records without `partition` go by key (Kafka's murmur2) or, keyless,
-//! to one partition per request. Every record is acknowledged with `acks=all`: the answer
-//! comes once the records are durable.
+//! to one partition per request. A partition's records go as batches of at most 512 KiB, so a
+//! request of 10,000 records fits the default `max.message.bytes`. Every record is
+//! acknowledged with `acks=all`: the answer comes once the records are durable.
 
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, body_json};
@@ -125,8 +126,10 @@ pub async fn produce(
     Ok(Json(json!({ "offsets": offsets })))
 }
 
-/// Groups records by partition, sends one batch per partition, and returns each record's
-/// (partition, offset) in the order given.
+/// Groups records by partition, sends each partition's as batches of at most
+/// `BATCH_BYTES_TARGET`, and returns each record's (partition, offset) in the order given.
+/// Batches go one after another: if one fails, those before it are written (as with any
+/// producer outside a transaction) and the error says which.
 async fn send_records(
     client: &mut Client,
     topic: &str,
@@ -157,40 +160,82 @@ async fn send_records(
     let timestamp = sluice_types::now_ms();
     let mut out = vec![(0, 0); records.len()];
     for (partition, indexes) in by_partition {
-        let headers: Vec<Vec<RecordHeader<'_>>> = indexes
-            .iter()
-            .map(|&i| {
-                records[i]
-                    .headers
-                    .iter()
-                    .map(|(k, v)| RecordHeader {
-                        key: k.as_bytes(),
-                        value: v.as_deref().map(str::as_bytes),
-                    })
-                    .collect()
-            })
-            .collect();
-        let batch: Vec<Record<'_>> = indexes
-            .iter()
-            .zip(headers)
-            .enumerate()
-            .map(|(n, (&i, headers))| Record {
-                offset: n as i64,
-                timestamp,
-                key: records[i].key.as_deref(),
-                value: records[i].value.as_deref(),
-                headers,
-            })
-            .collect();
-        let encoded = Bytes::from(encode_records(&batch));
-        let base = data::produce(client, topic, partition, encoded, Acks::All)
-            .await?
-            .unwrap_or(-1);
-        for (n, &i) in indexes.iter().enumerate() {
-            out[i] = (partition, base + n as i64);
+        for chunk in batches_of(&records, &indexes) {
+            let base = send_batch(client, topic, partition, &records, chunk, timestamp).await?;
+            for (n, &i) in chunk.iter().enumerate() {
+                out[i] = (partition, base + n as i64);
+            }
         }
     }
     Ok(out)
+}
+
+/// Largest batch the gateway builds, well under Kafka's default `max.message.bytes` (1 MiB):
+/// a request's records for one partition go in as many batches as they need. (A single record
+/// larger than this still goes alone, for topics that allow it.)
+const BATCH_BYTES_TARGET: usize = 512 * 1024;
+
+/// A record's encoded size, near enough: its bytes plus the varints around them.
+fn encoded_bytes(record: &Outgoing) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, String::len) + 10)
+        .sum();
+    record.key.as_ref().map_or(0, Vec::len)
+        + record.value.as_ref().map_or(0, Vec::len)
+        + headers
+        + 32
+}
+
+/// Splits `indexes` (records of one partition, in order) into runs of at most
+/// `BATCH_BYTES_TARGET` encoded bytes each.
+fn batches_of<'a>(records: &[Outgoing], indexes: &'a [usize]) -> Vec<&'a [usize]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (n, &i) in indexes.iter().enumerate() {
+        let size = encoded_bytes(&records[i]);
+        if n > start && bytes + size > BATCH_BYTES_TARGET {
+            runs.push(&indexes[start..n]);
+            (start, bytes) = (n, 0);
+        }
+        bytes += size;
+    }
+    runs.push(&indexes[start..]);
+    runs
+}
+
+/// Sends the records at `indexes` as one batch; returns the base offset it got.
+async fn send_batch(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    records: &[Outgoing],
+    indexes: &[usize],
+    timestamp: i64,
+) -> ApiResult<i64> {
+    let batch: Vec<Record<'_>> = indexes
+        .iter()
+        .enumerate()
+        .map(|(n, &i)| Record {
+            offset: n as i64,
+            timestamp,
+            key: records[i].key.as_deref(),
+            value: records[i].value.as_deref(),
+            headers: records[i]
+                .headers
+                .iter()
+                .map(|(k, v)| RecordHeader {
+                    key: k.as_bytes(),
+                    value: v.as_deref().map(str::as_bytes),
+                })
+                .collect(),
+        })
+        .collect();
+    let encoded = Bytes::from(encode_records(&batch));
+    Ok(data::produce(client, topic, partition, encoded, Acks::All)
+        .await?
+        .unwrap_or(-1))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

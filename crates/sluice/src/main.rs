@@ -150,6 +150,8 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("sluice")
         .build()?;
     let http_address = settings.http_address()?;
+    // The HTTP API waits for request headers as long as the broker waits for a frame.
+    let header_timeout = std::time::Duration::from_millis(config.request_timeout_ms);
     runtime.block_on(async move {
         let broker = RunningBroker::start(config).await?;
         let http = match http_address {
@@ -157,10 +159,14 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                 // The gateway is a Kafka client of this broker, through the broker's internal
                 // loopback listener (outside the client connection caps).
                 let bootstrap = broker.internal_addr().to_string();
-                let api =
-                    sluice_http::HttpApi::start(address, bootstrap, broker.metrics_renderer())
-                        .await
-                        .map_err(|e| anyhow::anyhow!("HTTP API on {address}: {e}"))?;
+                let api = sluice_http::HttpApi::start(
+                    address,
+                    bootstrap,
+                    broker.metrics_renderer(),
+                    header_timeout,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("HTTP API on {address}: {e}"))?;
                 Some(api)
             }
             None => None,

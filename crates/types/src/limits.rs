@@ -127,6 +127,10 @@ pub const HTTP_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Most records one HTTP produce may carry, and one HTTP fetch may return.
 pub const HTTP_RECORDS_PER_REQUEST_MAX: usize = 10_000;
 
+/// Most HTTP requests (long polls included) using one of the gateway's pooled broker
+/// connections at once; others wait up to 10 s, then get a 503.
+pub const HTTP_BROKER_CONNECTIONS_MAX: usize = 256;
+
 /// Most Server-Sent Events streams the HTTP API serves at once (each holds a broker
 /// connection of its own).
 pub const HTTP_STREAMS_MAX: usize = 1_000;
