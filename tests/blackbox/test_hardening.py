@@ -1,6 +1,7 @@
 """Hardening against one hostile client: batches whose records lie, connections that squat or
 trickle, frames that stall half-sent. Each test fails on a broker without the defence."""
 
+import socket
 import struct
 import threading
 import time
@@ -336,3 +337,46 @@ def refused_count(broker):
         if line.startswith("sluice_partition_damaged_offsets{"):
             return int(float(line.split()[-1]))
     return 0
+
+
+def test_under_ulimit_1024_idle_clients_cannot_starve_the_partitions(tmp_path):
+    # The probe that took a partition offline: 1,090 idle connections under a limit of 1,024
+    # descriptors. The broker keeps a quarter of its descriptors from clients, so the extra
+    # connections wait in the backlog, and segment rolls and fsyncs still get theirs.
+    import subprocess
+    from conftest import Broker, free_port
+    broker = Broker(tmp_path / "data", free_port())
+    original = subprocess.Popen
+
+    def limited(*args, **kwargs):
+        import resource
+        kwargs["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+        return original(*args, **kwargs)
+
+    subprocess.Popen = limited
+    try:
+        broker.start()
+    finally:
+        subprocess.Popen = original
+    try:
+        create_topic(broker, "tight", 1, {"segment.bytes": "100"})
+        p = producer(broker, **{"acks": "all", "linger.ms": 0})
+        produce_all(p, "tight", [(None, b"before")])
+        squatters = []
+        for _ in range(1090):
+            try:  # past the cap, connections wait in the accept backlog, then time out
+                squatters.append(socket.create_connection(("127.0.0.1", broker.port), timeout=3))
+            except OSError:
+                break
+        assert len(squatters) >= 768, len(squatters)
+        # Every batch rolls a segment: three new files each, and a directory sync.
+        produce_all(p, "tight", [(None, f"r{i}".encode()) for i in range(50)])
+        assert "partition log is now offline" not in broker.log()
+        assert "for want of a resource" not in broker.log(), "clients used up the reserve"
+        status = urllib.request.urlopen(f"{broker.http}/readyz", timeout=10).status
+        assert status == 200
+        for s in squatters:
+            s.close()
+        assert len(consume_all(broker, "tight", 51)) == 51
+    finally:
+        broker.kill()

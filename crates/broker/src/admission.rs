@@ -1,11 +1,45 @@
 //! Which connections are let in: at most `max_connections_per_ip` open at once from one
 //! address (Kafka's `max.connections.per.ip`), with per-address exceptions
-//! (`max.connections.per.ip.overrides`). The broker-wide cap (`CONNECTIONS_MAX`) is the accept
-//! loop's; this module only counts per address.
+//! (`max.connections.per.ip.overrides`), and at most as many client connections as the
+//! process's descriptors allow with a reserve left for files (`client_connections_max`). The
+//! accept loop enforces the broker-wide cap; this module computes it and counts per address.
 
+use sluice_types::limits::CONNECTIONS_MAX;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+
+/// Descriptors kept for everything but client connections (segment files, checkpoints,
+/// directory syncs, the internal listener): at least this many, or a quarter of the limit.
+const DESCRIPTORS_RESERVED_MIN: u64 = 256;
+
+/// Raises the process's soft descriptor limit to its hard limit (as Go's runtime does), then
+/// returns how many client connections fit under it with the reserve kept, at most
+/// `CONNECTIONS_MAX`. So clients alone cannot use up the descriptors that segment rolls and
+/// fsyncs need: under `ulimit -n 1024` that is 768 connections.
+pub(crate) fn client_connections_max() -> usize {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let mut soft = limit.current.unwrap_or(u64::MAX);
+    if let Some(hard) = limit.maximum
+        && hard > soft
+        && setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(hard),
+                maximum: Some(hard),
+            },
+        )
+        .is_ok()
+    {
+        soft = hard;
+    }
+    let reserve = DESCRIPTORS_RESERVED_MIN.max(soft / 4);
+    let fit = soft.saturating_sub(reserve).max(1);
+    usize::try_from(fit)
+        .unwrap_or(usize::MAX)
+        .min(CONNECTIONS_MAX)
+}
 
 #[derive(Debug)]
 pub(crate) struct Admission {

@@ -8,7 +8,7 @@ use crate::groups::Groups;
 use crate::metrics::Metrics;
 use crate::transactions::Transactions;
 use sluice_storage::{LogManager, Partition, StorageError, Topic};
-use sluice_types::limits::{CONNECTIONS_MAX, INTERNAL_CONNECTIONS_MAX, UNFINISHED_FRAME_BYTES_MAX};
+use sluice_types::limits::{INTERNAL_CONNECTIONS_MAX, UNFINISHED_FRAME_BYTES_MAX};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -194,12 +194,17 @@ impl RunningBroker {
             broker.clone(),
             broker.shutdown.clone(),
         ));
+        let client_connections_max = crate::admission::client_connections_max();
+        tracing::info!(
+            client_connections_max,
+            "client connections fit in the descriptor limit"
+        );
         let client_door = Door {
             endpoint: Arc::new(Endpoint {
                 host: broker.config.advertised_host.clone(),
                 port: broker.config.advertised_port,
             }),
-            connections_max: CONNECTIONS_MAX,
+            connections_max: client_connections_max,
             per_ip_limits: true,
         };
         let internal_door = Door {
