@@ -380,3 +380,24 @@ def test_under_ulimit_1024_idle_clients_cannot_starve_the_partitions(tmp_path):
         assert len(consume_all(broker, "tight", 51)) == 51
     finally:
         broker.kill()
+
+
+def test_the_scrubber_finds_a_flipped_byte_before_any_consumer_does(start_broker):
+    broker = start_broker({"SLUICE_LOG_SCRUB_BYTES_PER_SECOND": "104857600",
+                           "SLUICE_LOG_SCRUB_INTERVAL_MS": "200"})
+    create_topic(broker, "cold", 1, {"segment.bytes": "16384"})
+    p = producer(broker, **{"linger.ms": 2, "batch.num.messages": 100})
+    produce_all(p, "cold", [(None, f"value-{i:06d}".encode()) for i in range(3000)])
+    assert broker.stop() == 0
+    logs = sorted((broker.data_dir / "topics" / "cold" / "0").glob("*.log"))
+    assert len(logs) >= 3
+    with open(logs[1], "r+b") as f:  # a closed segment; a clean stop means no recovery scan
+        f.seek(f.seek(0, 2) // 2 + 30)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    broker.start()
+    wait_until(lambda: refused_count(broker) > 0, timeout=30, what="the scrubber's finding")
+    assert "damaged batches found" in broker.log()
+    assert refused_count(broker) <= 100
+    broker.wait_for_log("scrub pass done")

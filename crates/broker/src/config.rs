@@ -29,6 +29,10 @@ pub struct BrokerConfig {
     pub max_connections_per_ip: usize,
     /// `max.connections.per.ip.overrides`.
     pub max_connections_per_ip_overrides: HashMap<IpAddr, usize>,
+    /// How fast the scrubber verifies closed segments; 0 turns it off.
+    pub scrub_bytes_per_second: u64,
+    /// Pause between two passes of the scrubber over every closed segment.
+    pub scrub_interval_ms: u64,
     /// `auto.create.topics.enable`: Metadata requests create unknown topics.
     pub auto_create_topics: bool,
     /// `num.partitions`: partitions of auto-created topics and of CreateTopics with -1.
@@ -76,6 +80,8 @@ impl BrokerConfig {
             request_timeout_ms: limits::REQUEST_ARRIVAL_MS_MAX_DEFAULT,
             max_connections_per_ip: limits::CONNECTIONS_PER_IP_MAX_DEFAULT,
             max_connections_per_ip_overrides: HashMap::new(),
+            scrub_bytes_per_second: 16 * 1024 * 1024,
+            scrub_interval_ms: 3_600_000,
             auto_create_topics: true,
             default_partitions: 1,
             retention_check_interval_ms: 300_000,

@@ -18,6 +18,7 @@ mod groups;
 mod handlers;
 mod internal_topics;
 mod metrics;
+mod scrub;
 mod server;
 mod transactions;
 

@@ -8,7 +8,8 @@
 //! `api`: from the request's decoding to its response being ready, long-polls included),
 //! `sluice_connections` (gauge), `sluice_connections_closed` (counter, by `reason`: `idle`,
 //! `request_timeout`, `per_ip_limit`), `sluice_produced_bytes`, `sluice_produced_records`,
-//! `sluice_fetched_bytes`, `sluice_fetched_records` (counters, by `topic`),
+//! `sluice_fetched_bytes`, `sluice_fetched_records` (counters, by `topic`), `sluice_scrubbed_bytes`
+//! (counter: closed-segment bytes the scrubber verified),
 //! `sluice_fsync_duration_seconds` (histogram), `sluice_partition_log_start_offset`,
 //! `sluice_partition_high_watermark`, `sluice_partition_size_bytes`,
 //! `sluice_partition_damaged_offsets` (offsets lost to damage on disk; only partitions with
@@ -83,6 +84,7 @@ pub(crate) struct Metrics {
     fetched_bytes: Family<TopicLabel, Counter>,
     fetched_records: Family<TopicLabel, Counter>,
     fsync_seconds: Histogram,
+    scrubbed_bytes: Counter,
     log_start_offset: Family<PartitionLabels, Gauge>,
     high_watermark: Family<PartitionLabels, Gauge>,
     size_bytes: Family<PartitionLabels, Gauge>,
@@ -106,6 +108,12 @@ impl Metrics {
         let fetched_bytes = Family::<TopicLabel, Counter>::default();
         let fetched_records = Family::<TopicLabel, Counter>::default();
         let fsync_seconds = Histogram::new(latency_buckets());
+        let scrubbed_bytes = Counter::default();
+        registry.register(
+            "scrubbed_bytes",
+            "Bytes of closed segments the scrubber verified",
+            scrubbed_bytes.clone(),
+        );
         let log_start_offset = Family::<PartitionLabels, Gauge>::default();
         let high_watermark = Family::<PartitionLabels, Gauge>::default();
         let size_bytes = Family::<PartitionLabels, Gauge>::default();
@@ -196,6 +204,7 @@ impl Metrics {
             fetched_bytes,
             fetched_records,
             fsync_seconds,
+            scrubbed_bytes,
             log_start_offset,
             high_watermark,
             size_bytes,
@@ -212,6 +221,10 @@ impl Metrics {
         self.request_seconds
             .get_or_create(&label)
             .observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn scrubbed(&self, bytes: u64) {
+        self.scrubbed_bytes.inc_by(bytes);
     }
 
     /// Counts a connection the broker closed or refused (`reason` as in the module doc).

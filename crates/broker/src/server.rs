@@ -190,6 +190,10 @@ impl RunningBroker {
             broker.clone(),
             broker.shutdown.clone(),
         ));
+        broker.tasks.spawn(crate::scrub::scrub_loop(
+            broker.clone(),
+            broker.shutdown.clone(),
+        ));
         broker.tasks.spawn(background::housekeeping_loop(
             broker.clone(),
             broker.shutdown.clone(),

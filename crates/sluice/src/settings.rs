@@ -45,6 +45,10 @@ pub(crate) struct ServeSettings {
     pub http_listen: String,
     /// `auto.create.topics.enable`
     pub auto_create_topics_enable: bool,
+    /// How fast the scrubber verifies closed segments (0: off)
+    pub log_scrub_bytes_per_second: u64,
+    /// Pause between the scrubber's passes
+    pub log_scrub_interval_ms: u64,
     /// `num.partitions`
     pub num_partitions: i32,
     /// `socket.request.max.bytes`
@@ -105,6 +109,8 @@ impl Default for ServeSettings {
             advertised_listener: None,
             http_listen: "127.0.0.1:8080".into(),
             auto_create_topics_enable: true,
+            log_scrub_bytes_per_second: 16 * 1024 * 1024,
+            log_scrub_interval_ms: 3_600_000,
             num_partitions: 1,
             socket_request_max_bytes: sluice_types::limits::REQUEST_FRAME_BYTES_MAX_DEFAULT,
             connections_max_idle_ms: sluice_types::limits::CONNECTIONS_IDLE_MS_MAX_DEFAULT,
@@ -187,6 +193,8 @@ impl ServeSettings {
             self.connections_max_idle_ms >= 1 && self.request_timeout_ms >= 1,
             "connections_max_idle_ms and request_timeout_ms must be at least 1"
         );
+        config.scrub_bytes_per_second = self.log_scrub_bytes_per_second;
+        config.scrub_interval_ms = self.log_scrub_interval_ms.max(1);
         config.connections_max_idle_ms = self.connections_max_idle_ms;
         config.request_timeout_ms = self.request_timeout_ms;
         config.max_connections_per_ip = self.max_connections_per_ip;

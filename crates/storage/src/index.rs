@@ -53,6 +53,12 @@ impl OffsetIndex {
         }
     }
 
+    /// The last entry whose position is at or before `position`: (relative offset, position).
+    pub(crate) fn floor_by_position(&self, position: u32) -> Option<(u32, u32)> {
+        let i = self.entries.partition_point(|&(_, p)| p <= position);
+        i.checked_sub(1).map(|i| self.entries[i])
+    }
+
     /// Byte position of the last indexed batch starting at or before `relative_offset`.
     pub(crate) fn lookup(&self, relative_offset: u32) -> u32 {
         let i = self.entries.partition_point(|&(o, _)| o <= relative_offset);

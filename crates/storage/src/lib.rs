@@ -30,7 +30,7 @@ pub use damage::Damage;
 pub use error::{Result, StorageError, is_resource_exhaustion};
 pub use log::{AbortedTxn, AppendInfo, AppendOrigin, FlushPlan, Log, ValidRecords};
 pub use manager::{LogManager, Topic};
-pub use partition::{Durability, Partition};
+pub use partition::{Durability, Partition, ScrubReport};
 pub use producer_state::ActiveProducer;
 pub use read::ReadPlan;
 

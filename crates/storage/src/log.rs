@@ -436,25 +436,39 @@ impl Log {
             .collect()
     }
 
-    /// Records damage a read found at `position` of the segment at `base_offset`
+    /// Records damage found at `position` of the segment at `base_offset`
     /// (`Partition::learn_damage`): offsets from `lost_from` up to the next valid batch
     /// (`next`: its position and base offset) or the segment's end. None if that segment is
-    /// gone (retention or compaction replaced it meanwhile).
+    /// gone (retention or compaction replaced it meanwhile); with the damage, whether it is new.
     pub(crate) fn add_damage(
         &mut self,
         base_offset: i64,
         position: u64,
         lost_from: i64,
         next: Option<(u64, i64)>,
-    ) -> Option<crate::Damage> {
+    ) -> Option<(crate::Damage, bool)> {
         let segment = self.segments.get_mut(&base_offset)?;
         let (end, lost_to) = next.unwrap_or((segment.size(), segment.next_offset()));
         let damage = crate::Damage {
             positions: position..end,
             offsets: lost_from..lost_to.max(lost_from + 1),
         };
-        segment.add_damage(damage.clone(), next);
-        Some(damage)
+        let new = segment.add_damage(damage.clone(), next);
+        Some((damage, new))
+    }
+
+    /// See `LogSegment::scan_start_before`; None if the segment is gone.
+    pub(crate) fn scan_start_before(&self, base_offset: i64, position: u64) -> Option<(u64, i64)> {
+        self.segments
+            .get(&base_offset)
+            .map(|s| s.scan_start_before(position))
+    }
+
+    /// The closed segments, as (base offset, file, size): what the scrubber verifies.
+    pub(crate) fn closed_segment_files(&self) -> Vec<(i64, Arc<File>, u64)> {
+        self.closed_segments()
+            .map(|s| (s.base_offset(), s.file().clone(), s.size()))
+            .collect()
     }
 
     /// A fresh snapshot of the segment at `base_offset` for a read of `offset`.

@@ -14,6 +14,8 @@ use crate::log::{AppendInfo, AppendOrigin, Log, ValidRecords};
 use crate::read::ReadPlan;
 use crate::scan;
 use crate::{Result, StorageError};
+use sluice_record::verify_checksum;
+use std::fs::File;
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::{Notify, watch};
 
@@ -30,6 +32,15 @@ const FSYNC_STALLED: std::time::Duration = std::time::Duration::from_secs(2);
 pub struct Durability {
     pub recovery_point: i64,
     pub failed: bool,
+}
+
+/// What a scrub checked and found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ScrubReport {
+    pub segments: u64,
+    pub bytes: u64,
+    /// Offsets in damage the scrub met (found now or known before).
+    pub damaged_offsets: i64,
 }
 
 #[derive(Debug)]
@@ -107,7 +118,7 @@ impl Partition {
             }) => (segment_base_offset, position),
             other => return other,
         };
-        let damage = self.learn_damage(plan, base, position)?;
+        let damage = self.learn_damage(&plan.snapshot.file, plan.snapshot.size, base, position)?;
         if damage.offsets.contains(&plan.offset) || plan.offset < damage.offsets.start {
             return Err(StorageError::Damaged(format!(
                 "offsets {}..{} are damaged on disk and cannot be read; the next readable offset is {}",
@@ -124,26 +135,82 @@ impl Partition {
         .read()
     }
 
-    /// Measures the damage a read met at `position` of the segment at `base` (outside the
-    /// lock: it reads the segment) and records it in the log.
-    fn learn_damage(&self, plan: &ReadPlan, base: i64, position: u64) -> Result<Damage> {
-        let file = &plan.snapshot.file;
+    /// Measures the damage met at `position` of the segment at `base` (whose file holds `size`
+    /// bytes of batches) and records it in the log. Reads the segment, so it runs outside the
+    /// lock, taking it only to look up the index and to record.
+    fn learn_damage(&self, file: &File, size: u64, base: i64, position: u64) -> Result<Damage> {
+        let gone = || StorageError::Damaged(format!("segment {base} is gone"));
+        let (scan_from, mut lost_from) = self
+            .log()
+            .scan_start_before(base, position)
+            .ok_or_else(gone)?;
         // The damage starts after the last whole batch before it.
-        let mut lost_from = base;
-        let _ = scan::scan_batches(file, 0, position, |b| {
+        let _ = scan::scan_batches(file, scan_from, position, |b| {
             lost_from = b.header.last_offset() + 1;
             Ok(true)
         });
-        let next =
-            damage::next_valid_batch(file, position + 1, plan.snapshot.size, lost_from, i32::MAX)?
-                .map(|(at, header)| (at, header.base_offset));
-        let mut log = self.log();
-        let damage = log.add_damage(base, position, lost_from, next);
-        drop(log);
-        if let Some(damage) = &damage {
-            tracing::error!(topic = %self.topic, partition = self.index, lost_offsets = ?damage.offsets, "a read found damaged batches; they are not served");
+        let next = damage::next_valid_batch(file, position + 1, size, lost_from, i32::MAX)?
+            .map(|(at, header)| (at, header.base_offset));
+        let recorded = self.log().add_damage(base, position, lost_from, next);
+        let (damage, new) = recorded.ok_or_else(gone)?;
+        if new {
+            tracing::error!(topic = %self.topic, partition = self.index, segment = base, positions = ?damage.positions, lost_offsets = ?damage.offsets, "damaged batches found; they are not served");
         }
-        damage.ok_or_else(|| StorageError::Damaged(format!("segment {base} is gone")))
+        Ok(damage)
+    }
+
+    /// Base offsets of the closed segments, oldest first: what the scrubber verifies.
+    pub fn closed_segment_bases(&self) -> Vec<i64> {
+        self.log()
+            .closed_segment_files()
+            .into_iter()
+            .map(|(base, _, _)| base)
+            .collect()
+    }
+
+    /// Verifies every batch of the closed segment at `base` against its CRC (the scrubber),
+    /// recording the damage it finds as a read would. Blocking: run it off the async threads.
+    /// A segment that is gone (retention, compaction) is an empty report.
+    pub fn scrub_segment(&self, base: i64) -> Result<ScrubReport> {
+        let mut report = ScrubReport::default();
+        let found = self
+            .log()
+            .closed_segment_files()
+            .into_iter()
+            .find(|(b, _, _)| *b == base);
+        let Some((_, file, size)) = found else {
+            return Ok(report);
+        };
+        let mut position = 0;
+        // Offsets only grow within a segment (compaction leaves gaps, never a step back); the
+        // base offset lies outside the CRC, so it is checked against that.
+        let mut offset_floor = base;
+        while position < size {
+            let scanned = scan::scan_batches(&file, position, size, |b| {
+                let h = &b.header;
+                if verify_checksum(b.bytes).is_err() || h.base_offset < offset_floor {
+                    return Err(b.position);
+                }
+                offset_floor = h.last_offset() + 1;
+                Ok(true)
+            });
+            let bad = match scanned {
+                Ok(_) => break,
+                Err(scan::ScanStop::Invalid { position }) => position,
+                Err(scan::ScanStop::Io(e)) => return Err(e.into()),
+            };
+            let damage = match self.learn_damage(&file, size, base, bad) {
+                Ok(damage) => damage,
+                Err(StorageError::Damaged(_)) => break, // the segment went meanwhile
+                Err(e) => return Err(e),
+            };
+            report.damaged_offsets += damage.offsets.end - damage.offsets.start;
+            position = damage.positions.end;
+            offset_floor = damage.offsets.end;
+        }
+        report.segments = 1;
+        report.bytes = size;
+        Ok(report)
     }
 
     /// Watches the high watermark: a parked fetch waits on this.

@@ -84,6 +84,9 @@ impl ReadPlan {
     fn select(&self, buf: &[u8], file_position: u64) -> Selection {
         let mut at = 0;
         let mut start = None;
+        // Offsets only grow within a segment; a base offset (outside the CRC) that steps back
+        // is damage, not a batch to skip.
+        let mut offset_floor = self.snapshot.base_offset;
         while at < buf.len() {
             let header = match BatchHeader::parse(&buf[at..]) {
                 Ok(header) => header,
@@ -99,13 +102,16 @@ impl ReadPlan {
                 Err(_) => break,
             };
             let total = header.total_bytes();
-            if file_position + (at + total) as u64 > self.snapshot.size {
-                // A length that runs past the end of the complete batches is damage.
+            let steps_back = header.base_offset < offset_floor;
+            if steps_back || file_position + (at + total) as u64 > self.snapshot.size {
+                // A length that runs past the end of the complete batches, or offsets that
+                // step back, are damage.
                 return match start {
                     None => Selection::Damaged(at),
                     Some(begin) => Selection::Range(begin, at),
                 };
             }
+            offset_floor = header.last_offset() + 1;
             if header.last_offset() < self.offset {
                 at += total;
                 continue;

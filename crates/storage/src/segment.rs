@@ -284,13 +284,13 @@ impl LogSegment {
 
     /// Damage a read found (see `Partition::learn_damage`): recorded, and the batch after it
     /// indexed so that reads of later offsets start past it.
-    pub(crate) fn add_damage(&mut self, damage: Damage, next: Option<(u64, i64)>) {
+    pub(crate) fn add_damage(&mut self, damage: Damage, next: Option<(u64, i64)>) -> bool {
         if self
             .damage
             .iter()
             .any(|d| d.positions.start == damage.positions.start)
         {
-            return;
+            return false;
         }
         if let Some((position, offset)) = next {
             let relative = (offset - self.base_offset) as u32;
@@ -300,6 +300,18 @@ impl LogSegment {
             .damage
             .partition_point(|d| d.positions.start < damage.positions.start);
         self.damage.insert(at, damage);
+        true
+    }
+
+    /// Where a scan that must reach `position` may start: the last indexed batch at or before
+    /// it (position and base offset), or the segment's start.
+    pub(crate) fn scan_start_before(&self, position: u64) -> (u64, i64) {
+        let at = u32::try_from(position).unwrap_or(u32::MAX);
+        self.offset_index
+            .floor_by_position(at)
+            .map_or((0, self.base_offset), |(relative, p)| {
+                (u64::from(p), self.base_offset + i64::from(relative))
+            })
     }
 
     /// The damage whose lost offsets include `offset`.

@@ -152,3 +152,18 @@ fn damage_at_the_end_of_a_closed_segment_costs_its_batch_and_nothing_after() {
         assert_eq!(segments(dir.path()).len(), logs.len());
     }
 }
+
+#[test]
+fn a_base_offset_overwritten_outside_the_crc_is_damage_not_a_batch_to_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    filled(dir.path()).shutdown(0).unwrap();
+    let logs = segments(dir.path());
+    // The base offset of the first batch of the third segment, made negative.
+    corrupt(&logs[2], 0, &[0xFF]);
+    let manager = LogManager::open(dir.path(), 0).unwrap();
+    let partition = manager.partition("t", 0).unwrap();
+    let got = readable(&partition);
+    let damage = partition.log().damage();
+    assert_eq!(damage.len(), 1, "{damage:?}");
+    assert_eq!(got.len() as i64, RECORDS - PER_BATCH);
+}
