@@ -170,6 +170,13 @@ def test_half_sent_frames_share_one_budget_and_time_out(start_broker):
     threads = [threading.Thread(target=stall) for _ in range(8)]
     for t in threads:
         t.start()
+    wait_until(lambda: peak_rss_mib(broker) > 100, what="large frames arriving")
+    # Stalled large frames hold the large frames' budget, never the small requests'.
+    started = time.monotonic()
+    small = raw(broker)
+    small.sendall(request(18, 0, 4))
+    assert struct.unpack(">i", read_frame(small)[:4])[0] == 4
+    assert time.monotonic() - started < 2, "a small request waited behind stalled frames"
     for t in threads:
         t.join(timeout=30)
     assert peak_rss_mib(broker) < 300, f"peak {peak_rss_mib(broker):.0f} MiB"

@@ -29,6 +29,8 @@ pub struct BrokerConfig {
     pub max_connections_per_ip: usize,
     /// `max.connections.per.ip.overrides`.
     pub max_connections_per_ip_overrides: HashMap<IpAddr, usize>,
+    /// Reads check the CRC of every batch they serve (`log_read_verify_crc`).
+    pub read_verify_crc: bool,
     /// How fast the scrubber verifies closed segments; 0 turns it off.
     pub scrub_bytes_per_second: u64,
     /// Pause between two passes of the scrubber over every closed segment.
@@ -80,6 +82,7 @@ impl BrokerConfig {
             request_timeout_ms: limits::REQUEST_ARRIVAL_MS_MAX_DEFAULT,
             max_connections_per_ip: limits::CONNECTIONS_PER_IP_MAX_DEFAULT,
             max_connections_per_ip_overrides: HashMap::new(),
+            read_verify_crc: true,
             scrub_bytes_per_second: 16 * 1024 * 1024,
             scrub_interval_ms: 3_600_000,
             auto_create_topics: true,

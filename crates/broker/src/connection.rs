@@ -4,7 +4,8 @@
 //! Backpressure: at most `REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX` responses, and at most
 //! `socket.request.max.bytes` of their request frames, may be pending; the reader stops
 //! reading until the writer catches up. Frames still arriving share one broker-wide budget
-//! (`Broker::unfinished_frame_bytes`).
+//! (`Broker::unfinished_frame_bytes`, and one of its own for frames of at most
+//! `SMALL_FRAME_BYTES_MAX`).
 //!
 //! Timeouts: a connection with no request pending and no byte arriving for
 //! `connections_max_idle_ms` is closed, and so is one whose frame, once begun, has not fully
@@ -16,7 +17,7 @@ use crate::dispatch::{Pending, Reply, dispatch};
 use crate::server::{Broker, Endpoint};
 use bytes::{BufMut, Bytes, BytesMut};
 use sluice_protocol::{FRAME_LENGTH_BYTES, frame_length};
-use sluice_types::limits::REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX;
+use sluice_types::limits::{REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX, SMALL_FRAME_BYTES_MAX};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -75,12 +76,15 @@ pub(crate) async fn serve(
             break;
         };
         // Bytes of frames still arriving, across all connections: a client that announces a
-        // large frame and stalls holds its share only until `request_timeout_ms`.
-        let Ok(unfinished) = broker
-            .unfinished_frame_bytes
-            .acquire_many(length as u32)
-            .await
-        else {
+        // large frame and stalls holds its share only until `request_timeout_ms`. Large and
+        // small frames have budgets of their own, so frames stalled at the large budget never
+        // hold back the small requests most clients send.
+        let budget = if length > SMALL_FRAME_BYTES_MAX {
+            &broker.unfinished_frame_bytes
+        } else {
+            &broker.unfinished_small_frame_bytes
+        };
+        let Ok(unfinished) = budget.acquire_many(length as u32).await else {
             break;
         };
         let read = within(

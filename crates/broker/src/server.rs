@@ -32,6 +32,8 @@ pub struct Broker {
     pub(crate) metrics: Arc<Metrics>,
     /// Bytes of request frames being read, across all connections (see `connection`).
     pub(crate) unfinished_frame_bytes: Semaphore,
+    /// The same for frames of at most `SMALL_FRAME_BYTES_MAX`.
+    pub(crate) unfinished_small_frame_bytes: Semaphore,
     admission: Arc<Admission>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -121,6 +123,7 @@ impl RunningBroker {
     /// Opens the data directory (recovering it if needed), binds the listener and starts
     /// serving.
     pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
+        sluice_storage::set_read_verification(config.read_verify_crc);
         let data_dir = config.data_dir.clone();
         let logs =
             tokio::task::spawn_blocking(move || LogManager::open(&data_dir, crate::now_ms()))
@@ -152,6 +155,7 @@ impl RunningBroker {
             transactions: OnceLock::new(),
             metrics: Arc::new(Metrics::new()),
             unfinished_frame_bytes: Semaphore::new(unfinished_frame_bytes),
+            unfinished_small_frame_bytes: Semaphore::new(UNFINISHED_FRAME_BYTES_MAX),
             admission,
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),

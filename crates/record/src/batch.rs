@@ -115,9 +115,11 @@ impl BatchHeader {
         self.batch_length as usize + LOG_OVERHEAD_BYTES
     }
 
-    /// Offset of the batch's last record.
+    /// Offset of the batch's last record (saturating: a stored base offset is outside the CRC,
+    /// so damage can put it anywhere).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
     }
 
     /// Offsets this batch occupies.

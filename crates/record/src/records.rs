@@ -66,7 +66,9 @@ fn next_record_body<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], RecordError> {
 fn parse_record<'a>(header: &BatchHeader, mut body: &'a [u8]) -> Result<Record<'a>, RecordError> {
     take(&mut body, 1)?;
     let timestamp = header.base_timestamp.wrapping_add(read_varlong(&mut body)?);
-    let offset = header.base_offset + i64::from(read_varint(&mut body)?);
+    let offset = header
+        .base_offset
+        .saturating_add(i64::from(read_varint(&mut body)?));
     let key = nullable_bytes(&mut body)?;
     let value = nullable_bytes(&mut body)?;
     let count = read_varint(&mut body)?;

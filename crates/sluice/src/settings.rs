@@ -45,6 +45,8 @@ pub(crate) struct ServeSettings {
     pub http_listen: String,
     /// `auto.create.topics.enable`
     pub auto_create_topics_enable: bool,
+    /// Fetches check the CRC of every batch they serve (off only to measure its cost)
+    pub log_read_verify_crc: bool,
     /// How fast the scrubber verifies closed segments (0: off)
     pub log_scrub_bytes_per_second: u64,
     /// Pause between the scrubber's passes
@@ -109,6 +111,7 @@ impl Default for ServeSettings {
             advertised_listener: None,
             http_listen: "127.0.0.1:8080".into(),
             auto_create_topics_enable: true,
+            log_read_verify_crc: true,
             log_scrub_bytes_per_second: 16 * 1024 * 1024,
             log_scrub_interval_ms: 3_600_000,
             num_partitions: 1,
@@ -193,6 +196,7 @@ impl ServeSettings {
             self.connections_max_idle_ms >= 1 && self.request_timeout_ms >= 1,
             "connections_max_idle_ms and request_timeout_ms must be at least 1"
         );
+        config.read_verify_crc = self.log_read_verify_crc;
         config.scrub_bytes_per_second = self.log_scrub_bytes_per_second;
         config.scrub_interval_ms = self.log_scrub_interval_ms.max(1);
         config.connections_max_idle_ms = self.connections_max_idle_ms;

@@ -1,4 +1,5 @@
-//! Criterion micro-benchmarks of the storage hot paths: append, offset lookup plus read, and
+//! Criterion micro-benchmarks of the storage hot paths: append (which checks every record),
+//! offset lookup plus read (which checks every served batch's CRC), that CRC check alone, and
 //! reads by timestamp. Run with `cargo bench -p sluice-storage`.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -58,6 +59,22 @@ fn read(c: &mut Criterion) {
             offset = (offset + 7919) % 200_000;
             let plan = log.read(black_box(offset), 1 << 20, true).expect("plan");
             black_box(plan.read().expect("read"))
+        })
+    });
+    // What a read pays to check what it serves: CRC-32C over the same 1 MiB (compare with the
+    // read above, which includes it).
+    let served = log
+        .read(0, 1 << 20, true)
+        .expect("plan")
+        .read()
+        .expect("read");
+    group.throughput(Throughput::Bytes(served.len() as u64));
+    group.bench_function("CRC-32C of every batch in a 1 MiB read", |bench| {
+        bench.iter(|| {
+            for batch in sluice_record::BatchIter::new(black_box(&served)) {
+                let (_, bytes) = batch.expect("whole batches");
+                black_box(sluice_record::verify_checksum(bytes).expect("valid"));
+            }
         })
     });
     group.bench_function("offset for timestamp", |bench| {

@@ -55,8 +55,8 @@ pub(crate) fn next_valid_batch(
             let Ok(header) = BatchHeader::parse(&chunk[at..]) else {
                 continue;
             };
-            let plausible = header.base_offset >= offset_floor
-                && header.base_offset - offset_floor < OFFSET_JUMP_MAX
+            let jump = header.base_offset.checked_sub(offset_floor);
+            let plausible = jump.is_some_and(|j| (0..OFFSET_JUMP_MAX).contains(&j))
                 && header.partition_leader_epoch <= leader_epoch_max
                 && position + header.total_bytes() as u64 <= end;
             if plausible && verifies(file, position, &header)? {

@@ -32,7 +32,7 @@ pub use log::{AbortedTxn, AppendInfo, AppendOrigin, FlushPlan, Log, ValidRecords
 pub use manager::{LogManager, Topic};
 pub use partition::{Durability, Partition, ScrubReport};
 pub use producer_state::ActiveProducer;
-pub use read::ReadPlan;
+pub use read::{ReadPlan, set_read_verification};
 
 /// Reads a producer-state snapshot as recovery does and encodes what it read; `Err` says what
 /// is wrong with the bytes. For the `producer_snapshot` fuzz target: recovery itself reads

@@ -146,7 +146,7 @@ impl Partition {
             .ok_or_else(gone)?;
         // The damage starts after the last whole batch before it.
         let _ = scan::scan_batches(file, scan_from, position, |b| {
-            lost_from = b.header.last_offset() + 1;
+            lost_from = b.header.last_offset().saturating_add(1);
             Ok(true)
         });
         let next = damage::next_valid_batch(file, position + 1, size, lost_from, i32::MAX)?
@@ -191,7 +191,7 @@ impl Partition {
                 if verify_checksum(b.bytes).is_err() || h.base_offset < offset_floor {
                     return Err(b.position);
                 }
-                offset_floor = h.last_offset() + 1;
+                offset_floor = h.last_offset().saturating_add(1);
                 Ok(true)
             });
             let bad = match scanned {

@@ -153,7 +153,7 @@ impl LogSegment {
         {
             return false;
         }
-        let next_offset = last.map_or(self.base_offset, |h| h.last_offset() + 1);
+        let next_offset = last.map_or(self.base_offset, |h| h.last_offset().saturating_add(1));
         let relative_end = (next_offset - self.base_offset) as u32;
         let Some(time_index) = TimeIndex::load(
             &self.dir.join(file_name(self.base_offset, "timeindex")),
@@ -208,8 +208,12 @@ impl LogSegment {
                 {
                     return Err(b.position);
                 }
+                // Even unverified, offsets never step back (compaction leaves gaps only).
+                if h.base_offset < expected_next || h.last_offset() < h.base_offset {
+                    return Err(b.position);
+                }
                 epoch_floor = h.partition_leader_epoch;
-                expected_next = b.header.last_offset() + 1;
+                expected_next = b.header.last_offset().saturating_add(1);
                 entries.push((b.position, b.header, std::mem::take(&mut after_damage)));
                 Ok(true)
             });
@@ -344,7 +348,7 @@ impl LogSegment {
             self.max_timestamp = header.max_timestamp;
             self.time_index.maybe_append(header.max_timestamp, relative);
         }
-        self.next_offset = header.last_offset() + 1;
+        self.next_offset = header.last_offset().saturating_add(1);
         self.size = position + header.total_bytes() as u64;
     }
 

@@ -37,8 +37,13 @@ pub const CONNECTIONS_MAX: usize = 10_000;
 
 /// Bytes of request frames still arriving, across all connections: a frame's bytes count from
 /// its length prefix until its last byte. Past it, readers wait for frames to finish (or time
-/// out, `request_timeout_ms`). Raised to `socket.request.max.bytes` if that is larger.
+/// out, `request_timeout_ms`). Large frames (over `SMALL_FRAME_BYTES_MAX`) and small ones each
+/// have a budget of this size, so clients stalling large frames cannot hold back small
+/// requests. The large budget is raised to `socket.request.max.bytes` if that is larger.
 pub const UNFINISHED_FRAME_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Frames up to this size draw on the small frames' budget (see above).
+pub const SMALL_FRAME_BYTES_MAX: usize = 1024 * 1024;
 
 /// Default of `connections_max_idle_ms` (Kafka's `connections.max.idle.ms`).
 pub const CONNECTIONS_IDLE_MS_MAX_DEFAULT: u64 = 600_000;
