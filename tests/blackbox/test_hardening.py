@@ -316,6 +316,16 @@ def test_damage_in_the_middle_of_the_log_costs_only_the_damaged_batch(broker):
     c.assign([TopicPartition("disk", 0, 0)])
     lost = refused_count(broker)  # found by recovery, before any read
     assert 1 <= lost <= 200, f"{lost} offsets lost to 16 damaged bytes"
+    from kafka.admin import KafkaAdminClient
+    client = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        dirs = client.describe_log_dirs(["disk"])[0]["log_dirs"]
+    finally:
+        client.close()
+    damaged = [d for d in dirs if d["log_dir"].endswith("(damaged)")]
+    assert len(dirs) == 2 and len(damaged) == 1, dirs
+    assert damaged[0]["error_code"] == 56
+    assert damaged[0]["topics"][0]["partitions"][0]["offset_lag"] == lost
     values, refused = [], 0
     deadline = time.monotonic() + 60
     while len(values) < total - lost and time.monotonic() < deadline:
