@@ -101,13 +101,13 @@ fn recovery_passes_over_damage_in_the_middle_and_keeps_the_later_segments() {
     assert!(matches!(plan, Err(StorageError::Damaged(_))));
 }
 
-#[test]
-fn a_lying_length_in_a_closed_segment_is_found_by_a_read_and_stepped_over() {
+/// Fills a log and stops it cleanly (so nothing is verified at the next open), writes `bytes`
+/// at `at` in segment `segment`, reopens, and reads everything: exactly one batch must be
+/// lost, found by the reads, and never served.
+fn one_batch_lost_after_a_clean_stop(segment: usize, at: u64, bytes: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
-    filled(dir.path()).shutdown(0).unwrap(); // clean: nothing is verified at the next open
-    let logs = segments(dir.path());
-    // The length of the first batch of the second segment, overwritten.
-    corrupt(&logs[1], 8, &0x0100_0000i32.to_be_bytes());
+    filled(dir.path()).shutdown(0).unwrap();
+    corrupt(&segments(dir.path())[segment], at, bytes);
     let manager = LogManager::open(dir.path(), 0).unwrap();
     let partition = manager.partition("t", 0).unwrap();
     let got = readable(&partition);
@@ -115,23 +115,20 @@ fn a_lying_length_in_a_closed_segment_is_found_by_a_read_and_stepped_over() {
     assert_eq!(damage.len(), 1, "{damage:?}");
     assert_eq!(damage[0].offsets.end - damage[0].offsets.start, PER_BATCH);
     assert_eq!(got.len() as i64, RECORDS - PER_BATCH);
+    for offset in damage[0].offsets.clone() {
+        assert!(!got.contains(&offset), "damaged offset {offset} was served");
+    }
+}
+
+#[test]
+fn a_lying_length_in_a_closed_segment_is_found_by_a_read_and_stepped_over() {
+    // The length of the first batch of the second segment, overwritten.
+    one_batch_lost_after_a_clean_stop(1, 8, &0x0100_0000i32.to_be_bytes());
 }
 
 #[test]
 fn a_flipped_byte_in_a_closed_segment_is_never_served() {
-    let dir = tempfile::tempdir().unwrap();
-    filled(dir.path()).shutdown(0).unwrap();
-    let logs = segments(dir.path());
-    corrupt(&logs[3], 200, b"\xff");
-    let manager = LogManager::open(dir.path(), 0).unwrap();
-    let partition = manager.partition("t", 0).unwrap();
-    let got = readable(&partition);
-    let damage = partition.log().damage();
-    assert_eq!(damage.len(), 1, "{damage:?}");
-    assert_eq!(got.len() as i64, RECORDS - PER_BATCH);
-    for offset in damage[0].offsets.clone() {
-        assert!(!got.contains(&offset), "damaged offset {offset} was served");
-    }
+    one_batch_lost_after_a_clean_stop(3, 200, b"\xff");
 }
 
 #[test]
@@ -155,15 +152,6 @@ fn damage_at_the_end_of_a_closed_segment_costs_its_batch_and_nothing_after() {
 
 #[test]
 fn a_base_offset_overwritten_outside_the_crc_is_damage_not_a_batch_to_skip() {
-    let dir = tempfile::tempdir().unwrap();
-    filled(dir.path()).shutdown(0).unwrap();
-    let logs = segments(dir.path());
     // The base offset of the first batch of the third segment, made negative.
-    corrupt(&logs[2], 0, &[0xFF]);
-    let manager = LogManager::open(dir.path(), 0).unwrap();
-    let partition = manager.partition("t", 0).unwrap();
-    let got = readable(&partition);
-    let damage = partition.log().damage();
-    assert_eq!(damage.len(), 1, "{damage:?}");
-    assert_eq!(got.len() as i64, RECORDS - PER_BATCH);
+    one_batch_lost_after_a_clean_stop(2, 0, &[0xFF]);
 }
