@@ -1,6 +1,7 @@
 """Hardening against one hostile client: batches whose records lie, connections that squat or
 trickle, frames that stall half-sent. Each test fails on a broker without the defence."""
 
+import os
 import socket
 import struct
 import threading
@@ -360,21 +361,9 @@ def test_under_ulimit_1024_idle_clients_cannot_starve_the_partitions(tmp_path):
     # The probe that took a partition offline: 1,090 idle connections under a limit of 1,024
     # descriptors. The broker keeps a quarter of its descriptors from clients, so the extra
     # connections wait in the backlog, and segment rolls and fsyncs still get theirs.
-    import subprocess
     from conftest import Broker, free_port
     broker = Broker(tmp_path / "data", free_port())
-    original = subprocess.Popen
-
-    def limited(*args, **kwargs):
-        import resource
-        kwargs["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
-        return original(*args, **kwargs)
-
-    subprocess.Popen = limited
-    try:
-        broker.start()
-    finally:
-        subprocess.Popen = original
+    limited_start(broker, 1024)
     try:
         create_topic(broker, "tight", 1, {"segment.bytes": "100"})
         p = producer(broker, **{"acks": "all", "linger.ms": 0})
@@ -418,3 +407,36 @@ def test_the_scrubber_finds_a_flipped_byte_before_any_consumer_does(start_broker
     assert "damaged batches found" in broker.log()
     assert refused_count(broker) <= 100
     broker.wait_for_log("scrub pass done")
+
+
+def limited_start(broker, nofile):
+    """Starts `broker` with a descriptor limit of `nofile` (soft and hard)."""
+    import resource
+    import subprocess
+    original = subprocess.Popen
+
+    def limited(*args, **kwargs):
+        kwargs["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        return original(*args, **kwargs)
+
+    subprocess.Popen = limited
+    try:
+        broker.start()
+    finally:
+        subprocess.Popen = original
+
+
+def test_the_number_of_segments_does_not_bound_the_broker(broker):
+    # 1,500 segments, then a restart under ulimit -n 1024: closed segments hold no descriptor,
+    # so the broker starts, recovers and serves them all.
+    create_topic(broker, "many", 1, {"segment.bytes": "100"})
+    p = producer(broker, **{"linger.ms": 0, "batch.num.messages": 1})
+    produce_all(p, "many", [(None, f"r{i:05d}".encode()) for i in range(1500)])
+    logs = list((broker.data_dir / "topics" / "many" / "0").glob("*.log"))
+    assert len(logs) >= 1500, len(logs)
+    broker.kill()  # no clean shutdown: recovery opens every segment
+    limited_start(broker, 1024)
+    assert len(os.listdir(f"/proc/{broker.proc.pid}/fd")) < 512
+    got = consume_all(broker, "many", 1500, timeout=60)
+    assert sorted(m.value() for m in got) == [f"r{i:05d}".encode() for i in range(1500)]
+    assert len(os.listdir(f"/proc/{broker.proc.pid}/fd")) < 800

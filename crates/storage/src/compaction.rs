@@ -338,16 +338,26 @@ impl Log {
             .min(self.active_base_offset())
             .min(self.last_stable_offset());
         let lag_floor = now_ms.saturating_sub(config.min_compaction_lag_ms);
-        let segments: Vec<SegmentToClean> = self
+        let segments: std::io::Result<Vec<SegmentToClean>> = self
             .closed_segments()
             .take_while(|s| s.next_offset() <= limit && s.max_timestamp() <= lag_floor)
-            .map(|s| SegmentToClean {
-                base_offset: s.base_offset(),
-                next_offset: s.next_offset(),
-                file: s.file().clone(),
-                size: s.size(),
+            .map(|s| {
+                Ok(SegmentToClean {
+                    base_offset: s.base_offset(),
+                    next_offset: s.next_offset(),
+                    file: s.file()?,
+                    size: s.size(),
+                })
             })
             .collect();
+        let segments = match segments {
+            Ok(segments) => segments,
+            Err(e) => {
+                // Out of descriptors, say: the next pass tries again.
+                tracing::warn!(dir = %self.dir().display(), error = %e, "cannot open segments to compact");
+                return None;
+            }
+        };
         let first_dirty = self.cleaner_checkpoint();
         let is_dirty = |s: &&SegmentToClean| s.next_offset > first_dirty;
         let dirty_bytes: u64 = segments.iter().filter(is_dirty).map(|s| s.size).sum();

@@ -23,6 +23,7 @@ mod producer_state;
 mod read;
 mod scan;
 mod segment;
+mod segment_file;
 
 pub use compaction::{CleanPlan, CleanStats, Cleaned};
 pub use config::{LogConfig, TOPIC_CONFIG_KEYS};

@@ -170,6 +170,10 @@ impl Log {
             )?;
             if let Some((_, previous)) = segments.iter_mut().next_back() {
                 previous.close_damage(base);
+                // Everything found on disk counts as durable from here on (the recovery point
+                // below), so a closed segment stops holding its file: a log of any length
+                // opens with one descriptor at a time.
+                previous.release_file();
             }
             segments.insert(base, segment);
         }
@@ -420,7 +424,7 @@ impl Log {
                 .unwrap_or_else(|| self.active())
         };
         Ok(ReadPlan {
-            snapshot: segment.snapshot_for(offset),
+            snapshot: segment.snapshot_for(offset).map_err(exhaustion_or_io)?,
             offset,
             upper_offset: self.high_watermark,
             max_bytes,
@@ -464,11 +468,24 @@ impl Log {
             .map(|s| s.scan_start_before(position))
     }
 
-    /// The closed segments, as (base offset, file, size): what the scrubber verifies.
-    pub(crate) fn closed_segment_files(&self) -> Vec<(i64, Arc<File>, u64)> {
+    /// The closed segments, as (base offset, size): what the scrubber verifies.
+    pub(crate) fn closed_segment_sizes(&self) -> Vec<(i64, u64)> {
         self.closed_segments()
-            .map(|s| (s.base_offset(), s.file().clone(), s.size()))
+            .map(|s| (s.base_offset(), s.size()))
             .collect()
+    }
+
+    /// The file of the closed segment at `base_offset` and its size; None if it is gone.
+    pub(crate) fn closed_segment_file(&self, base_offset: i64) -> Option<Result<(Arc<File>, u64)>> {
+        let segment = self
+            .closed_segments()
+            .find(|s| s.base_offset() == base_offset)?;
+        Some(
+            segment
+                .file()
+                .map(|file| (file, segment.size()))
+                .map_err(exhaustion_or_io),
+        )
     }
 
     /// A fresh snapshot of the segment at `base_offset` for a read of `offset`.
@@ -479,7 +496,7 @@ impl Log {
     ) -> Option<crate::segment::SegmentSnapshot> {
         self.segments
             .get(&base_offset)
-            .map(|s| s.snapshot_for(offset))
+            .and_then(|s| s.snapshot_for(offset).ok())
     }
 
     /// The first record at or after `timestamp`: its offset and timestamp.
@@ -507,7 +524,8 @@ impl Log {
         let mut error = None;
         let lower = self.log_start_offset;
         let upper = self.high_watermark;
-        let scan = crate::scan::scan_batches(segment.file(), start, segment.size(), |b| {
+        let file = segment.file().map_err(exhaustion_or_io)?;
+        let scan = crate::scan::scan_batches(&file, start, segment.size(), |b| {
             if b.header.base_offset >= upper {
                 return Ok(false);
             }
@@ -548,14 +566,22 @@ impl Log {
         if end <= self.recovery_point && !self.dir_dirty {
             return None;
         }
-        let files = self
+        // Segments with data not yet fsynced hold their files open (see `segment_file.rs`).
+        let files: std::io::Result<Vec<Arc<File>>> = self
             .segments
             .values()
             .filter(|s| {
                 s.next_offset() > self.recovery_point || s.base_offset() >= self.recovery_point
             })
-            .map(|s| s.file().clone())
+            .map(LogSegment::file)
             .collect();
+        let files = match files {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot open a segment to fsync it; trying later");
+                return None;
+            }
+        };
         let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
         Some(FlushPlan {
             files,
@@ -570,6 +596,22 @@ impl Log {
         self.recovery_point = self.recovery_point.max(plan.up_to);
         self.flushed_messages = self.flushed_messages.max(plan.appended_messages);
         self.last_flush_ms = now_ms;
+        self.release_flushed_files();
+    }
+
+    /// Closed segments wholly fsynced stop holding their files open. Those still holding one
+    /// are the newest closed ones, so the walk back from the active segment stops at the first
+    /// that holds none.
+    fn release_flushed_files(&mut self) {
+        let recovery_point = self.recovery_point;
+        for segment in self.segments.values_mut().rev().skip(1) {
+            if !segment.holds_file() {
+                break;
+            }
+            if segment.next_offset() <= recovery_point {
+                segment.release_file();
+            }
+        }
     }
 
     /// Records a failed fsync: the log goes offline, unless the process only ran out of
@@ -676,13 +718,15 @@ impl Log {
             let (_, segment) = self.segments.pop_last().expect("non-empty");
             segment.delete_files()?;
         }
+        self.active_mut().hold_file()?;
         let active = self.active();
+        let file = active.file()?;
         // A closed segment that becomes the active one may keep damaged bytes past its end
         // (see `LogSegment::rebuild`): they are cut too, or appends would land after them.
-        let file_bytes = active.file().metadata()?.len();
+        let file_bytes = file.metadata()?.len();
         if active.next_offset() > offset || file_bytes > active.size() {
             let mut cut = active.size();
-            crate::scan::scan_batches(active.file(), 0, active.size(), |b| {
+            crate::scan::scan_batches(&file, 0, active.size(), |b| {
                 if b.header.last_offset() >= offset {
                     cut = b.position;
                     return Ok(false);
@@ -691,7 +735,7 @@ impl Log {
             })
             .map_err(|_| StorageError::Offline("scan during truncation failed".into()))?;
             let base = active.base_offset();
-            active.file().set_len(cut)?;
+            file.set_len(cut)?;
             let _ = std::fs::remove_file(self.dir.join(file_name(base, "index")));
             let reopened = LogSegment::open(
                 &self.dir,
@@ -744,7 +788,10 @@ impl Log {
     pub(crate) fn remove_segment(&mut self, base_offset: i64) {
         self.segments.remove(&base_offset);
     }
-    pub(crate) fn replace_segment(&mut self, segment: LogSegment) {
+    /// Puts a segment compaction wrote (and fsynced) in place of the originals; it holds no
+    /// file open from then on.
+    pub(crate) fn replace_segment(&mut self, mut segment: LogSegment) {
+        segment.release_file();
         self.segments.insert(segment.base_offset(), segment);
     }
     pub(crate) fn checkpointed_recovery_point(&self) -> i64 {
@@ -805,6 +852,16 @@ impl Log {
             .map(LogSegment::max_timestamp)
             .max()
             .unwrap_or(-1)
+    }
+}
+
+/// An I/O error opening a segment file: out of descriptors is a retriable refusal, anything
+/// else is an I/O error (neither takes the partition offline: nothing was written).
+fn exhaustion_or_io(e: std::io::Error) -> StorageError {
+    if is_resource_exhaustion(&e) {
+        StorageError::ResourceExhausted(format!("opening a segment: {e}"))
+    } else {
+        StorageError::Io(e)
     }
 }
 

@@ -162,9 +162,9 @@ impl Partition {
     /// Base offsets of the closed segments, oldest first: what the scrubber verifies.
     pub fn closed_segment_bases(&self) -> Vec<i64> {
         self.log()
-            .closed_segment_files()
+            .closed_segment_sizes()
             .into_iter()
-            .map(|(base, _, _)| base)
+            .map(|(base, _)| base)
             .collect()
     }
 
@@ -173,14 +173,11 @@ impl Partition {
     /// A segment that is gone (retention, compaction) is an empty report.
     pub fn scrub_segment(&self, base: i64) -> Result<ScrubReport> {
         let mut report = ScrubReport::default();
-        let found = self
-            .log()
-            .closed_segment_files()
-            .into_iter()
-            .find(|(b, _, _)| *b == base);
-        let Some((_, file, size)) = found else {
+        let found = self.log().closed_segment_file(base);
+        let Some(found) = found else {
             return Ok(report);
         };
+        let (file, size) = found?;
         let mut position = 0;
         // Offsets only grow within a segment (compaction leaves gaps, never a step back); the
         // base offset lies outside the CRC, so it is checked against that.

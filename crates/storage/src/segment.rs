@@ -11,6 +11,7 @@
 use crate::damage::{Damage, next_valid_batch};
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::scan::{ScanStop, scan_batches};
+use crate::segment_file::SegmentFile;
 use sluice_record::{BatchHeader, verify_checksum};
 use std::fs::{File, OpenOptions};
 use std::io::{IoSlice, Write};
@@ -42,7 +43,9 @@ pub(crate) fn offsets_of_files(dir: &Path, extension: &str) -> std::io::Result<V
 pub(crate) struct LogSegment {
     base_offset: i64,
     dir: PathBuf,
-    file: Arc<File>,
+    /// Held open while the segment is written to or not yet fsynced; otherwise opened on
+    /// demand (`segment_file.rs`).
+    file: SegmentFile,
     /// Bytes of complete batches in the file; reads never go past it.
     size: u64,
     /// Offset one past the last record in the segment.
@@ -83,7 +86,7 @@ impl LogSegment {
         LogSegment {
             base_offset,
             dir: dir.to_path_buf(),
-            file: Arc::new(file),
+            file: SegmentFile::pinned(&dir.join(file_name(base_offset, "log")), file),
             size,
             next_offset: base_offset,
             max_timestamp: -1,
@@ -145,7 +148,7 @@ impl LogSegment {
         };
         let mut last: Option<BatchHeader> = None;
         let start = u64::from(offset_index.lookup(u32::MAX));
-        if scan_batches(&self.file, start, self.size, |b| {
+        if scan_batches(&self.pinned(), start, self.size, |b| {
             last = Some(b.header);
             Ok(true)
         })
@@ -194,7 +197,7 @@ impl LogSegment {
         let mut position = 0;
         let mut after_damage = false;
         let valid_bytes = loop {
-            let result = scan_batches(&self.file, position, file_bytes, |b| {
+            let result = scan_batches(&self.pinned(), position, file_bytes, |b| {
                 // Base offset and leader epoch lie outside the CRC, so recovery checks them
                 // against what the log must look like: offsets contiguous, epochs never
                 // decreasing and never above the newest epoch this log has had.
@@ -223,7 +226,7 @@ impl LogSegment {
                 Err(ScanStop::Io(e)) => return Err(e),
             };
             let found = next_valid_batch(
-                &self.file,
+                &self.pinned(),
                 bad + 1,
                 file_bytes,
                 expected_next,
@@ -266,8 +269,8 @@ impl LogSegment {
                 segment = %self.path().display(),
                 valid_bytes, file_bytes, "truncating torn or corrupt segment tail"
             );
-            self.file.set_len(valid_bytes)?;
-            self.file.sync_all()?;
+            self.pinned().set_len(valid_bytes)?;
+            self.pinned().sync_all()?;
             self.size = valid_bytes;
         }
         Ok(())
@@ -374,8 +377,9 @@ impl LogSegment {
             IoSlice::new(&batch[16..]),
         ];
         let position = self.size;
-        if let Err(e) = write_all_vectored(&self.file, &mut slices) {
-            self.file.set_len(position)?;
+        let file = self.pinned();
+        if let Err(e) = write_all_vectored(&file, &mut slices) {
+            file.set_len(position)?;
             return Err(e);
         }
         let stored = BatchHeader {
@@ -387,15 +391,21 @@ impl LogSegment {
         Ok(())
     }
 
-    /// A snapshot positioned at or before the batch holding `offset`.
-    pub(crate) fn snapshot_for(&self, offset: i64) -> SegmentSnapshot {
+    /// Where a read of `offset` starts: the last indexed batch at or before it.
+    pub(crate) fn position_for(&self, offset: i64) -> u64 {
         let relative = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
-        SegmentSnapshot {
+        u64::from(self.offset_index.lookup(relative))
+    }
+
+    /// A snapshot positioned at or before the batch holding `offset` (its file opened if not
+    /// held: an error means none could be, say for want of descriptors).
+    pub(crate) fn snapshot_for(&self, offset: i64) -> std::io::Result<SegmentSnapshot> {
+        Ok(SegmentSnapshot {
             base_offset: self.base_offset,
-            file: self.file.clone(),
-            start_position: u64::from(self.offset_index.lookup(relative)),
+            file: self.file.get()?,
+            start_position: self.position_for(offset),
             size: self.size,
-        }
+        })
     }
 
     /// Where a scan for the first record at or after `timestamp` may start.
@@ -441,8 +451,30 @@ impl LogSegment {
     pub(crate) fn created_at_ms(&self) -> i64 {
         self.created_at_ms
     }
-    pub(crate) fn file(&self) -> &Arc<File> {
-        &self.file
+    /// The segment's file, opened now if it is not held (see `segment_file.rs`).
+    pub(crate) fn file(&self) -> std::io::Result<Arc<File>> {
+        self.file.get()
+    }
+
+    /// The file of a segment that holds it open: the active one, one being opened or
+    /// rebuilt, one with data not yet fsynced.
+    fn pinned(&self) -> Arc<File> {
+        assert!(self.file.is_pinned(), "only a pinned segment is written");
+        self.file.get().expect("a pinned file is open")
+    }
+
+    /// Stops holding the file open (the segment is closed and fsynced).
+    pub(crate) fn release_file(&mut self) {
+        self.file.unpin();
+    }
+
+    pub(crate) fn holds_file(&self) -> bool {
+        self.file.is_pinned()
+    }
+
+    /// Holds the file open again (a closed segment that becomes the active one).
+    pub(crate) fn hold_file(&mut self) -> std::io::Result<()> {
+        self.file.pin()
     }
 }
 

@@ -79,6 +79,11 @@ pub const BATCH_DECOMPRESSED_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// `BATCH_DECOMPRESSED_BYTES_MAX`), and its CPU; this bounds both whatever clients send.
 pub const DECOMPRESSIONS_CONCURRENT_MAX: usize = 4;
 
+/// Most files of closed segments (those fully fsynced) kept open at once, process-wide; the
+/// rest are opened when read. The active segment's file, and any with unfsynced data, are
+/// always open and not counted.
+pub const SEGMENT_FILES_OPEN_MAX: usize = 256;
+
 /// Largest segment file (`segment.bytes`); positions inside a segment are u32.
 pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
 

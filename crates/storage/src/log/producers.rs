@@ -52,20 +52,30 @@ impl Log {
     /// checked by recovery or closed cleanly; a bad batch found anyway ends that segment's scan
     /// with a warning rather than failing the partition.
     fn replay_producers(&mut self, from: i64, now_ms: i64) {
-        let stretches: Vec<(i64, std::sync::Arc<std::fs::File>, u64, u64)> = self
+        let stretches: Vec<(i64, u64, u64)> = self
             .segments
             .values()
             .filter(|s| s.next_offset() > from)
             .map(|s| {
                 let start = if from > s.base_offset() {
-                    s.snapshot_for(from).start_position
+                    s.position_for(from)
                 } else {
                     0
                 };
-                (s.base_offset(), s.file().clone(), start, s.size())
+                (s.base_offset(), start, s.size())
             })
             .collect();
-        for (base, file, start, end) in stretches {
+        for (base, start, end) in stretches {
+            // One segment's file open at a time: a long log must not need a descriptor each.
+            let file = match self.segments.get(&base).map(|s| s.file()) {
+                Some(Ok(file)) => file,
+                Some(Err(e)) => {
+                    tracing::warn!(dir = %self.dir.display(), base, error = %e,
+                        "producer state rebuilt without this segment");
+                    continue;
+                }
+                None => continue,
+            };
             // Only producer batches are kept, a segment at a time.
             let mut found = Vec::new();
             let scanned = scan_batches(&file, start, end, |b| {
