@@ -9,6 +9,9 @@
 //! a segment's file at the same path, and the new segment must never be served the old inode.
 //! Dropping a handle drops its cache entry (readers that hold the `Arc<File>` keep reading).
 //!
+//! A read plan is made under the log's lock, so a cache miss opens the file there: an
+//! `open(2)`, no data read or written.
+//!
 //! Does not own: what is in the file (`segment.rs`).
 
 use sluice_types::limits::SEGMENT_FILES_OPEN_MAX;
