@@ -61,10 +61,14 @@ pub(crate) async fn serve(
             }
         }
         let mut prefix = [0u8; FRAME_LENGTH_BYTES];
-        let Some(Ok(_)) = within(frame_time_max, reader.read_exact(&mut prefix)).await else {
-            broker.metrics.connection_closed("request_timeout");
-            break;
-        };
+        match within(frame_time_max, reader.read_exact(&mut prefix)).await {
+            Some(Ok(_)) => {}
+            Some(Err(_)) => break, // the client closed the connection
+            None => {
+                broker.metrics.connection_closed("request_timeout");
+                break;
+            }
+        }
         let length = match frame_length(prefix, max) {
             Ok(length) => length,
             Err(e) => {
