@@ -19,6 +19,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
+use sluice_types::limits::RESPONSE_FRAME_BYTES_MAX;
 
 /// Bytes of the length prefix of every frame.
 pub const FRAME_LENGTH_BYTES: usize = 4;
@@ -108,7 +109,12 @@ pub fn encode_response<T: Encodable>(
 ) -> Result<Bytes, ProtocolError> {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let header_version = api_key.response_header_version(version);
-    encode_frame("response", (&header, header_version), (body, version))
+    encode_frame(
+        "response",
+        (&header, header_version),
+        (body, version),
+        RESPONSE_FRAME_BYTES_MAX,
+    )
 }
 
 /// Encodes a whole request frame (the client side): length prefix, request header, body.
@@ -125,14 +131,21 @@ pub fn encode_request<T: Encodable>(
         .with_correlation_id(correlation_id)
         .with_client_id(Some(client_id.to_string().into()));
     let header_version = api_key.request_header_version(version);
-    encode_frame("request", (&header, header_version), (body, version))
+    encode_frame(
+        "request",
+        (&header, header_version),
+        (body, version),
+        i32::MAX as u32,
+    )
 }
 
-/// A length prefix, then `header` and `body`, each at its version.
+/// A length prefix, then `header` and `body`, each at its version. A frame over `max` bytes
+/// is refused once its size is computed, before anything is allocated for it.
 fn encode_frame(
     what: &'static str,
     (header, header_version): (&impl Encodable, i16),
     (body, version): (&impl Encodable, i16),
+    max: u32,
 ) -> Result<Bytes, ProtocolError> {
     let fail = |e: anyhow::Error| ProtocolError::Malformed {
         what,
@@ -140,6 +153,12 @@ fn encode_frame(
     };
     let size = header.compute_size(header_version).map_err(fail)?
         + body.compute_size(version).map_err(fail)?;
+    if size > max as usize {
+        return Err(ProtocolError::FrameTooLarge {
+            length: size as i64,
+            max,
+        });
+    }
     let mut out = BytesMut::with_capacity(FRAME_LENGTH_BYTES + size);
     out.put_i32(size as i32);
     header.encode(&mut out, header_version).map_err(fail)?;
@@ -175,6 +194,26 @@ pub fn decode_response<T: Decodable>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_response_over_the_limit_is_refused_before_it_is_encoded() {
+        use kafka_protocol::messages::DescribeGroupsResponse;
+        use kafka_protocol::messages::describe_groups_response::{
+            DescribedGroup, DescribedGroupMember,
+        };
+        let big = Bytes::from(vec![0u8; RESPONSE_FRAME_BYTES_MAX as usize]);
+        let member = DescribedGroupMember::default().with_member_metadata(big);
+        let response = DescribeGroupsResponse::default()
+            .with_groups(vec![DescribedGroup::default().with_members(vec![member])]);
+        match encode_response(ApiKey::DescribeGroups, 5, 1, &response) {
+            Err(ProtocolError::FrameTooLarge { length, max }) => {
+                assert!(length > i64::from(max));
+            }
+            other => panic!("encoded anyway: {:?}", other.map(|b| b.len())),
+        }
+        let small = DescribeGroupsResponse::default();
+        assert!(encode_response(ApiKey::DescribeGroups, 5, 1, &small).is_ok());
+    }
     use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
     use kafka_protocol::protocol::StrBytes;
 

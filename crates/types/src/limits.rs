@@ -127,9 +127,14 @@ pub const GROUP_COMMITTED_PARTITIONS_MAX: usize = 100_000;
 /// the map fills, and the next pass goes on from there.
 pub const COMPACTION_KEYS_PER_PASS_MAX: usize = 2_000_000;
 
-/// Largest response frame Sluice's own client (the CLI, later replication) accepts: a fetch
-/// response's records plus their framing, with room to spare. Checked before the frame is read.
-pub const CLIENT_RESPONSE_FRAME_BYTES_MAX: u32 = 128 * 1024 * 1024;
+/// Largest response frame the broker sends: an answer that would be larger is never encoded
+/// (its size is computed first), and the connection is closed instead. A fetch answer is at
+/// most `FETCH_RESPONSE_BYTES_MAX` of records plus framing, well under it.
+pub const RESPONSE_FRAME_BYTES_MAX: u32 = 128 * 1024 * 1024;
+
+/// Largest response frame Sluice's own client (the CLI, later replication) accepts: what the
+/// broker may send. Checked before the frame is read.
+pub const CLIENT_RESPONSE_FRAME_BYTES_MAX: u32 = RESPONSE_FRAME_BYTES_MAX;
 
 /// Largest HTTP request body the HTTP API reads (a produce of many records).
 pub const HTTP_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
