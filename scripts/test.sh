@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test Sluice has: formatting, lints, unit and property tests, the architecture
 # test, and black-box tests that drive the real `sluice` binary with independent Kafka clients
-# (librdkafka through confluent-kafka, kafka-python, kcat). Installs what the tests need:
+# (librdkafka through confluent-kafka, kafka-python, kcat, and the Go clients franz-go and
+# sarama). Installs what the tests need:
 # Debian packages with apt-get, Python clients into .venv. Fails loudly; never skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,9 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> cargo build"
 cargo build --workspace --bins --quiet
+echo "==> Go clients (franz-go, sarama): tests/clients/go -> target/goclient"
+command -v go >/dev/null 2>&1 || { echo "go is not installed: the Go client tests need it" >&2; exit 1; }
+(cd tests/clients/go && go build -o ../../../target/goclient .)
 echo "==> cargo test"
 cargo test --workspace --quiet
 echo "==> black-box tests against target/debug/sluice"
