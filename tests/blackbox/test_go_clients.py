@@ -31,14 +31,21 @@ def committed_total(broker, topic, group, partitions):
         c.close()
 
 
-def test_franz_go_produces_and_its_group_consumer_reads_and_commits(broker):
-    create_topic(broker, "franz", 3)
-    assert goclient(broker, "franz-produce", "-topic", "franz", "-n", "300") == {"produced": 300}
-    expected = sorted(f"franz-{i:06d}" for i in range(300))
-    assert sorted(m.value().decode() for m in consume_all(broker, "franz", 300)) == expected
-    got = goclient(broker, "franz-consume", "-topic", "franz", "-group", "kgo", "-n", "300")
+def produce_then_group_consume(broker, client, n, group):
+    """`client` (franz or sarama) writes n records to a 3-partition topic; librdkafka reads
+    them all back; the client's own group consumer reads and commits them."""
+    topic = client
+    create_topic(broker, topic, 3)
+    assert goclient(broker, f"{client}-produce", "-topic", topic, "-n", str(n)) == {"produced": n}
+    expected = sorted(f"{client}-{i:06d}" for i in range(n))
+    assert sorted(m.value().decode() for m in consume_all(broker, topic, n)) == expected
+    got = goclient(broker, f"{client}-consume", "-topic", topic, "-group", group, "-n", str(n))
     assert got["values"] == expected
-    assert committed_total(broker, "franz", "kgo", 3) == 300
+    assert committed_total(broker, topic, group, 3) == n
+
+
+def test_franz_go_produces_and_its_group_consumer_reads_and_commits(broker):
+    produce_then_group_consume(broker, "franz", 300, "kgo")
 
 
 def test_franz_go_transactions_commit_and_abort(broker):
@@ -62,10 +69,4 @@ def test_kadm_creates_lists_and_describes(broker):
 
 
 def test_sarama_produces_and_its_group_consumer_reads_and_commits(broker):
-    create_topic(broker, "sarama", 3)
-    assert goclient(broker, "sarama-produce", "-topic", "sarama", "-n", "200") == {"produced": 200}
-    expected = sorted(f"sarama-{i:06d}" for i in range(200))
-    assert sorted(m.value().decode() for m in consume_all(broker, "sarama", 200)) == expected
-    got = goclient(broker, "sarama-consume", "-topic", "sarama", "-group", "sarama-group", "-n", "200")
-    assert got["values"] == expected
-    assert committed_total(broker, "sarama", "sarama-group", 3) == 200
+    produce_then_group_consume(broker, "sarama", 200, "sarama-group")
