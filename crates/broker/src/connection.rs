@@ -9,8 +9,8 @@
 //!
 //! Timeouts: a connection with no request pending and no byte arriving for
 //! `connections_max_idle_ms` is closed, and so is one whose frame, once begun, has not fully
-//! arrived within `request_timeout_ms` (a client trickling one byte a second). A malformed frame or a failed write ends
-//! the connection with one log line. On shutdown the reader stops taking new requests and the
+//! arrived within `request_timeout_ms` (a client trickling one byte a second). A malformed
+//! frame or a failed write ends the connection with one log line. On shutdown the reader stops taking new requests and the
 //! writer answers the ones already taken.
 
 use crate::dispatch::{Pending, Reply, dispatch};
@@ -40,69 +40,21 @@ pub(crate) async fn serve(
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
     let (tx, rx) = mpsc::channel::<InFlight>(REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX);
-    // Bytes of request frames whose responses are not yet written: a pending response may
-    // still borrow from its frame, so this is what bounds one connection's memory.
-    let max = broker.config.request_frame_bytes_max;
-    let frame_bytes = Arc::new(Semaphore::new(max as usize));
     let writer = tokio::spawn(write_responses(write_half, rx));
-    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
-    let mut frame_buffer = BytesMut::new();
-    let idle_max = Duration::from_millis(broker.config.connections_max_idle_ms);
-    let frame_time_max = Duration::from_millis(broker.config.request_timeout_ms);
+    let mut frames = FrameReader {
+        reader: BufReader::with_capacity(64 * 1024, read_half),
+        buffer: BytesMut::new(),
+        // Bytes of request frames whose responses are not yet written: a pending response may
+        // still borrow from its frame, so this is what bounds one connection's memory.
+        pending_bytes: Arc::new(Semaphore::new(
+            broker.config.request_frame_bytes_max as usize,
+        )),
+    };
     loop {
-        let idle = || frame_bytes.available_permits() == max as usize;
-        match next_frame_start(&mut reader, idle_max, idle, &shutdown).await {
-            FrameStart::Begun => {}
-            FrameStart::Closed => break,
-            FrameStart::Idle => {
-                tracing::debug!(%peer, "closing idle connection (connections_max_idle_ms)");
-                broker.metrics.connection_closed("idle");
-                break;
-            }
-        }
-        let mut prefix = [0u8; FRAME_LENGTH_BYTES];
-        match within(frame_time_max, reader.read_exact(&mut prefix)).await {
-            Some(Ok(_)) => {}
-            Some(Err(_)) => break, // the client closed the connection
-            None => {
-                broker.metrics.connection_closed("request_timeout");
-                break;
-            }
-        }
-        let length = match frame_length(prefix, max) {
-            Ok(length) => length,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection");
-                break;
-            }
-        };
-        let Ok(permit) = frame_bytes.clone().acquire_many_owned(length as u32).await else {
-            break;
-        };
-        // Bytes of frames still arriving, across all connections: a client that announces a
-        // large frame and stalls holds its share only until `request_timeout_ms`. Large and
-        // small frames have budgets of their own, so frames stalled at the large budget never
-        // hold back the small requests most clients send.
-        let budget = if length > SMALL_FRAME_BYTES_MAX {
-            &broker.unfinished_frame_bytes
-        } else {
-            &broker.unfinished_small_frame_bytes
-        };
-        let Ok(unfinished) = budget.acquire_many(length as u32).await else {
-            break;
-        };
-        let read = within(
-            frame_time_max,
-            read_frame(&mut reader, &mut frame_buffer, length),
-        )
-        .await;
-        drop(unfinished);
-        let frame = match read {
-            Some(Ok(frame)) => frame,
-            Some(Err(_)) => break, // the client closed the connection mid-frame
-            None => {
-                tracing::debug!(%peer, length, "closing connection: frame not sent within request_timeout_ms");
-                broker.metrics.connection_closed("request_timeout");
+        let (frame, permit) = match frames.next(&broker, &shutdown).await {
+            Ok(read) => read,
+            Err(stop) => {
+                stop.report(&broker, peer);
                 break;
             }
         };
@@ -119,6 +71,94 @@ pub(crate) async fn serve(
     }
     drop(tx);
     let _ = writer.await;
+}
+
+/// Reads one connection's request frames, under its limits and timeouts.
+struct FrameReader<R> {
+    reader: BufReader<R>,
+    buffer: BytesMut,
+    pending_bytes: Arc<Semaphore>,
+}
+
+/// Why a connection stops reading.
+enum Stop {
+    /// The client closed the connection, or the broker is shutting down.
+    Closed,
+    /// Nothing arrived for `connections_max_idle_ms` while no response was pending.
+    Idle,
+    /// A frame, once begun, did not arrive whole within `request_timeout_ms`.
+    TimedOut { length: Option<usize> },
+    /// A length prefix out of bounds.
+    BadLength(sluice_protocol::ProtocolError),
+}
+
+impl Stop {
+    fn report(self, broker: &Broker, peer: SocketAddr) {
+        match self {
+            Stop::Closed => {}
+            Stop::Idle => {
+                tracing::debug!(%peer, "closing idle connection (connections_max_idle_ms)");
+                broker.metrics.connection_closed("idle");
+            }
+            Stop::TimedOut { length } => {
+                tracing::debug!(%peer, ?length, "closing connection: frame not sent within request_timeout_ms");
+                broker.metrics.connection_closed("request_timeout");
+            }
+            Stop::BadLength(e) => tracing::warn!(%peer, error = %e, "closing connection"),
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// The next request frame, with its share of the connection's pending-bytes budget.
+    async fn next(
+        &mut self,
+        broker: &Broker,
+        shutdown: &CancellationToken,
+    ) -> Result<(Bytes, OwnedSemaphorePermit), Stop> {
+        let max = broker.config.request_frame_bytes_max;
+        let idle_max = Duration::from_millis(broker.config.connections_max_idle_ms);
+        let frame_time_max = Duration::from_millis(broker.config.request_timeout_ms);
+        let pending = &self.pending_bytes;
+        let idle = || pending.available_permits() == max as usize;
+        match next_frame_start(&mut self.reader, idle_max, idle, shutdown).await {
+            FrameStart::Begun => {}
+            FrameStart::Closed => return Err(Stop::Closed),
+            FrameStart::Idle => return Err(Stop::Idle),
+        }
+        let mut prefix = [0u8; FRAME_LENGTH_BYTES];
+        match within(frame_time_max, self.reader.read_exact(&mut prefix)).await {
+            Some(Ok(_)) => {}
+            Some(Err(_)) => return Err(Stop::Closed),
+            None => return Err(Stop::TimedOut { length: None }),
+        }
+        let length = frame_length(prefix, max).map_err(Stop::BadLength)?;
+        let permit = (self.pending_bytes.clone())
+            .acquire_many_owned(length as u32)
+            .await
+            .map_err(|_| Stop::Closed)?;
+        // Bytes of frames still arriving, across all connections: a client that announces a
+        // large frame and stalls holds its share only until `request_timeout_ms`. Large and
+        // small frames have budgets of their own, so frames stalled at the large budget never
+        // hold back the small requests most clients send.
+        let budget = if length > SMALL_FRAME_BYTES_MAX {
+            &broker.unfinished_frame_bytes
+        } else {
+            &broker.unfinished_small_frame_bytes
+        };
+        let _unfinished = budget
+            .acquire_many(length as u32)
+            .await
+            .map_err(|_| Stop::Closed)?;
+        let read = read_frame(&mut self.reader, &mut self.buffer, length);
+        match within(frame_time_max, read).await {
+            Some(Ok(frame)) => Ok((frame, permit)),
+            Some(Err(_)) => Err(Stop::Closed), // the client closed the connection mid-frame
+            None => Err(Stop::TimedOut {
+                length: Some(length),
+            }),
+        }
+    }
 }
 
 enum FrameStart {

@@ -293,7 +293,7 @@ impl Metrics {
                 let damaged: i64 = log
                     .damage()
                     .iter()
-                    .map(|d| d.offsets.end - d.offsets.start)
+                    .map(sluice_storage::Damage::lost_offsets)
                     .sum();
                 if damaged > 0 {
                     self.damaged_offsets.get_or_create(&labels).set(damaged);

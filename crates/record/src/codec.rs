@@ -1,6 +1,6 @@
 //! Decompression of batch bodies, bounded so that a compression bomb stops at
-//! `BATCH_DECOMPRESSED_BYTES_MAX`, and at most `DECOMPRESSIONS_CONCURRENT_MAX` at once. Sluice never compresses: batches are stored as producers
-//! compressed them.
+//! `BATCH_DECOMPRESSED_BYTES_MAX`, and at most `DECOMPRESSIONS_CONCURRENT_MAX` at once. Sluice
+//! never compresses: batches are stored as producers compressed them.
 //!
 //! Snappy comes in two framings: librdkafka and most clients send raw snappy blocks, the Java
 //! client sends xerial's framing (a magic header, then length-prefixed blocks). Both are read.

@@ -18,6 +18,7 @@
 //! (`records.rs`).
 
 use crate::codec::{DecompressionSlot, inflating_reader};
+use crate::varint::{narrow, read_varlong_with};
 use crate::{BatchHeader, Compression, HEADER_BYTES, RecordError};
 use sluice_types::limits::BATCH_DECOMPRESSED_BYTES_MAX;
 use std::io::{BufRead, BufReader};
@@ -161,7 +162,7 @@ impl<S: Source> Bounded<'_, S> {
         self.source.skip(n)
     }
     fn varlong(&mut self) -> Result<i64, RecordError> {
-        read_varlong_from(|| self.byte())
+        read_varlong_with(|| self.byte())
     }
     fn varint(&mut self) -> Result<i32, RecordError> {
         narrow(self.varlong()?)
@@ -176,28 +177,10 @@ impl<S: Source> Bounded<'_, S> {
     }
 }
 
-fn narrow(v: i64) -> Result<i32, RecordError> {
-    i32::try_from(v).map_err(|_| RecordError::MalformedRecord("varint out of i32 range"))
-}
-
-fn read_varlong_from(
-    mut next: impl FnMut() -> Result<u8, RecordError>,
-) -> Result<i64, RecordError> {
-    let mut value: u64 = 0;
-    for i in 0..10 {
-        let byte = next()?;
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    Err(RecordError::MalformedRecord("varint longer than 10 bytes"))
-}
-
 fn walk(source: &mut impl Source, records_count: i32) -> Result<RecordsSummary, RecordError> {
     let mut summary = RecordsSummary::default();
     for index in 0..records_count {
-        let length = narrow(read_varlong_from(|| source.byte())?)?;
+        let length = narrow(read_varlong_with(|| source.byte())?)?;
         if length < 0 {
             return Err(RecordError::MalformedRecord("negative record length"));
         }

@@ -5,12 +5,23 @@ use crate::RecordError;
 /// Reads a zig-zag encoded signed varint of at most 10 bytes from the front of `buf`,
 /// advancing it.
 pub(crate) fn read_varlong(buf: &mut &[u8]) -> Result<i64, RecordError> {
+    read_varlong_with(|| {
+        let (&byte, rest) = buf
+            .split_first()
+            .ok_or(RecordError::MalformedRecord("varint runs past the end"))?;
+        *buf = rest;
+        Ok(byte)
+    })
+}
+
+/// Reads a zig-zag varint of at most 10 bytes, a byte at a time from `next` (a slice, or a
+/// streaming decoder: see `validate.rs`).
+pub(crate) fn read_varlong_with(
+    mut next: impl FnMut() -> Result<u8, RecordError>,
+) -> Result<i64, RecordError> {
     let mut value: u64 = 0;
     for i in 0..10 {
-        let Some((&byte, rest)) = buf.split_first() else {
-            return Err(RecordError::MalformedRecord("varint runs past the end"));
-        };
-        *buf = rest;
+        let byte = next()?;
         value |= u64::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
             return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
@@ -21,7 +32,11 @@ pub(crate) fn read_varlong(buf: &mut &[u8]) -> Result<i64, RecordError> {
 
 /// Reads a varint that must fit an i32 (lengths and counts).
 pub(crate) fn read_varint(buf: &mut &[u8]) -> Result<i32, RecordError> {
-    let v = read_varlong(buf)?;
+    narrow(read_varlong(buf)?)
+}
+
+/// A varint that must fit an i32 (lengths and counts).
+pub(crate) fn narrow(v: i64) -> Result<i32, RecordError> {
     i32::try_from(v).map_err(|_| RecordError::MalformedRecord("varint out of i32 range"))
 }
 

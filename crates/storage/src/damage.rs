@@ -10,7 +10,7 @@
 //! consumer past it. A replica will repair such a stretch once replication exists.
 //!
 //! Does not own: what a valid batch is (`sluice_record`), when damage is looked for
-//! (`segment.rs` at recovery, `Partition::learn_damage` after a read).
+//! (`segment.rs` at recovery, `Partition::learn_damage` after a read or a scrub).
 
 use sluice_record::{BatchHeader, HEADER_BYTES, verify_checksum};
 use std::fs::File;
@@ -25,6 +25,26 @@ pub struct Damage {
     /// Offsets lost: from the first one the damaged bytes should have held to the base offset
     /// of the next valid batch (or the segment's end).
     pub offsets: Range<i64>,
+}
+
+impl Damage {
+    /// How many offsets the damage cost.
+    pub fn lost_offsets(&self) -> i64 {
+        self.offsets.end - self.offsets.start
+    }
+
+    /// How many bytes are damaged.
+    pub fn bytes(&self) -> u64 {
+        self.positions.end - self.positions.start
+    }
+
+    /// What a read of one of the damaged offsets gets.
+    pub(crate) fn refusal(&self) -> crate::StorageError {
+        crate::StorageError::Damaged(format!(
+            "offsets {}..{} are damaged on disk and cannot be read; the next readable offset is {}",
+            self.offsets.start, self.offsets.end, self.offsets.end
+        ))
+    }
 }
 
 /// Bytes searched per read while looking for the next batch.

@@ -246,12 +246,12 @@ impl Log {
         origin: AppendOrigin,
         now_ms: i64,
     ) -> Result<AppendInfo> {
-        let valid = ValidRecords::check(records, &self.config, origin)?;
+        let valid = ValidRecords::check(records, self.config.max_message_bytes, origin)?;
         self.append_valid(valid, origin, now_ms)
     }
 
-    /// Appends batches `ValidRecords::check` passed (see `append`). If the topic's config
-    /// changed in between in a way that matters, they are checked again.
+    /// Appends batches `ValidRecords::check` passed (see `append`), once they meet the topic's
+    /// config as it is now (`ValidRecords::admit`: no batch is walked again).
     pub fn append_valid(
         &mut self,
         valid: ValidRecords<'_>,
@@ -259,12 +259,7 @@ impl Log {
         now_ms: i64,
     ) -> Result<AppendInfo> {
         self.check_online()?;
-        let valid = if valid.checked_with == CheckedWith::of(&self.config) {
-            valid
-        } else {
-            ValidRecords::check(valid.records, &self.config, origin)?
-        };
-        let batches = valid.batches;
+        let batches = valid.admit(&self.config)?;
         if let Some(original) = self.find_duplicate(&batches, origin)? {
             return Ok(AppendInfo {
                 base_offset: original.first_offset,
@@ -407,10 +402,7 @@ impl Log {
             .next_back()
             .expect("offset >= first base");
         if let Some(damage) = floor.damage_at(offset) {
-            return Err(StorageError::Damaged(format!(
-                "offsets {}..{} are damaged on disk and cannot be read; the next readable offset is {}",
-                damage.offsets.start, damage.offsets.end, damage.offsets.end
-            )));
+            return Err(damage.refusal());
         }
         // Past the floor segment's end (compaction leaves gaps, even empty segments), the
         // data continues in the first later segment that holds any.
@@ -882,55 +874,32 @@ fn check_client_batch(header: &BatchHeader, origin: AppendOrigin) -> Result<()> 
     Ok(())
 }
 
-/// The parts of a topic's config that decide whether a batch is acceptable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct CheckedWith {
-    max_message_bytes: u32,
-    cleanup_compact: bool,
-}
-
-impl CheckedWith {
-    fn of(config: &LogConfig) -> CheckedWith {
-        CheckedWith {
-            max_message_bytes: config.max_message_bytes,
-            cleanup_compact: config.cleanup_compact,
-        }
-    }
-}
-
 /// A produce request's batches, each checked whole (header, CRC, every record; see
 /// `sluice_record::validate_batch_records`). Checking inflates compressed batches, so
-/// `Partition::append` does it before taking the log's lock.
+/// `Partition::append` does it before taking the log's lock; what depends on the topic's
+/// config is decided under it (`admit`), from what the check learned.
 #[derive(Debug)]
 pub struct ValidRecords<'a> {
-    records: &'a [u8],
     batches: Vec<(BatchHeader, &'a [u8])>,
-    checked_with: CheckedWith,
+    /// Whether any record has a null key (a compacted topic refuses the request).
+    has_keyless_record: bool,
 }
 
 impl<'a> ValidRecords<'a> {
+    /// Checks every batch of `records`; one over `max_message_bytes` is refused before it is
+    /// walked (or inflated).
     pub fn check(
         records: &'a [u8],
-        config: &LogConfig,
+        max_message_bytes: u32,
         origin: AppendOrigin,
     ) -> Result<ValidRecords<'a>> {
         let mut batches: Vec<(BatchHeader, &[u8])> = Vec::new();
+        let mut has_keyless_record = false;
         for item in BatchIter::new(records) {
             let (_, bytes) = item?;
-            if bytes.len() > config.max_message_bytes as usize {
-                return Err(StorageError::BatchTooLarge {
-                    bytes: bytes.len(),
-                    max: config.max_message_bytes,
-                });
-            }
+            check_size(bytes, max_message_bytes)?;
             let (header, summary) = validate_batch_records(bytes)?;
-            // A compacted topic keeps the last record per key, so a record without a key has
-            // no place in it (Kafka refuses it the same way).
-            if config.cleanup_compact && !header.is_control() && summary.has_keyless_record {
-                return Err(StorageError::InvalidRecord(
-                    "compacted topic cannot accept a record without a key".into(),
-                ));
-            }
+            has_keyless_record |= !header.is_control() && summary.has_keyless_record;
             if origin.is_client() {
                 check_client_batch(&header, origin)?;
             }
@@ -944,11 +913,35 @@ impl<'a> ValidRecords<'a> {
             .into());
         }
         Ok(ValidRecords {
-            records,
             batches,
-            checked_with: CheckedWith::of(config),
+            has_keyless_record,
         })
     }
+
+    /// The batches, if they meet `config` (which may have changed since `check`).
+    fn admit(self, config: &LogConfig) -> Result<Vec<(BatchHeader, &'a [u8])>> {
+        for (_, bytes) in &self.batches {
+            check_size(bytes, config.max_message_bytes)?;
+        }
+        // A compacted topic keeps the last record per key, so a record without a key has no
+        // place in it (Kafka refuses it the same way).
+        if config.cleanup_compact && self.has_keyless_record {
+            return Err(StorageError::InvalidRecord(
+                "compacted topic cannot accept a record without a key".into(),
+            ));
+        }
+        Ok(self.batches)
+    }
+}
+
+fn check_size(batch: &[u8], max_message_bytes: u32) -> Result<()> {
+    if batch.len() > max_message_bytes as usize {
+        return Err(StorageError::BatchTooLarge {
+            bytes: batch.len(),
+            max: max_message_bytes,
+        });
+    }
+    Ok(())
 }
 
 fn read_cleaner_checkpoint(dir: &Path) -> Option<(i64, Option<i64>)> {

@@ -88,8 +88,8 @@ impl Partition {
     /// Checks the batches (inflating compressed ones) without the lock, then appends them
     /// under it.
     pub fn append(&self, records: &[u8], origin: AppendOrigin, now_ms: i64) -> Result<AppendInfo> {
-        let config = self.log().config().clone();
-        let valid = ValidRecords::check(records, &config, origin)?;
+        let max_message_bytes = self.log().config().max_message_bytes;
+        let valid = ValidRecords::check(records, max_message_bytes, origin)?;
         let (info, high_watermark, flush_due) = {
             let mut log = self.log();
             let info = log.append_valid(valid, origin, now_ms)?;
@@ -120,10 +120,7 @@ impl Partition {
         };
         let damage = self.learn_damage(&plan.snapshot.file, plan.snapshot.size, base, position)?;
         if damage.offsets.contains(&plan.offset) || plan.offset < damage.offsets.start {
-            return Err(StorageError::Damaged(format!(
-                "offsets {}..{} are damaged on disk and cannot be read; the next readable offset is {}",
-                damage.offsets.start, damage.offsets.end, damage.offsets.end
-            )));
+            return Err(damage.refusal());
         }
         let Some(snapshot) = self.log().snapshot_of(base, plan.offset) else {
             return Ok(bytes::Bytes::new());
@@ -201,7 +198,7 @@ impl Partition {
                 Err(StorageError::Damaged(_)) => break, // the segment went meanwhile
                 Err(e) => return Err(e),
             };
-            report.damaged_offsets += damage.offsets.end - damage.offsets.start;
+            report.damaged_offsets += damage.lost_offsets();
             position = damage.positions.end;
             offset_floor = damage.offsets.end;
         }

@@ -148,7 +148,7 @@ impl LogSegment {
         };
         let mut last: Option<BatchHeader> = None;
         let start = u64::from(offset_index.lookup(u32::MAX));
-        if scan_batches(&self.pinned(), start, self.size, |b| {
+        if scan_batches(self.pinned(), start, self.size, |b| {
             last = Some(b.header);
             Ok(true)
         })
@@ -197,7 +197,7 @@ impl LogSegment {
         let mut position = 0;
         let mut after_damage = false;
         let valid_bytes = loop {
-            let result = scan_batches(&self.pinned(), position, file_bytes, |b| {
+            let result = scan_batches(self.pinned(), position, file_bytes, |b| {
                 // Base offset and leader epoch lie outside the CRC, so recovery checks them
                 // against what the log must look like: offsets contiguous, epochs never
                 // decreasing and never above the newest epoch this log has had.
@@ -226,7 +226,7 @@ impl LogSegment {
                 Err(ScanStop::Io(e)) => return Err(e),
             };
             let found = next_valid_batch(
-                &self.pinned(),
+                self.pinned(),
                 bad + 1,
                 file_bytes,
                 expected_next,
@@ -378,7 +378,7 @@ impl LogSegment {
         ];
         let position = self.size;
         let file = self.pinned();
-        if let Err(e) = write_all_vectored(&file, &mut slices) {
+        if let Err(e) = write_all_vectored(file, &mut slices) {
             file.set_len(position)?;
             return Err(e);
         }
@@ -458,9 +458,10 @@ impl LogSegment {
 
     /// The file of a segment that holds it open: the active one, one being opened or
     /// rebuilt, one with data not yet fsynced.
-    fn pinned(&self) -> Arc<File> {
-        assert!(self.file.is_pinned(), "only a pinned segment is written");
-        self.file.get().expect("a pinned file is open")
+    fn pinned(&self) -> &File {
+        self.file
+            .pinned_file()
+            .expect("only a segment that holds its file is written or rebuilt")
     }
 
     /// Stops holding the file open (the segment is closed and fsynced).

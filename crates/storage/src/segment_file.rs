@@ -65,6 +65,11 @@ impl SegmentFile {
     pub(crate) fn is_pinned(&self) -> bool {
         self.pinned.is_some()
     }
+
+    /// The held file, without touching the cache (the write path).
+    pub(crate) fn pinned_file(&self) -> Option<&File> {
+        self.pinned.as_deref()
+    }
 }
 
 impl Drop for SegmentFile {

@@ -15,6 +15,7 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use sluice_storage::Damage;
 use std::sync::Arc;
 
 pub(crate) fn handle(
@@ -92,11 +93,8 @@ fn describe_topic(
                 .with_offset_lag(0),
         );
         if !damage.is_empty() {
-            let bytes: u64 = damage
-                .iter()
-                .map(|d| d.positions.end - d.positions.start)
-                .sum();
-            let offsets: i64 = damage.iter().map(|d| d.offsets.end - d.offsets.start).sum();
+            let bytes: u64 = damage.iter().map(Damage::bytes).sum();
+            let offsets: i64 = damage.iter().map(Damage::lost_offsets).sum();
             damaged.push(
                 DescribeLogDirsPartition::default()
                     .with_partition_index(i)

@@ -5,7 +5,7 @@
 //! so a consumer taking over a partition never starts from an offset about to be replaced.
 //! From v9 a KIP-848 member names itself and must hold its current member epoch.
 
-use super::now;
+use super::{first_of_each, now};
 use crate::error::group_code;
 use crate::server::Broker;
 use kafka_protocol::messages::offset_fetch_response::{
@@ -36,12 +36,8 @@ pub(crate) fn handle(
             .collect::<Vec<_>>()
     };
     if version >= 8 {
-        // A group named twice is answered once (see `first_of_each`).
-        let mut seen = std::collections::HashSet::new();
-        let groups = request
-            .groups
-            .iter()
-            .filter(|g| seen.insert(&g.group_id))
+        let groups = first_of_each(&request.groups, |g| &g.group_id)
+            .into_iter()
             .map(|g| {
                 if let Some(member) = g.member_id.as_ref().filter(|_| version >= 9) {
                     let checked = broker.groups().read(&g.group_id.0, |c| {
