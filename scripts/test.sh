@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test Sluice has: formatting, lints, unit and property tests, the architecture
 # test, and black-box tests that drive the real `sluice` binary with independent Kafka clients
-# (librdkafka through confluent-kafka, kafka-python, kcat, and the Go clients franz-go and
-# sarama). Installs what the tests need:
-# Debian packages with apt-get, Python clients into .venv. Fails loudly; never skips.
+# (librdkafka through confluent-kafka, kafka-python, kcat, the Go clients franz-go and sarama,
+# Apache Kafka's Java client and Kafka Streams, KafkaJS and Confluent's JavaScript client).
+# Installs what the tests need: Debian packages with apt-get, Python clients into .venv, Go
+# modules, Maven dependencies, npm packages. Fails loudly; never skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,21 @@ cargo build --workspace --bins --quiet
 echo "==> Go clients (franz-go, sarama): tests/clients/go -> target/goclient"
 command -v go >/dev/null 2>&1 || { echo "go is not installed: the Go client tests need it" >&2; exit 1; }
 (cd tests/clients/go && go build -o ../../../target/goclient .)
+echo "==> Java clients (kafka-clients, Kafka Streams 4.4): tests/clients/java -> target/javaclient"
+for tool in java mvn; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "$tool is not installed: the Java client tests need it" >&2; exit 1; }
+done
+mvn -q -B -f tests/clients/java/pom.xml compile dependency:copy-dependencies
+echo "==> JavaScript clients (KafkaJS, @confluentinc/kafka-javascript): tests/clients/js"
+for tool in node npm; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "$tool is not installed: the JavaScript client tests need it" >&2; exit 1; }
+done
+# Confluent's client compiles its bundled librdkafka against the system's libraries
+# (CKJS_LINKING=dynamic): its prebuilt binary and its static dependencies download from GitHub,
+# which these machines do not reach.
+if [ ! -f tests/clients/js/node_modules/@confluentinc/kafka-javascript/build/Release/confluent-kafka-javascript.node ]; then
+    (cd tests/clients/js && CKJS_LINKING=dynamic npm ci --no-audit --no-fund --loglevel=error)
+fi
 echo "==> cargo test"
 cargo test --workspace --quiet
 echo "==> black-box tests against target/debug/sluice"
