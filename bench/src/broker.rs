@@ -1,5 +1,5 @@
-//! The broker under test: a `sluice serve` child process on a free loopback port with its own
-//! data directory, and its resource use read from /proc.
+//! The broker under test: a child process (`sluice serve`, or Apache Kafka from `peer.rs`) on a
+//! free loopback port with its own data directory, and its resource use read from /proc.
 
 use anyhow::{Context, bail};
 use std::net::TcpListener;
@@ -10,9 +10,36 @@ use std::time::{Duration, Instant};
 pub struct BrokerProcess {
     child: Child,
     pub bootstrap: String,
-    /// HOST:PORT of the HTTP API.
+    /// HOST:PORT of Sluice's HTTP API (metrics, the HTTP produce workload); Kafka has none.
     pub http: String,
     _data: tempfile::TempDir,
+}
+
+/// A free loopback port, as `127.0.0.1:PORT`.
+pub fn free_loopback_address() -> anyhow::Result<String> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    Ok(format!("127.0.0.1:{port}"))
+}
+
+/// Waits until every address accepts connections, or kills the child and fails.
+pub fn wait_listening(
+    mut child: Child,
+    addresses: &[&str],
+    within: Duration,
+) -> anyhow::Result<Child> {
+    let deadline = Instant::now() + within;
+    while addresses
+        .iter()
+        .any(|a| std::net::TcpStream::connect(a).is_err())
+    {
+        if Instant::now() > deadline || child.try_wait()?.is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("broker did not start listening on {addresses:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(child)
 }
 
 impl BrokerProcess {
@@ -20,10 +47,8 @@ impl BrokerProcess {
         let data = tempfile::Builder::new()
             .prefix("sluice-bench")
             .tempdir_in(".")?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let bootstrap = format!("127.0.0.1:{port}");
-        let http_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let http = format!("127.0.0.1:{http_port}");
+        let bootstrap = free_loopback_address()?;
+        let http = free_loopback_address()?;
         let child = Command::new(binary)
             .args([
                 "serve",
@@ -38,24 +63,23 @@ impl BrokerProcess {
             .stdout(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&bootstrap).is_err()
-            || std::net::TcpStream::connect(&http).is_err()
-        {
-            if Instant::now() > deadline {
-                let mut child = child;
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("broker did not start listening on {bootstrap} and {http}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = wait_listening(child, &[&bootstrap, &http], Duration::from_secs(20))?;
         Ok(BrokerProcess {
             child,
             bootstrap,
             http,
             _data: data,
         })
+    }
+
+    /// A broker started elsewhere (`peer.rs`), already listening; `http` is empty for Kafka.
+    pub fn adopt(child: Child, bootstrap: String, data: tempfile::TempDir) -> BrokerProcess {
+        BrokerProcess {
+            child,
+            bootstrap,
+            http: String::new(),
+            _data: data,
+        }
     }
 
     /// User plus system CPU seconds the broker has used so far.
@@ -65,7 +89,11 @@ impl BrokerProcess {
 
     /// Produce requests answered so far, and the seconds the broker spent on them (from
     /// decoding a request until its answer is ready), read from its Prometheus metrics.
+    /// Kafka has no such metrics endpoint here: (0, 0) for it.
     pub fn produce_requests(&self) -> anyhow::Result<(u64, f64)> {
+        if self.http.is_empty() {
+            return Ok((0, 0.0));
+        }
         let metrics = crate::http::get(&self.http, "/metrics")?;
         let value = |name: &str| -> anyhow::Result<f64> {
             let prefix = format!("{name}{{api=\"Produce\"}} ");

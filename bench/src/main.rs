@@ -10,7 +10,9 @@ mod broker;
 mod groups;
 mod http;
 mod load;
+mod peer;
 mod txn;
+mod versus;
 
 use broker::BrokerProcess;
 use clap::Parser;
@@ -20,7 +22,7 @@ use rdkafka::client::DefaultClientContext;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Parser)]
+#[derive(Parser, Clone)]
 #[command(about = "End-to-end Sluice benchmark over the Kafka protocol")]
 struct Args {
     /// The sluice binary to measure (build it with `cargo build --release`).
@@ -57,6 +59,20 @@ struct Args {
     /// and the data directory grows by every pass (about 13 GB for a full run).
     #[arg(long)]
     keep_topics: bool,
+    /// Run the throughput and latency workloads against this broker too, in alternating passes
+    /// with Sluice: `kafka` is Apache Kafka 4.4 in KRaft combined mode, fetched from Maven
+    /// Central (needs java and mvn). See docs/benchmarks.md, "Beside Apache Kafka".
+    #[arg(long, value_parser = ["kafka"])]
+    peer: Option<String>,
+    /// Where Kafka's jars are kept (fetched there with Maven when missing).
+    #[arg(long, default_value = "target/kafka-peer/lib")]
+    kafka_lib: PathBuf,
+    /// Kafka's heap (`-Xmx` and `-Xms`), as `kafka-server-start.sh` sets it.
+    #[arg(long, default_value = "1G")]
+    kafka_heap: String,
+    /// With `--peer kafka`: skip Kafka's perf tools (`kafka-producer-perf-test`, ...).
+    #[arg(long)]
+    no_kafka_tools: bool,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -386,6 +402,13 @@ fn run_group_workloads(
     Ok(())
 }
 
+/// The latency runs: librdkafka's defaults (acks=all, linger.ms=5), then without linger.
+const LATENCY_RUNS: [(&str, &[(&str, &str)]); 3] = [
+    ("defaults", &[]),
+    ("linger.ms=0", &[("linger.ms", "0")]),
+    ("linger.ms=0 acks=1", &[("linger.ms", "0"), ("acks", "1")]),
+];
+
 /// Connections posting at once in the HTTP produce workload.
 const HTTP_CONNECTIONS: usize = 4;
 /// Records per HTTP produce request (the figure).
@@ -446,6 +469,18 @@ fn print_throughput_header() {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let broker = BrokerProcess::start(&args.sluice)?;
+    if args.peer.is_some() {
+        let kafka =
+            peer::KafkaBroker::start(peer::KafkaJars::fetch(&args.kafka_lib)?, &args.kafka_heap)?;
+        println!(
+            "sluice-bench --peer kafka: {} records per workload, {} alternating passes, Sluice {} beside Apache Kafka 4.4 (heap {})",
+            args.records,
+            args.repeat,
+            args.sluice.display(),
+            args.kafka_heap
+        );
+        return versus::run(&args, &broker, &kafka);
+    }
     let wanted = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
     println!(
         "sluice-bench: {} records per workload, median of {} passes, broker {}",
@@ -498,12 +533,7 @@ fn main() -> anyhow::Result<()> {
     if wanted("http produce") {
         run_http_produce(&broker, &args)?;
     }
-    let latency_runs: [(&str, &[(&str, &str)]); 3] = [
-        ("defaults", &[]),
-        ("linger.ms=0", &[("linger.ms", "0")]),
-        ("linger.ms=0 acks=1", &[("linger.ms", "0"), ("acks", "1")]),
-    ];
-    for (label, extra) in latency_runs {
+    for (label, extra) in LATENCY_RUNS {
         let name = format!("latency {label}");
         if !wanted(&name) || args.latency_seconds == 0 {
             continue;
