@@ -20,6 +20,9 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::Produce => decode_body::<ProduceRequest>(body, v).map(drop),
         ApiKey::Fetch => decode_body::<FetchRequest>(body, v).map(drop),
         ApiKey::ListOffsets => decode_body::<ListOffsetsRequest>(body, v).map(drop),
+        ApiKey::OffsetForLeaderEpoch => {
+            decode_body::<OffsetForLeaderEpochRequest>(body, v).map(drop)
+        }
         ApiKey::Metadata => decode_body::<MetadataRequest>(body, v).map(drop),
         ApiKey::ApiVersions => decode_body::<ApiVersionsRequest>(body, v).map(drop),
         ApiKey::CreateTopics => decode_body::<CreateTopicsRequest>(body, v).map(drop),

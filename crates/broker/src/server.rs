@@ -119,16 +119,36 @@ pub struct RunningBroker {
     accept_loops: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// Each start of the node begins a new leader epoch in every partition it leads (all of them,
+/// on a single node), as a broker re-registering with a KRaft controller gets one: a consumer
+/// that read under the old epoch validates its position (OffsetForLeaderEpoch) before reading
+/// on. A log that cannot take the new epoch (offline) keeps its old one; it serves nothing.
+fn begin_leader_epochs(logs: &LogManager) {
+    for topic in logs.topics() {
+        for partition in topic.partitions() {
+            let mut log = partition.log();
+            let next = log.leader_epoch() + 1;
+            if let Err(e) = log.become_leader(next) {
+                tracing::warn!(topic = topic.name(), partition = partition.index(), error = %e,
+                    "could not begin a new leader epoch");
+            }
+        }
+    }
+}
+
 impl RunningBroker {
     /// Opens the data directory (recovering it if needed), binds the listener and starts
     /// serving.
     pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         sluice_storage::set_read_verification(config.read_verify_crc);
         let data_dir = config.data_dir.clone();
-        let logs =
-            tokio::task::spawn_blocking(move || LogManager::open(&data_dir, crate::now_ms()))
-                .await
-                .map_err(|e| StartError::Task(e.to_string()))??;
+        let logs = tokio::task::spawn_blocking(move || {
+            let logs = LogManager::open(&data_dir, crate::now_ms())?;
+            begin_leader_epochs(&logs);
+            Ok::<_, sluice_storage::StorageError>(logs)
+        })
+        .await
+        .map_err(|e| StartError::Task(e.to_string()))??;
         let cluster_id = logs.cluster_id()?;
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;

@@ -21,6 +21,7 @@
 //! `Log` does no locking and spawns nothing: `Partition` wraps it in a mutex, and the broker
 //! runs fsyncs (`FlushPlan::execute`) off its async threads.
 
+mod epochs;
 mod producers;
 mod transactions;
 
@@ -29,6 +30,7 @@ pub use transactions::AbortedTxn;
 use crate::checkpoint;
 use crate::config::LogConfig;
 use crate::error::is_resource_exhaustion;
+use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{BatchMetadata, ProducerStates, Verdict, has_producer};
 use crate::read::ReadPlan;
 use crate::segment::{LogSegment, file_name, offsets_of_files};
@@ -44,10 +46,6 @@ const RECOVERY_POINT_FILE: &str = "recovery-point";
 /// Compaction's progress: the first offset not yet compacted, and when the earliest kept
 /// tombstone expires (-1: none), as two decimal numbers.
 const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
-
-/// The leader epoch stamped on every batch while Sluice runs as a single node. Replication
-/// will keep a leader-epoch checkpoint instead.
-const LEADER_EPOCH_SINGLE_NODE: i32 = 0;
 
 /// Who is appending. Clients are held to the producer rules (sequences, epochs) and may not
 /// write control batches; the broker's own writes (coordinator records, transaction markers)
@@ -113,7 +111,10 @@ pub struct Log {
     log_start_offset: i64,
     high_watermark: i64,
     recovery_point: i64,
+    /// The epoch stamped on this replica's appends as leader (`log/epochs.rs`).
     leader_epoch: i32,
+    /// Every leader epoch of the log and where it starts, as its checkpoint file holds it.
+    epochs: LeaderEpochCache,
     appended_messages: i64,
     flushed_messages: i64,
     last_flush_ms: i64,
@@ -142,6 +143,8 @@ impl Log {
         let checkpointed_recovery_point =
             checkpoint::read_i64(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0);
         let bases = offsets_of_files(dir, "log")?;
+        let cached_epochs = epochs::read_epoch_cache(dir);
+        let leader_epoch_max = epochs::leader_epoch_max(cached_epochs.as_ref());
         let recovery_point = if clean {
             i64::MAX
         } else {
@@ -165,7 +168,7 @@ impl Log {
                 recover,
                 Some(base) == last,
                 config.index_interval_bytes,
-                LEADER_EPOCH_SINGLE_NODE,
+                leader_epoch_max,
                 now_ms,
             )?;
             if let Some((_, previous)) = segments.iter_mut().next_back() {
@@ -191,7 +194,8 @@ impl Log {
             log_start_offset: checkpointed_start.max(first_base),
             high_watermark: 0,
             recovery_point: 0,
-            leader_epoch: LEADER_EPOCH_SINGLE_NODE,
+            leader_epoch: 0,
+            epochs: LeaderEpochCache::default(),
             appended_messages: 0,
             flushed_messages: 0,
             last_flush_ms: now_ms,
@@ -213,6 +217,14 @@ impl Log {
         log.recovery_point = end;
         log.load_aborted()?;
         log.load_producers(now_ms)?;
+        // Epochs of recovered batches are added to the cache; every batch's, if it was lost.
+        let epochs_from = match (&cached_epochs, clean) {
+            (None, _) => i64::MIN,
+            (Some(_), true) => i64::MAX,
+            (Some(_), false) => recover_from,
+        };
+        log.epochs = cached_epochs.unwrap_or_default();
+        log.settle_epochs(epochs_from)?;
         Ok(log)
     }
 
@@ -272,10 +284,11 @@ impl Log {
         }
         let base_offset = self.log_end_offset();
         let mut next = base_offset;
+        let epoch = self.leader_epoch;
+        self.note_epoch_start(epoch, base_offset)?;
         for (header, bytes) in &batches {
             self.maybe_roll(bytes.len(), header.offset_count(), now_ms)?;
             let interval = self.config.index_interval_bytes;
-            let epoch = self.leader_epoch;
             if let Err(e) = self
                 .active_mut()
                 .append(bytes, header, next, epoch, interval)
@@ -284,6 +297,8 @@ impl Log {
             }
             self.track_producer(header, bytes, next, now_ms);
             next += header.offset_count();
+            // The leader's own log is contiguous: every batch starts where the last one ended.
+            assert_eq!(self.active().next_offset(), next, "append left a gap");
         }
         let records = next - base_offset;
         self.appended_messages += records;
@@ -669,6 +684,7 @@ impl Log {
     fn set_log_start_offset(&mut self, offset: i64) -> Result<()> {
         checkpoint::write_i64(&self.dir.join(LOG_START_OFFSET_FILE), offset)?;
         self.log_start_offset = offset;
+        self.truncate_epochs_from_start(offset)?;
         self.producers.remove_below(offset);
         self.prune_aborted(i64::MAX);
         Ok(())
@@ -744,6 +760,7 @@ impl Log {
         self.high_watermark = self.high_watermark.min(end);
         self.recovery_point = self.recovery_point.min(end);
         self.cleaner_checkpoint = self.cleaner_checkpoint.min(end);
+        self.truncate_epochs_from_end(end)?;
         self.remove_snapshots_after(end)?;
         self.prune_aborted(end);
         self.write_aborted()?;

@@ -199,20 +199,24 @@ impl LogSegment {
         let valid_bytes = loop {
             let result = scan_batches(self.pinned(), position, file_bytes, |b| {
                 // Base offset and leader epoch lie outside the CRC, so recovery checks them
-                // against what the log must look like: offsets contiguous, epochs never
-                // decreasing and never above the newest epoch this log has had.
+                // against what the log may look like: epochs never decreasing and never above
+                // the newest epoch this log has had. Offsets may leave gaps (a replica copies
+                // compacted batches with their offsets); that the leader's own appends are
+                // contiguous is asserted where it appends, not here.
                 let h = &b.header;
                 let epoch_ok = h.partition_leader_epoch >= epoch_floor
                     && h.partition_leader_epoch <= leader_epoch_max;
-                if verify
-                    && (verify_checksum(b.bytes).is_err()
-                        || h.base_offset != expected_next
-                        || !epoch_ok)
-                {
+                if verify && (verify_checksum(b.bytes).is_err() || !epoch_ok) {
                     return Err(b.position);
                 }
-                // Even unverified, offsets never step back (compaction leaves gaps only).
-                if h.base_offset < expected_next || h.last_offset() < h.base_offset {
+                // Offsets never step back, verified or not, and stay within what the
+                // segment's 32-bit relative offsets can name (as Kafka's recovery checks): a
+                // base offset garbled by more than that is damage, not a gap.
+                let relative_last = h.last_offset() - self.base_offset;
+                if h.base_offset < expected_next
+                    || h.last_offset() < h.base_offset
+                    || relative_last > i64::from(u32::MAX)
+                {
                     return Err(b.position);
                 }
                 epoch_floor = h.partition_leader_epoch;

@@ -7,17 +7,26 @@
 //! further than the oldest open transaction), and the answer lists the aborted transactions
 //! with records in that range, so the client drops their records.
 //!
+//! Leader epochs (KIP-320, KIP-595): a partition's `current_leader_epoch` older or newer than its
+//! epoch is refused (`FENCED_LEADER_EPOCH`, `UNKNOWN_LEADER_EPOCH`); a `last_fetched_epoch` whose
+//! epoch ended before the fetch offset, or that the log never had, is answered with the
+//! `diverging_epoch` (where that epoch ended) and no records, so a replica truncates there. A
+//! fetch naming a replica id is refused with `NOT_LEADER_OR_FOLLOWER`: this node has no
+//! followers yet.
+//!
 //! Fetch sessions (KIP-227) are declined: every response carries session id 0, so clients keep
 //! sending full fetch requests; a request naming a session gets `FETCH_SESSION_ID_NOT_FOUND`.
 
+use super::offset_for_leader_epoch::check_current_leader_epoch;
 use crate::error;
 use crate::server::Broker;
 use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ProducerId;
+use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use sluice_storage::StorageError;
@@ -28,6 +37,16 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 const READ_COMMITTED: i8 = 1;
+
+/// What one partition's read asks for.
+struct PartitionRead<'a> {
+    topic: &'a str,
+    request: &'a FetchPartition,
+    max_bytes: usize,
+    min_one_batch: bool,
+    isolation_level: i8,
+    from_replica: bool,
+}
 
 pub(crate) fn handle(
     broker: Arc<Broker>,
@@ -119,12 +138,14 @@ fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicRespo
                 .min(i64::from(p.partition_max_bytes.max(0)));
             let data = read_partition(
                 broker,
-                &topic.topic,
-                p.partition,
-                p.fetch_offset,
-                budget as usize,
-                total == 0,
-                request.isolation_level,
+                PartitionRead {
+                    topic: &topic.topic,
+                    request: p,
+                    max_bytes: budget as usize,
+                    min_one_batch: total == 0,
+                    isolation_level: request.isolation_level,
+                    from_replica: request.replica_id.0 >= 0,
+                },
             );
             any_error |= data.error_code != 0;
             let bytes = data.records.as_ref().map_or(0, |r| r.len() as i64);
@@ -141,16 +162,25 @@ fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicRespo
     (topics, total, any_error)
 }
 
-fn read_partition(
-    broker: &Broker,
-    topic: &str,
-    index: i32,
-    offset: i64,
-    max_bytes: usize,
-    min_one_batch: bool,
-    isolation_level: i8,
-) -> PartitionData {
+fn read_partition(broker: &Broker, read: PartitionRead<'_>) -> PartitionData {
+    let PartitionRead {
+        topic,
+        request,
+        max_bytes,
+        min_one_batch,
+        isolation_level,
+        from_replica,
+    } = read;
+    let (index, offset) = (request.partition, request.fetch_offset);
     let base = PartitionData::default().with_partition_index(index);
+    let refused = |code: i16| {
+        base.clone()
+            .with_error_code(code)
+            .with_records(Some(Bytes::new()))
+    };
+    if from_replica {
+        return refused(ResponseError::NotLeaderOrFollower.code());
+    }
     let partition = match broker.logs.partition(topic, index) {
         Ok(p) => p,
         Err(e) => return base.with_error_code(error::code(&e)),
@@ -158,6 +188,19 @@ fn read_partition(
     let committed = isolation_level == READ_COMMITTED;
     let (plan, high_watermark, last_stable_offset, log_start_offset, aborted) = {
         let log = partition.log();
+        let epoch_check =
+            check_current_leader_epoch(request.current_leader_epoch, log.leader_epoch());
+        if let Err(e) = epoch_check {
+            return refused(e.code());
+        }
+        if let Some(diverging) = diverging_epoch(&log, request) {
+            return base
+                .with_high_watermark(log.high_watermark())
+                .with_last_stable_offset(log.last_stable_offset())
+                .with_log_start_offset(log.log_start_offset())
+                .with_diverging_epoch(diverging)
+                .with_records(Some(Bytes::new()));
+        }
         let last_stable_offset = log.last_stable_offset();
         let (plan, aborted) = if committed {
             let aborted = log.aborted_transactions(offset, last_stable_offset);
@@ -201,4 +244,18 @@ fn read_partition(
                 .with_records(Some(Bytes::new()))
         }
     }
+}
+
+/// Where the fetcher's last fetched epoch ended, when its log has diverged from this one: that
+/// epoch is unknown here (an older one is answered) or ended before the fetch offset.
+fn diverging_epoch(log: &sluice_storage::Log, request: &FetchPartition) -> Option<EpochEndOffset> {
+    if request.last_fetched_epoch < 0 {
+        return None;
+    }
+    let (epoch, end_offset) = log.end_offset_for_epoch(request.last_fetched_epoch);
+    (epoch < request.last_fetched_epoch || end_offset < request.fetch_offset).then(|| {
+        EpochEndOffset::default()
+            .with_epoch(epoch)
+            .with_end_offset(end_offset)
+    })
 }

@@ -80,7 +80,11 @@ fn lookup(broker: &Broker, topic: &str, index: i32, at: Lookup) -> ListOffsetsPa
     match found {
         Ok(Some((offset, ts))) => {
             // The leader epoch field exists from v4 on; encoding it earlier is an error.
-            let epoch = if version >= 4 { 0 } else { -1 };
+            let epoch = if version >= 4 {
+                log.epoch_for_offset(offset)
+            } else {
+                -1
+            };
             base.with_offset(offset)
                 .with_timestamp(ts)
                 .with_leader_epoch(epoch)

@@ -109,7 +109,10 @@ fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
         .partitions()
         .iter()
         .map(|p| {
-            let offline = p.log().is_offline();
+            let (offline, leader_epoch) = {
+                let log = p.log();
+                (log.is_offline(), log.leader_epoch())
+            };
             MetadataResponsePartition::default()
                 .with_partition_index(p.index())
                 .with_error_code(if offline {
@@ -118,7 +121,7 @@ fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
                     0
                 })
                 .with_leader_id(node)
-                .with_leader_epoch(0)
+                .with_leader_epoch(leader_epoch)
                 .with_replica_nodes(vec![node])
                 .with_isr_nodes(vec![node])
                 .with_offline_replicas(if offline { vec![node] } else { vec![] })

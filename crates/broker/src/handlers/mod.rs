@@ -32,6 +32,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 mod txn_offset_commit;
@@ -48,6 +49,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 12),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
@@ -103,6 +105,9 @@ pub(crate) fn route(
         ApiKey::Produce => respond(request, move |r, v| produce::handle(&b, r, v)),
         ApiKey::Fetch => respond(request, move |r, v| fetch::handle(b, r, v)),
         ApiKey::ListOffsets => respond(request, move |r, v| list_offsets::handle(&b, r, v)),
+        ApiKey::OffsetForLeaderEpoch => respond(request, move |r, v| {
+            offset_for_leader_epoch::handle(&b, r, v)
+        }),
         ApiKey::CreateTopics => respond(request, move |r, v| create_topics::handle(&b, r, v)),
         ApiKey::DeleteTopics => respond(request, move |r, v| delete_topics::handle(&b, r, v)),
         ApiKey::DeleteRecords => respond(request, move |r, v| delete_records::handle(&b, r, v)),

@@ -1,0 +1,156 @@
+//! The leader-epoch side of `Log`: loading the cache (`leader_epoch`) when the log opens, or
+//! rebuilding it from batch headers when its file is missing or damaged; stamping appends with
+//! the current epoch (`become_leader`); keeping the cache in step with truncation and the log
+//! start offset; and answering where an epoch ended.
+//!
+//! The cache file is written (and fsynced) whenever the entries change: at a leader change, a
+//! truncation, or a move of the log start offset, never per append.
+
+use super::Log;
+use crate::checkpoint;
+use crate::leader_epoch::{EpochEntry, LEADER_EPOCH_CHECKPOINT_FILE, LeaderEpochCache};
+use crate::scan::{ScanStop, scan_batches};
+use crate::segment::file_name;
+use crate::{Result, StorageError};
+use std::path::Path;
+
+/// The cache as its file holds it; `None` when the file is missing or damaged.
+pub(super) fn read_epoch_cache(dir: &Path) -> Option<LeaderEpochCache> {
+    let path = dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
+    let text = std::fs::read_to_string(&path).ok()?;
+    let cache = LeaderEpochCache::decode(&text);
+    if cache.is_none() {
+        tracing::warn!(file = %path.display(), "damaged leader-epoch checkpoint; rebuilding it from the log");
+    }
+    cache
+}
+
+/// The newest epoch a stored batch may carry, for recovery: the cache's latest, or any epoch
+/// when there is no cache to trust (it is then rebuilt from what the batches say).
+pub(super) fn leader_epoch_max(cache: Option<&LeaderEpochCache>) -> i32 {
+    cache
+        .and_then(LeaderEpochCache::latest_epoch)
+        .unwrap_or(i32::MAX)
+}
+
+impl Log {
+    /// Completes the cache once the segments are open: epochs of batches at or after `from`
+    /// (all of them when the cache was rebuilt) are added, epochs past the log end or before
+    /// its start dropped, and the current epoch is the cache's latest (0 for a new log).
+    pub(super) fn settle_epochs(&mut self, from: i64) -> Result<()> {
+        let mut changed = self.observe_epochs_from(from);
+        // An epoch may start exactly at the log end: a leader that has written nothing yet.
+        // Dropping it would hand the same epoch out again after the next leader change.
+        changed |= self.epochs.truncate_from_end(self.log_end_offset() + 1);
+        changed |= self.epochs.truncate_from_start(self.log_start_offset);
+        self.leader_epoch = self.epochs.latest_epoch().unwrap_or(0);
+        changed |= self.epochs.assign(self.leader_epoch, self.log_end_offset());
+        if changed {
+            self.write_epoch_cache()?;
+        }
+        Ok(())
+    }
+
+    /// Adds the epochs of the batches at or after `from`, read from their headers.
+    fn observe_epochs_from(&mut self, from: i64) -> bool {
+        let mut found = Vec::new();
+        for segment in self.segments.values().filter(|s| s.next_offset() > from) {
+            // Its own descriptor, closed after the scan: the segment-file cache is for reads,
+            // and a scan of the whole log must not fill it (one file open at a time).
+            let path = self.dir.join(file_name(segment.base_offset(), "log"));
+            let file = match std::fs::File::open(&path) {
+                Ok(file) => file,
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir.display(), base = segment.base_offset(), error = %e,
+                        "leader epochs read without this segment");
+                    continue;
+                }
+            };
+            let scanned = scan_batches(&file, 0, segment.size(), |b| {
+                if b.header.last_offset() >= from {
+                    found.push((b.header.partition_leader_epoch, b.header.base_offset));
+                }
+                Ok(true)
+            });
+            if let Err(ScanStop::Invalid { position }) = scanned {
+                tracing::warn!(dir = %self.dir.display(), base = segment.base_offset(), position,
+                    "leader epochs read up to a bad batch in this segment");
+            }
+        }
+        let mut changed = false;
+        for (epoch, base_offset) in found {
+            changed |= self.epochs.observe_batch(epoch, base_offset);
+        }
+        changed
+    }
+
+    pub(super) fn write_epoch_cache(&self) -> Result<()> {
+        let path = self.dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
+        checkpoint::write_atomically(&path, self.epochs.encode().as_bytes())?;
+        Ok(())
+    }
+
+    /// From now on, batches appended by this replica as leader carry `epoch`, which starts at
+    /// the current log end offset. An epoch older than the current one is refused: it belongs
+    /// to a leader that has been replaced.
+    pub fn become_leader(&mut self, epoch: i32) -> Result<()> {
+        self.check_online()?;
+        if epoch < self.leader_epoch {
+            return Err(StorageError::InvalidRecord(format!(
+                "leader epoch {epoch} is older than the log's current epoch {}",
+                self.leader_epoch
+            )));
+        }
+        self.leader_epoch = epoch;
+        if self.epochs.assign(epoch, self.log_end_offset()) {
+            self.write_epoch_cache()?;
+        }
+        Ok(())
+    }
+
+    /// The epoch this replica stamps on the batches it appends as leader.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
+
+    /// Every epoch the log holds batches of (or is leader in), with its start offset.
+    pub fn epoch_entries(&self) -> &[EpochEntry] {
+        self.epochs.entries()
+    }
+
+    /// OffsetForLeaderEpoch: the newest epoch at or below `epoch` and the offset where it
+    /// ended (see `LeaderEpochCache::end_offset_for`).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// Before a batch of `epoch` is appended at `offset`: the first batch of an epoch the
+    /// cache does not end with starts that epoch in it (after a truncation removed it, say).
+    pub(super) fn note_epoch_start(&mut self, epoch: i32, offset: i64) -> Result<()> {
+        if self.epochs.latest_epoch() != Some(epoch) && self.epochs.assign(epoch, offset) {
+            self.write_epoch_cache()?;
+        }
+        Ok(())
+    }
+
+    /// The epoch of the batch at `offset` (ListOffsets answers with it).
+    pub fn epoch_for_offset(&self, offset: i64) -> i32 {
+        self.epochs.epoch_for_offset(offset)
+    }
+
+    /// Keeps the cache in step with a cut at `end` (see `truncate_to`).
+    pub(super) fn truncate_epochs_from_end(&mut self, end: i64) -> Result<()> {
+        if self.epochs.truncate_from_end(end) {
+            self.write_epoch_cache()?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the cache in step with a new log start offset.
+    pub(super) fn truncate_epochs_from_start(&mut self, start: i64) -> Result<()> {
+        if self.epochs.truncate_from_start(start) {
+            self.write_epoch_cache()?;
+        }
+        Ok(())
+    }
+}
