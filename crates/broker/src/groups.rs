@@ -264,8 +264,9 @@ impl Shard {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends the command's records and takes the waiters its replies are for. Called under
-    /// the shard lock, so records reach the log in decision order.
+    /// Appends the command's records and takes the waiters its replies are for; offset
+    /// records take effect in the coordinator once written, never before. Called under the
+    /// shard lock, so records reach the log in decision order.
     fn apply(&self, state: &mut ShardState, fx: Effects) -> Outcome {
         let appended = fx.records.is_empty()
             || match self.append(&fx.records, fx.producer) {
@@ -275,6 +276,9 @@ impl Shard {
                     false
                 }
             };
+        if let (true, Some(on_write)) = (appended, fx.on_write) {
+            state.coordinator.written(&fx.records, on_write);
+        }
         let deliveries = fx
             .replies
             .into_iter()

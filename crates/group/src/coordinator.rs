@@ -32,6 +32,19 @@ pub struct Effects {
     /// Write the records as a transactional batch of this producer (id, epoch): offsets
     /// committed in a transaction (TxnOffsetCommit) take effect at its commit marker.
     pub producer: Option<(i64, i16)>,
+    /// What the records do to the coordinator once written: the caller hands them back to
+    /// `GroupCoordinator::written` after the write succeeded, and only then. A commit whose
+    /// write failed leaves the committed offsets as they were.
+    pub on_write: Option<OnWrite>,
+}
+
+/// The change an offset command's records make once they are in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnWrite {
+    /// Offsets committed (OffsetCommit) or deleted (OffsetDelete) take effect.
+    ApplyOffsets,
+    /// Offsets committed in this producer's transaction (TxnOffsetCommit) wait for its marker.
+    PendInTransaction(i64),
 }
 
 type Offsets = BTreeMap<(String, i32), CommittedOffset>;
@@ -193,7 +206,8 @@ impl GroupCoordinator {
         (fx, Ok(results))
     }
 
-    /// OffsetCommit: a result per partition, or one for the whole request.
+    /// OffsetCommit: a result per partition, or one for the whole request. The offsets take
+    /// effect once their records are written (`Effects::on_write`).
     pub fn commit_offsets(
         &mut self,
         group_id: &str,
@@ -206,11 +220,21 @@ impl GroupCoordinator {
             Ok(checked) => checked,
             Err(e) => return (fx, Err(e)),
         };
-        for r in &records {
-            self.apply_offset(r.clone());
-        }
         fx.records = records;
+        fx.on_write = Some(OnWrite::ApplyOffsets);
         (fx, Ok(results))
+    }
+
+    /// The records of an `Effects` were written: they take effect as its `on_write` says.
+    pub fn written(&mut self, records: &[OffsetsRecord], on_write: OnWrite) {
+        for record in records {
+            match on_write {
+                OnWrite::ApplyOffsets => self.apply_offset(record.clone()),
+                OnWrite::PendInTransaction(producer_id) => {
+                    self.replay_txn_offset(producer_id, record.clone())
+                }
+            }
+        }
     }
 
     /// TxnOffsetCommit: checked as OffsetCommit is (member and generation, when given), but
@@ -229,11 +253,9 @@ impl GroupCoordinator {
             Ok(checked) => checked,
             Err(e) => return (fx, Err(e)),
         };
-        for r in &records {
-            self.replay_txn_offset(producer.0, r.clone());
-        }
         fx.records = records;
         fx.producer = Some(producer);
+        fx.on_write = Some(OnWrite::PendInTransaction(producer.0));
         (fx, Ok(results))
     }
 
@@ -531,10 +553,10 @@ impl GroupCoordinator {
                 partition: *partition,
                 value: None,
             };
-            self.apply_offset(record.clone());
             fx.records.push(record);
             results.push(Ok(()));
         }
+        fx.on_write = Some(OnWrite::ApplyOffsets);
         (fx, Ok(results))
     }
 

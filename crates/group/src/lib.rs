@@ -20,7 +20,7 @@ pub mod record;
 mod types;
 
 pub use consumer::{TopicPartitionCounts, Topics};
-pub use coordinator::{Effects, FetchedOffset, GroupCoordinator, partition_for};
+pub use coordinator::{Effects, FetchedOffset, GroupCoordinator, OnWrite, partition_for};
 pub use error::GroupError;
 pub use record::OffsetsRecord;
 pub use types::{

@@ -1,5 +1,8 @@
 //! The KIP-848 consumer group protocol, driven heartbeat by heartbeat with explicit times.
 
+mod common;
+
+use common::Written;
 use sluice_group::{
     Assignment, ConsumerHeartbeat, ConsumerHeartbeatResponse, GroupConfig, GroupCoordinator,
     GroupError, MemberRef, OffsetToCommit, OffsetsRecord,
@@ -141,9 +144,9 @@ fn a_wrong_epoch_is_fenced_and_stale_commits_are_refused() {
         leader_epoch: -1,
         metadata: None,
     };
-    let (_, ok) = c.commit_offsets("g", &who(a.epoch), vec![offset()], 2);
+    let (_, ok) = c.commit_written("g", &who(a.epoch), vec![offset()], 2);
     assert_eq!(ok, Ok(vec![Ok(())]));
-    let (_, stale) = c.commit_offsets("g", &who(a.epoch - 1), vec![offset()], 3);
+    let (_, stale) = c.commit_written("g", &who(a.epoch - 1), vec![offset()], 3);
     assert_eq!(stale, Err(GroupError::StaleMemberEpoch));
     assert_eq!(c.fetch_offsets("g", None)[0].offset, 5);
 }

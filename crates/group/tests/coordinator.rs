@@ -1,7 +1,10 @@
 //! Drives the coordinator state machine through joins, syncs, leaves, expiries and restarts,
 //! with explicit times: no network, no sleeping.
 
+mod common;
+
 use bytes::Bytes;
+use common::Written;
 use sluice_group::{
     Effects, GroupConfig, GroupCoordinator, GroupError, JoinRequest, JoinResponse, MemberRef,
     OffsetToCommit, OffsetsRecord, Protocol, Reply, SyncRequest, SyncResponse, partition_for,
@@ -228,7 +231,7 @@ fn leaving_empties_the_group_and_allows_its_deletion() {
         "no initial delay: the join completes at once"
     );
     c.sync(sync_req(&a, 1, &[(&a, "A")]), 2, 10);
-    let (_, committed) = c.commit_offsets("g", &who(&a, 1), vec![offset("t", 0, 42)], 20);
+    let (_, committed) = c.commit_written("g", &who(&a, 1), vec![offset("t", 0, 42)], 20);
     assert_eq!(committed, Ok(vec![Ok(())]));
     let (_, deleted) = c.delete_groups(&["g".to_string()]);
     assert_eq!(deleted, vec![Err(GroupError::NonEmptyGroup)]);
@@ -270,7 +273,7 @@ fn commits_are_checked_against_member_and_generation() {
     let mut c = GroupCoordinator::new(config(3_000));
     let (a, _b) = stable_pair(&mut c);
     let commit = |c: &mut GroupCoordinator, who: MemberRef| {
-        c.commit_offsets("g", &who, vec![offset("t", 0, 1)], 4_000)
+        c.commit_written("g", &who, vec![offset("t", 0, 1)], 4_000)
             .1
     };
     assert_eq!(
@@ -291,10 +294,10 @@ fn commits_are_checked_against_member_and_generation() {
         metadata: Some("x".repeat(5_000)),
         ..offset("t", 1, 1)
     };
-    let (_, r) = c.commit_offsets("g", &who(&a, 1), vec![big], 4_000);
+    let (_, r) = c.commit_written("g", &who(&a, 1), vec![big], 4_000);
     assert_eq!(r, Ok(vec![Err(GroupError::OffsetMetadataTooLarge)]));
     // A simple consumer commits to a group nobody joined.
-    let (_, r) = c.commit_offsets("simple", &who("", -1), vec![offset("t", 0, 7)], 4_000);
+    let (_, r) = c.commit_written("simple", &who("", -1), vec![offset("t", 0, 7)], 4_000);
     assert_eq!(r, Ok(vec![Ok(())]));
     assert_eq!(c.fetch_offsets("simple", None)[0].offset, 7);
 }
@@ -310,14 +313,14 @@ fn replaying_the_records_restores_offsets_and_groups() {
     keep(&fx);
     let fx = c.sync(sync_req(&a, 1, &[(&a, "A")]), 2, 3_100);
     keep(&fx);
-    let (fx, _) = c.commit_offsets(
+    let (fx, _) = c.commit_written(
         "g",
         &who(&a, 1),
         vec![offset("t", 0, 5), offset("t", 1, 9)],
         3_200,
     );
     keep(&fx);
-    let (fx, _) = c.commit_offsets("g", &who(&a, 1), vec![offset("t", 0, 6)], 3_300);
+    let (fx, _) = c.commit_written("g", &who(&a, 1), vec![offset("t", 0, 6)], 3_300);
     keep(&fx);
 
     let mut restarted = GroupCoordinator::new(config(3_000));
@@ -408,11 +411,11 @@ fn offsets_of_a_group_without_members_expire_after_the_retention() {
         initial_rebalance_delay_ms: 0,
         ..GroupConfig::default()
     });
-    let (_, r) = c.commit_offsets("idle", &who("", -1), vec![offset("t", 0, 5)], 0);
+    let (_, r) = c.commit_written("idle", &who("", -1), vec![offset("t", 0, 5)], 0);
     assert_eq!(r, Ok(vec![Ok(())]));
     let (a, _) = join_new(&mut c, 1, 0);
     c.sync(sync_req(&a, 1, &[(&a, "A")]), 2, 0);
-    let (_, r) = c.commit_offsets("g", &who(&a, 1), vec![offset("t", 0, 7)], 0);
+    let (_, r) = c.commit_written("g", &who(&a, 1), vec![offset("t", 0, 7)], 0);
     assert_eq!(r, Ok(vec![Ok(())]));
     assert!(c.expire_offsets(999).records.is_empty(), "not yet");
     let fx = c.expire_offsets(1_000);
@@ -440,7 +443,7 @@ fn offsets_of_a_group_without_members_expire_after_the_retention() {
 fn strings_that_would_not_fit_a_record_are_refused_not_stored() {
     let mut c = GroupCoordinator::new(config(0));
     let long = "x".repeat(40_000);
-    let (fx, r) = c.commit_offsets("g", &who("", -1), vec![offset(&long, 0, 1)], 0);
+    let (fx, r) = c.commit_written("g", &who("", -1), vec![offset(&long, 0, 1)], 0);
     assert_eq!(r, Ok(vec![Err(GroupError::InvalidTopic)]));
     assert!(fx.records.is_empty());
     let mut req = join_req("", None, &["range"]);
@@ -475,9 +478,9 @@ fn strings_that_would_not_fit_a_record_are_refused_not_stored() {
 fn offsets_committed_in_a_transaction_wait_for_its_marker() {
     let mut c = GroupCoordinator::new(config(0));
     let simple = who("", -1);
-    let (plain, r) = c.commit_offsets("g", &simple, vec![offset("t", 0, 5)], 1_000);
+    let (plain, r) = c.commit_written("g", &simple, vec![offset("t", 0, 5)], 1_000);
     r.unwrap();
-    let (fx, r) = c.txn_commit_offsets("g", &simple, (42, 3), vec![offset("t", 0, 9)], 1_000);
+    let (fx, r) = c.txn_commit_written("g", &simple, (42, 3), vec![offset("t", 0, 9)], 1_000);
     r.unwrap();
     assert_eq!(
         fx.producer,
@@ -504,7 +507,7 @@ fn offsets_committed_in_a_transaction_wait_for_its_marker() {
     );
     assert!(!c.fetch_offsets("g", None)[0].unstable);
 
-    let (fx, _) = c.txn_commit_offsets("g", &simple, (42, 3), vec![offset("t", 0, 11)], 1_000);
+    let (fx, _) = c.txn_commit_written("g", &simple, (42, 3), vec![offset("t", 0, 11)], 1_000);
     c.complete_txn(42, true);
     assert_eq!(c.fetch_offsets("g", None)[0].offset, 11);
 
@@ -521,4 +524,37 @@ fn offsets_committed_in_a_transaction_wait_for_its_marker() {
     restarted.complete_txn(42, true);
     assert_eq!(restarted.fetch_offsets("g", None)[0].offset, 11);
     assert!(!restarted.fetch_offsets("g", None)[0].unstable);
+}
+
+#[test]
+fn offsets_take_effect_only_once_their_records_are_written() {
+    let mut c = GroupCoordinator::new(config(0));
+    let simple = who("", -1);
+    let (_, r) = c.commit_written("g", &simple, vec![offset("t", 0, 5)], 1_000);
+    assert_eq!(r, Ok(vec![Ok(())]));
+    // The log refused the next commit's records: the broker never calls `written`.
+    let (fx, r) = c.commit_offsets("g", &simple, vec![offset("t", 0, 9)], 2_000);
+    assert_eq!(r, Ok(vec![Ok(())]));
+    assert_eq!(fx.records.len(), 1);
+    assert_eq!(
+        c.fetch_offsets("g", None)[0].offset,
+        5,
+        "an unwritten commit took effect"
+    );
+    // Nor does an unwritten deletion, or a transactional commit that was never written.
+    let topics = std::collections::HashSet::new();
+    let (_, deleted) = c.delete_offsets("g", &[("t".to_string(), 0)], &topics);
+    assert_eq!(deleted, Ok(vec![Ok(())]));
+    assert_eq!(c.fetch_offsets("g", None)[0].offset, 5);
+    let (_, r) = c.txn_commit_offsets("g", &simple, (42, 0), vec![offset("t", 0, 11)], 3_000);
+    assert_eq!(r, Ok(vec![Ok(())]));
+    c.complete_txn(42, true);
+    assert_eq!(c.fetch_offsets("g", None)[0].offset, 5);
+    // Once written, they do.
+    let (fx, _) = c.commit_offsets("g", &simple, vec![offset("t", 0, 9)], 4_000);
+    c.written(
+        &fx.records,
+        fx.on_write.expect("commits take effect when written"),
+    );
+    assert_eq!(c.fetch_offsets("g", None)[0].offset, 9);
 }
