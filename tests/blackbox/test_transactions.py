@@ -15,7 +15,7 @@ from confluent_kafka.admin import OffsetSpec
 from kafka import KafkaConsumer, KafkaProducer
 
 from conftest import wait_until
-from helpers import admin, create_topic, produce_all, producer
+from helpers import admin, consume_all, create_topic, produce_all, producer
 
 WORKER = Path(__file__).with_name("txn_worker.py")
 
@@ -350,3 +350,46 @@ def test_markers_a_partition_refused_are_written_once_it_accepts_them(broker):
     assert latest(broker, topic, 0, committed=True) == 2
     assert latest(broker, accepting, 0, committed=False) == 2, "one marker, not one per retry"
     assert read_librdkafka(broker, topic, 1, "read_committed", 1) == [b"kept"]
+
+
+def test_a_produce_pipelined_after_add_partitions_to_txn_finds_its_partition_in_the_transaction(
+        broker):
+    """Requests of one connection take effect in order, as in Kafka: an AddPartitionsToTxn and
+    the transactional Produce sent right behind it, before any answer, both succeed."""
+    from kafka.net.compat import KafkaNetClient
+    from kafka.protocol.producer import (AddPartitionsToTxnRequest, EndTxnRequest,
+                                         InitProducerIdRequest, ProduceRequest)
+    from kafka.record.memory_records import MemoryRecordsBuilder
+
+    create_topic(broker, "pipelined", 1)
+    client = KafkaNetClient(bootstrap_servers=[broker.bootstrap])
+    client.check_version(timeout_ms=10_000)
+    init = client.send_and_receive(0, InitProducerIdRequest(
+        transactional_id="pipe", transaction_timeout_ms=60_000, version=2))
+    assert init.error_code == 0
+    pid, epoch = init.producer_id, init.producer_epoch
+    topic = AddPartitionsToTxnRequest.AddPartitionsToTxnTopic(name="pipelined", partitions=[0])
+    add = AddPartitionsToTxnRequest(
+        v3_and_below_transactional_id="pipe", v3_and_below_producer_id=pid,
+        v3_and_below_producer_epoch=epoch, v3_and_below_topics=[topic], version=3)
+    builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20)
+    builder.set_producer_state(pid, epoch, 0, True)
+    builder.append(timestamp=int(time.time() * 1000), key=None, value=b"in-txn")
+    builder.close()
+    data = ProduceRequest.TopicProduceData(name="pipelined", partition_data=[
+        ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=builder.buffer())])
+    produce = ProduceRequest(transactional_id="pipe", acks=-1, timeout_ms=10_000, version=8,
+                             topic_data=[data])
+    added, produced = client.send(0, add), client.send(0, produce)
+    client.poll(timeout_ms=10_000, future=produced)
+    assert added.succeeded() and produced.succeeded()
+    added_code = added.value.results_by_topic_v3_and_below[0].results_by_partition[0]
+    assert added_code.partition_error_code == 0
+    assert produced.value.responses[0].partition_responses[0].error_code == 0
+    end = client.send_and_receive(0, EndTxnRequest(
+        transactional_id="pipe", producer_id=pid, producer_epoch=epoch, committed=True,
+        version=3))
+    assert end.error_code == 0
+    client.close()
+    read = consume_all(broker, "pipelined", 1, **{"isolation.level": "read_committed"})
+    assert [m.value() for m in read] == [b"in-txn"]

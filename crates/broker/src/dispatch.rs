@@ -2,8 +2,10 @@
 //!
 //! `dispatch` runs on the connection's reader task, in request order. A handler does its
 //! order-sensitive work (appending a produce's batches) before it returns, and returns a
-//! future for the rest (waiting for an fsync, or for data to arrive). The writer task awaits
-//! those futures in order, so responses leave in request order while the reader goes on.
+//! future for the rest (waiting for an fsync, or for data to arrive); `dispatch` runs that
+//! future once, up to its first wait, so that work a handler does inside it (a group or
+//! transaction command) takes effect in request order too (`start`). The writer task awaits
+//! the futures in order, so responses leave in request order while the reader goes on.
 
 use crate::handlers;
 use crate::server::{Broker, Endpoint};
@@ -77,11 +79,26 @@ pub(crate) fn dispatch(
     let started = std::time::Instant::now();
     let pending = handlers::route(broker, request, peer, endpoint)?;
     let metrics = broker.metrics.clone();
-    Ok(Box::pin(async move {
+    Ok(start(Box::pin(async move {
         let reply = pending.await;
         metrics.request_done(api, started.elapsed());
         reply
-    }))
+    })))
+}
+
+/// Runs a request's future up to its first wait now, on the reader task: whatever a handler
+/// changes before it waits (a group's or a transaction's state, and the records that say so)
+/// then takes effect in request order, as a produce's append does, and a Produce pipelined
+/// after an AddPartitionsToTxn finds its partition in the transaction, as in Kafka. The first
+/// poll's waker does nothing: a future registers the waker of its latest poll (the
+/// `Future::poll` contract, which tokio's timers, channels and `Notify` keep), and the writer
+/// polls it again with its own.
+fn start(mut pending: Pending) -> Pending {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match pending.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(reply) => ready(reply),
+        std::task::Poll::Pending => pending,
+    }
 }
 
 pub(crate) fn ready(reply: Reply) -> Pending {
