@@ -6,13 +6,14 @@
 //! log_start_offset <= recovery_point <= log_end_offset
 //! log_start_offset <= high_watermark <= log_end_offset
 //! ```
-//! `recovery_point` is the offset below which everything is known to be fsynced. On a single
-//! node the high watermark follows the log end offset on every append; it is kept apart so
-//! that replication can hold it back.
+//! `recovery_point` is the offset below which everything is known to be fsynced. The high
+//! watermark of a sole replica (`open`: a single node) follows the log end offset on every
+//! append; a replica's (`open_replica`) moves only when its leader advances it, and restarts at
+//! its checkpoint, at most the log end.
 //!
 //! Checkpoint files in the partition directory (one decimal number each, replaced
-//! atomically): `log-start-offset`, and `recovery-point`, written periodically and at clean
-//! shutdown. After a crash, every segment from the one holding the recovery point onward is
+//! atomically): `log-start-offset`, and `recovery-point` and `high-watermark`, written
+//! periodically and at clean shutdown. After a crash, every segment from the one holding the recovery point onward is
 //! verified batch by batch, so recovery work is bounded by the unflushed tail plus one segment.
 //!
 //! Idempotent producers' state (`producer_state`) lives here too, kept by `log/producers.rs`:
@@ -43,6 +44,9 @@ use std::sync::Arc;
 
 const LOG_START_OFFSET_FILE: &str = "log-start-offset";
 const RECOVERY_POINT_FILE: &str = "recovery-point";
+/// The high watermark as last checkpointed (decimal): a replica that restarts exposes no more
+/// than this, and no more than its log end, until its leader says otherwise.
+const HIGH_WATERMARK_FILE: &str = "high-watermark";
 /// Compaction's progress: the first offset not yet compacted, and when the earliest kept
 /// tombstone expires (-1: none), as two decimal numbers.
 const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
@@ -111,6 +115,12 @@ pub struct Log {
     log_start_offset: i64,
     high_watermark: i64,
     recovery_point: i64,
+    /// The only replica in its in-sync set (a single node): the high watermark follows every
+    /// append. Otherwise it moves only by `advance_high_watermark`.
+    sole_replica: bool,
+    /// Transactions decided by a marker at or above the high watermark, by marker offset, with
+    /// their first offset: the last stable offset holds at them until the marker is committed.
+    unreplicated_txns: BTreeMap<i64, i64>,
     /// The epoch stamped on this replica's appends as leader (`log/epochs.rs`).
     leader_epoch: i32,
     /// Every leader epoch of the log and where it starts, as its checkpoint file holds it.
@@ -137,6 +147,22 @@ impl Log {
     /// Opens (or creates) the log in `dir`. `clean` says the previous shutdown was clean, in
     /// which case no segment is re-verified.
     pub fn open(dir: &Path, config: LogConfig, clean: bool, now_ms: i64) -> Result<Log> {
+        Log::open_as(dir, config, clean, now_ms, true)
+    }
+
+    /// Opens the log of a replica that shares its partition with others: its high watermark is
+    /// the checkpointed one (at most its log end) and moves only by `advance_high_watermark`.
+    pub fn open_replica(dir: &Path, config: LogConfig, clean: bool, now_ms: i64) -> Result<Log> {
+        Log::open_as(dir, config, clean, now_ms, false)
+    }
+
+    fn open_as(
+        dir: &Path,
+        config: LogConfig,
+        clean: bool,
+        now_ms: i64,
+        sole_replica: bool,
+    ) -> Result<Log> {
         std::fs::create_dir_all(dir)?;
         crate::compaction::remove_leftovers(dir)?;
         crate::compaction::complete_swaps(dir)?;
@@ -194,6 +220,8 @@ impl Log {
             log_start_offset: checkpointed_start.max(first_base),
             high_watermark: 0,
             recovery_point: 0,
+            sole_replica,
+            unreplicated_txns: BTreeMap::new(),
             leader_epoch: 0,
             epochs: LeaderEpochCache::default(),
             appended_messages: 0,
@@ -213,7 +241,13 @@ impl Log {
         }
         let end = log.log_end_offset();
         log.log_start_offset = log.log_start_offset.min(end);
-        log.high_watermark = end;
+        log.high_watermark = if sole_replica {
+            end
+        } else {
+            checkpoint::read_i64(&dir.join(HIGH_WATERMARK_FILE))
+                .unwrap_or(log.log_start_offset)
+                .clamp(log.log_start_offset, end)
+        };
         log.recovery_point = end;
         log.load_aborted()?;
         log.load_producers(now_ms)?;
@@ -302,7 +336,9 @@ impl Log {
         }
         let records = next - base_offset;
         self.appended_messages += records;
-        self.high_watermark = next;
+        if self.sole_replica {
+            self.set_high_watermark(next);
+        }
         Ok(AppendInfo {
             base_offset,
             last_offset: next - 1,
@@ -400,9 +436,22 @@ impl Log {
         self.offline = Some(reason.to_string());
     }
 
-    /// Plans a read of batches from `offset`. An offset equal to the high watermark yields an
-    /// empty read.
+    /// Plans a consumer's read of batches from `offset`, up to the high watermark. An offset at
+    /// or past the high watermark (up to the log end) yields an empty read.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadPlan> {
+        let mut plan = self.read_to_log_end(offset, max_bytes, min_one_batch)?;
+        plan.upper_offset = self.high_watermark;
+        Ok(plan)
+    }
+
+    /// Plans a follower's read from `offset`, up to the log end: a replica copies what the
+    /// leader has, committed or not.
+    pub fn read_to_log_end(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadPlan> {
         self.check_online()?;
         if offset < self.log_start_offset || offset > self.log_end_offset() {
             return Err(StorageError::OffsetOutOfRange {
@@ -433,7 +482,7 @@ impl Log {
         Ok(ReadPlan {
             snapshot: segment.snapshot_for(offset).map_err(exhaustion_or_io)?,
             offset,
-            upper_offset: self.high_watermark,
+            upper_offset: self.log_end_offset(),
             max_bytes,
             min_one_batch,
         })
@@ -758,6 +807,7 @@ impl Log {
         }
         let end = self.log_end_offset();
         self.high_watermark = self.high_watermark.min(end);
+        self.unreplicated_txns.retain(|&marker, _| marker < end);
         self.recovery_point = self.recovery_point.min(end);
         self.cleaner_checkpoint = self.cleaner_checkpoint.min(end);
         self.truncate_epochs_from_end(end)?;
@@ -776,7 +826,38 @@ impl Log {
         }
         checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), self.recovery_point)?;
         self.checkpointed_recovery_point = self.recovery_point;
+        checkpoint::write_i64(&self.dir.join(HIGH_WATERMARK_FILE), self.high_watermark)?;
         Ok(())
+    }
+
+    /// Moves the high watermark up to `offset` (a replicated partition's leader, once its
+    /// in-sync replicas have the data); true if it moved. It never moves back, and never past
+    /// the log end.
+    pub fn advance_high_watermark(&mut self, offset: i64) -> Result<bool> {
+        self.check_online()?;
+        if offset > self.log_end_offset() {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset(),
+            });
+        }
+        if offset <= self.high_watermark {
+            return Ok(false);
+        }
+        self.set_high_watermark(offset);
+        Ok(true)
+    }
+
+    fn set_high_watermark(&mut self, offset: i64) {
+        debug_assert!(offset >= self.high_watermark && offset <= self.log_end_offset());
+        self.high_watermark = offset;
+        self.unreplicated_txns = self.unreplicated_txns.split_off(&offset);
+    }
+
+    /// Whether this replica is alone in its in-sync set (`open`) or shares it (`open_replica`).
+    pub fn is_sole_replica(&self) -> bool {
+        self.sole_replica
     }
 
     pub(crate) fn dir(&self) -> &Path {

@@ -48,7 +48,10 @@ pub struct Partition {
     topic: String,
     index: i32,
     log: Mutex<Log>,
+    /// Consumers' long-polls wait on this.
     high_watermark: watch::Sender<i64>,
+    /// Followers' long-polls wait on this: they copy past the high watermark.
+    log_end: watch::Sender<i64>,
     recovery_point: watch::Sender<Durability>,
     flush_wanted: Notify,
 }
@@ -56,6 +59,7 @@ pub struct Partition {
 impl Partition {
     pub(crate) fn new(topic: String, index: i32, log: Log) -> Partition {
         let (high_watermark, _) = watch::channel(log.high_watermark());
+        let (log_end, _) = watch::channel(log.log_end_offset());
         let (recovery_point, _) = watch::channel(Durability {
             recovery_point: log.recovery_point(),
             failed: false,
@@ -65,6 +69,7 @@ impl Partition {
             index,
             log: Mutex::new(log),
             high_watermark,
+            log_end,
             recovery_point,
             flush_wanted: Notify::new(),
         }
@@ -90,12 +95,15 @@ impl Partition {
     pub fn append(&self, records: &[u8], origin: AppendOrigin, now_ms: i64) -> Result<AppendInfo> {
         let max_message_bytes = self.log().config().max_message_bytes;
         let valid = ValidRecords::check(records, max_message_bytes, origin)?;
-        let (info, high_watermark, flush_due) = {
+        let (info, high_watermark, log_end, flush_due) = {
             let mut log = self.log();
             let info = log.append_valid(valid, origin, now_ms)?;
-            (info, log.high_watermark(), log.flush_due(now_ms))
+            let flush_due = log.flush_due(now_ms);
+            (info, log.high_watermark(), log.log_end_offset(), flush_due)
         };
-        self.high_watermark.send_replace(high_watermark);
+        self.high_watermark
+            .send_if_modified(|hw| std::mem::replace(hw, high_watermark) != high_watermark);
+        self.log_end.send_replace(log_end);
         if flush_due {
             self.flush_wanted.notify_one();
         }
@@ -207,9 +215,27 @@ impl Partition {
         Ok(report)
     }
 
-    /// Watches the high watermark: a parked fetch waits on this.
+    /// Watches the high watermark: a parked consumer fetch waits on this.
     pub fn subscribe_high_watermark(&self) -> watch::Receiver<i64> {
         self.high_watermark.subscribe()
+    }
+
+    /// Watches the log end offset: a parked follower fetch waits on this.
+    pub fn subscribe_log_end(&self) -> watch::Receiver<i64> {
+        self.log_end.subscribe()
+    }
+
+    /// Moves the high watermark up to `offset` (see `Log::advance_high_watermark`) and wakes
+    /// the consumers waiting on it; true if it moved.
+    pub fn advance_high_watermark(&self, offset: i64) -> Result<bool> {
+        let (moved, high_watermark) = {
+            let mut log = self.log();
+            (log.advance_high_watermark(offset)?, log.high_watermark())
+        };
+        if moved {
+            self.high_watermark.send_replace(high_watermark);
+        }
+        Ok(moved)
     }
 
     /// Watches the recovery point: an `acks=all` produce waits on this.

@@ -60,12 +60,15 @@ impl AbortedTxn {
 }
 
 impl Log {
-    /// The offset below which every transaction is decided: the first offset of the oldest
-    /// open transaction, or the high watermark when none is open.
+    /// The offset below which every transaction is decided, and known to stay decided: the
+    /// first offset of the oldest transaction still open or whose marker is not yet under the
+    /// high watermark, or the high watermark when there is none.
     pub fn last_stable_offset(&self) -> i64 {
-        self.producers
-            .first_unstable_offset()
-            .map_or(self.high_watermark, |o| o.min(self.high_watermark))
+        let unreplicated = self.unreplicated_txns.values().min().copied();
+        [self.producers.first_unstable_offset(), unreplicated]
+            .into_iter()
+            .flatten()
+            .fold(self.high_watermark, i64::min)
     }
 
     /// As `read`, but stopping at the last stable offset (`read_committed`).
@@ -92,6 +95,10 @@ impl Log {
 
     /// Notes a transaction that a marker ended; aborted ones enter the index.
     pub(super) fn note_completed(&mut self, done: CompletedTxn) {
+        if done.last_offset >= self.high_watermark {
+            self.unreplicated_txns
+                .insert(done.last_offset, done.first_offset);
+        }
         if !done.aborted || self.aborted.contains_key(&done.last_offset) {
             return;
         }
