@@ -25,6 +25,7 @@
 mod epochs;
 mod producers;
 mod transactions;
+mod truncation;
 
 pub use transactions::AbortedTxn;
 
@@ -34,7 +35,7 @@ use crate::error::is_resource_exhaustion;
 use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{BatchMetadata, ProducerStates, Verdict, has_producer};
 use crate::read::ReadPlan;
-use crate::segment::{LogSegment, file_name, offsets_of_files};
+use crate::segment::{LogSegment, offsets_of_files};
 use crate::{Result, StorageError};
 use sluice_record::{BatchHeader, BatchIter, decode_records, validate_batch_records};
 use std::collections::BTreeMap;
@@ -765,56 +766,6 @@ impl Log {
             self.delete_first_segment()?;
         }
         Ok(self.log_start_offset)
-    }
-
-    /// Removes every batch at or after `offset` (for a follower that diverged from its leader).
-    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<()> {
-        self.check_online()?;
-        let offset = offset.max(self.log_start_offset);
-        while self.segments.len() > 1 && self.active().base_offset() >= offset {
-            let (_, segment) = self.segments.pop_last().expect("non-empty");
-            segment.delete_files()?;
-        }
-        self.active_mut().hold_file()?;
-        let active = self.active();
-        let file = active.file()?;
-        // A closed segment that becomes the active one may keep damaged bytes past its end
-        // (see `LogSegment::rebuild`): they are cut too, or appends would land after them.
-        let file_bytes = file.metadata()?.len();
-        if active.next_offset() > offset || file_bytes > active.size() {
-            let mut cut = active.size();
-            crate::scan::scan_batches(&file, 0, active.size(), |b| {
-                if b.header.last_offset() >= offset {
-                    cut = b.position;
-                    return Ok(false);
-                }
-                Ok(true)
-            })
-            .map_err(|_| StorageError::Offline("scan during truncation failed".into()))?;
-            let base = active.base_offset();
-            file.set_len(cut)?;
-            let _ = std::fs::remove_file(self.dir.join(file_name(base, "index")));
-            let reopened = LogSegment::open(
-                &self.dir,
-                base,
-                false,
-                true,
-                self.config.index_interval_bytes,
-                self.leader_epoch,
-                now_ms,
-            )?;
-            self.segments.insert(base, reopened);
-        }
-        let end = self.log_end_offset();
-        self.high_watermark = self.high_watermark.min(end);
-        self.unreplicated_txns.retain(|&marker, _| marker < end);
-        self.recovery_point = self.recovery_point.min(end);
-        self.cleaner_checkpoint = self.cleaner_checkpoint.min(end);
-        self.truncate_epochs_from_end(end)?;
-        self.remove_snapshots_after(end)?;
-        self.prune_aborted(end);
-        self.write_aborted()?;
-        self.load_producers(now_ms)
     }
 
     /// Writes the checkpoints and the active segment's indexes (clean shutdown, and
