@@ -33,6 +33,9 @@ pub(crate) fn storage_error(e: &StorageError) -> ResponseError {
         StorageError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
         StorageError::TooManyProducers(_) => ResponseError::PolicyViolation,
         StorageError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+        StorageError::TransactionCoordinatorFenced(_) => {
+            ResponseError::TransactionCoordinatorFenced
+        }
     }
 }
 
@@ -113,6 +116,10 @@ mod tests {
         assert_eq!(code(&StorageError::OutOfOrderSequence("x".into())), 45);
         assert_eq!(code(&StorageError::InvalidProducerEpoch("x".into())), 47);
         assert_eq!(code(&StorageError::InvalidTxnState("x".into())), 48);
+        assert_eq!(
+            code(&StorageError::TransactionCoordinatorFenced("x".into())),
+            52
+        );
     }
 
     #[test]

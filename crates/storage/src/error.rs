@@ -43,6 +43,10 @@ pub enum StorageError {
     TooManyProducers(usize),
     #[error("invalid transaction state: {0}")]
     InvalidTxnState(String),
+    /// A transaction marker from a coordinator older than the one that last wrote a marker
+    /// for the producer: a coordinator that lost its role and does not know it yet.
+    #[error("transaction coordinator fenced: {0}")]
+    TransactionCoordinatorFenced(String),
     /// A read met bytes that are not a valid batch at `position` of the segment at
     /// `segment_base_offset` (`Partition::read_batches` turns it into `Damaged`).
     #[error("damaged batch at byte {position} of segment {segment_base_offset}")]

@@ -307,6 +307,7 @@ impl Log {
     ) -> Result<AppendInfo> {
         self.check_online()?;
         let batches = valid.admit(&self.config)?;
+        self.check_markers(&batches)?;
         if let Some(original) = self.find_duplicate(&batches, origin)? {
             return Ok(AppendInfo {
                 base_offset: original.first_offset,

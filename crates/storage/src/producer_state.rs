@@ -258,6 +258,21 @@ impl ProducerStates {
         entry.last_seen_ms = entry.last_seen_ms.max(now_ms);
     }
 
+    /// Refuses a marker from a coordinator epoch older than the one of the producer's last
+    /// marker here (Kafka's `checkCoordinatorEpoch`): it comes from a coordinator that has
+    /// been replaced.
+    pub(crate) fn check_marker(&self, header: &BatchHeader, marker: ControlMarker) -> Result<()> {
+        match self.producers.get(&header.producer_id) {
+            Some(entry) if marker.coordinator_epoch < entry.coordinator_epoch => {
+                Err(StorageError::TransactionCoordinatorFenced(format!(
+                    "marker of producer {} at coordinator epoch {}, after one at {}",
+                    header.producer_id, marker.coordinator_epoch, entry.coordinator_epoch
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Applies a transaction marker written at `offset`: the producer's open transaction in
     /// this partition (if any) ends there.
     pub(crate) fn complete_txn(

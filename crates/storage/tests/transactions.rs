@@ -155,3 +155,39 @@ fn truncation_reopens_a_transaction_whose_marker_it_removed() {
     assert_eq!(log.last_stable_offset(), 1);
     assert!(log.aborted_transactions(0, 6).is_empty());
 }
+
+#[test]
+fn a_marker_from_an_older_coordinator_epoch_is_fenced_and_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), false);
+    let marker_at = |log: &mut Log, coordinator_epoch: i32| {
+        let m = ControlMarker {
+            commit: true,
+            coordinator_epoch,
+        };
+        log.append(
+            &encode_marker_batch(7, 0, m, 1_000),
+            AppendOrigin::Broker,
+            1_000,
+        )
+    };
+    txn_batch(&mut log, 7, 0, 1);
+    assert_eq!(marker_at(&mut log, 5).unwrap().base_offset, 1);
+    txn_batch(&mut log, 7, 1, 1);
+    let end = log.log_end_offset();
+    // The coordinator of epoch 3 lost its role to the one of epoch 5 and does not know it.
+    assert!(matches!(
+        marker_at(&mut log, 3),
+        Err(sluice_storage::StorageError::TransactionCoordinatorFenced(
+            _
+        ))
+    ));
+    assert_eq!(log.log_end_offset(), end, "a fenced marker is not written");
+    assert_eq!(log.last_stable_offset(), 2, "the transaction is still open");
+    // The fence outlives a restart (the producer snapshot and the log both carry the epoch).
+    drop(log);
+    let mut log = open(dir.path(), false);
+    assert!(marker_at(&mut log, 4).is_err());
+    assert_eq!(marker_at(&mut log, 5).unwrap().base_offset, 3);
+    assert_eq!(log.last_stable_offset(), 4);
+}

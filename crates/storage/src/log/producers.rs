@@ -98,6 +98,17 @@ impl Log {
         }
     }
 
+    /// Refuses the batches if a transaction marker among them comes from a fenced coordinator
+    /// (`ProducerStates::check_marker`); nothing is written then.
+    pub(super) fn check_markers(&self, batches: &[(BatchHeader, &[u8])]) -> Result<()> {
+        for (header, bytes) in batches {
+            if let Some(marker) = control_marker(header, bytes).filter(|_| has_producer(header)) {
+                self.producers.check_marker(header, marker)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Keeps the producer state in step with a batch just appended at `offset`.
     pub(super) fn track_producer(
         &mut self,
