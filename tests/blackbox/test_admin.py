@@ -1,10 +1,11 @@
 """Admin APIs through librdkafka's admin client: topics, configs, partitions, offsets."""
 
 import pytest
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions,
                                    NewTopic, OffsetSpec)
 
+from conftest import wait_until
 from helpers import admin, consume_all, create_topic, produce_all, producer
 
 
@@ -51,7 +52,7 @@ def test_incremental_alter_and_describe_configs(broker):
     with pytest.raises(KafkaException) as e:
         a.incremental_alter_configs([bad])[bad].result(10)
     assert e.value.args[0].name() == "INVALID_CONFIG"
-    broker_res = ConfigResource("broker", "0")
+    broker_res = ConfigResource("broker", "1")
     broker_configs = list(a.describe_configs([broker_res]).values())[0].result(10)
     assert broker_configs["auto.create.topics.enable"].value == "true"
 
@@ -64,9 +65,33 @@ def test_create_partitions_and_describe_cluster(broker):
     with pytest.raises(KafkaException):
         a.create_partitions([NewPartitions("grow", 3)])["grow"].result(10)
     cluster = a.describe_cluster().result(10)
-    assert [n.id for n in cluster.nodes] == [0]
-    assert cluster.controller.id == 0
+    assert [n.id for n in cluster.nodes] == [1]
+    assert cluster.controller.id == 1
     assert cluster.cluster_id
+
+
+def test_node_id_names_the_node_in_metadata_coordinators_and_describe_cluster(start_broker):
+    b = start_broker({"SLUICE_NODE_ID": "7"})
+    create_topic(b, "named", 2)
+    a = admin(b)
+    meta = a.list_topics(timeout=10)
+    assert list(meta.brokers) == [7]
+    assert {p.leader for p in meta.topics["named"].partitions.values()} == {7}
+    cluster = a.describe_cluster().result(10)
+    assert [n.id for n in cluster.nodes] == [7] and cluster.controller.id == 7
+    # FindCoordinator names it, and a group member commits through it.
+    produce_all(producer(b), "named", [(b"k", b"v")])
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g7",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        c.subscribe(["named"])
+        msg = wait_until(lambda: c.poll(0.2), timeout=30, interval=0, what="the record")
+        assert msg.error() is None
+        c.commit(msg, asynchronous=False)
+        committed = c.committed([TopicPartition("named", msg.partition())], timeout=10)
+        assert committed[0].offset == msg.offset() + 1
+    finally:
+        c.close()
 
 
 def test_list_offsets_earliest_latest_and_by_timestamp(broker):

@@ -118,7 +118,7 @@ def test_topic_admin_routes(broker):
     status, body = call(broker, "GET", "/v1/topics/managed")
     assert status == 200 and len(body["partitions"]) == 4
     assert body["configs"]["retention.ms"] == "60000"
-    assert body["partitions"][0] == {"partition": 0, "leader": 0, "log_start_offset": 0, "end_offset": 0}
+    assert body["partitions"][0] == {"partition": 0, "leader": 1, "log_start_offset": 0, "end_offset": 0}
 
     assert call(broker, "DELETE", "/v1/topics/managed") == (204, None)
     assert call(broker, "GET", "/v1/topics/managed")[0] == 404

@@ -214,7 +214,7 @@ class RawProducer:
         self.topic = topic
         self.connect()
         r = self.client.send_and_receive(
-            0, InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60_000, version=2))
+            1, InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60_000, version=2))
         assert r.error_code == 0, r
         self.producer_id, self.epoch = r.producer_id, r.producer_epoch
 
@@ -235,7 +235,7 @@ class RawProducer:
         request = ProduceRequest(
             transactional_id=None, acks=-1, timeout_ms=10_000, version=8,
             topic_data=[ProduceRequest.TopicProduceData(name=self.topic, partition_data=[partition])])
-        answer = self.client.send_and_receive(0, request).responses[0].partition_responses[0]
+        answer = self.client.send_and_receive(1, request).responses[0].partition_responses[0]
         return answer.error_code, answer.base_offset
 
 
@@ -281,7 +281,7 @@ def test_producer_ids_are_never_reused(broker):
     client = KafkaNetClient(bootstrap_servers=[broker.bootstrap])
     client.check_version(timeout_ms=10_000)
     r = client.send_and_receive(
-        0, InitProducerIdRequest(transactional_id="tx", transaction_timeout_ms=60_000, version=2))
+        1, InitProducerIdRequest(transactional_id="tx", transaction_timeout_ms=60_000, version=2))
     assert r.error_code == 0
     assert r.producer_id not in (first, second, after_crash)
 

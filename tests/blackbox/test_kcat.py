@@ -31,5 +31,5 @@ def test_kcat_metadata_lists_the_broker_and_topics(broker):
     create_topic(broker, "listed", 3)
     out = subprocess.run([KCAT, "-L", "-b", broker.bootstrap], capture_output=True, check=True, timeout=30)
     text = out.stdout.decode()
-    assert f"broker 0 at {broker.bootstrap}" in text
+    assert f"broker 1 at {broker.bootstrap}" in text
     assert 'topic "listed" with 3 partitions' in text

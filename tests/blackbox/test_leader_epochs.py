@@ -20,11 +20,11 @@ UNKNOWN_LEADER_EPOCH = 75
 
 
 def ask(broker, request):
-    """One request to the broker (node 0 in kafka-python's bootstrap view) and its answer."""
+    """One request to the broker (node 1, the default `--node-id`) and its answer."""
     client = KafkaNetClient(bootstrap_servers=[broker.bootstrap])
     try:
         client.check_version(timeout_ms=10_000)
-        return client.send_and_receive(0, request)
+        return client.send_and_receive(1, request)
     finally:
         client.close()
 

@@ -296,7 +296,7 @@ def test_kafka_python_admin_lists_and_describes_transactions_and_producers(broke
         assert transactional.last_sequence == 1
         assert transactional.current_transaction_start_offset == 0
         with pytest.raises(UnknownTopicOrPartitionError):
-            a.describe_producers([KTP(topic, 7)], broker_id=0)
+            a.describe_producers([KTP(topic, 7)], broker_id=1)
 
         p.commit_transaction(15)
         assert a.describe_transactions([txn_id])[txn_id].state.value == "CompleteCommit"
@@ -364,7 +364,7 @@ def test_a_produce_pipelined_after_add_partitions_to_txn_finds_its_partition_in_
     create_topic(broker, "pipelined", 1)
     client = KafkaNetClient(bootstrap_servers=[broker.bootstrap])
     client.check_version(timeout_ms=10_000)
-    init = client.send_and_receive(0, InitProducerIdRequest(
+    init = client.send_and_receive(1, InitProducerIdRequest(
         transactional_id="pipe", transaction_timeout_ms=60_000, version=2))
     assert init.error_code == 0
     pid, epoch = init.producer_id, init.producer_epoch
@@ -380,13 +380,13 @@ def test_a_produce_pipelined_after_add_partitions_to_txn_finds_its_partition_in_
         ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=builder.buffer())])
     produce = ProduceRequest(transactional_id="pipe", acks=-1, timeout_ms=10_000, version=8,
                              topic_data=[data])
-    added, produced = client.send(0, add), client.send(0, produce)
+    added, produced = client.send(1, add), client.send(1, produce)
     client.poll(timeout_ms=10_000, future=produced)
     assert added.succeeded() and produced.succeeded()
     added_code = added.value.results_by_topic_v3_and_below[0].results_by_partition[0]
     assert added_code.partition_error_code == 0
     assert produced.value.responses[0].partition_responses[0].error_code == 0
-    end = client.send_and_receive(0, EndTxnRequest(
+    end = client.send_and_receive(1, EndTxnRequest(
         transactional_id="pipe", producer_id=pid, producer_epoch=epoch, committed=True,
         version=3))
     assert end.error_code == 0

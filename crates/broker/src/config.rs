@@ -72,7 +72,7 @@ impl BrokerConfig {
     /// A config with Kafka's defaults for everything but where to listen and store.
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> BrokerConfig {
         BrokerConfig {
-            node_id: 0,
+            node_id: 1,
             data_dir,
             listen,
             advertised_host: listen.ip().to_string(),

@@ -28,6 +28,10 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     http_listen: Option<String>,
+    /// This node's id, Kafka's `node.id` [env: SLUICE_NODE_ID] [default: 1]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_id: Option<i32>,
     /// TOML file with any of these settings (keys as the flags, with underscores)
     #[arg(long, env = "SLUICE_CONFIG")]
     #[serde(skip)]
@@ -38,6 +42,8 @@ pub(crate) struct ServeArgs {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub(crate) struct ServeSettings {
+    /// `node.id`: the id Metadata, FindCoordinator and DescribeCluster give this node
+    pub node_id: i32,
     pub data_dir: PathBuf,
     pub listen: String,
     pub advertised_listener: Option<String>,
@@ -106,6 +112,7 @@ pub(crate) struct ServeSettings {
 impl Default for ServeSettings {
     fn default() -> Self {
         ServeSettings {
+            node_id: 1,
             data_dir: PathBuf::from("./sluice-data"),
             listen: "127.0.0.1:9092".into(),
             advertised_listener: None,
@@ -185,6 +192,8 @@ impl ServeSettings {
                 .parse()
                 .with_context(|| format!("--advertised-listener {advertised}: bad port"))?;
         }
+        anyhow::ensure!(self.node_id >= 0, "node_id must be at least 0");
+        config.node_id = self.node_id;
         anyhow::ensure!(
             self.num_partitions >= 1,
             "num_partitions must be at least 1"
