@@ -109,6 +109,36 @@ fn workloads() -> Vec<Workload> {
     out
 }
 
+/// The middle value (the upper of the two middle ones for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// A workload or run label as part of a topic name.
+fn topic_label(label: &str) -> String {
+    label.replace(['=', '.', ' '], "-")
+}
+
+/// Creates `topic` (one partition, with `configs`) and measures end-to-end latency on it at
+/// `--latency-rate` for `--latency-seconds`.
+fn latency_on(
+    bootstrap: &str,
+    topic: &str,
+    configs: &[(String, String)],
+    args: &Args,
+    producer_extra: &[(&str, &str)],
+) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+    create_topic(bootstrap, topic, 1, configs)?;
+    load::latency(
+        bootstrap,
+        topic,
+        args.latency_rate,
+        Duration::from_secs(args.latency_seconds),
+        producer_extra,
+    )
+}
+
 fn admin(bootstrap: &str) -> anyhow::Result<AdminClient<DefaultClientContext>> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -227,10 +257,6 @@ fn run_idempotence_cost(broker: &BrokerProcess, args: &Args) -> anyhow::Result<(
         ("acks=all in-flight=1", &[("max.in.flight", "1")]),
         ("idempotent", &[("enable.idempotence", "true")]),
     ];
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     for partitions in [1, 8] {
         // runs[arm][pass]
         let mut runs: Vec<Vec<Run>> = ARMS.iter().map(|_| Vec::new()).collect();
@@ -502,11 +528,7 @@ fn main() -> anyhow::Result<()> {
         for r in 0..args.repeat.max(1) {
             runs.push(run_workload(&broker, w, &format!("bench-{i}-{r}"), &args)?);
         }
-        let median = |f: fn(&Run) -> f64| {
-            let mut v: Vec<f64> = runs.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
+        let median = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
         let mb = |records_per_s: f64| records_per_s * w.size as f64 / 1e6;
         let produce = median(|r| r.produce_records_per_s);
         let consume = median(|r| r.consume_records_per_s);
@@ -538,15 +560,8 @@ fn main() -> anyhow::Result<()> {
         if !wanted(&name) || args.latency_seconds == 0 {
             continue;
         }
-        let topic = format!("latency-{}", label.replace(['=', '.', ' '], "-"));
-        create_topic(&broker.bootstrap, &topic, 1, &args.topic_configs)?;
-        let hist = load::latency(
-            &broker.bootstrap,
-            &topic,
-            args.latency_rate,
-            Duration::from_secs(args.latency_seconds),
-            extra,
-        )?;
+        let topic = format!("latency-{}", topic_label(label));
+        let hist = latency_on(&broker.bootstrap, &topic, &args.topic_configs, &args, extra)?;
         let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
         println!(
             "{name} at {} records/s: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} records)",

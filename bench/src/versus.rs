@@ -12,8 +12,10 @@
 
 use crate::broker::BrokerProcess;
 use crate::peer::KafkaBroker;
-use crate::{Args, Run, Workload, create_topic, delete_topic, run_workload, workloads};
-use std::time::Duration;
+use crate::{
+    Args, Run, Workload, create_topic, delete_topic, latency_on, median, run_workload, topic_label,
+    workloads,
+};
 
 /// One broker as measured: where it is, what its writes promise, and the topic configs that
 /// make it so.
@@ -58,11 +60,6 @@ fn targets<'a>(args: &Args, sluice: &'a BrokerProcess, kafka: &'a KafkaBroker) -
 /// Pass `pass` visits the targets starting at a different one each time.
 fn rotated(count: usize, pass: usize) -> impl Iterator<Item = usize> {
     (0..count).map(move |i| (i + pass) % count)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// `figures[target][pass]`: the median of Sluice's over each Kafka target's, pass by pass.
@@ -133,7 +130,7 @@ fn client_workload(args: &Args, targets: &[Target], w: &Workload) -> anyhow::Res
     }
     for pass in 0..args.repeat.max(1) {
         for i in rotated(targets.len(), pass) {
-            let topic = format!("versus-{}-{pass}-{i}", w.name.replace([' ', '='], "-"));
+            let topic = format!("versus-{}-{pass}-{i}", topic_label(&w.name));
             runs[i].push(run_workload(
                 targets[i].broker,
                 w,
@@ -188,7 +185,7 @@ fn kafka_tools_workload(
     for pass in 0..args.repeat.max(1) {
         for i in rotated(targets.len(), pass) {
             let t = &targets[i];
-            let topic = format!("tools-{}-{pass}-{i}", w.name.replace([' ', '='], "-"));
+            let topic = format!("tools-{}-{pass}-{i}", topic_label(&w.name));
             let bootstrap = &t.broker.bootstrap;
             create_topic(bootstrap, &topic, w.partitions, &t.args.topic_configs)?;
             let p = kafka.producer_perf(bootstrap, &topic, args.records, w.size, w.acks)?;
@@ -235,16 +232,9 @@ fn latency(
     for pass in 0..args.repeat.max(1) {
         for i in rotated(targets.len(), pass) {
             let t = &targets[i];
-            let topic = format!("latency-{}-{pass}-{i}", label.replace(['=', '.', ' '], "-"));
+            let topic = format!("latency-{}-{pass}-{i}", topic_label(label));
             let bootstrap = &t.broker.bootstrap;
-            create_topic(bootstrap, &topic, 1, &t.args.topic_configs)?;
-            let hist = crate::load::latency(
-                bootstrap,
-                &topic,
-                args.latency_rate,
-                Duration::from_secs(args.latency_seconds),
-                extra,
-            )?;
+            let hist = latency_on(bootstrap, &topic, &t.args.topic_configs, args, extra)?;
             let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
             figures[i].push([ms(0.5), ms(0.99), ms(0.999)]);
             if !args.keep_topics {

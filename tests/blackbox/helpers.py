@@ -1,5 +1,7 @@
 """Client helpers shared by the black-box tests."""
 
+import json
+import subprocess
 import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -63,3 +65,35 @@ def consume_all(broker, topic, count, partitions=None, timeout=30, **conf):
         return out
     finally:
         c.close()
+
+
+def run_driver(command, timeout):
+    """Runs a client driver of tests/clients (one scenario, one JSON line out): asserts it
+    succeeded and returns that line, parsed."""
+    done = subprocess.run(command, capture_output=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr.decode()[-6000:]
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])
+
+
+def committed_total(broker, topic, group, partitions):
+    """The sum of `group`'s committed offsets over `topic`'s partitions, as librdkafka reads it."""
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    try:
+        offsets = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return sum(max(o.offset, 0) for o in offsets)
+    finally:
+        c.close()
+
+
+def produce_then_group_consume(broker, run, client, topic, group, n, dash="--"):
+    """A driver's `client` writes n records to a 3-partition topic; librdkafka reads them all
+    back; the client's own group consumer reads and commits them. `run(scenario, *flags)`
+    drives it; `dash` is its flags' prefix."""
+    create_topic(broker, topic, 3)
+    produced = run(f"{client}-produce", f"{dash}topic", topic, f"{dash}n", str(n))
+    assert produced == {"produced": n}
+    expected = sorted(f"{client}-{i:06d}" for i in range(n))
+    assert sorted(m.value().decode() for m in consume_all(broker, topic, n)) == expected
+    got = run(f"{client}-consume", f"{dash}topic", topic, f"{dash}group", group, f"{dash}n", str(n))
+    assert got["values"] == expected
+    assert committed_total(broker, topic, group, 3) == n

@@ -2,50 +2,26 @@
 sarama, driven through `tests/clients/go` (built by scripts/test.sh into target/goclient).
 What they write is read back by librdkafka, an independent client."""
 
-import json
-import subprocess
-
-from confluent_kafka import Consumer, TopicPartition
-
 from conftest import REPO
-from helpers import admin, consume_all, create_topic
+from helpers import admin, consume_all, create_topic, produce_then_group_consume, run_driver
 
 GOCLIENT = REPO / "target" / "goclient"
 
 
 def goclient(broker, scenario, *args, timeout=90):
     assert GOCLIENT.exists(), f"{GOCLIENT} not built; scripts/test.sh builds it"
-    done = subprocess.run([str(GOCLIENT), scenario, "-brokers", broker.bootstrap, *args,
-                           "-timeout", f"{timeout - 10}s"],
-                          capture_output=True, timeout=timeout)
-    assert done.returncode == 0, done.stderr.decode()
-    return json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return run_driver([str(GOCLIENT), scenario, "-brokers", broker.bootstrap, *args,
+                       "-timeout", f"{timeout - 10}s"], timeout)
 
 
-def committed_total(broker, topic, group, partitions):
-    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
-    try:
-        offsets = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-        return sum(max(o.offset, 0) for o in offsets)
-    finally:
-        c.close()
-
-
-def produce_then_group_consume(broker, client, n, group):
-    """`client` (franz or sarama) writes n records to a 3-partition topic; librdkafka reads
-    them all back; the client's own group consumer reads and commits them."""
-    topic = client
-    create_topic(broker, topic, 3)
-    assert goclient(broker, f"{client}-produce", "-topic", topic, "-n", str(n)) == {"produced": n}
-    expected = sorted(f"{client}-{i:06d}" for i in range(n))
-    assert sorted(m.value().decode() for m in consume_all(broker, topic, n)) == expected
-    got = goclient(broker, f"{client}-consume", "-topic", topic, "-group", group, "-n", str(n))
-    assert got["values"] == expected
-    assert committed_total(broker, topic, group, 3) == n
+def go_produce_then_group_consume(broker, client, n, group):
+    """`client` (franz or sarama) on a topic of its own name."""
+    produce_then_group_consume(broker, lambda *a: goclient(broker, *a), client, client, group, n,
+                               dash="-")
 
 
 def test_franz_go_produces_and_its_group_consumer_reads_and_commits(broker):
-    produce_then_group_consume(broker, "franz", 300, "kgo")
+    go_produce_then_group_consume(broker, "franz", 300, "kgo")
 
 
 def test_franz_go_transactions_commit_and_abort(broker):
@@ -69,4 +45,4 @@ def test_kadm_creates_lists_and_describes(broker):
 
 
 def test_sarama_produces_and_its_group_consumer_reads_and_commits(broker):
-    produce_then_group_consume(broker, "sarama", 200, "sarama-group")
+    go_produce_then_group_consume(broker, "sarama", 200, "sarama-group")

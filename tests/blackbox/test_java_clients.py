@@ -12,7 +12,8 @@ from collections import Counter
 from confluent_kafka import Consumer, ConsumerGroupType, KafkaError, TopicPartition
 
 from conftest import REPO, wait_until
-from helpers import admin, consume_all, create_topic, produce_all, producer
+from helpers import (admin, committed_total, consume_all, create_topic, produce_all, producer,
+                     run_driver)
 
 JAVACLIENT = REPO / "target" / "javaclient"
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
@@ -28,19 +29,7 @@ def java_command(broker, scenario, *args, timeout):
 
 
 def javaclient(broker, scenario, *args, timeout=90):
-    done = subprocess.run(java_command(broker, scenario, *args, timeout=timeout),
-                          capture_output=True, timeout=timeout)
-    assert done.returncode == 0, done.stderr.decode()[-6000:]
-    return json.loads(done.stdout.decode().strip().splitlines()[-1])
-
-
-def committed_total(broker, topic, group, partitions):
-    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
-    try:
-        offsets = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-        return sum(max(o.offset, 0) for o in offsets)
-    finally:
-        c.close()
+    return run_driver(java_command(broker, scenario, *args, timeout=timeout), timeout)
 
 
 def test_java_producer_every_codec_idempotent_read_back_by_librdkafka(broker):

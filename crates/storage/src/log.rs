@@ -252,14 +252,12 @@ impl Log {
         log.recovery_point = end;
         log.load_aborted()?;
         log.load_producers(now_ms)?;
-        // Epochs of recovered batches are added to the cache; every batch's, if it was lost.
-        let epochs_from = match (&cached_epochs, clean) {
-            (None, _) => i64::MIN,
-            (Some(_), true) => i64::MAX,
-            (Some(_), false) => recover_from,
-        };
+        // The cache names every epoch before a batch of it is written (`become_leader`, an
+        // epoch's first append), so recovery needs it only as the bound above; a lost cache is
+        // rebuilt from the batch headers.
+        let rebuild = cached_epochs.is_none();
         log.epochs = cached_epochs.unwrap_or_default();
-        log.settle_epochs(epochs_from)?;
+        log.settle_epochs(rebuild)?;
         Ok(log)
     }
 

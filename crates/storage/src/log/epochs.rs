@@ -3,8 +3,10 @@
 //! the current epoch (`become_leader`); keeping the cache in step with truncation and the log
 //! start offset; and answering where an epoch ended.
 //!
-//! The cache file is written (and fsynced) whenever the entries change: at a leader change, a
-//! truncation, or a move of the log start offset, never per append.
+//! The cache file is written (and fsynced) whenever the entries change: at a leader change, the
+//! first append of an epoch the cache does not end with, a truncation, or a move of the log
+//! start offset; never per append. It names an epoch before any batch of it is written, which
+//! is what lets recovery refuse a batch of a newer epoch as torn.
 
 use super::Log;
 use crate::checkpoint;
@@ -34,11 +36,11 @@ pub(super) fn leader_epoch_max(cache: Option<&LeaderEpochCache>) -> i32 {
 }
 
 impl Log {
-    /// Completes the cache once the segments are open: epochs of batches at or after `from`
-    /// (all of them when the cache was rebuilt) are added, epochs past the log end or before
-    /// its start dropped, and the current epoch is the cache's latest (0 for a new log).
-    pub(super) fn settle_epochs(&mut self, from: i64) -> Result<()> {
-        let mut changed = self.observe_epochs_from(from);
+    /// Completes the cache once the segments are open: with `rebuild` (its file was lost) the
+    /// epochs of every batch are read from the headers; epochs past the log end or before its
+    /// start are dropped, and the current epoch is the cache's latest (0 for a new log).
+    pub(super) fn settle_epochs(&mut self, rebuild: bool) -> Result<()> {
+        let mut changed = rebuild && self.observe_all_epochs();
         // An epoch may start exactly at the log end: a leader that has written nothing yet.
         // Dropping it would hand the same epoch out again after the next leader change.
         changed |= self.epochs.truncate_from_end(self.log_end_offset() + 1);
@@ -51,10 +53,10 @@ impl Log {
         Ok(())
     }
 
-    /// Adds the epochs of the batches at or after `from`, read from their headers.
-    fn observe_epochs_from(&mut self, from: i64) -> bool {
+    /// Rebuilds the cache from the batch headers of the whole log (its file was lost).
+    fn observe_all_epochs(&mut self) -> bool {
         let mut found = Vec::new();
-        for segment in self.segments.values().filter(|s| s.next_offset() > from) {
+        for segment in self.segments.values() {
             // Its own descriptor, closed after the scan: the segment-file cache is for reads,
             // and a scan of the whole log must not fill it (one file open at a time).
             let path = self.dir.join(file_name(segment.base_offset(), "log"));
@@ -67,9 +69,7 @@ impl Log {
                 }
             };
             let scanned = scan_batches(&file, 0, segment.size(), |b| {
-                if b.header.last_offset() >= from {
-                    found.push((b.header.partition_leader_epoch, b.header.base_offset));
-                }
+                found.push((b.header.partition_leader_epoch, b.header.base_offset));
                 Ok(true)
             });
             if let Err(ScanStop::Invalid { position }) = scanned {
@@ -77,11 +77,9 @@ impl Log {
                     "leader epochs read up to a bad batch in this segment");
             }
         }
-        let mut changed = false;
-        for (epoch, base_offset) in found {
-            changed |= self.epochs.observe_batch(epoch, base_offset);
-        }
-        changed
+        found.into_iter().fold(false, |c, (epoch, offset)| {
+            self.epochs.observe_batch(epoch, offset) | c
+        })
     }
 
     pub(super) fn write_epoch_cache(&self) -> Result<()> {
