@@ -23,6 +23,7 @@
 //! runs fsyncs (`FlushPlan::execute`) off its async threads.
 
 mod epochs;
+mod follower;
 mod producers;
 mod transactions;
 mod truncation;
@@ -321,7 +322,8 @@ impl Log {
         let epoch = self.leader_epoch;
         self.note_epoch_start(epoch, base_offset)?;
         for (header, bytes) in &batches {
-            self.maybe_roll(bytes.len(), header.offset_count(), now_ms)?;
+            let last_offset = next + header.offset_count() - 1;
+            self.maybe_roll(next, last_offset, bytes.len(), now_ms)?;
             let interval = self.config.index_interval_bytes;
             if let Err(e) = self
                 .active_mut()
@@ -374,25 +376,40 @@ impl Log {
         }
     }
 
-    /// Rolls to a new segment when the next batch would overflow the active one, the active
-    /// one is older than `segment.ms`, or relative offsets would overflow u32.
-    fn maybe_roll(&mut self, batch_bytes: usize, offsets: i64, now_ms: i64) -> Result<()> {
+    /// Rolls to a new segment, starting at `base_offset`, when the next batch (to be stored at
+    /// `base_offset..=last_offset`) would overflow the active one, the active one is older than
+    /// `segment.ms`, or its offsets relative to the active segment's base would overflow u32.
+    fn maybe_roll(
+        &mut self,
+        base_offset: i64,
+        last_offset: i64,
+        batch_bytes: usize,
+        now_ms: i64,
+    ) -> Result<()> {
         let active = self.active();
-        if active.size() == 0 {
+        let relative_overflow = last_offset - active.base_offset() >= i64::from(u32::MAX);
+        // An empty segment takes any batch, unless the batch's offsets cannot be stored
+        // relative to its base (a follower copying past a gap of four billion offsets).
+        if active.size() == 0 && !relative_overflow {
             return Ok(());
         }
         let full = active.size() + batch_bytes as u64 > self.config.segment_bytes;
         let old = now_ms - active.created_at_ms() >= self.config.segment_ms;
-        let relative_overflow =
-            self.log_end_offset() + offsets - active.base_offset() > i64::from(u32::MAX);
         if full || old || relative_overflow {
-            self.roll(now_ms)?;
+            self.roll_at(base_offset, now_ms)?;
         }
         Ok(())
     }
 
+    /// Closes the active segment and starts a new one at the log end offset.
     fn roll(&mut self, now_ms: i64) -> Result<()> {
-        let base = self.log_end_offset();
+        self.roll_at(self.log_end_offset(), now_ms)
+    }
+
+    /// Closes the active segment and starts a new one at `base` (the log end offset, or past
+    /// it for a follower whose next batch starts after a gap).
+    fn roll_at(&mut self, base: i64, now_ms: i64) -> Result<()> {
+        debug_assert!(base >= self.log_end_offset());
         if let Err(e) = self.active().persist_indexes() {
             return Err(self.io_failure("persist indexes", e));
         }

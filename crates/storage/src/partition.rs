@@ -95,9 +95,25 @@ impl Partition {
     pub fn append(&self, records: &[u8], origin: AppendOrigin, now_ms: i64) -> Result<AppendInfo> {
         let max_message_bytes = self.log().config().max_message_bytes;
         let valid = ValidRecords::check(records, max_message_bytes, origin)?;
+        self.append_with(|log| log.append_valid(valid, origin, now_ms), now_ms)
+    }
+
+    /// Appends batches fetched from the leader with their offsets and epochs
+    /// (`Log::append_as_follower`).
+    pub fn append_as_follower(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        self.append_with(|log| log.append_as_follower(records, now_ms), now_ms)
+    }
+
+    /// Runs `append` under the lock, then wakes whoever waits on what moved: consumers on the
+    /// high watermark, followers on the log end, the flusher when a flush is due.
+    fn append_with(
+        &self,
+        append: impl FnOnce(&mut Log) -> Result<AppendInfo>,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
         let (info, high_watermark, log_end, flush_due) = {
             let mut log = self.log();
-            let info = log.append_valid(valid, origin, now_ms)?;
+            let info = append(&mut log)?;
             let flush_due = log.flush_due(now_ms);
             (info, log.high_watermark(), log.log_end_offset(), flush_due)
         };
