@@ -16,6 +16,7 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("sluice-storage", &["sluice-record", "sluice-types"]),
     ("sluice-group", &["sluice-types"]),
     ("sluice-txn", &["sluice-types"]),
+    ("sluice-replication", &[]),
     (
         "sluice-broker",
         &[
@@ -59,6 +60,7 @@ const FORBIDDEN_EXTERNAL: &[(&str, &[&str])] = &[
     ("sluice-storage", &["kafka-protocol"]),
     ("sluice-group", &["tokio", "kafka-protocol"]),
     ("sluice-txn", &["tokio", "kafka-protocol"]),
+    ("sluice-replication", &["tokio", "kafka-protocol"]),
 ];
 
 fn dependencies() -> BTreeMap<String, Vec<String>> {

@@ -191,3 +191,19 @@ fn a_batch_claiming_an_epoch_newer_than_the_cache_is_a_torn_tail() {
     assert_eq!(log.log_end_offset(), 10);
     assert_eq!(entries(&log), [(0, 0)]);
 }
+
+#[test]
+fn a_truncation_at_the_log_end_drops_an_epoch_led_without_writing() {
+    // Found by the replication simulation: a replica that led epoch 4 without writing, then
+    // follows, must not keep telling its leader that its last epoch is 4.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_segments(), false, 0).unwrap();
+    append_n(&mut log, 10);
+    log.become_leader(4).unwrap();
+    assert_eq!(entries(&log), [(0, 0), (4, 10)]);
+    log.truncate_to(10, 0).unwrap();
+    assert_eq!(log.log_end_offset(), 10);
+    assert_eq!(entries(&log), [(0, 0)]);
+    drop(log);
+    assert_eq!(entries(&reopen_after_crash(dir.path())), [(0, 0)]);
+}

@@ -206,3 +206,31 @@ fn a_sole_replicas_high_watermark_follows_a_copied_append() {
     assert_eq!(log.high_watermark(), 10);
     assert_eq!(entries(&log), [(0, 0), (2, 7)]);
 }
+
+#[test]
+fn an_empty_log_takes_a_first_batch_that_straddles_its_start() {
+    // The leader's DeleteRecords put its log start inside a batch; a follower starting over
+    // there is handed that whole batch.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open_replica(dir.path());
+    log.append_as_follower(&stored(0, 5, 0), 0).unwrap();
+    log.truncate_fully_and_start_at(12, 0).unwrap();
+    assert!(log.append_as_follower(&stored(10, 5, 1), 0).is_ok());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (12, 15));
+    // Only a first batch into an empty log: now the same is refused.
+    assert!(log.append_as_follower(&stored(14, 3, 1), 0).is_err());
+    log.append_as_follower(&stored(15, 2, 1), 0).unwrap();
+    let bytes = log
+        .read_to_log_end(12, 1 << 20, true)
+        .unwrap()
+        .read()
+        .unwrap();
+    let bases: Vec<i64> = BatchIter::new(&bytes)
+        .map(|b| b.unwrap().0.base_offset)
+        .collect();
+    assert_eq!(bases, [10, 15]);
+    assert_eq!(entries(&log), [(1, 12)]);
+    drop(log);
+    let log = open_replica(dir.path());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (12, 17));
+}

@@ -25,7 +25,12 @@ impl Log {
         self.check_online()?;
         let offset = offset.max(self.log_start_offset);
         if offset >= self.log_end_offset() {
-            return Ok(());
+            // No batch goes, but an epoch starting at the log end does: this replica led in it
+            // without writing, and a follower that kept it would tell its new leader a last
+            // epoch no batch of its log has, and be told to truncate again, forever (Kafka's
+            // `truncateTo` drops it the same way).
+            let end = self.log_end_offset();
+            return self.truncate_epochs_from_end(end);
         }
         self.lower_checkpoints_to(offset)?;
         while self.segments.len() > 1 && self.active().base_offset() >= offset {
