@@ -8,6 +8,7 @@ OffsetForLeaderEpoch after an epoch change (KIP-320)."""
 from confluent_kafka import Consumer, TopicPartition
 from kafka.net.compat import KafkaNetClient
 from kafka.protocol.consumer.fetch import FetchRequest
+from kafka.protocol.consumer.offsets import ListOffsetsRequest
 from kafka.protocol.consumer.offsets import OffsetForLeaderEpochRequest as Ofle
 
 from conftest import wait_until
@@ -116,6 +117,29 @@ def test_fetch_checks_the_current_epoch_and_answers_a_diverged_fetcher(broker):
     assert diverging(fetch(broker, "fe", 12, last_fetched=1)) is None
     # A fetch as a replica is refused: this node has no followers.
     assert fetch(broker, "fe", 0, replica_id=2).error_code == NOT_LEADER_OR_FOLLOWER
+
+
+def list_latest(broker, topic, current, version=4):
+    """ListOffsets (latest) of partition 0: (error code, offset, leader epoch)."""
+    L = ListOffsetsRequest
+    part = L.ListOffsetsTopic.ListOffsetsPartition(
+        partition_index=0, current_leader_epoch=current, timestamp=-1)
+    request = L(replica_id=-1, isolation_level=0,
+                topics=[L.ListOffsetsTopic(name=topic, partitions=[part])], version=version)
+    p = ask(broker, request).topics[0].partitions[0]
+    return p.error_code, p.offset, p.leader_epoch
+
+
+def test_list_offsets_checks_the_current_epoch_as_fetch_does(broker):
+    create_topic(broker, "lo", 1)
+    produce_n(broker, "lo", 0, 4)
+    broker.stop()
+    broker.start()
+    produce_n(broker, "lo", 4, 3)
+    assert list_latest(broker, "lo", 0)[0] == FENCED_LEADER_EPOCH
+    assert list_latest(broker, "lo", 2)[0] == UNKNOWN_LEADER_EPOCH
+    assert list_latest(broker, "lo", 1) == (NONE, 7, 1)
+    assert list_latest(broker, "lo", -1) == (NONE, 7, 1)
 
 
 def test_a_librdkafka_group_consumer_reads_on_across_restarts_that_begin_new_epochs(broker):

@@ -17,6 +17,7 @@ mod error;
 mod groups;
 mod handlers;
 mod internal_topics;
+mod metadata_image;
 mod metrics;
 mod scrub;
 mod server;

@@ -89,7 +89,7 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
     vec![
         entry(
             "broker.id",
-            c.node_id.to_string(),
+            broker.metadata().local_node_id().to_string(),
             TYPE_INT,
             "this node's id",
         ),

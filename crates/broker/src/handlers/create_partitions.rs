@@ -14,21 +14,22 @@ pub(crate) fn handle(
     request: CreatePartitionsRequest,
     _version: i16,
 ) -> std::future::Ready<Option<CreatePartitionsResponse>> {
-    let node = broker.config.node_id;
+    let image = broker.metadata();
     let results = request
         .topics
         .into_iter()
         .map(|t| {
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            let foreign = t
+            let unknown = t
                 .assignments
                 .iter()
                 .flatten()
-                .any(|a| a.broker_ids.iter().any(|b| b.0 != node));
-            let outcome = if foreign {
+                .flat_map(|a| a.broker_ids.iter())
+                .find(|b| !image.is_broker(b.0));
+            let outcome = if let Some(unknown) = unknown {
                 Err((
                     ResponseError::InvalidReplicaAssignment.code(),
-                    format!("only broker {node} exists"),
+                    format!("broker {} does not exist", unknown.0),
                 ))
             } else {
                 broker

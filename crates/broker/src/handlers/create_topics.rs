@@ -43,23 +43,28 @@ fn create_one(
             .with_error_code(code)
             .with_error_message(Some(StrBytes::from_string(message)))
     };
-    if !matches!(t.replication_factor, -1 | 1) {
+    let image = broker.metadata();
+    let brokers = image.broker_count();
+    if t.replication_factor != -1
+        && !(1..=brokers).contains(&usize::try_from(t.replication_factor).unwrap_or(0))
+    {
         return fail(
             ResponseError::InvalidReplicationFactor.code(),
             format!(
-                "replication factor {} is larger than the 1 broker available",
+                "replication factor {} is larger than the {brokers} broker(s) available",
                 t.replication_factor
             ),
         );
     }
-    let node = broker.config.node_id;
-    if t.assignments
+    if let Some(unknown) = t
+        .assignments
         .iter()
-        .any(|a| a.broker_ids.iter().any(|b| b.0 != node))
+        .flat_map(|a| a.broker_ids.iter())
+        .find(|b| !image.is_broker(b.0))
     {
         return fail(
             ResponseError::InvalidReplicaAssignment.code(),
-            format!("only broker {node} exists"),
+            format!("broker {} does not exist", unknown.0),
         );
     }
     let partitions = match (t.num_partitions, t.assignments.len()) {

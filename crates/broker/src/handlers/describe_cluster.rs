@@ -1,4 +1,4 @@
-//! DescribeCluster (v0–v1): this broker is the whole cluster and its controller.
+//! DescribeCluster (v0–v1): the brokers and the controller, as the metadata image has them.
 
 use super::now;
 use crate::server::{Broker, Endpoint};
@@ -13,13 +13,19 @@ pub(crate) fn handle(
     _version: i16,
     endpoint: &Endpoint,
 ) -> std::future::Ready<Option<DescribeClusterResponse>> {
-    let node = BrokerId(broker.config.node_id);
-    let this = DescribeClusterBroker::default()
-        .with_broker_id(node)
-        .with_host(StrBytes::from_string(endpoint.host.clone()))
-        .with_port(i32::from(endpoint.port));
+    let image = broker.metadata();
+    let brokers = image
+        .brokers(endpoint)
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(i32::from(b.port))
+        })
+        .collect();
     now(DescribeClusterResponse::default()
-        .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
-        .with_controller_id(node)
-        .with_brokers(vec![this]))
+        .with_cluster_id(StrBytes::from_string(image.cluster_id().to_string()))
+        .with_controller_id(BrokerId(image.controller_id()))
+        .with_brokers(brokers))
 }

@@ -17,7 +17,6 @@
 //! Fetch sessions (KIP-227) are declined: every response carries session id 0, so clients keep
 //! sending full fetch requests; a request naming a session gets `FETCH_SESSION_ID_NOT_FOUND`.
 
-use super::offset_for_leader_epoch::check_current_leader_epoch;
 use crate::error;
 use crate::server::Broker;
 use bytes::Bytes;
@@ -185,14 +184,15 @@ fn read_partition(broker: &Broker, read: PartitionRead<'_>) -> PartitionData {
         Ok(p) => p,
         Err(e) => return base.with_error_code(error::code(&e)),
     };
+    let leader_check = broker
+        .metadata()
+        .check_leader(&partition, request.current_leader_epoch);
+    if let Err(e) = leader_check {
+        return refused(e.code());
+    }
     let committed = isolation_level == READ_COMMITTED;
     let (plan, high_watermark, last_stable_offset, log_start_offset, aborted) = {
         let log = partition.log();
-        let epoch_check =
-            check_current_leader_epoch(request.current_leader_epoch, log.leader_epoch());
-        if let Err(e) = epoch_check {
-            return refused(e.code());
-        }
         if let Some(diverging) = diverging_epoch(&log, request) {
             return base
                 .with_high_watermark(log.high_watermark())

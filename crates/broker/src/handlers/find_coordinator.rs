@@ -1,4 +1,5 @@
-//! FindCoordinator (v0–v6): this broker coordinates every group and every transactional id.
+//! FindCoordinator (v0–v6): the coordinator of a group or a transactional id, as the metadata
+//! image names it (today this broker coordinates every one).
 //! Share groups (KIP-932) do not exist here; asking for their coordinator gets INVALID_REQUEST
 //! with a message, so a client fails clearly instead of retrying forever.
 
@@ -20,14 +21,20 @@ pub(crate) fn handle(
     version: i16,
     endpoint: &Endpoint,
 ) -> std::future::Ready<Option<FindCoordinatorResponse>> {
+    let image = broker.metadata();
     let found = |key: StrBytes| {
         let mut c = Coordinator::default()
-            .with_key(key)
+            .with_key(key.clone())
             .with_node_id(BrokerId(-1));
-        if matches!(request.key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION) {
-            c.node_id = BrokerId(broker.config.node_id);
-            c.host = StrBytes::from_string(endpoint.host.clone());
-            c.port = i32::from(endpoint.port);
+        let coordinator = match request.key_type {
+            KEY_TYPE_GROUP => Some(image.group_coordinator(&key, endpoint)),
+            KEY_TYPE_TRANSACTION => Some(image.transaction_coordinator(&key, endpoint)),
+            _ => None,
+        };
+        if let Some(node) = coordinator {
+            c.node_id = BrokerId(node.id);
+            c.host = StrBytes::from_string(node.host);
+            c.port = i32::from(node.port);
         } else {
             c.error_code = ResponseError::InvalidRequest.code();
             c.error_message = Some(StrBytes::from_static_str(

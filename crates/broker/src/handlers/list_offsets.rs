@@ -1,6 +1,7 @@
 //! ListOffsets (v1–v7): earliest (-2), latest (-1: the high watermark, or with
 //! `isolation_level=read_committed` (v2+) the last stable offset), the record with the largest
-//! timestamp (-3, v7), or the first record at or after a timestamp.
+//! timestamp (-3, v7), or the first record at or after a timestamp. From v4 a partition's
+//! `current_leader_epoch` is checked as Fetch checks it (KIP-320).
 
 use super::now;
 use crate::error;
@@ -33,6 +34,7 @@ pub(crate) fn handle(
                 .map(|p| {
                     let at = Lookup {
                         timestamp: p.timestamp,
+                        current_leader_epoch: p.current_leader_epoch,
                         committed,
                         version,
                     };
@@ -50,6 +52,8 @@ pub(crate) fn handle(
 /// What one partition's lookup asks for.
 struct Lookup {
     timestamp: i64,
+    /// -1 (no check) before v4, where the field does not exist.
+    current_leader_epoch: i32,
     committed: bool,
     version: i16,
 }
@@ -57,6 +61,7 @@ struct Lookup {
 fn lookup(broker: &Broker, topic: &str, index: i32, at: Lookup) -> ListOffsetsPartitionResponse {
     let Lookup {
         timestamp,
+        current_leader_epoch,
         committed,
         version,
     } = at;
@@ -65,6 +70,12 @@ fn lookup(broker: &Broker, topic: &str, index: i32, at: Lookup) -> ListOffsetsPa
         Ok(p) => p,
         Err(e) => return base.with_error_code(error::code(&e)),
     };
+    let leader_check = broker
+        .metadata()
+        .check_leader(&partition, current_leader_epoch);
+    if let Err(e) = leader_check {
+        return base.with_error_code(e.code());
+    }
     let log = partition.log();
     let found = match timestamp {
         LATEST if committed => Ok(Some((log.last_stable_offset(), -1))),

@@ -1,10 +1,8 @@
 //! OffsetForLeaderEpoch (v2–v4): where a leader epoch ended in a partition's log, from its
 //! leader-epoch cache. A consumer validates its position with it after the partition's epoch
 //! changed (KIP-320); a follower uses it to find where its log diverged from the leader's.
-//!
-//! Also owns the check of a request's `current_leader_epoch` that Fetch shares: older than the
-//! partition's epoch is `FENCED_LEADER_EPOCH` (the caller's metadata is stale), newer is
-//! `UNKNOWN_LEADER_EPOCH` (this broker has not learnt of it yet), -1 skips the check.
+//! The request's `current_leader_epoch` is checked as Fetch checks it
+//! (`MetadataImage::check_leader`).
 
 use super::now;
 use crate::error;
@@ -16,19 +14,6 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use sluice_storage::leader_epoch::{UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 use std::sync::Arc;
-
-/// The check of a request's `current_leader_epoch` against the partition's `leader_epoch`.
-pub(crate) fn check_current_leader_epoch(
-    requested: i32,
-    leader_epoch: i32,
-) -> Result<(), ResponseError> {
-    match requested {
-        UNDEFINED_EPOCH => Ok(()),
-        e if e < leader_epoch => Err(ResponseError::FencedLeaderEpoch),
-        e if e > leader_epoch => Err(ResponseError::UnknownLeaderEpoch),
-        _ => Ok(()),
-    }
-}
 
 pub(crate) fn handle(
     broker: &Arc<Broker>,
@@ -75,32 +60,16 @@ fn end_offset(
         Ok(p) => p,
         Err(e) => return undefined.with_error_code(error::code(&e)),
     };
+    if let Err(e) = broker
+        .metadata()
+        .check_leader(&partition, current_leader_epoch)
+    {
+        return undefined.with_error_code(e.code());
+    }
     let log = partition.log();
     if log.is_offline() {
         return undefined.with_error_code(ResponseError::KafkaStorageError.code());
     }
-    if let Err(e) = check_current_leader_epoch(current_leader_epoch, log.leader_epoch()) {
-        return undefined.with_error_code(e.code());
-    }
     let (epoch, end) = log.end_offset_for_epoch(leader_epoch);
     undefined.with_leader_epoch(epoch).with_end_offset(end)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn current_leader_epoch_is_checked_as_kafka_does() {
-        assert_eq!(check_current_leader_epoch(-1, 4), Ok(()));
-        assert_eq!(check_current_leader_epoch(4, 4), Ok(()));
-        assert_eq!(
-            check_current_leader_epoch(3, 4),
-            Err(ResponseError::FencedLeaderEpoch)
-        );
-        assert_eq!(
-            check_current_leader_epoch(5, 4),
-            Err(ResponseError::UnknownLeaderEpoch)
-        );
-    }
 }

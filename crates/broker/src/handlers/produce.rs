@@ -121,6 +121,13 @@ fn append(broker: &Broker, to: Target<'_>, records: Option<&[u8]>, now_ms: i64) 
         Ok(p) => p,
         Err(e) => return failed(index, error::code(&e), e.to_string()),
     };
+    if let Err(e) = broker.metadata().check_leader(&partition, -1) {
+        return failed(
+            index,
+            e.code(),
+            "this broker does not lead the partition".into(),
+        );
+    }
     let Some(records) = records else {
         return failed(
             index,

@@ -1,0 +1,206 @@
+//! The metadata image: the one place handlers ask about the cluster. Which brokers exist and
+//! where they are reached, which one is the controller, which broker leads each partition in
+//! which leader epoch with which replicas and in-sync set, which broker coordinates a group or
+//! a transactional id, and which broker ids a replica assignment may name.
+//!
+//! Today the image describes a cluster of one: this node (`--node-id`), reached at the
+//! listener a request came in on, leading every partition of the local catalog in the epoch its
+//! log carries, and coordinating everything. The controller quorum replaces what stands behind
+//! these answers with the image its metadata log builds; the handlers keep asking the same
+//! questions.
+//!
+//! Not owned here: the catalog itself (storage's `LogManager`), the epochs (the logs keep
+//! them), and the wire shapes (each handler builds its own response).
+
+use crate::server::{Broker, Endpoint};
+use kafka_protocol::error::ResponseError;
+use sluice_storage::leader_epoch::UNDEFINED_EPOCH;
+use sluice_storage::{Partition, Topic};
+
+/// A broker as clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BrokerNode {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Who holds a partition, as Metadata and the leader-epoch checks answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PartitionLeadership {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// Replicas whose copy cannot be served (a log taken offline by a failed write or fsync).
+    pub offline_replicas: Vec<i32>,
+}
+
+/// A topic: its name and id, whether it is internal, and each partition's leadership by index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TopicImage {
+    pub name: String,
+    pub id: uuid::Uuid,
+    pub internal: bool,
+    pub partitions: Vec<(i32, PartitionLeadership)>,
+}
+
+/// The image as handlers read it. Brokers are named as the listener a request came in on
+/// advertises them (Kafka answers per listener), so the questions that name brokers take that
+/// listener's endpoint.
+pub(crate) struct MetadataImage<'a> {
+    broker: &'a Broker,
+}
+
+impl Broker {
+    pub(crate) fn metadata(&self) -> MetadataImage<'_> {
+        MetadataImage { broker: self }
+    }
+}
+
+impl MetadataImage<'_> {
+    pub(crate) fn cluster_id(&self) -> &str {
+        &self.broker.cluster_id
+    }
+
+    /// This node's id.
+    pub(crate) fn local_node_id(&self) -> i32 {
+        self.broker.config.node_id
+    }
+
+    pub(crate) fn controller_id(&self) -> i32 {
+        self.local_node_id()
+    }
+
+    /// Every live broker, as reached through the listener at `endpoint`.
+    pub(crate) fn brokers(&self, endpoint: &Endpoint) -> Vec<BrokerNode> {
+        vec![self.local_node(endpoint)]
+    }
+
+    /// Whether `id` names a broker a replica may be assigned to.
+    pub(crate) fn is_broker(&self, id: i32) -> bool {
+        id == self.local_node_id()
+    }
+
+    /// How many brokers replicas may be spread over.
+    pub(crate) fn broker_count(&self) -> usize {
+        1
+    }
+
+    /// Every topic of the cluster.
+    pub(crate) fn topics(&self) -> Vec<TopicImage> {
+        let topics = self.broker.logs.topics();
+        topics.iter().map(|t| self.topic_image(t)).collect()
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> Option<TopicImage> {
+        self.broker.logs.topic(name).map(|t| self.topic_image(&t))
+    }
+
+    pub(crate) fn topic_by_id(&self, id: uuid::Uuid) -> Option<TopicImage> {
+        self.broker
+            .logs
+            .topic_by_id(id)
+            .map(|t| self.topic_image(&t))
+    }
+
+    fn topic_image(&self, topic: &Topic) -> TopicImage {
+        TopicImage {
+            name: topic.name().to_string(),
+            id: topic.id(),
+            internal: crate::groups::is_internal(topic.name()),
+            partitions: topic
+                .partitions()
+                .iter()
+                .map(|p| (p.index(), self.partition(p)))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn partition(&self, partition: &Partition) -> PartitionLeadership {
+        let node = self.local_node_id();
+        let (offline, leader_epoch) = {
+            let log = partition.log();
+            (log.is_offline(), log.leader_epoch())
+        };
+        PartitionLeadership {
+            leader: node,
+            leader_epoch,
+            replicas: vec![node],
+            isr: vec![node],
+            offline_replicas: if offline { vec![node] } else { Vec::new() },
+        }
+    }
+
+    /// What a leader checks of a request for `partition` before serving it: that this broker
+    /// leads it (else NOT_LEADER_OR_FOLLOWER), in the epoch the request names
+    /// (`current_leader_epoch`, -1 for any: see `check_current_leader_epoch`).
+    pub(crate) fn check_leader(
+        &self,
+        partition: &Partition,
+        current_leader_epoch: i32,
+    ) -> Result<PartitionLeadership, ResponseError> {
+        let state = self.partition(partition);
+        if state.leader != self.local_node_id() {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        check_current_leader_epoch(current_leader_epoch, state.leader_epoch)?;
+        Ok(state)
+    }
+
+    /// The broker coordinating consumer group `_group_id`.
+    pub(crate) fn group_coordinator(&self, _group_id: &str, endpoint: &Endpoint) -> BrokerNode {
+        self.local_node(endpoint)
+    }
+
+    /// The broker coordinating transactional id `_transactional_id`.
+    pub(crate) fn transaction_coordinator(
+        &self,
+        _transactional_id: &str,
+        endpoint: &Endpoint,
+    ) -> BrokerNode {
+        self.local_node(endpoint)
+    }
+
+    fn local_node(&self, endpoint: &Endpoint) -> BrokerNode {
+        BrokerNode {
+            id: self.local_node_id(),
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+        }
+    }
+}
+
+/// A request's `current_leader_epoch` against the partition's: older is FENCED_LEADER_EPOCH
+/// (the caller's metadata is stale), newer is UNKNOWN_LEADER_EPOCH (this broker has not learnt
+/// of it yet), -1 skips the check (KIP-320).
+pub(crate) fn check_current_leader_epoch(
+    requested: i32,
+    leader_epoch: i32,
+) -> Result<(), ResponseError> {
+    match requested {
+        UNDEFINED_EPOCH => Ok(()),
+        e if e < leader_epoch => Err(ResponseError::FencedLeaderEpoch),
+        e if e > leader_epoch => Err(ResponseError::UnknownLeaderEpoch),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_leader_epoch_is_checked_as_kafka_does() {
+        assert_eq!(check_current_leader_epoch(-1, 4), Ok(()));
+        assert_eq!(check_current_leader_epoch(4, 4), Ok(()));
+        assert_eq!(
+            check_current_leader_epoch(3, 4),
+            Err(ResponseError::FencedLeaderEpoch)
+        );
+        assert_eq!(
+            check_current_leader_epoch(5, 4),
+            Err(ResponseError::UnknownLeaderEpoch)
+        );
+    }
+}
