@@ -277,7 +277,12 @@ impl Shard {
                 }
             };
         if let (true, Some(on_write)) = (appended, fx.on_write) {
-            state.coordinator.written(&fx.records, on_write);
+            // What the written records leave behind (a group with nothing left to keep) is
+            // written next, before any other command's records.
+            let follow_up = state.coordinator.written(&fx.records, on_write);
+            if !follow_up.records.is_empty() {
+                self.apply(state, follow_up);
+            }
         }
         let deliveries = fx
             .replies

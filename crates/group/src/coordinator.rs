@@ -226,7 +226,7 @@ impl GroupCoordinator {
     }
 
     /// The records of an `Effects` were written: they take effect as its `on_write` says.
-    pub fn written(&mut self, records: &[OffsetsRecord], on_write: OnWrite) {
+    pub fn written(&mut self, records: &[OffsetsRecord], on_write: OnWrite) -> Effects {
         for record in records {
             match on_write {
                 OnWrite::ApplyOffsets => self.apply_offset(record.clone()),
@@ -235,6 +235,11 @@ impl GroupCoordinator {
                 }
             }
         }
+        // Offsets gone (expired, deleted) may leave a group with nothing to keep: its
+        // tombstone follows, to be written as any command's records are.
+        let mut follow_up = Effects::default();
+        self.settle(&mut follow_up);
+        follow_up
     }
 
     /// TxnOffsetCommit: checked as OffsetCommit is (member and generation, when given), but
@@ -562,7 +567,8 @@ impl GroupCoordinator {
 
     /// Expires committed offsets of groups without members once `offsets_retention_ms` has
     /// passed since their commit, writing a tombstone for each (Kafka's offset expiry, with the
-    /// commit time as the clock). A group left with neither members nor offsets is forgotten.
+    /// commit time as the clock). The offsets go once the tombstones are written (`written`),
+    /// which then forgets a group left with neither members nor offsets.
     pub fn expire_offsets(&mut self, now_ms: i64) -> Effects {
         let mut fx = Effects::default();
         let retention = self.config.offsets_retention_ms;
@@ -593,11 +599,10 @@ impl GroupCoordinator {
                     })
             })
             .collect();
-        for record in expired {
-            self.apply_offset(record.clone());
-            fx.records.push(record);
+        if !expired.is_empty() {
+            fx.records = expired;
+            fx.on_write = Some(OnWrite::ApplyOffsets);
         }
-        self.settle(&mut fx);
         fx
     }
 

@@ -424,6 +424,14 @@ fn offsets_of_a_group_without_members_expire_after_the_retention() {
             |r| matches!(r, OffsetsRecord::Offset { group, value: None, .. } if group == "idle")
         )
     );
+    // Until the tombstones are written (a failed write, say), nothing is gone.
+    assert_eq!(c.fetch_offsets("idle", None)[0].offset, 5);
+    assert_eq!(
+        c.expire_offsets(1_000).records.len(),
+        fx.records.len(),
+        "asked again"
+    );
+    common::write(&mut c, &fx);
     assert!(c.fetch_offsets("idle", None).is_empty());
     assert_eq!(
         c.list_groups()

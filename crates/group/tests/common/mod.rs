@@ -55,8 +55,10 @@ impl Written for GroupCoordinator {
     }
 }
 
-fn write(c: &mut GroupCoordinator, fx: &Effects) {
+/// Hands `fx`'s records back as written, and the records that follows up on, until none do.
+pub fn write(c: &mut GroupCoordinator, fx: &Effects) {
     if let Some(on_write) = fx.on_write {
-        c.written(&fx.records, on_write);
+        let follow_up = c.written(&fx.records, on_write);
+        write(c, &follow_up);
     }
 }
