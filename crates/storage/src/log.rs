@@ -22,12 +22,14 @@
 //! `Log` does no locking and spawns nothing: `Partition` wraps it in a mutex, and the broker
 //! runs fsyncs (`FlushPlan::execute`) off its async threads.
 
+mod deferred;
 mod epochs;
 mod follower;
 mod producers;
 mod transactions;
 mod truncation;
 
+pub(crate) use deferred::PendingFile;
 pub use transactions::AbortedTxn;
 
 use crate::checkpoint;
@@ -87,18 +89,25 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
-/// What to fsync to make everything below `up_to` durable. Made under the log's lock,
-/// executed outside it.
+/// What to fsync to make everything below `up_to` durable, with the work rolls left for it
+/// (`log/deferred.rs`). Made under the log's lock, executed outside it.
 #[derive(Debug)]
 pub struct FlushPlan {
     files: Vec<Arc<File>>,
     dir: Option<PathBuf>,
     pub up_to: i64,
     appended_messages: i64,
+    /// Sealed segments' index files to fsync, by segment base offset.
+    seals: Vec<(i64, Vec<PathBuf>)>,
+    /// A producer snapshot (and the aborted-transactions index) to write and fsync.
+    snapshot_files: Vec<PendingFile>,
+    /// The log's truncation count when the plan was made.
+    generation: u64,
 }
 
 impl FlushPlan {
     pub fn execute(&self) -> std::io::Result<()> {
+        self.execute_deferred()?;
         for file in &self.files {
             rustix::fs::fdatasync(file.as_ref()).map_err(std::io::Error::from)?;
         }
@@ -143,6 +152,13 @@ pub struct Log {
     producers: ProducerStates,
     /// Aborted transactions by the offset of their marker (see `log/transactions.rs`).
     aborted: BTreeMap<i64, AbortedTxn>,
+    /// Closed segments whose index files are written but not yet fsynced, by base offset
+    /// (`log/deferred.rs`): the recovery point stays at or below the first.
+    unsynced_seals: BTreeMap<i64, Vec<PathBuf>>,
+    /// A roll asked for a producer snapshot; the next flush writes it.
+    snapshot_due: bool,
+    /// Truncations so far: work planned before one is stale.
+    generation: u64,
 }
 
 impl Log {
@@ -166,6 +182,7 @@ impl Log {
         sole_replica: bool,
     ) -> Result<Log> {
         std::fs::create_dir_all(dir)?;
+        deferred::remove_pending_files(dir)?;
         crate::compaction::remove_leftovers(dir)?;
         crate::compaction::complete_swaps(dir)?;
         let checkpointed_recovery_point =
@@ -236,6 +253,9 @@ impl Log {
             tombstone_expiry_ms: None,
             producers: ProducerStates::default(),
             aborted: BTreeMap::new(),
+            unsynced_seals: BTreeMap::new(),
+            snapshot_due: false,
+            generation: 0,
         };
         if let Some((first_dirty, expiry)) = read_cleaner_checkpoint(dir) {
             log.cleaner_checkpoint = first_dirty.min(log.log_end_offset());
@@ -410,8 +430,8 @@ impl Log {
     /// it for a follower whose next batch starts after a gap).
     fn roll_at(&mut self, base: i64, now_ms: i64) -> Result<()> {
         debug_assert!(base >= self.log_end_offset());
-        if let Err(e) = self.active().persist_indexes() {
-            return Err(self.io_failure("persist indexes", e));
+        if let Err(e) = self.seal_active() {
+            return Err(self.io_failure("write indexes", e));
         }
         let segment = match LogSegment::create(&self.dir, base, now_ms) {
             Ok(s) => s,
@@ -419,9 +439,6 @@ impl Log {
         };
         self.segments.insert(base, segment);
         self.dir_dirty = true;
-        if let Err(e) = self.write_producer_snapshot() {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "could not write a producer snapshot");
-        }
         Ok(())
     }
 
@@ -636,7 +653,7 @@ impl Log {
     /// What to fsync so that everything appended so far is durable; `None` when it already is.
     pub fn flush_plan(&mut self) -> Option<FlushPlan> {
         let end = self.log_end_offset();
-        if end <= self.recovery_point && !self.dir_dirty {
+        if end <= self.recovery_point && !self.dir_dirty && !self.deferred_due() {
             return None;
         }
         // Segments with data not yet fsynced hold their files open (see `segment_file.rs`).
@@ -655,18 +672,24 @@ impl Log {
                 return None;
             }
         };
-        let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
-        Some(FlushPlan {
+        let mut plan = FlushPlan {
             files,
-            dir,
+            dir: None,
             up_to: end,
             appended_messages: self.appended_messages,
-        })
+            seals: Vec::new(),
+            snapshot_files: Vec::new(),
+            generation: 0,
+        };
+        self.take_deferred(&mut plan);
+        // The snapshot's files are renamed into place after the plan: the next one syncs that.
+        plan.dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
+        Some(plan)
     }
 
     /// Records that `plan` completed.
     pub fn mark_flushed(&mut self, plan: &FlushPlan, now_ms: i64) {
-        self.recovery_point = self.recovery_point.max(plan.up_to);
+        self.complete_deferred(plan);
         self.flushed_messages = self.flushed_messages.max(plan.appended_messages);
         self.last_flush_ms = now_ms;
         self.release_flushed_files();
@@ -694,6 +717,7 @@ impl Log {
         if plan.dir.is_some() {
             self.dir_dirty = true;
         }
+        self.fail_deferred(plan);
         if is_resource_exhaustion(e) {
             return false;
         }
@@ -791,8 +815,9 @@ impl Log {
             self.active().persist_indexes()?;
             self.write_producer_snapshot()?;
         }
-        checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), self.recovery_point)?;
-        self.checkpointed_recovery_point = self.recovery_point;
+        let recovery_point = self.recovery_point_to_checkpoint();
+        checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), recovery_point)?;
+        self.checkpointed_recovery_point = recovery_point;
         checkpoint::write_i64(&self.dir.join(HIGH_WATERMARK_FILE), self.high_watermark)?;
         Ok(())
     }

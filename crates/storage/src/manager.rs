@@ -425,7 +425,7 @@ impl LogManager {
     pub fn checkpoint_recovery_points(&self) {
         for topic in self.topics() {
             for partition in topic.partitions() {
-                if let Err(e) = partition.log().checkpoint(false) {
+                if let Err(e) = partition.write_checkpoints() {
                     tracing::warn!(partition = %format!("{}-{}", topic.name, partition.index()), error = %e, "checkpoint failed");
                 }
             }

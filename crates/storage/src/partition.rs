@@ -4,8 +4,9 @@
 //! The mutex is held for in-memory work and the `write(2)` of an append (and, on rarer paths,
 //! retention's file deletions, timestamp-lookup scans, and compaction's swap of cleaned
 //! segments: a few renames and fsyncs once per pass, which appends then wait behind; the
-//! rewriting itself runs without it); fetch reads and
-//! fsyncs happen outside it (see `ReadPlan` and `FlushPlan`). Uses only tokio's runtime-free
+//! rewriting itself runs without it); fetch reads and the fsyncs of the produce path (data, a
+//! roll's indexes and snapshot, periodic checkpoints) happen outside it (see `ReadPlan`,
+//! `FlushPlan` and `log/deferred.rs`). Uses only tokio's runtime-free
 //! `sync` primitives, so storage stays free of any executor.
 
 use crate::config::LogConfig;
@@ -332,6 +333,19 @@ impl Partition {
                 Err(crate::StorageError::Offline(format!("fsync failed: {e}")))
             }
         }
+    }
+
+    /// Writes the recovery point and high watermark checkpoints: their values are taken under
+    /// the lock, the files written and fsynced outside it, and put in place under it again
+    /// (see `log/deferred.rs`). Blocking: run it off the async threads.
+    pub fn write_checkpoints(&self) -> Result<()> {
+        let write = self.log().checkpoint_write();
+        if let Err(e) = write.write() {
+            write.discard();
+            return Err(e.into());
+        }
+        self.log().install_checkpoints(&write)?;
+        Ok(())
     }
 
     fn report_fsync_time(&self, took: std::time::Duration) {

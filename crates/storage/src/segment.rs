@@ -418,15 +418,28 @@ impl LogSegment {
         u64::from(self.offset_index.lookup(relative))
     }
 
-    /// Writes both indexes to their files and fsyncs them (on seal and clean shutdown).
+    /// Writes both indexes to their files and fsyncs them (clean shutdown, compaction).
     pub(crate) fn persist_indexes(&self) -> std::io::Result<()> {
-        let write = |ext: &str, bytes: Vec<u8>| -> std::io::Result<()> {
-            let mut f = File::create(self.dir.join(file_name(self.base_offset, ext)))?;
-            f.write_all(&bytes)?;
-            f.sync_all()
-        };
-        write("index", self.offset_index.encode())?;
-        write("timeindex", self.time_index.encode())
+        for path in self.write_indexes()? {
+            File::open(path)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Writes both indexes to their files without fsyncing them (a roll seals the segment
+    /// under the partition lock; the next flush fsyncs them: see `log/deferred.rs`). Returns
+    /// the files written.
+    pub(crate) fn write_indexes(&self) -> std::io::Result<Vec<PathBuf>> {
+        let mut written = Vec::with_capacity(2);
+        for (ext, bytes) in [
+            ("index", self.offset_index.encode()),
+            ("timeindex", self.time_index.encode()),
+        ] {
+            let path = self.dir.join(file_name(self.base_offset, ext));
+            File::create(&path)?.write_all(&bytes)?;
+            written.push(path);
+        }
+        Ok(written)
     }
 
     /// Removes the segment's files. Readers holding a snapshot keep a valid handle.

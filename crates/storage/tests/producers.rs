@@ -136,6 +136,13 @@ fn producer_state_survives_a_clean_restart_through_its_snapshot() {
             log.segment_count() > 3,
             "the history should span several segments"
         );
+        // A roll leaves its snapshot to the flusher; one flush, one more batch, then the
+        // snapshot of a clean shutdown: two snapshots.
+        let plan = log.flush_plan().unwrap();
+        plan.execute().unwrap();
+        log.mark_flushed(&plan, 0);
+        log.append(&build_batch(0, &[1], &[b"x"]), AppendOrigin::Client, 1_000)
+            .unwrap();
         log.checkpoint(true).unwrap();
     }
     let snapshots = std::fs::read_dir(dir.path())

@@ -142,13 +142,31 @@ impl Log {
         }
     }
 
-    /// Writes the producer state as of the log end offset and prunes older snapshots. A failure
-    /// costs only a longer rescan at the next start, so callers log it and go on.
+    /// Writes the producer state as of the log end offset and prunes older snapshots, all
+    /// fsynced before it returns (clean shutdown; a roll leaves it to the flusher:
+    /// `snapshot_files`). A failure costs only a longer rescan at the next start, so callers
+    /// log it and go on.
     pub(super) fn write_producer_snapshot(&self) -> std::io::Result<()> {
         // The index first: the snapshot's offset vouches for every abort below it.
         self.write_aborted()?;
         let path = snapshot_path(&self.dir, self.log_end_offset());
         checkpoint::write_atomically(&path, &self.producers.encode_snapshot())?;
+        self.prune_snapshots()
+    }
+
+    /// The files of a snapshot as of the log end offset, in the order to put them in place:
+    /// the aborted-transactions index it vouches for (if there is one), then the snapshot.
+    pub(super) fn snapshot_files(&self) -> Vec<super::PendingFile> {
+        let mut files: Vec<super::PendingFile> = self.aborted_file().into_iter().collect();
+        files.push(super::PendingFile::new(
+            snapshot_path(&self.dir, self.log_end_offset()),
+            self.producers.encode_snapshot(),
+        ));
+        files
+    }
+
+    /// Keeps the newest `SNAPSHOTS_KEPT` snapshots.
+    pub(super) fn prune_snapshots(&self) -> std::io::Result<()> {
         let offsets = offsets_of_files(&self.dir, SNAPSHOT_EXTENSION)?;
         for old in offsets.iter().rev().skip(SNAPSHOTS_KEPT) {
             std::fs::remove_file(snapshot_path(&self.dir, *old))?;

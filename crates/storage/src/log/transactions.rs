@@ -140,15 +140,25 @@ impl Log {
 
     /// Rewrites the index from memory (with each snapshot, after truncation and retention).
     pub(super) fn write_aborted(&self) -> std::io::Result<()> {
+        match self.aborted_file() {
+            Some(file) => file.write().and_then(|()| file.install()),
+            None => Ok(()),
+        }
+        .and_then(|()| checkpoint::sync_dir(&self.dir))
+    }
+
+    /// The index as memory holds it, to be written; None when there is nothing to write
+    /// (no entry, and no file to empty).
+    pub(super) fn aborted_file(&self) -> Option<super::PendingFile> {
         let path = self.dir.join(ABORTED_FILE);
         if self.aborted.is_empty() && !path.exists() {
-            return Ok(());
+            return None;
         }
         let mut bytes = Vec::with_capacity(self.aborted.len() * ENTRY_BYTES);
         for a in self.aborted.values() {
             a.encode(&mut bytes);
         }
-        checkpoint::write_atomically(&path, &bytes)
+        Some(super::PendingFile::new(path, bytes))
     }
 
     /// Drops entries wholly below the log start offset or at and above `end`.

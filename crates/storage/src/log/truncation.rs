@@ -24,6 +24,7 @@ impl Log {
     pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<()> {
         self.check_online()?;
         let offset = offset.max(self.log_start_offset);
+        self.generation += 1;
         if offset >= self.log_end_offset() {
             // No batch goes, but an epoch starting at the log end does: this replica led in it
             // without writing, and a follower that kept it would tell its new leader a last
@@ -69,6 +70,7 @@ impl Log {
             self.segments.insert(base, reopened);
         }
         checkpoint::sync_dir(&self.dir)?;
+        self.note_truncation();
         self.after_cut(now_ms)
     }
 
@@ -83,6 +85,7 @@ impl Log {
                 log_end_offset: self.log_end_offset(),
             });
         }
+        self.generation += 1;
         self.lower_checkpoints_to(offset.min(self.log_end_offset()))?;
         while let Some((_, segment)) = self.segments.pop_first() {
             segment.delete_files()?;
@@ -103,6 +106,7 @@ impl Log {
         self.write_epoch_cache()?;
         checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), offset)?;
         checkpoint::write_i64(&self.dir.join(HIGH_WATERMARK_FILE), offset)?;
+        self.note_truncation();
         self.after_cut(now_ms)
     }
 
