@@ -39,7 +39,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Writes the log; returns how many batches it holds.
-fn write_log(dir: &Path, config: &LogConfig, size_mib: u64) -> Result<u64, Box<dyn std::error::Error>> {
+fn write_log(
+    dir: &Path,
+    config: &LogConfig,
+    size_mib: u64,
+) -> Result<u64, Box<dyn std::error::Error>> {
     let _ = std::fs::remove_dir_all(dir);
     let mut log = Log::open(dir, config.clone(), false, 0)?;
     let value = vec![b'x'; RECORD_BYTES];
@@ -61,7 +65,11 @@ fn write_log(dir: &Path, config: &LogConfig, size_mib: u64) -> Result<u64, Box<d
     Ok(count)
 }
 
-fn open_after_crash(dir: &Path, config: &LogConfig, lose_cache: bool) -> Result<f64, Box<dyn std::error::Error>> {
+fn open_after_crash(
+    dir: &Path,
+    config: &LogConfig,
+    lose_cache: bool,
+) -> Result<f64, Box<dyn std::error::Error>> {
     let recovery_point = dir.join("recovery-point");
     let _ = std::fs::remove_file(&recovery_point);
     if lose_cache {
@@ -78,7 +86,9 @@ fn median(
     runs: usize,
     mut run: impl FnMut() -> Result<f64, Box<dyn std::error::Error>>,
 ) -> Result<f64, Box<dyn std::error::Error>> {
-    let mut times = (0..runs.max(1)).map(|_| run()).collect::<Result<Vec<f64>, _>>()?;
+    let mut times = (0..runs.max(1))
+        .map(|_| run())
+        .collect::<Result<Vec<f64>, _>>()?;
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
 }

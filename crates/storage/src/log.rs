@@ -29,7 +29,7 @@ mod producers;
 mod transactions;
 mod truncation;
 
-pub(crate) use deferred::PendingFile;
+pub(crate) use deferred::{CheckpointWrite, PendingFile};
 pub use transactions::AbortedTxn;
 
 use crate::checkpoint;
@@ -159,6 +159,10 @@ pub struct Log {
     snapshot_due: bool,
     /// Truncations so far: work planned before one is stale.
     generation: u64,
+    /// The log start offset moved since its checkpoint was written.
+    log_start_due: bool,
+    /// The epoch cache changed (folded at a new log start) since its file was written.
+    epoch_cache_due: bool,
 }
 
 impl Log {
@@ -256,6 +260,8 @@ impl Log {
             unsynced_seals: BTreeMap::new(),
             snapshot_due: false,
             generation: 0,
+            log_start_due: false,
+            epoch_cache_due: false,
         };
         if let Some((first_dirty, expiry)) = read_cleaner_checkpoint(dir) {
             log.cleaner_checkpoint = first_dirty.min(log.log_end_offset());
@@ -765,19 +771,24 @@ impl Log {
         let (_, segment) = self.segments.pop_first().expect("non-empty");
         let next_base = *self.segments.keys().next().expect("active segment remains");
         if next_base > self.log_start_offset {
-            self.set_log_start_offset(next_base)?;
+            self.set_log_start_offset(next_base);
         }
         segment.delete_files()?;
         Ok(())
     }
 
-    fn set_log_start_offset(&mut self, offset: i64) -> Result<()> {
-        checkpoint::write_i64(&self.dir.join(LOG_START_OFFSET_FILE), offset)?;
+    /// Moves the log start offset in memory; its checkpoint and the epoch cache's folded start
+    /// are written later, outside the lock (`log/deferred.rs`): a start found lower after a
+    /// crash is raised to the first segment's base at open, and an epoch cache with entries
+    /// below the start is folded there at open.
+    fn set_log_start_offset(&mut self, offset: i64) {
         self.log_start_offset = offset;
-        self.truncate_epochs_from_start(offset)?;
+        self.log_start_due = true;
+        if self.epochs.truncate_from_start(offset) {
+            self.epoch_cache_due = true;
+        }
         self.producers.remove_below(offset);
         self.prune_aborted(i64::MAX);
-        Ok(())
     }
 
     /// DeleteRecords: moves the log start offset to `offset` (at most the high watermark) and
@@ -792,7 +803,7 @@ impl Log {
             });
         }
         if offset > self.log_start_offset {
-            self.set_log_start_offset(offset)?;
+            self.set_log_start_offset(offset);
         }
         while self.segments.len() > 1
             && self
@@ -808,17 +819,21 @@ impl Log {
         Ok(self.log_start_offset)
     }
 
-    /// Writes the checkpoints and the active segment's indexes (clean shutdown, and
-    /// periodically for the recovery point).
+    /// Writes the checkpoints (and with `with_indexes` the active segment's indexes and a
+    /// producer snapshot), all fsynced before it returns: clean shutdown. The periodic
+    /// checkpoints go through `Partition::write_checkpoints`, outside the lock.
     pub fn checkpoint(&mut self, with_indexes: bool) -> Result<()> {
         if with_indexes {
             self.active().persist_indexes()?;
             self.write_producer_snapshot()?;
         }
-        let recovery_point = self.recovery_point_to_checkpoint();
-        checkpoint::write_i64(&self.dir.join(RECOVERY_POINT_FILE), recovery_point)?;
-        self.checkpointed_recovery_point = recovery_point;
-        checkpoint::write_i64(&self.dir.join(HIGH_WATERMARK_FILE), self.high_watermark)?;
+        let write = self.checkpoint_write();
+        if let Err(e) = write.write() {
+            self.checkpoint_failed(&write);
+            return Err(e.into());
+        }
+        self.install_checkpoints(&write)?;
+        checkpoint::sync_dir(&self.dir)?;
         Ok(())
     }
 

@@ -340,11 +340,34 @@ impl Partition {
     /// (see `log/deferred.rs`). Blocking: run it off the async threads.
     pub fn write_checkpoints(&self) -> Result<()> {
         let write = self.log().checkpoint_write();
+        self.complete_checkpoint(&write)
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` (the high watermark if None) and
+    /// answers once the move is durable, its checkpoint written outside the lock.
+    pub fn delete_records_before(&self, offset: Option<i64>) -> Result<i64> {
+        let (start, write) = {
+            let mut log = self.log();
+            let target = offset.unwrap_or_else(|| log.high_watermark());
+            (log.delete_records_before(target)?, log.checkpoint_write())
+        };
+        self.complete_checkpoint(&write)?;
+        Ok(start)
+    }
+
+    /// Writes and fsyncs `write`'s files without the lock, renames them into place under it,
+    /// and fsyncs the directory without it.
+    fn complete_checkpoint(&self, write: &crate::log::CheckpointWrite) -> Result<()> {
         if let Err(e) = write.write() {
-            write.discard();
+            self.log().checkpoint_failed(write);
             return Err(e.into());
         }
-        self.log().install_checkpoints(&write)?;
+        let dir = {
+            let mut log = self.log();
+            log.install_checkpoints(write)?;
+            log.dir().to_path_buf()
+        };
+        crate::checkpoint::sync_dir(&dir)?;
         Ok(())
     }
 

@@ -165,3 +165,43 @@ fn a_truncation_discards_the_snapshot_a_flush_planned_before_it() {
     );
     assert!(files_ending(dir.path(), ".pending").is_empty());
 }
+
+#[test]
+fn delete_records_is_durable_when_it_answers_and_retention_needs_no_fsync() {
+    use sluice_storage::LogManager;
+    use std::collections::BTreeMap;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let logs = LogManager::open(dir.path(), 0).unwrap();
+        let overrides = BTreeMap::from([("segment.bytes".to_string(), "300".to_string())]);
+        let topic = logs.create_topic("t", 1, overrides, 0).unwrap();
+        let partition = topic.partition(0).unwrap();
+        for seq in (0..60).step_by(3) {
+            append(&mut partition.log(), seq);
+        }
+        assert_eq!(partition.delete_records_before(Some(31)).unwrap(), 31);
+        // No flush, no checkpoint, no clean shutdown: a crash right after the answer.
+    }
+    let logs = LogManager::open(dir.path(), 0).unwrap();
+    let partition = logs.partition("t", 0).unwrap();
+    assert_eq!(partition.log().log_start_offset(), 31);
+}
+
+#[test]
+fn a_start_moved_by_retention_and_lost_in_a_crash_is_the_first_segments_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let retained = config(&[("segment.bytes", "300"), ("retention.bytes", "600")]);
+    let first_base = {
+        let mut log = Log::open(dir.path(), retained.clone(), false, 0).unwrap();
+        for seq in (0..60).step_by(3) {
+            append(&mut log, seq);
+        }
+        assert!(log.apply_retention(0).unwrap() > 0);
+        log.log_start_offset()
+        // A crash before any checkpoint wrote the new start.
+    };
+    assert!(first_base > 0);
+    let log = Log::open(dir.path(), retained, false, 0).unwrap();
+    assert_eq!(log.log_start_offset(), first_base);
+    assert_eq!(offsets_readable(&log)[0], first_base);
+}

@@ -1,5 +1,6 @@
 //! DeleteRecords (v0–v2): moves a partition's log start offset forward; -1 means "up to the
-//! high watermark".
+//! high watermark". Answered once the new start offset is durable (its checkpoint fsynced);
+//! Kafka writes it on a timer.
 
 use super::now;
 use crate::error;
@@ -19,31 +20,25 @@ pub(crate) fn handle(
         .topics
         .into_iter()
         .map(|t| {
-            let partitions =
-                t.partitions
-                    .iter()
-                    .map(|p| {
-                        let result = DeleteRecordsPartitionResult::default()
-                            .with_partition_index(p.partition_index);
-                        let deleted = broker.logs.partition(&t.name, p.partition_index).and_then(
-                            |partition| {
-                                let mut log = partition.log();
-                                let target = if p.offset == -1 {
-                                    log.high_watermark()
-                                } else {
-                                    p.offset
-                                };
-                                log.delete_records_before(target)
-                            },
-                        );
-                        match deleted {
-                            Ok(low_watermark) => result.with_low_watermark(low_watermark),
-                            Err(e) => result
-                                .with_low_watermark(-1)
-                                .with_error_code(error::code(&e)),
-                        }
-                    })
-                    .collect();
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let result = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index);
+                    let target = (p.offset != -1).then_some(p.offset);
+                    let deleted = broker
+                        .logs
+                        .partition(&t.name, p.partition_index)
+                        .and_then(|partition| partition.delete_records_before(target));
+                    match deleted {
+                        Ok(low_watermark) => result.with_low_watermark(low_watermark),
+                        Err(e) => result
+                            .with_low_watermark(-1)
+                            .with_error_code(error::code(&e)),
+                    }
+                })
+                .collect();
             DeleteRecordsTopicResult::default()
                 .with_name(t.name)
                 .with_partitions(partitions)

@@ -12,13 +12,17 @@
 //!   under the lock again: a rename, not an fsync (the next plan fsyncs the directory; until
 //!   then a crash finds the older files, which are as good). A truncation in between
 //!   (`generation`) discards them instead, so a snapshot of a cut tail never lands.
-//! - **Checkpoints** (recovery point, high watermark): `Partition::write_checkpoints` takes the
-//!   values under the lock, writes and fsyncs `*.pending` files outside it, and installs them
-//!   the same way.
+//! - **Checkpoints** (recovery point, high watermark, and the log start offset and the epoch
+//!   cache when retention or DeleteRecords moved the start): `Partition::write_checkpoints`
+//!   takes them under the lock, writes and fsyncs `*.pending` files outside it, renames them
+//!   into place under it and fsyncs the directory outside it again. A start offset found lower
+//!   after a crash is raised to the first segment's base at open, and epochs below the start
+//!   are folded there at open, so retention need not wait for either; DeleteRecords does
+//!   (`Partition::delete_records_before`), so its answer is durable.
 //!
-//! Still under the lock, and rare: the leader-epoch cache (a leader change, an epoch's first
-//! append), the log start offset (retention, DeleteRecords), truncation, compaction's swap,
-//! and clean shutdown.
+//! Still under the lock, and rare: the leader-epoch cache at a leader change or an epoch's
+//! first append (the cache must name an epoch before a batch of it is written), truncation,
+//! compaction's swap, and clean shutdown.
 
 use super::{FlushPlan, Log};
 use std::fs::File;
@@ -68,6 +72,9 @@ pub(crate) struct CheckpointWrite {
     files: Vec<PendingFile>,
     recovery_point: i64,
     generation: u64,
+    /// Whether it carries the log start offset, and the epoch cache (written when they moved).
+    log_start: bool,
+    epoch_cache: bool,
 }
 
 impl CheckpointWrite {
@@ -187,20 +194,42 @@ impl Log {
         }
     }
 
-    /// The recovery point and high watermark as they stand, to be written outside the lock.
-    pub(crate) fn checkpoint_write(&self) -> CheckpointWrite {
+    /// The recovery point and high watermark as they stand, and the log start offset and the
+    /// epoch cache if they moved, to be written outside the lock.
+    pub(crate) fn checkpoint_write(&mut self) -> CheckpointWrite {
         let file = |name: &str, value: i64| {
             PendingFile::new(self.dir.join(name), format!("{value}\n").into_bytes())
         };
         let recovery_point = self.recovery_point_to_checkpoint();
+        let mut files = vec![
+            file(super::RECOVERY_POINT_FILE, recovery_point),
+            file(super::HIGH_WATERMARK_FILE, self.high_watermark),
+        ];
+        let log_start = std::mem::take(&mut self.log_start_due);
+        if log_start {
+            files.push(file(super::LOG_START_OFFSET_FILE, self.log_start_offset));
+        }
+        let epoch_cache = std::mem::take(&mut self.epoch_cache_due);
+        if epoch_cache {
+            let path = self
+                .dir
+                .join(crate::leader_epoch::LEADER_EPOCH_CHECKPOINT_FILE);
+            files.push(PendingFile::new(path, self.epochs.encode().into_bytes()));
+        }
         CheckpointWrite {
-            files: vec![
-                file(super::RECOVERY_POINT_FILE, recovery_point),
-                file(super::HIGH_WATERMARK_FILE, self.high_watermark),
-            ],
+            files,
             recovery_point,
             generation: self.generation,
+            log_start,
+            epoch_cache,
         }
+    }
+
+    /// Writing `write` failed: what it carried is due again.
+    pub(crate) fn checkpoint_failed(&mut self, write: &CheckpointWrite) {
+        write.discard();
+        self.log_start_due |= write.log_start;
+        self.epoch_cache_due |= write.epoch_cache;
     }
 
     /// Puts written checkpoints in place, unless a truncation lowered them meanwhile (its own
@@ -210,9 +239,11 @@ impl Log {
             write.files.iter().for_each(PendingFile::discard);
             return Ok(());
         }
-        write.files.iter().try_for_each(PendingFile::install)?;
+        if let Err(e) = write.files.iter().try_for_each(PendingFile::install) {
+            self.checkpoint_failed(write);
+            return Err(e);
+        }
         self.checkpointed_recovery_point = write.recovery_point;
-        self.dir_dirty = true;
         Ok(())
     }
 

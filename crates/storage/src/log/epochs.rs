@@ -4,8 +4,9 @@
 //! start offset; and answering where an epoch ended.
 //!
 //! The cache file is written (and fsynced) whenever the entries change: at a leader change, the
-//! first append of an epoch the cache does not end with, a truncation, or a move of the log
-//! start offset; never per append. It names an epoch before any batch of it is written, which
+//! first append of an epoch the cache does not end with, or a truncation; never per append. A
+//! move of the log start offset folds the entries below it in memory and leaves the file to the
+//! next checkpoint (`log/deferred.rs`): entries below the start are folded at open anyway. It names an epoch before any batch of it is written, which
 //! is what lets recovery refuse a batch of a newer epoch as torn.
 
 use super::Log;
@@ -82,9 +83,10 @@ impl Log {
         })
     }
 
-    pub(super) fn write_epoch_cache(&self) -> Result<()> {
+    pub(super) fn write_epoch_cache(&mut self) -> Result<()> {
         let path = self.dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
         checkpoint::write_atomically(&path, self.epochs.encode().as_bytes())?;
+        self.epoch_cache_due = false;
         Ok(())
     }
 
@@ -139,14 +141,6 @@ impl Log {
     /// Keeps the cache in step with a cut at `end` (see `truncate_to`).
     pub(super) fn truncate_epochs_from_end(&mut self, end: i64) -> Result<()> {
         if self.epochs.truncate_from_end(end) {
-            self.write_epoch_cache()?;
-        }
-        Ok(())
-    }
-
-    /// Keeps the cache in step with a new log start offset.
-    pub(super) fn truncate_epochs_from_start(&mut self, start: i64) -> Result<()> {
-        if self.epochs.truncate_from_start(start) {
             self.write_epoch_cache()?;
         }
         Ok(())
