@@ -1011,11 +1011,7 @@ impl<'a> ValidRecords<'a> {
             batches.push((header, bytes));
         }
         if batches.is_empty() {
-            return Err(sluice_record::RecordError::Truncated {
-                needed: sluice_record::HEADER_BYTES,
-                available: records.len(),
-            }
-            .into());
+            return Err(no_batch(records));
         }
         Ok(ValidRecords {
             batches,
@@ -1037,6 +1033,15 @@ impl<'a> ValidRecords<'a> {
         }
         Ok(self.batches)
     }
+}
+
+/// The refusal of records that hold no whole batch.
+fn no_batch(records: &[u8]) -> StorageError {
+    sluice_record::RecordError::Truncated {
+        needed: sluice_record::HEADER_BYTES,
+        available: records.len(),
+    }
+    .into()
 }
 
 fn check_size(batch: &[u8], max_message_bytes: u32) -> Result<()> {

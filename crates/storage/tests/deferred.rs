@@ -6,8 +6,7 @@
 
 mod common;
 
-use common::config;
-use sluice_record::BatchIter;
+use common::{batch_offsets, config};
 use sluice_record::testing::{build_batch, with_producer};
 use sluice_storage::{AppendOrigin, Log, LogConfig};
 use std::path::Path;
@@ -60,17 +59,10 @@ fn files_ending(dir: &Path, suffix: &str) -> Vec<String> {
 }
 
 fn offsets_readable(log: &Log) -> Vec<i64> {
-    let mut out = Vec::new();
-    let mut next = log.log_start_offset();
-    while next < log.high_watermark() {
-        let bytes = log.read(next, 1 << 20, true).unwrap().read().unwrap();
-        for item in BatchIter::new(&bytes) {
-            let (h, _) = item.unwrap();
-            out.extend(h.base_offset..=h.last_offset());
-            next = h.last_offset() + 1;
-        }
-    }
-    out
+    batch_offsets(log)
+        .into_iter()
+        .flat_map(|(base, last, _)| base..=last)
+        .collect()
 }
 
 #[test]

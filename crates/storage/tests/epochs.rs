@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::config;
+use common::{batch_offsets as batches, config, epoch_entries as entries};
 use sluice_record::BatchIter;
 use sluice_record::testing::build_batch;
 use sluice_storage::{AppendOrigin, Log, LogConfig};
@@ -28,29 +28,6 @@ fn append_n(log: &mut Log, n: i64) {
             .unwrap();
         assert_eq!(info.base_offset, at);
     }
-}
-
-/// (base offset, last offset, leader epoch) of every batch readable from the start.
-fn batches(log: &Log) -> Vec<(i64, i64, i32)> {
-    let mut out = Vec::new();
-    let mut next = log.log_start_offset();
-    while next < log.high_watermark() {
-        let bytes = log.read(next, 1 << 20, true).unwrap().read().unwrap();
-        assert!(!bytes.is_empty(), "nothing at {next}");
-        for batch in BatchIter::new(&bytes) {
-            let (h, _) = batch.unwrap();
-            out.push((h.base_offset, h.last_offset(), h.partition_leader_epoch));
-            next = h.last_offset() + 1;
-        }
-    }
-    out
-}
-
-fn entries(log: &Log) -> Vec<(i32, i64)> {
-    log.epoch_entries()
-        .iter()
-        .map(|e| (e.epoch, e.start_offset))
-        .collect()
 }
 
 /// Opens the log as after a crash: no clean-shutdown mark, so every segment is verified.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::config;
+use common::{config, epoch_entries as entries, stored_batches};
 use sluice_record::BatchIter;
 use sluice_record::testing::{build_batch, with_producer};
 use sluice_storage::{AppendOrigin, Log, LogConfig};
@@ -33,31 +33,16 @@ fn stored(base_offset: i64, n: usize, epoch: i32) -> Vec<u8> {
 
 /// Every batch from the log start to the log end: (base, last, epoch, bytes after the epoch).
 fn batches(log: &Log) -> Vec<(i64, i64, i32, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut next = log.log_start_offset();
-    while next < log.log_end_offset() {
-        let plan = log.read_to_log_end(next, 1 << 20, true).unwrap();
-        let bytes = plan.read().unwrap();
-        assert!(!bytes.is_empty(), "nothing at {next}");
-        for item in BatchIter::new(&bytes) {
-            let (h, stored_bytes) = item.unwrap();
-            let body = stored_bytes[16..].to_vec();
-            out.push((
+    stored_batches(log, true)
+        .into_iter()
+        .map(|(h, bytes)| {
+            (
                 h.base_offset,
                 h.last_offset(),
                 h.partition_leader_epoch,
-                body,
-            ));
-            next = h.last_offset() + 1;
-        }
-    }
-    out
-}
-
-fn entries(log: &Log) -> Vec<(i32, i64)> {
-    log.epoch_entries()
-        .iter()
-        .map(|e| (e.epoch, e.start_offset))
+                bytes[16..].to_vec(),
+            )
+        })
         .collect()
 }
 

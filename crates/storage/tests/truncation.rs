@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::config;
-use sluice_record::BatchIter;
+use common::{batch_offsets as batches, config};
 use sluice_record::testing::build_batch;
 use sluice_storage::{AppendOrigin, Log};
 use std::path::Path;
@@ -20,21 +19,6 @@ fn append(log: &mut Log, n: i64) {
         log.append(&build_batch(0, &[at; 5], &refs), AppendOrigin::Client, at)
             .unwrap();
     }
-}
-
-/// (base offset, last offset, epoch) of every batch readable from the log start.
-fn batches(log: &Log) -> Vec<(i64, i64, i32)> {
-    let mut out = Vec::new();
-    let mut next = log.log_start_offset();
-    while next < log.high_watermark() {
-        let bytes = log.read(next, 1 << 20, true).unwrap().read().unwrap();
-        for batch in BatchIter::new(&bytes) {
-            let (h, _) = batch.unwrap();
-            out.push((h.base_offset, h.last_offset(), h.partition_leader_epoch));
-            next = h.last_offset() + 1;
-        }
-    }
-    out
 }
 
 fn open(dir: &Path) -> Log {

@@ -585,25 +585,25 @@ impl Sim {
                     self.start_flush(id)?;
                 }
                 Effect::Flush => self.start_flush(id)?,
-                Effect::TruncateTo(offset) => {
-                    self.checker
-                        .truncating(id, offset, &self.brokers[(id - 1) as usize].log)?;
-                    let b = self.broker(id);
-                    b.log.truncate_to(offset);
-                    b.flush_token += 1;
-                    b.flush_in_flight = false;
-                }
+                Effect::TruncateTo(offset) => self.truncate(id, offset, ModelLog::truncate_to)?,
                 Effect::TruncateFullyAndStartAt(offset) => {
-                    self.checker
-                        .truncating(id, offset, &self.brokers[(id - 1) as usize].log)?;
-                    let b = self.broker(id);
-                    b.log.truncate_fully_and_start_at(offset);
-                    b.flush_token += 1;
-                    b.flush_in_flight = false;
+                    self.truncate(id, offset, ModelLog::truncate_fully_and_start_at)?
                 }
                 Effect::AdvanceLogStartOffset(offset) => self.broker(id).log.advance_start(offset),
             }
         }
+        Ok(())
+    }
+
+    /// A truncation (`cut` at `offset`), checked first; a flush begun before it no longer
+    /// counts.
+    fn truncate(&mut self, id: i32, offset: i64, cut: fn(&mut ModelLog, i64)) -> Verdict {
+        self.checker
+            .truncating(id, offset, &self.brokers[(id - 1) as usize].log)?;
+        let b = self.broker(id);
+        cut(&mut b.log, offset);
+        b.flush_token += 1;
+        b.flush_in_flight = false;
         Ok(())
     }
 

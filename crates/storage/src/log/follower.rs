@@ -152,11 +152,7 @@ fn check_follower_batches(
         batches.push((header, bytes));
     }
     if batches.is_empty() {
-        return Err(sluice_record::RecordError::Truncated {
-            needed: sluice_record::HEADER_BYTES,
-            available: records.len(),
-        }
-        .into());
+        return Err(super::no_batch(records));
     }
     Ok(batches)
 }
