@@ -5,10 +5,11 @@
 //! 16 KiB, a typical producer batch), in three leader epochs, then drops it without a clean
 //! shutdown or a recovery-point checkpoint, so that opening verifies every batch; then opens
 //! it again without `leader-epoch-checkpoint`. Each open is timed `RUNS` times (default 3) and
-//! the median printed. The page cache is warm (the log was just written): the figures are CPU
-//! and memory bandwidth, what recovery costs when the disk is not the limit.
+//! the median printed. With `cold` (and the right to write `/proc/sys/vm/drop_caches`) the
+//! page cache is dropped before each open, so the disk is read; otherwise it is warm (the log
+//! was just written) and the figures are CPU and memory bandwidth.
 //!
-//! `cargo run --release -p sluice-storage --example recovery_time -- [SIZE_MIB] [DIR] [RUNS]`
+//! `cargo run --release -p sluice-storage --example recovery_time -- [SIZE_MIB] [DIR] [RUNS] [cold]`
 
 use sluice_record::testing::build_batch;
 use sluice_storage::{AppendOrigin, Log, LogConfig};
@@ -26,12 +27,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .get(2)
         .map_or(scratch.path().join("log"), |d| Path::new(d).join("log"));
     let runs: usize = args.get(3).map_or(Ok(3), |s| s.parse())?;
+    let cold = args.get(4).is_some_and(|a| a == "cold");
     let config = LogConfig::default();
     let batches = write_log(&dir, &config, size_mib)?;
-    let with_cache = median(runs, || open_after_crash(&dir, &config, false))?;
-    let without_cache = median(runs, || open_after_crash(&dir, &config, true))?;
+    let mut cache = if cold { "cold" } else { "warm" };
+    let mut open = |lose_cache| {
+        if cold && !drop_page_cache() {
+            cache = "warm (could not drop it)";
+        }
+        open_after_crash(&dir, &config, lose_cache)
+    };
+    let with_cache = median(runs, || open(false))?;
+    let without_cache = median(runs, || open(true))?;
     println!(
-        "recovery of {size_mib} MiB ({batches} batches, every batch verified): with the epoch cache {:.2} s, without it (rebuilt from the headers) {:.2} s (medians of {runs})",
+        "recovery of {size_mib} MiB ({batches} batches, every batch verified, page cache {cache}): with the epoch cache {:.2} s, without it (rebuilt from the headers) {:.2} s (medians of {runs})",
         with_cache, without_cache
     );
     std::fs::remove_dir_all(&dir)?;
@@ -80,6 +89,14 @@ fn open_after_crash(
     let took = started.elapsed().as_secs_f64();
     assert!(log.epoch_entries().len() >= 3, "the epochs are known");
     Ok(took)
+}
+
+/// Writes back and drops the page cache; false if this process may not.
+fn drop_page_cache() -> bool {
+    let synced = std::process::Command::new("sync")
+        .status()
+        .is_ok_and(|s| s.success());
+    synced && std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
 }
 
 fn median(
