@@ -17,6 +17,7 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("sluice-group", &["sluice-types"]),
     ("sluice-txn", &["sluice-types"]),
     ("sluice-replication", &[]),
+    ("sluice-controller", &["sluice-replication", "sluice-types"]),
     (
         "sluice-broker",
         &[
@@ -61,6 +62,7 @@ const FORBIDDEN_EXTERNAL: &[(&str, &[&str])] = &[
     ("sluice-group", &["tokio", "kafka-protocol"]),
     ("sluice-txn", &["tokio", "kafka-protocol"]),
     ("sluice-replication", &["tokio", "kafka-protocol"]),
+    ("sluice-controller", &["tokio", "kafka-protocol"]),
 ];
 
 fn dependencies() -> BTreeMap<String, Vec<String>> {

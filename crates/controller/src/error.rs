@@ -1,0 +1,40 @@
+//! The controller's one error enum; each variant names the Kafka error code it stands for,
+//! which the broker's single mapping gives the client.
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControllerError {
+    /// TOPIC_ALREADY_EXISTS.
+    #[error("topic {0} already exists")]
+    TopicExists(String),
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    #[error("topic {0} does not exist")]
+    UnknownTopic(String),
+    /// INVALID_TOPIC_EXCEPTION.
+    #[error("invalid topic name: {0}")]
+    InvalidTopic(String),
+    /// INVALID_PARTITIONS.
+    #[error("invalid partition count {0}")]
+    InvalidPartitions(i32),
+    /// INVALID_REPLICATION_FACTOR.
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    /// INVALID_REPLICA_ASSIGNMENT.
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    /// BROKER_ID_NOT_REGISTERED (a heartbeat from a broker the controller does not know).
+    #[error("broker {0} is not registered")]
+    BrokerNotRegistered(i32),
+    /// STALE_BROKER_EPOCH (a heartbeat from an older incarnation of the broker).
+    #[error("broker {broker}'s epoch {epoch} is not its current {current}")]
+    StaleBrokerEpoch {
+        broker: i32,
+        epoch: i64,
+        current: i64,
+    },
+    /// DUPLICATE_BROKER_REGISTRATION (another live incarnation holds the id).
+    #[error("broker {0} is registered by another live incarnation")]
+    DuplicateBrokerRegistration(i32),
+    /// A limit of `sluice_types::limits` (POLICY_VIOLATION).
+    #[error("limit reached: {0}")]
+    LimitReached(&'static str),
+}

@@ -1,0 +1,182 @@
+//! `MetadataImage`: the cluster's metadata as the records so far build it. Every broker keeps
+//! one, applying each committed record in log order (`apply`); the active controller keeps
+//! one too and decides from it. Applying is total: a record that names something the image
+//! does not hold (which a correct log never has) changes nothing.
+
+use crate::record::{ConfigResource, Endpoint, MetadataRecord};
+use sluice_replication::PartitionRegistration;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerState {
+    pub broker_id: i32,
+    pub incarnation_id: Uuid,
+    pub broker_epoch: i64,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+    /// A fenced broker leads nothing and joins no in-sync set; clients are not sent to it.
+    pub fenced: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicImage {
+    pub name: String,
+    pub topic_id: Uuid,
+    pub partitions: BTreeMap<i32, PartitionRegistration>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataImage {
+    pub cluster_id: Option<String>,
+    pub brokers: BTreeMap<i32, BrokerState>,
+    pub topics: BTreeMap<Uuid, TopicImage>,
+    topic_ids: BTreeMap<String, Uuid>,
+    /// Non-default configs, by resource.
+    pub configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
+    /// The first producer id not yet handed out.
+    pub next_producer_id: i64,
+}
+
+impl MetadataImage {
+    pub fn apply(&mut self, record: &MetadataRecord) {
+        match record.clone() {
+            MetadataRecord::ClusterId { cluster_id } => self.cluster_id = Some(cluster_id),
+            MetadataRecord::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                broker_epoch,
+                endpoints,
+                rack,
+            } => {
+                let state = BrokerState {
+                    broker_id,
+                    incarnation_id,
+                    broker_epoch,
+                    endpoints,
+                    rack,
+                    fenced: true,
+                };
+                self.brokers.insert(broker_id, state);
+            }
+            MetadataRecord::BrokerRegistrationChange {
+                broker_id,
+                broker_epoch,
+                fenced,
+            } => {
+                if let Some(b) = self.brokers.get_mut(&broker_id)
+                    && b.broker_epoch == broker_epoch
+                {
+                    b.fenced = fenced;
+                }
+            }
+            MetadataRecord::Topic { name, topic_id } => {
+                self.topic_ids.insert(name.clone(), topic_id);
+                let topic = TopicImage {
+                    name,
+                    topic_id,
+                    partitions: BTreeMap::new(),
+                };
+                self.topics.insert(topic_id, topic);
+            }
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+                partition_epoch,
+            } => {
+                if let Some(t) = self.topics.get_mut(&topic_id) {
+                    let registration = PartitionRegistration {
+                        replicas,
+                        isr,
+                        leader,
+                        leader_epoch,
+                        partition_epoch,
+                    };
+                    t.partitions.insert(partition, registration);
+                }
+            }
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition,
+                isr,
+                leader,
+                leader_epoch,
+                partition_epoch,
+            } => {
+                let found = self
+                    .topics
+                    .get_mut(&topic_id)
+                    .and_then(|t| t.partitions.get_mut(&partition));
+                if let Some(p) = found {
+                    p.isr = isr;
+                    p.leader = leader;
+                    p.leader_epoch = leader_epoch;
+                    p.partition_epoch = partition_epoch;
+                }
+            }
+            MetadataRecord::RemoveTopic { topic_id } => {
+                if let Some(t) = self.topics.remove(&topic_id) {
+                    self.topic_ids.remove(&t.name);
+                    self.configs.remove(&ConfigResource::Topic(t.name));
+                }
+            }
+            MetadataRecord::Config {
+                resource,
+                name,
+                value,
+            } => {
+                let configs = self.configs.entry(resource.clone()).or_default();
+                match value {
+                    Some(v) => {
+                        configs.insert(name, v);
+                    }
+                    None => {
+                        configs.remove(&name);
+                    }
+                }
+                if configs.is_empty() {
+                    self.configs.remove(&resource);
+                }
+            }
+            MetadataRecord::ProducerIds {
+                next_producer_id, ..
+            } => self.next_producer_id = self.next_producer_id.max(next_producer_id),
+        }
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicImage> {
+        self.topic_ids.get(name).and_then(|id| self.topics.get(id))
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<&PartitionRegistration> {
+        self.topic(topic).and_then(|t| t.partitions.get(&index))
+    }
+
+    /// Brokers that may lead and hold replicas, by id.
+    pub fn unfenced_brokers(&self) -> Vec<i32> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.broker_id)
+            .collect()
+    }
+
+    pub fn is_unfenced(&self, broker_id: i32) -> bool {
+        self.brokers.get(&broker_id).is_some_and(|b| !b.fenced)
+    }
+
+    /// The broker epoch the next registration gets: above every one given before, so an
+    /// incarnation is told from every earlier one.
+    pub fn next_broker_epoch(&self) -> i64 {
+        self.brokers
+            .values()
+            .map(|b| b.broker_epoch + 1)
+            .max()
+            .unwrap_or(1)
+    }
+}

@@ -1,0 +1,23 @@
+//! The cluster's metadata as a pure state machine, in the role of Kafka's KRaft controller:
+//! the metadata is a sequence of `MetadataRecord`s, every broker applies them in order to a
+//! `MetadataImage`, and the active controller turns commands (a broker registering or
+//! heartbeating, CreateTopics, DeleteTopics, a producer-id block wanted) into the records that
+//! carry them out. It does no I/O, reads no clock (time is an argument, as in the group and
+//! transaction coordinators) and knows no wire type.
+//!
+//! Not owned here: the log that orders and replicates the records (the consensus crate, on
+//! openraft), the network, and the rules of one partition's leadership and in-sync set, which
+//! are `sluice_replication::PartitionRegistration`'s.
+
+mod controller;
+mod error;
+mod image;
+mod record;
+
+pub use controller::{
+    BrokerHeartbeat, ControllerConfig, HeartbeatReply, NewTopic, QuorumController, Registration,
+    TopicCreated,
+};
+pub use error::ControllerError;
+pub use image::{BrokerState, MetadataImage, TopicImage};
+pub use record::{ConfigResource, Endpoint, MetadataRecord};

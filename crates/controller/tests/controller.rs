@@ -1,0 +1,374 @@
+//! The controller's decisions, without a network or a log: every command's records are
+//! replayed before the next, as the consensus layer will do, and a broker's image built from
+//! the same records must equal the controller's.
+
+use sluice_controller::{
+    BrokerHeartbeat, ControllerConfig, ControllerError, Endpoint, MetadataImage, MetadataRecord,
+    NewTopic, QuorumController, Registration,
+};
+use sluice_replication::NO_LEADER;
+use uuid::Uuid;
+
+/// A controller and every record it committed, replayed in order.
+struct Cluster {
+    controller: QuorumController,
+    log: Vec<MetadataRecord>,
+    epochs: Vec<i64>,
+}
+
+impl Cluster {
+    fn new(config: ControllerConfig) -> Cluster {
+        let mut c = Cluster {
+            controller: QuorumController::new(config),
+            log: Vec::new(),
+            epochs: vec![0; 4],
+        };
+        let records = c.controller.bootstrap("cluster-1");
+        c.commit(records);
+        c
+    }
+
+    fn commit(&mut self, records: Vec<MetadataRecord>) {
+        for r in &records {
+            self.controller.replay(r);
+        }
+        self.log.extend(records);
+    }
+
+    fn register(
+        &mut self,
+        broker: i32,
+        incarnation: Uuid,
+        now: i64,
+    ) -> Result<i64, ControllerError> {
+        let registration = Registration {
+            broker_id: broker,
+            incarnation_id: incarnation,
+            endpoints: vec![Endpoint {
+                name: "PLAINTEXT".into(),
+                host: format!("127.0.0.{broker}"),
+                port: 9092,
+            }],
+            rack: None,
+        };
+        let (records, epoch) = self.controller.register_broker(registration, now)?;
+        self.commit(records);
+        self.epochs[broker as usize] = epoch;
+        Ok(epoch)
+    }
+
+    fn heartbeat(&mut self, broker: i32, now: i64) -> bool {
+        let hb = BrokerHeartbeat {
+            broker_id: broker,
+            broker_epoch: self.epochs[broker as usize],
+            caught_up: true,
+            want_fence: false,
+            want_shutdown: false,
+        };
+        let (records, reply) = self.controller.heartbeat(hb, now).unwrap();
+        self.commit(records);
+        reply.fenced
+    }
+
+    /// Three brokers, registered and unfenced.
+    fn three(config: ControllerConfig) -> Cluster {
+        let mut c = Cluster::new(config);
+        for b in 1..=3 {
+            c.register(b, Uuid::new_v4(), 0).unwrap();
+            assert!(!c.heartbeat(b, 0), "caught up, so unfenced");
+        }
+        c
+    }
+
+    fn tick(&mut self, now: i64) {
+        loop {
+            let records = self.controller.tick(now);
+            if records.is_empty() {
+                return;
+            }
+            self.commit(records);
+        }
+    }
+
+    fn create(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        factor: i16,
+    ) -> Result<Uuid, ControllerError> {
+        let topic = NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor: factor,
+            assignments: Vec::new(),
+            configs: vec![("retention.ms".into(), "1000".into())],
+        };
+        let (records, mut results) = self.controller.create_topics(&[topic]);
+        self.commit(records);
+        results.remove(0).map(|created| created.topic_id)
+    }
+
+    fn leaders(&self, topic: &str) -> Vec<i32> {
+        let t = self.controller.image().topic(topic).unwrap();
+        t.partitions.values().map(|p| p.leader).collect()
+    }
+
+    fn replayed(&self) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        self.log.iter().for_each(|r| image.apply(r));
+        image
+    }
+}
+
+fn replicated() -> ControllerConfig {
+    ControllerConfig {
+        replication_factor_max: 3,
+        ..ControllerConfig::default()
+    }
+}
+
+#[test]
+fn a_registered_broker_is_fenced_until_it_has_caught_up() {
+    let mut c = Cluster::new(ControllerConfig::default());
+    c.register(1, Uuid::new_v4(), 0).unwrap();
+    assert!(c.controller.image().brokers[&1].fenced);
+    let hb = BrokerHeartbeat {
+        broker_id: 1,
+        broker_epoch: c.epochs[1],
+        caught_up: false,
+        want_fence: false,
+        want_shutdown: false,
+    };
+    let (records, reply) = c.controller.heartbeat(hb, 10).unwrap();
+    assert!(records.is_empty() && reply.fenced);
+    assert!(!c.heartbeat(1, 20));
+    assert_eq!(c.controller.image().unfenced_brokers(), [1]);
+    assert_eq!(
+        c.controller.image().cluster_id.as_deref(),
+        Some("cluster-1")
+    );
+}
+
+#[test]
+fn topics_spread_round_robin_over_the_unfenced_brokers() {
+    let mut c = Cluster::three(ControllerConfig::default());
+    c.create("orders", 12, -1).unwrap();
+    let leaders = c.leaders("orders");
+    for b in 1..=3 {
+        assert_eq!(
+            leaders.iter().filter(|&&l| l == b).count(),
+            4,
+            "{leaders:?}"
+        );
+    }
+    // The next topic starts one broker further on.
+    c.create("payments", 1, 1).unwrap();
+    assert_ne!(c.leaders("payments")[0], leaders[0]);
+    let image = c.controller.image();
+    let orders = image.topic("orders").unwrap();
+    assert_ne!(orders.topic_id, image.topic("payments").unwrap().topic_id);
+    assert_eq!(image.partition("orders", 11).unwrap().leader_epoch, 0);
+    assert_eq!(
+        c.replayed(),
+        *image,
+        "a broker's image equals the controller's"
+    );
+}
+
+#[test]
+fn create_topics_refuses_what_kafka_refuses() {
+    let mut c = Cluster::three(ControllerConfig::default());
+    c.create("t", 3, 1).unwrap();
+    assert_eq!(
+        c.create("t", 3, 1),
+        Err(ControllerError::TopicExists("t".into()))
+    );
+    assert!(matches!(
+        c.create("bad name", 1, 1),
+        Err(ControllerError::InvalidTopic(_))
+    ));
+    assert_eq!(
+        c.create("zero", 0, 1),
+        Err(ControllerError::InvalidPartitions(0))
+    );
+    assert!(
+        matches!(
+            c.create("rf3", 1, 3),
+            Err(ControllerError::InvalidReplicationFactor(_))
+        ),
+        "replication factor above 1 is refused until partitions replicate, never lowered"
+    );
+    let twice = NewTopic {
+        name: "twice".into(),
+        partitions: 1,
+        replication_factor: 1,
+        assignments: Vec::new(),
+        configs: Vec::new(),
+    };
+    let (records, results) = c.controller.create_topics(&[twice.clone(), twice]);
+    assert!(results[0].is_ok() && results[1].is_err());
+    c.commit(records);
+    let assigned = NewTopic {
+        name: "assigned".into(),
+        partitions: -1,
+        replication_factor: -1,
+        assignments: vec![vec![2], vec![9]],
+        configs: Vec::new(),
+    };
+    let (_, results) = c.controller.create_topics(&[assigned]);
+    assert!(
+        matches!(&results[0], Err(ControllerError::InvalidReplicaAssignment(m)) if m.contains('9'))
+    );
+    let mut c = Cluster::three(replicated());
+    assert!(matches!(
+        c.create("rf4", 1, 4),
+        Err(ControllerError::InvalidReplicationFactor(_))
+    ));
+}
+
+#[test]
+fn a_silent_broker_is_fenced_and_its_partitions_wait_for_it() {
+    let mut c = Cluster::three(ControllerConfig::default());
+    c.create("t", 3, 1).unwrap();
+    let before = c.controller.image().topic("t").unwrap().clone();
+    // Brokers 1 and 3 keep heartbeating; broker 2 falls silent.
+    for now in (1_000..=9_000).step_by(1_000) {
+        c.heartbeat(1, now);
+        c.heartbeat(3, now);
+        c.tick(now);
+    }
+    assert!(
+        !c.controller.image().brokers[&2].fenced,
+        "within the session"
+    );
+    c.heartbeat(1, 9_500);
+    c.heartbeat(3, 9_500);
+    c.tick(9_500);
+    let image = c.controller.image();
+    assert!(image.brokers[&2].fenced);
+    let led_by_2: Vec<i32> = before
+        .partitions
+        .iter()
+        .filter(|(_, p)| p.leader == 2)
+        .map(|(&i, _)| i)
+        .collect();
+    assert_eq!(led_by_2.len(), 1);
+    let p = image.partition("t", led_by_2[0]).unwrap();
+    assert_eq!(
+        (p.leader, p.leader_epoch, p.isr.clone()),
+        (NO_LEADER, 1, vec![2])
+    );
+    assert_eq!(c.controller.leaderless_partitions(), 1);
+    // Back and caught up: it leads its partition again, in a new epoch.
+    assert!(!c.heartbeat(2, 10_000));
+    let p = c.controller.image().partition("t", led_by_2[0]).unwrap();
+    assert_eq!((p.leader, p.leader_epoch), (2, 2));
+    assert_eq!(c.replayed(), *c.controller.image());
+}
+
+#[test]
+fn fencing_moves_leadership_to_another_in_sync_replica() {
+    let mut c = Cluster::three(replicated());
+    c.create("r", 6, 3).unwrap();
+    let shutdown = BrokerHeartbeat {
+        broker_id: 1,
+        broker_epoch: c.epochs[1],
+        caught_up: true,
+        want_fence: false,
+        want_shutdown: true,
+    };
+    let (records, reply) = c.controller.heartbeat(shutdown, 100).unwrap();
+    assert!(
+        reply.fenced && reply.shutdown_ready,
+        "controlled shutdown: it leads nothing"
+    );
+    c.commit(records);
+    let image = c.controller.image();
+    for p in image.topic("r").unwrap().partitions.values() {
+        assert_ne!(p.leader, 1);
+        assert!(!p.isr.contains(&1), "{p:?}");
+        assert!(p.isr.contains(&p.leader));
+    }
+    assert!(image.brokers[&1].fenced);
+}
+
+#[test]
+fn a_new_incarnation_gets_a_new_epoch_and_the_old_one_is_stale() {
+    let mut c = Cluster::three(ControllerConfig::default());
+    c.create("t", 3, 1).unwrap();
+    let old_epoch = c.epochs[2];
+    // Another process with the same id while the first is alive: refused.
+    assert_eq!(
+        c.register(2, Uuid::new_v4(), 100),
+        Err(ControllerError::DuplicateBrokerRegistration(2))
+    );
+    // After its session expired (it crashed), a restart registers anew.
+    c.heartbeat(1, 9_500);
+    c.heartbeat(3, 9_500);
+    let new_epoch = c.register(2, Uuid::new_v4(), 9_500).unwrap();
+    assert!(new_epoch > old_epoch);
+    assert!(c.controller.image().brokers[&2].fenced);
+    let stale = BrokerHeartbeat {
+        broker_id: 2,
+        broker_epoch: old_epoch,
+        caught_up: true,
+        want_fence: false,
+        want_shutdown: false,
+    };
+    assert!(matches!(
+        c.controller.heartbeat(stale, 9_600),
+        Err(ControllerError::StaleBrokerEpoch { .. })
+    ));
+    // Its partition was moved off the old incarnation with a new epoch; the new one leads it
+    // again once unfenced, in yet another epoch: no epoch is ever resumed.
+    assert!(!c.heartbeat(2, 9_700));
+    let image = c.controller.image();
+    let p = image
+        .topic("t")
+        .unwrap()
+        .partitions
+        .values()
+        .find(|p| p.replicas == [2])
+        .unwrap();
+    assert_eq!((p.leader, p.leader_epoch), (2, 2));
+}
+
+#[test]
+fn producer_id_blocks_never_overlap() {
+    let mut c = Cluster::three(ControllerConfig::default());
+    let (records, first) = c.controller.allocate_producer_ids(1, c.epochs[1]).unwrap();
+    c.commit(records);
+    let (records, second) = c.controller.allocate_producer_ids(2, c.epochs[2]).unwrap();
+    c.commit(records);
+    assert_eq!(first, (0, 1_000));
+    assert_eq!(second, (1_000, 1_000));
+    assert!(c.controller.allocate_producer_ids(3, 999).is_err());
+    assert_eq!(c.replayed().next_producer_id, 2_000);
+}
+
+#[test]
+fn deleted_topics_leave_the_image_with_their_configs() {
+    let mut c = Cluster::three(ControllerConfig::default());
+    c.create("gone", 2, 1).unwrap();
+    assert!(!c.controller.image().configs.is_empty());
+    let names = vec!["gone".to_string(), "gone".to_string(), "never".to_string()];
+    let (records, results) = c.controller.delete_topics(&names);
+    assert!(results[0].is_ok() && results[1].is_err() && results[2].is_err());
+    c.commit(records);
+    assert!(c.controller.image().topic("gone").is_none());
+    assert!(c.controller.image().configs.is_empty());
+    c.create("gone", 1, 1).unwrap();
+}
+
+#[test]
+fn a_newly_active_controller_gives_every_broker_a_full_session() {
+    let mut c = Cluster::three(ControllerConfig::default());
+    // A controller that replayed the same log, taking over at 20 s: nobody has heartbeated to
+    // it, yet nobody is fenced before a session has passed.
+    let mut next = QuorumController::new(ControllerConfig::default());
+    c.log.iter().for_each(|r| next.replay(r));
+    next.become_active(20_000);
+    assert!(next.tick(28_000).is_empty());
+    assert!(!next.tick(29_500).is_empty());
+    c.controller = next;
+}
