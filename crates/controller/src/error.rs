@@ -34,6 +34,9 @@ pub enum ControllerError {
     /// DUPLICATE_BROKER_REGISTRATION (another live incarnation holds the id).
     #[error("broker {0} is registered by another live incarnation")]
     DuplicateBrokerRegistration(i32),
+    /// A metadata record that cannot be decoded (a damaged log entry).
+    #[error("corrupt metadata record: {0}")]
+    CorruptRecord(String),
     /// A limit of `sluice_types::limits` (POLICY_VIOLATION).
     #[error("limit reached: {0}")]
     LimitReached(&'static str),

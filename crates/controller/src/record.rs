@@ -2,11 +2,22 @@
 //! log order by every broker (`MetadataImage::apply`). Names follow Kafka's KRaft records
 //! (`RegisterBrokerRecord`, `TopicRecord`, `PartitionRecord`, `PartitionChangeRecord`,
 //! `ConfigRecord`, `ProducerIdsRecord`, ...), trimmed to what Sluice uses.
+//!
+//! Encoding, as the metadata log stores a record: one byte of format version (1), then the
+//! record in postcard (serde's compact format: varint integers, length-prefixed strings and
+//! sequences, the enum variant as a varint index in the order declared below, so new variants
+//! go at the end). Decoding refuses more than `METADATA_RECORD_BYTES_MAX` bytes, an unknown
+//! version, and bytes left over.
 
+use crate::ControllerError;
+use serde::{Deserialize, Serialize};
+use sluice_types::limits::METADATA_RECORD_BYTES_MAX;
 use uuid::Uuid;
 
+const FORMAT_VERSION: u8 = 1;
+
 /// Where a broker listens, as clients reach it (one per listener name).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub name: String,
     pub host: String,
@@ -14,13 +25,13 @@ pub struct Endpoint {
 }
 
 /// What a config record configures.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ConfigResource {
     Topic(String),
     Broker(i32),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataRecord {
     /// The cluster's id, the first record of a new cluster's log.
     ClusterId {
@@ -82,4 +93,31 @@ pub enum MetadataRecord {
         broker_epoch: i64,
         next_producer_id: i64,
     },
+}
+
+impl MetadataRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = vec![FORMAT_VERSION];
+        let body = postcard::to_allocvec(self).expect("a metadata record always serializes");
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<MetadataRecord, ControllerError> {
+        let corrupt = |why: String| Err(ControllerError::CorruptRecord(why));
+        if bytes.len() > METADATA_RECORD_BYTES_MAX {
+            return corrupt(format!("{} bytes, more than a record may be", bytes.len()));
+        }
+        let Some((&version, body)) = bytes.split_first() else {
+            return corrupt("empty".into());
+        };
+        if version != FORMAT_VERSION {
+            return corrupt(format!("unknown format version {version}"));
+        }
+        match postcard::take_from_bytes::<MetadataRecord>(body) {
+            Ok((record, [])) => Ok(record),
+            Ok((_, rest)) => corrupt(format!("{} bytes after the record", rest.len())),
+            Err(e) => corrupt(e.to_string()),
+        }
+    }
 }

@@ -372,3 +372,36 @@ fn a_newly_active_controller_gives_every_broker_a_full_session() {
     assert!(!next.tick(29_500).is_empty());
     c.controller = next;
 }
+
+#[test]
+fn records_round_trip_and_damaged_bytes_are_refused() {
+    let c = Cluster::three(replicated());
+    let mut c = c;
+    c.create("encoded", 4, 3).unwrap();
+    let (records, _) = c.controller.allocate_producer_ids(1, c.epochs[1]).unwrap();
+    c.commit(records);
+    let (records, _) = c.controller.delete_topics(&["encoded".to_string()]);
+    c.commit(records);
+    assert!(c.log.len() > 10);
+    for record in &c.log {
+        let bytes = record.encode();
+        assert_eq!(&MetadataRecord::decode(&bytes).unwrap(), record);
+        // Every shorter prefix, and a trailing byte, are refused, never misread.
+        for cut in 0..bytes.len() {
+            assert!(
+                MetadataRecord::decode(&bytes[..cut]).is_err(),
+                "{record:?} cut at {cut}"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(MetadataRecord::decode(&longer).is_err());
+    }
+    let mut wrong_version = c.log[0].encode();
+    wrong_version[0] = 9;
+    assert!(MetadataRecord::decode(&wrong_version).is_err());
+    // A claimed length of four billion entries allocates nothing: the bytes run out first.
+    let hostile = [1u8, 3, 0xff, 0xff, 0xff, 0xff, 0x0f];
+    assert!(MetadataRecord::decode(&hostile).is_err());
+    assert!(MetadataRecord::decode(&vec![1u8; 2 << 20]).is_err());
+}

@@ -176,3 +176,8 @@ pub const TRANSACTIONS_MAX: usize = 100_000;
 
 /// Most partitions one transaction may span (every one gets a marker at its end).
 pub const TRANSACTION_PARTITIONS_MAX: usize = 10_000;
+
+/// The largest metadata record (`sluice_controller::MetadataRecord`) accepted when decoding:
+/// a topic of `PARTITIONS_PER_TOPIC_MAX` partitions is one record per partition, so a record
+/// is small; this bounds what a damaged or hostile entry can make the decoder allocate.
+pub const METADATA_RECORD_BYTES_MAX: usize = 1024 * 1024;
