@@ -149,6 +149,67 @@ impl MetadataImage {
         }
     }
 
+    /// Records that rebuild this image from an empty one: a snapshot of the metadata, which
+    /// lets the log before it go.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        if let Some(cluster_id) = &self.cluster_id {
+            records.push(MetadataRecord::ClusterId {
+                cluster_id: cluster_id.clone(),
+            });
+        }
+        for b in self.brokers.values() {
+            records.push(MetadataRecord::RegisterBroker {
+                broker_id: b.broker_id,
+                incarnation_id: b.incarnation_id,
+                broker_epoch: b.broker_epoch,
+                endpoints: b.endpoints.clone(),
+                rack: b.rack.clone(),
+            });
+            if !b.fenced {
+                records.push(MetadataRecord::BrokerRegistrationChange {
+                    broker_id: b.broker_id,
+                    broker_epoch: b.broker_epoch,
+                    fenced: false,
+                });
+            }
+        }
+        for t in self.topics.values() {
+            records.push(MetadataRecord::Topic {
+                name: t.name.clone(),
+                topic_id: t.topic_id,
+            });
+            for (&partition, p) in &t.partitions {
+                records.push(MetadataRecord::Partition {
+                    topic_id: t.topic_id,
+                    partition,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    partition_epoch: p.partition_epoch,
+                });
+            }
+        }
+        for (resource, configs) in &self.configs {
+            for (name, value) in configs {
+                records.push(MetadataRecord::Config {
+                    resource: resource.clone(),
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                });
+            }
+        }
+        if self.next_producer_id > 0 {
+            records.push(MetadataRecord::ProducerIds {
+                broker_id: -1,
+                broker_epoch: -1,
+                next_producer_id: self.next_producer_id,
+            });
+        }
+        records
+    }
+
     pub fn topic(&self, name: &str) -> Option<&TopicImage> {
         self.topic_ids.get(name).and_then(|id| self.topics.get(id))
     }
