@@ -121,3 +121,44 @@ impl MetadataRecord {
         }
     }
 }
+
+/// How a record shows in logs (openraft prints the entries it handles).
+impl std::fmt::Display for MetadataRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetadataRecord::ClusterId { cluster_id } => write!(f, "cluster id {cluster_id}"),
+            MetadataRecord::RegisterBroker {
+                broker_id,
+                broker_epoch,
+                ..
+            } => write!(f, "register broker {broker_id} at epoch {broker_epoch}"),
+            MetadataRecord::BrokerRegistrationChange {
+                broker_id, fenced, ..
+            } => write!(f, "broker {broker_id} fenced={fenced}"),
+            MetadataRecord::Topic { name, topic_id } => write!(f, "topic {name} ({topic_id})"),
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                leader,
+                ..
+            } => write!(f, "partition {topic_id}-{partition} led by {leader}"),
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition,
+                leader,
+                leader_epoch,
+                ..
+            } => write!(
+                f,
+                "partition {topic_id}-{partition} led by {leader} in epoch {leader_epoch}"
+            ),
+            MetadataRecord::RemoveTopic { topic_id } => write!(f, "remove topic {topic_id}"),
+            MetadataRecord::Config { resource, name, .. } => {
+                write!(f, "config {name} of {resource:?}")
+            }
+            MetadataRecord::ProducerIds {
+                next_producer_id, ..
+            } => write!(f, "producer ids below {next_producer_id} handed out"),
+        }
+    }
+}

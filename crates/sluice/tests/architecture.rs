@@ -18,6 +18,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("sluice-txn", &["sluice-types"]),
     ("sluice-replication", &[]),
     ("sluice-controller", &["sluice-replication", "sluice-types"]),
+    // The one crate that knows openraft; it does I/O (the metadata log on disk).
+    ("sluice-consensus", &["sluice-controller", "sluice-types"]),
     (
         "sluice-broker",
         &[
