@@ -4,13 +4,18 @@
 //! controller (`state_machine`: snapshots are the metadata image as records). Consensus is not
 //! ours; this crate is the glue, so that openraft's API churn between alphas stays here.
 //!
-//! Not owned here: what the records mean (`sluice-controller`), and the network between the
-//! controllers (next: the controller listener).
+//! The controllers talk over TCP (`network`: openraft's RPCs in length-prefixed postcard
+//! frames, bounded and timed out, on the controller listener).
+//!
+//! Not owned here: what the records mean (`sluice-controller`), and who the controllers are
+//! (the binary's `--controllers`).
 
 mod log_store;
+mod network;
 mod state_machine;
 
 pub use log_store::LogStore;
+pub use network::{CONTROLLER_FRAME_BYTES_MAX, ControllerNetwork, PeerClient, serve};
 pub use state_machine::StateMachine;
 
 openraft::declare_raft_types!(

@@ -10,16 +10,14 @@ use openraft::network::{RPCOption, RaftNetworkFactory, v2::RaftNetworkV2};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::rt::WatchReceiver;
-use sluice_consensus::{LogStore, Raft, StateMachine, TypeConfig};
-use sluice_controller::{ControllerConfig, MetadataRecord};
+mod common;
+
+use common::{DEADLINE, Node, everywhere, leader, start_node, topic, topic_names, write};
+use sluice_consensus::{Raft, TypeConfig};
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Who is reachable: a node taken out is unreachable, as a killed process is.
 #[derive(Default)]
@@ -87,6 +85,17 @@ impl RaftNetworkV2<TypeConfig> for Client {
             .map_err(|e| RPCError::Network(network_error(e)))
     }
 
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let raft = self.router.get(self.target)?;
+        raft.pre_vote(rpc)
+            .await
+            .map_err(|e| RPCError::Network(network_error(e)))
+    }
+
     async fn full_snapshot(
         &mut self,
         vote: VoteOf<TypeConfig>,
@@ -101,87 +110,16 @@ impl RaftNetworkV2<TypeConfig> for Client {
     }
 }
 
-struct Node {
-    raft: Raft,
-    state: StateMachine,
-}
-
 async fn start(id: u64, dir: &Path, router: &Arc<Router>) -> Node {
-    let log = LogStore::open(dir).unwrap();
-    let state = StateMachine::open(dir, ControllerConfig::default()).unwrap();
-    let config = Arc::new(sluice_consensus::raft_config().validate().unwrap());
-    let raft = Raft::new(id, config, Network(router.clone()), log, state.clone())
-        .await
-        .unwrap();
-    router.nodes.lock().unwrap().insert(id, raft.clone());
-    Node { raft, state }
+    let node = start_node(id, dir, Network(router.clone())).await;
+    router.nodes.lock().unwrap().insert(id, node.raft.clone());
+    node
 }
 
 async fn stop(id: u64, nodes: &mut BTreeMap<u64, Node>, router: &Router) {
     router.nodes.lock().unwrap().remove(&id);
     let node = nodes.remove(&id).unwrap();
     node.raft.shutdown().await.unwrap();
-}
-
-async fn leader(nodes: &BTreeMap<u64, Node>) -> u64 {
-    let any = nodes.values().next().unwrap();
-    let metrics = any
-        .raft
-        .wait(Some(DEADLINE))
-        .metrics(
-            |m| m.current_leader.is_some_and(|l| nodes.contains_key(&l)),
-            "a live leader",
-        )
-        .await
-        .unwrap();
-    metrics.current_leader.unwrap()
-}
-
-/// Writes `record` through the leader, retrying while leadership is being settled (a new
-/// leader answers ForwardToLeader until a quorum has acknowledged it), up to the deadline.
-async fn write(nodes: &BTreeMap<u64, Node>, record: MetadataRecord) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let id = leader(nodes).await;
-        let attempt = nodes[&id].raft.client_write(record.clone());
-        let outcome = tokio::time::timeout(Duration::from_secs(5), attempt).await;
-        match outcome {
-            Ok(Ok(_)) => return,
-            // Not yet (ForwardToLeader while the lease settles) or no answer in time: wait
-            // for the leader's metrics to move, then ask again.
-            _ if tokio::time::Instant::now() < deadline => {
-                let mut rx = nodes[&id].raft.metrics();
-                let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
-            }
-            other => panic!("no write within the deadline: {other:?}"),
-        }
-    }
-}
-
-fn topic(name: &str, n: u128) -> MetadataRecord {
-    MetadataRecord::Topic {
-        name: name.to_string(),
-        topic_id: uuid::Uuid::from_u128(n),
-    }
-}
-
-/// Waits until every node's image has `name`.
-async fn everywhere(nodes: &BTreeMap<u64, Node>, name: &str) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    for node in nodes.values() {
-        // The image changes by applying entries, which moves `last_applied`: wait on that.
-        let mut rx = node.raft.metrics();
-        while node
-            .state
-            .with_controller(|c| c.image().topic(name).is_none())
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{name} never arrived"
-            );
-            let _ = tokio::time::timeout_at(deadline, rx.changed()).await;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,12 +176,7 @@ async fn three_controllers_elect_commit_fail_over_and_restart_from_a_snapshot() 
     nodes.insert(follower, restarted);
     everywhere(&nodes, "c").await;
     for node in nodes.values() {
-        let names = node.state.with_controller(|c| {
-            let mut n: Vec<String> = c.image().topics.values().map(|t| t.name.clone()).collect();
-            n.sort();
-            n
-        });
-        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(topic_names(node), ["a", "b", "c"]);
     }
     for (_, node) in nodes {
         node.raft.shutdown().await.unwrap();

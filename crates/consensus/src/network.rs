@@ -1,0 +1,315 @@
+//! Controller traffic over TCP: openraft's RPCs (AppendEntries, Vote, PreVote, a whole
+//! snapshot) between the controllers, on the controller listener, which carries nothing else.
+//!
+//! Wire format: each message is a frame `u32 length (big-endian) | payload`, the payload a
+//! `Request` or `Response` in postcard. A connection carries one request at a time, answered
+//! in order. Bounds: a frame over `CONTROLLER_FRAME_BYTES_MAX` closes the connection before
+//! anything is allocated for it; a frame must arrive whole within `FRAME_ARRIVAL_TIMEOUT`
+//! of its first byte; a connection idle for `IDLE_TIMEOUT` is closed (heartbeats keep live
+//! ones busy); at most `CONNECTIONS_MAX` connections are served at once.
+//!
+//! Not owned here: who the peers are (the `BasicNode` address each voter registered), and
+//! authentication (the security issue puts TLS on this listener).
+
+use crate::{Raft, TypeConfig};
+use openraft::BasicNode;
+use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, v2::RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use std::io::{self, Cursor};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+/// The largest frame either side accepts: a snapshot of the whole metadata goes as one.
+pub const CONTROLLER_FRAME_BYTES_MAX: usize = 256 * 1024 * 1024;
+const FRAME_ARRIVAL_TIMEOUT: Duration = Duration::from_secs(30);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const CONNECTIONS_MAX: usize = 64;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Serialize, Deserialize)]
+enum Request {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<TypeConfig>),
+    PreVote(VoteRequest<TypeConfig>),
+    Snapshot {
+        vote: VoteOf<TypeConfig>,
+        meta: SnapshotMetaOf<TypeConfig>,
+        data: Vec<u8>,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+enum Response {
+    AppendEntries(AppendEntriesResponse<TypeConfig>),
+    Vote(VoteResponse<TypeConfig>),
+    Snapshot(SnapshotResponse<TypeConfig>),
+    /// The receiving controller could not handle the request (it is shutting down, say).
+    Refused(String),
+}
+
+async fn write_frame<T: Serialize>(stream: &mut TcpStream, message: &T) -> io::Result<()> {
+    let payload = postcard::to_allocvec(message).map_err(invalid)?;
+    if payload.len() > CONTROLLER_FRAME_BYTES_MAX {
+        return Err(invalid(format!(
+            "a {} byte controller message",
+            payload.len()
+        )));
+    }
+    let mut frame = Vec::with_capacity(4 + payload.len());
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&payload);
+    stream.write_all(&frame).await
+}
+
+/// Reads one frame; `None` when the peer closed the connection between frames.
+async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > CONTROLLER_FRAME_BYTES_MAX {
+        return Err(invalid(format!("a frame of {len} bytes")));
+    }
+    let mut payload = vec![0u8; len];
+    tokio::time::timeout(FRAME_ARRIVAL_TIMEOUT, stream.read_exact(&mut payload))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "a frame did not arrive in time"))??;
+    postcard::from_bytes(&payload).map(Some).map_err(invalid)
+}
+
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Serves controller RPCs for `raft` on `listener` until the task running it is aborted
+/// (which aborts every connection it serves).
+pub async fn serve(listener: TcpListener, raft: Raft) {
+    let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "too many controller connections; closing this one");
+            continue;
+        };
+        let raft = raft.clone();
+        connections.spawn(async move {
+            if let Err(e) = serve_connection(stream, raft).await {
+                tracing::debug!(%peer, error = %e, "controller connection closed");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_connection(mut stream: TcpStream, raft: Raft) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    loop {
+        let request = tokio::time::timeout(IDLE_TIMEOUT, read_frame::<Request>(&mut stream))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "idle"))??;
+        let Some(request) = request else {
+            return Ok(());
+        };
+        let response = handle(&raft, request).await;
+        write_frame(&mut stream, &response).await?;
+    }
+}
+
+async fn handle(raft: &Raft, request: Request) -> Response {
+    let refused = |e: &dyn std::fmt::Display| Response::Refused(e.to_string());
+    match request {
+        Request::AppendEntries(rpc) => match raft.append_entries(rpc).await {
+            Ok(r) => Response::AppendEntries(r),
+            Err(e) => refused(&e),
+        },
+        Request::Vote(rpc) => match raft.vote(rpc).await {
+            Ok(r) => Response::Vote(r),
+            Err(e) => refused(&e),
+        },
+        Request::PreVote(rpc) => match raft.pre_vote(rpc).await {
+            Ok(r) => Response::Vote(r),
+            Err(e) => refused(&e),
+        },
+        Request::Snapshot { vote, meta, data } => {
+            let snapshot = SnapshotOf::<TypeConfig, Cursor<Vec<u8>>> {
+                meta,
+                snapshot: Cursor::new(data),
+            };
+            match raft.install_full_snapshot(vote, snapshot).await {
+                Ok(r) => Response::Snapshot(r),
+                Err(e) => refused(&e),
+            }
+        }
+    }
+}
+
+/// Opens clients to the other controllers, at the address each registered.
+#[derive(Debug, Clone, Default)]
+pub struct ControllerNetwork;
+
+impl RaftNetworkFactory<TypeConfig> for ControllerNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            target,
+            addr: node.addr.clone(),
+            stream: None,
+        }
+    }
+}
+
+/// One controller's connection to another; reconnected after any failure.
+pub struct PeerClient {
+    target: u64,
+    addr: String,
+    stream: Option<TcpStream>,
+}
+
+impl PeerClient {
+    /// Sends `request` and reads the answer, within `timeout`. A failure drops the
+    /// connection (the next call opens a new one) and tells whether the peer was reached.
+    async fn call(&mut self, request: &Request, timeout: Duration) -> Result<Response, CallError> {
+        let result = tokio::time::timeout(timeout, self.exchange(request)).await;
+        let result = match result {
+            Ok(r) => r,
+            Err(_) => Err(CallError::Network(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("controller {} did not answer in time", self.target),
+            ))),
+        };
+        if result.is_err() {
+            self.stream = None;
+        }
+        result
+    }
+
+    async fn exchange(&mut self, request: &Request) -> Result<Response, CallError> {
+        let stream = match &mut self.stream {
+            Some(s) => s,
+            None => {
+                let connect = TcpStream::connect(&self.addr);
+                let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+                    .and_then(|r| r)
+                    .map_err(CallError::Unreachable)?;
+                stream.set_nodelay(true).map_err(CallError::Unreachable)?;
+                self.stream.insert(stream)
+            }
+        };
+        write_frame(stream, request)
+            .await
+            .map_err(CallError::Network)?;
+        match read_frame::<Response>(stream).await {
+            Ok(Some(Response::Refused(why))) => Err(CallError::Network(io::Error::other(why))),
+            Ok(Some(response)) => Ok(response),
+            Ok(None) => Err(CallError::Network(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the controller closed the connection",
+            ))),
+            Err(e) => Err(CallError::Network(e)),
+        }
+    }
+}
+
+enum CallError {
+    Unreachable(io::Error),
+    Network(io::Error),
+}
+
+impl From<CallError> for RPCError<TypeConfig> {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
+            CallError::Network(e) => RPCError::Network(NetworkError::new(&e)),
+        }
+    }
+}
+
+impl From<CallError> for StreamingError<TypeConfig> {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Unreachable(e) => StreamingError::Unreachable(Unreachable::new(&e)),
+            CallError::Network(e) => StreamingError::Network(NetworkError::new(&e)),
+        }
+    }
+}
+
+fn unexpected() -> CallError {
+    CallError::Network(invalid("an answer of the wrong kind"))
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = Cursor<Vec<u8>>;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .call(&Request::AppendEntries(rpc), option.hard_ttl())
+            .await?
+        {
+            Response::AppendEntries(r) => Ok(r),
+            _ => Err(unexpected().into()),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(&Request::Vote(rpc), option.hard_ttl()).await? {
+            Response::Vote(r) => Ok(r),
+            _ => Err(unexpected().into()),
+        }
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(&Request::PreVote(rpc), option.hard_ttl()).await? {
+            Response::Vote(r) => Ok(r),
+            _ => Err(unexpected().into()),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: VoteOf<TypeConfig>,
+        snapshot: SnapshotOf<TypeConfig, Self::SnapshotData>,
+        _cancel: impl std::future::Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let request = Request::Snapshot {
+            vote,
+            meta: snapshot.meta,
+            data: snapshot.snapshot.into_inner(),
+        };
+        match self.call(&request, option.hard_ttl()).await? {
+            Response::Snapshot(r) => Ok(r),
+            _ => Err(unexpected().into()),
+        }
+    }
+}
