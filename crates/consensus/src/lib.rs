@@ -12,16 +12,37 @@
 
 mod log_store;
 mod network;
+mod quorum;
 mod state_machine;
 
 pub use log_store::LogStore;
 pub use network::{CONTROLLER_FRAME_BYTES_MAX, ControllerNetwork, PeerClient, serve};
+pub use quorum::{MetadataQuorum, QuorumError};
 pub use state_machine::StateMachine;
 
+use serde::{Deserialize, Serialize};
+use sluice_controller::MetadataRecord;
+
+/// One entry of the metadata log: the records of one controller decision, applied together
+/// or not at all (a topic never exists without its partitions), as KRaft's atomic batches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataBatch(pub Vec<MetadataRecord>);
+
+impl std::fmt::Display for MetadataBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_slice() {
+            [] => write!(f, "no records"),
+            [one] => write!(f, "{one}"),
+            [first, rest @ ..] => write!(f, "{first} and {} more", rest.len()),
+        }
+    }
+}
+
 openraft::declare_raft_types!(
-    /// Sluice's metadata log: entries carry metadata records; node ids are `--node-id`s.
+    /// Sluice's metadata log: entries carry batches of metadata records; node ids are
+    /// `--node-id`s.
     pub TypeConfig:
-        D = sluice_controller::MetadataRecord,
+        D = MetadataBatch,
         R = (),
         NodeId = u64,
         Node = openraft::BasicNode,

@@ -169,7 +169,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 inner.last_applied = Some(entry.log_id);
                 match &entry.payload {
                     EntryPayload::Blank => {}
-                    EntryPayload::Normal(record) => inner.controller.replay(record),
+                    EntryPayload::Normal(batch) => {
+                        batch.0.iter().for_each(|r| inner.controller.replay(r));
+                    }
                     EntryPayload::Membership(m) => {
                         inner.membership = Membership::new(Some(entry.log_id), m.clone());
                     }

@@ -7,7 +7,7 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::{RaftLogReader, RaftSnapshotBuilder, StorageError};
-use sluice_consensus::{LogStore, StateMachine, TypeConfig};
+use sluice_consensus::{LogStore, MetadataBatch, StateMachine, TypeConfig};
 use sluice_controller::{ControllerConfig, MetadataRecord};
 use std::path::Path;
 use tempfile::TempDir;
@@ -40,7 +40,7 @@ fn record_entry(term: u64, index: u64, topic: &str) -> Entry {
         name: topic.to_string(),
         topic_id: uuid::Uuid::from_u128(u128::from(index) + 1),
     };
-    Entry::new_normal(log_id(term, index), record)
+    Entry::new_normal(log_id(term, index), MetadataBatch(vec![record]))
 }
 
 async fn append(log: &mut LogStore, entries: Vec<Entry>) {

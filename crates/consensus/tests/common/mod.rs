@@ -56,7 +56,8 @@ pub async fn write(nodes: &BTreeMap<u64, Node>, record: MetadataRecord) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let id = leader(nodes).await;
-        let attempt = nodes[&id].raft.client_write(record.clone());
+        let batch = sluice_consensus::MetadataBatch(vec![record.clone()]);
+        let attempt = nodes[&id].raft.client_write(batch);
         let outcome = tokio::time::timeout(Duration::from_secs(5), attempt).await;
         match outcome {
             Ok(Ok(_)) => return,
