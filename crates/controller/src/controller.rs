@@ -204,10 +204,9 @@ impl QuorumController {
         } else {
             (Vec::new(), fenced)
         };
-        let leads = self.leads_anything(id, &records);
         let reply = HeartbeatReply {
             fenced: fenced_after,
-            shutdown_ready: heartbeat.want_shutdown && !leads,
+            shutdown_ready: heartbeat.want_shutdown && !self.leads_anything(id, &records),
         };
         Ok((records, reply))
     }
