@@ -176,23 +176,44 @@ def test_kafka_python_and_aiokafka_groups(groups_broker):
     seen = [set(), set()]
     fed_from = [set(), set()]  # partitions each member received records from
 
+    errors = []
+
+    def commit_through_rebalance(c):
+        # The other member may leave first: the group then rebalances under this member's
+        # commit, which Kafka answers REBALANCE_IN_PROGRESS. Polling completes the rebalance;
+        # the commit is then tried again, as a kafka-python application would.
+        from kafka.errors import CommitFailedError, RebalanceInProgressError
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                c.commit()
+                return
+            except (RebalanceInProgressError, CommitFailedError):
+                if time.monotonic() > deadline:
+                    raise
+                c.poll(timeout_ms=200)
+
     def run(i):
-        c = KafkaConsumer("clicks", bootstrap_servers=b.bootstrap, group_id="kp",
-                          auto_offset_reset="earliest", session_timeout_ms=SESSION_MS,
-                          heartbeat_interval_ms=500, enable_auto_commit=False)
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and len(seen[0]) + len(seen[1]) < 400:
-            for tp, records in c.poll(timeout_ms=500).items():
-                seen[i].update(int(r.value) for r in records)
-                fed_from[i].add(tp.partition)
-        c.commit()
-        c.close()
+        try:
+            c = KafkaConsumer("clicks", bootstrap_servers=b.bootstrap, group_id="kp",
+                              auto_offset_reset="earliest", session_timeout_ms=SESSION_MS,
+                              heartbeat_interval_ms=500, enable_auto_commit=False)
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline and len(seen[0]) + len(seen[1]) < 400:
+                for tp, records in c.poll(timeout_ms=500).items():
+                    seen[i].update(int(r.value) for r in records)
+                    fed_from[i].add(tp.partition)
+            commit_through_rebalance(c)
+            c.close()
+        except Exception as e:  # surfaced below: a thread's failure fails the test
+            errors.append(e)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert not errors, errors
     assert seen[0] | seen[1] == set(range(400))
     # Both members got work, and together they covered every partition.
     assert fed_from[0] and fed_from[1] and fed_from[0] | fed_from[1] == {0, 1, 2, 3}, fed_from
