@@ -18,8 +18,11 @@
 //! rare). The whole log is also kept in memory: the metadata log is small, and a snapshot lets
 //! its prefix go.
 //!
-//! The writes are small and rare (metadata changes and votes), so they happen on the task that
-//! calls; a busy cluster would want them on a writer thread of their own.
+//! Two locks: the files', held by the writer across its writes and fsyncs (openraft writes
+//! from one task at a time), and the entries', which readers take and a writer takes only to
+//! record a finished write, so no reader ever waits on an fsync. The writes are small and rare
+//! (metadata changes and votes) and happen on the task that calls; a busy cluster would want
+//! them on a writer thread of their own.
 
 use crate::TypeConfig;
 use openraft::alias::{EntryOf, LogIdOf, VoteOf};
@@ -54,19 +57,27 @@ type Entries = BTreeMap<u64, (Entry, u64)>;
 /// The log storage; cloning shares it (openraft's reader is a clone).
 #[derive(Debug, Clone)]
 pub struct LogStore {
-    inner: Arc<Mutex<Inner>>,
+    /// What readers see, locked only to look or to record a finished write.
+    state: Arc<Mutex<State>>,
+    /// The files, locked by the one writing (openraft writes from one task at a time); no
+    /// reader waits on it, so an fsync holds up nobody but the writer.
+    files: Arc<Mutex<Files>>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    dir: PathBuf,
-    file: File,
+struct State {
     /// Every entry still in the log, with where its frame starts in `raft-log`.
     entries: Entries,
-    file_end: u64,
     vote: Option<Vote>,
     committed: Option<LogId>,
     purged: Option<LogId>,
+}
+
+#[derive(Debug)]
+struct Files {
+    dir: PathBuf,
+    log: File,
+    log_end: u64,
 }
 
 impl LogStore {
@@ -74,39 +85,108 @@ impl LogStore {
     pub fn open(dir: &Path) -> io::Result<LogStore> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(LOG_FILE);
-        let mut file = OpenOptions::new()
+        let mut log = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(&path)?;
-        let (entries, valid_end) = read_frames(&mut file)?;
-        if valid_end < file.metadata()?.len() {
+        let (mut entries, valid_end) = read_frames(&mut log)?;
+        if valid_end < log.metadata()?.len() {
             tracing::warn!(file = %path.display(), valid_end, "cutting a torn tail off the metadata log");
-            file.set_len(valid_end)?;
-            file.sync_all()?;
+            log.set_len(valid_end)?;
+            log.sync_all()?;
         }
         let purged: Option<LogId> = read_value(&dir.join(PURGED_FILE))?;
-        let mut inner = Inner {
-            dir: dir.to_path_buf(),
-            file,
+        if let Some(purged) = purged {
+            // A crash between writing `raft-purged` and rewriting the log leaves purged
+            // entries in the file: they go now.
+            entries.retain(|&i, _| i > purged.index());
+        }
+        let state = State {
             entries,
-            file_end: valid_end,
             vote: read_value(&dir.join(VOTE_FILE))?,
             committed: read_value::<Option<LogId>>(&dir.join(COMMITTED_FILE))?.flatten(),
             purged,
         };
-        if let Some(purged) = inner.purged {
-            // A crash between writing `raft-purged` and rewriting the log leaves purged
-            // entries in the file: they go now.
-            inner.entries.retain(|&i, _| i > purged.index());
-        }
+        let files = Files {
+            dir: dir.to_path_buf(),
+            log,
+            log_end: valid_end,
+        };
         Ok(LogStore {
-            inner: Arc::new(Mutex::new(inner)),
+            state: Arc::new(Mutex::new(state)),
+            files: Arc::new(Mutex::new(files)),
         })
     }
 
-    fn inner(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn files(&self) -> MutexGuard<'_, Files> {
+        self.files.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn append_entries(&self, entries: Vec<Entry>) -> io::Result<()> {
+        let mut files = self.files();
+        let placed = files.append(&entries)?;
+        let mut state = self.state();
+        for (entry, position) in entries.into_iter().zip(placed) {
+            state.entries.insert(entry.index(), (entry, position));
+        }
+        Ok(())
+    }
+
+    /// Removes every entry after `last` (all of them if None), durably.
+    fn truncate_entries_after(&self, last: Option<&LogId>) -> io::Result<()> {
+        let mut files = self.files();
+        let first_gone = last.map_or(0, |l| l.index() + 1);
+        let position = self
+            .state()
+            .entries
+            .range(first_gone..)
+            .next()
+            .map(|(_, (_, position))| *position);
+        let Some(position) = position else {
+            return Ok(());
+        };
+        files.cut(position)?;
+        self.state().entries.retain(|&i, _| i < first_gone);
+        Ok(())
+    }
+
+    /// Forgets every entry up to `log_id`: the purge point first (so a crash never brings
+    /// them back as live), then a rewrite of the log without them.
+    fn purge_entries(&self, log_id: LogId) -> io::Result<()> {
+        let mut files = self.files();
+        write_value(&files.dir.join(PURGED_FILE), &log_id)?;
+        let kept: Vec<Entry> = {
+            let mut state = self.state();
+            state.entries.retain(|&i, _| i > log_id.index());
+            state.purged = Some(log_id);
+            state.entries.values().map(|(e, _)| e.clone()).collect()
+        };
+        let positions = files.rewrite(&kept)?;
+        let mut state = self.state();
+        for (entry, position) in kept.iter().zip(positions) {
+            if let Some(e) = state.entries.get_mut(&entry.index()) {
+                e.1 = position;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `value` durably to `name` (under the writer's lock), then records it.
+    fn save(
+        &self,
+        name: &str,
+        value: &impl Serialize,
+        record: impl FnOnce(&mut State),
+    ) -> io::Result<()> {
+        let files = self.files();
+        write_value(&files.dir.join(name), value)?;
+        record(&mut self.state());
+        Ok(())
     }
 }
 
@@ -178,68 +258,45 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
 }
 
-impl Inner {
-    fn append(&mut self, entries: Vec<Entry>) -> io::Result<()> {
+impl Files {
+    /// Appends the entries' frames and fsyncs them; returns where each frame starts.
+    fn append(&mut self, entries: &[Entry]) -> io::Result<Vec<u64>> {
         let mut bytes = Vec::new();
-        let mut placed = Vec::with_capacity(entries.len());
+        let mut positions = Vec::with_capacity(entries.len());
         for entry in entries {
-            let position = self.file_end + bytes.len() as u64;
-            bytes.extend(frame(&entry)?);
-            placed.push((entry, position));
+            positions.push(self.log_end + bytes.len() as u64);
+            bytes.extend(frame(entry)?);
         }
-        if let Err(e) = self.file.write_all(&bytes) {
+        if let Err(e) = self.log.write_all(&bytes) {
             // Nothing of a failed write may stay: the next append must land on a frame boundary.
-            self.file.set_len(self.file_end)?;
+            self.log.set_len(self.log_end)?;
             return Err(e);
         }
-        self.file.sync_data()?;
-        self.file_end += bytes.len() as u64;
-        for (entry, position) in placed {
-            self.entries.insert(entry.index(), (entry, position));
-        }
+        self.log.sync_data()?;
+        self.log_end += bytes.len() as u64;
+        Ok(positions)
+    }
+
+    fn cut(&mut self, position: u64) -> io::Result<()> {
+        self.log.set_len(position)?;
+        self.log.sync_all()?;
+        self.log_end = position;
         Ok(())
     }
 
-    /// Removes every entry after `last` (all of them if None), durably.
-    fn truncate_after(&mut self, last: Option<&LogId>) -> io::Result<()> {
-        let first_gone = last.map_or(0, |l| l.index() + 1);
-        let Some((_, position)) = self
-            .entries
-            .range(first_gone..)
-            .next()
-            .map(|(_, e)| e.clone())
-        else {
-            return Ok(());
-        };
-        self.file.set_len(position)?;
-        self.file.sync_all()?;
-        self.file_end = position;
-        self.entries.retain(|&i, _| i < first_gone);
-        Ok(())
-    }
-
-    /// Forgets every entry up to `log_id`: the purge point first (so a crash never brings
-    /// them back as live), then a rewrite of the log without them.
-    fn purge(&mut self, log_id: LogId) -> io::Result<()> {
-        write_value(&self.dir.join(PURGED_FILE), &log_id)?;
-        self.entries.retain(|&i, _| i > log_id.index());
-        self.purged = Some(log_id);
+    /// Replaces the log file with `entries` alone; returns where each frame starts.
+    fn rewrite(&mut self, entries: &[Entry]) -> io::Result<Vec<u64>> {
         let mut bytes = Vec::new();
-        let mut positions = Vec::with_capacity(self.entries.len());
-        for (&index, (entry, _)) in &self.entries {
-            positions.push((index, bytes.len() as u64));
+        let mut positions = Vec::with_capacity(entries.len());
+        for entry in entries {
+            positions.push(bytes.len() as u64);
             bytes.extend(frame(entry)?);
         }
         let path = self.dir.join(LOG_FILE);
         write_atomically(&path, &bytes)?;
-        self.file = OpenOptions::new().read(true).append(true).open(&path)?;
-        self.file_end = bytes.len() as u64;
-        for (index, position) in positions {
-            if let Some(e) = self.entries.get_mut(&index) {
-                e.1 = position;
-            }
-        }
-        Ok(())
+        self.log = OpenOptions::new().read(true).append(true).open(&path)?;
+        self.log_end = bytes.len() as u64;
+        Ok(positions)
     }
 }
 
@@ -248,8 +305,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        let inner = self.inner();
-        Ok(inner
+        let state = self.state();
+        Ok(state
             .entries
             .range(range)
             .map(|(_, (entry, _))| entry.clone())
@@ -257,7 +314,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.inner().vote)
+        Ok(self.state().vote)
     }
 }
 
@@ -265,11 +322,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
-        let inner = self.inner();
-        let last = inner.entries.values().next_back().map(|(e, _)| e.log_id());
+        let state = self.state();
+        let last = state.entries.values().next_back().map(|(e, _)| e.log_id());
         Ok(LogState {
-            last_purged_log_id: inner.purged,
-            last_log_id: last.or_else(|| inner.purged),
+            last_purged_log_id: state.purged,
+            last_log_id: last.or(state.purged),
         })
     }
 
@@ -278,21 +335,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        let mut inner = self.inner();
-        write_value(&inner.dir.join(VOTE_FILE), vote)?;
-        inner.vote = Some(*vote);
-        Ok(())
+        self.save(VOTE_FILE, vote, |s| s.vote = Some(*vote))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        let mut inner = self.inner();
-        write_value(&inner.dir.join(COMMITTED_FILE), &committed)?;
-        inner.committed = committed;
-        Ok(())
+        self.save(COMMITTED_FILE, &committed, |s| s.committed = committed)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.inner().committed)
+        Ok(self.state().committed)
     }
 
     async fn append<I>(
@@ -304,7 +355,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let result = self.inner().append(entries.into_iter().collect());
+        let result = self.append_entries(entries.into_iter().collect());
         // Stored means fsynced: openraft hears of the entries only now.
         match result {
             Ok(()) => {
@@ -319,10 +370,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
-        self.inner().truncate_after(last_log_id.as_ref())
+        self.truncate_entries_after(last_log_id.as_ref())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        self.inner().purge(log_id)
+        self.purge_entries(log_id)
     }
 }

@@ -122,12 +122,6 @@ impl Inner {
         }
         Ok(bytes)
     }
-
-    fn keep_snapshot(&mut self, meta: Meta, bytes: Vec<u8>) -> io::Result<()> {
-        write_atomically(&self.dir.join(SNAPSHOT_FILE), &bytes)?;
-        self.snapshot = Some((meta, bytes));
-        Ok(())
-    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
@@ -136,13 +130,18 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(
         &mut self,
     ) -> Result<SnapshotOf<TypeConfig, Self::SnapshotData>, io::Error> {
-        let mut inner = self.inner();
-        let meta = Meta {
-            last_log_id: inner.last_applied,
-            last_membership: inner.membership.clone(),
+        // Encoded under the lock (memory only), written without it.
+        let (meta, bytes, dir) = {
+            let inner = self.inner();
+            let meta = Meta {
+                last_log_id: inner.last_applied,
+                last_membership: inner.membership.clone(),
+            };
+            let bytes = inner.encode_snapshot(&meta)?;
+            (meta, bytes, inner.dir.clone())
         };
-        let bytes = inner.encode_snapshot(&meta)?;
-        inner.keep_snapshot(meta.clone(), bytes.clone())?;
+        write_atomically(&dir.join(SNAPSHOT_FILE), &bytes)?;
+        self.inner().snapshot = Some((meta.clone(), bytes.clone()));
         Ok(SnapshotOf::<TypeConfig, Self::SnapshotData> {
             meta,
             snapshot: Cursor::new(bytes),
@@ -194,12 +193,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Self::SnapshotData,
     ) -> Result<(), io::Error> {
         let bytes = snapshot.into_inner();
-        let mut inner = self.inner();
-        let stored = inner.load(&bytes)?;
-        if stored.last_log_id != meta.last_log_id {
-            return Err(invalid("a snapshot whose meta is not the one it came with"));
-        }
-        inner.keep_snapshot(meta.clone(), bytes)
+        let dir = {
+            let mut inner = self.inner();
+            let stored = inner.load(&bytes)?;
+            if stored.last_log_id != meta.last_log_id {
+                return Err(invalid("a snapshot whose meta is not the one it came with"));
+            }
+            inner.dir.clone()
+        };
+        // Written without the lock; kept as the current snapshot once durable.
+        write_atomically(&dir.join(SNAPSHOT_FILE), &bytes)?;
+        self.inner().snapshot = Some((meta.clone(), bytes));
+        Ok(())
     }
 
     async fn get_current_snapshot(
