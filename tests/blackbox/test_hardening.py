@@ -169,6 +169,7 @@ def test_half_sent_frames_share_one_budget_and_time_out(start_broker):
         done.append(s)
 
     threads = [threading.Thread(target=stall) for _ in range(8)]
+    begun = time.monotonic()
     for t in threads:
         t.start()
     wait_until(lambda: peak_rss_mib(broker) > 100, what="large frames arriving")
@@ -183,6 +184,9 @@ def test_half_sent_frames_share_one_budget_and_time_out(start_broker):
     assert peak_rss_mib(broker) < 300, f"peak {peak_rss_mib(broker):.0f} MiB"
     for s in done:
         assert closed_by_peer(s)
+    # A frame queued behind stalled ones times out with them: its time runs from its length
+    # prefix, not from when its turn at the budget comes (which would take 4 s per turn).
+    assert time.monotonic() - begun < 12, "queued frames were held past request_timeout_ms"
     still = raw(broker)
     still.sendall(request(18, 0, 5))
     assert struct.unpack(">i", read_frame(still)[:4])[0] == 5

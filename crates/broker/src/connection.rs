@@ -137,10 +137,29 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             .acquire_many_owned(length as u32)
             .await
             .map_err(|_| Stop::Closed)?;
-        // Bytes of frames still arriving, across all connections: a client that announces a
-        // large frame and stalls holds its share only until `request_timeout_ms`. Large and
-        // small frames have budgets of their own, so frames stalled at the large budget never
-        // hold back the small requests most clients send.
+        // The frame's time runs from here, waiting for the shared budget included: a frame
+        // queued behind stalled ones is dropped at `request_timeout_ms` like they are, instead
+        // of starting a fresh timer when its turn comes (eight stalled frames would otherwise
+        // hold the connection for four timeouts in a row).
+        let read = self.read_under_budget(broker, length);
+        match within(frame_time_max, read).await {
+            Some(Ok(frame)) => Ok((frame, permit)),
+            Some(Err(_)) => Err(Stop::Closed), // the client closed the connection mid-frame
+            None => Err(Stop::TimedOut {
+                length: Some(length),
+            }),
+        }
+    }
+
+    /// Reads a frame body once its bytes fit the broker-wide budget of frames still arriving.
+    /// A client that announces a large frame and stalls holds its share only until its frame
+    /// times out. Large and small frames have budgets of their own, so frames stalled at the
+    /// large budget never hold back the small requests most clients send.
+    async fn read_under_budget(
+        &mut self,
+        broker: &Broker,
+        length: usize,
+    ) -> std::io::Result<Bytes> {
         let budget = if length > SMALL_FRAME_BYTES_MAX {
             &broker.unfinished_frame_bytes
         } else {
@@ -149,15 +168,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let _unfinished = budget
             .acquire_many(length as u32)
             .await
-            .map_err(|_| Stop::Closed)?;
-        let read = read_frame(&mut self.reader, &mut self.buffer, length);
-        match within(frame_time_max, read).await {
-            Some(Ok(frame)) => Ok((frame, permit)),
-            Some(Err(_)) => Err(Stop::Closed), // the client closed the connection mid-frame
-            None => Err(Stop::TimedOut {
-                length: Some(length),
-            }),
-        }
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        read_frame(&mut self.reader, &mut self.buffer, length).await
     }
 }
 
