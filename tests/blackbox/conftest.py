@@ -5,6 +5,7 @@ conditions with deadlines, never bare sleeps.
 """
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,10 +18,25 @@ REPO = Path(__file__).resolve().parents[2]
 SLUICE_BIN = Path(os.environ.get("SLUICE_BIN", REPO / "target" / "debug" / "sluice"))
 
 
+_HANDED_OUT = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port below the kernel's ephemeral range (32768 and up here): outgoing
+    connections take their local ports from that range, so a port found free there can be
+    taken by one (a cluster's nodes dial each other) before the server binds it. Never the
+    same port twice in one run."""
+    while True:
+        port = random.randrange(10000, 32000)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
 
 
 def wait_until(condition, timeout=15.0, interval=0.02, what="condition"):
@@ -54,6 +70,13 @@ class Broker:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self):
+        self.launch()
+        wait_until(self._accepting, what=f"broker on {self.bootstrap}")
+        return self
+
+    def launch(self):
+        """Starts the process without waiting for it to serve (a cluster's nodes serve only
+        once a quorum of them is up)."""
         assert SLUICE_BIN.exists(), f"{SLUICE_BIN} not built; run cargo build first"
         env = dict(os.environ, SLUICE_LOG="info", **self.extra_env)
         log = open(self.log_path, "ab")
@@ -62,7 +85,6 @@ class Broker:
              "--http-listen", f"127.0.0.1:{self.http_port}", *self.extra_args],
             stdout=log, stderr=log, env=env,
         )
-        wait_until(self._accepting, what=f"broker on {self.bootstrap}")
         return self
 
     def _accepting(self):

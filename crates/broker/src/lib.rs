@@ -19,11 +19,13 @@ mod handlers;
 mod internal_topics;
 mod metadata_image;
 mod metrics;
+mod producer_ids;
 mod scrub;
 mod server;
 mod transactions;
 
 pub use config::{BrokerConfig, OFFSETS_TOPIC_PARTITIONS_DEFAULT};
+pub use metadata_image::ClusterView;
 pub use server::{Broker, RunningBroker, StartError};
 pub use sluice_group::GroupConfig;
 pub use sluice_txn::TxnConfig;

@@ -3,11 +3,12 @@
 //! which leader epoch with which replicas and in-sync set, which broker coordinates a group or
 //! a transactional id, and which broker ids a replica assignment may name.
 //!
-//! Today the image describes a cluster of one: this node (`--node-id`), reached at the
-//! listener a request came in on, leading every partition of the local catalog in the epoch its
-//! log carries, and coordinating everything. The controller quorum replaces what stands behind
-//! these answers with the image its metadata log builds; the handlers keep asking the same
-//! questions.
+//! Brokers, the controller and the cluster id come from the metadata log's committed image
+//! (`ClusterView`, which the binary gives the broker): every unfenced broker, at its
+//! registered endpoint for the listener a request came in on, and this node always (it is
+//! serving the request). Topics and partitions are still the local catalog's: this node
+//! leads every partition it holds, in the epoch its log carries, and coordinates everything,
+//! until topics move into the metadata log; the handlers keep asking the same questions.
 //!
 //! Not owned here: the catalog itself (storage's `LogManager`), the epochs (the logs keep
 //! them), and the wire shapes (each handler builds its own response).
@@ -16,6 +17,18 @@ use crate::server::{Broker, Endpoint};
 use kafka_protocol::error::ResponseError;
 use sluice_storage::leader_epoch::UNDEFINED_EPOCH;
 use sluice_storage::{Partition, Topic};
+use std::sync::Arc;
+
+/// What the broker reads of the cluster: the committed metadata image, and who the active
+/// controller is. The binary implements it over the metadata log (`sluice-cluster`).
+pub trait ClusterView: Send + Sync + std::fmt::Debug {
+    fn image(&self) -> Arc<sluice_controller::MetadataImage>;
+    fn controller_id(&self) -> Option<i32>;
+    /// A block of producer ids for this broker from the active controller: `(first, count)`.
+    fn allocate_producer_ids(
+        &self,
+    ) -> futures::future::BoxFuture<'static, Result<(i64, i64), String>>;
+}
 
 /// A broker as clients reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +72,13 @@ impl Broker {
 }
 
 impl MetadataImage<'_> {
-    pub(crate) fn cluster_id(&self) -> &str {
-        &self.broker.cluster_id
+    /// The cluster's id: the metadata log's, or this data directory's until the log has one.
+    pub(crate) fn cluster_id(&self) -> String {
+        let image = self.broker.cluster.image();
+        image
+            .cluster_id
+            .clone()
+            .unwrap_or_else(|| self.broker.cluster_id.clone())
     }
 
     /// This node's id.
@@ -68,13 +86,45 @@ impl MetadataImage<'_> {
         self.broker.config.node_id
     }
 
+    /// The controller clients are told of: the active controller when it is also a live
+    /// broker, else this broker (clients send admin requests to "the controller", and a
+    /// controller-only node has no Kafka listener; any broker hands such requests on, as
+    /// KRaft brokers answer with a live broker). -1 while no controller is known.
     pub(crate) fn controller_id(&self) -> i32 {
-        self.local_node_id()
+        let Some(active) = self.broker.cluster.controller_id() else {
+            return -1;
+        };
+        let image = self.broker.cluster.image();
+        let live = image.brokers.get(&active).is_some_and(|b| !b.fenced);
+        if live { active } else { self.local_node_id() }
     }
 
-    /// Every live broker, as reached through the listener at `endpoint`.
+    /// Every live (unfenced) broker, as reached through the listener `endpoint` belongs to,
+    /// and this node, which is serving the request whatever the controller last decided.
     pub(crate) fn brokers(&self, endpoint: &Endpoint) -> Vec<BrokerNode> {
-        vec![self.local_node(endpoint)]
+        let registered = self.registered_brokers(endpoint);
+        let live = registered.into_iter().filter(|(_, fenced)| !fenced);
+        live.map(|(b, _)| b).collect()
+    }
+
+    /// Every registered broker, fenced or not (DescribeCluster's `include_fenced_brokers`),
+    /// with whether it is fenced; this node counts as live.
+    pub(crate) fn registered_brokers(&self, endpoint: &Endpoint) -> Vec<(BrokerNode, bool)> {
+        let image = self.broker.cluster.image();
+        let local = self.local_node_id();
+        let mut brokers = vec![(self.local_node(endpoint), false)];
+        for b in image.brokers.values().filter(|b| b.broker_id != local) {
+            if let Some(e) = b.endpoints.iter().find(|e| e.name == endpoint.name) {
+                let node = BrokerNode {
+                    id: b.broker_id,
+                    host: e.host.clone(),
+                    port: e.port,
+                };
+                brokers.push((node, b.fenced));
+            }
+        }
+        brokers.sort_by_key(|(b, _)| b.id);
+        brokers
     }
 
     /// Whether `id` names a broker a replica may be assigned to.

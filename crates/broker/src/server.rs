@@ -18,6 +18,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// The client listener's name, as brokers register it.
+pub(crate) const CLIENT_LISTENER: &str = "PLAINTEXT";
+/// The in-process gateway's loopback listener's name.
+pub(crate) const INTERNAL_LISTENER: &str = "INTERNAL";
+
 /// How long shutdown waits for connections to answer the requests they already read.
 const SHUTDOWN_DRAIN_MS: u64 = 10_000;
 
@@ -27,6 +32,10 @@ pub struct Broker {
     pub(crate) config: BrokerConfig,
     pub(crate) logs: LogManager,
     pub(crate) cluster_id: String,
+    /// The cluster's committed metadata (`metadata_image` reads it).
+    pub(crate) cluster: Arc<dyn crate::ClusterView>,
+    /// Producer ids for InitProducerId, in blocks from the controller.
+    pub(crate) producer_ids: crate::producer_ids::ProducerIdBlocks,
     groups: OnceLock<Arc<Groups>>,
     transactions: OnceLock<Arc<Transactions>>,
     pub(crate) metrics: Arc<Metrics>,
@@ -99,6 +108,9 @@ impl Broker {
 /// answer with the endpoint of the listener the request came in on, as Kafka does).
 #[derive(Debug)]
 pub(crate) struct Endpoint {
+    /// The listener's name, as brokers register their endpoints (`CLIENT_LISTENER`,
+    /// `INTERNAL_LISTENER`).
+    pub name: &'static str,
     pub host: String,
     pub port: u16,
 }
@@ -139,7 +151,10 @@ fn begin_leader_epochs(logs: &LogManager) {
 impl RunningBroker {
     /// Opens the data directory (recovering it if needed), binds the listener and starts
     /// serving.
-    pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
+    pub async fn start(
+        config: BrokerConfig,
+        cluster: Arc<dyn crate::ClusterView>,
+    ) -> Result<RunningBroker, StartError> {
         sluice_storage::set_read_verification(config.read_verify_crc);
         let data_dir = config.data_dir.clone();
         let logs = tokio::task::spawn_blocking(move || {
@@ -171,6 +186,8 @@ impl RunningBroker {
             config,
             logs,
             cluster_id,
+            cluster,
+            producer_ids: Default::default(),
             groups: OnceLock::new(),
             transactions: OnceLock::new(),
             metrics: Arc::new(Metrics::new()),
@@ -229,6 +246,7 @@ impl RunningBroker {
         );
         let client_door = Door {
             endpoint: Arc::new(Endpoint {
+                name: CLIENT_LISTENER,
                 host: broker.config.advertised_host.clone(),
                 port: broker.config.advertised_port,
             }),
@@ -237,6 +255,7 @@ impl RunningBroker {
         };
         let internal_door = Door {
             endpoint: Arc::new(Endpoint {
+                name: INTERNAL_LISTENER,
                 host: internal_addr.ip().to_string(),
                 port: internal_addr.port(),
             }),
@@ -258,6 +277,34 @@ impl RunningBroker {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The first producer id this data directory never handed out before the metadata log
+    /// kept producer ids (the node reserves the ids below it).
+    pub fn legacy_producer_id_floor(&self) -> i64 {
+        self.broker.logs.legacy_producer_id_floor()
+    }
+
+    /// The cluster id this data directory was created with (a new cluster takes it).
+    pub fn local_cluster_id(&self) -> &str {
+        &self.broker.cluster_id
+    }
+
+    /// Where this broker is reached, per listener, as it registers with the controller.
+    pub fn endpoints(&self) -> Vec<sluice_controller::Endpoint> {
+        let config = &self.broker.config;
+        vec![
+            sluice_controller::Endpoint {
+                name: CLIENT_LISTENER.to_string(),
+                host: config.advertised_host.clone(),
+                port: config.advertised_port,
+            },
+            sluice_controller::Endpoint {
+                name: INTERNAL_LISTENER.to_string(),
+                host: self.internal_addr.ip().to_string(),
+                port: self.internal_addr.port(),
+            },
+        ]
     }
 
     /// The loopback listener for in-process Kafka clients (the HTTP gateway): it advertises

@@ -222,11 +222,12 @@ pub async fn partition_sizes(
     Ok(sizes)
 }
 
+/// DescribeCluster, fenced brokers included where the broker can say (v2).
 pub async fn describe_cluster(client: &mut Client) -> Result<DescribeClusterResponse> {
-    let (_, response) = client
-        .any()
-        .send(&DescribeClusterRequest::default(), 1)
-        .await?;
+    let connection = client.any();
+    let with_fenced = connection.version_for::<DescribeClusterRequest>(2) == Some(2);
+    let request = DescribeClusterRequest::default().with_include_fenced_brokers(with_fenced);
+    let (_, response) = connection.send(&request, 2).await?;
     ClientError::check(
         response.error_code,
         response.error_message.as_deref(),

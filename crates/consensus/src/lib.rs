@@ -12,11 +12,13 @@
 
 mod log_store;
 mod network;
+mod open;
 mod quorum;
 mod state_machine;
 
 pub use log_store::LogStore;
 pub use network::{CONTROLLER_FRAME_BYTES_MAX, ControllerNetwork, PeerClient, serve};
+pub use open::{Voter, open};
 pub use quorum::{MetadataQuorum, QuorumError};
 pub use state_machine::StateMachine;
 

@@ -14,6 +14,12 @@
 //!   purged log id, each postcard, replaced atomically (written, fsynced, renamed, directory
 //!   fsynced).
 //!
+//! - `raft-reserve`: `RESERVE_BYTES` of zeros, written at open when there is room. The metadata
+//!   log shares its disk with the partitions; when a write fails because that disk is full,
+//!   the reserve is deleted and the write tried once more, so the cluster's metadata (a
+//!   broker's registration, a leader's first entry after a restart) still moves while the
+//!   partitions refuse appends. The next open writes the reserve again.
+//!
 //! A purge rewrites `raft-log` without the purged entries (purges follow snapshots, so they are
 //! rare). The whole log is also kept in memory: the metadata log is small, and a snapshot lets
 //! its prefix go.
@@ -43,6 +49,9 @@ const LOG_FILE: &str = "raft-log";
 const VOTE_FILE: &str = "raft-vote";
 const COMMITTED_FILE: &str = "raft-committed";
 const PURGED_FILE: &str = "raft-purged";
+const RESERVE_FILE: &str = "raft-reserve";
+/// Room kept for the metadata log on a disk that fills up: thousands of metadata entries.
+const RESERVE_BYTES: usize = 1024 * 1024;
 const FRAME_HEADER_BYTES: usize = 8;
 /// The largest entry a frame may claim: a metadata record's bound, plus room for openraft's
 /// own fields and a membership.
@@ -113,6 +122,7 @@ impl LogStore {
             log,
             log_end: valid_end,
         };
+        files.keep_reserve();
         Ok(LogStore {
             state: Arc::new(Mutex::new(state)),
             files: Arc::new(Mutex::new(files)),
@@ -129,7 +139,7 @@ impl LogStore {
 
     fn append_entries(&self, entries: Vec<Entry>) -> io::Result<()> {
         let mut files = self.files();
-        let placed = files.append(&entries)?;
+        let placed = files.with_room(|f| f.append(&entries))?;
         let mut state = self.state();
         for (entry, position) in entries.into_iter().zip(placed) {
             state.entries.insert(entry.index(), (entry, position));
@@ -166,7 +176,7 @@ impl LogStore {
             state.purged = Some(log_id);
             state.entries.values().map(|(e, _)| e.clone()).collect()
         };
-        let positions = files.rewrite(&kept)?;
+        let positions = files.with_room(|f| f.rewrite(&kept))?;
         let mut state = self.state();
         for (entry, position) in kept.iter().zip(positions) {
             if let Some(e) = state.entries.get_mut(&entry.index()) {
@@ -183,8 +193,8 @@ impl LogStore {
         value: &impl Serialize,
         record: impl FnOnce(&mut State),
     ) -> io::Result<()> {
-        let files = self.files();
-        write_value(&files.dir.join(name), value)?;
+        let mut files = self.files();
+        files.with_room(|f| write_value(&f.dir.join(name), value))?;
         record(&mut self.state());
         Ok(())
     }
@@ -242,6 +252,10 @@ fn read_value<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
 }
 
 /// Replaces `path` atomically and durably with `value`.
+fn is_disk_full(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+}
+
 fn write_value<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     let bytes = postcard::to_allocvec(value).map_err(invalid)?;
     write_atomically(path, &bytes)
@@ -249,16 +263,54 @@ fn write_value<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
 
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    {
-        let mut file = File::create(&tmp)?;
+    let written = File::create(&tmp).and_then(|mut file| {
         file.write_all(bytes)?;
-        file.sync_all()?;
+        file.sync_all()
+    });
+    if let Err(e) = written {
+        // A half-written file would hold on to the room a retry needs.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     std::fs::rename(&tmp, path)?;
     File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
 }
 
 impl Files {
+    /// Writes the reserve if it is missing and there is room for it.
+    fn keep_reserve(&self) {
+        let path = self.dir.join(RESERVE_FILE);
+        if path.exists() {
+            return;
+        }
+        if let Err(e) = write_atomically(&path, &vec![0u8; RESERVE_BYTES]) {
+            tracing::warn!(error = %e, "no room for the metadata log's reserve on its disk");
+        }
+    }
+
+    /// Runs `write`; if the disk is full, gives up the reserve and runs it once more.
+    fn with_room<T>(
+        &mut self,
+        mut write: impl FnMut(&mut Files) -> io::Result<T>,
+    ) -> io::Result<T> {
+        match write(self) {
+            Err(e) if is_disk_full(&e) && self.release_reserve() => write(self),
+            other => other,
+        }
+    }
+
+    /// Deletes the reserve; whether there was one.
+    fn release_reserve(&self) -> bool {
+        let released = std::fs::remove_file(self.dir.join(RESERVE_FILE)).is_ok();
+        if released {
+            tracing::warn!(
+                dir = %self.dir.display(),
+                "the disk is full: the metadata log released its reserve to go on"
+            );
+        }
+        released
+    }
+
     /// Appends the entries' frames and fsyncs them; returns where each frame starts.
     fn append(&mut self, entries: &[Entry]) -> io::Result<Vec<u64>> {
         let mut bytes = Vec::new();

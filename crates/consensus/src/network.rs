@@ -1,5 +1,6 @@
 //! Controller traffic over TCP: openraft's RPCs (AppendEntries, Vote, PreVote, a whole
-//! snapshot) between the controllers, on the controller listener, which carries nothing else.
+//! snapshot) between the controllers, and controller commands handed to the active controller
+//! by another node (`send_command`), on the controller listener, which carries nothing else.
 //!
 //! Wire format: each message is a frame `u32 length (big-endian) | payload`, the payload a
 //! `Request` or `Response` in postcard. A connection carries one request at a time, answered
@@ -11,7 +12,7 @@
 //! Not owned here: who the peers are (the `BasicNode` address each voter registered), and
 //! authentication (the security issue puts TLS on this listener).
 
-use crate::{Raft, TypeConfig};
+use crate::{MetadataQuorum, QuorumError, Raft, TypeConfig};
 use openraft::BasicNode;
 use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
@@ -20,6 +21,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
+use sluice_controller::{ControllerCommand, ControllerReply};
 use std::io::{self, Cursor};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +36,9 @@ const FRAME_ARRIVAL_TIMEOUT: Duration = Duration::from_secs(30);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECTIONS_MAX: usize = 64;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a handed-on command may take: a ReadIndex round and one commit, with room for an
+/// election in between.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Serialize, Deserialize)]
 enum Request {
@@ -45,6 +50,13 @@ enum Request {
         meta: SnapshotMetaOf<TypeConfig>,
         data: Vec<u8>,
     },
+    /// A controller command handed on by a node that is not the active controller.
+    Command(ControllerCommand),
+    /// A broker that is not a controller asks to receive the metadata log (a learner).
+    AddLearner {
+        node_id: u64,
+        address: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -52,6 +64,7 @@ enum Response {
     AppendEntries(AppendEntriesResponse<TypeConfig>),
     Vote(VoteResponse<TypeConfig>),
     Snapshot(SnapshotResponse<TypeConfig>),
+    Command(Result<ControllerReply, QuorumError>),
     /// The receiving controller could not handle the request (it is shutting down, say).
     Refused(String),
 }
@@ -93,9 +106,9 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
-/// Serves controller RPCs for `raft` on `listener` until the task running it is aborted
+/// Serves controller RPCs for `quorum` on `listener` until the task running it is aborted
 /// (which aborts every connection it serves).
-pub async fn serve(listener: TcpListener, raft: Raft) {
+pub async fn serve(listener: TcpListener, quorum: Arc<MetadataQuorum>) {
     let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     let mut connections = JoinSet::new();
     loop {
@@ -107,9 +120,9 @@ pub async fn serve(listener: TcpListener, raft: Raft) {
             tracing::warn!(%peer, "too many controller connections; closing this one");
             continue;
         };
-        let raft = raft.clone();
+        let quorum = quorum.clone();
         connections.spawn(async move {
-            if let Err(e) = serve_connection(stream, raft).await {
+            if let Err(e) = serve_connection(stream, quorum).await {
                 tracing::debug!(%peer, error = %e, "controller connection closed");
             }
             drop(permit);
@@ -117,7 +130,7 @@ pub async fn serve(listener: TcpListener, raft: Raft) {
     }
 }
 
-async fn serve_connection(mut stream: TcpStream, raft: Raft) -> io::Result<()> {
+async fn serve_connection(mut stream: TcpStream, quorum: Arc<MetadataQuorum>) -> io::Result<()> {
     stream.set_nodelay(true)?;
     loop {
         let request = tokio::time::timeout(IDLE_TIMEOUT, read_frame::<Request>(&mut stream))
@@ -126,14 +139,24 @@ async fn serve_connection(mut stream: TcpStream, raft: Raft) -> io::Result<()> {
         let Some(request) = request else {
             return Ok(());
         };
-        let response = handle(&raft, request).await;
+        let response = handle(&quorum, request).await;
         write_frame(&mut stream, &response).await?;
     }
 }
 
-async fn handle(raft: &Raft, request: Request) -> Response {
+async fn handle(quorum: &MetadataQuorum, request: Request) -> Response {
     let refused = |e: &dyn std::fmt::Display| Response::Refused(e.to_string());
+    let raft: &Raft = quorum.raft();
     match request {
+        Request::Command(command) => {
+            // Run here, never handed on again: a node that is not the active controller
+            // answers NotController and the sender asks again.
+            Response::Command(quorum.execute(command, sluice_types::now_ms()).await)
+        }
+        Request::AddLearner { node_id, address } => {
+            let added = quorum.add_learner(node_id, address).await;
+            Response::Command(added.map(|()| ControllerReply::Done))
+        }
         Request::AppendEntries(rpc) => match raft.append_entries(rpc).await {
             Ok(r) => Response::AppendEntries(r),
             Err(e) => refused(&e),
@@ -311,5 +334,46 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             Response::Snapshot(r) => Ok(r),
             _ => Err(unexpected().into()),
         }
+    }
+}
+
+/// Hands `command` to the active controller `leader` at `address` and returns its answer.
+pub(crate) async fn send_command(
+    leader: u64,
+    address: &str,
+    command: &ControllerCommand,
+) -> Result<ControllerReply, QuorumError> {
+    call(leader, address, Request::Command(command.clone())).await
+}
+
+/// Asks controller `target` at `address` to add this node as a learner.
+pub(crate) async fn send_add_learner(
+    target: u64,
+    address: &str,
+    node_id: u64,
+    own_address: &str,
+) -> Result<(), QuorumError> {
+    let request = Request::AddLearner {
+        node_id,
+        address: own_address.to_string(),
+    };
+    call(target, address, request).await.map(|_| ())
+}
+
+async fn call(
+    leader: u64,
+    address: &str,
+    request: Request,
+) -> Result<ControllerReply, QuorumError> {
+    let mut peer = PeerClient {
+        target: leader,
+        addr: address.to_string(),
+        stream: None,
+    };
+    let unreachable = |why: String| QuorumError::Unreachable { leader, why };
+    match peer.call(&request, COMMAND_TIMEOUT).await {
+        Ok(Response::Command(answer)) => answer,
+        Ok(_) => Err(unreachable("an answer of the wrong kind".into())),
+        Err(CallError::Unreachable(e) | CallError::Network(e)) => Err(unreachable(e.to_string())),
     }
 }

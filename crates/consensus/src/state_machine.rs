@@ -7,6 +7,10 @@
 //! `raft-snapshot` (atomically, fsynced) when it is built or installed: a restart loads it and
 //! openraft replays the log after it. Snapshot file: `u32 length | postcard(meta)`, then the
 //! records, each `u32 length | record` (`MetadataRecord::encode`).
+//!
+//! Every change to the image is published (`images`): a copy of the image behind an `Arc`,
+//! taken once per applied run of entries, never per read, so a broker's handlers read the
+//! committed metadata without taking the state machine's lock.
 
 use crate::TypeConfig;
 use crate::log_store::write_atomically;
@@ -14,10 +18,11 @@ use futures_util::{Stream, TryStreamExt};
 use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
-use sluice_controller::{ControllerConfig, MetadataRecord, QuorumController};
+use sluice_controller::{ControllerConfig, MetadataImage, MetadataRecord, QuorumController};
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::watch;
 
 const SNAPSHOT_FILE: &str = "raft-snapshot";
 
@@ -29,6 +34,7 @@ type Membership = StoredMembershipOf<TypeConfig>;
 #[derive(Debug, Clone)]
 pub struct StateMachine {
     inner: Arc<Mutex<Inner>>,
+    published: Arc<watch::Sender<Arc<MetadataImage>>>,
 }
 
 #[derive(Debug)]
@@ -61,9 +67,22 @@ impl StateMachine {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        let (published, _) = watch::channel(Arc::new(inner.controller.image().clone()));
         Ok(StateMachine {
             inner: Arc::new(Mutex::new(inner)),
+            published: Arc::new(published),
         })
+    }
+
+    /// The committed image as it changes: the latest copy now, and a notice at each change.
+    pub fn images(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.published.subscribe()
+    }
+
+    /// Publishes the image as it stands (after entries or a snapshot were applied).
+    fn publish(&self) {
+        let image = Arc::new(self.inner().controller.image().clone());
+        self.published.send_replace(image);
     }
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
@@ -163,18 +182,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + Send,
     {
         while let Some((entry, responder)) = entries.try_next().await? {
-            {
+            let changed = {
                 let mut inner = self.inner();
                 inner.last_applied = Some(entry.log_id);
                 match &entry.payload {
-                    EntryPayload::Blank => {}
+                    EntryPayload::Blank => false,
                     EntryPayload::Normal(batch) => {
                         batch.0.iter().for_each(|r| inner.controller.replay(r));
+                        !batch.0.is_empty()
                     }
                     EntryPayload::Membership(m) => {
                         inner.membership = Membership::new(Some(entry.log_id), m.clone());
+                        false
                     }
                 }
+            };
+            // Published before the answer, so a command's caller finds its records in the
+            // image it reads next.
+            if changed {
+                self.publish();
             }
             if let Some(responder) = responder {
                 responder.send(());
@@ -201,6 +227,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             inner.dir.clone()
         };
+        self.publish();
         // Written without the lock; kept as the current snapshot once durable.
         write_atomically(&dir.join(SNAPSHOT_FILE), &bytes)?;
         self.inner().snapshot = Some((meta.clone(), bytes));

@@ -7,8 +7,12 @@ mod common;
 use common::{Node, everywhere, leader, start_node, topic_names};
 use openraft::BasicNode;
 use sluice_consensus::{ControllerNetwork, MetadataQuorum, QuorumError};
-use sluice_controller::{BrokerHeartbeat, Endpoint, NewTopic, Registration};
+use sluice_controller::{
+    BrokerHeartbeat, ControllerCommand, ControllerError, ControllerReply, Endpoint, NewTopic,
+    Registration,
+};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
 fn registration(broker: i32) -> Registration {
@@ -30,6 +34,7 @@ async fn commands_commit_as_one_entry_and_every_image_follows() {
     let mut members = BTreeMap::new();
     let mut nodes = BTreeMap::new();
     let mut servers = Vec::new();
+    let mut listeners = Vec::new();
     for id in 1..=3u64 {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         members.insert(
@@ -37,20 +42,24 @@ async fn commands_commit_as_one_entry_and_every_image_follows() {
             BasicNode::new(listener.local_addr().unwrap().to_string()),
         );
         let node = start_node(id, dirs[id as usize - 1].path(), ControllerNetwork).await;
+        listeners.push(listener);
+        nodes.insert(id, node);
+    }
+    let quorums: BTreeMap<u64, Arc<MetadataQuorum>> = nodes
+        .iter()
+        .map(|(&id, n): (&u64, &Node)| {
+            let quorum = MetadataQuorum::new(id, n.raft.clone(), n.state.clone());
+            (id, Arc::new(quorum))
+        })
+        .collect();
+    for (listener, quorum) in listeners.into_iter().zip(quorums.values()) {
         servers.push(tokio::spawn(sluice_consensus::serve(
             listener,
-            node.raft.clone(),
+            quorum.clone(),
         )));
-        nodes.insert(id, node);
     }
     nodes[&1].raft.initialize(members).await.unwrap();
     let active = leader(&nodes).await;
-    let quorums: BTreeMap<u64, MetadataQuorum> = nodes
-        .iter()
-        .map(|(&id, n): (&u64, &Node)| {
-            (id, MetadataQuorum::new(id, n.raft.clone(), n.state.clone()))
-        })
-        .collect();
 
     // A controller that is not active names the one that is.
     let passive = *quorums.keys().find(|&&id| id != active).unwrap();
@@ -63,7 +72,7 @@ async fn commands_commit_as_one_entry_and_every_image_follows() {
         )
         .await
         .unwrap();
-    let refused = quorums[&passive].run(|_| (Vec::new(), ())).await;
+    let refused = quorums[&passive].run(0, |_| (Vec::new(), ())).await;
     assert_eq!(
         refused,
         Err(QuorumError::NotController {
@@ -74,7 +83,7 @@ async fn commands_commit_as_one_entry_and_every_image_follows() {
     let q = &quorums[&active];
     for broker in 1..=3 {
         let epoch = q
-            .run(|c| match c.register_broker(registration(broker), 0) {
+            .run(0, |c| match c.register_broker(registration(broker), 0) {
                 Ok((records, epoch)) => (records, epoch),
                 Err(e) => panic!("{e}"),
             })
@@ -88,7 +97,7 @@ async fn commands_commit_as_one_entry_and_every_image_follows() {
             want_shutdown: false,
         };
         let fenced = q
-            .run(|c| {
+            .run(0, |c| {
                 let (records, reply) = c.heartbeat(heartbeat, 0).unwrap();
                 (records, reply.fenced)
             })
@@ -104,7 +113,7 @@ async fn commands_commit_as_one_entry_and_every_image_follows() {
         configs: Vec::new(),
     };
     let created = q
-        .run(|c| {
+        .run(0, |c| {
             let (records, mut results) = c.create_topics(&[orders]);
             (records, results.remove(0))
         })
@@ -122,6 +131,51 @@ async fn commands_commit_as_one_entry_and_every_image_follows() {
         assert_eq!(topic_names(node), ["orders"]);
         assert_eq!(image(node), expected);
     }
+
+    // A command given to a passive controller is handed to the active one over the controller
+    // listener, and its records reach the passive node's published image.
+    let now = || 0;
+    let reply = quorums[&passive]
+        .submit(ControllerCommand::RegisterBroker(registration(4)), now)
+        .await
+        .unwrap();
+    let ControllerReply::Registered(epoch) = reply else {
+        panic!("{reply:?}");
+    };
+    let mut images = nodes[&passive].state.images();
+    let image = images
+        .wait_for(|image| {
+            image
+                .brokers
+                .get(&4)
+                .is_some_and(|b| b.broker_epoch == epoch)
+        })
+        .await
+        .unwrap()
+        .clone();
+    assert!(
+        image.brokers[&4].fenced,
+        "a registered broker starts fenced"
+    );
+    // A refusal comes back as the controller's error, not as a failure of the hand-over.
+    let stale = BrokerHeartbeat {
+        broker_id: 4,
+        broker_epoch: epoch - 1,
+        caught_up: true,
+        want_fence: false,
+        want_shutdown: false,
+    };
+    let reply = quorums[&passive]
+        .submit(ControllerCommand::Heartbeat(stale), now)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            reply,
+            ControllerReply::Refused(ControllerError::StaleBrokerEpoch { broker: 4, .. })
+        ),
+        "{reply:?}"
+    );
     for server in servers {
         server.abort();
     }

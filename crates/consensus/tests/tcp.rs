@@ -7,9 +7,10 @@ mod common;
 
 use common::{Node, everywhere, leader, start_node, topic, topic_names, write};
 use openraft::BasicNode;
-use sluice_consensus::{CONTROLLER_FRAME_BYTES_MAX, ControllerNetwork};
+use sluice_consensus::{CONTROLLER_FRAME_BYTES_MAX, ControllerNetwork, MetadataQuorum};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -21,7 +22,8 @@ struct Running {
 
 async fn start(id: u64, dir: &Path, listener: TcpListener) -> Running {
     let node = start_node(id, dir, ControllerNetwork).await;
-    let server = tokio::spawn(sluice_consensus::serve(listener, node.raft.clone()));
+    let quorum = MetadataQuorum::new(id, node.raft.clone(), node.state.clone());
+    let server = tokio::spawn(sluice_consensus::serve(listener, Arc::new(quorum)));
     Running { node, server }
 }
 

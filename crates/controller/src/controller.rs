@@ -18,7 +18,7 @@ use crate::image::MetadataImage;
 use crate::record::{ConfigResource, Endpoint, MetadataRecord};
 use sluice_replication::{NO_LEADER, PartitionRegistration};
 use sluice_types::limits;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +48,7 @@ impl Default for ControllerConfig {
 }
 
 /// A broker registering (BrokerRegistration).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Registration {
     pub broker_id: i32,
     pub incarnation_id: Uuid,
@@ -57,7 +57,7 @@ pub struct Registration {
 }
 
 /// A broker's heartbeat (BrokerHeartbeat).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BrokerHeartbeat {
     pub broker_id: i32,
     pub broker_epoch: i64,
@@ -70,7 +70,7 @@ pub struct BrokerHeartbeat {
     pub want_shutdown: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HeartbeatReply {
     /// Whether the broker is fenced once the heartbeat's records are committed.
     pub fenced: bool,
@@ -79,7 +79,7 @@ pub struct HeartbeatReply {
 }
 
 /// A topic to create (CreateTopics).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewTopic {
     pub name: String,
     /// -1: `default_partitions` (or the assignment's length).
@@ -92,7 +92,7 @@ pub struct NewTopic {
     pub configs: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TopicCreated {
     pub topic_id: Uuid,
     pub partitions: i32,
@@ -104,6 +104,10 @@ pub struct QuorumController {
     config: ControllerConfig,
     image: MetadataImage,
     last_heartbeat_ms: BTreeMap<i32, i64>,
+    /// Brokers this controller has heard from since it became active. A session it only
+    /// assumed (`become_active`) fences no one, but does not keep a new incarnation out
+    /// either: the process that held it may be the one restarting.
+    heard_from: BTreeSet<i32>,
     /// Where the next topic's round-robin placement starts, so topics spread their first
     /// partitions over different brokers.
     placement_start: usize,
@@ -130,6 +134,7 @@ impl QuorumController {
     /// from now, since heartbeats sent to the previous controller are not known here.
     pub fn become_active(&mut self, now_ms: i64) {
         self.last_heartbeat_ms = self.image.brokers.keys().map(|&b| (b, now_ms)).collect();
+        self.heard_from.clear();
     }
 
     /// The first records of a new cluster: its id.
@@ -154,10 +159,12 @@ impl QuorumController {
         let id = registration.broker_id;
         if let Some(known) = self.image.brokers.get(&id) {
             if known.incarnation_id == registration.incarnation_id {
-                self.last_heartbeat_ms.insert(id, now_ms);
-                return Ok((Vec::new(), known.broker_epoch));
+                let epoch = known.broker_epoch;
+                self.heard(id, now_ms);
+                return Ok((Vec::new(), epoch));
             }
-            let alive = !known.fenced && !self.session_expired(id, now_ms);
+            let alive =
+                !known.fenced && self.heard_from.contains(&id) && !self.session_expired(id, now_ms);
             if alive {
                 return Err(ControllerError::DuplicateBrokerRegistration(id));
             }
@@ -173,7 +180,7 @@ impl QuorumController {
             endpoints: registration.endpoints,
             rack: registration.rack,
         });
-        self.last_heartbeat_ms.insert(id, now_ms);
+        self.heard(id, now_ms);
         Ok((records, broker_epoch))
     }
 
@@ -195,8 +202,8 @@ impl QuorumController {
                 current: broker.broker_epoch,
             });
         }
-        self.last_heartbeat_ms.insert(id, now_ms);
         let fenced = broker.fenced;
+        self.heard(id, now_ms);
         let (records, fenced_after) = if heartbeat.want_shutdown {
             (self.fence_records(id), true)
         } else if fenced && heartbeat.caught_up && !heartbeat.want_fence {
@@ -226,6 +233,11 @@ impl QuorumController {
             Some(&id) => self.fence_records(id),
             None => Vec::new(),
         }
+    }
+
+    fn heard(&mut self, broker_id: i32, now_ms: i64) {
+        self.last_heartbeat_ms.insert(broker_id, now_ms);
+        self.heard_from.insert(broker_id);
     }
 
     fn session_expired(&self, broker_id: i32, now_ms: i64) -> bool {
@@ -334,7 +346,9 @@ impl QuorumController {
             return Err(ControllerError::TopicExists(topic.name.clone()));
         }
         if self.image.topics.len() >= limits::TOPICS_MAX {
-            return Err(ControllerError::LimitReached("topics in the cluster"));
+            return Err(ControllerError::LimitReached(
+                "topics in the cluster".into(),
+            ));
         }
         let assignments = if topic.assignments.is_empty() {
             self.place(topic)?
@@ -498,6 +512,19 @@ impl QuorumController {
             next_producer_id: first + count,
         };
         Ok((vec![record], (first, count)))
+    }
+
+    /// Ids below `below` are taken (a data directory handed them out before the metadata log
+    /// kept producer ids): the next block starts at or above it.
+    pub fn reserve_producer_ids(&self, below: i64) -> Vec<MetadataRecord> {
+        if below <= self.image.next_producer_id {
+            return Vec::new();
+        }
+        vec![MetadataRecord::ProducerIds {
+            broker_id: -1,
+            broker_epoch: -1,
+            next_producer_id: below,
+        }]
     }
 
     /// Whether any partition is without a leader (for the callers' reports).

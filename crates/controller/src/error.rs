@@ -1,7 +1,7 @@
 //! The controller's one error enum; each variant names the Kafka error code it stands for,
 //! which the broker's single mapping gives the client.
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ControllerError {
     /// TOPIC_ALREADY_EXISTS.
     #[error("topic {0} already exists")]
@@ -39,5 +39,5 @@ pub enum ControllerError {
     CorruptRecord(String),
     /// A limit of `sluice_types::limits` (POLICY_VIOLATION).
     #[error("limit reached: {0}")]
-    LimitReached(&'static str),
+    LimitReached(String),
 }

@@ -9,11 +9,13 @@
 //! openraft), the network, and the rules of one partition's leadership and in-sync set, which
 //! are `sluice_replication::PartitionRegistration`'s.
 
+mod command;
 mod controller;
 mod error;
 mod image;
 mod record;
 
+pub use command::{ControllerCommand, ControllerReply};
 pub use controller::{
     BrokerHeartbeat, ControllerConfig, HeartbeatReply, NewTopic, QuorumController, Registration,
     TopicCreated,

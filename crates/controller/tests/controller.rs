@@ -344,6 +344,13 @@ fn producer_id_blocks_never_overlap() {
     assert_eq!(second, (1_000, 1_000));
     assert!(c.controller.allocate_producer_ids(3, 999).is_err());
     assert_eq!(c.replayed().next_producer_id, 2_000);
+    // Ids a data directory handed out before the metadata log are never handed out again;
+    // a reservation below what is already taken changes nothing.
+    let records = c.controller.reserve_producer_ids(5_500);
+    c.commit(records);
+    assert!(c.controller.reserve_producer_ids(100).is_empty());
+    let (_, third) = c.controller.allocate_producer_ids(3, c.epochs[3]).unwrap();
+    assert_eq!(third, (5_500, 1_000));
 }
 
 #[test]
@@ -371,6 +378,43 @@ fn a_newly_active_controller_gives_every_broker_a_full_session() {
     assert!(next.tick(28_000).is_empty());
     assert!(!next.tick(29_500).is_empty());
     c.controller = next;
+}
+
+#[test]
+fn a_restart_that_took_the_controller_with_it_registers_at_once() {
+    // A single node restarted: its controller replayed the log and became active again; the
+    // broker's new incarnation must not wait out a session only assumed for its old one.
+    let c = Cluster::three(ControllerConfig::default());
+    let mut next = QuorumController::new(ControllerConfig::default());
+    c.log.iter().for_each(|r| next.replay(r));
+    next.become_active(20_000);
+    let registration = Registration {
+        broker_id: 2,
+        incarnation_id: Uuid::new_v4(),
+        endpoints: Vec::new(),
+        rack: None,
+    };
+    let (records, epoch) = next.register_broker(registration.clone(), 20_100).unwrap();
+    assert!(epoch > c.epochs[2]);
+    records.iter().for_each(|r| next.replay(r));
+    // Once heard from, the new incarnation's session keeps a third process out.
+    let intruder = Registration {
+        incarnation_id: Uuid::new_v4(),
+        ..registration
+    };
+    let heartbeat = BrokerHeartbeat {
+        broker_id: 2,
+        broker_epoch: epoch,
+        caught_up: true,
+        want_fence: false,
+        want_shutdown: false,
+    };
+    let (records, _) = next.heartbeat(heartbeat, 20_200).unwrap();
+    records.iter().for_each(|r| next.replay(r));
+    assert_eq!(
+        next.register_broker(intruder, 20_300),
+        Err(ControllerError::DuplicateBrokerRegistration(2))
+    );
 }
 
 #[test]

@@ -7,7 +7,14 @@ mod settings;
 
 use clap::{Parser, Subcommand};
 use settings::{ServeArgs, ServeSettings};
-use sluice_broker::RunningBroker;
+use sluice_broker::{ClusterView, RunningBroker};
+use sluice_cluster::ClusterNode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a starting node waits for its broker to be let in (registered and unfenced)
+/// before it serves anyway and keeps trying in the background.
+const UNFENCE_WAIT: Duration = Duration::from_secs(30);
 
 #[global_allocator]
 static ALLOCATOR: sluice_alloc_guard::ReservingAllocator = sluice_alloc_guard::ReservingAllocator;
@@ -114,7 +121,9 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => match run_serve(args) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("sluice serve: {e:#}");
+                // Not eprintln!: a full disk under stderr must not turn an error into a panic.
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "sluice serve: {e:#}");
                 std::process::ExitCode::FAILURE
             }
         },
@@ -145,6 +154,8 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = ServeSettings::load(&args)?;
     init_logging(&settings.log_format);
     let config = settings.broker_config()?;
+    let cluster_config = settings.cluster_config()?;
+    let roles = settings.roles()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sluice")
@@ -153,7 +164,39 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     // The HTTP API waits for request headers as long as the broker waits for a frame.
     let header_timeout = std::time::Duration::from_millis(config.request_timeout_ms);
     runtime.block_on(async move {
-        let broker = RunningBroker::start(config).await?;
+        let node = Arc::new(ClusterNode::start(cluster_config).await?);
+        let stopped = tokio::select! {
+            () = wait_for_controller(&node) => false,
+            signal = wait_for_signal() => { signal?; true }
+        };
+        if stopped {
+            node.shutdown().await;
+            return Ok(());
+        }
+        if !roles.broker {
+            // A controller alone: the metadata log and the controller listener, no Kafka
+            // listener and no HTTP API (the gateway is a client of a local broker).
+            tracing::info!("controller only (--roles controller): serving no Kafka clients");
+            wait_for_signal().await?;
+            node.shutdown().await;
+            return Ok(());
+        }
+        let view: Arc<dyn ClusterView> = Arc::new(NodeView(node.clone()));
+        let broker = RunningBroker::start(config, view).await?;
+        let cluster_id = node.bootstrap(broker.local_cluster_id()).await?;
+        node.reserve_producer_ids(broker.legacy_producer_id_floor())
+            .await?;
+        node.run_broker(sluice_controller::Registration {
+            broker_id: node.node_id(),
+            incarnation_id: uuid::Uuid::new_v4(),
+            endpoints: broker.endpoints(),
+            rack: None,
+        });
+        if node.wait_unfenced(UNFENCE_WAIT).await {
+            tracing::info!(%cluster_id, node_id = node.node_id(), "broker registered and unfenced");
+        } else {
+            tracing::warn!("the broker is not unfenced yet; serving while it keeps trying");
+        }
         let http = match http_address {
             Some(address) => {
                 // The gateway is a Kafka client of this broker, through the broker's internal
@@ -176,8 +219,49 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             http.shutdown().await;
         }
         broker.shutdown().await?;
+        node.shutdown().await;
         Ok(())
     })
+}
+
+/// Waits for an active controller, saying so now and then (the other voters may not be up).
+async fn wait_for_controller(node: &ClusterNode) {
+    loop {
+        if let Some(id) = node.wait_for_controller(Duration::from_secs(5)).await {
+            tracing::info!(controller = id, "active controller known");
+            return;
+        }
+        tracing::warn!("waiting for a quorum of controllers (--controllers)");
+    }
+}
+
+/// The broker's window on the metadata log.
+struct NodeView(Arc<ClusterNode>);
+
+impl std::fmt::Debug for NodeView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NodeView({})", self.0.node_id())
+    }
+}
+
+impl ClusterView for NodeView {
+    fn image(&self) -> Arc<sluice_controller::MetadataImage> {
+        self.0.image()
+    }
+
+    fn controller_id(&self) -> Option<i32> {
+        self.0.controller_id()
+    }
+
+    fn allocate_producer_ids(
+        &self,
+    ) -> futures::future::BoxFuture<'static, Result<(i64, i64), String>> {
+        let node = self.0.clone();
+        Box::pin(async move {
+            let block = node.allocate_producer_ids().await;
+            block.map_err(|e| e.to_string())
+        })
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
@@ -192,12 +276,14 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 }
 
 fn init_logging(format: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| "info,openraft=warn".into());
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A log that cannot be written (its disk is full) is lost, never a panic.
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal());
     if format == "json" {
         builder.json().init();

@@ -6,6 +6,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use sluice_broker::{BrokerConfig, GroupConfig};
+use sluice_cluster::{ClusterConfig, Voter};
+use sluice_controller::ControllerConfig;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -32,6 +34,18 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     node_id: Option<i32>,
+    /// Address of the controller listener (controller traffic only) [env: SLUICE_CONTROLLER_LISTEN] [default: none on a single node]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    controller_listen: Option<String>,
+    /// The controllers (voters of the metadata log), as ID@HOST:PORT,... naming their controller listeners [env: SLUICE_CONTROLLERS] [default: this node alone]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    controllers: Option<String>,
+    /// What this node is: broker,controller (both; the only form served so far) [env: SLUICE_ROLES] [default: broker,controller]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roles: Option<String>,
     /// TOML file with any of these settings (keys as the flags, with underscores)
     #[arg(long, env = "SLUICE_CONFIG")]
     #[serde(skip)]
@@ -49,6 +63,16 @@ pub(crate) struct ServeSettings {
     pub advertised_listener: Option<String>,
     /// The HTTP API's address; "off" serves none.
     pub http_listen: String,
+    /// The controller listener's address, if any
+    pub controller_listen: Option<String>,
+    /// `controller.quorum.voters`: `id@host:port,...`; empty: this node alone
+    pub controllers: String,
+    /// `process.roles`
+    pub roles: String,
+    /// `broker.session.timeout.ms`: a broker without a heartbeat this long is fenced
+    pub broker_session_timeout_ms: i64,
+    /// `broker.heartbeat.interval.ms`
+    pub broker_heartbeat_interval_ms: u64,
     /// `auto.create.topics.enable`
     pub auto_create_topics_enable: bool,
     /// Fetches check the CRC of every batch they serve (off only to measure its cost)
@@ -117,6 +141,11 @@ impl Default for ServeSettings {
             listen: "127.0.0.1:9092".into(),
             advertised_listener: None,
             http_listen: "127.0.0.1:8080".into(),
+            controller_listen: None,
+            controllers: String::new(),
+            roles: "broker,controller".into(),
+            broker_session_timeout_ms: 9_000,
+            broker_heartbeat_interval_ms: 2_000,
             auto_create_topics_enable: true,
             log_read_verify_crc: true,
             log_scrub_bytes_per_second: 16 * 1024 * 1024,
@@ -178,6 +207,84 @@ impl ServeSettings {
         let address = resolve(&self.http_listen)
             .with_context(|| format!("--http-listen {}", self.http_listen))?;
         Ok(Some(address))
+    }
+
+    /// The node's place in the cluster: its metadata log, voters and controller listener.
+    pub(crate) fn cluster_config(&self) -> anyhow::Result<ClusterConfig> {
+        let roles = self.roles()?;
+        let controller_listen = match &self.controller_listen {
+            Some(address) => {
+                Some(resolve(address).with_context(|| format!("--controller-listen {address}"))?)
+            }
+            None => None,
+        };
+        let node_id = self.node_id;
+        anyhow::ensure!(
+            roles.controller || !self.controllers.trim().is_empty(),
+            "--roles {}: a node that is not a controller needs --controllers to join",
+            self.roles
+        );
+        let voters = if self.controllers.trim().is_empty() {
+            let address = controller_listen.map_or("local".to_string(), |a| a.to_string());
+            vec![Voter {
+                id: node_id as u64,
+                address,
+            }]
+        } else {
+            parse_controllers(&self.controllers)?
+        };
+        let voter = voters.iter().any(|v| v.id == node_id as u64);
+        anyhow::ensure!(
+            voter || !roles.controller,
+            "--controllers {}: this node ({node_id}) is a controller but not one of them",
+            self.controllers
+        );
+        anyhow::ensure!(
+            !voter || roles.controller,
+            "--controllers {}: this node ({node_id}) is one of them but its --roles has no controller",
+            self.controllers
+        );
+        anyhow::ensure!(
+            (voters.len() == 1 && voter) || controller_listen.is_some(),
+            "a node of a cluster of several needs --controller-listen (a broker alone receives the metadata log there)"
+        );
+        anyhow::ensure!(
+            self.broker_session_timeout_ms >= 1
+                && (self.broker_heartbeat_interval_ms as i64) < self.broker_session_timeout_ms,
+            "need 0 < broker_heartbeat_interval_ms < broker_session_timeout_ms"
+        );
+        let controller = ControllerConfig {
+            session_timeout_ms: self.broker_session_timeout_ms,
+            default_partitions: self.num_partitions,
+            ..ControllerConfig::default()
+        };
+        Ok(ClusterConfig {
+            node_id,
+            metadata_dir: self.data_dir.join("metadata"),
+            controller_listen,
+            voters,
+            controller,
+            heartbeat_interval_ms: self.broker_heartbeat_interval_ms,
+        })
+    }
+
+    /// `--roles`: what this node is.
+    pub(crate) fn roles(&self) -> anyhow::Result<Roles> {
+        let mut roles = Roles {
+            broker: false,
+            controller: false,
+        };
+        for role in self.roles.split(',').map(str::trim) {
+            match role {
+                "broker" => roles.broker = true,
+                "controller" => roles.controller = true,
+                other => anyhow::bail!(
+                    "--roles {}: {other:?} is neither broker nor controller",
+                    self.roles
+                ),
+            }
+        }
+        Ok(roles)
     }
 
     pub(crate) fn broker_config(&self) -> anyhow::Result<BrokerConfig> {
@@ -310,6 +417,42 @@ fn parse_ip_overrides(text: &str) -> anyhow::Result<HashMap<IpAddr, usize>> {
         }
     }
     Ok(overrides)
+}
+
+/// What a node is (Kafka's `process.roles`): a broker serves Kafka clients, a controller is a
+/// voter of the metadata log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Roles {
+    pub broker: bool,
+    pub controller: bool,
+}
+
+/// `--controllers`: `id@host:port,...` (Kafka's `controller.quorum.voters`).
+fn parse_controllers(text: &str) -> anyhow::Result<Vec<Voter>> {
+    let mut voters: Vec<Voter> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, address) = entry
+            .split_once('@')
+            .with_context(|| format!("--controllers: {entry:?} is not ID@HOST:PORT"))?;
+        let id: u64 = id
+            .parse()
+            .with_context(|| format!("--controllers: bad node id in {entry:?}"))?;
+        anyhow::ensure!(
+            address
+                .rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok()),
+            "--controllers: {entry:?} has no HOST:PORT"
+        );
+        anyhow::ensure!(
+            voters.iter().all(|v| v.id != id),
+            "--controllers: node {id} named twice"
+        );
+        voters.push(Voter {
+            id,
+            address: address.to_string(),
+        });
+    }
+    Ok(voters)
 }
 
 fn resolve(address: &str) -> anyhow::Result<SocketAddr> {

@@ -20,9 +20,15 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("sluice-controller", &["sluice-replication", "sluice-types"]),
     // The one crate that knows openraft; it does I/O (the metadata log on disk).
     ("sluice-consensus", &["sluice-controller", "sluice-types"]),
+    // A node's place in the cluster: runs the metadata log and the broker's session.
+    (
+        "sluice-cluster",
+        &["sluice-consensus", "sluice-controller", "sluice-types"],
+    ),
     (
         "sluice-broker",
         &[
+            "sluice-controller",
             "sluice-group",
             "sluice-protocol",
             "sluice-record",
@@ -45,6 +51,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "sluice-alloc-guard",
             "sluice-broker",
             "sluice-client",
+            "sluice-cluster",
+            "sluice-controller",
             "sluice-http",
             "sluice-record",
             "sluice-types",

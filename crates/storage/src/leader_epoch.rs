@@ -67,14 +67,19 @@ impl LeaderEpochCache {
         if !needed {
             return false;
         }
-        let before = self.entries.len();
-        self.entries
-            .retain(|e| e.epoch < epoch && e.start_offset < start_offset);
-        if self.entries.len() < before {
+        let kept = |e: &EpochEntry| e.epoch < epoch && e.start_offset < start_offset;
+        let dropped: Vec<EpochEntry> = self.entries.iter().filter(|e| !kept(e)).copied().collect();
+        self.entries.retain(kept);
+        // An older epoch that began at this same offset (it holds no batch: a leader took over
+        // an empty tail) is replaced without a word; anything more is worth a warning, as
+        // Kafka's cache judges it.
+        let trivial = matches!(dropped.as_slice(),
+            [only] if only.epoch < epoch && only.start_offset == start_offset);
+        if !dropped.is_empty() && !trivial {
             tracing::warn!(
                 epoch,
                 start_offset,
-                dropped = before - self.entries.len(),
+                dropped = dropped.len(),
                 "leader epoch assignment replaced entries that conflicted with it"
             );
         }

@@ -7,7 +7,7 @@
 //! <data_dir>/topics/<topic>/topic.json  {"id": UUID, "partitions": N, "configs": {key: value}}
 //! <data_dir>/topics/<topic>/<p>/      one partition's segments and checkpoints (see `Log`)
 //! <data_dir>/deleted/                 topics being removed; emptied at start
-//! <data_dir>/producer-id-block        first producer id of the next block (see `producer_ids`)
+//! <data_dir>/producer-id-block        producer ids handed out before the metadata log (see `producer_ids`)
 //! ```
 //! `topic.json` is replaced atomically. A topic directory without a readable `topic.json` is
 //! reported and skipped rather than guessed at.
@@ -16,7 +16,6 @@ use crate::checkpoint;
 use crate::config::{LogConfig, validate_entry};
 use crate::log::Log;
 use crate::partition::Partition;
-use crate::producer_ids::ProducerIds;
 use crate::{Result, StorageError};
 use serde::{Deserialize, Serialize};
 use sluice_types::limits::{PARTITIONS_PER_TOPIC_MAX, TOPICS_MAX};
@@ -96,7 +95,6 @@ pub struct LogManager {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     _lock: File,
     clean_start: bool,
-    producer_ids: ProducerIds,
 }
 
 impl LogManager {
@@ -121,7 +119,6 @@ impl LogManager {
             topics: RwLock::new(BTreeMap::new()),
             _lock: lock,
             clean_start,
-            producer_ids: ProducerIds::open(data_dir),
         };
         manager.load_topics(clean_start, now_ms)?;
         if clean_start {
@@ -131,9 +128,10 @@ impl LogManager {
         Ok(manager)
     }
 
-    /// A producer id never handed out before (InitProducerId).
-    pub fn allocate_producer_id(&self) -> Result<i64> {
-        self.producer_ids.allocate()
+    /// The first producer id this directory never handed out before the metadata log kept
+    /// producer ids (see `producer_ids`).
+    pub fn legacy_producer_id_floor(&self) -> i64 {
+        crate::producer_ids::legacy_floor(&self.data_dir)
     }
 
     fn load_topics(&self, clean: bool, now_ms: i64) -> Result<()> {

@@ -1,46 +1,22 @@
-//! Producer ids for InitProducerId: unique for the life of the data directory, never reused
-//! after a restart or a crash. Handed out from blocks of `BLOCK_SIZE`; the end of the current
-//! block is written (atomically, fsynced) before any id from it is given out, so a restart
-//! continues after it and at most one block's unused ids are skipped. Kafka's controller hands
-//! brokers blocks of the same size.
+//! Producer ids a data directory handed out before the metadata log kept them. A single node
+//! from before the controller quorum allocated ids itself, in blocks, and wrote the end of the
+//! current block (atomically, fsynced) before giving out any id of it. The cluster's active
+//! controller now hands out producer-id blocks; a node taking such a directory over reserves
+//! every id below this floor first, so no id given out before is given again.
 //!
-//! File `<data_dir>/producer-id-block`: one decimal number, the first id of the next block.
+//! File `<data_dir>/producer-id-block`: one decimal number, the first id the directory never
+//! handed out. Nothing writes it any more.
 
-use crate::Result;
 use crate::checkpoint;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 
 const BLOCK_FILE: &str = "producer-id-block";
-const BLOCK_SIZE: i64 = 1000;
 
-#[derive(Debug)]
-pub(crate) struct ProducerIds {
-    path: PathBuf,
-    /// (next id to hand out, end of the block persisted in the file)
-    state: Mutex<(i64, i64)>,
-}
-
-impl ProducerIds {
-    pub(crate) fn open(data_dir: &Path) -> ProducerIds {
-        let path = data_dir.join(BLOCK_FILE);
-        let next = checkpoint::read_i64(&path).unwrap_or(0).max(0);
-        ProducerIds {
-            path,
-            state: Mutex::new((next, next)),
-        }
-    }
-
-    pub(crate) fn allocate(&self) -> Result<i64> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (next, block_end) = *state;
-        if next == block_end {
-            checkpoint::write_i64(&self.path, block_end + BLOCK_SIZE)?;
-            state.1 = block_end + BLOCK_SIZE;
-        }
-        state.0 = next + 1;
-        Ok(next)
-    }
+/// The first producer id `data_dir` never handed out (0 for a directory that handed none).
+pub(crate) fn legacy_floor(data_dir: &Path) -> i64 {
+    checkpoint::read_i64(&data_dir.join(BLOCK_FILE))
+        .unwrap_or(0)
+        .max(0)
 }
 
 #[cfg(test)]
@@ -48,13 +24,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_unique_across_restarts() {
+    fn the_floor_is_the_file_or_zero() {
         let dir = tempfile::tempdir().unwrap();
-        let ids = ProducerIds::open(dir.path());
-        let first: Vec<i64> = (0..1500).map(|_| ids.allocate().unwrap()).collect();
-        assert_eq!(first, (0..1500).collect::<Vec<_>>());
-        drop(ids);
-        let again = ProducerIds::open(dir.path());
-        assert_eq!(again.allocate().unwrap(), 2000);
+        assert_eq!(legacy_floor(dir.path()), 0);
+        checkpoint::write_i64(&dir.path().join(BLOCK_FILE), 2_000).unwrap();
+        assert_eq!(legacy_floor(dir.path()), 2_000);
     }
 }

@@ -1,5 +1,6 @@
 //! InitProducerId (v0–v4). Without a `transactional.id` (idempotent producers): a producer id
-//! never handed out before, at epoch 0; as in Kafka, also when the request names its current
+//! never handed out before in the cluster (`producer_ids`: blocks from the controller), at
+//! epoch 0; as in Kafka, also when the request names its current
 //! id and epoch (v3+, a producer bumping its epoch after an error), the new id starting its
 //! sequences from 0 everywhere.
 //!
@@ -23,30 +24,29 @@ pub(crate) fn handle(
     let broker = broker.clone();
     async move {
         let response = InitProducerIdResponse::default();
+        let cluster = broker.cluster.as_ref();
         let Some(id) = request.transactional_id.as_ref().map(|t| t.to_string()) else {
-            return Some(match broker.logs.allocate_producer_id() {
+            return Some(match broker.producer_ids.next(cluster).await {
                 Ok(pid) => response
                     .with_producer_id(ProducerId(pid))
                     .with_producer_epoch(0),
-                Err(e) => {
-                    tracing::error!(error = %e, "could not allocate a producer id");
-                    response.with_error_code(error::code(&e))
-                }
+                Err(e) => response.with_error_code(e.code()),
             });
         };
+        // The coordinator may want a new id; one is at hand before it decides (its decision
+        // is not a place to wait for the controller).
+        if let Err(e) = broker.producer_ids.refill(cluster).await {
+            return Some(response.with_error_code(e.code()));
+        }
         let expected = (version >= 3 && request.producer_id.0 >= 0)
             .then_some((request.producer_id.0, request.producer_epoch));
         let now = crate::now_ms();
-        let logs = &broker.logs;
+        let ids = &broker.producer_ids;
         let result = broker
             .transactions()
             .run(&broker, |c| {
                 c.init_producer_id(&id, request.transaction_timeout_ms, expected, now, || {
-                    logs.allocate_producer_id()
-                        .inspect_err(
-                            |e| tracing::error!(error = %e, "could not allocate a producer id"),
-                        )
-                        .ok()
+                    ids.try_take()
                 })
             })
             .await;

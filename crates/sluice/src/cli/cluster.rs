@@ -5,7 +5,8 @@ use sluice_client::admin;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ClusterCommand {
-    /// Show the cluster id, controller and brokers, and the Kafka APIs the brokers serve.
+    /// Show the cluster id, controller and brokers (with their state: serving or fenced), and the
+    /// Kafka APIs the brokers serve.
     ///
     /// Example:
     ///   sluice cluster info --brokers broker-0.example:9092
@@ -23,14 +24,15 @@ pub async fn run(target: &Target, command: ClusterCommand) -> anyhow::Result<()>
             println!("kafka apis   {}", client.any().api_count());
             println!("cli version  {}", env!("CARGO_PKG_VERSION"));
             println!();
-            println!("BROKER  ADDRESS                         RACK");
+            println!("BROKER  ADDRESS                         RACK    STATE");
             let mut brokers = cluster.brokers;
             brokers.sort_by_key(|b| b.broker_id.0);
             for b in brokers {
                 let address = format!("{}:{}", b.host, b.port);
                 let rack = b.rack.as_ref().map(|r| r.to_string());
+                let state = broker_state(b.is_fenced, b.broker_id == cluster.controller_id);
                 println!(
-                    "{:<6}  {address:<30}  {}",
+                    "{:<6}  {address:<30}  {:<6}  {state}",
                     b.broker_id.0,
                     rack.as_deref().unwrap_or("-")
                 );
@@ -38,4 +40,15 @@ pub async fn run(target: &Target, command: ClusterCommand) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// A broker's state as the cluster sees it: fenced (its session expired or it shut down) or
+/// serving, and whether it is the active controller.
+fn broker_state(fenced: bool, controller: bool) -> &'static str {
+    match (fenced, controller) {
+        (true, true) => "fenced, controller",
+        (true, false) => "fenced",
+        (false, true) => "serving, controller",
+        (false, false) => "serving",
+    }
 }

@@ -1,0 +1,102 @@
+//! `ControllerCommand`: every request the active controller decides, as one value, so that a
+//! node that is not the active controller can hand it on unchanged (the consensus crate sends
+//! it over the controller listener) and the active one runs it through one entry point,
+//! `QuorumController::execute`.
+//!
+//! Not owned here: how a command reaches the active controller, and the clock (`now_ms` is an
+//! argument).
+
+use crate::controller::{
+    BrokerHeartbeat, HeartbeatReply, NewTopic, QuorumController, Registration, TopicCreated,
+};
+use crate::error::ControllerError;
+use crate::record::MetadataRecord;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerCommand {
+    /// A new cluster's first records: its id (nothing once it has one).
+    Bootstrap {
+        cluster_id: String,
+    },
+    /// A broker registers (BrokerRegistration).
+    RegisterBroker(Registration),
+    /// A broker's heartbeat (BrokerHeartbeat).
+    Heartbeat(BrokerHeartbeat),
+    CreateTopics(Vec<NewTopic>),
+    DeleteTopics(Vec<String>),
+    /// A block of producer ids for a broker (AllocateProducerIds).
+    AllocateProducerIds {
+        broker_id: i32,
+        broker_epoch: i64,
+    },
+    /// Ids below `below` were handed out before the metadata log kept them (a data directory
+    /// taken over): never hand them out.
+    ReserveProducerIds {
+        below: i64,
+    },
+}
+
+/// The answer to a command, by kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerReply {
+    /// Done; nothing to tell.
+    Done,
+    /// The broker epoch of the registration.
+    Registered(i64),
+    Heartbeat(HeartbeatReply),
+    TopicsCreated(Vec<Result<TopicCreated, ControllerError>>),
+    TopicsDeleted(Vec<Result<Uuid, ControllerError>>),
+    /// `(first, count)`.
+    ProducerIds(i64, i64),
+    /// The command was refused as a whole.
+    Refused(ControllerError),
+}
+
+impl QuorumController {
+    /// Decides `command` at `now_ms`: the records that carry it out, and the answer to give once
+    /// they are committed. A refused command has no records.
+    pub fn execute(
+        &mut self,
+        command: ControllerCommand,
+        now_ms: i64,
+    ) -> (Vec<MetadataRecord>, ControllerReply) {
+        let refused = |e| (Vec::new(), ControllerReply::Refused(e));
+        match command {
+            ControllerCommand::Bootstrap { cluster_id } => {
+                (self.bootstrap(&cluster_id), ControllerReply::Done)
+            }
+            ControllerCommand::RegisterBroker(registration) => {
+                match self.register_broker(registration, now_ms) {
+                    Ok((records, epoch)) => (records, ControllerReply::Registered(epoch)),
+                    Err(e) => refused(e),
+                }
+            }
+            ControllerCommand::Heartbeat(heartbeat) => match self.heartbeat(heartbeat, now_ms) {
+                Ok((records, reply)) => (records, ControllerReply::Heartbeat(reply)),
+                Err(e) => refused(e),
+            },
+            ControllerCommand::CreateTopics(topics) => {
+                let (records, results) = self.create_topics(&topics);
+                (records, ControllerReply::TopicsCreated(results))
+            }
+            ControllerCommand::DeleteTopics(names) => {
+                let (records, results) = self.delete_topics(&names);
+                (records, ControllerReply::TopicsDeleted(results))
+            }
+            ControllerCommand::AllocateProducerIds {
+                broker_id,
+                broker_epoch,
+            } => match self.allocate_producer_ids(broker_id, broker_epoch) {
+                Ok((records, (first, count))) => {
+                    (records, ControllerReply::ProducerIds(first, count))
+                }
+                Err(e) => refused(e),
+            },
+            ControllerCommand::ReserveProducerIds { below } => {
+                (self.reserve_producer_ids(below), ControllerReply::Done)
+            }
+        }
+    }
+}
