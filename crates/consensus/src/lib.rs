@@ -54,14 +54,18 @@ openraft::declare_raft_types!(
 pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 
 /// Raft timing for a loaded two-core machine: openraft's defaults (150-300 ms elections)
-/// false-fire under load, so elections take about a second, heartbeats go every 250 ms, and a
-/// pre-vote round keeps a node that was cut off from disrupting the leader when it returns.
+/// false-fire under load, so a follower waits 500-1000 ms without a heartbeat (sent every
+/// 150 ms) before it stands. openraft's leader lease is the longest election timeout: a
+/// follower refuses to vote while it heard from a leader within it, so a dead leader is
+/// replaced about 1.5-2 s after its last heartbeat (measured with
+/// bench/scripts/cluster_failover.py; Kafka's KRaft defaults take longer). A pre-vote round
+/// keeps a node that was cut off from disrupting the leader when it returns.
 pub fn raft_config() -> openraft::Config {
     openraft::Config {
         cluster_name: "sluice-metadata".into(),
-        heartbeat_interval: 250,
-        election_timeout_min: 1_000,
-        election_timeout_max: 2_000,
+        heartbeat_interval: 150,
+        election_timeout_min: 500,
+        election_timeout_max: 1_000,
         enable_pre_vote: Some(true),
         ..Default::default()
     }
