@@ -7,7 +7,8 @@
 //! argument).
 
 use crate::controller::{
-    BrokerHeartbeat, HeartbeatReply, NewTopic, QuorumController, Registration, TopicCreated,
+    BrokerHeartbeat, ConfigChanges, HeartbeatReply, NewPartitions, NewTopic, QuorumController,
+    Registration, TopicCreated,
 };
 use crate::error::ControllerError;
 use crate::record::MetadataRecord;
@@ -26,6 +27,9 @@ pub enum ControllerCommand {
     Heartbeat(BrokerHeartbeat),
     CreateTopics(Vec<NewTopic>),
     DeleteTopics(Vec<String>),
+    CreatePartitions(Vec<NewPartitions>),
+    /// AlterConfigs and IncrementalAlterConfigs.
+    AlterConfigs(Vec<ConfigChanges>),
     /// A block of producer ids for a broker (AllocateProducerIds).
     AllocateProducerIds {
         broker_id: i32,
@@ -48,6 +52,8 @@ pub enum ControllerReply {
     Heartbeat(HeartbeatReply),
     TopicsCreated(Vec<Result<TopicCreated, ControllerError>>),
     TopicsDeleted(Vec<Result<Uuid, ControllerError>>),
+    PartitionsCreated(Vec<Result<(), ControllerError>>),
+    ConfigsAltered(Vec<Result<(), ControllerError>>),
     /// `(first, count)`.
     ProducerIds(i64, i64),
     /// The command was refused as a whole.
@@ -84,6 +90,14 @@ impl QuorumController {
             ControllerCommand::DeleteTopics(names) => {
                 let (records, results) = self.delete_topics(&names);
                 (records, ControllerReply::TopicsDeleted(results))
+            }
+            ControllerCommand::CreatePartitions(changes) => {
+                let (records, results) = self.create_partitions(&changes);
+                (records, ControllerReply::PartitionsCreated(results))
+            }
+            ControllerCommand::AlterConfigs(changes) => {
+                let (records, results) = self.alter_configs(&changes);
+                (records, ControllerReply::ConfigsAltered(results))
             }
             ControllerCommand::AllocateProducerIds {
                 broker_id,

@@ -21,6 +21,10 @@ use sluice_types::limits;
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
+mod changes;
+
+pub use changes::{ConfigChanges, NewPartitions};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ControllerConfig {
     /// `broker.session.timeout.ms`: a broker without a heartbeat this long is fenced.
@@ -398,6 +402,16 @@ impl QuorumController {
             return Err(ControllerError::InvalidPartitions(partitions));
         }
         let factor = self.replication_factor(topic.replication_factor)?;
+        self.place_replicas(partitions as usize, factor)
+    }
+
+    /// Replicas for `count` new partitions of `factor` replicas each, round-robin over the
+    /// unfenced brokers from where the last placement left off.
+    pub(crate) fn place_replicas(
+        &mut self,
+        count: usize,
+        factor: usize,
+    ) -> Result<Vec<Vec<i32>>, ControllerError> {
         let brokers = self.image.unfenced_brokers();
         if brokers.len() < factor {
             return Err(ControllerError::InvalidReplicationFactor(format!(
@@ -407,7 +421,7 @@ impl QuorumController {
         }
         let start = self.placement_start;
         self.placement_start = self.placement_start.wrapping_add(1);
-        Ok((0..partitions as usize)
+        Ok((0..count)
             .map(|p| {
                 (0..factor)
                     .map(|r| brokers[(start + p + r) % brokers.len()])
@@ -431,11 +445,10 @@ impl QuorumController {
     }
 
     fn check_assignments(&self, topic: &NewTopic) -> Result<Vec<Vec<i32>>, ControllerError> {
-        let wrong = |why: String| Err(ControllerError::InvalidReplicaAssignment(why));
         if topic.partitions != -1 || topic.replication_factor != -1 {
-            return wrong(
+            return Err(ControllerError::InvalidReplicaAssignment(
                 "an assignment comes without a partition count or replication factor".into(),
-            );
+            ));
         }
         let count = topic.assignments.len() as i32;
         if count > limits::PARTITIONS_PER_TOPIC_MAX {
@@ -443,9 +456,20 @@ impl QuorumController {
         }
         let factor = topic.assignments[0].len();
         self.replication_factor(factor as i16)?;
-        for replicas in &topic.assignments {
+        self.check_replica_lists(&topic.assignments, factor)?;
+        Ok(topic.assignments.clone())
+    }
+
+    /// Replica lists a request assigns: `factor` distinct registered brokers each.
+    pub(crate) fn check_replica_lists(
+        &self,
+        lists: &[Vec<i32>],
+        factor: usize,
+    ) -> Result<(), ControllerError> {
+        let wrong = |why: String| Err(ControllerError::InvalidReplicaAssignment(why));
+        for replicas in lists {
             if replicas.len() != factor {
-                return wrong("every partition needs the same number of replicas".into());
+                return wrong(format!("every partition needs {factor} replica(s)"));
             }
             if let Some(b) = replicas
                 .iter()
@@ -460,7 +484,7 @@ impl QuorumController {
                 return wrong("a partition names a broker twice".into());
             }
         }
-        Ok(topic.assignments.clone())
+        Ok(())
     }
 
     /// DeleteTopics: the records that remove each named topic, or why not.

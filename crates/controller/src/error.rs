@@ -37,6 +37,9 @@ pub enum ControllerError {
     /// A metadata record that cannot be decoded (a damaged log entry).
     #[error("corrupt metadata record: {0}")]
     CorruptRecord(String),
+    /// INVALID_REQUEST (a topic named twice, a broker that is not registered).
+    #[error("{0}")]
+    InvalidRequest(String),
     /// A limit of `sluice_types::limits` (POLICY_VIOLATION).
     #[error("limit reached: {0}")]
     LimitReached(String),

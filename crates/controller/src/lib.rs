@@ -1,9 +1,10 @@
 //! The cluster's metadata as a pure state machine, in the role of Kafka's KRaft controller:
 //! the metadata is a sequence of `MetadataRecord`s, every broker applies them in order to a
 //! `MetadataImage`, and the active controller turns commands (a broker registering or
-//! heartbeating, CreateTopics, DeleteTopics, a producer-id block wanted) into the records that
-//! carry them out. It does no I/O, reads no clock (time is an argument, as in the group and
-//! transaction coordinators) and knows no wire type.
+//! heartbeating, CreateTopics, DeleteTopics, CreatePartitions, config changes, a producer-id
+//! block wanted: `ControllerCommand`) into the records that carry them out. It does no I/O,
+//! reads no clock (time is an argument, as in the group and transaction coordinators) and
+//! knows no wire type.
 //!
 //! Not owned here: the log that orders and replicates the records (the consensus crate, on
 //! openraft), the network, and the rules of one partition's leadership and in-sync set, which
@@ -17,8 +18,8 @@ mod record;
 
 pub use command::{ControllerCommand, ControllerReply};
 pub use controller::{
-    BrokerHeartbeat, ControllerConfig, HeartbeatReply, NewTopic, QuorumController, Registration,
-    TopicCreated,
+    BrokerHeartbeat, ConfigChanges, ControllerConfig, HeartbeatReply, NewPartitions, NewTopic,
+    QuorumController, Registration, TopicCreated,
 };
 pub use error::ControllerError;
 pub use image::{BrokerState, MetadataImage, TopicImage};

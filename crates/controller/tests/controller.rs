@@ -3,10 +3,11 @@
 //! the same records must equal the controller's.
 
 use sluice_controller::{
-    BrokerHeartbeat, ControllerConfig, ControllerError, Endpoint, MetadataImage, MetadataRecord,
-    NewTopic, QuorumController, Registration,
+    BrokerHeartbeat, ConfigChanges, ConfigResource, ControllerConfig, ControllerError, Endpoint,
+    MetadataImage, MetadataRecord, NewPartitions, NewTopic, QuorumController, Registration,
 };
 use sluice_replication::NO_LEADER;
+use std::collections::BTreeSet;
 use uuid::Uuid;
 
 /// A controller and every record it committed, replayed in order.
@@ -466,4 +467,120 @@ fn an_image_rebuilt_from_its_snapshot_records_is_the_same_image() {
         rebuilt.apply(&MetadataRecord::decode(&record.encode()).unwrap());
     }
     assert_eq!(rebuilt, *c.controller.image());
+}
+
+#[test]
+fn create_partitions_grows_a_topic_round_robin_and_refuses_what_kafka_refuses() {
+    let mut c = Cluster::three(ControllerConfig::default());
+    let id = c.create("grow", 2, 1).unwrap();
+    let grow = |topic: &str, total: i32, assignments: Vec<Vec<i32>>| NewPartitions {
+        topic: topic.into(),
+        total,
+        assignments,
+    };
+    let (records, results) = c
+        .controller
+        .create_partitions(&[grow("grow", 5, Vec::new())]);
+    assert_eq!(results, vec![Ok(())]);
+    c.commit(records);
+    let image = c.controller.image().clone();
+    let topic = image.topic("grow").unwrap();
+    assert_eq!(topic.topic_id, id);
+    assert_eq!(
+        topic.partitions.keys().copied().collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4]
+    );
+    let leaders: BTreeSet<i32> = topic.partitions.values().map(|p| p.leader).collect();
+    assert_eq!(leaders.len(), 3, "new partitions spread over the brokers");
+    assert_eq!(c.replayed(), image);
+
+    let refused = |c: &mut Cluster, change: NewPartitions| {
+        let (records, mut results) = c.controller.create_partitions(&[change]);
+        assert!(records.is_empty());
+        results.remove(0).unwrap_err()
+    };
+    assert!(matches!(
+        refused(&mut c, grow("grow", 5, Vec::new())),
+        ControllerError::InvalidPartitions(5)
+    ));
+    assert!(matches!(
+        refused(&mut c, grow("nope", 9, Vec::new())),
+        ControllerError::UnknownTopic(_)
+    ));
+    assert!(matches!(
+        refused(&mut c, grow("grow", 7, vec![vec![1]])),
+        ControllerError::InvalidReplicaAssignment(_)
+    ));
+    assert!(matches!(
+        refused(&mut c, grow("grow", 6, vec![vec![9]])),
+        ControllerError::InvalidReplicaAssignment(_)
+    ));
+    // Assigned replicas are taken as given; a topic named twice is refused the second time.
+    let (records, results) = c
+        .controller
+        .create_partitions(&[grow("grow", 6, vec![vec![2]]), grow("grow", 7, Vec::new())]);
+    assert_eq!(results[0], Ok(()));
+    assert!(matches!(
+        results[1],
+        Err(ControllerError::InvalidRequest(_))
+    ));
+    c.commit(records);
+    assert_eq!(c.controller.image().partition("grow", 5).unwrap().leader, 2);
+}
+
+#[test]
+fn configs_are_set_removed_and_replaced_as_records() {
+    let mut c = Cluster::three(ControllerConfig::default());
+    c.create("conf", 1, 1).unwrap();
+    let topic = ConfigResource::Topic("conf".into());
+    let change = |replace: bool, set: &[(&str, &str)], remove: &[&str]| ConfigChanges {
+        resource: topic.clone(),
+        replace,
+        set: set
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+        remove: remove.iter().map(|n| n.to_string()).collect(),
+    };
+    let configs = |c: &Cluster| c.controller.image().configs.get(&topic).cloned();
+    let apply = |c: &mut Cluster, changes: ConfigChanges| {
+        let (records, results) = c.controller.alter_configs(&[changes]);
+        assert_eq!(results, vec![Ok(())]);
+        c.commit(records);
+    };
+    apply(
+        &mut c,
+        change(
+            false,
+            &[("retention.ms", "1000"), ("cleanup.policy", "compact")],
+            &[],
+        ),
+    );
+    apply(&mut c, change(false, &[], &["cleanup.policy", "never.set"]));
+    let expected = [("retention.ms".to_string(), "1000".to_string())].into();
+    assert_eq!(configs(&c), Some(expected));
+    // AlterConfigs replaces the whole set.
+    apply(&mut c, change(true, &[("segment.bytes", "1048576")], &[]));
+    let expected = [("segment.bytes".to_string(), "1048576".to_string())].into();
+    assert_eq!(configs(&c), Some(expected));
+    apply(&mut c, change(true, &[], &[]));
+    assert_eq!(configs(&c), None);
+    assert_eq!(c.replayed(), c.controller.image().clone());
+    // Only resources that exist.
+    let unknown = ConfigChanges {
+        resource: ConfigResource::Topic("nope".into()),
+        ..change(false, &[("retention.ms", "1")], &[])
+    };
+    let (records, results) = c.controller.alter_configs(&[unknown]);
+    assert!(records.is_empty());
+    assert!(matches!(results[0], Err(ControllerError::UnknownTopic(_))));
+    let broker = ConfigChanges {
+        resource: ConfigResource::Broker(9),
+        ..change(false, &[("log.retention.ms", "1")], &[])
+    };
+    let (_, results) = c.controller.alter_configs(&[broker]);
+    assert!(matches!(
+        results[0],
+        Err(ControllerError::InvalidRequest(_))
+    ));
 }

@@ -16,8 +16,8 @@
 //! partition led. `SLUICE_SIM_SEEDS=N` runs seeds 0..N (default 32); `SLUICE_SIM_SEED=S` one.
 
 use sluice_controller::{
-    BrokerHeartbeat, ControllerConfig, Endpoint, MetadataImage, MetadataRecord, NewTopic,
-    QuorumController, Registration,
+    BrokerHeartbeat, ConfigChanges, ConfigResource, ControllerConfig, Endpoint, MetadataImage,
+    MetadataRecord, NewPartitions, NewTopic, QuorumController, Registration,
 };
 use sluice_replication::NO_LEADER;
 use std::collections::BTreeMap;
@@ -202,7 +202,7 @@ impl World {
 
     fn chaos(&mut self, step: i64, now: i64) {
         let draw = self.rng.below(40);
-        if draw < 8 {
+        if draw < 10 {
             self.events += 1;
         }
         match draw {
@@ -221,6 +221,8 @@ impl World {
             5 => self.delete_topic(),
             6 => self.take_producer_ids(),
             7 => self.fail_over(now),
+            8 => self.grow_topic(),
+            9 => self.alter_configs(),
             _ => {}
         }
     }
@@ -273,6 +275,53 @@ impl World {
         self.commit(records);
     }
 
+    fn random_topic(&mut self) -> Option<String> {
+        let names: Vec<String> = (self.controller.image().topics.values())
+            .map(|t| t.name.clone())
+            .collect();
+        if names.is_empty() {
+            return None;
+        }
+        Some(names[self.rng.below(names.len() as u64) as usize].clone())
+    }
+
+    fn grow_topic(&mut self) {
+        let Some(topic) = self.random_topic() else {
+            return;
+        };
+        let current = self
+            .controller
+            .image()
+            .topic(&topic)
+            .unwrap()
+            .partitions
+            .len() as i32;
+        let change = NewPartitions {
+            topic,
+            total: current + 1 + self.rng.below(3) as i32,
+            assignments: Vec::new(),
+        };
+        // Refused when too few brokers are unfenced for the topic's factor.
+        let (records, _) = self.controller.create_partitions(&[change]);
+        self.commit(records);
+    }
+
+    fn alter_configs(&mut self) {
+        let Some(topic) = self.random_topic() else {
+            return;
+        };
+        let value = self.rng.below(1_000).to_string();
+        let change = ConfigChanges {
+            resource: ConfigResource::Topic(topic),
+            replace: self.rng.percent(30),
+            set: vec![("retention.ms".into(), value)],
+            remove: vec!["cleanup.policy".into()],
+        };
+        let (records, results) = self.controller.alter_configs(&[change]);
+        assert_eq!(results, vec![Ok(())], "the topic exists");
+        self.commit(records);
+    }
+
     fn take_producer_ids(&mut self) {
         let id = 1 + self.rng.below(BROKERS as u64) as i32;
         let Some(epoch) = self.brokers[&id].epoch else {
@@ -305,7 +354,21 @@ impl World {
 
     fn check(&mut self) -> Result<(), String> {
         let image = self.controller.image();
+        for resource in image.configs.keys() {
+            if let ConfigResource::Topic(name) = resource
+                && image.topic(name).is_none()
+            {
+                return Err(format!("configs of a topic that does not exist: {name}"));
+            }
+        }
         for topic in image.topics.values() {
+            let indexes: Vec<i32> = topic.partitions.keys().copied().collect();
+            if indexes != (0..indexes.len() as i32).collect::<Vec<_>>() {
+                return Err(format!(
+                    "{}'s partitions are not 0..n: {indexes:?}",
+                    topic.name
+                ));
+            }
             for (&index, p) in &topic.partitions {
                 let at = || format!("{}-{index} {p:?}", topic.name);
                 if p.isr.is_empty() || !p.isr.iter().all(|r| p.replicas.contains(r)) {
