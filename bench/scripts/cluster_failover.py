@@ -17,9 +17,14 @@ import socket
 import statistics
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+# Kafka's wire format by hand, shared with the black-box tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "blackbox"))
+from rawwire import read_frame, request  # noqa: E402
 
 
 def free_port():
@@ -33,13 +38,9 @@ def metadata(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
             s.settimeout(1)
-            body = struct.pack(">i", 0)  # no topics
-            header = struct.pack(">hhih", 3, 1, 1, 1) + b"b"
-            payload = header + body
-            s.sendall(struct.pack(">i", len(payload)) + payload)
-            (length,) = struct.unpack(">i", recv_exactly(s, 4))
-            data = recv_exactly(s, length)
-    except OSError:
+            s.sendall(request(3, 1, 1, struct.pack(">i", 0)))  # Metadata v1, no topics
+            data = read_frame(s)
+    except (OSError, AssertionError):
         return None
     pos = 4  # correlation id
     (count,) = struct.unpack_from(">i", data, pos)
@@ -55,16 +56,6 @@ def metadata(port):
         brokers.append(node)
     (controller,) = struct.unpack_from(">i", data, pos)
     return controller, sorted(brokers)
-
-
-def recv_exactly(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise OSError("closed")
-        buf += chunk
-    return buf
 
 
 class Node:
