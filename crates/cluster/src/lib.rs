@@ -237,11 +237,18 @@ impl ClusterNode {
             cluster_id: cluster_id.to_string(),
         };
         self.submit(command, BOOTSTRAP_TIMEOUT).await?;
+        // Committed; this node's image holds it once the log reaches it (at once on the
+        // active controller, after one replication round elsewhere).
         let mut images = self.images.clone();
-        let image = images
-            .wait_for(|image| image.cluster_id.is_some())
+        let arrived = images.wait_for(|image| image.cluster_id.is_some());
+        let not_arrived = || {
+            let why = "the cluster id did not reach this node's image".to_string();
+            ClusterError::Quorum(QuorumError::NotCommitted(why))
+        };
+        let image = tokio::time::timeout(BOOTSTRAP_TIMEOUT, arrived)
             .await
-            .map_err(|_| ClusterError::Unexpected(ControllerReply::Done))?;
+            .map_err(|_| not_arrived())?
+            .map_err(|_| not_arrived())?;
         Ok(image.cluster_id.clone().expect("waited for"))
     }
 
