@@ -163,6 +163,12 @@ impl MetadataQuorum {
         if self.leader() != Some(self.node_id) {
             return Ok(());
         }
+        // A decision costs a ReadIndex round with the voters; an idle cluster needs none.
+        // (A look at times from before this node became active may say yes; the decision,
+        // after `become_active`, then fences no one.)
+        if !self.state.with_controller(|c| c.sessions_expired(now_ms)) {
+            return Ok(());
+        }
         self.run(now_ms, |c| (c.tick(now_ms), ())).await
     }
 

@@ -224,19 +224,25 @@ impl QuorumController {
 
     /// Time passes: brokers whose session expired are fenced.
     pub fn tick(&mut self, now_ms: i64) -> Vec<MetadataRecord> {
-        let expired: Vec<i32> = self
-            .image
-            .brokers
-            .values()
-            .filter(|b| !b.fenced && self.session_expired(b.broker_id, now_ms))
-            .map(|b| b.broker_id)
-            .collect();
         // One broker per tick: its records are replayed before the next is judged, so each
         // fencing sees the leadership the last one moved.
-        match expired.first() {
-            Some(&id) => self.fence_records(id),
+        match self.first_expired(now_ms) {
+            Some(id) => self.fence_records(id),
             None => Vec::new(),
         }
+    }
+
+    /// Whether `tick` at `now_ms` would fence anyone: a look that decides nothing, so the
+    /// caller can skip the round trip a decision costs when no session has run out.
+    pub fn sessions_expired(&self, now_ms: i64) -> bool {
+        self.first_expired(now_ms).is_some()
+    }
+
+    fn first_expired(&self, now_ms: i64) -> Option<i32> {
+        let unfenced = self.image.brokers.values().filter(|b| !b.fenced);
+        unfenced
+            .map(|b| b.broker_id)
+            .find(|&id| self.session_expired(id, now_ms))
     }
 
     fn heard(&mut self, broker_id: i32, now_ms: i64) {

@@ -376,7 +376,12 @@ fn a_newly_active_controller_gives_every_broker_a_full_session() {
     let mut next = QuorumController::new(ControllerConfig::default());
     c.log.iter().for_each(|r| next.replay(r));
     next.become_active(20_000);
+    assert!(!next.sessions_expired(28_000));
     assert!(next.tick(28_000).is_empty());
+    assert!(
+        next.sessions_expired(29_500),
+        "the look agrees with the decision"
+    );
     assert!(!next.tick(29_500).is_empty());
     c.controller = next;
 }
