@@ -2,8 +2,7 @@
 every node is a voter and a broker; brokers register and heartbeat; DescribeCluster and
 Metadata name every live broker and the active controller, from whichever broker is asked;
 `kill -9` of the active controller elects another; a killed broker is fenced after the session
-timeout and let back in when it returns. Topics are still each broker's own (the next slice
-of the controller-quorum issue moves them into the metadata log)."""
+timeout and let back in when it returns. Topics in the metadata log: test_cluster_topics.py."""
 
 import struct
 import time

@@ -2,6 +2,7 @@
 //! error enum forces a decision here.
 
 use kafka_protocol::error::ResponseError;
+use sluice_controller::ControllerError;
 use sluice_group::GroupError;
 use sluice_storage::StorageError;
 use sluice_txn::TxnError;
@@ -39,6 +40,26 @@ pub(crate) fn storage_error(e: &StorageError) -> ResponseError {
     }
 }
 
+/// The Kafka error for a controller's refusal.
+pub(crate) fn controller_error(e: &ControllerError) -> ResponseError {
+    match e {
+        ControllerError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+        ControllerError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+        ControllerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+        ControllerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        ControllerError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        ControllerError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        ControllerError::BrokerNotRegistered(_) => ResponseError::BrokerIdNotRegistered,
+        ControllerError::StaleBrokerEpoch { .. } => ResponseError::StaleBrokerEpoch,
+        ControllerError::DuplicateBrokerRegistration(_) => {
+            ResponseError::DuplicateBrokerRegistration
+        }
+        ControllerError::CorruptRecord(_) => ResponseError::UnknownServerError,
+        ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        ControllerError::LimitReached(_) => ResponseError::PolicyViolation,
+    }
+}
+
 /// The Kafka error for a group coordinator error.
 pub(crate) fn group_error(e: &GroupError) -> ResponseError {
     match e {
@@ -58,6 +79,7 @@ pub(crate) fn group_error(e: &GroupError) -> ResponseError {
         GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
         GroupError::LimitReached(_) => ResponseError::PolicyViolation,
         GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        GroupError::NotCoordinator => ResponseError::NotCoordinator,
         GroupError::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
         GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
         GroupError::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId,
@@ -80,6 +102,7 @@ pub(crate) fn txn_error(e: &TxnError, fenced_code: bool) -> ResponseError {
         TxnError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
         TxnError::InvalidTransactionalId => ResponseError::InvalidRequest,
         TxnError::LimitReached(_) => ResponseError::PolicyViolation,
+        TxnError::NotCoordinator => ResponseError::NotCoordinator,
         TxnError::ProducerIdUnavailable | TxnError::CoordinatorNotAvailable => {
             ResponseError::CoordinatorNotAvailable
         }

@@ -1,6 +1,13 @@
 //! The group coordinator's home in the broker: the internal topic `__consumer_offsets`, one
-//! `GroupCoordinator` per partition of it (a group lives where Kafka's hash puts it), the
-//! parked JoinGroup/SyncGroup requests, and the timer that ticks the coordinators.
+//! `GroupCoordinator` per partition of it that this broker leads (a group lives where Kafka's
+//! hash puts it), the parked JoinGroup/SyncGroup requests, and the timer that ticks the
+//! coordinators.
+//!
+//! A partition's coordinator is loaded (its partition replayed) when the metadata publisher
+//! finds this broker leading it; a group whose partition is not loaded here answers
+//! NOT_COORDINATOR, and FindCoordinator sends its clients to the partition's leader. While
+//! every partition has one replica its leader never changes broker, so nothing is unloaded;
+//! moving coordinators with leadership is the replicated-partitions issue's.
 //!
 //! A command runs under its shard's lock: the coordinator decides, and its records are
 //! appended to the shard's partition before the lock is released, so the log's order is the
@@ -13,7 +20,6 @@
 //! waiting.
 
 use crate::internal_topics::Replayed;
-use crate::server::Broker;
 use sluice_group::{
     Effects, GroupConfig, GroupCoordinator, GroupError, JoinRequest, JoinResponse, OffsetsRecord,
     Reply, SyncRequest, SyncResponse, WaiterId,
@@ -40,14 +46,19 @@ pub(crate) fn is_internal(topic: &str) -> bool {
 const TICK_INTERVAL: Duration = Duration::from_millis(50);
 
 pub(crate) struct Groups {
-    shards: Vec<Shard>,
+    config: GroupConfig,
+    /// The loaded coordinators, by `__consumer_offsets` partition.
+    shards: std::sync::RwLock<BTreeMap<i32, Arc<Shard>>>,
+    /// `__consumer_offsets`' partition count (0 until a partition is loaded): which partition
+    /// a group hashes to.
+    partition_count: std::sync::atomic::AtomicI32,
     next_waiter: AtomicU64,
 }
 
 impl std::fmt::Debug for Groups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Groups")
-            .field("shards", &self.shards.len())
+            .field("shards", &self.loaded().len())
             .finish()
     }
 }
@@ -74,45 +85,63 @@ struct Outcome {
 }
 
 impl Groups {
-    /// Creates `__consumer_offsets` on first start and replays every partition of it.
-    pub(crate) fn open(broker: &Arc<Broker>, config: &GroupConfig) -> Result<Groups, StorageError> {
-        let topic = match broker.logs.topic(OFFSETS_TOPIC) {
-            Some(topic) => topic,
-            None => {
-                let segment_bytes = broker.config.offsets_topic_segment_bytes;
-                let configs = BTreeMap::from([
-                    ("cleanup.policy".to_string(), "compact".to_string()),
-                    ("segment.bytes".to_string(), segment_bytes.to_string()),
-                ]);
-                let partitions = broker.config.offsets_topic_partitions;
-                broker.create_topic(OFFSETS_TOPIC, partitions, configs)?
-            }
-        };
-        let now = crate::now_ms();
-        let shards = topic
-            .partitions()
-            .into_iter()
-            .map(|partition| {
-                let mut coordinator = GroupCoordinator::new(config.clone());
-                load(&partition, &mut coordinator, now)?;
-                Ok(Shard {
-                    partition,
-                    state: Mutex::new(ShardState {
-                        coordinator,
-                        waiters: HashMap::new(),
-                    }),
-                })
-            })
-            .collect::<Result<Vec<_>, StorageError>>()?;
-        Ok(Groups {
-            shards,
+    /// No coordinator loaded yet.
+    pub(crate) fn new(config: GroupConfig) -> Groups {
+        Groups {
+            config,
+            shards: Default::default(),
+            partition_count: Default::default(),
             next_waiter: AtomicU64::new(1),
-        })
+        }
     }
 
-    fn shard(&self, group_id: &str) -> &Shard {
-        let partitions = i32::try_from(self.shards.len()).expect("partition count is an i32");
-        &self.shards[sluice_group::partition_for(group_id, partitions) as usize]
+    /// Replays `partition` (of a `__consumer_offsets` with `partition_count` partitions)
+    /// into a new coordinator that serves its groups from now on. Blocking: call it off the
+    /// runtime's threads. A partition already loaded is left as it is.
+    pub(crate) fn load(
+        &self,
+        partition: Arc<Partition>,
+        partition_count: i32,
+    ) -> Result<(), StorageError> {
+        let index = partition.index();
+        if self.loaded().contains_key(&index) {
+            return Ok(());
+        }
+        let mut coordinator = GroupCoordinator::new(self.config.clone());
+        load(&partition, &mut coordinator, crate::now_ms())?;
+        let shard = Arc::new(Shard {
+            partition,
+            state: Mutex::new(ShardState {
+                coordinator,
+                waiters: HashMap::new(),
+            }),
+        });
+        self.partition_count
+            .store(partition_count, Ordering::Release);
+        let mut shards = self.shards.write().unwrap_or_else(|p| p.into_inner());
+        shards.entry(index).or_insert(shard);
+        Ok(())
+    }
+
+    fn loaded(&self) -> BTreeMap<i32, Arc<Shard>> {
+        self.shards
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The coordinator of `group_id`, if it is loaded here.
+    fn shard(&self, group_id: &str) -> Result<Arc<Shard>, GroupError> {
+        let count = self.partition_count.load(Ordering::Acquire);
+        if count < 1 {
+            return Err(GroupError::NotCoordinator);
+        }
+        let index = sluice_group::partition_for(group_id, count);
+        let shards = self.shards.read().unwrap_or_else(|p| p.into_inner());
+        shards
+            .get(&index)
+            .cloned()
+            .ok_or(GroupError::NotCoordinator)
     }
 
     pub(crate) async fn join(&self, req: JoinRequest) -> JoinResponse {
@@ -122,7 +151,7 @@ impl Groups {
             c.join(req, waiter, now)
         })
         .await
-        .unwrap_or_else(|| JoinResponse::error_for(GroupError::CoordinatorNotAvailable, &member_id))
+        .unwrap_or_else(|e| JoinResponse::error_for(e, &member_id))
     }
 
     pub(crate) async fn sync(&self, req: SyncRequest) -> SyncResponse {
@@ -131,7 +160,7 @@ impl Groups {
             c.sync(req, waiter, now)
         })
         .await
-        .unwrap_or_else(|| SyncResponse::error_for(GroupError::CoordinatorNotAvailable))
+        .unwrap_or_else(SyncResponse::error_for)
     }
 
     /// Runs a command whose answer may come later (JoinGroup, SyncGroup): registers a waiter
@@ -141,10 +170,10 @@ impl Groups {
         group_id: &str,
         waiter: fn(oneshot::Sender<R>) -> Waiter,
         command: impl FnOnce(&mut GroupCoordinator, WaiterId, i64) -> Effects,
-    ) -> Option<R> {
+    ) -> Result<R, GroupError> {
         let (tx, rx) = oneshot::channel();
         let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        let shard = self.shard(group_id);
+        let shard = self.shard(group_id)?;
         let outcome = {
             let mut state = shard.lock();
             state.waiters.insert(id, waiter(tx));
@@ -152,7 +181,7 @@ impl Groups {
             shard.apply(&mut state, fx)
         };
         shard.deliver(outcome);
-        rx.await.ok()
+        rx.await.map_err(|_| GroupError::CoordinatorNotAvailable)
     }
 
     /// Runs a command that may write records; its result stands only once they are written.
@@ -161,7 +190,7 @@ impl Groups {
         group_id: &str,
         command: impl FnOnce(&mut GroupCoordinator, i64) -> (Effects, T),
     ) -> Result<T, GroupError> {
-        let shard = self.shard(group_id);
+        let shard = self.shard(group_id)?;
         let (outcome, result) = {
             let mut state = shard.lock();
             let (fx, result) = command(&mut state.coordinator, crate::now_ms());
@@ -177,25 +206,29 @@ impl Groups {
     /// A transaction marker was written to partition `index` of `__consumer_offsets`: offsets
     /// the producer committed in that transaction take effect, or are dropped.
     pub(crate) fn complete_txn(&self, index: i32, producer_id: i64, commit: bool) {
-        if let Some(shard) = usize::try_from(index).ok().and_then(|i| self.shards.get(i)) {
+        if let Some(shard) = self.loaded().get(&index) {
             shard.lock().coordinator.complete_txn(producer_id, commit);
         }
     }
 
-    /// The `__consumer_offsets` partition that holds `group_id`.
-    pub(crate) fn partition_of(&self, group_id: &str) -> i32 {
-        self.shard(group_id).partition.index()
+    /// The `__consumer_offsets` partition that holds `group_id`, if its coordinator is here.
+    pub(crate) fn partition_of(&self, group_id: &str) -> Result<i32, GroupError> {
+        Ok(self.shard(group_id)?.partition.index())
     }
 
     /// Reads the coordinator of `group_id` without changing it.
-    pub(crate) fn read<T>(&self, group_id: &str, query: impl FnOnce(&GroupCoordinator) -> T) -> T {
-        query(&self.shard(group_id).lock().coordinator)
+    pub(crate) fn read<T>(
+        &self,
+        group_id: &str,
+        query: impl FnOnce(&GroupCoordinator) -> T,
+    ) -> Result<T, GroupError> {
+        Ok(query(&self.shard(group_id)?.lock().coordinator))
     }
 
-    /// Reads every coordinator (ListGroups).
+    /// Reads every coordinator loaded here (ListGroups: each broker lists its own groups).
     pub(crate) fn read_all<T>(&self, mut query: impl FnMut(&GroupCoordinator) -> Vec<T>) -> Vec<T> {
-        self.shards
-            .iter()
+        self.loaded()
+            .values()
             .flat_map(|s| query(&s.lock().coordinator))
             .collect()
     }
@@ -235,7 +268,7 @@ impl Groups {
             let now = crate::now_ms();
             if tokio::time::Instant::now() >= next_expiry {
                 next_expiry += check_every;
-                for shard in &self.shards {
+                for shard in self.loaded().values() {
                     let outcome = {
                         let mut state = shard.lock();
                         let fx = state.coordinator.expire_offsets(now);
@@ -244,7 +277,7 @@ impl Groups {
                     shard.deliver(outcome);
                 }
             }
-            for shard in &self.shards {
+            for shard in self.loaded().values() {
                 let outcome = {
                     let mut state = shard.lock();
                     if state.coordinator.next_deadline_ms().is_none_or(|d| d > now) {

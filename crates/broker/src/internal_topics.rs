@@ -1,6 +1,7 @@
-//! The records of internal topics (`__consumer_offsets`, `__transaction_state`) as batches:
-//! encoding a coordinator's keyed records into one batch, and reading a partition back from
-//! its start at broker start so its coordinator can rebuild its state.
+//! The internal topics (`__consumer_offsets`, `__transaction_state`): their creation through
+//! the controller (`ensure`), and their records as batches: encoding a coordinator's keyed
+//! records into one batch, and reading a partition back from its start when its coordinator
+//! is loaded, so it can rebuild its state.
 
 use sluice_record::{
     BatchHeader, BatchIter, ControlMarker, NewRecord, decode_records, encode_batch, read_marker,
@@ -82,4 +83,43 @@ pub(crate) fn keyed_batch(records: &[(Vec<u8>, Option<Vec<u8>>)], now_ms: i64) -
         })
         .collect();
     encode_batch(0, now_ms, &new_records)
+}
+
+/// Creates `topic` (an internal topic) through the controller if this broker's image lacks it.
+pub(crate) async fn ensure(broker: &crate::server::Broker, topic: &str) {
+    if broker.metadata().topic(topic).is_some() {
+        return;
+    }
+    let (partitions, mut configs) = match topic {
+        crate::groups::OFFSETS_TOPIC => (
+            broker.config.offsets_topic_partitions,
+            vec![(
+                "segment.bytes".to_string(),
+                broker.config.offsets_topic_segment_bytes.to_string(),
+            )],
+        ),
+        _ => (1, Vec::new()),
+    };
+    configs.push(("cleanup.policy".to_string(), "compact".to_string()));
+    let new_topic = sluice_controller::NewTopic {
+        name: topic.to_string(),
+        partitions,
+        replication_factor: -1,
+        assignments: Vec::new(),
+        configs,
+    };
+    let outcomes = crate::handlers::create_topics::create(
+        broker,
+        vec![new_topic],
+        false,
+        crate::controller_client::CONTROLLER_WAIT_MAX,
+    )
+    .await;
+    for outcome in outcomes {
+        match outcome {
+            Ok(_) => tracing::info!(topic, partitions, "internal topic created"),
+            Err(e) if e.error == kafka_protocol::error::ResponseError::TopicAlreadyExists => {}
+            Err(e) => tracing::warn!(topic, error = %e.message, "internal topic not created"),
+        }
+    }
 }

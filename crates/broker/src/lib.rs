@@ -4,14 +4,18 @@
 //! One file per Kafka API under `handlers/`, each declaring the versions it really supports;
 //! ApiVersions is derived from that table (`handlers::SUPPORTED`). Domain errors become Kafka
 //! error codes in exactly one place (`error.rs`). The broker reaches storage only through the
-//! `sluice-storage` public API (`LogManager`, `Partition`), never through its files. Consumer
-//! groups are decided by `sluice-group`'s pure coordinator; `groups.rs` gives it a log, timers
-//! and parked requests. Transactions likewise by `sluice-txn`'s, in `transactions.rs`.
+//! `sluice-storage` public API (`LogManager`, `Partition`), never through its files. What
+//! exists in the cluster is the metadata log's image: `publisher.rs` makes storage and the
+//! coordinators follow it, handlers read it (`metadata_image.rs`) and change it through the
+//! active controller (`controller_client.rs`). Consumer groups are decided by `sluice-group`'s
+//! pure coordinator; `groups.rs` gives it a log, timers and parked requests. Transactions
+//! likewise by `sluice-txn`'s, in `transactions.rs`.
 
 mod admission;
 mod background;
 mod config;
 mod connection;
+mod controller_client;
 mod dispatch;
 mod error;
 mod groups;
@@ -20,6 +24,7 @@ mod internal_topics;
 mod metadata_image;
 mod metrics;
 mod producer_ids;
+mod publisher;
 mod scrub;
 mod server;
 mod transactions;

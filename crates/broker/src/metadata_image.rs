@@ -3,20 +3,21 @@
 //! which leader epoch with which replicas and in-sync set, which broker coordinates a group or
 //! a transactional id, and which broker ids a replica assignment may name.
 //!
-//! Brokers, the controller and the cluster id come from the metadata log's committed image
-//! (`ClusterView`, which the binary gives the broker): every unfenced broker, at its
-//! registered endpoint for the listener a request came in on, and this node always (it is
-//! serving the request). Topics and partitions are still the local catalog's: this node
-//! leads every partition it holds, in the epoch its log carries, and coordinates everything,
-//! until topics move into the metadata log; the handlers keep asking the same questions.
+//! Everything comes from the metadata log's committed image. Brokers, the controller and the
+//! cluster id are read from the newest image (`ClusterView`, which the binary gives the
+//! broker): every unfenced broker, at its registered endpoint for the listener a request came
+//! in on, and this node always (it is serving the request). Topics, partitions, leaders and
+//! coordinators are read from the image this broker has published (`publisher`), so a
+//! partition this broker is told it leads has its log here.
 //!
-//! Not owned here: the catalog itself (storage's `LogManager`), the epochs (the logs keep
-//! them), and the wire shapes (each handler builds its own response).
+//! Not owned here: the image itself (`sluice-controller`), the logs (storage's
+//! `LogManager`), and the wire shapes (each handler builds its own response).
 
 use crate::server::{Broker, Endpoint};
 use kafka_protocol::error::ResponseError;
+use sluice_controller::{NO_LEADER, PartitionRegistration};
+use sluice_storage::Partition;
 use sluice_storage::leader_epoch::UNDEFINED_EPOCH;
-use sluice_storage::{Partition, Topic};
 use std::sync::Arc;
 
 /// What the broker reads of the cluster: the committed metadata image, and who the active
@@ -28,6 +29,13 @@ pub trait ClusterView: Send + Sync + std::fmt::Debug {
     fn allocate_producer_ids(
         &self,
     ) -> futures::future::BoxFuture<'static, Result<(i64, i64), String>>;
+    /// Runs `command` on the active controller, retrying while none answers, at most
+    /// `limit`. A refusal is `Ok(ControllerReply::Refused)`; `Err` says no controller answered.
+    fn submit(
+        &self,
+        command: sluice_controller::ControllerCommand,
+        limit: std::time::Duration,
+    ) -> futures::future::BoxFuture<'static, Result<sluice_controller::ControllerReply, String>>;
 }
 
 /// A broker as clients reach it.
@@ -127,92 +135,131 @@ impl MetadataImage<'_> {
         brokers
     }
 
-    /// Whether `id` names a broker a replica may be assigned to.
-    pub(crate) fn is_broker(&self, id: i32) -> bool {
-        id == self.local_node_id()
-    }
-
-    /// How many brokers replicas may be spread over.
-    pub(crate) fn broker_count(&self) -> usize {
-        1
-    }
-
     /// Every topic of the cluster.
     pub(crate) fn topics(&self) -> Vec<TopicImage> {
-        let topics = self.broker.logs.topics();
-        topics.iter().map(|t| self.topic_image(t)).collect()
+        let image = self.broker.published_image();
+        image.topics.values().map(|t| self.topic_image(t)).collect()
     }
 
     pub(crate) fn topic(&self, name: &str) -> Option<TopicImage> {
-        self.broker.logs.topic(name).map(|t| self.topic_image(&t))
+        let image = self.broker.published_image();
+        image.topic(name).map(|t| self.topic_image(t))
     }
 
     pub(crate) fn topic_by_id(&self, id: uuid::Uuid) -> Option<TopicImage> {
-        self.broker
-            .logs
-            .topic_by_id(id)
-            .map(|t| self.topic_image(&t))
+        let image = self.broker.published_image();
+        image.topics.get(&id).map(|t| self.topic_image(t))
     }
 
-    fn topic_image(&self, topic: &Topic) -> TopicImage {
+    fn topic_image(&self, topic: &sluice_controller::TopicImage) -> TopicImage {
         TopicImage {
-            name: topic.name().to_string(),
-            id: topic.id(),
-            internal: crate::groups::is_internal(topic.name()),
+            name: topic.name.clone(),
+            id: topic.topic_id,
+            internal: crate::groups::is_internal(&topic.name),
             partitions: topic
-                .partitions()
+                .partitions
                 .iter()
-                .map(|p| (p.index(), self.partition(p)))
+                .map(|(&index, p)| (index, self.leadership(&topic.name, index, p)))
                 .collect(),
         }
     }
 
-    pub(crate) fn partition(&self, partition: &Partition) -> PartitionLeadership {
+    fn leadership(
+        &self,
+        topic: &str,
+        index: i32,
+        registration: &PartitionRegistration,
+    ) -> PartitionLeadership {
         let node = self.local_node_id();
-        let (leader, leader_epoch, offline) = self.leader_of(partition);
+        let offline = registration.replicas.contains(&node)
+            && self
+                .broker
+                .logs
+                .partition(topic, index)
+                .is_ok_and(|p| p.log().is_offline());
         PartitionLeadership {
-            leader,
-            leader_epoch,
-            replicas: vec![node],
-            isr: vec![node],
+            leader: registration.leader,
+            leader_epoch: registration.leader_epoch,
+            replicas: registration.replicas.clone(),
+            isr: registration.isr.clone(),
             offline_replicas: if offline { vec![node] } else { Vec::new() },
         }
     }
 
-    /// The partition's leader, its epoch, and whether this node's replica is offline:
-    /// what the checks of every produce and fetch need, without building the rest.
-    fn leader_of(&self, partition: &Partition) -> (i32, i32, bool) {
-        let log = partition.log();
-        (self.local_node_id(), log.leader_epoch(), log.is_offline())
-    }
-
-    /// What a leader checks of a request for `partition` before serving it: that this broker
-    /// leads it (else NOT_LEADER_OR_FOLLOWER), in the epoch the request names
-    /// (`current_leader_epoch`, -1 for any: see `check_current_leader_epoch`).
-    pub(crate) fn check_leader(
+    /// The local log of a partition this broker leads, for a request that names it with
+    /// `current_leader_epoch` (-1 for any: see `check_current_leader_epoch`). Otherwise the
+    /// error a client acts on: UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE (no leader
+    /// now), NOT_LEADER_OR_FOLLOWER (another broker leads it, or this one has not created its
+    /// log yet).
+    pub(crate) fn led_partition(
         &self,
-        partition: &Partition,
+        topic: &str,
+        index: i32,
         current_leader_epoch: i32,
-    ) -> Result<(), ResponseError> {
-        let (leader, leader_epoch, _) = self.leader_of(partition);
+    ) -> Result<Arc<Partition>, ResponseError> {
+        let (leader, leader_epoch) = {
+            let image = self.broker.published.borrow();
+            let p = image
+                .partition(topic, index)
+                .ok_or(ResponseError::UnknownTopicOrPartition)?;
+            (p.leader, p.leader_epoch)
+        };
+        if leader == NO_LEADER {
+            return Err(ResponseError::LeaderNotAvailable);
+        }
         if leader != self.local_node_id() {
             return Err(ResponseError::NotLeaderOrFollower);
         }
-        check_current_leader_epoch(current_leader_epoch, leader_epoch)
+        let partition = self
+            .broker
+            .logs
+            .partition(topic, index)
+            .map_err(|_| ResponseError::NotLeaderOrFollower)?;
+        check_current_leader_epoch(current_leader_epoch, leader_epoch)?;
+        Ok(partition)
     }
 
-    /// The broker coordinating consumer group `_group_id`.
-    pub(crate) fn group_coordinator(&self, _group_id: &str, endpoint: &Endpoint) -> BrokerNode {
-        self.local_node(endpoint)
-    }
-
-    /// The broker coordinating transactional id `_transactional_id`.
-    pub(crate) fn transaction_coordinator(
+    /// The leader of partition `index` of internal topic `topic` (a coordinator's home), as
+    /// reached through `endpoint`'s listener; `None` while it has no live leader.
+    pub(crate) fn leader_node(
         &self,
-        _transactional_id: &str,
+        topic: &str,
+        index: i32,
         endpoint: &Endpoint,
-    ) -> BrokerNode {
-        self.local_node(endpoint)
+    ) -> Option<BrokerNode> {
+        let leader = self
+            .broker
+            .published_image()
+            .partition(topic, index)?
+            .leader;
+        if leader == NO_LEADER {
+            return None;
+        }
+        self.node(leader, endpoint)
+    }
+
+    /// The leader of a partition and its epoch, as this broker serves the image (-1 for no
+    /// leader); `None` if the partition is unknown. KIP-951 hands it to a client refused with
+    /// NOT_LEADER_OR_FOLLOWER.
+    pub(crate) fn current_leader(&self, topic: &str, index: i32) -> Option<(i32, i32)> {
+        let image = self.broker.published.borrow();
+        let p = image.partition(topic, index)?;
+        Some((p.leader, p.leader_epoch))
+    }
+
+    /// Broker `id` as reached through `endpoint`'s listener.
+    pub(crate) fn node(&self, id: i32, endpoint: &Endpoint) -> Option<BrokerNode> {
+        if id == self.local_node_id() {
+            return Some(self.local_node(endpoint));
+        }
+        let image = self.broker.cluster.image();
+        let broker = image.brokers.get(&id).filter(|b| !b.fenced)?;
+        let e = broker.endpoints.iter().find(|e| e.name == endpoint.name)?;
+        Some(BrokerNode {
+            id,
+            host: e.host.clone(),
+            port: e.port,
+        })
     }
 
     fn local_node(&self, endpoint: &Endpoint) -> BrokerNode {

@@ -7,14 +7,13 @@ use crate::connection;
 use crate::groups::Groups;
 use crate::metrics::Metrics;
 use crate::transactions::Transactions;
-use sluice_storage::{LogManager, Partition, StorageError, Topic};
+use sluice_storage::{LogManager, Partition, StorageError};
 use sluice_types::limits::{INTERNAL_CONNECTIONS_MAX, UNFINISHED_FRAME_BYTES_MAX};
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -36,8 +35,15 @@ pub struct Broker {
     pub(crate) cluster: Arc<dyn crate::ClusterView>,
     /// Producer ids for InitProducerId, in blocks from the controller.
     pub(crate) producer_ids: crate::producer_ids::ProducerIdBlocks,
-    groups: OnceLock<Arc<Groups>>,
-    transactions: OnceLock<Arc<Transactions>>,
+    /// The group coordinators of the `__consumer_offsets` partitions this broker leads.
+    pub(crate) groups: Arc<Groups>,
+    /// The transaction coordinator, once this broker leads `__transaction_state`.
+    transactions: std::sync::RwLock<Option<Arc<Transactions>>>,
+    /// The metadata image as this broker's storage and coordinators follow it: handlers read
+    /// this one, so what they answer is what this broker serves (`publisher`).
+    pub(crate) published: watch::Sender<Arc<sluice_controller::MetadataImage>>,
+    /// Why the publisher could not follow a topic, by topic id (the last attempt's error).
+    pub(crate) publish_errors: std::sync::Mutex<std::collections::BTreeMap<uuid::Uuid, String>>,
     pub(crate) metrics: Arc<Metrics>,
     /// Bytes of request frames being read, across all connections (see `connection`).
     pub(crate) unfinished_frame_bytes: Semaphore,
@@ -49,53 +55,59 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// The group coordinators; set before the listener accepts anything.
+    /// The group coordinators of this broker.
     pub(crate) fn groups(&self) -> &Groups {
-        self.groups.get().expect("groups are opened before serving")
+        &self.groups
     }
 
-    /// The transaction coordinator; set before the listener accepts anything.
-    pub(crate) fn transactions(&self) -> &Transactions {
-        self.transactions
-            .get()
-            .expect("transactions are opened before serving")
+    /// The transaction coordinator, if this broker leads `__transaction_state`.
+    pub(crate) fn transactions(&self) -> Result<Arc<Transactions>, sluice_txn::TxnError> {
+        let loaded = self.transactions.read().unwrap_or_else(|p| p.into_inner());
+        loaded.clone().ok_or(sluice_txn::TxnError::NotCoordinator)
     }
 
-    /// Creates a topic and starts its partitions' background work.
-    pub(crate) fn create_topic(
-        self: &Arc<Self>,
-        name: &str,
-        partitions: i32,
-        configs: BTreeMap<String, String>,
-    ) -> Result<Arc<Topic>, StorageError> {
-        let topic = self
-            .logs
-            .create_topic(name, partitions, configs, crate::now_ms())?;
-        for partition in topic.partitions() {
-            self.start_partition(partition);
-        }
-        Ok(topic)
+    /// Runs a command of the transaction coordinator (NOT_COORDINATOR if it is elsewhere).
+    pub(crate) async fn run_txn<T>(
+        &self,
+        command: impl FnOnce(&mut sluice_txn::TransactionCoordinator) -> sluice_txn::Outcome<T>,
+    ) -> Result<T, sluice_txn::TxnError> {
+        let transactions = self.transactions()?;
+        transactions.run(self, command).await
     }
 
-    /// Adds partitions to a topic and starts their background work.
-    pub(crate) fn create_partitions(
-        self: &Arc<Self>,
-        name: &str,
-        total: i32,
-        validate_only: bool,
-    ) -> Result<(), StorageError> {
-        let before = self.logs.topic(name).map_or(0, |t| t.partition_count());
-        self.logs
-            .create_partitions(name, total, validate_only, crate::now_ms())?;
-        if let Some(topic) = self.logs.topic(name) {
-            for partition in topic.partitions().into_iter().skip(before as usize) {
-                self.start_partition(partition);
-            }
-        }
-        Ok(())
+    /// Whether the transaction coordinator is loaded here.
+    pub(crate) fn transactions_loaded(&self) -> bool {
+        self.transactions().is_ok()
     }
 
-    fn start_partition(self: &Arc<Self>, partition: Arc<Partition>) {
+    /// Makes `transactions` this broker's transaction coordinator and starts its timer.
+    pub(crate) fn set_transactions(self: &Arc<Self>, transactions: Transactions) {
+        let transactions = Arc::new(transactions);
+        *self.transactions.write().unwrap_or_else(|p| p.into_inner()) = Some(transactions.clone());
+        self.tasks.spawn(transactions.tick_loop(
+            self.clone(),
+            self.config.transaction_cleanup_interval_ms,
+            self.shutdown.clone(),
+        ));
+    }
+
+    /// The local logs the publisher could not create for a topic, by topic id (see
+    /// `publisher`); a CreateTopics that meets one takes the topic back.
+    pub(crate) fn publish_error(&self, topic_id: uuid::Uuid) -> Option<String> {
+        let errors = self
+            .publish_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        errors.get(&topic_id).cloned()
+    }
+
+    /// Cancelled when the broker shuts down.
+    pub(crate) fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// Starts the background work of a partition new to this broker.
+    pub(crate) fn start_partition(self: &Arc<Self>, partition: Arc<Partition>) {
         self.tasks.spawn(background::flush_loop(
             partition,
             self.metrics.clone(),
@@ -128,24 +140,9 @@ pub struct RunningBroker {
     broker: Arc<Broker>,
     local_addr: SocketAddr,
     internal_addr: SocketAddr,
+    /// The listeners, bound but not accepting until `serve_clients`.
+    doors: Vec<(TcpListener, Door)>,
     accept_loops: Vec<tokio::task::JoinHandle<()>>,
-}
-
-/// Each start of the node begins a new leader epoch in every partition it leads (all of them,
-/// on a single node), as a broker re-registering with a KRaft controller gets one: a consumer
-/// that read under the old epoch validates its position (OffsetForLeaderEpoch) before reading
-/// on. A log that cannot take the new epoch (offline) keeps its old one; it serves nothing.
-fn begin_leader_epochs(logs: &LogManager) {
-    for topic in logs.topics() {
-        for partition in topic.partitions() {
-            let mut log = partition.log();
-            let next = log.leader_epoch() + 1;
-            if let Err(e) = log.become_leader(next) {
-                tracing::warn!(topic = topic.name(), partition = partition.index(), error = %e,
-                    "could not begin a new leader epoch");
-            }
-        }
-    }
 }
 
 impl RunningBroker {
@@ -159,7 +156,6 @@ impl RunningBroker {
         let data_dir = config.data_dir.clone();
         let logs = tokio::task::spawn_blocking(move || {
             let logs = LogManager::open(&data_dir, crate::now_ms())?;
-            begin_leader_epochs(&logs);
             Ok::<_, sluice_storage::StorageError>(logs)
         })
         .await
@@ -182,14 +178,17 @@ impl RunningBroker {
             config.max_connections_per_ip,
             config.max_connections_per_ip_overrides.clone(),
         ));
+        let config_group = config.group.clone();
         let broker = Arc::new(Broker {
             config,
             logs,
             cluster_id,
             cluster,
             producer_ids: Default::default(),
-            groups: OnceLock::new(),
-            transactions: OnceLock::new(),
+            groups: Arc::new(Groups::new(config_group)),
+            transactions: Default::default(),
+            published: watch::Sender::new(Arc::default()),
+            publish_errors: Default::default(),
             metrics: Arc::new(Metrics::new()),
             unfinished_frame_bytes: Semaphore::new(unfinished_frame_bytes),
             unfinished_small_frame_bytes: Semaphore::new(UNFINISHED_FRAME_BYTES_MAX),
@@ -202,29 +201,8 @@ impl RunningBroker {
                 broker.start_partition(partition);
             }
         }
-        let opener = broker.clone();
-        let groups = tokio::task::spawn_blocking(move || {
-            let config = opener.config.group.clone();
-            Groups::open(&opener, &config)
-        })
-        .await
-        .map_err(|e| StartError::Task(e.to_string()))??;
-        let groups = Arc::new(groups);
-        let _ = broker.groups.set(groups.clone());
-        broker.tasks.spawn(groups.tick_loop(
+        broker.tasks.spawn(broker.groups.clone().tick_loop(
             broker.config.offsets_retention_check_interval_ms,
-            broker.shutdown.clone(),
-        ));
-        let opener = broker.clone();
-        let transactions =
-            tokio::task::spawn_blocking(move || Transactions::open(&opener, opener.config.txn))
-                .await
-                .map_err(|e| StartError::Task(e.to_string()))??;
-        let transactions = Arc::new(transactions);
-        let _ = broker.transactions.set(transactions.clone());
-        broker.tasks.spawn(transactions.tick_loop(
-            broker.clone(),
-            broker.config.transaction_cleanup_interval_ms,
             broker.shutdown.clone(),
         ));
         broker.tasks.spawn(background::cleaner_loop(
@@ -262,17 +240,84 @@ impl RunningBroker {
             connections_max: INTERNAL_CONNECTIONS_MAX,
             per_ip_limits: false,
         };
-        let accept_loops = vec![
-            tokio::spawn(accept(broker.clone(), listener, client_door)),
-            tokio::spawn(accept(broker.clone(), internal, internal_door)),
-        ];
-        tracing::info!(listen = %local_addr, data_dir = %broker.config.data_dir.display(), "Sluice broker serving the Kafka protocol");
         Ok(RunningBroker {
             broker,
             local_addr,
             internal_addr,
-            accept_loops,
+            doors: vec![(listener, client_door), (internal, internal_door)],
+            accept_loops: Vec::new(),
         })
+    }
+
+    /// Starts following the cluster's metadata (`publisher`): the local logs and coordinators
+    /// follow `images` from the first image that holds this process's registration
+    /// (`incarnation_id`) on.
+    pub fn follow_metadata(
+        &self,
+        images: watch::Receiver<Arc<sluice_controller::MetadataImage>>,
+        incarnation_id: uuid::Uuid,
+    ) {
+        let broker = self.broker.clone();
+        self.broker
+            .tasks
+            .spawn(crate::publisher::run(broker, images, incarnation_id));
+    }
+
+    /// Waits until the publisher has applied an image in which this broker's registration
+    /// (`incarnation_id`) is unfenced, so it leads what it is to lead; at most `limit`.
+    /// Whether it has.
+    pub async fn wait_published(&self, incarnation_id: uuid::Uuid, limit: Duration) -> bool {
+        let node = self.broker.config.node_id;
+        let mut published = self.broker.published.subscribe();
+        let ready = published.wait_for(|image| {
+            let registered = image.brokers.get(&node);
+            registered.is_some_and(|b| b.incarnation_id == incarnation_id && !b.fenced)
+        });
+        matches!(tokio::time::timeout(limit, ready).await, Ok(Ok(_)))
+    }
+
+    /// Creates the internal topics (`__consumer_offsets`, `__transaction_state`) through the
+    /// controller if the cluster has none yet. A new cluster does this once all its brokers
+    /// are in, so the partitions spread over them (as they are placed when created); a client
+    /// asking for a coordinator first creates them too (FindCoordinator).
+    pub fn create_internal_topics(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let broker = self.broker.clone();
+        async move {
+            crate::internal_topics::ensure(&broker, crate::groups::OFFSETS_TOPIC).await;
+            let transactions = crate::transactions::TRANSACTION_STATE_TOPIC;
+            crate::internal_topics::ensure(&broker, transactions).await;
+        }
+    }
+
+    /// Starts accepting connections. Until then connections wait in the listen backlog, so a
+    /// client's first request meets a broker whose storage follows the metadata.
+    pub fn serve_clients(&mut self) {
+        for (listener, door) in self.doors.drain(..) {
+            let accept = tokio::spawn(accept(self.broker.clone(), listener, door));
+            self.accept_loops.push(accept);
+        }
+        tracing::info!(listen = %self.local_addr, data_dir = %self.broker.config.data_dir.display(), "Sluice broker serving the Kafka protocol");
+    }
+
+    /// The topics this broker's data directory holds, as the metadata log takes them over on
+    /// the node's first start in a cluster: ids, partitions with their logs' leader epochs,
+    /// configs.
+    pub fn local_topics(&self) -> Vec<sluice_controller::ImportedTopic> {
+        self.broker
+            .logs
+            .topics()
+            .iter()
+            .map(|t| sluice_controller::ImportedTopic {
+                name: t.name().to_string(),
+                topic_id: t.id(),
+                partitions: t
+                    .partitions()
+                    .iter()
+                    .map(|p| (p.index(), p.log().leader_epoch()))
+                    .collect(),
+                configs: t.overrides().into_iter().collect(),
+            })
+            .collect()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -324,6 +369,7 @@ impl RunningBroker {
     pub async fn shutdown(self) -> Result<(), StorageError> {
         tracing::info!("shutting down");
         self.broker.shutdown.cancel();
+        drop(self.doors);
         for accept_loop in self.accept_loops {
             let _ = accept_loop.await;
         }

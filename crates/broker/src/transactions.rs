@@ -2,6 +2,11 @@
 //! (one partition, compacted), the coordinator itself (pure state, `sluice_txn`), the writing
 //! of commit and abort markers, and the timer that aborts transactions past their timeout.
 //!
+//! The coordinator runs on the broker that leads `__transaction_state`'s partition: the
+//! metadata publisher loads it there (`load`). Markers are written to partitions of this
+//! broker only, so AddPartitionsToTxn refuses a partition led elsewhere (until markers travel
+//! as WriteTxnMarkers requests).
+//!
 //! A command runs under the coordinator's lock and its records are appended before the lock is
 //! released, so the log's order is the order of decisions. Outside the lock the broker waits
 //! until those records are fsynced (a producer told "committed" must find it so after any
@@ -21,7 +26,6 @@ use sluice_txn::{
     MarkerWrite, Outcome, TransactionCoordinator, TxnConfig, TxnError, TxnRecord, TxnState,
 };
 use sluice_types::TopicPartition;
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -61,25 +65,12 @@ pub(crate) enum Verified {
 }
 
 impl Transactions {
-    /// Creates `__transaction_state` on first start and replays it.
-    pub(crate) fn open(
-        broker: &Arc<Broker>,
+    /// Replays `__transaction_state`'s partition `log` into a coordinator. Blocking: call it
+    /// off the runtime's threads.
+    pub(crate) fn load(
+        log: Arc<Partition>,
         config: TxnConfig,
     ) -> Result<Transactions, StorageError> {
-        let topic = match broker.logs.topic(TRANSACTION_STATE_TOPIC) {
-            Some(topic) => topic,
-            None => {
-                let configs =
-                    BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
-                broker.create_topic(TRANSACTION_STATE_TOPIC, 1, configs)?
-            }
-        };
-        let log = topic
-            .partition(0)
-            .ok_or_else(|| StorageError::UnknownPartition {
-                topic: TRANSACTION_STATE_TOPIC.into(),
-                partition: 0,
-            })?;
         let mut coordinator = TransactionCoordinator::new(config);
         load(&log, &mut coordinator)?;
         Ok(Transactions {

@@ -7,8 +7,8 @@
 //! argument).
 
 use crate::controller::{
-    BrokerHeartbeat, ConfigChanges, HeartbeatReply, NewPartitions, NewTopic, QuorumController,
-    Registration, TopicCreated,
+    BrokerHeartbeat, ConfigChanges, HeartbeatReply, ImportedTopic, NewPartitions, NewTopic,
+    QuorumController, Registration, TopicCreated,
 };
 use crate::error::ControllerError;
 use crate::record::MetadataRecord;
@@ -26,6 +26,13 @@ pub enum ControllerCommand {
     /// A broker's heartbeat (BrokerHeartbeat).
     Heartbeat(BrokerHeartbeat),
     CreateTopics(Vec<NewTopic>),
+    /// CreateTopics with `validate_only`: the same answers, no records.
+    ValidateTopics(Vec<NewTopic>),
+    /// A node's topics from before it joined the log (`import_topics`).
+    ImportTopics {
+        broker_id: i32,
+        topics: Vec<ImportedTopic>,
+    },
     DeleteTopics(Vec<String>),
     CreatePartitions(Vec<NewPartitions>),
     /// AlterConfigs and IncrementalAlterConfigs.
@@ -51,6 +58,7 @@ pub enum ControllerReply {
     Registered(i64),
     Heartbeat(HeartbeatReply),
     TopicsCreated(Vec<Result<TopicCreated, ControllerError>>),
+    TopicsImported(Vec<Result<(), ControllerError>>),
     TopicsDeleted(Vec<Result<Uuid, ControllerError>>),
     PartitionsCreated(Vec<Result<(), ControllerError>>),
     ConfigsAltered(Vec<Result<(), ControllerError>>),
@@ -86,6 +94,14 @@ impl QuorumController {
             ControllerCommand::CreateTopics(topics) => {
                 let (records, results) = self.create_topics(&topics);
                 (records, ControllerReply::TopicsCreated(results))
+            }
+            ControllerCommand::ValidateTopics(topics) => {
+                let (_, results) = self.create_topics(&topics);
+                (Vec::new(), ControllerReply::TopicsCreated(results))
+            }
+            ControllerCommand::ImportTopics { broker_id, topics } => {
+                let (records, results) = self.import_topics(broker_id, &topics);
+                (records, ControllerReply::TopicsImported(results))
             }
             ControllerCommand::DeleteTopics(names) => {
                 let (records, results) = self.delete_topics(&names);

@@ -22,8 +22,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 mod changes;
+mod import;
 
 pub use changes::{ConfigChanges, NewPartitions};
+pub use import::ImportedTopic;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ControllerConfig {

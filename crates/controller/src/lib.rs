@@ -18,9 +18,11 @@ mod record;
 
 pub use command::{ControllerCommand, ControllerReply};
 pub use controller::{
-    BrokerHeartbeat, ConfigChanges, ControllerConfig, HeartbeatReply, NewPartitions, NewTopic,
-    QuorumController, Registration, TopicCreated,
+    BrokerHeartbeat, ConfigChanges, ControllerConfig, HeartbeatReply, ImportedTopic, NewPartitions,
+    NewTopic, QuorumController, Registration, TopicCreated,
 };
 pub use error::ControllerError;
 pub use image::{BrokerState, MetadataImage, TopicImage};
 pub use record::{ConfigResource, Endpoint, MetadataRecord};
+/// A partition's registration as the image holds it (its rules are the replication crate's).
+pub use sluice_replication::{NO_LEADER, PartitionRegistration};

@@ -257,13 +257,13 @@ fn a_silent_broker_is_fenced_and_its_partitions_wait_for_it() {
     let p = image.partition("t", led_by_2[0]).unwrap();
     assert_eq!(
         (p.leader, p.leader_epoch, p.isr.clone()),
-        (NO_LEADER, 1, vec![2])
+        (NO_LEADER, 0, vec![2])
     );
     assert_eq!(c.controller.leaderless_partitions(), 1);
     // Back and caught up: it leads its partition again, in a new epoch.
     assert!(!c.heartbeat(2, 10_000));
     let p = c.controller.image().partition("t", led_by_2[0]).unwrap();
-    assert_eq!((p.leader, p.leader_epoch), (2, 2));
+    assert_eq!((p.leader, p.leader_epoch), (2, 1));
     assert_eq!(c.replayed(), *c.controller.image());
 }
 
@@ -331,7 +331,7 @@ fn a_new_incarnation_gets_a_new_epoch_and_the_old_one_is_stale() {
         .values()
         .find(|p| p.replicas == [2])
         .unwrap();
-    assert_eq!((p.leader, p.leader_epoch), (2, 2));
+    assert_eq!((p.leader, p.leader_epoch), (2, 1));
 }
 
 #[test]

@@ -35,6 +35,9 @@ pub enum GroupError {
     LimitReached(&'static str),
     #[error("coordinator not available")]
     CoordinatorNotAvailable,
+    /// The group's coordinator is on another broker (FindCoordinator names it).
+    #[error("this broker does not coordinate the group")]
+    NotCoordinator,
     #[error("the member epoch is fenced: abandon all partitions and rejoin")]
     FencedMemberEpoch,
     #[error("the member epoch is stale")]

@@ -101,10 +101,14 @@ impl PartitionRegistration {
             changed = true;
         }
         if self.leader == broker {
+            // A new leader begins a new epoch. A partition left without one keeps the old
+            // epoch (no one writes in it): the next election raises it, so each leadership
+            // term still has an epoch above every earlier one.
             self.leader = NO_LEADER;
-            self.leader_epoch += 1;
+            if self.elect(&eligible) {
+                self.leader_epoch += 1;
+            }
             changed = true;
-            self.elect(&eligible);
         }
         if changed {
             self.partition_epoch += 1;

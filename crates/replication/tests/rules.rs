@@ -287,12 +287,17 @@ fn the_controller_checks_a_proposal_against_both_epochs() {
         registration.alter_partition(&proposal(0, 2, vec![1, 2]), all),
         Err(ReplicationError::FencedLeaderEpoch { .. })
     ));
-    // The last in-sync replica fenced: no leader, and it stays named until it returns.
+    // The last in-sync replica fenced: no leader (and no new epoch: no one leads in it), and
+    // it stays named until it returns, to lead in a new epoch.
     assert!(registration.fence(2, |_| false));
     assert_eq!(
-        (registration.leader, registration.isr.clone()),
-        (-1, vec![2])
+        (
+            registration.leader,
+            registration.leader_epoch,
+            registration.isr.clone()
+        ),
+        (-1, 1, vec![2])
     );
     assert!(registration.elect_if_leaderless(|b| b == 2));
-    assert_eq!((registration.leader, registration.leader_epoch), (2, 3));
+    assert_eq!((registration.leader, registration.leader_epoch), (2, 2));
 }

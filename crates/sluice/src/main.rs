@@ -15,6 +15,8 @@ use std::time::Duration;
 /// How long a starting node waits for its broker to be let in (registered and unfenced)
 /// before it serves anyway and keeps trying in the background.
 const UNFENCE_WAIT: Duration = Duration::from_secs(30);
+/// How long taking over a data directory's topics may wait for the controller.
+const IMPORT_WAIT: Duration = Duration::from_secs(60);
 
 #[global_allocator]
 static ALLOCATOR: sluice_alloc_guard::ReservingAllocator = sluice_alloc_guard::ReservingAllocator;
@@ -163,6 +165,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let http_address = settings.http_address()?;
     // The HTTP API waits for request headers as long as the broker waits for a frame.
     let header_timeout = std::time::Duration::from_millis(config.request_timeout_ms);
+    let voters = cluster_config.voters.len();
     runtime.block_on(async move {
         let node = Arc::new(ClusterNode::start(cluster_config).await?);
         let stopped = tokio::select! {
@@ -182,13 +185,16 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         let view: Arc<dyn ClusterView> = Arc::new(NodeView(node.clone()));
-        let broker = RunningBroker::start(config, view).await?;
+        let mut broker = RunningBroker::start(config, view).await?;
         let cluster_id = node.bootstrap(broker.local_cluster_id()).await?;
         node.reserve_producer_ids(broker.legacy_producer_id_floor())
             .await?;
+        import_local_topics(&node, &broker).await?;
+        let incarnation_id = uuid::Uuid::new_v4();
+        broker.follow_metadata(node.images(), incarnation_id);
         node.run_broker(sluice_controller::Registration {
             broker_id: node.node_id(),
-            incarnation_id: uuid::Uuid::new_v4(),
+            incarnation_id,
             endpoints: broker.endpoints(),
             rack: None,
         });
@@ -197,6 +203,28 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         } else {
             tracing::warn!("the broker is not unfenced yet; serving while it keeps trying");
         }
+        if !broker.wait_published(incarnation_id, UNFENCE_WAIT).await {
+            tracing::warn!("the broker's storage does not follow the metadata yet; serving anyway");
+        }
+        // The internal topics are placed when created: a new cluster creates them once all of
+        // its brokers are in (or when a client first asks for a coordinator).
+        let create_internal_topics = broker.create_internal_topics();
+        if node.image().unfenced_brokers().len() >= voters {
+            create_internal_topics.await;
+        } else {
+            let node = node.clone();
+            tokio::spawn(async move {
+                let mut images = node.images();
+                let full = images
+                    .wait_for(|i| i.unfenced_brokers().len() >= voters)
+                    .await
+                    .is_ok();
+                if full {
+                    create_internal_topics.await;
+                }
+            });
+        }
+        broker.serve_clients();
         let http = match http_address {
             Some(address) => {
                 // The gateway is a Kafka client of this broker, through the broker's internal
@@ -224,6 +252,32 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// On this node's first start in the cluster (the log does not know its broker yet), its data
+/// directory's topics become metadata records (a single node upgraded to the metadata log).
+async fn import_local_topics(node: &ClusterNode, broker: &RunningBroker) -> anyhow::Result<()> {
+    let topics = broker.local_topics();
+    if topics.is_empty() || node.image().brokers.contains_key(&node.node_id()) {
+        return Ok(());
+    }
+    let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+    let command = sluice_controller::ControllerCommand::ImportTopics {
+        broker_id: node.node_id(),
+        topics,
+    };
+    let reply = node.submit(command, IMPORT_WAIT).await?;
+    if let sluice_controller::ControllerReply::TopicsImported(results) = reply {
+        for (name, result) in names.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    tracing::info!(topic = %name, "local topic taken over into the cluster's metadata")
+                }
+                Err(e) => tracing::warn!(topic = %name, error = %e, "local topic not taken over"),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Waits for an active controller, saying so now and then (the other voters may not be up).
 async fn wait_for_controller(node: &ClusterNode) {
     loop {
@@ -245,6 +299,24 @@ impl std::fmt::Debug for NodeView {
 }
 
 impl ClusterView for NodeView {
+    fn submit(
+        &self,
+        command: sluice_controller::ControllerCommand,
+        limit: Duration,
+    ) -> futures::future::BoxFuture<'static, Result<sluice_controller::ControllerReply, String>>
+    {
+        let node = self.0.clone();
+        Box::pin(async move {
+            match node.submit(command, limit).await {
+                Ok(reply) => Ok(reply),
+                Err(sluice_cluster::ClusterError::Refused(e)) => {
+                    Ok(sluice_controller::ControllerReply::Refused(e))
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
     fn image(&self) -> Arc<sluice_controller::MetadataImage> {
         self.0.image()
     }

@@ -4,13 +4,15 @@
 //! ```text
 //! <data_dir>/.lock                    held (flock) while a broker uses the directory
 //! <data_dir>/.clean-shutdown          present only between a clean shutdown and the next start
-//! <data_dir>/topics/<topic>/topic.json  {"id": UUID, "partitions": N, "configs": {key: value}}
+//! <data_dir>/topics/<topic>/topic.json  {"id": UUID, "partitions": [0, 3, ...], "configs": {key: value}}
 //! <data_dir>/topics/<topic>/<p>/      one partition's segments and checkpoints (see `Log`)
 //! <data_dir>/deleted/                 topics being removed; emptied at start
 //! <data_dir>/producer-id-block        producer ids handed out before the metadata log (see `producer_ids`)
 //! ```
-//! `topic.json` is replaced atomically. A topic directory without a readable `topic.json` is
-//! reported and skipped rather than guessed at.
+//! `topic.json` is replaced atomically. Its `partitions` lists the partition indexes this
+//! directory holds (a broker of a cluster holds the replicas placed on it, not every
+//! partition of the topic); a count `N`, as written before clusters, means `0..N`. A topic
+//! directory without a readable `topic.json` is reported and skipped rather than guessed at.
 
 use crate::checkpoint;
 use crate::config::{LogConfig, validate_entry};
@@ -30,8 +32,25 @@ const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 #[derive(Debug, Serialize, Deserialize)]
 struct TopicFile {
     id: uuid::Uuid,
-    partitions: i32,
+    partitions: PartitionSet,
     configs: BTreeMap<String, String>,
+}
+
+/// The partitions a `topic.json` lists: indexes, or (written before clusters) a count.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum PartitionSet {
+    Indexes(Vec<i32>),
+    Count(i32),
+}
+
+impl PartitionSet {
+    fn indexes(&self) -> Vec<i32> {
+        match self {
+            PartitionSet::Indexes(indexes) => indexes.clone(),
+            PartitionSet::Count(n) => (0..*n).collect(),
+        }
+    }
 }
 
 /// One topic: its identity, its config overrides and its partitions.
@@ -41,7 +60,8 @@ pub struct Topic {
     id: uuid::Uuid,
     dir: PathBuf,
     overrides: RwLock<BTreeMap<String, String>>,
-    partitions: RwLock<Vec<Arc<Partition>>>,
+    /// The partitions held here, by index.
+    partitions: RwLock<BTreeMap<i32, Arc<Partition>>>,
 }
 
 impl Topic {
@@ -57,29 +77,32 @@ impl Topic {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+    /// The partitions held here, in index order.
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
-        self.partitions
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        partitions.values().cloned().collect()
     }
     pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
         let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| partitions.get(i).cloned())
+        partitions.get(&index).cloned()
     }
+    /// How many partitions are held here (on a broker of a cluster, not the topic's count).
     pub fn partition_count(&self) -> i32 {
         self.partitions
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .len() as i32
     }
+    /// The indexes of the partitions held here, in order.
+    pub fn partition_indexes(&self) -> Vec<i32> {
+        let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        partitions.keys().copied().collect()
+    }
 
-    fn write_file(&self, partitions: i32, configs: &BTreeMap<String, String>) -> Result<()> {
+    fn write_file(&self, partitions: Vec<i32>, configs: &BTreeMap<String, String>) -> Result<()> {
         let file = TopicFile {
             id: self.id,
-            partitions,
+            partitions: PartitionSet::Indexes(partitions),
             configs: configs.clone(),
         };
         let json = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
@@ -151,10 +174,10 @@ impl LogManager {
                 }
             };
             let config = LogConfig::from_overrides(&file.configs)?;
-            let mut partitions = Vec::new();
-            for p in 0..file.partitions {
+            let mut partitions = BTreeMap::new();
+            for p in file.partitions.indexes() {
                 let log = Log::open(&dir.join(p.to_string()), config.clone(), clean, now_ms)?;
-                partitions.push(Arc::new(Partition::new(name.clone(), p, log)));
+                partitions.insert(p, Arc::new(Partition::new(name.clone(), p, log)));
             }
             let topic = Topic {
                 name: name.clone(),
@@ -268,7 +291,7 @@ impl LogManager {
         Ok(())
     }
 
-    /// Creates a topic, all or nothing (see `create_topic_files`).
+    /// Creates a topic with partitions `0..partitions` and a new id, all or nothing.
     pub fn create_topic(
         &self,
         name: &str,
@@ -277,14 +300,29 @@ impl LogManager {
         now_ms: i64,
     ) -> Result<Arc<Topic>> {
         self.validate_new_topic(name, partitions, &configs)?;
+        let indexes: Vec<i32> = (0..partitions).collect();
+        self.create_topic_replicas(name, uuid::Uuid::new_v4(), &indexes, configs, now_ms)
+    }
+
+    /// Creates the local replicas `indexes` of topic `name` with id `id` (as the cluster's
+    /// metadata names them), all or nothing (see `create_topic_files`).
+    pub fn create_topic_replicas(
+        &self,
+        name: &str,
+        id: uuid::Uuid,
+        indexes: &[i32],
+        configs: BTreeMap<String, String>,
+        now_ms: i64,
+    ) -> Result<Arc<Topic>> {
+        validate_topic_name(name)?;
         let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
         if topics.contains_key(name) {
             return Err(StorageError::TopicExists(name.to_string()));
         }
         let config = LogConfig::from_overrides(&configs)?;
         let dir = self.data_dir.join("topics").join(name);
-        let topic = match self.create_topic_files(name, &dir, partitions, config, &configs, now_ms)
-        {
+        let created = self.create_topic_files(name, id, &dir, indexes, config, &configs, now_ms);
+        let topic = match created {
             Ok(topic) => Arc::new(topic),
             Err(e) => {
                 // All or nothing: a topic that could not be created leaves no directory behind
@@ -296,33 +334,35 @@ impl LogManager {
             }
         };
         topics.insert(name.to_string(), topic.clone());
-        tracing::info!(topic = name, partitions, "topic created");
+        tracing::info!(topic = name, partitions = indexes.len(), "topic created");
         Ok(topic)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn create_topic_files(
         &self,
         name: &str,
+        id: uuid::Uuid,
         dir: &Path,
-        partitions: i32,
+        indexes: &[i32],
         config: LogConfig,
         configs: &BTreeMap<String, String>,
         now_ms: i64,
     ) -> Result<Topic> {
         std::fs::create_dir_all(dir)?;
-        let mut logs = Vec::new();
-        for p in 0..partitions {
+        let mut logs = BTreeMap::new();
+        for &p in indexes {
             let log = Log::open(&dir.join(p.to_string()), config.clone(), true, now_ms)?;
-            logs.push(Arc::new(Partition::new(name.to_string(), p, log)));
+            logs.insert(p, Arc::new(Partition::new(name.to_string(), p, log)));
         }
         let topic = Topic {
             name: name.to_string(),
-            id: uuid::Uuid::new_v4(),
+            id,
             dir: dir.to_path_buf(),
             overrides: RwLock::new(configs.clone()),
             partitions: RwLock::new(logs),
         };
-        topic.write_file(partitions, configs)?;
+        topic.write_file(indexes.to_vec(), configs)?;
         checkpoint::sync_dir(&self.data_dir.join("topics"))?;
         Ok(topic)
     }
@@ -375,8 +415,7 @@ impl LogManager {
         let topic = self
             .topic(name)
             .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
-        let mut partitions = topic.partitions.write().unwrap_or_else(|p| p.into_inner());
-        let current = partitions.len() as i32;
+        let current = topic.partition_count();
         if total <= current || total > PARTITIONS_PER_TOPIC_MAX {
             return Err(StorageError::InvalidPartitions(format!(
                 "topic has {current} partitions; the new total must be greater and at most {PARTITIONS_PER_TOPIC_MAX}, not {total}"
@@ -385,12 +424,26 @@ impl LogManager {
         if validate_only {
             return Ok(());
         }
+        let indexes: Vec<i32> = (current..total).collect();
+        self.add_partitions(name, &indexes, now_ms)
+    }
+
+    /// Creates the local replicas `indexes` of an existing topic (those already held are
+    /// left as they are).
+    pub fn add_partitions(&self, name: &str, indexes: &[i32], now_ms: i64) -> Result<()> {
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let mut partitions = topic.partitions.write().unwrap_or_else(|p| p.into_inner());
         let config = LogConfig::from_overrides(&topic.overrides())?;
-        for p in current..total {
+        for &p in indexes {
+            if !(0..PARTITIONS_PER_TOPIC_MAX).contains(&p) || partitions.contains_key(&p) {
+                continue;
+            }
             let log = Log::open(&topic.dir.join(p.to_string()), config.clone(), true, now_ms)?;
-            partitions.push(Arc::new(Partition::new(name.to_string(), p, log)));
+            partitions.insert(p, Arc::new(Partition::new(name.to_string(), p, log)));
         }
-        topic.write_file(total, &topic.overrides())?;
+        topic.write_file(partitions.keys().copied().collect(), &topic.overrides())?;
         Ok(())
     }
 
@@ -411,7 +464,7 @@ impl LogManager {
         if validate_only {
             return Ok(());
         }
-        topic.write_file(topic.partition_count(), &configs)?;
+        topic.write_file(topic.partition_indexes(), &configs)?;
         *topic.overrides.write().unwrap_or_else(|p| p.into_inner()) = configs;
         for partition in topic.partitions() {
             partition.set_config(config.clone());

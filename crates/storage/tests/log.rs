@@ -358,6 +358,34 @@ fn the_manager_persists_topics_configs_and_partitions() {
     assert_eq!(m.partition("orders", 2).unwrap().log().log_end_offset(), 1);
 }
 
+#[test]
+fn a_broker_holds_any_set_of_a_topics_partitions_and_reads_old_topic_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let id = uuid::Uuid::new_v4();
+    {
+        let m = LogManager::open(data, 0).unwrap();
+        m.create_topic_replicas("placed", id, &[1, 4], BTreeMap::new(), 0)
+            .unwrap();
+        m.add_partitions("placed", &[4, 7], 0).unwrap();
+        m.shutdown(0).unwrap();
+    }
+    // A topic.json written before clusters: a partition count.
+    let old = data.join("topics").join("old");
+    std::fs::create_dir_all(&old).unwrap();
+    let json = format!(
+        r#"{{"id": "{}", "partitions": 2, "configs": {{}}}}"#,
+        uuid::Uuid::new_v4()
+    );
+    std::fs::write(old.join("topic.json"), json).unwrap();
+    let m = LogManager::open(data, 0).unwrap();
+    let placed = m.topic("placed").unwrap();
+    assert_eq!(placed.id(), id);
+    assert_eq!(placed.partition_indexes(), vec![1, 4, 7]);
+    assert!(m.partition("placed", 0).is_err());
+    assert_eq!(m.topic("old").unwrap().partition_indexes(), vec![0, 1]);
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;

@@ -21,4 +21,7 @@ pub enum TxnError {
     ProducerIdUnavailable,
     #[error("the transaction coordinator could not write its log")]
     CoordinatorNotAvailable,
+    /// The transactional id's coordinator is on another broker (FindCoordinator names it).
+    #[error("this broker does not coordinate the transactional id")]
+    NotCoordinator,
 }

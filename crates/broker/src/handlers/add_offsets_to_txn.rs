@@ -25,17 +25,21 @@ pub(crate) fn handle(
                     .with_error_code(kafka_protocol::error::ResponseError::InvalidGroupId.code()),
             );
         }
-        let offsets_partition = TopicPartition::new(
-            crate::groups::OFFSETS_TOPIC,
-            broker.groups().partition_of(&group_id),
-        );
+        // Markers reach only this broker's partitions: the group's offsets partition must
+        // be here (its coordinator loaded), or the offsets could never be completed.
+        let index = match broker.groups().partition_of(&group_id) {
+            Ok(index) => index,
+            Err(e) => {
+                return Some(
+                    AddOffsetsToTxnResponse::default().with_error_code(error::group_code(Some(&e))),
+                );
+            }
+        };
+        let offsets_partition = TopicPartition::new(crate::groups::OFFSETS_TOPIC, index);
         let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
         let now = crate::now_ms();
         let result = broker
-            .transactions()
-            .run(&broker, |c| {
-                c.add_partitions(&id, producer_id, epoch, &[offsets_partition], now)
-            })
+            .run_txn(|c| c.add_partitions(&id, producer_id, epoch, &[offsets_partition], now))
             .await;
         Some(
             AddOffsetsToTxnResponse::default()

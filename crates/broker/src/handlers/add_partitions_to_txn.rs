@@ -42,10 +42,7 @@ pub(crate) fn handle(
         let code = if all_exist {
             let now = crate::now_ms();
             let result = broker
-                .transactions()
-                .run(&broker, |c| {
-                    c.add_partitions(&id, producer_id, epoch, &wanted, now)
-                })
+                .run_txn(|c| c.add_partitions(&id, producer_id, epoch, &wanted, now))
                 .await;
             error::txn_code(&result, version >= 2)
         } else {

@@ -1,11 +1,13 @@
 //! DescribeConfigs (v1–v4), AlterConfigs (v0–v2) and IncrementalAlterConfigs (v0–v1).
 //!
-//! Topic configs are the keys of `sluice_storage::TOPIC_CONFIG_KEYS`; overrides persist with the
-//! topic. Broker configs can be described (read-only, from the command line or config file)
+//! Topic configs are the keys of `sluice_storage::TOPIC_CONFIG_KEYS`; overrides are metadata
+//! records: this broker checks the new set (storage knows the keys), the active controller
+//! commits it, and the answer comes once this broker has published it. Broker configs can be described (read-only, from the command line or config file)
 //! but not altered: Sluice has no dynamic broker configs, so altering one is refused with
 //! `INVALID_REQUEST`.
 
 use super::{first_of_each, now};
+use crate::controller_client::CONTROLLER_WAIT_MAX;
 use crate::error;
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
@@ -19,8 +21,12 @@ use kafka_protocol::messages::{
     incremental_alter_configs_response,
 };
 use kafka_protocol::protocol::StrBytes;
+use sluice_controller::{
+    ConfigChanges, ConfigResource, ControllerCommand, ControllerReply, MetadataImage,
+};
 use sluice_storage::{StorageError, TOPIC_CONFIG_KEYS};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -139,6 +145,7 @@ pub(crate) fn describe(
 ) -> std::future::Ready<Option<DescribeConfigsResponse>> {
     let include_synonyms = request.include_synonyms;
     let include_docs = request.include_documentation;
+    let image = broker.published_image();
     let results = first_of_each(request.resources, |r| {
         (r.resource_type, r.resource_name.clone())
     })
@@ -148,8 +155,8 @@ pub(crate) fn describe(
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
         let entries = match r.resource_type {
-            RESOURCE_TOPIC => match broker.logs.topic(&r.resource_name) {
-                Some(topic) => topic_config_entries(&topic.overrides()),
+            RESOURCE_TOPIC => match topic_overrides(&image, &r.resource_name) {
+                Some(overrides) => topic_config_entries(&overrides),
                 None => {
                     return result
                         .with_error_code(ResponseError::UnknownTopicOrPartition.code())
@@ -214,13 +221,23 @@ fn describe_entry(
 /// The outcome of altering one resource: error code and message.
 type AlterOutcome = Result<(), (i16, String)>;
 
-fn alter_resource(
-    broker: &Broker,
+/// A resource's name and its new overrides, or why they are refused.
+type Planned = (String, Result<BTreeMap<String, String>, (i16, String)>);
+
+/// A topic's overrides as the image has them; `None` if the topic does not exist.
+fn topic_overrides(image: &MetadataImage, name: &str) -> Option<BTreeMap<String, String>> {
+    image.topic(name)?;
+    let resource = ConfigResource::Topic(name.to_string());
+    Some(image.configs.get(&resource).cloned().unwrap_or_default())
+}
+
+/// A resource's new overrides, checked here: `change` applied to the current ones.
+fn new_overrides(
+    image: &MetadataImage,
     resource_type: i8,
     name: &str,
-    validate_only: bool,
     change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), StorageError>,
-) -> AlterOutcome {
+) -> Result<BTreeMap<String, String>, (i16, String)> {
     match resource_type {
         RESOURCE_TOPIC => {}
         RESOURCE_BROKER => {
@@ -236,56 +253,121 @@ fn alter_resource(
             ));
         }
     }
-    let topic = broker.logs.topic(name).ok_or_else(|| {
+    let mut overrides = topic_overrides(image, name).ok_or_else(|| {
         (
             ResponseError::UnknownTopicOrPartition.code(),
             format!("unknown topic '{name}'"),
         )
     })?;
-    let mut overrides = topic.overrides();
     let err = |e: StorageError| (error::code(&e), e.to_string());
     change(&mut overrides).map_err(err)?;
-    broker
-        .logs
-        .set_topic_configs(name, overrides, validate_only)
-        .map_err(err)
+    sluice_storage::LogConfig::from_overrides(&overrides).map_err(err)?;
+    Ok(overrides)
+}
+
+/// Commits the checked new override sets through the controller (unless `validate_only`);
+/// one outcome per entry, once this broker has published them.
+async fn commit(broker: &Broker, planned: Vec<Planned>, validate_only: bool) -> Vec<AlterOutcome> {
+    let changes: Vec<ConfigChanges> = planned
+        .iter()
+        .filter_map(|(name, p)| p.as_ref().ok().map(|set| (name, set)))
+        .map(|(name, set)| ConfigChanges {
+            resource: ConfigResource::Topic(name.clone()),
+            replace: true,
+            set: set.clone().into_iter().collect(),
+            remove: Vec::new(),
+        })
+        .collect();
+    if validate_only || changes.is_empty() {
+        return planned.into_iter().map(|(_, p)| p.map(|_| ())).collect();
+    }
+    let limit = CONTROLLER_WAIT_MAX;
+    let command = ControllerCommand::AlterConfigs(changes.clone());
+    let committed: Vec<AlterOutcome> = match broker.submit(command, limit).await {
+        Ok(ControllerReply::ConfigsAltered(r)) if r.len() == changes.len() => r
+            .into_iter()
+            .map(|r| r.map_err(|e| (error::controller_error(&e).code(), e.to_string())))
+            .collect(),
+        Ok(other) => {
+            let why = format!("unexpected controller answer {other:?}");
+            let code = ResponseError::UnknownServerError.code();
+            changes.iter().map(|_| Err((code, why.clone()))).collect()
+        }
+        Err(e) => {
+            let failed = Err((e.error.code(), e.message));
+            changes.iter().map(|_| failed.clone()).collect()
+        }
+    };
+    let shown = broker
+        .wait_published(limit, |image| {
+            changes
+                .iter()
+                .zip(&committed)
+                .filter(|(_, r)| r.is_ok())
+                .all(|(c, _)| {
+                    let now = image.configs.get(&c.resource).cloned().unwrap_or_default();
+                    let gone = match &c.resource {
+                        ConfigResource::Topic(name) => image.topic(name).is_none(),
+                        ConfigResource::Broker(_) => false,
+                    };
+                    now.into_iter().collect::<Vec<_>>() == c.set || gone
+                })
+        })
+        .await;
+    if !shown {
+        tracing::warn!("altered configs not yet published on this broker");
+    }
+    let mut committed = committed.into_iter();
+    planned
+        .into_iter()
+        .map(|(_, p)| match p {
+            Ok(_) => committed.next().expect("one per change"),
+            Err(e) => Err(e),
+        })
+        .collect()
 }
 
 pub(crate) fn alter(
     broker: &Arc<Broker>,
     request: AlterConfigsRequest,
     _version: i16,
-) -> std::future::Ready<Option<AlterConfigsResponse>> {
-    let validate_only = request.validate_only;
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|r| {
-            // AlterConfigs replaces the whole set of overrides with the one given.
-            let outcome = alter_resource(
-                broker,
-                r.resource_type,
-                &r.resource_name,
-                validate_only,
-                |overrides| {
-                    overrides.clear();
-                    for c in r.configs {
-                        if let Some(v) = c.value {
-                            overrides.insert(c.name.to_string(), v.to_string());
+) -> impl Future<Output = Option<AlterConfigsResponse>> + Send + 'static + use<> {
+    let broker = broker.clone();
+    async move {
+        let image = broker.published_image();
+        let planned = request
+            .resources
+            .iter()
+            .map(|r| {
+                // AlterConfigs replaces the whole set of overrides with the one given.
+                let overrides = new_overrides(&image, r.resource_type, &r.resource_name, |o| {
+                    o.clear();
+                    for c in &r.configs {
+                        if let Some(v) = &c.value {
+                            o.insert(c.name.to_string(), v.to_string());
                         }
                     }
                     Ok(())
-                },
-            );
-            let (code, message) = split(outcome);
-            AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name)
-                .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
-    now(AlterConfigsResponse::default().with_responses(responses))
+                });
+                (r.resource_name.to_string(), overrides)
+            })
+            .collect();
+        let outcomes = commit(&broker, planned, request.validate_only).await;
+        let responses = request
+            .resources
+            .into_iter()
+            .zip(outcomes)
+            .map(|(r, outcome)| {
+                let (code, message) = split(outcome);
+                AlterConfigsResourceResponse::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name)
+                    .with_error_code(code)
+                    .with_error_message(message)
+            })
+            .collect();
+        Some(AlterConfigsResponse::default().with_responses(responses))
+    }
 }
 
 const OP_SET: i8 = 0;
@@ -297,38 +379,39 @@ pub(crate) fn incremental_alter(
     broker: &Arc<Broker>,
     request: IncrementalAlterConfigsRequest,
     _version: i16,
-) -> std::future::Ready<Option<IncrementalAlterConfigsResponse>> {
-    let validate_only = request.validate_only;
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|r| {
-            let outcome = alter_resource(
-                broker,
-                r.resource_type,
-                &r.resource_name,
-                validate_only,
-                |overrides| {
-                    for c in r.configs {
-                        apply_op(
-                            overrides,
-                            c.name.as_str(),
-                            c.config_operation,
-                            c.value.as_deref(),
-                        )?;
+) -> impl Future<Output = Option<IncrementalAlterConfigsResponse>> + Send + 'static + use<> {
+    let broker = broker.clone();
+    async move {
+        let image = broker.published_image();
+        let planned = request
+            .resources
+            .iter()
+            .map(|r| {
+                let overrides = new_overrides(&image, r.resource_type, &r.resource_name, |o| {
+                    for c in &r.configs {
+                        apply_op(o, c.name.as_str(), c.config_operation, c.value.as_deref())?;
                     }
                     Ok(())
-                },
-            );
-            let (code, message) = split(outcome);
-            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name)
-                .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
-    now(IncrementalAlterConfigsResponse::default().with_responses(responses))
+                });
+                (r.resource_name.to_string(), overrides)
+            })
+            .collect();
+        let outcomes = commit(&broker, planned, request.validate_only).await;
+        let responses = request
+            .resources
+            .into_iter()
+            .zip(outcomes)
+            .map(|(r, outcome)| {
+                let (code, message) = split(outcome);
+                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name)
+                    .with_error_code(code)
+                    .with_error_message(message)
+            })
+            .collect();
+        Some(IncrementalAlterConfigsResponse::default().with_responses(responses))
+    }
 }
 
 fn apply_op(

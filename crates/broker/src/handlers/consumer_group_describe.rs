@@ -22,20 +22,28 @@ pub(crate) fn handle(
     let groups = first_of_each(request.group_ids, |id| id.0.clone())
         .into_iter()
         .map(|id| {
-            let Some(d) = broker
+            let described = broker
                 .groups()
-                .read(&id.0, |c| c.describe_consumer_group(&id.0))
-            else {
-                return DescribedGroup::default()
-                    .with_group_id(id)
-                    .with_error_code(group_code(Some(&GroupError::GroupIdNotFound)))
-                    .with_group_state(StrBytes::from_static_str("Dead"));
+                .read(&id.0, |c| c.describe_consumer_group(&id.0));
+            let d = match described {
+                Ok(Some(d)) => d,
+                Err(e) => {
+                    return DescribedGroup::default()
+                        .with_group_id(id)
+                        .with_error_code(group_code(Some(&e)));
+                }
+                Ok(None) => {
+                    return DescribedGroup::default()
+                        .with_group_id(id)
+                        .with_error_code(group_code(Some(&GroupError::GroupIdNotFound)))
+                        .with_group_state(StrBytes::from_static_str("Dead"));
+                }
             };
             let assignment = |a: sluice_group::Assignment| {
                 let topic_partitions = a
                     .into_iter()
                     .filter_map(|(topic, ps)| {
-                        let topic_id = broker.logs.topic(&topic)?.id();
+                        let topic_id = broker.published_image().topic(&topic)?.topic_id;
                         Some(
                             TopicPartitions::default()
                                 .with_topic_id(topic_id)

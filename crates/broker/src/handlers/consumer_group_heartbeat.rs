@@ -68,19 +68,20 @@ pub(crate) fn handle(
     }
 }
 
-/// The broker's topics as the coordinator sees them.
+/// The cluster's topics as the coordinator sees them (the image this broker serves from).
 struct BrokerTopics<'a>(&'a Broker);
 
 impl Topics for BrokerTopics<'_> {
     fn partition_count(&self, topic: &str) -> Option<i32> {
-        self.0.logs.topic(topic).map(|t| t.partition_count())
+        let image = self.0.published_image();
+        image.topic(topic).map(|t| t.partitions.len() as i32)
     }
     fn names(&self) -> Vec<String> {
-        self.0
-            .logs
-            .topics()
-            .iter()
-            .map(|t| t.name().to_owned())
+        let image = self.0.published_image();
+        image
+            .topics
+            .values()
+            .map(|t| t.name.clone())
             .filter(|n| !crate::groups::is_internal(n))
             .collect()
     }
@@ -91,7 +92,7 @@ fn to_wire(broker: &Broker, r: ConsumerHeartbeatResponse) -> ConsumerGroupHeartb
         let topic_partitions = a
             .into_iter()
             .filter_map(|(topic, partitions)| {
-                let id = broker.logs.topic(&topic)?.id();
+                let id = broker.published_image().topic(&topic)?.topic_id;
                 Some(
                     TopicPartitions::default()
                         .with_topic_id(id)

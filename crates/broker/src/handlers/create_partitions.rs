@@ -1,48 +1,132 @@
-//! CreatePartitions (v0–v3): grows a topic. Manual assignments may only name this broker.
+//! CreatePartitions (v0–v3): grows topics, carried out by the active controller (new
+//! partitions are placed round-robin over the live brokers unless the request assigns them).
+//! `validate_only` is checked here against this broker's image.
 
-use super::now;
-use crate::error;
+use crate::controller_client::{NotDone, wait_limit};
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
+use sluice_controller::{ControllerCommand, ControllerReply, MetadataImage, NewPartitions};
+use sluice_types::limits::PARTITIONS_PER_TOPIC_MAX;
+use std::future::Future;
 use std::sync::Arc;
 
 pub(crate) fn handle(
     broker: &Arc<Broker>,
     request: CreatePartitionsRequest,
     _version: i16,
-) -> std::future::Ready<Option<CreatePartitionsResponse>> {
-    let image = broker.metadata();
-    let results = request
-        .topics
-        .into_iter()
-        .map(|t| {
-            let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            let unknown = t
-                .assignments
-                .iter()
-                .flatten()
-                .flat_map(|a| a.broker_ids.iter())
-                .find(|b| !image.is_broker(b.0));
-            let outcome = if let Some(unknown) = unknown {
-                Err((
-                    ResponseError::InvalidReplicaAssignment.code(),
-                    format!("broker {} does not exist", unknown.0),
-                ))
-            } else {
-                broker
-                    .create_partitions(&t.name, t.count, request.validate_only)
-                    .map_err(|e| (error::code(&e), e.to_string()))
+) -> impl Future<Output = Option<CreatePartitionsResponse>> + Send + 'static + use<> {
+    let broker = broker.clone();
+    async move {
+        let limit = wait_limit(request.timeout_ms);
+        let changes: Vec<NewPartitions> = request.topics.iter().map(change).collect();
+        let outcomes = if request.validate_only {
+            let image = broker.published_image();
+            changes.iter().map(|c| validate(&image, c)).collect()
+        } else {
+            grow(&broker, changes, limit).await
+        };
+        let results = request
+            .topics
+            .iter()
+            .zip(outcomes)
+            .map(|(t, outcome)| {
+                let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+                match outcome {
+                    Ok(()) => result,
+                    Err(e) => result
+                        .with_error_code(e.error.code())
+                        .with_error_message(Some(StrBytes::from_string(e.message))),
+                }
+            })
+            .collect();
+        Some(CreatePartitionsResponse::default().with_results(results))
+    }
+}
+
+fn change(t: &CreatePartitionsTopic) -> NewPartitions {
+    NewPartitions {
+        topic: t.name.to_string(),
+        total: t.count,
+        assignments: t
+            .assignments
+            .iter()
+            .flatten()
+            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+            .collect(),
+    }
+}
+
+/// `validate_only`: the checks the controller would make of the counts.
+fn validate(image: &MetadataImage, change: &NewPartitions) -> Result<(), NotDone> {
+    let Some(topic) = image.topic(&change.topic) else {
+        return Err(NotDone {
+            error: ResponseError::UnknownTopicOrPartition,
+            message: format!("topic {} does not exist", change.topic),
+        });
+    };
+    let current = topic.partitions.len() as i32;
+    if change.total <= current || change.total > PARTITIONS_PER_TOPIC_MAX {
+        return Err(NotDone {
+            error: ResponseError::InvalidPartitions,
+            message: format!(
+                "topic has {current} partitions; the new total must be greater and at most {PARTITIONS_PER_TOPIC_MAX}, not {}",
+                change.total
+            ),
+        });
+    }
+    Ok(())
+}
+
+async fn grow(
+    broker: &Broker,
+    changes: Vec<NewPartitions>,
+    limit: std::time::Duration,
+) -> Vec<Result<(), NotDone>> {
+    if changes.is_empty() {
+        return Vec::new();
+    }
+    let command = ControllerCommand::CreatePartitions(changes.clone());
+    let results = match broker.submit(command, limit).await {
+        Ok(ControllerReply::PartitionsCreated(r)) if r.len() == changes.len() => r,
+        Ok(other) => {
+            let message = format!("unexpected controller answer {other:?}");
+            let e = NotDone {
+                error: ResponseError::UnknownServerError,
+                message,
             };
-            match outcome {
-                Ok(()) => result,
-                Err((code, message)) => result
-                    .with_error_code(code)
-                    .with_error_message(Some(StrBytes::from_string(message))),
-            }
-        })
+            return changes.iter().map(|_| Err(e.clone())).collect();
+        }
+        Err(e) => return changes.iter().map(|_| Err(e.clone())).collect(),
+    };
+    let grown: Vec<(String, i32)> = changes
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(c, _)| (c.topic.clone(), c.total))
         .collect();
-    now(CreatePartitionsResponse::default().with_results(results))
+    let shown = broker
+        .wait_published(limit, |image| {
+            grown.iter().all(|(name, total)| {
+                image
+                    .topic(name)
+                    .is_none_or(|t| t.partitions.len() as i32 >= *total)
+            })
+        })
+        .await;
+    if !shown {
+        tracing::warn!("new partitions not yet published on this broker");
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.map_err(|e| NotDone {
+                error: crate::error::controller_error(&e),
+                message: e.to_string(),
+            })
+        })
+        .collect()
 }

@@ -1,10 +1,12 @@
-//! CreateTopics (v2–v7). A single node stores one replica: a replication factor other than 1
-//! (or -1, "the default") is refused with `INVALID_REPLICATION_FACTOR`, and manual
-//! assignments may only name this broker.
+//! CreateTopics (v2–v7), carried out by the active controller: this broker checks the configs
+//! (storage knows the topic config keys), the controller checks the rest (names, counts, a
+//! replication factor it can place, assignments naming registered brokers) and places the
+//! replicas round-robin over the live brokers. The answer comes once this broker has
+//! published the new topics. A replication factor above 1 is refused with
+//! `INVALID_REPLICATION_FACTOR` until partitions replicate.
 
 use super::configs::topic_config_entries;
-use super::now;
-use crate::error;
+use crate::controller_client::{NotDone, wait_limit};
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -13,109 +15,195 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
+use sluice_controller::{ControllerCommand, ControllerReply, NewTopic, TopicCreated};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 
 pub(crate) fn handle(
     broker: &Arc<Broker>,
     request: CreateTopicsRequest,
     version: i16,
-) -> std::future::Ready<Option<CreateTopicsResponse>> {
-    let validate_only = request.validate_only;
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|t| create_one(broker, t, validate_only, version))
-        .collect();
-    now(CreateTopicsResponse::default().with_topics(topics))
+) -> impl Future<Output = Option<CreateTopicsResponse>> + Send + 'static + use<> {
+    let broker = broker.clone();
+    async move {
+        let limit = wait_limit(request.timeout_ms);
+        let checked: Vec<Result<NewTopic, NotDone>> = request.topics.iter().map(check).collect();
+        let wanted: Vec<NewTopic> = checked.iter().filter_map(|c| c.clone().ok()).collect();
+        let outcomes = create(&broker, wanted, request.validate_only, limit).await;
+        let mut outcomes = outcomes.into_iter();
+        let topics = request
+            .topics
+            .iter()
+            .zip(checked)
+            .map(|(t, checked)| {
+                let outcome = checked.and_then(|_| outcomes.next().expect("one per topic"));
+                answer(t, outcome, version)
+            })
+            .collect();
+        Some(CreateTopicsResponse::default().with_topics(topics))
+    }
 }
 
-fn create_one(
-    broker: &Arc<Broker>,
-    t: CreatableTopic,
+/// Creates (or, with `validate_only`, checks) `topics` through the controller; one outcome
+/// per topic, once this broker has published the created ones.
+pub(crate) async fn create(
+    broker: &Broker,
+    topics: Vec<NewTopic>,
     validate_only: bool,
+    limit: std::time::Duration,
+) -> Vec<Result<(NewTopic, TopicCreated), NotDone>> {
+    if topics.is_empty() {
+        return Vec::new();
+    }
+    let command = if validate_only {
+        ControllerCommand::ValidateTopics(topics.clone())
+    } else {
+        ControllerCommand::CreateTopics(topics.clone())
+    };
+    let results = match broker.submit(command, limit).await {
+        Ok(ControllerReply::TopicsCreated(results)) if results.len() == topics.len() => results,
+        Ok(other) => {
+            let message = format!("unexpected controller answer {other:?}");
+            let e = NotDone {
+                error: ResponseError::UnknownServerError,
+                message,
+            };
+            return topics.iter().map(|_| Err(e.clone())).collect();
+        }
+        Err(e) => return topics.iter().map(|_| Err(e.clone())).collect(),
+    };
+    let outcomes: Vec<_> = topics
+        .into_iter()
+        .zip(results)
+        .map(|(topic, result)| {
+            let result = result.map(|mut created| {
+                if validate_only {
+                    // Nothing was created: no id to give.
+                    created.topic_id = uuid::Uuid::nil();
+                }
+                (topic, created)
+            });
+            result.map_err(|e| NotDone {
+                error: crate::error::controller_error(&e),
+                message: e.to_string(),
+            })
+        })
+        .collect();
+    if validate_only {
+        return outcomes;
+    }
+    let ids: Vec<uuid::Uuid> = outcomes.iter().flatten().map(|(_, c)| c.topic_id).collect();
+    let shown = broker
+        .wait_published(limit, |image| {
+            ids.iter().all(|id| image.topics.contains_key(id))
+        })
+        .await;
+    if !shown {
+        tracing::warn!(
+            topics = ids.len(),
+            "created topics not yet published on this broker"
+        );
+    }
+    let mut checked = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        checked.push(match outcome {
+            Ok((topic, created)) => match broker.publish_error(created.topic_id) {
+                None => Ok((topic, created)),
+                Some(why) => Err(take_back(broker, &topic.name, why, limit).await),
+            },
+            Err(e) => Err(e),
+        });
+    }
+    checked
+}
+
+/// A topic whose logs this broker could not create (out of descriptors, a full disk) is
+/// deleted again, so a failed CreateTopics leaves nothing behind; the answer says why.
+async fn take_back(
+    broker: &Broker,
+    name: &str,
+    why: String,
+    limit: std::time::Duration,
+) -> NotDone {
+    tracing::warn!(topic = name, error = %why, "taking back a topic whose logs could not be created");
+    let command = ControllerCommand::DeleteTopics(vec![name.to_string()]);
+    if let Ok(ControllerReply::TopicsDeleted(results)) = broker.submit(command, limit).await {
+        let ids: Vec<uuid::Uuid> = results.into_iter().flatten().collect();
+        broker
+            .wait_published(limit, |image| {
+                ids.iter().all(|id| !image.topics.contains_key(id))
+            })
+            .await;
+    }
+    NotDone {
+        error: ResponseError::KafkaStorageError,
+        message: format!("could not create the topic's logs: {why}"),
+    }
+}
+
+/// This broker's checks of one topic: configs with values that storage accepts.
+fn check(t: &CreatableTopic) -> Result<NewTopic, NotDone> {
+    let mut configs = BTreeMap::new();
+    for c in &t.configs {
+        let Some(value) = &c.value else {
+            return Err(NotDone {
+                error: ResponseError::InvalidConfig,
+                message: format!("config {} has a null value", c.name.as_str()),
+            });
+        };
+        configs.insert(c.name.to_string(), value.to_string());
+    }
+    sluice_storage::LogConfig::from_overrides(&configs).map_err(|e| NotDone {
+        error: crate::error::storage_error(&e),
+        message: e.to_string(),
+    })?;
+    let mut assignments: Vec<_> = t.assignments.iter().collect();
+    assignments.sort_by_key(|a| a.partition_index);
+    Ok(NewTopic {
+        name: t.name.to_string(),
+        partitions: t.num_partitions,
+        replication_factor: t.replication_factor,
+        assignments: assignments
+            .iter()
+            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+            .collect(),
+        configs: configs.into_iter().collect(),
+    })
+}
+
+fn answer(
+    t: &CreatableTopic,
+    outcome: Result<(NewTopic, TopicCreated), NotDone>,
     version: i16,
 ) -> CreatableTopicResult {
     let result = CreatableTopicResult::default().with_name(t.name.clone());
-    let fail = |code: i16, message: String| {
-        result
-            .clone()
-            .with_error_code(code)
-            .with_error_message(Some(StrBytes::from_string(message)))
-    };
-    let image = broker.metadata();
-    let brokers = image.broker_count();
-    if t.replication_factor != -1
-        && !(1..=brokers).contains(&usize::try_from(t.replication_factor).unwrap_or(0))
-    {
-        return fail(
-            ResponseError::InvalidReplicationFactor.code(),
-            format!(
-                "replication factor {} is larger than the {brokers} broker(s) available",
-                t.replication_factor
-            ),
-        );
-    }
-    if let Some(unknown) = t
-        .assignments
-        .iter()
-        .flat_map(|a| a.broker_ids.iter())
-        .find(|b| !image.is_broker(b.0))
-    {
-        return fail(
-            ResponseError::InvalidReplicaAssignment.code(),
-            format!("broker {} does not exist", unknown.0),
-        );
-    }
-    let partitions = match (t.num_partitions, t.assignments.len()) {
-        (-1, 0) => broker.config.default_partitions,
-        (-1, n) => n as i32,
-        (n, _) => n,
-    };
-    let mut configs = BTreeMap::new();
-    for c in &t.configs {
-        match &c.value {
-            Some(v) => configs.insert(c.name.to_string(), v.to_string()),
-            None => {
-                return fail(
-                    ResponseError::InvalidConfig.code(),
-                    format!("config {} has a null value", c.name.as_str()),
-                );
-            }
-        };
-    }
-    let outcome = if validate_only {
-        broker
-            .logs
-            .validate_new_topic(&t.name, partitions, &configs)
-            .map(|()| None)
-    } else {
-        broker
-            .create_topic(&t.name, partitions, configs.clone())
-            .map(Some)
-    };
-    match outcome {
-        Err(e) => fail(error::code(&e), e.to_string()),
-        Ok(created) => {
-            let mut ok = result
-                .with_num_partitions(partitions)
-                .with_replication_factor(1);
-            if let Some(topic) = created {
-                ok = ok.with_topic_id(topic.id());
-            }
-            if version >= 5 {
-                let entries = topic_config_entries(&configs)
-                    .into_iter()
-                    .map(|e| {
-                        CreatableTopicConfigs::default()
-                            .with_name(StrBytes::from_static_str(e.name))
-                            .with_value(Some(StrBytes::from_string(e.value)))
-                            .with_config_source(e.source)
-                    })
-                    .collect();
-                ok = ok.with_configs(Some(entries));
-            }
-            ok
+    let (topic, created) = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            return result
+                .with_error_code(e.error.code())
+                .with_error_message(Some(StrBytes::from_string(e.message)));
         }
+    };
+    let mut ok = result
+        .with_num_partitions(created.partitions)
+        .with_replication_factor(created.replication_factor);
+    if !created.topic_id.is_nil() {
+        ok = ok.with_topic_id(created.topic_id);
     }
+    if version >= 5 {
+        let configs: BTreeMap<String, String> = topic.configs.into_iter().collect();
+        let entries = topic_config_entries(&configs)
+            .into_iter()
+            .map(|e| {
+                CreatableTopicConfigs::default()
+                    .with_name(StrBytes::from_static_str(e.name))
+                    .with_value(Some(StrBytes::from_string(e.value)))
+                    .with_config_source(e.source)
+            })
+            .collect();
+        ok = ok.with_configs(Some(entries));
+    }
+    ok
 }

@@ -3,7 +3,6 @@
 //! Kafka writes it on a timer.
 
 use super::now;
-use crate::error;
 use crate::server::Broker;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
@@ -27,15 +26,17 @@ pub(crate) fn handle(
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);
                     let target = (p.offset != -1).then_some(p.offset);
-                    let deleted = broker
-                        .logs
-                        .partition(&t.name, p.partition_index)
-                        .and_then(|partition| partition.delete_records_before(target));
+                    let led = broker
+                        .metadata()
+                        .led_partition(&t.name, p.partition_index, -1);
+                    let deleted = led.and_then(|partition| {
+                        partition
+                            .delete_records_before(target)
+                            .map_err(|e| crate::error::storage_error(&e))
+                    });
                     match deleted {
                         Ok(low_watermark) => result.with_low_watermark(low_watermark),
-                        Err(e) => result
-                            .with_low_watermark(-1)
-                            .with_error_code(error::code(&e)),
+                        Err(e) => result.with_low_watermark(-1).with_error_code(e.code()),
                     }
                 })
                 .collect();

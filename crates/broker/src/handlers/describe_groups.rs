@@ -27,10 +27,18 @@ pub(crate) fn handle(
     let groups = first_of_each(request.groups, |id| id.0.clone())
         .into_iter()
         .map(|id| {
-            let d = broker.groups().read(&id.0, |c| {
+            let described = broker.groups().read(&id.0, |c| {
                 c.describe_consumer_group(&id.0)
                     .map_or_else(|| c.describe_group(&id.0), consumer_as_classic)
             });
+            let d = match described {
+                Ok(d) => d,
+                Err(e) => {
+                    return DescribedGroup::default()
+                        .with_group_id(id)
+                        .with_error_code(crate::error::group_code(Some(&e)));
+                }
+            };
             let members = d
                 .members
                 .into_iter()

@@ -10,13 +10,11 @@
 //! broker already holds.
 
 use super::now;
-use crate::error;
 use crate::server::Broker;
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
-use kafka_protocol::protocol::StrBytes;
 use sluice_storage::ActiveProducer;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -47,14 +45,12 @@ pub(crate) fn handle(
 
 fn describe(broker: &Broker, topic: &str, index: i32) -> PartitionResponse {
     let answer = PartitionResponse::default().with_partition_index(index);
-    match broker.logs.partition(topic, index) {
+    match broker.metadata().led_partition(topic, index, -1) {
         Ok(partition) => {
             let producers = partition.log().active_producers();
             answer.with_active_producers(producers.iter().map(producer_state).collect())
         }
-        Err(e) => answer
-            .with_error_code(error::code(&e))
-            .with_error_message(Some(StrBytes::from_string(e.to_string()))),
+        Err(e) => answer.with_error_code(e.code()),
     }
 }
 

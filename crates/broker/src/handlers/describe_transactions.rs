@@ -17,7 +17,18 @@ pub(crate) fn handle(
     request: DescribeTransactionsRequest,
     _version: i16,
 ) -> std::future::Ready<Option<DescribeTransactionsResponse>> {
-    let states = broker.transactions().inspect(|c| {
+    let Ok(transactions) = broker.transactions() else {
+        let not_here = first_of_each(&request.transactional_ids, |id| id.as_str())
+            .into_iter()
+            .map(|id| {
+                TransactionState::default()
+                    .with_transactional_id(id.clone())
+                    .with_error_code(ResponseError::NotCoordinator.code())
+            })
+            .collect();
+        return now(DescribeTransactionsResponse::default().with_transaction_states(not_here));
+    };
+    let states = transactions.inspect(|c| {
         first_of_each(&request.transactional_ids, |id| id.as_str())
             .into_iter()
             .map(|id| {

@@ -180,16 +180,16 @@ fn read_partition(broker: &Broker, read: PartitionRead<'_>) -> PartitionData {
     if from_replica {
         return refused(ResponseError::NotLeaderOrFollower.code());
     }
-    let partition = match broker.logs.partition(topic, index) {
-        Ok(p) => p,
-        Err(e) => return base.with_error_code(error::code(&e)),
-    };
-    let leader_check = broker
+    let led = broker
         .metadata()
-        .check_leader(&partition, request.current_leader_epoch);
-    if let Err(e) = leader_check {
-        return refused(e.code());
-    }
+        .led_partition(topic, index, request.current_leader_epoch);
+    let partition = match led {
+        Ok(p) => p,
+        Err(ResponseError::UnknownTopicOrPartition) => {
+            return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+        }
+        Err(e) => return refused(e.code()),
+    };
     let committed = isolation_level == READ_COMMITTED;
     let (plan, high_watermark, last_stable_offset, log_start_offset, aborted) = {
         let log = partition.log();

@@ -43,8 +43,7 @@ pub(crate) fn handle(
         let now = crate::now_ms();
         let ids = &broker.producer_ids;
         let result = broker
-            .transactions()
-            .run(&broker, |c| {
+            .run_txn(|c| {
                 c.init_producer_id(&id, request.transaction_timeout_ms, expected, now, || {
                     ids.try_take()
                 })

@@ -66,16 +66,13 @@ fn lookup(broker: &Broker, topic: &str, index: i32, at: Lookup) -> ListOffsetsPa
         version,
     } = at;
     let base = ListOffsetsPartitionResponse::default().with_partition_index(index);
-    let partition = match broker.logs.partition(topic, index) {
-        Ok(p) => p,
-        Err(e) => return base.with_error_code(error::code(&e)),
-    };
-    let leader_check = broker
+    let led = broker
         .metadata()
-        .check_leader(&partition, current_leader_epoch);
-    if let Err(e) = leader_check {
-        return base.with_error_code(e.code());
-    }
+        .led_partition(topic, index, current_leader_epoch);
+    let partition = match led {
+        Ok(p) => p,
+        Err(e) => return base.with_error_code(e.code()),
+    };
     let log = partition.log();
     let found = match timestamp {
         LATEST if committed => Ok(Some((log.last_stable_offset(), -1))),

@@ -32,7 +32,11 @@ pub(crate) fn handle(
         request.duration_filter < 0
             || (start_ms >= 0 && now_ms - start_ms > request.duration_filter)
     };
-    let listed = broker.transactions().inspect(|c| {
+    // Each broker lists the transactions it coordinates (admin clients ask every broker).
+    let Ok(transactions) = broker.transactions() else {
+        return now(ListTransactionsResponse::default().with_unknown_state_filters(unknown));
+    };
+    let listed = transactions.inspect(|c| {
         c.list(&states, &producer_ids)
             .into_iter()
             .filter(|(_, m)| open_longer_than(m.start_ms))

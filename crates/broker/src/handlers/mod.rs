@@ -9,7 +9,7 @@ mod configs;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
-mod create_topics;
+pub(crate) mod create_topics;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
@@ -102,7 +102,7 @@ pub(crate) fn route(
     match request.api_key {
         ApiKey::ApiVersions => respond(request, api_versions::handle),
         ApiKey::Metadata => respond(request, move |r, v| metadata::handle(&b, r, v, &e)),
-        ApiKey::Produce => respond(request, move |r, v| produce::handle(&b, r, v)),
+        ApiKey::Produce => respond(request, move |r, v| produce::handle(&b, r, v, &e)),
         ApiKey::Fetch => respond(request, move |r, v| fetch::handle(b, r, v)),
         ApiKey::ListOffsets => respond(request, move |r, v| list_offsets::handle(&b, r, v)),
         ApiKey::OffsetForLeaderEpoch => respond(request, move |r, v| {

@@ -47,6 +47,8 @@ pub(crate) fn handle(
                 .flat_map(|m| subscribed_topics(&m.metadata))
                 .collect::<HashSet<String>>()
         });
+        // Not the coordinator here: `execute` below says so.
+        let subscribed = subscribed.unwrap_or_default();
         let result = broker
             .groups()
             .execute(&group_id, |c, _now| {

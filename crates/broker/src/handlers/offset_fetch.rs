@@ -30,10 +30,12 @@ pub(crate) fn handle(
         let offsets = broker
             .groups()
             .read(group, |c| c.fetch_offsets(group, wanted.as_deref()));
-        offsets
-            .into_iter()
-            .map(|o| Answer::of(o, require_stable))
-            .collect::<Vec<_>>()
+        offsets.map(|offsets| {
+            offsets
+                .into_iter()
+                .map(|o| Answer::of(o, require_stable))
+                .collect::<Vec<_>>()
+        })
     };
     if version >= 8 {
         let groups = first_of_each(&request.groups, |g| &g.group_id)
@@ -54,7 +56,15 @@ pub(crate) fn handle(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                let topics = by_topic(fetch(&g.group_id.0, &wanted))
+                let found = match fetch(&g.group_id.0, &wanted) {
+                    Ok(found) => found,
+                    Err(e) => {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id.clone())
+                            .with_error_code(group_code(Some(&e)));
+                    }
+                };
+                let topics = by_topic(found)
                     .into_iter()
                     .map(|(name, offsets)| {
                         let partitions = offsets
@@ -85,7 +95,11 @@ pub(crate) fn handle(
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    let topics = by_topic(fetch(&request.group_id.0, &wanted))
+    let found = match fetch(&request.group_id.0, &wanted) {
+        Ok(found) => found,
+        Err(e) => return now(OffsetFetchResponse::default().with_error_code(group_code(Some(&e)))),
+    };
+    let topics = by_topic(found)
         .into_iter()
         .map(|(name, offsets)| {
             let partitions = offsets

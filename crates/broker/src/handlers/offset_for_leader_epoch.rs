@@ -5,7 +5,6 @@
 //! (`MetadataImage::check_leader`).
 
 use super::now;
-use crate::error;
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -56,16 +55,13 @@ fn end_offset(
         .with_partition(index)
         .with_leader_epoch(UNDEFINED_EPOCH)
         .with_end_offset(UNDEFINED_EPOCH_OFFSET);
-    let partition = match broker.logs.partition(topic, index) {
-        Ok(p) => p,
-        Err(e) => return undefined.with_error_code(error::code(&e)),
-    };
-    if let Err(e) = broker
+    let led = broker
         .metadata()
-        .check_leader(&partition, current_leader_epoch)
-    {
-        return undefined.with_error_code(e.code());
-    }
+        .led_partition(topic, index, current_leader_epoch);
+    let partition = match led {
+        Ok(p) => p,
+        Err(e) => return undefined.with_error_code(e.code()),
+    };
     let log = partition.log();
     if log.is_offline() {
         return undefined.with_error_code(ResponseError::KafkaStorageError.code());

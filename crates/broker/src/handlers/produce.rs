@@ -3,16 +3,23 @@
 //! last appended offset (group commit), bounded by the request's `timeout_ms`. `acks=1` is
 //! answered once the write reached the OS; `acks=0` gets no response, as in Kafka.
 //!
+//! A partition this broker does not lead is refused with NOT_LEADER_OR_FOLLOWER and, from
+//! v10 (KIP-951), the current leader and its endpoint, so the client moves without asking
+//! for Metadata first.
+//!
 //! A transactional batch is written only if the transaction coordinator vouches that its
 //! partition is in the producer's open transaction (KIP-890's verification, always on):
 //! otherwise INVALID_TXN_STATE, or INVALID_PRODUCER_EPOCH for a fenced producer.
 
 use crate::error;
-use crate::server::Broker;
+use crate::server::{Broker, Endpoint};
 use crate::transactions::Verified;
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_storage::{AppendOrigin, Partition};
@@ -31,7 +38,8 @@ struct Appended {
 pub(crate) fn handle(
     broker: &Arc<Broker>,
     request: ProduceRequest,
-    _version: i16,
+    version: i16,
+    endpoint: &Endpoint,
 ) -> impl Future<Output = Option<ProduceResponse>> + Send + 'static + use<> {
     let acks = request.acks;
     let transactional_id = request.transactional_id.as_ref().map(|t| t.to_string());
@@ -57,7 +65,11 @@ pub(crate) fn handle(
                         index: p.index,
                         transactional_id: transactional_id.as_deref(),
                     };
-                    append(broker, to, p.records.as_deref(), now)
+                    let mut appended = append(broker, to, p.records.as_deref(), now);
+                    if version >= 10 {
+                        point_to_leader(broker, &topic.name, &mut appended.response);
+                    }
+                    appended
                 })
                 .collect();
             // An owned copy of the name: a slice would pin the whole request frame until the
@@ -66,6 +78,11 @@ pub(crate) fn handle(
             (name, results)
         })
         .collect();
+    let node_endpoints = if version >= 10 {
+        leader_endpoints(broker, &topics, endpoint)
+    } else {
+        Vec::new()
+    };
     let timeout_ms = u64::try_from(request.timeout_ms).unwrap_or(0);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
     async move {
@@ -84,7 +101,11 @@ pub(crate) fn handle(
                 .with_name(name)
                 .with_partition_responses(partition_responses)
         });
-        Some(ProduceResponse::default().with_responses(join_all(topics).await))
+        Some(
+            ProduceResponse::default()
+                .with_responses(join_all(topics).await)
+                .with_node_endpoints(node_endpoints),
+        )
     }
 }
 
@@ -117,17 +138,10 @@ fn append(broker: &Broker, to: Target<'_>, records: Option<&[u8]>, now_ms: i64) 
             format!("{topic} is internal: only the broker writes to it"),
         );
     }
-    let partition = match broker.logs.partition(topic, index) {
+    let partition = match broker.metadata().led_partition(topic, index, -1) {
         Ok(p) => p,
-        Err(e) => return failed(index, error::code(&e), e.to_string()),
+        Err(e) => return failed(index, e.code(), leader_message(e)),
     };
-    if let Err(e) = broker.metadata().check_leader(&partition, -1) {
-        return failed(
-            index,
-            e.code(),
-            "this broker does not lead the partition".into(),
-        );
-    }
     let Some(records) = records else {
         return failed(
             index,
@@ -176,13 +190,62 @@ fn origin(broker: &Broker, to: &Target<'_>, records: &[u8]) -> Result<AppendOrig
         return Ok(AppendOrigin::Client);
     }
     let tp = sluice_types::TopicPartition::new(to.topic, to.index);
-    match broker
-        .transactions()
-        .verify(id, header.producer_id, header.producer_epoch, &tp)
-    {
+    let Ok(transactions) = broker.transactions() else {
+        // The coordinator is on another broker: it cannot vouch for the batch here.
+        return Ok(AppendOrigin::Client);
+    };
+    match transactions.verify(id, header.producer_id, header.producer_epoch, &tp) {
         Verified::Yes => Ok(AppendOrigin::ClientInTransaction),
         Verified::Fenced => Err(ResponseError::InvalidProducerEpoch),
         Verified::NotInTransaction => Ok(AppendOrigin::Client),
+    }
+}
+
+/// KIP-951: a partition refused with NOT_LEADER_OR_FOLLOWER names its current leader.
+fn point_to_leader(broker: &Broker, topic: &str, response: &mut PartitionProduceResponse) {
+    if response.error_code != ResponseError::NotLeaderOrFollower.code() {
+        return;
+    }
+    if let Some((leader, epoch)) = broker.metadata().current_leader(topic, response.index) {
+        response.current_leader = LeaderIdAndEpoch::default()
+            .with_leader_id(BrokerId(leader))
+            .with_leader_epoch(epoch);
+    }
+}
+
+/// The endpoints of the leaders named in NOT_LEADER_OR_FOLLOWER answers (KIP-951).
+fn leader_endpoints(
+    broker: &Broker,
+    topics: &[(TopicName, Vec<Appended>)],
+    endpoint: &Endpoint,
+) -> Vec<NodeEndpoint> {
+    let mut leaders: Vec<i32> = topics
+        .iter()
+        .flat_map(|(_, partitions)| partitions)
+        .map(|a| a.response.current_leader.leader_id.0)
+        .filter(|&leader| leader >= 0)
+        .collect();
+    leaders.sort_unstable();
+    leaders.dedup();
+    let image = broker.metadata();
+    leaders
+        .into_iter()
+        .filter_map(|id| image.node(id, endpoint))
+        .map(|node| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(node.id))
+                .with_host(StrBytes::from_string(node.host))
+                .with_port(i32::from(node.port))
+        })
+        .collect()
+}
+
+/// What a refusal of `led_partition` tells the client.
+fn leader_message(e: ResponseError) -> String {
+    match e {
+        ResponseError::UnknownTopicOrPartition => "unknown topic or partition".into(),
+        ResponseError::LeaderNotAvailable => "the partition has no leader now".into(),
+        _ => "this broker does not lead the partition".into(),
     }
 }
 

@@ -27,21 +27,26 @@ pub(crate) fn handle(
     async move {
         let group_id = request.group_id.0.to_string();
         let producer = (request.producer_id.0, request.producer_epoch);
-        let offsets_partition = TopicPartition::new(
-            crate::groups::OFFSETS_TOPIC,
-            broker.groups().partition_of(&group_id),
-        );
-        let verified = broker.transactions().verify(
-            request.transactional_id.as_str(),
-            producer.0,
-            producer.1,
-            &offsets_partition,
-        );
+        let verified = broker.groups().partition_of(&group_id).map(|index| {
+            let offsets_partition = TopicPartition::new(crate::groups::OFFSETS_TOPIC, index);
+            // The transaction coordinator on another broker cannot vouch here (markers do not
+            // travel between brokers yet): the same refusal as a transaction without it.
+            let Ok(transactions) = broker.transactions() else {
+                return Verified::NotInTransaction;
+            };
+            transactions.verify(
+                request.transactional_id.as_str(),
+                producer.0,
+                producer.1,
+                &offsets_partition,
+            )
+        });
         let refusal = match verified {
-            Verified::Yes => None,
-            Verified::Fenced if version >= 3 => Some(ResponseError::ProducerFenced),
-            Verified::Fenced => Some(ResponseError::InvalidProducerEpoch),
-            Verified::NotInTransaction => Some(ResponseError::InvalidTxnState),
+            Ok(Verified::Yes) => None,
+            Ok(Verified::Fenced) if version >= 3 => Some(ResponseError::ProducerFenced),
+            Ok(Verified::Fenced) => Some(ResponseError::InvalidProducerEpoch),
+            Ok(Verified::NotInTransaction) => Some(ResponseError::InvalidTxnState),
+            Err(e) => Some(crate::error::group_error(&e)),
         };
         let mut codes = match refusal {
             Some(refusal) => PartitionCodes::All(refusal.code()),

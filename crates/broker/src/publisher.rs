@@ -1,0 +1,256 @@
+//! The metadata publisher, in the role of Kafka's `BrokerMetadataPublisher`: it makes this
+//! broker's storage and coordinators follow the committed metadata image, then publishes the
+//! image to the handlers (`Broker::published`), so what a handler answers is what this broker
+//! serves.
+//!
+//! For each new image it creates the local logs of the partitions that name this broker as a
+//! replica (with the image's topic id), sets topic configs, begins the image's leader epoch in
+//! every partition this broker leads, loads the group and transaction coordinators of the
+//! internal partitions it leads, and deletes the local logs of topics the image *removed*. It
+//! decides deletions from the previous image and the new one, never from a topic being absent,
+//! so an image that lags never deletes data. The only exception is the first image after this
+//! broker registered: a local topic it lacks (or holds under another id) was deleted while this
+//! node was down, a stray, and is deleted as Kafka deletes strays at startup.
+//!
+//! A step that fails (a full disk) is logged and tried again with the next image or after
+//! `RETRY_INTERVAL`; the image is published regardless, so one bad partition blocks no other.
+//!
+//! Not owned here: what the image means (`sluice-controller`), the files (`sluice-storage`).
+
+use crate::groups::OFFSETS_TOPIC;
+use crate::server::Broker;
+use crate::transactions::{TRANSACTION_STATE_TOPIC, Transactions};
+use sluice_controller::{ConfigResource, MetadataImage, TopicImage};
+use sluice_storage::StorageError;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How soon a failed step is tried again when no new image comes.
+const RETRY_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Follows `images` until shutdown. Waits first for an image that holds this process's own
+/// registration (`incarnation_id`): everything committed before it is in that image,
+/// including the topics imported from a data directory taken over, so only then can strays
+/// be told from topics (an image restored at start may lag what this node had seen).
+pub(crate) async fn run(
+    broker: Arc<Broker>,
+    mut images: watch::Receiver<Arc<MetadataImage>>,
+    incarnation_id: uuid::Uuid,
+) {
+    let node = broker.config.node_id;
+    let caught_up = |i: &Arc<MetadataImage>| {
+        i.brokers
+            .get(&node)
+            .is_some_and(|b| b.incarnation_id == incarnation_id)
+    };
+    let registered = tokio::select! {
+        r = images.wait_for(caught_up) => r.map(|i| i.clone()),
+        _ = broker.shutdown_token().cancelled() => return,
+    };
+    let Ok(mut image) = registered else { return };
+    let mut previous: Option<Arc<MetadataImage>> = None;
+    loop {
+        let ok = apply(&broker, previous.as_deref(), &image).await;
+        broker.published.send_replace(image.clone());
+        previous = Some(image.clone());
+        let retry = tokio::time::sleep(if ok { Duration::MAX } else { RETRY_INTERVAL });
+        tokio::select! {
+            changed = images.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            _ = retry => {}
+            _ = broker.shutdown_token().cancelled() => return,
+        }
+        image = images.borrow_and_update().clone();
+    }
+}
+
+/// Makes storage and the coordinators follow `image` (off the runtime's threads: it opens
+/// and removes files). False if some step failed.
+async fn apply(
+    broker: &Arc<Broker>,
+    previous: Option<&MetadataImage>,
+    image: &Arc<MetadataImage>,
+) -> bool {
+    let b = broker.clone();
+    let previous = previous.cloned();
+    let image = image.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let mut ok = true;
+        match &previous {
+            Some(previous) => ok &= delete_removed(&b, previous, &image),
+            None => ok &= delete_strays(&b, &image),
+        }
+        let mut errors = BTreeMap::new();
+        for topic in image.topics.values() {
+            if let Err(e) = follow_topic(&b, &image, topic) {
+                tracing::error!(topic = %topic.name, error = %e, "could not follow the metadata for a topic");
+                errors.insert(topic.topic_id, e.to_string());
+                ok = false;
+            }
+        }
+        *b.publish_errors.lock().unwrap_or_else(|p| p.into_inner()) = errors;
+        ok
+    })
+    .await;
+    done.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "metadata publisher task failed");
+        false
+    })
+}
+
+/// Deletes the local logs of topics `previous` held and `image` does not.
+fn delete_removed(broker: &Broker, previous: &MetadataImage, image: &MetadataImage) -> bool {
+    let removed = previous
+        .topics
+        .values()
+        .filter(|t| !image.topics.contains_key(&t.topic_id));
+    let mut ok = true;
+    for topic in removed {
+        let local = broker.logs.topic(&topic.name);
+        if local.is_some_and(|l| l.id() == topic.topic_id) {
+            ok &= delete_local(broker, &topic.name, "deleted");
+        }
+    }
+    ok
+}
+
+/// Deletes local topics the image does not hold under the same id: topics deleted (and maybe
+/// created again) while this node was down.
+fn delete_strays(broker: &Broker, image: &MetadataImage) -> bool {
+    let mut ok = true;
+    for local in broker.logs.topics() {
+        let known = image
+            .topic(local.name())
+            .is_some_and(|t| t.topic_id == local.id());
+        if !known {
+            tracing::warn!(topic = local.name(), id = %local.id(), "deleting a stray topic: the cluster's metadata no longer holds it");
+            ok &= delete_local(broker, local.name(), "stray");
+        }
+    }
+    ok
+}
+
+fn delete_local(broker: &Broker, name: &str, why: &str) -> bool {
+    match broker.logs.delete_topic(name) {
+        Ok(()) => true,
+        Err(StorageError::UnknownTopic(_)) => true,
+        Err(e) => {
+            tracing::error!(topic = name, why, error = %e, "could not delete a topic's local logs");
+            false
+        }
+    }
+}
+
+/// Creates this broker's replicas of `topic`, sets its configs, begins the image's leader
+/// epochs where this broker leads, and loads the coordinators of internal partitions it leads.
+fn follow_topic(
+    broker: &Arc<Broker>,
+    image: &MetadataImage,
+    topic: &TopicImage,
+) -> Result<(), StorageError> {
+    let node = broker.config.node_id;
+    let wanted: Vec<i32> = topic
+        .partitions
+        .iter()
+        .filter(|(_, p)| p.replicas.contains(&node))
+        .map(|(&index, _)| index)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let configs = image
+        .configs
+        .get(&ConfigResource::Topic(topic.name.clone()))
+        .cloned()
+        .unwrap_or_default();
+    let now = crate::now_ms();
+    let local = match broker.logs.topic(&topic.name) {
+        Some(local) if local.id() == topic.topic_id => local,
+        Some(_) => {
+            // The same name under another id: the old topic was deleted while this node did
+            // not hear of it. Its logs go; the image's topic takes the name.
+            tracing::warn!(topic = %topic.name, "replacing a local topic of the same name and another id");
+            broker.logs.delete_topic(&topic.name)?;
+            create(broker, topic, &wanted, configs.clone())?
+        }
+        None => create(broker, topic, &wanted, configs.clone())?,
+    };
+    let held = local.partition_indexes();
+    let missing: Vec<i32> = wanted
+        .iter()
+        .copied()
+        .filter(|p| !held.contains(p))
+        .collect();
+    if !missing.is_empty() {
+        broker.logs.add_partitions(&topic.name, &missing, now)?;
+        for index in &missing {
+            if let Some(partition) = local.partition(*index) {
+                broker.start_partition(partition);
+            }
+        }
+    }
+    if local.overrides() != configs {
+        broker.logs.set_topic_configs(&topic.name, configs, false)?;
+    }
+    for (&index, registration) in &topic.partitions {
+        if registration.leader != node {
+            continue;
+        }
+        let Some(partition) = local.partition(index) else {
+            continue;
+        };
+        {
+            let mut log = partition.log();
+            if log.leader_epoch() < registration.leader_epoch {
+                log.become_leader(registration.leader_epoch)?;
+            }
+        }
+        load_coordinator(
+            broker,
+            &topic.name,
+            partition,
+            topic.partitions.len() as i32,
+        )?;
+    }
+    Ok(())
+}
+
+fn create(
+    broker: &Arc<Broker>,
+    topic: &TopicImage,
+    indexes: &[i32],
+    configs: BTreeMap<String, String>,
+) -> Result<Arc<sluice_storage::Topic>, StorageError> {
+    let now = crate::now_ms();
+    let local =
+        broker
+            .logs
+            .create_topic_replicas(&topic.name, topic.topic_id, indexes, configs, now)?;
+    for partition in local.partitions() {
+        broker.start_partition(partition);
+    }
+    Ok(local)
+}
+
+/// Loads the coordinator of an internal partition this broker leads, if not loaded yet.
+fn load_coordinator(
+    broker: &Arc<Broker>,
+    topic: &str,
+    partition: Arc<sluice_storage::Partition>,
+    partition_count: i32,
+) -> Result<(), StorageError> {
+    match topic {
+        OFFSETS_TOPIC => broker.groups.load(partition, partition_count),
+        TRANSACTION_STATE_TOPIC if partition.index() == 0 && !broker.transactions_loaded() => {
+            let transactions = Transactions::load(partition, broker.config.txn)?;
+            broker.set_transactions(transactions);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}

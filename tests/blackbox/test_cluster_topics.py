@@ -1,0 +1,334 @@
+"""Topics in the metadata log, on three `sluice serve` processes: CreateTopics and
+CreatePartitions (from any broker, librdkafka's and kafka-python's admin clients) place
+partitions round-robin over the three brokers; every broker lists every partition with its
+leader; records produced and consumed through any broker reach the right leader; a group of
+three members on different brokers shares a topic; `kill -9` of a broker leaves its partitions
+without a leader until it is back; `kill -9` of the active controller loses no topic;
+DeleteTopics removes every broker's logs."""
+
+import struct
+import time
+from collections import Counter
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+from conftest import wait_until
+from helpers import produce_all, producer
+from rawwire import raw, read_frame
+from test_cluster import agreed, launch_cluster
+
+SESSION_TIMEOUT_MS = 3000
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    nodes = launch_cluster(tmp_path, 3, SESSION_TIMEOUT_MS)
+    wait_until(lambda: agreed(nodes.values(), [1, 2, 3]), timeout=30,
+               what="three brokers agreeing")
+    yield nodes
+    for b in nodes.values():
+        if b.alive():
+            b.proc.kill()
+            b.proc.wait(timeout=10)
+
+
+def create(broker, name, partitions, replication_factor=-1):
+    client = AdminClient({"bootstrap.servers": broker.bootstrap})
+    futures = client.create_topics([NewTopic(name, partitions, replication_factor)])
+    futures[name].result(timeout=30)
+
+
+def leaders(broker, topic):
+    """{partition: leader} as `broker` answers Metadata; partitions without a leader are -1."""
+    # Every topic: asking for one by name would auto-create it.
+    md = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None and not t.partitions:
+        return {}
+    return {p: m.leader for p, m in t.partitions.items()}
+
+
+def every_broker_sees(nodes, topic, partitions):
+    """The {partition: leader} map, once every live broker lists `partitions` of them led."""
+    maps = [leaders(b, topic) for b in nodes]
+    first = maps[0]
+    if len(first) != partitions or any(m != first for m in maps) or -1 in first.values():
+        return None
+    return first
+
+
+def test_created_topics_spread_over_the_brokers_and_every_broker_lists_them(cluster):
+    nodes = list(cluster.values())
+    create(cluster[2], "spread", 12)
+    started = time.monotonic()
+    placed = wait_until(lambda: every_broker_sees(nodes, "spread", 12), timeout=20,
+                        what="every broker listing the topic")
+    usable_after = time.monotonic() - started
+    assert Counter(placed.values()) == {1: 4, 2: 4, 3: 4}, placed
+    # kafka-python's admin, through another broker, and CreatePartitions the same way.
+    from kafka.admin import KafkaAdminClient, NewTopic as KNewTopic
+    kadmin = KafkaAdminClient(bootstrap_servers=cluster[3].bootstrap)
+    try:
+        kadmin.create_topics([KNewTopic("spread-kp", 12, 1)])
+    finally:
+        kadmin.close()
+    placed = wait_until(lambda: every_broker_sees(nodes, "spread-kp", 12), timeout=20,
+                        what="every broker listing kafka-python's topic")
+    assert Counter(placed.values()) == {1: 4, 2: 4, 3: 4}, placed
+    client = AdminClient({"bootstrap.servers": cluster[1].bootstrap})
+    client.create_partitions([NewPartitions("spread", 15)])["spread"].result(timeout=30)
+    placed = wait_until(lambda: every_broker_sees(nodes, "spread", 15), timeout=20,
+                        what="every broker listing the new partitions")
+    assert set(placed[p] for p in (12, 13, 14)) == {1, 2, 3}, placed
+    print(f"CreateTopics to usable on every broker: {usable_after:.2f}s")
+
+
+def test_a_replication_factor_above_one_is_refused(cluster):
+    with pytest.raises(KafkaException) as refused:
+        create(cluster[1], "replicated", 3, replication_factor=3)
+    assert refused.value.args[0].name() == "INVALID_REPLICATION_FACTOR"
+
+
+def read_all(broker, topic, partitions, count, timeout=30):
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused",
+                  "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None:
+                assert m.error() is None, m.error()
+                got.append(m.value())
+        return got
+    finally:
+        c.close()
+
+
+def test_records_go_through_every_broker_to_their_leaders(cluster):
+    nodes = list(cluster.values())
+    create(cluster[1], "routed", 6)
+    wait_until(lambda: every_broker_sees(nodes, "routed", 6), timeout=20, what="topic placed")
+    for i, b in cluster.items():
+        produce_all(producer(b), "routed", [(b"%d-%d" % (i, n), b"%d-%d" % (i, n))
+                                            for n in range(30)])
+    expected = sorted(b"%d-%d" % (i, n) for i in cluster for n in range(30))
+    for b in nodes:
+        assert sorted(read_all(b, "routed", 6, 90)) == expected
+    # kafka-python too, bootstrapped on one broker, reading every partition from its leader.
+    from kafka import KafkaConsumer, KafkaProducer
+    kp = KafkaProducer(bootstrap_servers=cluster[3].bootstrap)
+    for n in range(12):
+        kp.send("routed", key=b"kp-%d" % n, value=b"kp-%d" % n)
+    kp.flush(30)
+    kp.close()
+    kc = KafkaConsumer("routed", bootstrap_servers=cluster[2].bootstrap,
+                       auto_offset_reset="earliest", consumer_timeout_ms=15000,
+                       enable_auto_commit=False)
+    values = sorted(m.value for m in kc)
+    kc.close()
+    assert values == sorted(expected + [b"kp-%d" % n for n in range(12)])
+    # Each broker holds the logs of the partitions it leads, and only those.
+    placed = every_broker_sees(nodes, "routed", 6)
+    for i, b in cluster.items():
+        held = sorted(int(p.name) for p in (b.data_dir / "topics" / "routed").iterdir()
+                      if p.is_dir())
+        assert held == sorted(p for p, leader in placed.items() if leader == i), (i, held)
+
+
+def test_a_group_spread_over_brokers_shares_a_topic(cluster):
+    nodes = list(cluster.values())
+    create(cluster[1], "shared", 12)
+    wait_until(lambda: every_broker_sees(nodes, "shared", 12), timeout=20, what="topic placed")
+    produce_all(producer(cluster[1]), "shared", [(b"k%d" % n, b"v%d" % n) for n in range(120)])
+    members = [Consumer({"bootstrap.servers": b.bootstrap, "group.id": "spread-group",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+               for b in nodes]
+    for m in members:
+        m.subscribe(["shared"])
+    seen = {}
+    deadline = time.monotonic() + 60
+    while len(seen) < 120 and time.monotonic() < deadline:
+        for i, m in enumerate(members):
+            msg = m.poll(0.2)
+            if msg is not None and msg.error() is None:
+                seen[msg.value()] = i
+                m.commit(msg, asynchronous=False)
+    try:
+        assert len(seen) == 120, f"read {len(seen)} of 120"
+        # Once the group settled, all three members had partitions.
+        wait_until(lambda: all(m.assignment() for m in members) or
+                   [m.poll(0.1) for m in members] and False, timeout=30,
+                   what="every member assigned")
+        owned = [set(tp.partition for tp in m.assignment()) for m in members]
+        assert set().union(*owned) == set(range(12)) and sum(map(len, owned)) == 12, owned
+    finally:
+        for m in members:
+            m.close()
+    # The committed offsets are the coordinator's, wherever it is: every broker finds them.
+    for b in nodes:
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "spread-group"})
+        committed = c.committed([TopicPartition("shared", p) for p in range(12)], timeout=15)
+        c.close()
+        assert sum(max(o.offset, 0) for o in committed) == 120
+
+
+def test_a_killed_broker_leaves_its_partitions_leaderless_until_it_returns(cluster):
+    nodes = list(cluster.values())
+    create(cluster[1], "fenced", 6)
+    placed = wait_until(lambda: every_broker_sees(nodes, "fenced", 6), timeout=20,
+                        what="topic placed")
+    produce_all(producer(cluster[1]), "fenced", [(b"k%d" % n, b"v%d" % n) for n in range(60)])
+    victim = 3
+    cluster[victim].kill()
+    survivors = [b for i, b in cluster.items() if i != victim]
+    orphans = {p for p, leader in placed.items() if leader == victim}
+
+    def leaderless():
+        now = [leaders(b, "fenced") for b in survivors]
+        return all({p for p, leader in m.items() if leader == -1} == orphans for m in now)
+
+    wait_until(leaderless, timeout=30, what="the killed broker's partitions without a leader")
+    # The other partitions still take records.
+    kept = [p for p in placed if p not in orphans]
+    produce_all(producer(cluster[1]), "fenced", [(b"x", b"after")], partition=kept[0])
+    cluster[victim].start()
+    back = wait_until(lambda: every_broker_sees(nodes, "fenced", 6), timeout=30,
+                      what="the restarted broker leading again")
+    assert back == placed
+    assert len(read_all(cluster[1], "fenced", 6, 61)) == 61
+
+
+def test_killing_the_active_controller_loses_no_topic(cluster):
+    nodes = list(cluster.values())
+    create(cluster[1], "before", 3)
+    wait_until(lambda: every_broker_sees(nodes, "before", 3), timeout=20, what="topic placed")
+    _, controller = agreed(nodes, [1, 2, 3])
+    cluster[controller].kill()
+    survivors = [b for i, b in cluster.items() if i != controller]
+    expected = sorted(i for i in cluster if i != controller)
+    wait_until(lambda: agreed(survivors, expected), timeout=30, what="a new controller")
+    create(survivors[0], "after", 2)
+    for b in survivors:
+        wait_until(lambda b=b: len(leaders(b, "after")) == 2, timeout=20, what="new topic listed")
+        assert len(leaders(b, "before")) == 3
+
+
+def test_deleting_a_topic_removes_every_brokers_logs(cluster):
+    nodes = list(cluster.values())
+    create(cluster[1], "doomed", 6)
+    wait_until(lambda: every_broker_sees(nodes, "doomed", 6), timeout=20, what="topic placed")
+    assert all((b.data_dir / "topics" / "doomed").exists() for b in nodes)
+    client = AdminClient({"bootstrap.servers": cluster[2].bootstrap})
+    client.delete_topics(["doomed"])["doomed"].result(timeout=30)
+    wait_until(lambda: not any((b.data_dir / "topics" / "doomed").exists() for b in nodes),
+               timeout=20, what="every broker's logs removed")
+    assert all(leaders(b, "doomed") == {} for b in nodes)
+
+
+def uvarint(n):
+    out = b""
+    while n >= 0x80:
+        out += bytes([(n & 0x7F) | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+class Reader:
+    def __init__(self, data):
+        self.data, self.at = data, 0
+
+    def take(self, fmt):
+        size = struct.calcsize(fmt)
+        (value,) = struct.unpack(fmt, self.data[self.at:self.at + size])
+        self.at += size
+        return value
+
+    def uvarint(self):
+        shift = value = 0
+        while True:
+            byte = self.data[self.at]
+            self.at += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    def compact_bytes(self):
+        n = self.uvarint() - 1
+        out = self.data[self.at:self.at + max(n, 0)]
+        self.at += max(n, 0)
+        return None if n < 0 else out
+
+    def tagged(self):
+        """{tag: bytes} of a tagged-field section."""
+        fields = {}
+        for _ in range(self.uvarint()):
+            tag, size = self.uvarint(), self.uvarint()
+            fields[tag] = self.data[self.at:self.at + size]
+            self.at += size
+        return fields
+
+
+def produce_v10(broker, topic, partition):
+    """A flexible Produce v10 of one record: (error code, current leader (id, epoch) or None,
+    {node id: (host, port)} from node_endpoints)."""
+    from rawwire import batch, record
+    name = topic.encode()
+    records = batch(record(b"v"), 1)
+    body = b"\x00" + struct.pack(">hi", 1, 5000)  # no transactional id, acks=1
+    body += uvarint(2) + uvarint(len(name) + 1) + name
+    body += uvarint(2) + struct.pack(">i", partition) + uvarint(len(records) + 1) + records
+    body += b"\x00" + b"\x00" + b"\x00"
+    header = struct.pack(">hhih", 0, 10, 7, 1) + b"t" + b"\x00"
+    s = raw(broker)
+    try:
+        s.sendall(struct.pack(">i", len(header + body)) + header + body)
+        r = Reader(read_frame(s))
+    finally:
+        s.close()
+    assert r.take(">i") == 7
+    r.tagged()
+    assert r.uvarint() == 2
+    r.compact_bytes()
+    assert r.uvarint() == 2
+    r.take(">i")
+    error = r.take(">h")
+    r.take(">q"), r.take(">q"), r.take(">q")
+    assert r.uvarint() == 1  # no record errors
+    r.compact_bytes()
+    leader = None
+    if 0 in (fields := r.tagged()):
+        leader = struct.unpack(">ii", fields[0][:8])
+    r.tagged()
+    r.take(">i")
+    endpoints = {}
+    if 0 in (fields := r.tagged()):
+        e = Reader(fields[0])
+        for _ in range(e.uvarint() - 1):
+            node, host, port = e.take(">i"), e.compact_bytes().decode(), None
+            port = e.take(">i")
+            e.compact_bytes()
+            e.tagged()
+            endpoints[node] = (host, port)
+    return error, leader, endpoints
+
+
+def test_not_leader_names_the_current_leader(cluster):
+    """KIP-951: Produce v10+ refused with NOT_LEADER_OR_FOLLOWER carries the leader's id,
+    epoch and endpoint, so a client moves without a Metadata round trip."""
+    nodes = list(cluster.values())
+    create(cluster[1], "pointed", 3)
+    placed = wait_until(lambda: every_broker_sees(nodes, "pointed", 3), timeout=20,
+                        what="topic placed")
+    partition, leader = next((p, l) for p, l in placed.items() if l != 1)
+    error, current, endpoints = produce_v10(cluster[1], "pointed", partition)
+    assert error == 6, error  # NOT_LEADER_OR_FOLLOWER
+    assert current is not None and current[0] == leader, current
+    assert endpoints == {leader: ("127.0.0.1", cluster[leader].port)}, endpoints
+    # Its leader takes the same request.
+    error, current, endpoints = produce_v10(cluster[leader], "pointed", partition)
+    assert (error, endpoints) == (0, {}), (error, current, endpoints)
