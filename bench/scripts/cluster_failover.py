@@ -1,7 +1,9 @@
 """Figures of a three-node cluster on loopback (the controller-quorum issue): how long after
 `kill -9` of the active controller another is elected, how long until the killed broker is
 fenced (against `broker_session_timeout_ms`), how long a restarted broker takes to be back,
-and the idle CPU of the three processes.
+how long from CreateTopics (12 partitions) until every broker lists every partition with a
+leader (each broker answers Metadata from the image its storage follows, so the topic is then
+usable everywhere), and the idle CPU of the three processes.
 
 Each node is asked with Metadata v1 over a raw socket (the controller id and the live brokers,
 a few hundred microseconds a request), polled every 10 ms.
@@ -102,6 +104,28 @@ def agreed(nodes, brokers):
     return controller if listed == brokers and controller >= 0 else None
 
 
+def create_to_usable(nodes, topic, partitions):
+    """Seconds from a CreateTopics sent to the first node until every node's Metadata lists
+    the topic's `partitions` partitions, each with a leader."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    nodes = list(nodes)
+    admins = [AdminClient({"bootstrap.servers": f"127.0.0.1:{n.port}"}) for n in nodes]
+    started = time.monotonic()
+    admins[0].create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+
+    def usable():
+        for a in admins:
+            t = a.list_topics(timeout=5).topics.get(topic)
+            if t is None or len(t.partitions) != partitions:
+                return False
+            if any(p.leader < 0 for p in t.partitions.values()):
+                return False
+        return True
+
+    wait(usable)
+    return time.monotonic() - started
+
+
 def percentiles(values):
     values = sorted(values)
     return f"p50 {statistics.median(values):.2f} s, max {values[-1]:.2f} s"
@@ -128,6 +152,10 @@ def main():
         time.sleep(10)
         idle = sum(n.cpu_seconds() - before[i] for i, n in nodes.items()) / 10
         print(f"idle CPU of the three processes: {idle * 100:.1f}% of one core")
+        creates = []
+        for t in range(args.kills):
+            creates.append(create_to_usable(nodes.values(), f"bench-{t}", 12))
+        print(f"CreateTopics (12 partitions) to usable on every broker: {percentiles(creates)}")
         elections, fences, returns = [], [], []
         for _ in range(args.kills):
             controller = wait(lambda: agreed(nodes.values(), [1, 2, 3]))

@@ -55,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::DescribeTransactions => decode_body::<DescribeTransactionsRequest>(body, v).map(drop),
         ApiKey::ListTransactions => decode_body::<ListTransactionsRequest>(body, v).map(drop),
         ApiKey::DescribeProducers => decode_body::<DescribeProducersRequest>(body, v).map(drop),
+        ApiKey::WriteTxnMarkers => decode_body::<WriteTxnMarkersRequest>(body, v).map(drop),
         _ => Ok(()),
     };
 });

@@ -91,9 +91,9 @@ def test_a_replication_factor_above_one_is_refused(cluster):
     assert refused.value.args[0].name() == "INVALID_REPLICATION_FACTOR"
 
 
-def read_all(broker, topic, partitions, count, timeout=30):
+def read_all(broker, topic, partitions, count, timeout=30, isolation="read_uncommitted"):
     c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused",
-                  "enable.auto.commit": False})
+                  "enable.auto.commit": False, "isolation.level": isolation})
     try:
         c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         got = []
@@ -332,3 +332,60 @@ def test_not_leader_names_the_current_leader(cluster):
     # Its leader takes the same request.
     error, current, endpoints = produce_v10(cluster[leader], "pointed", partition)
     assert (error, endpoints) == (0, {}), (error, current, endpoints)
+
+
+def test_a_transaction_spans_partitions_of_every_broker(cluster):
+    """The transaction coordinator sits on one broker; the transaction's partitions and its
+    group's offsets on all three. Markers travel as WriteTxnMarkers: a read_committed
+    consumer sees the committed records on every partition, never the aborted ones, and the
+    offsets sent to the transaction are the group's once it commits."""
+    from confluent_kafka import Producer
+    nodes = list(cluster.values())
+    create(cluster[1], "txn-in", 3)
+    create(cluster[1], "txn-out", 6)
+    placed = wait_until(lambda: every_broker_sees(nodes, "txn-out", 6), timeout=20,
+                        what="topic placed")
+    assert set(placed.values()) == {1, 2, 3}, placed
+    wait_until(lambda: every_broker_sees(nodes, "txn-in", 3), timeout=20, what="topic placed")
+    produce_all(producer(cluster[2]), "txn-in", [(b"in-%d" % n, b"in-%d" % n) for n in range(12)])
+
+    p = Producer({"bootstrap.servers": cluster[1].bootstrap, "transactional.id": "cross",
+                  "linger.ms": 5})
+    p.init_transactions(30)
+    p.begin_transaction()
+    for n in range(60):
+        p.produce("txn-out", key=b"c%d" % n, value=b"committed-%d" % n, partition=n % 6)
+    p.commit_transaction(30)
+    p.begin_transaction()
+    for n in range(30):
+        p.produce("txn-out", key=b"a%d" % n, value=b"aborted-%d" % n, partition=n % 6)
+    p.abort_transaction(30)
+
+    # Consume-transform-produce: the group's offsets commit with the transaction.
+    c = Consumer({"bootstrap.servers": cluster[3].bootstrap, "group.id": "cross-group",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "isolation.level": "read_committed"})
+    c.subscribe(["txn-in"])
+    consumed = []
+    deadline = time.monotonic() + 60
+    while len(consumed) < 12 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            consumed.append(m)
+    assert len(consumed) == 12
+    p.begin_transaction()
+    for m in consumed:
+        p.produce("txn-out", key=m.key(), value=b"moved-" + m.value(), partition=0)
+    p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 30)
+    p.commit_transaction(30)
+    c.close()
+
+    for b in nodes:
+        got = read_all(b, "txn-out", 6, 72, timeout=30, isolation="read_committed")
+        values = sorted(v for v in got)
+        assert len(values) == 72, len(values)
+        assert not any(v.startswith(b"aborted") for v in values)
+    check = Consumer({"bootstrap.servers": cluster[2].bootstrap, "group.id": "cross-group"})
+    committed = check.committed([TopicPartition("txn-in", i) for i in range(3)], timeout=15)
+    check.close()
+    assert sum(max(o.offset, 0) for o in committed) == 12

@@ -7,7 +7,7 @@
 
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
-use sluice_controller::{ControllerCommand, ControllerReply, MetadataImage};
+use sluice_controller::{ControllerCommand, ControllerError, ControllerReply, MetadataImage};
 use std::time::Duration;
 
 /// The longest a handler waits for the controller and for its result to be published,
@@ -62,5 +62,44 @@ impl Broker {
     /// The image this broker serves from.
     pub(crate) fn published_image(&self) -> std::sync::Arc<MetadataImage> {
         self.published.borrow().clone()
+    }
+}
+
+impl Broker {
+    /// Runs a command that answers one result for each of its `count` items, which `pick`
+    /// takes out of the reply (`None`: a reply of another kind). A command refused as a whole,
+    /// or not answered, gives every item the same error.
+    pub(crate) async fn submit_each<T>(
+        &self,
+        command: ControllerCommand,
+        count: usize,
+        limit: Duration,
+        pick: impl FnOnce(ControllerReply) -> Option<Vec<Result<T, ControllerError>>>,
+    ) -> Vec<Result<T, NotDone>> {
+        let every = |e: NotDone| (0..count).map(|_| Err(e.clone())).collect();
+        let reply = match self.submit(command, limit).await {
+            Ok(reply) => reply,
+            Err(e) => return every(e),
+        };
+        let shown = format!("{reply:?}");
+        match pick(reply) {
+            Some(results) if results.len() == count => results
+                .into_iter()
+                .map(|r| r.map_err(|e| NotDone::from(&e)))
+                .collect(),
+            _ => every(NotDone {
+                error: ResponseError::UnknownServerError,
+                message: format!("unexpected controller answer {shown}"),
+            }),
+        }
+    }
+}
+
+impl From<&ControllerError> for NotDone {
+    fn from(e: &ControllerError) -> NotDone {
+        NotDone {
+            error: crate::error::controller_error(e),
+            message: e.to_string(),
+        }
     }
 }

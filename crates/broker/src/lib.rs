@@ -23,6 +23,7 @@ mod handlers;
 mod internal_topics;
 mod metadata_image;
 mod metrics;
+mod peers;
 mod producer_ids;
 mod publisher;
 mod scrub;

@@ -42,6 +42,8 @@ pub struct Broker {
     /// The metadata image as this broker's storage and coordinators follow it: handlers read
     /// this one, so what they answer is what this broker serves (`publisher`).
     pub(crate) published: watch::Sender<Arc<sluice_controller::MetadataImage>>,
+    /// Connections to the other brokers (transaction markers).
+    pub(crate) peers: crate::peers::Peers,
     /// Why the publisher could not follow a topic, by topic id (the last attempt's error).
     pub(crate) publish_errors: std::sync::Mutex<std::collections::BTreeMap<uuid::Uuid, String>>,
     pub(crate) metrics: Arc<Metrics>,
@@ -189,6 +191,7 @@ impl RunningBroker {
             transactions: Default::default(),
             published: watch::Sender::new(Arc::default()),
             publish_errors: Default::default(),
+            peers: Default::default(),
             metrics: Arc::new(Metrics::new()),
             unfinished_frame_bytes: Semaphore::new(unfinished_frame_bytes),
             unfinished_small_frame_bytes: Semaphore::new(UNFINISHED_FRAME_BYTES_MAX),

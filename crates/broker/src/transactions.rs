@@ -3,9 +3,9 @@
 //! of commit and abort markers, and the timer that aborts transactions past their timeout.
 //!
 //! The coordinator runs on the broker that leads `__transaction_state`'s partition: the
-//! metadata publisher loads it there (`load`). Markers are written to partitions of this
-//! broker only, so AddPartitionsToTxn refuses a partition led elsewhere (until markers travel
-//! as WriteTxnMarkers requests).
+//! metadata publisher loads it there (`load`). Markers for partitions this broker leads are
+//! appended here; those of partitions led elsewhere travel as WriteTxnMarkers requests to
+//! their leaders (`peers`), which answer once the markers are fsynced.
 //!
 //! A command runs under the coordinator's lock and its records are appended before the lock is
 //! released, so the log's order is the order of decisions. Outside the lock the broker waits
@@ -20,12 +20,19 @@
 
 use crate::internal_topics::Replayed;
 use crate::server::Broker;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+use kafka_protocol::protocol::StrBytes;
 use sluice_record::{ControlMarker, encode_marker_batch};
 use sluice_storage::{AppendOrigin, Partition, StorageError};
 use sluice_txn::{
     MarkerWrite, Outcome, TransactionCoordinator, TxnConfig, TxnError, TxnRecord, TxnState,
 };
 use sluice_types::TopicPartition;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -152,9 +159,11 @@ impl Transactions {
         }
     }
 
-    /// Appends a transaction's markers and waits until they are durable. On a failure, returns
-    /// the partitions that still need theirs (the one refused, those after it, and any whose
-    /// fsync failed) and what went wrong.
+    /// Writes a transaction's markers and waits until they are durable: appended here to the
+    /// partitions this broker leads, sent as WriteTxnMarkers to the leaders of the others (a
+    /// partition whose topic is gone needs none). On a failure, returns the partitions that
+    /// still need theirs (those refused, those without a leader, any whose fsync failed) and
+    /// what went wrong.
     async fn write_markers(
         &self,
         broker: &Broker,
@@ -167,24 +176,38 @@ impl Transactions {
         };
         let batch = encode_marker_batch(write.producer_id, write.producer_epoch, marker, now);
         let mut written = Vec::with_capacity(write.partitions.len());
-        let mut refused = None;
-        for (i, tp) in write.partitions.iter().enumerate() {
-            let Ok(partition) = broker.logs.partition(&tp.topic, tp.partition) else {
-                continue;
-            };
-            match partition.append(&batch, AppendOrigin::Broker, now) {
-                Ok(info) => {
-                    if tp.topic == crate::groups::OFFSETS_TOPIC {
-                        broker
-                            .groups()
-                            .complete_txn(tp.partition, write.producer_id, write.commit);
+        let mut remote: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
+        let mut remaining = Vec::new();
+        let mut error = None;
+        let image = broker.metadata();
+        for tp in &write.partitions {
+            match image.led_partition(&tp.topic, tp.partition, -1) {
+                Ok(partition) => match partition.append(&batch, AppendOrigin::Broker, now) {
+                    Ok(info) => {
+                        if tp.topic == crate::groups::OFFSETS_TOPIC {
+                            broker.groups().complete_txn(
+                                tp.partition,
+                                write.producer_id,
+                                write.commit,
+                            );
+                        }
+                        written.push((tp, partition, info.last_offset + 1));
                     }
-                    written.push((tp, partition, info.last_offset + 1));
-                }
-                Err(e) => {
-                    refused = Some((i, format!("appending to {tp}: {e}")));
-                    break;
-                }
+                    Err(e) => {
+                        error = Some(format!("appending to {tp}: {e}"));
+                        remaining.push(tp.clone());
+                    }
+                },
+                Err(ResponseError::UnknownTopicOrPartition) => {}
+                Err(e) => match image.current_leader(&tp.topic, tp.partition) {
+                    Some((leader, _)) if leader >= 0 && leader != image.local_node_id() => {
+                        remote.entry(leader).or_default().push(tp.clone());
+                    }
+                    _ => {
+                        error = Some(format!("{tp}: {e:?}"));
+                        remaining.push(tp.clone());
+                    }
+                },
             }
         }
         // All partitions fsync at once rather than one after another.
@@ -194,16 +217,17 @@ impl Transactions {
                 .map(|(_, partition, offset)| partition.wait_durable(*offset)),
         )
         .await;
-        let mut remaining: Vec<TopicPartition> = written
-            .iter()
-            .zip(&durable)
-            .filter(|(_, durable)| !**durable)
-            .map(|((tp, _, _), _)| (*tp).clone())
-            .collect();
-        let mut error = (!remaining.is_empty()).then(|| "a marker was not fsynced".to_string());
-        if let Some((i, e)) = refused {
-            remaining.extend(write.partitions[i..].iter().cloned());
-            error = Some(e);
+        for ((tp, _, _), durable) in written.iter().zip(durable) {
+            if !durable {
+                error = Some("a marker was not fsynced".to_string());
+                remaining.push((*tp).clone());
+            }
+        }
+        for (leader, partitions) in remote {
+            if let Err((refused, e)) = send_markers(broker, leader, write, partitions).await {
+                error = Some(e);
+                remaining.extend(refused);
+            }
         }
         match error {
             None => Ok(()),
@@ -302,6 +326,56 @@ impl Transactions {
                 tracing::warn!(error = %e, "transaction timeouts not applied");
             }
         }
+    }
+}
+
+/// Sends a transaction's markers for `partitions` to their leader `leader` (WriteTxnMarkers);
+/// the partitions it did not write, and why.
+async fn send_markers(
+    broker: &Broker,
+    leader: i32,
+    write: &MarkerWrite,
+    partitions: Vec<TopicPartition>,
+) -> Result<(), (Vec<TopicPartition>, String)> {
+    let Some(address) = crate::peers::address_of(&broker.cluster.image(), leader) else {
+        return Err((partitions, format!("broker {leader} is not reachable")));
+    };
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for tp in &partitions {
+        by_topic.entry(&tp.topic).or_default().push(tp.partition);
+    }
+    let topics = by_topic
+        .into_iter()
+        .map(|(name, indexes)| {
+            WritableTxnMarkerTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.to_string())))
+                .with_partition_indexes(indexes)
+        })
+        .collect();
+    let marker = WritableTxnMarker::default()
+        .with_producer_id(ProducerId(write.producer_id))
+        .with_producer_epoch(write.producer_epoch)
+        .with_transaction_result(write.commit)
+        .with_coordinator_epoch(COORDINATOR_EPOCH)
+        .with_topics(topics);
+    let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
+    let response = broker.peers.send(leader, &address, &request).await;
+    let response = response.map_err(|e| (partitions.clone(), format!("broker {leader}: {e}")))?;
+    let refused: Vec<TopicPartition> = response
+        .markers
+        .iter()
+        .flat_map(|m| m.topics.iter())
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .filter(|p| p.error_code != 0)
+                .map(|p| TopicPartition::new(t.name.as_str(), p.partition_index))
+        })
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err((refused, format!("broker {leader} refused some markers")))
     }
 }
 

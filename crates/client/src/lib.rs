@@ -1,6 +1,7 @@
 //! `sluice-client`: a small async client for any Kafka-compatible cluster, speaking the wire
 //! protocol through the pinned `kafka-protocol` codec. The `sluice` CLI uses it for every
-//! command; replication and mirroring will reuse it.
+//! command, the broker uses it to reach its peers (transaction markers), and replication and
+//! mirroring will reuse it.
 //!
 //! Owns: connections and version negotiation (`connection`), brokers and leaders (`client`),
 //! admin requests (`admin`), produce/fetch/offsets (`data`), groups (`groups`) and a KIP-848 member (`member`), the JSON form

@@ -28,6 +28,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     (
         "sluice-broker",
         &[
+            // Brokers talk to each other as Kafka clients (transaction markers).
+            "sluice-client",
             "sluice-controller",
             "sluice-group",
             "sluice-protocol",

@@ -25,16 +25,19 @@ pub(crate) fn handle(
                     .with_error_code(kafka_protocol::error::ResponseError::InvalidGroupId.code()),
             );
         }
-        // Markers reach only this broker's partitions: the group's offsets partition must
-        // be here (its coordinator loaded), or the offsets could never be completed.
-        let index = match broker.groups().partition_of(&group_id) {
-            Ok(index) => index,
-            Err(e) => {
-                return Some(
-                    AddOffsetsToTxnResponse::default().with_error_code(error::group_code(Some(&e))),
-                );
-            }
-        };
+        // The group's `__consumer_offsets` partition joins the transaction, wherever it is
+        // led (its marker reaches it through WriteTxnMarkers).
+        let offsets = crate::groups::OFFSETS_TOPIC;
+        crate::internal_topics::ensure(&broker, offsets).await;
+        let count = broker
+            .published_image()
+            .topic(offsets)
+            .map_or(0, |t| t.partitions.len() as i32);
+        if count == 0 {
+            let code = kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code();
+            return Some(AddOffsetsToTxnResponse::default().with_error_code(code));
+        }
+        let index = sluice_group::partition_for(&group_id, count);
         let offsets_partition = TopicPartition::new(crate::groups::OFFSETS_TOPIC, index);
         let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
         let now = crate::now_ms();

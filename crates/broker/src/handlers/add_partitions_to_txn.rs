@@ -25,9 +25,10 @@ pub(crate) fn handle(
         let id = request.v3_and_below_transactional_id.to_string();
         let producer_id = request.v3_and_below_producer_id.0;
         let epoch = request.v3_and_below_producer_epoch;
+        let image = broker.published_image();
         let exists = |tp: &TopicPartition| {
             !crate::groups::is_internal(&tp.topic)
-                && broker.logs.partition(&tp.topic, tp.partition).is_ok()
+                && image.partition(&tp.topic, tp.partition).is_some()
         };
         let wanted: Vec<TopicPartition> = request
             .v3_and_below_topics

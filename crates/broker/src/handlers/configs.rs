@@ -283,21 +283,15 @@ async fn commit(broker: &Broker, planned: Vec<Planned>, validate_only: bool) -> 
     }
     let limit = CONTROLLER_WAIT_MAX;
     let command = ControllerCommand::AlterConfigs(changes.clone());
-    let committed: Vec<AlterOutcome> = match broker.submit(command, limit).await {
-        Ok(ControllerReply::ConfigsAltered(r)) if r.len() == changes.len() => r
-            .into_iter()
-            .map(|r| r.map_err(|e| (error::controller_error(&e).code(), e.to_string())))
-            .collect(),
-        Ok(other) => {
-            let why = format!("unexpected controller answer {other:?}");
-            let code = ResponseError::UnknownServerError.code();
-            changes.iter().map(|_| Err((code, why.clone()))).collect()
-        }
-        Err(e) => {
-            let failed = Err((e.error.code(), e.message));
-            changes.iter().map(|_| failed.clone()).collect()
-        }
-    };
+    let committed: Vec<AlterOutcome> = broker
+        .submit_each(command, changes.len(), limit, |reply| match reply {
+            ControllerReply::ConfigsAltered(results) => Some(results),
+            _ => None,
+        })
+        .await
+        .into_iter()
+        .map(|r| r.map_err(|e| (e.error.code(), e.message)))
+        .collect();
     let shown = broker
         .wait_published(limit, |image| {
             changes

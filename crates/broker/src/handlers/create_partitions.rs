@@ -90,18 +90,12 @@ async fn grow(
         return Vec::new();
     }
     let command = ControllerCommand::CreatePartitions(changes.clone());
-    let results = match broker.submit(command, limit).await {
-        Ok(ControllerReply::PartitionsCreated(r)) if r.len() == changes.len() => r,
-        Ok(other) => {
-            let message = format!("unexpected controller answer {other:?}");
-            let e = NotDone {
-                error: ResponseError::UnknownServerError,
-                message,
-            };
-            return changes.iter().map(|_| Err(e.clone())).collect();
-        }
-        Err(e) => return changes.iter().map(|_| Err(e.clone())).collect(),
-    };
+    let results = broker
+        .submit_each(command, changes.len(), limit, |reply| match reply {
+            ControllerReply::PartitionsCreated(results) => Some(results),
+            _ => None,
+        })
+        .await;
     let grown: Vec<(String, i32)> = changes
         .iter()
         .zip(&results)
@@ -121,12 +115,4 @@ async fn grow(
         tracing::warn!("new partitions not yet published on this broker");
     }
     results
-        .into_iter()
-        .map(|r| {
-            r.map_err(|e| NotDone {
-                error: crate::error::controller_error(&e),
-                message: e.to_string(),
-            })
-        })
-        .collect()
 }

@@ -61,32 +61,22 @@ pub(crate) async fn create(
     } else {
         ControllerCommand::CreateTopics(topics.clone())
     };
-    let results = match broker.submit(command, limit).await {
-        Ok(ControllerReply::TopicsCreated(results)) if results.len() == topics.len() => results,
-        Ok(other) => {
-            let message = format!("unexpected controller answer {other:?}");
-            let e = NotDone {
-                error: ResponseError::UnknownServerError,
-                message,
-            };
-            return topics.iter().map(|_| Err(e.clone())).collect();
-        }
-        Err(e) => return topics.iter().map(|_| Err(e.clone())).collect(),
-    };
+    let results = broker
+        .submit_each(command, topics.len(), limit, |reply| match reply {
+            ControllerReply::TopicsCreated(results) => Some(results),
+            _ => None,
+        })
+        .await;
     let outcomes: Vec<_> = topics
         .into_iter()
         .zip(results)
         .map(|(topic, result)| {
-            let result = result.map(|mut created| {
+            result.map(|mut created| {
                 if validate_only {
                     // Nothing was created: no id to give.
                     created.topic_id = uuid::Uuid::nil();
                 }
                 (topic, created)
-            });
-            result.map_err(|e| NotDone {
-                error: crate::error::controller_error(&e),
-                message: e.to_string(),
             })
         })
         .collect();

@@ -60,18 +60,12 @@ async fn delete(
         return Vec::new();
     }
     let command = ControllerCommand::DeleteTopics(names.to_vec());
-    let results = match broker.submit(command, limit).await {
-        Ok(ControllerReply::TopicsDeleted(results)) if results.len() == names.len() => results,
-        Ok(other) => {
-            let message = format!("unexpected controller answer {other:?}");
-            let e = NotDone {
-                error: ResponseError::UnknownServerError,
-                message,
-            };
-            return names.iter().map(|_| Err(e.clone())).collect();
-        }
-        Err(e) => return names.iter().map(|_| Err(e.clone())).collect(),
-    };
+    let results = broker
+        .submit_each(command, names.len(), limit, |reply| match reply {
+            ControllerReply::TopicsDeleted(results) => Some(results),
+            _ => None,
+        })
+        .await;
     let ids: Vec<uuid::Uuid> = results.iter().flatten().copied().collect();
     let shown = broker
         .wait_published(limit, |image| {
@@ -84,13 +78,5 @@ async fn delete(
             "deleted topics not yet removed on this broker"
         );
     }
-    results
-        .into_iter()
-        .map(|r| {
-            r.map(|_| ()).map_err(|e| NotDone {
-                error: crate::error::controller_error(&e),
-                message: e.to_string(),
-            })
-        })
-        .collect()
+    results.into_iter().map(|r| r.map(|_| ())).collect()
 }

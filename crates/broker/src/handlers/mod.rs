@@ -36,6 +36,7 @@ mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 mod txn_offset_commit;
+mod write_txn_markers;
 
 use crate::dispatch::{Pending, respond};
 use crate::server::{Broker, Endpoint};
@@ -82,6 +83,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 pub(crate) fn supports(key: ApiKey, version: i16) -> bool {
@@ -169,6 +171,9 @@ pub(crate) fn route(
         }
         ApiKey::DescribeProducers => {
             respond(request, move |r, v| describe_producers::handle(&b, r, v))
+        }
+        ApiKey::WriteTxnMarkers => {
+            respond(request, move |r, v| write_txn_markers::handle(&b, r, v))
         }
         other => unreachable!("route called for {other:?}, which SUPPORTED does not list"),
     }

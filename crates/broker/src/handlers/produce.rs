@@ -8,8 +8,10 @@
 //! for Metadata first.
 //!
 //! A transactional batch is written only if the transaction coordinator vouches that its
-//! partition is in the producer's open transaction (KIP-890's verification, always on):
-//! otherwise INVALID_TXN_STATE, or INVALID_PRODUCER_EPOCH for a fenced producer.
+//! partition is in the producer's open transaction (KIP-890's verification, on whenever the
+//! coordinator is this broker): otherwise INVALID_TXN_STATE, or INVALID_PRODUCER_EPOCH for a
+//! fenced producer. A batch whose coordinator is another broker is taken unverified, as
+//! before KIP-890, until verification travels between brokers.
 
 use crate::error;
 use crate::server::{Broker, Endpoint};
@@ -191,8 +193,10 @@ fn origin(broker: &Broker, to: &Target<'_>, records: &[u8]) -> Result<AppendOrig
     }
     let tp = sluice_types::TopicPartition::new(to.topic, to.index);
     let Ok(transactions) = broker.transactions() else {
-        // The coordinator is on another broker: it cannot vouch for the batch here.
-        return Ok(AppendOrigin::Client);
+        // The coordinator is on another broker. Until verification travels between brokers
+        // (AddPartitionsToTxn `verify_only`), the batch is taken as Kafka before KIP-890 took
+        // it: its transaction ends with the coordinator's marker (WriteTxnMarkers).
+        return Ok(AppendOrigin::ClientInTransaction);
     };
     match transactions.verify(id, header.producer_id, header.producer_epoch, &tp) {
         Verified::Yes => Ok(AppendOrigin::ClientInTransaction),

@@ -29,10 +29,10 @@ pub(crate) fn handle(
         let producer = (request.producer_id.0, request.producer_epoch);
         let verified = broker.groups().partition_of(&group_id).map(|index| {
             let offsets_partition = TopicPartition::new(crate::groups::OFFSETS_TOPIC, index);
-            // The transaction coordinator on another broker cannot vouch here (markers do not
-            // travel between brokers yet): the same refusal as a transaction without it.
+            // The transaction coordinator is on another broker: taken unverified, as before
+            // KIP-890 (its marker, through WriteTxnMarkers, completes the offsets).
             let Ok(transactions) = broker.transactions() else {
-                return Verified::NotInTransaction;
+                return Verified::Yes;
             };
             transactions.verify(
                 request.transactional_id.as_str(),
