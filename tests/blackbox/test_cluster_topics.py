@@ -6,6 +6,7 @@ three members on different brokers shares a topic; `kill -9` of a broker leaves 
 without a leader until it is back; `kill -9` of the active controller loses no topic;
 DeleteTopics removes every broker's logs."""
 
+import json
 import struct
 import time
 from collections import Counter
@@ -16,7 +17,7 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from conftest import wait_until
 from helpers import produce_all, producer
-from rawwire import raw, read_frame
+from rawwire import raw, read_frame, request
 from test_cluster import agreed, launch_cluster
 
 SESSION_TIMEOUT_MS = 3000
@@ -48,6 +49,11 @@ def leaders(broker, topic):
     if t is None or t.error is not None and not t.partitions:
         return {}
     return {p: m.leader for p, m in t.partitions.items()}
+
+
+def leaders_by_topic(broker):
+    md = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10)
+    return md.topics
 
 
 def every_broker_sees(nodes, topic, partitions):
@@ -389,3 +395,138 @@ def test_a_transaction_spans_partitions_of_every_broker(cluster):
     committed = check.committed([TopicPartition("txn-in", i) for i in range(3)], timeout=15)
     check.close()
     assert sum(max(o.offset, 0) for o in committed) == 12
+
+
+def transaction_coordinator(broker, transactional_id):
+    """The node id FindCoordinator v1 (key type 1) names for `transactional_id`."""
+    key = transactional_id.encode()
+    body = struct.pack(">h", len(key)) + key + struct.pack(">b", 1)
+    s = raw(broker)
+    try:
+        s.sendall(request(10, 1, 3, body))
+        frame = read_frame(s)
+    finally:
+        s.close()
+    r = Reader(frame)
+    assert r.take(">i") == 3
+    r.take(">i")
+    error = r.take(">h")
+    length = r.take(">h")
+    r.at += max(length, 0)
+    return error, r.take(">i")
+
+
+def test_transaction_coordinators_spread_over_the_brokers(cluster):
+    """`__transaction_state` has 50 partitions spread like any topic; each transactional id's
+    coordinator is the leader of its partition, and transactions on every one of them
+    commit."""
+    from confluent_kafka import Producer
+    nodes = list(cluster.values())
+    # The first transactional client has it created (FindCoordinator), as in Kafka.
+    assert "__transaction_state" not in leaders_by_topic(cluster[1])
+    transaction_coordinator(cluster[1], "first")
+    placed = wait_until(lambda: every_broker_sees(nodes, "__transaction_state", 50), timeout=30,
+                        what="__transaction_state placed")
+    assert sorted(Counter(placed.values()).values()) == [16, 17, 17], placed
+    create(cluster[1], "spread-txn", 3)
+    wait_until(lambda: every_broker_sees(nodes, "spread-txn", 3), timeout=20, what="topic placed")
+    ids = [f"spread-{n}" for n in range(9)]
+    coordinators = {}
+    for tid in ids:
+        error, node = wait_until(lambda tid=tid: (lambda a: a if a[0] == 0 else None)(
+            transaction_coordinator(cluster[1], tid)), timeout=20, what="a coordinator")
+        coordinators[tid] = node
+    assert set(coordinators.values()) == {1, 2, 3}, coordinators
+    for tid in ids:
+        p = Producer({"bootstrap.servers": cluster[2].bootstrap, "transactional.id": tid})
+        p.init_transactions(30)
+        p.begin_transaction()
+        for n in range(3):
+            p.produce("spread-txn", value=f"{tid}-{n}".encode(), partition=n)
+        p.commit_transaction(30)
+    got = read_all(cluster[3], "spread-txn", 3, 27, isolation="read_committed")
+    assert sorted(got) == sorted(f"{tid}-{n}".encode() for tid in ids for n in range(3))
+
+
+def test_the_cli_and_the_http_api_follow_partition_leaders(cluster):
+    """`sluice produce`/`consume` and the HTTP API reach each partition's leader, whichever
+    broker they start from."""
+    from test_cli import sluice
+    from test_http import call
+    nodes = list(cluster.values())
+    create(cluster[1], "doors", 6)
+    placed = wait_until(lambda: every_broker_sees(nodes, "doors", 6), timeout=20,
+                        what="topic placed")
+    assert set(placed.values()) == {1, 2, 3}
+    lines = "".join(f"cli-{n}\n" for n in range(60)).encode()
+    sluice(cluster[1], "produce", "doors", input=lines)
+    status, body = call(cluster[3], "POST", "/v1/topics/doors/records",
+                        {"records": [{"value": f"http-{n}", "partition": n % 6}
+                                     for n in range(12)]})
+    assert status == 200, body
+    out = sluice(cluster[2], "consume", "doors", "--format", "json").stdout.decode()
+    values = sorted(json.loads(line)["value"] for line in out.splitlines())
+    assert values == sorted([f"cli-{n}" for n in range(60)] + [f"http-{n}" for n in range(12)])
+    over_http = []
+    for p in range(6):
+        status, body = call(cluster[1], "GET", f"/v1/topics/doors/partitions/{p}/records?offset=0&max=100")
+        assert status == 200, body
+        over_http += [r["value"] for r in body["records"]]
+    assert sorted(over_http) == values
+
+
+def test_a_partition_leader_verifies_a_transactional_batch_with_a_remote_coordinator(cluster):
+    """KIP-890 across brokers: a transactional batch for a partition not in the producer's
+    transaction is refused (INVALID_TXN_STATE) by a leader whose transaction coordinator is
+    another broker; once the partition is added, batches pipelined on one connection all land,
+    in order."""
+    from kafka.net.compat import KafkaNetClient
+    from kafka.protocol.producer import (AddPartitionsToTxnRequest, EndTxnRequest,
+                                         InitProducerIdRequest, ProduceRequest)
+    from kafka.record.memory_records import MemoryRecordsBuilder
+    nodes = list(cluster.values())
+    create(cluster[1], "verified", 3)
+    placed = wait_until(lambda: every_broker_sees(nodes, "verified", 3), timeout=20,
+                        what="topic placed")
+    _, coordinator = wait_until(lambda: (lambda a: a if a[0] == 0 else None)(
+        transaction_coordinator(cluster[1], "zombie")), timeout=20, what="a coordinator")
+    partition, leader = next((p, l) for p, l in placed.items() if l != coordinator)
+    client = KafkaNetClient(bootstrap_servers=[cluster[1].bootstrap])
+    client.check_version(timeout_ms=10_000)
+    init = client.send_and_receive(coordinator, InitProducerIdRequest(
+        transactional_id="zombie", transaction_timeout_ms=60_000, version=2))
+    assert init.error_code == 0
+    pid, epoch = init.producer_id, init.producer_epoch
+
+    def produce(sequence):
+        builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20)
+        builder.set_producer_state(pid, epoch, sequence, True)
+        builder.append(timestamp=int(time.time() * 1000), key=None, value=b"v%d" % sequence)
+        builder.close()
+        data = ProduceRequest.TopicProduceData(name="verified", partition_data=[
+            ProduceRequest.TopicProduceData.PartitionProduceData(
+                index=partition, records=builder.buffer())])
+        return client.send(leader, ProduceRequest(
+            transactional_id="zombie", acks=-1, timeout_ms=10_000, version=8, topic_data=[data]))
+
+    def code(future):
+        client.poll(timeout_ms=15_000, future=future)
+        assert future.succeeded(), future.exception
+        return future.value.responses[0].partition_responses[0].error_code
+
+    assert code(produce(0)) == 48  # INVALID_TXN_STATE: not in the transaction
+    topic = AddPartitionsToTxnRequest.AddPartitionsToTxnTopic(name="verified",
+                                                               partitions=[partition])
+    added = client.send_and_receive(coordinator, AddPartitionsToTxnRequest(
+        v3_and_below_transactional_id="zombie", v3_and_below_producer_id=pid,
+        v3_and_below_producer_epoch=epoch, v3_and_below_topics=[topic], version=3))
+    assert added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code == 0
+    pipelined = [produce(s) for s in range(3)]
+    assert [code(f) for f in pipelined] == [0, 0, 0]
+    end = client.send_and_receive(coordinator, EndTxnRequest(
+        transactional_id="zombie", producer_id=pid, producer_epoch=epoch, committed=True,
+        version=3))
+    assert end.error_code == 0
+    client.close()
+    got = read_all(cluster[2], "verified", 3, 3, isolation="read_committed")
+    assert got == [b"v0", b"v1", b"v2"]

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 /// Kafka's default for `offsets.topic.num.partitions`.
 pub const OFFSETS_TOPIC_PARTITIONS_DEFAULT: i32 = 50;
+/// Kafka's default for `transaction.state.log.num.partitions`.
+pub const TRANSACTION_STATE_PARTITIONS_DEFAULT: i32 = 50;
 
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -52,6 +54,9 @@ pub struct BrokerConfig {
     /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets`, fixed when it is
     /// first created.
     pub offsets_topic_segment_bytes: u64,
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`, fixed
+    /// when it is first created.
+    pub transaction_state_partitions: i32,
     /// `offsets.retention.check.interval.ms`: how often expired offsets are removed.
     pub offsets_retention_check_interval_ms: u64,
     /// `producer.id.expiration.ms`: how long an idle idempotent producer's state is kept.
@@ -92,6 +97,7 @@ impl BrokerConfig {
             cleaner_backoff_ms: 15_000,
             offsets_topic_partitions: OFFSETS_TOPIC_PARTITIONS_DEFAULT,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
+            transaction_state_partitions: TRANSACTION_STATE_PARTITIONS_DEFAULT,
             offsets_retention_check_interval_ms: 600_000,
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,

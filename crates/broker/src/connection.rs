@@ -50,25 +50,29 @@ pub(crate) async fn serve(
             broker.config.request_frame_bytes_max as usize,
         )),
     };
-    loop {
-        let (frame, permit) = match frames.next(&broker, &shutdown).await {
-            Ok(read) => read,
-            Err(stop) => {
-                stop.report(&broker, peer);
-                break;
+    crate::dispatch::with_holds(async {
+        loop {
+            let (frame, permit) = match frames.next(&broker, &shutdown).await {
+                Ok(read) => read,
+                Err(stop) => {
+                    stop.report(&broker, peer);
+                    break;
+                }
+            };
+            let pending = match dispatch(&broker, frame, peer, &endpoint) {
+                Ok(pending) => pending,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "malformed request; closing connection");
+                    break;
+                }
+            };
+            if tx.send((pending, permit)).await.is_err() {
+                break; // the writer failed
             }
-        };
-        let pending = match dispatch(&broker, frame, peer, &endpoint) {
-            Ok(pending) => pending,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "malformed request; closing connection");
-                break;
-            }
-        };
-        if tx.send((pending, permit)).await.is_err() {
-            break; // the writer failed
+            crate::dispatch::release_reader().await;
         }
-    }
+    })
+    .await;
     drop(tx);
     let _ = writer.await;
 }

@@ -5,7 +5,9 @@
 //! future for the rest (waiting for an fsync, or for data to arrive); `dispatch` runs that
 //! future once, up to its first wait, so that work a handler does inside it (a group or
 //! transaction command) takes effect in request order too (`start`). The writer task awaits
-//! the futures in order, so responses leave in request order while the reader goes on.
+//! the futures in order, so responses leave in request order while the reader goes on. A
+//! handler whose order-sensitive work must wait (a produce whose batch another broker must
+//! vouch for first) holds the reader until it is done (`hold_reader`).
 
 use crate::handlers;
 use crate::server::{Broker, Endpoint};
@@ -32,6 +34,38 @@ pub(crate) enum Reply {
 }
 
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+type Hold = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+tokio::task_local! {
+    /// What the connection's reader must wait for before it reads the next request.
+    static HOLDS: std::cell::RefCell<Vec<Hold>>;
+}
+
+/// Runs a connection's reader loop with room for holds.
+pub(crate) async fn with_holds<F: Future>(reader: F) -> F::Output {
+    HOLDS
+        .scope(std::cell::RefCell::new(Vec::new()), reader)
+        .await
+}
+
+/// Called by a handler on the reader task: the connection reads its next request only once
+/// `until` is done. False outside a connection's reader (nothing is held).
+pub(crate) fn hold_reader(until: impl Future<Output = ()> + Send + 'static) -> bool {
+    HOLDS
+        .try_with(|holds| holds.borrow_mut().push(Box::pin(until)))
+        .is_ok()
+}
+
+/// Waits for what the last request's handler held the reader for.
+pub(crate) async fn release_reader() {
+    let holds = HOLDS
+        .try_with(|holds| std::mem::take(&mut *holds.borrow_mut()))
+        .unwrap_or_default();
+    for hold in holds {
+        hold.await;
+    }
+}
 
 /// Decodes a frame's header and hands it to its handler. An error closes the connection, and
 /// so does a frame too large for its API (decoding a request's arrays costs up to 32 bytes per

@@ -98,7 +98,7 @@ pub(crate) async fn ensure(broker: &crate::server::Broker, topic: &str) {
                 broker.config.offsets_topic_segment_bytes.to_string(),
             )],
         ),
-        _ => (1, Vec::new()),
+        _ => (broker.config.transaction_state_partitions, Vec::new()),
     };
     configs.push(("cleanup.policy".to_string(), "compact".to_string()));
     let new_topic = sluice_controller::NewTopic {

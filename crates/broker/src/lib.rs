@@ -30,7 +30,9 @@ mod scrub;
 mod server;
 mod transactions;
 
-pub use config::{BrokerConfig, OFFSETS_TOPIC_PARTITIONS_DEFAULT};
+pub use config::{
+    BrokerConfig, OFFSETS_TOPIC_PARTITIONS_DEFAULT, TRANSACTION_STATE_PARTITIONS_DEFAULT,
+};
 pub use metadata_image::ClusterView;
 pub use server::{Broker, RunningBroker, StartError};
 pub use sluice_group::GroupConfig;

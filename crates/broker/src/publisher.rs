@@ -19,7 +19,7 @@
 
 use crate::groups::OFFSETS_TOPIC;
 use crate::server::Broker;
-use crate::transactions::{TRANSACTION_STATE_TOPIC, Transactions};
+use crate::transactions::TRANSACTION_STATE_TOPIC;
 use sluice_controller::{ConfigResource, MetadataImage, TopicImage};
 use sluice_storage::StorageError;
 use std::collections::BTreeMap;
@@ -246,11 +246,7 @@ fn load_coordinator(
 ) -> Result<(), StorageError> {
     match topic {
         OFFSETS_TOPIC => broker.groups.load(partition, partition_count),
-        TRANSACTION_STATE_TOPIC if partition.index() == 0 && !broker.transactions_loaded() => {
-            let transactions = Transactions::load(partition, broker.config.txn)?;
-            broker.set_transactions(transactions);
-            Ok(())
-        }
+        TRANSACTION_STATE_TOPIC => broker.load_transactions(partition, partition_count),
         _ => Ok(()),
     }
 }

@@ -37,8 +37,8 @@ pub struct Broker {
     pub(crate) producer_ids: crate::producer_ids::ProducerIdBlocks,
     /// The group coordinators of the `__consumer_offsets` partitions this broker leads.
     pub(crate) groups: Arc<Groups>,
-    /// The transaction coordinator, once this broker leads `__transaction_state`.
-    transactions: std::sync::RwLock<Option<Arc<Transactions>>>,
+    /// The transaction coordinators of the `__transaction_state` partitions this broker leads.
+    transactions: crate::transactions::TransactionShards,
     /// The metadata image as this broker's storage and coordinators follow it: handlers read
     /// this one, so what they answer is what this broker serves (`publisher`).
     pub(crate) published: watch::Sender<Arc<sluice_controller::MetadataImage>>,
@@ -62,35 +62,47 @@ impl Broker {
         &self.groups
     }
 
-    /// The transaction coordinator, if this broker leads `__transaction_state`.
-    pub(crate) fn transactions(&self) -> Result<Arc<Transactions>, sluice_txn::TxnError> {
-        let loaded = self.transactions.read().unwrap_or_else(|p| p.into_inner());
-        loaded.clone().ok_or(sluice_txn::TxnError::NotCoordinator)
+    /// The transaction coordinator of `transactional_id`, if it is this broker.
+    pub(crate) fn transactions(
+        &self,
+        transactional_id: &str,
+    ) -> Result<Arc<Transactions>, sluice_txn::TxnError> {
+        self.transactions.of(transactional_id)
     }
 
-    /// Runs a command of the transaction coordinator (NOT_COORDINATOR if it is elsewhere).
+    /// Every transaction coordinator this broker runs (ListTransactions).
+    pub(crate) fn all_transactions(&self) -> Vec<Arc<Transactions>> {
+        self.transactions.loaded()
+    }
+
+    /// Runs a command of `transactional_id`'s coordinator (NOT_COORDINATOR if it is
+    /// elsewhere).
     pub(crate) async fn run_txn<T>(
         &self,
+        transactional_id: &str,
         command: impl FnOnce(&mut sluice_txn::TransactionCoordinator) -> sluice_txn::Outcome<T>,
     ) -> Result<T, sluice_txn::TxnError> {
-        let transactions = self.transactions()?;
+        let transactions = self.transactions(transactional_id)?;
         transactions.run(self, command).await
     }
 
-    /// Whether the transaction coordinator is loaded here.
-    pub(crate) fn transactions_loaded(&self) -> bool {
-        self.transactions().is_ok()
-    }
-
-    /// Makes `transactions` this broker's transaction coordinator and starts its timer.
-    pub(crate) fn set_transactions(self: &Arc<Self>, transactions: Transactions) {
-        let transactions = Arc::new(transactions);
-        *self.transactions.write().unwrap_or_else(|p| p.into_inner()) = Some(transactions.clone());
-        self.tasks.spawn(transactions.tick_loop(
+    /// Loads the transaction coordinator of `__transaction_state` partition `partition` (of
+    /// `partition_count`), unless it runs here already, and starts its timer. Blocking.
+    pub(crate) fn load_transactions(
+        self: &Arc<Self>,
+        partition: Arc<Partition>,
+        partition_count: i32,
+    ) -> Result<(), StorageError> {
+        let config = self.config.txn;
+        let Some(loaded) = self.transactions.load(partition, partition_count, config)? else {
+            return Ok(());
+        };
+        self.tasks.spawn(loaded.tick_loop(
             self.clone(),
             self.config.transaction_cleanup_interval_ms,
             self.shutdown.clone(),
         ));
+        Ok(())
     }
 
     /// The local logs the publisher could not create for a topic, by topic id (see
@@ -163,11 +175,11 @@ impl RunningBroker {
         .await
         .map_err(|e| StartError::Task(e.to_string()))??;
         let cluster_id = logs.cluster_id()?;
-        let listener = TcpListener::bind(config.listen).await?;
+        let listener = listen(config.listen)?;
         let local_addr = listener.local_addr()?;
         // The in-process HTTP gateway's own door: loopback only, an ephemeral port, outside the
         // client caps, so a flood of clients cannot lock the gateway and health checks out.
-        let internal = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        let internal = listen(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)))?;
         let internal_addr = internal.local_addr()?;
         let mut config = config;
         if config.advertised_port == 0 {
@@ -279,16 +291,16 @@ impl RunningBroker {
         matches!(tokio::time::timeout(limit, ready).await, Ok(Ok(_)))
     }
 
-    /// Creates the internal topics (`__consumer_offsets`, `__transaction_state`) through the
-    /// controller if the cluster has none yet. A new cluster does this once all its brokers
-    /// are in, so the partitions spread over them (as they are placed when created); a client
-    /// asking for a coordinator first creates them too (FindCoordinator).
+    /// Creates `__consumer_offsets` through the controller if the cluster has none yet. A new
+    /// cluster does this once all its brokers are in, so the partitions spread over them (as
+    /// they are placed when created); a client asking for a group's coordinator first creates
+    /// it too (FindCoordinator). `__transaction_state` waits for the first transactional
+    /// client, as in Kafka: its 50 partitions cost descriptors a node without transactions
+    /// need not spend.
     pub fn create_internal_topics(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
         let broker = self.broker.clone();
         async move {
             crate::internal_topics::ensure(&broker, crate::groups::OFFSETS_TOPIC).await;
-            let transactions = crate::transactions::TRANSACTION_STATE_TOPIC;
-            crate::internal_topics::ensure(&broker, transactions).await;
         }
     }
 
@@ -393,6 +405,18 @@ impl RunningBroker {
         tracing::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// A listening socket on `address` with a backlog of `LISTEN_BACKLOG`.
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As std's `TcpListener::bind` does: a restarted broker rebinds its port at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(sluice_types::limits::LISTEN_BACKLOG)
 }
 
 async fn accept(broker: Arc<Broker>, listener: TcpListener, door: Door) {

@@ -1,9 +1,12 @@
-//! The transaction coordinator's home in the broker: the internal topic `__transaction_state`
-//! (one partition, compacted), the coordinator itself (pure state, `sluice_txn`), the writing
-//! of commit and abort markers, and the timer that aborts transactions past their timeout.
+//! The transaction coordinators' home in the broker: the internal topic `__transaction_state`
+//! (50 partitions by default, compacted; a transactional id lives where Kafka's hash puts it),
+//! one coordinator (pure state, `sluice_txn`) per partition this broker leads, the writing of
+//! commit and abort markers, and the timer that aborts transactions past their timeout.
 //!
-//! The coordinator runs on the broker that leads `__transaction_state`'s partition: the
-//! metadata publisher loads it there (`load`). Markers for partitions this broker leads are
+//! A partition's coordinator runs on the broker that leads it: the metadata publisher loads it
+//! there (`TransactionShards::load`). While partitions have one replica their leader never
+//! changes broker, so nothing is unloaded; moving coordinators with leadership is the
+//! replicated-partitions issue's. Markers for partitions this broker leads are
 //! appended here; those of partitions led elsewhere travel as WriteTxnMarkers requests to
 //! their leaders (`peers`), which answer once the markers are fsynced.
 //!
@@ -21,10 +24,15 @@
 use crate::internal_topics::Replayed;
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
-use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest,
+};
 use kafka_protocol::protocol::StrBytes;
 use sluice_record::{ControlMarker, encode_marker_batch};
 use sluice_storage::{AppendOrigin, Partition, StorageError};
@@ -45,6 +53,65 @@ const COORDINATOR_EPOCH: i32 = 0;
 
 /// How long after a failed marker write it is tried again.
 const MARKER_RETRY: Duration = Duration::from_millis(200);
+
+/// The coordinators of the `__transaction_state` partitions this broker leads.
+#[derive(Debug, Default)]
+pub(crate) struct TransactionShards {
+    shards: std::sync::RwLock<BTreeMap<i32, Arc<Transactions>>>,
+    /// `__transaction_state`'s partition count (0 until a partition is loaded).
+    partition_count: std::sync::atomic::AtomicI32,
+}
+
+impl TransactionShards {
+    /// Replays `partition` into a new coordinator; the coordinator if it is new here.
+    pub(crate) fn load(
+        &self,
+        partition: Arc<Partition>,
+        partition_count: i32,
+        config: TxnConfig,
+    ) -> Result<Option<Arc<Transactions>>, StorageError> {
+        let index = partition.index();
+        if self.lock_read().contains_key(&index) {
+            return Ok(None);
+        }
+        let loaded = Arc::new(Transactions::load(partition, config)?);
+        self.partition_count
+            .store(partition_count, std::sync::atomic::Ordering::Release);
+        let mut shards = self.shards.write().unwrap_or_else(|p| p.into_inner());
+        if shards.contains_key(&index) {
+            return Ok(None);
+        }
+        shards.insert(index, loaded.clone());
+        Ok(Some(loaded))
+    }
+
+    /// The coordinator of `transactional_id`, if it runs here.
+    pub(crate) fn of(&self, transactional_id: &str) -> Result<Arc<Transactions>, TxnError> {
+        let count = self
+            .partition_count
+            .load(std::sync::atomic::Ordering::Acquire);
+        if count < 1 {
+            return Err(TxnError::NotCoordinator);
+        }
+        let index = partition_for(transactional_id, count);
+        let shards = self.lock_read();
+        shards.get(&index).cloned().ok_or(TxnError::NotCoordinator)
+    }
+
+    pub(crate) fn loaded(&self) -> Vec<Arc<Transactions>> {
+        self.lock_read().values().cloned().collect()
+    }
+
+    fn lock_read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<i32, Arc<Transactions>>> {
+        self.shards.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The `__transaction_state` partition of a transactional id: Kafka's hash (the same as a
+/// group's in `__consumer_offsets`).
+pub(crate) fn partition_for(transactional_id: &str, partitions: i32) -> i32 {
+    sluice_group::partition_for(transactional_id, partitions)
+}
 
 pub(crate) struct Transactions {
     log: Arc<Partition>,
@@ -376,6 +443,67 @@ async fn send_markers(
         Ok(())
     } else {
         Err((refused, format!("broker {leader} refused some markers")))
+    }
+}
+
+/// Asks the transaction coordinator of `transactional_id`, on another broker, whether `tp`
+/// is in `producer`'s open transaction (AddPartitionsToTxn v4, `verify_only`; KIP-890). A
+/// coordinator that cannot be asked or answers NOT_COORDINATOR makes NOT_ENOUGH_REPLICAS, the
+/// retriable error Kafka answers a produce with when verification cannot be done.
+pub(crate) async fn verify_remotely(
+    broker: &Broker,
+    transactional_id: &str,
+    (producer_id, producer_epoch): (i64, i16),
+    tp: &TopicPartition,
+) -> Result<(), ResponseError> {
+    let unavailable = ResponseError::NotEnoughReplicas;
+    let image = broker.published_image();
+    let Some(topic) = image.topic(TRANSACTION_STATE_TOPIC) else {
+        return Err(ResponseError::InvalidTxnState);
+    };
+    let index = partition_for(transactional_id, topic.partitions.len() as i32);
+    let leader = topic.partitions.get(&index).map_or(-1, |p| p.leader);
+    if leader < 0 || leader == broker.config.node_id {
+        return Err(unavailable);
+    }
+    let address = crate::peers::address_of(&broker.cluster.image(), leader).ok_or(unavailable)?;
+    let topics = vec![
+        AddPartitionsToTxnTopic::default()
+            .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
+            .with_partitions(vec![tp.partition]),
+    ];
+    let transaction = AddPartitionsToTxnTransaction::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_string(
+            transactional_id.to_string(),
+        )))
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(producer_epoch)
+        .with_verify_only(true)
+        .with_topics(topics);
+    let request = AddPartitionsToTxnRequest::default().with_transactions(vec![transaction]);
+    let response = match broker.peers.send(leader, &address, &request).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::debug!(leader, error = %e, "transaction verification not answered");
+            return Err(unavailable);
+        }
+    };
+    if response.error_code != 0 {
+        return Err(unavailable);
+    }
+    let code = response
+        .results_by_transaction
+        .iter()
+        .flat_map(|t| t.topic_results.iter())
+        .flat_map(|t| t.results_by_partition.iter())
+        .find(|p| p.partition_index == tp.partition)
+        .map_or(ResponseError::UnknownServerError.code(), |p| {
+            p.partition_error_code
+        });
+    match ResponseError::try_from_code(code) {
+        None => Ok(()),
+        Some(e @ (ResponseError::InvalidProducerEpoch | ResponseError::InvalidTxnState)) => Err(e),
+        Some(_) => Err(unavailable),
     }
 }
 

@@ -103,6 +103,9 @@ pub(crate) struct ServeSettings {
     pub log_flush_offset_checkpoint_interval_ms: u64,
     /// `offsets.topic.num.partitions` (used when `__consumer_offsets` is first created)
     pub offsets_topic_num_partitions: i32,
+    /// `transaction.state.log.num.partitions` (used when `__transaction_state` is first
+    /// created)
+    pub transaction_state_log_num_partitions: i32,
     /// `offsets.topic.segment.bytes` (used when `__consumer_offsets` is first created)
     pub offsets_topic_segment_bytes: u64,
     /// `group.initial.rebalance.delay.ms`
@@ -162,6 +165,8 @@ impl Default for ServeSettings {
             log_flush_offset_checkpoint_interval_ms: 60_000,
             offsets_topic_num_partitions: sluice_broker::OFFSETS_TOPIC_PARTITIONS_DEFAULT,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
+            transaction_state_log_num_partitions:
+                sluice_broker::TRANSACTION_STATE_PARTITIONS_DEFAULT,
             group_initial_rebalance_delay_ms: GroupConfig::default().initial_rebalance_delay_ms,
             group_min_session_timeout_ms: GroupConfig::default().session_timeout_ms_min,
             group_max_session_timeout_ms: GroupConfig::default().session_timeout_ms_max,
@@ -325,6 +330,13 @@ impl ServeSettings {
         config.recovery_checkpoint_interval_ms = self.log_flush_offset_checkpoint_interval_ms;
         config.offsets_topic_partitions = self.offsets_topic_num_partitions;
         config.offsets_topic_segment_bytes = self.offsets_topic_segment_bytes;
+        anyhow::ensure!(
+            (1..=sluice_types::limits::PARTITIONS_PER_TOPIC_MAX)
+                .contains(&self.transaction_state_log_num_partitions),
+            "transaction_state_log_num_partitions must be between 1 and {}",
+            sluice_types::limits::PARTITIONS_PER_TOPIC_MAX
+        );
+        config.transaction_state_partitions = self.transaction_state_log_num_partitions;
         config.offsets_retention_check_interval_ms = self.offsets_retention_check_interval_ms;
         anyhow::ensure!(
             self.producer_id_expiration_ms >= 1,

@@ -296,6 +296,13 @@ impl ProducerStates {
         })
     }
 
+    /// Whether producer `producer_id` at `producer_epoch` has a transaction open here.
+    pub(crate) fn in_transaction(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.epoch == producer_epoch && e.txn_first_offset.is_some())
+    }
+
     /// Every producer's state, by producer id.
     pub(crate) fn active(&self) -> Vec<ActiveProducer> {
         let mut out: Vec<ActiveProducer> = self

@@ -181,3 +181,8 @@ pub const TRANSACTION_PARTITIONS_MAX: usize = 10_000;
 /// a topic of `PARTITIONS_PER_TOPIC_MAX` partitions is one record per partition, so a record
 /// is small; this bounds what a damaged or hostile entry can make the decoder allocate.
 pub const METADATA_RECORD_BYTES_MAX: usize = 1024 * 1024;
+
+/// Connections a listener keeps waiting to be accepted (its `listen` backlog). The kernel's
+/// default of 128 is too few when a broker out of descriptors leaves new connections waiting
+/// until some close; `net.core.somaxconn` caps it.
+pub const LISTEN_BACKLOG: u32 = 1024;

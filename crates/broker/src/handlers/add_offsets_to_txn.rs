@@ -42,7 +42,9 @@ pub(crate) fn handle(
         let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
         let now = crate::now_ms();
         let result = broker
-            .run_txn(|c| c.add_partitions(&id, producer_id, epoch, &[offsets_partition], now))
+            .run_txn(&id, |c| {
+                c.add_partitions(&id, producer_id, epoch, &[offsets_partition], now)
+            })
             .await;
         Some(
             AddOffsetsToTxnResponse::default()

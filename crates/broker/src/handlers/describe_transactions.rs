@@ -17,22 +17,16 @@ pub(crate) fn handle(
     request: DescribeTransactionsRequest,
     _version: i16,
 ) -> std::future::Ready<Option<DescribeTransactionsResponse>> {
-    let Ok(transactions) = broker.transactions() else {
-        let not_here = first_of_each(&request.transactional_ids, |id| id.as_str())
-            .into_iter()
-            .map(|id| {
-                TransactionState::default()
-                    .with_transactional_id(id.clone())
-                    .with_error_code(ResponseError::NotCoordinator.code())
-            })
-            .collect();
-        return now(DescribeTransactionsResponse::default().with_transaction_states(not_here));
-    };
-    let states = transactions.inspect(|c| {
-        first_of_each(&request.transactional_ids, |id| id.as_str())
-            .into_iter()
-            .map(|id| {
-                let base = TransactionState::default().with_transactional_id(id.clone());
+    let states = first_of_each(&request.transactional_ids, |id| id.as_str())
+        .into_iter()
+        .map(|id| {
+            let base = TransactionState::default().with_transactional_id(id.clone());
+            // Each id is answered by its own coordinator; another broker's answer NOT_COORDINATOR.
+            let transactions = match broker.transactions(id.as_str()) {
+                Ok(t) => t,
+                Err(_) => return base.with_error_code(ResponseError::NotCoordinator.code()),
+            };
+            transactions.inspect(|c| {
                 let Some(m) = c.get(id.as_str()) else {
                     return base.with_error_code(ResponseError::TransactionalIdNotFound.code());
                 };
@@ -55,7 +49,7 @@ pub(crate) fn handle(
                     .with_producer_epoch(m.producer_epoch)
                     .with_topics(topics)
             })
-            .collect()
-    });
+        })
+        .collect();
     now(DescribeTransactionsResponse::default().with_transaction_states(states))
 }

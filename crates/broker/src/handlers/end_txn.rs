@@ -20,7 +20,9 @@ pub(crate) fn handle(
         let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
         let now = crate::now_ms();
         let result = broker
-            .run_txn(|c| c.end_txn(&id, producer_id, epoch, request.committed, now))
+            .run_txn(&id, |c| {
+                c.end_txn(&id, producer_id, epoch, request.committed, now)
+            })
             .await;
         Some(EndTxnResponse::default().with_error_code(error::txn_code(&result, version >= 2)))
     }

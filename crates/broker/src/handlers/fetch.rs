@@ -12,7 +12,8 @@
 //! epoch ended before the fetch offset, or that the log never had, is answered with the
 //! `diverging_epoch` (where that epoch ended) and no records, so a replica truncates there. A
 //! fetch naming a replica id is refused with `NOT_LEADER_OR_FOLLOWER`: this node has no
-//! followers yet.
+//! followers yet. From v12 a partition refused because another broker leads it, or because
+//! the consumer's epoch is old, names the current leader and epoch (KIP-951).
 //!
 //! Fetch sessions (KIP-227) are declined: every response carries session id 0, so clients keep
 //! sending full fetch requests; a request naming a session gets `FETCH_SESSION_ID_NOT_FOUND`.
@@ -22,11 +23,11 @@ use crate::server::Broker;
 use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
 };
+use kafka_protocol::messages::{BrokerId, ProducerId};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use sluice_storage::StorageError;
 use sluice_types::limits::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
@@ -50,7 +51,7 @@ struct PartitionRead<'a> {
 pub(crate) fn handle(
     broker: Arc<Broker>,
     request: FetchRequest,
-    _version: i16,
+    version: i16,
 ) -> impl Future<Output = Option<FetchResponse>> + Send + 'static {
     let wait_ms = u64::try_from(request.max_wait_ms)
         .unwrap_or(0)
@@ -65,7 +66,7 @@ pub(crate) fn handle(
         }
         let mut watches = subscribe(&broker, &request);
         loop {
-            let (responses, bytes, any_error) = read_all(&broker, &request);
+            let (mut responses, bytes, any_error) = read_all(&broker, &request);
             let satisfied = bytes >= i64::from(request.min_bytes) || any_error;
             if satisfied || tokio::time::Instant::now() >= deadline || watches.is_empty() {
                 tracing::trace!(
@@ -75,13 +76,42 @@ pub(crate) fn handle(
                     "fetch answered"
                 );
                 count_fetched(&broker, &responses);
+                if version >= 12 {
+                    point_to_leaders(&broker, &mut responses);
+                }
                 return Some(FetchResponse::default().with_responses(responses));
             }
             let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                let (responses, _, _) = read_all(&broker, &request);
+                let (mut responses, _, _) = read_all(&broker, &request);
+                if version >= 12 {
+                    point_to_leaders(&broker, &mut responses);
+                }
                 count_fetched(&broker, &responses);
                 return Some(FetchResponse::default().with_responses(responses));
+            }
+        }
+    }
+}
+
+/// KIP-951: a partition refused because this broker does not lead it (or leads it in
+/// another epoch) names its current leader and epoch, so the consumer moves at once.
+fn point_to_leaders(broker: &Broker, responses: &mut [FetchableTopicResponse]) {
+    let moved = [
+        ResponseError::NotLeaderOrFollower.code(),
+        ResponseError::FencedLeaderEpoch.code(),
+    ];
+    let image = broker.metadata();
+    for topic in responses.iter_mut() {
+        for p in topic
+            .partitions
+            .iter_mut()
+            .filter(|p| moved.contains(&p.error_code))
+        {
+            if let Some((leader, epoch)) = image.current_leader(&topic.topic, p.partition_index) {
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
             }
         }
     }

@@ -1,5 +1,5 @@
 //! FindCoordinator (v0–v6): the coordinator of a group (the leader of its `__consumer_offsets`
-//! partition) or of a transactional id (the leader of `__transaction_state`). The internal
+//! partition) or of a transactional id (the leader of its `__transaction_state` partition). The internal
 //! topic is created through the controller on the first request that needs it, as Kafka does,
 //! so its partitions spread over the brokers live by then; until it has a live leader the
 //! answer is COORDINATOR_NOT_AVAILABLE, which clients retry.
@@ -73,9 +73,11 @@ fn find(broker: &Broker, topic: Option<&str>, key: StrBytes, endpoint: &Endpoint
     };
     let image = broker.metadata();
     let partitions = image.topic(topic).map_or(0, |t| t.partitions.len() as i32);
-    let index = match topic {
-        OFFSETS_TOPIC if partitions > 0 => sluice_group::partition_for(&key, partitions),
-        _ => 0,
+    // Kafka's hash, the same for a group and a transactional id.
+    let index = if partitions > 0 {
+        sluice_group::partition_for(&key, partitions)
+    } else {
+        0
     };
     match image.leader_node(topic, index, endpoint) {
         Some(node) => {

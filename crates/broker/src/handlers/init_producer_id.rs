@@ -33,6 +33,9 @@ pub(crate) fn handle(
                 Err(e) => response.with_error_code(e.code()),
             });
         };
+        // A client that skipped FindCoordinator (the topic is created on first need).
+        let topic = crate::transactions::TRANSACTION_STATE_TOPIC;
+        crate::internal_topics::ensure(&broker, topic).await;
         // The coordinator may want a new id; one is at hand before it decides (its decision
         // is not a place to wait for the controller).
         if let Err(e) = broker.producer_ids.refill(cluster).await {
@@ -43,7 +46,7 @@ pub(crate) fn handle(
         let now = crate::now_ms();
         let ids = &broker.producer_ids;
         let result = broker
-            .run_txn(|c| {
+            .run_txn(&id, |c| {
                 c.init_producer_id(&id, request.transaction_timeout_ms, expected, now, || {
                     ids.try_take()
                 })

@@ -33,21 +33,25 @@ pub(crate) fn handle(
             || (start_ms >= 0 && now_ms - start_ms > request.duration_filter)
     };
     // Each broker lists the transactions it coordinates (admin clients ask every broker).
-    let Ok(transactions) = broker.transactions() else {
-        return now(ListTransactionsResponse::default().with_unknown_state_filters(unknown));
-    };
-    let listed = transactions.inspect(|c| {
-        c.list(&states, &producer_ids)
-            .into_iter()
-            .filter(|(_, m)| open_longer_than(m.start_ms))
-            .map(|(id, m)| {
-                TransactionState::default()
-                    .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_string())))
-                    .with_producer_id(ProducerId(m.producer_id))
-                    .with_transaction_state(StrBytes::from_static_str(m.state.name()))
+    let listed = broker
+        .all_transactions()
+        .iter()
+        .flat_map(|transactions| {
+            transactions.inspect(|c| {
+                c.list(&states, &producer_ids)
+                    .into_iter()
+                    .filter(|(_, m)| open_longer_than(m.start_ms))
+                    .map(|(id, m)| {
+                        let id = TransactionalId(StrBytes::from_string(id.to_string()));
+                        TransactionState::default()
+                            .with_transactional_id(id)
+                            .with_producer_id(ProducerId(m.producer_id))
+                            .with_transaction_state(StrBytes::from_static_str(m.state.name()))
+                    })
+                    .collect::<Vec<_>>()
             })
-            .collect()
-    });
+        })
+        .collect();
     now(ListTransactionsResponse::default()
         .with_unknown_state_filters(unknown)
         .with_transaction_states(listed))

@@ -10,8 +10,9 @@
 //! A transactional batch is written only if the transaction coordinator vouches that its
 //! partition is in the producer's open transaction (KIP-890's verification, on whenever the
 //! coordinator is this broker): otherwise INVALID_TXN_STATE, or INVALID_PRODUCER_EPOCH for a
-//! fenced producer. A batch whose coordinator is another broker is taken unverified, as
-//! before KIP-890, until verification travels between brokers.
+//! fenced producer. A coordinator on another broker is asked with AddPartitionsToTxn
+//! `verify_only` (once per partition and transaction: the partition remembers the open
+//! transaction), and the connection waits for that append before its next request.
 
 use crate::error;
 use crate::server::{Broker, Endpoint};
@@ -35,6 +36,9 @@ struct Appended {
     response: PartitionProduceResponse,
     /// Offset the recovery point must reach before an `acks=all` answer.
     durable_at: i64,
+    /// An append that waits for another broker's verification (`defer`): the result is
+    /// this task's.
+    deferred: Option<tokio::task::JoinHandle<Appended>>,
 }
 
 pub(crate) fn handle(
@@ -67,7 +71,7 @@ pub(crate) fn handle(
                         index: p.index,
                         transactional_id: transactional_id.as_deref(),
                     };
-                    let mut appended = append(broker, to, p.records.as_deref(), now);
+                    let mut appended = append(broker, to, p.records.as_ref(), now);
                     if version >= 10 {
                         point_to_leader(broker, &topic.name, &mut appended.response);
                     }
@@ -94,6 +98,7 @@ pub(crate) fn handle(
         // Every partition's fsync is asked for at once: waiting on them one by one would
         // fsync the partitions of a request one after another.
         let topics = topics.into_iter().map(|(name, partitions)| async move {
+            let partitions = join_all(partitions.into_iter().map(settled)).await;
             let partition_responses = if acks == -1 {
                 join_all(partitions.into_iter().map(|a| wait_durable(a, deadline))).await
             } else {
@@ -121,7 +126,20 @@ fn failed(index: i32, code: i16, message: String) -> Appended {
         partition: None,
         response,
         durable_at: 0,
+        deferred: None,
     }
+}
+
+/// The append result of a deferred append, once its task is done.
+async fn settled(appended: Appended) -> Appended {
+    let Some(task) = appended.deferred else {
+        return appended;
+    };
+    let index = appended.response.index;
+    task.await.unwrap_or_else(|e| {
+        let code = ResponseError::UnknownServerError.code();
+        failed(index, code, format!("the append task failed: {e}"))
+    })
 }
 
 /// Where a partition's records go, and for which transaction if any.
@@ -131,7 +149,12 @@ struct Target<'a> {
     transactional_id: Option<&'a str>,
 }
 
-fn append(broker: &Broker, to: Target<'_>, records: Option<&[u8]>, now_ms: i64) -> Appended {
+fn append(
+    broker: &Arc<Broker>,
+    to: Target<'_>,
+    records: Option<&bytes::Bytes>,
+    now_ms: i64,
+) -> Appended {
     let (topic, index) = (to.topic, to.index);
     if crate::groups::is_internal(topic) {
         return failed(
@@ -151,10 +174,32 @@ fn append(broker: &Broker, to: Target<'_>, records: Option<&[u8]>, now_ms: i64) 
             "produce request without records".into(),
         );
     };
-    let origin = match origin(broker, &to, records) {
-        Ok(origin) => origin,
+    let origin = match origin(broker, &to, &partition, records) {
+        Ok(Origin::Now(origin)) => origin,
+        Ok(Origin::Verify(producer)) => {
+            let id = to.transactional_id.unwrap_or_default().to_string();
+            return defer(
+                broker,
+                (topic, index),
+                partition,
+                records.clone(),
+                (id, producer),
+            );
+        }
         Err(fenced) => return failed(index, fenced.code(), "the producer has been fenced".into()),
     };
+    write(broker, (topic, index), &partition, records, origin, now_ms)
+}
+
+/// Appends `records` to `partition` as `origin`.
+fn write(
+    broker: &Broker,
+    (topic, index): (&str, i32),
+    partition: &Arc<Partition>,
+    records: &[u8],
+    origin: AppendOrigin,
+    now_ms: i64,
+) -> Appended {
     match partition.append(records, origin, now_ms) {
         Ok(info) => {
             broker.metrics.produced(topic, info.records, info.bytes);
@@ -164,9 +209,10 @@ fn append(broker: &Broker, to: Target<'_>, records: Option<&[u8]>, now_ms: i64) 
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(info.log_start_offset);
             Appended {
-                partition: Some(partition),
+                partition: Some(partition.clone()),
                 response,
                 durable_at: info.last_offset + 1,
+                deferred: None,
             }
         }
         Err(e) => {
@@ -176,32 +222,101 @@ fn append(broker: &Broker, to: Target<'_>, records: Option<&[u8]>, now_ms: i64) 
     }
 }
 
+/// How a batch is appended: now, as this origin, or once the transaction coordinator on
+/// another broker has vouched for it (producer id and epoch).
+enum Origin {
+    Now(AppendOrigin),
+    Verify((i64, i16)),
+}
+
 /// The append's origin: a transactional batch the coordinator vouches for may open or continue
 /// its producer's transaction; any other stays a plain client write (storage refuses a
-/// transactional one). Err: the producer's epoch is fenced.
-fn origin(broker: &Broker, to: &Target<'_>, records: &[u8]) -> Result<AppendOrigin, ResponseError> {
+/// transactional one). A coordinator on another broker is asked first, unless the producer's
+/// transaction is already open in this partition (it was vouched for then). Err: the
+/// producer's epoch is fenced.
+fn origin(
+    broker: &Broker,
+    to: &Target<'_>,
+    partition: &Partition,
+    records: &[u8],
+) -> Result<Origin, ResponseError> {
     // Only requests naming a transactional id can carry verified transactional batches; the
     // others skip the header parse.
+    let client = Ok(Origin::Now(AppendOrigin::Client));
     let Some(id) = to.transactional_id else {
-        return Ok(AppendOrigin::Client);
+        return client;
     };
     let Ok(header) = sluice_record::BatchHeader::parse(records) else {
-        return Ok(AppendOrigin::Client);
+        return client;
     };
     if !header.is_transactional() {
-        return Ok(AppendOrigin::Client);
+        return client;
     }
+    let producer = (header.producer_id, header.producer_epoch);
     let tp = sluice_types::TopicPartition::new(to.topic, to.index);
-    let Ok(transactions) = broker.transactions() else {
-        // The coordinator is on another broker. Until verification travels between brokers
-        // (AddPartitionsToTxn `verify_only`), the batch is taken as Kafka before KIP-890 took
-        // it: its transaction ends with the coordinator's marker (WriteTxnMarkers).
-        return Ok(AppendOrigin::ClientInTransaction);
+    let Ok(transactions) = broker.transactions(id) else {
+        if partition
+            .log()
+            .producer_in_transaction(producer.0, producer.1)
+        {
+            return Ok(Origin::Now(AppendOrigin::ClientInTransaction));
+        }
+        return Ok(Origin::Verify(producer));
     };
-    match transactions.verify(id, header.producer_id, header.producer_epoch, &tp) {
-        Verified::Yes => Ok(AppendOrigin::ClientInTransaction),
+    match transactions.verify(id, producer.0, producer.1, &tp) {
+        Verified::Yes => Ok(Origin::Now(AppendOrigin::ClientInTransaction)),
         Verified::Fenced => Err(ResponseError::InvalidProducerEpoch),
-        Verified::NotInTransaction => Ok(AppendOrigin::Client),
+        Verified::NotInTransaction => client,
+    }
+}
+
+/// A transactional batch whose coordinator is another broker: a task asks it
+/// (AddPartitionsToTxn `verify_only`) and appends once it vouches. The connection reads its
+/// next request only after that append (`dispatch::hold_reader`), so a producer's pipelined
+/// batches still land in the order it sent them.
+fn defer(
+    broker: &Arc<Broker>,
+    (topic, index): (&str, i32),
+    partition: Arc<Partition>,
+    records: bytes::Bytes,
+    (transactional_id, producer): (String, (i64, i16)),
+) -> Appended {
+    let (appended_tx, appended_rx) = tokio::sync::oneshot::channel::<()>();
+    let broker = broker.clone();
+    let tp = sluice_types::TopicPartition::new(topic, index);
+    let task = tokio::spawn(async move {
+        let verified =
+            crate::transactions::verify_remotely(&broker, &transactional_id, producer, &tp).await;
+        let appended = match verified {
+            Ok(()) => {
+                let origin = AppendOrigin::ClientInTransaction;
+                let now = crate::now_ms();
+                write(
+                    &broker,
+                    (&tp.topic, index),
+                    &partition,
+                    &records,
+                    origin,
+                    now,
+                )
+            }
+            Err(e) => failed(
+                index,
+                e.code(),
+                format!("the transaction coordinator refused: {e:?}"),
+            ),
+        };
+        let _ = appended_tx.send(());
+        appended
+    });
+    crate::dispatch::hold_reader(async move {
+        let _ = appended_rx.await;
+    });
+    Appended {
+        partition: None,
+        response: PartitionProduceResponse::default().with_index(index),
+        durable_at: 0,
+        deferred: Some(task),
     }
 }
 

@@ -27,26 +27,19 @@ pub(crate) fn handle(
     async move {
         let group_id = request.group_id.0.to_string();
         let producer = (request.producer_id.0, request.producer_epoch);
-        let verified = broker.groups().partition_of(&group_id).map(|index| {
-            let offsets_partition = TopicPartition::new(crate::groups::OFFSETS_TOPIC, index);
-            // The transaction coordinator is on another broker: taken unverified, as before
-            // KIP-890 (its marker, through WriteTxnMarkers, completes the offsets).
-            let Ok(transactions) = broker.transactions() else {
-                return Verified::Yes;
-            };
-            transactions.verify(
-                request.transactional_id.as_str(),
-                producer.0,
-                producer.1,
-                &offsets_partition,
-            )
-        });
-        let refusal = match verified {
-            Ok(Verified::Yes) => None,
-            Ok(Verified::Fenced) if version >= 3 => Some(ResponseError::ProducerFenced),
-            Ok(Verified::Fenced) => Some(ResponseError::InvalidProducerEpoch),
-            Ok(Verified::NotInTransaction) => Some(ResponseError::InvalidTxnState),
+        let id = request.transactional_id.as_str();
+        let refusal = match broker.groups().partition_of(&group_id) {
             Err(e) => Some(crate::error::group_error(&e)),
+            Ok(index) => {
+                let offsets_partition = TopicPartition::new(crate::groups::OFFSETS_TOPIC, index);
+                match verify(&broker, id, producer, &offsets_partition).await {
+                    Ok(Verified::Yes) => None,
+                    Ok(Verified::Fenced) if version >= 3 => Some(ResponseError::ProducerFenced),
+                    Ok(Verified::Fenced) => Some(ResponseError::InvalidProducerEpoch),
+                    Ok(Verified::NotInTransaction) => Some(ResponseError::InvalidTxnState),
+                    Err(e) => Some(e),
+                }
+            }
         };
         let mut codes = match refusal {
             Some(refusal) => PartitionCodes::All(refusal.code()),
@@ -112,4 +105,28 @@ fn offsets_of(request: &TxnOffsetCommitRequest) -> Vec<OffsetToCommit> {
             })
         })
         .collect()
+}
+
+/// Whether the group's offsets partition is in the producer's open transaction, as its
+/// coordinator says: here, or on another broker (AddPartitionsToTxn `verify_only`).
+/// Err: the coordinator could not be asked (COORDINATOR_NOT_AVAILABLE, which the client
+/// retries).
+async fn verify(
+    broker: &Broker,
+    transactional_id: &str,
+    producer: (i64, i16),
+    offsets_partition: &TopicPartition,
+) -> Result<Verified, ResponseError> {
+    if let Ok(transactions) = broker.transactions(transactional_id) {
+        let (id, epoch) = producer;
+        return Ok(transactions.verify(transactional_id, id, epoch, offsets_partition));
+    }
+    let remote =
+        crate::transactions::verify_remotely(broker, transactional_id, producer, offsets_partition);
+    match remote.await {
+        Ok(()) => Ok(Verified::Yes),
+        Err(ResponseError::InvalidProducerEpoch) => Ok(Verified::Fenced),
+        Err(ResponseError::InvalidTxnState) => Ok(Verified::NotInTransaction),
+        Err(_) => Err(ResponseError::CoordinatorNotAvailable),
+    }
 }

@@ -195,6 +195,12 @@ impl Log {
         self.producers.active()
     }
 
+    /// Whether producer `producer_id` at `producer_epoch` has a transaction open in this
+    /// partition (its later batches of that transaction need no second verification).
+    pub fn producer_in_transaction(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        self.producers.in_transaction(producer_id, producer_epoch)
+    }
+
     /// How many producers' state the partition keeps.
     pub fn producer_count(&self) -> usize {
         self.producers.len()
