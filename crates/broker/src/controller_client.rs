@@ -68,7 +68,7 @@ impl Broker {
 impl Broker {
     /// Runs a command that answers one result for each of its `count` items, which `pick`
     /// takes out of the reply (`None`: a reply of another kind). A command refused as a whole,
-    /// or not answered, gives every item the same error.
+    /// or not answered, gives every item the same error. No items: nothing is sent.
     pub(crate) async fn submit_each<T>(
         &self,
         command: ControllerCommand,
@@ -76,6 +76,9 @@ impl Broker {
         limit: Duration,
         pick: impl FnOnce(ControllerReply) -> Option<Vec<Result<T, ControllerError>>>,
     ) -> Vec<Result<T, NotDone>> {
+        if count == 0 {
+            return Vec::new();
+        }
         let every = |e: NotDone| (0..count).map(|_| Err(e.clone())).collect();
         let reply = match self.submit(command, limit).await {
             Ok(reply) => reply,

@@ -26,7 +26,7 @@ use sluice_group::{
 };
 use sluice_record::stamp_producer;
 use sluice_storage::{AppendOrigin, Partition, StorageError};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -48,17 +48,14 @@ const TICK_INTERVAL: Duration = Duration::from_millis(50);
 pub(crate) struct Groups {
     config: GroupConfig,
     /// The loaded coordinators, by `__consumer_offsets` partition.
-    shards: std::sync::RwLock<BTreeMap<i32, Arc<Shard>>>,
-    /// `__consumer_offsets`' partition count (0 until a partition is loaded): which partition
-    /// a group hashes to.
-    partition_count: std::sync::atomic::AtomicI32,
+    shards: crate::coordinator_shards::Shards<Shard>,
     next_waiter: AtomicU64,
 }
 
 impl std::fmt::Debug for Groups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Groups")
-            .field("shards", &self.loaded().len())
+            .field("shards", &self.shards)
             .finish()
     }
 }
@@ -90,7 +87,6 @@ impl Groups {
         Groups {
             config,
             shards: Default::default(),
-            partition_count: Default::default(),
             next_waiter: AtomicU64::new(1),
         }
     }
@@ -104,44 +100,28 @@ impl Groups {
         partition_count: i32,
     ) -> Result<(), StorageError> {
         let index = partition.index();
-        if self.loaded().contains_key(&index) {
-            return Ok(());
-        }
-        let mut coordinator = GroupCoordinator::new(self.config.clone());
-        load(&partition, &mut coordinator, crate::now_ms())?;
-        let shard = Arc::new(Shard {
-            partition,
-            state: Mutex::new(ShardState {
-                coordinator,
-                waiters: HashMap::new(),
-            }),
-        });
-        self.partition_count
-            .store(partition_count, Ordering::Release);
-        let mut shards = self.shards.write().unwrap_or_else(|p| p.into_inner());
-        shards.entry(index).or_insert(shard);
+        let make = || {
+            let mut coordinator = GroupCoordinator::new(self.config.clone());
+            load(&partition, &mut coordinator, crate::now_ms())?;
+            Ok(Shard {
+                partition: partition.clone(),
+                state: Mutex::new(ShardState {
+                    coordinator,
+                    waiters: HashMap::new(),
+                }),
+            })
+        };
+        self.shards.load(index, partition_count, make)?;
         Ok(())
     }
 
-    fn loaded(&self) -> BTreeMap<i32, Arc<Shard>> {
-        self.shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    fn loaded(&self) -> Vec<Arc<Shard>> {
+        self.shards.loaded()
     }
 
     /// The coordinator of `group_id`, if it is loaded here.
     fn shard(&self, group_id: &str) -> Result<Arc<Shard>, GroupError> {
-        let count = self.partition_count.load(Ordering::Acquire);
-        if count < 1 {
-            return Err(GroupError::NotCoordinator);
-        }
-        let index = sluice_group::partition_for(group_id, count);
-        let shards = self.shards.read().unwrap_or_else(|p| p.into_inner());
-        shards
-            .get(&index)
-            .cloned()
-            .ok_or(GroupError::NotCoordinator)
+        self.shards.of(group_id).ok_or(GroupError::NotCoordinator)
     }
 
     pub(crate) async fn join(&self, req: JoinRequest) -> JoinResponse {
@@ -206,7 +186,7 @@ impl Groups {
     /// A transaction marker was written to partition `index` of `__consumer_offsets`: offsets
     /// the producer committed in that transaction take effect, or are dropped.
     pub(crate) fn complete_txn(&self, index: i32, producer_id: i64, commit: bool) {
-        if let Some(shard) = self.loaded().get(&index) {
+        if let Some(shard) = self.shards.get(index) {
             shard.lock().coordinator.complete_txn(producer_id, commit);
         }
     }
@@ -228,7 +208,7 @@ impl Groups {
     /// Reads every coordinator loaded here (ListGroups: each broker lists its own groups).
     pub(crate) fn read_all<T>(&self, mut query: impl FnMut(&GroupCoordinator) -> Vec<T>) -> Vec<T> {
         self.loaded()
-            .values()
+            .iter()
             .flat_map(|s| query(&s.lock().coordinator))
             .collect()
     }
@@ -268,7 +248,7 @@ impl Groups {
             let now = crate::now_ms();
             if tokio::time::Instant::now() >= next_expiry {
                 next_expiry += check_every;
-                for shard in self.loaded().values() {
+                for shard in self.loaded() {
                     let outcome = {
                         let mut state = shard.lock();
                         let fx = state.coordinator.expire_offsets(now);
@@ -277,7 +257,7 @@ impl Groups {
                     shard.deliver(outcome);
                 }
             }
-            for shard in self.loaded().values() {
+            for shard in self.loaded() {
                 let outcome = {
                     let mut state = shard.lock();
                     if state.coordinator.next_deadline_ms().is_none_or(|d| d > now) {

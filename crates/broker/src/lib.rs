@@ -16,6 +16,7 @@ mod background;
 mod config;
 mod connection;
 mod controller_client;
+mod coordinator_shards;
 mod dispatch;
 mod error;
 mod groups;

@@ -6,7 +6,8 @@
 //! Everything comes from the metadata log's committed image. Brokers, the controller and the
 //! cluster id are read from the newest image (`ClusterView`, which the binary gives the
 //! broker): every unfenced broker, at its registered endpoint for the listener a request came
-//! in on, and this node always (it is serving the request). Topics, partitions, leaders and
+//! in on (for the in-process gateway's loopback listener, the other brokers' client
+//! listeners), and this node always (it is serving the request). Topics, partitions, leaders and
 //! coordinators are read from the image this broker has published (`publisher`), so a
 //! partition this broker is told it leads has its log here.
 //!
@@ -122,7 +123,8 @@ impl MetadataImage<'_> {
         let local = self.local_node_id();
         let mut brokers = vec![(self.local_node(endpoint), false)];
         for b in image.brokers.values().filter(|b| b.broker_id != local) {
-            if let Some(e) = b.endpoints.iter().find(|e| e.name == endpoint.name) {
+            let name = remote_listener(endpoint);
+            if let Some(e) = b.endpoints.iter().find(|e| e.name == name) {
                 let node = BrokerNode {
                     id: b.broker_id,
                     host: e.host.clone(),
@@ -254,7 +256,8 @@ impl MetadataImage<'_> {
         }
         let image = self.broker.cluster.image();
         let broker = image.brokers.get(&id).filter(|b| !b.fenced)?;
-        let e = broker.endpoints.iter().find(|e| e.name == endpoint.name)?;
+        let name = remote_listener(endpoint);
+        let e = broker.endpoints.iter().find(|e| e.name == name)?;
         Some(BrokerNode {
             id,
             host: e.host.clone(),
@@ -268,6 +271,18 @@ impl MetadataImage<'_> {
             host: endpoint.host.clone(),
             port: endpoint.port,
         }
+    }
+}
+
+/// The listener through which a request that came in on `endpoint` reaches the other
+/// brokers: the same one, except for the loopback `INTERNAL` listener of the in-process HTTP
+/// gateway, whose registered addresses mean nothing on another host; the gateway reaches
+/// other brokers through their client listener.
+fn remote_listener(endpoint: &Endpoint) -> &'static str {
+    if endpoint.name == crate::server::INTERNAL_LISTENER {
+        crate::server::CLIENT_LISTENER
+    } else {
+        endpoint.name
     }
 }
 

@@ -38,7 +38,7 @@ pub struct Broker {
     /// The group coordinators of the `__consumer_offsets` partitions this broker leads.
     pub(crate) groups: Arc<Groups>,
     /// The transaction coordinators of the `__transaction_state` partitions this broker leads.
-    transactions: crate::transactions::TransactionShards,
+    transactions: crate::coordinator_shards::Shards<Transactions>,
     /// The metadata image as this broker's storage and coordinators follow it: handlers read
     /// this one, so what they answer is what this broker serves (`publisher`).
     pub(crate) published: watch::Sender<Arc<sluice_controller::MetadataImage>>,
@@ -67,7 +67,8 @@ impl Broker {
         &self,
         transactional_id: &str,
     ) -> Result<Arc<Transactions>, sluice_txn::TxnError> {
-        self.transactions.of(transactional_id)
+        let shard = self.transactions.of(transactional_id);
+        shard.ok_or(sluice_txn::TxnError::NotCoordinator)
     }
 
     /// Every transaction coordinator this broker runs (ListTransactions).
@@ -94,7 +95,9 @@ impl Broker {
         partition_count: i32,
     ) -> Result<(), StorageError> {
         let config = self.config.txn;
-        let Some(loaded) = self.transactions.load(partition, partition_count, config)? else {
+        let index = partition.index();
+        let make = || Transactions::load(partition, config);
+        let Some(loaded) = self.transactions.load(index, partition_count, make)? else {
             return Ok(());
         };
         self.tasks.spawn(loaded.tick_loop(

@@ -4,7 +4,7 @@
 //! commit and abort markers, and the timer that aborts transactions past their timeout.
 //!
 //! A partition's coordinator runs on the broker that leads it: the metadata publisher loads it
-//! there (`TransactionShards::load`). While partitions have one replica their leader never
+//! there (`Broker::load_transactions`, one `coordinator_shards` shard per partition). While partitions have one replica their leader never
 //! changes broker, so nothing is unloaded; moving coordinators with leadership is the
 //! replicated-partitions issue's. Markers for partitions this broker leads are
 //! appended here; those of partitions led elsewhere travel as WriteTxnMarkers requests to
@@ -53,59 +53,6 @@ const COORDINATOR_EPOCH: i32 = 0;
 
 /// How long after a failed marker write it is tried again.
 const MARKER_RETRY: Duration = Duration::from_millis(200);
-
-/// The coordinators of the `__transaction_state` partitions this broker leads.
-#[derive(Debug, Default)]
-pub(crate) struct TransactionShards {
-    shards: std::sync::RwLock<BTreeMap<i32, Arc<Transactions>>>,
-    /// `__transaction_state`'s partition count (0 until a partition is loaded).
-    partition_count: std::sync::atomic::AtomicI32,
-}
-
-impl TransactionShards {
-    /// Replays `partition` into a new coordinator; the coordinator if it is new here.
-    pub(crate) fn load(
-        &self,
-        partition: Arc<Partition>,
-        partition_count: i32,
-        config: TxnConfig,
-    ) -> Result<Option<Arc<Transactions>>, StorageError> {
-        let index = partition.index();
-        if self.lock_read().contains_key(&index) {
-            return Ok(None);
-        }
-        let loaded = Arc::new(Transactions::load(partition, config)?);
-        self.partition_count
-            .store(partition_count, std::sync::atomic::Ordering::Release);
-        let mut shards = self.shards.write().unwrap_or_else(|p| p.into_inner());
-        if shards.contains_key(&index) {
-            return Ok(None);
-        }
-        shards.insert(index, loaded.clone());
-        Ok(Some(loaded))
-    }
-
-    /// The coordinator of `transactional_id`, if it runs here.
-    pub(crate) fn of(&self, transactional_id: &str) -> Result<Arc<Transactions>, TxnError> {
-        let count = self
-            .partition_count
-            .load(std::sync::atomic::Ordering::Acquire);
-        if count < 1 {
-            return Err(TxnError::NotCoordinator);
-        }
-        let index = partition_for(transactional_id, count);
-        let shards = self.lock_read();
-        shards.get(&index).cloned().ok_or(TxnError::NotCoordinator)
-    }
-
-    pub(crate) fn loaded(&self) -> Vec<Arc<Transactions>> {
-        self.lock_read().values().cloned().collect()
-    }
-
-    fn lock_read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<i32, Arc<Transactions>>> {
-        self.shards.read().unwrap_or_else(|p| p.into_inner())
-    }
-}
 
 /// The `__transaction_state` partition of a transactional id: Kafka's hash (the same as a
 /// group's in `__consumer_offsets`).

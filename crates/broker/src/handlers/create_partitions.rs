@@ -86,9 +86,6 @@ async fn grow(
     changes: Vec<NewPartitions>,
     limit: std::time::Duration,
 ) -> Vec<Result<(), NotDone>> {
-    if changes.is_empty() {
-        return Vec::new();
-    }
     let command = ControllerCommand::CreatePartitions(changes.clone());
     let results = broker
         .submit_each(command, changes.len(), limit, |reply| match reply {

@@ -53,9 +53,6 @@ pub(crate) async fn create(
     validate_only: bool,
     limit: std::time::Duration,
 ) -> Vec<Result<(NewTopic, TopicCreated), NotDone>> {
-    if topics.is_empty() {
-        return Vec::new();
-    }
     let command = if validate_only {
         ControllerCommand::ValidateTopics(topics.clone())
     } else {

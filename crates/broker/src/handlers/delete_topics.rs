@@ -56,9 +56,6 @@ async fn delete(
     names: &[String],
     limit: std::time::Duration,
 ) -> Vec<Result<(), NotDone>> {
-    if names.is_empty() {
-        return Vec::new();
-    }
     let command = ControllerCommand::DeleteTopics(names.to_vec());
     let results = broker
         .submit_each(command, names.len(), limit, |reply| match reply {
