@@ -530,3 +530,25 @@ def test_a_partition_leader_verifies_a_transactional_batch_with_a_remote_coordin
     client.close()
     got = read_all(cluster[2], "verified", 3, 3, isolation="read_committed")
     assert got == [b"v0", b"v1", b"v2"]
+
+
+def test_an_internal_topic_cannot_grow(cluster):
+    """`__consumer_offsets`' partition count places every group (Kafka's hash of its id):
+    CreatePartitions refuses to change it, as DeleteTopics refuses to delete it, and a client
+    cannot create `__transaction_state` its own way; asking Metadata for it creates it as the
+    broker does."""
+    nodes = list(cluster.values())
+    with pytest.raises(KafkaException) as refused:
+        create(cluster[1], "__transaction_state", 1)
+    assert refused.value.args[0].name() == "INVALID_REQUEST"
+    md = AdminClient({"bootstrap.servers": cluster[3].bootstrap}).list_topics(
+        "__transaction_state", timeout=10)
+    assert len(md.topics["__transaction_state"].partitions) == 50
+    wait_until(lambda: every_broker_sees(nodes, "__consumer_offsets", 50), timeout=30,
+               what="__consumer_offsets placed")
+    client = AdminClient({"bootstrap.servers": cluster[1].bootstrap})
+    with pytest.raises(KafkaException) as refused:
+        client.create_partitions([NewPartitions("__consumer_offsets", 60)])[
+            "__consumer_offsets"].result(timeout=30)
+    assert refused.value.args[0].name() == "TOPIC_EXCEPTION"  # librdkafka's name for 17
+    assert len(leaders(cluster[2], "__consumer_offsets")) == 50

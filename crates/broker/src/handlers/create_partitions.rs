@@ -1,6 +1,7 @@
 //! CreatePartitions (v0–v3): grows topics, carried out by the active controller (new
 //! partitions are placed round-robin over the live brokers unless the request assigns them).
-//! `validate_only` is checked here against this broker's image.
+//! `validate_only` is checked here against this broker's image. An internal topic's count is
+//! fixed (INVALID_TOPIC_EXCEPTION), as DeleteTopics refuses to delete one.
 
 use crate::controller_client::{NotDone, wait_limit};
 use crate::server::Broker;
@@ -23,12 +24,30 @@ pub(crate) fn handle(
     async move {
         let limit = wait_limit(request.timeout_ms);
         let changes: Vec<NewPartitions> = request.topics.iter().map(change).collect();
-        let outcomes = if request.validate_only {
+        // An internal topic's partition count places its groups and transactions (Kafka's
+        // hash of their ids): growing it would lose them.
+        let internal = |c: &NewPartitions| crate::groups::is_internal(&c.topic);
+        let wanted: Vec<NewPartitions> = changes.iter().filter(|c| !internal(c)).cloned().collect();
+        let mut done = if request.validate_only {
             let image = broker.published_image();
-            changes.iter().map(|c| validate(&image, c)).collect()
+            wanted.iter().map(|c| validate(&image, c)).collect()
         } else {
-            grow(&broker, changes, limit).await
-        };
+            grow(&broker, wanted, limit).await
+        }
+        .into_iter();
+        let outcomes: Vec<Result<(), NotDone>> = changes
+            .iter()
+            .map(|c| {
+                if internal(c) {
+                    Err(NotDone {
+                        error: ResponseError::InvalidTopicException,
+                        message: "the partition count of an internal topic is fixed".into(),
+                    })
+                } else {
+                    done.next().expect("one outcome per wanted change")
+                }
+            })
+            .collect();
         let results = request
             .topics
             .iter()

@@ -3,7 +3,8 @@
 //! replication factor it can place, assignments naming registered brokers) and places the
 //! replicas round-robin over the live brokers. The answer comes once this broker has
 //! published the new topics. A replication factor above 1 is refused with
-//! `INVALID_REPLICATION_FACTOR` until partitions replicate.
+//! `INVALID_REPLICATION_FACTOR` until partitions replicate. An internal topic is refused
+//! (INVALID_REQUEST): the broker creates it, with its own partition count and compaction.
 
 use super::configs::topic_config_entries;
 use crate::controller_client::{NotDone, wait_limit};
@@ -131,6 +132,13 @@ async fn take_back(
 
 /// This broker's checks of one topic: configs with values that storage accepts.
 fn check(t: &CreatableTopic) -> Result<NewTopic, NotDone> {
+    if crate::groups::is_internal(&t.name) {
+        // Its partition count and compaction are the broker's to choose (Kafka refuses too).
+        return Err(NotDone {
+            error: ResponseError::InvalidRequest,
+            message: format!("{} is internal: the broker creates it", t.name.as_str()),
+        });
+    }
     let mut configs = BTreeMap::new();
     for c in &t.configs {
         let Some(value) = &c.value else {

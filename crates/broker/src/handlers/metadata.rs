@@ -104,10 +104,18 @@ async fn create_missing(
     wanted: &[MetadataRequestTopic],
 ) -> HashMap<String, ResponseError> {
     let image = broker.metadata();
-    let missing: Vec<NewTopic> = wanted
+    let absent: Vec<&TopicName> = wanted
         .iter()
         .filter_map(|t| t.name.as_ref())
         .filter(|name| image.topic(name).is_none())
+        .collect();
+    // An internal topic is created as the broker makes it (its partitions, compaction).
+    for name in absent.iter().filter(|n| crate::groups::is_internal(n)) {
+        crate::internal_topics::ensure(broker, name).await;
+    }
+    let missing: Vec<NewTopic> = absent
+        .into_iter()
+        .filter(|name| !crate::groups::is_internal(name))
         .map(|name| NewTopic {
             name: name.to_string(),
             partitions: -1,
