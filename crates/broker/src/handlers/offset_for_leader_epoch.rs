@@ -2,7 +2,7 @@
 //! leader-epoch cache. A consumer validates its position with it after the partition's epoch
 //! changed (KIP-320); a follower uses it to find where its log diverged from the leader's.
 //! The request's `current_leader_epoch` is checked as Fetch checks it
-//! (`MetadataImage::check_leader`).
+//! (`MetadataImage::led_partition`).
 
 use super::now;
 use crate::server::Broker;
