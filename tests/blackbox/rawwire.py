@@ -68,6 +68,53 @@ def varint(n):
     return out + bytes([z])
 
 
+def uvarint(n):
+    """Unsigned varint, as flexible versions encode lengths and tagged fields."""
+    out = b""
+    while n >= 0x80:
+        out += bytes([(n & 0x7F) | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+class Reader:
+    """Reads a response frame field by field, flexible versions included."""
+
+    def __init__(self, data):
+        self.data, self.at = data, 0
+
+    def take(self, fmt):
+        size = struct.calcsize(fmt)
+        (value,) = struct.unpack(fmt, self.data[self.at:self.at + size])
+        self.at += size
+        return value
+
+    def uvarint(self):
+        shift = value = 0
+        while True:
+            byte = self.data[self.at]
+            self.at += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    def compact_bytes(self):
+        n = self.uvarint() - 1
+        out = self.data[self.at:self.at + max(n, 0)]
+        self.at += max(n, 0)
+        return None if n < 0 else out
+
+    def tagged(self):
+        """{tag: bytes} of a tagged-field section."""
+        fields = {}
+        for _ in range(self.uvarint()):
+            tag, size = self.uvarint(), self.uvarint()
+            fields[tag] = self.data[self.at:self.at + size]
+            self.at += size
+        return fields
+
+
 def record(value=b"v", key=None, key_length=None, headers=0, offset_delta=0):
     """One record; `key_length` and `headers` may lie about what follows."""
     klen = (len(key) if key is not None else -1) if key_length is None else key_length

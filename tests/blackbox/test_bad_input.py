@@ -4,7 +4,7 @@ connection otherwise, and keeps serving everyone else."""
 import struct
 
 from helpers import consume_all, create_topic, produce_all, producer
-from rawwire import closed_by_peer, raw, read_frame, request
+from rawwire import closed_by_peer, raw, read_frame, request, uvarint
 
 
 def still_serving(broker):
@@ -91,13 +91,6 @@ def test_describe_producers_answers_a_repeated_partition_once(broker):
     create_topic(broker, "repeated")
     produce_all(producer(broker, **{"enable.idempotence": True}), "repeated", [(None, b"x")])
     repeats = 10_000
-
-    def uvarint(n):
-        out = b""
-        while n >= 0x80:
-            out += bytes([(n & 0x7F) | 0x80])
-            n >>= 7
-        return out + bytes([n])
 
     name = b"repeated"
     body = (uvarint(2) + uvarint(len(name) + 1) + name

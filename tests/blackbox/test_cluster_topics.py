@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from conftest import wait_until
 from helpers import produce_all, producer
-from rawwire import raw, read_frame, request
+from rawwire import Reader, raw, read_frame, request, uvarint
 from test_cluster import agreed, launch_cluster
 
 SESSION_TIMEOUT_MS = 3000
@@ -233,50 +233,6 @@ def test_deleting_a_topic_removes_every_brokers_logs(cluster):
     wait_until(lambda: not any((b.data_dir / "topics" / "doomed").exists() for b in nodes),
                timeout=20, what="every broker's logs removed")
     assert all(leaders(b, "doomed") == {} for b in nodes)
-
-
-def uvarint(n):
-    out = b""
-    while n >= 0x80:
-        out += bytes([(n & 0x7F) | 0x80])
-        n >>= 7
-    return out + bytes([n])
-
-
-class Reader:
-    def __init__(self, data):
-        self.data, self.at = data, 0
-
-    def take(self, fmt):
-        size = struct.calcsize(fmt)
-        (value,) = struct.unpack(fmt, self.data[self.at:self.at + size])
-        self.at += size
-        return value
-
-    def uvarint(self):
-        shift = value = 0
-        while True:
-            byte = self.data[self.at]
-            self.at += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value
-            shift += 7
-
-    def compact_bytes(self):
-        n = self.uvarint() - 1
-        out = self.data[self.at:self.at + max(n, 0)]
-        self.at += max(n, 0)
-        return None if n < 0 else out
-
-    def tagged(self):
-        """{tag: bytes} of a tagged-field section."""
-        fields = {}
-        for _ in range(self.uvarint()):
-            tag, size = self.uvarint(), self.uvarint()
-            fields[tag] = self.data[self.at:self.at + size]
-            self.at += size
-        return fields
 
 
 def produce_v10(broker, topic, partition):
@@ -552,3 +508,29 @@ def test_an_internal_topic_cannot_grow(cluster):
             "__consumer_offsets"].result(timeout=30)
     assert refused.value.args[0].name() == "TOPIC_EXCEPTION"  # librdkafka's name for 17
     assert len(leaders(cluster[2], "__consumer_offsets")) == 50
+
+
+def test_a_topic_deleted_while_a_broker_was_down_is_removed_when_it_returns(cluster):
+    """A stray: broker 3 is killed, its topic is deleted and a topic of the same name created
+    while it is down; back, it deletes its old logs (the image no longer holds that topic id)
+    and serves the new topic's partitions from the brokers that hold them."""
+    nodes = list(cluster.values())
+    create(cluster[1], "stray", 6)
+    wait_until(lambda: every_broker_sees(nodes, "stray", 6), timeout=20, what="topic placed")
+    old_dir = cluster[3].data_dir / "topics" / "stray"
+    assert any(p.is_dir() for p in old_dir.iterdir())
+    cluster[3].kill()
+    survivors = [cluster[1], cluster[2]]
+    wait_until(lambda: agreed(survivors, [1, 2]), timeout=30, what="broker 3 fenced")
+    client = AdminClient({"bootstrap.servers": cluster[1].bootstrap})
+    client.delete_topics(["stray"])["stray"].result(timeout=30)
+    create(cluster[2], "stray", 4)
+    placed = wait_until(lambda: every_broker_sees(survivors, "stray", 4), timeout=20,
+                        what="the new topic placed")
+    assert set(placed.values()) == {1, 2}
+    produce_all(producer(cluster[1]), "stray", [(b"k%d" % n, b"new-%d" % n) for n in range(20)])
+    assert old_dir.exists(), "broker 3 was down: its old logs are still there"
+    cluster[3].start()
+    wait_until(lambda: agreed(nodes, [1, 2, 3]), timeout=30, what="broker 3 back")
+    assert not old_dir.exists(), "the stray's logs stayed on broker 3"
+    assert sorted(read_all(cluster[3], "stray", 4, 20)) == sorted(b"new-%d" % n for n in range(20))

@@ -35,10 +35,7 @@ impl Broker {
         limit: Duration,
     ) -> Result<ControllerReply, NotDone> {
         match self.cluster.submit(command, limit).await {
-            Ok(ControllerReply::Refused(e)) => Err(NotDone {
-                error: crate::error::controller_error(&e),
-                message: e.to_string(),
-            }),
+            Ok(ControllerReply::Refused(e)) => Err(NotDone::from(&e)),
             Ok(reply) => Ok(reply),
             Err(why) => Err(NotDone {
                 error: ResponseError::RequestTimedOut,
