@@ -7,8 +7,11 @@ without a leader until it is back; `kill -9` of the active controller loses no t
 DeleteTopics removes every broker's logs."""
 
 import json
+import re
+import signal
 import struct
 import time
+import urllib.request
 from collections import Counter
 
 import pytest
@@ -353,10 +356,11 @@ def test_a_transaction_spans_partitions_of_every_broker(cluster):
     assert sum(max(o.offset, 0) for o in committed) == 12
 
 
-def transaction_coordinator(broker, transactional_id):
-    """The node id FindCoordinator v1 (key type 1) names for `transactional_id`."""
-    key = transactional_id.encode()
-    body = struct.pack(">h", len(key)) + key + struct.pack(">b", 1)
+def find_coordinator(broker, key, key_type):
+    """(error, node id) FindCoordinator v1 answers for `key` (key type 0: a group, 1: a
+    transactional id)."""
+    encoded = key.encode()
+    body = struct.pack(">h", len(encoded)) + encoded + struct.pack(">b", key_type)
     s = raw(broker)
     try:
         s.sendall(request(10, 1, 3, body))
@@ -370,6 +374,103 @@ def transaction_coordinator(broker, transactional_id):
     length = r.take(">h")
     r.at += max(length, 0)
     return error, r.take(">i")
+
+
+def transaction_coordinator(broker, transactional_id):
+    """The (error, node id) FindCoordinator names for `transactional_id`."""
+    return find_coordinator(broker, transactional_id, 1)
+
+
+def coordinator_shards(broker, kind):
+    """`sluice_coordinator_shards{kind=...}` on `broker`'s /metrics."""
+    text = urllib.request.urlopen(broker.http + "/metrics", timeout=10).read().decode()
+    found = re.search(r'^sluice_coordinator_shards\{kind="%s"\} (\d+)' % kind, text, re.M)
+    assert found, f"no coordinator_shards gauge for {kind}"
+    return int(found.group(1))
+
+
+def test_coordinators_leave_a_fenced_broker_and_return_with_it(cluster):
+    """A broker fenced while alive (stopped past its session) stops coordinating: its
+    `__consumer_offsets` and `__transaction_state` partitions have no leader, and it unloads
+    their coordinators once it runs again; unfenced, it leads them in a new leader epoch and
+    loads them afresh, with every committed offset and transactional id replayed."""
+    from confluent_kafka import Producer
+    nodes = list(cluster.values())
+    create(cluster[1], "moving", 3)
+    wait_until(lambda: every_broker_sees(nodes, "moving", 3), timeout=20, what="topic placed")
+    produce_all(producer(cluster[1]), "moving", [(b"k%d" % n, b"v%d" % n) for n in range(30)])
+    offsets = wait_until(lambda: every_broker_sees(nodes, "__consumer_offsets", 50), timeout=30,
+                         what="__consumer_offsets placed")
+    transaction_coordinator(cluster[1], "first")
+    states = wait_until(lambda: every_broker_sees(nodes, "__transaction_state", 50), timeout=30,
+                        what="__transaction_state placed")
+    group = "moving-group"
+    coordinator = wait_until(lambda: (lambda a: a[1] if a[0] == 0 else None)(
+        find_coordinator(cluster[1], group, 0)), timeout=20, what="a group coordinator")
+    victim = cluster[coordinator]
+    other = next(b for i, b in cluster.items() if i != coordinator)
+    tid = next(f"moving-txn-{n}" for n in range(1000)
+               if transaction_coordinator(cluster[1], f"moving-txn-{n}") == (0, coordinator))
+    led = {
+        "group": sum(1 for leader in offsets.values() if leader == coordinator),
+        "transaction": sum(1 for leader in states.values() if leader == coordinator),
+    }
+    assert {kind: coordinator_shards(victim, kind) for kind in led} == led
+
+    def commit_all(broker, expected):
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        try:
+            c.subscribe(["moving"])
+            got = 0
+            deadline = time.monotonic() + 30
+            while got < expected and time.monotonic() < deadline:
+                msg = c.poll(0.2)
+                if msg is not None and msg.error() is None:
+                    got += 1
+            assert got == expected, f"read {got} of {expected}"
+            c.commit(asynchronous=False)
+        finally:
+            c.close()
+
+    def committed(broker):
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+        try:
+            found = c.committed([TopicPartition("moving", p) for p in range(3)], timeout=15)
+        finally:
+            c.close()
+        return sum(max(o.offset, 0) for o in found)
+
+    def transaction(value):
+        p = Producer({"bootstrap.servers": other.bootstrap, "transactional.id": tid})
+        p.init_transactions(30)
+        p.begin_transaction()
+        p.produce("moving", value=value, partition=0)
+        p.commit_transaction(30)
+
+    commit_all(other, 30)
+    transaction(b"before")
+    victim.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: find_coordinator(other, group, 0)[0] == 15, timeout=30,
+                   what="the group without a coordinator while its broker is fenced")
+        assert transaction_coordinator(other, tid)[0] == 15
+    finally:
+        victim.proc.send_signal(signal.SIGCONT)
+    for kind in led:
+        victim.wait_for_log(f'coordinator unloaded kind="{kind}"', timeout=30)
+    wait_until(lambda: find_coordinator(other, group, 0) == (0, coordinator), timeout=30,
+               what="the broker coordinating the group again")
+    wait_until(lambda: {kind: coordinator_shards(victim, kind) for kind in led} == led,
+               timeout=30, what="every coordinator loaded again")
+    assert "coordinator loaded" in victim.log().split("coordinator unloaded", 1)[1]
+    assert committed(other) == 30
+    transaction(b"after")
+    commit_all(other, 2)
+    # Past both records (and the markers after them, whose offsets a position may include).
+    assert committed(victim) >= 32
+    got = read_all(cluster[1], "moving", 3, 32, isolation="read_committed")
+    assert b"before" in got and b"after" in got
 
 
 def test_transaction_coordinators_spread_over_the_brokers(cluster):

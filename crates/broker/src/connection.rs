@@ -69,7 +69,12 @@ pub(crate) async fn serve(
             if tx.send((pending, permit)).await.is_err() {
                 break; // the writer failed
             }
-            crate::dispatch::release_reader().await;
+            // A held request's work runs in its own task and its response is already queued:
+            // at shutdown the reader stops without waiting for it (the writer still does).
+            tokio::select! {
+                _ = crate::dispatch::release_reader() => {}
+                _ = shutdown.cancelled() => break,
+            }
         }
     })
     .await;

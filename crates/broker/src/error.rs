@@ -3,6 +3,7 @@
 
 use kafka_protocol::error::ResponseError;
 use sluice_controller::ControllerError;
+use sluice_coordinator::CoordinatorError;
 use sluice_group::GroupError;
 use sluice_storage::StorageError;
 use sluice_txn::TxnError;
@@ -37,6 +38,26 @@ pub(crate) fn storage_error(e: &StorageError) -> ResponseError {
         StorageError::TransactionCoordinatorFenced(_) => {
             ResponseError::TransactionCoordinatorFenced
         }
+    }
+}
+
+/// A coordinator runtime's failure as the group coordinator's error: a shard unloaded means
+/// the group moved (NOT_COORDINATOR, the client looks it up again); a log that refused the
+/// write makes the coordinator unavailable for now.
+pub(crate) fn coordinator_group_error(e: &CoordinatorError) -> GroupError {
+    match e {
+        CoordinatorError::Unloaded => GroupError::NotCoordinator,
+        CoordinatorError::Log(_) | CoordinatorError::Record(_) => {
+            GroupError::CoordinatorNotAvailable
+        }
+    }
+}
+
+/// The same for the transaction coordinator.
+pub(crate) fn coordinator_txn_error(e: &CoordinatorError) -> TxnError {
+    match e {
+        CoordinatorError::Unloaded => TxnError::NotCoordinator,
+        CoordinatorError::Log(_) | CoordinatorError::Record(_) => TxnError::CoordinatorNotAvailable,
     }
 }
 

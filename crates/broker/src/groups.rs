@@ -3,11 +3,11 @@
 //! hash puts it), the parked JoinGroup/SyncGroup requests, and the timer that ticks the
 //! coordinators.
 //!
-//! A partition's coordinator is loaded (its partition replayed) when the metadata publisher
-//! finds this broker leading it; a group whose partition is not loaded here answers
-//! NOT_COORDINATOR, and FindCoordinator sends its clients to the partition's leader. While
-//! every partition has one replica its leader never changes broker, so nothing is unloaded;
-//! moving coordinators with leadership is the replicated-partitions issue's.
+//! The shards live in the coordinator runtime (`sluice_coordinator`): a partition's
+//! coordinator is loaded (its partition replayed) when the metadata publisher finds this
+//! broker leading it, and unloaded when it stops (its parked requests answer NOT_COORDINATOR);
+//! a group whose partition is not loaded here answers NOT_COORDINATOR, and FindCoordinator
+//! sends its clients to the partition's leader.
 //!
 //! A command runs under its shard's lock: the coordinator decides, and its records are
 //! appended to the shard's partition before the lock is released, so the log's order is the
@@ -16,19 +16,18 @@
 //! acknowledged commit survives `kill -9`; the partition's `flush.ms` bounds what a power
 //! failure can take, and losing a commit only means records are delivered again, never lost.
 //! Waiting for an fsync per commit capped a 10-member group at about 7,000 commits/s. The
-//! coordinator itself (pure state) is in `sluice_group`; this module owns only I/O and
-//! waiting.
+//! coordinator itself (pure state) is in `sluice_group`; this module owns only the waiting
+//! and the timer.
 
-use crate::internal_topics::Replayed;
+use sluice_coordinator::{CoordinatorError, CoordinatorShard, Replayed, Runtime, ShardGuard};
 use sluice_group::{
     Effects, GroupConfig, GroupCoordinator, GroupError, JoinRequest, JoinResponse, OffsetsRecord,
     Reply, SyncRequest, SyncResponse, WaiterId,
 };
-use sluice_record::stamp_producer;
-use sluice_storage::{AppendOrigin, Partition, StorageError};
+use sluice_record::BatchHeader;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -48,26 +47,26 @@ const TICK_INTERVAL: Duration = Duration::from_millis(50);
 pub(crate) struct Groups {
     config: GroupConfig,
     /// The loaded coordinators, by `__consumer_offsets` partition.
-    shards: crate::coordinator_shards::Shards<Shard>,
+    runtime: Runtime<GroupShard>,
     next_waiter: AtomicU64,
 }
 
 impl std::fmt::Debug for Groups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Groups")
-            .field("shards", &self.shards)
+            .field("runtime", &self.runtime)
             .finish()
     }
 }
 
-struct Shard {
-    partition: Arc<Partition>,
-    state: Mutex<ShardState>,
-}
+type Shard = sluice_coordinator::Shard<GroupShard>;
 
-struct ShardState {
+/// One `__consumer_offsets` partition's coordinator and the requests parked on it.
+pub(crate) struct GroupShard {
     coordinator: GroupCoordinator,
     waiters: HashMap<WaiterId, Waiter>,
+    /// When the shard was loaded: the time its replayed groups are judged against.
+    loaded_at_ms: i64,
 }
 
 enum Waiter {
@@ -77,51 +76,83 @@ enum Waiter {
 
 /// Replies to hand out once the records they depend on are written.
 struct Outcome {
-    appended: bool,
+    written: Result<(), GroupError>,
     deliveries: Vec<(Waiter, Reply)>,
 }
 
+impl CoordinatorShard for GroupShard {
+    const KIND: &'static str = "group";
+
+    /// Offsets committed in a transaction wait for its marker.
+    fn replay(&mut self, header: &BatchHeader, item: Replayed<'_>) -> bool {
+        let coordinator = &mut self.coordinator;
+        match item {
+            Replayed::Marker(marker) => {
+                coordinator.complete_txn(header.producer_id, marker.commit);
+                true
+            }
+            Replayed::Record { key, value } => match OffsetsRecord::decode(key, value) {
+                Ok(record) if header.is_transactional() => {
+                    coordinator.replay_txn_offset(header.producer_id, record);
+                    true
+                }
+                Ok(record) => {
+                    coordinator.replay(record, self.loaded_at_ms);
+                    true
+                }
+                Err(_) => false,
+            },
+        }
+    }
+
+    /// Parked JoinGroup and SyncGroup requests answer NOT_COORDINATOR (their senders drop).
+    fn unloaded(&mut self) {
+        self.waiters.clear();
+    }
+}
+
 impl Groups {
-    /// No coordinator loaded yet.
-    pub(crate) fn new(config: GroupConfig) -> Groups {
+    /// No coordinator loaded yet; `shutdown` stops the timers.
+    pub(crate) fn new(config: GroupConfig, shutdown: CancellationToken) -> Groups {
         Groups {
             config,
-            shards: Default::default(),
+            runtime: Runtime::new(shutdown),
             next_waiter: AtomicU64::new(1),
         }
     }
 
-    /// Replays `partition` (of a `__consumer_offsets` with `partition_count` partitions)
-    /// into a new coordinator that serves its groups from now on. Blocking: call it off the
-    /// runtime's threads. A partition already loaded is left as it is.
+    /// Replays `log` (a partition of a `__consumer_offsets` with `partition_count`
+    /// partitions, led here in `leader_epoch`) into a new coordinator that serves its groups
+    /// from now on. Blocking: call it off the runtime's threads. A partition already loaded
+    /// in this epoch is left as it is.
     pub(crate) fn load(
         &self,
-        partition: Arc<Partition>,
+        log: Arc<dyn sluice_coordinator::ShardLog>,
         partition_count: i32,
-    ) -> Result<(), StorageError> {
-        let index = partition.index();
-        let make = || {
-            let mut coordinator = GroupCoordinator::new(self.config.clone());
-            load(&partition, &mut coordinator, crate::now_ms())?;
-            Ok(Shard {
-                partition: partition.clone(),
-                state: Mutex::new(ShardState {
-                    coordinator,
-                    waiters: HashMap::new(),
-                }),
-            })
+        leader_epoch: i32,
+    ) -> Result<(), CoordinatorError> {
+        let state = GroupShard {
+            coordinator: GroupCoordinator::new(self.config.clone()),
+            waiters: HashMap::new(),
+            loaded_at_ms: crate::now_ms(),
         };
-        self.shards.load(index, partition_count, make)?;
+        self.runtime
+            .load(log, partition_count, leader_epoch, state)?;
         Ok(())
     }
 
+    /// The runtime of the group coordinators (the publisher unloads through it).
+    pub(crate) fn runtime(&self) -> &Runtime<GroupShard> {
+        &self.runtime
+    }
+
     fn loaded(&self) -> Vec<Arc<Shard>> {
-        self.shards.loaded()
+        self.runtime.loaded()
     }
 
     /// The coordinator of `group_id`, if it is loaded here.
     fn shard(&self, group_id: &str) -> Result<Arc<Shard>, GroupError> {
-        self.shards.of(group_id).ok_or(GroupError::NotCoordinator)
+        self.runtime.of(group_id).ok_or(GroupError::NotCoordinator)
     }
 
     pub(crate) async fn join(&self, req: JoinRequest) -> JoinResponse {
@@ -155,13 +186,14 @@ impl Groups {
         let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
         let shard = self.shard(group_id)?;
         let outcome = {
-            let mut state = shard.lock();
+            let mut state = serving(&shard)?;
             state.waiters.insert(id, waiter(tx));
             let fx = command(&mut state.coordinator, id, crate::now_ms());
-            shard.apply(&mut state, fx)
+            apply(&mut state, fx)
         };
-        shard.deliver(outcome);
-        rx.await.map_err(|_| GroupError::CoordinatorNotAvailable)
+        deliver(outcome)?;
+        // A waiter dropped unanswered: the shard was unloaded, the group moved.
+        rx.await.map_err(|_| GroupError::NotCoordinator)
     }
 
     /// Runs a command that may write records; its result stands only once they are written.
@@ -172,28 +204,25 @@ impl Groups {
     ) -> Result<T, GroupError> {
         let shard = self.shard(group_id)?;
         let (outcome, result) = {
-            let mut state = shard.lock();
+            let mut state = serving(&shard)?;
             let (fx, result) = command(&mut state.coordinator, crate::now_ms());
-            (shard.apply(&mut state, fx), result)
+            (apply(&mut state, fx), result)
         };
-        if shard.deliver(outcome) {
-            Ok(result)
-        } else {
-            Err(GroupError::CoordinatorNotAvailable)
-        }
+        deliver(outcome)?;
+        Ok(result)
     }
 
     /// A transaction marker was written to partition `index` of `__consumer_offsets`: offsets
     /// the producer committed in that transaction take effect, or are dropped.
     pub(crate) fn complete_txn(&self, index: i32, producer_id: i64, commit: bool) {
-        if let Some(shard) = self.shards.get(index) {
+        if let Some(shard) = self.runtime.get(index) {
             shard.lock().coordinator.complete_txn(producer_id, commit);
         }
     }
 
     /// The `__consumer_offsets` partition that holds `group_id`, if its coordinator is here.
     pub(crate) fn partition_of(&self, group_id: &str) -> Result<i32, GroupError> {
-        Ok(self.shard(group_id)?.partition.index())
+        Ok(self.shard(group_id)?.index())
     }
 
     /// Reads the coordinator of `group_id` without changing it.
@@ -202,14 +231,19 @@ impl Groups {
         group_id: &str,
         query: impl FnOnce(&GroupCoordinator) -> T,
     ) -> Result<T, GroupError> {
-        Ok(query(&self.shard(group_id)?.lock().coordinator))
+        let shard = self.shard(group_id)?;
+        Ok(query(&serving(&shard)?.coordinator))
     }
 
     /// Reads every coordinator loaded here (ListGroups: each broker lists its own groups).
     pub(crate) fn read_all<T>(&self, mut query: impl FnMut(&GroupCoordinator) -> Vec<T>) -> Vec<T> {
         self.loaded()
             .iter()
-            .flat_map(|s| query(&s.lock().coordinator))
+            .flat_map(|s| {
+                serving(s)
+                    .map(|s| query(&s.coordinator))
+                    .unwrap_or_default()
+            })
             .collect()
     }
 
@@ -252,9 +286,9 @@ impl Groups {
                     let outcome = {
                         let mut state = shard.lock();
                         let fx = state.coordinator.expire_offsets(now);
-                        shard.apply(&mut state, fx)
+                        apply(&mut state, fx)
                     };
-                    shard.deliver(outcome);
+                    let _ = deliver(outcome);
                 }
             }
             for shard in self.loaded() {
@@ -264,123 +298,91 @@ impl Groups {
                         continue;
                     }
                     let fx = state.coordinator.tick(now);
-                    shard.apply(&mut state, fx)
+                    apply(&mut state, fx)
                 };
-                shard.deliver(outcome);
+                let _ = deliver(outcome);
             }
         }
     }
 }
 
-impl Shard {
-    fn lock(&self) -> MutexGuard<'_, ShardState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+/// The shard's state, unless it was unloaded (its groups moved to another broker).
+fn serving(shard: &Shard) -> Result<ShardGuard<'_, GroupShard>, GroupError> {
+    let state = shard.lock();
+    if state.is_unloaded() {
+        return Err(GroupError::NotCoordinator);
     }
+    Ok(state)
+}
 
-    /// Appends the command's records and takes the waiters its replies are for; offset
-    /// records take effect in the coordinator once written, never before. Called under the
-    /// shard lock, so records reach the log in decision order.
-    fn apply(&self, state: &mut ShardState, fx: Effects) -> Outcome {
-        let appended = fx.records.is_empty()
-            || match self.append(&fx.records, fx.producer) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::error!(partition = self.partition.index(), error = %e, "could not write to {OFFSETS_TOPIC}");
-                    false
-                }
+/// Appends the command's records and takes the waiters its replies are for; offset records
+/// take effect in the coordinator once written, never before. Called under the shard lock, so
+/// records reach the log in decision order.
+fn apply(state: &mut ShardGuard<'_, GroupShard>, fx: Effects) -> Outcome {
+    let written = write(state, &fx.records, fx.producer);
+    if let (Ok(()), Some(on_write)) = (&written, fx.on_write) {
+        // What the written records leave behind (a group with nothing left to keep) is
+        // written next, before any other command's records.
+        let follow_up = state.coordinator.written(&fx.records, on_write);
+        if !follow_up.records.is_empty() {
+            apply(state, follow_up);
+        }
+    }
+    let deliveries = fx
+        .replies
+        .into_iter()
+        .filter_map(|reply| {
+            let id = match &reply {
+                Reply::Join(id, _) | Reply::Sync(id, _) => *id,
             };
-        if let (true, Some(on_write)) = (appended, fx.on_write) {
-            // What the written records leave behind (a group with nothing left to keep) is
-            // written next, before any other command's records.
-            let follow_up = state.coordinator.written(&fx.records, on_write);
-            if !follow_up.records.is_empty() {
-                self.apply(state, follow_up);
-            }
-        }
-        let deliveries = fx
-            .replies
-            .into_iter()
-            .filter_map(|reply| {
-                let id = match &reply {
-                    Reply::Join(id, _) | Reply::Sync(id, _) => *id,
-                };
-                state.waiters.remove(&id).map(|w| (w, reply))
-            })
-            .collect();
-        Outcome {
-            appended,
-            deliveries,
-        }
-    }
-
-    /// Appends records as one batch; with a producer, as a transactional batch of it.
-    fn append(
-        &self,
-        records: &[OffsetsRecord],
-        producer: Option<(i64, i16)>,
-    ) -> Result<(), StorageError> {
-        let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-            records.iter().map(OffsetsRecord::encode).collect();
-        let mut batch = crate::internal_topics::keyed_batch(&encoded, crate::now_ms());
-        if let Some((producer_id, epoch)) = producer {
-            stamp_producer(&mut batch, producer_id, epoch, -1, true);
-        }
-        self.partition
-            .append(&batch, AppendOrigin::Broker, crate::now_ms())?;
-        Ok(())
-    }
-
-    /// Answers the parked requests. False if the records could not be written, in which case
-    /// every reply says the coordinator is unavailable.
-    fn deliver(&self, outcome: Outcome) -> bool {
-        let written = outcome.appended;
-        for (waiter, reply) in outcome.deliveries {
-            match (waiter, reply) {
-                (Waiter::Join(tx), Reply::Join(_, r)) => {
-                    let r = if written {
-                        r
-                    } else {
-                        JoinResponse::error_for(GroupError::CoordinatorNotAvailable, &r.member_id)
-                    };
-                    let _ = tx.send(r);
-                }
-                (Waiter::Sync(tx), Reply::Sync(_, r)) => {
-                    let r = if written {
-                        r
-                    } else {
-                        SyncResponse::error_for(GroupError::CoordinatorNotAvailable)
-                    };
-                    let _ = tx.send(r);
-                }
-                _ => tracing::error!("a group reply did not match its waiter's kind"),
-            }
-        }
-        written
+            state.waiters.remove(&id).map(|w| (w, reply))
+        })
+        .collect();
+    Outcome {
+        written,
+        deliveries,
     }
 }
 
-/// Replays one `__consumer_offsets` partition into its coordinator.
-fn load(
-    partition: &Partition,
-    coordinator: &mut GroupCoordinator,
-    now_ms: i64,
-) -> Result<(), StorageError> {
-    // Offsets committed in a transaction wait for its marker.
-    crate::internal_topics::replay(partition, |header, replayed| match replayed {
-        Replayed::Marker(marker) => {
-            coordinator.complete_txn(header.producer_id, marker.commit);
-            true
+/// Appends records as one batch; with a producer, as a transactional batch of it.
+fn write(
+    state: &ShardGuard<'_, GroupShard>,
+    records: &[OffsetsRecord],
+    producer: Option<(i64, i16)>,
+) -> Result<(), GroupError> {
+    let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+        records.iter().map(OffsetsRecord::encode).collect();
+    let appended = state.append(&encoded, producer, crate::now_ms());
+    appended.map(|_| ()).map_err(|e| {
+        if e != CoordinatorError::Unloaded {
+            tracing::error!(error = %e, "could not write to {OFFSETS_TOPIC}");
         }
-        Replayed::Record { key, value } => match OffsetsRecord::decode(key, value) {
-            Ok(record) if header.is_transactional() => {
-                coordinator.replay_txn_offset(header.producer_id, record);
-                true
-            }
-            Ok(record) => {
-                coordinator.replay(record, now_ms);
-                true
-            }
-            Err(_) => false,
-        },
+        crate::error::coordinator_group_error(&e)
     })
+}
+
+/// Answers the parked requests. If the records could not be written, every reply carries
+/// that error instead.
+fn deliver(outcome: Outcome) -> Result<(), GroupError> {
+    let written = outcome.written;
+    for (waiter, reply) in outcome.deliveries {
+        match (waiter, reply) {
+            (Waiter::Join(tx), Reply::Join(_, r)) => {
+                let r = match &written {
+                    Ok(()) => r,
+                    Err(e) => JoinResponse::error_for(e.clone(), &r.member_id),
+                };
+                let _ = tx.send(r);
+            }
+            (Waiter::Sync(tx), Reply::Sync(_, r)) => {
+                let r = match &written {
+                    Ok(()) => r,
+                    Err(e) => SyncResponse::error_for(e.clone()),
+                };
+                let _ = tx.send(r);
+            }
+            _ => tracing::error!("a group reply did not match its waiter's kind"),
+        }
+    }
+    written
 }

@@ -1,88 +1,42 @@
 //! The internal topics (`__consumer_offsets`, `__transaction_state`): their creation through
-//! the controller (`ensure`), and their records as batches: encoding a coordinator's keyed
-//! records into one batch, and reading a partition back from its start when its coordinator
-//! is loaded, so it can rebuild its state.
+//! the controller (`ensure`), and their partitions as the coordinator runtime sees them
+//! (`PartitionLog`: storage's `Partition` behind the runtime's `ShardLog`).
 
-use sluice_record::{
-    BatchHeader, BatchIter, ControlMarker, NewRecord, decode_records, encode_batch, read_marker,
-};
-use sluice_storage::{Partition, StorageError};
+use sluice_coordinator::{CoordinatorError, ShardLog};
+use sluice_storage::{AppendOrigin, Partition};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
-/// Bytes read at a time.
-const READ_BYTES: usize = 1024 * 1024;
+/// A partition of an internal topic, as a coordinator shard reads and writes it.
+pub(crate) struct PartitionLog(pub(crate) Arc<Partition>);
 
-/// What replay hands a coordinator: a record, or a transaction marker (control batch).
-pub(crate) enum Replayed<'a> {
-    Record {
-        key: Option<&'a [u8]>,
-        value: Option<&'a [u8]>,
-    },
-    Marker(ControlMarker),
+impl ShardLog for PartitionLog {
+    fn index(&self) -> i32 {
+        self.0.index()
+    }
+
+    fn start_offset(&self) -> i64 {
+        self.0.log().log_start_offset()
+    }
+
+    fn read(&self, offset: i64, max_bytes: usize) -> Result<bytes::Bytes, CoordinatorError> {
+        let plan = self.0.read(offset, max_bytes, true).map_err(log_error)?;
+        self.0.read_batches(&plan).map_err(log_error)
+    }
+
+    fn append(&self, batch: &[u8], now_ms: i64) -> Result<i64, CoordinatorError> {
+        let info = self.0.append(batch, AppendOrigin::Broker, now_ms);
+        Ok(info.map_err(log_error)?.last_offset + 1)
+    }
+
+    fn wait_durable(&self, offset: i64) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(self.0.wait_durable(offset))
+    }
 }
 
-/// Replays the partition at start, oldest first, handing each record and each transaction
-/// marker to `apply` with its batch's header; `apply` says whether it could decode a record.
-/// Logs how many records were replayed and how many skipped.
-pub(crate) fn replay(
-    partition: &Partition,
-    mut apply: impl FnMut(&BatchHeader, Replayed<'_>) -> bool,
-) -> Result<(), StorageError> {
-    let (mut records, mut skipped) = (0u64, 0u64);
-    let mut offset = partition.log().log_start_offset();
-    loop {
-        let plan = partition.read(offset, READ_BYTES, true)?;
-        let bytes = partition.read_batches(&plan)?;
-        if bytes.is_empty() {
-            break;
-        }
-        for batch in BatchIter::new(&bytes) {
-            let (header, batch) = batch?;
-            offset = header.last_offset() + 1;
-            if header.is_control() {
-                if let Some(marker) = read_marker(batch)? {
-                    apply(&header, Replayed::Marker(marker));
-                }
-                continue;
-            }
-            decode_records(batch, |r| {
-                let record = Replayed::Record {
-                    key: r.key,
-                    value: r.value,
-                };
-                if apply(&header, record) {
-                    records += 1;
-                } else {
-                    skipped += 1;
-                }
-                true
-            })?;
-        }
-    }
-    let (topic, index) = (partition.topic(), partition.index());
-    if skipped > 0 {
-        tracing::warn!(
-            topic,
-            partition = index,
-            skipped,
-            "skipped unreadable records"
-        );
-    }
-    if records > 0 {
-        tracing::info!(topic, partition = index, records, "replayed");
-    }
-    Ok(())
-}
-
-/// One uncompressed batch of (key, value) records; a `None` value is a tombstone.
-pub(crate) fn keyed_batch(records: &[(Vec<u8>, Option<Vec<u8>>)], now_ms: i64) -> Vec<u8> {
-    let new_records: Vec<NewRecord<'_>> = records
-        .iter()
-        .map(|(k, v)| NewRecord {
-            key: Some(k),
-            value: v.as_deref(),
-        })
-        .collect();
-    encode_batch(0, now_ms, &new_records)
+fn log_error(e: sluice_storage::StorageError) -> CoordinatorError {
+    CoordinatorError::Log(e.to_string())
 }
 
 /// Creates `topic` (an internal topic) through the controller if this broker's image lacks it.

@@ -16,7 +16,6 @@ mod background;
 mod config;
 mod connection;
 mod controller_client;
-mod coordinator_shards;
 mod dispatch;
 mod error;
 mod groups;
@@ -30,6 +29,7 @@ mod publisher;
 mod scrub;
 mod server;
 mod transactions;
+mod txn_peers;
 
 pub use config::{
     BrokerConfig, OFFSETS_TOPIC_PARTITIONS_DEFAULT, TRANSACTION_STATE_PARTITIONS_DEFAULT,

@@ -15,7 +15,9 @@
 //! `sluice_partition_damaged_offsets` (offsets lost to damage on disk; only partitions with
 //! damage are listed) (gauges, by `topic` and
 //! `partition`), `sluice_group_committed_offset`, `sluice_group_lag` (gauges, by `group`,
-//! `topic`, `partition`), `sluice_group_series_dropped` (gauge).
+//! `topic`, `partition`), `sluice_group_series_dropped` (gauge), `sluice_coordinator_shards`
+//! (gauge, by `kind`: `group`, `transaction`: the internal partitions whose coordinator is
+//! loaded here).
 
 use crate::server::Broker;
 use kafka_protocol::messages::ApiKey;
@@ -42,6 +44,11 @@ fn api_name(key: ApiKey) -> &'static str {
         .iter()
         .find(|(k, _)| *k == key)
         .map_or("Unknown", |(_, name)| name.as_str())
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -92,6 +99,7 @@ pub(crate) struct Metrics {
     committed_offset: Family<GroupLabels, Gauge>,
     lag: Family<GroupLabels, Gauge>,
     group_series_dropped: Gauge,
+    coordinator_shards: Family<KindLabel, Gauge>,
 }
 
 impl Metrics {
@@ -121,6 +129,12 @@ impl Metrics {
         let committed_offset = Family::<GroupLabels, Gauge>::default();
         let lag = Family::<GroupLabels, Gauge>::default();
         let group_series_dropped = Gauge::default();
+        let coordinator_shards = Family::<KindLabel, Gauge>::default();
+        registry.register(
+            "coordinator_shards",
+            "Internal partitions whose coordinator is loaded on this broker",
+            coordinator_shards.clone(),
+        );
         registry.register("requests", "Kafka requests received", requests.clone());
         registry.register(
             "request_duration_seconds",
@@ -212,6 +226,7 @@ impl Metrics {
             committed_offset,
             lag,
             group_series_dropped,
+            coordinator_shards,
         }
     }
 
@@ -262,6 +277,7 @@ impl Metrics {
     pub(crate) fn render(&self, broker: &Broker) -> String {
         self.refresh_partitions(broker);
         self.refresh_groups(broker);
+        self.refresh_coordinators(broker);
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding metrics failed");
@@ -299,6 +315,20 @@ impl Metrics {
                     self.damaged_offsets.get_or_create(&labels).set(damaged);
                 }
             }
+        }
+    }
+
+    fn refresh_coordinators(&self, broker: &Broker) {
+        let loaded = [
+            ("group", broker.groups().runtime().loaded_count()),
+            (
+                "transaction",
+                broker.transaction_coordinators.runtime().loaded_count(),
+            ),
+        ];
+        for (kind, count) in loaded {
+            let gauge = self.coordinator_shards.get_or_create(&KindLabel { kind });
+            gauge.set(count as i64);
         }
     }
 

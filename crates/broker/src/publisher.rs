@@ -6,7 +6,8 @@
 //! For each new image it creates the local logs of the partitions that name this broker as a
 //! replica (with the image's topic id), sets topic configs, begins the image's leader epoch in
 //! every partition this broker leads, loads the group and transaction coordinators of the
-//! internal partitions it leads, and deletes the local logs of topics the image *removed*. It
+//! internal partitions it leads (and unloads those of partitions it no longer leads: the
+//! coordinator runtime, `sluice_coordinator`), and deletes the local logs of topics the image *removed*. It
 //! decides deletions from the previous image and the new one, never from a topic being absent,
 //! so an image that lags never deletes data. The only exception is the first image after this
 //! broker registered: a local topic it lacks (or holds under another id) was deleted while this
@@ -85,6 +86,7 @@ async fn apply(
             Some(previous) => ok &= delete_removed(&b, previous, &image),
             None => ok &= delete_strays(&b, &image),
         }
+        unload_coordinators(&b, &image);
         let mut errors = BTreeMap::new();
         for topic in image.topics.values() {
             if let Err(e) = follow_topic(&b, &image, topic) {
@@ -152,7 +154,7 @@ fn follow_topic(
     broker: &Arc<Broker>,
     image: &MetadataImage,
     topic: &TopicImage,
-) -> Result<(), StorageError> {
+) -> Result<(), FollowError> {
     let node = broker.config.node_id;
     let wanted: Vec<i32> = topic
         .partitions
@@ -210,12 +212,9 @@ fn follow_topic(
                 log.become_leader(registration.leader_epoch)?;
             }
         }
-        load_coordinator(
-            broker,
-            &topic.name,
-            partition,
-            topic.partitions.len() as i32,
-        )?;
+        let count = topic.partitions.len() as i32;
+        let epoch = registration.leader_epoch;
+        load_coordinator(broker, &topic.name, partition, count, epoch)?;
     }
     Ok(())
 }
@@ -237,16 +236,44 @@ fn create(
     Ok(local)
 }
 
-/// Loads the coordinator of an internal partition this broker leads, if not loaded yet.
+/// Loads the coordinator of an internal partition this broker leads in `leader_epoch`,
+/// unless it is loaded in that epoch already.
 fn load_coordinator(
     broker: &Arc<Broker>,
     topic: &str,
     partition: Arc<sluice_storage::Partition>,
     partition_count: i32,
-) -> Result<(), StorageError> {
+    leader_epoch: i32,
+) -> Result<(), FollowError> {
+    let log = Arc::new(crate::internal_topics::PartitionLog(partition));
     match topic {
-        OFFSETS_TOPIC => broker.groups.load(partition, partition_count),
-        TRANSACTION_STATE_TOPIC => broker.load_transactions(partition, partition_count),
-        _ => Ok(()),
+        OFFSETS_TOPIC => broker.groups.load(log, partition_count, leader_epoch)?,
+        TRANSACTION_STATE_TOPIC => broker.load_transactions(log, partition_count, leader_epoch)?,
+        _ => {}
     }
+    Ok(())
+}
+
+/// Unloads the coordinators of internal partitions `image` does not have this broker lead
+/// (fenced, or led elsewhere): their groups and transactional ids answer NOT_COORDINATOR
+/// here, and FindCoordinator names the new leader.
+fn unload_coordinators(broker: &Broker, image: &MetadataImage) {
+    let node = broker.config.node_id;
+    let leads = |topic: &str, index: i32| {
+        let partition = image.topic(topic).and_then(|t| t.partitions.get(&index));
+        partition.is_some_and(|p| p.leader == node)
+    };
+    let groups = broker.groups.runtime();
+    groups.unload_unless(|index| leads(OFFSETS_TOPIC, index));
+    let transactions = broker.transaction_coordinators.runtime();
+    transactions.unload_unless(|index| leads(TRANSACTION_STATE_TOPIC, index));
+}
+
+/// Why a topic could not be followed: its logs, or its coordinator's replay.
+#[derive(Debug, thiserror::Error)]
+enum FollowError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Coordinator(#[from] sluice_coordinator::CoordinatorError),
 }

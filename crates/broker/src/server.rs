@@ -6,7 +6,7 @@ use crate::config::BrokerConfig;
 use crate::connection;
 use crate::groups::Groups;
 use crate::metrics::Metrics;
-use crate::transactions::Transactions;
+use crate::transactions::TxnCoordinators;
 use sluice_storage::{LogManager, Partition, StorageError};
 use sluice_types::limits::{INTERNAL_CONNECTIONS_MAX, UNFINISHED_FRAME_BYTES_MAX};
 use std::net::SocketAddr;
@@ -38,7 +38,7 @@ pub struct Broker {
     /// The group coordinators of the `__consumer_offsets` partitions this broker leads.
     pub(crate) groups: Arc<Groups>,
     /// The transaction coordinators of the `__transaction_state` partitions this broker leads.
-    transactions: crate::coordinator_shards::Shards<Transactions>,
+    pub(crate) transaction_coordinators: Arc<TxnCoordinators>,
     /// The metadata image as this broker's storage and coordinators follow it: handlers read
     /// this one, so what they answer is what this broker serves (`publisher`).
     pub(crate) published: watch::Sender<Arc<sluice_controller::MetadataImage>>,
@@ -66,14 +66,8 @@ impl Broker {
     pub(crate) fn transactions(
         &self,
         transactional_id: &str,
-    ) -> Result<Arc<Transactions>, sluice_txn::TxnError> {
-        let shard = self.transactions.of(transactional_id);
-        shard.ok_or(sluice_txn::TxnError::NotCoordinator)
-    }
-
-    /// Every transaction coordinator this broker runs (ListTransactions).
-    pub(crate) fn all_transactions(&self) -> Vec<Arc<Transactions>> {
-        self.transactions.loaded()
+    ) -> Result<crate::transactions::Transactions, sluice_txn::TxnError> {
+        self.transaction_coordinators.of(transactional_id)
     }
 
     /// Runs a command of `transactional_id`'s coordinator (NOT_COORDINATOR if it is
@@ -83,28 +77,25 @@ impl Broker {
         transactional_id: &str,
         command: impl FnOnce(&mut sluice_txn::TransactionCoordinator) -> sluice_txn::Outcome<T>,
     ) -> Result<T, sluice_txn::TxnError> {
-        let transactions = self.transactions(transactional_id)?;
-        transactions.run(self, command).await
+        let coordinators = &self.transaction_coordinators;
+        coordinators.run(transactional_id, command).await
     }
 
-    /// Loads the transaction coordinator of `__transaction_state` partition `partition` (of
-    /// `partition_count`), unless it runs here already, and starts its timer. Blocking.
+    /// Loads the transaction coordinator of a `__transaction_state` partition (of
+    /// `partition_count`, led here in `leader_epoch`), unless it runs here already in that
+    /// epoch, and starts its timer. Blocking.
     pub(crate) fn load_transactions(
-        self: &Arc<Self>,
-        partition: Arc<Partition>,
+        &self,
+        log: Arc<dyn sluice_coordinator::ShardLog>,
         partition_count: i32,
-    ) -> Result<(), StorageError> {
-        let config = self.config.txn;
-        let index = partition.index();
-        let make = || Transactions::load(partition, config);
-        let Some(loaded) = self.transactions.load(index, partition_count, make)? else {
-            return Ok(());
-        };
-        self.tasks.spawn(loaded.tick_loop(
-            self.clone(),
-            self.config.transaction_cleanup_interval_ms,
-            self.shutdown.clone(),
-        ));
+        leader_epoch: i32,
+    ) -> Result<(), sluice_coordinator::CoordinatorError> {
+        let coordinators = &self.transaction_coordinators;
+        let loaded = coordinators.load(log, partition_count, leader_epoch)?;
+        if let Some(coordinator) = loaded {
+            let every_ms = self.config.transaction_cleanup_interval_ms;
+            self.tasks.spawn(coordinator.tick_loop(every_ms));
+        }
         Ok(())
     }
 
@@ -196,14 +187,16 @@ impl RunningBroker {
             config.max_connections_per_ip_overrides.clone(),
         ));
         let config_group = config.group.clone();
+        let config_txn = config.txn;
+        let shutdown = CancellationToken::new();
         let broker = Arc::new(Broker {
             config,
             logs,
             cluster_id,
             cluster,
             producer_ids: Default::default(),
-            groups: Arc::new(Groups::new(config_group)),
-            transactions: Default::default(),
+            groups: Arc::new(Groups::new(config_group, shutdown.clone())),
+            transaction_coordinators: Arc::new(TxnCoordinators::new(config_txn, shutdown.clone())),
             published: watch::Sender::new(Arc::default()),
             publish_errors: Default::default(),
             peers: Default::default(),
@@ -212,8 +205,11 @@ impl RunningBroker {
             unfinished_small_frame_bytes: Semaphore::new(UNFINISHED_FRAME_BYTES_MAX),
             admission,
             tasks: TaskTracker::new(),
-            shutdown: CancellationToken::new(),
+            shutdown,
         });
+        let as_markers: Arc<dyn crate::transactions::WriteMarkers> = broker.clone();
+        let markers = Arc::downgrade(&as_markers);
+        broker.transaction_coordinators.attach(markers);
         for topic in broker.logs.topics() {
             for partition in topic.partitions() {
                 broker.start_partition(partition);

@@ -824,15 +824,3 @@ fn check_group_id(id: &str) -> Result<(), GroupError> {
     }
     Ok(())
 }
-
-/// The `__consumer_offsets` partition that coordinates `group_id`: Kafka's choice
-/// (`abs(String.hashCode) % partitions`), so a group lands where Kafka would put it.
-pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
-    assert!(partitions > 0);
-    let hash = group_id.encode_utf16().fold(0i32, |h, unit| {
-        h.wrapping_mul(31).wrapping_add(i32::from(unit))
-    });
-    // Kafka's Utils.abs maps i32::MIN to 0 rather than overflowing.
-    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
-    abs % partitions
-}

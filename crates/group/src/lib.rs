@@ -20,9 +20,10 @@ pub mod record;
 mod types;
 
 pub use consumer::{TopicPartitionCounts, Topics};
-pub use coordinator::{Effects, FetchedOffset, GroupCoordinator, OnWrite, partition_for};
+pub use coordinator::{Effects, FetchedOffset, GroupCoordinator, OnWrite};
 pub use error::GroupError;
 pub use record::OffsetsRecord;
+pub use sluice_types::partition_for;
 pub use types::{
     Assignment, ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatResponse,
     ConsumerMemberDescription, GroupConfig, GroupDescription, GroupListing, JoinRequest,

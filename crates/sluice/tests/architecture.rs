@@ -16,6 +16,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("sluice-storage", &["sluice-record", "sluice-types"]),
     ("sluice-group", &["sluice-types"]),
     ("sluice-txn", &["sluice-types"]),
+    // The coordinator runtime: shards of internal-topic coordinators, knowing no storage.
+    ("sluice-coordinator", &["sluice-record", "sluice-types"]),
     ("sluice-replication", &[]),
     ("sluice-controller", &["sluice-replication", "sluice-types"]),
     // The one crate that knows openraft; it does I/O (the metadata log on disk).
@@ -31,6 +33,7 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             // Brokers talk to each other as Kafka clients (transaction markers).
             "sluice-client",
             "sluice-controller",
+            "sluice-coordinator",
             "sluice-group",
             "sluice-protocol",
             "sluice-record",
@@ -73,6 +76,7 @@ const FORBIDDEN_EXTERNAL: &[(&str, &[&str])] = &[
     ("sluice-storage", &["kafka-protocol"]),
     ("sluice-group", &["tokio", "kafka-protocol"]),
     ("sluice-txn", &["tokio", "kafka-protocol"]),
+    ("sluice-coordinator", &["kafka-protocol"]),
     ("sluice-replication", &["tokio", "kafka-protocol"]),
     ("sluice-controller", &["tokio", "kafka-protocol"]),
 ];

@@ -2,13 +2,27 @@
 //! the limits module.
 //!
 //! This crate owns no behaviour beyond validation of names (and reading the wall clock in
-//! Kafka's unit, `now_ms`), plus the big-endian primitives of internal records (`wire`). It
+//! Kafka's unit, `now_ms`, and Kafka's hash of a coordinator key, `partition_for`), plus the big-endian primitives of internal records (`wire`). It
 //! knows nothing of Kafka API messages, files or sockets, so every other crate may depend on it.
 
 pub mod limits;
 pub mod wire;
 
 use std::fmt;
+
+/// The partition of an internal topic that coordinates `key` (a group id in
+/// `__consumer_offsets`, a transactional id in `__transaction_state`): Kafka's choice
+/// (`abs(String.hashCode) % partitions`), so a group or transactional id lands where Kafka
+/// would put it.
+pub fn partition_for(key: &str, partitions: i32) -> i32 {
+    assert!(partitions > 0);
+    let hash = key.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
+    // Kafka's Utils.abs maps i32::MIN to 0 rather than overflowing.
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    abs % partitions
+}
 
 /// Milliseconds since the Unix epoch, Kafka's unit for timestamps: the one wall clock every
 /// crate that needs one reads (the broker passes it into storage; the pure crates take time as

@@ -37,7 +37,7 @@ pub(crate) fn handle(
             let code = kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code();
             return Some(AddOffsetsToTxnResponse::default().with_error_code(code));
         }
-        let index = sluice_group::partition_for(&group_id, count);
+        let index = sluice_types::partition_for(&group_id, count);
         let offsets_partition = TopicPartition::new(crate::groups::OFFSETS_TOPIC, index);
         let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
         let now = crate::now_ms();

@@ -5,7 +5,7 @@
 //! tools that compute lag from DescribeGroups see both kinds alike.
 
 use super::{first_of_each, now};
-use crate::server::Broker;
+use crate::groups::Groups;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
@@ -20,14 +20,14 @@ use sluice_group::{GroupDescription, MemberDescription};
 use std::sync::Arc;
 
 pub(crate) fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<Groups>,
     request: DescribeGroupsRequest,
     version: i16,
 ) -> std::future::Ready<Option<DescribeGroupsResponse>> {
     let groups = first_of_each(request.groups, |id| id.0.clone())
         .into_iter()
         .map(|id| {
-            let described = broker.groups().read(&id.0, |c| {
+            let described = groups.read(&id.0, |c| {
                 c.describe_consumer_group(&id.0)
                     .map_or_else(|| c.describe_group(&id.0), consumer_as_classic)
             });

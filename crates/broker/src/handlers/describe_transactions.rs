@@ -2,7 +2,7 @@
 //! partitions; TRANSACTIONAL_ID_NOT_FOUND for ids the coordinator does not know.
 
 use super::{first_of_each, now};
-use crate::server::Broker;
+use crate::transactions::TxnCoordinators;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::{
@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub(crate) fn handle(
-    broker: &Arc<Broker>,
+    transactions: &Arc<TxnCoordinators>,
     request: DescribeTransactionsRequest,
     _version: i16,
 ) -> std::future::Ready<Option<DescribeTransactionsResponse>> {
@@ -22,11 +22,11 @@ pub(crate) fn handle(
         .map(|id| {
             let base = TransactionState::default().with_transactional_id(id.clone());
             // Each id is answered by its own coordinator; another broker's answer NOT_COORDINATOR.
-            let transactions = match broker.transactions(id.as_str()) {
+            let coordinator = match transactions.of(id.as_str()) {
                 Ok(t) => t,
                 Err(_) => return base.with_error_code(ResponseError::NotCoordinator.code()),
             };
-            transactions.inspect(|c| {
+            coordinator.inspect(|c| {
                 let Some(m) = c.get(id.as_str()) else {
                     return base.with_error_code(ResponseError::TransactionalIdNotFound.code());
                 };

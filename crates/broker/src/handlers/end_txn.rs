@@ -4,23 +4,23 @@
 //! does. v4 (KIP-890, transactions V2) is not offered.
 
 use crate::error;
-use crate::server::Broker;
+use crate::transactions::TxnCoordinators;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 use std::future::Future;
 use std::sync::Arc;
 
 pub(crate) fn handle(
-    broker: &Arc<Broker>,
+    transactions: &Arc<TxnCoordinators>,
     request: EndTxnRequest,
     version: i16,
 ) -> impl Future<Output = Option<EndTxnResponse>> + Send + 'static + use<> {
-    let broker = broker.clone();
+    let transactions = transactions.clone();
     async move {
         let id = request.transactional_id.to_string();
         let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
         let now = crate::now_ms();
-        let result = broker
-            .run_txn(&id, |c| {
+        let result = transactions
+            .run(&id, |c| {
                 c.end_txn(&id, producer_id, epoch, request.committed, now)
             })
             .await;

@@ -75,7 +75,7 @@ fn find(broker: &Broker, topic: Option<&str>, key: StrBytes, endpoint: &Endpoint
     let partitions = image.topic(topic).map_or(0, |t| t.partitions.len() as i32);
     // Kafka's hash, the same for a group and a transactional id.
     let index = if partitions > 0 {
-        sluice_group::partition_for(&key, partitions)
+        sluice_types::partition_for(&key, partitions)
     } else {
         0
     };

@@ -1,14 +1,14 @@
 //! Heartbeat (v0–v4): keeps a member's session alive and tells it when to rejoin.
 
 use crate::error::group_code;
-use crate::server::Broker;
+use crate::groups::Groups;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use sluice_group::{Effects, MemberRef};
 use std::future::Future;
 use std::sync::Arc;
 
 pub(crate) fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<Groups>,
     request: HeartbeatRequest,
     _version: i16,
 ) -> impl Future<Output = Option<HeartbeatResponse>> + Send + 'static + use<> {
@@ -18,10 +18,9 @@ pub(crate) fn handle(
         group_instance_id: request.group_instance_id.map(|s| s.to_string()),
         generation: request.generation_id,
     };
-    let broker = broker.clone();
+    let groups = groups.clone();
     async move {
-        let result = broker
-            .groups()
+        let result = groups
             .execute(&group_id, |c, now| {
                 (Effects::default(), c.heartbeat(&group_id, &who, now))
             })

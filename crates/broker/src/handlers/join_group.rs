@@ -2,7 +2,7 @@
 //! (`sluice_group`) decides everything, this file only translates.
 
 use crate::error::group_code;
-use crate::server::Broker;
+use crate::groups::Groups;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -31,7 +31,7 @@ impl Client {
 }
 
 pub(crate) fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<Groups>,
     request: JoinGroupRequest,
     version: i16,
     client: Client,
@@ -60,8 +60,8 @@ pub(crate) fn handle(
             .collect(),
         require_known_member_id: version >= 4,
     };
-    let broker = broker.clone();
-    async move { Some(to_wire(broker.groups().join(req).await, version)) }
+    let groups = groups.clone();
+    async move { Some(to_wire(groups.join(req).await, version)) }
 }
 
 fn to_wire(r: JoinResponse, version: i16) -> JoinGroupResponse {

@@ -2,7 +2,7 @@
 //! members, by `group.instance.id` (v3+).
 
 use crate::error::group_code;
-use crate::server::Broker;
+use crate::groups::Groups;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use sluice_group::MemberRef;
@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub(crate) fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<Groups>,
     request: LeaveGroupRequest,
     version: i16,
 ) -> impl Future<Output = Option<LeaveGroupResponse>> + Send + 'static + use<> {
@@ -32,10 +32,9 @@ pub(crate) fn handle(
             generation: -1,
         }]
     };
-    let broker = broker.clone();
+    let groups = groups.clone();
     async move {
-        let result = broker
-            .groups()
+        let result = groups
             .execute(&group_id, |c, now| c.leave(&group_id, &members, now))
             .await
             .and_then(|r| r);

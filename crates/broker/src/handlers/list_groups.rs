@@ -1,22 +1,21 @@
 //! ListGroups (v0–v5), with the state (v4+) and type (v5+: `classic` or `consumer`) filters.
 
 use super::now;
-use crate::server::Broker;
+use crate::groups::Groups;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 
 pub(crate) fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<Groups>,
     request: ListGroupsRequest,
     version: i16,
 ) -> std::future::Ready<Option<ListGroupsResponse>> {
     let wanted = |filter: &[StrBytes], value: &str| {
         filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
     };
-    let groups = broker
-        .groups()
+    let groups = groups
         .read_all(|c| c.list_groups())
         .into_iter()
         .filter(|g| wanted(&request.states_filter, g.state))

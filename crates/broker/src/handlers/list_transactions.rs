@@ -4,7 +4,7 @@
 //! offered.
 
 use super::now;
-use crate::server::Broker;
+use crate::transactions::TxnCoordinators;
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{
     ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId,
@@ -14,7 +14,7 @@ use sluice_txn::TxnState;
 use std::sync::Arc;
 
 pub(crate) fn handle(
-    broker: &Arc<Broker>,
+    transactions: &Arc<TxnCoordinators>,
     request: ListTransactionsRequest,
     _version: i16,
 ) -> std::future::Ready<Option<ListTransactionsResponse>> {
@@ -33,11 +33,11 @@ pub(crate) fn handle(
             || (start_ms >= 0 && now_ms - start_ms > request.duration_filter)
     };
     // Each broker lists the transactions it coordinates (admin clients ask every broker).
-    let listed = broker
-        .all_transactions()
+    let listed = transactions
+        .all()
         .iter()
-        .flat_map(|transactions| {
-            transactions.inspect(|c| {
+        .flat_map(|coordinator| {
+            coordinator.inspect(|c| {
                 c.list(&states, &producer_ids)
                     .into_iter()
                     .filter(|(_, m)| open_longer_than(m.start_ms))

@@ -2,7 +2,7 @@
 //! `__consumer_offsets` and answered once fsynced.
 
 use crate::error::group_code;
-use crate::server::Broker;
+use crate::groups::Groups;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub(crate) fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<Groups>,
     request: OffsetCommitRequest,
     _version: i16,
 ) -> impl Future<Output = Option<OffsetCommitResponse>> + Send + 'static + use<> {
@@ -38,10 +38,9 @@ pub(crate) fn handle(
             })
         })
         .collect();
-    let broker = broker.clone();
+    let groups = groups.clone();
     async move {
-        let result = broker
-            .groups()
+        let result = groups
             .execute(&group_id, |c, now| {
                 c.commit_offsets(&group_id, &who, offsets, now)
             })

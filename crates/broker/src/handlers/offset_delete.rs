@@ -2,7 +2,7 @@
 //! the group still subscribe to (read from their `consumer` protocol subscriptions).
 
 use crate::error::group_code;
-use crate::server::Broker;
+use crate::groups::Groups;
 use bytes::Buf;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
@@ -20,7 +20,7 @@ use std::sync::Arc;
 const SUBSCRIPTION_VERSION_MAX: i16 = 3;
 
 pub(crate) fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<Groups>,
     request: OffsetDeleteRequest,
     _version: i16,
 ) -> impl Future<Output = Option<OffsetDeleteResponse>> + Send + 'static + use<> {
@@ -34,9 +34,9 @@ pub(crate) fn handle(
                 .map(|p| (t.name.0.to_string(), p.partition_index))
         })
         .collect();
-    let broker = broker.clone();
+    let groups = groups.clone();
     async move {
-        let subscribed = broker.groups().read(&group_id, |c| {
+        let subscribed = groups.read(&group_id, |c| {
             let group = c.describe_group(&group_id);
             if group.protocol_type != "consumer" {
                 return HashSet::new();
@@ -49,8 +49,7 @@ pub(crate) fn handle(
         });
         // Not the coordinator here: `execute` below says so.
         let subscribed = subscribed.unwrap_or_default();
-        let result = broker
-            .groups()
+        let result = groups
             .execute(&group_id, |c, _now| {
                 c.delete_offsets(&group_id, &partitions, &subscribed)
             })

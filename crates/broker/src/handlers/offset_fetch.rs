@@ -7,7 +7,7 @@
 
 use super::{first_of_each, now};
 use crate::error::group_code;
-use crate::server::Broker;
+use crate::groups::Groups;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
@@ -21,15 +21,13 @@ use std::sync::Arc;
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
 
 pub(crate) fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<Groups>,
     request: OffsetFetchRequest,
     version: i16,
 ) -> std::future::Ready<Option<OffsetFetchResponse>> {
     let require_stable = version >= 7 && request.require_stable;
     let fetch = |group: &str, wanted: &Wanted| {
-        let offsets = broker
-            .groups()
-            .read(group, |c| c.fetch_offsets(group, wanted.as_deref()));
+        let offsets = groups.read(group, |c| c.fetch_offsets(group, wanted.as_deref()));
         offsets.map(|offsets| {
             offsets
                 .into_iter()
@@ -42,7 +40,7 @@ pub(crate) fn handle(
             .into_iter()
             .map(|g| {
                 if let Some(member) = g.member_id.as_ref().filter(|_| version >= 9) {
-                    let checked = broker.groups().read(&g.group_id.0, |c| {
+                    let checked = groups.read(&g.group_id.0, |c| {
                         c.check_fetching_member(&g.group_id.0, member, g.member_epoch)
                     });
                     if let Err(e) = checked {

@@ -286,7 +286,7 @@ fn defer(
     let tp = sluice_types::TopicPartition::new(topic, index);
     let task = tokio::spawn(async move {
         let verified =
-            crate::transactions::verify_remotely(&broker, &transactional_id, producer, &tp).await;
+            crate::txn_peers::verify_remotely(&broker, &transactional_id, producer, &tp).await;
         let appended = match verified {
             Ok(()) => {
                 let origin = AppendOrigin::ClientInTransaction;

@@ -1,7 +1,7 @@
 //! SyncGroup (v0–v5): followers park until the leader sends the assignment.
 
 use crate::error::group_code;
-use crate::server::Broker;
+use crate::groups::Groups;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use sluice_group::SyncRequest;
@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub(crate) fn handle(
-    broker: &Arc<Broker>,
+    groups: &Arc<Groups>,
     request: SyncGroupRequest,
     version: i16,
 ) -> impl Future<Output = Option<SyncGroupResponse>> + Send + 'static + use<> {
@@ -26,9 +26,9 @@ pub(crate) fn handle(
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    let broker = broker.clone();
+    let groups = groups.clone();
     async move {
-        let r = broker.groups().sync(req).await;
+        let r = groups.sync(req).await;
         let mut response = SyncGroupResponse::default()
             .with_error_code(group_code(r.error.as_ref()))
             .with_assignment(r.assignment);

@@ -122,7 +122,7 @@ async fn verify(
         return Ok(transactions.verify(transactional_id, id, epoch, offsets_partition));
     }
     let remote =
-        crate::transactions::verify_remotely(broker, transactional_id, producer, offsets_partition);
+        crate::txn_peers::verify_remotely(broker, transactional_id, producer, offsets_partition);
     match remote.await {
         Ok(()) => Ok(Verified::Yes),
         Err(ResponseError::InvalidProducerEpoch) => Ok(Verified::Fenced),
