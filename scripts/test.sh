@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test Sluice has: formatting, lints, unit and property tests, the architecture
-# test, and black-box tests that drive the real `sluice` binary with independent Kafka clients
+# test, the chaos scenarios (tests/chaos), and black-box tests that drive the real `sluice`
+# binary with independent Kafka clients
 # (librdkafka through confluent-kafka, kafka-python, kcat, the Go clients franz-go and sarama,
 # Apache Kafka's Java client and Kafka Streams, KafkaJS and Confluent's JavaScript client).
 # Installs what the tests need: Debian packages with apt-get, Python clients into .venv, Go
@@ -10,6 +11,9 @@ cd "$(dirname "$0")/.."
 
 apt_packages=()
 command -v kcat >/dev/null 2>&1 || apt_packages+=(kcat)
+# The chaos scenarios make a network namespace of their own (unshare) with addresses (ip).
+command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
+command -v unshare >/dev/null 2>&1 || apt_packages+=(util-linux)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_packages+=(python3-venv)
 if ((${#apt_packages[@]})); then
     echo "==> installing Debian packages: ${apt_packages[*]}"
@@ -51,3 +55,5 @@ echo "==> cargo test"
 cargo test --workspace --quiet
 echo "==> black-box tests against target/debug/sluice"
 SLUICE_BIN="$PWD/target/debug/sluice" .venv/bin/pytest tests/blackbox -q -p no:cacheprovider -W ignore::DeprecationWarning
+echo "==> chaos scenarios (tests/chaos: three brokers in a network namespace, faults, a history checker)"
+SLUICE_BIN="$PWD/target/debug/sluice" .venv/bin/pytest tests/chaos -q -p no:cacheprovider -W ignore::DeprecationWarning

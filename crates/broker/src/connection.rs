@@ -260,6 +260,14 @@ async fn write_responses(write_half: OwnedWriteHalf, mut rx: mpsc::Receiver<InFl
                     return;
                 }
             }
+            Reply::Pieces(pieces) => {
+                // Pieces larger than the buffer (record bytes) go to the socket directly.
+                for piece in pieces {
+                    if out.write_all(&piece).await.is_err() {
+                        return;
+                    }
+                }
+            }
             Reply::Nothing => {}
             Reply::Close => break,
         }

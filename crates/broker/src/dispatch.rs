@@ -12,12 +12,13 @@
 use crate::handlers;
 use crate::server::{Broker, Endpoint};
 use bytes::Bytes;
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use sluice_protocol::{
-    ProtocolError, RequestFrame, decode_body, decode_request, encode_response, peek_header,
+    ProtocolError, RequestFrame, decode_body, decode_request, encode_fetch_response,
+    encode_response, peek_header,
 };
-use sluice_types::limits::REQUEST_FRAME_BYTES_MAX_NOT_PRODUCE;
+use sluice_types::limits::{REQUEST_FRAME_BYTES_MAX_NOT_PRODUCE, RESPONSE_FRAME_BYTES_MAX};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -27,6 +28,8 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub(crate) enum Reply {
     Frame(Bytes),
+    /// A frame in pieces, written one after another (a Fetch response around its records).
+    Pieces(Vec<Bytes>),
     /// `acks=0` produce: Kafka sends no response at all.
     Nothing,
     /// The response could not be built; the connection is closed rather than left hanging.
@@ -137,6 +140,33 @@ fn start(mut pending: Pending) -> Pending {
 
 pub(crate) fn ready(reply: Reply) -> Pending {
     Box::pin(std::future::ready(reply))
+}
+
+/// As `respond`, for Fetch: the response is written in pieces around its record bytes, which
+/// are sent as storage read them instead of being copied into a response buffer.
+pub(crate) fn respond_fetch<Fut>(
+    request: RequestFrame,
+    handle: impl FnOnce(FetchRequest, i16) -> Fut,
+) -> Result<Pending, ProtocolError>
+where
+    Fut: Future<Output = Option<FetchResponse>> + Send + 'static,
+{
+    let version = request.header.request_api_version;
+    let correlation_id = request.header.correlation_id;
+    let body = decode_body::<FetchRequest>(request.body, version)?;
+    let response = handle(body, version);
+    Ok(Box::pin(async move {
+        let Some(response) = response.await else {
+            return Reply::Nothing;
+        };
+        match encode_fetch_response(version, correlation_id, response, RESPONSE_FRAME_BYTES_MAX) {
+            Ok(pieces) => Reply::Pieces(pieces),
+            Err(e) => {
+                tracing::error!(version, error = %e, "cannot encode a fetch response; closing connection");
+                Reply::Close
+            }
+        }
+    }))
 }
 
 /// Decodes the body as `Req`, runs `handle` now, and returns the future of the encoded

@@ -3,8 +3,8 @@
 //! Message bodies are decoded and encoded by the pinned `kafka-protocol` crate (generated
 //! from Kafka's message specs). This crate stands in front of it: it checks a frame's length
 //! before anything is allocated for it, parses the request header without trusting the frame,
-//! and encodes a response with the right header version. It does no I/O and knows nothing of
-//! storage or sockets.
+//! and encodes a response with the right header version (a Fetch response in pieces around its
+//! record bytes, `fetch_frame.rs`). It does no I/O and knows nothing of storage or sockets.
 //!
 //! A frame on the wire:
 //! ```text
@@ -15,6 +15,10 @@
 //! client_id       string   ┘
 //! body            …        decoded by kafka-protocol for (api_key, api_version)
 //! ```
+
+mod fetch_frame;
+
+pub use fetch_frame::encode_fetch_response;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};

@@ -38,7 +38,7 @@ mod sync_group;
 mod txn_offset_commit;
 mod write_txn_markers;
 
-use crate::dispatch::{Pending, respond};
+use crate::dispatch::{Pending, respond, respond_fetch};
 use crate::server::{Broker, Endpoint};
 use kafka_protocol::messages::ApiKey;
 use sluice_protocol::{ProtocolError, RequestFrame};
@@ -108,7 +108,7 @@ pub(crate) fn route(
         ApiKey::ApiVersions => respond(request, api_versions::handle),
         ApiKey::Metadata => respond(request, move |r, v| metadata::handle(&b, r, v, &e)),
         ApiKey::Produce => respond(request, move |r, v| produce::handle(&b, r, v, &e)),
-        ApiKey::Fetch => respond(request, move |r, v| fetch::handle(b, r, v)),
+        ApiKey::Fetch => respond_fetch(request, move |r, v| fetch::handle(b, r, v)),
         ApiKey::ListOffsets => respond(request, move |r, v| list_offsets::handle(&b, r, v)),
         ApiKey::OffsetForLeaderEpoch => respond(request, move |r, v| {
             offset_for_leader_epoch::handle(&b, r, v)

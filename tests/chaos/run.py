@@ -1,0 +1,344 @@
+"""The chaos harness: three `sluice serve` processes on 127.0.0.1, .2 and .3 inside a network
+namespace of their own, real clients, faults, and the history checker (history.py).
+
+Run one scenario (the namespace is made by re-running this file under
+`unshare --net --map-root-user`, so nothing outside it is touched):
+
+    .venv/bin/python tests/chaos/run.py kill_leader --seed 1 --binary target/debug/sluice
+
+It prints one JSON line: the checker's counts and the scenario's figures, and exits non-zero
+if any safety count is not zero. test_scenarios.py runs every scenario this way in the test
+suite; `--seconds` makes a longer soak.
+
+Scenarios (each with a fixed seed: the seed picks the victims and when faults strike):
+- `kill_leader`: an idempotent `acks=all` librdkafka producer while the leader of a partition
+  is `kill -9`ed three times (and restarted);
+- `pause_leader`: a leader stopped with SIGSTOP past its session, then resumed;
+- `kill_all`: all three brokers killed at once and restarted.
+
+Until partitions replicate (the replicated-partitions issue), a topic has one replica: a
+partition is unavailable while its broker is down, and the checks are that nothing
+acknowledged is lost, duplicated or reordered across the restart. Cutting links between
+brokers needs each broker's outgoing connections bound to its own address, which comes with
+replication.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from history import check, safe  # noqa: E402
+
+NODES = (1, 2, 3)
+KAFKA_PORT = 9092
+CONTROLLER_PORT = 9093
+SESSION_TIMEOUT_MS = 3000
+TOPIC = "chaos"
+PARTITIONS = 3
+RATE = 1000  # records/s, bounded
+# librdkafka logs every refused connection while a broker is down, as expected here: only
+# critical lines are kept.
+QUIET = 2
+
+
+def address(node):
+    return f"127.0.0.{node}"
+
+
+def enter_namespace(argv):
+    """Re-runs this script in a new network namespace (user namespace too, so no privilege is
+    needed), with loopback up and 127.0.0.2 and .3 on it."""
+    setup = (f"ip link set lo up && ip addr add {address(2)}/8 dev lo && "
+             f"ip addr add {address(3)}/8 dev lo && exec \"$@\"")
+    cmd = ["unshare", "--net", "--map-root-user", "sh", "-c", setup, "sh",
+           sys.executable, __file__, *argv, "--in-namespace"]
+    return subprocess.run(cmd).returncode
+
+
+class Broker:
+    def __init__(self, node, binary, root):
+        self.node = node
+        self.binary = binary
+        self.data = root / f"node{node}"
+        self.log_path = root / f"node{node}.log"
+        self.proc = None
+
+    def start(self):
+        voters = ",".join(f"{n}@{address(n)}:{CONTROLLER_PORT}" for n in NODES)
+        env = dict(os.environ, SLUICE_BROKER_SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_MS),
+                   SLUICE_BROKER_HEARTBEAT_INTERVAL_MS="500", RUST_LOG="info")
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [self.binary, "serve", "--node-id", str(self.node), "--data-dir", str(self.data),
+             "--listen", f"{address(self.node)}:{KAFKA_PORT}",
+             "--controller-listen", f"{address(self.node)}:{CONTROLLER_PORT}",
+             "--controllers", voters, "--http-listen", "off"],
+            stdout=log, stderr=log, env=env)
+        log.close()
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+
+
+def bootstrap():
+    return ",".join(f"{address(n)}:{KAFKA_PORT}" for n in NODES)
+
+
+def wait_until(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except Exception:  # noqa: BLE001 - a broker down answers with an error: try again
+            value = None
+        if value:
+            return value
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def leaders():
+    """{partition: leader} of the topic, or None while any partition lacks a leader."""
+    from confluent_kafka.admin import AdminClient
+    md = AdminClient({"bootstrap.servers": bootstrap(), "log_level": QUIET}).list_topics(TOPIC, timeout=5)
+    topic = md.topics.get(TOPIC)
+    if topic is None or topic.error is not None or len(topic.partitions) != PARTITIONS:
+        return None
+    found = {p: m.leader for p, m in topic.partitions.items()}
+    return None if -1 in found.values() else found
+
+
+class Workload:
+    """One idempotent `acks=all` producer sending numbered values round-robin over the
+    partitions at a bounded rate, logging every send and its outcome."""
+
+    def __init__(self):
+        from confluent_kafka import Producer
+        self.producer = Producer({"bootstrap.servers": bootstrap(), "enable.idempotence": True,
+                                  "acks": "all", "linger.ms": 5, "message.timeout.ms": 120000,
+                                  "log_level": QUIET})
+        self.history = []
+        self.lock = threading.Lock()
+        self.acked_at = {p: [] for p in range(PARTITIONS)}
+        self.running = True
+        self.thread = threading.Thread(target=self.run)
+
+    def record(self, op):
+        with self.lock:
+            self.history.append(op)
+
+    def run(self):
+        seq = 0
+        started = time.monotonic()
+        while self.running:
+            due = started + seq / RATE
+            now = time.monotonic()
+            if now < due:
+                self.producer.poll(min(due - now, 0.05))
+                continue
+            partition = seq % PARTITIONS
+            value = f"v{seq}"
+            base = {"op": "produce", "value": value, "producer": "p", "seq": seq,
+                    "partition": partition}
+            self.record(dict(base, type="invoke"))
+            try:
+                self.producer.produce(TOPIC, value=value.encode(), partition=partition,
+                                      on_delivery=self.delivered(base))
+            except BufferError:
+                self.record(dict(base, type="fail"))
+            seq += 1
+            self.producer.poll(0)
+
+    def delivered(self, base):
+        def on_delivery(err, msg):
+            if err is None:
+                self.record(dict(base, type="ok", offset=msg.offset()))
+                with self.lock:
+                    self.acked_at[base["partition"]].append(time.monotonic())
+            else:
+                # A timeout or a fatal error: the record may or may not be in the log.
+                self.record(dict(base, type="info", error=str(err)))
+        return on_delivery
+
+    def start(self):
+        self.thread.start()
+
+    def finish(self):
+        self.running = False
+        self.thread.join()
+        left = self.producer.flush(120)
+        if left:
+            raise RuntimeError(f"{left} records never answered")
+
+    def longest_outage_s(self):
+        """The longest time between two acknowledgements of one partition."""
+        gaps = [b - a for times in self.acked_at.values() for a, b in zip(times, times[1:])]
+        return max(gaps, default=0.0)
+
+
+def read_everything(reader):
+    """Every record of the topic, from offset 0 to each partition's end, as read ops."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap(), "group.id": f"checker-{reader}",
+                  "enable.auto.commit": False, "isolation.level": "read_committed",
+                  "log_level": QUIET})
+    ops = []
+    try:
+        ends = {}
+        for p in range(PARTITIONS):
+            _, high = c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=30)
+            ends[p] = high
+        c.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
+        position = {p: 0 for p in range(PARTITIONS)}
+        deadline = time.monotonic() + 120
+        while any(position[p] < ends[p] for p in ends) and time.monotonic() < deadline:
+            for m in c.consume(500, 0.5):
+                if m.error() is not None:
+                    continue
+                ops.append({"op": "read", "reader": reader, "partition": m.partition(),
+                            "offset": m.offset(), "value": m.value().decode()})
+                position[m.partition()] = m.offset() + 1
+        short = {p: (position[p], ends[p]) for p in ends if position[p] < ends[p]}
+        if short:
+            raise RuntimeError(f"reader {reader} stopped short of the end: {short}")
+    finally:
+        c.close()
+    return ops
+
+
+def create_topic():
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap(), "log_level": QUIET})
+    admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])[TOPIC].result(30)
+    return wait_until(leaders, 30, "the topic placed")
+
+
+def scenario_kill_leader(brokers, rng, figures):
+    """kill -9 the leader of a partition three times, restarting it each time."""
+    recoveries = []
+    for _ in range(3):
+        time.sleep(rng.uniform(1.0, 3.0))
+        partition = rng.randrange(PARTITIONS)
+        victim = brokers[wait_until(leaders, 60, "every partition led")[partition]]
+        victim.kill()
+        killed = time.monotonic()
+        time.sleep(rng.uniform(0.5, 2.0))
+        victim.start()
+        wait_until(leaders, 60, "the restarted broker leading again")
+        recoveries.append(time.monotonic() - killed)
+    figures["kills"] = 3
+    figures["kill_to_led_again_s_max"] = round(max(recoveries), 2)
+
+
+def scenario_pause_leader(brokers, rng, figures):
+    """SIGSTOP a leader past its session (it is fenced), then SIGCONT it."""
+    time.sleep(rng.uniform(1.0, 3.0))
+    victim = brokers[wait_until(leaders, 60, "every partition led")[rng.randrange(PARTITIONS)]]
+    victim.signal(signal.SIGSTOP)
+    try:
+        time.sleep(SESSION_TIMEOUT_MS / 1000 + rng.uniform(2.0, 4.0))
+    finally:
+        victim.signal(signal.SIGCONT)
+    resumed = time.monotonic()
+    wait_until(leaders, 60, "the resumed broker leading again")
+    figures["resume_to_led_again_s"] = round(time.monotonic() - resumed, 2)
+
+
+def scenario_kill_all(brokers, rng, figures):
+    """kill -9 all three brokers at once, then restart them."""
+    time.sleep(rng.uniform(1.0, 3.0))
+    for b in brokers.values():
+        b.kill()
+    killed = time.monotonic()
+    time.sleep(rng.uniform(0.5, 2.0))
+    for b in brokers.values():
+        b.start()
+    wait_until(leaders, 90, "the cluster back")
+    figures["kill_all_to_led_again_s"] = round(time.monotonic() - killed, 2)
+
+
+SCENARIOS = {
+    "kill_leader": scenario_kill_leader,
+    "pause_leader": scenario_pause_leader,
+    "kill_all": scenario_kill_all,
+}
+
+
+def run(args):
+    rng = random.Random(args.seed)
+    root = Path(tempfile.mkdtemp(prefix=f"chaos-{args.scenario}-"))
+    brokers = {n: Broker(n, args.binary, root) for n in NODES}
+    figures = {"scenario": args.scenario, "seed": args.seed}
+    try:
+        for b in brokers.values():
+            b.start()
+        create_topic()
+        workload = Workload()
+        workload.start()
+        started = time.monotonic()
+        SCENARIOS[args.scenario](brokers, rng, figures)
+        # Traffic after the last fault, for at least the rest of the run.
+        time.sleep(max(2.0, args.seconds - (time.monotonic() - started)))
+        workload.finish()
+        figures["longest_produce_outage_s"] = round(workload.longest_outage_s(), 2)
+        reads = read_everything("r1") + read_everything("r2")
+        counts = check(workload.history + reads)
+        result = dict(figures, **counts, safe=safe(counts))
+        print(json.dumps(result), flush=True)
+        if not result["safe"]:
+            print(f"logs kept in {root}", file=sys.stderr)
+            return 1
+        shutil.rmtree(root, ignore_errors=True)
+        return 0
+    except BaseException:
+        print(f"logs kept in {root}", file=sys.stderr)
+        raise
+    finally:
+        for b in brokers.values():
+            if b.proc is not None and b.proc.poll() is None:
+                b.signal(signal.SIGCONT)
+                b.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=0.0,
+                        help="run the workload at least this long (a soak)")
+    parser.add_argument("--binary", default=os.environ.get("SLUICE_BIN", "target/debug/sluice"))
+    parser.add_argument("--in-namespace", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.binary = str(Path(args.binary).resolve())
+    if not args.in_namespace:
+        argv = [a for a in sys.argv[1:]]
+        return enter_namespace(argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
