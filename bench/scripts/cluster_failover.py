@@ -17,7 +17,6 @@ import shutil
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 
 # Kafka's wire format by hand, shared with the black-box tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "blackbox"))
-from rawwire import read_frame, request  # noqa: E402
+from rawwire import cluster_view  # noqa: E402
 
 
 def free_port():
@@ -37,27 +36,7 @@ def free_port():
 
 def metadata(port):
     """(controller id, sorted live broker ids) as the node on `port` answers, or None."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.settimeout(1)
-            s.sendall(request(3, 1, 1, struct.pack(">i", 0)))  # Metadata v1, no topics
-            data = read_frame(s)
-    except (OSError, AssertionError):
-        return None
-    pos = 4  # correlation id
-    (count,) = struct.unpack_from(">i", data, pos)
-    pos += 4
-    brokers = []
-    for _ in range(count):
-        (node,) = struct.unpack_from(">i", data, pos)
-        pos += 4
-        (host_len,) = struct.unpack_from(">h", data, pos)
-        pos += 2 + host_len + 4
-        (rack_len,) = struct.unpack_from(">h", data, pos)
-        pos += 2 + max(rack_len, 0)
-        brokers.append(node)
-    (controller,) = struct.unpack_from(">i", data, pos)
-    return controller, sorted(brokers)
+    return cluster_view("127.0.0.1", port)
 
 
 class Node:

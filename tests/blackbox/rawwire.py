@@ -37,6 +37,29 @@ def read_frame(s):
     return exactly(length)
 
 
+def cluster_view(host, port):
+    """(controller id, sorted live broker ids) as the broker at `host:port` answers Metadata
+    v1 (no topics), or None if it cannot be asked."""
+    try:
+        with socket.create_connection((host, port), timeout=1) as s:
+            s.settimeout(1)
+            s.sendall(request(3, 1, 1, struct.pack(">i", 0)))
+            data = read_frame(s)
+    except (OSError, AssertionError):
+        return None
+    r = Reader(data)
+    r.take(">i")  # correlation id
+    brokers = []
+    for _ in range(r.take(">i")):
+        brokers.append(r.take(">i"))
+        host_bytes = r.take(">h")
+        r.at += host_bytes
+        r.take(">i")  # port
+        rack_bytes = r.take(">h")
+        r.at += max(rack_bytes, 0)
+    return r.take(">i"), sorted(brokers)
+
+
 def _crc32c_table():
     table = []
     for i in range(256):

@@ -2,8 +2,8 @@
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions,
-                                   NewTopic, OffsetSpec)
+from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource,
+                                   NewPartitions, NewTopic, OffsetSpec)
 
 from conftest import wait_until
 from helpers import admin, consume_all, create_topic, produce_all, producer
@@ -125,3 +125,46 @@ def test_delete_records_moves_the_start_offset(broker):
     assert a.list_offsets({tp: OffsetSpec.earliest()})[tp].result(10).offset == 30
     got = consume_all(broker, "trim", 20, **{"auto.offset.reset": "earliest"})
     assert got[0].offset() == 30 or got[0].value() == b"30"
+
+
+def produce_outcome(broker, topic, acks):
+    """The delivery error name of one record sent with `acks` and no retries (None: written)."""
+    p = producer(broker, acks=acks, retries=0, **{"enable.idempotence": False,
+                                                  "message.timeout.ms": 10000})
+    outcome = []
+    p.produce(topic, value=b"v", on_delivery=lambda err, msg: outcome.append(err))
+    assert p.flush(15) == 0
+    return outcome[0].name() if outcome[0] is not None else None
+
+
+def test_acks_all_needs_min_insync_replicas(broker):
+    """A topic asking for more in-sync replicas than it has refuses `acks=all` batches before
+    writing them (NOT_ENOUGH_REPLICAS, as Kafka does) and takes `acks=1`; lowering the setting
+    lets `acks=all` through. A value below 1 is refused."""
+    create_topic(broker, "misr", config={"min.insync.replicas": "2"})
+    assert produce_outcome(broker, "misr", "all") == "NOT_ENOUGH_REPLICAS"
+    assert produce_outcome(broker, "misr", "1") is None
+    a = admin(broker)
+    res = ConfigResource("topic", "misr", incremental_configs=[
+        ConfigEntry("min.insync.replicas", "1", incremental_operation=AlterConfigOpType.SET)])
+    a.incremental_alter_configs([res])[res].result(10)
+    assert produce_outcome(broker, "misr", "all") is None
+    assert len(consume_all(broker, "misr", 2)) == 2
+    with pytest.raises(KafkaException) as e:
+        create_topic(broker, "misr-zero", config={"min.insync.replicas": "0"})
+    assert e.value.args[0].name() == "INVALID_CONFIG"
+
+
+def test_the_brokers_min_insync_replicas_is_every_topics_default(start_broker):
+    broker = start_broker(extra_env={"SLUICE_MIN_INSYNC_REPLICAS": "2"})
+    create_topic(broker, "strict")
+    create_topic(broker, "lenient", config={"min.insync.replicas": "1"})
+    a = admin(broker)
+    got = list(a.describe_configs([ConfigResource("topic", "strict")]).values())[0].result(10)
+    assert got["min.insync.replicas"].value == "2"
+    assert ConfigSource(got["min.insync.replicas"].source) == ConfigSource.STATIC_BROKER_CONFIG
+    broker_res = ConfigResource("broker", "1")
+    broker_configs = list(a.describe_configs([broker_res]).values())[0].result(10)
+    assert broker_configs["min.insync.replicas"].value == "2"
+    assert produce_outcome(broker, "strict", "all") == "NOT_ENOUGH_REPLICAS"
+    assert produce_outcome(broker, "lenient", "all") is None

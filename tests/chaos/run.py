@@ -14,13 +14,20 @@ Scenarios (each with a fixed seed: the seed picks the victims and when faults st
 - `kill_leader`: an idempotent `acks=all` librdkafka producer while the leader of a partition
   is `kill -9`ed three times (and restarted);
 - `pause_leader`: a leader stopped with SIGSTOP past its session, then resumed;
-- `kill_all`: all three brokers killed at once and restarted.
+- `kill_all`: all three brokers killed at once and restarted;
+- `partition_leader`: a leader cut off from the other two brokers (both directions) past its
+  session, then healed. Clients still reach every broker.
+
+A cut is an `ip rule ... blackhole` between two addresses, ahead of the loopback routes (the
+namespace moves the `local` table's rule behind them). Brokers' connections to each other (the
+metadata log's, and their Kafka requests to each other) leave from their own listener
+addresses, so a cut between two addresses separates those brokers; a client's connection
+binds no address and leaves from 127.0.0.100 (the namespace's loopback routes say so), which
+no cut names.
 
 Until partitions replicate (the replicated-partitions issue), a topic has one replica: a
-partition is unavailable while its broker is down, and the checks are that nothing
-acknowledged is lost, duplicated or reordered across the restart. Cutting links between
-brokers needs each broker's outgoing connections bound to its own address, which comes with
-replication.
+partition is unavailable while its broker is down or fenced, and the checks are that nothing
+acknowledged is lost, duplicated or reordered across the fault.
 """
 
 import argparse
@@ -38,7 +45,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "blackbox"))
 from history import check, safe  # noqa: E402
+from rawwire import cluster_view  # noqa: E402
 
 NODES = (1, 2, 3)
 KAFKA_PORT = 9092
@@ -47,6 +56,8 @@ SESSION_TIMEOUT_MS = 3000
 TOPIC = "chaos"
 PARTITIONS = 3
 RATE = 1000  # records/s, bounded
+# Where connections that bind no address leave from: the clients', never cut.
+CLIENT_ADDRESS = "127.0.0.100"
 # librdkafka logs every refused connection while a broker is down, as expected here: only
 # critical lines are kept.
 QUIET = 2
@@ -58,9 +69,17 @@ def address(node):
 
 def enter_namespace(argv):
     """Re-runs this script in a new network namespace (user namespace too, so no privilege is
-    needed), with loopback up and 127.0.0.2 and .3 on it."""
+    needed), with loopback up and 127.0.0.2, .3 and the clients' address on it."""
+    routes = " && ".join(
+        f"ip route replace table local local {target} dev lo proto kernel scope host "
+        f"src {CLIENT_ADDRESS}" for target in [address(n) for n in NODES] + ["127.0.0.0/8"])
     setup = (f"ip link set lo up && ip addr add {address(2)}/8 dev lo && "
-             f"ip addr add {address(3)}/8 dev lo && exec \"$@\"")
+             f"ip addr add {address(3)}/8 dev lo && ip addr add {CLIENT_ADDRESS}/8 dev lo && "
+             # A connection that binds no address (every client's) leaves from the clients'
+             # address, which no cut names.
+             f"{routes} && "
+             # Cuts (pref 10) must be looked at before the loopback routes (pref 0).
+             "ip rule add pref 100 lookup local && ip rule del pref 0 && exec \"$@\"")
     cmd = ["unshare", "--net", "--map-root-user", "sh", "-c", setup, "sh",
            sys.executable, __file__, *argv, "--in-namespace"]
     return subprocess.run(cmd).returncode
@@ -102,6 +121,30 @@ class Broker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=30)
+
+
+def cut(a, b):
+    """Drops every packet between broker addresses `a` and `b`, both ways."""
+    for source, target in ((a, b), (b, a)):
+        subprocess.run(["ip", "rule", "add", "pref", "10", "from", address(source), "to",
+                        address(target), "blackhole"], check=True)
+
+
+def heal(a, b):
+    for source, target in ((a, b), (b, a)):
+        subprocess.run(["ip", "rule", "del", "pref", "10", "from", address(source), "to",
+                        address(target), "blackhole"], check=True)
+
+
+def fenced_as_seen_by(survivors, victim):
+    """True once every survivor's Metadata leaves `victim` out of the live brokers."""
+    views = [cluster_view(address(n), KAFKA_PORT) for n in survivors]
+    return all(v is not None and victim not in v[1] for v in views)
+
+
+def live_as_seen_by(survivors, victim):
+    views = [cluster_view(address(n), KAFKA_PORT) for n in survivors]
+    return all(v is not None and victim in v[1] for v in views)
 
 
 def bootstrap():
@@ -254,18 +297,32 @@ def scenario_kill_leader(brokers, rng, figures):
     figures["kill_to_led_again_s_max"] = round(max(recoveries), 2)
 
 
+def fence_and_return(rng, figures, fault, undo, what):
+    """Applies `fault` to the leader of a random partition until the other brokers fence it,
+    a little longer, then `undo`es it and waits until they let it back and it leads again.
+    Figures `<what>_to_fenced_s` and `<what>_undone_to_unfenced_s`."""
+    time.sleep(rng.uniform(1.0, 3.0))
+    victim = wait_until(leaders, 60, "every partition led")[rng.randrange(PARTITIONS)]
+    others = [n for n in NODES if n != victim]
+    fault(victim, others)
+    started = time.monotonic()
+    try:
+        wait_until(lambda: fenced_as_seen_by(others, victim), 60, f"the {what} broker fenced")
+        figures[f"{what}_to_fenced_s"] = round(time.monotonic() - started, 2)
+        time.sleep(rng.uniform(0.5, 2.0))
+    finally:
+        undo(victim, others)
+    undone = time.monotonic()
+    wait_until(lambda: live_as_seen_by(others, victim), 60, f"the {what} broker back")
+    figures[f"{what}_undone_to_unfenced_s"] = round(time.monotonic() - undone, 2)
+    wait_until(leaders, 60, f"the {what} broker leading again")
+
+
 def scenario_pause_leader(brokers, rng, figures):
     """SIGSTOP a leader past its session (it is fenced), then SIGCONT it."""
-    time.sleep(rng.uniform(1.0, 3.0))
-    victim = brokers[wait_until(leaders, 60, "every partition led")[rng.randrange(PARTITIONS)]]
-    victim.signal(signal.SIGSTOP)
-    try:
-        time.sleep(SESSION_TIMEOUT_MS / 1000 + rng.uniform(2.0, 4.0))
-    finally:
-        victim.signal(signal.SIGCONT)
-    resumed = time.monotonic()
-    wait_until(leaders, 60, "the resumed broker leading again")
-    figures["resume_to_led_again_s"] = round(time.monotonic() - resumed, 2)
+    fence_and_return(rng, figures,
+                     lambda victim, _: brokers[victim].signal(signal.SIGSTOP),
+                     lambda victim, _: brokers[victim].signal(signal.SIGCONT), "paused")
 
 
 def scenario_kill_all(brokers, rng, figures):
@@ -281,10 +338,24 @@ def scenario_kill_all(brokers, rng, figures):
     figures["kill_all_to_led_again_s"] = round(time.monotonic() - killed, 2)
 
 
+def scenario_partition_leader(brokers, rng, figures):
+    """Cut a leader off from the other two brokers past its session, then heal."""
+    def cut_off(victim, others):
+        for other in others:
+            cut(victim, other)
+
+    def heal_all(victim, others):
+        for other in others:
+            heal(victim, other)
+
+    fence_and_return(rng, figures, cut_off, heal_all, "cut")
+
+
 SCENARIOS = {
     "kill_leader": scenario_kill_leader,
     "pause_leader": scenario_pause_leader,
     "kill_all": scenario_kill_all,
+    "partition_leader": scenario_partition_leader,
 }
 
 
@@ -309,9 +380,9 @@ def run(args):
         counts = check(workload.history + reads)
         result = dict(figures, **counts, safe=safe(counts))
         print(json.dumps(result), flush=True)
-        if not result["safe"]:
+        if not result["safe"] or args.keep:
             print(f"logs kept in {root}", file=sys.stderr)
-            return 1
+            return 0 if result["safe"] else 1
         shutil.rmtree(root, ignore_errors=True)
         return 0
     except BaseException:
@@ -331,6 +402,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=0.0,
                         help="run the workload at least this long (a soak)")
     parser.add_argument("--binary", default=os.environ.get("SLUICE_BIN", "target/debug/sluice"))
+    parser.add_argument("--keep", action="store_true", help="keep the brokers' data and logs")
     parser.add_argument("--in-namespace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.binary = str(Path(args.binary).resolve())

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-SEEDS = {"kill_leader": 1, "pause_leader": 1, "kill_all": 1}
+SEEDS = {"kill_leader": 1, "pause_leader": 1, "kill_all": 1, "partition_leader": 1}
 
 
 @pytest.mark.parametrize("scenario", sorted(SEEDS))

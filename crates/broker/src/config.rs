@@ -57,6 +57,9 @@ pub struct BrokerConfig {
     /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`, fixed
     /// when it is first created.
     pub transaction_state_partitions: i32,
+    /// `min.insync.replicas`: the default of topics that do not set it; `acks=all` needs at
+    /// least this many in-sync replicas.
+    pub min_insync_replicas: i32,
     /// `offsets.retention.check.interval.ms`: how often expired offsets are removed.
     pub offsets_retention_check_interval_ms: u64,
     /// `producer.id.expiration.ms`: how long an idle idempotent producer's state is kept.
@@ -98,6 +101,7 @@ impl BrokerConfig {
             offsets_topic_partitions: OFFSETS_TOPIC_PARTITIONS_DEFAULT,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             transaction_state_partitions: TRANSACTION_STATE_PARTITIONS_DEFAULT,
+            min_insync_replicas: 1,
             offsets_retention_check_interval_ms: 600_000,
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,

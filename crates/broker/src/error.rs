@@ -78,6 +78,11 @@ pub(crate) fn controller_error(e: &ControllerError) -> ResponseError {
         ControllerError::CorruptRecord(_) => ResponseError::UnknownServerError,
         ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
         ControllerError::LimitReached(_) => ResponseError::PolicyViolation,
+        ControllerError::UnknownTopicId(..) => ResponseError::UnknownTopicId,
+        ControllerError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        ControllerError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
+        ControllerError::InvalidUpdateVersion { .. } => ResponseError::InvalidUpdateVersion,
+        ControllerError::IneligibleReplica(_) => ResponseError::IneligibleReplica,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Requests from this broker to the others, as a Kafka client of theirs (`sluice-client`):
-//! one connection per peer broker, kept and reused, to its registered client listener. Today
-//! only the transaction coordinator uses it (WriteTxnMarkers to partition leaders).
+//! one connection per peer broker, kept and reused, to its registered client listener, leaving
+//! from this broker's own listener address when it names one (so a network cut between two
+//! addresses cuts these connections too). Today only transactions use it (WriteTxnMarkers to
+//! partition leaders, AddPartitionsToTxn `verify_only` to coordinators).
 //!
 //! Not owned here: what is sent (the caller builds the request), and where brokers are (the
 //! metadata image).
@@ -17,6 +19,8 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Default)]
 pub(crate) struct Peers {
     idle: std::sync::Mutex<HashMap<i32, Connection>>,
+    /// The address connections leave from (this broker's listener's, unless a wildcard).
+    local: Option<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for Peers {
@@ -28,6 +32,15 @@ impl std::fmt::Debug for Peers {
 }
 
 impl Peers {
+    /// Connections leave from `listen`'s address, unless it is a wildcard.
+    pub(crate) fn from_listener(listen: std::net::SocketAddr) -> Peers {
+        let ip = listen.ip();
+        Peers {
+            idle: Default::default(),
+            local: (!ip.is_unspecified()).then_some(ip),
+        }
+    }
+
     /// Sends `request` to broker `broker_id` (at `address`, its client listener) and returns
     /// its response. A connection that fails is dropped; the next request opens another.
     pub(crate) async fn send<R: kafka_protocol::protocol::Request>(
@@ -39,7 +52,7 @@ impl Peers {
         let kept = self.lock().remove(&broker_id);
         let mut connection = match kept {
             Some(c) if c.address() == address => c,
-            _ => Connection::connect(address, "sluice-broker", PEER_TIMEOUT)
+            _ => Connection::connect_from(address, self.local, "sluice-broker", PEER_TIMEOUT)
                 .await
                 .map_err(|e| e.to_string())?,
         };

@@ -199,7 +199,7 @@ impl RunningBroker {
             transaction_coordinators: Arc::new(TxnCoordinators::new(config_txn, shutdown.clone())),
             published: watch::Sender::new(Arc::default()),
             publish_errors: Default::default(),
-            peers: Default::default(),
+            peers: crate::peers::Peers::from_listener(local_addr),
             metrics: Arc::new(Metrics::new()),
             unfinished_frame_bytes: Semaphore::new(unfinished_frame_bytes),
             unfinished_small_frame_bytes: Semaphore::new(UNFINISHED_FRAME_BYTES_MAX),

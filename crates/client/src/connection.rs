@@ -15,9 +15,26 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use sluice_protocol::{FRAME_LENGTH_BYTES, decode_response, encode_request};
 use sluice_types::limits::CLIENT_RESPONSE_FRAME_BYTES_MAX;
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+/// A TCP stream to `address`, bound to `local` first when given.
+async fn open_stream(address: &str, local: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(local) = local else {
+        return TcpStream::connect(address).await;
+    };
+    let mut targets = tokio::net::lookup_host(address).await?;
+    let target = targets.find(|a| a.is_ipv4() == local.is_ipv4());
+    let target = target.ok_or_else(|| std::io::Error::other("no address of the same family"))?;
+    let socket = match local {
+        IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(local, 0))?;
+    socket.connect(target).await
+}
 
 /// The error code a broker answers ApiVersions with when it does not know the version asked.
 const UNSUPPORTED_VERSION: i16 = 35;
@@ -35,7 +52,19 @@ pub struct Connection {
 impl Connection {
     /// Connects to `address` (`host:port`) and learns the broker's API versions.
     pub async fn connect(address: &str, client_id: &str, timeout: Duration) -> Result<Connection> {
-        let connect = TcpStream::connect(address);
+        Connection::connect_from(address, None, client_id, timeout).await
+    }
+
+    /// As `connect`, leaving from `local` (any port) when given: a broker's connections to
+    /// other brokers leave from its own listener's address, so a network cut between two
+    /// addresses cuts them too.
+    pub async fn connect_from(
+        address: &str,
+        local: Option<IpAddr>,
+        client_id: &str,
+        timeout: Duration,
+    ) -> Result<Connection> {
+        let connect = open_stream(address, local);
         let stream = match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {

@@ -23,6 +23,7 @@ use openraft::raft::{
 use serde::{Deserialize, Serialize};
 use sluice_controller::{ControllerCommand, ControllerReply};
 use std::io::{self, Cursor};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -182,9 +183,20 @@ async fn handle(quorum: &MetadataQuorum, request: Request) -> Response {
     }
 }
 
-/// Opens clients to the other controllers, at the address each registered.
+/// Opens clients to the other controllers, at the address each registered, from `local`
+/// when set.
 #[derive(Debug, Clone, Default)]
-pub struct ControllerNetwork;
+pub struct ControllerNetwork {
+    local: Option<IpAddr>,
+}
+
+impl ControllerNetwork {
+    /// Connections leave from `local` (this node's controller-listener address), so a
+    /// network cut between two addresses (`ip rule ... blackhole`) cuts them too.
+    pub fn from_address(local: Option<IpAddr>) -> ControllerNetwork {
+        ControllerNetwork { local }
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for ControllerNetwork {
     type Network = PeerClient;
@@ -193,15 +205,44 @@ impl RaftNetworkFactory<TypeConfig> for ControllerNetwork {
         PeerClient {
             target,
             addr: node.addr.clone(),
+            local: self.local,
             stream: None,
         }
     }
+}
+
+/// The specific IP address of `address` (`host:port`), if it names one: the address
+/// connections to other nodes leave from. None for a wildcard (`0.0.0.0`, `::`) or a name.
+pub fn specific_ip(address: &str) -> Option<IpAddr> {
+    let ip = address.parse::<SocketAddr>().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
+}
+
+/// Connects to `address` from `local` (any port) when given, else from wherever the system
+/// routes.
+async fn connect_from(address: &str, local: Option<IpAddr>) -> io::Result<TcpStream> {
+    let Some(local) = local else {
+        return TcpStream::connect(address).await;
+    };
+    let target = tokio::net::lookup_host(address)
+        .await?
+        .find(|a| a.is_ipv4() == local.is_ipv4())
+        .ok_or_else(|| io::Error::other(format!("{address} has no address like {local}")))?;
+    let socket = if local.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(local, 0))?;
+    socket.connect(target).await
 }
 
 /// One controller's connection to another; reconnected after any failure.
 pub struct PeerClient {
     target: u64,
     addr: String,
+    /// The address connections leave from, if bound (`ControllerNetwork::from_address`).
+    local: Option<IpAddr>,
     stream: Option<TcpStream>,
 }
 
@@ -227,7 +268,7 @@ impl PeerClient {
         let stream = match &mut self.stream {
             Some(s) => s,
             None => {
-                let connect = TcpStream::connect(&self.addr);
+                let connect = connect_from(&self.addr, self.local);
                 let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
                     .await
                     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
@@ -339,11 +380,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 
 /// Hands `command` to the active controller `leader` at `address` and returns its answer.
 pub(crate) async fn send_command(
-    leader: u64,
-    address: &str,
+    (leader, address): (u64, &str),
+    local: Option<IpAddr>,
     command: &ControllerCommand,
 ) -> Result<ControllerReply, QuorumError> {
-    call(leader, address, Request::Command(command.clone())).await
+    call(leader, address, local, Request::Command(command.clone())).await
 }
 
 /// Asks controller `target` at `address` to add this node as a learner.
@@ -357,17 +398,20 @@ pub(crate) async fn send_add_learner(
         node_id,
         address: own_address.to_string(),
     };
-    call(target, address, request).await.map(|_| ())
+    let local = specific_ip(own_address);
+    call(target, address, local, request).await.map(|_| ())
 }
 
 async fn call(
     leader: u64,
     address: &str,
+    local: Option<IpAddr>,
     request: Request,
 ) -> Result<ControllerReply, QuorumError> {
     let mut peer = PeerClient {
         target: leader,
         addr: address.to_string(),
+        local,
         stream: None,
     };
     let unreachable = |why: String| QuorumError::Unreachable { leader, why };

@@ -35,10 +35,13 @@ pub async fn open(
     let log = LogStore::open(dir)?;
     let state = StateMachine::open(dir, config)?;
     let raft_config = crate::raft_config().validate().map_err(io::Error::other)?;
+    // A voter's connections to the others leave from its own controller address.
+    let own = voters.iter().find(|v| v.id == node_id);
+    let local = own.and_then(|v| crate::network::specific_ip(&v.address));
     let raft = Raft::new(
         node_id,
         Arc::new(raft_config),
-        ControllerNetwork,
+        ControllerNetwork::from_address(local),
         log,
         state.clone(),
     )
@@ -59,7 +62,8 @@ pub async fn open(
         }
         tracing::info!(node_id, voters = voters.len(), "metadata log initialized");
     }
-    Ok(Arc::new(MetadataQuorum::new(node_id, raft, state)))
+    let quorum = MetadataQuorum::new(node_id, raft, state).with_local_address(local);
+    Ok(Arc::new(quorum))
 }
 
 impl MetadataQuorum {

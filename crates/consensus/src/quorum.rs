@@ -37,6 +37,8 @@ pub struct MetadataQuorum {
     state: StateMachine,
     /// One command at a time; holds the term this node last became active in.
     turn: tokio::sync::Mutex<Option<u64>>,
+    /// The address connections to other controllers leave from, if bound.
+    local: Option<std::net::IpAddr>,
 }
 
 impl MetadataQuorum {
@@ -46,7 +48,14 @@ impl MetadataQuorum {
             raft,
             state,
             turn: tokio::sync::Mutex::new(None),
+            local: None,
         }
+    }
+
+    /// Connections to other controllers leave from `local` (see `ControllerNetwork`).
+    pub fn with_local_address(mut self, local: Option<std::net::IpAddr>) -> MetadataQuorum {
+        self.local = local;
+        self
     }
 
     pub fn raft(&self) -> &Raft {
@@ -87,7 +96,7 @@ impl MetadataQuorum {
                 let address = self.address_of(leader).ok_or(QuorumError::NotController {
                     leader: Some(leader),
                 })?;
-                crate::network::send_command(leader, &address, &command).await
+                crate::network::send_command((leader, &address), self.local, &command).await
             }
             other => other,
         }

@@ -41,7 +41,12 @@ async fn commands_commit_as_one_entry_and_every_image_follows() {
             id,
             BasicNode::new(listener.local_addr().unwrap().to_string()),
         );
-        let node = start_node(id, dirs[id as usize - 1].path(), ControllerNetwork).await;
+        let node = start_node(
+            id,
+            dirs[id as usize - 1].path(),
+            ControllerNetwork::default(),
+        )
+        .await;
         listeners.push(listener);
         nodes.insert(id, node);
     }

@@ -7,8 +7,8 @@
 //! argument).
 
 use crate::controller::{
-    BrokerHeartbeat, ConfigChanges, HeartbeatReply, ImportedTopic, NewPartitions, NewTopic,
-    QuorumController, Registration, TopicCreated,
+    AlterPartition, BrokerHeartbeat, ConfigChanges, HeartbeatReply, ImportedTopic, NewPartitions,
+    NewTopic, PartitionState, QuorumController, Registration, TopicCreated,
 };
 use crate::error::ControllerError;
 use crate::record::MetadataRecord;
@@ -47,6 +47,8 @@ pub enum ControllerCommand {
     ReserveProducerIds {
         below: i64,
     },
+    /// A partition leader's new in-sync set (AlterPartition).
+    AlterPartition(AlterPartition),
 }
 
 /// The answer to a command, by kind.
@@ -64,6 +66,8 @@ pub enum ControllerReply {
     ConfigsAltered(Vec<Result<(), ControllerError>>),
     /// `(first, count)`.
     ProducerIds(i64, i64),
+    /// The registration an AlterPartition left.
+    PartitionAltered(PartitionState),
     /// The command was refused as a whole.
     Refused(ControllerError),
 }
@@ -127,6 +131,10 @@ impl QuorumController {
             ControllerCommand::ReserveProducerIds { below } => {
                 (self.reserve_producer_ids(below), ControllerReply::Done)
             }
+            ControllerCommand::AlterPartition(proposal) => match self.alter_partition(&proposal) {
+                Ok((records, state)) => (records, ControllerReply::PartitionAltered(state)),
+                Err(e) => refused(e),
+            },
         }
     }
 }

@@ -21,9 +21,11 @@ use sluice_types::limits;
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
+mod alter_partition;
 mod changes;
 mod import;
 
+pub use alter_partition::{AlterPartition, PartitionState};
 pub use changes::{ConfigChanges, NewPartitions};
 pub use import::ImportedTopic;
 
@@ -524,6 +526,23 @@ impl QuorumController {
         broker_id: i32,
         broker_epoch: i64,
     ) -> Result<(Vec<MetadataRecord>, (i64, i64)), ControllerError> {
+        self.check_broker_epoch(broker_id, broker_epoch)?;
+        let first = self.image.next_producer_id;
+        let count = self.config.producer_id_block_size;
+        let record = MetadataRecord::ProducerIds {
+            broker_id,
+            broker_epoch,
+            next_producer_id: first + count,
+        };
+        Ok((vec![record], (first, count)))
+    }
+
+    /// A request of `broker_id` in `broker_epoch` is from its current incarnation.
+    pub(crate) fn check_broker_epoch(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> Result<(), ControllerError> {
         let broker = self
             .image
             .brokers
@@ -536,14 +555,7 @@ impl QuorumController {
                 current: broker.broker_epoch,
             });
         }
-        let first = self.image.next_producer_id;
-        let count = self.config.producer_id_block_size;
-        let record = MetadataRecord::ProducerIds {
-            broker_id,
-            broker_epoch,
-            next_producer_id: first + count,
-        };
-        Ok((vec![record], (first, count)))
+        Ok(())
     }
 
     /// Ids below `below` are taken (a data directory handed them out before the metadata log

@@ -40,6 +40,21 @@ pub enum ControllerError {
     /// INVALID_REQUEST (a topic named twice, a broker that is not registered).
     #[error("{0}")]
     InvalidRequest(String),
+    /// UNKNOWN_TOPIC_ID (a partition named by a topic id the image does not hold).
+    #[error("no partition {1} of a topic with id {0}")]
+    UnknownTopicId(String, i32),
+    /// FENCED_LEADER_EPOCH (a proposal from an older leader epoch).
+    #[error("leader epoch {request} is older than the current {current}")]
+    FencedLeaderEpoch { request: i32, current: i32 },
+    /// NOT_LEADER_OR_FOLLOWER (a proposal from a broker that does not lead the partition).
+    #[error("not the leader of this partition")]
+    NotLeaderOrFollower,
+    /// INVALID_UPDATE_VERSION (a proposal against a partition epoch that has moved on).
+    #[error("partition epoch {request} is not the current {current}")]
+    InvalidUpdateVersion { request: i32, current: i32 },
+    /// INELIGIBLE_REPLICA (a proposed in-sync replica that is fenced or not a replica).
+    #[error("replica {0} may not join the in-sync set")]
+    IneligibleReplica(i32),
     /// A limit of `sluice_types::limits` (POLICY_VIOLATION).
     #[error("limit reached: {0}")]
     LimitReached(String),

@@ -2,7 +2,7 @@
 //! the metadata is a sequence of `MetadataRecord`s, every broker applies them in order to a
 //! `MetadataImage`, and the active controller turns commands (a broker registering or
 //! heartbeating, CreateTopics, DeleteTopics, CreatePartitions, config changes, a producer-id
-//! block wanted: `ControllerCommand`) into the records that carry them out. It does no I/O,
+//! block wanted, a partition leader's AlterPartition: `ControllerCommand`) into the records that carry them out. It does no I/O,
 //! reads no clock (time is an argument, as in the group and transaction coordinators) and
 //! knows no wire type.
 //!
@@ -18,8 +18,9 @@ mod record;
 
 pub use command::{ControllerCommand, ControllerReply};
 pub use controller::{
-    BrokerHeartbeat, ConfigChanges, ControllerConfig, HeartbeatReply, ImportedTopic, NewPartitions,
-    NewTopic, QuorumController, Registration, TopicCreated,
+    AlterPartition, BrokerHeartbeat, ConfigChanges, ControllerConfig, HeartbeatReply,
+    ImportedTopic, NewPartitions, NewTopic, PartitionState, QuorumController, Registration,
+    TopicCreated,
 };
 pub use error::ControllerError;
 pub use image::{BrokerState, MetadataImage, TopicImage};

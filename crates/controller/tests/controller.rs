@@ -3,8 +3,9 @@
 //! the same records must equal the controller's.
 
 use sluice_controller::{
-    BrokerHeartbeat, ConfigChanges, ConfigResource, ControllerConfig, ControllerError, Endpoint,
-    MetadataImage, MetadataRecord, NewPartitions, NewTopic, QuorumController, Registration,
+    AlterPartition, BrokerHeartbeat, ConfigChanges, ConfigResource, ControllerCommand,
+    ControllerConfig, ControllerError, ControllerReply, Endpoint, MetadataImage, MetadataRecord,
+    NewPartitions, NewTopic, QuorumController, Registration,
 };
 use sluice_replication::NO_LEADER;
 use std::collections::BTreeSet;
@@ -588,4 +589,150 @@ fn configs_are_set_removed_and_replaced_as_records() {
         results[0],
         Err(ControllerError::InvalidRequest(_))
     ));
+}
+
+/// A leader's AlterPartition for partition `index` of `topic`, as the controller answers it
+/// (its records committed when accepted).
+fn alter(
+    c: &mut Cluster,
+    (topic, index): (&str, i32),
+    broker: i32,
+    epochs: (i32, i32),
+    new_isr: &[i32],
+) -> Result<sluice_controller::PartitionState, ControllerError> {
+    let topic_id = c.controller.image().topic(topic).unwrap().topic_id;
+    let proposal = AlterPartition {
+        broker_id: broker,
+        broker_epoch: c.epochs[broker as usize],
+        topic_id,
+        partition: index,
+        leader_epoch: epochs.0,
+        partition_epoch: epochs.1,
+        new_isr: new_isr.to_vec(),
+    };
+    let (records, reply) = c
+        .controller
+        .execute(ControllerCommand::AlterPartition(proposal), 0);
+    c.commit(records);
+    match reply {
+        ControllerReply::PartitionAltered(state) => Ok(state),
+        ControllerReply::Refused(e) => Err(e),
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+#[test]
+fn a_leader_shrinks_and_expands_its_in_sync_set_against_the_partition_epoch() {
+    let mut c = Cluster::three(replicated());
+    c.create("isr", 1, 3).unwrap();
+    let p = c.controller.image().partition("isr", 0).unwrap().clone();
+    let (leader, followers) = (p.leader, p.replicas[1..].to_vec());
+    let shrunk = alter(
+        &mut c,
+        ("isr", 0),
+        leader,
+        (p.leader_epoch, p.partition_epoch),
+        &[leader],
+    );
+    let shrunk = shrunk.unwrap();
+    assert_eq!(shrunk.isr, vec![leader]);
+    assert_eq!(shrunk.partition_epoch, p.partition_epoch + 1);
+    assert_eq!(shrunk.leader_epoch, p.leader_epoch, "the leader stays");
+    let now = c.controller.image().partition("isr", 0).unwrap().clone();
+    assert_eq!(now.isr, vec![leader], "the record was replayed");
+    // A proposal against the old partition epoch is stale.
+    let stale = alter(
+        &mut c,
+        ("isr", 0),
+        leader,
+        (p.leader_epoch, p.partition_epoch),
+        &p.isr,
+    );
+    assert!(
+        matches!(stale, Err(ControllerError::InvalidUpdateVersion { .. })),
+        "{stale:?}"
+    );
+    // Back to all three, in replica order whatever order the leader names them.
+    let mut everyone = followers.clone();
+    everyone.push(leader);
+    let grown = alter(
+        &mut c,
+        ("isr", 0),
+        leader,
+        (now.leader_epoch, now.partition_epoch),
+        &everyone,
+    );
+    assert_eq!(grown.unwrap().isr, p.replicas);
+    assert_eq!(
+        c.replayed(),
+        *c.controller.image(),
+        "brokers replay the same image"
+    );
+}
+
+#[test]
+fn alter_partition_refuses_what_kafka_refuses() {
+    let mut c = Cluster::three(replicated());
+    c.create("isr", 1, 3).unwrap();
+    let p = c.controller.image().partition("isr", 0).unwrap().clone();
+    let epochs = (p.leader_epoch, p.partition_epoch);
+    let follower = p.replicas[1];
+    let not_leader = alter(&mut c, ("isr", 0), follower, epochs, &p.isr);
+    assert_eq!(not_leader, Err(ControllerError::NotLeaderOrFollower));
+    let old_epoch = alter(
+        &mut c,
+        ("isr", 0),
+        p.leader,
+        (epochs.0 - 1, epochs.1),
+        &p.isr,
+    );
+    assert!(
+        matches!(old_epoch, Err(ControllerError::FencedLeaderEpoch { .. })),
+        "{old_epoch:?}"
+    );
+    let without_leader = alter(&mut c, ("isr", 0), p.leader, epochs, &p.replicas[1..]);
+    assert!(
+        matches!(without_leader, Err(ControllerError::InvalidRequest(_))),
+        "{without_leader:?}"
+    );
+    let stranger = alter(&mut c, ("isr", 0), p.leader, epochs, &[p.leader, 9]);
+    assert_eq!(stranger, Err(ControllerError::IneligibleReplica(9)));
+    let missing = alter(&mut c, ("isr", 7), p.leader, epochs, &[p.leader]);
+    assert!(
+        matches!(missing, Err(ControllerError::UnknownTopicId(..))),
+        "{missing:?}"
+    );
+    // From an old incarnation of the leader.
+    c.epochs[p.leader as usize] -= 1;
+    let stale_broker = alter(&mut c, ("isr", 0), p.leader, epochs, &[p.leader]);
+    assert!(
+        matches!(stale_broker, Err(ControllerError::StaleBrokerEpoch { .. })),
+        "{stale_broker:?}"
+    );
+    assert_eq!(
+        c.controller.image().partition("isr", 0),
+        Some(&p),
+        "nothing changed"
+    );
+}
+
+#[test]
+fn a_fenced_replica_cannot_rejoin_the_in_sync_set() {
+    let mut c = Cluster::three(replicated());
+    c.create("isr", 1, 3).unwrap();
+    let p = c.controller.image().partition("isr", 0).unwrap().clone();
+    let follower = p.replicas[1];
+    let epochs = (p.leader_epoch, p.partition_epoch);
+    alter(&mut c, ("isr", 0), p.leader, epochs, &[p.leader]).unwrap();
+    // The follower's broker goes silent and is fenced; the others heartbeat on.
+    for b in (1..=3).filter(|&b| b != follower) {
+        c.heartbeat(b, 59_000);
+    }
+    c.tick(60_000);
+    assert!(c.controller.image().brokers[&follower].fenced);
+    let now = c.controller.image().partition("isr", 0).unwrap().clone();
+    assert_eq!(now.leader, p.leader);
+    let epochs = (now.leader_epoch, now.partition_epoch);
+    let rejoin = alter(&mut c, ("isr", 0), p.leader, epochs, &[p.leader, follower]);
+    assert_eq!(rejoin, Err(ControllerError::IneligibleReplica(follower)));
 }

@@ -1,6 +1,7 @@
 //! The controller under a seeded deterministic simulation: five brokers heartbeating through a
 //! lossy channel, crashing and restarting as new incarnations, pausing past their session,
 //! shutting down in a controlled way; topics created and deleted; producer-id blocks taken;
+//! partition leaders shrinking and growing their in-sync sets (AlterPartition, some stale);
 //! and the active controller itself failing over (a new one replays the committed log, and a
 //! command in flight when it failed is lost). After every step that changed the metadata, it
 //! must hold:
@@ -16,8 +17,8 @@
 //! partition led. `SLUICE_SIM_SEEDS=N` runs seeds 0..N (default 32); `SLUICE_SIM_SEED=S` one.
 
 use sluice_controller::{
-    BrokerHeartbeat, ConfigChanges, ConfigResource, ControllerConfig, Endpoint, MetadataImage,
-    MetadataRecord, NewPartitions, NewTopic, QuorumController, Registration,
+    AlterPartition, BrokerHeartbeat, ConfigChanges, ConfigResource, ControllerConfig, Endpoint,
+    MetadataImage, MetadataRecord, NewPartitions, NewTopic, QuorumController, Registration,
 };
 use sluice_replication::NO_LEADER;
 use std::collections::BTreeMap;
@@ -72,6 +73,8 @@ struct World {
     blocks: Vec<(i64, i64)>,
     next_topic: u32,
     events: u64,
+    /// AlterPartition proposals the controller accepted.
+    isr_changes: u64,
     /// Records were committed since the last check (an unchanged image needs none).
     changed: bool,
 }
@@ -106,6 +109,7 @@ impl World {
             blocks: Vec::new(),
             next_topic: 0,
             events: 0,
+            isr_changes: 0,
             changed: true,
         };
         let records = w.controller.bootstrap("sim");
@@ -202,7 +206,7 @@ impl World {
 
     fn chaos(&mut self, step: i64, now: i64) {
         let draw = self.rng.below(40);
-        if draw < 10 {
+        if draw < 12 {
             self.events += 1;
         }
         match draw {
@@ -223,6 +227,7 @@ impl World {
             7 => self.fail_over(now),
             8 => self.grow_topic(),
             9 => self.alter_configs(),
+            10 | 11 => self.alter_isr(),
             _ => {}
         }
     }
@@ -320,6 +325,53 @@ impl World {
         let (records, results) = self.controller.alter_configs(&[change]);
         assert_eq!(results, vec![Ok(())], "the topic exists");
         self.commit(records);
+    }
+
+    /// A partition's leader proposes a new in-sync set: some of its replicas, itself among
+    /// them, now and then against a stale partition epoch or with a replica that may not join.
+    /// Accepted or refused, the invariants must hold.
+    fn alter_isr(&mut self) {
+        let Some(topic) = self.random_topic() else {
+            return;
+        };
+        let image = self.controller.image();
+        let t = image.topic(&topic).unwrap();
+        let index = self.rng.below(t.partitions.len() as u64) as i32;
+        let Some(p) = t.partitions.get(&index).cloned() else {
+            return;
+        };
+        let topic_id = t.topic_id;
+        if p.leader == NO_LEADER {
+            return;
+        }
+        let Some(broker_epoch) = self.brokers[&p.leader].epoch else {
+            return;
+        };
+        let mut new_isr: Vec<i32> = p
+            .replicas
+            .iter()
+            .copied()
+            .filter(|&r| r == p.leader || self.rng.percent(60))
+            .collect();
+        if self.rng.percent(5) {
+            new_isr.push(BROKERS + 1);
+        }
+        let stale = self.rng.percent(10);
+        let proposal = AlterPartition {
+            broker_id: p.leader,
+            broker_epoch,
+            topic_id,
+            partition: index,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch - i32::from(stale),
+            new_isr,
+        };
+        if let Ok((records, state)) = self.controller.alter_partition(&proposal) {
+            assert!(!stale, "a stale partition epoch is refused");
+            assert_eq!(state.partition_epoch, p.partition_epoch + 1);
+            self.isr_changes += 1;
+            self.commit(records);
+        }
     }
 
     fn take_producer_ids(&mut self) {
@@ -430,7 +482,8 @@ impl World {
     }
 }
 
-fn run(seed: u64) -> Result<u64, String> {
+/// The faults and commands of one seed, and the in-sync set changes accepted among them.
+fn run(seed: u64) -> Result<(u64, u64), String> {
     let mut world = World::new(seed);
     for step in 0..STEPS {
         world
@@ -446,7 +499,7 @@ fn run(seed: u64) -> Result<u64, String> {
         .check_settled()
         .and_then(|()| world.check_replay())
         .map_err(|e| format!("seed {seed}: {e}"))?;
-    Ok(world.events)
+    Ok((world.events, world.isr_changes))
 }
 
 #[test]
@@ -459,20 +512,28 @@ fn every_seed_keeps_the_metadata_consistent_and_settles() {
         }
     };
     let mut failures = Vec::new();
-    let mut events = 0;
+    let (mut events, mut isr_changes) = (0, 0);
     for &seed in &seeds {
         match run(seed) {
-            Ok(n) => events += n,
+            Ok((n, changes)) => {
+                events += n;
+                isr_changes += changes;
+            }
             Err(e) => failures.push(format!(
                 "{e}\n  replay: SLUICE_SIM_SEED={seed} cargo test -p sluice-controller --test simulation"
             )),
         }
     }
     eprintln!(
-        "controller simulation: {} seeds, {} steps each, {events} faults and commands, {} violations",
+        "controller simulation: {} seeds, {} steps each, {events} faults and commands \
+         ({isr_changes} in-sync set changes accepted), {} violations",
         seeds.len(),
         STEPS + CALM_STEPS,
         failures.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        seeds.len() < 4 || isr_changes > 0,
+        "no AlterPartition was ever accepted: the simulation does not exercise it"
+    );
 }

@@ -106,6 +106,8 @@ pub(crate) struct ServeSettings {
     /// `transaction.state.log.num.partitions` (used when `__transaction_state` is first
     /// created)
     pub transaction_state_log_num_partitions: i32,
+    /// `min.insync.replicas`: the default of topics that do not set it
+    pub min_insync_replicas: i32,
     /// `offsets.topic.segment.bytes` (used when `__consumer_offsets` is first created)
     pub offsets_topic_segment_bytes: u64,
     /// `group.initial.rebalance.delay.ms`
@@ -167,6 +169,7 @@ impl Default for ServeSettings {
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             transaction_state_log_num_partitions:
                 sluice_broker::TRANSACTION_STATE_PARTITIONS_DEFAULT,
+            min_insync_replicas: 1,
             group_initial_rebalance_delay_ms: GroupConfig::default().initial_rebalance_delay_ms,
             group_min_session_timeout_ms: GroupConfig::default().session_timeout_ms_min,
             group_max_session_timeout_ms: GroupConfig::default().session_timeout_ms_max,
@@ -337,6 +340,11 @@ impl ServeSettings {
             sluice_types::limits::PARTITIONS_PER_TOPIC_MAX
         );
         config.transaction_state_partitions = self.transaction_state_log_num_partitions;
+        anyhow::ensure!(
+            self.min_insync_replicas >= 1,
+            "min_insync_replicas must be at least 1"
+        );
+        config.min_insync_replicas = self.min_insync_replicas;
         config.offsets_retention_check_interval_ms = self.offsets_retention_check_interval_ms;
         anyhow::ensure!(
             self.producer_id_expiration_ms >= 1,

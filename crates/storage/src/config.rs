@@ -92,7 +92,7 @@ pub const TOPIC_CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "min.insync.replicas",
         default: "1",
-        doc: "single node: 1 only",
+        doc: "acks=all needs at least this many in-sync replicas (else NOT_ENOUGH_REPLICAS)",
     },
 ];
 
@@ -178,9 +178,10 @@ pub fn validate_entry(key: &str, value: &str) -> Result<()> {
             value,
             "Sluice supports only CreateTime so far",
         )),
-        "min.insync.replicas" if value.trim() != "1" => {
-            Err(invalid(key, value, "a single-node broker has one replica"))
-        }
+        "min.insync.replicas" => match value.trim().parse::<i32>() {
+            Ok(n) if n >= 1 => Ok(()),
+            _ => Err(invalid(key, value, "must be a whole number of at least 1")),
+        },
         _ if TOPIC_CONFIG_KEYS.iter().any(|k| k.name == key) => {
             let mut one = BTreeMap::new();
             one.insert(key.to_string(), value.to_string());

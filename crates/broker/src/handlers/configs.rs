@@ -61,14 +61,20 @@ fn topic_config_type(name: &str) -> i8 {
     }
 }
 
-/// Every topic config with its effective value and where that value comes from.
-pub(crate) fn topic_config_entries(overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+/// Every topic config with its effective value and where that value comes from: the topic's
+/// own, the broker's setting (`min.insync.replicas` from `min_insync_replicas`, when set), or
+/// the default.
+pub(crate) fn topic_config_entries(
+    overrides: &BTreeMap<String, String>,
+    config: &crate::config::BrokerConfig,
+) -> Vec<ConfigEntry> {
     TOPIC_CONFIG_KEYS
         .iter()
         .map(|k| {
-            let (value, source) = match overrides.get(k.name) {
-                Some(v) => (v.clone(), SOURCE_DYNAMIC_TOPIC),
-                None => (k.default.to_string(), SOURCE_DEFAULT),
+            let (value, source) = match (overrides.get(k.name), broker_default(k.name, config)) {
+                (Some(v), _) => (v.clone(), SOURCE_DYNAMIC_TOPIC),
+                (None, Some(v)) if v != k.default => (v, SOURCE_STATIC_BROKER),
+                (None, _) => (k.default.to_string(), SOURCE_DEFAULT),
             };
             ConfigEntry {
                 name: k.name,
@@ -80,6 +86,14 @@ pub(crate) fn topic_config_entries(overrides: &BTreeMap<String, String>) -> Vec<
             }
         })
         .collect()
+}
+
+/// The broker's setting for a topic config, where it has one.
+fn broker_default(name: &str, config: &crate::config::BrokerConfig) -> Option<String> {
+    match name {
+        "min.insync.replicas" => Some(config.min_insync_replicas.to_string()),
+        _ => None,
+    }
 }
 
 fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
@@ -130,6 +144,12 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
             "how often retention runs",
         ),
         entry(
+            "min.insync.replicas",
+            c.min_insync_replicas.to_string(),
+            TYPE_INT,
+            "acks=all needs at least this many in-sync replicas, for topics that do not set it",
+        ),
+        entry(
             "producer.id.expiration.ms",
             c.producer_id_expiration_ms.to_string(),
             TYPE_LONG,
@@ -156,7 +176,7 @@ pub(crate) fn describe(
             .with_resource_name(r.resource_name.clone());
         let entries = match r.resource_type {
             RESOURCE_TOPIC => match topic_overrides(&image, &r.resource_name) {
-                Some(overrides) => topic_config_entries(&overrides),
+                Some(overrides) => topic_config_entries(&overrides, &broker.config),
                 None => {
                     return result
                         .with_error_code(ResponseError::UnknownTopicOrPartition.code())

@@ -39,7 +39,7 @@ pub(crate) fn handle(
             .zip(checked)
             .map(|(t, checked)| {
                 let outcome = checked.and_then(|_| outcomes.next().expect("one per topic"));
-                answer(t, outcome, version)
+                answer(t, outcome, version, &broker.config)
             })
             .collect();
         Some(CreateTopicsResponse::default().with_topics(topics))
@@ -171,6 +171,7 @@ fn answer(
     t: &CreatableTopic,
     outcome: Result<(NewTopic, TopicCreated), NotDone>,
     version: i16,
+    config: &crate::config::BrokerConfig,
 ) -> CreatableTopicResult {
     let result = CreatableTopicResult::default().with_name(t.name.clone());
     let (topic, created) = match outcome {
@@ -189,7 +190,7 @@ fn answer(
     }
     if version >= 5 {
         let configs: BTreeMap<String, String> = topic.configs.into_iter().collect();
-        let entries = topic_config_entries(&configs)
+        let entries = topic_config_entries(&configs, config)
             .into_iter()
             .map(|e| {
                 CreatableTopicConfigs::default()

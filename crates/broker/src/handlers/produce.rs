@@ -70,6 +70,7 @@ pub(crate) fn handle(
                         topic: &topic.name,
                         index: p.index,
                         transactional_id: transactional_id.as_deref(),
+                        acks,
                     };
                     let mut appended = append(broker, to, p.records.as_ref(), now);
                     if version >= 10 {
@@ -147,6 +148,7 @@ struct Target<'a> {
     topic: &'a str,
     index: i32,
     transactional_id: Option<&'a str>,
+    acks: i16,
 }
 
 fn append(
@@ -174,6 +176,11 @@ fn append(
             "produce request without records".into(),
         );
     };
+    if to.acks == -1
+        && let Some(why) = too_few_in_sync(broker, topic, index)
+    {
+        return failed(index, ResponseError::NotEnoughReplicas.code(), why);
+    }
     let origin = match origin(broker, &to, &partition, records) {
         Ok(Origin::Now(origin)) => origin,
         Ok(Origin::Verify(producer)) => {
@@ -189,6 +196,22 @@ fn append(
         Err(fenced) => return failed(index, fenced.code(), "the producer has been fenced".into()),
     };
     write(broker, (topic, index), &partition, records, origin, now_ms)
+}
+
+/// `acks=all` needs at least `min.insync.replicas` in-sync replicas (the topic's, else the
+/// broker's `min_insync_replicas`): with fewer, the batch is refused before it is written
+/// (NOT_ENOUGH_REPLICAS, retriable), as Kafka refuses it. Why, if it is refused.
+fn too_few_in_sync(broker: &Broker, topic: &str, index: i32) -> Option<String> {
+    let image = broker.published_image();
+    let in_sync = image.partition(topic, index).map_or(0, |p| p.isr.len());
+    let resource = sluice_controller::ConfigResource::Topic(topic.to_string());
+    let configured = image.configs.get(&resource);
+    let min = configured
+        .and_then(|c| c.get("min.insync.replicas"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(broker.config.min_insync_replicas.max(1) as usize);
+    (in_sync < min)
+        .then(|| format!("{in_sync} in-sync replicas, fewer than min.insync.replicas {min}"))
 }
 
 /// Appends `records` to `partition` as `origin`.
