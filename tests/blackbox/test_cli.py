@@ -84,6 +84,30 @@ def test_exit_codes_and_hints(broker):
     assert bad.returncode == 2
 
 
+def test_connection_flags_are_global_and_a_port_defaults_to_9092(broker):
+    """`--brokers` and `--timeout` go before the command as well as after it (kcat and rpk
+    habits); a broker named without a port is on 9092; the client flags are refused where they
+    would do nothing (`serve`)."""
+    create_topic(broker, "global-flags")
+    before = subprocess.run(
+        [str(SLUICE_BIN), "--brokers", broker.bootstrap, "--timeout", "10", "topic", "list"],
+        capture_output=True, timeout=30)
+    assert before.returncode == 0, before.stderr.decode()
+    assert b"global-flags" in before.stdout
+    # Nothing listens on 127.0.0.1:9092 in the tests: the hint names the port it assumed.
+    portless = subprocess.run(
+        [str(SLUICE_BIN), "--brokers", "127.0.0.1", "--timeout", "2", "topic", "list"],
+        capture_output=True, timeout=30)
+    if portless.returncode == 0:
+        pytest.fail("something answers on 127.0.0.1:9092; the test needs that port free")
+    assert portless.returncode == 3
+    assert b"127.0.0.1:9092" in portless.stderr, portless.stderr.decode()
+    refused = subprocess.run([str(SLUICE_BIN), "serve", "--brokers", broker.bootstrap],
+                             capture_output=True, timeout=30)
+    assert refused.returncode == 2
+    assert b"--brokers is for the client commands" in refused.stderr
+
+
 def test_cli_produce_is_read_by_librdkafka_on_kafkas_partitions(broker):
     create_topic(broker, "keyed", partitions=4)
     lines = [f"user-{i}:payload {i}" for i in range(200)] + ["no separator here"]

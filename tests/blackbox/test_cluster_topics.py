@@ -235,7 +235,10 @@ def test_deleting_a_topic_removes_every_brokers_logs(cluster):
     client.delete_topics(["doomed"])["doomed"].result(timeout=30)
     wait_until(lambda: not any((b.data_dir / "topics" / "doomed").exists() for b in nodes),
                timeout=20, what="every broker's logs removed")
-    assert all(leaders(b, "doomed") == {} for b in nodes)
+    # A broker deletes the logs, then publishes the image without the topic: Metadata follows
+    # a moment after the files go.
+    wait_until(lambda: all(leaders(b, "doomed") == {} for b in nodes), timeout=20,
+               what="every broker's Metadata without the topic")
 
 
 def produce_v10(broker, topic, partition):

@@ -28,6 +28,10 @@ static ALLOCATOR: sluice_alloc_guard::ReservingAllocator = sluice_alloc_guard::R
     about = "An event-streaming platform that speaks the Kafka protocol"
 )]
 struct Cli {
+    /// Where the cluster is, for the client commands: global, so it goes before or after the
+    /// command (`sluice --brokers H:P topic list` or `sluice topic list --brokers H:P`).
+    #[command(flatten)]
+    target: cli::Target,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,8 +55,6 @@ enum Command {
     ///   sluice topic create orders --partitions 6 --config retention.ms=86400000
     #[command(verbatim_doc_comment)]
     Topic {
-        #[command(flatten)]
-        target: cli::Target,
         #[command(subcommand)]
         command: cli::topic::TopicCommand,
     },
@@ -64,8 +66,6 @@ enum Command {
     ///   sluice produce events --file events.jsonl --header source=import --acks 1
     #[command(verbatim_doc_comment)]
     Produce {
-        #[command(flatten)]
-        target: cli::Target,
         #[command(flatten)]
         args: cli::produce::ProduceArgs,
     },
@@ -82,8 +82,6 @@ enum Command {
     #[command(verbatim_doc_comment)]
     Consume {
         #[command(flatten)]
-        target: cli::Target,
-        #[command(flatten)]
         args: cli::consume::ConsumeArgs,
     },
     /// Manage consumer groups: list, describe (with lag), reset-offsets, delete.
@@ -92,8 +90,6 @@ enum Command {
     ///   sluice group describe billing
     #[command(verbatim_doc_comment)]
     Group {
-        #[command(flatten)]
-        target: cli::Target,
         #[command(subcommand)]
         command: cli::group::GroupCommand,
     },
@@ -103,8 +99,6 @@ enum Command {
     ///   sluice cluster info --brokers broker-0.example:9092
     #[command(verbatim_doc_comment)]
     Cluster {
-        #[command(flatten)]
-        target: cli::Target,
         #[command(subcommand)]
         command: cli::cluster::ClusterCommand,
     },
@@ -118,7 +112,15 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Some(refusal) = client_flag_misused(&matches) {
+        refusal.exit();
+    }
+    let target = cli.target;
     match cli.command {
         Command::Serve(args) => match run_serve(args) {
             Ok(()) => std::process::ExitCode::SUCCESS,
@@ -129,19 +131,11 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
-        Command::Topic { target, command } => {
-            cli::run("topic", &target, cli::topic::run(&target, command))
-        }
-        Command::Produce { target, args } => {
-            cli::run("produce", &target, cli::produce::run(&target, args))
-        }
-        Command::Consume { target, args } => {
-            cli::run("consume", &target, cli::consume::run(&target, args))
-        }
-        Command::Group { target, command } => {
-            cli::run("group", &target, cli::group::run(&target, command))
-        }
-        Command::Cluster { target, command } => {
+        Command::Topic { command } => cli::run("topic", &target, cli::topic::run(&target, command)),
+        Command::Produce { args } => cli::run("produce", &target, cli::produce::run(&target, args)),
+        Command::Consume { args } => cli::run("consume", &target, cli::consume::run(&target, args)),
+        Command::Group { command } => cli::run("group", &target, cli::group::run(&target, command)),
+        Command::Cluster { command } => {
             cli::run("cluster", &target, cli::cluster::run(&target, command))
         }
         Command::Completions { shell } => {
@@ -150,6 +144,23 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
     }
+}
+
+/// The connection flags are global, so clap lets them reach `serve` and `completions` too,
+/// where they would do nothing: given there on the command line, they are refused.
+fn client_flag_misused(matches: &clap::ArgMatches) -> Option<clap::Error> {
+    let (name, sub) = matches.subcommand()?;
+    if !matches!(name, "serve" | "completions") {
+        return None;
+    }
+    let given = ["brokers", "timeout"]
+        .into_iter()
+        .find(|id| sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine))?;
+    let message = format!(
+        "--{given} is for the client commands (topic, produce, consume, group, cluster), not `{name}`"
+    );
+    let mut command = <Cli as clap::CommandFactory>::command();
+    Some(command.error(clap::error::ErrorKind::ArgumentConflict, message))
 }
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {

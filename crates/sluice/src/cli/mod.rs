@@ -22,7 +22,8 @@ use std::time::Duration;
 /// Where the cluster is; shared by every client command.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Target {
-    /// Brokers to bootstrap from, HOST:PORT[,HOST:PORT...].
+    /// Brokers to bootstrap from, HOST[:PORT][,HOST[:PORT]...]; a broker without a port is
+    /// on 9092.
     #[arg(
         long,
         env = "SLUICE_BROKERS",
@@ -35,10 +36,39 @@ pub struct Target {
     pub timeout: u64,
 }
 
+/// Kafka's port, for a broker named without one (as kcat and rpk take it).
+const KAFKA_PORT_DEFAULT: u16 = 9092;
+
 impl Target {
     pub async fn connect(&self) -> anyhow::Result<Client> {
         let timeout = Duration::from_secs(self.timeout.max(1));
-        Ok(Client::connect(&self.brokers, "sluice-cli", timeout).await?)
+        Ok(Client::connect(&self.addresses(), "sluice-cli", timeout).await?)
+    }
+
+    /// `--brokers` with every broker's port: one named without a port (`host`, `[::1]`) is on
+    /// 9092.
+    pub fn addresses(&self) -> String {
+        let with_port = |entry: &str| {
+            let entry = entry.trim();
+            let has_port = match entry.rsplit_once(':') {
+                // `[v6]:port`, or `host:port` with no other colon (a bare IPv6 address has many).
+                Some((host, port)) => {
+                    !port.is_empty()
+                        && port.bytes().all(|b| b.is_ascii_digit())
+                        && (host.ends_with(']') || !host.contains(':'))
+                }
+                None => false,
+            };
+            if has_port {
+                entry.to_string()
+            } else if entry.contains(':') && !entry.starts_with('[') {
+                format!("[{entry}]:{KAFKA_PORT_DEFAULT}")
+            } else {
+                format!("{entry}:{KAFKA_PORT_DEFAULT}")
+            }
+        };
+        let entries: Vec<String> = self.brokers.split(',').map(with_port).collect();
+        entries.join(",")
     }
 }
 
@@ -77,7 +107,7 @@ fn classify(e: &anyhow::Error, target: &Target) -> (u8, Option<String>) {
             3,
             Some(format!(
                 "is a broker running at {}? Start one with `sluice serve`, or point --brokers (or SLUICE_BROKERS) at your cluster",
-                target.brokers
+                target.addresses()
             )),
         ),
         Some(err) if err.code() == Some(3) => (
@@ -105,3 +135,27 @@ pub fn key_value(s: &str) -> Result<(String, String), String> {
 }
 
 pub use sluice_types::now_ms;
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    fn addresses(brokers: &str) -> String {
+        let target = Target {
+            brokers: brokers.to_string(),
+            timeout: 1,
+        };
+        target.addresses()
+    }
+
+    #[test]
+    fn a_broker_without_a_port_is_on_9092() {
+        assert_eq!(addresses("kafka-1"), "kafka-1:9092");
+        assert_eq!(addresses("kafka-1:19092"), "kafka-1:19092");
+        assert_eq!(addresses("a, b:1,c"), "a:9092,b:1,c:9092");
+        assert_eq!(addresses("[::1]"), "[::1]:9092");
+        assert_eq!(addresses("[::1]:9093"), "[::1]:9093");
+        assert_eq!(addresses("::1"), "[::1]:9092");
+        assert_eq!(addresses("10.0.0.7"), "10.0.0.7:9092");
+    }
+}
