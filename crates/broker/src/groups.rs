@@ -308,11 +308,9 @@ impl Groups {
 
 /// The shard's state, unless it was unloaded (its groups moved to another broker).
 fn serving(shard: &Shard) -> Result<ShardGuard<'_, GroupShard>, GroupError> {
-    let state = shard.lock();
-    if state.is_unloaded() {
-        return Err(GroupError::NotCoordinator);
-    }
-    Ok(state)
+    shard
+        .serving()
+        .map_err(|e| crate::error::coordinator_group_error(&e))
 }
 
 /// Appends the command's records and takes the waiters its replies are for; offset records

@@ -88,7 +88,7 @@ impl CoordinatorShard for TxnShard {
 }
 
 /// What a transaction coordinator needs of the broker: a transaction's markers written to
-/// every partition it touched and fsynced, here or by the partitions' leaders (`markers.rs`).
+/// every partition it touched and fsynced, here or by the partitions' leaders (`txn_peers.rs`).
 /// A partition whose topic is gone needs none. On a failure, the partitions still without a
 /// durable marker, and what went wrong.
 pub(crate) trait WriteMarkers: Send + Sync + 'static {
@@ -208,11 +208,8 @@ pub(crate) enum Verified {
 impl Transactions {
     /// The coordinator's state, unless it was unloaded (its ids moved to another broker).
     fn serving(&self) -> Result<ShardGuard<'_, TxnShard>, TxnError> {
-        let state = self.shard.lock();
-        if state.is_unloaded() {
-            return Err(TxnError::NotCoordinator);
-        }
-        Ok(state)
+        let state = self.shard.serving();
+        state.map_err(|e| crate::error::coordinator_txn_error(&e))
     }
 
     /// Reads the coordinator's state (DescribeTransactions, ListTransactions).
@@ -252,11 +249,14 @@ impl Transactions {
             if attempt == Attempt::First {
                 tracing::error!(transactional_id = %write.transactional_id, error = %e, "transaction markers not written; retrying");
             }
-            self.shard.lock().unfinished.push(MarkerWrite {
-                partitions: remaining,
-                ..write
-            });
-            self.shard.wake_timer();
+            // An unloaded coordinator keeps nothing: the next one finds the transaction ending.
+            if let Ok(mut state) = self.serving() {
+                state.unfinished.push(MarkerWrite {
+                    partitions: remaining,
+                    ..write
+                });
+                self.shard.wake_timer();
+            }
             return;
         }
         if attempt == Attempt::Retry {

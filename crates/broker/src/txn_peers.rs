@@ -120,11 +120,7 @@ async fn send_markers(
     let Some(address) = crate::peers::address_of(&broker.cluster.image(), leader) else {
         return Err((partitions, format!("broker {leader} is not reachable")));
     };
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for tp in &partitions {
-        by_topic.entry(&tp.topic).or_default().push(tp.partition);
-    }
-    let topics = by_topic
+    let topics = sluice_types::by_topic(&partitions)
         .into_iter()
         .map(|(name, indexes)| {
             WritableTxnMarkerTopic::default()

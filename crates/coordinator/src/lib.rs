@@ -11,9 +11,9 @@
 //!   into a new state, `replay.rs`) and unloading it when it stops (`Runtime::load`,
 //!   `Runtime::unload`, each with the partition's leader epoch, so a stale call changes
 //!   nothing and a shard loaded in an older epoch is loaded afresh);
-//! - the exclusive lock a command runs under, and the append of its records as one batch while
-//!   the lock is held, so the log's order is the order of decisions (`ShardGuard::append`); an
-//!   unloaded shard appends nothing;
+//! - the exclusive lock a command runs under (`Shard::serving`, refused once the shard is
+//!   unloaded), and the append of its records as one batch while the lock is held, so the log's
+//!   order is the order of decisions (`ShardGuard::append`); an unloaded shard appends nothing;
 //! - the wait for durability, and a per-shard cancellation token and wake-up for the kind's
 //!   timer.
 //!

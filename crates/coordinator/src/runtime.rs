@@ -208,6 +208,16 @@ impl<S> Shard<S> {
         }
     }
 
+    /// The shard's state for a command, unless the shard was unloaded (`Unloaded`: its keys
+    /// belong to another coordinator now).
+    pub fn serving(&self) -> Result<ShardGuard<'_, S>, CoordinatorError> {
+        let state = self.lock();
+        if state.is_unloaded() {
+            return Err(CoordinatorError::Unloaded);
+        }
+        Ok(state)
+    }
+
     /// Resolves once the shard is unloaded or the broker shuts down: its timer stops then.
     /// (A shard still writes while the broker drains its connections at shutdown.)
     pub async fn stopped(&self) {

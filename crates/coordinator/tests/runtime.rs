@@ -183,6 +183,10 @@ async fn an_unloaded_shard_writes_nothing_and_stops() {
     assert!(rt.unload(0));
     assert!(!rt.unload(0), "already unloaded");
     assert!(rt.of("any").is_none());
+    assert!(
+        matches!(shard.serving(), Err(CoordinatorError::Unloaded)),
+        "no command runs on an unloaded shard"
+    );
     let guard = shard.lock();
     assert!(guard.unloaded, "the kind was told");
     assert!(guard.is_unloaded());

@@ -29,6 +29,10 @@ pub fn encode_fetch_response(
 ) -> Result<Vec<Bytes>, ProtocolError> {
     let records = take_records(&mut response);
     let small = encode_response(ApiKey::Fetch, version, correlation_id, &response)?;
+    if records.is_empty() {
+        // No partition has records (a long poll that timed out): the frame is whole already.
+        return Ok(vec![small]);
+    }
     let flexible = version >= FLEXIBLE_FROM;
     let size = small.len() - FRAME_LENGTH_BYTES
         + records

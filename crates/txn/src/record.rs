@@ -28,7 +28,7 @@ use sluice_types::limits::{
     PARTITIONS_PER_TOPIC_MAX, TRANSACTION_PARTITIONS_MAX, TRANSACTIONAL_ID_BYTES_MAX,
 };
 use sluice_types::wire::{FormatError, Reader, put_i8, put_i16, put_i32, put_i64, put_str};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 const KEY_VERSION: i16 = 0;
 const VALUE_VERSION: i16 = 0;
@@ -80,10 +80,7 @@ fn encode_value(m: &TransactionMetadata) -> Vec<u8> {
     put_i16(&mut out, m.producer_epoch);
     put_i32(&mut out, m.timeout_ms);
     put_i8(&mut out, m.state.code());
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for tp in &m.partitions {
-        by_topic.entry(&tp.topic).or_default().push(tp.partition);
-    }
+    let by_topic = sluice_types::by_topic(&m.partitions);
     put_i32(&mut out, by_topic.len() as i32);
     for (topic, partitions) in by_topic {
         put_str(&mut out, topic);

@@ -50,6 +50,18 @@ impl TopicPartition {
     }
 }
 
+/// Partitions grouped by topic, each topic's indexes in the order given (Kafka's wire shapes
+/// name a topic once, with its partitions).
+pub fn by_topic<'a>(
+    partitions: impl IntoIterator<Item = &'a TopicPartition>,
+) -> std::collections::BTreeMap<&'a str, Vec<i32>> {
+    let mut grouped: std::collections::BTreeMap<&str, Vec<i32>> = Default::default();
+    for tp in partitions {
+        grouped.entry(&tp.topic).or_default().push(tp.partition);
+    }
+    grouped
+}
+
 impl fmt::Display for TopicPartition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.topic, self.partition)

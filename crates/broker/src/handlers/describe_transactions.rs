@@ -9,7 +9,6 @@ use kafka_protocol::messages::{
     DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub(crate) fn handle(
@@ -30,11 +29,7 @@ pub(crate) fn handle(
                 let Some(m) = c.get(id.as_str()) else {
                     return base.with_error_code(ResponseError::TransactionalIdNotFound.code());
                 };
-                let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-                for tp in &m.partitions {
-                    by_topic.entry(&tp.topic).or_default().push(tp.partition);
-                }
-                let topics = by_topic
+                let topics = sluice_types::by_topic(&m.partitions)
                     .into_iter()
                     .map(|(topic, partitions)| {
                         TopicData::default()

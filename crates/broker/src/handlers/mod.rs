@@ -101,9 +101,8 @@ pub(crate) fn route(
 ) -> Result<Pending, ProtocolError> {
     let b = broker.clone();
     let e = endpoint.clone();
-    // The group APIs see only the group coordinators; some transaction APIs only theirs.
-    let g = broker.groups.clone();
-    let t = broker.transaction_coordinators.clone();
+    // The group APIs are handed only the group coordinators (`&b.groups`), and some
+    // transaction APIs only theirs (`&b.transaction_coordinators`).
     match request.api_key {
         ApiKey::ApiVersions => respond(request, api_versions::handle),
         ApiKey::Metadata => respond(request, move |r, v| metadata::handle(&b, r, v, &e)),
@@ -135,7 +134,9 @@ pub(crate) fn route(
         }
         ApiKey::JoinGroup => {
             let client = join_group::Client::of(&request, peer);
-            respond(request, move |r, v| join_group::handle(&g, r, v, client))
+            respond(request, move |r, v| {
+                join_group::handle(&b.groups, r, v, client)
+            })
         }
         ApiKey::ConsumerGroupHeartbeat => {
             let client = join_group::Client::of(&request, peer);
@@ -146,32 +147,42 @@ pub(crate) fn route(
         ApiKey::ConsumerGroupDescribe => respond(request, move |r, v| {
             consumer_group_describe::handle(&b, r, v)
         }),
-        ApiKey::SyncGroup => respond(request, move |r, v| sync_group::handle(&g, r, v)),
-        ApiKey::Heartbeat => respond(request, move |r, v| heartbeat::handle(&g, r, v)),
-        ApiKey::LeaveGroup => respond(request, move |r, v| leave_group::handle(&g, r, v)),
-        ApiKey::OffsetCommit => respond(request, move |r, v| offset_commit::handle(&g, r, v)),
-        ApiKey::OffsetFetch => respond(request, move |r, v| offset_fetch::handle(&g, r, v)),
-        ApiKey::ListGroups => respond(request, move |r, v| list_groups::handle(&g, r, v)),
-        ApiKey::DescribeGroups => respond(request, move |r, v| describe_groups::handle(&g, r, v)),
-        ApiKey::DeleteGroups => respond(request, move |r, v| delete_groups::handle(&g, r, v)),
-        ApiKey::OffsetDelete => respond(request, move |r, v| offset_delete::handle(&g, r, v)),
+        ApiKey::SyncGroup => respond(request, move |r, v| sync_group::handle(&b.groups, r, v)),
+        ApiKey::Heartbeat => respond(request, move |r, v| heartbeat::handle(&b.groups, r, v)),
+        ApiKey::LeaveGroup => respond(request, move |r, v| leave_group::handle(&b.groups, r, v)),
+        ApiKey::OffsetCommit => {
+            respond(request, move |r, v| offset_commit::handle(&b.groups, r, v))
+        }
+        ApiKey::OffsetFetch => respond(request, move |r, v| offset_fetch::handle(&b.groups, r, v)),
+        ApiKey::ListGroups => respond(request, move |r, v| list_groups::handle(&b.groups, r, v)),
+        ApiKey::DescribeGroups => respond(request, move |r, v| {
+            describe_groups::handle(&b.groups, r, v)
+        }),
+        ApiKey::DeleteGroups => {
+            respond(request, move |r, v| delete_groups::handle(&b.groups, r, v))
+        }
+        ApiKey::OffsetDelete => {
+            respond(request, move |r, v| offset_delete::handle(&b.groups, r, v))
+        }
         ApiKey::InitProducerId => respond(request, move |r, v| init_producer_id::handle(&b, r, v)),
         ApiKey::AddPartitionsToTxn => {
             respond(request, move |r, v| add_partitions_to_txn::handle(&b, r, v))
         }
-        ApiKey::EndTxn => respond(request, move |r, v| end_txn::handle(&t, r, v)),
+        ApiKey::EndTxn => respond(request, move |r, v| {
+            end_txn::handle(&b.transaction_coordinators, r, v)
+        }),
         ApiKey::AddOffsetsToTxn => {
             respond(request, move |r, v| add_offsets_to_txn::handle(&b, r, v))
         }
         ApiKey::TxnOffsetCommit => {
             respond(request, move |r, v| txn_offset_commit::handle(&b, r, v))
         }
-        ApiKey::DescribeTransactions => {
-            respond(request, move |r, v| describe_transactions::handle(&t, r, v))
-        }
-        ApiKey::ListTransactions => {
-            respond(request, move |r, v| list_transactions::handle(&t, r, v))
-        }
+        ApiKey::DescribeTransactions => respond(request, move |r, v| {
+            describe_transactions::handle(&b.transaction_coordinators, r, v)
+        }),
+        ApiKey::ListTransactions => respond(request, move |r, v| {
+            list_transactions::handle(&b.transaction_coordinators, r, v)
+        }),
         ApiKey::DescribeProducers => {
             respond(request, move |r, v| describe_producers::handle(&b, r, v))
         }
