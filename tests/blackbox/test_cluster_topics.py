@@ -94,9 +94,9 @@ def test_created_topics_spread_over_the_brokers_and_every_broker_lists_them(clus
     print(f"CreateTopics to usable on every broker: {usable_after:.2f}s")
 
 
-def test_a_replication_factor_above_one_is_refused(cluster):
+def test_a_replication_factor_above_the_broker_count_is_refused(cluster):
     with pytest.raises(KafkaException) as refused:
-        create(cluster[1], "replicated", 3, replication_factor=3)
+        create(cluster[1], "replicated", 3, replication_factor=4)
     assert refused.value.args[0].name() == "INVALID_REPLICATION_FACTOR"
 
 

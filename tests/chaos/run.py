@@ -4,7 +4,8 @@ namespace of their own, real clients, faults, and the history checker (history.p
 Run one scenario (the namespace is made by re-running this file under
 `unshare --net --map-root-user`, so nothing outside it is touched):
 
-    .venv/bin/python tests/chaos/run.py kill_leader --seed 1 --binary target/debug/sluice
+    .venv/bin/python tests/chaos/run.py kill_leader --seed 1 --replication-factor 3 \
+        --binary target/debug/sluice
 
 It prints one JSON line: the checker's counts and the scenario's figures, and exits non-zero
 if any safety count is not zero. test_scenarios.py runs every scenario this way in the test
@@ -25,9 +26,10 @@ addresses, so a cut between two addresses separates those brokers; a client's co
 binds no address and leaves from 127.0.0.100 (the namespace's loopback routes say so), which
 no cut names.
 
-Until partitions replicate (the replicated-partitions issue), a topic has one replica: a
-partition is unavailable while its broker is down or fenced, and the checks are that nothing
-acknowledged is lost, duplicated or reordered across the fault.
+`--replication-factor` is 1 (the default) or 3. With one replica a partition is unavailable
+while its broker is down or fenced; with three, an in-sync follower takes over once the
+victim is fenced. Either way the checks are that nothing acknowledged is lost, duplicated or
+reordered across the fault.
 """
 
 import argparse
@@ -273,10 +275,13 @@ def read_everything(reader):
     return ops
 
 
-def create_topic():
+def create_topic(replication_factor):
     from confluent_kafka.admin import AdminClient, NewTopic
     admin = AdminClient({"bootstrap.servers": bootstrap(), "log_level": QUIET})
-    admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])[TOPIC].result(30)
+    # Replicas are placed on the brokers registered and unfenced when the topic is created.
+    wait_until(lambda: len(admin.list_topics(timeout=5).brokers) == len(NODES), 60,
+               "every broker registered")
+    admin.create_topics([NewTopic(TOPIC, PARTITIONS, replication_factor)])[TOPIC].result(30)
     return wait_until(leaders, 30, "the topic placed")
 
 
@@ -363,11 +368,12 @@ def run(args):
     rng = random.Random(args.seed)
     root = Path(tempfile.mkdtemp(prefix=f"chaos-{args.scenario}-"))
     brokers = {n: Broker(n, args.binary, root) for n in NODES}
-    figures = {"scenario": args.scenario, "seed": args.seed}
+    figures = {"scenario": args.scenario, "seed": args.seed,
+               "replication_factor": args.replication_factor}
     try:
         for b in brokers.values():
             b.start()
-        create_topic()
+        create_topic(args.replication_factor)
         workload = Workload()
         workload.start()
         started = time.monotonic()
@@ -403,6 +409,7 @@ def main():
                         help="run the workload at least this long (a soak)")
     parser.add_argument("--binary", default=os.environ.get("SLUICE_BIN", "target/debug/sluice"))
     parser.add_argument("--keep", action="store_true", help="keep the brokers' data and logs")
+    parser.add_argument("--replication-factor", type=int, default=1, choices=[1, 3])
     parser.add_argument("--in-namespace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.binary = str(Path(args.binary).resolve())

@@ -1,5 +1,6 @@
-"""Every chaos scenario (run.py) with its fixed seed, in its own network namespace: nothing
-acknowledged is lost, duplicated or reordered, and no two readers disagree about an offset."""
+"""Every chaos scenario (run.py) with its fixed seed, in its own network namespace, on a topic
+of one replica per partition and on one of three: nothing acknowledged is lost, duplicated or
+reordered, and no two readers disagree about an offset."""
 
 import json
 import os
@@ -13,12 +14,13 @@ HERE = Path(__file__).resolve().parent
 SEEDS = {"kill_leader": 1, "pause_leader": 1, "kill_all": 1, "partition_leader": 1}
 
 
+@pytest.mark.parametrize("replication_factor", [1, 3])
 @pytest.mark.parametrize("scenario", sorted(SEEDS))
-def test_scenario_loses_nothing_acknowledged(scenario):
+def test_scenario_loses_nothing_acknowledged(scenario, replication_factor):
     binary = os.environ.get("SLUICE_BIN", str(HERE.parents[1] / "target" / "debug" / "sluice"))
     done = subprocess.run(
         [sys.executable, str(HERE / "run.py"), scenario, "--seed", str(SEEDS[scenario]),
-         "--binary", binary],
+         "--replication-factor", str(replication_factor), "--binary", binary],
         capture_output=True, text=True, timeout=600)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     # librdkafka's own log lines (starting with %) would bury the harness's error.

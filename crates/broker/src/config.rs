@@ -60,6 +60,8 @@ pub struct BrokerConfig {
     /// `min.insync.replicas`: the default of topics that do not set it; `acks=all` needs at
     /// least this many in-sync replicas.
     pub min_insync_replicas: i32,
+    /// `replica.lag.time.max.ms`: a follower not caught up this long leaves the in-sync set.
+    pub replica_lag_time_max_ms: i64,
     /// `offsets.retention.check.interval.ms`: how often expired offsets are removed.
     pub offsets_retention_check_interval_ms: u64,
     /// `producer.id.expiration.ms`: how long an idle idempotent producer's state is kept.
@@ -102,6 +104,7 @@ impl BrokerConfig {
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             transaction_state_partitions: TRANSACTION_STATE_PARTITIONS_DEFAULT,
             min_insync_replicas: 1,
+            replica_lag_time_max_ms: 30_000,
             offsets_retention_check_interval_ms: 600_000,
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,

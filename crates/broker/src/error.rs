@@ -5,6 +5,7 @@ use kafka_protocol::error::ResponseError;
 use sluice_controller::ControllerError;
 use sluice_coordinator::CoordinatorError;
 use sluice_group::GroupError;
+use sluice_replication::ReplicationError;
 use sluice_storage::StorageError;
 use sluice_txn::TxnError;
 
@@ -38,6 +39,24 @@ pub(crate) fn storage_error(e: &StorageError) -> ResponseError {
         StorageError::TransactionCoordinatorFenced(_) => {
             ResponseError::TransactionCoordinatorFenced
         }
+        StorageError::NotLeaderOrFollower(_) => ResponseError::NotLeaderOrFollower,
+    }
+}
+
+/// The Kafka error for a replication refusal (a follower's fetch, an `acks=all` append).
+pub(crate) fn replication_error(e: &ReplicationError) -> ResponseError {
+    match e {
+        ReplicationError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        ReplicationError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+        ReplicationError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
+        ReplicationError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        ReplicationError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        ReplicationError::NotEnoughReplicasAfterAppend { .. } => {
+            ResponseError::NotEnoughReplicasAfterAppend
+        }
+        ReplicationError::InvalidUpdateVersion { .. } => ResponseError::InvalidUpdateVersion,
+        ReplicationError::IneligibleReplica(_) => ResponseError::IneligibleReplica,
+        ReplicationError::InvalidRequest(_) => ResponseError::InvalidRequest,
     }
 }
 

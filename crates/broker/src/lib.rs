@@ -26,6 +26,7 @@ mod metrics;
 mod peers;
 mod producer_ids;
 mod publisher;
+mod replicas;
 mod scrub;
 mod server;
 mod transactions;

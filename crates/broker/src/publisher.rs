@@ -87,6 +87,7 @@ async fn apply(
             None => ok &= delete_strays(&b, &image),
         }
         unload_coordinators(&b, &image);
+        forget_replicas(&b, &image);
         let mut errors = BTreeMap::new();
         for topic in image.topics.values() {
             if let Err(e) = follow_topic(&b, &image, topic) {
@@ -196,27 +197,41 @@ fn follow_topic(
             }
         }
     }
+    let min_insync = min_insync_replicas(broker, &configs);
     if local.overrides() != configs {
         broker.logs.set_topic_configs(&topic.name, configs, false)?;
     }
     for (&index, registration) in &topic.partitions {
-        if registration.leader != node {
+        if !registration.replicas.contains(&node) {
             continue;
         }
         let Some(partition) = local.partition(index) else {
             continue;
         };
-        {
-            let mut log = partition.log();
-            if log.leader_epoch() < registration.leader_epoch {
-                log.become_leader(registration.leader_epoch)?;
-            }
+        let replicas = &broker.replicas;
+        replicas.apply(
+            &topic.name,
+            topic.topic_id,
+            &partition,
+            registration,
+            min_insync,
+        )?;
+        if registration.leader != node {
+            continue;
         }
         let count = topic.partitions.len() as i32;
         let epoch = registration.leader_epoch;
         load_coordinator(broker, &topic.name, partition, count, epoch)?;
     }
     Ok(())
+}
+
+/// The topic's `min.insync.replicas`, else the broker's.
+pub(crate) fn min_insync_replicas(broker: &Broker, configs: &BTreeMap<String, String>) -> usize {
+    configs
+        .get("min.insync.replicas")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(broker.config.min_insync_replicas.max(1) as usize)
 }
 
 fn create(
@@ -237,7 +252,9 @@ fn create(
 }
 
 /// Loads the coordinator of an internal partition this broker leads in `leader_epoch`,
-/// unless it is loaded in that epoch already.
+/// unless it is loaded in that epoch already. A partition with followers loads once its high
+/// watermark reaches what its log held when this broker began leading (`load_when_committed`):
+/// a coordinator replays only committed records, so it never acts on one a failover may cut.
 fn load_coordinator(
     broker: &Arc<Broker>,
     topic: &str,
@@ -245,13 +262,95 @@ fn load_coordinator(
     partition_count: i32,
     leader_epoch: i32,
 ) -> Result<(), FollowError> {
-    let log = Arc::new(crate::internal_topics::PartitionLog(partition));
-    match topic {
-        OFFSETS_TOPIC => broker.groups.load(log, partition_count, leader_epoch)?,
-        TRANSACTION_STATE_TOPIC => broker.load_transactions(log, partition_count, leader_epoch)?,
+    let index = partition.index();
+    let loaded_epoch = match topic {
+        OFFSETS_TOPIC => broker.groups.runtime().get(index).map(|s| s.leader_epoch()),
+        TRANSACTION_STATE_TOPIC => {
+            let runtime = broker.transaction_coordinators.runtime();
+            runtime.get(index).map(|s| s.leader_epoch())
+        }
+        _ => return Ok(()),
+    };
+    if loaded_epoch.is_some_and(|e| e >= leader_epoch) {
+        return Ok(());
+    }
+    let shard = Shard {
+        topic: topic.to_string(),
+        partition_count,
+        leader_epoch,
+    };
+    match broker.replicas.leader(topic, partition.index()) {
+        None => load_now(broker, &shard, partition, None),
+        Some(leader) => {
+            load_when_committed(broker, shard, partition, leader);
+            Ok(())
+        }
+    }
+}
+
+/// An internal partition's coordinator to load: which, of how many, in which epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Shard {
+    topic: String,
+    partition_count: i32,
+    leader_epoch: i32,
+}
+
+fn load_now(
+    broker: &Arc<Broker>,
+    shard: &Shard,
+    partition: Arc<sluice_storage::Partition>,
+    leader: Option<Arc<sluice_replica::LeaderReplica>>,
+) -> Result<(), FollowError> {
+    let log = Arc::new(crate::internal_topics::PartitionLog(partition, leader));
+    let (count, epoch) = (shard.partition_count, shard.leader_epoch);
+    match shard.topic.as_str() {
+        OFFSETS_TOPIC => broker.groups.load(log, count, epoch)?,
+        TRANSACTION_STATE_TOPIC => broker.load_transactions(log, count, epoch)?,
         _ => {}
     }
     Ok(())
+}
+
+/// Waits (on a task of its own, once per shard and epoch) until the partition's high
+/// watermark reaches its log end as it is now, then loads its coordinator if this broker
+/// still leads it in that epoch.
+fn load_when_committed(
+    broker: &Arc<Broker>,
+    shard: Shard,
+    partition: Arc<sluice_storage::Partition>,
+    leader: Arc<sluice_replica::LeaderReplica>,
+) {
+    let key = (shard.clone(), partition.index());
+    if !broker.pending_coordinator_loads().insert(key.clone()) {
+        return;
+    }
+    let end = partition.log().log_end_offset();
+    let b = broker.clone();
+    let load = async move {
+        let committed = tokio::select! {
+            reached = leader.wait_high_watermark(end) => reached,
+            _ = b.shutdown_token().cancelled() => false,
+        };
+        let still_leads = b
+            .replicas
+            .leader(&shard.topic, partition.index())
+            .is_some_and(|l| Arc::ptr_eq(&l, &leader));
+        if committed && still_leads {
+            let broker = b.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                load_now(&broker, &shard, partition, Some(leader))
+            })
+            .await;
+            match loaded {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "a coordinator could not load"),
+                Err(e) => tracing::error!(error = %e, "a coordinator's load failed"),
+            }
+        }
+        b.pending_coordinator_loads().remove(&key);
+    };
+    broker.spawn(load);
 }
 
 /// Unloads the coordinators of internal partitions `image` does not have this broker lead
@@ -267,6 +366,15 @@ fn unload_coordinators(broker: &Broker, image: &MetadataImage) {
     groups.unload_unless(|index| leads(OFFSETS_TOPIC, index));
     let transactions = broker.transaction_coordinators.runtime();
     transactions.unload_unless(|index| leads(TRANSACTION_STATE_TOPIC, index));
+}
+
+/// The replica manager forgets the partitions `image` does not have this broker replicate.
+fn forget_replicas(broker: &Broker, image: &MetadataImage) {
+    let node = broker.config.node_id;
+    broker.replicas.retain(|topic, index| {
+        let partition = image.topic(topic).and_then(|t| t.partitions.get(&index));
+        partition.is_some_and(|p| p.replicas.contains(&node))
+    });
 }
 
 /// Why a topic could not be followed: its logs, or its coordinator's replay.

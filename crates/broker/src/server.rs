@@ -44,6 +44,12 @@ pub struct Broker {
     pub(crate) published: watch::Sender<Arc<sluice_controller::MetadataImage>>,
     /// Connections to the other brokers (transaction markers).
     pub(crate) peers: crate::peers::Peers,
+    /// The partitions this broker replicates with others: leaders and followers.
+    pub(crate) replicas: sluice_replica::ReplicaManager,
+    /// Coordinators waiting for their partition's records to be committed before they load
+    /// (`publisher::load_coordinator`), by shard and partition.
+    pending_coordinator_loads:
+        std::sync::Mutex<std::collections::HashSet<(crate::publisher::Shard, i32)>>,
     /// Why the publisher could not follow a topic, by topic id (the last attempt's error).
     pub(crate) publish_errors: std::sync::Mutex<std::collections::BTreeMap<uuid::Uuid, String>>,
     pub(crate) metrics: Arc<Metrics>,
@@ -109,6 +115,20 @@ impl Broker {
         errors.get(&topic_id).cloned()
     }
 
+    /// The coordinator loads waiting for their partitions' records to be committed.
+    pub(crate) fn pending_coordinator_loads(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashSet<(crate::publisher::Shard, i32)>> {
+        self.pending_coordinator_loads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `task` on the broker's tracker (shutdown waits for it).
+    pub(crate) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(task);
+    }
+
     /// Cancelled when the broker shuts down.
     pub(crate) fn shutdown_token(&self) -> &CancellationToken {
         &self.shutdown
@@ -122,6 +142,15 @@ impl Broker {
             self.shutdown.clone(),
         ));
     }
+}
+
+/// The replica manager's settings: this broker's id, `replica.lag.time.max.ms`, and its
+/// listener's address for fetchers' connections to leave from (unless a wildcard).
+fn replica_config(config: &BrokerConfig, listen: SocketAddr) -> sluice_replica::ReplicaConfig {
+    let mut replica = sluice_replica::ReplicaConfig::new(config.node_id);
+    replica.leader.replica_lag_time_max_ms = config.replica_lag_time_max_ms;
+    replica.local_address = (!listen.ip().is_unspecified()).then_some(listen.ip());
+    replica
 }
 
 /// Where a listener tells clients to connect (Metadata, FindCoordinator, DescribeCluster
@@ -189,6 +218,15 @@ impl RunningBroker {
         let config_group = config.group.clone();
         let config_txn = config.txn;
         let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let published = watch::Sender::new(Arc::default());
+        let addresses = crate::replicas::ImageAddresses(published.subscribe());
+        let (replicas, proposals) = sluice_replica::ReplicaManager::new(
+            replica_config(&config, local_addr),
+            Arc::new(addresses),
+            tasks.clone(),
+            shutdown.clone(),
+        );
         let broker = Arc::new(Broker {
             config,
             logs,
@@ -197,16 +235,23 @@ impl RunningBroker {
             producer_ids: Default::default(),
             groups: Arc::new(Groups::new(config_group, shutdown.clone())),
             transaction_coordinators: Arc::new(TxnCoordinators::new(config_txn, shutdown.clone())),
-            published: watch::Sender::new(Arc::default()),
+            published,
             publish_errors: Default::default(),
             peers: crate::peers::Peers::from_listener(local_addr),
+            replicas,
+            pending_coordinator_loads: Default::default(),
             metrics: Arc::new(Metrics::new()),
             unfinished_frame_bytes: Semaphore::new(unfinished_frame_bytes),
             unfinished_small_frame_bytes: Semaphore::new(UNFINISHED_FRAME_BYTES_MAX),
             admission,
-            tasks: TaskTracker::new(),
+            tasks,
             shutdown,
         });
+        broker.tasks.spawn(crate::replicas::send_proposals(
+            Arc::downgrade(&broker),
+            proposals,
+            broker.shutdown.clone(),
+        ));
         let as_markers: Arc<dyn crate::transactions::WriteMarkers> = broker.clone();
         let markers = Arc::downgrade(&as_markers);
         broker.transaction_coordinators.attach(markers);
@@ -288,6 +333,19 @@ impl RunningBroker {
             registered.is_some_and(|b| b.incarnation_id == incarnation_id && !b.fenced)
         });
         matches!(tokio::time::timeout(limit, ready).await, Ok(Ok(_)))
+    }
+
+    /// Waits until this broker's published image has it lead no partition (after a
+    /// controlled shutdown), at most `limit`; whether it does.
+    pub async fn wait_leading_nothing(&self, limit: Duration) -> bool {
+        let node = self.broker.config.node_id;
+        let mut published = self.broker.published.subscribe();
+        let none = published.wait_for(|image| {
+            let led =
+                |t: &sluice_controller::TopicImage| t.partitions.values().any(|p| p.leader == node);
+            !image.topics.values().any(led)
+        });
+        matches!(tokio::time::timeout(limit, none).await, Ok(Ok(_)))
     }
 
     /// Creates `__consumer_offsets` through the controller if the cluster has none yet. A new

@@ -82,6 +82,11 @@ pub struct ClusterNode {
     controller_address: Option<SocketAddr>,
     cancel: CancellationToken,
     tasks: TaskTracker,
+    /// The broker's session: stopped first when the node leaves (`leave`).
+    session: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    session_cancel: CancellationToken,
+    /// The controlled shutdown was sent (at most once).
+    left: std::sync::atomic::AtomicBool,
     /// Held while the node runs: one process per metadata log.
     _lock: std::fs::File,
 }
@@ -162,8 +167,11 @@ impl ClusterNode {
             status,
             status_sender: Arc::new(status_sender),
             controller_address,
+            session: std::sync::Mutex::new(None),
+            session_cancel: cancel.child_token(),
             cancel,
             tasks,
+            left: std::sync::atomic::AtomicBool::new(false),
             _lock: lock,
         })
     }
@@ -278,13 +286,14 @@ impl ClusterNode {
 
     /// Starts the broker's session: it registers and heartbeats until `shutdown`.
     pub fn run_broker(&self, registration: Registration) {
-        self.tasks.spawn(session::run(
+        let session = self.tasks.spawn(session::run(
             self.quorum.clone(),
             registration,
             self.heartbeat_interval,
             self.status_sender.clone(),
-            self.cancel.clone(),
+            self.session_cancel.clone(),
         ));
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(session);
     }
 
     /// Waits until the broker is registered and unfenced, at most `limit`.
@@ -296,16 +305,34 @@ impl ClusterNode {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Stops the broker's session (a controlled shutdown: the controller fences it and moves
-    /// its leadership away first, if it can be reached), then the metadata log.
-    pub async fn shutdown(&self) {
-        self.cancel.cancel();
-        self.tasks.close();
-        self.tasks.wait().await;
+    /// Ends the broker's session with a controlled shutdown: the controller fences it and
+    /// moves its leadership to in-sync followers, so clients move before the broker stops
+    /// serving. The metadata log keeps running (`shutdown` stops it). Once only.
+    pub async fn leave(&self) {
+        self.session_cancel.cancel();
+        let session = self
+            .session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(session) = session {
+            let _ = session.await;
+        }
+        if self.left.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         let status = *self.status.borrow();
         if let Some(epoch) = status.broker_epoch {
             session::controlled_shutdown(&self.quorum, self.node_id, epoch).await;
         }
+    }
+
+    /// Leaves (`leave`, if not done already), then stops the metadata log.
+    pub async fn shutdown(&self) {
+        self.leave().await;
+        self.cancel.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
         self.quorum.shutdown().await;
     }
 }

@@ -38,8 +38,8 @@ pub struct ControllerConfig {
     /// `num.partitions` and `default.replication.factor`, for a request that names neither.
     pub default_partitions: i32,
     pub default_replication_factor: i16,
-    /// The largest replication factor accepted: 1 until partitions replicate (the
-    /// replicated-partitions issue); a larger one is refused, never silently lowered.
+    /// The largest replication factor accepted (beyond the brokers available, which bound
+    /// it too); a larger one is refused, never silently lowered.
     pub replication_factor_max: i16,
 }
 
@@ -50,7 +50,7 @@ impl Default for ControllerConfig {
             producer_id_block_size: 1_000,
             default_partitions: 1,
             default_replication_factor: 1,
-            replication_factor_max: 1,
+            replication_factor_max: i16::MAX,
         }
     }
 }
@@ -447,7 +447,7 @@ impl QuorumController {
         };
         if factor < 1 || factor > self.config.replication_factor_max {
             return Err(ControllerError::InvalidReplicationFactor(format!(
-                "replication factor {factor} is not supported: at most {} until partitions replicate",
+                "replication factor {factor} is not supported: at most {}",
                 self.config.replication_factor_max
             )));
         }

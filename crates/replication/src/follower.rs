@@ -18,8 +18,11 @@ use crate::{Effect, FetchRequest, ReplicaLog, ReplicationError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FollowerConfig {
-    /// Wait after an error or an empty answer before fetching again (`replica.fetch.backoff.ms`).
+    /// Wait after an error before fetching again (`replica.fetch.backoff.ms`).
     pub fetch_backoff_ms: i64,
+    /// Wait after an answer without records: none where the leader holds a fetch until
+    /// records come or its wait ends (a long poll, as Kafka's leaders do).
+    pub empty_fetch_backoff_ms: i64,
     /// A fetch unanswered this long is given up and sent again.
     pub fetch_timeout_ms: i64,
 }
@@ -28,6 +31,7 @@ impl Default for FollowerConfig {
     fn default() -> Self {
         FollowerConfig {
             fetch_backoff_ms: 1_000,
+            empty_fetch_backoff_ms: 0,
             fetch_timeout_ms: 30_000,
         }
     }
@@ -190,7 +194,7 @@ impl Follower {
                 vec![Effect::AppendAndFlush]
             }
             None => {
-                self.idle(now_ms + self.config.fetch_backoff_ms);
+                self.idle(now_ms + self.config.empty_fetch_backoff_ms);
                 self.follow_leader_offsets(log)
             }
         }

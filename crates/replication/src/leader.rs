@@ -376,6 +376,11 @@ impl Leader {
         effects
     }
 
+    /// `min.insync.replicas` changed (a topic config).
+    pub fn set_min_insync_replicas(&mut self, min: usize) {
+        self.config.min_insync_replicas = min;
+    }
+
     /// Before an `acks=all` append: enough in-sync replicas to take it.
     pub fn check_acks_all(&self) -> Result<(), ReplicationError> {
         let isr = self.registration.isr.len();

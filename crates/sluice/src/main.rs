@@ -17,6 +17,9 @@ use std::time::Duration;
 const UNFENCE_WAIT: Duration = Duration::from_secs(30);
 /// How long taking over a data directory's topics may wait for the controller.
 const IMPORT_WAIT: Duration = Duration::from_secs(60);
+/// How long a stopping broker waits for its controlled shutdown to show in its metadata (it
+/// leads nothing), before it stops serving anyway.
+const LEADERSHIP_HANDOVER_WAIT: Duration = Duration::from_secs(5);
 
 #[global_allocator]
 static ALLOCATOR: sluice_alloc_guard::ReservingAllocator = sluice_alloc_guard::ReservingAllocator;
@@ -257,6 +260,10 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(http) = http {
             http.shutdown().await;
         }
+        // A controlled shutdown first: leadership moves to in-sync followers while this broker
+        // still answers, so clients follow it with no more than a NOT_LEADER_OR_FOLLOWER.
+        node.leave().await;
+        broker.wait_leading_nothing(LEADERSHIP_HANDOVER_WAIT).await;
         broker.shutdown().await?;
         node.shutdown().await;
         Ok(())

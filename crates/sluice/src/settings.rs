@@ -108,6 +108,9 @@ pub(crate) struct ServeSettings {
     pub transaction_state_log_num_partitions: i32,
     /// `min.insync.replicas`: the default of topics that do not set it
     pub min_insync_replicas: i32,
+    /// `replica.lag.time.max.ms`: a follower not caught up with its leader this long leaves
+    /// the in-sync set
+    pub replica_lag_time_max_ms: i64,
     /// `offsets.topic.segment.bytes` (used when `__consumer_offsets` is first created)
     pub offsets_topic_segment_bytes: u64,
     /// `group.initial.rebalance.delay.ms`
@@ -170,6 +173,7 @@ impl Default for ServeSettings {
             transaction_state_log_num_partitions:
                 sluice_broker::TRANSACTION_STATE_PARTITIONS_DEFAULT,
             min_insync_replicas: 1,
+            replica_lag_time_max_ms: 30_000,
             group_initial_rebalance_delay_ms: GroupConfig::default().initial_rebalance_delay_ms,
             group_min_session_timeout_ms: GroupConfig::default().session_timeout_ms_min,
             group_max_session_timeout_ms: GroupConfig::default().session_timeout_ms_max,
@@ -345,6 +349,11 @@ impl ServeSettings {
             "min_insync_replicas must be at least 1"
         );
         config.min_insync_replicas = self.min_insync_replicas;
+        anyhow::ensure!(
+            self.replica_lag_time_max_ms >= 1,
+            "replica_lag_time_max_ms must be at least 1"
+        );
+        config.replica_lag_time_max_ms = self.replica_lag_time_max_ms;
         config.offsets_retention_check_interval_ms = self.offsets_retention_check_interval_ms;
         anyhow::ensure!(
             self.producer_id_expiration_ms >= 1,

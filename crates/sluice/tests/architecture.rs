@@ -27,6 +27,17 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
         "sluice-cluster",
         &["sluice-consensus", "sluice-controller", "sluice-types"],
     ),
+    // The replica manager: replication's rules on this broker's logs; followers fetch from
+    // their leaders as Kafka clients.
+    (
+        "sluice-replica",
+        &[
+            "sluice-client",
+            "sluice-record",
+            "sluice-replication",
+            "sluice-storage",
+        ],
+    ),
     (
         "sluice-broker",
         &[
@@ -37,6 +48,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "sluice-group",
             "sluice-protocol",
             "sluice-record",
+            "sluice-replica",
+            "sluice-replication",
             "sluice-storage",
             "sluice-txn",
             "sluice-types",

@@ -57,6 +57,10 @@ pub enum StorageError {
     /// Bytes on disk that should hold these offsets do not hold valid batches.
     #[error("damaged log: {0}")]
     Damaged(String),
+    /// A leader's append on a log that follows another replica, or a follower's copy from a
+    /// leader this log no longer follows (its epoch moved on).
+    #[error("not the leader or a follower of this epoch: {0}")]
+    NotLeaderOrFollower(String),
     #[error("out of a resource the process shares, try again: {0}")]
     ResourceExhausted(String),
     #[error("I/O error: {0}")]

@@ -129,6 +129,8 @@ pub struct Log {
     /// The only replica in its in-sync set (a single node): the high watermark follows every
     /// append. Otherwise it moves only by `advance_high_watermark`.
     sole_replica: bool,
+    /// This replica follows another (`become_follower`): it takes no leader's append.
+    follower: bool,
     /// Transactions decided by a marker at or above the high watermark, by marker offset, with
     /// their first offset: the last stable offset holds at them until the marker is committed.
     unreplicated_txns: BTreeMap<i64, i64>,
@@ -246,6 +248,7 @@ impl Log {
             sole_replica,
             unreplicated_txns: BTreeMap::new(),
             leader_epoch: 0,
+            follower: false,
             epochs: LeaderEpochCache::default(),
             appended_messages: 0,
             flushed_messages: 0,
@@ -331,6 +334,12 @@ impl Log {
         now_ms: i64,
     ) -> Result<AppendInfo> {
         self.check_online()?;
+        if self.follower {
+            return Err(StorageError::NotLeaderOrFollower(format!(
+                "this replica follows the leader of epoch {}",
+                self.leader_epoch
+            )));
+        }
         let batches = valid.admit(&self.config)?;
         self.check_markers(&batches)?;
         if let Some(original) = self.find_duplicate(&batches, origin)? {
@@ -865,6 +874,16 @@ impl Log {
     /// Whether this replica is alone in its in-sync set (`open`) or shares it (`open_replica`).
     pub fn is_sole_replica(&self) -> bool {
         self.sole_replica
+    }
+
+    /// Makes this replica the sole one of its partition (its high watermark follows its log
+    /// end, and moves there now) or one of several (its leader moves the high watermark).
+    pub fn set_sole_replica(&mut self, sole: bool) {
+        self.sole_replica = sole;
+        let end = self.log_end_offset();
+        if sole && self.high_watermark < end {
+            self.set_high_watermark(end);
+        }
     }
 
     pub(crate) fn dir(&self) -> &Path {

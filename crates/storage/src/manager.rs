@@ -176,7 +176,11 @@ impl LogManager {
             let config = LogConfig::from_overrides(&file.configs)?;
             let mut partitions = BTreeMap::new();
             for p in file.partitions.indexes() {
-                let log = Log::open(&dir.join(p.to_string()), config.clone(), clean, now_ms)?;
+                // Whether a log shares its partition with other replicas is the cluster's to
+                // say (`Partition::set_sole_replica`): until it does, the high watermark is the
+                // checkpointed one, never more than some replica may have acknowledged.
+                let log =
+                    Log::open_replica(&dir.join(p.to_string()), config.clone(), clean, now_ms)?;
                 partitions.insert(p, Arc::new(Partition::new(name.clone(), p, log)));
             }
             let topic = Topic {

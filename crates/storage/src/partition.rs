@@ -99,10 +99,19 @@ impl Partition {
         self.append_with(|log| log.append_valid(valid, origin, now_ms), now_ms)
     }
 
-    /// Appends batches fetched from the leader with their offsets and epochs
-    /// (`Log::append_as_follower`).
-    pub fn append_as_follower(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
-        self.append_with(|log| log.append_as_follower(records, now_ms), now_ms)
+    /// Appends batches fetched from the leader of `leader_epoch` with their offsets and epochs
+    /// (`Log::append_as_follower`), unless this log no longer follows that epoch.
+    pub fn append_as_follower(
+        &self,
+        records: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        let append = |log: &mut Log| {
+            log.check_follows(leader_epoch)?;
+            log.append_as_follower(records, now_ms)
+        };
+        self.append_with(append, now_ms)
     }
 
     /// Runs `append` under the lock, then wakes whoever waits on what moved: consumers on the
@@ -253,6 +262,64 @@ impl Partition {
             self.high_watermark.send_replace(high_watermark);
         }
         Ok(moved)
+    }
+
+    /// Makes this replica the sole one of its partition or one of several
+    /// (`Log::set_sole_replica`), waking the consumers if the high watermark moved.
+    pub fn set_sole_replica(&self, sole: bool) {
+        let high_watermark = {
+            let mut log = self.log();
+            if log.is_sole_replica() == sole {
+                return;
+            }
+            log.set_sole_replica(sole);
+            log.high_watermark()
+        };
+        self.high_watermark
+            .send_if_modified(|hw| std::mem::replace(hw, high_watermark) != high_watermark);
+    }
+
+    /// Cuts a follower's log back to `offset` (`Log::truncate_to`, durable before it returns),
+    /// for the leader of `leader_epoch`. Blocking: run it off the async threads.
+    pub fn truncate_to(&self, offset: i64, leader_epoch: i32, now_ms: i64) -> Result<()> {
+        self.truncate_with(|log| {
+            log.check_follows(leader_epoch)?;
+            log.truncate_to(offset, now_ms)
+        })
+    }
+
+    /// Empties a follower's log to start again at `offset`
+    /// (`Log::truncate_fully_and_start_at`), for the leader of `leader_epoch`. Blocking: run it off the async threads.
+    pub fn truncate_fully_and_start_at(
+        &self,
+        offset: i64,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.truncate_with(|log| {
+            log.check_follows(leader_epoch)?;
+            log.truncate_fully_and_start_at(offset, now_ms)
+        })
+    }
+
+    /// Runs a truncation under the lock and tells the watchers where the offsets went.
+    fn truncate_with(&self, truncate: impl FnOnce(&mut Log) -> Result<()>) -> Result<()> {
+        let (high_watermark, log_end, recovery_point) = {
+            let mut log = self.log();
+            truncate(&mut log)?;
+            (
+                log.high_watermark(),
+                log.log_end_offset(),
+                log.recovery_point(),
+            )
+        };
+        self.high_watermark.send_replace(high_watermark);
+        self.log_end.send_replace(log_end);
+        self.recovery_point.send_replace(Durability {
+            recovery_point,
+            failed: false,
+        });
+        Ok(())
     }
 
     /// Watches the recovery point: an `acks=all` produce waits on this.

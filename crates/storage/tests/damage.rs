@@ -16,6 +16,7 @@ fn filled(dir: &Path) -> LogManager {
     let configs = BTreeMap::from([("segment.bytes".to_string(), "4096".to_string())]);
     manager.create_topic("t", 1, configs, 0).unwrap();
     let partition = manager.partition("t", 0).unwrap();
+    partition.set_sole_replica(true); // as the broker makes a single node's
     for first in (0..RECORDS).step_by(PER_BATCH as usize) {
         let values: Vec<Vec<u8>> = (first..first + PER_BATCH)
             .map(|i| format!("value-{i:05}-padding-padding").into_bytes())
@@ -86,6 +87,7 @@ fn recovery_passes_over_damage_in_the_middle_and_keeps_the_later_segments() {
     corrupt(&logs[2], 3000, &[0xAB; 16]);
     let manager = LogManager::open(dir.path(), 0).unwrap();
     let partition = manager.partition("t", 0).unwrap();
+    partition.set_sole_replica(true); // as the broker makes a single node's
     assert_eq!(
         segments(dir.path()).len(),
         logs.len(),
@@ -110,6 +112,7 @@ fn one_batch_lost_after_a_clean_stop(segment: usize, at: u64, bytes: &[u8]) {
     corrupt(&segments(dir.path())[segment], at, bytes);
     let manager = LogManager::open(dir.path(), 0).unwrap();
     let partition = manager.partition("t", 0).unwrap();
+    partition.set_sole_replica(true); // as the broker makes a single node's
     let got = readable(&partition);
     let damage = partition.log().damage();
     assert_eq!(damage.len(), 1, "{damage:?}");
@@ -142,6 +145,7 @@ fn damage_at_the_end_of_a_closed_segment_costs_its_batch_and_nothing_after() {
         // Found again at every start: the damaged bytes stay.
         let manager = LogManager::open(dir.path(), 0).unwrap();
         let partition = manager.partition("t", 0).unwrap();
+        partition.set_sole_replica(true); // as the broker makes a single node's
         let damage = partition.log().damage();
         assert_eq!(damage.len(), 1, "{damage:?}");
         assert_eq!(damage[0].offsets.end - damage[0].offsets.start, PER_BATCH);

@@ -2,8 +2,8 @@
 //! (storage knows the topic config keys), the controller checks the rest (names, counts, a
 //! replication factor it can place, assignments naming registered brokers) and places the
 //! replicas round-robin over the live brokers. The answer comes once this broker has
-//! published the new topics. A replication factor above 1 is refused with
-//! `INVALID_REPLICATION_FACTOR` until partitions replicate. An internal topic is refused
+//! published the new topics. A replication factor above the live brokers is refused with
+//! `INVALID_REPLICATION_FACTOR`. An internal topic is refused
 //! (INVALID_REQUEST): the broker creates it, with its own partition count and compaction.
 
 use super::configs::topic_config_entries;

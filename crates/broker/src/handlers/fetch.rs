@@ -10,9 +10,12 @@
 //! Leader epochs (KIP-320, KIP-595): a partition's `current_leader_epoch` older or newer than its
 //! epoch is refused (`FENCED_LEADER_EPOCH`, `UNKNOWN_LEADER_EPOCH`); a `last_fetched_epoch` whose
 //! epoch ended before the fetch offset, or that the log never had, is answered with the
-//! `diverging_epoch` (where that epoch ended) and no records, so a replica truncates there. A
-//! fetch naming a replica id is refused with `NOT_LEADER_OR_FOLLOWER`: this node has no
-//! followers yet. From v12 a partition refused because another broker leads it, or because
+//! `diverging_epoch` (where that epoch ended) and no records, so a replica truncates there.
+//!
+//! A fetch naming a replica id is a follower's: the replica manager (`sluice_replica`) checks
+//! it against the leader's epoch and counts its offset towards the high watermark, and it
+//! reads to the log end; it waits on the log end as well as the high watermark. A broker that
+//! does not lead the partition with that follower answers `NOT_LEADER_OR_FOLLOWER`. From v12 a partition refused because another broker leads it, or because
 //! the consumer's epoch is old, names the current leader and epoch (KIP-951).
 //!
 //! Fetch sessions (KIP-227) are declined: every response carries session id 0, so clients keep
@@ -45,7 +48,8 @@ struct PartitionRead<'a> {
     max_bytes: usize,
     min_one_batch: bool,
     isolation_level: i8,
-    from_replica: bool,
+    /// The follower's broker id, or -1 for a consumer.
+    replica_id: i32,
 }
 
 pub(crate) fn handle(
@@ -75,7 +79,9 @@ pub(crate) fn handle(
                     max_bytes = request.max_bytes,
                     "fetch answered"
                 );
-                count_fetched(&broker, &responses);
+                if request.replica_id.0 < 0 {
+                    count_fetched(&broker, &responses);
+                }
                 if version >= 12 {
                     point_to_leaders(&broker, &mut responses);
                 }
@@ -87,7 +93,9 @@ pub(crate) fn handle(
                 if version >= 12 {
                     point_to_leaders(&broker, &mut responses);
                 }
-                count_fetched(&broker, &responses);
+                if request.replica_id.0 < 0 {
+                    count_fetched(&broker, &responses);
+                }
                 return Some(FetchResponse::default().with_responses(responses));
             }
         }
@@ -148,7 +156,11 @@ fn subscribe(broker: &Broker, request: &FetchRequest) -> Vec<watch::Receiver<i64
                 .map(move |p| (t.topic.as_str(), p.partition))
         })
         .filter_map(|(topic, index)| broker.logs.partition(topic, index).ok())
-        .map(|p| p.subscribe_high_watermark())
+        .flat_map(|p| {
+            // A follower copies past the high watermark, and learns where it moved.
+            let log_end = (request.replica_id.0 >= 0).then(|| p.subscribe_log_end());
+            std::iter::once(p.subscribe_high_watermark()).chain(log_end)
+        })
         .collect()
 }
 
@@ -173,7 +185,7 @@ fn read_all(broker: &Broker, request: &FetchRequest) -> (Vec<FetchableTopicRespo
                     max_bytes: budget as usize,
                     min_one_batch: total == 0,
                     isolation_level: request.isolation_level,
-                    from_replica: request.replica_id.0 >= 0,
+                    replica_id: request.replica_id.0,
                 },
             );
             any_error |= data.error_code != 0;
@@ -198,7 +210,7 @@ fn read_partition(broker: &Broker, read: PartitionRead<'_>) -> PartitionData {
         max_bytes,
         min_one_batch,
         isolation_level,
-        from_replica,
+        replica_id,
     } = read;
     let (index, offset) = (request.partition, request.fetch_offset);
     let base = PartitionData::default().with_partition_index(index);
@@ -207,8 +219,14 @@ fn read_partition(broker: &Broker, read: PartitionRead<'_>) -> PartitionData {
             .with_error_code(code)
             .with_records(Some(Bytes::new()))
     };
-    if from_replica {
-        return refused(ResponseError::NotLeaderOrFollower.code());
+    if replica_id >= 0 {
+        return read_for_follower(
+            broker,
+            topic,
+            request,
+            replica_id,
+            (max_bytes, min_one_batch),
+        );
     }
     let led = broker
         .metadata()
@@ -272,6 +290,68 @@ fn read_partition(broker: &Broker, read: PartitionRead<'_>) -> PartitionData {
             }
             base.with_error_code(error::code(&e))
                 .with_records(Some(Bytes::new()))
+        }
+    }
+}
+
+/// A follower's fetch (`replica_id`): the replica manager checks it against the leader's
+/// epoch and log and counts its offset (durable on the follower) towards the high watermark;
+/// the read goes to the log end, past the high watermark, as a replica copies what the leader
+/// has.
+fn read_for_follower(
+    broker: &Broker,
+    topic: &str,
+    request: &FetchPartition,
+    replica_id: i32,
+    (max_bytes, min_one_batch): (usize, bool),
+) -> PartitionData {
+    let index = request.partition;
+    let fetch = sluice_replica::FetchRequest {
+        request_id: 0,
+        replica_id,
+        current_leader_epoch: request.current_leader_epoch,
+        fetch_offset: request.fetch_offset,
+        last_fetched_epoch: (request.last_fetched_epoch >= 0).then_some(request.last_fetched_epoch),
+    };
+    let base = PartitionData::default()
+        .with_partition_index(index)
+        .with_records(Some(Bytes::new()));
+    let (partition, answer) = match broker.replicas.on_follower_fetch(topic, index, &fetch) {
+        Ok(found) => found,
+        Err(e) => return base.with_error_code(error::replication_error(&e).code()),
+    };
+    let (plan, high_watermark, log_start_offset, last_stable_offset) = {
+        let log = partition.log();
+        let plan = match &answer {
+            sluice_replica::FetchAnswer::Read { offset } => {
+                Some(log.read_to_log_end(*offset, max_bytes, min_one_batch))
+            }
+            _ => None,
+        };
+        let offsets = (log.high_watermark(), log.log_start_offset());
+        (plan, offsets.0, offsets.1, log.last_stable_offset())
+    };
+    let base = base
+        .with_high_watermark(high_watermark)
+        .with_last_stable_offset(last_stable_offset)
+        .with_log_start_offset(log_start_offset);
+    match answer {
+        sluice_replica::FetchAnswer::Diverging { epoch, end_offset } => base.with_diverging_epoch(
+            EpochEndOffset::default()
+                .with_epoch(epoch)
+                .with_end_offset(end_offset),
+        ),
+        sluice_replica::FetchAnswer::Refused(e) => {
+            base.with_error_code(error::replication_error(&e).code())
+        }
+        sluice_replica::FetchAnswer::Read { .. } => {
+            let read = plan
+                .expect("planned for a read")
+                .and_then(|plan| partition.read_batches(&plan));
+            match read {
+                Ok(bytes) => base.with_records(Some(bytes)),
+                Err(e) => base.with_error_code(error::code(&e)),
+            }
         }
     }
 }

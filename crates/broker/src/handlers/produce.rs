@@ -1,6 +1,8 @@
 //! Produce (v3–v12). Batches are appended in request order on the connection's reader task;
 //! the response then waits, for `acks=all`, until the partition's flusher has fsynced past the
-//! last appended offset (group commit), bounded by the request's `timeout_ms`. `acks=1` is
+//! last appended offset (group commit), and for a partition with followers until its high
+//! watermark passed it (on disk on every in-sync replica: `sluice_replica`), bounded by the
+//! request's `timeout_ms`. `acks=1` is
 //! answered once the write reached the OS; `acks=0` gets no response, as in Kafka.
 //!
 //! A partition this broker does not lead is refused with NOT_LEADER_OR_FOLLOWER and, from
@@ -34,8 +36,11 @@ use std::time::Duration;
 struct Appended {
     partition: Option<Arc<Partition>>,
     response: PartitionProduceResponse,
-    /// Offset the recovery point must reach before an `acks=all` answer.
+    /// Offset the recovery point (or, for a replicated partition, the high watermark) must
+    /// reach before an `acks=all` answer.
     durable_at: i64,
+    /// The partition's leader here when it has followers: `acks=all` waits for them.
+    leader: Option<Arc<sluice_replica::LeaderReplica>>,
     /// An append that waits for another broker's verification (`defer`): the result is
     /// this task's.
     deferred: Option<tokio::task::JoinHandle<Appended>>,
@@ -128,6 +133,7 @@ fn failed(index: i32, code: i16, message: String) -> Appended {
         response,
         durable_at: 0,
         deferred: None,
+        leader: None,
     }
 }
 
@@ -205,11 +211,8 @@ fn too_few_in_sync(broker: &Broker, topic: &str, index: i32) -> Option<String> {
     let image = broker.published_image();
     let in_sync = image.partition(topic, index).map_or(0, |p| p.isr.len());
     let resource = sluice_controller::ConfigResource::Topic(topic.to_string());
-    let configured = image.configs.get(&resource);
-    let min = configured
-        .and_then(|c| c.get("min.insync.replicas"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(broker.config.min_insync_replicas.max(1) as usize);
+    let configured = image.configs.get(&resource).cloned().unwrap_or_default();
+    let min = crate::publisher::min_insync_replicas(broker, &configured);
     (in_sync < min)
         .then(|| format!("{in_sync} in-sync replicas, fewer than min.insync.replicas {min}"))
 }
@@ -236,6 +239,7 @@ fn write(
                 response,
                 durable_at: info.last_offset + 1,
                 deferred: None,
+                leader: broker.replicas.leader(topic, index),
             }
         }
         Err(e) => {
@@ -340,6 +344,7 @@ fn defer(
         response: PartitionProduceResponse::default().with_index(index),
         durable_at: 0,
         deferred: Some(task),
+        leader: None,
     }
 }
 
@@ -400,9 +405,26 @@ async fn wait_durable(
     let Some(partition) = appended.partition else {
         return appended.response;
     };
+    let mut response = appended.response;
+    if let Some(leader) = appended.leader {
+        let committed = leader.wait_committed(appended.durable_at);
+        match tokio::time::timeout_at(deadline, committed).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                response.error_code = error::replication_error(&e).code();
+                response.error_message = Some(StrBytes::from_string(e.to_string()));
+            }
+            Err(_) => {
+                response.error_code = ResponseError::RequestTimedOut.code();
+                response.error_message = Some(StrBytes::from_static_str(
+                    "not replicated to the in-sync replicas within the request timeout",
+                ));
+            }
+        }
+        return response;
+    }
     let waited =
         tokio::time::timeout_at(deadline, partition.wait_durable(appended.durable_at)).await;
-    let mut response = appended.response;
     match waited {
         Ok(true) => {}
         Ok(false) => {

@@ -509,6 +509,7 @@ impl Sim {
         b.role = if registration.leader != NO_LEADER && registration.replicas.contains(&id) {
             let config = FollowerConfig {
                 fetch_backoff_ms: 20,
+                empty_fetch_backoff_ms: 20,
                 fetch_timeout_ms: 200,
             };
             let (leader, epoch) = (registration.leader, registration.leader_epoch);

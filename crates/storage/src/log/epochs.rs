@@ -102,10 +102,49 @@ impl Log {
             )));
         }
         self.leader_epoch = epoch;
+        self.follower = false;
         if self.epochs.assign(epoch, self.log_end_offset()) {
             self.write_epoch_cache()?;
         }
         Ok(())
+    }
+
+    /// From now on this replica copies from the leader of `epoch` (`append_as_follower`) and
+    /// takes no leader's append; copies and truncations for an older epoch are refused
+    /// (`check_follows`). The epoch cache is untouched: the batches copied bring their epochs.
+    pub fn become_follower(&mut self, epoch: i32) -> Result<()> {
+        self.check_online()?;
+        if epoch < self.leader_epoch {
+            return Err(StorageError::InvalidRecord(format!(
+                "leader epoch {epoch} is older than the log's current epoch {}",
+                self.leader_epoch
+            )));
+        }
+        self.leader_epoch = epoch;
+        self.follower = true;
+        Ok(())
+    }
+
+    /// Whether this replica follows the leader of `epoch`, so that a copy or a truncation
+    /// that leader asked for may change it: not once it leads, or follows a newer epoch.
+    pub fn check_follows(&self, epoch: i32) -> Result<()> {
+        if self.follower && self.leader_epoch == epoch {
+            return Ok(());
+        }
+        Err(StorageError::NotLeaderOrFollower(format!(
+            "this replica no longer follows epoch {epoch} (its epoch is {}, {})",
+            self.leader_epoch,
+            if self.follower {
+                "following"
+            } else {
+                "leading"
+            }
+        )))
+    }
+
+    /// Whether this replica follows another (`become_follower`).
+    pub fn is_follower(&self) -> bool {
+        self.follower
     }
 
     /// The epoch this replica stamps on the batches it appends as leader.
