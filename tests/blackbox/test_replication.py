@@ -195,3 +195,126 @@ def test_a_lagging_follower_leaves_the_isr_and_min_insync_guards_acks_all(cluste
                == segment_bytes(cluster[leader], "guarded", 0),
                timeout=20, what="the returned follower's copy identical")
 
+
+
+
+def test_unclean_election_lets_an_out_of_sync_replica_lead_only_where_enabled(tmp_path):
+    """A follower down, then its leader: with `unclean.leader.election.enable=true` the
+    follower, back, leads (the records only the old leader had are lost, as Kafka warns);
+    without it the partition waits for its last in-sync replica, and keeps its records. Five
+    nodes, so that the metadata log keeps its majority with two down."""
+    nodes = launch_cluster(tmp_path, 5, SESSION_TIMEOUT_MS)
+    try:
+        wait_until(lambda: agreed(nodes.values(), [1, 2, 3, 4, 5]), timeout=60,
+                   what="five brokers agreeing")
+        admin = AdminClient({"bootstrap.servers": nodes[3].bootstrap})
+        topics = [NewTopic("clean", 1, replica_assignment=[[1, 2]]),
+                  NewTopic("unclean", 1, replica_assignment=[[1, 2]],
+                           config={"unclean.leader.election.enable": "true"})]
+        for future in admin.create_topics(topics).values():
+            future.result(30)
+        seen_by_3 = lambda topic: partitions_of(nodes[3], topic).get(0)  # noqa: E731
+        for topic in ("clean", "unclean"):
+            wait_until(lambda: seen_by_3(topic) == (1, [1, 2], [1, 2]), timeout=30,
+                       what=f"{topic} led by 1 with 2 in sync")
+        nodes[2].kill()
+        for topic in ("clean", "unclean"):
+            wait_until(lambda: seen_by_3(topic) == (1, [1, 2], [1]), timeout=30,
+                       what=f"{topic}'s in-sync set down to its leader")
+            p = Producer({"bootstrap.servers": nodes[1].bootstrap, "acks": "1"})
+            p.produce(topic, b"only-on-1", partition=0)
+            assert p.flush(10) == 0
+        nodes[1].kill()
+        nodes[2].start()
+        wait_until(lambda: seen_by_3("unclean") == (2, [1, 2], [2]), timeout=60,
+                   what="the unclean topic led by the follower, alone in sync")
+        assert seen_by_3("clean") == (-1, [1, 2], [1]), "the clean topic waits for broker 1"
+        nodes[1].start()
+        wait_until(lambda: seen_by_3("clean") == (1, [1, 2], [1, 2]), timeout=60,
+                   what="the clean topic led by its last in-sync replica again")
+        assert [v for v, _ in read_from(nodes[3], "clean", 0, 1)] == [b"only-on-1"]
+        wait_until(lambda: seen_by_3("unclean") == (2, [1, 2], [1, 2]), timeout=60,
+                   what="the old leader following the unclean one")
+        assert read_from(nodes[3], "unclean", 0, 1, timeout=3) == [], "its record is gone"
+    finally:
+        for b in nodes.values():
+            if b.alive():
+                b.proc.kill()
+                b.proc.wait(timeout=10)
+
+
+def committed(broker, group, topic, partitions):
+    """{partition: committed offset} of `group` as its coordinator answers through `broker`;
+    None while that fails (the coordinator moving)."""
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                  "enable.auto.commit": False})
+    try:
+        found = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=5)
+        return {tp.partition: tp.offset for tp in found}
+    except KafkaException:
+        return None
+    finally:
+        c.close()
+
+
+def test_group_offsets_survive_the_coordinators_broker(cluster):
+    """`__consumer_offsets` has three replicas on three brokers: offsets committed through a
+    coordinator are on every in-sync replica before the commit is answered, and a follower
+    that becomes the coordinator serves them."""
+    from test_cluster_topics import find_coordinator
+    nodes = list(cluster.values())
+    create(cluster[1], "work", 3, 3)
+    wait_until(lambda: led_everywhere(nodes, "work", 3, 3), timeout=30, what="work placed")
+    wait_until(lambda: find_coordinator(cluster[1], "billing", 0)[0] == 0, timeout=30,
+               what="a coordinator for the group")
+    offsets = wait_until(lambda: led_everywhere(nodes, "__consumer_offsets", 50, 3),
+                         timeout=60, what="__consumer_offsets with three in-sync replicas")
+    assert all(len(replicas) == 3 for _, replicas, _ in offsets.values())
+    expected = {p: 100 + p for p in range(3)}
+    c = Consumer({"bootstrap.servers": cluster[1].bootstrap, "group.id": "billing",
+                  "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition("work", p, o) for p, o in expected.items()],
+             asynchronous=False)
+    c.close()
+    _, coordinator = find_coordinator(cluster[1], "billing", 0)
+    cluster[coordinator].kill()
+    survivor = next(b for i, b in cluster.items() if i != coordinator)
+    moved = wait_until(lambda: find_coordinator(survivor, "billing", 0)[1] != coordinator
+                       and find_coordinator(survivor, "billing", 0)[0] == 0,
+                       timeout=30, what="the group's coordinator on another broker")
+    assert moved
+    got = wait_until(lambda: committed(survivor, "billing", "work", 3), timeout=30,
+                     what="the committed offsets from the new coordinator")
+    assert got == expected, got
+
+
+def test_delete_records_moves_the_log_start_on_every_replica(cluster):
+    """DeleteRecords on the leader: each follower moves its log start offset with the leader's
+    (it learns it from its fetches), so a new leader after a failover starts there too."""
+    nodes = list(cluster.values())
+    create(cluster[1], "trimmed", 1, 3)
+    placed = wait_until(lambda: led_everywhere(nodes, "trimmed", 1, 3), timeout=30,
+                        what="three in-sync replicas")
+    leader = placed[0][0]
+    acked, failed = produce_acked(cluster[leader], "trimmed", [b"t%d" % n for n in range(100)])
+    assert not failed and len(acked) == 100
+    admin = AdminClient({"bootstrap.servers": cluster[leader].bootstrap})
+    result = admin.delete_records([TopicPartition("trimmed", 0, 60)])
+    assert list(result.values())[0].result(30).low_watermark == 60
+
+    def start_offset(broker):
+        path = Path(broker.data_dir) / "topics" / "trimmed" / "0" / "log-start-offset"
+        return int(path.read_text()) if path.exists() else None
+
+    wait_until(lambda: all(start_offset(b) == 60 for b in nodes), timeout=20,
+               what="every replica's log start offset at 60")
+    cluster[leader].kill()
+    survivor = next(b for i, b in cluster.items() if i != leader)
+    wait_until(lambda: led_everywhere([b for i, b in cluster.items() if i != leader],
+                                      "trimmed", 1, 2), timeout=30, what="a new leader")
+    c = Consumer({"bootstrap.servers": survivor.bootstrap, "group.id": "unused"})
+    try:
+        low, high = c.get_watermark_offsets(TopicPartition("trimmed", 0), timeout=10)
+    finally:
+        c.close()
+    assert (low, high) == (60, 100)

@@ -17,7 +17,9 @@ Scenarios (each with a fixed seed: the seed picks the victims and when faults st
 - `pause_leader`: a leader stopped with SIGSTOP past its session, then resumed;
 - `kill_all`: all three brokers killed at once and restarted;
 - `partition_leader`: a leader cut off from the other two brokers (both directions) past its
-  session, then healed. Clients still reach every broker.
+  session, then healed. Clients still reach every broker;
+- `rolling_restart`: each broker stopped with SIGTERM and started again in turn, the next only
+  once every partition is back in sync. The figures count the producer's delivery errors.
 
 A cut is an `ip rule ... blackhole` between two addresses, ahead of the loopback routes (the
 namespace moves the `local` table's rule behind them). Brokers' connections to each other (the
@@ -356,8 +358,36 @@ def scenario_partition_leader(brokers, rng, figures):
     fence_and_return(rng, figures, cut_off, heal_all, "cut")
 
 
+def in_sync(replication_factor):
+    """True once every partition of the topic is led with `replication_factor` in-sync
+    replicas."""
+    from confluent_kafka.admin import AdminClient
+    md = AdminClient({"bootstrap.servers": bootstrap(), "log_level": QUIET}).list_topics(TOPIC, timeout=5)
+    topic = md.topics.get(TOPIC)
+    if topic is None or topic.error is not None or len(topic.partitions) != PARTITIONS:
+        return False
+    return all(p.leader >= 0 and len(p.isrs) == replication_factor
+               for p in topic.partitions.values())
+
+
+def scenario_rolling_restart(brokers, rng, figures, replication_factor):
+    """Stops each broker in turn with SIGTERM (a controlled shutdown hands its leadership
+    over first) and starts it again, waiting until every partition is fully in sync before
+    the next."""
+    started = time.monotonic()
+    for node in NODES:
+        time.sleep(rng.uniform(0.5, 1.5))
+        brokers[node].stop()
+        brokers[node].start()
+        others = [n for n in NODES if n != node]
+        wait_until(lambda: live_as_seen_by(others, node), 60, f"broker {node} back")
+        wait_until(lambda: in_sync(replication_factor), 60, "every partition in sync")
+    figures["rolling_restart_s"] = round(time.monotonic() - started, 2)
+
+
 SCENARIOS = {
     "kill_leader": scenario_kill_leader,
+    "rolling_restart": scenario_rolling_restart,
     "pause_leader": scenario_pause_leader,
     "kill_all": scenario_kill_all,
     "partition_leader": scenario_partition_leader,
@@ -377,11 +407,16 @@ def run(args):
         workload = Workload()
         workload.start()
         started = time.monotonic()
-        SCENARIOS[args.scenario](brokers, rng, figures)
+        scenario = SCENARIOS[args.scenario]
+        if scenario is scenario_rolling_restart:
+            scenario(brokers, rng, figures, args.replication_factor)
+        else:
+            scenario(brokers, rng, figures)
         # Traffic after the last fault, for at least the rest of the run.
         time.sleep(max(2.0, args.seconds - (time.monotonic() - started)))
         workload.finish()
         figures["longest_produce_outage_s"] = round(workload.longest_outage_s(), 2)
+        figures["delivery_errors"] = sum(1 for op in workload.history if op["type"] == "info")
         reads = read_everything("r1") + read_everything("r2")
         counts = check(workload.history + reads)
         result = dict(figures, **counts, safe=safe(counts))

@@ -62,6 +62,9 @@ pub struct BrokerConfig {
     pub min_insync_replicas: i32,
     /// `replica.lag.time.max.ms`: a follower not caught up this long leaves the in-sync set.
     pub replica_lag_time_max_ms: i64,
+    /// `unclean.leader.election.enable` for topics that do not set it (the controller
+    /// decides; the broker describes it).
+    pub unclean_leader_election_enable: bool,
     /// `offsets.retention.check.interval.ms`: how often expired offsets are removed.
     pub offsets_retention_check_interval_ms: u64,
     /// `producer.id.expiration.ms`: how long an idle idempotent producer's state is kept.
@@ -105,6 +108,7 @@ impl BrokerConfig {
             transaction_state_partitions: TRANSACTION_STATE_PARTITIONS_DEFAULT,
             min_insync_replicas: 1,
             replica_lag_time_max_ms: 30_000,
+            unclean_leader_election_enable: false,
             offsets_retention_check_interval_ms: 600_000,
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,

@@ -15,7 +15,10 @@
 //! answers a commit once it is appended (a single Kafka broker does not fsync it either): an
 //! acknowledged commit survives `kill -9`; the partition's `flush.ms` bounds what a power
 //! failure can take, and losing a commit only means records are delivered again, never lost.
-//! Waiting for an fsync per commit capped a 10-member group at about 7,000 commits/s. The
+//! Waiting for an fsync per commit capped a 10-member group at about 7,000 commits/s. On a
+//! partition with followers, replies wait until the records are on every in-sync replica
+//! (Kafka's `acks=-1` for coordinator writes), so a commit answered survives its broker; the
+//! coordinator applies them when appended, so until then its own reads may show them. The
 //! coordinator itself (pure state) is in `sluice_group`; this module owns only the waiting
 //! and the timer.
 
@@ -77,6 +80,8 @@ enum Waiter {
 /// Replies to hand out once the records they depend on are written.
 struct Outcome {
     written: Result<(), GroupError>,
+    /// The log offset after the last record written, to wait on before answering.
+    written_to: Option<i64>,
     deliveries: Vec<(Waiter, Reply)>,
 }
 
@@ -191,7 +196,7 @@ impl Groups {
             let fx = command(&mut state.coordinator, id, crate::now_ms());
             apply(&mut state, fx)
         };
-        deliver(outcome)?;
+        deliver(replicated(&shard, outcome).await)?;
         // A waiter dropped unanswered: the shard was unloaded, the group moved.
         rx.await.map_err(|_| GroupError::NotCoordinator)
     }
@@ -208,7 +213,7 @@ impl Groups {
             let (fx, result) = command(&mut state.coordinator, crate::now_ms());
             (apply(&mut state, fx), result)
         };
-        deliver(outcome)?;
+        deliver(replicated(&shard, outcome).await)?;
         Ok(result)
     }
 
@@ -288,7 +293,7 @@ impl Groups {
                         let fx = state.coordinator.expire_offsets(now);
                         apply(&mut state, fx)
                     };
-                    let _ = deliver(outcome);
+                    let _ = deliver(replicated(&shard, outcome).await);
                 }
             }
             for shard in self.loaded() {
@@ -300,7 +305,7 @@ impl Groups {
                     let fx = state.coordinator.tick(now);
                     apply(&mut state, fx)
                 };
-                let _ = deliver(outcome);
+                let _ = deliver(replicated(&shard, outcome).await);
             }
         }
     }
@@ -317,13 +322,16 @@ fn serving(shard: &Shard) -> Result<ShardGuard<'_, GroupShard>, GroupError> {
 /// take effect in the coordinator once written, never before. Called under the shard lock, so
 /// records reach the log in decision order.
 fn apply(state: &mut ShardGuard<'_, GroupShard>, fx: Effects) -> Outcome {
-    let written = write(state, &fx.records, fx.producer);
+    let appended = write(state, &fx.records, fx.producer);
+    let mut written_to = appended.as_ref().ok().copied().flatten();
+    let written = appended.map(|_| ());
     if let (Ok(()), Some(on_write)) = (&written, fx.on_write) {
         // What the written records leave behind (a group with nothing left to keep) is
         // written next, before any other command's records.
         let follow_up = state.coordinator.written(&fx.records, on_write);
         if !follow_up.records.is_empty() {
-            apply(state, follow_up);
+            let followed = apply(state, follow_up);
+            written_to = followed.written_to.or(written_to);
         }
     }
     let deliveries = fx
@@ -338,20 +346,34 @@ fn apply(state: &mut ShardGuard<'_, GroupShard>, fx: Effects) -> Outcome {
         .collect();
     Outcome {
         written,
+        written_to,
         deliveries,
     }
 }
 
-/// Appends records as one batch; with a producer, as a transactional batch of it.
+/// Waits until what `outcome` wrote is on every in-sync replica (at once on a partition
+/// without followers); if it never will be here, its replies carry COORDINATOR_NOT_AVAILABLE
+/// and the client tries again.
+async fn replicated(shard: &Shard, mut outcome: Outcome) -> Outcome {
+    if let (Ok(()), Some(offset)) = (&outcome.written, outcome.written_to)
+        && !shard.wait_replicated(offset).await
+    {
+        outcome.written = Err(GroupError::CoordinatorNotAvailable);
+    }
+    outcome
+}
+
+/// Appends records as one batch; with a producer, as a transactional batch of it. The offset
+/// after it, if anything was written.
 fn write(
     state: &ShardGuard<'_, GroupShard>,
     records: &[OffsetsRecord],
     producer: Option<(i64, i16)>,
-) -> Result<(), GroupError> {
+) -> Result<Option<i64>, GroupError> {
     let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> =
         records.iter().map(OffsetsRecord::encode).collect();
     let appended = state.append(&encoded, producer, crate::now_ms());
-    appended.map(|_| ()).map_err(|e| {
+    appended.map_err(|e| {
         if e != CoordinatorError::Unloaded {
             tracing::error!(error = %e, "could not write to {OFFSETS_TOPIC}");
         }

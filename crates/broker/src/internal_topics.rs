@@ -12,11 +12,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-/// The replication factor of an internal topic, at most the brokers. One for now: with three
-/// (Kafka's default), a fenced coordinator's partitions were seen keeping their old leader in
-/// the other brokers' images for half a minute in one run of five, which is not understood
-/// yet (docs/design/0003-replicated-partitions.md); the rest of this module is ready for more.
-const INTERNAL_REPLICATION_FACTOR_MAX: usize = 1;
+/// The replication factor of an internal topic: Kafka's default of three, at most the brokers.
+const INTERNAL_REPLICATION_FACTOR_MAX: usize = 3;
 /// ...and its `min.insync.replicas`, at most its replication factor.
 const INTERNAL_MIN_INSYNC_REPLICAS: usize = 2;
 
@@ -57,6 +54,13 @@ impl ShardLog for PartitionLog {
         match &self.1 {
             Some(leader) => Box::pin(async move { leader.wait_committed(offset).await.is_ok() }),
             None => Box::pin(self.0.wait_durable(offset)),
+        }
+    }
+
+    fn wait_replicated(&self, offset: i64) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        match &self.1 {
+            Some(leader) => Box::pin(async move { leader.wait_committed(offset).await.is_ok() }),
+            None => Box::pin(std::future::ready(true)),
         }
     }
 }
@@ -102,7 +106,9 @@ pub(crate) async fn ensure(broker: &crate::server::Broker, topic: &str) {
     for outcome in outcomes {
         match outcome {
             Ok(_) => tracing::info!(topic, partitions, "internal topic created"),
-            Err(e) if e.error == kafka_protocol::error::ResponseError::TopicAlreadyExists => {}
+            Err(e) if e.error == kafka_protocol::error::ResponseError::TopicAlreadyExists => {
+                tracing::info!(topic, "internal topic created meanwhile by another broker")
+            }
             Err(e) => tracing::warn!(topic, error = %e.message, "internal topic not created"),
         }
     }

@@ -22,7 +22,8 @@ use crate::groups::OFFSETS_TOPIC;
 use crate::server::Broker;
 use crate::transactions::TRANSACTION_STATE_TOPIC;
 use sluice_controller::{ConfigResource, MetadataImage, TopicImage};
-use sluice_storage::StorageError;
+use sluice_replica::PartitionRegistration;
+use sluice_storage::{Partition, StorageError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -201,29 +202,57 @@ fn follow_topic(
     if local.overrides() != configs {
         broker.logs.set_topic_configs(&topic.name, configs, false)?;
     }
-    for (&index, registration) in &topic.partitions {
-        if !registration.replicas.contains(&node) {
-            continue;
-        }
-        let Some(partition) = local.partition(index) else {
-            continue;
-        };
+    let held: Vec<_> = topic
+        .partitions
+        .iter()
+        .filter(|(_, registration)| registration.replicas.contains(&node))
+        .filter_map(|(&index, r)| local.partition(index).map(|p| (p, r)))
+        .collect();
+    // A broker taking over many partitions at once begins an epoch in each (an fsync of its
+    // epoch cache) and may replay coordinators: side by side, not one after another.
+    let runtime = tokio::runtime::Handle::current();
+    let follow_partition = |(partition, registration): (Arc<Partition>, &PartitionRegistration)| {
+        let _entered = runtime.enter();
         let replicas = &broker.replicas;
-        replicas.apply(
-            &topic.name,
-            topic.topic_id,
-            &partition,
-            registration,
-            min_insync,
-        )?;
+        let name = &topic.name;
+        replicas.apply(name, topic.topic_id, &partition, registration, min_insync)?;
         if registration.leader != node {
-            continue;
+            return Ok(());
         }
         let count = topic.partitions.len() as i32;
-        let epoch = registration.leader_epoch;
-        load_coordinator(broker, &topic.name, partition, count, epoch)?;
-    }
+        load_coordinator(broker, name, partition, count, registration.leader_epoch)
+    };
+    in_parallel(held, follow_partition)
+        .into_iter()
+        .collect::<Result<(), FollowError>>()?;
     Ok(())
+}
+
+/// At most this many threads apply one topic's partitions.
+const PUBLISH_THREADS_MAX: usize = 8;
+
+/// `work` on each item, on up to `PUBLISH_THREADS_MAX` threads; the results in item order.
+fn in_parallel<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 {
+        return items.into_iter().map(work).collect();
+    }
+    let per_thread = items.len().div_ceil(PUBLISH_THREADS_MAX);
+    let mut chunks: Vec<Vec<T>> = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        chunks.push(items.by_ref().take(per_thread).collect());
+    }
+    let work = &work;
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(move || chunk.into_iter().map(work).collect::<Vec<R>>()))
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("a publisher thread does not panic"))
+            .collect()
+    })
 }
 
 /// The topic's `min.insync.replicas`, else the broker's.

@@ -27,6 +27,23 @@ impl sluice_replica::BrokerAddresses for ImageAddresses {
     }
 }
 
+impl Broker {
+    /// For a broker's own write (transaction markers) that ends before `offset`: true once it
+    /// is on every in-sync replica of a partition with followers (Kafka's `acks=-1`), or
+    /// fsynced on one without; false if that will not happen here.
+    pub(crate) async fn wait_written(
+        &self,
+        (topic, index): (&str, i32),
+        partition: &sluice_storage::Partition,
+        offset: i64,
+    ) -> bool {
+        match self.replicas.leader(topic, index) {
+            Some(leader) => leader.wait_committed(offset).await.is_ok(),
+            None => partition.wait_durable(offset).await,
+        }
+    }
+}
+
 /// Sends the leaders' proposals to the controller until shutdown, one at a time (a leader
 /// has at most one in flight).
 pub(crate) async fn send_proposals(

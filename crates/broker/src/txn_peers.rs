@@ -85,15 +85,14 @@ async fn write_markers(
         }
     }
     // All partitions fsync at once rather than one after another.
-    let durable = futures::future::join_all(
-        written
-            .iter()
-            .map(|(_, partition, offset)| partition.wait_durable(*offset)),
-    )
+    let durable = futures::future::join_all(written.iter().map(|(tp, partition, offset)| {
+        let at = (tp.topic.as_str(), tp.partition);
+        broker.wait_written(at, partition, *offset)
+    }))
     .await;
     for ((tp, _, _), durable) in written.iter().zip(durable) {
         if !durable {
-            error = Some("a marker was not fsynced".to_string());
+            error = Some("a marker was not fsynced (or replicated)".to_string());
             remaining.push((*tp).clone());
         }
     }

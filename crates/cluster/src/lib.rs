@@ -307,8 +307,9 @@ impl ClusterNode {
 
     /// Ends the broker's session with a controlled shutdown: the controller fences it and
     /// moves its leadership to in-sync followers, so clients move before the broker stops
-    /// serving. The metadata log keeps running (`shutdown` stops it). Once only.
-    pub async fn leave(&self) {
+    /// serving. The metadata log keeps running (`shutdown` stops it). Once only. Whether the
+    /// controller took it (false also when the broker never registered, or left before).
+    pub async fn leave(&self) -> bool {
         self.session_cancel.cancel();
         let session = self
             .session
@@ -319,17 +320,18 @@ impl ClusterNode {
             let _ = session.await;
         }
         if self.left.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return;
+            return false;
         }
         let status = *self.status.borrow();
-        if let Some(epoch) = status.broker_epoch {
-            session::controlled_shutdown(&self.quorum, self.node_id, epoch).await;
+        match status.broker_epoch {
+            Some(epoch) => session::controlled_shutdown(&self.quorum, self.node_id, epoch).await,
+            None => false,
         }
     }
 
     /// Leaves (`leave`, if not done already), then stops the metadata log.
     pub async fn shutdown(&self) {
-        self.leave().await;
+        let _ = self.leave().await;
         self.cancel.cancel();
         self.tasks.close();
         self.tasks.wait().await;

@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 /// How often a fenced broker heartbeats (it is waiting to be let in).
 const FENCED_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
+/// The shortest wait for a heartbeat's answer before it is sent again.
+const HEARTBEAT_ANSWER_WAIT_MIN: Duration = Duration::from_secs(1);
 /// How long a controlled shutdown waits for the controller.
 const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -64,8 +66,23 @@ pub(crate) async fn run(
                 })
             }
         };
+        // A heartbeat forwarded to an active controller that stopped answering (paused, cut
+        // off) would wait for the command's whole timeout, longer than a session may last:
+        // it is given up after a heartbeat interval (at least a second) and sent again, to
+        // whichever controller is active by then. Heartbeats say the same thing twice safely.
+        let wait = match &command {
+            ControllerCommand::Heartbeat(_) => interval.max(HEARTBEAT_ANSWER_WAIT_MIN),
+            _ => Duration::MAX,
+        };
+        let submitted = tokio::time::timeout(wait, quorum.submit(command, sluice_types::now_ms));
         let answer = tokio::select! {
-            a = quorum.submit(command, sluice_types::now_ms) => a,
+            a = submitted => match a {
+                Ok(answer) => answer,
+                Err(_) => {
+                    tracing::debug!(broker_id, "heartbeat unanswered; sending it again");
+                    continue;
+                }
+            },
             _ = cancel.cancelled() => return,
         };
         let next = match answer {
@@ -116,7 +133,11 @@ pub(crate) async fn run(
 /// Tells the controller this broker is going: it is fenced and its leadership moves away.
 /// Bounded: a controller that cannot be reached (the last voters going down together) only
 /// delays the exit by `CONTROLLED_SHUTDOWN_TIMEOUT`.
-pub(crate) async fn controlled_shutdown(quorum: &MetadataQuorum, broker_id: i32, epoch: i64) {
+pub(crate) async fn controlled_shutdown(
+    quorum: &MetadataQuorum,
+    broker_id: i32,
+    epoch: i64,
+) -> bool {
     let heartbeat = ControllerCommand::Heartbeat(BrokerHeartbeat {
         broker_id,
         broker_epoch: epoch,
@@ -126,11 +147,20 @@ pub(crate) async fn controlled_shutdown(quorum: &MetadataQuorum, broker_id: i32,
     });
     let attempt = quorum.submit(heartbeat, sluice_types::now_ms);
     match tokio::time::timeout(CONTROLLED_SHUTDOWN_TIMEOUT, attempt).await {
-        Ok(Ok(_)) => tracing::info!(broker_id, "controlled shutdown: broker fenced"),
-        Ok(Err(e)) => tracing::warn!(broker_id, error = %e, "controlled shutdown not committed"),
-        Err(_) => tracing::warn!(
-            broker_id,
-            "controlled shutdown: no controller answered in time"
-        ),
+        Ok(Ok(_)) => {
+            tracing::info!(broker_id, "controlled shutdown: broker fenced");
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(broker_id, error = %e, "controlled shutdown not committed");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(
+                broker_id,
+                "controlled shutdown: no controller answered in time"
+            );
+            false
+        }
     }
 }

@@ -41,6 +41,8 @@ pub struct ControllerConfig {
     /// The largest replication factor accepted (beyond the brokers available, which bound
     /// it too); a larger one is refused, never silently lowered.
     pub replication_factor_max: i16,
+    /// `unclean.leader.election.enable` for topics that do not set it.
+    pub unclean_leader_election_enable: bool,
 }
 
 impl Default for ControllerConfig {
@@ -51,6 +53,7 @@ impl Default for ControllerConfig {
             default_partitions: 1,
             default_replication_factor: 1,
             replication_factor_max: i16::MAX,
+            unclean_leader_election_enable: false,
         }
     }
 }
@@ -273,7 +276,11 @@ impl QuorumController {
             });
         }
         let eligible = |b: i32| b != broker_id && self.image.is_unfenced(b);
-        records.extend(self.partition_changes(|p| p.fence(broker_id, eligible)));
+        records.extend(self.partition_changes(|topic, p| {
+            let fenced = p.fence(broker_id, eligible);
+            let unclean = p.leader == NO_LEADER && self.unclean(topic) && p.elect_unclean(eligible);
+            fenced || unclean
+        }));
         records
     }
 
@@ -286,20 +293,32 @@ impl QuorumController {
             fenced: false,
         }];
         let eligible = |b: i32| b == broker_id || self.image.is_unfenced(b);
-        records.extend(self.partition_changes(|p| p.elect_if_leaderless(eligible)));
+        records.extend(self.partition_changes(|topic, p| {
+            p.elect_if_leaderless(eligible) || (self.unclean(topic) && p.elect_unclean(eligible))
+        }));
         records
+    }
+
+    /// Whether `topic` allows unclean leader election (its config, else the controller's).
+    fn unclean(&self, topic: &str) -> bool {
+        let resource = ConfigResource::Topic(topic.to_string());
+        let configured = self.image.configs.get(&resource);
+        match configured.and_then(|c| c.get("unclean.leader.election.enable")) {
+            Some(value) => value.trim() == "true",
+            None => self.config.unclean_leader_election_enable,
+        }
     }
 
     /// A `PartitionChange` for every partition `change` changed (it works on a copy).
     fn partition_changes(
         &self,
-        mut change: impl FnMut(&mut PartitionRegistration) -> bool,
+        mut change: impl FnMut(&str, &mut PartitionRegistration) -> bool,
     ) -> Vec<MetadataRecord> {
         let mut records = Vec::new();
         for topic in self.image.topics.values() {
             for (&index, registration) in &topic.partitions {
                 let mut changed = registration.clone();
-                if change(&mut changed) {
+                if change(&topic.name, &mut changed) {
                     records.push(MetadataRecord::PartitionChange {
                         topic_id: topic.topic_id,
                         partition: index,

@@ -737,3 +737,40 @@ fn a_fenced_replica_cannot_rejoin_the_in_sync_set() {
     let rejoin = alter(&mut c, ("isr", 0), p.leader, epochs, &[p.leader, follower]);
     assert_eq!(rejoin, Err(ControllerError::IneligibleReplica(follower)));
 }
+
+/// The leader alone in sync, then gone: without unclean election the partition waits for it;
+/// with it, a live replica outside the in-sync set leads, alone in a new set, in a new epoch.
+#[test]
+fn unclean_election_takes_a_replica_outside_the_in_sync_set_only_when_allowed() {
+    for unclean in [false, true] {
+        let config = ControllerConfig {
+            unclean_leader_election_enable: unclean,
+            ..replicated()
+        };
+        let mut c = Cluster::three(config);
+        c.create("u", 1, 3).unwrap();
+        let p = c.controller.image().partition("u", 0).unwrap().clone();
+        let epochs = (p.leader_epoch, p.partition_epoch);
+        alter(&mut c, ("u", 0), p.leader, epochs, &[p.leader]).unwrap();
+        let shutdown = BrokerHeartbeat {
+            broker_id: p.leader,
+            broker_epoch: c.epochs[p.leader as usize],
+            caught_up: true,
+            want_fence: false,
+            want_shutdown: true,
+        };
+        let (records, _) = c.controller.heartbeat(shutdown, 100).unwrap();
+        c.commit(records);
+        let after = c.controller.image().partition("u", 0).unwrap().clone();
+        if unclean {
+            let first_other = *p.replicas.iter().find(|&&r| r != p.leader).unwrap();
+            assert_eq!(after.leader, first_other, "{after:?}");
+            assert_eq!(after.isr, vec![first_other]);
+            assert_eq!(after.leader_epoch, p.leader_epoch + 1);
+        } else {
+            assert_eq!(after.leader, NO_LEADER, "{after:?}");
+            assert_eq!(after.isr, vec![p.leader]);
+        }
+        assert_eq!(c.replayed(), *c.controller.image());
+    }
+}

@@ -242,6 +242,11 @@ impl<S> Shard<S> {
         self.log.wait_durable(offset).await
     }
 
+    /// True once everything below `offset` is on every in-sync replica (`ShardLog`).
+    pub async fn wait_replicated(&self, offset: i64) -> bool {
+        self.log.wait_replicated(offset).await
+    }
+
     fn lock_state(&self) -> MutexGuard<'_, S> {
         // A panic under the lock is a bug that already failed one command; the state it left
         // is still the coordinator's best knowledge, as in every other lock of the broker.

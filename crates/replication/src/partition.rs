@@ -1,8 +1,9 @@
 //! The controller's rules for one partition's registration (replicas, leader, in-sync set and
 //! the two epochs), as Kafka's `PartitionChangeBuilder` and `ReplicationControlManager` apply
 //! them: a leader's AlterPartition is checked against the leader epoch and partition epoch;
-//! a fenced replica leaves the in-sync set; a new leader comes only from the in-sync set
-//! (unclean election is not offered here), with the leader epoch raised. Every change raises
+//! a fenced replica leaves the in-sync set; a new leader comes from the in-sync set, with the
+//! leader epoch raised, or, where the topic allows unclean election and no in-sync replica is
+//! alive, from any live replica (`elect_unclean`: what the others hold beyond it is lost). Every change raises
 //! the partition epoch, which is how a leader's stale proposal is recognized.
 //!
 //! Not owned here: when a broker is fenced (the controller's sessions) and how a registration
@@ -122,6 +123,23 @@ impl PartitionRegistration {
         if self.leader != NO_LEADER || !self.elect(&eligible) {
             return false;
         }
+        self.leader_epoch += 1;
+        self.partition_epoch += 1;
+        true
+    }
+
+    /// Unclean election (`unclean.leader.election.enable`): a partition without a leader takes
+    /// the first eligible replica, in sync or not, as leader and sole in-sync member, in a new
+    /// epoch. True if it did.
+    pub fn elect_unclean(&mut self, eligible: impl Fn(i32) -> bool) -> bool {
+        if self.leader != NO_LEADER {
+            return false;
+        }
+        let Some(leader) = self.replicas.iter().copied().find(|&r| eligible(r)) else {
+            return false;
+        };
+        self.leader = leader;
+        self.isr = vec![leader];
         self.leader_epoch += 1;
         self.partition_epoch += 1;
         true

@@ -262,8 +262,9 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         // A controlled shutdown first: leadership moves to in-sync followers while this broker
         // still answers, so clients follow it with no more than a NOT_LEADER_OR_FOLLOWER.
-        node.leave().await;
-        broker.wait_leading_nothing(LEADERSHIP_HANDOVER_WAIT).await;
+        if node.leave().await {
+            broker.wait_leading_nothing(LEADERSHIP_HANDOVER_WAIT).await;
+        }
         broker.shutdown().await?;
         node.shutdown().await;
         Ok(())

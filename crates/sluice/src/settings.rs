@@ -111,6 +111,9 @@ pub(crate) struct ServeSettings {
     /// `replica.lag.time.max.ms`: a follower not caught up with its leader this long leaves
     /// the in-sync set
     pub replica_lag_time_max_ms: i64,
+    /// `unclean.leader.election.enable` for topics that do not set it: when no in-sync replica
+    /// is alive, a replica outside the set may lead (and what it lacks is lost)
+    pub unclean_leader_election_enable: bool,
     /// `offsets.topic.segment.bytes` (used when `__consumer_offsets` is first created)
     pub offsets_topic_segment_bytes: u64,
     /// `group.initial.rebalance.delay.ms`
@@ -174,6 +177,7 @@ impl Default for ServeSettings {
                 sluice_broker::TRANSACTION_STATE_PARTITIONS_DEFAULT,
             min_insync_replicas: 1,
             replica_lag_time_max_ms: 30_000,
+            unclean_leader_election_enable: false,
             group_initial_rebalance_delay_ms: GroupConfig::default().initial_rebalance_delay_ms,
             group_min_session_timeout_ms: GroupConfig::default().session_timeout_ms_min,
             group_max_session_timeout_ms: GroupConfig::default().session_timeout_ms_max,
@@ -268,6 +272,7 @@ impl ServeSettings {
         let controller = ControllerConfig {
             session_timeout_ms: self.broker_session_timeout_ms,
             default_partitions: self.num_partitions,
+            unclean_leader_election_enable: self.unclean_leader_election_enable,
             ..ControllerConfig::default()
         };
         Ok(ClusterConfig {
@@ -354,6 +359,7 @@ impl ServeSettings {
             "replica_lag_time_max_ms must be at least 1"
         );
         config.replica_lag_time_max_ms = self.replica_lag_time_max_ms;
+        config.unclean_leader_election_enable = self.unclean_leader_election_enable;
         config.offsets_retention_check_interval_ms = self.offsets_retention_check_interval_ms;
         anyhow::ensure!(
             self.producer_id_expiration_ms >= 1,

@@ -94,6 +94,11 @@ pub const TOPIC_CONFIG_KEYS: &[ConfigKey] = &[
         default: "1",
         doc: "acks=all needs at least this many in-sync replicas (else NOT_ENOUGH_REPLICAS)",
     },
+    ConfigKey {
+        name: "unclean.leader.election.enable",
+        default: "false",
+        doc: "a replica outside the in-sync set may lead when none in it is alive (may lose data)",
+    },
 ];
 
 /// The effective configuration of one topic's logs.
@@ -181,6 +186,10 @@ pub fn validate_entry(key: &str, value: &str) -> Result<()> {
         "min.insync.replicas" => match value.trim().parse::<i32>() {
             Ok(n) if n >= 1 => Ok(()),
             _ => Err(invalid(key, value, "must be a whole number of at least 1")),
+        },
+        "unclean.leader.election.enable" => match value.trim() {
+            "true" | "false" => Ok(()),
+            _ => Err(invalid(key, value, "must be true or false")),
         },
         _ if TOPIC_CONFIG_KEYS.iter().any(|k| k.name == key) => {
             let mut one = BTreeMap::new();

@@ -54,6 +54,7 @@ fn topic_config_type(name: &str) -> i8 {
     match name {
         "cleanup.policy" => TYPE_LIST,
         "message.timestamp.type" => TYPE_STRING,
+        "unclean.leader.election.enable" => TYPE_BOOLEAN,
         "max.message.bytes" | "index.interval.bytes" | "segment.bytes" | "min.insync.replicas" => {
             TYPE_INT
         }
@@ -92,6 +93,7 @@ pub(crate) fn topic_config_entries(
 fn broker_default(name: &str, config: &crate::config::BrokerConfig) -> Option<String> {
     match name {
         "min.insync.replicas" => Some(config.min_insync_replicas.to_string()),
+        "unclean.leader.election.enable" => Some(config.unclean_leader_election_enable.to_string()),
         _ => None,
     }
 }
@@ -148,6 +150,12 @@ fn broker_config_entries(broker: &Broker) -> Vec<ConfigEntry> {
             c.min_insync_replicas.to_string(),
             TYPE_INT,
             "acks=all needs at least this many in-sync replicas, for topics that do not set it",
+        ),
+        entry(
+            "unclean.leader.election.enable",
+            c.unclean_leader_election_enable.to_string(),
+            TYPE_BOOLEAN,
+            "a replica outside the in-sync set may lead when none in it is alive, for topics that do not set it",
         ),
         entry(
             "producer.id.expiration.ms",

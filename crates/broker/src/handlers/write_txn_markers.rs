@@ -83,7 +83,10 @@ async fn write(
     if topic == OFFSETS_TOPIC {
         broker.groups().complete_txn(index, producer_id, commit);
     }
-    if partition.wait_durable(info.last_offset + 1).await {
+    if broker
+        .wait_written((topic, index), &partition, info.last_offset + 1)
+        .await
+    {
         0
     } else {
         ResponseError::KafkaStorageError.code()
