@@ -4,6 +4,7 @@ Metadata name every live broker and the active controller, from whichever broker
 `kill -9` of the active controller elects another; a killed broker is fenced after the session
 timeout and let back in when it returns. Topics in the metadata log: test_cluster_topics.py."""
 
+import contextlib
 import struct
 import time
 
@@ -55,6 +56,22 @@ def launch_cluster(tmp_path, size, session_timeout_ms):
     for b in nodes.values():
         wait_until(b._accepting, timeout=30, what=f"node on {b.bootstrap}")
     return nodes
+
+
+@contextlib.contextmanager
+def running_cluster(tmp_path, size, session_timeout_ms):
+    """`size` nodes (each a controller and a broker) once they agree on one cluster of all
+    of them; killed on the way out."""
+    nodes = launch_cluster(tmp_path, size, session_timeout_ms)
+    try:
+        wait_until(lambda: agreed(nodes.values(), list(range(1, size + 1))), timeout=60,
+                   what=f"{size} brokers agreeing")
+        yield nodes
+    finally:
+        for b in nodes.values():
+            if b.alive():
+                b.proc.kill()
+                b.proc.wait(timeout=10)
 
 
 def describe(broker):

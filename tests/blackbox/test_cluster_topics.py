@@ -21,21 +21,15 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from conftest import wait_until
 from helpers import produce_all, producer
 from rawwire import Reader, raw, read_frame, request, uvarint
-from test_cluster import agreed, launch_cluster
+from test_cluster import agreed, running_cluster
 
 SESSION_TIMEOUT_MS = 3000
 
 
 @pytest.fixture
 def cluster(tmp_path):
-    nodes = launch_cluster(tmp_path, 3, SESSION_TIMEOUT_MS)
-    wait_until(lambda: agreed(nodes.values(), [1, 2, 3]), timeout=30,
-               what="three brokers agreeing")
-    yield nodes
-    for b in nodes.values():
-        if b.alive():
-            b.proc.kill()
-            b.proc.wait(timeout=10)
+    with running_cluster(tmp_path, 3, SESSION_TIMEOUT_MS) as nodes:
+        yield nodes
 
 
 def create(broker, name, partitions, replication_factor=-1):

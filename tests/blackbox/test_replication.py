@@ -12,21 +12,15 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import wait_until
-from test_cluster import agreed, launch_cluster
+from test_cluster import running_cluster
 
 SESSION_TIMEOUT_MS = 3000
 
 
 @pytest.fixture
 def cluster(tmp_path):
-    nodes = launch_cluster(tmp_path, 3, SESSION_TIMEOUT_MS)
-    wait_until(lambda: agreed(nodes.values(), [1, 2, 3]), timeout=30,
-               what="three brokers agreeing")
-    yield nodes
-    for b in nodes.values():
-        if b.alive():
-            b.proc.kill()
-            b.proc.wait(timeout=10)
+    with running_cluster(tmp_path, 3, SESSION_TIMEOUT_MS) as nodes:
+        yield nodes
 
 
 def create(broker, name, partitions, replication_factor, config=None):
@@ -203,10 +197,7 @@ def test_unclean_election_lets_an_out_of_sync_replica_lead_only_where_enabled(tm
     follower, back, leads (the records only the old leader had are lost, as Kafka warns);
     without it the partition waits for its last in-sync replica, and keeps its records. Five
     nodes, so that the metadata log keeps its majority with two down."""
-    nodes = launch_cluster(tmp_path, 5, SESSION_TIMEOUT_MS)
-    try:
-        wait_until(lambda: agreed(nodes.values(), [1, 2, 3, 4, 5]), timeout=60,
-                   what="five brokers agreeing")
+    with running_cluster(tmp_path, 5, SESSION_TIMEOUT_MS) as nodes:
         admin = AdminClient({"bootstrap.servers": nodes[3].bootstrap})
         topics = [NewTopic("clean", 1, replica_assignment=[[1, 2]]),
                   NewTopic("unclean", 1, replica_assignment=[[1, 2]],
@@ -236,11 +227,6 @@ def test_unclean_election_lets_an_out_of_sync_replica_lead_only_where_enabled(tm
         wait_until(lambda: seen_by_3("unclean") == (2, [1, 2], [1, 2]), timeout=60,
                    what="the old leader following the unclean one")
         assert read_from(nodes[3], "unclean", 0, 1, timeout=3) == [], "its record is gone"
-    finally:
-        for b in nodes.values():
-            if b.alive():
-                b.proc.kill()
-                b.proc.wait(timeout=10)
 
 
 def committed(broker, group, topic, partitions):

@@ -94,15 +94,7 @@ impl Log {
     /// the current log end offset. An epoch older than the current one is refused: it belongs
     /// to a leader that has been replaced.
     pub fn become_leader(&mut self, epoch: i32) -> Result<()> {
-        self.check_online()?;
-        if epoch < self.leader_epoch {
-            return Err(StorageError::InvalidRecord(format!(
-                "leader epoch {epoch} is older than the log's current epoch {}",
-                self.leader_epoch
-            )));
-        }
-        self.leader_epoch = epoch;
-        self.follower = false;
+        self.enter_epoch(epoch, false)?;
         if self.epochs.assign(epoch, self.log_end_offset()) {
             self.write_epoch_cache()?;
         }
@@ -113,6 +105,11 @@ impl Log {
     /// takes no leader's append; copies and truncations for an older epoch are refused
     /// (`check_follows`). The epoch cache is untouched: the batches copied bring their epochs.
     pub fn become_follower(&mut self, epoch: i32) -> Result<()> {
+        self.enter_epoch(epoch, true)
+    }
+
+    /// Takes `epoch` as the current one, leading or following; an older one is refused.
+    fn enter_epoch(&mut self, epoch: i32, follower: bool) -> Result<()> {
         self.check_online()?;
         if epoch < self.leader_epoch {
             return Err(StorageError::InvalidRecord(format!(
@@ -121,7 +118,7 @@ impl Log {
             )));
         }
         self.leader_epoch = epoch;
-        self.follower = true;
+        self.follower = follower;
         Ok(())
     }
 
