@@ -11,7 +11,7 @@ of each topic, all partitions of the topic led by the same broker; latency is th
 `produce()` to the delivery report of each record of a second, paced run (2000 records/s).
 
     .venv/bin/python bench/scripts/replicated_produce.py [--binary target/release/sluice] \
-        [--records 200000] [--runs 3]
+        [--records 1000000] [--runs 3]
 """
 
 import argparse
@@ -53,6 +53,8 @@ def throughput(bootstrap, topic, records):
     def report(err, _msg):
         if err is not None:
             failed.append(err)
+    p.produce(topic, VALUE, partition=0)
+    assert p.flush(30) == 0
     started = time.monotonic()
     for _ in range(records):
         while True:
@@ -69,6 +71,9 @@ def latencies(bootstrap, topic, seconds=5, rate=2000):
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
                   "linger.ms": 5})
     taken = []
+    # Connected and the partition's leader known before the clock starts.
+    p.produce(topic, VALUE, partition=0)
+    assert p.flush(30) == 0
 
     def timed(sent):
         def report(err, _msg):
@@ -94,7 +99,7 @@ def latencies(bootstrap, topic, seconds=5, rate=2000):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default="target/release/sluice")
-    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="replicated-produce-"))
