@@ -60,6 +60,24 @@ def cluster_view(host, port):
     return r.take(">i"), sorted(brokers)
 
 
+def coordinator(host, port, key, key_type):
+    """(error, node id) as the broker at `host:port` answers FindCoordinator v1 for `key` (key
+    type 0: a group, 1: a transactional id)."""
+    encoded = key.encode()
+    body = struct.pack(">h", len(encoded)) + encoded + struct.pack(">b", key_type)
+    with socket.create_connection((host, port), timeout=5) as s:
+        s.settimeout(5)
+        s.sendall(request(10, 1, 3, body))
+        frame = read_frame(s)
+    r = Reader(frame)
+    assert r.take(">i") == 3
+    r.take(">i")  # throttle time
+    error = r.take(">h")
+    length = r.take(">h")
+    r.at += max(length, 0)
+    return error, r.take(">i")
+
+
 def _crc32c_table():
     table = []
     for i in range(256):

@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from conftest import wait_until
 from helpers import produce_all, producer
-from rawwire import Reader, raw, read_frame, request, uvarint
+from rawwire import Reader, coordinator, raw, read_frame, request, uvarint
 from test_cluster import agreed, running_cluster
 
 SESSION_TIMEOUT_MS = 3000
@@ -356,21 +356,7 @@ def test_a_transaction_spans_partitions_of_every_broker(cluster):
 def find_coordinator(broker, key, key_type):
     """(error, node id) FindCoordinator v1 answers for `key` (key type 0: a group, 1: a
     transactional id)."""
-    encoded = key.encode()
-    body = struct.pack(">h", len(encoded)) + encoded + struct.pack(">b", key_type)
-    s = raw(broker)
-    try:
-        s.sendall(request(10, 1, 3, body))
-        frame = read_frame(s)
-    finally:
-        s.close()
-    r = Reader(frame)
-    assert r.take(">i") == 3
-    r.take(">i")
-    error = r.take(">h")
-    length = r.take(">h")
-    r.at += max(length, 0)
-    return error, r.take(">i")
+    return coordinator("127.0.0.1", broker.port, key, key_type)
 
 
 def transaction_coordinator(broker, transactional_id):

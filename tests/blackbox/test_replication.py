@@ -4,15 +4,17 @@ records on disk; `kill -9` of a leader elects an in-sync follower and loses no a
 record; a follower that was down leaves the in-sync set and joins it again once it caught up;
 `min.insync.replicas` counts live in-sync replicas."""
 
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                  NewTopic)
 
 from conftest import wait_until
-from test_cluster import running_cluster
+from test_cluster import metadata_brokers, running_cluster
 
 SESSION_TIMEOUT_MS = 3000
 
@@ -200,16 +202,17 @@ def test_unclean_election_lets_an_out_of_sync_replica_lead_only_where_enabled(tm
     with running_cluster(tmp_path, 5, SESSION_TIMEOUT_MS) as nodes:
         admin = AdminClient({"bootstrap.servers": nodes[3].bootstrap})
         topics = [NewTopic("clean", 1, replica_assignment=[[1, 2]]),
+                  NewTopic("later", 1, replica_assignment=[[1, 2]]),
                   NewTopic("unclean", 1, replica_assignment=[[1, 2]],
                            config={"unclean.leader.election.enable": "true"})]
         for future in admin.create_topics(topics).values():
             future.result(30)
         seen_by_3 = lambda topic: partitions_of(nodes[3], topic).get(0)  # noqa: E731
-        for topic in ("clean", "unclean"):
+        for topic in ("clean", "later", "unclean"):
             wait_until(lambda: seen_by_3(topic) == (1, [1, 2], [1, 2]), timeout=30,
                        what=f"{topic} led by 1 with 2 in sync")
         nodes[2].kill()
-        for topic in ("clean", "unclean"):
+        for topic in ("clean", "later", "unclean"):
             wait_until(lambda: seen_by_3(topic) == (1, [1, 2], [1]), timeout=30,
                        what=f"{topic}'s in-sync set down to its leader")
             p = Producer({"bootstrap.servers": nodes[1].bootstrap, "acks": "1"})
@@ -220,6 +223,14 @@ def test_unclean_election_lets_an_out_of_sync_replica_lead_only_where_enabled(tm
         wait_until(lambda: seen_by_3("unclean") == (2, [1, 2], [2]), timeout=60,
                    what="the unclean topic led by the follower, alone in sync")
         assert seen_by_3("clean") == (-1, [1, 2], [1]), "the clean topic waits for broker 1"
+        assert seen_by_3("later") == (-1, [1, 2], [1])
+        # Turned on while the partition waits, the config elects at once.
+        later = ConfigResource("topic", "later", incremental_configs=[ConfigEntry(
+            "unclean.leader.election.enable", "true",
+            incremental_operation=AlterConfigOpType.SET)])
+        admin.incremental_alter_configs([later])[later].result(30)
+        wait_until(lambda: seen_by_3("later") == (2, [1, 2], [2]), timeout=30,
+                   what="the topic turned unclean led by the follower")
         nodes[1].start()
         wait_until(lambda: seen_by_3("clean") == (1, [1, 2], [1, 2]), timeout=60,
                    what="the clean topic led by its last in-sync replica again")
@@ -227,6 +238,53 @@ def test_unclean_election_lets_an_out_of_sync_replica_lead_only_where_enabled(tm
         wait_until(lambda: seen_by_3("unclean") == (2, [1, 2], [1, 2]), timeout=60,
                    what="the old leader following the unclean one")
         assert read_from(nodes[3], "unclean", 0, 1, timeout=3) == [], "its record is gone"
+
+
+def test_a_broker_back_without_its_data_does_not_lead_what_it_lost(tmp_path):
+    """Broker 2 comes back with its data directory emptied (a disk replaced; the metadata log
+    kept, as Kafka keeps `metadata.log.dir` apart): it registers with a new directory id.
+    Where it was the last in-sync replica it must not lead, or broker 1 would truncate what it
+    holds to match nothing: the partition waits without a leader or an in-sync replica, and
+    broker 1 keeps its records. Where it followed, it copies the partition again from the
+    leader and is back in sync. Five nodes, so the metadata log keeps its majority."""
+    with running_cluster(tmp_path, 5, SESSION_TIMEOUT_MS) as nodes:
+        admin = AdminClient({"bootstrap.servers": nodes[3].bootstrap})
+        topics = [NewTopic("lost", 1, replica_assignment=[[2, 1]]),
+                  NewTopic("rebuilt", 1, replica_assignment=[[4, 2]])]
+        for future in admin.create_topics(topics).values():
+            future.result(30)
+        seen_by_3 = lambda topic: partitions_of(nodes[3], topic).get(0)  # noqa: E731
+        wait_until(lambda: seen_by_3("lost") == (2, [1, 2], [1, 2]), timeout=30,
+                   what="lost led by 2 with 1 in sync")
+        wait_until(lambda: seen_by_3("rebuilt") == (4, [2, 4], [2, 4]), timeout=30,
+                   what="rebuilt led by 4 with 2 in sync")
+        for topic, leader in (("lost", 2), ("rebuilt", 4)):
+            acked, failed = produce_acked(nodes[leader], topic, [b"r%d" % n for n in range(50)])
+            assert not failed and len(acked) == 50
+        nodes[1].kill()
+        wait_until(lambda: seen_by_3("lost") == (2, [1, 2], [2]), timeout=30,
+                   what="broker 1 out of the in-sync set")
+        p = Producer({"bootstrap.servers": nodes[2].bootstrap, "acks": "1"})
+        p.produce("lost", b"only-on-2", partition=0)
+        assert p.flush(10) == 0
+        nodes[2].kill()
+        wait_until(lambda: seen_by_3("lost") == (-1, [1, 2], [2]), timeout=30,
+                   what="the partition waiting for broker 2")
+        data = Path(nodes[2].data_dir)
+        shutil.rmtree(data / "topics")
+        (data / "meta.json").unlink()
+        nodes[2].start()
+        wait_until(lambda: 2 in metadata_brokers(nodes[3]), timeout=30, what="broker 2 back")
+        assert seen_by_3("lost") == (-1, [1, 2], []), "broker 2 holds nothing it could lead"
+        nodes[1].start()
+        wait_until(lambda: 1 in metadata_brokers(nodes[3]), timeout=30, what="broker 1 back")
+        assert seen_by_3("lost") == (-1, [1, 2], []), "broker 1 is not known to hold it all"
+        assert b"r49" in segment_bytes(nodes[1], "lost", 0), "broker 1 kept its records"
+        wait_until(lambda: seen_by_3("rebuilt") == (4, [2, 4], [2, 4]), timeout=60,
+                   what="the emptied follower back in sync")
+        wait_until(lambda: segment_bytes(nodes[2], "rebuilt", 0)
+                   == segment_bytes(nodes[4], "rebuilt", 0), timeout=20,
+                   what="the emptied follower's copy identical to its leader's")
 
 
 def committed(broker, group, topic, partitions):

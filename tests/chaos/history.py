@@ -10,6 +10,12 @@ A history is a list of operations, each a dict:
   V at offset O of partition K.
 - `{"op": "abort", "value": V}`: V was written in a transaction that was aborted; a
   read_committed reader must never see it.
+- `{"op": "consume", "group": G, "value": V}`: a member of consumer group G processed V.
+- `{"op": "commit", "group": G, "partition": K, "offset": O}`: G's commit of offset O for
+  partition K was acknowledged; `{"op": "committed", ...}` the same fields: the offset G's
+  coordinator answers for K at the end.
+- `{"op": "copy", "value": V}`: V read (read_committed) from a copier's output topic; the
+  copier's input is what the `read` ops saw.
 
 `check(history)` counts:
 - `acknowledged`: produces answered `ok`;
@@ -20,14 +26,20 @@ A history is a list of operations, each a dict:
 - `inconsistent_offsets`: offsets at which readers saw different values;
 - `aborted_reads`: reads of aborted values;
 - `wrong_offsets`: acknowledged values seen at another offset than the one acknowledged;
-- `unexpected`: values read that no producer ever sent.
+- `unexpected`: values read that no producer ever sent;
+- `group_missed`: acknowledged values a consumer group (one with `consume` ops) never
+  processed;
+- `commits_lost`: partitions whose final committed offset is below an acknowledged commit;
+- `copies_missing`, `copies_duplicated`, `copies_unexpected` (only with `copy` ops): input
+  values the output lacks, output values seen more than once, output values not in the input.
 A run is safe when every count but `acknowledged` is zero.
 """
 
 from collections import defaultdict
 
 SAFETY = ("lost", "duplicated", "reordered", "inconsistent_offsets", "aborted_reads",
-          "wrong_offsets", "unexpected")
+          "wrong_offsets", "unexpected", "group_missed", "commits_lost", "copies_missing",
+          "copies_duplicated", "copies_unexpected")
 
 
 def check(history):
@@ -36,6 +48,10 @@ def check(history):
     aborted = set()
     seen_at = defaultdict(set)  # value -> {(partition, offset)}
     at = defaultdict(set)  # (partition, offset) -> {value}
+    consumed = defaultdict(set)  # group -> {value}
+    commits = defaultdict(lambda: -1)  # (group, partition) -> highest acknowledged commit
+    final = {}  # (group, partition) -> committed offset at the end
+    copies = defaultdict(int)  # value -> times seen in the output
     for op in history:
         kind = op["op"]
         if kind == "produce":
@@ -48,6 +64,15 @@ def check(history):
             at[(op["partition"], op["offset"])].add(op["value"])
         elif kind == "abort":
             aborted.add(op["value"])
+        elif kind == "consume":
+            consumed[op["group"]].add(op["value"])
+        elif kind == "commit":
+            key = (op["group"], op["partition"])
+            commits[key] = max(commits[key], op["offset"])
+        elif kind == "committed":
+            final[(op["group"], op["partition"])] = op["offset"]
+        elif kind == "copy":
+            copies[op["value"]] += 1
         else:
             raise ValueError(f"unknown operation {kind!r}")
     counts = {
@@ -60,6 +85,11 @@ def check(history):
         "wrong_offsets": sum(1 for v, (p, o, _, _) in acked.items()
                              if v in seen_at and (p, o) not in seen_at[v]),
         "unexpected": sum(1 for v in seen_at if v not in sent),
+        "group_missed": sum(1 for values in consumed.values() for v in acked if v not in values),
+        "commits_lost": sum(1 for key, offset in commits.items() if final.get(key, -1) < offset),
+        "copies_missing": sum(1 for v in seen_at if copies and v not in copies),
+        "copies_duplicated": sum(1 for n in copies.values() if n > 1),
+        "copies_unexpected": sum(1 for v in copies if v not in seen_at),
     }
     return counts
 

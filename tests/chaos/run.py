@@ -1,5 +1,6 @@
 """The chaos harness: three `sluice serve` processes on 127.0.0.1, .2 and .3 inside a network
-namespace of their own, real clients, faults, and the history checker (history.py).
+namespace of their own, real clients (clients.py), faults, and the history checker
+(history.py).
 
 Run one scenario (the namespace is made by re-running this file under
 `unshare --net --map-root-user`, so nothing outside it is touched):
@@ -19,7 +20,14 @@ Scenarios (each with a fixed seed: the seed picks the victims and when faults st
 - `partition_leader`: a leader cut off from the other two brokers (both directions) past its
   session, then healed. Clients still reach every broker;
 - `rolling_restart`: each broker stopped with SIGTERM and started again in turn, the next only
-  once every partition is back in sync. The figures count the producer's delivery errors.
+  once every partition is back in sync. The figures count the producer's delivery errors;
+- `kill_coordinator`: a consumer group member reads the topic and commits after each batch
+  while the broker coordinating its group is `kill -9`ed twice (and restarted). The group
+  must process every acknowledged record and keep every acknowledged commit;
+- `transactional_copier`: a copier reads the topic read_committed and writes each record to
+  `chaos-out` in transactions that also commit its input offsets (exactly once), while the
+  broker coordinating its transactions, then another that matters to it, are `kill -9`ed and
+  restarted. The output must hold each input record exactly once, and nothing else.
 
 A cut is an `ip rule ... blackhole` between two addresses, ahead of the loopback routes (the
 namespace moves the `local` table's rule behind them). Brokers' connections to each other (the
@@ -43,7 +51,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -51,25 +58,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "blackbox"))
 from history import check, safe  # noqa: E402
-from rawwire import cluster_view  # noqa: E402
-
-NODES = (1, 2, 3)
-KAFKA_PORT = 9092
-CONTROLLER_PORT = 9093
-SESSION_TIMEOUT_MS = 3000
-TOPIC = "chaos"
-PARTITIONS = 3
-RATE = 1000  # records/s, bounded
-# Where connections that bind no address leave from: the clients', never cut.
-CLIENT_ADDRESS = "127.0.0.100"
-# librdkafka logs every refused connection while a broker is down, as expected here: only
-# critical lines are kept.
-QUIET = 2
-
-
-def address(node):
-    return f"127.0.0.{node}"
-
+from rawwire import cluster_view, coordinator  # noqa: E402
+from clients import (  # noqa: E402
+    CLIENT_ADDRESS, CONTROLLER_PORT, COPIER_GROUP, GROUP, KAFKA_PORT, NODES, OUTPUT,
+    PARTITIONS, QUIET, SESSION_TIMEOUT_MS, TOPIC, TRANSACTIONAL_ID, Copier, GroupMember,
+    Workload, address, bootstrap, read_everything, wait_until)
 
 def enter_namespace(argv):
     """Re-runs this script in a new network namespace (user namespace too, so no privilege is
@@ -151,23 +144,6 @@ def live_as_seen_by(survivors, victim):
     return all(v is not None and victim in v[1] for v in views)
 
 
-def bootstrap():
-    return ",".join(f"{address(n)}:{KAFKA_PORT}" for n in NODES)
-
-
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except Exception:  # noqa: BLE001 - a broker down answers with an error: try again
-            value = None
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out waiting for {what}")
-
-
 def leaders():
     """{partition: leader} of the topic, or None while any partition lacks a leader."""
     from confluent_kafka.admin import AdminClient
@@ -179,111 +155,28 @@ def leaders():
     return None if -1 in found.values() else found
 
 
-class Workload:
-    """One idempotent `acks=all` producer sending numbered values round-robin over the
-    partitions at a bounded rate, logging every send and its outcome."""
-
-    def __init__(self):
-        from confluent_kafka import Producer
-        self.producer = Producer({"bootstrap.servers": bootstrap(), "enable.idempotence": True,
-                                  "acks": "all", "linger.ms": 5, "message.timeout.ms": 120000,
-                                  "log_level": QUIET})
-        self.history = []
-        self.lock = threading.Lock()
-        self.acked_at = {p: [] for p in range(PARTITIONS)}
-        self.running = True
-        self.thread = threading.Thread(target=self.run)
-
-    def record(self, op):
-        with self.lock:
-            self.history.append(op)
-
-    def run(self):
-        seq = 0
-        started = time.monotonic()
-        while self.running:
-            due = started + seq / RATE
-            now = time.monotonic()
-            if now < due:
-                self.producer.poll(min(due - now, 0.05))
-                continue
-            partition = seq % PARTITIONS
-            value = f"v{seq}"
-            base = {"op": "produce", "value": value, "producer": "p", "seq": seq,
-                    "partition": partition}
-            self.record(dict(base, type="invoke"))
-            try:
-                self.producer.produce(TOPIC, value=value.encode(), partition=partition,
-                                      on_delivery=self.delivered(base))
-            except BufferError:
-                self.record(dict(base, type="fail"))
-            seq += 1
-            self.producer.poll(0)
-
-    def delivered(self, base):
-        def on_delivery(err, msg):
-            if err is None:
-                self.record(dict(base, type="ok", offset=msg.offset()))
-                with self.lock:
-                    self.acked_at[base["partition"]].append(time.monotonic())
-            else:
-                # A timeout or a fatal error: the record may or may not be in the log.
-                self.record(dict(base, type="info", error=str(err)))
-        return on_delivery
-
-    def start(self):
-        self.thread.start()
-
-    def finish(self):
-        self.running = False
-        self.thread.join()
-        left = self.producer.flush(120)
-        if left:
-            raise RuntimeError(f"{left} records never answered")
-
-    def longest_outage_s(self):
-        """The longest time between two acknowledgements of one partition."""
-        gaps = [b - a for times in self.acked_at.values() for a, b in zip(times, times[1:])]
-        return max(gaps, default=0.0)
+def coordinator_of(key, key_type):
+    """The broker FindCoordinator names for `key` (key type 0: a group, 1: a transactional
+    id), as the first broker that answers says; None while none does."""
+    for n in NODES:
+        try:
+            error, node = coordinator(address(n), KAFKA_PORT, key, key_type)
+        except (OSError, AssertionError):
+            continue
+        if error == 0:
+            return node
+    return None
 
 
-def read_everything(reader):
-    """Every record of the topic, from offset 0 to each partition's end, as read ops."""
-    from confluent_kafka import Consumer, TopicPartition
-    c = Consumer({"bootstrap.servers": bootstrap(), "group.id": f"checker-{reader}",
-                  "enable.auto.commit": False, "isolation.level": "read_committed",
-                  "log_level": QUIET})
-    ops = []
-    try:
-        ends = {}
-        for p in range(PARTITIONS):
-            _, high = c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=30)
-            ends[p] = high
-        c.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
-        position = {p: 0 for p in range(PARTITIONS)}
-        deadline = time.monotonic() + 120
-        while any(position[p] < ends[p] for p in ends) and time.monotonic() < deadline:
-            for m in c.consume(500, 0.5):
-                if m.error() is not None:
-                    continue
-                ops.append({"op": "read", "reader": reader, "partition": m.partition(),
-                            "offset": m.offset(), "value": m.value().decode()})
-                position[m.partition()] = m.offset() + 1
-        short = {p: (position[p], ends[p]) for p in ends if position[p] < ends[p]}
-        if short:
-            raise RuntimeError(f"reader {reader} stopped short of the end: {short}")
-    finally:
-        c.close()
-    return ops
-
-
-def create_topic(replication_factor):
+def create_topics(replication_factor, names):
     from confluent_kafka.admin import AdminClient, NewTopic
     admin = AdminClient({"bootstrap.servers": bootstrap(), "log_level": QUIET})
     # Replicas are placed on the brokers registered and unfenced when the topic is created.
     wait_until(lambda: len(admin.list_topics(timeout=5).brokers) == len(NODES), 60,
                "every broker registered")
-    admin.create_topics([NewTopic(TOPIC, PARTITIONS, replication_factor)])[TOPIC].result(30)
+    created = admin.create_topics([NewTopic(n, PARTITIONS, replication_factor) for n in names])
+    for future in created.values():
+        future.result(30)
     return wait_until(leaders, 30, "the topic placed")
 
 
@@ -385,12 +278,70 @@ def scenario_rolling_restart(brokers, rng, figures, replication_factor):
     figures["rolling_restart_s"] = round(time.monotonic() - started, 2)
 
 
+def bounce(broker, rng):
+    """kill -9, a moment down, started again."""
+    broker.kill()
+    time.sleep(rng.uniform(0.5, 2.0))
+    broker.start()
+
+
+def scenario_kill_coordinator(brokers, rng, figures, clients):
+    """kill -9 the broker coordinating the consumer group, twice, once the group has
+    committed; each time restarted."""
+    member = clients[0]
+    wait_until(member.has_committed, 60, "the group's first commit")
+    victims = []
+    for _ in range(2):
+        time.sleep(rng.uniform(1.0, 3.0))
+        victim = wait_until(lambda: coordinator_of(GROUP, 0), 60, "the group's coordinator")
+        victims.append(victim)
+        bounce(brokers[victim], rng)
+        wait_until(leaders, 60, "every partition led again")
+    figures["coordinators_killed"] = victims
+
+
+def scenario_transactional_copier(brokers, rng, figures, clients):
+    """kill -9 the broker coordinating the copier's transactions, then the one coordinating
+    its group or leading one of its output partitions; each time restarted."""
+    copier = clients[0]
+    wait_until(lambda: copier.transactions > 0, 60, "the copier's first transaction")
+    victims = []
+    for first in (True, False):
+        time.sleep(rng.uniform(1.0, 3.0))
+        if first:
+            find = lambda: coordinator_of(TRANSACTIONAL_ID, 1)  # noqa: E731
+        elif rng.random() < 0.5:
+            find = lambda: coordinator_of(COPIER_GROUP, 0)  # noqa: E731
+        else:
+            find = lambda: output_leader(rng.randrange(PARTITIONS))  # noqa: E731
+        victim = wait_until(find, 60, "a broker the copier depends on")
+        victims.append(victim)
+        bounce(brokers[victim], rng)
+        wait_until(leaders, 60, "every partition led again")
+    figures["bounced"] = victims
+
+
+def output_leader(partition):
+    from confluent_kafka.admin import AdminClient
+    md = AdminClient({"bootstrap.servers": bootstrap(), "log_level": QUIET}).list_topics(OUTPUT, timeout=5)
+    leader = md.topics[OUTPUT].partitions[partition].leader
+    return leader if leader >= 0 else None
+
+
+# Clients a scenario needs beside the producer: started with it, finished after it.
+CLIENTS = {
+    "kill_coordinator": [GroupMember],
+    "transactional_copier": [Copier],
+}
+
 SCENARIOS = {
     "kill_leader": scenario_kill_leader,
     "rolling_restart": scenario_rolling_restart,
     "pause_leader": scenario_pause_leader,
     "kill_all": scenario_kill_all,
     "partition_leader": scenario_partition_leader,
+    "kill_coordinator": scenario_kill_coordinator,
+    "transactional_copier": scenario_transactional_copier,
 }
 
 
@@ -403,22 +354,35 @@ def run(args):
     try:
         for b in brokers.values():
             b.start()
-        create_topic(args.replication_factor)
+        kinds = CLIENTS.get(args.scenario, [])
+        topics = [TOPIC, OUTPUT] if Copier in kinds else [TOPIC]
+        create_topics(args.replication_factor, topics)
         workload = Workload()
         workload.start()
+        clients = [kind(random.Random(args.seed + 1)) if kind is Copier else kind()
+                   for kind in kinds]
+        for client in clients:
+            client.start()
         started = time.monotonic()
         scenario = SCENARIOS[args.scenario]
         if scenario is scenario_rolling_restart:
             scenario(brokers, rng, figures, args.replication_factor)
+        elif clients:
+            scenario(brokers, rng, figures, clients)
         else:
             scenario(brokers, rng, figures)
         # Traffic after the last fault, for at least the rest of the run.
         time.sleep(max(2.0, args.seconds - (time.monotonic() - started)))
         workload.finish()
+        history = list(workload.history)
+        for client in clients:
+            client.finish()
+            client.figures(figures)
+            history.extend(client.history)
         figures["longest_produce_outage_s"] = round(workload.longest_outage_s(), 2)
         figures["delivery_errors"] = sum(1 for op in workload.history if op["type"] == "info")
         reads = read_everything("r1") + read_everything("r2")
-        counts = check(workload.history + reads)
+        counts = check(history + reads)
         result = dict(figures, **counts, safe=safe(counts))
         print(json.dumps(result), flush=True)
         if not result["safe"] or args.keep:

@@ -88,3 +88,40 @@ def test_inversions_count_every_pair():
     parts = [produce(f"v{n}", 0, 4 - n, n) for n in range(5)]
     parts += [read(f"v{n}", 0, 4 - n) for n in range(5)]
     assert counts_of(*parts)["reordered"] == 10
+
+
+def consume(value, group="g"):
+    return [{"op": "consume", "group": group, "value": value}]
+
+
+def commit(partition, offset, kind="commit", group="g"):
+    return [{"op": kind, "group": group, "partition": partition, "offset": offset}]
+
+
+def copy(value):
+    return [{"op": "copy", "value": value}]
+
+
+def test_a_group_that_processed_everything_and_kept_its_commits_is_safe():
+    c = counts_of(produce("a", 0, 0, 0), read("a", 0, 0), consume("a"), consume("a"),
+                  commit(0, 1), commit(0, 1, kind="committed"))
+    assert safe(c), c
+
+
+def test_a_group_that_skipped_an_acknowledged_value_missed_it():
+    c = counts_of(produce("a", 0, 0, 0), produce("b", 0, 1, 1), read("a", 0, 0),
+                  read("b", 0, 1), consume("b"))
+    assert c["group_missed"] == 1 and not safe(c), c
+
+
+def test_a_committed_offset_below_an_acknowledged_commit_is_a_lost_commit():
+    c = counts_of(commit(0, 5), commit(0, 3, kind="committed"), commit(1, 2))
+    assert c["commits_lost"] == 2 and not safe(c), c
+
+
+def test_a_copy_must_hold_each_input_value_once_and_nothing_else():
+    clean = counts_of(produce("a", 0, 0, 0), read("a", 0, 0), copy("a"))
+    assert safe(clean), clean
+    c = counts_of(produce("a", 0, 0, 0), produce("b", 0, 1, 1), read("a", 0, 0),
+                  read("b", 0, 1), copy("a"), copy("a"), copy("z"))
+    assert (c["copies_missing"], c["copies_duplicated"], c["copies_unexpected"]) == (1, 1, 1), c

@@ -12,6 +12,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 SEEDS = {"kill_leader": 1, "pause_leader": 1, "kill_all": 1, "partition_leader": 1,
+         "kill_coordinator": 1, "transactional_copier": 1,
          "rolling_restart": 1}
 
 

@@ -222,7 +222,7 @@ fn follow_topic(
         let count = topic.partitions.len() as i32;
         load_coordinator(broker, name, partition, count, registration.leader_epoch)
     };
-    in_parallel(held, follow_partition)
+    sluice_types::in_parallel(held, PUBLISH_THREADS_MAX, follow_partition)
         .into_iter()
         .collect::<Result<(), FollowError>>()?;
     Ok(())
@@ -230,30 +230,6 @@ fn follow_topic(
 
 /// At most this many threads apply one topic's partitions.
 const PUBLISH_THREADS_MAX: usize = 8;
-
-/// `work` on each item, on up to `PUBLISH_THREADS_MAX` threads; the results in item order.
-fn in_parallel<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
-    if items.len() <= 1 {
-        return items.into_iter().map(work).collect();
-    }
-    let per_thread = items.len().div_ceil(PUBLISH_THREADS_MAX);
-    let mut chunks: Vec<Vec<T>> = Vec::new();
-    let mut items = items.into_iter().peekable();
-    while items.peek().is_some() {
-        chunks.push(items.by_ref().take(per_thread).collect());
-    }
-    let work = &work;
-    std::thread::scope(|scope| {
-        let threads: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| scope.spawn(move || chunk.into_iter().map(work).collect::<Vec<R>>()))
-            .collect();
-        threads
-            .into_iter()
-            .flat_map(|t| t.join().expect("a publisher thread does not panic"))
-            .collect()
-    })
-}
 
 /// The topic's `min.insync.replicas`, else the broker's.
 pub(crate) fn min_insync_replicas(broker: &Broker, configs: &BTreeMap<String, String>) -> usize {

@@ -180,6 +180,8 @@ pub struct RunningBroker {
     /// The listeners, bound but not accepting until `serve_clients`.
     doors: Vec<(TcpListener, Door)>,
     accept_loops: Vec<tokio::task::JoinHandle<()>>,
+    /// The data directory's id, as the broker registers with it.
+    directory_id: uuid::Uuid,
 }
 
 impl RunningBroker {
@@ -198,6 +200,7 @@ impl RunningBroker {
         .await
         .map_err(|e| StartError::Task(e.to_string()))??;
         let cluster_id = logs.cluster_id()?;
+        let directory_id = logs.directory_id()?;
         let listener = listen(config.listen)?;
         let local_addr = listener.local_addr()?;
         // The in-process HTTP gateway's own door: loopback only, an ephemeral port, outside the
@@ -305,6 +308,7 @@ impl RunningBroker {
             internal_addr,
             doors: vec![(listener, client_door), (internal, internal_door)],
             accept_loops: Vec::new(),
+            directory_id,
         })
     }
 
@@ -405,6 +409,11 @@ impl RunningBroker {
     /// The cluster id this data directory was created with (a new cluster takes it).
     pub fn local_cluster_id(&self) -> &str {
         &self.broker.cluster_id
+    }
+
+    /// The data directory's id (`LogManager::directory_id`), for the broker's registration.
+    pub fn directory_id(&self) -> uuid::Uuid {
+        self.directory_id
     }
 
     /// Where this broker is reached, per listener, as it registers with the controller.

@@ -27,6 +27,7 @@ fn registration() -> Registration {
     Registration {
         broker_id: 1,
         incarnation_id: uuid::Uuid::new_v4(),
+        directory_id: uuid::Uuid::new_v4(),
         endpoints: vec![Endpoint {
             name: "PLAINTEXT".into(),
             host: "127.0.0.1".into(),

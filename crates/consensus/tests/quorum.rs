@@ -19,6 +19,7 @@ fn registration(broker: i32) -> Registration {
     Registration {
         broker_id: broker,
         incarnation_id: uuid::Uuid::from_u128(broker as u128),
+        directory_id: uuid::Uuid::from_u128(broker as u128),
         endpoints: vec![Endpoint {
             name: "PLAINTEXT".into(),
             host: "127.0.0.1".into(),

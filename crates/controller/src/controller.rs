@@ -63,6 +63,9 @@ impl Default for ControllerConfig {
 pub struct Registration {
     pub broker_id: i32,
     pub incarnation_id: Uuid,
+    /// The broker's data directory (`directory.id`): a new one means the data the broker
+    /// held is gone.
+    pub directory_id: Uuid,
     pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
 }
@@ -124,6 +127,22 @@ pub struct QuorumController {
     placement_start: usize,
 }
 
+/// The topic config that allows electing a replica outside the in-sync set.
+const UNCLEAN_ELECTION: &str = "unclean.leader.election.enable";
+
+/// Whether `topic` allows unclean leader election in `image`: its config, else `default`.
+fn unclean_allowed(image: &MetadataImage, topic: &str, default: bool) -> bool {
+    let resource = ConfigResource::Topic(topic.to_string());
+    match image
+        .configs
+        .get(&resource)
+        .and_then(|c| c.get(UNCLEAN_ELECTION))
+    {
+        Some(value) => value.trim() == "true",
+        None => default,
+    }
+}
+
 impl QuorumController {
     pub fn new(config: ControllerConfig) -> QuorumController {
         QuorumController {
@@ -181,15 +200,28 @@ impl QuorumController {
             }
         }
         let broker_epoch = self.image.next_broker_epoch();
+        // A data directory other than the one registered before holds none of what the broker
+        // had: it must not lead that data, nor count as holding it.
+        let lost_data = self
+            .image
+            .brokers
+            .get(&id)
+            .and_then(|b| b.directory_id)
+            .is_some_and(|known| known != registration.directory_id);
         // Whatever the old incarnation led moves away first, with new epochs: the restarted
         // process must not resume an epoch whose unsynced tail it may have lost.
-        let mut records = self.fence_records(id);
+        let mut records = self.fence_records(id, lost_data);
         records.push(MetadataRecord::RegisterBroker {
             broker_id: id,
             incarnation_id: registration.incarnation_id,
             broker_epoch,
             endpoints: registration.endpoints,
             rack: registration.rack,
+        });
+        records.push(MetadataRecord::BrokerDirectory {
+            broker_id: id,
+            broker_epoch,
+            directory_id: registration.directory_id,
         });
         self.heard(id, now_ms);
         Ok((records, broker_epoch))
@@ -216,7 +248,7 @@ impl QuorumController {
         let fenced = broker.fenced;
         self.heard(id, now_ms);
         let (records, fenced_after) = if heartbeat.want_shutdown {
-            (self.fence_records(id), true)
+            (self.fence_records(id, false), true)
         } else if fenced && heartbeat.caught_up && !heartbeat.want_fence {
             (self.unfence_records(id), false)
         } else {
@@ -234,7 +266,7 @@ impl QuorumController {
         // One broker per tick: its records are replayed before the next is judged, so each
         // fencing sees the leadership the last one moved.
         match self.first_expired(now_ms) {
-            Some(id) => self.fence_records(id),
+            Some(id) => self.fence_records(id, false),
             None => Vec::new(),
         }
     }
@@ -262,8 +294,10 @@ impl QuorumController {
         last.is_none_or(|at| now_ms - at > self.config.session_timeout_ms)
     }
 
-    /// Fences `broker_id` (if registered and not fenced yet) and moves its leadership.
-    fn fence_records(&self, broker_id: i32) -> Vec<MetadataRecord> {
+    /// Fences `broker_id` (if registered and not fenced yet) and moves its leadership; with
+    /// `lost_data`, it also leaves every in-sync set it is in, even as the last member
+    /// (`PartitionRegistration::lose_replica`).
+    fn fence_records(&self, broker_id: i32, lost_data: bool) -> Vec<MetadataRecord> {
         let Some(broker) = self.image.brokers.get(&broker_id) else {
             return Vec::new();
         };
@@ -278,8 +312,9 @@ impl QuorumController {
         let eligible = |b: i32| b != broker_id && self.image.is_unfenced(b);
         records.extend(self.partition_changes(|topic, p| {
             let fenced = p.fence(broker_id, eligible);
+            let lost = lost_data && p.lose_replica(broker_id);
             let unclean = p.leader == NO_LEADER && self.unclean(topic) && p.elect_unclean(eligible);
-            fenced || unclean
+            fenced || lost || unclean
         }));
         records
     }
@@ -301,12 +336,11 @@ impl QuorumController {
 
     /// Whether `topic` allows unclean leader election (its config, else the controller's).
     fn unclean(&self, topic: &str) -> bool {
-        let resource = ConfigResource::Topic(topic.to_string());
-        let configured = self.image.configs.get(&resource);
-        match configured.and_then(|c| c.get("unclean.leader.election.enable")) {
-            Some(value) => value.trim() == "true",
-            None => self.config.unclean_leader_election_enable,
-        }
+        unclean_allowed(
+            &self.image,
+            topic,
+            self.config.unclean_leader_election_enable,
+        )
     }
 
     /// A `PartitionChange` for every partition `change` changed (it works on a copy).

@@ -18,6 +18,9 @@ pub struct BrokerState {
     pub rack: Option<String>,
     /// A fenced broker leads nothing and joins no in-sync set; clients are not sent to it.
     pub fenced: bool,
+    /// The data directory it registered with; `None` from a broker (or a log) older than
+    /// directory ids.
+    pub directory_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +60,7 @@ impl MetadataImage {
                     endpoints,
                     rack,
                     fenced: true,
+                    directory_id: None,
                 };
                 self.brokers.insert(broker_id, state);
             }
@@ -146,6 +150,17 @@ impl MetadataImage {
             MetadataRecord::ProducerIds {
                 next_producer_id, ..
             } => self.next_producer_id = self.next_producer_id.max(next_producer_id),
+            MetadataRecord::BrokerDirectory {
+                broker_id,
+                broker_epoch,
+                directory_id,
+            } => {
+                if let Some(b) = self.brokers.get_mut(&broker_id)
+                    && b.broker_epoch == broker_epoch
+                {
+                    b.directory_id = Some(directory_id);
+                }
+            }
         }
     }
 
@@ -166,6 +181,13 @@ impl MetadataImage {
                 endpoints: b.endpoints.clone(),
                 rack: b.rack.clone(),
             });
+            if let Some(directory_id) = b.directory_id {
+                records.push(MetadataRecord::BrokerDirectory {
+                    broker_id: b.broker_id,
+                    broker_epoch: b.broker_epoch,
+                    directory_id,
+                });
+            }
             if !b.fenced {
                 records.push(MetadataRecord::BrokerRegistrationChange {
                     broker_id: b.broker_id,

@@ -93,6 +93,14 @@ pub enum MetadataRecord {
         broker_epoch: i64,
         next_producer_id: i64,
     },
+    /// The data directory a broker registered with (Kafka's `directory.id`), right after its
+    /// `RegisterBroker`. Its own record, not a field of that one, so that logs written before
+    /// it still decode.
+    BrokerDirectory {
+        broker_id: i32,
+        broker_epoch: i64,
+        directory_id: Uuid,
+    },
 }
 
 impl MetadataRecord {
@@ -159,6 +167,11 @@ impl std::fmt::Display for MetadataRecord {
             MetadataRecord::ProducerIds {
                 next_producer_id, ..
             } => write!(f, "producer ids below {next_producer_id} handed out"),
+            MetadataRecord::BrokerDirectory {
+                broker_id,
+                directory_id,
+                ..
+            } => write!(f, "broker {broker_id} on directory {directory_id}"),
         }
     }
 }

@@ -16,6 +16,8 @@ struct Cluster {
     controller: QuorumController,
     log: Vec<MetadataRecord>,
     epochs: Vec<i64>,
+    /// Each broker's data directory, as it registers.
+    directories: Vec<Uuid>,
 }
 
 impl Cluster {
@@ -24,6 +26,7 @@ impl Cluster {
             controller: QuorumController::new(config),
             log: Vec::new(),
             epochs: vec![0; 4],
+            directories: (0..4).map(Uuid::from_u128).collect(),
         };
         let records = c.controller.bootstrap("cluster-1");
         c.commit(records);
@@ -46,6 +49,7 @@ impl Cluster {
         let registration = Registration {
             broker_id: broker,
             incarnation_id: incarnation,
+            directory_id: self.directories[broker as usize],
             endpoints: vec![Endpoint {
                 name: "PLAINTEXT".into(),
                 host: format!("127.0.0.{broker}"),
@@ -399,6 +403,7 @@ fn a_restart_that_took_the_controller_with_it_registers_at_once() {
     let registration = Registration {
         broker_id: 2,
         incarnation_id: Uuid::new_v4(),
+        directory_id: Uuid::new_v4(),
         endpoints: Vec::new(),
         rack: None,
     };
@@ -770,7 +775,82 @@ fn unclean_election_takes_a_replica_outside_the_in_sync_set_only_when_allowed() 
         } else {
             assert_eq!(after.leader, NO_LEADER, "{after:?}");
             assert_eq!(after.isr, vec![p.leader]);
+            // Turned on for the topic, the config elects at once, as Kafka's does.
+            let turned_on = ConfigChanges {
+                resource: ConfigResource::Topic("u".into()),
+                replace: false,
+                set: vec![("unclean.leader.election.enable".into(), "true".into())],
+                remove: Vec::new(),
+            };
+            let (records, results) = c.controller.alter_configs(&[turned_on]);
+            assert_eq!(results, vec![Ok(())]);
+            c.commit(records);
+            let elected = c.controller.image().partition("u", 0).unwrap();
+            let first_other = *p.replicas.iter().find(|&&r| r != p.leader).unwrap();
+            assert_eq!(
+                (elected.leader, elected.isr.clone()),
+                (first_other, vec![first_other])
+            );
         }
+        assert_eq!(c.replayed(), *c.controller.image());
+    }
+}
+
+/// A broker back with another data directory holds nothing of what it held: it leaves every
+/// in-sync set it was in, even as the last member, so it is not elected to lead data it no
+/// longer has (the partition waits for an unclean election); a partition whose only replica
+/// it is keeps it, as nothing else holds anything.
+#[test]
+fn a_broker_back_without_its_data_is_not_elected_for_what_it_held() {
+    for lost in [false, true] {
+        let mut c = Cluster::three(replicated());
+        c.create("r", 1, 3).unwrap();
+        let p = c.controller.image().partition("r", 0).unwrap().clone();
+        let victim = p.leader;
+        let single = NewTopic {
+            name: "single".into(),
+            partitions: -1,
+            replication_factor: -1,
+            assignments: vec![vec![victim]],
+            configs: Vec::new(),
+        };
+        let (records, _) = c.controller.create_topics(&[single]);
+        c.commit(records);
+        // The leader alone in sync, then stopped.
+        let epochs = (p.leader_epoch, p.partition_epoch);
+        alter(&mut c, ("r", 0), victim, epochs, &[victim]).unwrap();
+        let shutdown = BrokerHeartbeat {
+            broker_id: victim,
+            broker_epoch: c.epochs[victim as usize],
+            caught_up: true,
+            want_fence: false,
+            want_shutdown: true,
+        };
+        let (records, _) = c.controller.heartbeat(shutdown, 100).unwrap();
+        c.commit(records);
+        if lost {
+            c.directories[victim as usize] = Uuid::new_v4();
+        }
+        c.register(victim, Uuid::new_v4(), 200).unwrap();
+        assert!(!c.heartbeat(victim, 300), "back and unfenced");
+        let image = c.controller.image();
+        let after = image.partition("r", 0).unwrap();
+        let alone = image.partition("single", 0).unwrap();
+        if lost {
+            assert_eq!(
+                (after.leader, after.isr.clone()),
+                (NO_LEADER, vec![]),
+                "{after:?}"
+            );
+            assert_eq!(c.controller.leaderless_partitions(), 1);
+        } else {
+            assert_eq!((after.leader, after.isr.clone()), (victim, vec![victim]));
+        }
+        assert_eq!((alone.leader, alone.isr.clone()), (victim, vec![victim]));
+        assert_eq!(
+            image.brokers[&victim].directory_id,
+            Some(c.directories[victim as usize])
+        );
         assert_eq!(c.replayed(), *c.controller.image());
     }
 }

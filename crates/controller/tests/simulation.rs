@@ -169,6 +169,7 @@ impl World {
                 let registration = Registration {
                     broker_id: id,
                     incarnation_id: uuid::Uuid::from_u128(broker.incarnation),
+                    directory_id: uuid::Uuid::from_u128(id as u128),
                     endpoints: vec![Endpoint {
                         name: "PLAINTEXT".into(),
                         host: "127.0.0.1".into(),

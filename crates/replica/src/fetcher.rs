@@ -10,8 +10,10 @@
 //!    holding it up to `fetch_wait_max_ms` when it has nothing new;
 //! 4. off the async threads: hand each partition's answer to its follower and carry out the
 //!    effects in order: append with the leader's offsets and epochs, fsync, truncate, follow
-//!    the leader's high watermark and log start. A follower fetches again only once what it
-//!    appended is fsynced, so every fetch offset it reports is durable.
+//!    the leader's high watermark and log start. The partitions' appends come first, then
+//!    their fsyncs side by side (up to `FSYNC_THREADS_MAX` at once), then, per partition,
+//!    what follows its fsync. A follower fetches again only once what it appended is fsynced,
+//!    so every fetch offset it reports is durable.
 //!
 //! A copy or truncation the log refuses (the role changed meanwhile: `Log::check_follows`)
 //! or that fails restarts that partition's follower; the next round may drop it.
@@ -38,10 +40,19 @@ const FETCH_VERSION: i16 = 12;
 const LEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A round with no fetch due waits this long (or until woken) before looking again.
 const IDLE_WAIT: Duration = Duration::from_millis(50);
+/// At most this many partitions of one fetcher are fsynced at once.
+const FSYNC_THREADS_MAX: usize = 8;
 /// Request ids a follower may use before the next follower's begin.
 const REQUEST_IDS_PER_FOLLOWER: u64 = 1 << 32;
 
 type Key = (String, i32);
+
+/// A partition whose copy waits for its fsync, and the effects that come after it.
+struct AwaitingFsync {
+    key: Key,
+    partition: Arc<sluice_storage::Partition>,
+    then: Vec<Effect>,
+}
 
 struct Slot {
     target: Arc<FollowTarget>,
@@ -230,7 +241,9 @@ impl Fetcher {
             .with_topics(topics)
     }
 
-    /// Hands each due partition its answer (a failed request answers each with an error).
+    /// Hands each due partition its answer (a failed request answers each with an error):
+    /// every partition's copy is appended, then they are fsynced side by side, then each
+    /// carries on.
     fn absorb(&mut self, due: Vec<(Key, FetchRequest)>, answered: Result<FetchResponse, String>) {
         let mut answers: BTreeMap<Key, PartitionData> = BTreeMap::new();
         if let Ok(response) = answered {
@@ -240,6 +253,7 @@ impl Fetcher {
                 }
             }
         }
+        let mut awaiting = Vec::new();
         for (key, request) in due {
             let data = answers.remove(&key);
             let records = data.as_ref().and_then(|d| d.records.clone());
@@ -257,23 +271,97 @@ impl Fetcher {
                 slot.follower
                     .on_fetch_response(&answer, &LogView(&log), now_ms())
             };
-            self.carry_out(&key, effects, records);
+            awaiting.extend(self.carry_out_until_fsync(&key, effects, records.as_ref()));
         }
+        self.fsync_side_by_side(awaiting);
     }
 
     /// Carries out a follower's effects in order; a step that fails restarts the follower.
     fn carry_out(&mut self, key: &Key, effects: Vec<Effect>, records: Option<Bytes>) {
         for effect in effects {
             if let Err(e) = self.carry_out_one(key, effect, records.as_ref()) {
-                let slot = self.slots.get(key).expect("a slot carries out its effects");
-                let target = slot.target.clone();
-                tracing::warn!(topic = %target.topic, partition = target.index, leader = self.leader_id, error = %e, "a follower's step failed; it starts over");
-                let slot = self.new_slot(target);
-                self.slots.insert(key.clone(), slot);
-                self.due.retain(|(k, _)| k != key);
+                self.restart(key, &e);
                 return;
             }
         }
+    }
+
+    /// Carries out effects in order up to an fsync (an append's, or one on its own), and
+    /// hands that fsync and what follows it back; a step that fails restarts the follower.
+    fn carry_out_until_fsync(
+        &mut self,
+        key: &Key,
+        effects: Vec<Effect>,
+        records: Option<&Bytes>,
+    ) -> Option<AwaitingFsync> {
+        let mut effects = effects.into_iter();
+        while let Some(effect) = effects.next() {
+            let partition = self.slots.get(key)?.target.partition.clone();
+            let done = match effect {
+                Effect::AppendAndFlush => self.append(key, records).map(|()| true),
+                Effect::Flush => Ok(true),
+                other => self.carry_out_one(key, other, records).map(|()| false),
+            };
+            match done {
+                Ok(true) => {
+                    let then = effects.collect();
+                    let key = key.clone();
+                    return Some(AwaitingFsync {
+                        key,
+                        partition,
+                        then,
+                    });
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.restart(key, &e);
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// Fsyncs the partitions at once, then carries on with each in turn.
+    fn fsync_side_by_side(&mut self, awaiting: Vec<AwaitingFsync>) {
+        let partitions = awaiting.iter().map(|a| a.partition.clone()).collect();
+        let results =
+            sluice_types::in_parallel(partitions, FSYNC_THREADS_MAX, |p| p.flush(now_ms()));
+        for (a, result) in awaiting.into_iter().zip(results) {
+            let carried_on = result.and_then(|()| self.after_fsync(&a.key, &a.partition));
+            match carried_on {
+                Ok(()) => self.carry_out(&a.key, a.then, None),
+                Err(e) => self.restart(&a.key, &e),
+            }
+        }
+    }
+
+    /// A follower whose step failed starts over (its due fetch dropped).
+    fn restart(&mut self, key: &Key, error: &sluice_storage::StorageError) {
+        let Some(slot) = self.slots.get(key) else {
+            return;
+        };
+        let target = slot.target.clone();
+        tracing::warn!(topic = %target.topic, partition = target.index, leader = self.leader_id, error = %error, "a follower's step failed; it starts over");
+        let slot = self.new_slot(target);
+        self.slots.insert(key.clone(), slot);
+        self.due.retain(|(k, _)| k != key);
+    }
+
+    /// Appends a fetched copy with the leader's offsets and epochs.
+    fn append(
+        &mut self,
+        key: &Key,
+        records: Option<&Bytes>,
+    ) -> Result<(), sluice_storage::StorageError> {
+        let slot = self.slots.get(key).expect("a slot carries out its effects");
+        if let Some(records) = records.filter(|r| !r.is_empty()) {
+            let epoch = slot.target.leader_epoch;
+            slot.target
+                .partition
+                .append_as_follower(records, epoch, now_ms())?;
+        }
+        Ok(())
     }
 
     fn carry_out_one(
@@ -292,9 +380,7 @@ impl Fetcher {
         match effect {
             Effect::SendFetch(request) => self.due.push((key.clone(), request)),
             Effect::AppendAndFlush => {
-                if let Some(records) = records.filter(|r| !r.is_empty()) {
-                    partition.append_as_follower(records, epoch, now)?;
-                }
+                self.append(key, records)?;
                 self.flushed(key, &partition)?;
             }
             Effect::Flush => self.flushed(key, &partition)?,
@@ -315,17 +401,25 @@ impl Fetcher {
         Ok(())
     }
 
-    /// Fsyncs the partition and tells its follower, carrying out what that asks.
+    /// Fsyncs the partition and carries on (`after_fsync`).
     fn flushed(
         &mut self,
         key: &Key,
         partition: &Arc<sluice_storage::Partition>,
     ) -> Result<(), sluice_storage::StorageError> {
         partition.flush(now_ms())?;
-        let slot = self
-            .slots
-            .get_mut(key)
-            .expect("a slot carries out its effects");
+        self.after_fsync(key, partition)
+    }
+
+    /// Tells the partition's follower its log is fsynced, carrying out what that asks.
+    fn after_fsync(
+        &mut self,
+        key: &Key,
+        partition: &Arc<sluice_storage::Partition>,
+    ) -> Result<(), sluice_storage::StorageError> {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return Ok(());
+        };
         let effects = {
             let log = partition.log();
             slot.follower.on_flushed(&LogView(&log), now_ms())

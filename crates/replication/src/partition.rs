@@ -19,7 +19,8 @@ pub const NO_LEADER: i32 = -1;
 pub struct PartitionRegistration {
     /// Every replica, in preference order (the first eligible in-sync one is elected).
     pub replicas: Vec<i32>,
-    /// The in-sync replicas: each holds every committed record durably. Never empty.
+    /// The in-sync replicas: each holds every committed record durably. Empty only once its
+    /// last member lost its data (`lose_replica`): then no replica is known to hold it all.
     pub isr: Vec<i32>,
     pub leader: i32,
     pub leader_epoch: i32,
@@ -115,6 +116,25 @@ impl PartitionRegistration {
             self.partition_epoch += 1;
         }
         changed
+    }
+
+    /// A replica lost its data (its broker came back with another data directory): it leaves
+    /// the in-sync set even as its last member, so it is never elected to lead what it no
+    /// longer holds (Kafka's KIP-966 keeps such a replica out of its eligible leaders too). A
+    /// partition left with no in-sync replica waits, without a leader, for an unclean
+    /// election. A partition with no other replica keeps it: nothing else holds anything.
+    /// Applied after `fence`, so the replica leads nothing. True if the registration changed.
+    pub fn lose_replica(&mut self, broker: i32) -> bool {
+        if self.replicas.len() < 2 || !self.isr.contains(&broker) {
+            return false;
+        }
+        assert_ne!(
+            self.leader, broker,
+            "a replica that lost its data is fenced first"
+        );
+        self.isr.retain(|&r| r != broker);
+        self.partition_epoch += 1;
+        true
     }
 
     /// A partition without a leader gets one once an in-sync replica is eligible again. True

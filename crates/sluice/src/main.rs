@@ -209,6 +209,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         node.run_broker(sluice_controller::Registration {
             broker_id: node.node_id(),
             incarnation_id,
+            directory_id: broker.directory_id(),
             endpoints: broker.endpoints(),
             rack: None,
         });

@@ -36,6 +36,7 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "sluice-record",
             "sluice-replication",
             "sluice-storage",
+            "sluice-types",
         ],
     ),
     (

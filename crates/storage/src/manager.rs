@@ -7,6 +7,7 @@
 //! <data_dir>/topics/<topic>/topic.json  {"id": UUID, "partitions": [0, 3, ...], "configs": {key: value}}
 //! <data_dir>/topics/<topic>/<p>/      one partition's segments and checkpoints (see `Log`)
 //! <data_dir>/deleted/                 topics being removed; emptied at start
+//! <data_dir>/meta.json              {"cluster_id": ..., "directory_id": UUID}, created with the directory
 //! <data_dir>/producer-id-block        producer ids handed out before the metadata log (see `producer_ids`)
 //! ```
 //! `topic.json` is replaced atomically. Its `partitions` lists the partition indexes this
@@ -198,18 +199,38 @@ impl LogManager {
 
     /// The cluster id, created on first start and kept in `<data_dir>/meta.json`.
     pub fn cluster_id(&self) -> Result<String> {
+        self.meta_field("cluster_id", || uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// This directory's own id (Kafka's `directory.id`, KIP-858), created with it and kept in
+    /// `<data_dir>/meta.json`. A broker registers with it, so the controller can tell a
+    /// directory that lost its data (a new id) from the one it knew.
+    pub fn directory_id(&self) -> Result<uuid::Uuid> {
+        let id = self.meta_field("directory_id", || uuid::Uuid::new_v4().to_string())?;
+        id.parse()
+            .map_err(|e| StorageError::Io(std::io::Error::other(format!("meta.json: {e}"))))
+    }
+
+    /// A string field of `<data_dir>/meta.json`, written there (atomically, beside the
+    /// fields already present) by `create` if absent.
+    fn meta_field(&self, name: &str, create: impl FnOnce() -> String) -> Result<String> {
         let path = self.data_dir.join("meta.json");
-        if let Ok(bytes) = std::fs::read(&path) {
-            let meta: serde_json::Value =
-                serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
-            if let Some(id) = meta.get("cluster_id").and_then(|v| v.as_str()) {
-                return Ok(id.to_string());
+        let mut meta = match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
+                    .map_err(std::io::Error::other)?
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::Map::new(),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(value) = meta.get(name).and_then(|v| v.as_str()) {
+            return Ok(value.to_string());
         }
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let json = serde_json::json!({ "cluster_id": id });
-        checkpoint::write_atomically(&path, json.to_string().as_bytes())?;
-        Ok(id)
+        let value = create();
+        meta.insert(name.to_string(), serde_json::Value::String(value.clone()));
+        let json = serde_json::Value::Object(meta).to_string();
+        checkpoint::write_atomically(&path, json.as_bytes())?;
+        Ok(value)
     }
 
     /// Whether the previous run ended with a clean shutdown.

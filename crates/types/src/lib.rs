@@ -2,8 +2,10 @@
 //! the limits module.
 //!
 //! This crate owns no behaviour beyond validation of names (and reading the wall clock in
-//! Kafka's unit, `now_ms`, and Kafka's hash of a coordinator key, `partition_for`), plus the big-endian primitives of internal records (`wire`). It
-//! knows nothing of Kafka API messages, files or sockets, so every other crate may depend on it.
+//! Kafka's unit, `now_ms`, Kafka's hash of a coordinator key, `partition_for`, and blocking
+//! work spread over a few threads, `in_parallel`), plus the big-endian primitives of internal
+//! records (`wire`). It knows nothing of Kafka API messages, files or sockets, so every other
+//! crate may depend on it.
 
 pub mod limits;
 pub mod wire;
@@ -22,6 +24,37 @@ pub fn partition_for(key: &str, partitions: i32) -> i32 {
     // Kafka's Utils.abs maps i32::MIN to 0 rather than overflowing.
     let abs = if hash == i32::MIN { 0 } else { hash.abs() };
     abs % partitions
+}
+
+/// `work` on each item, on up to `threads_max` scoped threads (blocking work such as opening
+/// or fsyncing many partitions' files, which gains from running side by side); the results
+/// in item order. One item runs on the caller's thread.
+pub fn in_parallel<T: Send, R: Send>(
+    items: Vec<T>,
+    threads_max: usize,
+    work: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    assert!(threads_max > 0);
+    if items.len() <= 1 {
+        return items.into_iter().map(work).collect();
+    }
+    let per_thread = items.len().div_ceil(threads_max);
+    let mut chunks: Vec<Vec<T>> = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        chunks.push(items.by_ref().take(per_thread).collect());
+    }
+    let work = &work;
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(move || chunk.into_iter().map(work).collect::<Vec<R>>()))
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("in_parallel's work does not panic"))
+            .collect()
+    })
 }
 
 /// Milliseconds since the Unix epoch, Kafka's unit for timestamps: the one wall clock every
@@ -105,6 +138,17 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicNameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_parallel_keeps_item_order_on_any_thread_count() {
+        for threads in [1, 3, 8] {
+            for count in [0, 1, 2, 7, 100] {
+                let items: Vec<u64> = (0..count).collect();
+                let squares = in_parallel(items, threads, |n| n * n);
+                assert_eq!(squares, (0..count).map(|n| n * n).collect::<Vec<_>>());
+            }
+        }
+    }
 
     #[test]
     fn topic_names_follow_kafka_rules() {

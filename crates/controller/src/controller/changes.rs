@@ -2,7 +2,8 @@
 //! (AlterConfigs, IncrementalAlterConfigs). Like every command they answer records, and the
 //! image changes only when the records are replayed. Config names and values are checked by
 //! the caller (storage knows the topic config keys); the controller checks that the resource
-//! exists.
+//! exists. Turning `unclean.leader.election.enable` on elects a leader at once for the
+//! topic's partitions that have none, as Kafka does.
 
 use super::QuorumController;
 use crate::error::ControllerError;
@@ -55,6 +56,24 @@ impl QuorumController {
             results.push(result);
         }
         (records, results)
+    }
+
+    /// Unclean elections that `config_records` allow: a leaderless partition of a topic that
+    /// may now elect uncleanly gets its first live replica as leader.
+    fn unclean_elections(&self, config_records: &[MetadataRecord]) -> Vec<MetadataRecord> {
+        let names_it = |r: &MetadataRecord| matches!(r, MetadataRecord::Config { name, .. } if name == super::UNCLEAN_ELECTION);
+        if !config_records.iter().any(names_it) {
+            return Vec::new();
+        }
+        let mut after = self.image.clone();
+        config_records.iter().for_each(|r| after.apply(r));
+        let default = self.config.unclean_leader_election_enable;
+        let eligible = |b: i32| self.image.is_unfenced(b);
+        self.partition_changes(|topic, p| {
+            p.leader == sluice_replication::NO_LEADER
+                && super::unclean_allowed(&after, topic, default)
+                && p.elect_unclean(eligible)
+        })
     }
 
     fn grow(
@@ -117,6 +136,8 @@ impl QuorumController {
             }
             results.push(result);
         }
+        let elections = self.unclean_elections(&records);
+        records.extend(elections);
         (records, results)
     }
 

@@ -125,6 +125,7 @@ mod tests {
         let registration = Registration {
             broker_id: 3,
             incarnation_id: Uuid::new_v4(),
+            directory_id: Uuid::new_v4(),
             endpoints: vec![],
             rack: None,
         };
