@@ -54,6 +54,12 @@ struct Args {
     /// A topic config for every topic the benchmark creates, e.g. `flush.ms=60000`; repeatable.
     #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     topic_configs: Vec<(String, String)>,
+    /// Sluice nodes to measure, as one cluster on loopback (each a controller and a broker).
+    /// Above one, every topic the benchmark creates has that many replicas and, unless
+    /// `--topic-config` says otherwise, `min.insync.replicas` min(2, N): the replicated
+    /// figures are `--brokers 3` beside `--brokers 1`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=9))]
+    brokers: u16,
     /// Keep each pass's topic instead of deleting it once measured. Every pass then writes
     /// into memory the machine has not used lately (see docs/benchmarks.md, "Fresh memory"),
     /// and the data directory grows by every pass (about 13 GB for a full run).
@@ -125,11 +131,10 @@ fn topic_label(label: &str) -> String {
 fn latency_on(
     bootstrap: &str,
     topic: &str,
-    configs: &[(String, String)],
     args: &Args,
     producer_extra: &[(&str, &str)],
 ) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
-    create_topic(bootstrap, topic, 1, configs)?;
+    create_topic(bootstrap, topic, 1, args)?;
     load::latency(
         bootstrap,
         topic,
@@ -154,15 +159,18 @@ fn delete_topic(bootstrap: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn create_topic(
-    bootstrap: &str,
-    name: &str,
-    partitions: i32,
-    configs: &[(String, String)],
-) -> anyhow::Result<()> {
+/// Creates `name` with `partitions`, `--brokers` replicas and the `--topic-config`s (with
+/// several replicas, `min.insync.replicas` min(2, replicas) unless given).
+fn create_topic(bootstrap: &str, name: &str, partitions: i32, args: &Args) -> anyhow::Result<()> {
     let admin = admin(bootstrap)?;
-    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    for (key, value) in configs {
+    let replicas = i32::from(args.brokers);
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replicas));
+    let min_insync = replicas.min(2).to_string();
+    let given = |key: &str| args.topic_configs.iter().any(|(k, _)| k == key);
+    if replicas > 1 && !given("min.insync.replicas") {
+        topic = topic.set("min.insync.replicas", &min_insync);
+    }
+    for (key, value) in &args.topic_configs {
         topic = topic.set(key, value);
     }
     let results = futures_executor::block_on(admin.create_topics(&[topic], &AdminOptions::new()))?;
@@ -195,7 +203,7 @@ fn run_workload(
     args: &Args,
 ) -> anyhow::Result<Run> {
     let (records, consumers) = (args.records, args.consumers);
-    create_topic(&broker.bootstrap, topic, w.partitions, &args.topic_configs)?;
+    create_topic(&broker.bootstrap, topic, w.partitions, args)?;
     let millions = records as f64 / 1e6;
     let cpu_before = broker.cpu_seconds()?;
     let client_cpu_before = broker::process_cpu_seconds("self")?;
@@ -320,7 +328,7 @@ fn run_transactions(broker: &BrokerProcess, args: &Args) -> anyhow::Result<()> {
         let mut cpu = Vec::new();
         for r in 0..args.repeat.max(1) {
             let topic = format!("txn-{records}-{producers}-{r}");
-            create_topic(&broker.bootstrap, &topic, 1, &args.topic_configs)?;
+            create_topic(&broker.bootstrap, &topic, 1, args)?;
             let cpu_before = broker.cpu_seconds()?;
             let run = txn::run(
                 &broker.bootstrap,
@@ -365,12 +373,7 @@ fn group_run(
     protocol: &str,
     commits: Option<(u64, groups::CommitStyle)>,
 ) -> anyhow::Result<(groups::Settled, Option<f64>)> {
-    create_topic(
-        &broker.bootstrap,
-        topic,
-        GROUP_PARTITIONS as i32,
-        &args.topic_configs,
-    )?;
+    create_topic(&broker.bootstrap, topic, GROUP_PARTITIONS as i32, args)?;
     groups::settle_and_commit(
         &broker.bootstrap,
         topic,
@@ -448,7 +451,7 @@ fn run_http_produce(broker: &BrokerProcess, args: &Args) -> anyhow::Result<()> {
     let mut cpu = Vec::new();
     for r in 0..args.repeat.max(1) {
         let topic = format!("http-{r}");
-        create_topic(&broker.bootstrap, &topic, 1, &args.topic_configs)?;
+        create_topic(&broker.bootstrap, &topic, 1, args)?;
         let cpu_before = broker.cpu_seconds()?;
         let elapsed = http::produce(
             &broker.http,
@@ -494,7 +497,10 @@ fn print_throughput_header() {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let broker = BrokerProcess::start(&args.sluice)?;
+    if args.peer.is_some() && args.brokers > 1 {
+        anyhow::bail!("--peer runs one Sluice node beside one Kafka broker: leave --brokers out");
+    }
+    let broker = BrokerProcess::start_cluster(&args.sluice, usize::from(args.brokers))?;
     if args.peer.is_some() {
         let kafka =
             peer::KafkaBroker::start(peer::KafkaJars::fetch(&args.kafka_lib)?, &args.kafka_heap)?;
@@ -509,10 +515,12 @@ fn main() -> anyhow::Result<()> {
     }
     let wanted = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
     println!(
-        "sluice-bench: {} records per workload, median of {} passes, broker {}",
+        "sluice-bench: {} records per workload, median of {} passes, broker {}, {} node(s), topics of {} replica(s) (CPU and peak memory summed over the nodes)",
         args.records,
         args.repeat,
-        args.sluice.display()
+        args.sluice.display(),
+        args.brokers,
+        args.brokers
     );
     let throughput: Vec<(usize, Workload)> = workloads()
         .into_iter()
@@ -561,7 +569,7 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         let topic = format!("latency-{}", topic_label(label));
-        let hist = latency_on(&broker.bootstrap, &topic, &args.topic_configs, &args, extra)?;
+        let hist = latency_on(&broker.bootstrap, &topic, &args, extra)?;
         let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
         println!(
             "{name} at {} records/s: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} records)",

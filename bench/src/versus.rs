@@ -187,7 +187,7 @@ fn kafka_tools_workload(
             let t = &targets[i];
             let topic = format!("tools-{}-{pass}-{i}", topic_label(&w.name));
             let bootstrap = &t.broker.bootstrap;
-            create_topic(bootstrap, &topic, w.partitions, &t.args.topic_configs)?;
+            create_topic(bootstrap, &topic, w.partitions, &t.args)?;
             let p = kafka.producer_perf(bootstrap, &topic, args.records, w.size, w.acks)?;
             produce[i].push(p.records_per_s);
             p50[i].push(p.p50_ms);
@@ -234,7 +234,7 @@ fn latency(
             let t = &targets[i];
             let topic = format!("latency-{}-{pass}-{i}", topic_label(label));
             let bootstrap = &t.broker.bootstrap;
-            let hist = latency_on(bootstrap, &topic, &t.args.topic_configs, args, extra)?;
+            let hist = latency_on(bootstrap, &topic, &t.args, extra)?;
             let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
             figures[i].push([ms(0.5), ms(0.99), ms(0.999)]);
             if !args.keep_topics {
