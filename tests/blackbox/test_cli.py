@@ -275,6 +275,56 @@ def test_cli_lag_matches_what_librdkafka_committed(broker):
     assert rows == {0: (4, 13, 9), 1: (11, 12, 1)}
 
 
+def test_listings_and_descriptions_as_json_match_what_librdkafka_sees(broker):
+    """`--format json` on topic list/describe, group list/describe and cluster info: one JSON
+    document each, holding what an independent client reads."""
+    from confluent_kafka import Consumer, TopicPartition
+    create_topic(broker, "scripted", partitions=2, config={"retention.ms": "3600000"})
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(7):
+        p.produce("scripted", value=b"x", partition=i % 2)  # 4 in partition 0, 3 in 1
+    assert p.flush(15) == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "scripts"})
+    c.commit(offsets=[TopicPartition("scripted", 0, 1)], asynchronous=False)
+    c.close()
+
+    def as_json(*args):
+        return json.loads(sluice(broker, *args, "--format", "json").stdout)
+
+    topics = as_json("topic", "list")
+    assert {"name": "scripted", "partitions": 2, "internal": False} in topics
+    assert all(not t["internal"] for t in topics)
+    assert any(t["internal"] for t in as_json("topic", "list", "--internal"))
+    described = as_json("topic", "describe", "scripted")
+    md = admin(broker).list_topics("scripted", timeout=10).topics["scripted"]
+    text = sluice(broker, "topic", "describe", "scripted").stdout.decode()
+    assert described["name"] == "scripted" and f"id          {described['id']}" in text
+    assert [(q["partition"], q["leader"], q["end_offset"], q["records"])
+            for q in described["partitions"]] == [(0, md.partitions[0].leader, 4, 4),
+                                                   (1, md.partitions[1].leader, 3, 3)]
+    assert all(q["replicas"] == q["isr"] == [1] for q in described["partitions"])
+    configs = {c["name"]: c for c in described["configs"]}
+    assert configs["retention.ms"]["value"] == "3600000"
+    assert configs["retention.ms"]["source"] == "topic"
+
+    listed = {g["group"]: g for g in as_json("group", "list")}
+    assert listed["scripts"]["state"] == "Empty", listed
+    group = as_json("group", "describe", "scripts")
+    lag = {(q["topic"], q["partition"]): (q["committed_offset"], q["end_offset"], q["lag"])
+           for q in group["partitions"]}
+    assert lag[("scripted", 0)] == (1, 4, 3)
+    assert group["group"] == "scripts" and group["members"] == []
+    # The same shape as the HTTP API's.
+    import urllib.request
+    with urllib.request.urlopen(broker.http + "/v1/groups/scripts", timeout=30) as r:
+        assert json.loads(r.read()) == group
+
+    cluster = as_json("cluster", "info")
+    assert cluster["controller"] == 1 and cluster["kafka_apis"] > 20
+    assert [(b["id"], b["port"], b["fenced"], b["controller"]) for b in cluster["brokers"]] == \
+        [(1, broker.port, False, True)]
+
+
 def test_cli_reset_offsets_dry_run_execute_and_delete(broker):
     from confluent_kafka import Consumer
     create_topic(broker, "ledger", partitions=2)

@@ -1,6 +1,7 @@
 """Restarts and crashes of the real binary: clean SIGTERM, and kill -9 during an acks=all
 stream, after which every acknowledged record must be read back."""
 
+import re
 import threading
 import time
 
@@ -13,9 +14,12 @@ from helpers import consume_all, create_topic, produce_all, producer
 def test_clean_restart_keeps_topics_configs_and_records(broker):
     create_topic(broker, "keep", 2, {"retention.ms": "-1"})
     produce_all(producer(broker), "keep", [(f"k{i}".encode(), f"v{i}".encode()) for i in range(500)])
+    first_start = broker.log()
+    assert "new data directory" in first_start and "unclean" not in first_start
     assert broker.stop() == 0, "SIGTERM exits 0"
     assert (broker.data_dir / ".clean-shutdown").exists()
     broker.start()
+    assert "data directory loaded after a clean shutdown" in broker.log()
     got = consume_all(broker, "keep", 500)
     assert sorted(m.value() for m in got) == sorted(f"v{i}".encode() for i in range(500))
     produce_all(producer(broker), "keep", [(b"after", b"restart")])
@@ -70,7 +74,11 @@ def test_kill_9_during_acks_all_stream_loses_no_acknowledged_record(broker):
     survived = {m.value() for m in consume_all(broker, "crash", total, timeout=120)}
     missing = acknowledged - survived
     assert not missing, f"{len(missing)} acknowledged records lost, e.g. {sorted(missing)[:5]}"
-    assert "recovery" in broker.log() or "clean=false" in broker.log()
+    # The start says what recovery checked and how long it took.
+    log = broker.log()
+    assert "data directory recovered after an unclean shutdown" in log, log[-3000:]
+    checked = re.search(r"segments_checked=(\d+) bytes_checked=(\d+) took_ms=(\d+)", log)
+    assert checked and int(checked[1]) >= 1 and int(checked[2]) > 0, log[-3000:]
 
 
 def test_records_produced_after_crash_recovery_continue_the_offsets(broker):

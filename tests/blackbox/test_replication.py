@@ -15,6 +15,7 @@ from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, 
 
 from conftest import wait_until
 from test_cluster import metadata_brokers, running_cluster
+from test_http import scrape
 
 SESSION_TIMEOUT_MS = 3000
 
@@ -100,6 +101,18 @@ def read_from(broker, topic, partition, until_count, timeout=30):
         c.close()
 
 
+def under_replicated(broker):
+    return scrape(broker)["sluice_under_replicated_partitions"]
+
+
+def led_out_of_sync(broker, node):
+    """Partitions `node` leads whose in-sync set is smaller than their replicas, as Metadata
+    from `broker` says."""
+    md = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10)
+    return sum(1 for t in md.topics.values() for p in t.partitions.values()
+               if p.leader == node and len(p.isrs) < len(p.replicas))
+
+
 def segment_bytes(broker, topic, partition):
     """The concatenated bytes of a replica's segment files, oldest first."""
     d = Path(broker.data_dir) / "topics" / topic / str(partition)
@@ -174,6 +187,14 @@ def test_a_lagging_follower_leaves_the_isr_and_min_insync_guards_acks_all(cluste
     survivors = [b for i, b in cluster.items() if i != follower]
     wait_until(lambda: led_everywhere(survivors, "guarded", 1, 2), timeout=30,
                what="the killed follower out of the in-sync set")
+    # The leader's metrics say what Metadata says: every partition it leads with a replica
+    # out of sync is under-replicated ("guarded" below its min.insync.replicas too).
+    wait_until(lambda: under_replicated(cluster[leader]) == led_out_of_sync(cluster[leader], leader),
+               timeout=30, what="the leader's under-replicated partitions in its metrics")
+    m = scrape(cluster[leader])
+    assert m["sluice_under_replicated_partitions"] >= 1, m
+    assert m["sluice_under_min_isr_partitions"] >= 1, m
+    assert m["sluice_offline_partitions"] == 0, m
     acked, failed = produce_acked(cluster[leader], "guarded", [b"y"],
                                   extra={"message.timeout.ms": 3000, "retries": 0,
                                          "enable.idempotence": False})
@@ -185,6 +206,8 @@ def test_a_lagging_follower_leaves_the_isr_and_min_insync_guards_acks_all(cluste
     cluster[follower].start()
     wait_until(lambda: led_everywhere(nodes, "guarded", 1, 3), timeout=60,
                what="the follower back in sync")
+    wait_until(lambda: under_replicated(cluster[leader]) == 0, timeout=60,
+               what="no under-replicated partition left on the leader")
     acked, failed = produce_acked(cluster[leader], "guarded", [b"w"])
     assert not failed and len(acked) == 1
     wait_until(lambda: segment_bytes(cluster[follower], "guarded", 0)

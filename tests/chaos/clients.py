@@ -54,20 +54,34 @@ class Workload:
 
     def __init__(self):
         from confluent_kafka import Producer
+        self.fatal = None
         self.producer = Producer({"bootstrap.servers": bootstrap(), "enable.idempotence": True,
                                   "acks": "all", "linger.ms": 5, "message.timeout.ms": 120000,
-                                  "log_level": QUIET})
+                                  "log_level": QUIET, "error_cb": self.on_error})
+        # Appended by whichever thread serves the producer's callbacks (the sending thread,
+        # then `finish`), read once it has stopped: a list's append is atomic, so no lock (a
+        # lock taken inside librdkafka's callbacks once left the harness waiting forever).
         self.history = []
-        self.lock = threading.Lock()
         self.acked_at = {p: [] for p in range(PARTITIONS)}
         self.running = True
+        self.failed = None
         self.thread = threading.Thread(target=self.run)
 
     def record(self, op):
-        with self.lock:
-            self.history.append(op)
+        self.history.append(op)
+
+    def on_error(self, error):
+        # A fatal error ends the idempotent producer; its reason is the finding.
+        if error.fatal() and self.fatal is None:
+            self.fatal = str(error)
 
     def run(self):
+        try:
+            self.send()
+        except BaseException as e:  # noqa: BLE001 - reported by `finish`
+            self.failed = e
+
+    def send(self):
         seq = 0
         started = time.monotonic()
         while self.running:
@@ -93,8 +107,7 @@ class Workload:
         def on_delivery(err, msg):
             if err is None:
                 self.record(dict(base, type="ok", offset=msg.offset()))
-                with self.lock:
-                    self.acked_at[base["partition"]].append(time.monotonic())
+                self.acked_at[base["partition"]].append(time.monotonic())
             else:
                 # A timeout or a fatal error: the record may or may not be in the log.
                 self.record(dict(base, type="info", error=str(err)))
@@ -106,6 +119,10 @@ class Workload:
     def finish(self):
         self.running = False
         self.thread.join()
+        if self.failed is not None:
+            self.producer.poll(1)  # the fatal error's own report, if one is due
+            raise RuntimeError(f"the producer's thread failed: {self.failed!r}; "
+                               f"fatal error: {self.fatal}")
         left = self.producer.flush(120)
         if left:
             raise RuntimeError(f"{left} records never answered")
@@ -158,33 +175,64 @@ def end_offsets(consumer, topic):
     return wait_until(ask, 60, f"the end offsets of {topic}")
 
 
-class GroupMember:
+def group_consumer(group):
+    """A consumer of `group` reading the topic from its start, read_committed, committing
+    only when told."""
+    from confluent_kafka import Consumer
+    consumer = Consumer({"bootstrap.servers": bootstrap(), "group.id": group,
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                         "isolation.level": "read_committed", "log_level": QUIET})
+    consumer.subscribe([TOPIC])
+    return consumer
+
+
+class GroupClient:
+    """A client reading the topic as a group member on a thread of its own: `step` handles
+    one batch (`batch`) until `stop`; then `catch_up` steps on until the group has committed
+    every partition to its end (the producer has stopped)."""
+
+    def __init__(self):
+        self.consumer = None
+        self.running = True
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self):
+        while self.running:
+            self.step()
+
+    def batch(self):
+        return [m for m in self.consumer.consume(500, 0.2) if m.error() is None]
+
+    def catch_up(self):
+        self.running = False
+        self.thread.join()
+        ends = end_offsets(self.consumer, TOPIC)
+        deadline = time.monotonic() + 120
+        while not committed_reached(self.consumer, TOPIC, ends):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{type(self).__name__} never reached the end: {ends}")
+            self.step()
+        self.consumer.close()
+
+
+class GroupMember(GroupClient):
     """One member of consumer group GROUP reading the topic (read_committed) and committing
     synchronously after each batch it processed, logging what it processed and every
     acknowledged commit. Processing is at least once: a batch processed again after a lost
     commit is counted (`group_redelivered`), never an error."""
 
     def __init__(self):
-        from confluent_kafka import Consumer
-        self.consumer = Consumer({"bootstrap.servers": bootstrap(), "group.id": GROUP,
-                                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                                  "isolation.level": "read_committed", "log_level": QUIET})
+        super().__init__()
         self.history = []
         self.commit_errors = 0
-        self.running = True
-        self.thread = threading.Thread(target=self.run)
 
     def start(self):
-        self.consumer.subscribe([TOPIC])
+        self.consumer = group_consumer(GROUP)
         self.thread.start()
-
-    def run(self):
-        while self.running:
-            self.step()
 
     def step(self):
         from confluent_kafka import KafkaException
-        batch = [m for m in self.consumer.consume(500, 0.2) if m.error() is None]
+        batch = self.batch()
         for m in batch:
             self.history.append({"op": "consume", "group": GROUP, "value": m.value().decode()})
         if not batch:
@@ -205,15 +253,7 @@ class GroupMember:
     def finish(self):
         """Reads on to the end of the topic (the producer has stopped), then reports what the
         group's coordinator holds as committed."""
-        self.running = False
-        self.thread.join()
-        ends = end_offsets(self.consumer, TOPIC)
-        deadline = time.monotonic() + 120
-        while not committed_reached(self.consumer, TOPIC, ends):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{type(self).__name__} never reached the end: {ends}")
-            self.step()
-        self.consumer.close()
+        self.catch_up()
         for p, offset in committed_offsets(GROUP, TOPIC).items():
             self.history.append({"op": "committed", "group": GROUP, "partition": p,
                                  "offset": offset})
@@ -253,7 +293,7 @@ def committed_offsets(group, topic):
         c.close()
 
 
-class Copier:
+class Copier(GroupClient):
     """A transactional copier, exactly once: reads the topic read_committed (group
     COPIER_GROUP) and writes each value to OUTPUT, same partition, in a transaction that also
     commits the input offsets. On any error it aborts (or, when the producer cannot, starts a
@@ -269,8 +309,8 @@ class Copier:
     CRASH_CHANCE = 0.15
 
     def __init__(self, rng):
+        super().__init__()
         self.rng = rng
-        self.consumer = None
         self.producer = None
         # Crashed instances' producers, kept alive so they never abort what they left open.
         self.zombies = []
@@ -278,16 +318,6 @@ class Copier:
         self.transactions = 0
         self.aborted = 0
         self.crashes = 0
-        self.running = True
-        self.thread = threading.Thread(target=self.run)
-
-    def new_consumer(self):
-        from confluent_kafka import Consumer
-        consumer = Consumer({"bootstrap.servers": bootstrap(), "group.id": COPIER_GROUP,
-                             "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                             "isolation.level": "read_committed", "log_level": QUIET})
-        consumer.subscribe([TOPIC])
-        return consumer
 
     def new_producer(self):
         from confluent_kafka import Producer
@@ -300,16 +330,12 @@ class Copier:
 
     def start(self):
         self.producer = self.new_producer()
-        self.consumer = self.new_consumer()
+        self.consumer = group_consumer(COPIER_GROUP)
         self.thread.start()
-
-    def run(self):
-        while self.running:
-            self.step()
 
     def step(self):
         from confluent_kafka import KafkaException
-        batch = [m for m in self.consumer.consume(500, 0.2) if m.error() is None]
+        batch = self.batch()
         if not batch:
             return
         try:
@@ -345,7 +371,7 @@ class Copier:
         self.zombies.append(self.producer)
         self.consumer.close()
         self.producer = self.new_producer()
-        self.consumer = self.new_consumer()
+        self.consumer = group_consumer(COPIER_GROUP)
 
     def recover(self, error):
         from confluent_kafka import KafkaException
@@ -368,15 +394,7 @@ class Copier:
 
     def finish(self):
         """Copies on to the end of the input (the producer has stopped)."""
-        self.running = False
-        self.thread.join()
-        ends = end_offsets(self.consumer, TOPIC)
-        deadline = time.monotonic() + 120
-        while not committed_reached(self.consumer, TOPIC, ends):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{type(self).__name__} never reached the end: {ends}")
-            self.step()
-        self.consumer.close()
+        self.catch_up()
         self.history.extend({"op": "copy", "value": op["value"]}
                             for op in read_everything("copies", OUTPUT, op="read"))
 

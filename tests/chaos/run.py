@@ -43,6 +43,7 @@ reordered across the fault.
 """
 
 import argparse
+from collections import Counter
 import json
 import os
 import random
@@ -380,7 +381,10 @@ def run(args):
             client.figures(figures)
             history.extend(client.history)
         figures["longest_produce_outage_s"] = round(workload.longest_outage_s(), 2)
-        figures["delivery_errors"] = sum(1 for op in workload.history if op["type"] == "info")
+        errors = [op["error"] for op in workload.history if op["type"] == "info"]
+        figures["delivery_errors"] = len(errors)
+        if errors:
+            figures["delivery_error_kinds"] = dict(Counter(errors).most_common(3))
         reads = read_everything("r1") + read_everything("r2")
         counts = check(history + reads)
         result = dict(figures, **counts, safe=safe(counts))

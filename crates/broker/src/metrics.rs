@@ -18,9 +18,27 @@
 //! `topic`, `partition`), `sluice_group_series_dropped` (gauge), `sluice_coordinator_shards`
 //! (gauge, by `kind`: `group`, `transaction`: the internal partitions whose coordinator is
 //! loaded here).
+//!
+//! Replication, as this broker's published metadata has it (gauges, read at scrape time, as
+//! Kafka's `ReplicaManager` metrics): `sluice_leader_partitions` (partitions this broker
+//! leads), `sluice_under_replicated_partitions` (of those, partitions whose in-sync set is
+//! smaller than their replica set), `sluice_under_min_isr_partitions` (of those, partitions
+//! with fewer in-sync replicas than `min.insync.replicas`: `acks=all` is refused there), and
+//! `sluice_offline_partitions` (partitions of the whole cluster without a leader: every
+//! broker reports the same count, so take the maximum across brokers, not the sum).
+//!
+//! The node: `sluice_build_info` (gauge 1, by `version`), `sluice_data_dir_total_bytes` and
+//! `sluice_data_dir_free_bytes` (gauges: the data directory's filesystem, free as this
+//! process may use it), and the process's own under Prometheus's standard names
+//! (`process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`,
+//! `process_max_fds`, `process_start_time_seconds`; `metrics/process.rs`).
+
+mod node;
+mod process;
 
 use crate::server::Broker;
 use kafka_protocol::messages::ApiKey;
+use node::{NodeGauges, ReplicationGauges, register_node, register_process, register_replication};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -100,11 +118,19 @@ pub(crate) struct Metrics {
     lag: Family<GroupLabels, Gauge>,
     group_series_dropped: Gauge,
     coordinator_shards: Family<KindLabel, Gauge>,
+    replication: ReplicationGauges,
+    node: NodeGauges,
 }
 
 impl Metrics {
     pub(crate) fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("sluice");
+        let mut root = Registry::default();
+        let node = NodeGauges::default();
+        register_process(&mut root, &node);
+        let registry = root.sub_registry_with_prefix("sluice");
+        let replication = ReplicationGauges::default();
+        register_replication(registry, &replication);
+        register_node(registry, &node);
         let requests = Family::<ApiLabel, Counter>::default();
         let request_seconds = Family::<ApiLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(latency_buckets())
@@ -208,7 +234,7 @@ impl Metrics {
             group_series_dropped.clone(),
         );
         Metrics {
-            registry,
+            registry: root,
             requests,
             request_seconds,
             connections,
@@ -227,6 +253,8 @@ impl Metrics {
             lag,
             group_series_dropped,
             coordinator_shards,
+            replication,
+            node,
         }
     }
 
@@ -278,6 +306,8 @@ impl Metrics {
         self.refresh_partitions(broker);
         self.refresh_groups(broker);
         self.refresh_coordinators(broker);
+        self.replication.refresh(broker);
+        self.node.refresh(broker);
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding metrics failed");

@@ -39,6 +39,8 @@ impl Broker {
     ) -> bool {
         match self.replicas.leader(topic, index) {
             Some(leader) => leader.wait_committed(offset).await.is_ok(),
+            // A replicated partition without a leader here: written, but not committed here.
+            None if !partition.log().is_sole_replica() => false,
             None => partition.wait_durable(offset).await,
         }
     }

@@ -318,6 +318,53 @@ pub struct GroupReport {
     pub partitions: Vec<PartitionLag>,
 }
 
+impl GroupReport {
+    /// The report as JSON, in the one shape the HTTP API (`GET /v1/groups/{group}`) and
+    /// `sluice group describe --format json` share.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let members: Vec<serde_json::Value> = self
+            .members
+            .iter()
+            .map(|m| {
+                let assignment: Vec<serde_json::Value> = m
+                    .partitions
+                    .iter()
+                    .map(|(t, p)| json!({"topic": t, "partition": p}))
+                    .collect();
+                json!({
+                    "member_id": m.member_id,
+                    "client_id": m.client_id,
+                    "host": m.client_host,
+                    "assignment": assignment,
+                })
+            })
+            .collect();
+        let partitions: Vec<serde_json::Value> = self
+            .partitions
+            .iter()
+            .map(|p| {
+                json!({
+                    "topic": p.topic,
+                    "partition": p.partition,
+                    "committed_offset": p.committed,
+                    "end_offset": p.end_offset,
+                    "lag": p.lag(),
+                    "member_id": p.owner,
+                })
+            })
+            .collect();
+        json!({
+            "group": self.group_id,
+            "state": self.state,
+            "protocol_type": self.protocol_type,
+            "protocol": self.protocol,
+            "members": members,
+            "partitions": partitions,
+        })
+    }
+}
+
 /// Describes `group` with its members, and the lag of every partition it committed or owns.
 pub async fn report(client: &mut Client, group: &str) -> Result<GroupReport> {
     let described = describe_group(client, group).await?;

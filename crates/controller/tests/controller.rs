@@ -76,6 +76,20 @@ impl Cluster {
         reply.fenced
     }
 
+    /// `broker` asks for a controlled shutdown; the controller's reply once committed.
+    fn shut_down(&mut self, broker: i32, now: i64) -> sluice_controller::HeartbeatReply {
+        let hb = BrokerHeartbeat {
+            broker_id: broker,
+            broker_epoch: self.epochs[broker as usize],
+            caught_up: true,
+            want_fence: false,
+            want_shutdown: true,
+        };
+        let (records, reply) = self.controller.heartbeat(hb, now).unwrap();
+        self.commit(records);
+        reply
+    }
+
     /// Three brokers, registered and unfenced.
     fn three(config: ControllerConfig) -> Cluster {
         let mut c = Cluster::new(config);
@@ -277,19 +291,11 @@ fn a_silent_broker_is_fenced_and_its_partitions_wait_for_it() {
 fn fencing_moves_leadership_to_another_in_sync_replica() {
     let mut c = Cluster::three(replicated());
     c.create("r", 6, 3).unwrap();
-    let shutdown = BrokerHeartbeat {
-        broker_id: 1,
-        broker_epoch: c.epochs[1],
-        caught_up: true,
-        want_fence: false,
-        want_shutdown: true,
-    };
-    let (records, reply) = c.controller.heartbeat(shutdown, 100).unwrap();
+    let reply = c.shut_down(1, 100);
     assert!(
         reply.fenced && reply.shutdown_ready,
         "controlled shutdown: it leads nothing"
     );
-    c.commit(records);
     let image = c.controller.image();
     for p in image.topic("r").unwrap().partitions.values() {
         assert_ne!(p.leader, 1);
@@ -757,15 +763,7 @@ fn unclean_election_takes_a_replica_outside_the_in_sync_set_only_when_allowed() 
         let p = c.controller.image().partition("u", 0).unwrap().clone();
         let epochs = (p.leader_epoch, p.partition_epoch);
         alter(&mut c, ("u", 0), p.leader, epochs, &[p.leader]).unwrap();
-        let shutdown = BrokerHeartbeat {
-            broker_id: p.leader,
-            broker_epoch: c.epochs[p.leader as usize],
-            caught_up: true,
-            want_fence: false,
-            want_shutdown: true,
-        };
-        let (records, _) = c.controller.heartbeat(shutdown, 100).unwrap();
-        c.commit(records);
+        c.shut_down(p.leader, 100);
         let after = c.controller.image().partition("u", 0).unwrap().clone();
         if unclean {
             let first_other = *p.replicas.iter().find(|&&r| r != p.leader).unwrap();
@@ -819,15 +817,7 @@ fn a_broker_back_without_its_data_is_not_elected_for_what_it_held() {
         // The leader alone in sync, then stopped.
         let epochs = (p.leader_epoch, p.partition_epoch);
         alter(&mut c, ("r", 0), victim, epochs, &[victim]).unwrap();
-        let shutdown = BrokerHeartbeat {
-            broker_id: victim,
-            broker_epoch: c.epochs[victim as usize],
-            caught_up: true,
-            want_fence: false,
-            want_shutdown: true,
-        };
-        let (records, _) = c.controller.heartbeat(shutdown, 100).unwrap();
-        c.commit(records);
+        c.shut_down(victim, 100);
         if lost {
             c.directories[victim as usize] = Uuid::new_v4();
         }

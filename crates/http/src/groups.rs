@@ -45,43 +45,5 @@ pub async fn describe(
             Ok(groups::report(client, &group).await?)
         })
         .await?;
-    let members: Vec<Value> = report
-        .members
-        .iter()
-        .map(|m| {
-            let assignment: Vec<Value> = m
-                .partitions
-                .iter()
-                .map(|(t, p)| json!({"topic": t, "partition": p}))
-                .collect();
-            json!({
-                "member_id": m.member_id,
-                "client_id": m.client_id,
-                "host": m.client_host,
-                "assignment": assignment,
-            })
-        })
-        .collect();
-    let partitions: Vec<Value> = report
-        .partitions
-        .iter()
-        .map(|p| {
-            json!({
-                "topic": p.topic,
-                "partition": p.partition,
-                "committed_offset": p.committed,
-                "end_offset": p.end_offset,
-                "lag": p.lag(),
-                "member_id": p.owner,
-            })
-        })
-        .collect();
-    Ok(Json(json!({
-        "group": report.group_id,
-        "state": report.state,
-        "protocol_type": report.protocol_type,
-        "protocol": report.protocol,
-        "members": members,
-        "partitions": partitions,
-    })))
+    Ok(Json(report.to_json()))
 }

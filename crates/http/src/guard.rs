@@ -8,12 +8,17 @@
 //!   the browser then treats the API as that name's. On a loopback listener the `Host` must
 //!   therefore be `localhost` or an IP address; any other name is refused with 403. A listener
 //!   on another address serves whatever names point at it.
+//!
+//! And what need not be read to be refused: a body whose `Content-Length` is over
+//! `HTTP_BODY_BYTES_MAX` gets 413 before a byte of it is read (one without a length is cut off
+//! at the limit as it streams, by the routes' `DefaultBodyLimit`).
 
 use crate::error::ApiError;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use sluice_types::limits::HTTP_BODY_BYTES_MAX;
 use std::net::{IpAddr, SocketAddr};
 
 /// Where the API listens, which decides what `Host` it accepts.
@@ -34,6 +39,19 @@ pub(crate) async fn check(
         return forbidden(format!(
             "Host {host:?} is not a name of this loopback listener (use localhost or an IP address)"
         ));
+    }
+    let length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(length) = length.filter(|&n| n > HTTP_BODY_BYTES_MAX as u64) {
+        return ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            error_code: "REQUEST_TOO_LARGE".into(),
+            message: format!("a body of {length} bytes; at most {HTTP_BODY_BYTES_MAX} are taken"),
+        }
+        .into_response();
     }
     let writes = !matches!(
         *request.method(),

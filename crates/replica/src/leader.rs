@@ -110,6 +110,13 @@ impl LeaderReplica {
     async fn run(self: Arc<Self>, shared: Arc<Shared>) {
         let mut durability = self.partition.subscribe_durability();
         let mut log_end = self.partition.subscribe_log_end();
+        // An fsync that ended between `start` reading the recovery point and the subscription
+        // above (a follower's copy, fsynced by its fetcher as this broker took the lead) sends
+        // no change any more: read what it left, or the high watermark could wait for an fsync
+        // that never comes (a retried batch appends nothing, so nothing asks for one).
+        let point = durability.borrow_and_update().recovery_point;
+        let effects = self.lock().on_local_flush(point);
+        self.carry_out(&shared, effects);
         let mut ticks = tokio::time::interval(Duration::from_millis(shared.config.tick_ms));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -135,7 +142,10 @@ impl LeaderReplica {
                     let effects = {
                         let mut state = self.lock();
                         let log = self.partition.log();
-                        state.tick(&LogView(&log), now_ms())
+                        // The durable end as the log has it, whatever notice was missed.
+                        let mut effects = state.on_local_flush(log.recovery_point());
+                        effects.extend(state.tick(&LogView(&log), now_ms()));
+                        effects
                     };
                     self.carry_out(&shared, effects);
                 }

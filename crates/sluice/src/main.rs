@@ -4,6 +4,7 @@
 
 mod cli;
 mod settings;
+mod unknown_settings;
 
 use clap::{Parser, Subcommand};
 use settings::{ServeArgs, ServeSettings};

@@ -198,17 +198,33 @@ impl Default for ServeSettings {
     }
 }
 
+/// The top-level keys a provider gives (a TOML file's, or the settings' own).
+fn keys(provider: &impl figment::Provider) -> anyhow::Result<Vec<String>> {
+    let data = provider.data()?;
+    Ok(data
+        .values()
+        .flat_map(|dict| dict.keys().cloned())
+        .collect())
+}
+
 impl ServeSettings {
     pub(crate) fn load(args: &ServeArgs) -> anyhow::Result<ServeSettings> {
-        let mut figment = Figment::from(Serialized::defaults(ServeSettings::default()));
+        let defaults = Serialized::defaults(ServeSettings::default());
+        let known = keys(&defaults)?;
+        let mut figment = Figment::from(defaults);
+        let mut toml_keys = Vec::new();
         if let Some(path) = &args.config {
             anyhow::ensure!(
                 path.is_file(),
                 "config file {} does not exist",
                 path.display()
             );
+            toml_keys = keys(&Toml::file(path))
+                .with_context(|| format!("config file {}", path.display()))?;
             figment = figment.merge(Toml::file(path));
         }
+        let variables = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+        crate::unknown_settings::check(&known, &toml_keys, args.config.as_deref(), variables)?;
         figment = figment
             .merge(Env::prefixed("SLUICE_").ignore(&["config", "log", "brokers"]))
             .merge(Serialized::defaults(args));

@@ -118,6 +118,14 @@ impl FlushPlan {
     }
 }
 
+/// What opening a log checked batch by batch (the segments from its recovery point on, after
+/// an unclean shutdown): for the start's report.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recovered {
+    pub segments: usize,
+    pub bytes: u64,
+}
+
 #[derive(Debug)]
 pub struct Log {
     dir: PathBuf,
@@ -165,6 +173,7 @@ pub struct Log {
     log_start_due: bool,
     /// The epoch cache changed (folded at a new log start) since its file was written.
     epoch_cache_due: bool,
+    recovered: Recovered,
 }
 
 impl Log {
@@ -211,6 +220,7 @@ impl Log {
         // kept (their batches are whole and their offsets follow), whatever recovery cut.
         let mut segments: BTreeMap<i64, LogSegment> = BTreeMap::new();
         let last = bases.last().copied();
+        let mut recovered = Recovered::default();
         for base in bases {
             let recover = base >= recover_from && !clean;
             let segment = LogSegment::open(
@@ -222,6 +232,10 @@ impl Log {
                 leader_epoch_max,
                 now_ms,
             )?;
+            if recover {
+                recovered.segments += 1;
+                recovered.bytes += segment.size();
+            }
             if let Some((_, previous)) = segments.iter_mut().next_back() {
                 previous.close_damage(base);
                 // Everything found on disk counts as durable from here on (the recovery point
@@ -265,6 +279,7 @@ impl Log {
             generation: 0,
             log_start_due: false,
             epoch_cache_due: false,
+            recovered,
         };
         if let Some((first_dirty, expiry)) = read_cleaner_checkpoint(dir) {
             log.cleaner_checkpoint = first_dirty.min(log.log_end_offset());
@@ -949,6 +964,11 @@ impl Log {
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark
     }
+    /// What opening this log recovered (nothing after a clean shutdown).
+    pub fn recovered(&self) -> Recovered {
+        self.recovered
+    }
+
     pub fn recovery_point(&self) -> i64 {
         self.recovery_point
     }

@@ -226,6 +226,19 @@ fn write(
     origin: AppendOrigin,
     now_ms: i64,
 ) -> Appended {
+    // Taken before the append: a replicated partition whose leader role this broker has just
+    // given up (the image handlers read is published after the replica manager applied it)
+    // must not be answered on the local fsync alone, or an `acks=all` batch the new leader
+    // never got would be acknowledged. Its role ending after this point shows in
+    // `wait_committed` instead.
+    let leader = broker.replicas.leader(topic, index);
+    if leader.is_none() && !partition.log().is_sole_replica() {
+        return failed(
+            index,
+            ResponseError::NotLeaderOrFollower.code(),
+            "this broker no longer leads the partition".into(),
+        );
+    }
     match partition.append(records, origin, now_ms) {
         Ok(info) => {
             broker.metrics.produced(topic, info.records, info.bytes);
@@ -239,7 +252,7 @@ fn write(
                 response,
                 durable_at: info.last_offset + 1,
                 deferred: None,
-                leader: broker.replicas.leader(topic, index),
+                leader,
             }
         }
         Err(e) => {

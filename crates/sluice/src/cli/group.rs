@@ -1,6 +1,7 @@
 //! `sluice group ...`: list, describe (members and lag), reset-offsets, delete.
 
-use super::{Start, Target, parse_start, start_offset};
+use super::{Output, Start, Target, parse_start, print_json, start_offset};
+use serde_json::json;
 use sluice_client::Client;
 use sluice_client::data::{self, EARLIEST, LATEST};
 use sluice_client::groups::{self, Member};
@@ -10,16 +11,27 @@ use std::collections::BTreeMap;
 pub enum GroupCommand {
     /// List consumer groups with their state and protocol.
     ///
-    /// Example:
+    /// Examples:
     ///   sluice group list
+    ///   sluice group list --format json
     #[command(verbatim_doc_comment)]
-    List,
+    List {
+        /// text: a table; json: one JSON document, for scripts.
+        #[arg(long, value_enum, default_value_t)]
+        format: Output,
+    },
     /// Show a group's members and, per partition, committed offset, end offset and lag.
     ///
-    /// Example:
+    /// Examples:
     ///   sluice group describe billing
+    ///   sluice group describe billing --format json   # the HTTP API's GET /v1/groups/{group}
     #[command(verbatim_doc_comment)]
-    Describe { group: String },
+    Describe {
+        group: String,
+        /// text: tables; json: one JSON document, for scripts.
+        #[arg(long, value_enum, default_value_t)]
+        format: Output,
+    },
     /// Move a group's committed offsets for a topic (a dry run unless --execute).
     ///
     /// The group must have no active members (stop its consumers first), as in Kafka.
@@ -50,8 +62,8 @@ pub enum GroupCommand {
 pub async fn run(target: &Target, command: GroupCommand) -> anyhow::Result<()> {
     let mut client = target.connect().await?;
     match command {
-        GroupCommand::List => list(&mut client).await,
-        GroupCommand::Describe { group } => describe(&mut client, &group).await,
+        GroupCommand::List { format } => list(&mut client, format).await,
+        GroupCommand::Describe { group, format } => describe(&mut client, &group, format).await,
         GroupCommand::ResetOffsets {
             group,
             topic,
@@ -66,8 +78,23 @@ pub async fn run(target: &Target, command: GroupCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn list(client: &mut Client) -> anyhow::Result<()> {
+async fn list(client: &mut Client, format: Output) -> anyhow::Result<()> {
     let listed = groups::list_groups(client).await?;
+    let kind = |g: &groups::ListedGroup| {
+        if g.group_type.is_empty() {
+            g.protocol_type.clone()
+        } else {
+            g.group_type.clone()
+        }
+    };
+    if format == Output::Json {
+        let rows: Vec<serde_json::Value> = listed
+            .iter()
+            .map(|g| json!({"group": g.group_id, "state": g.state, "type": kind(g)}))
+            .collect();
+        print_json(&json!(rows));
+        return Ok(());
+    }
     let width = listed
         .iter()
         .map(|g| g.group_id.len())
@@ -75,19 +102,18 @@ async fn list(client: &mut Client) -> anyhow::Result<()> {
         .unwrap_or(0)
         .max(5);
     println!("{:<width$}  {:<20}  TYPE", "GROUP", "STATE");
-    for g in listed {
-        let kind = if g.group_type.is_empty() {
-            &g.protocol_type
-        } else {
-            &g.group_type
-        };
-        println!("{:<width$}  {:<20}  {kind}", g.group_id, g.state);
+    for g in &listed {
+        println!("{:<width$}  {:<20}  {}", g.group_id, g.state, kind(g));
     }
     Ok(())
 }
 
-async fn describe(client: &mut Client, group: &str) -> anyhow::Result<()> {
+async fn describe(client: &mut Client, group: &str, format: Output) -> anyhow::Result<()> {
     let report = groups::report(client, group).await?;
+    if format == Output::Json {
+        print_json(&report.to_json());
+        return Ok(());
+    }
     println!("group     {group}");
     println!("state     {}", report.state);
     println!("protocol  {} {}", report.protocol_type, report.protocol);

@@ -126,6 +126,22 @@ fn classify(e: &anyhow::Error, target: &Target) -> (u8, Option<String>) {
     }
 }
 
+/// How a listing or description prints: a table for people, or one JSON document for scripts.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Prints `value` as one pretty JSON document (for `--format json`).
+pub fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("a JSON value always serializes")
+    );
+}
+
 /// Parses `KEY=VALUE`.
 pub fn key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {

@@ -1,6 +1,7 @@
 //! `sluice topic ...`: create, list, describe, alter-config, add-partitions, delete.
 
-use super::{Target, key_value};
+use super::{Output, Target, key_value, print_json};
+use serde_json::json;
 use sluice_client::admin::{self, NewTopic};
 use sluice_client::data::{self, EARLIEST, LATEST};
 use sluice_client::{Client, ClientError};
@@ -34,18 +35,28 @@ pub enum TopicCommand {
     /// Examples:
     ///   sluice topic list
     ///   sluice topic list --internal      # include __consumer_offsets
+    ///   sluice topic list --format json
     #[command(verbatim_doc_comment)]
     List {
         /// Include internal topics.
         #[arg(long, short = 'i')]
         internal: bool,
+        /// text: a table; json: one JSON document, for scripts.
+        #[arg(long, value_enum, default_value_t)]
+        format: Output,
     },
     /// Show a topic's partitions (leader, first and next offset) and configs.
     ///
-    /// Example:
+    /// Examples:
     ///   sluice topic describe orders
+    ///   sluice topic describe orders --format json
     #[command(verbatim_doc_comment)]
-    Describe { name: String },
+    Describe {
+        name: String,
+        /// text: tables; json: one JSON document, for scripts.
+        #[arg(long, value_enum, default_value_t)]
+        format: Output,
+    },
     /// Set or remove topic configs.
     ///
     /// Examples:
@@ -104,8 +115,8 @@ pub async fn run(target: &Target, command: TopicCommand) -> anyhow::Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
-        TopicCommand::List { internal } => list(&mut client, internal).await?,
-        TopicCommand::Describe { name } => describe(&mut client, &name).await?,
+        TopicCommand::List { internal, format } => list(&mut client, internal, format).await?,
+        TopicCommand::Describe { name, format } => describe(&mut client, &name, format).await?,
         TopicCommand::AlterConfig { name, set, delete } => {
             anyhow::ensure!(
                 !set.is_empty() || !delete.is_empty(),
@@ -131,7 +142,7 @@ pub async fn run(target: &Target, command: TopicCommand) -> anyhow::Result<()> {
 
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 
-async fn list(client: &mut Client, internal: bool) -> anyhow::Result<()> {
+async fn list(client: &mut Client, internal: bool, format: Output) -> anyhow::Result<()> {
     let metadata = client.metadata(None, false).await?;
     let mut rows: Vec<(String, usize, bool)> = metadata
         .topics
@@ -146,6 +157,16 @@ async fn list(client: &mut Client, internal: bool) -> anyhow::Result<()> {
         })
         .collect();
     rows.sort();
+    if format == Output::Json {
+        let topics: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(name, partitions, internal)| {
+                json!({"name": name, "partitions": partitions, "internal": internal})
+            })
+            .collect();
+        print_json(&json!(topics));
+        return Ok(());
+    }
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(5);
     println!("{:<width$}  PARTITIONS", "TOPIC");
     for (name, partitions, is_internal) in rows {
@@ -155,7 +176,18 @@ async fn list(client: &mut Client, internal: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn describe(client: &mut Client, name: &str) -> anyhow::Result<()> {
+/// One partition as `describe` shows it.
+struct PartitionRow {
+    partition: i32,
+    leader: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+    log_start: i64,
+    end: i64,
+    size_bytes: Option<i64>,
+}
+
+async fn describe(client: &mut Client, name: &str, format: Output) -> anyhow::Result<()> {
     let metadata = client.metadata(Some(&[name.to_string()]), false).await?;
     let topic = metadata
         .topics
@@ -164,39 +196,80 @@ async fn describe(client: &mut Client, name: &str) -> anyhow::Result<()> {
     ClientError::check(topic.error_code, None, || {
         format!("describing topic {name}")
     })?;
-    let mut partitions: Vec<(i32, i32)> = topic
-        .partitions
-        .iter()
-        .map(|p| (p.partition_index, p.leader_id.0))
-        .collect();
-    partitions.sort();
+    let mut partitions: Vec<_> = topic.partitions.iter().collect();
+    partitions.sort_by_key(|p| p.partition_index);
+    let indexes: Vec<i32> = partitions.iter().map(|p| p.partition_index).collect();
+    // Brokers without DescribeLogDirs (or that refuse it) just leave the size out.
+    let sizes = admin::partition_sizes(client, name, &indexes)
+        .await
+        .unwrap_or_default();
+    let mut rows = Vec::with_capacity(partitions.len());
+    for p in partitions {
+        let index = p.partition_index;
+        rows.push(PartitionRow {
+            partition: index,
+            leader: p.leader_id.0,
+            replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+            isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+            log_start: data::list_offset(client, name, index, EARLIEST).await?,
+            end: data::list_offset(client, name, index, LATEST).await?,
+            size_bytes: sizes.get(&index).copied(),
+        });
+    }
+    let configs = admin::describe_topic_configs(client, name).await?;
+    if format == Output::Json {
+        let partitions: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "partition": r.partition,
+                    "leader": r.leader,
+                    "replicas": r.replicas,
+                    "isr": r.isr,
+                    "log_start_offset": r.log_start,
+                    "end_offset": r.end,
+                    "records": r.end - r.log_start,
+                    "size_bytes": r.size_bytes,
+                })
+            })
+            .collect();
+        let configs: Vec<serde_json::Value> = configs
+            .iter()
+            .map(|c| {
+                let value = if c.sensitive { None } else { c.value.clone() };
+                json!({"name": c.name, "value": value, "source": source_name(c.source), "sensitive": c.sensitive})
+            })
+            .collect();
+        print_json(&json!({
+            "name": name,
+            "id": topic.topic_id.to_string(),
+            "internal": topic.is_internal,
+            "partitions": partitions,
+            "configs": configs,
+        }));
+        return Ok(());
+    }
     println!("topic       {name}");
     println!("id          {}", topic.topic_id);
-    println!("partitions  {}", partitions.len());
+    println!("partitions  {}", rows.len());
     println!(
         "internal    {}",
         if topic.is_internal { "yes" } else { "no" }
     );
     println!();
-    let indexes: Vec<i32> = partitions.iter().map(|(p, _)| *p).collect();
-    // Brokers without DescribeLogDirs (or that refuse it) just leave the size out.
-    let sizes = admin::partition_sizes(client, name, &indexes)
-        .await
-        .unwrap_or_default();
     println!("PARTITION  LEADER  LOG-START  END        RECORDS    SIZE");
-    for (partition, leader) in partitions {
-        let start = data::list_offset(client, name, partition, EARLIEST).await?;
-        let end = data::list_offset(client, name, partition, LATEST).await?;
-        let size = sizes
-            .get(&partition)
-            .map_or("-".to_string(), |b| human_bytes(*b));
+    for r in &rows {
+        let size = r.size_bytes.map_or("-".to_string(), human_bytes);
         println!(
-            "{partition:<9}  {leader:<6}  {start:<9}  {end:<9}  {:<9}  {size}",
-            end - start
+            "{:<9}  {:<6}  {:<9}  {:<9}  {:<9}  {size}",
+            r.partition,
+            r.leader,
+            r.log_start,
+            r.end,
+            r.end - r.log_start
         );
     }
     println!();
-    let configs = admin::describe_topic_configs(client, name).await?;
     let width = configs
         .iter()
         .map(|c| c.name.len())
