@@ -85,6 +85,20 @@ def produce_acked(broker, topic, values, partition=0, extra=None):
     return acked, failed
 
 
+def led_and_written(cluster, topic, prefix, count, config=None):
+    """Creates `topic` (one partition, three replicas, `config`), waits until it is led with
+    three in-sync replicas, and writes `count` records `prefix0`, `prefix1`, ... with acks=all
+    through its leader; returns the leader and the (value, offset) acknowledged."""
+    create(cluster[1], topic, 1, 3, config=config)
+    placed = wait_until(lambda: led_everywhere(list(cluster.values()), topic, 1, 3), timeout=30,
+                        what=f"{topic} led with three in-sync replicas")
+    leader = placed[0][0]
+    acked, failed = produce_acked(cluster[leader], topic,
+                                  [prefix + b"%d" % n for n in range(count)])
+    assert not failed and len(acked) == count, failed[:3]
+    return leader, acked
+
+
 def read_from(broker, topic, partition, until_count, timeout=30):
     c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused",
                   "enable.auto.commit": False})
@@ -147,12 +161,7 @@ def test_a_replicated_topic_is_copied_byte_for_byte_to_every_replica(cluster):
 
 def test_killing_a_leader_elects_a_follower_and_loses_no_acknowledged_record(cluster):
     nodes = list(cluster.values())
-    create(cluster[1], "failover", 1, 3)
-    placed = wait_until(lambda: led_everywhere(nodes, "failover", 1, 3), timeout=30,
-                        what="the partition led with three in-sync replicas")
-    leader = placed[0][0]
-    before, failed = produce_acked(cluster[leader], "failover", [b"a%d" % n for n in range(3000)])
-    assert not failed and len(before) == 3000
+    leader, before = led_and_written(cluster, "failover", b"a", 3000)
     cluster[leader].kill()
     survivors = [b for i, b in cluster.items() if i != leader]
     moved = wait_until(lambda: led_everywhere(survivors, "failover", 1, 2), timeout=30,
@@ -176,12 +185,7 @@ def test_killing_a_leader_elects_a_follower_and_loses_no_acknowledged_record(clu
 
 def test_a_lagging_follower_leaves_the_isr_and_min_insync_guards_acks_all(cluster):
     nodes = list(cluster.values())
-    create(cluster[1], "guarded", 1, 3, config={"min.insync.replicas": "3"})
-    placed = wait_until(lambda: led_everywhere(nodes, "guarded", 1, 3), timeout=30,
-                        what="three in-sync replicas")
-    leader = placed[0][0]
-    acked, failed = produce_acked(cluster[leader], "guarded", [b"x%d" % n for n in range(100)])
-    assert not failed and len(acked) == 100
+    leader, _ = led_and_written(cluster, "guarded", b"x", 100, {"min.insync.replicas": "3"})
     follower = next(i for i in cluster if i != leader)
     cluster[follower].kill()
     survivors = [b for i, b in cluster.items() if i != follower]
@@ -359,12 +363,7 @@ def test_delete_records_moves_the_log_start_on_every_replica(cluster):
     """DeleteRecords on the leader: each follower moves its log start offset with the leader's
     (it learns it from its fetches), so a new leader after a failover starts there too."""
     nodes = list(cluster.values())
-    create(cluster[1], "trimmed", 1, 3)
-    placed = wait_until(lambda: led_everywhere(nodes, "trimmed", 1, 3), timeout=30,
-                        what="three in-sync replicas")
-    leader = placed[0][0]
-    acked, failed = produce_acked(cluster[leader], "trimmed", [b"t%d" % n for n in range(100)])
-    assert not failed and len(acked) == 100
+    leader, _ = led_and_written(cluster, "trimmed", b"t", 100)
     admin = AdminClient({"bootstrap.servers": cluster[leader].bootstrap})
     result = admin.delete_records([TopicPartition("trimmed", 0, 60)])
     assert list(result.values())[0].result(30).low_watermark == 60
