@@ -201,7 +201,10 @@ impl RunningBroker {
         .map_err(|e| StartError::Task(e.to_string()))??;
         let cluster_id = logs.cluster_id()?;
         let directory_id = logs.directory_id()?;
-        let listener = listen(config.listen)?;
+        let listener = listen(config.listen).map_err(|error| StartError::Bind {
+            address: config.listen,
+            error,
+        })?;
         let local_addr = listener.local_addr()?;
         // The in-process HTTP gateway's own door: loopback only, an ephemeral port, outside the
         // client caps, so a flood of clients cannot lock the gateway and health checks out.
@@ -535,6 +538,12 @@ async fn accept(broker: Arc<Broker>, listener: TcpListener, door: Door) {
 pub enum StartError {
     #[error(transparent)]
     Storage(#[from] StorageError),
+    // The I/O error is in the message, not a `source`, so `{:#}` does not print it twice.
+    #[error("cannot listen for Kafka clients on {address}: {error}")]
+    Bind {
+        address: SocketAddr,
+        error: std::io::Error,
+    },
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
     #[error("startup task failed: {0}")]

@@ -192,6 +192,15 @@ impl Client {
         self.node(node).await
     }
 
+    /// Drops every connection and connects again to the first reachable bootstrap broker, as
+    /// after a broker restart; addresses and leaders are looked up again on next use.
+    pub async fn reconnect(&mut self) -> Result<()> {
+        let fresh =
+            Client::connect(&self.bootstrap.join(","), &self.client_id, self.timeout).await?;
+        *self = fresh;
+        Ok(())
+    }
+
     /// Forgets partition leaders, so the next request looks them up again (after
     /// NOT_LEADER_OR_FOLLOWER, say).
     pub fn forget_leaders(&mut self) {

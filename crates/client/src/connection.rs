@@ -224,6 +224,11 @@ impl Connection {
             Ok(Err(source)) => return Err(self.io(source)),
             Err(_) => return Err(timed_out(&self.address, self.timeout)),
         }
+        if &prefix == b"HTTP" {
+            return Err(ClientError::HttpNotKafka {
+                address: self.address.clone(),
+            });
+        }
         let length = i64::from(i32::from_be_bytes(prefix));
         if !(0..=i64::from(CLIENT_RESPONSE_FRAME_BYTES_MAX)).contains(&length) {
             return Err(ClientError::ResponseTooLarge {

@@ -27,6 +27,10 @@ pub enum ClientError {
         length: i64,
         max: u32,
     },
+    #[error(
+        "{address} answered in HTTP: that is an HTTP server, not a Kafka listener (Sluice's HTTP API is on 8080 and its Kafka listener on 9092 unless set otherwise)"
+    )]
+    HttpNotKafka { address: String },
     #[error("{address} answered correlation id {got}, expected {expected}")]
     CorrelationMismatch {
         address: String,
@@ -69,6 +73,15 @@ impl ClientError {
         self.code()
             .and_then(ResponseError::try_from_code)
             .is_some_and(|e| e.is_retriable())
+    }
+
+    /// True when the connection itself failed (refused, reset, closed, silent), as when a broker
+    /// restarts: connecting again later may succeed.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Connect { .. } | ClientError::Io { .. } | ClientError::Timeout { .. }
+        )
     }
 
     /// The Kafka error code, when the broker answered with one.

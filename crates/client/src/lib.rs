@@ -4,12 +4,14 @@
 //! mirroring will reuse it.
 //!
 //! Owns: connections and version negotiation (`connection`), brokers and leaders (`client`),
-//! admin requests (`admin`), produce/fetch/offsets (`data`), groups (`groups`) and a KIP-848 member (`member`), the JSON form
-//! of a record (`json`), Kafka's key partitioner
+//! admin requests (`admin`), produce/fetch/offsets/DeleteRecords (`data`), groups (`groups`),
+//! a group member by KIP-848 (`member`) or by the classic protocol (`classic`), where reading
+//! starts (`position`), the JSON form of a record (`json`), Kafka's key partitioner
 //! (`partitioner`). Not: any formatting or user interface (that is the binary's), nor
 //! anything of the broker (it depends on no server crate).
 
 pub mod admin;
+pub mod classic;
 pub mod client;
 pub mod connection;
 pub mod data;

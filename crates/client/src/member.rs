@@ -1,9 +1,10 @@
-//! `Membership`: one consumer-group member reading one topic, through the KIP-848 protocol
+//! `Membership`: one consumer-group member reading some topics, through the KIP-848 protocol
 //! (ConsumerGroupHeartbeat): the broker assigns partitions and the member only reports what
 //! it owns. Heartbeats go over a connection of their own to the coordinator, so a fetch
 //! long-polling on the leader never delays them. Used by `sluice consume --group` and the
 //! HTTP API's group streams.
 
+use crate::classic::ClassicMembership;
 use crate::groups::{self, Heartbeat, Member};
 use crate::{Client, ClientError, Connection, Result};
 use std::collections::BTreeMap;
@@ -17,43 +18,58 @@ const STALE_MEMBER_EPOCH: i16 = 113;
 /// The member epoch that leaves the group.
 const LEAVE_EPOCH: i32 = -1;
 
+/// A topic and partition.
+pub type TopicPartition = (String, i32);
+
 pub struct Membership {
     group: String,
-    topic: String,
-    topic_id: uuid::Uuid,
+    /// The subscribed topics, by the ids assignments name them with.
+    topics: BTreeMap<uuid::Uuid, String>,
     member_id: String,
     epoch: i32,
     coordinator: Connection,
     next_heartbeat: Instant,
-    assigned: Vec<i32>,
+    assigned: Vec<TopicPartition>,
 }
 
 impl Membership {
-    /// Finds the coordinator of `group`; the first `poll` joins.
-    pub async fn new(client: &mut Client, group: &str, topic: &str) -> Result<Membership> {
-        let metadata = client.metadata(Some(&[topic.to_string()]), false).await?;
-        let topic_id = metadata
-            .topics
-            .first()
-            .map(|t| t.topic_id)
-            .filter(|id| !id.is_nil())
-            .ok_or_else(|| {
-                ClientError::Invalid(format!(
-                    "the broker did not give topic {topic}'s id (group members need Metadata v10 or later)"
-                ))
-            })?;
-        let node = groups::coordinator(client, group).await?;
-        let coordinator = client.dedicated(node).await?;
+    /// Finds the coordinator of `group`; the first `poll` joins, subscribed to `topics`.
+    pub async fn new(client: &mut Client, group: &str, topics: &[String]) -> Result<Membership> {
+        let metadata = client.metadata(Some(topics), false).await?;
+        let mut ids = BTreeMap::new();
+        for topic in topics {
+            let id = metadata
+                .topics
+                .iter()
+                .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == topic))
+                .map(|t| t.topic_id)
+                .filter(|id| !id.is_nil())
+                .ok_or_else(|| {
+                    ClientError::Invalid(format!(
+                        "the broker did not give topic {topic}'s id (group members need Metadata v10 or later)"
+                    ))
+                })?;
+            ids.insert(id, topic.clone());
+        }
+        let coordinator = coordinator_of(client, group).await?;
         Ok(Membership {
             group: group.to_string(),
-            topic: topic.to_string(),
-            topic_id,
+            topics: ids,
             member_id: uuid::Uuid::new_v4().simple().to_string(),
             epoch: 0,
             coordinator,
             next_heartbeat: Instant::now(),
             assigned: Vec::new(),
         })
+    }
+
+    /// Finds the group's coordinator again and opens a new connection to it (after a broker
+    /// restart or a coordinator move); the member keeps its id and epoch, and the next
+    /// heartbeat, due at once, learns whether the group still knows them.
+    pub async fn reconnect(&mut self, client: &mut Client) -> Result<()> {
+        self.coordinator = coordinator_of(client, &self.group).await?;
+        self.next_heartbeat = Instant::now();
+        Ok(())
     }
 
     /// True once the broker has answered a join.
@@ -65,13 +81,14 @@ impl Membership {
         self.next_heartbeat
     }
 
-    /// Heartbeats when one is due. Returns the member's partitions of the topic when they
-    /// changed (all of them, not the difference).
-    pub async fn poll(&mut self) -> Result<Option<Vec<i32>>> {
+    /// Heartbeats when one is due. Returns the member's partitions when they changed (all of
+    /// them, not the difference).
+    pub async fn poll(&mut self) -> Result<Option<Vec<TopicPartition>>> {
         if Instant::now() < self.next_heartbeat {
             return Ok(None);
         }
-        let topics = [self.topic.clone()];
+        let topics: Vec<String> = self.topics.values().cloned().collect();
+        let owned = self.owned();
         let response = groups::consumer_group_heartbeat(
             &mut self.coordinator,
             Heartbeat {
@@ -79,7 +96,7 @@ impl Membership {
                 member_id: &self.member_id,
                 member_epoch: self.epoch,
                 topics: (self.epoch == 0).then_some(&topics[..]),
-                owned: Some(vec![(self.topic_id, self.assigned.clone())]),
+                owned: Some(owned),
             },
         )
         .await?;
@@ -104,28 +121,40 @@ impl Membership {
         let Some(assignment) = response.assignment else {
             return Ok(None);
         };
-        let mut mine: Vec<i32> = assignment
+        let mut mine: Vec<TopicPartition> = assignment
             .topic_partitions
             .into_iter()
-            .filter(|tp| tp.topic_id == self.topic_id)
-            .flat_map(|tp| tp.partitions)
+            .filter_map(|tp| Some((self.topics.get(&tp.topic_id)?.clone(), tp.partitions)))
+            .flat_map(|(topic, partitions)| partitions.into_iter().map(move |p| (topic.clone(), p)))
             .collect();
         mine.sort_unstable();
         self.assigned = mine.clone();
         Ok(Some(mine))
     }
 
-    /// Commits the next offsets to read of the given partitions.
-    pub async fn commit(&mut self, offsets: &BTreeMap<i32, i64>) -> Result<()> {
-        let offsets = offsets
+    /// The owned partitions by topic id, as a heartbeat reports them.
+    fn owned(&self) -> Vec<(uuid::Uuid, Vec<i32>)> {
+        self.topics
             .iter()
-            .map(|(p, o)| ((self.topic.clone(), *p), *o))
-            .collect();
+            .map(|(id, topic)| {
+                let partitions = self
+                    .assigned
+                    .iter()
+                    .filter(|(t, _)| t == topic)
+                    .map(|(_, p)| *p)
+                    .collect();
+                (*id, partitions)
+            })
+            .collect()
+    }
+
+    /// Commits the next offsets to read of the given partitions.
+    pub async fn commit(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
         let member = Member {
             member_id: self.member_id.clone(),
             epoch: self.epoch,
         };
-        groups::commit_offsets(&mut self.coordinator, &self.group, &member, &offsets).await
+        groups::commit_offsets(&mut self.coordinator, &self.group, &member, offsets).await
     }
 
     /// Leaves the group so its partitions move to other members at once.
@@ -150,15 +179,98 @@ impl Membership {
     }
 }
 
+/// A connection of its own to `group`'s coordinator.
+async fn coordinator_of(client: &mut Client, group: &str) -> Result<Connection> {
+    let node = groups::coordinator(client, group).await?;
+    client.dedicated(node).await
+}
+
 /// A commit (or heartbeat) error that the next heartbeat settles by rejoining: the member's
-/// epoch moved on or the group forgot it.
+/// epoch (or classic generation) moved on or the group forgot it.
 pub fn rejoin_settles(e: &ClientError) -> bool {
     e.code().is_some_and(|c| {
         matches!(
             c,
             STALE_MEMBER_EPOCH | FENCED_MEMBER_EPOCH | UNKNOWN_MEMBER_ID
-        )
+        ) || crate::classic::rejoin_settles(c)
     })
+}
+
+/// Kafka's GROUP_ID_NOT_FOUND: a KIP-848 heartbeat's answer when the group has live classic
+/// members.
+const GROUP_ID_NOT_FOUND: i16 = 69;
+
+/// A member of a consumer group by either protocol: KIP-848 first; `poll` switches to the
+/// classic protocol when the group turns out to have live classic members (and says so on
+/// stderr, once).
+pub enum GroupMember {
+    Consumer(Membership),
+    Classic(ClassicMembership),
+}
+
+impl GroupMember {
+    /// A member of `group` subscribed to `topics`, by the KIP-848 protocol to begin with.
+    pub async fn new(client: &mut Client, group: &str, topics: &[String]) -> Result<GroupMember> {
+        Ok(GroupMember::Consumer(
+            Membership::new(client, group, topics).await?,
+        ))
+    }
+
+    /// See `Membership::poll`; a KIP-848 member that meets a classic group becomes a classic
+    /// member (its partitions so far: none).
+    pub async fn poll(&mut self, client: &mut Client) -> Result<Option<Vec<TopicPartition>>> {
+        match self {
+            GroupMember::Classic(m) => m.poll(client).await,
+            GroupMember::Consumer(m) => match m.poll().await {
+                Err(e) if e.code() == Some(GROUP_ID_NOT_FOUND) => {
+                    let topics: Vec<String> = m.topics.values().cloned().collect();
+                    eprintln!(
+                        "group {} has members using the classic protocol (JoinGroup/SyncGroup); joining it the same way, with the range or round-robin assignor",
+                        m.group
+                    );
+                    let classic = ClassicMembership::new(client, &m.group, &topics).await?;
+                    *self = GroupMember::Classic(classic);
+                    Box::pin(self.poll(client)).await
+                }
+                other => other,
+            },
+        }
+    }
+
+    pub async fn commit(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+        match self {
+            GroupMember::Consumer(m) => m.commit(offsets).await,
+            GroupMember::Classic(m) => m.commit(offsets).await,
+        }
+    }
+
+    pub async fn reconnect(&mut self, client: &mut Client) -> Result<()> {
+        match self {
+            GroupMember::Consumer(m) => m.reconnect(client).await,
+            GroupMember::Classic(m) => m.reconnect(client).await,
+        }
+    }
+
+    pub fn joined(&self) -> bool {
+        match self {
+            GroupMember::Consumer(m) => m.joined(),
+            GroupMember::Classic(m) => m.joined(),
+        }
+    }
+
+    pub fn next_heartbeat(&self) -> Instant {
+        match self {
+            GroupMember::Consumer(m) => m.next_heartbeat(),
+            GroupMember::Classic(m) => m.next_heartbeat(),
+        }
+    }
+
+    pub async fn leave(&mut self) {
+        match self {
+            GroupMember::Consumer(m) => m.leave().await,
+            GroupMember::Classic(m) => m.leave().await,
+        }
+    }
 }
 
 /// A group member's reading state over `Membership`: where it stands in each assigned
@@ -182,7 +294,7 @@ impl GroupReader {
         from: crate::position::Start,
     ) -> Result<GroupReader> {
         Ok(GroupReader {
-            membership: Membership::new(client, group, topic).await?,
+            membership: Membership::new(client, group, &[topic.to_string()]).await?,
             group: group.to_string(),
             topic: topic.to_string(),
             from,
@@ -203,7 +315,11 @@ impl GroupReader {
         if moved.is_empty() {
             return Ok(());
         }
-        match self.membership.commit(&moved).await {
+        let offsets = moved
+            .iter()
+            .map(|(p, o)| ((self.topic.clone(), *p), *o))
+            .collect();
+        match self.membership.commit(&offsets).await {
             Ok(()) => {
                 self.committed.extend(moved);
                 Ok(())
@@ -219,6 +335,11 @@ impl GroupReader {
         let Some(assigned) = self.membership.poll().await? else {
             return Ok(());
         };
+        let assigned: Vec<i32> = assigned
+            .into_iter()
+            .filter(|(t, _)| *t == self.topic)
+            .map(|(_, p)| p)
+            .collect();
         self.positions.retain(|p, _| assigned.contains(p));
         self.committed.retain(|p, _| assigned.contains(p));
         let new: Vec<i32> = assigned

@@ -1,6 +1,7 @@
 //! Decompression of batch bodies, bounded so that a compression bomb stops at
-//! `BATCH_DECOMPRESSED_BYTES_MAX`, and at most `DECOMPRESSIONS_CONCURRENT_MAX` at once. Sluice
-//! never compresses: batches are stored as producers compressed them.
+//! `BATCH_DECOMPRESSED_BYTES_MAX`, and at most `DECOMPRESSIONS_CONCURRENT_MAX` at once. The
+//! broker never compresses: batches are stored as producers compressed them. `compress` is
+//! for a client's producer (`sluice produce -z`).
 //!
 //! Snappy comes in two framings: librdkafka and most clients send raw snappy blocks, the Java
 //! client sends xerial's framing (a magic header, then length-prefixed blocks). Both are read.
@@ -13,6 +14,41 @@ use std::sync::{Condvar, Mutex};
 
 const XERIAL_MAGIC: &[u8] = &[0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 const XERIAL_HEADER_BYTES: usize = 16;
+
+/// Bytes of uncompressed input per xerial snappy block (the Java client's block size).
+const XERIAL_BLOCK_BYTES: usize = 32 * 1024;
+
+/// `body` compressed with `codec` as Kafka clients send it: a gzip stream, an LZ4 frame, a
+/// zstd frame, or snappy in xerial's framing (what the Java client sends; every client reads it).
+pub(crate) fn compress(codec: Compression, body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let written = "writing into a Vec cannot fail";
+    match codec {
+        Compression::None => body.to_vec(),
+        Compression::Gzip => {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(body).expect(written);
+            gz.finish().expect(written)
+        }
+        Compression::Lz4 => {
+            let mut lz = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            lz.write_all(body).expect(written);
+            lz.finish().expect(written)
+        }
+        Compression::Zstd => zstd::encode_all(body, 3).expect(written),
+        Compression::Snappy => {
+            let mut out = XERIAL_MAGIC.to_vec();
+            out.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]); // version 1, compatible with 1
+            let mut encoder = snap::raw::Encoder::new();
+            for block in body.chunks(XERIAL_BLOCK_BYTES) {
+                let compressed = encoder.compress_vec(block).expect(written);
+                out.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
+                out.extend_from_slice(&compressed);
+            }
+            out
+        }
+    }
+}
 
 /// Returns the decompressed body, or `None` when the body is not compressed.
 pub(crate) fn decompress(codec: Compression, raw: &[u8]) -> Result<Option<Vec<u8>>, RecordError> {
@@ -155,6 +191,25 @@ mod tests {
             (Compression::Snappy, xerial),
         ];
         for (codec, compressed) in cases {
+            assert_eq!(
+                decompress(codec, &compressed).unwrap().unwrap(),
+                data,
+                "{codec:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_compress_writes_inflates_back() {
+        let data = b"a record, another record, ".repeat(5_000);
+        for codec in [
+            Compression::Gzip,
+            Compression::Lz4,
+            Compression::Zstd,
+            Compression::Snappy,
+        ] {
+            let compressed = compress(codec, &data);
+            assert!(compressed.len() < data.len() / 4, "{codec:?}");
             assert_eq!(
                 decompress(codec, &compressed).unwrap().unwrap(),
                 data,

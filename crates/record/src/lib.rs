@@ -25,7 +25,8 @@ pub use validate::RecordsSummary;
 #[doc(hidden)]
 pub mod testing;
 pub use build::{
-    NewRecord, encode_batch, encode_batch_with_timestamps, encode_records, stamp_producer,
+    NewRecord, encode_batch, encode_batch_with_timestamps, encode_records,
+    encode_records_compressed, stamp_producer,
 };
 pub use control::{ControlMarker, encode_marker_batch, read_marker};
 pub use error::RecordError;

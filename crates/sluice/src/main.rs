@@ -79,9 +79,12 @@ enum Command {
     ///
     /// Examples:
     ///   sluice consume orders                      # everything there is, then exit
-    ///   sluice consume orders --from latest --follow
-    ///   sluice consume orders --from @2026-11-23T09:00:00Z -n 10 --format json
-    ///   sluice consume orders --partition 2 --from 1500
+    ///   sluice consume orders -o end --follow      # new records as they come
+    ///   sluice consume orders -o -10               # the last 10 of each partition
+    ///   sluice consume orders -o @-1h -f '%p:%o %k=%v\n'
+    ///   sluice consume orders -o @2026-11-23T09:00:00Z -n 10 --format json
+    ///   sluice consume orders payments --partition 2 -o 1500
+    ///   sluice consume '^orders-.*' --isolation read_committed
     ///   sluice consume orders --group billing      # as a group member, committing
     #[command(verbatim_doc_comment)]
     Consume {
@@ -132,6 +135,9 @@ fn main() -> std::process::ExitCode {
                 // Not eprintln!: a full disk under stderr must not turn an error into a panic.
                 use std::io::Write;
                 let _ = writeln!(std::io::stderr(), "sluice serve: {e:#}");
+                if let Some(hint) = serve_hint(&e) {
+                    let _ = writeln!(std::io::stderr(), "hint: {hint}");
+                }
                 std::process::ExitCode::FAILURE
             }
         },
@@ -148,6 +154,33 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
     }
+}
+
+/// What to do about a failed start, when there is something obvious: an address in use names
+/// the setting that moves it.
+fn serve_hint(e: &anyhow::Error) -> Option<String> {
+    let in_use = e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+            || cause.downcast_ref::<sluice_broker::StartError>().is_some_and(|s| {
+                matches!(s, sluice_broker::StartError::Bind { error, .. } if error.kind() == std::io::ErrorKind::AddrInUse)
+            })
+    });
+    if !in_use {
+        return None;
+    }
+    let text = format!("{e:#}");
+    let setting = if text.contains("HTTP API") {
+        "--http-listen (SLUICE_HTTP_LISTEN; `off` turns the HTTP API off)"
+    } else if text.contains("controllers") {
+        "--controller-listen (SLUICE_CONTROLLER_LISTEN)"
+    } else {
+        "--listen (SLUICE_LISTEN)"
+    };
+    Some(format!(
+        "another process holds that address (a Sluice or Kafka already running? `ss -ltnp` names it); stop it, or choose another address with {setting}"
+    ))
 }
 
 /// The connection flags are global, so clap lets them reach `serve` and `completions` too,
@@ -253,7 +286,10 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                     header_timeout,
                 )
                 .await
-                .map_err(|e| anyhow::anyhow!("HTTP API on {address}: {e}"))?;
+                .map_err(|e| {
+                    anyhow::Error::from(e)
+                        .context(format!("cannot serve the HTTP API on {address}"))
+                })?;
                 Some(api)
             }
             None => None,

@@ -110,6 +110,18 @@ fn classify(e: &anyhow::Error, target: &Target) -> (u8, Option<String>) {
                 target.addresses()
             )),
         ),
+        Some(ClientError::HttpNotKafka { .. }) => (
+            3,
+            Some("point --brokers (or SLUICE_BROKERS) at the Kafka listener (port 9092 unless set otherwise), not the HTTP API".to_string()),
+        ),
+        Some(err) if err.code() == Some(NON_EMPTY_GROUP) => (
+            1,
+            Some("the group has active members: stop its consumers first (`sluice group describe GROUP` lists them), then try again".to_string()),
+        ),
+        Some(err) if matches!(err.code(), Some(MESSAGE_TOO_LARGE | RECORD_LIST_TOO_LARGE)) => (
+            1,
+            Some("the batch is larger than the topic accepts: raise the topic's max.message.bytes (`sluice topic alter-config TOPIC --set max.message.bytes=N`; the broker-wide default is message.max.bytes), or send smaller records".to_string()),
+        ),
         Some(err) if err.code() == Some(3) => (
             4,
             Some("`sluice topic list` shows the topics there are".to_string()),
@@ -125,6 +137,11 @@ fn classify(e: &anyhow::Error, target: &Target) -> (u8, Option<String>) {
         _ => (1, None),
     }
 }
+
+/// Kafka error codes with a hint of their own.
+const MESSAGE_TOO_LARGE: i16 = 10;
+const RECORD_LIST_TOO_LARGE: i16 = 18;
+const NON_EMPTY_GROUP: i16 = 68;
 
 /// How a listing or description prints: a table for people, or one JSON document for scripts.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]

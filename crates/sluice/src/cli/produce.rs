@@ -5,7 +5,7 @@ use bytes::Bytes;
 use sluice_client::Client;
 use sluice_client::data::{self, Acks};
 use sluice_client::partitioner::partition_for_key;
-use sluice_record::{Record, RecordHeader, encode_records};
+use sluice_record::{Compression, Record, RecordHeader, encode_records_compressed};
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -24,6 +24,16 @@ pub struct ProduceArgs {
     /// Split each line at the first SEP into key and value (lines without it get no key).
     #[arg(long, short = 'K', value_name = "SEP")]
     pub key_separator: Option<String>,
+    /// One key for every record.
+    #[arg(long, short = 'k', conflicts_with = "key_separator")]
+    pub key: Option<String>,
+    /// An empty value is sent as null: a tombstone, which deletes its key on a compacted
+    /// topic.
+    #[arg(long, short = 'Z')]
+    pub empty_as_null: bool,
+    /// Compress batches: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, short = 'z', default_value = "none", value_parser = parse_compression)]
+    pub compression: Compression,
     /// A header for every record, KEY=VALUE; repeatable.
     #[arg(long = "header", short = 'H', value_name = "KEY=VALUE", value_parser = key_value)]
     pub headers: Vec<(String, String)>,
@@ -39,15 +49,34 @@ pub struct ProduceArgs {
     pub acks: String,
 }
 
+fn parse_compression(s: &str) -> Result<Compression, String> {
+    Ok(match s {
+        "none" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        _ => {
+            return Err(format!(
+                "expected none, gzip, snappy, lz4 or zstd, got {s:?}"
+            ));
+        }
+    })
+}
+
 /// One record read from the input, waiting in its partition's batch.
 struct Pending {
     key: Option<Vec<u8>>,
-    value: Vec<u8>,
+    /// `None`: a tombstone (`-Z` and an empty line).
+    value: Option<Vec<u8>>,
+    /// Its input line, counted from 1.
+    line: u64,
 }
 
 struct Batches<'a> {
     topic: &'a str,
     acks: Acks,
+    compression: Compression,
     headers: Vec<RecordHeader<'a>>,
     pending: Vec<Vec<Pending>>,
     pending_bytes: Vec<usize>,
@@ -62,7 +91,8 @@ impl Batches<'_> {
         record: Pending,
     ) -> anyhow::Result<bool> {
         let p = partition as usize;
-        self.pending_bytes[p] += record.value.len() + record.key.as_ref().map_or(0, Vec::len);
+        self.pending_bytes[p] +=
+            record.value.as_ref().map_or(0, Vec::len) + record.key.as_ref().map_or(0, Vec::len);
         self.pending[p].push(record);
         let full = self.pending_bytes[p] >= BATCH_BYTES_TARGET
             || self.pending[p].len() >= BATCH_RECORDS_MAX;
@@ -85,13 +115,15 @@ impl Batches<'_> {
                 offset: i as i64,
                 timestamp,
                 key: r.key.as_deref(),
-                value: Some(&r.value),
+                value: r.value.as_deref(),
                 headers: self.headers.clone(),
             })
             .collect();
-        let batch = Bytes::from(encode_records(&records));
+        let batch = Bytes::from(encode_records_compressed(&records, self.compression));
         let count = records.len() as u64;
-        data::produce(client, self.topic, partition, batch, self.acks).await?;
+        data::produce(client, self.topic, partition, batch, self.acks)
+            .await
+            .map_err(|e| self.explain(partition, e))?;
         self.produced += count;
         self.pending[p].clear();
         self.pending_bytes[p] = 0;
@@ -104,7 +136,31 @@ impl Batches<'_> {
         }
         Ok(())
     }
+
+    /// A refused batch, with the line to blame when a compacted topic refused a keyless record.
+    fn explain(&self, partition: i32, e: sluice_client::ClientError) -> anyhow::Error {
+        let keyless = self.pending[partition as usize]
+            .iter()
+            .find(|r| r.key.is_none());
+        match keyless {
+            Some(record) if e.code() == Some(INVALID_RECORD) => anyhow::Error::from(e).context(
+                format!(
+                    "line {} has no key, and {} is compacted (it keeps the latest record per key): give every line a key with --key-separator SEP or --key KEY",
+                    record.line, self.topic
+                ),
+            ),
+            _ => e.into(),
+        }
+    }
+
+    /// The first input line not known to be written: every line before it was acknowledged.
+    fn first_unwritten_line(&self) -> Option<u64> {
+        self.pending.iter().flatten().map(|r| r.line).min()
+    }
 }
+
+/// Kafka's INVALID_RECORD: a compacted topic answers it for a record without a key.
+const INVALID_RECORD: i16 = 87;
 
 pub async fn run(target: &Target, args: ProduceArgs) -> anyhow::Result<()> {
     let mut client = target.connect().await?;
@@ -125,6 +181,7 @@ pub async fn run(target: &Target, args: ProduceArgs) -> anyhow::Result<()> {
     let mut batches = Batches {
         topic: &args.topic,
         acks,
+        compression: args.compression,
         headers: args
             .headers
             .iter()
@@ -137,7 +194,44 @@ pub async fn run(target: &Target, args: ProduceArgs) -> anyhow::Result<()> {
         pending_bytes: vec![0; partitions as usize],
         produced: 0,
     };
-    let (mut input, progress) = open_input(args.file.as_deref())?;
+    let (input, progress) = open_input(args.file.as_deref())?;
+    let result = produce_lines(
+        &mut client,
+        &args,
+        partitions,
+        input,
+        &progress,
+        &mut batches,
+    )
+    .await;
+    progress.finish_and_clear();
+    if let Err(e) = result {
+        let resume = match (acks, batches.first_unwritten_line()) {
+            (Acks::None, _) => "with --acks 0 nothing is known to be written".to_string(),
+            (_, Some(line)) => format!(
+                "every line before line {line} was written; resume from line {line} (tail -n +{line})"
+            ),
+            (_, None) => "every line read was written".to_string(),
+        };
+        return Err(e.context(format!(
+            "{} records were written to {}; {resume}",
+            batches.produced, args.topic
+        )));
+    }
+    eprintln!("produced {} records to {}", batches.produced, args.topic);
+    Ok(())
+}
+
+/// Reads every input line into its partition's batch, sending batches as they fill, then the
+/// rest.
+async fn produce_lines(
+    client: &mut Client,
+    args: &ProduceArgs,
+    partitions: i32,
+    mut input: Box<dyn BufRead>,
+    progress: &indicatif::ProgressBar,
+    batches: &mut Batches<'_>,
+) -> anyhow::Result<()> {
     // Keyless records stick to one partition per batch, starting anywhere, as Kafka's sticky
     // partitioner does.
     let mut keyless_partition = (now_ms() % i64::from(partitions)) as i32;
@@ -147,24 +241,24 @@ pub async fn run(target: &Target, args: ProduceArgs) -> anyhow::Result<()> {
         line_number += 1;
         progress.inc(line.len() as u64);
         strip_line_end(&mut line);
-        let record = split_record(&line, args.key_separator.as_deref());
+        let mut record = split_record(&line, args.key_separator.as_deref(), line_number);
+        if let Some(key) = &args.key {
+            record.key = Some(key.as_bytes().to_vec());
+        }
+        if args.empty_as_null && record.value.as_ref().is_some_and(Vec::is_empty) {
+            record.value = None;
+        }
         let partition = match (args.partition, &record.key) {
             (Some(p), _) => p,
             (None, Some(key)) => partition_for_key(key, partitions),
             (None, None) => keyless_partition,
         };
-        let sent = batches
-            .add(&mut client, partition, record)
-            .await
-            .map_err(|e| e.context(format!("at input line {line_number}")))?;
+        let sent = batches.add(client, partition, record).await?;
         if sent && partition == keyless_partition {
             keyless_partition = (keyless_partition + 1) % partitions;
         }
     }
-    batches.send_all(&mut client).await?;
-    progress.finish_and_clear();
-    eprintln!("produced {} records to {}", batches.produced, args.topic);
-    Ok(())
+    batches.send_all(client).await
 }
 
 fn open_input(
@@ -213,18 +307,20 @@ fn strip_line_end(line: &mut Vec<u8>) {
     }
 }
 
-fn split_record(line: &[u8], separator: Option<&str>) -> Pending {
+fn split_record(line: &[u8], separator: Option<&str>, number: u64) -> Pending {
     if let Some(sep) = separator.map(str::as_bytes).filter(|s| !s.is_empty())
         && let Some(at) = line.windows(sep.len()).position(|w| w == sep)
     {
         return Pending {
             key: Some(line[..at].to_vec()),
-            value: line[at + sep.len()..].to_vec(),
+            value: Some(line[at + sep.len()..].to_vec()),
+            line: number,
         };
     }
     Pending {
         key: None,
-        value: line.to_vec(),
+        value: Some(line.to_vec()),
+        line: number,
     }
 }
 
@@ -234,15 +330,15 @@ mod tests {
 
     #[test]
     fn splits_at_the_first_separator_only() {
-        let r = split_record(b"k:v:w", Some(":"));
+        let r = split_record(b"k:v:w", Some(":"), 1);
         assert_eq!(r.key.as_deref(), Some(&b"k"[..]));
-        assert_eq!(r.value, b"v:w");
-        let r = split_record(b"no-separator", Some("::"));
-        assert_eq!((r.key, r.value), (None, b"no-separator".to_vec()));
-        let r = split_record(b":empty-key", Some(":"));
+        assert_eq!(r.value.as_deref(), Some(&b"v:w"[..]));
+        let r = split_record(b"no-separator", Some("::"), 2);
+        assert_eq!((r.key, r.value), (None, Some(b"no-separator".to_vec())));
+        let r = split_record(b":empty-key", Some(":"), 3);
         assert_eq!(
-            (r.key.as_deref(), r.value.as_slice()),
-            (Some(&b""[..]), &b"empty-key"[..])
+            (r.key.as_deref(), r.value.as_deref(), r.line),
+            (Some(&b""[..]), Some(&b"empty-key"[..]), 3)
         );
     }
 

@@ -1,6 +1,7 @@
-//! `sluice topic ...`: create, list, describe, alter-config, add-partitions, delete.
+//! `sluice topic ...`: create, list, describe, alter-config, add-partitions, trim-prefix,
+//! delete.
 
-use super::{Output, Target, key_value, print_json};
+use super::{Output, Start, Target, key_value, parse_start, print_json};
 use serde_json::json;
 use sluice_client::admin::{self, NewTopic};
 use sluice_client::data::{self, EARLIEST, LATEST};
@@ -83,6 +84,28 @@ pub enum TopicCommand {
         #[arg(long)]
         total: i32,
     },
+    /// Delete the records before an offset (DeleteRecords): the partitions then start there.
+    ///
+    /// --offset takes an offset N, end (everything there is), -N (keep the last N records) or
+    /// @TIME (delete what is older). Asks first on a terminal, unless --no-confirm.
+    ///
+    /// Examples:
+    ///   sluice topic trim-prefix orders --offset 1500 --partitions 0,2
+    ///   sluice topic trim-prefix orders --offset @-7d --no-confirm
+    ///   sluice topic trim-prefix orders --offset -1000   # keep the last 1000 of each partition
+    #[command(verbatim_doc_comment)]
+    TrimPrefix {
+        name: String,
+        /// The new first offset of each partition (see above).
+        #[arg(long, short = 'o', value_parser = parse_start, allow_hyphen_values = true)]
+        offset: Start,
+        /// Only these partitions (default: all of them).
+        #[arg(long, short = 'p', value_delimiter = ',')]
+        partitions: Vec<i32>,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'n')]
+        no_confirm: bool,
+    },
     /// Delete a topic and all its records.
     ///
     /// Example:
@@ -132,6 +155,12 @@ pub async fn run(target: &Target, command: TopicCommand) -> anyhow::Result<()> {
             admin::create_partitions(&mut client, &name, total).await?;
             println!("topic {name} now has {total} partitions");
         }
+        TopicCommand::TrimPrefix {
+            name,
+            offset,
+            partitions,
+            no_confirm,
+        } => trim_prefix(&mut client, &name, offset, partitions, no_confirm).await?,
         TopicCommand::Delete { name } => {
             admin::delete_topic(&mut client, &name).await?;
             println!("deleted topic {name}");
@@ -141,6 +170,53 @@ pub async fn run(target: &Target, command: TopicCommand) -> anyhow::Result<()> {
 }
 
 const TOPIC_ALREADY_EXISTS: i16 = 36;
+
+/// `trim-prefix`: works out each partition's new start, asks (on a terminal), deletes.
+async fn trim_prefix(
+    client: &mut Client,
+    name: &str,
+    to: Start,
+    only: Vec<i32>,
+    no_confirm: bool,
+) -> anyhow::Result<()> {
+    let all = client.partitions(name, false).await?;
+    if let Some(missing) = only.iter().find(|p| !all.contains(p)) {
+        anyhow::bail!("topic {name} has no partition {missing}");
+    }
+    let chosen = if only.is_empty() { all } else { only };
+    let mut plan = Vec::with_capacity(chosen.len());
+    for p in chosen {
+        let offset = match to {
+            Start::Latest => data::DELETE_TO_END,
+            other => super::start_offset(client, name, p, other).await?,
+        };
+        plan.push((p, offset));
+    }
+    if !no_confirm && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        for (p, offset) in &plan {
+            let shown = if *offset == data::DELETE_TO_END {
+                "the end".to_string()
+            } else {
+                offset.to_string()
+            };
+            println!("{name}-{p}: delete the records before {shown}");
+        }
+        print!("Go ahead? [y/N] ");
+        std::io::Write::flush(&mut std::io::stdout())?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("nothing deleted");
+            return Ok(());
+        }
+    }
+    println!("PARTITION  START");
+    for (p, offset) in plan {
+        let start = data::delete_records(client, name, p, offset).await?;
+        println!("{p:<9}  {start}");
+    }
+    Ok(())
+}
 
 async fn list(client: &mut Client, internal: bool, format: Output) -> anyhow::Result<()> {
     let metadata = client.metadata(None, false).await?;
