@@ -408,3 +408,78 @@ pub async fn report(client: &mut Client, group: &str) -> Result<GroupReport> {
         partitions,
     })
 }
+
+/// One partition of a group's offset reset: where the group stands and where it would go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetRow {
+    pub partition: i32,
+    /// The committed offset now (`None`: nothing committed).
+    pub current: Option<i64>,
+    pub new: i64,
+}
+
+/// Where `to` would put `group` in each partition of `topic` (as Kafka's
+/// `kafka-consumer-groups --reset-offsets`): an explicit offset outside the log moves to its
+/// nearest end.
+pub async fn plan_reset(
+    client: &mut Client,
+    group: &str,
+    topic: &str,
+    to: crate::position::Start,
+) -> Result<Vec<ResetRow>> {
+    use crate::data::{EARLIEST, LATEST, list_offset};
+    let partitions = client.partitions(topic, false).await?;
+    let current = committed_offsets(
+        client,
+        group,
+        Some(&[(topic.to_string(), partitions.clone())]),
+    )
+    .await?;
+    let mut rows = Vec::with_capacity(partitions.len());
+    for p in partitions {
+        let mut new = crate::position::start_offset(client, topic, p, to).await?;
+        if let crate::position::Start::Offset(_) = to {
+            let earliest = list_offset(client, topic, p, EARLIEST).await?;
+            let latest = list_offset(client, topic, p, LATEST).await?;
+            new = new.clamp(earliest, latest);
+        }
+        rows.push(ResetRow {
+            partition: p,
+            current: current.get(&(topic.to_string(), p)).copied(),
+            new,
+        });
+    }
+    Ok(rows)
+}
+
+/// Kafka's NON_EMPTY_GROUP.
+const NON_EMPTY_GROUP: i16 = 68;
+
+/// Commits a planned reset, as an admin: only for a group with no active members (Kafka's
+/// rule), else NON_EMPTY_GROUP.
+pub async fn execute_reset(
+    client: &mut Client,
+    group: &str,
+    topic: &str,
+    plan: &[ResetRow],
+) -> Result<()> {
+    let described = describe_group(client, group).await?;
+    if !described.members.is_empty() {
+        return Err(ClientError::Kafka {
+            context: format!("resetting the offsets of group {group}"),
+            code: NON_EMPTY_GROUP,
+            name: crate::error::error_name(NON_EMPTY_GROUP),
+            message: Some(format!(
+                "the group has {} active member(s) (state {}); stop its consumers first",
+                described.members.len(),
+                described.group_state
+            )),
+        });
+    }
+    let offsets: BTreeMap<(String, i32), i64> = plan
+        .iter()
+        .map(|r| ((topic.to_string(), r.partition), r.new))
+        .collect();
+    let connection = coordinator_connection(client, group).await?;
+    commit_offsets(connection, group, &Member::admin(), &offsets).await
+}

@@ -329,6 +329,29 @@ impl GroupReader {
         }
     }
 
+    /// Commits `offsets` (next offsets to read, by partition) of the partitions still assigned:
+    /// a reader that acknowledges explicitly commits what its client processed, not what it
+    /// was sent. A commit the next heartbeat settles is left out, as in `commit`.
+    pub async fn commit_acknowledged(&mut self, offsets: &BTreeMap<i32, i64>) -> Result<()> {
+        let owned: BTreeMap<TopicPartition, i64> = offsets
+            .iter()
+            .filter(|(p, o)| self.positions.contains_key(p) && self.committed.get(p) != Some(o))
+            .map(|(p, o)| ((self.topic.clone(), *p), *o))
+            .collect();
+        if owned.is_empty() {
+            return Ok(());
+        }
+        match self.membership.commit(&owned).await {
+            Ok(()) => {
+                self.committed
+                    .extend(owned.into_iter().map(|((_, p), o)| (p, o)));
+                Ok(())
+            }
+            Err(e) if rejoin_settles(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Heartbeats when due and takes up a new assignment: new partitions start at the
     /// group's committed offsets, else at `from`.
     pub async fn refresh(&mut self, client: &mut Client) -> Result<()> {

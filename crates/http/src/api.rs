@@ -22,11 +22,17 @@ use utoipa::{OpenApi, ToSchema};
         crate::topics::create,
         crate::topics::describe,
         crate::topics::delete,
+        crate::topics::alter_configs,
+        crate::topics::add_partitions,
+        crate::records::delete_records,
         crate::records::produce,
         crate::records::fetch,
         crate::stream::stream,
+        crate::stream::ack,
         crate::groups::list,
         crate::groups::describe,
+        crate::groups::delete,
+        crate::groups::reset_offsets,
         crate::members::join,
         crate::members::poll,
         crate::members::commit,
@@ -124,8 +130,9 @@ pub(crate) struct RecordOut {
     pub key: Option<String>,
     #[schema(required = false)]
     pub key_base64: Option<String>,
+    /// A string (value_format=text), or any JSON (value_format=json).
     #[schema(required = false, nullable)]
-    pub value: Option<String>,
+    pub value: Option<serde_json::Value>,
     #[schema(required = false)]
     pub value_base64: Option<String>,
     pub headers: Vec<HeaderOut>,
@@ -189,6 +196,31 @@ pub(crate) struct GroupDescription {
     pub protocol: String,
     pub members: Vec<GroupMemberOut>,
     pub partitions: Vec<GroupPartition>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ResetPartition {
+    pub partition: i32,
+    /// The committed offset before (null: nothing committed).
+    #[schema(nullable)]
+    pub current: Option<i64>,
+    pub new: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct OffsetReset {
+    pub group: String,
+    pub topic: String,
+    /// False for a dry run.
+    pub executed: bool,
+    pub partitions: Vec<ResetPartition>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RecordsDeleted {
+    pub partition: i32,
+    /// The partition's first offset afterwards.
+    pub log_start_offset: i64,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -1,9 +1,9 @@
 //! Requests a browser could be tricked into sending: refused before any route runs.
 //!
 //! - **Cross-origin writes.** A page on another origin can POST to the API (a `text/plain`
-//!   body needs no CORS preflight). The API approves no other origin, so a request that
-//!   changes something (any method but GET, HEAD and OPTIONS) carrying an `Origin` that is not
-//!   the API's own is refused with 403.
+//!   body needs no CORS preflight). Unless `http_cors_origins` approves that origin, a request
+//!   that changes something (any method but GET, HEAD and OPTIONS) carrying an `Origin` that
+//!   is not the API's own is refused with 403.
 //! - **DNS rebinding.** A name the attacker controls can be made to resolve to 127.0.0.1, and
 //!   the browser then treats the API as that name's. On a loopback listener the `Host` must
 //!   therefore be `localhost` or an IP address; any other name is refused with 403. A listener
@@ -21,21 +21,21 @@ use axum::response::{IntoResponse, Response};
 use sluice_types::limits::HTTP_BODY_BYTES_MAX;
 use std::net::{IpAddr, SocketAddr};
 
-/// Where the API listens, which decides what `Host` it accepts.
-#[derive(Clone, Copy)]
-pub(crate) struct Listener(pub SocketAddr);
+/// Where the API listens, which decides what `Host` it accepts, and the origins CORS
+/// approves.
+#[derive(Clone)]
+pub(crate) struct Guard {
+    pub listener: SocketAddr,
+    pub cors: crate::CorsOrigins,
+}
 
-pub(crate) async fn check(
-    State(listener): State<Listener>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Response {
     let host = request
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    if listener.0.ip().is_loopback() && !loopback_name(host) {
+    if guard.listener.ip().is_loopback() && !loopback_name(host) {
         return forbidden(format!(
             "Host {host:?} is not a name of this loopback listener (use localhost or an IP address)"
         ));
@@ -59,9 +59,9 @@ pub(crate) async fn check(
     );
     if writes && let Some(origin) = request.headers().get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("null");
-        if !same_origin(origin, host) {
+        if !same_origin(origin, host) && !approved(&guard.cors, origin) {
             return forbidden(format!(
-                "cross-origin request from {origin} refused: this API approves no other origin"
+                "cross-origin request from {origin} refused: http_cors_origins does not approve it"
             ));
         }
     }
@@ -88,6 +88,15 @@ fn host_name(host: &str) -> &str {
 fn loopback_name(host: &str) -> bool {
     let name = host_name(host);
     name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok()
+}
+
+/// `origin` is one `http_cors_origins` approves.
+fn approved(cors: &crate::CorsOrigins, origin: &str) -> bool {
+    match cors {
+        crate::CorsOrigins::Off => false,
+        crate::CorsOrigins::Any => true,
+        crate::CorsOrigins::List(list) => list.iter().any(|o| o.as_bytes() == origin.as_bytes()),
+    }
 }
 
 /// `origin` (`scheme://host[:port]`) names the same host and port as the `Host` header.

@@ -11,10 +11,12 @@
 //!
 //! Routes (described at `GET /openapi.json`): `GET /healthz`, `GET /readyz`, `GET /metrics`
 //! (the broker's, rendered by a function the binary hands in, so this crate stays a client);
-//! `GET|POST /v1/topics`, `GET|DELETE /v1/topics/{topic}`; `POST /v1/topics/{topic}/records`;
-//! `GET /v1/topics/{topic}/partitions/{partition}/records`; `GET /v1/topics/{topic}/stream`
-//! (Server-Sent Events); `GET /v1/groups`, `GET /v1/groups/{group}`; group members under
-//! `/v1/groups/{group}/members`.
+//! `GET|POST /v1/topics`, `GET|DELETE /v1/topics/{topic}`, `PATCH /v1/topics/{topic}/configs`,
+//! `POST /v1/topics/{topic}/partitions`; `POST /v1/topics/{topic}/records`;
+//! `GET|DELETE /v1/topics/{topic}/partitions/{partition}/records`;
+//! `GET /v1/topics/{topic}/stream` (Server-Sent Events); `GET /v1/groups`,
+//! `GET|DELETE /v1/groups/{group}`, `POST /v1/groups/{group}/reset-offsets`; group members
+//! under `/v1/groups/{group}/members`. Every error, 404 and 405 included, is a JSON body.
 
 mod api;
 mod error;
@@ -32,7 +34,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use bytes::Bytes;
 use error::{ApiError, ApiResult};
 use pool::ClientPool;
@@ -56,10 +58,63 @@ pub(crate) struct AppState {
     metrics: MetricsRenderer,
     /// Group members held for polling HTTP clients.
     members: members::Members,
+    /// Group streams that take acknowledgements (`ack=explicit`).
+    stream_acks: stream::AckRoutes,
 }
 
 /// What `GET /metrics` serves: the broker's metrics as OpenMetrics text.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// How the HTTP API serves, beyond its address.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// A connection whose next request's headers do not arrive within this (idle keep-alive
+    /// connections included) is closed.
+    pub header_read_timeout: std::time::Duration,
+    /// Browser origins allowed by CORS; empty: no CORS headers at all.
+    pub cors_origins: CorsOrigins,
+}
+
+/// Which browser origins may call the API (CORS).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No CORS headers: browsers keep other origins' pages out (the default).
+    #[default]
+    Off,
+    Any,
+    List(Vec<axum::http::HeaderValue>),
+}
+
+/// Parses `http_cors_origins`: empty (off), `*` (any), or comma-separated origins
+/// (`scheme://host[:port]`, as browsers send them: `https://console.example.com`).
+pub fn parse_cors_origins(text: &str) -> Result<CorsOrigins, String> {
+    let origins: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins.is_empty() {
+        return Ok(CorsOrigins::Off);
+    }
+    if origins == ["*"] {
+        return Ok(CorsOrigins::Any);
+    }
+    let mut list = Vec::with_capacity(origins.len());
+    for origin in origins {
+        let origin = origin.trim_end_matches('/');
+        let host = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        let refuse =
+            || format!("http_cors_origins: {origin:?} is not an origin (https://host[:port]) or *");
+        match host {
+            Some(host) if !host.is_empty() && !host.contains(['/', ' ', '*']) => {}
+            _ => return Err(refuse()),
+        }
+        list.push(axum::http::HeaderValue::from_str(origin).map_err(|_| refuse())?);
+    }
+    Ok(CorsOrigins::List(list))
+}
 
 /// The running HTTP API.
 pub struct HttpApi {
@@ -76,7 +131,7 @@ impl HttpApi {
         listen: SocketAddr,
         bootstrap: String,
         metrics: MetricsRenderer,
-        header_read_timeout: std::time::Duration,
+        options: HttpOptions,
     ) -> std::io::Result<HttpApi> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
@@ -86,16 +141,25 @@ impl HttpApi {
             streams: Arc::new(tokio::sync::Semaphore::new(HTTP_STREAMS_MAX)),
             metrics,
             members: members::Members::default(),
+            stream_acks: stream::AckRoutes::default(),
         });
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
-        let app = router(state.clone()).layer(axum::middleware::from_fn_with_state(
-            guard::Listener(local_addr),
-            guard::check,
-        ));
+        let app = router(state.clone())
+            .layer(cors_layer(&options.cors_origins))
+            // Compresses what the client accepts (gzip, zstd); tower-http's default predicate
+            // leaves Server-Sent Events and small bodies alone.
+            .layer(tower_http::compression::CompressionLayer::new())
+            .layer(axum::middleware::from_fn_with_state(
+                guard::Guard {
+                    listener: local_addr,
+                    cors: options.cors_origins.clone(),
+                },
+                guard::check,
+            ));
         let sweeper = tokio::spawn(members::sweep(state));
         let task = tokio::spawn(async move {
-            serve::serve(listener, app, header_read_timeout, stop).await;
+            serve::serve(listener, app, options.header_read_timeout, stop).await;
             sweeper.abort();
         });
         tracing::info!(%local_addr, "HTTP API listening");
@@ -125,6 +189,28 @@ impl HttpApi {
     }
 }
 
+/// The CORS layer for `origins`: none at all when off (no CORS headers are sent, so browsers
+/// keep other origins out), else the listed origins (or any) with every method the API serves.
+fn cors_layer(origins: &CorsOrigins) -> tower_http::cors::CorsLayer {
+    use axum::http::{Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allow = match origins {
+        CorsOrigins::Off => return CorsLayer::new(),
+        CorsOrigins::Any => AllowOrigin::any(),
+        CorsOrigins::List(list) => AllowOrigin::list(list.clone()),
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::AUTHORIZATION,
+            header::HeaderName::from_static("last-event-id"),
+        ])
+        .max_age(std::time::Duration::from_secs(3600))
+}
+
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -137,7 +223,19 @@ fn router(state: Arc<AppState>) -> Router {
             get(topics::describe).delete(topics::delete),
         )
         .route("/v1/groups", get(groups::list))
-        .route("/v1/groups/{group}", get(groups::describe))
+        .route("/v1/topics/{topic}/configs", patch(topics::alter_configs))
+        .route(
+            "/v1/topics/{topic}/partitions",
+            post(topics::add_partitions),
+        )
+        .route(
+            "/v1/groups/{group}",
+            get(groups::describe).delete(groups::delete),
+        )
+        .route(
+            "/v1/groups/{group}/reset-offsets",
+            post(groups::reset_offsets),
+        )
         .route("/v1/groups/{group}/members", post(members::join))
         .route(
             "/v1/groups/{group}/members/{member}",
@@ -153,23 +251,28 @@ fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/topics/{topic}/records", post(records::produce))
         .route("/v1/topics/{topic}/stream", get(stream::stream))
+        .route("/v1/groups/{group}/streams/{stream}/ack", post(stream::ack))
         .route(
             "/v1/topics/{topic}/partitions/{partition}/records",
-            get(records::fetch),
+            get(records::fetch).delete(records::delete_records),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))
         .with_state(state)
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "the process is alive", body = crate::api::Status)))]
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "health", responses((status = 200, description = "the process is alive", body = crate::api::Status)))]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready once the broker answers the gateway (it starts after storage recovery): a Metadata
-/// request goes through, so a pooled connection to a broker that went away does not count.
-#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "the broker answers", body = crate::api::Status), (status = 503, description = "the broker does not answer", body = crate::api::Status)))]
+/// Readiness: the broker answers the gateway.
+///
+/// Ready once the broker answers (it starts after storage recovery): a Metadata request goes
+/// through, so a pooled connection to a broker that went away does not count.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "health", responses((status = 200, description = "the broker answers", body = crate::api::Status), (status = 503, description = "the broker does not answer", body = crate::api::Status)))]
 async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let answered = state
         .pool
@@ -186,7 +289,8 @@ async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>)
     }
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus metrics", content_type = "application/openmetrics-text", body = String)))]
+/// The broker's Prometheus metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "health", responses((status = 200, description = "Prometheus metrics", content_type = "application/openmetrics-text", body = String)))]
 async fn metrics(State(state): State<Arc<AppState>>) -> axum::response::Response {
     use axum::response::IntoResponse;
     let render = state.metrics.clone();
@@ -217,6 +321,17 @@ async fn openapi() -> axum::response::Response {
         api::ApiDoc::openapi().to_json().unwrap_or_default(),
     )
         .into_response()
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        error_code: "METHOD_NOT_ALLOWED".into(),
+        message: format!(
+            "{method} is not served on {}; /openapi.json lists each route's methods",
+            uri.path()
+        ),
+    }
 }
 
 async fn not_found() -> ApiError {

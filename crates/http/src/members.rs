@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_client::Client;
 use sluice_client::data;
-use sluice_client::json::record_to_json;
+use sluice_client::json::record_to_json_as;
 use sluice_client::member::GroupReader;
 use sluice_client::position::{Start, parse_start};
 use sluice_types::limits::HTTP_MEMBERS_MAX;
@@ -119,7 +119,8 @@ pub(crate) struct JoinBody {
     from: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/groups/{group}/members", tag = "groups", params(("group" = String, Path)), request_body = JoinBody, responses((status = 201, description = "joined", body = crate::api::MemberJoined), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
+/// Join a group as a member that polls for records.
+#[utoipa::path(post, path = "/v1/groups/{group}/members", operation_id = "join_group", tag = "groups", params(("group" = String, Path)), request_body = JoinBody, responses((status = 201, description = "joined", body = crate::api::MemberJoined), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn join(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
@@ -171,11 +172,14 @@ pub async fn join(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PollParams {
+    /// How values are written: text (default), json (the JSON they hold) or base64.
+    value_format: Option<String>,
     max: Option<usize>,
     wait_ms: Option<u64>,
 }
 
-#[utoipa::path(get, path = "/v1/groups/{group}/members/{member}/records", tag = "groups", params(("group" = String, Path), ("member" = String, Path), PollParams), responses((status = 200, description = "records of the assigned partitions", body = crate::api::MemberRecords), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
+/// Read records of a member's assigned partitions.
+#[utoipa::path(get, path = "/v1/groups/{group}/members/{member}/records", operation_id = "poll_member_records", tag = "groups", params(("group" = String, Path), ("member" = String, Path), PollParams), responses((status = 200, description = "records of the assigned partitions", body = crate::api::MemberRecords), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn poll(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -184,6 +188,7 @@ pub async fn poll(
     let Path((group, id)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let (max, wait) = crate::records::read_limits(params.max, params.wait_ms)?;
+    let format = crate::records::value_format(params.value_format.as_deref())?;
     let shared = state.members.get(&group, &id)?;
     let mut member = shared.lock().await;
     member.last_request = Instant::now();
@@ -202,7 +207,7 @@ pub async fn poll(
         let mut last = None;
         let next = data::for_each_record(&fetched.records, f.offset, |r| {
             if records.len() < max {
-                records.push(record_to_json(None, Some(f.partition), r));
+                records.push(record_to_json_as(None, Some(f.partition), r, format));
                 last = Some(r.offset);
             }
         })?;
@@ -218,7 +223,8 @@ pub async fn poll(
     Ok(Json(json!({"records": records, "assigned": assigned})))
 }
 
-#[utoipa::path(post, path = "/v1/groups/{group}/members/{member}/commit", tag = "groups", params(("group" = String, Path), ("member" = String, Path)), responses((status = 204, description = "committed"), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
+/// Commit everything the member was given so far.
+#[utoipa::path(post, path = "/v1/groups/{group}/members/{member}/commit", operation_id = "commit_member_offsets", tag = "groups", params(("group" = String, Path), ("member" = String, Path)), responses((status = 204, description = "committed"), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn commit(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -231,7 +237,8 @@ pub async fn commit(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(delete, path = "/v1/groups/{group}/members/{member}", tag = "groups", params(("group" = String, Path), ("member" = String, Path)), responses((status = 204, description = "left the group"), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
+/// Leave the group.
+#[utoipa::path(delete, path = "/v1/groups/{group}/members/{member}", operation_id = "leave_group", tag = "groups", params(("group" = String, Path), ("member" = String, Path)), responses((status = 204, description = "left the group"), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn leave(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,

@@ -1,9 +1,12 @@
-//! `POST /v1/topics/{topic}/records` and `GET /v1/topics/{topic}/partitions/{p}/records`.
+//! `POST /v1/topics/{topic}/records`, `GET /v1/topics/{topic}/partitions/{p}/records` and
+//! `DELETE` of the same (DeleteRecords).
 //!
-//! Produce body: `{"records":[{"key":..., "value":..., "headers":{...}, "partition":P}]}`. A
-//! string `value` (or `key`) is stored as its UTF-8 bytes, any other JSON value as its JSON
-//! text, `value_base64` (`key_base64`) as the bytes it encodes; a missing or null value is a
-//! null value (a tombstone on a compacted topic). `headers` is an object of strings or a list
+//! Produce body: `{"records":[{"key":..., "value":..., "headers":{...}, "partition":P}]}`.
+//! With `value_format=text` (the default) a string `value` (or `key`) is stored as its UTF-8
+//! bytes, any other JSON value as its JSON text; with `json` every value as its JSON text; with
+//! `base64` a value is a base64 string. `value_base64` (`key_base64`) is always the bytes it
+//! encodes; a missing or null value is a null value (a tombstone on a compacted topic). Reads
+//! write values as their `value_format` asks (`sluice_client::json`). `headers` is an object of strings or a list
 //! of `{"key","value"}`. Records without `partition` go by key (Kafka's murmur2) or, keyless,
 //! to one partition per request. A partition's records go as batches of at most 512 KiB, so a
 //! request of 10,000 records fits the default `max.message.bytes`. Every record is
@@ -18,9 +21,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_client::Client;
-use sluice_client::data::{self, Acks, EARLIEST};
-use sluice_client::json::{decode_base64, record_to_json};
+use sluice_client::data::{self, Acks};
+use sluice_client::json::{ValueFormat, decode_base64, record_to_json_as};
 use sluice_client::partitioner::partition_for_key;
+use sluice_client::position::{Start, parse_start, start_offset};
 use sluice_record::{Record, RecordHeader, encode_records};
 use sluice_types::limits::HTTP_RECORDS_PER_REQUEST_MAX;
 use std::collections::BTreeMap;
@@ -65,17 +69,28 @@ struct Outgoing {
     headers: Vec<(String, Option<String>)>,
 }
 
+/// The bytes a `field` / `field_base64` pair stands for, `format` saying how a JSON value
+/// becomes bytes: `text` stores a string as its UTF-8 and anything else as its JSON text;
+/// `json` stores every value as its JSON text (a string keeps its quotes); `base64` takes a
+/// string of base64.
 fn bytes_of(
     field: &str,
     json: Option<Value>,
     base64: Option<String>,
+    format: ValueFormat,
 ) -> ApiResult<Option<Vec<u8>>> {
     match (json, base64) {
         (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
             "give {field} or {field}_base64, not both"
         ))),
         (None | Some(Value::Null), None) => Ok(None),
-        (Some(Value::String(s)), None) => Ok(Some(s.into_bytes())),
+        (Some(Value::String(s)), None) if format == ValueFormat::Base64 => decode_base64(&s)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("{field} (value_format=base64): {e}"))),
+        (Some(_), None) if format == ValueFormat::Base64 => Err(ApiError::bad_request(format!(
+            "{field}: with value_format=base64 a value is a base64 string"
+        ))),
+        (Some(Value::String(s)), None) if format == ValueFormat::Text => Ok(Some(s.into_bytes())),
         (Some(other), None) => Ok(Some(other.to_string().into_bytes())),
         (None, Some(b)) => decode_base64(&b)
             .map(Some)
@@ -83,13 +98,17 @@ fn bytes_of(
     }
 }
 
-#[utoipa::path(post, path = "/v1/topics/{topic}/records", tag = "records", params(("topic" = String, Path)), request_body = ProduceBody, responses((status = 200, description = "durable (acks=all)", body = crate::api::Produced), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
+/// Produce records (acknowledged once durable, acks=all).
+#[utoipa::path(post, path = "/v1/topics/{topic}/records", operation_id = "produce_records", tag = "records", params(("topic" = String, Path), ProduceParams), request_body = ProduceBody, responses((status = 200, description = "durable (acks=all)", body = crate::api::Produced), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn produce(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
+    params: Result<Query<ProduceParams>, QueryRejection>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let Path(topic) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let format = value_format(params.value_format.as_deref())?;
     let body: ProduceBody = body_json(body)?;
     if body.records.is_empty() || body.records.len() > HTTP_RECORDS_PER_REQUEST_MAX {
         return Err(ApiError::bad_request(format!(
@@ -102,8 +121,8 @@ pub async fn produce(
     for r in body.records {
         chosen.push(r.partition);
         records.push(Outgoing {
-            key: bytes_of("key", r.key, r.key_base64)?,
-            value: bytes_of("value", r.value, r.value_base64)?,
+            key: bytes_of("key", r.key, r.key_base64, ValueFormat::Text)?,
+            value: bytes_of("value", r.value, r.value_base64, format)?,
             headers: match r.headers {
                 None => Vec::new(),
                 Some(InHeaders::Object(map)) => {
@@ -241,16 +260,39 @@ async fn send_batch(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
+pub struct ProduceParams {
+    /// How each record's `value` becomes bytes: text (default: a string as its UTF-8, any other
+    /// JSON as its JSON text), json (every value as its JSON text, so a reader asking for json
+    /// gets it back as posted) or base64 (a base64 string).
+    value_format: Option<String>,
+}
+
+/// `value_format`, text when absent.
+pub(crate) fn value_format(name: Option<&str>) -> ApiResult<ValueFormat> {
+    name.map_or(Ok(ValueFormat::Text), |n| {
+        ValueFormat::parse(n).map_err(ApiError::bad_request)
+    })
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct FetchParams {
     /// First offset wanted (default: the start of the partition).
     offset: Option<i64>,
+    /// Where to start instead of `offset`: earliest, latest, an offset, -N (the last N
+    /// records) or @TIME (RFC 3339, a date, epoch ms, or a time ago like @-1h).
+    from: Option<String>,
+    /// How values are written: text (default), json (the JSON they hold) or base64.
+    value_format: Option<String>,
     /// Most records returned (default 100).
     max: Option<usize>,
     /// How long to wait for a record when there is none yet (default 0).
     wait_ms: Option<u64>,
 }
 
-#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records", params(("topic" = String, Path), ("partition" = i32, Path), FetchParams), responses((status = 200, description = "records from the offset", body = crate::api::Records), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
+/// Read a partition's records from an offset or a time.
+#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records", operation_id = "fetch_records", tag = "records", params(("topic" = String, Path), ("partition" = i32, Path), FetchParams), responses((status = 200, description = "records from the offset", body = crate::api::Records), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn fetch(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, i32)>, PathRejection>,
@@ -262,14 +304,18 @@ pub async fn fetch(
     if params.offset.is_some_and(|o| o < 0) {
         return Err(ApiError::bad_request("offset is not negative"));
     }
+    let from = match (params.offset, params.from.as_deref()) {
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("give offset or from, not both")),
+        (Some(offset), None) => Start::Offset(offset),
+        (None, Some(text)) => parse_start(text).map_err(ApiError::bad_request)?,
+        (None, None) => Start::Earliest,
+    };
+    let format = value_format(params.value_format.as_deref())?;
     let body = state
         .pool
         .with(async |client: &mut Client| -> ApiResult<Value> {
-            let offset = match params.offset {
-                Some(o) => o,
-                None => data::list_offset(client, &topic, partition, EARLIEST).await?,
-            };
-            read_records(client, &topic, partition, offset, max, wait).await
+            let offset = start_offset(client, &topic, partition, from).await?;
+            read_records(client, &topic, partition, offset, max, wait, format).await
         })
         .await?;
     Ok(Json(body))
@@ -304,6 +350,7 @@ async fn read_records(
     offset: i64,
     max: usize,
     wait: Duration,
+    format: ValueFormat,
 ) -> ApiResult<Value> {
     let fetched = data::fetch_partitions(client, topic, &[(partition, offset)], wait, 1024 * 1024)
         .await?
@@ -315,7 +362,7 @@ async fn read_records(
     let mut next_offset = offset;
     data::for_each_record(&fetched.records, offset, |r| {
         if records.len() < max {
-            records.push(record_to_json(None, None, r));
+            records.push(record_to_json_as(None, None, r, format));
             next_offset = r.offset + 1;
         }
     })?;
@@ -324,4 +371,41 @@ async fn read_records(
         "next_offset": next_offset,
         "high_watermark": fetched.high_watermark,
     }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteRecordsParams {
+    /// The partition's new first offset: an offset N, `end` (everything there is), -N (keep the
+    /// last N records) or @TIME (delete what is older).
+    before: String,
+}
+
+/// Delete the records before an offset.
+///
+/// DeleteRecords: the partition then starts at `before`. An offset past the end is refused
+/// with OFFSET_OUT_OF_RANGE.
+#[utoipa::path(delete, path = "/v1/topics/{topic}/partitions/{partition}/records", operation_id = "delete_records", tag = "records", params(("topic" = String, Path), ("partition" = i32, Path), DeleteRecordsParams), responses((status = 200, description = "the partition's new start", body = crate::api::RecordsDeleted), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
+pub async fn delete_records(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<(String, i32)>, PathRejection>,
+    params: Result<Query<DeleteRecordsParams>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Path((topic, partition)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let before = parse_start(&params.before).map_err(ApiError::bad_request)?;
+    let start = state
+        .pool
+        .with(async |client: &mut Client| -> ApiResult<i64> {
+            let offset = match before {
+                Start::Latest => data::DELETE_TO_END,
+                other => start_offset(client, &topic, partition, other).await?,
+            };
+            Ok(data::delete_records(client, &topic, partition, offset).await?)
+        })
+        .await?;
+    Ok(Json(
+        json!({"partition": partition, "log_start_offset": start}),
+    ))
 }

@@ -213,6 +213,8 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let http_address = settings.http_address()?;
     // The HTTP API waits for request headers as long as the broker waits for a frame.
     let header_timeout = std::time::Duration::from_millis(config.request_timeout_ms);
+    let cors_origins =
+        sluice_http::parse_cors_origins(&settings.http_cors_origins).map_err(anyhow::Error::msg)?;
     let voters = cluster_config.voters.len();
     runtime.block_on(async move {
         let node = Arc::new(ClusterNode::start(cluster_config).await?);
@@ -279,11 +281,15 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                 // The gateway is a Kafka client of this broker, through the broker's internal
                 // loopback listener (outside the client connection caps).
                 let bootstrap = broker.internal_addr().to_string();
+                let options = sluice_http::HttpOptions {
+                    header_read_timeout: header_timeout,
+                    cors_origins: cors_origins.clone(),
+                };
                 let api = sluice_http::HttpApi::start(
                     address,
                     bootstrap,
                     broker.metrics_renderer(),
-                    header_timeout,
+                    options,
                 )
                 .await
                 .map_err(|e| {

@@ -30,6 +30,10 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     http_listen: Option<String>,
+    /// Origins allowed to call the HTTP API from a browser (CORS), comma-separated, or * for any [env: SLUICE_HTTP_CORS_ORIGINS] [default: none: CORS off]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_cors_origins: Option<String>,
     /// This node's id, Kafka's `node.id` [env: SLUICE_NODE_ID] [default: 1]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,6 +67,8 @@ pub(crate) struct ServeSettings {
     pub advertised_listener: Option<String>,
     /// The HTTP API's address; "off" serves none.
     pub http_listen: String,
+    /// Browser origins allowed by CORS, comma-separated (`*`: any); empty: CORS off.
+    pub http_cors_origins: String,
     /// The controller listener's address, if any
     pub controller_listen: Option<String>,
     /// `controller.quorum.voters`: `id@host:port,...`; empty: this node alone
@@ -152,6 +158,7 @@ impl Default for ServeSettings {
             listen: "127.0.0.1:9092".into(),
             advertised_listener: None,
             http_listen: "127.0.0.1:8080".into(),
+            http_cors_origins: String::new(),
             controller_listen: None,
             controllers: String::new(),
             roles: "broker,controller".into(),

@@ -1,11 +1,9 @@
 //! `sluice group ...`: list, describe (members and lag), reset-offsets, delete.
 
-use super::{Output, Start, Target, parse_start, print_json, start_offset};
+use super::{Output, Start, Target, parse_start, print_json};
 use serde_json::json;
 use sluice_client::Client;
-use sluice_client::data::{self, EARLIEST, LATEST};
-use sluice_client::groups::{self, Member};
-use std::collections::BTreeMap;
+use sluice_client::groups;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum GroupCommand {
@@ -169,42 +167,17 @@ async fn reset_offsets(
     to: Start,
     execute: bool,
 ) -> anyhow::Result<()> {
-    let partitions = client.partitions(topic, false).await?;
-    let current = groups::committed_offsets(
-        client,
-        group,
-        Some(&[(topic.to_string(), partitions.clone())]),
-    )
-    .await?;
-    let mut planned = BTreeMap::new();
+    let plan = groups::plan_reset(client, group, topic, to).await?;
     println!("PARTITION  CURRENT    NEW");
-    for &p in &partitions {
-        let mut new = start_offset(client, topic, p, to).await?;
-        if let Start::Offset(_) = to {
-            // As Kafka's tool does: an offset outside the log moves to its nearest end.
-            let earliest = data::list_offset(client, topic, p, EARLIEST).await?;
-            let latest = data::list_offset(client, topic, p, LATEST).await?;
-            new = new.clamp(earliest, latest);
-        }
-        let old = current
-            .get(&(topic.to_string(), p))
-            .map_or("-".to_string(), i64::to_string);
-        println!("{p:<9}  {old:<9}  {new}");
-        planned.insert((topic.to_string(), p), new);
+    for row in &plan {
+        let old = row.current.map_or("-".to_string(), |o| o.to_string());
+        println!("{:<9}  {old:<9}  {}", row.partition, row.new);
     }
     if !execute {
         println!("dry run: nothing changed; add --execute to commit these offsets");
         return Ok(());
     }
-    let described = groups::describe_group(client, group).await?;
-    anyhow::ensure!(
-        described.members.is_empty(),
-        "group {group} has {} active member(s) (state {}); stop its consumers first",
-        described.members.len(),
-        described.group_state
-    );
-    let connection = groups::coordinator_connection(client, group).await?;
-    groups::commit_offsets(connection, group, &Member::admin(), &planned).await?;
+    groups::execute_reset(client, group, topic, &plan).await?;
     println!("committed new offsets for group {group} on {topic}");
     Ok(())
 }
