@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import ConfigResource
+from confluent_kafka.admin import ConfigResource, NewTopic
 
 from conftest import wait_until
 from helpers import admin, create_topic
@@ -351,3 +351,36 @@ print("round trip ok")
 """
     ran = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert ran.returncode == 0 and b"round trip ok" in ran.stdout, ran.stderr.decode()
+
+
+def test_errors_by_api_and_http_requests_by_route_are_counted(broker):
+    import re
+    create_topic(broker, "counted")
+    client = admin(broker)  # must outlive the future
+    again = client.create_topics([NewTopic("counted", 1, 1)])
+    try:
+        again["counted"].result(timeout=15)
+        raise AssertionError("creating the topic twice succeeded")
+    except Exception as e:  # librdkafka raises KafkaException(TOPIC_ALREADY_EXISTS)
+        assert "TOPIC_ALREADY_EXISTS" in str(e) or "already exists" in str(e), e
+    for _ in range(3):
+        assert call(broker, "GET", "/v1/topics/counted")[0] == 200
+    assert call(broker, "GET", "/v1/topics/none-such")[0] == 404
+    assert call(broker, "GET", "/v1/nowhere")[0] == 404
+
+    _, _, raw = request(broker, "GET", "/metrics")
+    text = raw.decode()
+    assert text.count("# EOF") == 1 and text.rstrip().endswith("# EOF")
+
+    def value(pattern):
+        found = re.search(pattern + r" (\d+)", text)
+        assert found, pattern
+        return int(found.group(1))
+
+    assert value(r'sluice_errors_total\{api="CreateTopics",error="TOPIC_ALREADY_EXISTS"\}') >= 1
+    # The HTTP API's failed describe asked for Metadata of an unknown topic.
+    assert value(r'sluice_errors_total\{api="Metadata",error="UNKNOWN_TOPIC_OR_PARTITION"\}') >= 1
+    assert value(r'sluice_http_requests_total\{method="GET",route="/v1/topics/\{topic\}",status="200"\}') == 3
+    assert value(r'sluice_http_requests_total\{method="GET",route="/v1/topics/\{topic\}",status="404"\}') == 1
+    assert value(r'sluice_http_requests_total\{method="GET",route="unmatched",status="404"\}') == 1
+    assert value(r'sluice_http_request_duration_seconds_count\{method="GET",route="/v1/topics/\{topic\}",status="200"\}') == 3

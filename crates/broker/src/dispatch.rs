@@ -10,6 +10,7 @@
 //! vouch for first) holds the reader until it is done (`hold_reader`).
 
 use crate::handlers;
+use crate::metrics::{Metrics, ResponseErrors};
 use crate::server::{Broker, Endpoint};
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
@@ -145,6 +146,7 @@ pub(crate) fn ready(reply: Reply) -> Pending {
 /// As `respond`, for Fetch: the response is written in pieces around its record bytes, which
 /// are sent as storage read them instead of being copied into a response buffer.
 pub(crate) fn respond_fetch<Fut>(
+    metrics: &Arc<Metrics>,
     request: RequestFrame,
     handle: impl FnOnce(FetchRequest, i16) -> Fut,
 ) -> Result<Pending, ProtocolError>
@@ -155,10 +157,12 @@ where
     let correlation_id = request.header.correlation_id;
     let body = decode_body::<FetchRequest>(request.body, version)?;
     let response = handle(body, version);
+    let metrics = metrics.clone();
     Ok(Box::pin(async move {
         let Some(response) = response.await else {
             return Reply::Nothing;
         };
+        metrics.response_errors(ApiKey::Fetch, &response);
         match encode_fetch_response(version, correlation_id, response, RESPONSE_FRAME_BYTES_MAX) {
             Ok(pieces) => Reply::Pieces(pieces),
             Err(e) => {
@@ -172,12 +176,13 @@ where
 /// Decodes the body as `Req`, runs `handle` now, and returns the future of the encoded
 /// response. `handle`'s own future yields `None` when no response is due (`acks=0`).
 pub(crate) fn respond<Req, Resp, Fut>(
+    metrics: &Arc<Metrics>,
     request: RequestFrame,
     handle: impl FnOnce(Req, i16) -> Fut,
 ) -> Result<Pending, ProtocolError>
 where
     Req: Decodable,
-    Resp: Encodable + Send + 'static,
+    Resp: Encodable + ResponseErrors + Send + 'static,
     Fut: Future<Output = Option<Resp>> + Send + 'static,
 {
     let version = request.header.request_api_version;
@@ -185,10 +190,12 @@ where
     let api_key = request.api_key;
     let body = decode_body::<Req>(request.body, version)?;
     let response = handle(body, version);
+    let metrics = metrics.clone();
     Ok(Box::pin(async move {
         let Some(response) = response.await else {
             return Reply::Nothing;
         };
+        metrics.response_errors(api_key, &response);
         match encode_response(api_key, version, correlation_id, &response) {
             Ok(frame) => Reply::Frame(frame),
             Err(e) => {

@@ -33,8 +33,11 @@
 //! (`process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`,
 //! `process_max_fds`, `process_start_time_seconds`; `metrics/process.rs`).
 
+mod errors;
 mod node;
 mod process;
+
+pub(crate) use errors::ResponseErrors;
 
 use crate::server::Broker;
 use kafka_protocol::messages::ApiKey;
@@ -52,6 +55,25 @@ use std::time::Duration;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ApiLabel {
     pub api: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ErrorLabels {
+    pub api: &'static str,
+    /// Kafka's name for the error code (`NOT_LEADER_OR_FOLLOWER`).
+    pub error: &'static str,
+}
+
+/// Kafka's name of an error code (`NOT_LEADER_OR_FOLLOWER`), made once per code, so that
+/// counting an error allocates nothing after the first.
+fn error_name(code: i16) -> &'static str {
+    static NAMES: OnceLock<std::sync::Mutex<std::collections::HashMap<i16, &'static str>>> =
+        OnceLock::new();
+    let names = NAMES.get_or_init(Default::default);
+    let mut names = names.lock().unwrap_or_else(|p| p.into_inner());
+    names
+        .entry(code)
+        .or_insert_with(|| Box::leak(sluice_client::error::error_name(code).into_boxed_str()))
 }
 
 /// Kafka's name of an API (`Produce`), made once, so that counting a request allocates nothing.
@@ -102,6 +124,7 @@ pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<ApiLabel, Counter>,
     request_seconds: Family<ApiLabel, Histogram>,
+    errors: Family<ErrorLabels, Counter>,
     pub connections: Gauge,
     connections_closed: Family<ReasonLabel, Counter>,
     produced_bytes: Family<TopicLabel, Counter>,
@@ -162,6 +185,12 @@ impl Metrics {
             coordinator_shards.clone(),
         );
         registry.register("requests", "Kafka requests received", requests.clone());
+        let errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "errors",
+            "Kafka error codes in responses, by API and error (each partition's counts)",
+            errors.clone(),
+        );
         registry.register(
             "request_duration_seconds",
             "Time from a request's decoding to its response being ready",
@@ -236,6 +265,7 @@ impl Metrics {
         Metrics {
             registry: root,
             requests,
+            errors,
             request_seconds,
             connections,
             connections_closed,
@@ -264,6 +294,19 @@ impl Metrics {
         self.request_seconds
             .get_or_create(&label)
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts the non-zero error codes of a response to `api`.
+    pub(crate) fn response_errors(&self, api: ApiKey, response: &impl ResponseErrors) {
+        let mut codes = Vec::new();
+        response.error_codes(&mut codes);
+        for code in codes.into_iter().filter(|&c| c != 0) {
+            let label = ErrorLabels {
+                api: api_name(api),
+                error: error_name(code),
+            };
+            self.errors.get_or_create(&label).inc();
+        }
     }
 
     pub(crate) fn scrubbed(&self, bytes: u64) {

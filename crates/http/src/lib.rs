@@ -23,6 +23,7 @@ mod error;
 mod groups;
 mod guard;
 mod members;
+mod metrics;
 mod pool;
 mod records;
 mod serve;
@@ -60,6 +61,8 @@ pub(crate) struct AppState {
     members: members::Members,
     /// Group streams that take acknowledgements (`ack=explicit`).
     stream_acks: stream::AckRoutes,
+    /// HTTP requests by route and status.
+    http_metrics: Arc<metrics::HttpMetrics>,
 }
 
 /// What `GET /metrics` serves: the broker's metrics as OpenMetrics text.
@@ -142,10 +145,15 @@ impl HttpApi {
             metrics,
             members: members::Members::default(),
             stream_acks: stream::AckRoutes::default(),
+            http_metrics: Arc::new(metrics::HttpMetrics::new()),
         });
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         let app = router(state.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                state.http_metrics.clone(),
+                metrics::track,
+            ))
             .layer(cors_layer(&options.cors_origins))
             // Compresses what the client accepts (gzip, zstd); tower-http's default predicate
             // leaves Server-Sent Events and small bodies alone.
@@ -294,7 +302,8 @@ async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>)
 async fn metrics(State(state): State<Arc<AppState>>) -> axum::response::Response {
     use axum::response::IntoResponse;
     let render = state.metrics.clone();
-    match tokio::task::spawn_blocking(move || render()).await {
+    let http = state.http_metrics.clone();
+    match tokio::task::spawn_blocking(move || metrics::join(&render(), &http.render())).await {
         Ok(text) => (
             [(
                 axum::http::header::CONTENT_TYPE,

@@ -101,93 +101,102 @@ pub(crate) fn route(
 ) -> Result<Pending, ProtocolError> {
     let b = broker.clone();
     let e = endpoint.clone();
+    let m = broker.metrics.clone();
     // The group APIs are handed only the group coordinators (`&b.groups`), and some
     // transaction APIs only theirs (`&b.transaction_coordinators`).
     match request.api_key {
-        ApiKey::ApiVersions => respond(request, api_versions::handle),
-        ApiKey::Metadata => respond(request, move |r, v| metadata::handle(&b, r, v, &e)),
-        ApiKey::Produce => respond(request, move |r, v| produce::handle(&b, r, v, &e)),
-        ApiKey::Fetch => respond_fetch(request, move |r, v| fetch::handle(b, r, v)),
-        ApiKey::ListOffsets => respond(request, move |r, v| list_offsets::handle(&b, r, v)),
-        ApiKey::OffsetForLeaderEpoch => respond(request, move |r, v| {
+        ApiKey::ApiVersions => respond(&m, request, api_versions::handle),
+        ApiKey::Metadata => respond(&m, request, move |r, v| metadata::handle(&b, r, v, &e)),
+        ApiKey::Produce => respond(&m, request, move |r, v| produce::handle(&b, r, v, &e)),
+        ApiKey::Fetch => respond_fetch(&m, request, move |r, v| fetch::handle(b, r, v)),
+        ApiKey::ListOffsets => respond(&m, request, move |r, v| list_offsets::handle(&b, r, v)),
+        ApiKey::OffsetForLeaderEpoch => respond(&m, request, move |r, v| {
             offset_for_leader_epoch::handle(&b, r, v)
         }),
-        ApiKey::CreateTopics => respond(request, move |r, v| create_topics::handle(&b, r, v)),
-        ApiKey::DeleteTopics => respond(request, move |r, v| delete_topics::handle(&b, r, v)),
-        ApiKey::DeleteRecords => respond(request, move |r, v| delete_records::handle(&b, r, v)),
+        ApiKey::CreateTopics => respond(&m, request, move |r, v| create_topics::handle(&b, r, v)),
+        ApiKey::DeleteTopics => respond(&m, request, move |r, v| delete_topics::handle(&b, r, v)),
+        ApiKey::DeleteRecords => respond(&m, request, move |r, v| delete_records::handle(&b, r, v)),
         ApiKey::CreatePartitions => {
-            respond(request, move |r, v| create_partitions::handle(&b, r, v))
+            respond(&m, request, move |r, v| create_partitions::handle(&b, r, v))
         }
-        ApiKey::DescribeConfigs => respond(request, move |r, v| configs::describe(&b, r, v)),
-        ApiKey::AlterConfigs => respond(request, move |r, v| configs::alter(&b, r, v)),
-        ApiKey::IncrementalAlterConfigs => {
-            respond(request, move |r, v| configs::incremental_alter(&b, r, v))
-        }
-        ApiKey::DescribeCluster => {
-            respond(request, move |r, v| describe_cluster::handle(&b, r, v, &e))
-        }
+        ApiKey::DescribeConfigs => respond(&m, request, move |r, v| configs::describe(&b, r, v)),
+        ApiKey::AlterConfigs => respond(&m, request, move |r, v| configs::alter(&b, r, v)),
+        ApiKey::IncrementalAlterConfigs => respond(&m, request, move |r, v| {
+            configs::incremental_alter(&b, r, v)
+        }),
+        ApiKey::DescribeCluster => respond(&m, request, move |r, v| {
+            describe_cluster::handle(&b, r, v, &e)
+        }),
         ApiKey::DescribeLogDirs => {
-            respond(request, move |r, v| describe_log_dirs::handle(&b, r, v))
+            respond(&m, request, move |r, v| describe_log_dirs::handle(&b, r, v))
         }
-        ApiKey::FindCoordinator => {
-            respond(request, move |r, v| find_coordinator::handle(&b, r, v, &e))
-        }
+        ApiKey::FindCoordinator => respond(&m, request, move |r, v| {
+            find_coordinator::handle(&b, r, v, &e)
+        }),
         ApiKey::JoinGroup => {
             let client = join_group::Client::of(&request, peer);
-            respond(request, move |r, v| {
+            respond(&m, request, move |r, v| {
                 join_group::handle(&b.groups, r, v, client)
             })
         }
         ApiKey::ConsumerGroupHeartbeat => {
             let client = join_group::Client::of(&request, peer);
-            respond(request, move |r, v| {
+            respond(&m, request, move |r, v| {
                 consumer_group_heartbeat::handle(&b, r, v, client)
             })
         }
-        ApiKey::ConsumerGroupDescribe => respond(request, move |r, v| {
+        ApiKey::ConsumerGroupDescribe => respond(&m, request, move |r, v| {
             consumer_group_describe::handle(&b, r, v)
         }),
-        ApiKey::SyncGroup => respond(request, move |r, v| sync_group::handle(&b.groups, r, v)),
-        ApiKey::Heartbeat => respond(request, move |r, v| heartbeat::handle(&b.groups, r, v)),
-        ApiKey::LeaveGroup => respond(request, move |r, v| leave_group::handle(&b.groups, r, v)),
-        ApiKey::OffsetCommit => {
-            respond(request, move |r, v| offset_commit::handle(&b.groups, r, v))
-        }
-        ApiKey::OffsetFetch => respond(request, move |r, v| offset_fetch::handle(&b.groups, r, v)),
-        ApiKey::ListGroups => respond(request, move |r, v| list_groups::handle(&b.groups, r, v)),
-        ApiKey::DescribeGroups => respond(request, move |r, v| {
+        ApiKey::SyncGroup => respond(&m, request, move |r, v| sync_group::handle(&b.groups, r, v)),
+        ApiKey::Heartbeat => respond(&m, request, move |r, v| heartbeat::handle(&b.groups, r, v)),
+        ApiKey::LeaveGroup => respond(&m, request, move |r, v| {
+            leave_group::handle(&b.groups, r, v)
+        }),
+        ApiKey::OffsetCommit => respond(&m, request, move |r, v| {
+            offset_commit::handle(&b.groups, r, v)
+        }),
+        ApiKey::OffsetFetch => respond(&m, request, move |r, v| {
+            offset_fetch::handle(&b.groups, r, v)
+        }),
+        ApiKey::ListGroups => respond(&m, request, move |r, v| {
+            list_groups::handle(&b.groups, r, v)
+        }),
+        ApiKey::DescribeGroups => respond(&m, request, move |r, v| {
             describe_groups::handle(&b.groups, r, v)
         }),
-        ApiKey::DeleteGroups => {
-            respond(request, move |r, v| delete_groups::handle(&b.groups, r, v))
+        ApiKey::DeleteGroups => respond(&m, request, move |r, v| {
+            delete_groups::handle(&b.groups, r, v)
+        }),
+        ApiKey::OffsetDelete => respond(&m, request, move |r, v| {
+            offset_delete::handle(&b.groups, r, v)
+        }),
+        ApiKey::InitProducerId => {
+            respond(&m, request, move |r, v| init_producer_id::handle(&b, r, v))
         }
-        ApiKey::OffsetDelete => {
-            respond(request, move |r, v| offset_delete::handle(&b.groups, r, v))
-        }
-        ApiKey::InitProducerId => respond(request, move |r, v| init_producer_id::handle(&b, r, v)),
-        ApiKey::AddPartitionsToTxn => {
-            respond(request, move |r, v| add_partitions_to_txn::handle(&b, r, v))
-        }
-        ApiKey::EndTxn => respond(request, move |r, v| {
+        ApiKey::AddPartitionsToTxn => respond(&m, request, move |r, v| {
+            add_partitions_to_txn::handle(&b, r, v)
+        }),
+        ApiKey::EndTxn => respond(&m, request, move |r, v| {
             end_txn::handle(&b.transaction_coordinators, r, v)
         }),
-        ApiKey::AddOffsetsToTxn => {
-            respond(request, move |r, v| add_offsets_to_txn::handle(&b, r, v))
-        }
+        ApiKey::AddOffsetsToTxn => respond(&m, request, move |r, v| {
+            add_offsets_to_txn::handle(&b, r, v)
+        }),
         ApiKey::TxnOffsetCommit => {
-            respond(request, move |r, v| txn_offset_commit::handle(&b, r, v))
+            respond(&m, request, move |r, v| txn_offset_commit::handle(&b, r, v))
         }
-        ApiKey::DescribeTransactions => respond(request, move |r, v| {
+        ApiKey::DescribeTransactions => respond(&m, request, move |r, v| {
             describe_transactions::handle(&b.transaction_coordinators, r, v)
         }),
-        ApiKey::ListTransactions => respond(request, move |r, v| {
+        ApiKey::ListTransactions => respond(&m, request, move |r, v| {
             list_transactions::handle(&b.transaction_coordinators, r, v)
         }),
-        ApiKey::DescribeProducers => {
-            respond(request, move |r, v| describe_producers::handle(&b, r, v))
-        }
+        ApiKey::DescribeProducers => respond(&m, request, move |r, v| {
+            describe_producers::handle(&b, r, v)
+        }),
         ApiKey::WriteTxnMarkers => {
-            respond(request, move |r, v| write_txn_markers::handle(&b, r, v))
+            respond(&m, request, move |r, v| write_txn_markers::handle(&b, r, v))
         }
         other => unreachable!("route called for {other:?}, which SUPPORTED does not list"),
     }
