@@ -97,3 +97,12 @@ def produce_then_group_consume(broker, run, client, topic, group, n, dash="--"):
     got = run(f"{client}-consume", f"{dash}topic", topic, f"{dash}group", group, f"{dash}n", str(n))
     assert got["values"] == expected
     assert committed_total(broker, topic, group, 3) == n
+
+
+def watermarks(broker, topic, partition):
+    """(low, high) watermarks of `topic`-`partition`, as librdkafka reads them."""
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "probe"})
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+    finally:
+        c.close()

@@ -11,29 +11,12 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from conftest import SLUICE_BIN, wait_until
-from helpers import consume_all, create_topic
-
-
-def sluice(broker, *args, input=None, timeout=60, check=True):
-    result = subprocess.run(
-        [str(SLUICE_BIN), *args, "--brokers", broker.bootstrap],
-        input=input, capture_output=True, timeout=timeout,
-    )
-    if check:
-        assert result.returncode == 0, (result.returncode, result.stderr.decode())
-    return result
+from helpers import consume_all, create_topic, watermarks
+from test_cli import sluice
 
 
 def lines(broker, *args):
     return sluice(broker, "consume", *args).stdout.decode().splitlines()
-
-
-def watermarks(broker, topic, partition):
-    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "probe"})
-    try:
-        return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-    finally:
-        c.close()
 
 
 def test_offsets_as_kcat_and_rpk_take_them(broker):
@@ -414,3 +397,49 @@ def test_a_group_of_classic_members_is_joined_the_classic_way(broker):
         stop.set()
         poller.join(timeout=30)
         classic.close()
+
+
+def _read_committed(broker, topic, expect, partitions=1):
+    """Every value a read_committed librdkafka consumer sees in `topic` (waiting for `expect`
+    of them; fewer only when there are fewer)."""
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "rc",
+                  "isolation.level": "read_committed", "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        got = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and len(got) < expect:
+            m = c.poll(0.2)
+            if m is not None and m.error() is None:
+                got.append(m.value())
+        return got
+    finally:
+        c.close()
+
+
+def test_a_transactional_load_is_all_or_nothing(broker):
+    create_topic(broker, "atomic", partitions=3)
+    lines = b"".join(b"k%d:v%d\n" % (i, i) for i in range(30_000))
+    done = sluice(broker, "produce", "atomic", "-K", ":", "--transactional-id", "loader", "-z", "lz4",
+                  input=lines)
+    assert b"one committed transaction" in done.stderr
+    got = _read_committed(broker, "atomic", 30_000, partitions=3)
+    assert sorted(got) == sorted(b"v%d" % i for i in range(30_000))
+
+    # A load that fails part way (a keyless line on a compacted topic, after a full batch went
+    # out) commits nothing: read_committed consumers never see its first batch.
+    create_topic(broker, "atomic-compacted", config={"cleanup.policy": "compact"})
+    bad = b"".join(b"k%d:v%d\n" % (i, i) for i in range(10_000)) + b"no key\n"
+    failed = sluice(broker, "produce", "atomic-compacted", "-K", ":", "--transactional-id", "loader-2",
+                    input=bad, check=False)
+    assert failed.returncode == 1
+    assert b"the transaction was aborted" in failed.stderr and b"line 10001 has no key" in failed.stderr
+    assert watermarks(broker, "atomic-compacted", 0)[1] > 10_000  # written, then aborted
+    assert _read_committed(broker, "atomic-compacted", 1) == []
+    # The same id goes on: a new load fences nothing left open and commits.
+    sluice(broker, "produce", "atomic-compacted", "-K", ":", "--transactional-id", "loader-2",
+           input=b"a:1\nb:2\n")
+    assert _read_committed(broker, "atomic-compacted", 2) == [b"1", b"2"]
+    both = sluice(broker, "produce", "atomic", "--transactional-id", "x", "--acks", "1",
+                  input=b"v\n", check=False)
+    assert both.returncode == 2

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import ConfigResource, NewTopic
 
 from conftest import wait_until
-from helpers import admin, create_topic
+from helpers import admin, create_topic, watermarks
 from test_http import call, read_sse_events
 
 
@@ -30,14 +30,6 @@ def request(broker, method, path, headers=None, body=None):
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read()
-
-
-def watermarks(broker, topic, partition):
-    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "probe"})
-    try:
-        return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-    finally:
-        c.close()
 
 
 def committed(broker, group, topic, partitions):

@@ -1,12 +1,13 @@
 //! Data requests against a partition's leader: ListOffsets, Produce and Fetch. Batches go out
 //! and come back as RecordBatch bytes; `sluice_record` builds and decodes them.
 
-use crate::admin::{empty_answer, topic_name};
+use crate::admin::{empty_answer, str_bytes, topic_name};
 use crate::client::Client;
 use crate::error::{ClientError, Result};
 use bytes::Bytes;
 use kafka_protocol::messages::{
     BrokerId, DeleteRecordsRequest, FetchRequest, ListOffsetsRequest, ProduceRequest,
+    TransactionalId,
     delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic},
     fetch_request::{FetchPartition, FetchTopic},
     list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
@@ -149,7 +150,39 @@ pub async fn produce(
     batch: Bytes,
     acks: Acks,
 ) -> Result<Option<i64>> {
+    send_produce(client, topic, partition, batch, acks, None).await
+}
+
+/// Produces a transactional batch (stamped with the producer's id, epoch and sequence) for
+/// `transactional_id`, with `acks=all`; returns its base offset.
+pub async fn produce_transactional(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    batch: Bytes,
+    transactional_id: &str,
+) -> Result<i64> {
+    let offset = send_produce(
+        client,
+        topic,
+        partition,
+        batch,
+        Acks::All,
+        Some(transactional_id),
+    );
+    Ok(offset.await?.unwrap_or(-1))
+}
+
+async fn send_produce(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    batch: Bytes,
+    acks: Acks,
+    transactional_id: Option<&str>,
+) -> Result<Option<i64>> {
     let request = ProduceRequest::default()
+        .with_transactional_id(transactional_id.map(|id| TransactionalId(str_bytes(id))))
         .with_acks(acks.code())
         .with_timeout_ms(PRODUCE_TIMEOUT_MS)
         .with_topic_data(vec![

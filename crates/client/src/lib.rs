@@ -7,7 +7,7 @@
 //! admin requests (`admin`), produce/fetch/offsets/DeleteRecords (`data`), groups (`groups`),
 //! a group member by KIP-848 (`member`) or by the classic protocol (`classic`), where reading
 //! starts (`position`), the JSON form of a record (`json`), Kafka's key partitioner
-//! (`partitioner`). Not: any formatting or user interface (that is the binary's), nor
+//! (`partitioner`), the transactional producer (`txn`). Not: any formatting or user interface (that is the binary's), nor
 //! anything of the broker (it depends on no server crate).
 
 pub mod admin;
@@ -21,6 +21,7 @@ pub mod json;
 pub mod member;
 pub mod partitioner;
 pub mod position;
+pub mod txn;
 
 pub use client::Client;
 pub use connection::Connection;

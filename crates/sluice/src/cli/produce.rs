@@ -5,6 +5,7 @@ use bytes::Bytes;
 use sluice_client::Client;
 use sluice_client::data::{self, Acks};
 use sluice_client::partitioner::partition_for_key;
+use sluice_client::txn::TransactionalProducer;
 use sluice_record::{Compression, Record, RecordHeader, encode_records_compressed};
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -47,6 +48,10 @@ pub struct ProduceArgs {
     /// 0 (no answer), 1 (written by the leader) or all (durable: fsynced on Sluice).
     #[arg(long, default_value = "all", value_parser = ["0", "1", "all", "-1"])]
     pub acks: String,
+    /// Write the whole input as one transaction of this transactional id: committed at the
+    /// end, aborted on any failure, so read_committed consumers see all of it or none.
+    #[arg(long, value_name = "ID", conflicts_with = "acks")]
+    pub transactional_id: Option<String>,
 }
 
 fn parse_compression(s: &str) -> Result<Compression, String> {
@@ -76,6 +81,8 @@ struct Pending {
 struct Batches<'a> {
     topic: &'a str,
     acks: Acks,
+    /// With `--transactional-id`: the producer whose open transaction every batch joins.
+    transaction: Option<TransactionalProducer>,
     compression: Compression,
     headers: Vec<RecordHeader<'a>>,
     pending: Vec<Vec<Pending>>,
@@ -119,11 +126,21 @@ impl Batches<'_> {
                 headers: self.headers.clone(),
             })
             .collect();
-        let batch = Bytes::from(encode_records_compressed(&records, self.compression));
         let count = records.len() as u64;
-        data::produce(client, self.topic, partition, batch, self.acks)
-            .await
-            .map_err(|e| self.explain(partition, e))?;
+        let sent = match self.transaction.as_mut() {
+            Some(txn) => txn
+                .send(client, self.topic, partition, &records)
+                .await
+                .map(|_| ()),
+            None => {
+                let batch = Bytes::from(encode_records_compressed(&records, self.compression));
+                data::produce(client, self.topic, partition, batch, self.acks)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        drop(records);
+        sent.map_err(|e| self.explain(partition, e))?;
         self.produced += count;
         self.pending[p].clear();
         self.pending_bytes[p] = 0;
@@ -178,9 +195,20 @@ pub async fn run(target: &Target, args: ProduceArgs) -> anyhow::Result<()> {
         "1" => Acks::Leader,
         _ => Acks::All,
     };
+    let transaction = match &args.transactional_id {
+        None => None,
+        Some(id) => {
+            let mut producer = TransactionalProducer::init(&mut client, id, TRANSACTION_TIMEOUT)
+                .await?
+                .with_compression(args.compression);
+            producer.begin();
+            Some(producer)
+        }
+    };
     let mut batches = Batches {
         topic: &args.topic,
         acks,
+        transaction,
         compression: args.compression,
         headers: args
             .headers
@@ -205,6 +233,9 @@ pub async fn run(target: &Target, args: ProduceArgs) -> anyhow::Result<()> {
     )
     .await;
     progress.finish_and_clear();
+    if let Some(txn) = batches.transaction.as_mut() {
+        return end_transaction(txn, result, batches.produced, &args.topic).await;
+    }
     if let Err(e) = result {
         let resume = match (acks, batches.first_unwritten_line()) {
             (Acks::None, _) => "with --acks 0 nothing is known to be written".to_string(),
@@ -220,6 +251,37 @@ pub async fn run(target: &Target, args: ProduceArgs) -> anyhow::Result<()> {
     }
     eprintln!("produced {} records to {}", batches.produced, args.topic);
     Ok(())
+}
+
+/// How long the input's transaction may stay open before the coordinator aborts it (Kafka's
+/// default `transaction.max.timeout.ms`, the most a broker allows unless told otherwise).
+const TRANSACTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(900);
+
+/// Commits the input's transaction when every line was sent, else aborts it, and says so.
+async fn end_transaction(
+    txn: &mut TransactionalProducer,
+    result: anyhow::Result<()>,
+    produced: u64,
+    topic: &str,
+) -> anyhow::Result<()> {
+    match result {
+        Ok(()) => {
+            txn.commit().await?;
+            eprintln!("produced {produced} records to {topic} in one committed transaction");
+            Ok(())
+        }
+        Err(e) => {
+            let aborted = match txn.abort().await {
+                Ok(()) => "the transaction was aborted".to_string(),
+                Err(abort) => format!(
+                    "aborting the transaction failed too ({abort}); the coordinator aborts it when it times out"
+                ),
+            };
+            Err(e.context(format!(
+                "nothing was committed to {topic}: {aborted}, so read_committed consumers see none of the input; run the command again from line 1"
+            )))
+        }
+    }
 }
 
 /// Reads every input line into its partition's batch, sending batches as they fill, then the
