@@ -64,8 +64,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
         "sluice-http",
         &["sluice-client", "sluice-record", "sluice-types"],
     ),
-    // The view engine: a Kafka client like `http`. So far only its pure core (values, folds).
-    ("sluice-view", &[]),
+    // The view engine: a Kafka client like `http`. So far only its pure core (values, SQL, folds).
+    ("sluice-view", &["sluice-types"]),
     (
         "sluice",
         &[

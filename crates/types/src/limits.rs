@@ -186,3 +186,7 @@ pub const METADATA_RECORD_BYTES_MAX: usize = 1024 * 1024;
 /// default of 128 is too few when a broker out of descriptors leaves new connections waiting
 /// until some close; `net.core.somaxconn` caps it.
 pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// Longest SQL statement a view accepts, in bytes (checked before it is parsed; the parser
+/// also refuses nesting deep enough to exhaust its stack).
+pub const SQL_BYTES_MAX: usize = 64 * 1024;

@@ -29,6 +29,14 @@ pub enum ValueError {
     Overflow,
     #[error("{what} takes numbers, not {got}")]
     NotANumber { what: &'static str, got: String },
+    #[error("{op} cannot take {left} and {right}")]
+    Mismatch {
+        op: String,
+        left: String,
+        right: String,
+    },
+    #[error("a product with more than {DECIMAL_SCALE_MAX} decimals")]
+    TooManyDecimals,
 }
 
 /// An exact decimal: `units / 10^scale`.
@@ -104,6 +112,19 @@ impl Decimal {
         let (a, b, scale) = Decimal::aligned(self, other)?;
         let units = a.checked_add(b).ok_or(ValueError::Overflow)?;
         Ok(Decimal { units, scale }.normalized())
+    }
+
+    pub fn checked_mul(self, other: Decimal) -> Result<Decimal, ValueError> {
+        let units = self
+            .units
+            .checked_mul(other.units)
+            .ok_or(ValueError::Overflow)?;
+        let scale = self.scale + other.scale;
+        let product = Decimal { units, scale }.normalized();
+        if product.scale > DECIMAL_SCALE_MAX {
+            return Err(ValueError::TooManyDecimals);
+        }
+        Ok(product)
     }
 
     /// `self / count`, rounded half away from zero at `DECIMAL_SCALE_MAX` decimals (AVG).

@@ -1,0 +1,692 @@
+//! Sluice's SQL, version 1, parsed into statements and plans.
+//!
+//! - `CREATE TABLE t FROM TOPIC 'x'`: the latest value per key of topic `x`.
+//! - `CREATE [OR REPLACE] MATERIALIZED VIEW v AS SELECT keys, aggregates FROM s [WHERE ...]
+//!   GROUP BY keys [HAVING ...]`: COUNT(*), COUNT, SUM, MIN, MAX, AVG, LATEST.
+//! - `SELECT columns | * FROM v [WHERE ...] [ORDER BY ...] [LIMIT n]`: a query of a view or
+//!   table.
+//! - `SHOW TABLES`, `SHOW VIEWS`, `DESCRIBE x`, `DROP TABLE|VIEW [IF EXISTS] x`.
+//!
+//! The SELECTs go through `sqlparser` (ANSI dialect); the statements no SQL dialect has are
+//! read from its tokens here. Every construct outside this surface (joins, subqueries,
+//! DISTINCT, window functions, division, ...) is an error that names it, never a wrong answer.
+//! Windows (TUMBLE, HOP, SLIDING) and `CREATE STREAM` come with the engine's next steps and are
+//! refused by name until then.
+//!
+//! Owns: the surface and its checks. Not: evaluation (`expr`), maintenance (`fold`).
+
+use crate::expr::{BinaryOp, Expr};
+use crate::fold::Aggregate;
+use crate::value::{Decimal, Value};
+use sluice_types::limits::SQL_BYTES_MAX;
+use sqlparser::ast;
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SqlError(pub String);
+
+fn refuse<T>(message: impl Into<String>) -> Result<T, SqlError> {
+    Err(SqlError(message.into()))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Statement {
+    CreateTable {
+        name: String,
+        topic: String,
+    },
+    CreateView {
+        name: String,
+        or_replace: bool,
+        plan: ViewPlan,
+    },
+    Select(Query),
+    ShowTables,
+    ShowViews,
+    Describe(String),
+    Drop {
+        name: String,
+        if_exists: bool,
+    },
+}
+
+/// A grouped view: what it reads, which rows count, the group keys and aggregates it keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewPlan {
+    /// A topic (read as a stream) or a table.
+    pub source: String,
+    pub filter: Option<Expr>,
+    /// Output name and expression of each group key.
+    pub keys: Vec<(String, Expr)>,
+    /// Output name, function and argument of each aggregate (`COUNT(*)`'s is a literal).
+    pub aggregates: Vec<(String, Aggregate, Expr)>,
+    /// Over the output names.
+    pub having: Option<Expr>,
+}
+
+/// A query of a view's or table's rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub from: String,
+    /// Output name and expression of each column; `None` for `*`.
+    pub columns: Option<Vec<(String, Expr)>>,
+    pub filter: Option<Expr>,
+    /// Expression and descending?
+    pub order_by: Vec<(Expr, bool)>,
+    pub limit: Option<u64>,
+}
+
+/// Parses one statement (a trailing `;` is fine; two statements are not).
+pub fn parse(sql: &str) -> Result<Statement, SqlError> {
+    if sql.len() > SQL_BYTES_MAX {
+        return refuse(format!(
+            "a statement of {} bytes; at most {SQL_BYTES_MAX} are taken",
+            sql.len()
+        ));
+    }
+    let words = words(sql)?;
+    let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+    let is = |i: usize, word: &str| upper.get(i).is_some_and(|w| w == word);
+    if is(0, "CREATE") && is(1, "TABLE") {
+        return create_table(&words, &upper);
+    }
+    if is(0, "CREATE") && (is(1, "STREAM") || is(1, "SOURCE")) {
+        return refuse(format!("CREATE {} is not supported yet", upper[1]));
+    }
+    if is(0, "SHOW") && words.len() == 2 {
+        return match upper[1].as_str() {
+            "TABLES" => Ok(Statement::ShowTables),
+            "VIEWS" => Ok(Statement::ShowViews),
+            other => refuse(format!(
+                "SHOW {other} is not supported (SHOW TABLES, SHOW VIEWS)"
+            )),
+        };
+    }
+    if (is(0, "DESCRIBE") || is(0, "DESC")) && words.len() == 2 {
+        return Ok(Statement::Describe(words[1].clone()));
+    }
+    if is(0, "DROP") && (is(1, "TABLE") || is(1, "VIEW") || is(1, "MATERIALIZED")) {
+        return drop(&words, &upper);
+    }
+    let mut statements =
+        Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| SqlError(format!("SQL: {e}")))?;
+    if statements.len() != 1 {
+        return refuse("one statement at a time");
+    }
+    match statements.remove(0) {
+        ast::Statement::Query(query) => select(only_select(*query, true)?).map(Statement::Select),
+        ast::Statement::CreateView(view) => create_view(view),
+        other => refuse(format!(
+            "{} is not supported",
+            other
+                .to_string()
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        )),
+    }
+}
+
+/// The statement's words and quoted strings, without whitespace, comments or a final `;`.
+fn words(sql: &str) -> Result<Vec<String>, SqlError> {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .map_err(|e| SqlError(format!("SQL: {e}")))?;
+    let mut words = Vec::new();
+    for token in tokens {
+        match token {
+            Token::Whitespace(_) | Token::EOF => {}
+            Token::Word(w) => words.push(w.value),
+            Token::SingleQuotedString(s) => words.push(format!("'{s}")),
+            Token::SemiColon => words.push(";".into()),
+            other => words.push(other.to_string()),
+        }
+    }
+    if words.last().is_some_and(|w| w == ";") {
+        words.pop();
+    }
+    Ok(words)
+}
+
+/// `CREATE TABLE name FROM TOPIC 'topic'`.
+fn create_table(words: &[String], upper: &[String]) -> Result<Statement, SqlError> {
+    let shape = "CREATE TABLE name FROM TOPIC 'topic'";
+    if words.len() != 6 || upper[3] != "FROM" || upper[4] != "TOPIC" {
+        return refuse(format!("expected {shape}"));
+    }
+    let Some(topic) = words[5].strip_prefix('\'') else {
+        return refuse(format!("expected {shape}: the topic is a quoted string"));
+    };
+    Ok(Statement::CreateTable {
+        name: name(&words[2])?,
+        topic: topic.to_string(),
+    })
+}
+
+/// `DROP TABLE|VIEW|MATERIALIZED VIEW [IF EXISTS] name`.
+fn drop(words: &[String], upper: &[String]) -> Result<Statement, SqlError> {
+    let mut at = if upper[1] == "MATERIALIZED" { 3 } else { 2 };
+    if upper[1] == "MATERIALIZED" && upper.get(2).is_none_or(|w| w != "VIEW") {
+        return refuse("expected DROP MATERIALIZED VIEW name");
+    }
+    let if_exists = upper.get(at).is_some_and(|w| w == "IF")
+        && upper.get(at + 1).is_some_and(|w| w == "EXISTS");
+    if if_exists {
+        at += 2;
+    }
+    if words.len() != at + 1 {
+        return refuse("expected DROP TABLE|VIEW [IF EXISTS] name");
+    }
+    Ok(Statement::Drop {
+        name: name(&words[at])?,
+        if_exists,
+    })
+}
+
+/// A view, table or topic name: letters, digits, `_`, `-` and `.`, as Kafka topics have.
+fn name(word: &str) -> Result<String, SqlError> {
+    let valid = !word.is_empty()
+        && word.len() <= 249
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if valid {
+        Ok(word.to_string())
+    } else {
+        refuse(format!(
+            "{word:?} is not a name (letters, digits, _, - and ., at most 249)"
+        ))
+    }
+}
+
+fn object_name(name_: &ast::ObjectName) -> Result<String, SqlError> {
+    let parts: Vec<String> = name_
+        .0
+        .iter()
+        .map(|p| match p {
+            ast::ObjectNamePart::Identifier(ident) => Ok(ident.value.clone()),
+            other => refuse(format!("{other} is not a name")),
+        })
+        .collect::<Result<_, _>>()?;
+    name(&parts.join("."))
+}
+
+fn create_view(view: ast::CreateView) -> Result<Statement, SqlError> {
+    if !view.materialized {
+        return refuse("a plain VIEW is not supported: CREATE MATERIALIZED VIEW keeps its rows");
+    }
+    let select = only_select(*view.query, false)?;
+    Ok(Statement::CreateView {
+        name: object_name(&view.name)?,
+        or_replace: view.or_replace,
+        plan: view_plan(select)?,
+    })
+}
+
+/// The query's single SELECT; ORDER BY and LIMIT only where a query takes them.
+fn only_select(
+    query: ast::Query,
+    ordered: bool,
+) -> Result<(ast::Select, Option<ast::OrderBy>, Option<ast::LimitClause>), SqlError> {
+    if query.with.is_some() {
+        return refuse("WITH is not supported");
+    }
+    if !ordered && (query.order_by.is_some() || query.limit_clause.is_some()) {
+        return refuse("ORDER BY and LIMIT belong in a query of the view, not in its definition");
+    }
+    let select = match *query.body {
+        ast::SetExpr::Select(select) => *select,
+        ast::SetExpr::SetOperation { op, .. } => return refuse(format!("{op} is not supported")),
+        _ => return refuse("only a SELECT is supported here"),
+    };
+    if select.distinct.is_some() {
+        return refuse("DISTINCT is not supported");
+    }
+    if select.from.len() != 1 || !select.from[0].joins.is_empty() {
+        return refuse("a SELECT reads exactly one source: JOIN is not supported");
+    }
+    Ok((select, query.order_by, query.limit_clause))
+}
+
+fn source(select: &ast::Select) -> Result<String, SqlError> {
+    match &select.from[0].relation {
+        ast::TableFactor::Table {
+            name, args: None, ..
+        } => object_name(name),
+        _ => refuse(
+            "a SELECT reads a topic, table or view by name: subqueries and table functions are not supported",
+        ),
+    }
+}
+
+type Parts = (ast::Select, Option<ast::OrderBy>, Option<ast::LimitClause>);
+
+fn view_plan((select, _, _): Parts) -> Result<ViewPlan, SqlError> {
+    let group_by = match &select.group_by {
+        ast::GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => exprs.clone(),
+        _ => return refuse("GROUP BY ALL and grouping modifiers are not supported"),
+    };
+    if group_by.is_empty() {
+        return refuse("a materialized view groups its rows: add GROUP BY");
+    }
+    let keys: Vec<Expr> = group_by.iter().map(expr).collect::<Result<_, _>>()?;
+    let mut plan = ViewPlan {
+        source: source(&select)?,
+        filter: select.selection.as_ref().map(expr).transpose()?,
+        keys: Vec::new(),
+        aggregates: Vec::new(),
+        having: None,
+    };
+    for item in &select.projection {
+        let (e, alias) = match item {
+            ast::SelectItem::UnnamedExpr(e) => (e, None),
+            ast::SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.value.clone())),
+            _ => {
+                return refuse(
+                    "* is not supported in a view's SELECT: name its keys and aggregates",
+                );
+            }
+        };
+        if let Some((aggregate, argument, default_name)) = aggregate(e)? {
+            plan.aggregates
+                .push((alias.unwrap_or(default_name), aggregate, argument));
+            continue;
+        }
+        let key = expr(e)?;
+        if !keys.contains(&key) {
+            return refuse(format!(
+                "{e} is neither a GROUP BY key nor an aggregate (COUNT, SUM, MIN, MAX, AVG, LATEST)"
+            ));
+        }
+        plan.keys
+            .push((alias.unwrap_or_else(|| e.to_string()), key));
+    }
+    if plan.keys.len() != keys.len() {
+        return refuse("every GROUP BY key must also be selected, so a row can be found by it");
+    }
+    if plan.aggregates.is_empty() {
+        return refuse("a materialized view needs at least one aggregate");
+    }
+    plan.having = select.having.as_ref().map(expr).transpose()?;
+    let outputs: Vec<&str> = plan
+        .keys
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .chain(plan.aggregates.iter().map(|(n, _, _)| n.as_str()))
+        .collect();
+    if let Some(having) = &plan.having
+        && let Some(unknown) = having.columns().into_iter().find(|c| !outputs.contains(c))
+    {
+        return refuse(format!(
+            "HAVING reads {unknown}, which is not one of the view's columns ({})",
+            outputs.join(", ")
+        ));
+    }
+    Ok(plan)
+}
+
+/// `e` as an aggregate call: its function, its argument, its default output name.
+fn aggregate(e: &ast::Expr) -> Result<Option<(Aggregate, Expr, String)>, SqlError> {
+    let ast::Expr::Function(f) = e else {
+        return Ok(None);
+    };
+    let name = f.name.to_string().to_ascii_uppercase();
+    if f.over.is_some() {
+        return refuse(format!(
+            "{name}(...) OVER (window functions) is not supported"
+        ));
+    }
+    if f.filter.is_some() {
+        return refuse(format!("{name}(...) FILTER is not supported: use WHERE"));
+    }
+    let args = match &f.args {
+        ast::FunctionArguments::List(list)
+            if list.duplicate_treatment.is_none() && list.clauses.is_empty() =>
+        {
+            &list.args
+        }
+        ast::FunctionArguments::List(_) => {
+            return refuse(format!(
+                "{name}(DISTINCT ...) and argument clauses are not supported"
+            ));
+        }
+        _ => return refuse(format!("{name} without an argument list is not supported")),
+    };
+    let [arg] = args.as_slice() else {
+        return refuse(format!("{name} takes one argument"));
+    };
+    let ast::FunctionArg::Unnamed(arg) = arg else {
+        return refuse(format!("{name} takes an unnamed argument"));
+    };
+    let function = match name.as_str() {
+        "COUNT" if matches!(arg, ast::FunctionArgExpr::Wildcard) => {
+            return Ok(Some((
+                Aggregate::CountRows,
+                Expr::Literal(Value::Null),
+                "count".into(),
+            )));
+        }
+        "COUNT" => Aggregate::Count,
+        "SUM" => Aggregate::Sum,
+        "MIN" => Aggregate::Min,
+        "MAX" => Aggregate::Max,
+        "AVG" => Aggregate::Avg,
+        "LATEST" => Aggregate::Latest,
+        "TUMBLE" | "HOP" => return refuse(format!("{name} windows are not supported yet")),
+        other => return refuse(format!("the function {other} is not supported")),
+    };
+    let ast::FunctionArgExpr::Expr(arg) = arg else {
+        return refuse(format!("{name}(*) is not supported; COUNT(*) is"));
+    };
+    let argument = expr(arg)?;
+    let default_name = format!("{}_{}", name.to_ascii_lowercase(), default_column_name(arg));
+    Ok(Some((function, argument, default_name)))
+}
+
+fn default_column_name(e: &ast::Expr) -> String {
+    e.to_string()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+fn select((select, order_by, limit): Parts) -> Result<Query, SqlError> {
+    if !matches!(&select.group_by, ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
+    {
+        return refuse(
+            "a query of a view reads its rows: GROUP BY belongs in the view's definition",
+        );
+    }
+    if select.having.is_some() {
+        return refuse("HAVING belongs in the view's definition");
+    }
+    let mut columns = Some(Vec::new());
+    for item in &select.projection {
+        match item {
+            ast::SelectItem::Wildcard(_) if select.projection.len() == 1 => columns = None,
+            ast::SelectItem::UnnamedExpr(e) => {
+                if aggregate(e)?.is_some() {
+                    return refuse(
+                        "a query of a view does not aggregate: the view keeps the aggregates",
+                    );
+                }
+                columns
+                    .get_or_insert_with(Vec::new)
+                    .push((e.to_string(), expr(e)?));
+            }
+            ast::SelectItem::ExprWithAlias { expr: e, alias } => {
+                columns
+                    .get_or_insert_with(Vec::new)
+                    .push((alias.value.clone(), expr(e)?));
+            }
+            _ => {
+                return refuse(
+                    "qualified and mixed * are not supported: SELECT * or name the columns",
+                );
+            }
+        }
+    }
+    let order_by = match order_by.map(|o| o.kind) {
+        None => Vec::new(),
+        Some(ast::OrderByKind::Expressions(list)) => list
+            .iter()
+            .map(|o| {
+                let descending = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+                Ok((expr(&o.expr)?, descending))
+            })
+            .collect::<Result<_, SqlError>>()?,
+        Some(ast::OrderByKind::All(_)) => return refuse("ORDER BY ALL is not supported"),
+    };
+    let limit = match limit {
+        None => None,
+        Some(ast::LimitClause::LimitOffset {
+            limit,
+            offset: None,
+            limit_by,
+        }) if limit_by.is_empty() => match limit.as_ref().map(expr).transpose()? {
+            None => None,
+            Some(Expr::Literal(Value::Int(n))) if n >= 0 => Some(n as u64),
+            Some(_) => return refuse("LIMIT takes a whole number"),
+        },
+        Some(_) => return refuse("OFFSET is not supported: page with WHERE on the key"),
+    };
+    Ok(Query {
+        from: source(&select)?,
+        columns,
+        filter: select.selection.as_ref().map(expr).transpose()?,
+        order_by,
+        limit,
+    })
+}
+
+/// A scalar expression of the v1 surface.
+fn expr(e: &ast::Expr) -> Result<Expr, SqlError> {
+    Ok(match e {
+        ast::Expr::Identifier(ident) => Expr::Column(ident.value.clone()),
+        ast::Expr::CompoundIdentifier(parts) => Expr::Column(
+            parts
+                .iter()
+                .map(|p| p.value.as_str())
+                .collect::<Vec<_>>()
+                .join("."),
+        ),
+        ast::Expr::Value(v) => Expr::Literal(literal(&v.value)?),
+        ast::Expr::Nested(inner) => expr(inner)?,
+        ast::Expr::IsNull(inner) => Expr::IsNull(Box::new(expr(inner)?), false),
+        ast::Expr::IsNotNull(inner) => Expr::IsNull(Box::new(expr(inner)?), true),
+        ast::Expr::UnaryOp { op, expr: inner } => match op {
+            ast::UnaryOperator::Not => Expr::Not(Box::new(expr(inner)?)),
+            ast::UnaryOperator::Minus => Expr::Negate(Box::new(expr(inner)?)),
+            ast::UnaryOperator::Plus => expr(inner)?,
+            other => return refuse(format!("the operator {other} is not supported")),
+        },
+        ast::Expr::BinaryOp { left, op, right } => {
+            let op = match op {
+                ast::BinaryOperator::Plus => BinaryOp::Add,
+                ast::BinaryOperator::Minus => BinaryOp::Subtract,
+                ast::BinaryOperator::Multiply => BinaryOp::Multiply,
+                ast::BinaryOperator::Eq => BinaryOp::Eq,
+                ast::BinaryOperator::NotEq => BinaryOp::NotEq,
+                ast::BinaryOperator::Lt => BinaryOp::Lt,
+                ast::BinaryOperator::LtEq => BinaryOp::LtEq,
+                ast::BinaryOperator::Gt => BinaryOp::Gt,
+                ast::BinaryOperator::GtEq => BinaryOp::GtEq,
+                ast::BinaryOperator::And => BinaryOp::And,
+                ast::BinaryOperator::Or => BinaryOp::Or,
+                other => return refuse(format!("the operator {other} is not supported")),
+            };
+            Expr::Binary(op, Box::new(expr(left)?), Box::new(expr(right)?))
+        }
+        ast::Expr::Function(f) => {
+            return refuse(format!(
+                "{} is not supported here (aggregates go in a view's SELECT list)",
+                f.name
+            ));
+        }
+        ast::Expr::Subquery(_)
+        | ast::Expr::Exists { .. }
+        | ast::Expr::In {
+            target: ast::InTarget::Subquery(_),
+            ..
+        } => {
+            return refuse("subqueries are not supported");
+        }
+        other => {
+            let text = other.to_string();
+            let shown: String = text.chars().take(40).collect();
+            return refuse(format!("the expression {shown} is not supported"));
+        }
+    })
+}
+
+fn literal(v: &ast::Value) -> Result<Value, SqlError> {
+    Ok(match v {
+        ast::Value::Null => Value::Null,
+        ast::Value::Boolean(b) => Value::Bool(*b),
+        ast::Value::SingleQuotedString(s) => Value::Text(s.clone()),
+        ast::Value::Number(text, _) => match text.parse::<i64>() {
+            Ok(n) => Value::Int(n),
+            Err(_) => {
+                Value::Decimal(Decimal::parse(text).map_err(|e| SqlError(format!("{text}: {e}")))?)
+            }
+        },
+        other => return refuse(format!("the literal {other} is not supported")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str) -> Expr {
+        Expr::Column(name.into())
+    }
+
+    #[test]
+    fn the_bank_example_parses() {
+        assert_eq!(
+            parse("CREATE TABLE accounts FROM TOPIC 'account-events';").unwrap(),
+            Statement::CreateTable {
+                name: "accounts".into(),
+                topic: "account-events".into()
+            }
+        );
+        let Statement::CreateView {
+            name,
+            or_replace,
+            plan,
+        } = parse(
+            "CREATE OR REPLACE MATERIALIZED VIEW balances AS \
+             SELECT account, SUM(amount) AS balance, COUNT(*), LATEST(amount) \
+             FROM payments WHERE kind <> 'test' GROUP BY account HAVING balance > 0",
+        )
+        .unwrap()
+        else {
+            panic!("a view")
+        };
+        assert_eq!((name.as_str(), or_replace), ("balances", true));
+        assert_eq!(plan.source, "payments");
+        assert_eq!(plan.keys, vec![("account".to_string(), col("account"))]);
+        assert_eq!(
+            plan.aggregates,
+            vec![
+                ("balance".to_string(), Aggregate::Sum, col("amount")),
+                (
+                    "count".to_string(),
+                    Aggregate::CountRows,
+                    Expr::Literal(Value::Null)
+                ),
+                (
+                    "latest_amount".to_string(),
+                    Aggregate::Latest,
+                    col("amount")
+                ),
+            ]
+        );
+        assert!(plan.filter.is_some() && plan.having.is_some());
+
+        let Statement::Select(q) =
+            parse("SELECT account, balance FROM balances WHERE balance > 10.50 ORDER BY balance DESC LIMIT 5").unwrap()
+        else {
+            panic!("a query")
+        };
+        assert_eq!(q.from, "balances");
+        assert_eq!(q.columns.as_ref().map(Vec::len), Some(2));
+        assert_eq!(q.order_by, vec![(col("balance"), true)]);
+        assert_eq!(q.limit, Some(5));
+        assert_eq!(
+            parse("select * from balances").unwrap(),
+            Statement::Select(Query {
+                from: "balances".into(),
+                columns: None,
+                filter: None,
+                order_by: vec![],
+                limit: None,
+            })
+        );
+        assert_eq!(parse("SHOW VIEWS").unwrap(), Statement::ShowViews);
+        assert_eq!(
+            parse("describe balances").unwrap(),
+            Statement::Describe("balances".into())
+        );
+        assert_eq!(
+            parse("DROP MATERIALIZED VIEW IF EXISTS balances").unwrap(),
+            Statement::Drop {
+                name: "balances".into(),
+                if_exists: true
+            }
+        );
+    }
+
+    #[test]
+    fn unsupported_sql_is_refused_by_name() {
+        let refused = |sql: &str, named: &str| {
+            let e = parse(sql).expect_err(sql);
+            assert!(e.0.contains(named), "{sql}: {e}");
+        };
+        refused("SELECT * FROM a JOIN b ON a.k = b.k", "JOIN");
+        refused("SELECT DISTINCT k FROM v", "DISTINCT");
+        refused("SELECT * FROM (SELECT 1)", "subqueries");
+        refused("SELECT a FROM v WHERE a IN (SELECT b FROM w)", "subqueries");
+        refused(
+            "CREATE MATERIALIZED VIEW v AS SELECT k, SUM(x) / 2 FROM t GROUP BY k",
+            "/",
+        );
+        refused(
+            "CREATE MATERIALIZED VIEW v AS SELECT k, x FROM t GROUP BY k",
+            "neither a GROUP BY key",
+        );
+        refused(
+            "CREATE MATERIALIZED VIEW v AS SELECT k, COUNT(*) FROM t",
+            "GROUP BY",
+        );
+        refused(
+            "CREATE MATERIALIZED VIEW v AS SELECT k, MEDIAN(x) FROM t GROUP BY k",
+            "MEDIAN",
+        );
+        refused(
+            "CREATE MATERIALIZED VIEW v AS SELECT k, SUM(x) OVER () FROM t GROUP BY k",
+            "OVER",
+        );
+        refused(
+            "CREATE MATERIALIZED VIEW v AS SELECT k, COUNT(DISTINCT x) FROM t GROUP BY k",
+            "DISTINCT",
+        );
+        refused(
+            "CREATE MATERIALIZED VIEW v AS SELECT k, COUNT(*) FROM t GROUP BY k HAVING nope > 1",
+            "nope",
+        );
+        refused(
+            "CREATE MATERIALIZED VIEW v AS SELECT k, COUNT(*) FROM t GROUP BY k, TUMBLE(_ts, INTERVAL '1' MINUTE)",
+            "TUMBLE",
+        );
+        refused(
+            "CREATE VIEW v AS SELECT k, COUNT(*) FROM t GROUP BY k",
+            "MATERIALIZED",
+        );
+        refused("CREATE STREAM s AS SELECT * FROM t", "CREATE STREAM");
+        refused("SELECT k, COUNT(*) FROM v GROUP BY k", "GROUP BY");
+        refused("SELECT * FROM v LIMIT 5 OFFSET 10", "OFFSET");
+        refused("SELECT 1; SELECT 2", "one statement");
+        refused("UPDATE v SET x = 1", "not supported");
+        refused("CREATE TABLE t FROM TOPIC x", "quoted");
+        refused("CREATE TABLE t (a INT)", "FROM TOPIC");
+        refused(
+            &format!("SELECT * FROM v WHERE {}", "x = 1 AND ".repeat(10_000)),
+            "bytes",
+        );
+        let deep = format!(
+            "SELECT * FROM v WHERE {}1{}",
+            "(".repeat(5_000),
+            ")".repeat(5_000)
+        );
+        assert!(
+            parse(&deep).is_err(),
+            "deep nesting is refused, not a stack overflow"
+        );
+    }
+}
