@@ -5,11 +5,13 @@
 //! surface parsed into statements and plans, every other construct refused by name (`sql`),
 //! expressions with SQL's three-valued logic (`expr`), and the incremental maintenance of
 //! grouped aggregates that add and retract (`fold`), proven against a from-scratch fold by a
-//! property test. Owns: what a view's rows are. Not yet: the local checkpoint, the engine's
+//! property test, and a plan at work on source records with queries answered over its rows
+//! (`runtime`). Owns: what a view's rows are. Not yet: the local checkpoint, the engine's
 //! commit protocol, the routes (they come in that order).
 
 pub mod expr;
 pub mod fold;
+pub mod runtime;
 pub mod sql;
 pub mod value;
 

@@ -1,0 +1,392 @@
+//! A view plan at work: source records in, rows and changes out, and queries over the rows.
+//!
+//! A record's columns are `_key` (text), `_ts`, `_partition`, `_offset` and the fields of its
+//! JSON object value (`a.b` for a nested field). Over a stream, a record that passes WHERE adds
+//! to its group. Over a table (the latest value per record key), a record replaces its key's
+//! row: one that fails WHERE, or a tombstone, takes the key's row out. A record whose value is
+//! not a JSON object is skipped and said so (the engine counts it), not allowed to stop the
+//! view. HAVING decides which groups are visible: a group that fails it is published as a
+//! deletion.
+//!
+//! Owns: binding a plan to a `Fold`, and answering queries. Not: where records come from or
+//! where changes go (the engine).
+
+use crate::expr::Expr;
+use crate::fold::{Fold, Position, RowChange, Table};
+use crate::sql::{Query, ViewPlan};
+use crate::value::{Value, ValueError};
+use std::cmp::Ordering;
+
+/// One record of a source topic.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceRecord<'a> {
+    pub key: Option<&'a [u8]>,
+    /// `None`: a tombstone.
+    pub value: Option<&'a [u8]>,
+    pub timestamp: i64,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// How a view reads its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Every record is an event (a topic).
+    Stream,
+    /// The latest record per key is the row (`CREATE TABLE ... FROM TOPIC`).
+    Table,
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Folded,
+    /// Filtered out by WHERE (over a table: the key's row, if any, left the view).
+    Filtered,
+    /// Not a row this view can read; the reason.
+    Skipped(String),
+}
+
+pub struct ViewState {
+    plan: ViewPlan,
+    fold: Fold,
+    table: Option<Table>,
+}
+
+impl ViewState {
+    pub fn new(plan: ViewPlan, source: SourceKind) -> ViewState {
+        let aggregates = plan.aggregates.iter().map(|(_, a, _)| *a).collect();
+        ViewState {
+            plan,
+            fold: Fold::new(aggregates),
+            table: (source == SourceKind::Table).then(Table::default),
+        }
+    }
+
+    /// The view's column names: its keys, then its aggregates.
+    pub fn columns(&self) -> Vec<String> {
+        let keys = self.plan.keys.iter().map(|(n, _)| n.clone());
+        keys.chain(self.plan.aggregates.iter().map(|(n, _, _)| n.clone()))
+            .collect()
+    }
+
+    /// Folds one source record. An error is a value the view cannot take (SUM of text, a
+    /// comparison across kinds): the record changed nothing.
+    pub fn apply(&mut self, record: &SourceRecord<'_>) -> Result<Applied, ValueError> {
+        let at = Position {
+            timestamp: record.timestamp,
+            partition: record.partition,
+            offset: record.offset,
+        };
+        let record_key = record.key.unwrap_or_default().to_vec();
+        let Some(value) = record.value else {
+            return Ok(match &mut self.table {
+                Some(table) => {
+                    table.delete(&mut self.fold, &record_key)?;
+                    Applied::Filtered
+                }
+                None => Applied::Skipped("a null value in a stream".into()),
+            });
+        };
+        let fields = match serde_json::from_slice::<serde_json::Value>(value) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            Ok(_) => {
+                return Ok(Applied::Skipped(
+                    "the value is JSON but not an object".into(),
+                ));
+            }
+            Err(e) => return Ok(Applied::Skipped(format!("the value is not JSON: {e}"))),
+        };
+        let column = |name: &str| column_of(name, record, &fields);
+        let passes = match &self.plan.filter {
+            None => true,
+            Some(filter) => filter.holds(&column)?,
+        };
+        if !passes {
+            if let Some(table) = &mut self.table {
+                table.delete(&mut self.fold, &record_key)?;
+            }
+            return Ok(Applied::Filtered);
+        }
+        let group = eval_all(self.plan.keys.iter().map(|(_, e)| e), &column)?;
+        let inputs = eval_all(self.plan.aggregates.iter().map(|(_, _, e)| e), &column)?;
+        match &mut self.table {
+            Some(table) => table.upsert(&mut self.fold, record_key, group, inputs, at)?,
+            None => self.fold.add(group, &inputs, at)?,
+        }
+        Ok(Applied::Folded)
+    }
+
+    /// The visible rows (those HAVING keeps), keys then aggregates, in key order.
+    pub fn rows(&self) -> Result<Vec<Vec<Value>>, ValueError> {
+        let mut out = Vec::new();
+        for (key, values) in self.fold.rows()? {
+            let row: Vec<Value> = key.into_iter().chain(values).collect();
+            if self.visible(&row)? {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The visible row of group `key`, if any.
+    pub fn row(&self, key: &[Value]) -> Result<Option<Vec<Value>>, ValueError> {
+        let Some(values) = self.fold.row(key)? else {
+            return Ok(None);
+        };
+        let row: Vec<Value> = key.iter().cloned().chain(values).collect();
+        Ok(self.visible(&row)?.then_some(row))
+    }
+
+    fn visible(&self, row: &[Value]) -> Result<bool, ValueError> {
+        match &self.plan.having {
+            None => Ok(true),
+            Some(having) => {
+                let columns = self.columns();
+                having.holds(&|name: &str| named(&columns, row, name))
+            }
+        }
+    }
+
+    /// The changes since the last call, as rows to publish: a group HAVING hides is a deletion.
+    pub fn take_changes(&mut self) -> Result<Vec<RowChange>, ValueError> {
+        let changes = self.fold.take_changes()?;
+        let mut out = Vec::with_capacity(changes.len());
+        for change in changes {
+            out.push(match change {
+                RowChange::Upsert { key, values } => {
+                    let row: Vec<Value> = key.iter().cloned().chain(values.clone()).collect();
+                    if self.visible(&row)? {
+                        RowChange::Upsert { key, values }
+                    } else {
+                        RowChange::Delete { key }
+                    }
+                }
+                delete => delete,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Groups changed since the last `take_changes`.
+    pub fn changed_len(&self) -> usize {
+        self.fold.changed_len()
+    }
+}
+
+fn eval_all<'e>(
+    exprs: impl Iterator<Item = &'e Expr>,
+    column: &dyn Fn(&str) -> Value,
+) -> Result<Vec<Value>, ValueError> {
+    exprs.map(|e| e.eval(column)).collect()
+}
+
+/// A record's column: metadata, or a (possibly nested) field of its JSON value. A field that is
+/// missing, or a number that cannot be read exactly, is null.
+fn column_of(
+    name: &str,
+    record: &SourceRecord<'_>,
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> Value {
+    match name {
+        "_key" => record.key.map_or(Value::Null, |k| {
+            Value::Text(String::from_utf8_lossy(k).into_owned())
+        }),
+        "_ts" => Value::Int(record.timestamp),
+        "_partition" => Value::Int(record.partition.into()),
+        "_offset" => Value::Int(record.offset),
+        _ => {
+            let mut parts = name.split('.');
+            let first = parts.next().and_then(|p| fields.get(p));
+            let found = parts.try_fold(first, |at, part| Some(at.and_then(|v| v.get(part))));
+            found
+                .flatten()
+                .map_or(Value::Null, |v| Value::from_json(v).unwrap_or(Value::Null))
+        }
+    }
+}
+
+fn named(columns: &[String], row: &[Value], name: &str) -> Value {
+    columns
+        .iter()
+        .position(|c| c == name)
+        .map_or(Value::Null, |i| row[i].clone())
+}
+
+/// Answers `query` over `rows` (a view's visible rows, with `columns` naming them): WHERE,
+/// ORDER BY (keys order ties), LIMIT, then the selected columns. Returns the answer's column
+/// names and rows.
+pub fn answer(
+    query: &Query,
+    columns: &[String],
+    rows: Vec<Vec<Value>>,
+) -> Result<(Vec<String>, Vec<Vec<Value>>), ValueError> {
+    let mut kept = Vec::with_capacity(rows.len());
+    for row in rows {
+        let keep = match &query.filter {
+            None => true,
+            Some(filter) => filter.holds(&|name: &str| named(columns, &row, name))?,
+        };
+        if keep {
+            kept.push(row);
+        }
+    }
+    if !query.order_by.is_empty() {
+        let mut keyed = Vec::with_capacity(kept.len());
+        for row in kept {
+            let sort_key = eval_all(query.order_by.iter().map(|(e, _)| e), &|name: &str| {
+                named(columns, &row, name)
+            })?;
+            keyed.push((sort_key, row));
+        }
+        keyed.sort_by(|(a, _), (b, _)| {
+            a.iter()
+                .zip(b)
+                .zip(&query.order_by)
+                .map(|((x, y), (_, descending))| {
+                    let o = x.cmp(y);
+                    if *descending { o.reverse() } else { o }
+                })
+                .find(|o| *o != Ordering::Equal)
+                .unwrap_or(Ordering::Equal)
+        });
+        kept = keyed.into_iter().map(|(_, row)| row).collect();
+    }
+    if let Some(limit) = query.limit {
+        kept.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
+    let Some(selected) = &query.columns else {
+        return Ok((columns.to_vec(), kept));
+    };
+    let names = selected.iter().map(|(n, _)| n.clone()).collect();
+    let mut out = Vec::with_capacity(kept.len());
+    for row in kept {
+        out.push(eval_all(selected.iter().map(|(_, e)| e), &|name: &str| {
+            named(columns, &row, name)
+        })?);
+    }
+    Ok((names, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::{Statement, parse};
+    use crate::value::Decimal;
+
+    fn view(sql: &str, source: SourceKind) -> ViewState {
+        let Statement::CreateView { plan, .. } = parse(sql).unwrap() else {
+            panic!("a view")
+        };
+        ViewState::new(plan, source)
+    }
+
+    fn record<'a>(key: &'a [u8], value: Option<&'a [u8]>, offset: i64) -> SourceRecord<'a> {
+        SourceRecord {
+            key: Some(key),
+            value,
+            timestamp: 1_700_000_000_000 + offset,
+            partition: 0,
+            offset,
+        }
+    }
+
+    fn money(text: &str) -> Value {
+        Value::Decimal(Decimal::parse(text).unwrap())
+    }
+
+    #[test]
+    fn the_bank_balances_fold_and_answer_queries() {
+        let mut balances = view(
+            "CREATE MATERIALIZED VIEW balances AS SELECT account, SUM(amount) AS balance, \
+             COUNT(*) AS payments FROM payments WHERE kind <> 'test' GROUP BY account \
+             HAVING balance > 0",
+            SourceKind::Stream,
+        );
+        let payments: [&[u8]; 6] = [
+            br#"{"account":"ada","amount":100.10,"kind":"deposit"}"#,
+            br#"{"account":"bob","amount":20,"kind":"deposit"}"#,
+            br#"{"account":"ada","amount":-0.10,"kind":"withdrawal"}"#,
+            br#"{"account":"cy","amount":5,"kind":"test"}"#,
+            br#"{"account":"bob","amount":-30,"kind":"withdrawal"}"#,
+            b"not json",
+        ];
+        let applied: Vec<Applied> = payments
+            .iter()
+            .enumerate()
+            .map(|(i, p)| balances.apply(&record(b"", Some(p), i as i64)).unwrap())
+            .collect();
+        assert_eq!(applied[3], Applied::Filtered);
+        assert!(matches!(applied[5], Applied::Skipped(_)));
+        assert_eq!(balances.columns(), ["account", "balance", "payments"]);
+        // bob's balance is -10: HAVING hides it, and it is published as a deletion.
+        assert_eq!(
+            balances.rows().unwrap(),
+            vec![vec![Value::Text("ada".into()), money("100"), Value::Int(2)]]
+        );
+        let changes = balances.take_changes().unwrap();
+        assert!(changes.contains(&RowChange::Delete {
+            key: vec![Value::Text("bob".into())]
+        }));
+        assert_eq!(balances.row(&[Value::Text("bob".into())]).unwrap(), None);
+
+        let Statement::Select(q) =
+            parse("SELECT account, balance * 2 AS doubled FROM balances WHERE payments >= 2 ORDER BY balance DESC LIMIT 1").unwrap()
+        else {
+            panic!("a query")
+        };
+        let (names, rows) = answer(&q, &balances.columns(), balances.rows().unwrap()).unwrap();
+        assert_eq!(names, ["account", "doubled"]);
+        assert_eq!(rows, vec![vec![Value::Text("ada".into()), money("200")]]);
+    }
+
+    #[test]
+    fn a_table_replaces_rows_and_tombstones_delete() {
+        let mut per_ward = view(
+            "CREATE MATERIALIZED VIEW per_ward AS SELECT ward, COUNT(*) AS patients, \
+             MAX(vitals.heart_rate) AS top FROM patients WHERE active GROUP BY ward",
+            SourceKind::Table,
+        );
+        let apply = |v: &mut ViewState,
+                     key: &'static [u8],
+                     value: Option<&'static [u8]>,
+                     offset| { v.apply(&record(key, value, offset)).unwrap() };
+        apply(
+            &mut per_ward,
+            b"p1",
+            Some(br#"{"ward":"a","active":true,"vitals":{"heart_rate":80}}"#),
+            0,
+        );
+        apply(
+            &mut per_ward,
+            b"p2",
+            Some(br#"{"ward":"a","active":true,"vitals":{"heart_rate":95}}"#),
+            1,
+        );
+        apply(
+            &mut per_ward,
+            b"p1",
+            Some(br#"{"ward":"b","active":true,"vitals":{"heart_rate":70}}"#),
+            2,
+        );
+        assert_eq!(
+            per_ward.rows().unwrap(),
+            vec![
+                vec![Value::Text("a".into()), Value::Int(1), Value::Int(95)],
+                vec![Value::Text("b".into()), Value::Int(1), Value::Int(70)],
+            ]
+        );
+        // Discharged (fails WHERE) and deleted (a tombstone): both leave the view.
+        assert_eq!(
+            apply(
+                &mut per_ward,
+                b"p2",
+                Some(br#"{"ward":"a","active":false}"#),
+                3
+            ),
+            Applied::Filtered
+        );
+        apply(&mut per_ward, b"p1", None, 4);
+        assert!(per_ward.rows().unwrap().is_empty());
+    }
+}
