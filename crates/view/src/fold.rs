@@ -29,14 +29,16 @@ pub enum Aggregate {
 }
 
 /// Where a source record sits; LATEST takes the greatest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Position {
     pub timestamp: i64,
     pub partition: i32,
     pub offset: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Accumulator {
     Count(i64),
     /// The sum of the non-null inputs and how many there were (SUM of none is null).
@@ -130,10 +132,30 @@ impl Accumulator {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Group {
     rows: i64,
     accumulators: Vec<Accumulator>,
+}
+
+/// A checkpoint's bytes that do not fit this view (another definition's, or damaged).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a checkpointed group does not fit this view: {0}")]
+pub struct CheckpointMismatch(pub String);
+
+impl Accumulator {
+    /// Whether this accumulator is the kind `aggregate` keeps.
+    fn fits(&self, aggregate: Aggregate) -> bool {
+        matches!(
+            (self, aggregate),
+            (
+                Accumulator::Count(_),
+                Aggregate::CountRows | Aggregate::Count
+            ) | (Accumulator::Sum { .. }, Aggregate::Sum | Aggregate::Avg)
+                | (Accumulator::Values(_), Aggregate::Min | Aggregate::Max)
+                | (Accumulator::Latest(_), Aggregate::Latest)
+        )
+    }
 }
 
 /// A group's key and its aggregates' values.
@@ -261,6 +283,45 @@ impl Fold {
             .collect()
     }
 
+    /// The groups changed since the last `take_changes`, for the checkpoint to rewrite.
+    pub fn changed_keys(&self) -> impl Iterator<Item = &Vec<Value>> {
+        self.changed.iter()
+    }
+
+    /// Group `key`'s accumulators as bytes for the checkpoint; `None` when it has no rows
+    /// (the checkpoint deletes it).
+    pub fn export_group(&self, key: &[Value]) -> Option<Vec<u8>> {
+        let group = self.groups.get(key)?;
+        Some(postcard::to_allocvec(group).expect("a group always serializes"))
+    }
+
+    /// Restores a group `export_group` wrote for a fold of the same aggregates. The group is
+    /// not marked changed: its row is already published.
+    pub fn import_group(
+        &mut self,
+        key: Vec<Value>,
+        bytes: &[u8],
+    ) -> Result<(), CheckpointMismatch> {
+        let group: Group =
+            postcard::from_bytes(bytes).map_err(|e| CheckpointMismatch(e.to_string()))?;
+        let fits = group.rows > 0
+            && group.accumulators.len() == self.aggregates.len()
+            && group
+                .accumulators
+                .iter()
+                .zip(&self.aggregates)
+                .all(|(a, aggregate)| a.fits(*aggregate));
+        if !fits {
+            return Err(CheckpointMismatch(format!(
+                "{} accumulators for {} aggregates, or of other kinds",
+                group.accumulators.len(),
+                self.aggregates.len()
+            )));
+        }
+        self.groups.insert(key, group);
+        Ok(())
+    }
+
     /// How many groups changed since the last `take_changes` (a commit is due before this
     /// grows past the dirty-key limit).
     pub fn changed_len(&self) -> usize {
@@ -292,7 +353,7 @@ pub struct Table {
     rows: BTreeMap<Vec<u8>, TableRow>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct TableRow {
     group: Vec<Value>,
     inputs: Vec<Value>,
@@ -328,6 +389,24 @@ impl Table {
 
     pub fn len(&self) -> usize {
         self.rows.len()
+    }
+
+    /// Record `record_key`'s row as bytes for the checkpoint; `None` when the key has none.
+    pub fn export_row(&self, record_key: &[u8]) -> Option<Vec<u8>> {
+        let row = self.rows.get(record_key)?;
+        Some(postcard::to_allocvec(row).expect("a row always serializes"))
+    }
+
+    /// Restores a row `export_row` wrote (the fold's groups are restored on their own).
+    pub fn import_row(
+        &mut self,
+        record_key: Vec<u8>,
+        bytes: &[u8],
+    ) -> Result<(), CheckpointMismatch> {
+        let row: TableRow =
+            postcard::from_bytes(bytes).map_err(|e| CheckpointMismatch(e.to_string()))?;
+        self.rows.insert(record_key, row);
+        Ok(())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -419,6 +498,68 @@ mod tests {
             vec![RowChange::Delete { key: region("us") }]
         );
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn groups_restored_from_a_checkpoint_go_on_as_the_originals() {
+        let aggregates = vec![
+            Aggregate::CountRows,
+            Aggregate::Sum,
+            Aggregate::Max,
+            Aggregate::Avg,
+            Aggregate::Latest,
+        ];
+        let mut original = Fold::new(aggregates.clone());
+        let mut table = Table::default();
+        for i in 0..20i64 {
+            let group = vec![Value::Int(i % 3)];
+            let input = money(&format!("{}.{}", i * 7 % 11, i % 10));
+            table
+                .upsert(
+                    &mut original,
+                    vec![(i % 7) as u8],
+                    group,
+                    vec![input; 5],
+                    at(i),
+                )
+                .unwrap();
+        }
+        let mut restored = Fold::new(aggregates.clone());
+        let mut restored_table = Table::default();
+        for (key, _) in original.rows().unwrap() {
+            restored
+                .import_group(key.clone(), &original.export_group(&key).unwrap())
+                .unwrap();
+        }
+        for record_key in 0..7u8 {
+            let bytes = table.export_row(&[record_key]).unwrap();
+            restored_table.import_row(vec![record_key], &bytes).unwrap();
+        }
+        assert_eq!(restored.rows().unwrap(), original.rows().unwrap());
+        assert_eq!(restored.changed_len(), 0);
+        // The same updates from here give the same rows: multisets and positions came along.
+        for (fold, table) in [
+            (&mut original, &mut table),
+            (&mut restored, &mut restored_table),
+        ] {
+            table.delete(fold, &[3]).unwrap();
+            table
+                .upsert(
+                    fold,
+                    vec![4],
+                    vec![Value::Int(0)],
+                    vec![money("-1"); 5],
+                    at(99),
+                )
+                .unwrap();
+        }
+        assert_eq!(restored.rows().unwrap(), original.rows().unwrap());
+        assert_eq!(original.export_group(&[Value::Int(99)]), None);
+
+        let mut other = Fold::new(vec![Aggregate::Min]);
+        let bytes = original.export_group(&[Value::Int(1)]).unwrap();
+        assert!(other.import_group(vec![Value::Int(1)], &bytes).is_err());
+        assert!(other.import_group(vec![Value::Int(1)], b"garbage").is_err());
     }
 
     #[test]

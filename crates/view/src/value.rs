@@ -40,7 +40,7 @@ pub enum ValueError {
 }
 
 /// An exact decimal: `units / 10^scale`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Decimal {
     units: i128,
     scale: u8,
@@ -207,7 +207,7 @@ impl std::fmt::Display for Decimal {
 
 /// One value of a row. The order (for MIN, MAX and keys) is: null, booleans, numbers (integers
 /// and decimals compared by value), text.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     Null,
     Bool(bool),
