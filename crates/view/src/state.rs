@@ -1,0 +1,306 @@
+//! The local checkpoint of views, in `redb`: each view's groups (their accumulators), its
+//! table rows, and the source positions (next offset per topic and partition) they reflect,
+//! written in one durable write transaction per commit, after the commit's Kafka transaction.
+//!
+//! The output topic and the group's committed offsets are the truth; this is a checkpoint that
+//! knows its position (docs/design/0004-views.md, "Exactly once"). Every entry's key starts
+//! with its view's name and a 0 byte (names hold none), so one view's entries are one range.
+//!
+//! ```text
+//! groups     view \0 postcard(group key)             -> Fold::export_group bytes
+//! rows       view \0 record key                      -> Table::export_row bytes
+//! positions  view \0 topic \0 partition (i32, BE)    -> next offset (i64)
+//! ```
+//!
+//! Owns: the file and its layout. Not: what the bytes mean (`fold`).
+
+use crate::fold::{CheckpointMismatch, Fold, Table};
+use crate::value::Value;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const GROUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("groups");
+const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
+const POSITIONS: TableDefinition<&[u8], i64> = TableDefinition::new("positions");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("the view checkpoint: {0}")]
+    Store(String),
+    #[error(transparent)]
+    Mismatch(#[from] CheckpointMismatch),
+}
+
+impl From<redb::Error> for StateError {
+    fn from(e: redb::Error) -> StateError {
+        StateError::Store(e.to_string())
+    }
+}
+
+/// Turns any of redb's error types into a `StateError` (each converts into `redb::Error`).
+fn store<E: Into<redb::Error>>(e: E) -> StateError {
+    StateError::from(e.into())
+}
+
+/// A source's position: the topic and partition, and the next offset to read there.
+pub type Positions = BTreeMap<(String, i32), i64>;
+
+/// What one commit changes in a view's checkpoint: groups and table rows with their new bytes
+/// (`None`: gone), and where the sources stand.
+#[derive(Debug, Default)]
+pub struct CheckpointDelta {
+    pub groups: Vec<(Vec<Value>, Option<Vec<u8>>)>,
+    pub rows: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+pub struct Checkpoint {
+    db: redb::Database,
+}
+
+impl Checkpoint {
+    /// Opens (or creates) the checkpoint file at `path`.
+    pub fn open(path: &Path) -> Result<Checkpoint, StateError> {
+        let db = redb::Database::create(path).map_err(store)?;
+        Ok(Checkpoint { db })
+    }
+
+    /// Writes one commit of `view` durably: its changed groups and rows, and `positions`.
+    pub fn commit(
+        &self,
+        view: &str,
+        delta: &CheckpointDelta,
+        positions: &Positions,
+    ) -> Result<(), StateError> {
+        let txn = self.db.begin_write().map_err(store)?;
+        {
+            let mut groups = txn.open_table(GROUPS).map_err(store)?;
+            for (key, bytes) in &delta.groups {
+                let entry = entry_key(view, &encode_group_key(key));
+                match bytes {
+                    Some(bytes) => groups
+                        .insert(entry.as_slice(), bytes.as_slice())
+                        .map(|_| ()),
+                    None => groups.remove(entry.as_slice()).map(|_| ()),
+                }
+                .map_err(store)?;
+            }
+            let mut rows = txn.open_table(ROWS).map_err(store)?;
+            for (key, bytes) in &delta.rows {
+                let entry = entry_key(view, key);
+                match bytes {
+                    Some(bytes) => rows.insert(entry.as_slice(), bytes.as_slice()).map(|_| ()),
+                    None => rows.remove(entry.as_slice()).map(|_| ()),
+                }
+                .map_err(store)?;
+            }
+            let mut table = txn.open_table(POSITIONS).map_err(store)?;
+            for ((topic, partition), offset) in positions {
+                let entry = position_key(view, topic, *partition);
+                table.insert(entry.as_slice(), offset).map_err(store)?;
+            }
+        }
+        txn.commit().map_err(store)
+    }
+
+    /// Restores `view`'s groups into `fold` and its rows into `table`, and returns the
+    /// positions they reflect (empty for a view never committed).
+    pub fn restore(
+        &self,
+        view: &str,
+        fold: &mut Fold,
+        table: Option<&mut Table>,
+    ) -> Result<Positions, StateError> {
+        let txn = self.db.begin_read().map_err(store)?;
+        let prefix = entry_key(view, &[]);
+        if let Some(groups) = open_readable(&txn, GROUPS)? {
+            for item in groups.range(prefix.as_slice()..).map_err(store)? {
+                let (key, bytes) = item.map_err(store)?;
+                let Some(group_key) = key.value().strip_prefix(prefix.as_slice()) else {
+                    break;
+                };
+                fold.import_group(decode_group_key(group_key)?, bytes.value())?;
+            }
+        }
+        if let (Some(table), Some(rows)) = (table, open_readable(&txn, ROWS)?) {
+            for item in rows.range(prefix.as_slice()..).map_err(store)? {
+                let (key, bytes) = item.map_err(store)?;
+                let Some(record_key) = key.value().strip_prefix(prefix.as_slice()) else {
+                    break;
+                };
+                table.import_row(record_key.to_vec(), bytes.value())?;
+            }
+        }
+        let mut positions = Positions::new();
+        if let Some(table) = open_readable(&txn, POSITIONS)? {
+            for item in table.range(prefix.as_slice()..).map_err(store)? {
+                let (key, offset) = item.map_err(store)?;
+                let Some(rest) = key.value().strip_prefix(prefix.as_slice()) else {
+                    break;
+                };
+                let (topic, partition) = split_position(rest)?;
+                positions.insert((topic, partition), offset.value());
+            }
+        }
+        Ok(positions)
+    }
+
+    /// Deletes everything `view` keeps (DROP, or a rebuild from scratch).
+    pub fn forget(&self, view: &str) -> Result<(), StateError> {
+        let prefix = entry_key(view, &[]);
+        let txn = self.db.begin_write().map_err(store)?;
+        {
+            for definition in [GROUPS, ROWS] {
+                let mut table = txn.open_table(definition).map_err(store)?;
+                table
+                    .retain_in(prefix.as_slice().., |key, _| !key.starts_with(&prefix))
+                    .map_err(store)?;
+            }
+            let mut table = txn.open_table(POSITIONS).map_err(store)?;
+            table
+                .retain_in(prefix.as_slice().., |key, _| !key.starts_with(&prefix))
+                .map_err(store)?;
+        }
+        txn.commit().map_err(store)
+    }
+}
+
+/// A table for reading, or `None` when nothing was ever written to it.
+fn open_readable<V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    definition: TableDefinition<&'static [u8], V>,
+) -> Result<Option<redb::ReadOnlyTable<&'static [u8], V>>, StateError> {
+    match txn.open_table(definition) {
+        Ok(table) => Ok(Some(table)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(store(e)),
+    }
+}
+
+fn entry_key(view: &str, key: &[u8]) -> Vec<u8> {
+    debug_assert!(!view.as_bytes().contains(&0), "view names hold no 0 byte");
+    let mut entry = Vec::with_capacity(view.len() + 1 + key.len());
+    entry.extend_from_slice(view.as_bytes());
+    entry.push(0);
+    entry.extend_from_slice(key);
+    entry
+}
+
+fn position_key(view: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let mut rest = Vec::with_capacity(topic.len() + 5);
+    rest.extend_from_slice(topic.as_bytes());
+    rest.push(0);
+    rest.extend_from_slice(&partition.to_be_bytes());
+    entry_key(view, &rest)
+}
+
+fn split_position(rest: &[u8]) -> Result<(String, i32), StateError> {
+    let bad = || StateError::Store("a damaged position entry".into());
+    let at = rest.iter().position(|&b| b == 0).ok_or_else(bad)?;
+    let topic = std::str::from_utf8(&rest[..at]).map_err(|_| bad())?;
+    let partition: [u8; 4] = rest[at + 1..].try_into().map_err(|_| bad())?;
+    Ok((topic.to_string(), i32::from_be_bytes(partition)))
+}
+
+/// A group key as it is stored.
+pub fn encode_group_key(key: &[Value]) -> Vec<u8> {
+    postcard::to_allocvec(key).expect("values always serialize")
+}
+
+fn decode_group_key(bytes: &[u8]) -> Result<Vec<Value>, StateError> {
+    postcard::from_bytes(bytes).map_err(|e| StateError::Mismatch(CheckpointMismatch(e.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fold::{Aggregate, Position};
+    use crate::value::Decimal;
+
+    fn at(offset: i64) -> Position {
+        Position {
+            timestamp: 0,
+            partition: 0,
+            offset,
+        }
+    }
+
+    #[test]
+    fn a_view_restores_what_its_commits_wrote_and_nothing_of_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("views.redb");
+        let aggregates = vec![Aggregate::CountRows, Aggregate::Sum, Aggregate::Max];
+        let mut fold = Fold::new(aggregates.clone());
+        let mut table = Table::default();
+        let amount = |c: i64| vec![Value::Decimal(Decimal::new(c.into(), 2)); 3];
+        let mut positions = Positions::new();
+        {
+            let checkpoint = Checkpoint::open(&path).unwrap();
+            for (i, (record, group)) in [(b"a", 1), (b"b", 1), (b"c", 2), (b"a", 2)]
+                .iter()
+                .enumerate()
+            {
+                table
+                    .upsert(
+                        &mut fold,
+                        record.to_vec(),
+                        vec![Value::Int(*group)],
+                        amount(i as i64 * 100 + 5),
+                        at(i as i64),
+                    )
+                    .unwrap();
+                positions.insert(("payments".into(), 0), i as i64 + 1);
+                let delta = CheckpointDelta {
+                    groups: fold
+                        .changed_keys()
+                        .map(|k| (k.clone(), fold.export_group(k)))
+                        .collect(),
+                    rows: vec![(record.to_vec(), table.export_row(*record))],
+                };
+                fold.take_changes().unwrap();
+                checkpoint.commit("balances", &delta, &positions).unwrap();
+            }
+            // Another view's entries stay its own.
+            let other = CheckpointDelta {
+                groups: vec![(
+                    vec![Value::Text("x".into())],
+                    fold.export_group(&[Value::Int(2)]),
+                )],
+                rows: vec![],
+            };
+            checkpoint
+                .commit("balances2", &other, &Positions::new())
+                .unwrap();
+        }
+        let checkpoint = Checkpoint::open(&path).unwrap();
+        let mut restored = Fold::new(aggregates.clone());
+        let mut restored_table = Table::default();
+        let at_commit = checkpoint
+            .restore("balances", &mut restored, Some(&mut restored_table))
+            .unwrap();
+        assert_eq!(at_commit, positions);
+        assert_eq!(restored.rows().unwrap(), fold.rows().unwrap());
+        assert_eq!(restored_table.len(), 3);
+        // Record a moved from group 1 to group 2, leaving b alone in group 1.
+        assert_eq!(
+            restored
+                .row(&[Value::Int(1)])
+                .unwrap()
+                .map(|r| r[0].clone()),
+            Some(Value::Int(1))
+        );
+
+        checkpoint.forget("balances").unwrap();
+        let mut empty = Fold::new(aggregates.clone());
+        assert!(
+            checkpoint
+                .restore("balances", &mut empty, None)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(empty.rows().unwrap().is_empty());
+        let mut other = Fold::new(aggregates);
+        checkpoint.restore("balances2", &mut other, None).unwrap();
+        assert_eq!(other.rows().unwrap().len(), 1);
+    }
+}
