@@ -351,6 +351,8 @@ impl Fold {
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     rows: BTreeMap<Vec<u8>, TableRow>,
+    /// Record keys whose row changed since the last `take_changed_rows`.
+    changed: BTreeSet<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -373,6 +375,7 @@ impl Table {
         // Added first: a row the fold refuses leaves the old one in place.
         fold.add(group.clone(), &inputs, at)?;
         let new = TableRow { group, inputs, at };
+        self.changed.insert(record_key.clone());
         if let Some(old) = self.rows.insert(record_key, new) {
             fold.retract(old.group, &old.inputs, old.at)?;
         }
@@ -382,9 +385,24 @@ impl Table {
     /// A tombstone for `record_key`: its row, if any, leaves the view.
     pub fn delete(&mut self, fold: &mut Fold, record_key: &[u8]) -> Result<(), ValueError> {
         match self.rows.remove(record_key) {
-            Some(old) => fold.retract(old.group, &old.inputs, old.at),
+            Some(old) => {
+                self.changed.insert(record_key.to_vec());
+                fold.retract(old.group, &old.inputs, old.at)
+            }
             None => Ok(()),
         }
+    }
+
+    /// The rows changed since the last call, with their checkpoint bytes (`None`: deleted).
+    pub fn take_changed_rows(&mut self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let changed = std::mem::take(&mut self.changed);
+        changed
+            .into_iter()
+            .map(|key| {
+                let bytes = self.export_row(&key);
+                (key, bytes)
+            })
+            .collect()
     }
 
     pub fn len(&self) -> usize {
