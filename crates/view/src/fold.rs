@@ -433,10 +433,11 @@ impl Table {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn at(offset: i64) -> Position {
+    /// The position of record `offset` of partition 0 at time 0 (shared by the crate's tests).
+    pub(crate) fn at(offset: i64) -> Position {
         Position {
             timestamp: 0,
             partition: 0,

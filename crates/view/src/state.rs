@@ -214,16 +214,9 @@ fn decode_group_key(bytes: &[u8]) -> Result<Vec<Value>, StateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fold::{Aggregate, Position};
+    use crate::fold::Aggregate;
+    use crate::fold::tests::at;
     use crate::value::Decimal;
-
-    fn at(offset: i64) -> Position {
-        Position {
-            timestamp: 0,
-            partition: 0,
-            offset,
-        }
-    }
 
     #[test]
     fn a_view_restores_what_its_commits_wrote_and_nothing_of_another() {
