@@ -258,6 +258,9 @@ def test_an_explicitly_acknowledging_stream_commits_only_what_was_acknowledged(b
 
     status, body = call(broker, "POST", "/v1/groups/workers/streams/gone/ack", {"event_id": "0:1"})
     assert status == 404
+    too_many = ",".join(f"{p}:1" for p in range(10_001))
+    status, body = call(broker, "POST", "/v1/groups/workers/streams/gone/ack", {"event_id": too_many})
+    assert status == 400 and "at most 10000 partitions" in body["message"]
     status, _, _ = request(broker, "GET", "/v1/topics/tasks/stream?ack=explicit")
     assert status == 400
 

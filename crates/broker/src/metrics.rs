@@ -37,7 +37,7 @@ mod errors;
 mod node;
 mod process;
 
-pub(crate) use errors::ResponseErrors;
+pub(crate) use errors::{Codes, ResponseErrors};
 
 use crate::server::Broker;
 use kafka_protocol::messages::ApiKey;
@@ -298,15 +298,15 @@ impl Metrics {
 
     /// Counts the non-zero error codes of a response to `api`.
     pub(crate) fn response_errors(&self, api: ApiKey, response: &impl ResponseErrors) {
-        let mut codes = Vec::new();
-        response.error_codes(&mut codes);
-        for code in codes.into_iter().filter(|&c| c != 0) {
-            let label = ErrorLabels {
-                api: api_name(api),
-                error: error_name(code),
-            };
-            self.errors.get_or_create(&label).inc();
-        }
+        response.error_codes(&mut Codes(&mut |code| {
+            if code != 0 {
+                let label = ErrorLabels {
+                    api: api_name(api),
+                    error: error_name(code),
+                };
+                self.errors.get_or_create(&label).inc();
+            }
+        }));
     }
 
     pub(crate) fn scrubbed(&self, bytes: u64) {

@@ -23,15 +23,28 @@ const KEY_TYPE_GROUP: i8 = 0;
 
 /// The node id of `group`'s coordinator.
 pub async fn coordinator(client: &mut Client, group: &str) -> Result<i32> {
+    coordinator_of_key(client, group, KEY_TYPE_GROUP).await
+}
+
+/// The node id of the coordinator of `key` (FindCoordinator's key type: 0 a group, 1 a
+/// transactional id).
+pub(crate) async fn coordinator_of_key(
+    client: &mut Client,
+    key: &str,
+    key_type: i8,
+) -> Result<i32> {
     let request = FindCoordinatorRequest::default()
-        .with_key(str_bytes(group))
-        .with_key_type(KEY_TYPE_GROUP);
+        .with_key(str_bytes(key))
+        .with_key_type(key_type);
     let (_, response) = client.any().send(&request, 3).await?;
     ClientError::check(
         response.error_code,
         response.error_message.as_deref(),
-        || format!("finding the coordinator of group {group}"),
+        || format!("finding the coordinator of {key}"),
     )?;
+    if response.node_id.0 < 0 {
+        return Err(crate::admin::empty_answer("FindCoordinator"));
+    }
     Ok(response.node_id.0)
 }
 

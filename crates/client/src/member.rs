@@ -201,8 +201,8 @@ pub fn rejoin_settles(e: &ClientError) -> bool {
 const GROUP_ID_NOT_FOUND: i16 = 69;
 
 /// A member of a consumer group by either protocol: KIP-848 first; `poll` switches to the
-/// classic protocol when the group turns out to have live classic members (and says so on
-/// stderr, once).
+/// classic protocol when the group turns out to have live classic members (`is_classic` tells
+/// the caller, which may say so).
 pub enum GroupMember {
     Consumer(Membership),
     Classic(ClassicMembership),
@@ -224,10 +224,7 @@ impl GroupMember {
             GroupMember::Consumer(m) => match m.poll().await {
                 Err(e) if e.code() == Some(GROUP_ID_NOT_FOUND) => {
                     let topics: Vec<String> = m.topics.values().cloned().collect();
-                    eprintln!(
-                        "group {} has members using the classic protocol (JoinGroup/SyncGroup); joining it the same way, with the range or round-robin assignor",
-                        m.group
-                    );
+                    tracing::info!(group = %m.group, "the group has classic members; joining it with JoinGroup");
                     let classic = ClassicMembership::new(client, &m.group, &topics).await?;
                     *self = GroupMember::Classic(classic);
                     Box::pin(self.poll(client)).await
@@ -249,6 +246,11 @@ impl GroupMember {
             GroupMember::Consumer(m) => m.reconnect(client).await,
             GroupMember::Classic(m) => m.reconnect(client).await,
         }
+    }
+
+    /// True once the member speaks the classic protocol.
+    pub fn is_classic(&self) -> bool {
+        matches!(self, GroupMember::Classic(_))
     }
 
     pub fn joined(&self) -> bool {

@@ -126,6 +126,21 @@ pub async fn start_offset(
     })
 }
 
+/// The offset DeleteRecords takes to delete the records before `to` in `topic`-`partition`:
+/// `end` is Kafka's "up to the high watermark" (`DELETE_TO_END`), any other start the offset
+/// it names.
+pub async fn trim_offset(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    to: Start,
+) -> Result<i64> {
+    match to {
+        Start::Latest => Ok(data::DELETE_TO_END),
+        other => start_offset(client, topic, partition, other).await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

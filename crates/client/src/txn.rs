@@ -9,13 +9,13 @@
 //! Owns: the transaction's protocol and its bookkeeping. Not: retrying a whole transaction
 //! (a caller aborts and starts again), nor batching (the caller hands whole record lists).
 
-use crate::admin::{empty_answer, str_bytes, topic_name};
+use crate::admin::{str_bytes, topic_name};
 use crate::groups::Member;
 use crate::{Client, ClientError, Connection, Result};
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, FindCoordinatorRequest,
-    GroupId, InitProducerIdRequest, ProducerId, TransactionalId, TxnOffsetCommitRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, GroupId,
+    InitProducerIdRequest, ProducerId, TransactionalId, TxnOffsetCommitRequest,
     add_partitions_to_txn_request::AddPartitionsToTxnTopic,
     txn_offset_commit_request::{TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic},
 };
@@ -71,12 +71,12 @@ impl TransactionalProducer {
             .with_producer_epoch(-1);
         let response = busy_retried(async || {
             let (_, r) = coordinator.send(&request, 4).await?;
-            Ok((r.error_code, r))
+            ClientError::check(r.error_code, None, || {
+                format!("initializing transactional id {transactional_id}")
+            })?;
+            Ok(r)
         })
         .await?;
-        ClientError::check(response.error_code, None, || {
-            format!("initializing transactional id {transactional_id}")
-        })?;
         Ok(TransactionalProducer {
             transactional_id: transactional_id.to_string(),
             producer_id: response.producer_id.0,
@@ -189,28 +189,22 @@ impl TransactionalProducer {
                     .collect(),
             );
         let connection = crate::groups::coordinator_connection(client, group).await?;
-        let response = busy_retried(async || {
+        let transactional_id = &self.transactional_id;
+        busy_retried(async || {
             let (_, r) = connection.send(&request, 3).await?;
-            let code = r
-                .topics
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .map(|p| p.error_code)
-                .find(|&c| c != 0)
-                .unwrap_or(0);
-            Ok((code, r))
+            for t in &r.topics {
+                for p in &t.partitions {
+                    ClientError::check(p.error_code, None, || {
+                        format!(
+                            "committing {}-{} for group {group} in transaction {transactional_id}",
+                            t.name.0, p.partition_index
+                        )
+                    })?;
+                }
+            }
+            Ok(())
         })
         .await?;
-        for t in response.topics {
-            for p in t.partitions {
-                ClientError::check(p.error_code, None, || {
-                    format!(
-                        "committing {}-{} for group {group} in transaction {}",
-                        t.name.0, p.partition_index, self.transactional_id
-                    )
-                })?;
-            }
-        }
         Ok(())
     }
 
@@ -235,16 +229,15 @@ impl TransactionalProducer {
             .with_producer_id(ProducerId(self.producer_id))
             .with_producer_epoch(self.epoch)
             .with_committed(committed);
-        let coordinator = &mut self.coordinator;
-        let response = busy_retried(async || {
-            let (_, r) = coordinator.send(&request, 3).await?;
-            Ok((r.error_code, r))
-        })
-        .await?;
+        let (coordinator, transactional_id) = (&mut self.coordinator, &self.transactional_id);
         let verb = if committed { "committing" } else { "aborting" };
-        ClientError::check(response.error_code, None, || {
-            format!("{verb} transaction {}", self.transactional_id)
+        busy_retried(async || {
+            let (_, r) = coordinator.send(&request, 3).await?;
+            ClientError::check(r.error_code, None, || {
+                format!("{verb} transaction {transactional_id}")
+            })
         })
+        .await
     }
 
     async fn add_partition(&mut self, topic: &str, partition: i32) -> Result<()> {
@@ -257,8 +250,8 @@ impl TransactionalProducer {
                     .with_name(topic_name(topic))
                     .with_partitions(vec![partition]),
             ]);
-        let coordinator = &mut self.coordinator;
-        let response = busy_retried(async || {
+        let (coordinator, transactional_id) = (&mut self.coordinator, &self.transactional_id);
+        busy_retried(async || {
             let (_, r) = coordinator.send(&request, 3).await?;
             let code = r
                 .results_by_topic_v3_and_below
@@ -267,22 +260,11 @@ impl TransactionalProducer {
                 .map(|p| p.partition_error_code)
                 .find(|&c| c != 0)
                 .unwrap_or(r.error_code);
-            Ok((code, r))
+            ClientError::check(code, None, || {
+                format!("adding {topic}-{partition} to transaction {transactional_id}")
+            })
         })
-        .await?;
-        let code = response
-            .results_by_topic_v3_and_below
-            .iter()
-            .flat_map(|t| &t.results_by_partition)
-            .map(|p| p.partition_error_code)
-            .find(|&c| c != 0)
-            .unwrap_or(response.error_code);
-        ClientError::check(code, None, || {
-            format!(
-                "adding {topic}-{partition} to transaction {}",
-                self.transactional_id
-            )
-        })
+        .await
     }
 
     async fn add_group(&mut self, group: &str) -> Result<()> {
@@ -291,18 +273,14 @@ impl TransactionalProducer {
             .with_producer_id(ProducerId(self.producer_id))
             .with_producer_epoch(self.epoch)
             .with_group_id(GroupId(str_bytes(group)));
-        let coordinator = &mut self.coordinator;
-        let response = busy_retried(async || {
+        let (coordinator, transactional_id) = (&mut self.coordinator, &self.transactional_id);
+        busy_retried(async || {
             let (_, r) = coordinator.send(&request, 3).await?;
-            Ok((r.error_code, r))
+            ClientError::check(r.error_code, None, || {
+                format!("adding group {group}'s offsets to transaction {transactional_id}")
+            })
         })
-        .await?;
-        ClientError::check(response.error_code, None, || {
-            format!(
-                "adding group {group}'s offsets to transaction {}",
-                self.transactional_id
-            )
-        })
+        .await
     }
 
     fn open_mut(&mut self) -> Result<&mut Open> {
@@ -319,48 +297,41 @@ async fn transaction_coordinator(
     client: &mut Client,
     transactional_id: &str,
 ) -> Result<Connection> {
-    let request = FindCoordinatorRequest::default()
-        .with_key(str_bytes(transactional_id))
-        .with_key_type(KEY_TYPE_TRANSACTION);
-    let any = client.any();
-    let response = busy_retried(async || {
-        let (_, r) = any.send(&request, 3).await?;
-        Ok((r.error_code, r))
+    let node = busy_retried(async || {
+        crate::groups::coordinator_of_key(client, transactional_id, KEY_TYPE_TRANSACTION).await
     })
     .await?;
-    ClientError::check(
-        response.error_code,
-        response.error_message.as_deref(),
-        || format!("finding the transaction coordinator of {transactional_id}"),
-    )?;
-    let node = response.node_id.0;
-    if node < 0 {
-        return Err(empty_answer("FindCoordinator"));
-    }
     client.dedicated(node).await
 }
 
-/// Runs `attempt` until its error code is not one that means "busy, ask again"
+/// Runs `attempt` again while it fails with an error code that means "busy, ask again"
 /// (COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, CONCURRENT_TRANSACTIONS),
 /// backing off between tries, at most `BUSY_RETRIES_MAX` times. NOT_COORDINATOR is not
 /// retried on the same connection: the caller finds the coordinator again.
 async fn busy_retried<T, F>(mut attempt: F) -> Result<T>
 where
-    F: AsyncFnMut() -> Result<(i16, T)>,
+    F: AsyncFnMut() -> Result<T>,
 {
     let mut backoff = BUSY_BACKOFF_FIRST;
-    let mut tries = 0;
+    let mut tries = 1;
     loop {
-        let (code, answer) = attempt().await?;
-        let busy = matches!(
-            code,
-            COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE | CONCURRENT_TRANSACTIONS
-        );
-        tries += 1;
-        if !busy || tries >= BUSY_RETRIES_MAX {
-            return Ok(answer);
+        match attempt().await {
+            Err(e)
+                if tries < BUSY_RETRIES_MAX
+                    && matches!(
+                        e.code(),
+                        Some(
+                            COORDINATOR_LOAD_IN_PROGRESS
+                                | COORDINATOR_NOT_AVAILABLE
+                                | CONCURRENT_TRANSACTIONS
+                        )
+                    ) =>
+            {
+                tries += 1;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BUSY_BACKOFF_MAX);
+            }
+            done => return done,
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BUSY_BACKOFF_MAX);
     }
 }

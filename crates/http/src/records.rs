@@ -24,7 +24,7 @@ use sluice_client::Client;
 use sluice_client::data::{self, Acks};
 use sluice_client::json::{ValueFormat, decode_base64, record_to_json_as};
 use sluice_client::partitioner::partition_for_key;
-use sluice_client::position::{Start, parse_start, start_offset};
+use sluice_client::position::{Start, parse_start, start_offset, trim_offset};
 use sluice_record::{Record, RecordHeader, encode_records};
 use sluice_types::limits::HTTP_RECORDS_PER_REQUEST_MAX;
 use std::collections::BTreeMap;
@@ -398,10 +398,7 @@ pub async fn delete_records(
     let start = state
         .pool
         .with(async |client: &mut Client| -> ApiResult<i64> {
-            let offset = match before {
-                Start::Latest => data::DELETE_TO_END,
-                other => start_offset(client, &topic, partition, other).await?,
-            };
+            let offset = trim_offset(client, &topic, partition, before).await?;
             Ok(data::delete_records(client, &topic, partition, offset).await?)
         })
         .await?;

@@ -123,8 +123,15 @@ fn parse_positions_id(id: &str) -> ApiResult<BTreeMap<i32, i64>> {
             "{id:?} is not an event id of this stream (partition:offset,...)"
         ))
     };
+    let pairs = id.split(',').filter(|p| !p.is_empty());
+    if pairs.clone().count() > sluice_types::limits::PARTITIONS_PER_TOPIC_MAX as usize {
+        return Err(ApiError::bad_request(format!(
+            "an event id names at most {} partitions",
+            sluice_types::limits::PARTITIONS_PER_TOPIC_MAX
+        )));
+    }
     let mut positions = BTreeMap::new();
-    for pair in id.split(',').filter(|p| !p.is_empty()) {
+    for pair in pairs {
         let (p, o) = pair.split_once(':').ok_or_else(bad)?;
         let (p, o) = (
             p.parse::<i32>().map_err(|_| bad())?,

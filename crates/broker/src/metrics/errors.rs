@@ -8,14 +8,28 @@ use kafka_protocol::messages::*;
 
 /// The error codes in a response, zeros included (the caller leaves them out).
 pub(crate) trait ResponseErrors {
-    fn error_codes(&self, out: &mut Vec<i16>);
+    fn error_codes(&self, out: &mut Codes<'_>);
+}
+
+/// Where a response's error codes go, one by one: counting them allocates nothing, as every
+/// response passes through here.
+pub(crate) struct Codes<'a>(pub &'a mut dyn FnMut(i16));
+
+impl Codes<'_> {
+    fn push(&mut self, code: i16) {
+        (self.0)(code);
+    }
+
+    fn extend(&mut self, codes: impl IntoIterator<Item = i16>) {
+        codes.into_iter().for_each(&mut *self.0);
+    }
 }
 
 /// `impl ResponseErrors for $type` with the body given, `$r` the response and `$out` the list.
 macro_rules! error_codes {
     ($type:ty, |$r:ident, $out:ident| $body:expr) => {
         impl ResponseErrors for $type {
-            fn error_codes(&self, $out: &mut Vec<i16>) {
+            fn error_codes(&self, $out: &mut Codes<'_>) {
                 let $r = self;
                 $body
             }
@@ -170,7 +184,7 @@ mod tests {
             ]),
         ]);
         let mut codes = Vec::new();
-        response.error_codes(&mut codes);
+        response.error_codes(&mut Codes(&mut |c| codes.push(c)));
         assert_eq!(codes, vec![0, 6, 6]);
     }
 }

@@ -119,26 +119,31 @@ pub(super) fn register_process(root: &mut Registry, node: &NodeGauges) {
 }
 
 pub(super) fn register_replication(registry: &mut Registry, gauges: &ReplicationGauges) {
-    registry.register(
-        "leader_partitions",
-        "Partitions this broker leads",
-        gauges.leader.clone(),
-    );
-    registry.register(
-        "under_replicated_partitions",
-        "Partitions this broker leads whose in-sync set is smaller than their replica set",
-        gauges.under_replicated.clone(),
-    );
-    registry.register(
-        "under_min_isr_partitions",
-        "Partitions this broker leads with fewer in-sync replicas than min.insync.replicas",
-        gauges.under_min_isr.clone(),
-    );
-    registry.register(
-        "offline_partitions",
-        "Partitions of the cluster without a leader, as this broker's metadata has them",
-        gauges.offline.clone(),
-    );
+    let named = [
+        (
+            "leader_partitions",
+            "Partitions this broker leads",
+            &gauges.leader,
+        ),
+        (
+            "under_replicated_partitions",
+            "Partitions this broker leads whose in-sync set is smaller than their replica set",
+            &gauges.under_replicated,
+        ),
+        (
+            "under_min_isr_partitions",
+            "Partitions this broker leads with fewer in-sync replicas than min.insync.replicas",
+            &gauges.under_min_isr,
+        ),
+        (
+            "offline_partitions",
+            "Partitions of the cluster without a leader, as this broker's metadata has them",
+            &gauges.offline,
+        ),
+    ];
+    for (name, help, gauge) in named {
+        registry.register(name, help, gauge.clone());
+    }
 }
 
 pub(super) fn register_node(registry: &mut Registry, node: &NodeGauges) {

@@ -139,7 +139,6 @@ impl Batches<'_> {
                     .map(|_| ())
             }
         };
-        drop(records);
         sent.map_err(|e| self.explain(partition, e))?;
         self.produced += count;
         self.pending[p].clear();

@@ -186,10 +186,7 @@ async fn trim_prefix(
     let chosen = if only.is_empty() { all } else { only };
     let mut plan = Vec::with_capacity(chosen.len());
     for p in chosen {
-        let offset = match to {
-            Start::Latest => data::DELETE_TO_END,
-            other => super::start_offset(client, name, p, other).await?,
-        };
+        let offset = sluice_client::position::trim_offset(client, name, p, to).await?;
         plan.push((p, offset));
     }
     if !no_confirm && std::io::IsTerminal::is_terminal(&std::io::stdin()) {

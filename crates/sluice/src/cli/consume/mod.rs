@@ -240,7 +240,14 @@ async fn member_step(
     reader: &mut Reader,
     group: &str,
 ) -> anyhow::Result<Flow> {
-    if let Some(assigned) = member.poll(client).await? {
+    let was_classic = member.is_classic();
+    let polled = member.poll(client).await?;
+    if member.is_classic() && !was_classic {
+        eprintln!(
+            "group {group} has members using the classic protocol (JoinGroup/SyncGroup); joining it the same way, with the range or round-robin assignor"
+        );
+    }
+    if let Some(assigned) = polled {
         reader.positions.retain(|p, _| assigned.contains(p));
         reader.ends.retain(|p, _| assigned.contains(p));
         let new: Vec<TopicPartition> = assigned
