@@ -118,6 +118,9 @@ impl ClassicMembership {
 
     /// JoinGroup until the rebalance completes, then SyncGroup (assigning, as the leader).
     async fn join(&mut self, client: &mut Client) -> Result<Vec<TopicPartition>> {
+        // The first JoinGroup of a new member may be answered MEMBER_ID_REQUIRED with the id to
+        // join with (KIP-394); a second such answer is an error.
+        let mut id_given = false;
         let joined = loop {
             let request = JoinGroupRequest::default()
                 .with_group_id(GroupId(str_bytes(&self.group)))
@@ -138,8 +141,9 @@ impl ClassicMembership {
             // The coordinator holds a JoinGroup until every member has joined.
             let wait = Duration::from_millis(REBALANCE_TIMEOUT_MS as u64);
             let (_, response) = self.coordinator.send_waiting(&request, 7, wait).await?;
-            if response.error_code == MEMBER_ID_REQUIRED {
+            if response.error_code == MEMBER_ID_REQUIRED && !id_given {
                 self.member_id = response.member_id.to_string();
+                id_given = true;
                 continue;
             }
             ClientError::check(response.error_code, None, || {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
@@ -67,7 +67,7 @@ pub(crate) async fn track(
     next: Next,
 ) -> Response {
     let started = std::time::Instant::now();
-    let method = request.method().as_str().to_string();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -87,6 +87,16 @@ pub(crate) async fn track(
     response
 }
 
+/// A method as a label: the standard ones by name, any other (a client may send any token)
+/// as `other`, so a client cannot make series without bound.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    KNOWN
+        .into_iter()
+        .find(|name| *name == method.as_str())
+        .unwrap_or("other")
+}
+
 /// The broker's metrics text followed by the HTTP API's, as one exposition: the broker's
 /// closing `# EOF` is dropped so that only the last one remains.
 pub(crate) fn join(broker: &str, http: &str) -> String {
@@ -100,12 +110,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn methods_outside_the_standard_ones_share_one_label() {
+        let odd = axum::http::Method::from_bytes(b"FROBNICATE").unwrap();
+        assert_eq!(method_label(&odd), "other");
+        assert_eq!(method_label(&axum::http::Method::PATCH), "PATCH");
+    }
+
+    #[test]
     fn one_eof_at_the_end() {
         let metrics = HttpMetrics::new();
         metrics
             .requests
             .get_or_create(&RequestLabels {
-                method: "GET".into(),
+                method: "GET",
                 route: "/v1/topics".into(),
                 status: 200,
             })

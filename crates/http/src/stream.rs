@@ -188,7 +188,9 @@ pub async fn stream(
     };
     let resume = match headers.get("last-event-id") {
         None => BTreeMap::new(),
-        Some(value) => parse_positions_id(value.to_str().unwrap_or_default())?,
+        Some(value) => parse_positions_id(value.to_str().map_err(|_| {
+            ApiError::bad_request("Last-Event-ID is not an event id of this stream")
+        })?)?,
     };
     let permit = state
         .streams
