@@ -17,6 +17,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::Decodable;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// FindCoordinator's key type for a group.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -135,8 +136,44 @@ pub async fn committed_offsets(
     group: &str,
     topics: Option<&[(String, Vec<i32>)]>,
 ) -> Result<BTreeMap<(String, i32), i64>> {
+    fetch_committed(client, group, topics, false).await
+}
+
+/// Kafka's UNSTABLE_OFFSET_COMMIT: an open transaction holds an offset of the partition.
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+/// How often, and how far apart, a question meeting an open transaction's offsets is asked
+/// again (the transaction ends within its timeout; a restarted producer ends it at once).
+const UNSTABLE_RETRIES_MAX: u32 = 600;
+const UNSTABLE_BACKOFF: Duration = Duration::from_millis(100);
+
+/// As `committed_offsets`, but only offsets no open transaction may still change (KIP-447's
+/// `require_stable`): while one does, the question is asked again. What a transactional
+/// reader (a view's engine) resumes from.
+pub async fn stable_committed_offsets(
+    client: &mut Client,
+    group: &str,
+) -> Result<BTreeMap<(String, i32), i64>> {
+    let mut tries = 0;
+    loop {
+        match fetch_committed(client, group, None, true).await {
+            Err(e) if e.code() == Some(UNSTABLE_OFFSET_COMMIT) && tries < UNSTABLE_RETRIES_MAX => {
+                tries += 1;
+                tokio::time::sleep(UNSTABLE_BACKOFF).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn fetch_committed(
+    client: &mut Client,
+    group: &str,
+    topics: Option<&[(String, Vec<i32>)]>,
+    require_stable: bool,
+) -> Result<BTreeMap<(String, i32), i64>> {
     let request = OffsetFetchRequest::default()
         .with_group_id(GroupId(str_bytes(group)))
+        .with_require_stable(require_stable)
         .with_topics(topics.map(|ts| {
             ts.iter()
                 .map(|(name, partitions)| {

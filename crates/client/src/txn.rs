@@ -34,6 +34,21 @@ const BUSY_RETRIES_MAX: u32 = 50;
 const BUSY_BACKOFF_FIRST: Duration = Duration::from_millis(20);
 const BUSY_BACKOFF_MAX: Duration = Duration::from_millis(500);
 
+/// Runs `$body` (an async block's body answering a `Result`) until the coordinator is not
+/// busy (`Busy::settle`). A macro rather than a function over an async closure: the future of
+/// an async closure is not provably `Send`, and engines run these in spawned tasks.
+macro_rules! busy_retried {
+    ($body:block) => {{
+        let mut busy = Busy::new();
+        loop {
+            let result: Result<_> = async $body.await;
+            if let Some(done) = busy.settle(result).await {
+                break done;
+            }
+        }
+    }};
+}
+
 /// What the open transaction holds so far.
 #[derive(Debug, Default)]
 struct Open {
@@ -69,14 +84,13 @@ impl TransactionalProducer {
             )
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
-        let response = busy_retried(async || {
+        let response = busy_retried!({
             let (_, r) = coordinator.send(&request, 4).await?;
             ClientError::check(r.error_code, None, || {
                 format!("initializing transactional id {transactional_id}")
             })?;
             Ok(r)
-        })
-        .await?;
+        })?;
         Ok(TransactionalProducer {
             transactional_id: transactional_id.to_string(),
             producer_id: response.producer_id.0,
@@ -190,7 +204,7 @@ impl TransactionalProducer {
             );
         let connection = crate::groups::coordinator_connection(client, group).await?;
         let transactional_id = &self.transactional_id;
-        busy_retried(async || {
+        busy_retried!({
             let (_, r) = connection.send(&request, 3).await?;
             for t in &r.topics {
                 for p in &t.partitions {
@@ -203,8 +217,7 @@ impl TransactionalProducer {
                 }
             }
             Ok(())
-        })
-        .await?;
+        })?;
         Ok(())
     }
 
@@ -231,13 +244,12 @@ impl TransactionalProducer {
             .with_committed(committed);
         let (coordinator, transactional_id) = (&mut self.coordinator, &self.transactional_id);
         let verb = if committed { "committing" } else { "aborting" };
-        busy_retried(async || {
+        busy_retried!({
             let (_, r) = coordinator.send(&request, 3).await?;
             ClientError::check(r.error_code, None, || {
                 format!("{verb} transaction {transactional_id}")
             })
         })
-        .await
     }
 
     async fn add_partition(&mut self, topic: &str, partition: i32) -> Result<()> {
@@ -251,7 +263,7 @@ impl TransactionalProducer {
                     .with_partitions(vec![partition]),
             ]);
         let (coordinator, transactional_id) = (&mut self.coordinator, &self.transactional_id);
-        busy_retried(async || {
+        busy_retried!({
             let (_, r) = coordinator.send(&request, 3).await?;
             let code = r
                 .results_by_topic_v3_and_below
@@ -264,7 +276,6 @@ impl TransactionalProducer {
                 format!("adding {topic}-{partition} to transaction {transactional_id}")
             })
         })
-        .await
     }
 
     async fn add_group(&mut self, group: &str) -> Result<()> {
@@ -274,13 +285,12 @@ impl TransactionalProducer {
             .with_producer_epoch(self.epoch)
             .with_group_id(GroupId(str_bytes(group)));
         let (coordinator, transactional_id) = (&mut self.coordinator, &self.transactional_id);
-        busy_retried(async || {
+        busy_retried!({
             let (_, r) = coordinator.send(&request, 3).await?;
             ClientError::check(r.error_code, None, || {
                 format!("adding group {group}'s offsets to transaction {transactional_id}")
             })
         })
-        .await
     }
 
     fn open_mut(&mut self) -> Result<&mut Open> {
@@ -297,10 +307,9 @@ async fn transaction_coordinator(
     client: &mut Client,
     transactional_id: &str,
 ) -> Result<Connection> {
-    let node = busy_retried(async || {
+    let node = busy_retried!({
         crate::groups::coordinator_of_key(client, transactional_id, KEY_TYPE_TRANSACTION).await
-    })
-    .await?;
+    })?;
     client.dedicated(node).await
 }
 
@@ -308,16 +317,25 @@ async fn transaction_coordinator(
 /// (COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, CONCURRENT_TRANSACTIONS),
 /// backing off between tries, at most `BUSY_RETRIES_MAX` times. NOT_COORDINATOR is not
 /// retried on the same connection: the caller finds the coordinator again.
-async fn busy_retried<T, F>(mut attempt: F) -> Result<T>
-where
-    F: AsyncFnMut() -> Result<T>,
-{
-    let mut backoff = BUSY_BACKOFF_FIRST;
-    let mut tries = 1;
-    loop {
-        match attempt().await {
+/// How a busy coordinator is asked again: `settle` hands back an answer that is not "busy",
+/// or sleeps and says to ask again (up to `BUSY_RETRIES_MAX` times).
+struct Busy {
+    backoff: Duration,
+    tries: u32,
+}
+
+impl Busy {
+    fn new() -> Busy {
+        Busy {
+            backoff: BUSY_BACKOFF_FIRST,
+            tries: 1,
+        }
+    }
+
+    async fn settle<T>(&mut self, result: Result<T>) -> Option<Result<T>> {
+        match result {
             Err(e)
-                if tries < BUSY_RETRIES_MAX
+                if self.tries < BUSY_RETRIES_MAX
                     && matches!(
                         e.code(),
                         Some(
@@ -327,11 +345,12 @@ where
                         )
                     ) =>
             {
-                tries += 1;
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BUSY_BACKOFF_MAX);
+                self.tries += 1;
+                tokio::time::sleep(self.backoff).await;
+                self.backoff = (self.backoff * 2).min(BUSY_BACKOFF_MAX);
+                None
             }
-            done => return done,
+            done => Some(done),
         }
     }
 }

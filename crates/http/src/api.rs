@@ -37,6 +37,12 @@ use utoipa::{OpenApi, ToSchema};
         crate::members::poll,
         crate::members::commit,
         crate::members::leave,
+        crate::views::sql,
+        crate::views::list,
+        crate::views::describe,
+        crate::views::drop_view,
+        crate::views::row,
+        crate::views::rows,
     )
 )]
 pub(crate) struct ApiDoc;
@@ -234,4 +240,89 @@ pub(crate) struct MemberRecords {
     pub records: Vec<RecordOut>,
     /// The member's partitions now.
     pub assigned: Vec<i32>,
+}
+
+/// A table or view, as listed.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ViewSummary {
+    pub name: String,
+    /// `table` or `view`.
+    pub kind: String,
+    /// The topic it reads.
+    pub source: String,
+    /// The compacted topic its changes go to (a view's name); null for a table.
+    #[schema(nullable)]
+    pub output_topic: Option<String>,
+    /// `starting`, `replaying`, `running`, or `retrying: <the error>`.
+    pub state: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ViewList {
+    pub views: Vec<ViewSummary>,
+}
+
+/// Next offset per `topic:partition` the answer reflects.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ViewPosition(BTreeMap<String, i64>);
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ViewDescription {
+    pub name: String,
+    pub kind: String,
+    pub source: String,
+    #[schema(nullable)]
+    pub output_topic: Option<String>,
+    pub state: String,
+    /// The statement that made it.
+    pub sql: String,
+    pub columns: Vec<String>,
+    /// Groups (a table: keys) it holds.
+    pub rows: u64,
+    pub records_folded: u64,
+    pub records_skipped: u64,
+    pub commits: u64,
+    pub position: ViewPosition,
+}
+
+/// A statement's answer; which fields it has depends on the statement.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SqlAnswer {
+    /// CREATE: the name made.
+    #[schema(required = false)]
+    pub created: Option<String>,
+    #[schema(required = false)]
+    pub kind: Option<String>,
+    /// DROP: the name dropped (null for `IF EXISTS` that found none).
+    #[schema(required = false, nullable)]
+    pub dropped: Option<String>,
+    /// SELECT: the answer's columns and rows (objects by column name).
+    #[schema(required = false)]
+    pub columns: Option<Vec<String>>,
+    #[schema(required = false, value_type = Option<Vec<Object>>)]
+    pub rows: Option<Vec<serde_json::Value>>,
+    #[schema(required = false)]
+    pub position: Option<ViewPosition>,
+    /// SHOW VIEWS / SHOW TABLES.
+    #[schema(required = false)]
+    pub views: Option<Vec<ViewSummary>>,
+    #[schema(required = false)]
+    pub tables: Option<Vec<ViewSummary>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ViewRow {
+    /// The row by column name; null when the key has none.
+    #[schema(nullable, value_type = Option<Object>)]
+    pub row: Option<serde_json::Value>,
+    pub position: ViewPosition,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ViewRows {
+    #[schema(value_type = Vec<Object>)]
+    pub rows: Vec<serde_json::Value>,
+    /// More rows follow: ask again with `after` set to the last row's key.
+    pub more: bool,
+    pub position: ViewPosition,
 }

@@ -29,6 +29,7 @@ mod records;
 mod serve;
 mod stream;
 mod topics;
+mod views;
 
 use axum::Json;
 use axum::Router;
@@ -44,6 +45,7 @@ use sluice_types::limits::{HTTP_BODY_BYTES_MAX, HTTP_STREAMS_MAX};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+pub use views::{BoxFuture, Positions as ViewPositions, ViewsFailure, ViewsService};
 
 /// How long shutdown waits for HTTP requests in progress (an SSE stream never ends by
 /// itself).
@@ -63,6 +65,8 @@ pub(crate) struct AppState {
     stream_acks: stream::AckRoutes,
     /// HTTP requests by route and status.
     http_metrics: Arc<metrics::HttpMetrics>,
+    /// The view engine, when views run in this process.
+    views: Option<Arc<dyn views::ViewsService>>,
 }
 
 /// What `GET /metrics` serves: the broker's metrics as OpenMetrics text.
@@ -76,6 +80,8 @@ pub struct HttpOptions {
     pub header_read_timeout: std::time::Duration,
     /// Browser origins allowed by CORS; empty: no CORS headers at all.
     pub cors_origins: CorsOrigins,
+    /// The view engine behind `/v1/sql` and `/v1/views` (`None`: those routes answer 404).
+    pub views: Option<Arc<dyn views::ViewsService>>,
 }
 
 /// Which browser origins may call the API (CORS).
@@ -146,6 +152,7 @@ impl HttpApi {
             members: members::Members::default(),
             stream_acks: stream::AckRoutes::default(),
             http_metrics: Arc::new(metrics::HttpMetrics::new()),
+            views: options.views.clone(),
         });
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
@@ -264,6 +271,14 @@ fn router(state: Arc<AppState>) -> Router {
             "/v1/topics/{topic}/partitions/{partition}/records",
             get(records::fetch).delete(records::delete_records),
         )
+        .route("/v1/sql", post(views::sql))
+        .route("/v1/views", get(views::list))
+        .route(
+            "/v1/views/{view}",
+            get(views::describe).delete(views::drop_view),
+        )
+        .route("/v1/views/{view}/keys/{key}", get(views::row))
+        .route("/v1/views/{view}/rows", get(views::rows))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))

@@ -5,6 +5,7 @@
 mod cli;
 mod settings;
 mod unknown_settings;
+mod views;
 
 use clap::{Parser, Subcommand};
 use settings::{ServeArgs, ServeSettings};
@@ -216,6 +217,9 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let cors_origins =
         sluice_http::parse_cors_origins(&settings.http_cors_origins).map_err(anyhow::Error::msg)?;
     let voters = cluster_config.voters.len();
+    let views_on = settings.views_on()?;
+    let views_commit_interval = Duration::from_millis(settings.views_commit_interval_ms.max(1));
+    let views_state = settings.data_dir.join("views").join("checkpoint.redb");
     runtime.block_on(async move {
         let node = Arc::new(ClusterNode::start(cluster_config).await?);
         let stopped = tokio::select! {
@@ -276,6 +280,17 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             });
         }
         broker.serve_clients();
+        // Views are Kafka clients of this broker too, through the internal listener.
+        let views = if views_on {
+            let options = sluice_view::engine::EngineOptions {
+                bootstrap: broker.internal_addr().to_string(),
+                commit_interval: views_commit_interval,
+                faults: None,
+            };
+            Some(start_views(options, &views_state).await?)
+        } else {
+            None
+        };
         let http = match http_address {
             Some(address) => {
                 // The gateway is a Kafka client of this broker, through the broker's internal
@@ -284,6 +299,9 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                 let options = sluice_http::HttpOptions {
                     header_read_timeout: header_timeout,
                     cors_origins: cors_origins.clone(),
+                    views: views.clone().map(|v| {
+                        Arc::new(views::ViewsAdapter(v)) as Arc<dyn sluice_http::ViewsService>
+                    }),
                 };
                 let api = sluice_http::HttpApi::start(
                     address,
@@ -304,6 +322,9 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(http) = http {
             http.shutdown().await;
         }
+        if let Some(views) = views {
+            views.stop().await;
+        }
         // A controlled shutdown first: leadership moves to in-sync followers while this broker
         // still answers, so clients follow it with no more than a NOT_LEADER_OR_FOLLOWER.
         if node.leave().await {
@@ -313,6 +334,22 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         node.shutdown().await;
         Ok(())
     })
+}
+
+/// Starts the view engine: its checkpoint under the data directory, its definitions from the
+/// catalog topic.
+async fn start_views(
+    options: sluice_view::engine::EngineOptions,
+    state: &std::path::Path,
+) -> anyhow::Result<Arc<sluice_view::service::Views>> {
+    use anyhow::Context;
+    if let Some(dir) = state.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the views' directory {}", dir.display()))?;
+    }
+    sluice_view::service::Views::start(options, state)
+        .await
+        .context("cannot start the views (--views off runs without them)")
 }
 
 /// On this node's first start in the cluster (the log does not know its broker yet), its data

@@ -34,6 +34,10 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     http_cors_origins: Option<String>,
+    /// Keep SQL tables and views in this process (POST /v1/sql), "on" or "off" [env: SLUICE_VIEWS] [default: on]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    views: Option<String>,
     /// This node's id, Kafka's `node.id` [env: SLUICE_NODE_ID] [default: 1]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,6 +73,10 @@ pub(crate) struct ServeSettings {
     pub http_listen: String,
     /// Browser origins allowed by CORS, comma-separated (`*`: any); empty: CORS off.
     pub http_cors_origins: String,
+    /// Whether this process keeps SQL tables and views: "on" or "off"
+    pub views: String,
+    /// How often each view publishes its changes and commits (ms)
+    pub views_commit_interval_ms: u64,
     /// The controller listener's address, if any
     pub controller_listen: Option<String>,
     /// `controller.quorum.voters`: `id@host:port,...`; empty: this node alone
@@ -159,6 +167,8 @@ impl Default for ServeSettings {
             advertised_listener: None,
             http_listen: "127.0.0.1:8080".into(),
             http_cors_origins: String::new(),
+            views: "on".into(),
+            views_commit_interval_ms: 100,
             controller_listen: None,
             controllers: String::new(),
             roles: "broker,controller".into(),
@@ -233,7 +243,7 @@ impl ServeSettings {
         let variables = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
         crate::unknown_settings::check(&known, &toml_keys, args.config.as_deref(), variables)?;
         figment = figment
-            .merge(Env::prefixed("SLUICE_").ignore(&["config", "log", "brokers"]))
+            .merge(Env::prefixed("SLUICE_").ignore(&["config", "log", "brokers", "http_url"]))
             .merge(Serialized::defaults(args));
         figment.extract().context("invalid settings")
     }
@@ -246,6 +256,15 @@ impl ServeSettings {
         let address = resolve(&self.http_listen)
             .with_context(|| format!("--http-listen {}", self.http_listen))?;
         Ok(Some(address))
+    }
+
+    /// Whether views run in this process (`--views on|off`).
+    pub(crate) fn views_on(&self) -> anyhow::Result<bool> {
+        match self.views.as_str() {
+            "on" => Ok(true),
+            "off" => Ok(false),
+            other => anyhow::bail!("--views {other}: expected on or off"),
+        }
     }
 
     /// The node's place in the cluster: its metadata log, voters and controller listener.

@@ -10,7 +10,7 @@ use std::path::Path;
 /// file's path, the log filter, the client commands' brokers) or by the test and benchmark
 /// harnesses (the binary under test, the simulations' seeds), which pass their environment
 /// on to the brokers they start.
-const OTHER_VARIABLES: &[&str] = &["CONFIG", "LOG", "BROKERS", "BIN"];
+const OTHER_VARIABLES: &[&str] = &["CONFIG", "LOG", "BROKERS", "HTTP_URL", "BIN"];
 const OTHER_VARIABLE_PREFIXES: &[&str] = &["SIM_"];
 
 /// Refuses the first unknown key of the TOML file (`toml_keys`, from `path`) or of the

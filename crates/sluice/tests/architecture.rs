@@ -64,8 +64,11 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
         "sluice-http",
         &["sluice-client", "sluice-record", "sluice-types"],
     ),
-    // The view engine: a Kafka client like `http`. So far only its pure core (values, SQL, folds).
-    ("sluice-view", &["sluice-types"]),
+    // The view engine: a Kafka client like `http`.
+    (
+        "sluice-view",
+        &["sluice-client", "sluice-record", "sluice-types"],
+    ),
     (
         "sluice",
         &[
@@ -77,6 +80,7 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "sluice-http",
             "sluice-record",
             "sluice-types",
+            "sluice-view",
         ],
     ),
     // The benchmark is a client of the binary, through librdkafka.

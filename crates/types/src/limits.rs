@@ -190,3 +190,17 @@ pub const LISTEN_BACKLOG: u32 = 1024;
 /// Longest SQL statement a view accepts, in bytes (checked before it is parsed; the parser
 /// also refuses nesting deep enough to exhaust its stack).
 pub const SQL_BYTES_MAX: usize = 64 * 1024;
+
+/// Groups a view may change between two commits: reaching it commits early, so the set of
+/// changed keys (and one commit's transaction) stays bounded however fast the source is.
+pub const VIEW_DIRTY_KEYS_MAX: usize = 100_000;
+
+/// Bytes one fetch of a view's engine takes from a partition.
+pub const VIEW_FETCH_PARTITION_BYTES: i32 = 1024 * 1024;
+
+/// Records of a view's output in one produced batch (a commit sends as many as it needs).
+pub const VIEW_OUTPUT_BATCH_RECORDS: usize = 2_000;
+
+/// Rows one query of a view answers at most (a query past it is refused and told to add LIMIT;
+/// `GET /v1/views/{v}/rows` pages).
+pub const VIEW_QUERY_ROWS_MAX: usize = 10_000;

@@ -322,6 +322,15 @@ impl Fold {
         Ok(())
     }
 
+    /// How many groups hold rows.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
     /// How many groups changed since the last `take_changes` (a commit is due before this
     /// grows past the dirty-key limit).
     pub fn changed_len(&self) -> usize {

@@ -13,11 +13,16 @@
 //! Owns: what a view's rows are and how they are checkpointed. Not yet: the engine's commit
 //! protocol, the catalog, the routes (they come in that order).
 
+pub mod catalog;
+pub mod engine;
 pub mod expr;
 pub mod fold;
+pub mod output;
 pub mod runtime;
+pub mod service;
 pub mod sql;
 pub mod state;
+pub mod table;
 pub mod value;
 
 pub use fold::{Aggregate, Fold, Position, RowChange};

@@ -169,6 +169,15 @@ impl ViewState {
         Ok(out)
     }
 
+    /// Groups holding rows (HAVING may hide some).
+    pub fn len(&self) -> usize {
+        self.fold.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fold.is_empty()
+    }
+
     /// Groups changed since the last `take_changes`.
     pub fn changed_len(&self) -> usize {
         self.fold.changed_len()
@@ -223,6 +232,9 @@ fn column_of(
         "_ts" => Value::Int(record.timestamp),
         "_partition" => Value::Int(record.partition.into()),
         "_offset" => Value::Int(record.offset),
+        crate::table::VALUE_COLUMN => record.value.map_or(Value::Null, |v| {
+            Value::Text(String::from_utf8_lossy(v).into_owned())
+        }),
         _ => {
             let mut parts = name.split('.');
             let first = parts.next().and_then(|p| fields.get(p));

@@ -1,0 +1,315 @@
+//! The view engine's commit protocol against the real broker, with faults injected at every
+//! step (docs/design/0004-views.md, "Exactly once"): the engine runs in this process against a
+//! `sluice serve --views off`, crashes (an injected error drops all its in-memory state, as a
+//! killed process loses it) after rows are sent, after offsets are sent, after the transaction
+//! committed but before the checkpoint, and after the checkpoint; once more its checkpoint is
+//! deleted. Afterwards:
+//!
+//! - the view's rows equal a fold the test computes itself from what it produced;
+//! - the output topic, read `read_committed`, holds no change twice: every published row of an
+//!   account has a larger COUNT than the one before (a replay that published again would repeat
+//!   one), and the latest per account is the oracle's.
+
+use sluice_client::Client;
+use sluice_client::admin::{self, NewTopic};
+use sluice_client::data::{self, Acks, FetchOptions, Isolation};
+use sluice_record::{Record, encode_records};
+use sluice_view::engine::{self, CommitStep, EngineOptions, FaultHook, Live, Phase, ViewSpec};
+use sluice_view::runtime::SourceKind;
+use sluice_view::sql::{Statement, parse};
+use sluice_view::state::Checkpoint;
+use sluice_view::value::{Decimal, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+mod common;
+
+const ACCOUNTS: u64 = 7;
+const ROUNDS: u64 = 12;
+const PER_ROUND: u64 = 50;
+
+fn spec() -> ViewSpec {
+    let Statement::CreateView { name, plan, .. } = parse(
+        "CREATE MATERIALIZED VIEW balances AS SELECT account, SUM(amount) AS balance, \
+         COUNT(*) AS n FROM payments GROUP BY account",
+    )
+    .expect("parses") else {
+        panic!("a view")
+    };
+    ViewSpec {
+        output_topic: Some(name.clone()),
+        name,
+        plan,
+        source_topic: "payments".into(),
+        source_kind: SourceKind::Stream,
+    }
+}
+
+/// Faults at commit steps: the n-th commit to reach a step named in the plan fails there.
+fn faults(plan: Vec<(usize, CommitStep)>) -> (FaultHook, Arc<Mutex<Vec<CommitStep>>>) {
+    let seen: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+    let fired: Arc<Mutex<Vec<CommitStep>>> = Arc::default();
+    let fired_by_hook = Arc::clone(&fired);
+    let hook: FaultHook = Arc::new(move |_view, step| {
+        let mut seen = seen.lock().unwrap();
+        let n = seen.entry(format!("{step:?}")).or_default();
+        *n += 1;
+        if plan.contains(&(*n, step)) {
+            fired_by_hook.lock().unwrap().push(step);
+            return Err(format!("crash after {step:?} (commit {n})"));
+        }
+        Ok(())
+    });
+    (hook, fired)
+}
+
+/// Produces one round of payments (cents: round * 1000 + i) with acks=all; returns them.
+async fn produce_round(client: &mut Client, round: u64) -> Vec<(String, i64)> {
+    let mut sent = Vec::new();
+    for partition in 0..2 {
+        let values: Vec<(String, i64)> = (0..PER_ROUND / 2)
+            .map(|i| {
+                let cents = (round * 1000 + i) as i64 + 1;
+                (format!("a{}", (round + i + partition) % ACCOUNTS), cents)
+            })
+            .collect();
+        let texts: Vec<String> = values
+            .iter()
+            .map(|(account, cents)| {
+                format!(
+                    r#"{{"account":"{account}","amount":{}.{:02}}}"#,
+                    cents / 100,
+                    cents % 100
+                )
+            })
+            .collect();
+        let records: Vec<Record<'_>> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Record {
+                offset: i as i64,
+                timestamp: 1_700_000_000_000,
+                key: None,
+                value: Some(t.as_bytes()),
+                headers: Vec::new(),
+            })
+            .collect();
+        data::produce(
+            client,
+            "payments",
+            partition as i32,
+            bytes::Bytes::from(encode_records(&records)),
+            Acks::All,
+        )
+        .await
+        .expect("produce");
+        sent.extend(values);
+    }
+    sent
+}
+
+/// The latest value of every key and every value in order, of `balances` read_committed.
+async fn output(
+    client: &mut Client,
+) -> (
+    BTreeMap<String, serde_json::Value>,
+    Vec<(String, serde_json::Value)>,
+) {
+    let options = FetchOptions {
+        max_wait: Duration::from_millis(50),
+        partition_max_bytes: 8 << 20,
+        isolation: Isolation::ReadCommitted,
+    };
+    let mut all = Vec::new();
+    let mut offset = 0;
+    loop {
+        let fetched = data::fetch_many(client, &[("balances", 0, offset)], options)
+            .await
+            .expect("fetch");
+        let f = fetched[0].result.as_ref().expect("fetched");
+        let next = data::for_each_committed_record(&f.records, offset, &f.aborted, |r| {
+            let key = String::from_utf8(r.key.unwrap_or_default().to_vec()).unwrap();
+            let value = serde_json::from_slice(r.value.expect("no deletions here")).unwrap();
+            all.push((key, value));
+        })
+        .expect("decodes");
+        if next == offset {
+            break;
+        }
+        offset = next;
+    }
+    let latest = all.iter().cloned().collect();
+    (latest, all)
+}
+
+async fn wait_caught_up(live: &Live, ends: &BTreeMap<(String, i32), i64>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        {
+            let state = live.lock();
+            // Folded, published and checkpointed: a replay that published again would have
+            // done so by now, before the next round's records could hide it in a new change.
+            let caught_up = ends.iter().all(|(tp, end)| {
+                state.positions.get(tp) == Some(end) && state.committed.get(tp) == Some(end)
+            });
+            if caught_up && state.phase == Phase::Running {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the view did not catch up: at {:?} ({:?}), wanted {ends:?}",
+                state.positions,
+                state.phase
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_at_every_commit_step_publish_each_change_once_and_lose_none() {
+    let server = common::start_with(&["--views", "off"]);
+    let mut client = Client::connect(&server.address, "view-test", Duration::from_secs(30))
+        .await
+        .expect("connects");
+    for (name, configs) in [
+        ("payments", vec![]),
+        (
+            "balances",
+            vec![("cleanup.policy".to_string(), "compact".to_string())],
+        ),
+    ] {
+        let topic = NewTopic {
+            name: name.into(),
+            partitions: Some(if name == "payments" { 2 } else { 1 }),
+            replication_factor: None,
+            configs,
+        };
+        admin::create_topic(&mut client, &topic)
+            .await
+            .expect("topic");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = Arc::new(Checkpoint::open(&dir.path().join("views.redb")).unwrap());
+    let spec = Arc::new(spec());
+    let live = Live::new(&spec);
+    // Each step's count is of the commits that reached it: commit 2 fails after its rows,
+    // commit 3 after its offsets, 4 after EndTxn, 5 after the checkpoint, 6 after EndTxn again.
+    let plan = vec![
+        (2, CommitStep::RowsSent),
+        (2, CommitStep::OffsetsSent),
+        (2, CommitStep::Committed),
+        (2, CommitStep::Checkpointed),
+        (4, CommitStep::Committed),
+    ];
+    let (hook, fired) = faults(plan.clone());
+    let options = EngineOptions {
+        bootstrap: server.address.clone(),
+        commit_interval: Duration::from_millis(20),
+        faults: Some(hook),
+    };
+    let mut stop = CancellationToken::new();
+    let mut task = tokio::spawn(engine::run(
+        Arc::clone(&spec),
+        Arc::clone(&live),
+        Arc::clone(&checkpoint),
+        options.clone(),
+        stop.clone(),
+    ));
+
+    let mut oracle: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut ends = BTreeMap::new();
+    for round in 0..ROUNDS {
+        for (account, cents) in produce_round(&mut client, round).await {
+            let entry = oracle.entry(account).or_default();
+            entry.0 += cents;
+            entry.1 += 1;
+        }
+        for partition in 0..2 {
+            let end = (round + 1) * PER_ROUND / 2;
+            ends.insert(("payments".to_string(), partition), end as i64);
+        }
+        wait_caught_up(&live, &ends).await;
+        if round == ROUNDS / 2 {
+            // The local state deleted while the engine is down: it rebuilds from the source.
+            stop.cancel();
+            task.await.unwrap();
+            checkpoint.forget("balances").unwrap();
+            stop = CancellationToken::new();
+            task = tokio::spawn(engine::run(
+                Arc::clone(&spec),
+                Arc::clone(&live),
+                Arc::clone(&checkpoint),
+                options.clone(),
+                stop.clone(),
+            ));
+        }
+    }
+    wait_caught_up(&live, &ends).await;
+
+    let expected: BTreeMap<String, (Value, Value)> = oracle
+        .iter()
+        .map(|(account, (cents, n))| {
+            let balance = Value::from_decimal(Decimal::new(i128::from(*cents), 2));
+            (account.clone(), (balance, Value::Int(*n)))
+        })
+        .collect();
+    let rows = live.lock().state.rows().unwrap();
+    let got: BTreeMap<String, (Value, Value)> = rows
+        .into_iter()
+        .map(|r| {
+            let Value::Text(account) = r[0].clone() else {
+                panic!("a text key")
+            };
+            (account, (r[1].clone(), r[2].clone()))
+        })
+        .collect();
+    assert_eq!(got, expected, "the view's rows are the oracle's fold");
+
+    // Every change reaches the output topic once: a published count never repeats or falls.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (latest, all) = output(&mut client).await;
+        let mut last_n: BTreeMap<&str, i64> = BTreeMap::new();
+        for (account, row) in &all {
+            let n = row["n"].as_i64().expect("a count");
+            let before = last_n.insert(account, n);
+            assert!(
+                before.is_none_or(|b| b < n),
+                "{account}'s row was published twice or went back: count {before:?} then {n}"
+            );
+        }
+        let published: BTreeMap<String, i64> = latest
+            .iter()
+            .map(|(k, v)| (k.clone(), v["n"].as_i64().unwrap()))
+            .collect();
+        let wanted: BTreeMap<String, i64> =
+            oracle.iter().map(|(k, (_, n))| (k.clone(), *n)).collect();
+        if published == wanted {
+            for (account, row) in &latest {
+                let text = row["balance"].to_string();
+                let cents = oracle[account].0;
+                assert_eq!(
+                    Decimal::parse(&text).unwrap(),
+                    Decimal::new(i128::from(cents), 2),
+                    "{account}'s published balance"
+                );
+            }
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the output topic's latest rows {published:?} are not the oracle's {wanted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        fired.lock().unwrap().len(),
+        plan.len(),
+        "every planned fault fired"
+    );
+    stop.cancel();
+    task.await.unwrap();
+}

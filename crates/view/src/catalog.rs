@@ -1,0 +1,158 @@
+//! The catalog: every table's and view's definition, kept in the compacted topic
+//! `__sluice_views` so that definitions survive restarts (and, on a cluster, every node reads the
+//! same ones).
+//!
+//! ```text
+//! key    the table's or view's name (UTF-8)
+//! value  JSON: {"name": "...", "kind": "table" | "view", "sql": "CREATE ...", "created_ms": N}
+//!        a tombstone: dropped
+//! ```
+//!
+//! Definitions are stored as the SQL that made them and parsed again at start, so a newer
+//! binary reads what an older one wrote through the same parser users do.
+//!
+//! Owns: the topic and its records. Not: what a definition means (`service`).
+
+use sluice_client::admin::{self, NewTopic};
+use sluice_client::data::{self, Acks, FetchOptions, Isolation};
+use sluice_client::{Client, ClientError, Result};
+use sluice_record::{Record, encode_records};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub const CATALOG_TOPIC: &str = "__sluice_views";
+/// Kafka's TOPIC_ALREADY_EXISTS and UNKNOWN_TOPIC_OR_PARTITION.
+const TOPIC_ALREADY_EXISTS: i16 = 36;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+/// Fetches of the catalog that may bring nothing before reading it fails.
+const EMPTY_FETCHES_MAX: u32 = 50;
+/// ListOffsets' timestamp for a partition's end.
+const LATEST: i64 = -1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Table,
+    View,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Table => "table",
+            Kind::View => "view",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Definition {
+    pub name: String,
+    pub kind: Kind,
+    pub sql: String,
+    pub created_ms: i64,
+}
+
+/// Creates the catalog topic unless it exists (compacted: the latest definition per name).
+pub async fn ensure_topic(client: &mut Client) -> Result<()> {
+    let topic = NewTopic {
+        name: CATALOG_TOPIC.to_string(),
+        partitions: Some(1),
+        replication_factor: None,
+        configs: vec![("cleanup.policy".into(), "compact".into())],
+    };
+    match admin::create_topic(client, &topic).await {
+        Err(e) if e.code() != Some(TOPIC_ALREADY_EXISTS) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Every definition in the catalog, in the order they were last written; none when the
+/// catalog topic does not exist yet.
+pub async fn read(client: &mut Client) -> Result<Vec<Definition>> {
+    // Metadata first: it tells a topic that does not exist from one whose leader is not
+    // known yet (which `partitions` waits out).
+    match client.partitions(CATALOG_TOPIC, false).await {
+        Err(e) if e.code() == Some(UNKNOWN_TOPIC_OR_PARTITION) => return Ok(Vec::new()),
+        other => other?,
+    };
+    let end = data::list_offset(client, CATALOG_TOPIC, 0, LATEST).await?;
+    let mut latest: BTreeMap<String, (i64, Option<Definition>)> = BTreeMap::new();
+    let mut offset = 0;
+    let mut empty_fetches = 0;
+    let options = FetchOptions {
+        max_wait: Duration::from_millis(100),
+        partition_max_bytes: 1024 * 1024,
+        isolation: Isolation::ReadUncommitted,
+    };
+    while offset < end {
+        let fetched = data::fetch_many(client, &[(CATALOG_TOPIC, 0, offset)], options).await?;
+        let Some(fetched) = fetched.into_iter().next() else {
+            return Err(ClientError::Invalid(
+                "the catalog's fetch answered nothing".into(),
+            ));
+        };
+        let fetched = fetched.result?;
+        if offset < fetched.log_start_offset {
+            offset = fetched.log_start_offset;
+            continue;
+        }
+        let mut bad = None;
+        let next = data::for_each_record(&fetched.records, offset, |r| {
+            let name = String::from_utf8_lossy(r.key.unwrap_or_default()).into_owned();
+            let definition = match r.value.map(serde_json::from_slice::<Definition>) {
+                None => None,
+                Some(Ok(definition)) => Some(definition),
+                Some(Err(e)) => {
+                    bad = Some(format!("catalog record at offset {}: {e}", r.offset));
+                    return;
+                }
+            };
+            latest.insert(name, (r.offset, definition));
+        })?;
+        if let Some(bad) = bad {
+            tracing::warn!(problem = %bad, "a catalog record is not a definition; skipped");
+        }
+        if next == offset {
+            // Nothing whole came back below the end (a leader moving, say): ask again.
+            empty_fetches += 1;
+            if empty_fetches > EMPTY_FETCHES_MAX {
+                return Err(ClientError::Invalid(format!(
+                    "the catalog {CATALOG_TOPIC} answered nothing at offset {offset}, below its end {end}"
+                )));
+            }
+            continue;
+        }
+        offset = next;
+    }
+    let mut definitions: Vec<(i64, Definition)> = latest
+        .into_values()
+        .filter_map(|(offset, d)| Some((offset, d?)))
+        .collect();
+    definitions.sort_by_key(|(offset, _)| *offset);
+    Ok(definitions.into_iter().map(|(_, d)| d).collect())
+}
+
+/// Writes `definition` (acks=all: on disk before the statement answers).
+pub async fn write(client: &mut Client, definition: &Definition) -> Result<()> {
+    let value = serde_json::to_vec(definition).expect("a definition always serializes");
+    append(client, &definition.name, Some(&value)).await
+}
+
+/// Removes `name`'s definition (a tombstone).
+pub async fn remove(client: &mut Client, name: &str) -> Result<()> {
+    append(client, name, None).await
+}
+
+async fn append(client: &mut Client, name: &str, value: Option<&[u8]>) -> Result<()> {
+    let record = Record {
+        offset: 0,
+        timestamp: sluice_types::now_ms(),
+        key: Some(name.as_bytes()),
+        value,
+        headers: Vec::new(),
+    };
+    let batch = bytes::Bytes::from(encode_records(&[record]));
+    data::produce(client, CATALOG_TOPIC, 0, batch, Acks::All).await?;
+    Ok(())
+}

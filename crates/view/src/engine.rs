@@ -1,0 +1,639 @@
+//! The engine: one task per view, keeping it exactly once (docs/design/0004-views.md,
+//! "Exactly once").
+//!
+//! The task is a Kafka client of the broker. It reads the view's source `read_committed` and
+//! folds each record into the view's state; every commit interval it publishes the changed
+//! rows to the view's compacted output topic and the source offsets to the view's group
+//! (`sluice-view-<name>`) in one Kafka transaction of the view's transactional id (the same
+//! name), and only after that transaction committed it writes the `redb` checkpoint with the
+//! offsets the state reflects:
+//!
+//! ```text
+//! fold ──▶ begin ──▶ rows to the output topic ──▶ offsets to the group ──▶ EndTxn(commit) ──▶ checkpoint
+//!             RowsSent             OffsetsSent                Committed             Checkpointed
+//! ```
+//!
+//! Any failure drops the task's state and starts again the way a restarted process does
+//! (`recover`): InitProducerId fences a zombie and aborts its open transaction; the group's
+//! stable committed offsets are the truth; the checkpoint is restored, and where it lags the
+//! committed offsets (a crash between EndTxn and the checkpoint) that interval is folded again
+//! publishing nothing (its changes are already in the output topic). A checkpoint ahead of the
+//! committed offsets (the group's offsets were reset or deleted) is thrown away and the view
+//! rebuilt from the source's start. A table (`CREATE TABLE`) publishes nothing: its checkpoint
+//! alone is its position.
+//!
+//! A view without a checkpoint replays its source from the log start: the state keeps more than
+//! the output shows (MIN and MAX keep every value, AVG a sum and a count), so it is rebuilt from
+//! the source, not from the output topic. Records removed by retention before a rebuild are
+//! gone from the rebuilt state; the docs say so.
+//!
+//! Owns: the commit protocol, recovery, the task's life. Not: what a row is (`runtime`), the
+//! checkpoint's layout (`state`), which views exist (`catalog`).
+
+use crate::output::change_record;
+use crate::runtime::{Applied, SourceKind, SourceRecord, ViewState};
+use crate::sql::ViewPlan;
+use crate::state::{Checkpoint, CheckpointDelta, Positions, StateError};
+use crate::value::ValueError;
+use sluice_client::data::{self, FetchOptions, Isolation};
+use sluice_client::txn::TransactionalProducer;
+use sluice_client::{Client, ClientError, groups};
+use sluice_record::Record;
+use sluice_types::limits::{
+    VIEW_DIRTY_KEYS_MAX, VIEW_FETCH_PARTITION_BYTES, VIEW_OUTPUT_BATCH_RECORDS,
+};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How long a connection to the broker may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The view's transaction timeout: a transaction of a crashed engine is aborted by the
+/// coordinator after this (a restarted one aborts it at once by fencing).
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one fetch waits for records at most (so a stop or a due commit is not late).
+const FETCH_WAIT_MAX: Duration = Duration::from_millis(500);
+/// How often the source's partitions are looked up again (new ones are read from their start).
+const PARTITIONS_REFRESH: Duration = Duration::from_secs(10);
+/// An idle view commits its offsets again this often, so the group's offsets never expire
+/// (`offsets.retention.minutes`, 7 days by default, counts from the last commit).
+const IDLE_RECOMMIT: Duration = Duration::from_secs(3600);
+/// Back-off between attempts after a failure: doubling from the first to the last.
+const RETRY_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// An attempt that lasted this long was healthy: the next failure backs off from the start.
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
+/// ListOffsets' timestamp for a partition's log start.
+const EARLIEST: i64 = -2;
+/// Kafka's OFFSET_OUT_OF_RANGE.
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+
+/// What the engine keeps and where it reads and writes.
+#[derive(Debug, Clone)]
+pub struct ViewSpec {
+    pub name: String,
+    pub plan: ViewPlan,
+    pub source_topic: String,
+    pub source_kind: SourceKind,
+    /// The compacted topic its changes go to; `None` for a table, which publishes nothing.
+    pub output_topic: Option<String>,
+}
+
+impl ViewSpec {
+    /// The view's consumer group and transactional id.
+    pub fn group(&self) -> String {
+        group_of(&self.name)
+    }
+}
+
+/// The consumer group (and transactional id) of view `name`.
+pub fn group_of(name: &str) -> String {
+    format!("sluice-view-{name}")
+}
+
+/// A step of the commit protocol, after which a fault can be injected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitStep {
+    /// The changed rows are in the open transaction.
+    RowsSent,
+    /// The source offsets are in the open transaction.
+    OffsetsSent,
+    /// The transaction committed; the checkpoint is not yet written.
+    Committed,
+    /// The checkpoint is written.
+    Checkpointed,
+}
+
+/// Called after each step of each commit with the view's name; an error there is a crash of
+/// the engine at that point (tests inject them; production has none).
+pub type FaultHook = Arc<dyn Fn(&str, CommitStep) -> Result<(), String> + Send + Sync>;
+
+#[derive(Clone)]
+pub struct EngineOptions {
+    /// The broker (`host:port`) the engine reads and writes through.
+    pub bootstrap: String,
+    /// How often changes are published (`commit.interval.ms`; 100 ms by default).
+    pub commit_interval: Duration,
+    pub faults: Option<FaultHook>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("a row could not be computed: {0}")]
+    Value(#[from] ValueError),
+    #[error("injected fault: {0}")]
+    Fault(String),
+}
+
+/// The engine's phase, as `DESCRIBE` and the HTTP API show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Starting,
+    /// Folding again what the output topic already holds (after a crash, or a rebuild).
+    Replaying,
+    Running,
+    /// The last attempt failed with this; the engine tries again.
+    Retrying(String),
+}
+
+/// A view's state as queries see it: the rows, the source positions they reflect, the phase
+/// and the counters. The engine holds the lock only while it folds a fetched batch or takes a
+/// commit, never across I/O.
+pub struct Live {
+    inner: Mutex<LiveState>,
+    positions: watch::Sender<Positions>,
+}
+
+pub struct LiveState {
+    pub state: ViewState,
+    /// Next source offset per partition: everything before it is folded in.
+    pub positions: Positions,
+    /// The positions whose changes are published and checkpointed (the last commit's).
+    pub committed: Positions,
+    pub phase: Phase,
+    pub counters: Counters,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    pub records_folded: u64,
+    pub records_filtered: u64,
+    pub records_skipped: u64,
+    /// Why the latest skipped record was skipped.
+    pub last_skip: Option<String>,
+    pub commits: u64,
+    pub commit_seconds_total: f64,
+    pub failures: u64,
+}
+
+impl Live {
+    pub fn new(spec: &ViewSpec) -> Arc<Live> {
+        Arc::new(Live {
+            inner: Mutex::new(LiveState {
+                state: ViewState::new(spec.plan.clone(), spec.source_kind),
+                positions: Positions::new(),
+                committed: Positions::new(),
+                phase: Phase::Starting,
+                counters: Counters::default(),
+            }),
+            positions: watch::channel(Positions::new()).0,
+        })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, LiveState> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Follows the positions the state reflects (for read-your-writes waits).
+    pub fn watch_positions(&self) -> watch::Receiver<Positions> {
+        self.positions.subscribe()
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        self.lock().phase = phase;
+    }
+
+    fn publish_positions(&self, positions: &Positions) {
+        self.lock().positions = positions.clone();
+        self.positions.send_replace(positions.clone());
+    }
+}
+
+/// Runs view `spec` until `stop`: attempts one after another, backing off after failures.
+pub async fn run(
+    spec: Arc<ViewSpec>,
+    live: Arc<Live>,
+    checkpoint: Arc<Checkpoint>,
+    options: EngineOptions,
+    stop: CancellationToken,
+) {
+    let mut backoff = RETRY_BACKOFF_FIRST;
+    loop {
+        let started = Instant::now();
+        let attempt = Attempt {
+            spec: &spec,
+            live: &live,
+            checkpoint: &checkpoint,
+            options: &options,
+            stop: &stop,
+        };
+        let result = tokio::select! {
+            _ = stop.cancelled() => return,
+            result = attempt.run() => result,
+        };
+        let Err(e) = result else { return };
+        if started.elapsed() >= HEALTHY_RUN {
+            backoff = RETRY_BACKOFF_FIRST;
+        }
+        tracing::warn!(view = %spec.name, error = %e, retry_ms = backoff.as_millis() as u64, "view engine failed; starting again from its checkpoint");
+        {
+            let mut state = live.lock();
+            state.phase = Phase::Retrying(e.to_string());
+            state.counters.failures += 1;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+    }
+}
+
+/// One attempt: recovery, then reading and committing until a failure or the stop.
+struct Attempt<'a> {
+    spec: &'a ViewSpec,
+    live: &'a Live,
+    checkpoint: &'a Arc<Checkpoint>,
+    options: &'a EngineOptions,
+    stop: &'a CancellationToken,
+}
+
+/// The connection and producer of an attempt, and where it stands.
+struct Session {
+    client: Client,
+    producer: Option<TransactionalProducer>,
+    positions: Positions,
+    /// Partitions to fold up to these offsets without publishing (already in the output topic).
+    replay_until: Positions,
+    /// The positions of the last commit.
+    committed: Positions,
+}
+
+impl Attempt<'_> {
+    async fn run(&self) -> Result<(), EngineError> {
+        let mut session = self.recover().await?;
+        let mut next_commit = Instant::now() + self.options.commit_interval;
+        let mut last_commit = Instant::now();
+        let mut next_refresh = Instant::now() + PARTITIONS_REFRESH;
+        loop {
+            if self.stop.is_cancelled() {
+                return Ok(());
+            }
+            let replaying = !session.replay_until.is_empty();
+            let wait = if replaying {
+                Duration::ZERO
+            } else {
+                next_commit
+                    .saturating_duration_since(Instant::now())
+                    .min(FETCH_WAIT_MAX)
+            };
+            self.fetch_and_fold(&mut session, wait).await?;
+            if replaying && session.replay_until.is_empty() {
+                self.finish_replay(&mut session).await?;
+            }
+            if !session.replay_until.is_empty() {
+                continue;
+            }
+            let now = Instant::now();
+            let dirty = self.live.lock().state.changed_len() >= VIEW_DIRTY_KEYS_MAX;
+            if now >= next_commit || dirty {
+                next_commit = now + self.options.commit_interval;
+                let moved = session.positions != session.committed;
+                if moved || now.duration_since(last_commit) >= IDLE_RECOMMIT {
+                    self.commit(&mut session).await?;
+                    last_commit = Instant::now();
+                }
+            }
+            if now >= next_refresh {
+                next_refresh = now + PARTITIONS_REFRESH;
+                self.add_new_partitions(&mut session).await?;
+            }
+        }
+    }
+
+    /// Starts from the truth: fences a zombie, reads the group's stable committed offsets,
+    /// restores the checkpoint and decides what to fold again silently.
+    async fn recover(&self) -> Result<Session, EngineError> {
+        self.live.set_phase(Phase::Starting);
+        let spec = self.spec;
+        let mut client =
+            Client::connect(&self.options.bootstrap, &spec.group(), CONNECT_TIMEOUT).await?;
+        let producer = match spec.output_topic {
+            Some(_) => Some(
+                TransactionalProducer::init(&mut client, &spec.group(), TRANSACTION_TIMEOUT)
+                    .await?,
+            ),
+            None => None,
+        };
+        let (mut state, mut restored) = self.restore().await?;
+        let committed = match producer {
+            Some(_) => groups::stable_committed_offsets(&mut client, &spec.group()).await?,
+            None => restored.clone(),
+        };
+        if is_ahead(&restored, &committed) {
+            tracing::warn!(view = %spec.name, "the view's checkpoint is ahead of its group's committed offsets (reset or deleted): rebuilding it from the source");
+            let checkpoint = Arc::clone(self.checkpoint);
+            let name = spec.name.clone();
+            blocking(move || checkpoint.forget(&name)).await?;
+            state = ViewState::new(spec.plan.clone(), spec.source_kind);
+            restored = Positions::new();
+        }
+        let mut session = Session {
+            client,
+            producer,
+            positions: restored,
+            replay_until: Positions::new(),
+            committed: Positions::new(),
+        };
+        self.add_new_partitions(&mut session).await?;
+        session.replay_until = committed
+            .iter()
+            .filter(|(tp, offset)| session.positions.get(*tp).is_some_and(|p| p < *offset))
+            .map(|(tp, offset)| (tp.clone(), *offset))
+            .collect();
+        session.committed = session.positions.clone();
+        {
+            let mut live = self.live.lock();
+            live.state = state;
+            live.committed = session.committed.clone();
+            live.phase = if session.replay_until.is_empty() {
+                Phase::Running
+            } else {
+                Phase::Replaying
+            };
+        }
+        self.live.publish_positions(&session.positions);
+        Ok(session)
+    }
+
+    /// A new state with the view's checkpoint loaded, and the positions it reflects.
+    async fn restore(&self) -> Result<(ViewState, Positions), EngineError> {
+        let mut state = ViewState::new(self.spec.plan.clone(), self.spec.source_kind);
+        let checkpoint = Arc::clone(self.checkpoint);
+        let name = self.spec.name.clone();
+        let (state, positions) = blocking(move || {
+            let positions = state.restore(&checkpoint, &name)?;
+            Ok::<_, StateError>((state, positions))
+        })
+        .await?;
+        Ok((state, positions))
+    }
+
+    /// Partitions of the source not read yet start at their log start.
+    async fn add_new_partitions(&self, session: &mut Session) -> Result<(), EngineError> {
+        let topic = &self.spec.source_topic;
+        let partitions = session.client.partitions(topic, false).await?;
+        for partition in partitions {
+            let key = (topic.clone(), partition);
+            if !session.positions.contains_key(&key) {
+                let start =
+                    data::list_offset(&mut session.client, topic, partition, EARLIEST).await?;
+                session.positions.insert(key, start);
+            }
+        }
+        Ok(())
+    }
+
+    /// One fetch of every partition due (while replaying: only those still short of their
+    /// replay end), folded into the state.
+    async fn fetch_and_fold(
+        &self,
+        session: &mut Session,
+        wait: Duration,
+    ) -> Result<(), EngineError> {
+        let wanted: Vec<(&str, i32, i64)> = session
+            .positions
+            .iter()
+            .filter(|(tp, _)| {
+                session.replay_until.is_empty() || session.replay_until.contains_key(*tp)
+            })
+            .map(|((topic, partition), offset)| (topic.as_str(), *partition, *offset))
+            .collect();
+        let options = FetchOptions {
+            max_wait: wait,
+            partition_max_bytes: VIEW_FETCH_PARTITION_BYTES,
+            isolation: Isolation::ReadCommitted,
+        };
+        let fetched = match data::fetch_many(&mut session.client, &wanted, options).await {
+            Ok(fetched) => fetched,
+            Err(e) if e.is_retriable() => {
+                session.client.forget_leaders();
+                tokio::time::sleep(RETRY_BACKOFF_FIRST).await;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for partition in fetched {
+            let key = (partition.topic, partition.partition);
+            let fetched = match partition.result {
+                Ok(fetched) => fetched,
+                Err(e) if e.code() == Some(OFFSET_OUT_OF_RANGE) => {
+                    self.skip_to_log_start(session, &key).await?;
+                    continue;
+                }
+                Err(e) if e.is_retriable() => {
+                    session.client.forget_leaders();
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let limit = session.replay_until.get(&key).copied();
+            let next = self.fold(&key, partition.offset, &fetched, limit)?;
+            session.positions.insert(key.clone(), next);
+            if limit.is_some_and(|end| next >= end) {
+                session.replay_until.remove(&key);
+            }
+        }
+        self.live.publish_positions(&session.positions);
+        Ok(())
+    }
+
+    /// Folds one partition's fetched records from `from` (below `limit`, when replaying);
+    /// returns the next offset to read.
+    fn fold(
+        &self,
+        (topic, partition): &(String, i32),
+        from: i64,
+        fetched: &data::Fetched,
+        limit: Option<i64>,
+    ) -> Result<i64, EngineError> {
+        let end = limit.unwrap_or(i64::MAX);
+        let mut live = self.live.lock();
+        let live = &mut *live;
+        let next =
+            data::for_each_committed_record(&fetched.records, from, &fetched.aborted, |r| {
+                if r.offset >= end {
+                    return;
+                }
+                let record = SourceRecord {
+                    key: r.key,
+                    value: r.value,
+                    timestamp: r.timestamp,
+                    partition: *partition,
+                    offset: r.offset,
+                };
+                match live.state.apply(&record) {
+                    Ok(Applied::Folded) => live.counters.records_folded += 1,
+                    Ok(Applied::Filtered) => live.counters.records_filtered += 1,
+                    Ok(Applied::Skipped(reason)) => {
+                        live.counters.records_skipped += 1;
+                        live.counters.last_skip =
+                            Some(format!("{topic}-{partition}@{}: {reason}", r.offset));
+                    }
+                    Err(e) => {
+                        live.counters.records_skipped += 1;
+                        live.counters.last_skip =
+                            Some(format!("{topic}-{partition}@{}: {e}", r.offset));
+                    }
+                }
+            })?;
+        Ok(next.min(end))
+    }
+
+    /// The source's records at our position were removed (retention, DeleteRecords): the view
+    /// goes on from the log start, and says what it missed.
+    async fn skip_to_log_start(
+        &self,
+        session: &mut Session,
+        key: &(String, i32),
+    ) -> Result<(), EngineError> {
+        let start = data::list_offset(&mut session.client, &key.0, key.1, EARLIEST).await?;
+        let at = session.positions.get(key).copied().unwrap_or(0);
+        if start > at {
+            tracing::warn!(view = %self.spec.name, topic = %key.0, partition = key.1, from = at, to = start, "records the view had not read were removed from its source; it goes on from the log start");
+            session.positions.insert(key.clone(), start);
+            if let Some(end) = session.replay_until.get(key)
+                && start >= *end
+            {
+                session.replay_until.remove(key);
+            }
+            Ok(())
+        } else {
+            Err(EngineError::Client(ClientError::Invalid(format!(
+                "{}-{} answered OFFSET_OUT_OF_RANGE at {at}, which is not below its log start {start}",
+                key.0, key.1
+            ))))
+        }
+    }
+
+    /// The silent replay reached the committed offsets: its changes are already published, so
+    /// they are dropped and the checkpoint catches up.
+    async fn finish_replay(&self, session: &mut Session) -> Result<(), EngineError> {
+        let (_, delta) = self.live.lock().state.take_commit()?;
+        self.write_checkpoint(delta, &session.positions).await?;
+        session.committed = session.positions.clone();
+        {
+            let mut live = self.live.lock();
+            live.committed = session.committed.clone();
+            live.phase = Phase::Running;
+        }
+        tracing::info!(view = %self.spec.name, "the view caught up with what it had published");
+        Ok(())
+    }
+
+    /// One commit of the protocol (the module doc's picture).
+    async fn commit(&self, session: &mut Session) -> Result<(), EngineError> {
+        let started = Instant::now();
+        let (changes, delta, columns) = {
+            let mut live = self.live.lock();
+            let (changes, delta) = live.state.take_commit()?;
+            (changes, delta, live.state.columns())
+        };
+        if let (Some(producer), Some(output)) = (&mut session.producer, &self.spec.output_topic) {
+            producer.begin();
+            let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+                changes.iter().map(|c| change_record(&columns, c)).collect();
+            let timestamp = sluice_types::now_ms();
+            for chunk in encoded.chunks(VIEW_OUTPUT_BATCH_RECORDS) {
+                let records: Vec<Record<'_>> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (key, value))| Record {
+                        offset: i as i64,
+                        timestamp,
+                        key: Some(key),
+                        value: value.as_deref(),
+                        headers: Vec::new(),
+                    })
+                    .collect();
+                producer
+                    .send(&mut session.client, output, 0, &records)
+                    .await?;
+            }
+            self.fault(CommitStep::RowsSent)?;
+            producer
+                .send_offsets(
+                    &mut session.client,
+                    &self.spec.group(),
+                    &session.positions,
+                    None,
+                )
+                .await?;
+            self.fault(CommitStep::OffsetsSent)?;
+            producer.commit().await?;
+            self.fault(CommitStep::Committed)?;
+        }
+        self.write_checkpoint(delta, &session.positions).await?;
+        self.fault(CommitStep::Checkpointed)?;
+        session.committed = session.positions.clone();
+        let mut live = self.live.lock();
+        live.committed = session.committed.clone();
+        live.counters.commits += 1;
+        live.counters.commit_seconds_total += started.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    async fn write_checkpoint(
+        &self,
+        delta: CheckpointDelta,
+        positions: &Positions,
+    ) -> Result<(), EngineError> {
+        let checkpoint = Arc::clone(self.checkpoint);
+        let name = self.spec.name.clone();
+        let positions = positions.clone();
+        blocking(move || checkpoint.commit(&name, &delta, &positions)).await?;
+        Ok(())
+    }
+
+    fn fault(&self, step: CommitStep) -> Result<(), EngineError> {
+        match &self.options.faults {
+            Some(hook) => hook(&self.spec.name, step).map_err(EngineError::Fault),
+            None => Ok(()),
+        }
+    }
+}
+
+/// True when the checkpoint reflects a partition further than the committed offsets (or one
+/// they do not hold): it holds changes that were never published.
+fn is_ahead(checkpoint: &Positions, committed: &Positions) -> bool {
+    checkpoint
+        .iter()
+        .any(|(tp, offset)| committed.get(tp).is_none_or(|c| offset > c))
+}
+
+/// Runs blocking checkpoint work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StateError> + Send + 'static,
+) -> Result<T, StateError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StateError::Store(format!("the checkpoint's worker failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(entries: &[(i32, i64)]) -> Positions {
+        entries
+            .iter()
+            .map(|&(p, o)| (("payments".to_string(), p), o))
+            .collect()
+    }
+
+    #[test]
+    fn a_checkpoint_is_ahead_only_past_what_was_committed() {
+        assert!(!is_ahead(&at(&[]), &at(&[(0, 5)])));
+        assert!(!is_ahead(&at(&[(0, 5), (1, 2)]), &at(&[(0, 5), (1, 3)])));
+        assert!(is_ahead(&at(&[(0, 6)]), &at(&[(0, 5)])));
+        assert!(is_ahead(&at(&[(0, 0), (1, 1)]), &at(&[(0, 5)])));
+    }
+}

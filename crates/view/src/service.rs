@@ -1,0 +1,578 @@
+//! `Views`: the tables and views one process keeps, and the statements and queries over them.
+//!
+//! At start it reads the catalog and starts an engine task per definition (tables first, since
+//! views read them). A statement is parsed, checked against what exists, made durable in the
+//! catalog and then acted on: CREATE makes the view's compacted output topic (named after the
+//! view) and starts its engine; DROP stops the engine and removes the definition, the
+//! checkpoint, the view's group and its output topic. Queries are answered from the engines'
+//! live state, each answer with the source positions it reflects. Statements that change the
+//! catalog run one at a time.
+//!
+//! Answers are JSON text written here (`output::value_json`), so that a DECIMAL reaches the
+//! client with its exact digits.
+//!
+//! Owns: which views run, statements, answers. Not: the commit protocol (`engine`), the
+//! catalog's records (`catalog`), HTTP (the `http` crate calls this through a trait the binary
+//! wires).
+
+use crate::catalog::{self, Definition, Kind};
+use crate::engine::{self, EngineOptions, Live, Phase, ViewSpec};
+use crate::output::{keys_named, row_json, value_json};
+use crate::runtime::{SourceKind, answer};
+use crate::sql::{self, Query, SqlError, Statement};
+use crate::state::{Checkpoint, Positions, StateError};
+use crate::table;
+use crate::value::{Value, ValueError};
+use sluice_client::admin::{self, NewTopic};
+use sluice_client::{Client, ClientError, groups};
+use sluice_types::limits::VIEW_QUERY_ROWS_MAX;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long start waits for the broker to answer the catalog's reads.
+const CATALOG_READ_WAIT: Duration = Duration::from_secs(60);
+/// Kafka's error codes a DROP meets when something is already gone.
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const GROUP_ID_NOT_FOUND: i16 = 69;
+const TOPIC_ALREADY_EXISTS: i16 = 36;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ViewsError {
+    /// The statement is not SQL Sluice takes, or names what it cannot use (HTTP 400).
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    /// No table or view of that name (HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// A name already taken, or a table views still read (HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The answer would be larger than a query may return (HTTP 400).
+    #[error("{0}")]
+    TooLarge(String),
+    /// A row could not be computed (HTTP 400).
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    /// The broker refused or could not be reached (HTTP 502).
+    #[error(transparent)]
+    Broker(#[from] ClientError),
+    /// The local checkpoint failed (HTTP 500).
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// One table or view at work.
+pub struct Running {
+    pub definition: Definition,
+    pub spec: Arc<ViewSpec>,
+    pub live: Arc<Live>,
+    stop: CancellationToken,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+pub struct Views {
+    options: EngineOptions,
+    checkpoint: Arc<Checkpoint>,
+    running: RwLock<BTreeMap<String, Arc<Running>>>,
+    /// Statements that change the catalog, one at a time.
+    ddl: tokio::sync::Mutex<()>,
+}
+
+impl Views {
+    /// Opens the checkpoint at `state_path`, reads the catalog through `options.bootstrap` and
+    /// starts every definition's engine. A definition that no longer parses is logged and left
+    /// out (it stays in the catalog).
+    pub async fn start(
+        options: EngineOptions,
+        state_path: &Path,
+    ) -> Result<Arc<Views>, ViewsError> {
+        let path = state_path.to_path_buf();
+        let checkpoint = tokio::task::spawn_blocking(move || Checkpoint::open(&path))
+            .await
+            .map_err(|e| StateError::Store(e.to_string()))??;
+        let views = Arc::new(Views {
+            options,
+            checkpoint: Arc::new(checkpoint),
+            running: RwLock::new(BTreeMap::new()),
+            ddl: tokio::sync::Mutex::new(()),
+        });
+        let mut definitions = views.read_catalog().await?;
+        definitions.sort_by_key(|d| d.kind != Kind::Table);
+        for definition in definitions {
+            let name = definition.name.clone();
+            match views.spec_of(&definition) {
+                Ok(spec) => views.launch(definition, spec),
+                Err(e) => {
+                    tracing::error!(view = %name, error = %e, "a catalog definition no longer parses; it is not kept")
+                }
+            }
+        }
+        Ok(views)
+    }
+
+    /// Stops every engine (at the end of `sluice serve`).
+    pub async fn stop(&self) {
+        let all: Vec<Arc<Running>> = self.read_running().values().cloned().collect();
+        for running in all {
+            running.halt().await;
+        }
+    }
+
+    /// Runs one SQL statement; answers JSON text.
+    pub async fn execute(&self, text: &str) -> Result<String, ViewsError> {
+        match sql::parse(text)? {
+            Statement::Select(query) => self.select(&query),
+            Statement::ShowTables => Ok(self.list(Some(Kind::Table))),
+            Statement::ShowViews => Ok(self.list(Some(Kind::View))),
+            Statement::Describe(name) => self.describe(&name),
+            Statement::Drop { name, if_exists } => self.drop(&name, if_exists).await,
+            Statement::CreateTable { name, topic } => {
+                let _ = topic; // Read again from the definition's text.
+                self.create(Kind::Table, &name, text, false).await
+            }
+            Statement::CreateView {
+                name,
+                or_replace,
+                plan,
+            } => {
+                let _ = plan; // Read again from the definition's text.
+                self.create(Kind::View, &name, text, or_replace).await
+            }
+        }
+    }
+
+    /// Every table and view (of `kind`, when given), as JSON text.
+    pub fn list(&self, kind: Option<Kind>) -> String {
+        let items: Vec<String> = self
+            .read_running()
+            .values()
+            .filter(|r| kind.is_none_or(|k| r.definition.kind == k))
+            .map(|r| summary(r).to_string())
+            .collect();
+        let field = match kind {
+            Some(Kind::Table) => "tables",
+            _ => "views",
+        };
+        format!("{{\"{field}\":[{}]}}", items.join(","))
+    }
+
+    /// A table's or view's definition, state and counters, as JSON text.
+    pub fn describe(&self, name: &str) -> Result<String, ViewsError> {
+        let running = self.get(name)?;
+        let mut out = summary(&running);
+        let live = running.live.lock();
+        let columns = match running.definition.kind {
+            Kind::View => live.state.columns(),
+            Kind::Table => vec![
+                "_key".into(),
+                "_ts".into(),
+                "_partition".into(),
+                "_offset".into(),
+            ],
+        };
+        let counters = &live.counters;
+        let extra = serde_json::json!({
+            "sql": running.definition.sql,
+            "columns": columns,
+            "created_ms": running.definition.created_ms,
+            "group": running.spec.output_topic.as_ref().map(|_| running.spec.group()),
+            "rows": live.state.len(),
+            "records_folded": counters.records_folded,
+            "records_filtered": counters.records_filtered,
+            "records_skipped": counters.records_skipped,
+            "last_skip": counters.last_skip,
+            "commits": counters.commits,
+            "failures": counters.failures,
+            "position": serde_json::from_str::<serde_json::Value>(&positions_json(&live.positions))
+                .expect("positions are JSON"),
+            "committed_position": serde_json::from_str::<serde_json::Value>(&positions_json(&live.committed))
+                .expect("positions are JSON"),
+        });
+        if let (Some(out), serde_json::Value::Object(extra)) = (out.as_object_mut(), extra) {
+            out.extend(extra);
+        }
+        Ok(out.to_string())
+    }
+
+    /// The table or view `name`.
+    pub fn get(&self, name: &str) -> Result<Arc<Running>, ViewsError> {
+        self.read_running()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ViewsError::NotFound(format!("no table or view named {name}")))
+    }
+
+    /// The row of `name` whose key text (`output::row_key`) is `key`, as JSON text:
+    /// `{"row": {...} | null, "position": {...}}`.
+    pub fn row_by_key(&self, name: &str, key: &str) -> Result<String, ViewsError> {
+        let running = self.get(name)?;
+        let live = running.live.lock();
+        let key_columns = running.spec.plan.keys.len();
+        let mut found = None;
+        for candidate in keys_named(key, key_columns) {
+            if let Some(row) = live.state.row(&candidate)? {
+                found = Some(row);
+                break;
+            }
+        }
+        let row = match found {
+            None => "null".to_string(),
+            Some(row) => match running.definition.kind {
+                Kind::View => row_json(&live.state.columns(), &row),
+                Kind::Table => {
+                    let (columns, rows) = table::expand(vec![row]);
+                    row_json(&columns, &rows[0])
+                }
+            },
+        };
+        Ok(format!(
+            "{{\"row\":{row},\"position\":{}}}",
+            positions_json(&live.positions)
+        ))
+    }
+
+    /// Rows of `name` in key order: those whose key text starts with `prefix`, after the row
+    /// whose key text is `after`, at most `limit` (and at most `VIEW_QUERY_ROWS_MAX`).
+    pub fn rows(
+        &self,
+        name: &str,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<String, ViewsError> {
+        let running = self.get(name)?;
+        let live = running.live.lock();
+        let (columns, rows) = self.visible(&running, &live.state)?;
+        let key_columns = running.spec.plan.keys.len();
+        let limit = limit.min(VIEW_QUERY_ROWS_MAX);
+        let after_key = after.and_then(|a| keys_named(a, key_columns).pop());
+        let mut out = Vec::new();
+        let mut more = false;
+        for row in rows {
+            let key_text = crate::output::row_key(&row[..key_columns]);
+            if prefix.is_some_and(|p| !key_text.starts_with(p)) {
+                continue;
+            }
+            if let Some(after) = &after_key
+                && row[..key_columns] <= after[..]
+            {
+                continue;
+            }
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            out.push(row_json(&columns, &row));
+        }
+        Ok(format!(
+            "{{\"rows\":[{}],\"more\":{more},\"position\":{}}}",
+            out.join(","),
+            positions_json(&live.positions)
+        ))
+    }
+
+    fn select(&self, query: &Query) -> Result<String, ViewsError> {
+        let running = self.get(&query.from)?;
+        let live = running.live.lock();
+        let (columns, rows) = self.visible(&running, &live.state)?;
+        let positions = positions_json(&live.positions);
+        drop(live);
+        let (names, rows) = answer(query, &columns, rows)?;
+        if rows.len() > VIEW_QUERY_ROWS_MAX {
+            return Err(ViewsError::TooLarge(format!(
+                "the answer has {} rows; a query returns at most {VIEW_QUERY_ROWS_MAX}: add LIMIT or a narrower WHERE (or page with GET /v1/views/{}/rows)",
+                rows.len(),
+                query.from
+            )));
+        }
+        let rows: Vec<String> = rows.iter().map(|r| row_json(&names, r)).collect();
+        Ok(format!(
+            "{{\"columns\":{},\"rows\":[{}],\"position\":{positions}}}",
+            serde_json::Value::from(names),
+            rows.join(",")
+        ))
+    }
+
+    /// The rows a query of `running` sees, with their column names.
+    fn visible(
+        &self,
+        running: &Running,
+        state: &crate::runtime::ViewState,
+    ) -> Result<(Vec<String>, Vec<Vec<Value>>), ViewsError> {
+        let rows = state.rows()?;
+        Ok(match running.definition.kind {
+            Kind::View => (state.columns(), rows),
+            Kind::Table => table::expand(rows),
+        })
+    }
+
+    async fn create(
+        &self,
+        kind: Kind,
+        name: &str,
+        text: &str,
+        or_replace: bool,
+    ) -> Result<String, ViewsError> {
+        let _ddl = self.ddl.lock().await;
+        if self.read_running().contains_key(name) {
+            if !or_replace {
+                return Err(ViewsError::Conflict(format!(
+                    "{name} exists (DROP it first, or CREATE OR REPLACE a view)"
+                )));
+            }
+            self.remove(name).await?;
+        }
+        let definition = Definition {
+            name: name.to_string(),
+            kind,
+            sql: text.trim().to_string(),
+            created_ms: sluice_types::now_ms(),
+        };
+        let spec = self.spec_of(&definition)?;
+        let mut client = self.client().await?;
+        client
+            .partitions(&spec.source_topic, false)
+            .await
+            .map_err(|e| {
+                if e.code() == Some(UNKNOWN_TOPIC_OR_PARTITION) {
+                    ViewsError::NotFound(format!(
+                        "{name} reads {}, which is no table, view or topic",
+                        spec.source_topic
+                    ))
+                } else {
+                    e.into()
+                }
+            })?;
+        if let Some(output) = &spec.output_topic {
+            let topic = NewTopic {
+                name: output.clone(),
+                partitions: Some(1),
+                replication_factor: None,
+                configs: vec![("cleanup.policy".into(), "compact".into())],
+            };
+            admin::create_topic(&mut client, &topic).await.map_err(|e| {
+                if e.code() == Some(TOPIC_ALREADY_EXISTS) {
+                    ViewsError::Conflict(format!(
+                        "a topic named {output} exists: a view's changes go to a topic of its name, so choose another name"
+                    ))
+                } else {
+                    e.into()
+                }
+            })?;
+        }
+        catalog::ensure_topic(&mut client).await?;
+        catalog::write(&mut client, &definition).await?;
+        self.launch(definition, spec);
+        Ok(serde_json::json!({"created": name, "kind": kind.as_str()}).to_string())
+    }
+
+    /// `DROP` of a table or view by name (`DELETE /v1/views/{v}`).
+    pub async fn drop_by_name(&self, name: &str) -> Result<String, ViewsError> {
+        self.drop(name, false).await
+    }
+
+    async fn drop(&self, name: &str, if_exists: bool) -> Result<String, ViewsError> {
+        let _ddl = self.ddl.lock().await;
+        if !self.read_running().contains_key(name) {
+            return if if_exists {
+                Ok(serde_json::json!({"dropped": null}).to_string())
+            } else {
+                Err(ViewsError::NotFound(format!(
+                    "no table or view named {name}"
+                )))
+            };
+        }
+        let readers: Vec<String> = self
+            .read_running()
+            .values()
+            .filter(|r| r.definition.kind == Kind::View && r.spec.plan.source == name)
+            .map(|r| r.definition.name.clone())
+            .collect();
+        if !readers.is_empty() {
+            return Err(ViewsError::Conflict(format!(
+                "{name} is read by {}: drop them first",
+                readers.join(", ")
+            )));
+        }
+        self.remove(name).await?;
+        Ok(serde_json::json!({"dropped": name}).to_string())
+    }
+
+    /// Stops `name`'s engine and removes everything it kept: the definition first (so a crash
+    /// midway does not bring it back), then the checkpoint, the group and the output topic.
+    async fn remove(&self, name: &str) -> Result<(), ViewsError> {
+        let Some(running) = self
+            .running
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+        else {
+            return Ok(());
+        };
+        running.halt().await;
+        let mut client = self.client().await?;
+        catalog::remove(&mut client, name).await?;
+        let checkpoint = Arc::clone(&self.checkpoint);
+        let owned = name.to_string();
+        tokio::task::spawn_blocking(move || checkpoint.forget(&owned))
+            .await
+            .map_err(|e| StateError::Store(e.to_string()))??;
+        if let Some(output) = &running.spec.output_topic {
+            ignore_gone(groups::delete_group(&mut client, &running.spec.group()).await)?;
+            ignore_gone(admin::delete_topic(&mut client, output).await)?;
+        }
+        Ok(())
+    }
+
+    /// What `definition` keeps: its plan, where it reads (a table's topic, read as a table;
+    /// else a topic read as a stream) and where it writes.
+    fn spec_of(&self, definition: &Definition) -> Result<ViewSpec, ViewsError> {
+        let plan = match (definition.kind, sql::parse(&definition.sql)?) {
+            (Kind::Table, Statement::CreateTable { topic, .. }) => table::plan(&topic),
+            (Kind::View, Statement::CreateView { plan, .. }) => plan,
+            _ => {
+                return Err(ViewsError::Sql(SqlError(format!(
+                    "the definition of {} is not a CREATE of its kind",
+                    definition.name
+                ))));
+            }
+        };
+        let running = self.read_running();
+        let (source_topic, source_kind) = match (definition.kind, running.get(&plan.source)) {
+            (Kind::Table, _) => (plan.source.clone(), SourceKind::Table),
+            (Kind::View, Some(source)) if source.definition.kind == Kind::Table => {
+                (source.spec.source_topic.clone(), SourceKind::Table)
+            }
+            (Kind::View, Some(_)) => {
+                return Err(ViewsError::Sql(SqlError(format!(
+                    "{} reads view {}: a view over a view is not supported yet (read its table or topic)",
+                    definition.name, plan.source
+                ))));
+            }
+            (Kind::View, None) => (plan.source.clone(), SourceKind::Stream),
+        };
+        Ok(ViewSpec {
+            name: definition.name.clone(),
+            output_topic: (definition.kind == Kind::View).then(|| definition.name.clone()),
+            plan,
+            source_topic,
+            source_kind,
+        })
+    }
+
+    fn launch(&self, definition: Definition, spec: ViewSpec) {
+        let spec = Arc::new(spec);
+        let live = Live::new(&spec);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(engine::run(
+            Arc::clone(&spec),
+            Arc::clone(&live),
+            Arc::clone(&self.checkpoint),
+            self.options.clone(),
+            stop.clone(),
+        ));
+        let running = Arc::new(Running {
+            definition,
+            spec,
+            live,
+            stop,
+            task: std::sync::Mutex::new(Some(task)),
+        });
+        self.running
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(running.definition.name.clone(), running);
+    }
+
+    fn read_running(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Running>>> {
+        self.running.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The catalog, asked again while the broker settles (a leader not known yet, a
+    /// connection refused) for up to `CATALOG_READ_WAIT`.
+    async fn read_catalog(&self) -> Result<Vec<Definition>, ViewsError> {
+        let deadline = tokio::time::Instant::now() + CATALOG_READ_WAIT;
+        loop {
+            let attempt = async { catalog::read(&mut self.client().await?).await }.await;
+            match attempt {
+                Err(e)
+                    if (e.is_retriable() || e.is_connection_lost())
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tracing::info!(error = %e, "the views' catalog cannot be read yet; asking again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => return Ok(other?),
+            }
+        }
+    }
+
+    async fn client(&self) -> Result<Client, ClientError> {
+        Client::connect(&self.options.bootstrap, "sluice-views", CONNECT_TIMEOUT).await
+    }
+}
+
+impl Running {
+    async fn halt(&self) {
+        self.stop.cancel();
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    /// The engine's phase as text.
+    pub fn phase(&self) -> String {
+        match &self.live.lock().phase {
+            Phase::Starting => "starting".into(),
+            Phase::Replaying => "replaying".into(),
+            Phase::Running => "running".into(),
+            Phase::Retrying(e) => format!("retrying: {e}"),
+        }
+    }
+}
+
+fn summary(running: &Running) -> serde_json::Value {
+    serde_json::json!({
+        "name": running.definition.name,
+        "kind": running.definition.kind.as_str(),
+        "source": running.spec.source_topic,
+        "output_topic": running.spec.output_topic,
+        "state": running.phase(),
+    })
+}
+
+/// Positions as `{"topic:partition": next offset}`.
+pub fn positions_json(positions: &Positions) -> String {
+    let entries: Vec<String> = positions
+        .iter()
+        .map(|((topic, partition), offset)| {
+            format!(
+                "{}:{}",
+                serde_json::Value::String(format!("{topic}:{partition}")),
+                value_json(&Value::Int(*offset))
+            )
+        })
+        .collect();
+    format!("{{{}}}", entries.join(","))
+}
+
+/// A deletion that found nothing to delete succeeded.
+fn ignore_gone(result: Result<(), ClientError>) -> Result<(), ClientError> {
+    match result {
+        Err(e)
+            if matches!(
+                e.code(),
+                Some(UNKNOWN_TOPIC_OR_PARTITION | GROUP_ID_NOT_FOUND)
+            ) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
