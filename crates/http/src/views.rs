@@ -132,6 +132,7 @@ pub async fn drop_view(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Freshness {
     /// Wait until the view reflects this position: `topic:partition:offset` (the offset a
     /// produce answered), several separated by commas.
@@ -159,6 +160,7 @@ pub async fn row(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RowsParams {
     /// Only rows whose key text starts with this.
     prefix: Option<String>,
