@@ -8,6 +8,9 @@
 //! reading or committing positions (the caller commits through `commit`).
 
 use crate::admin::{str_bytes, topic_name};
+use crate::codes::{
+    ILLEGAL_GENERATION, MEMBER_ID_REQUIRED, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
+};
 use crate::groups::{self, Member};
 use crate::member::TopicPartition;
 use crate::{Client, ClientError, Connection, Result};
@@ -32,11 +35,6 @@ const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
 /// The assignors offered, in order of preference.
 const ASSIGNORS: [&str; 2] = ["range", "roundrobin"];
 const PROTOCOL_TYPE: &str = "consumer";
-/// Error codes of the classic protocol that mean "join again".
-const ILLEGAL_GENERATION: i16 = 22;
-const UNKNOWN_MEMBER_ID: i16 = 25;
-const REBALANCE_IN_PROGRESS: i16 = 27;
-const MEMBER_ID_REQUIRED: i16 = 79;
 
 pub struct ClassicMembership {
     group: String,

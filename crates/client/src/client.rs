@@ -5,6 +5,7 @@
 //! Owns: bootstrap, broker addresses, leader lookup. Not: retry policy (callers decide which
 //! Kafka errors to retry) nor any request's meaning (see `admin`, `data`, `groups`).
 
+use crate::codes::{LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION};
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
 use kafka_protocol::messages::{
@@ -13,9 +14,6 @@ use kafka_protocol::messages::{
 use std::collections::HashMap;
 use std::time::Duration;
 
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-/// A topic being auto-created has no leader for a moment.
-const LEADER_NOT_AVAILABLE: i16 = 5;
 /// How long `partitions` waits for an auto-created topic's leaders.
 const AUTO_CREATE_WAIT: Duration = Duration::from_secs(10);
 

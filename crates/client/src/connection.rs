@@ -8,6 +8,7 @@
 //! Owns: framing, correlation ids, timeouts, the response size limit. Not: retries, leader
 //! lookup (that is `Client`).
 
+use crate::codes::UNSUPPORTED_VERSION;
 use crate::error::{ClientError, Result};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
@@ -35,9 +36,6 @@ async fn open_stream(address: &str, local: Option<IpAddr>) -> std::io::Result<Tc
     socket.bind(SocketAddr::new(local, 0))?;
     socket.connect(target).await
 }
-
-/// The error code a broker answers ApiVersions with when it does not know the version asked.
-const UNSUPPORTED_VERSION: i16 = 35;
 
 pub struct Connection {
     address: String,

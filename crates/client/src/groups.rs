@@ -3,6 +3,7 @@
 
 use crate::admin::{empty_answer, str_bytes, topic_name};
 use crate::client::Client;
+use crate::codes::{NON_EMPTY_GROUP, UNSTABLE_OFFSET_COMMIT};
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
 use bytes::Buf;
@@ -139,8 +140,6 @@ pub async fn committed_offsets(
     fetch_committed(client, group, topics, false).await
 }
 
-/// Kafka's UNSTABLE_OFFSET_COMMIT: an open transaction holds an offset of the partition.
-const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 /// How often, and how far apart, a question meeting an open transaction's offsets is asked
 /// again (the transaction ends within its timeout; a restarted producer ends it at once).
 const UNSTABLE_RETRIES_MAX: u32 = 600;
@@ -501,9 +500,6 @@ pub async fn plan_reset(
     }
     Ok(rows)
 }
-
-/// Kafka's NON_EMPTY_GROUP.
-const NON_EMPTY_GROUP: i16 = 68;
 
 /// Commits a planned reset, as an admin: only for a group with no active members (Kafka's
 /// rule), else NON_EMPTY_GROUP.

@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod classic;
 pub mod client;
+pub mod codes;
 pub mod connection;
 pub mod data;
 pub mod error;

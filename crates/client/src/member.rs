@@ -5,16 +5,15 @@
 //! HTTP API's group streams.
 
 use crate::classic::ClassicMembership;
+use crate::codes::{
+    FENCED_MEMBER_EPOCH, GROUP_ID_NOT_FOUND, STALE_MEMBER_EPOCH, UNKNOWN_MEMBER_ID,
+};
 use crate::groups::{self, Heartbeat, Member};
 use crate::{Client, ClientError, Connection, Result};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// KIP-848 error codes that mean "join again with epoch 0".
-const UNKNOWN_MEMBER_ID: i16 = 25;
-const FENCED_MEMBER_EPOCH: i16 = 110;
-const STALE_MEMBER_EPOCH: i16 = 113;
 /// The member epoch that leaves the group.
 const LEAVE_EPOCH: i32 = -1;
 
@@ -195,10 +194,6 @@ pub fn rejoin_settles(e: &ClientError) -> bool {
         ) || crate::classic::rejoin_settles(c)
     })
 }
-
-/// Kafka's GROUP_ID_NOT_FOUND: a KIP-848 heartbeat's answer when the group has live classic
-/// members.
-const GROUP_ID_NOT_FOUND: i16 = 69;
 
 /// A member of a consumer group by either protocol: KIP-848 first; `poll` switches to the
 /// classic protocol when the group turns out to have live classic members (`is_classic` tells

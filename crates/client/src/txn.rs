@@ -10,6 +10,9 @@
 //! (a caller aborts and starts again), nor batching (the caller hands whole record lists).
 
 use crate::admin::{str_bytes, topic_name};
+use crate::codes::{
+    CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
+};
 use crate::groups::Member;
 use crate::{Client, ClientError, Connection, Result};
 use bytes::Bytes;
@@ -25,10 +28,6 @@ use std::time::Duration;
 
 /// FindCoordinator's key type for a transactional id.
 const KEY_TYPE_TRANSACTION: i8 = 1;
-/// Kafka's error codes that mean "the coordinator is busy with this id: ask again shortly".
-const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-const CONCURRENT_TRANSACTIONS: i16 = 51;
 /// How many times a busy coordinator is asked again, and how long apart (at first).
 const BUSY_RETRIES_MAX: u32 = 50;
 const BUSY_BACKOFF_FIRST: Duration = Duration::from_millis(20);

@@ -268,12 +268,8 @@ pub(crate) struct ViewPosition(BTreeMap<String, i64>);
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ViewDescription {
-    pub name: String,
-    pub kind: String,
-    pub source: String,
-    #[schema(nullable)]
-    pub output_topic: Option<String>,
-    pub state: String,
+    #[serde(flatten)]
+    pub summary: ViewSummary,
     /// The statement that made it.
     pub sql: String,
     pub columns: Vec<String>,

@@ -70,6 +70,8 @@ impl From<ViewsFailure> for ApiError {
 
 /// Longest `wait_ms` a read waits for `min_position`.
 const WAIT_MS_MAX: u64 = 60_000;
+/// Positions one `min_position` may name.
+const MIN_POSITIONS_MAX: usize = 1_000;
 /// Rows a page holds unless `limit` says otherwise.
 const ROWS_DEFAULT: usize = 100;
 
@@ -231,6 +233,11 @@ type Position = ((String, i32), i64);
 
 /// `topic:partition:offset[,...]`: the offset of a record the view must reflect.
 fn parse_positions(text: &str) -> Result<Vec<Position>, String> {
+    if text.split(',').count() > MIN_POSITIONS_MAX {
+        return Err(format!(
+            "min_position names more than {MIN_POSITIONS_MAX} positions"
+        ));
+    }
     text.split(',')
         .map(|one| {
             let bad = || format!("min_position {one:?}: expected topic:partition:offset");
@@ -255,5 +262,6 @@ mod tests {
         );
         assert!(parse_positions("payments:0").is_err());
         assert!(parse_positions(":0:1").is_err());
+        assert!(parse_positions(&vec!["t:0:1"; MIN_POSITIONS_MAX + 1].join(",")).is_err());
     }
 }

@@ -8,26 +8,11 @@ use sluice_client::Client;
 use sluice_client::data::{self, FetchOptions, Isolation};
 use sluice_client::groups;
 use sluice_client::txn::TransactionalProducer;
-use sluice_record::Record;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 mod common;
-use common::start;
-
-fn records(values: &[&'static str]) -> Vec<Record<'static>> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            offset: i as i64,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(v.as_bytes()),
-            headers: Vec::new(),
-        })
-        .collect()
-}
+use common::{records, start};
 
 /// Every value a `read_committed` reader sees in `topic`-0 from offset 0.
 async fn read_committed(client: &mut Client, topic: &str) -> Vec<String> {

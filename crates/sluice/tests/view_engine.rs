@@ -3,7 +3,7 @@
 //! `sluice serve --views off`, crashes (an injected error drops all its in-memory state, as a
 //! killed process loses it) after rows are sent, after offsets are sent, after the transaction
 //! committed but before the checkpoint, and after the checkpoint; once more its checkpoint is
-//! deleted. Afterwards:
+//! deleted; and the broker is killed with `kill -9` and restarted under it. Afterwards:
 //!
 //! - the view's rows equal a fold the test computes itself from what it produced;
 //! - the output topic, read `read_committed`, holds no change twice: every published row of an
@@ -13,7 +13,7 @@
 use sluice_client::Client;
 use sluice_client::admin::{self, NewTopic};
 use sluice_client::data::{self, Acks, FetchOptions, Isolation};
-use sluice_record::{Record, encode_records};
+use sluice_record::encode_records;
 use sluice_view::engine::{self, CommitStep, EngineOptions, FaultHook, Live, Phase, ViewSpec};
 use sluice_view::runtime::SourceKind;
 use sluice_view::sql::{Statement, parse};
@@ -85,26 +85,30 @@ async fn produce_round(client: &mut Client, round: u64) -> Vec<(String, i64)> {
                 )
             })
             .collect();
-        let records: Vec<Record<'_>> = texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| Record {
-                offset: i as i64,
-                timestamp: 1_700_000_000_000,
-                key: None,
-                value: Some(t.as_bytes()),
-                headers: Vec::new(),
-            })
-            .collect();
-        data::produce(
-            client,
-            "payments",
-            partition as i32,
-            bytes::Bytes::from(encode_records(&records)),
-            Acks::All,
-        )
-        .await
-        .expect("produce");
+        let records = common::records(&texts);
+        let batch = bytes::Bytes::from(encode_records(&records));
+        // A broker just restarted may not lead yet; what it refuses so was not written.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let sent = data::produce(
+                client,
+                "payments",
+                partition as i32,
+                batch.clone(),
+                Acks::All,
+            );
+            match sent.await {
+                Ok(_) => break,
+                Err(e)
+                    if (e.is_retriable() || e.is_connection_lost())
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    client.forget_leaders();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("produce: {e}"),
+            }
+        }
         sent.extend(values);
     }
     sent
@@ -170,7 +174,7 @@ async fn wait_caught_up(live: &Live, ends: &BTreeMap<(String, i32), i64>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashes_at_every_commit_step_publish_each_change_once_and_lose_none() {
-    let server = common::start_with(&["--views", "off"]);
+    let mut server = common::start_with(&["--views", "off"]);
     let mut client = Client::connect(&server.address, "view-test", Duration::from_secs(30))
         .await
         .expect("connects");
@@ -232,6 +236,14 @@ async fn crashes_at_every_commit_step_publish_each_change_once_and_lose_none() {
             ends.insert(("payments".to_string(), partition), end as i64);
         }
         wait_caught_up(&live, &ends).await;
+        if round == ROUNDS / 3 {
+            // The broker killed under the running engine: it reconnects and recovers.
+            server.kill_and_restart();
+            client
+                .reconnect()
+                .await
+                .expect("the test's client reconnects");
+        }
         if round == ROUNDS / 2 {
             // The local state deleted while the engine is down: it rebuilds from the source.
             stop.cancel();

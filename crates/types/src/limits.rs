@@ -204,3 +204,7 @@ pub const VIEW_OUTPUT_BATCH_RECORDS: usize = 2_000;
 /// Rows one query of a view answers at most (a query past it is refused and told to add LIMIT;
 /// `GET /v1/views/{v}/rows` pages).
 pub const VIEW_QUERY_ROWS_MAX: usize = 10_000;
+
+/// Bytes of rows one view answer holds at most: a page stops early (and says `more`), a query
+/// past it is refused. Rows of a table can be as large as its records.
+pub const VIEW_ANSWER_BYTES_MAX: usize = 16 * 1024 * 1024;

@@ -14,6 +14,8 @@
 //! Owns: the topic and its records. Not: what a definition means (`service`).
 
 use sluice_client::admin::{self, NewTopic};
+use sluice_client::codes::{TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION};
+use sluice_client::data::LATEST;
 use sluice_client::data::{self, Acks, FetchOptions, Isolation};
 use sluice_client::{Client, ClientError, Result};
 use sluice_record::{Record, encode_records};
@@ -21,13 +23,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub const CATALOG_TOPIC: &str = "__sluice_views";
-/// Kafka's TOPIC_ALREADY_EXISTS and UNKNOWN_TOPIC_OR_PARTITION.
-const TOPIC_ALREADY_EXISTS: i16 = 36;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 /// Fetches of the catalog that may bring nothing before reading it fails.
 const EMPTY_FETCHES_MAX: u32 = 50;
-/// ListOffsets' timestamp for a partition's end.
-const LATEST: i64 = -1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

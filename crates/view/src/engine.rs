@@ -35,6 +35,8 @@ use crate::runtime::{Applied, SourceKind, SourceRecord, ViewState};
 use crate::sql::ViewPlan;
 use crate::state::{Checkpoint, CheckpointDelta, Positions, StateError};
 use crate::value::ValueError;
+use sluice_client::codes::OFFSET_OUT_OF_RANGE;
+use sluice_client::data::EARLIEST;
 use sluice_client::data::{self, FetchOptions, Isolation};
 use sluice_client::txn::TransactionalProducer;
 use sluice_client::{Client, ClientError, groups};
@@ -65,10 +67,6 @@ const RETRY_BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// An attempt that lasted this long was healthy: the next failure backs off from the start.
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
-/// ListOffsets' timestamp for a partition's log start.
-const EARLIEST: i64 = -2;
-/// Kafka's OFFSET_OUT_OF_RANGE.
-const OFFSET_OUT_OF_RANGE: i16 = 1;
 
 /// What the engine keeps and where it reads and writes.
 #[derive(Debug, Clone)]
@@ -201,8 +199,15 @@ impl Live {
         self.lock().phase = phase;
     }
 
+    /// Makes `positions` the ones queries see, waking waiters only when they moved.
     fn publish_positions(&self, positions: &Positions) {
-        self.lock().positions = positions.clone();
+        {
+            let mut live = self.lock();
+            if live.positions == *positions {
+                return;
+            }
+            live.positions = positions.clone();
+        }
         self.positions.send_replace(positions.clone());
     }
 }
@@ -278,8 +283,10 @@ impl Attempt<'_> {
                 return Ok(());
             }
             let replaying = !session.replay_until.is_empty();
+            // A fetch answers as soon as it has records; the wait only bounds an empty one. No
+            // commit is due while replaying, so it is not shortened then.
             let wait = if replaying {
-                Duration::ZERO
+                FETCH_WAIT_MAX
             } else {
                 next_commit
                     .saturating_duration_since(Instant::now())
@@ -458,6 +465,8 @@ impl Attempt<'_> {
         let end = limit.unwrap_or(i64::MAX);
         let mut live = self.live.lock();
         let live = &mut *live;
+        // The latest skip of this batch, described once after it (not for every skip).
+        let mut last_skip: Option<(i64, String)> = None;
         let next =
             data::for_each_committed_record(&fetched.records, from, &fetched.aborted, |r| {
                 if r.offset >= end {
@@ -475,16 +484,17 @@ impl Attempt<'_> {
                     Ok(Applied::Filtered) => live.counters.records_filtered += 1,
                     Ok(Applied::Skipped(reason)) => {
                         live.counters.records_skipped += 1;
-                        live.counters.last_skip =
-                            Some(format!("{topic}-{partition}@{}: {reason}", r.offset));
+                        last_skip = Some((r.offset, reason));
                     }
                     Err(e) => {
                         live.counters.records_skipped += 1;
-                        live.counters.last_skip =
-                            Some(format!("{topic}-{partition}@{}: {e}", r.offset));
+                        last_skip = Some((r.offset, e.to_string()));
                     }
                 }
             })?;
+        if let Some((offset, reason)) = last_skip {
+            live.counters.last_skip = Some(format!("{topic}-{partition}@{offset}: {reason}"));
+        }
         Ok(next.min(end))
     }
 
@@ -535,7 +545,7 @@ impl Attempt<'_> {
         let (changes, delta, columns) = {
             let mut live = self.live.lock();
             let (changes, delta) = live.state.take_commit()?;
-            (changes, delta, live.state.columns())
+            (changes, delta, live.state.columns().to_vec())
         };
         if let (Some(producer), Some(output)) = (&mut session.producer, &self.spec.output_topic) {
             producer.begin();

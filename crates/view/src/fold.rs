@@ -12,6 +12,7 @@
 
 use crate::value::{Decimal, Value, ValueError};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 /// An aggregate function of a view's SELECT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,10 +278,18 @@ impl Fold {
 
     /// Every group with its row, in key order.
     pub fn rows(&self) -> Result<Vec<Row>, ValueError> {
+        self.rows_from(Bound::Unbounded).collect()
+    }
+
+    /// The groups from `from` on, in key order, each row computed as it is read (a page
+    /// computes only what it shows).
+    pub fn rows_from<'a>(
+        &'a self,
+        from: Bound<&'a [Value]>,
+    ) -> impl Iterator<Item = Result<Row, ValueError>> + 'a {
         self.groups
-            .iter()
+            .range::<[Value], _>((from, Bound::Unbounded))
             .map(|(key, group)| Ok((key.clone(), self.values(group)?)))
-            .collect()
     }
 
     /// The groups changed since the last `take_changes`, for the checkpoint to rewrite.

@@ -17,6 +17,7 @@ use crate::sql::{Query, ViewPlan};
 use crate::state::{Checkpoint, CheckpointDelta, Positions, StateError};
 use crate::value::{Value, ValueError};
 use std::cmp::Ordering;
+use std::ops::Bound;
 
 /// One record of a source topic.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +51,8 @@ pub enum Applied {
 
 pub struct ViewState {
     plan: ViewPlan,
+    /// The plan's output names, keys then aggregates (HAVING reads rows by them).
+    columns: Vec<String>,
     fold: Fold,
     table: Option<Table>,
 }
@@ -57,18 +60,26 @@ pub struct ViewState {
 impl ViewState {
     pub fn new(plan: ViewPlan, source: SourceKind) -> ViewState {
         let aggregates = plan.aggregates.iter().map(|(_, a, _)| *a).collect();
+        let keys = plan.keys.iter().map(|(n, _)| n.clone());
+        let columns = keys
+            .chain(plan.aggregates.iter().map(|(n, _, _)| n.clone()))
+            .collect();
         ViewState {
             plan,
+            columns,
             fold: Fold::new(aggregates),
             table: (source == SourceKind::Table).then(Table::default),
         }
     }
 
     /// The view's column names: its keys, then its aggregates.
-    pub fn columns(&self) -> Vec<String> {
-        let keys = self.plan.keys.iter().map(|(n, _)| n.clone());
-        keys.chain(self.plan.aggregates.iter().map(|(n, _, _)| n.clone()))
-            .collect()
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// How many of the columns are group keys.
+    pub fn key_len(&self) -> usize {
+        self.plan.keys.len()
     }
 
     /// Folds one source record. An error is a value the view cannot take (SUM of text, a
@@ -120,14 +131,26 @@ impl ViewState {
 
     /// The visible rows (those HAVING keeps), keys then aggregates, in key order.
     pub fn rows(&self) -> Result<Vec<Vec<Value>>, ValueError> {
-        let mut out = Vec::new();
-        for (key, values) in self.fold.rows()? {
+        self.rows_from(Bound::Unbounded).collect()
+    }
+
+    /// The visible rows from `from` on, in key order, computed as they are read.
+    pub fn rows_from<'a>(
+        &'a self,
+        from: Bound<&'a [Value]>,
+    ) -> impl Iterator<Item = Result<Vec<Value>, ValueError>> + 'a {
+        self.fold.rows_from(from).filter_map(|row| {
+            let (key, values) = match row {
+                Ok(row) => row,
+                Err(e) => return Some(Err(e)),
+            };
             let row: Vec<Value> = key.into_iter().chain(values).collect();
-            if self.visible(&row)? {
-                out.push(row);
+            match self.visible(&row) {
+                Ok(true) => Some(Ok(row)),
+                Ok(false) => None,
+                Err(e) => Some(Err(e)),
             }
-        }
-        Ok(out)
+        })
     }
 
     /// The visible row of group `key`, if any.
@@ -142,10 +165,7 @@ impl ViewState {
     fn visible(&self, row: &[Value]) -> Result<bool, ValueError> {
         match &self.plan.having {
             None => Ok(true),
-            Some(having) => {
-                let columns = self.columns();
-                having.holds(&|name: &str| named(&columns, row, name))
-            }
+            Some(having) => having.holds(&|name: &str| named(&self.columns, row, name)),
         }
     }
 
@@ -375,7 +395,7 @@ mod tests {
         else {
             panic!("a query")
         };
-        let (names, rows) = answer(&q, &balances.columns(), balances.rows().unwrap()).unwrap();
+        let (names, rows) = answer(&q, balances.columns(), balances.rows().unwrap()).unwrap();
         assert_eq!(names, ["account", "doubled"]);
         assert_eq!(rows, vec![vec![Value::Text("ada".into()), money("200")]]);
     }

@@ -17,16 +17,18 @@
 
 use crate::catalog::{self, Definition, Kind};
 use crate::engine::{self, EngineOptions, Live, Phase, ViewSpec};
-use crate::output::{keys_named, row_json, value_json};
-use crate::runtime::{SourceKind, answer};
-use crate::sql::{self, Query, SqlError, Statement};
+use crate::output::{keys_named, row_json, row_key};
+use crate::runtime::{SourceKind, ViewState, answer};
+use crate::sql::{self, Query, SqlError, Statement, ViewPlan};
 use crate::state::{Checkpoint, Positions, StateError};
 use crate::table;
 use crate::value::{Value, ValueError};
 use sluice_client::admin::{self, NewTopic};
+use sluice_client::codes::{GROUP_ID_NOT_FOUND, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION};
 use sluice_client::{Client, ClientError, groups};
-use sluice_types::limits::VIEW_QUERY_ROWS_MAX;
+use sluice_types::limits::{VIEW_ANSWER_BYTES_MAX, VIEW_QUERY_ROWS_MAX};
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -36,10 +38,6 @@ use tokio_util::sync::CancellationToken;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long start waits for the broker to answer the catalog's reads.
 const CATALOG_READ_WAIT: Duration = Duration::from_secs(60);
-/// Kafka's error codes a DROP meets when something is already gone.
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const GROUP_ID_NOT_FOUND: i16 = 69;
-const TOPIC_ALREADY_EXISTS: i16 = 36;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ViewsError {
@@ -105,7 +103,7 @@ impl Views {
         definitions.sort_by_key(|d| d.kind != Kind::Table);
         for definition in definitions {
             let name = definition.name.clone();
-            match views.spec_of(&definition) {
+            match Self::plan_of(&definition).and_then(|plan| views.spec_of(&definition, plan)) {
                 Ok(spec) => views.launch(definition, spec),
                 Err(e) => {
                     tracing::error!(view = %name, error = %e, "a catalog definition no longer parses; it is not kept")
@@ -132,33 +130,30 @@ impl Views {
             Statement::Describe(name) => self.describe(&name),
             Statement::Drop { name, if_exists } => self.drop(&name, if_exists).await,
             Statement::CreateTable { name, topic } => {
-                let _ = topic; // Read again from the definition's text.
-                self.create(Kind::Table, &name, text, false).await
+                self.create(Kind::Table, &name, text, false, table::plan(&topic))
+                    .await
             }
             Statement::CreateView {
                 name,
                 or_replace,
                 plan,
-            } => {
-                let _ = plan; // Read again from the definition's text.
-                self.create(Kind::View, &name, text, or_replace).await
-            }
+            } => self.create(Kind::View, &name, text, or_replace, plan).await,
         }
     }
 
     /// Every table and view (of `kind`, when given), as JSON text.
     pub fn list(&self, kind: Option<Kind>) -> String {
-        let items: Vec<String> = self
+        let items: Vec<serde_json::Value> = self
             .read_running()
             .values()
             .filter(|r| kind.is_none_or(|k| r.definition.kind == k))
-            .map(|r| summary(r).to_string())
+            .map(|r| summary(r))
             .collect();
         let field = match kind {
             Some(Kind::Table) => "tables",
             _ => "views",
         };
-        format!("{{\"{field}\":[{}]}}", items.join(","))
+        serde_json::json!({ field: items }).to_string()
     }
 
     /// A table's or view's definition, state and counters, as JSON text.
@@ -166,15 +161,7 @@ impl Views {
         let running = self.get(name)?;
         let mut out = summary(&running);
         let live = running.live.lock();
-        let columns = match running.definition.kind {
-            Kind::View => live.state.columns(),
-            Kind::Table => vec![
-                "_key".into(),
-                "_ts".into(),
-                "_partition".into(),
-                "_offset".into(),
-            ],
-        };
+        let (columns, _) = shown(&running, &live.state, Vec::new());
         let counters = &live.counters;
         let extra = serde_json::json!({
             "sql": running.definition.sql,
@@ -188,10 +175,8 @@ impl Views {
             "last_skip": counters.last_skip,
             "commits": counters.commits,
             "failures": counters.failures,
-            "position": serde_json::from_str::<serde_json::Value>(&positions_json(&live.positions))
-                .expect("positions are JSON"),
-            "committed_position": serde_json::from_str::<serde_json::Value>(&positions_json(&live.committed))
-                .expect("positions are JSON"),
+            "position": positions_value(&live.positions),
+            "committed_position": positions_value(&live.committed),
         });
         if let (Some(out), serde_json::Value::Object(extra)) = (out.as_object_mut(), extra) {
             out.extend(extra);
@@ -212,32 +197,24 @@ impl Views {
     pub fn row_by_key(&self, name: &str, key: &str) -> Result<String, ViewsError> {
         let running = self.get(name)?;
         let live = running.live.lock();
-        let key_columns = running.spec.plan.keys.len();
-        let mut found = None;
-        for candidate in keys_named(key, key_columns) {
-            if let Some(row) = live.state.row(&candidate)? {
-                found = Some(row);
-                break;
-            }
-        }
-        let row = match found {
+        let row = match find_key(&live.state, key)? {
             None => "null".to_string(),
-            Some(row) => match running.definition.kind {
-                Kind::View => row_json(&live.state.columns(), &row),
-                Kind::Table => {
-                    let (columns, rows) = table::expand(vec![row]);
-                    row_json(&columns, &rows[0])
-                }
-            },
+            Some(key) => {
+                let row = live.state.row(&key)?.into_iter().collect();
+                let (columns, rows) = shown(&running, &live.state, row);
+                rows.first()
+                    .map_or("null".to_string(), |row| row_json(&columns, row))
+            }
         };
         Ok(format!(
             "{{\"row\":{row},\"position\":{}}}",
-            positions_json(&live.positions)
+            positions_value(&live.positions)
         ))
     }
 
     /// Rows of `name` in key order: those whose key text starts with `prefix`, after the row
-    /// whose key text is `after`, at most `limit` (and at most `VIEW_QUERY_ROWS_MAX`).
+    /// whose key text is `after`, at most `limit` (and at most `VIEW_QUERY_ROWS_MAX`). Rows
+    /// are computed only as far as the page reaches.
     pub fn rows(
         &self,
         name: &str,
@@ -247,40 +224,41 @@ impl Views {
     ) -> Result<String, ViewsError> {
         let running = self.get(name)?;
         let live = running.live.lock();
-        let (columns, rows) = self.visible(&running, &live.state)?;
-        let key_columns = running.spec.plan.keys.len();
         let limit = limit.min(VIEW_QUERY_ROWS_MAX);
-        let after_key = after.and_then(|a| keys_named(a, key_columns).pop());
-        let mut out = Vec::new();
+        let key_len = live.state.key_len();
+        let after = match after {
+            None => None,
+            Some(text) => Some(after_key(&live.state, text)?),
+        };
+        let from = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let mut page = Vec::new();
         let mut more = false;
-        for row in rows {
-            let key_text = crate::output::row_key(&row[..key_columns]);
-            if prefix.is_some_and(|p| !key_text.starts_with(p)) {
+        for row in live.state.rows_from(from) {
+            let row = row?;
+            if prefix.is_some_and(|p| !row_key(&row[..key_len]).starts_with(p)) {
                 continue;
             }
-            if let Some(after) = &after_key
-                && row[..key_columns] <= after[..]
-            {
-                continue;
-            }
-            if out.len() == limit {
+            if page.len() == limit {
                 more = true;
                 break;
             }
-            out.push(row_json(&columns, &row));
+            page.push(row);
         }
+        let (columns, page) = shown(&running, &live.state, page);
+        let (page, cut) = within_budget(page.iter().map(|row| row_json(&columns, row)));
+        more |= cut;
         Ok(format!(
             "{{\"rows\":[{}],\"more\":{more},\"position\":{}}}",
-            out.join(","),
-            positions_json(&live.positions)
+            page.join(","),
+            positions_value(&live.positions)
         ))
     }
 
     fn select(&self, query: &Query) -> Result<String, ViewsError> {
         let running = self.get(&query.from)?;
         let live = running.live.lock();
-        let (columns, rows) = self.visible(&running, &live.state)?;
-        let positions = positions_json(&live.positions);
+        let (columns, rows) = shown(&running, &live.state, live.state.rows()?);
+        let positions = positions_value(&live.positions);
         drop(live);
         let (names, rows) = answer(query, &columns, rows)?;
         if rows.len() > VIEW_QUERY_ROWS_MAX {
@@ -290,25 +268,18 @@ impl Views {
                 query.from
             )));
         }
-        let rows: Vec<String> = rows.iter().map(|r| row_json(&names, r)).collect();
+        let (rows, cut) = within_budget(rows.iter().map(|r| row_json(&names, r)));
+        if cut {
+            return Err(ViewsError::TooLarge(format!(
+                "the answer is over {VIEW_ANSWER_BYTES_MAX} bytes: add LIMIT, select fewer columns or page with GET /v1/views/{}/rows",
+                query.from
+            )));
+        }
         Ok(format!(
             "{{\"columns\":{},\"rows\":[{}],\"position\":{positions}}}",
             serde_json::Value::from(names),
             rows.join(",")
         ))
-    }
-
-    /// The rows a query of `running` sees, with their column names.
-    fn visible(
-        &self,
-        running: &Running,
-        state: &crate::runtime::ViewState,
-    ) -> Result<(Vec<String>, Vec<Vec<Value>>), ViewsError> {
-        let rows = state.rows()?;
-        Ok(match running.definition.kind {
-            Kind::View => (state.columns(), rows),
-            Kind::Table => table::expand(rows),
-        })
     }
 
     async fn create(
@@ -317,6 +288,7 @@ impl Views {
         name: &str,
         text: &str,
         or_replace: bool,
+        plan: ViewPlan,
     ) -> Result<String, ViewsError> {
         let _ddl = self.ddl.lock().await;
         if self.read_running().contains_key(name) {
@@ -333,7 +305,7 @@ impl Views {
             sql: text.trim().to_string(),
             created_ms: sluice_types::now_ms(),
         };
-        let spec = self.spec_of(&definition)?;
+        let spec = self.spec_of(&definition, plan)?;
         let mut client = self.client().await?;
         client
             .partitions(&spec.source_topic, false)
@@ -429,19 +401,21 @@ impl Views {
         Ok(())
     }
 
-    /// What `definition` keeps: its plan, where it reads (a table's topic, read as a table;
+    /// A catalog definition's plan, parsed again from its SQL.
+    fn plan_of(definition: &Definition) -> Result<ViewPlan, ViewsError> {
+        match (definition.kind, sql::parse(&definition.sql)?) {
+            (Kind::Table, Statement::CreateTable { topic, .. }) => Ok(table::plan(&topic)),
+            (Kind::View, Statement::CreateView { plan, .. }) => Ok(plan),
+            _ => Err(ViewsError::Sql(SqlError(format!(
+                "the definition of {} is not a CREATE of its kind",
+                definition.name
+            )))),
+        }
+    }
+
+    /// What `definition` keeps with `plan`: where it reads (a table's topic, read as a table;
     /// else a topic read as a stream) and where it writes.
-    fn spec_of(&self, definition: &Definition) -> Result<ViewSpec, ViewsError> {
-        let plan = match (definition.kind, sql::parse(&definition.sql)?) {
-            (Kind::Table, Statement::CreateTable { topic, .. }) => table::plan(&topic),
-            (Kind::View, Statement::CreateView { plan, .. }) => plan,
-            _ => {
-                return Err(ViewsError::Sql(SqlError(format!(
-                    "the definition of {} is not a CREATE of its kind",
-                    definition.name
-                ))));
-            }
-        };
+    fn spec_of(&self, definition: &Definition, plan: ViewPlan) -> Result<ViewSpec, ViewsError> {
         let running = self.read_running();
         let (source_topic, source_kind) = match (definition.kind, running.get(&plan.source)) {
             (Kind::Table, _) => (plan.source.clone(), SourceKind::Table),
@@ -548,18 +522,67 @@ fn summary(running: &Running) -> serde_json::Value {
 }
 
 /// Positions as `{"topic:partition": next offset}`.
-pub fn positions_json(positions: &Positions) -> String {
-    let entries: Vec<String> = positions
+pub fn positions_value(positions: &Positions) -> serde_json::Value {
+    positions
         .iter()
-        .map(|((topic, partition), offset)| {
-            format!(
-                "{}:{}",
-                serde_json::Value::String(format!("{topic}:{partition}")),
-                value_json(&Value::Int(*offset))
-            )
+        .map(|((topic, partition), offset)| (format!("{topic}:{partition}"), (*offset).into()))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// The rows as a query of `running` sees them, with their column names: a view's as they are,
+/// a table's with each JSON field as a column (`table::expand`).
+fn shown(
+    running: &Running,
+    state: &ViewState,
+    rows: Vec<Vec<Value>>,
+) -> (Vec<String>, Vec<Vec<Value>>) {
+    match running.definition.kind {
+        Kind::View => (state.columns().to_vec(), rows),
+        Kind::Table => table::expand(rows),
+    }
+}
+
+/// Rows' JSON texts up to `VIEW_ANSWER_BYTES_MAX` (the first always), and whether any were
+/// left out.
+fn within_budget(rows: impl Iterator<Item = String>) -> (Vec<String>, bool) {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for row in rows {
+        bytes += row.len() + 1;
+        if bytes > VIEW_ANSWER_BYTES_MAX && !out.is_empty() {
+            return (out, true);
+        }
+        out.push(row);
+    }
+    (out, false)
+}
+
+/// The group key a key text names in `state`: the first reading of it (`keys_named`) that
+/// has a row, or none.
+fn find_key(state: &ViewState, text: &str) -> Result<Option<Vec<Value>>, ViewsError> {
+    for key in keys_named(text, state.key_len()) {
+        if state.row(&key)?.is_some() {
+            return Ok(Some(key));
+        }
+    }
+    Ok(None)
+}
+
+/// Where a page after key text `text` starts: the key it names when that row exists (so a
+/// text key "42" is not read as the number 42), else its first reading.
+fn after_key(state: &ViewState, text: &str) -> Result<Vec<Value>, ViewsError> {
+    if let Some(key) = find_key(state, text)? {
+        return Ok(key);
+    }
+    keys_named(text, state.key_len())
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            ViewsError::Sql(SqlError(format!(
+                "after={text:?} names no key of this view (several keys are a JSON array)"
+            )))
         })
-        .collect();
-    format!("{{{}}}", entries.join(","))
 }
 
 /// A deletion that found nothing to delete succeeded.
@@ -574,5 +597,69 @@ fn ignore_gone(result: Result<(), ClientError>) -> Result<(), ClientError> {
             Ok(())
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::SourceRecord;
+
+    /// A view keyed by a text column, holding the keys `42` (text), `7` and `ada`.
+    fn by_name() -> ViewState {
+        let Statement::CreateView { plan, .. } = sql::parse(
+            "CREATE MATERIALIZED VIEW v AS SELECT name, COUNT(*) AS n FROM t GROUP BY name",
+        )
+        .unwrap() else {
+            panic!("a view")
+        };
+        let mut state = ViewState::new(plan, SourceKind::Stream);
+        for (offset, value) in [r#"{"name":"42"}"#, r#"{"name":7}"#, r#"{"name":"ada"}"#]
+            .iter()
+            .enumerate()
+        {
+            let record = SourceRecord {
+                key: None,
+                value: Some(value.as_bytes()),
+                timestamp: 0,
+                partition: 0,
+                offset: offset as i64,
+            };
+            state.apply(&record).unwrap();
+        }
+        state
+    }
+
+    #[test]
+    fn a_key_text_names_the_row_that_exists_and_a_page_goes_on_after_it() {
+        let state = by_name();
+        assert_eq!(
+            find_key(&state, "42").unwrap(),
+            Some(vec![Value::Text("42".into())])
+        );
+        assert_eq!(find_key(&state, "7").unwrap(), Some(vec![Value::Int(7)]));
+        assert_eq!(find_key(&state, "bob").unwrap(), None);
+        // Numbers order before text: after the text "42" comes only "ada", not 7 again.
+        let after = after_key(&state, "42").unwrap();
+        let rest: Vec<Value> = state
+            .rows_from(Bound::Excluded(&after))
+            .map(|r| r.unwrap()[0].clone())
+            .collect();
+        assert_eq!(rest, vec![Value::Text("ada".into())]);
+        // A key with no row starts the page at its first reading, the text.
+        assert_eq!(
+            after_key(&state, "5").unwrap(),
+            vec![Value::Text("5".into())]
+        );
+    }
+
+    #[test]
+    fn an_answer_keeps_to_its_byte_budget_but_always_holds_a_row() {
+        let big = "x".repeat(VIEW_ANSWER_BYTES_MAX / 3);
+        let (rows, cut) = within_budget(std::iter::repeat_n(big.clone(), 5));
+        assert_eq!((rows.len(), cut), (2, true));
+        let huge = "x".repeat(VIEW_ANSWER_BYTES_MAX + 1);
+        let (rows, cut) = within_budget(std::iter::once(huge));
+        assert_eq!((rows.len(), cut), (1, false));
     }
 }

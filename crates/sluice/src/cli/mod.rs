@@ -14,6 +14,7 @@ pub mod group;
 pub mod produce;
 pub mod topic;
 
+use sluice_client::codes::{MESSAGE_TOO_LARGE, NON_EMPTY_GROUP, RECORD_LIST_TOO_LARGE};
 pub use sluice_client::position::{Start, parse_start, start_offset};
 use sluice_client::{Client, ClientError};
 use std::process::ExitCode;
@@ -137,11 +138,6 @@ fn classify(e: &anyhow::Error, target: &Target) -> (u8, Option<String>) {
         _ => (1, None),
     }
 }
-
-/// Kafka error codes with a hint of their own.
-const MESSAGE_TOO_LARGE: i16 = 10;
-const RECORD_LIST_TOO_LARGE: i16 = 18;
-const NON_EMPTY_GROUP: i16 = 68;
 
 /// How a listing or description prints: a table for people, or one JSON document for scripts.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 use super::{Target, key_value, now_ms};
 use bytes::Bytes;
 use sluice_client::Client;
+use sluice_client::codes::INVALID_RECORD;
 use sluice_client::data::{self, Acks};
 use sluice_client::partitioner::partition_for_key;
 use sluice_client::txn::TransactionalProducer;
@@ -174,9 +175,6 @@ impl Batches<'_> {
         self.pending.iter().flatten().map(|r| r.line).min()
     }
 }
-
-/// Kafka's INVALID_RECORD: a compacted topic answers it for a record without a key.
-const INVALID_RECORD: i16 = 87;
 
 pub async fn run(target: &Target, args: ProduceArgs) -> anyhow::Result<()> {
     let mut client = target.connect().await?;

@@ -4,6 +4,7 @@
 use super::{Output, Start, Target, key_value, parse_start, print_json};
 use serde_json::json;
 use sluice_client::admin::{self, NewTopic};
+use sluice_client::codes::TOPIC_ALREADY_EXISTS;
 use sluice_client::data::{self, EARLIEST, LATEST};
 use sluice_client::{Client, ClientError};
 
@@ -168,8 +169,6 @@ pub async fn run(target: &Target, command: TopicCommand) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-const TOPIC_ALREADY_EXISTS: i16 = 36;
 
 /// `trim-prefix`: works out each partition's new start, asks (on a terminal), deletes.
 async fn trim_prefix(

@@ -7,6 +7,7 @@
 mod template;
 
 use super::{Start, Target, parse_start, start_offset};
+use sluice_client::codes::OFFSET_OUT_OF_RANGE;
 use sluice_client::data::{self, EARLIEST, FetchOptions, Isolation, LATEST};
 use sluice_client::groups;
 use sluice_client::member::{GroupMember, TopicPartition, rejoin_settles};
@@ -21,8 +22,6 @@ use template::{Template, parse_template};
 const FOLLOW_WAIT: Duration = Duration::from_millis(500);
 /// Bytes one fetch may bring back per partition.
 const PARTITION_FETCH_BYTES: i32 = 1024 * 1024;
-/// Kafka's OFFSET_OUT_OF_RANGE (the position is before the log's start or past its end).
-const OFFSET_OUT_OF_RANGE: i16 = 1;
 /// Waits between attempts to reach the cluster again: doubling from the first to the last.
 const RECONNECT_BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
