@@ -5,13 +5,14 @@ consumer group, definitions and state surviving `kill -9`, and refusals that nam
 construct."""
 
 import json
+import subprocess
 import urllib.error
 import urllib.request
 from decimal import Decimal
 
 from confluent_kafka import Consumer, TopicPartition
 
-from conftest import wait_until
+from conftest import SLUICE_BIN, wait_until
 from helpers import create_topic, produce_all, producer
 
 
@@ -112,6 +113,20 @@ def test_a_view_answers_by_key_after_a_produce_and_publishes_its_changes(broker)
                         output_rows(broker, "balances").items()} == expected,
                timeout=20, what="the output topic holds every balance")
 
+    # Its figures are on /metrics, one series per view.
+    def metric(name):
+        with urllib.request.urlopen(broker.http + "/metrics", timeout=30) as response:
+            text = response.read().decode()
+        prefix = name + "{"
+        values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                  if line.startswith(prefix) and 'view="balances"' in line]
+        assert len(values) == 1, (name, values)
+        return values[0]
+    assert metric("sluice_view_rows") == len(expected)
+    assert metric("sluice_view_lag_records") == 0
+    assert metric("sluice_view_commits_total") >= 1
+    assert metric("sluice_view_stopped") == 0
+
     # Its progress is an ordinary consumer group.
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "sluice-view-balances"})
     try:
@@ -179,6 +194,7 @@ def test_unsupported_sql_is_refused_by_name(broker):
         "CREATE MATERIALIZED VIEW v AS SELECT account, SUM(amount) AS s FROM nowhere GROUP BY account":
             "nowhere",
         "DROP VIEW nothing": "nothing",
+        "CREATE TABLE __sluice_views FROM TOPIC 'payments'": "internal",
     }
     for text, named in cases.items():
         status, body = sql(broker, text)
@@ -187,5 +203,65 @@ def test_unsupported_sql_is_refused_by_name(broker):
     assert sql(broker, BALANCES)[0] == 200
     status, body = sql(broker, BALANCES)
     assert status == 409 and "exists" in body["message"]
+    assert call(broker, "GET", "/v1/views/balances/rows?limit=0")[0] == 400
     status, body = call(broker, "POST", "/v1/sql", {"query": "x"})
     assert status == 400 and body["error_code"] == "INVALID_REQUEST"
+
+
+def cli(broker, *args, input=None):
+    """`sluice` with the broker's HTTP API as --http-url; the CompletedProcess (text)."""
+    return subprocess.run([str(SLUICE_BIN), *args, "--http-url", broker.http],
+                          input=input, capture_output=True, text=True, timeout=60)
+
+
+def test_the_cli_runs_statements_and_reads_views_through_the_http_api(broker, tmp_path):
+    create_topic(broker, "payments", partitions=2)
+    script = tmp_path / "views.sql"
+    script.write_text(BALANCES + ";\n-- the current row per patient; a comment with a ; in it\n"
+                      "CREATE TABLE current FROM TOPIC 'payments';\n")
+    done = cli(broker, "sql", "-f", str(script))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["created view balances", "created table current"]
+
+    records, expected = payments(30, accounts=3)
+    reports = produce_all(producer(broker), "payments", records)
+    last = reports[-1]
+    account = records[-1][0].decode()
+    got = cli(broker, "view", "get", "balances", account,
+              "--min-position", f"payments:{last.partition()}:{last.offset()}", "--format", "json")
+    assert got.returncode == 0, got.stderr
+    balance, count = expected[account]
+    assert json.loads(got.stdout, parse_float=Decimal)["row"] == {
+        "account": account, "balance": balance, "payments": count}
+    text = cli(broker, "view", "get", "balances", account)
+    assert text.returncode == 0, text.stderr
+    words = text.stdout.split()
+    assert words[:3] == ["account", account, "balance"] and Decimal(words[3]) == balance
+    assert words[4:] == ["payments", str(count)]
+
+    wait_until(lambda: sum(json.loads(cli(broker, "view", "rows", "balances", "--format", "json")
+                                      .stdout)["position"].values()) == len(records),
+               timeout=20, what="the view reflects every payment")
+    table = cli(broker, "sql", "SELECT account, balance FROM balances ORDER BY account")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["account", "balance"]
+    assert [(line.split()[0], Decimal(line.split()[1])) for line in lines[1:]] == [
+        (a, b) for a, (b, _) in sorted(expected.items())]
+    page = cli(broker, "view", "rows", "balances", "--after", "acct-0", "--limit", "1")
+    assert page.returncode == 0, page.stderr
+    assert page.stdout.splitlines()[1].split()[0] == "acct-1"
+    assert "more rows follow" in page.stderr
+    listed = cli(broker, "view", "list")
+    assert [line.split()[:2] for line in listed.stdout.splitlines()[1:]] == [
+        ["balances", "view"], ["current", "table"]]
+
+    missing = cli(broker, "view", "get", "balances", "nobody")
+    assert missing.returncode == 4 and "no row" in missing.stderr
+    refused = cli(broker, "sql", "SELECT * FROM a JOIN b ON a.x = b.x")
+    assert refused.returncode == 1 and "JOIN" in refused.stderr
+    assert cli(broker, "view", "drop", "current").stdout.strip() == "dropped current"
+    assert cli(broker, "view", "describe", "current").returncode == 4
+    nobody = subprocess.run([str(SLUICE_BIN), "view", "list", "--http-url", "http://127.0.0.1:1"],
+                            capture_output=True, text=True, timeout=60)
+    assert nobody.returncode == 3 and "--http-url" in nobody.stderr

@@ -253,7 +253,7 @@ pub(crate) struct ViewSummary {
     /// The compacted topic its changes go to (a view's name); null for a table.
     #[schema(nullable)]
     pub output_topic: Option<String>,
-    /// `starting`, `replaying`, `running`, or `retrying: <the error>`.
+    /// `starting`, `replaying`, `running`, `retrying: <the error>` or `failed: <the error>`.
     pub state: String,
 }
 

@@ -97,9 +97,10 @@ fn method_label(method: &axum::http::Method) -> &'static str {
         .unwrap_or("other")
 }
 
-/// The broker's metrics text followed by the HTTP API's, as one exposition: the broker's
-/// closing `# EOF` is dropped so that only the last one remains.
-pub(crate) fn join(broker: &str, http: &str) -> String {
+/// One OpenMetrics text followed by another, as one exposition (the broker's, then the
+/// views', then the HTTP API's): the first's closing `# EOF` is dropped so that only the last
+/// one remains.
+pub fn join(broker: &str, http: &str) -> String {
     let broker = broker.trim_end();
     let broker = broker.strip_suffix("# EOF").unwrap_or(broker);
     format!("{broker}{http}")

@@ -190,6 +190,9 @@ pub async fn rows(
     };
     wait_for(views.as_ref(), &name, &freshness).await?;
     let limit = params.limit.unwrap_or(ROWS_DEFAULT);
+    if limit == 0 {
+        return Err(ApiError::bad_request("limit is at least 1"));
+    }
     Ok(json_text(views.rows(
         &name,
         params.prefix.as_deref(),

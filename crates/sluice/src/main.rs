@@ -110,6 +110,28 @@ enum Command {
         #[command(subcommand)]
         command: cli::cluster::ClusterCommand,
     },
+    /// Run a SQL statement on the views of `sluice serve` (over its HTTP API, --http-url).
+    ///
+    /// Examples:
+    ///   sluice sql "CREATE MATERIALIZED VIEW balances AS SELECT account, SUM(amount) AS balance FROM payments GROUP BY account"
+    ///   sluice sql "SELECT * FROM balances ORDER BY balance DESC LIMIT 10"
+    ///   sluice sql -f views.sql
+    #[command(verbatim_doc_comment)]
+    Sql {
+        #[command(flatten)]
+        args: cli::views::SqlArgs,
+    },
+    /// Look at tables and views: list, describe, get, rows, drop.
+    ///
+    /// Examples:
+    ///   sluice view list
+    ///   sluice view get balances acct-42 --min-position payments:3:1041
+    ///   sluice view rows balances --prefix acct- --limit 20
+    #[command(verbatim_doc_comment)]
+    View {
+        #[command(subcommand)]
+        command: cli::views::ViewCommand,
+    },
     /// Print a shell completion script.
     ///
     /// Examples:
@@ -149,6 +171,8 @@ fn main() -> std::process::ExitCode {
         Command::Cluster { command } => {
             cli::run("cluster", &target, cli::cluster::run(&target, command))
         }
+        Command::Sql { args } => cli::run("sql", &target, cli::views::sql(&target, args)),
+        Command::View { command } => cli::run("view", &target, cli::views::run(&target, command)),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "sluice", &mut std::io::stdout());
@@ -191,11 +215,12 @@ fn client_flag_misused(matches: &clap::ArgMatches) -> Option<clap::Error> {
     if !matches!(name, "serve" | "completions") {
         return None;
     }
-    let given = ["brokers", "timeout"]
+    let given = ["brokers", "timeout", "http_url"]
         .into_iter()
         .find(|id| sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine))?;
     let message = format!(
-        "--{given} is for the client commands (topic, produce, consume, group, cluster), not `{name}`"
+        "--{} is for the client commands (topic, produce, consume, group, cluster, sql, view), not `{name}`",
+        given.replace('_', "-")
     );
     let mut command = <Cli as clap::CommandFactory>::command();
     Some(command.error(clap::error::ErrorKind::ArgumentConflict, message))
@@ -306,7 +331,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                 let api = sluice_http::HttpApi::start(
                     address,
                     bootstrap,
-                    broker.metrics_renderer(),
+                    metrics_renderer(broker.metrics_renderer(), views.clone()),
                     options,
                 )
                 .await
@@ -334,6 +359,19 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         node.shutdown().await;
         Ok(())
     })
+}
+
+/// The broker's metrics followed by the views' (when they run), as one exposition.
+fn metrics_renderer(
+    broker: sluice_http::MetricsRenderer,
+    views: Option<Arc<sluice_view::service::Views>>,
+) -> sluice_http::MetricsRenderer {
+    match views {
+        None => broker,
+        Some(views) => Arc::new(move || {
+            sluice_http::join_metrics(&broker(), &sluice_view::metrics::render(&views))
+        }),
+    }
 }
 
 /// Starts the view engine: its checkpoint under the data directory, its definitions from the

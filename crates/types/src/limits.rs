@@ -208,3 +208,11 @@ pub const VIEW_QUERY_ROWS_MAX: usize = 10_000;
 /// Bytes of rows one view answer holds at most: a page stops early (and says `more`), a query
 /// past it is refused. Rows of a table can be as large as its records.
 pub const VIEW_ANSWER_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Tables and views one server keeps (each is a task, a producer, a group and its metric
+/// series).
+pub const VIEWS_MAX: usize = 1_000;
+
+/// Groups (a table: keys) one view holds at most. Past it the view stops with an error that
+/// says so, rather than taking the server's memory: drop it, or group by fewer values.
+pub const VIEW_GROUPS_MAX: usize = 5_000_000;

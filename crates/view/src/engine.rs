@@ -42,7 +42,7 @@ use sluice_client::txn::TransactionalProducer;
 use sluice_client::{Client, ClientError, groups};
 use sluice_record::Record;
 use sluice_types::limits::{
-    VIEW_DIRTY_KEYS_MAX, VIEW_FETCH_PARTITION_BYTES, VIEW_OUTPUT_BATCH_RECORDS,
+    VIEW_DIRTY_KEYS_MAX, VIEW_FETCH_PARTITION_BYTES, VIEW_GROUPS_MAX, VIEW_OUTPUT_BATCH_RECORDS,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -127,6 +127,9 @@ pub enum EngineError {
     Value(#[from] ValueError),
     #[error("injected fault: {0}")]
     Fault(String),
+    /// The view outgrew a limit: trying again would meet it again, so the engine stops.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// The engine's phase, as `DESCRIBE` and the HTTP API show it.
@@ -138,6 +141,8 @@ pub enum Phase {
     Running,
     /// The last attempt failed with this; the engine tries again.
     Retrying(String),
+    /// Stopped for good with this (a limit reached); DROP it or replace it.
+    Failed(String),
 }
 
 /// A view's state as queries see it: the rows, the source positions they reflect, the phase
@@ -154,6 +159,8 @@ pub struct LiveState {
     pub positions: Positions,
     /// The positions whose changes are published and checkpointed (the last commit's).
     pub committed: Positions,
+    /// Each source partition's high watermark as the latest fetch saw it (for the lag).
+    pub source_ends: Positions,
     pub phase: Phase,
     pub counters: Counters,
 }
@@ -170,6 +177,16 @@ pub struct Counters {
     pub failures: u64,
 }
 
+impl LiveState {
+    /// Records of the source not folded yet, as the latest fetches saw its ends.
+    pub fn lag(&self) -> i64 {
+        self.source_ends
+            .iter()
+            .map(|(tp, end)| (end - self.positions.get(tp).copied().unwrap_or(0)).max(0))
+            .sum()
+    }
+}
+
 impl Live {
     pub fn new(spec: &ViewSpec) -> Arc<Live> {
         Arc::new(Live {
@@ -177,6 +194,7 @@ impl Live {
                 state: ViewState::new(spec.plan.clone(), spec.source_kind),
                 positions: Positions::new(),
                 committed: Positions::new(),
+                source_ends: Positions::new(),
                 phase: Phase::Starting,
                 counters: Counters::default(),
             }),
@@ -235,6 +253,11 @@ pub async fn run(
             result = attempt.run() => result,
         };
         let Err(e) = result else { return };
+        if let EngineError::TooLarge(reason) = &e {
+            tracing::error!(view = %spec.name, error = %reason, "view engine stopped");
+            live.set_phase(Phase::Failed(reason.clone()));
+            return;
+        }
         if started.elapsed() >= HEALTHY_RUN {
             backoff = RETRY_BACKOFF_FIRST;
         }
@@ -442,6 +465,10 @@ impl Attempt<'_> {
                 }
                 Err(e) => return Err(e.into()),
             };
+            self.live
+                .lock()
+                .source_ends
+                .insert(key.clone(), fetched.high_watermark);
             let limit = session.replay_until.get(&key).copied();
             let next = self.fold(&key, partition.offset, &fetched, limit)?;
             session.positions.insert(key.clone(), next);
@@ -450,6 +477,12 @@ impl Attempt<'_> {
             }
         }
         self.live.publish_positions(&session.positions);
+        let groups = self.live.lock().state.len();
+        if groups > VIEW_GROUPS_MAX {
+            return Err(EngineError::TooLarge(format!(
+                "the view holds {groups} groups, more than {VIEW_GROUPS_MAX}: it stopped; drop it, or group by fewer values"
+            )));
+        }
         Ok(())
     }
 

@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod engine;
 pub mod expr;
 pub mod fold;
+pub mod metrics;
 pub mod output;
 pub mod runtime;
 pub mod service;

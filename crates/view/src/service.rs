@@ -26,7 +26,7 @@ use crate::value::{Value, ValueError};
 use sluice_client::admin::{self, NewTopic};
 use sluice_client::codes::{GROUP_ID_NOT_FOUND, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION};
 use sluice_client::{Client, ClientError, groups};
-use sluice_types::limits::{VIEW_ANSWER_BYTES_MAX, VIEW_QUERY_ROWS_MAX};
+use sluice_types::limits::{VIEW_ANSWER_BYTES_MAX, VIEW_QUERY_ROWS_MAX, VIEWS_MAX};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
@@ -113,10 +113,14 @@ impl Views {
         Ok(views)
     }
 
+    /// Every table and view at work.
+    pub fn all(&self) -> Vec<Arc<Running>> {
+        self.read_running().values().cloned().collect()
+    }
+
     /// Stops every engine (at the end of `sluice serve`).
     pub async fn stop(&self) {
-        let all: Vec<Arc<Running>> = self.read_running().values().cloned().collect();
-        for running in all {
+        for running in self.all() {
             running.halt().await;
         }
     }
@@ -290,8 +294,24 @@ impl Views {
         or_replace: bool,
         plan: ViewPlan,
     ) -> Result<String, ViewsError> {
+        if name.starts_with("__") {
+            // A view's output topic takes its name, and `__` names Sluice's and Kafka's own
+            // topics (`__sluice_views` holds the catalog).
+            return Err(ViewsError::Sql(SqlError(format!(
+                "{name}: names starting with __ are kept for internal topics"
+            ))));
+        }
         let _ddl = self.ddl.lock().await;
-        if self.read_running().contains_key(name) {
+        let (exists, count) = {
+            let running = self.read_running();
+            (running.contains_key(name), running.len())
+        };
+        if !exists && count >= VIEWS_MAX {
+            return Err(ViewsError::TooLarge(format!(
+                "this server keeps at most {VIEWS_MAX} tables and views: drop one first"
+            )));
+        }
+        if exists {
             if !or_replace {
                 return Err(ViewsError::Conflict(format!(
                     "{name} exists (DROP it first, or CREATE OR REPLACE a view)"
@@ -337,8 +357,17 @@ impl Views {
                 }
             })?;
         }
-        catalog::ensure_topic(&mut client).await?;
-        catalog::write(&mut client, &definition).await?;
+        let written = async {
+            catalog::ensure_topic(&mut client).await?;
+            catalog::write(&mut client, &definition).await
+        };
+        if let Err(e) = written.await {
+            // Not defined: the output topic made for it would block the next CREATE.
+            if let Some(output) = &spec.output_topic {
+                let _ = admin::delete_topic(&mut client, output).await;
+            }
+            return Err(e.into());
+        }
         self.launch(definition, spec);
         Ok(serde_json::json!({"created": name, "kind": kind.as_str()}).to_string())
     }
@@ -375,9 +404,12 @@ impl Views {
         Ok(serde_json::json!({"dropped": name}).to_string())
     }
 
-    /// Stops `name`'s engine and removes everything it kept: the definition first (so a crash
-    /// midway does not bring it back), then the checkpoint, the group and the output topic.
+    /// Removes the definition of `name` (when that fails, nothing changed), then stops its
+    /// engine and removes the checkpoint, the group and the output topic (a crash midway does
+    /// not bring the view back).
     async fn remove(&self, name: &str) -> Result<(), ViewsError> {
+        let mut client = self.client().await?;
+        catalog::remove(&mut client, name).await?;
         let Some(running) = self
             .running
             .write()
@@ -387,8 +419,6 @@ impl Views {
             return Ok(());
         };
         running.halt().await;
-        let mut client = self.client().await?;
-        catalog::remove(&mut client, name).await?;
         let checkpoint = Arc::clone(&self.checkpoint);
         let owned = name.to_string();
         tokio::task::spawn_blocking(move || checkpoint.forget(&owned))
@@ -507,6 +537,7 @@ impl Running {
             Phase::Replaying => "replaying".into(),
             Phase::Running => "running".into(),
             Phase::Retrying(e) => format!("retrying: {e}"),
+            Phase::Failed(e) => format!("failed: {e}"),
         }
     }
 }

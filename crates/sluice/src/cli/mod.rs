@@ -1,6 +1,7 @@
-//! The client commands of the `sluice` binary: `topic`, `produce`, `consume`, `cluster`.
-//! Each talks to a cluster over the Kafka protocol through `sluice-client`, never by reading
-//! data files, so it works against any Kafka-compatible broker.
+//! The client commands of the `sluice` binary: `topic`, `produce`, `consume`, `group`,
+//! `cluster` talk to a cluster over the Kafka protocol through `sluice-client`, never by reading
+//! data files, so they work against any Kafka-compatible broker; `sql` and `view` ask
+//! `sluice serve`'s HTTP API, where views live (`views`, over `http_client`).
 //!
 //! Owns: argument shapes, output formats, exit codes and the hints in error messages. Not:
 //! any protocol detail (that is `sluice-client`).
@@ -11,10 +12,16 @@
 pub mod cluster;
 pub mod consume;
 pub mod group;
+mod http_client;
 pub mod produce;
 pub mod topic;
+pub mod views;
 
-use sluice_client::codes::{MESSAGE_TOO_LARGE, NON_EMPTY_GROUP, RECORD_LIST_TOO_LARGE};
+use http_client::HttpFailure;
+use sluice_client::codes::{
+    GROUP_ID_NOT_FOUND, MESSAGE_TOO_LARGE, NON_EMPTY_GROUP, RECORD_LIST_TOO_LARGE,
+    TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION,
+};
 pub use sluice_client::position::{Start, parse_start, start_offset};
 use sluice_client::{Client, ClientError};
 use std::process::ExitCode;
@@ -35,6 +42,14 @@ pub struct Target {
     /// Seconds to wait for a broker to answer (a long-poll fetch adds its own wait).
     #[arg(long, default_value_t = 30, global = true, value_name = "SECONDS")]
     pub timeout: u64,
+    /// The HTTP API of `sluice serve`, for `sql` and `view` (views live there).
+    #[arg(
+        long,
+        env = "SLUICE_HTTP_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub http_url: String,
 }
 
 /// Kafka's port, for a broker named without one (as kcat and rpk take it).
@@ -103,6 +118,9 @@ where
 
 /// The exit code for an error, and what the user might do about it.
 fn classify(e: &anyhow::Error, target: &Target) -> (u8, Option<String>) {
+    if let Some(failure) = e.downcast_ref::<HttpFailure>() {
+        return classify_http(failure, target);
+    }
     match e.downcast_ref::<ClientError>() {
         Some(ClientError::Connect { .. }) | Some(ClientError::Timeout { .. }) => (
             3,
@@ -123,19 +141,42 @@ fn classify(e: &anyhow::Error, target: &Target) -> (u8, Option<String>) {
             1,
             Some("the batch is larger than the topic accepts: raise the topic's max.message.bytes (`sluice topic alter-config TOPIC --set max.message.bytes=N`; the broker-wide default is message.max.bytes), or send smaller records".to_string()),
         ),
-        Some(err) if err.code() == Some(3) => (
+        Some(err) if err.code() == Some(UNKNOWN_TOPIC_OR_PARTITION) => (
             4,
             Some("`sluice topic list` shows the topics there are".to_string()),
         ),
-        Some(err) if err.code() == Some(69) => (
+        Some(err) if err.code() == Some(GROUP_ID_NOT_FOUND) => (
             4,
             Some("`sluice group list` shows the groups there are".to_string()),
         ),
-        Some(err) if err.code() == Some(36) => (
+        Some(err) if err.code() == Some(TOPIC_ALREADY_EXISTS) => (
             1,
             Some("`sluice topic describe NAME` shows it; `--if-not-exists` makes creating it again a no-op".to_string()),
         ),
         _ => (1, None),
+    }
+}
+
+/// The exit code and hint for a failure of the HTTP API (`sql`, `view`): unreachable is 3, a
+/// table or view that does not exist 4.
+fn classify_http(failure: &HttpFailure, target: &Target) -> (u8, Option<String>) {
+    match failure {
+        HttpFailure::Unreachable { .. } => (
+            3,
+            Some(format!(
+                "is `sluice serve` running with its HTTP API at {}? Point --http-url (or SLUICE_HTTP_URL) at it",
+                target.http_url
+            )),
+        ),
+        HttpFailure::Refused { error_code, .. } if error_code == "VIEWS_OFF" => (
+            1,
+            Some("that server runs without views: start it with --views on (the default)".into()),
+        ),
+        HttpFailure::Refused { status: 404, .. } => (
+            4,
+            Some("`sluice view list` shows the tables and views there are".into()),
+        ),
+        HttpFailure::Refused { .. } => (1, None),
     }
 }
 
@@ -173,6 +214,7 @@ mod tests {
         let target = Target {
             brokers: brokers.to_string(),
             timeout: 1,
+            http_url: String::new(),
         };
         target.addresses()
     }
