@@ -6,6 +6,7 @@ construct."""
 
 import json
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from decimal import Decimal
@@ -265,3 +266,68 @@ def test_the_cli_runs_statements_and_reads_views_through_the_http_api(broker, tm
     nobody = subprocess.run([str(SLUICE_BIN), "view", "list", "--http-url", "http://127.0.0.1:1"],
                             capture_output=True, text=True, timeout=60)
     assert nobody.returncode == 3 and "--http-url" in nobody.stderr
+
+
+def test_a_change_stream_sends_the_snapshot_then_each_change_with_its_position(broker):
+    from test_http import read_sse_events
+    create_topic(broker, "payments", partitions=2)
+    records, expected = payments(40, accounts=4)
+    produce_all(producer(broker), "payments", records)
+    assert sql(broker, BALANCES + " HAVING balance < 10000")[0] == 200
+    wait_until(lambda: sum(call(broker, "GET", "/v1/views/balances/rows")[1]["position"].values())
+               == len(records), timeout=20, what="the view reflects every payment")
+
+    response = urllib.request.urlopen(broker.http + "/v1/views/balances/changes?snapshot=true",
+                                      timeout=30)
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    snapshot = read_sse_events(response, len(expected) + 1)
+    rows = {json.loads(e["data"], parse_float=Decimal)["key"]:
+            json.loads(e["data"], parse_float=Decimal)["row"] for e in snapshot[:-1]}
+    assert all(e["event"] == "row" for e in snapshot[:-1])
+    assert {k: (r["balance"], r["payments"]) for k, r in rows.items()} == expected
+    assert snapshot[-1]["event"] == "position"
+
+    # A CLI watcher beside it, from now on.
+    watcher = subprocess.Popen([str(SLUICE_BIN), "view", "watch", "balances", "-n", "2",
+                                "--format", "json", "--http-url", broker.http],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Its first line is the position it starts from: it listens from then on.
+    first = json.loads(watcher.stdout.readline())
+    assert "position" in first, first
+    # One payment that changes acct-0, one that takes acct-1 out (HAVING), one new account.
+    reports = produce_all(producer(broker), "payments", [
+        (b"acct-0", '{"account": "acct-0", "amount": 1.50}'),
+        (b"acct-1", '{"account": "acct-1", "amount": 20000}'),
+        (b"acct-new", '{"account": "acct-new", "amount": 3}'),
+    ])
+    # Rows arrive as commits take them, until a position reflects the last payment. A commit
+    # may repeat rows the snapshot showed (folded before it, committed after): with the same
+    # values, never older ones.
+    last = reports[-1]
+    changes = {}
+    deadline = time.monotonic() + 30
+    while True:
+        assert time.monotonic() < deadline, f"no position past the last payment; saw {changes}"
+        [event] = read_sse_events(response, 1)
+        data = json.loads(event["data"], parse_float=Decimal)
+        if event["event"] == "row":
+            changes[data["key"]] = data["row"]
+            continue
+        assert event["event"] == "position", event
+        if data["position"].get(f"payments:{last.partition()}", -1) > last.offset():
+            break
+    assert changes.pop("acct-0")["balance"] == expected["acct-0"][0] + Decimal("1.50")
+    assert changes.pop("acct-1") is None, "a row HAVING hides is a deletion"
+    assert changes.pop("acct-new") == {"account": "acct-new", "balance": 3, "payments": 1}
+    for key, row in changes.items():
+        assert row == rows[key], f"{key} came again with other values than the snapshot's"
+    response.close()
+
+    out, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, err
+    watched = [first] + [json.loads(line) for line in out.splitlines()]
+    assert sum(1 for w in watched if "row" in w) == 2
+    # It starts from its own position: rows of the commits after it (which may repeat rows
+    # folded before it, with their values then).
+    assert {w["key"] for w in watched if "row" in w} <= set(expected) | {"acct-new"}
+

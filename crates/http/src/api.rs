@@ -43,6 +43,7 @@ use utoipa::{OpenApi, ToSchema};
         crate::views::drop_view,
         crate::views::row,
         crate::views::rows,
+        crate::views::changes,
     )
 )]
 pub(crate) struct ApiDoc;

@@ -46,7 +46,7 @@ use sluice_types::limits::{HTTP_BODY_BYTES_MAX, HTTP_STREAMS_MAX};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-pub use views::{BoxFuture, Positions as ViewPositions, ViewsFailure, ViewsService};
+pub use views::{BoxFuture, ChangeStream, Positions as ViewPositions, ViewsFailure, ViewsService};
 
 /// How long shutdown waits for HTTP requests in progress (an SSE stream never ends by
 /// itself).
@@ -280,6 +280,7 @@ fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/views/{view}/keys/{key}", get(views::row))
         .route("/v1/views/{view}/rows", get(views::rows))
+        .route("/v1/views/{view}/changes", get(views::changes))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))

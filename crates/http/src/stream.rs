@@ -157,6 +157,23 @@ impl Drop for GroupMember {
     }
 }
 
+/// A place among the `HTTP_STREAMS_MAX` open streams (records' and views' alike), held for the
+/// stream's life; 503 when they are all taken.
+pub(crate) fn stream_permit(state: &AppState) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+    state
+        .streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error_code: "TOO_MANY_STREAMS".into(),
+            message: format!(
+                "{} streams are open, the most this server keeps",
+                sluice_types::limits::HTTP_STREAMS_MAX
+            ),
+        })
+}
+
 /// Stream a topic's records as Server-Sent Events.
 #[utoipa::path(get, path = "/v1/topics/{topic}/stream", operation_id = "stream_records", tag = "records", params(("topic" = String, Path), StreamParams), responses((status = 200, description = "Server-Sent Events: `event: record`, `id: partition-offset`, `data:` a record", content_type = "text/event-stream", body = String), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
 pub async fn stream(
@@ -192,18 +209,7 @@ pub async fn stream(
             ApiError::bad_request("Last-Event-ID is not an event id of this stream")
         })?)?,
     };
-    let permit = state
-        .streams
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            error_code: "TOO_MANY_STREAMS".into(),
-            message: format!(
-                "{} streams are open, the most this server keeps",
-                sluice_types::limits::HTTP_STREAMS_MAX
-            ),
-        })?;
+    let permit = stream_permit(&state)?;
     let mut client =
         Client::connect(&state.bootstrap, "sluice-http-stream", BROKER_TIMEOUT).await?;
     let mut ready = VecDeque::new();

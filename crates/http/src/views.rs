@@ -13,10 +13,13 @@ use crate::error::{ApiError, ApiResult};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures::StreamExt;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,6 +29,9 @@ use std::time::Duration;
 pub type Positions = BTreeMap<(String, i32), i64>;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A view's change events: (event name, JSON data), ending after an `error` event.
+pub type ChangeStream = Pin<Box<dyn futures::Stream<Item = (&'static str, String)> + Send>>;
 
 /// A refusal of the view engine: the HTTP status, an error code and a message.
 #[derive(Debug)]
@@ -51,6 +57,8 @@ pub trait ViewsService: Send + Sync + std::fmt::Debug {
         after: Option<&str>,
         limit: usize,
     ) -> Result<String, ViewsFailure>;
+    /// `name`'s changes from now on, after every row first with `snapshot`.
+    fn changes(&self, name: &str, snapshot: bool) -> Result<ChangeStream, ViewsFailure>;
     /// Follows the positions `name` reflects.
     fn positions(
         &self,
@@ -199,6 +207,37 @@ pub async fn rows(
         params.after.as_deref(),
         limit,
     )?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChangesParams {
+    /// Every row first (`row` events), then a `position` event, then the changes.
+    snapshot: Option<bool>,
+}
+
+/// Follow a table's or view's changes as Server-Sent Events.
+///
+/// `event: row`, data `{"key": key text, "row": {...} | null}` (null: the row left the view);
+/// after each commit's rows (and after the snapshot) `event: position`, data `{"position":
+/// {...}}`. A stream that falls behind the view ends with `event: error`: reconnect with
+/// `snapshot=true`.
+#[utoipa::path(get, path = "/v1/views/{view}/changes", operation_id = "follow_view_changes", tag = "views", params(("view" = String, Path), ChangesParams), responses((status = 200, description = "Server-Sent Events: `row` and `position` events", content_type = "text/event-stream", body = String), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "too many streams are open", body = crate::api::ErrorBody)))]
+pub async fn changes(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<String>, PathRejection>,
+    params: Result<Query<ChangesParams>, QueryRejection>,
+) -> ApiResult<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>> {
+    let Path(name) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let views = service(&state)?;
+    let permit = crate::stream::stream_permit(&state)?;
+    let events = views.changes(&name, params.snapshot.unwrap_or(false))?;
+    let events = events.map(move |(event, data)| {
+        let _open = &permit; // The stream counts against HTTP_STREAMS_MAX while it lives.
+        Ok(Event::default().event(event).data(data))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 /// Waits until view `name` reflects every position of `min_position`, for `wait_ms` at most.

@@ -121,12 +121,13 @@ enum Command {
         #[command(flatten)]
         args: cli::views::SqlArgs,
     },
-    /// Look at tables and views: list, describe, get, rows, drop.
+    /// Look at tables and views: list, describe, get, rows, watch, drop.
     ///
     /// Examples:
     ///   sluice view list
     ///   sluice view get balances acct-42 --min-position payments:3:1041
     ///   sluice view rows balances --prefix acct- --limit 20
+    ///   sluice view watch balances --snapshot
     #[command(verbatim_doc_comment)]
     View {
         #[command(subcommand)]

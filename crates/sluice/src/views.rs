@@ -2,7 +2,7 @@
 //! `sluice-http` names what it needs as a trait (`ViewsService`) and this adapter answers it,
 //! so neither crate depends on the other.
 
-use sluice_http::{BoxFuture, ViewPositions, ViewsFailure, ViewsService};
+use sluice_http::{BoxFuture, ChangeStream, ViewPositions, ViewsFailure, ViewsService};
 use sluice_view::service::{Views, ViewsError};
 use std::sync::Arc;
 
@@ -63,6 +63,17 @@ impl ViewsService for ViewsAdapter {
         limit: usize,
     ) -> Result<String, ViewsFailure> {
         self.0.rows(name, prefix, after, limit).map_err(failure)
+    }
+
+    fn changes(&self, name: &str, snapshot: bool) -> Result<ChangeStream, ViewsFailure> {
+        let feed = self.0.changes(name, snapshot).map_err(failure)?;
+        Ok(Box::pin(futures::stream::unfold(
+            feed,
+            |mut feed| async move {
+                let event = feed.next().await?;
+                Some(((event.event, event.data), feed))
+            },
+        )))
     }
 
     fn positions(

@@ -216,3 +216,12 @@ pub const VIEWS_MAX: usize = 1_000;
 /// Groups (a table: keys) one view holds at most. Past it the view stops with an error that
 /// says so, rather than taking the server's memory: drop it, or group by fewer values.
 pub const VIEW_GROUPS_MAX: usize = 5_000_000;
+
+/// Commits of changes a view keeps for its change streams (`/v1/views/{v}/changes`): a stream
+/// further behind is told so and ends (it reconnects with `snapshot=true`). Each is at most
+/// `VIEW_DIRTY_KEYS_MAX` rows, kept while anyone listens.
+pub const VIEW_CHANGE_BATCHES_BUFFERED: usize = 16;
+
+/// Rows a change stream's snapshot (`snapshot=true`) sends at most: a larger view is read in
+/// pages (`/v1/views/{v}/rows`) and followed without a snapshot.
+pub const VIEW_SNAPSHOT_ROWS_MAX: usize = 100_000;

@@ -30,6 +30,7 @@
 //! Owns: the commit protocol, recovery, the task's life. Not: what a row is (`runtime`), the
 //! checkpoint's layout (`state`), which views exist (`catalog`).
 
+use crate::fold::RowChange;
 use crate::output::change_record;
 use crate::runtime::{Applied, SourceKind, SourceRecord, ViewState};
 use crate::sql::ViewPlan;
@@ -42,11 +43,12 @@ use sluice_client::txn::TransactionalProducer;
 use sluice_client::{Client, ClientError, groups};
 use sluice_record::Record;
 use sluice_types::limits::{
-    VIEW_DIRTY_KEYS_MAX, VIEW_FETCH_PARTITION_BYTES, VIEW_GROUPS_MAX, VIEW_OUTPUT_BATCH_RECORDS,
+    VIEW_CHANGE_BATCHES_BUFFERED, VIEW_DIRTY_KEYS_MAX, VIEW_FETCH_PARTITION_BYTES, VIEW_GROUPS_MAX,
+    VIEW_OUTPUT_BATCH_RECORDS,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -151,6 +153,15 @@ pub enum Phase {
 pub struct Live {
     inner: Mutex<LiveState>,
     positions: watch::Sender<Positions>,
+    /// Each commit's changes, for change streams (sent only while someone listens).
+    changes: broadcast::Sender<Arc<ChangeBatch>>,
+}
+
+/// One commit's changed rows and the source positions they reflect.
+#[derive(Debug)]
+pub struct ChangeBatch {
+    pub changes: Vec<RowChange>,
+    pub positions: Positions,
 }
 
 pub struct LiveState {
@@ -199,7 +210,14 @@ impl Live {
                 counters: Counters::default(),
             }),
             positions: watch::channel(Positions::new()).0,
+            changes: broadcast::channel(VIEW_CHANGE_BATCHES_BUFFERED).0,
         })
+    }
+
+    /// Follows the changes of each commit from now on. A listener more than
+    /// `VIEW_CHANGE_BATCHES_BUFFERED` commits behind is told it lagged.
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<Arc<ChangeBatch>> {
+        self.changes.subscribe()
     }
 
     pub fn lock(&self) -> MutexGuard<'_, LiveState> {
@@ -217,16 +235,16 @@ impl Live {
         self.lock().phase = phase;
     }
 
-    /// Makes `positions` the ones queries see, waking waiters only when they moved.
-    fn publish_positions(&self, positions: &Positions) {
-        {
-            let mut live = self.lock();
-            if live.positions == *positions {
-                return;
+    /// Wakes the waiters on positions (`watch_positions`) when the state's moved.
+    fn notify_positions(&self) {
+        let positions = self.lock().positions.clone();
+        self.positions.send_if_modified(|current| {
+            let moved = *current != positions;
+            if moved {
+                *current = positions;
             }
-            live.positions = positions.clone();
-        }
-        self.positions.send_replace(positions.clone());
+            moved
+        });
     }
 }
 
@@ -383,6 +401,7 @@ impl Attempt<'_> {
         {
             let mut live = self.live.lock();
             live.state = state;
+            live.positions = session.positions.clone();
             live.committed = session.committed.clone();
             live.phase = if session.replay_until.is_empty() {
                 Phase::Running
@@ -390,7 +409,7 @@ impl Attempt<'_> {
                 Phase::Replaying
             };
         }
-        self.live.publish_positions(&session.positions);
+        self.live.notify_positions();
         Ok(session)
     }
 
@@ -416,6 +435,7 @@ impl Attempt<'_> {
             if !session.positions.contains_key(&key) {
                 let start =
                     data::list_offset(&mut session.client, topic, partition, EARLIEST).await?;
+                self.live.lock().positions.insert(key.clone(), start);
                 session.positions.insert(key, start);
             }
         }
@@ -465,10 +485,6 @@ impl Attempt<'_> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            self.live
-                .lock()
-                .source_ends
-                .insert(key.clone(), fetched.high_watermark);
             let limit = session.replay_until.get(&key).copied();
             let next = self.fold(&key, partition.offset, &fetched, limit)?;
             session.positions.insert(key.clone(), next);
@@ -476,7 +492,7 @@ impl Attempt<'_> {
                 session.replay_until.remove(&key);
             }
         }
-        self.live.publish_positions(&session.positions);
+        self.live.notify_positions();
         let groups = self.live.lock().state.len();
         if groups > VIEW_GROUPS_MAX {
             return Err(EngineError::TooLarge(format!(
@@ -496,8 +512,10 @@ impl Attempt<'_> {
         limit: Option<i64>,
     ) -> Result<i64, EngineError> {
         let end = limit.unwrap_or(i64::MAX);
+        let key = (topic.clone(), *partition);
         let mut live = self.live.lock();
         let live = &mut *live;
+        live.source_ends.insert(key.clone(), fetched.high_watermark);
         // The latest skip of this batch, described once after it (not for every skip).
         let mut last_skip: Option<(i64, String)> = None;
         let next =
@@ -528,7 +546,11 @@ impl Attempt<'_> {
         if let Some((offset, reason)) = last_skip {
             live.counters.last_skip = Some(format!("{topic}-{partition}@{offset}: {reason}"));
         }
-        Ok(next.min(end))
+        // The position moves with the state, under the same lock: what queries see of one
+        // always matches the other.
+        let next = next.min(end);
+        live.positions.insert(key, next);
+        Ok(next)
     }
 
     /// The source's records at our position were removed (retention, DeleteRecords): the view
@@ -543,6 +565,7 @@ impl Attempt<'_> {
         if start > at {
             tracing::warn!(view = %self.spec.name, topic = %key.0, partition = key.1, from = at, to = start, "records the view had not read were removed from its source; it goes on from the log start");
             session.positions.insert(key.clone(), start);
+            self.live.lock().positions.insert(key.clone(), start);
             if let Some(end) = session.replay_until.get(key)
                 && start >= *end
             {
@@ -580,7 +603,9 @@ impl Attempt<'_> {
             let (changes, delta) = live.state.take_commit()?;
             (changes, delta, live.state.columns().to_vec())
         };
+        let mut unannounced = Some(changes);
         if let (Some(producer), Some(output)) = (&mut session.producer, &self.spec.output_topic) {
+            let changes = unannounced.as_deref().unwrap_or_default();
             producer.begin();
             let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> =
                 changes.iter().map(|c| change_record(&columns, c)).collect();
@@ -612,9 +637,13 @@ impl Attempt<'_> {
                 .await?;
             self.fault(CommitStep::OffsetsSent)?;
             producer.commit().await?;
+            // Published: change streams hear of it now, whatever happens to the checkpoint.
+            self.announce(unannounced.take(), &session.positions);
             self.fault(CommitStep::Committed)?;
         }
         self.write_checkpoint(delta, &session.positions).await?;
+        // A table publishes nothing: its changes count once checkpointed.
+        self.announce(unannounced.take(), &session.positions);
         self.fault(CommitStep::Checkpointed)?;
         session.committed = session.positions.clone();
         let mut live = self.live.lock();
@@ -622,6 +651,20 @@ impl Attempt<'_> {
         live.counters.commits += 1;
         live.counters.commit_seconds_total += started.elapsed().as_secs_f64();
         Ok(())
+    }
+
+    /// Sends a commit's changes to the change streams, if any listen.
+    fn announce(&self, changes: Option<Vec<RowChange>>, positions: &Positions) {
+        let Some(changes) = changes else { return };
+        if self.live.changes.receiver_count() == 0 || changes.is_empty() {
+            return;
+        }
+        let batch = ChangeBatch {
+            changes,
+            positions: positions.clone(),
+        };
+        // An error here means every listener went away since the count: nothing to do.
+        let _ = self.live.changes.send(Arc::new(batch));
     }
 
     async fn write_checkpoint(

@@ -16,7 +16,8 @@
 //! wires).
 
 use crate::catalog::{self, Definition, Kind};
-use crate::engine::{self, EngineOptions, Live, Phase, ViewSpec};
+use crate::engine::{self, ChangeBatch, EngineOptions, Live, Phase, ViewSpec};
+use crate::fold::RowChange;
 use crate::output::{keys_named, row_json, row_key};
 use crate::runtime::{SourceKind, ViewState, answer};
 use crate::sql::{self, Query, SqlError, Statement, ViewPlan};
@@ -26,12 +27,15 @@ use crate::value::{Value, ValueError};
 use sluice_client::admin::{self, NewTopic};
 use sluice_client::codes::{GROUP_ID_NOT_FOUND, TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION};
 use sluice_client::{Client, ClientError, groups};
-use sluice_types::limits::{VIEW_ANSWER_BYTES_MAX, VIEW_QUERY_ROWS_MAX, VIEWS_MAX};
-use std::collections::BTreeMap;
+use sluice_types::limits::{
+    VIEW_ANSWER_BYTES_MAX, VIEW_QUERY_ROWS_MAX, VIEW_SNAPSHOT_ROWS_MAX, VIEWS_MAX,
+};
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -165,7 +169,7 @@ impl Views {
         let running = self.get(name)?;
         let mut out = summary(&running);
         let live = running.live.lock();
-        let (columns, _) = shown(&running, &live.state, Vec::new());
+        let (columns, _) = shown(running.definition.kind, live.state.columns(), Vec::new());
         let counters = &live.counters;
         let extra = serde_json::json!({
             "sql": running.definition.sql,
@@ -205,7 +209,7 @@ impl Views {
             None => "null".to_string(),
             Some(key) => {
                 let row = live.state.row(&key)?.into_iter().collect();
-                let (columns, rows) = shown(&running, &live.state, row);
+                let (columns, rows) = shown(running.definition.kind, live.state.columns(), row);
                 rows.first()
                     .map_or("null".to_string(), |row| row_json(&columns, row))
             }
@@ -248,7 +252,7 @@ impl Views {
             }
             page.push(row);
         }
-        let (columns, page) = shown(&running, &live.state, page);
+        let (columns, page) = shown(running.definition.kind, live.state.columns(), page);
         let (page, cut) = within_budget(page.iter().map(|row| row_json(&columns, row)));
         more |= cut;
         Ok(format!(
@@ -258,10 +262,52 @@ impl Views {
         ))
     }
 
+    /// A change stream of `name`: with `snapshot`, every row first (at most
+    /// `VIEW_SNAPSHOT_ROWS_MAX`), then a `position` event, then each commit's changed rows
+    /// and its position.
+    pub fn changes(&self, name: &str, snapshot: bool) -> Result<ChangeFeed, ViewsError> {
+        let running = self.get(name)?;
+        // Listen first: a commit between this and the snapshot is in the snapshot, and is
+        // then left out as `seen`.
+        let receiver = running.live.subscribe_changes();
+        let live = running.live.lock();
+        let kind = running.definition.kind;
+        let columns = live.state.columns().to_vec();
+        let key_len = live.state.key_len();
+        let mut pending = VecDeque::new();
+        if snapshot {
+            if live.state.len() > VIEW_SNAPSHOT_ROWS_MAX {
+                return Err(ViewsError::TooLarge(format!(
+                    "{name} holds {} rows, more than a snapshot sends ({VIEW_SNAPSHOT_ROWS_MAX}): page with GET /v1/views/{name}/rows, then follow without snapshot",
+                    live.state.len()
+                )));
+            }
+            for row in live.state.rows()? {
+                let key = row_key(&row[..key_len]);
+                pending.push_back(row_event(kind, &columns, &key, Some(row)));
+            }
+        }
+        let seen = live.positions.clone();
+        pending.push_back(position_event(&seen));
+        drop(live);
+        Ok(ChangeFeed {
+            receiver,
+            kind,
+            columns,
+            seen,
+            pending,
+            done: false,
+        })
+    }
+
     fn select(&self, query: &Query) -> Result<String, ViewsError> {
         let running = self.get(&query.from)?;
         let live = running.live.lock();
-        let (columns, rows) = shown(&running, &live.state, live.state.rows()?);
+        let (columns, rows) = shown(
+            running.definition.kind,
+            live.state.columns(),
+            live.state.rows()?,
+        );
         let positions = positions_value(&live.positions);
         drop(live);
         let (names, rows) = answer(query, &columns, rows)?;
@@ -561,16 +607,110 @@ pub fn positions_value(positions: &Positions) -> serde_json::Value {
         .into()
 }
 
-/// The rows as a query of `running` sees them, with their column names: a view's as they are,
+/// The rows as a query of a table or view (of these stored `columns`) sees them, with their column names: a view's as they are,
 /// a table's with each JSON field as a column (`table::expand`).
-fn shown(
-    running: &Running,
-    state: &ViewState,
-    rows: Vec<Vec<Value>>,
-) -> (Vec<String>, Vec<Vec<Value>>) {
-    match running.definition.kind {
-        Kind::View => (state.columns().to_vec(), rows),
+fn shown(kind: Kind, columns: &[String], rows: Vec<Vec<Value>>) -> (Vec<String>, Vec<Vec<Value>>) {
+    match kind {
+        Kind::View => (columns.to_vec(), rows),
         Kind::Table => table::expand(rows),
+    }
+}
+
+/// An event of a change stream: its name (`row`, `position`, `error`) and JSON data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeEvent {
+    pub event: &'static str,
+    pub data: String,
+}
+
+/// A view's changes as events (`Views::changes`).
+pub struct ChangeFeed {
+    receiver: broadcast::Receiver<Arc<ChangeBatch>>,
+    kind: Kind,
+    columns: Vec<String>,
+    /// What the stream has shown: a commit that reflects no more is left out.
+    seen: Positions,
+    pending: VecDeque<ChangeEvent>,
+    done: bool,
+}
+
+impl ChangeFeed {
+    /// The next event; `None` once the stream ended (after an `error` event).
+    pub async fn next(&mut self) -> Option<ChangeEvent> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            if self.done {
+                return None;
+            }
+            match self.receiver.recv().await {
+                Ok(batch) if is_seen(&batch.positions, &self.seen) => {}
+                Ok(batch) => self.render(&batch),
+                Err(broadcast::error::RecvError::Lagged(missed)) => self.end(format!(
+                    "the stream fell {missed} commits behind the view: reconnect with snapshot=true"
+                )),
+                Err(broadcast::error::RecvError::Closed) => {
+                    self.end("the view was dropped".to_string())
+                }
+            }
+        }
+    }
+
+    fn render(&mut self, batch: &ChangeBatch) {
+        for change in &batch.changes {
+            let (key, row) = match change {
+                RowChange::Upsert { key, values } => {
+                    (key, Some(key.iter().chain(values).cloned().collect()))
+                }
+                RowChange::Delete { key } => (key, None),
+            };
+            let event = row_event(self.kind, &self.columns, &row_key(key), row);
+            self.pending.push_back(event);
+        }
+        for (tp, offset) in &batch.positions {
+            self.seen.insert(tp.clone(), *offset);
+        }
+        self.pending.push_back(position_event(&batch.positions));
+    }
+
+    fn end(&mut self, message: String) {
+        let data = serde_json::json!({"error_code": "STREAM_ENDED", "message": message});
+        self.pending.push_back(ChangeEvent {
+            event: "error",
+            data: data.to_string(),
+        });
+        self.done = true;
+    }
+}
+
+/// True when `positions` reflect nothing past `seen`.
+fn is_seen(positions: &Positions, seen: &Positions) -> bool {
+    positions
+        .iter()
+        .all(|(tp, offset)| seen.get(tp).is_some_and(|s| offset <= s))
+}
+
+/// `{"key": key text, "row": {...} | null}`.
+fn row_event(kind: Kind, columns: &[String], key: &str, row: Option<Vec<Value>>) -> ChangeEvent {
+    let row = match row {
+        None => "null".to_string(),
+        Some(row) => {
+            let (columns, rows) = shown(kind, columns, vec![row]);
+            row_json(&columns, &rows[0])
+        }
+    };
+    let key = serde_json::Value::String(key.to_string());
+    ChangeEvent {
+        event: "row",
+        data: format!("{{\"key\":{key},\"row\":{row}}}"),
+    }
+}
+
+fn position_event(positions: &Positions) -> ChangeEvent {
+    ChangeEvent {
+        event: "position",
+        data: format!("{{\"position\":{}}}", positions_value(positions)),
     }
 }
 

@@ -72,6 +72,20 @@ pub enum ViewCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Output,
     },
+    /// Follow a table's or view's changes as they are committed: each changed row (`deleted`
+    /// when it left the view), after every row first with --snapshot.
+    Watch {
+        name: String,
+        /// Every row first, then the changes.
+        #[arg(long)]
+        snapshot: bool,
+        /// Stop after this many rows.
+        #[arg(short = 'n', long)]
+        count: Option<u64>,
+        /// text: `KEY  {row}` lines; json: each event's data, one per line (rows and positions).
+        #[arg(long, value_enum, default_value_t)]
+        format: Output,
+    },
     /// Drop a table or view: its engine, definition, checkpoint, group and output topic.
     Drop { name: String },
 }
@@ -158,6 +172,39 @@ pub async fn run(target: &Target, command: ViewCommand) -> anyhow::Result<()> {
             }
             let answer = http_client::call(target, "GET", &path, None).await?;
             print_answer(&answer, format)
+        }
+        ViewCommand::Watch {
+            name,
+            snapshot,
+            count,
+            format,
+        } => {
+            let path = format!("/v1/views/{}/changes?snapshot={snapshot}", segment(&name));
+            let mut rows = 0;
+            http_client::events(target, &path, |event, data| {
+                match (event, format) {
+                    ("error", _) => {
+                        let body: serde_json::Value = serde_json::from_str(data)?;
+                        anyhow::bail!("{}", body["message"].as_str().unwrap_or(data));
+                    }
+                    (_, Output::Json) => println!("{data}"),
+                    ("row", Output::Text) => {
+                        let fields = ordered_fields(data)?;
+                        let field = |n: &str| fields.iter().find(|(f, _)| f == n).map(|(_, v)| v);
+                        let key = field("key").map_or(String::new(), |k| cell(k));
+                        match field("row").map(|r| r.get()) {
+                            None | Some("null") => println!("{key}  deleted"),
+                            Some(row) => println!("{key}  {row}"),
+                        }
+                    }
+                    _ => {}
+                }
+                if event == "row" {
+                    rows += 1;
+                }
+                Ok(count.is_none_or(|n| rows < n))
+            })
+            .await
         }
         ViewCommand::Drop { name } => {
             let path = format!("/v1/views/{}", segment(&name));
