@@ -8,6 +8,7 @@ import json
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from decimal import Decimal
 
@@ -331,3 +332,33 @@ def test_a_change_stream_sends_the_snapshot_then_each_change_with_its_position(b
     # folded before it, with their values then).
     assert {w["key"] for w in watched if "row" in w} <= set(expected) | {"acct-new"}
 
+
+
+def test_a_windowed_view_keeps_one_row_per_key_and_window(broker):
+    create_topic(broker, "readings", partitions=2)
+    status, body = sql(broker, "CREATE MATERIALIZED VIEW per_minute AS SELECT sensor, "
+                               "AVG(t) AS mean, COUNT(*) AS n FROM readings "
+                               "GROUP BY sensor, TUMBLE(_ts, INTERVAL '1' MINUTE)")
+    assert status == 200, body
+    minute = 60_000
+    base = 1_800_000_000_000 - 1_800_000_000_000 % minute
+    # (sensor, timestamp, temperature): window edges, and one reading arriving late.
+    readings = [("s1", base, 20), ("s1", base + minute - 1, 22), ("s1", base + minute, 30),
+                ("s2", base + 5, 10), ("s1", base + 30_000, 24)]
+    p = producer(broker)
+    for sensor, ts, t in readings:
+        produce_all(p, "readings", [(sensor.encode(), json.dumps({"sensor": sensor, "t": t}))],
+                    timestamp=ts)
+    want = {("s1", base): (Decimal(22), 3), ("s1", base + minute): (Decimal(30), 1),
+            ("s2", base): (Decimal(10), 1)}
+
+    def rows():
+        _, page = call(broker, "GET", "/v1/views/per_minute/rows?limit=100")
+        return {(r["sensor"], r["window_start"]): (r["mean"], r["n"]) for r in page["rows"]}
+    wait_until(lambda: rows() == want, timeout=20, what=f"the windows {want}")
+    _, page = call(broker, "GET", "/v1/views/per_minute/rows?limit=1")
+    first = page["rows"][0]
+    assert first["window_end"] - first["window_start"] == minute
+    key = json.dumps(["s1", base, base + minute], separators=(",", ":"))
+    status, body = call(broker, "GET", "/v1/views/per_minute/keys/" + urllib.parse.quote(key))
+    assert status == 200 and body["row"]["n"] == 3, body

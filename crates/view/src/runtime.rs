@@ -13,7 +13,7 @@
 
 use crate::expr::Expr;
 use crate::fold::{Fold, Position, RowChange, Table};
-use crate::sql::{Query, ViewPlan};
+use crate::sql::{Query, ViewPlan, WINDOW_COLUMNS};
 use crate::state::{Checkpoint, CheckpointDelta, Positions, StateError};
 use crate::value::{Value, ValueError};
 use std::cmp::Ordering;
@@ -61,7 +61,9 @@ impl ViewState {
     pub fn new(plan: ViewPlan, source: SourceKind) -> ViewState {
         let aggregates = plan.aggregates.iter().map(|(_, a, _)| *a).collect();
         let keys = plan.keys.iter().map(|(n, _)| n.clone());
+        let window = plan.window.map_or(&[][..], |_| &WINDOW_COLUMNS[..]);
         let columns = keys
+            .chain(window.iter().map(|c| c.to_string()))
             .chain(plan.aggregates.iter().map(|(n, _, _)| n.clone()))
             .collect();
         ViewState {
@@ -77,9 +79,9 @@ impl ViewState {
         &self.columns
     }
 
-    /// How many of the columns are group keys.
+    /// How many of the columns are group keys (a window's two included).
     pub fn key_len(&self) -> usize {
-        self.plan.keys.len()
+        self.columns.len() - self.plan.aggregates.len()
     }
 
     /// Folds one source record. An error is a value the view cannot take (SUM of text, a
@@ -122,9 +124,20 @@ impl ViewState {
         }
         let group = eval_all(self.plan.keys.iter().map(|(_, e)| e), &column)?;
         let inputs = eval_all(self.plan.aggregates.iter().map(|(_, _, e)| e), &column)?;
-        match &mut self.table {
-            Some(table) => table.upsert(&mut self.fold, record_key, group, inputs, at)?,
-            None => self.fold.add(group, &inputs, at)?,
+        match (&mut self.table, self.plan.window) {
+            (Some(table), None) => table.upsert(&mut self.fold, record_key, group, inputs, at)?,
+            (None, None) => self.fold.add(group, &inputs, at)?,
+            (None, Some(window)) => {
+                for start in window.starts(record.timestamp) {
+                    let mut key = group.clone();
+                    key.push(Value::Int(start));
+                    key.push(Value::Int(start.saturating_add(window.size_ms)));
+                    self.fold.add(key, &inputs, at)?;
+                }
+            }
+            (Some(_), Some(_)) => {
+                return Ok(Applied::Skipped("windows over a table are not kept".into()));
+            }
         }
         Ok(Applied::Folded)
     }

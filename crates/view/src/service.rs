@@ -496,6 +496,12 @@ impl Views {
         let (source_topic, source_kind) = match (definition.kind, running.get(&plan.source)) {
             (Kind::Table, _) => (plan.source.clone(), SourceKind::Table),
             (Kind::View, Some(source)) if source.definition.kind == Kind::Table => {
+                if plan.window.is_some() {
+                    return Err(ViewsError::Sql(SqlError(format!(
+                        "{} windows table {}: windows are over a stream (a topic), not a table",
+                        definition.name, plan.source
+                    ))));
+                }
                 (source.spec.source_topic.clone(), SourceKind::Table)
             }
             (Kind::View, Some(_)) => {

@@ -10,8 +10,10 @@
 //! The SELECTs go through `sqlparser` (ANSI dialect); the statements no SQL dialect has are
 //! read from its tokens here. Every construct outside this surface (joins, subqueries,
 //! DISTINCT, window functions, division, ...) is an error that names it, never a wrong answer.
-//! Windows (TUMBLE, HOP, SLIDING) and `CREATE STREAM` come with the engine's next steps and are
-//! refused by name until then.
+//! A view's GROUP BY may hold one window: `TUMBLE(_ts, INTERVAL '1' MINUTE)` or, as Flink's
+//! group windows, `HOP(_ts, slide, size)`; the view then has the key columns `window_start` and
+//! `window_end` (epoch ms) after its own keys. `WINDOW SLIDING` and `CREATE STREAM` come with the
+//! engine's next steps and are refused by name until then.
 //!
 //! Owns: the surface and its checks. Not: evaluation (`expr`), maintenance (`fold`).
 
@@ -65,6 +67,35 @@ pub struct ViewPlan {
     pub aggregates: Vec<(String, Aggregate, Expr)>,
     /// Over the output names.
     pub having: Option<Expr>,
+    /// The time window each record's group is kept per (its `window_start` and `window_end`
+    /// are key columns after `keys`).
+    pub window: Option<Window>,
+}
+
+/// Windows of `size_ms` starting every `slide_ms` (`TUMBLE`: the slide is the size), over the
+/// record timestamp: a record at `t` is in every window `[start, start + size)` holding `t`,
+/// `start` a multiple of the slide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub size_ms: i64,
+    pub slide_ms: i64,
+}
+
+/// The names of a window's key columns.
+pub const WINDOW_COLUMNS: [&str; 2] = ["window_start", "window_end"];
+
+/// Most windows one record can be in (`HOP`'s size over its slide).
+const WINDOWS_PER_RECORD_MAX: i64 = 1_000;
+
+impl Window {
+    /// The starts of the windows holding timestamp `ts`, latest first.
+    pub fn starts(self, ts: i64) -> impl Iterator<Item = i64> {
+        let latest = ts.div_euclid(self.slide_ms) * self.slide_ms;
+        let after = ts.saturating_sub(self.size_ms);
+        (0..)
+            .map(move |i: i64| latest - i * self.slide_ms)
+            .take_while(move |start| *start > after)
+    }
 }
 
 /// A query of a view's or table's rows.
@@ -273,13 +304,22 @@ fn view_plan((select, _, _): Parts) -> Result<ViewPlan, SqlError> {
     if group_by.is_empty() {
         return refuse("a materialized view groups its rows: add GROUP BY");
     }
-    let keys: Vec<Expr> = group_by.iter().map(expr).collect::<Result<_, _>>()?;
+    let mut window = None;
+    let mut keys: Vec<Expr> = Vec::new();
+    for e in &group_by {
+        match window_of(e)? {
+            Some(_) if window.is_some() => return refuse("a view has one window at most"),
+            Some(w) => window = Some(w),
+            None => keys.push(expr(e)?),
+        }
+    }
     let mut plan = ViewPlan {
         source: source(&select)?,
         filter: select.selection.as_ref().map(expr).transpose()?,
         keys: Vec::new(),
         aggregates: Vec::new(),
         having: None,
+        window,
     };
     for item in &select.projection {
         let (e, alias) = match item {
@@ -312,10 +352,12 @@ fn view_plan((select, _, _): Parts) -> Result<ViewPlan, SqlError> {
         return refuse("a materialized view needs at least one aggregate");
     }
     plan.having = select.having.as_ref().map(expr).transpose()?;
+    let window_columns = plan.window.map_or(&[][..], |_| &WINDOW_COLUMNS[..]);
     let outputs: Vec<&str> = plan
         .keys
         .iter()
         .map(|(n, _)| n.as_str())
+        .chain(window_columns.iter().copied())
         .chain(plan.aggregates.iter().map(|(n, _, _)| n.as_str()))
         .collect();
     if let Some(having) = &plan.having
@@ -335,6 +377,11 @@ fn aggregate(e: &ast::Expr) -> Result<Option<(Aggregate, Expr, String)>, SqlErro
         return Ok(None);
     };
     let name = f.name.to_string().to_ascii_uppercase();
+    if matches!(name.as_str(), "TUMBLE" | "HOP") {
+        return refuse(format!(
+            "{name}(...) belongs in GROUP BY: the view's window_start and window_end columns name each window"
+        ));
+    }
     if f.over.is_some() {
         return refuse(format!(
             "{name}(...) OVER (window functions) is not supported"
@@ -376,7 +423,6 @@ fn aggregate(e: &ast::Expr) -> Result<Option<(Aggregate, Expr, String)>, SqlErro
         "MAX" => Aggregate::Max,
         "AVG" => Aggregate::Avg,
         "LATEST" => Aggregate::Latest,
-        "TUMBLE" | "HOP" => return refuse(format!("{name} windows are not supported yet")),
         other => return refuse(format!("the function {other} is not supported")),
     };
     let ast::FunctionArgExpr::Expr(arg) = arg else {
@@ -385,6 +431,114 @@ fn aggregate(e: &ast::Expr) -> Result<Option<(Aggregate, Expr, String)>, SqlErro
     let argument = expr(arg)?;
     let default_name = format!("{}_{}", name.to_ascii_lowercase(), default_column_name(arg));
     Ok(Some((function, argument, default_name)))
+}
+
+/// A GROUP BY item that is a window: `TUMBLE(_ts, size)` or `HOP(_ts, slide, size)`.
+fn window_of(e: &ast::Expr) -> Result<Option<Window>, SqlError> {
+    let ast::Expr::Function(f) = e else {
+        return Ok(None);
+    };
+    let name = f.name.to_string().to_ascii_uppercase();
+    if !matches!(name.as_str(), "TUMBLE" | "HOP") {
+        return Ok(None);
+    }
+    let shape = if name == "TUMBLE" {
+        "TUMBLE(_ts, INTERVAL 'n' UNIT)"
+    } else {
+        "HOP(_ts, INTERVAL slide, INTERVAL size)"
+    };
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return refuse(format!("expected {shape}"));
+    };
+    let args: Vec<&ast::Expr> = list
+        .args
+        .iter()
+        .map(|a| match a {
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Ok(e),
+            _ => refuse(format!("expected {shape}")),
+        })
+        .collect::<Result<_, _>>()?;
+    let time_is_ts = args
+        .first()
+        .is_some_and(|t| matches!(expr(t), Ok(Expr::Column(c)) if c == "_ts"));
+    if !time_is_ts {
+        return refuse(format!(
+            "expected {shape}: windows are over the record time _ts"
+        ));
+    }
+    let window = match (name.as_str(), &args[1..]) {
+        ("TUMBLE", [size]) => {
+            let size_ms = interval_ms(size)?;
+            Window {
+                size_ms,
+                slide_ms: size_ms,
+            }
+        }
+        ("HOP", [slide, size]) => Window {
+            size_ms: interval_ms(size)?,
+            slide_ms: interval_ms(slide)?,
+        },
+        _ => return refuse(format!("expected {shape}")),
+    };
+    if window.slide_ms > window.size_ms {
+        return refuse(
+            "HOP's slide is longer than its size: records between windows would be lost",
+        );
+    }
+    if window.size_ms / window.slide_ms > WINDOWS_PER_RECORD_MAX {
+        return refuse(format!(
+            "HOP puts each record in more than {WINDOWS_PER_RECORD_MAX} windows: choose a longer slide"
+        ));
+    }
+    Ok(Some(window))
+}
+
+/// `INTERVAL '5' MINUTE` (or `INTERVAL '5 minutes'`), in milliseconds: milliseconds, seconds,
+/// minutes, hours or days.
+fn interval_ms(e: &ast::Expr) -> Result<i64, SqlError> {
+    let ast::Expr::Interval(interval) = e else {
+        return refuse(format!("expected an INTERVAL, got {e}"));
+    };
+    if interval.last_field.is_some()
+        || interval.leading_precision.is_some()
+        || interval.fractional_seconds_precision.is_some()
+    {
+        return refuse(format!(
+            "{e}: INTERVAL ranges and precisions are not supported"
+        ));
+    }
+    let text = match expr(&interval.value)? {
+        Expr::Literal(Value::Text(text)) => text,
+        Expr::Literal(Value::Int(n)) => n.to_string(),
+        _ => return refuse(format!("{e}: expected INTERVAL 'n' UNIT")),
+    };
+    let (amount, unit) = match &interval.leading_field {
+        Some(field) => (text.trim().to_string(), field.to_string()),
+        None => match text.trim().split_once(char::is_whitespace) {
+            Some((amount, unit)) => (amount.to_string(), unit.trim().to_string()),
+            None => return refuse(format!("{e}: the INTERVAL names no unit")),
+        },
+    };
+    let unit_ms: i64 = match unit.to_ascii_uppercase().trim_end_matches('S') {
+        "MILLISECOND" => 1,
+        "SECOND" => 1_000,
+        "MINUTE" => 60_000,
+        "HOUR" => 3_600_000,
+        "DAY" => 86_400_000,
+        _ => {
+            return refuse(format!(
+                "{e}: the unit {unit} is not supported (milliseconds, seconds, minutes, hours, days)"
+            ));
+        }
+    };
+    match amount
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_ms))
+    {
+        Some(ms) if ms > 0 => Ok(ms),
+        _ => refuse(format!("{e}: expected a whole, positive number of {unit}")),
+    }
 }
 
 fn default_column_name(e: &ast::Expr) -> String {
@@ -547,6 +701,43 @@ mod tests {
     }
 
     #[test]
+    fn windows_are_read_from_group_by_and_hold_each_time_once_per_window() {
+        let Statement::CreateView { plan, .. } = parse(
+            "CREATE MATERIALIZED VIEW per_minute AS SELECT sensor, AVG(t) AS mean FROM readings \
+             GROUP BY sensor, TUMBLE(_ts, INTERVAL '1' MINUTE) HAVING window_start > 0",
+        )
+        .unwrap() else {
+            panic!("a view")
+        };
+        let tumble = plan.window.unwrap();
+        assert_eq!(
+            tumble,
+            Window {
+                size_ms: 60_000,
+                slide_ms: 60_000
+            }
+        );
+        assert_eq!(plan.keys.len(), 1);
+        // Window edges: the start is in, the end is out; times before 1970 too.
+        assert_eq!(tumble.starts(120_000).collect::<Vec<_>>(), [120_000]);
+        assert_eq!(tumble.starts(179_999).collect::<Vec<_>>(), [120_000]);
+        assert_eq!(tumble.starts(-1).collect::<Vec<_>>(), [-60_000]);
+        let Statement::CreateView { plan, .. } = parse(
+            "CREATE MATERIALIZED VIEW v AS SELECT COUNT(*) AS n FROM t \
+             GROUP BY HOP(_ts, INTERVAL '20 seconds', INTERVAL '1' MINUTE)",
+        )
+        .unwrap() else {
+            panic!("a view")
+        };
+        let hop = plan.window.unwrap();
+        assert_eq!(
+            hop.starts(60_000).collect::<Vec<_>>(),
+            [60_000, 40_000, 20_000]
+        );
+        assert_eq!(hop.starts(59_999).collect::<Vec<_>>(), [40_000, 20_000, 0]);
+    }
+
+    #[test]
     fn the_bank_example_parses() {
         assert_eq!(
             parse("CREATE TABLE accounts FROM TOPIC 'account-events';").unwrap(),
@@ -661,8 +852,28 @@ mod tests {
             "nope",
         );
         refused(
-            "CREATE MATERIALIZED VIEW v AS SELECT k, COUNT(*) FROM t GROUP BY k, TUMBLE(_ts, INTERVAL '1' MINUTE)",
-            "TUMBLE",
+            "CREATE MATERIALIZED VIEW v AS SELECT k, TUMBLE(_ts, INTERVAL '1' MINUTE), COUNT(*) FROM t GROUP BY k",
+            "GROUP BY",
+        );
+        refused(
+            "CREATE MATERIALIZED VIEW v AS SELECT k, COUNT(*) FROM t GROUP BY k, TUMBLE(x, INTERVAL '1' MINUTE)",
+            "_ts",
+        );
+        refused(
+            "CREATE MATERIALIZED VIEW v AS SELECT k, COUNT(*) FROM t GROUP BY k, TUMBLE(_ts, INTERVAL '1' MONTH)",
+            "MONTH",
+        );
+        refused(
+            "CREATE MATERIALIZED VIEW v AS SELECT k, COUNT(*) FROM t GROUP BY k, HOP(_ts, INTERVAL '2' MINUTE, INTERVAL '1' MINUTE)",
+            "slide",
+        );
+        refused(
+            "CREATE MATERIALIZED VIEW v AS SELECT k, COUNT(*) FROM t GROUP BY k, HOP(_ts, INTERVAL '1' MILLISECOND, INTERVAL '1' DAY)",
+            "windows",
+        );
+        refused(
+            "CREATE MATERIALIZED VIEW v AS SELECT k, COUNT(*) FROM t GROUP BY k, TUMBLE(_ts, INTERVAL '1' MINUTE), TUMBLE(_ts, INTERVAL '1' HOUR)",
+            "one window",
         );
         refused(
             "CREATE VIEW v AS SELECT k, COUNT(*) FROM t GROUP BY k",

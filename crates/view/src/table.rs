@@ -34,6 +34,7 @@ pub fn plan(topic: &str) -> ViewPlan {
         keys: vec![("_key".into(), Expr::Column("_key".into()))],
         aggregates,
         having: None,
+        window: None,
     }
 }
 
