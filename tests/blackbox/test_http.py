@@ -427,6 +427,7 @@ def test_openapi_describes_every_route(broker):
         "/v1/groups/{group}/streams/{stream}/ack",
         "/v1/sql", "/v1/views", "/v1/views/{view}", "/v1/views/{view}/keys/{key}",
         "/v1/views/{view}/rows", "/v1/views/{view}/changes",
+        "/v1/views/{view}/rebuild",
     }
 
 

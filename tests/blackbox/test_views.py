@@ -362,3 +362,35 @@ def test_a_windowed_view_keeps_one_row_per_key_and_window(broker):
     key = json.dumps(["s1", base, base + minute], separators=(",", ":"))
     status, body = call(broker, "GET", "/v1/views/per_minute/keys/" + urllib.parse.quote(key))
     assert status == 200 and body["row"]["n"] == 3, body
+
+
+def test_a_rebuild_replays_the_source_beside_the_view_and_publishes_nothing_again(broker):
+    from helpers import watermarks
+    create_topic(broker, "payments", partitions=2)
+    records, expected = payments(300)
+    produce_all(producer(broker), "payments", records)
+    assert sql(broker, BALANCES)[0] == 200
+
+    def committed():
+        return sum(call(broker, "GET", "/v1/views/balances")[1]["committed_position"].values())
+    wait_until(lambda: committed() == len(records), timeout=20, what="the view commits it all")
+    published = watermarks(broker, "balances", 0)
+
+    done = cli(broker, "view", "rebuild", "balances")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "rebuilt balances"
+    wait_until(lambda: call(broker, "GET", "/v1/views/balances")[1]["state"] == "running",
+               timeout=20, what="the view to run again")
+    assert watermarks(broker, "balances", 0) == published, "the replay published changes again"
+    status, page = call(broker, "GET", "/v1/views/balances/rows?limit=1000")
+    assert {r["account"]: (r["balance"], r["payments"]) for r in page["rows"]} == expected
+
+    # It goes on from the rebuilt state.
+    more, _ = payments(20, accounts=1)
+    produce_all(producer(broker), "payments", more)
+    want = (expected["acct-0"][0] + sum(Decimal(json.loads(v, parse_float=Decimal)["amount"])
+                                        for _, v in more), expected["acct-0"][1] + len(more))
+    wait_until(lambda: (lambda r: (r["balance"], r["payments"]))(
+        call(broker, "GET", "/v1/views/balances/keys/acct-0")[1]["row"]) == want,
+        timeout=20, what="the rebuilt view to fold new payments")
+    assert call(broker, "POST", "/v1/views/nothing/rebuild")[0] == 404

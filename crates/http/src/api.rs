@@ -44,6 +44,7 @@ use utoipa::{OpenApi, ToSchema};
         crate::views::row,
         crate::views::rows,
         crate::views::changes,
+        crate::views::rebuild,
     )
 )]
 pub(crate) struct ApiDoc;
@@ -290,6 +291,9 @@ pub(crate) struct SqlAnswer {
     pub created: Option<String>,
     #[schema(required = false)]
     pub kind: Option<String>,
+    /// `POST /v1/views/{v}/rebuild`: the name rebuilt.
+    #[schema(required = false)]
+    pub rebuilt: Option<String>,
     /// DROP: the name dropped (null for `IF EXISTS` that found none).
     #[schema(required = false, nullable)]
     pub dropped: Option<String>,

@@ -281,6 +281,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/views/{view}/keys/{key}", get(views::row))
         .route("/v1/views/{view}/rows", get(views::rows))
         .route("/v1/views/{view}/changes", get(views::changes))
+        .route("/v1/views/{view}/rebuild", post(views::rebuild))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))

@@ -49,6 +49,7 @@ pub trait ViewsService: Send + Sync + std::fmt::Debug {
     fn list(&self) -> String;
     fn describe(&self, name: &str) -> Result<String, ViewsFailure>;
     fn drop_view<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, ViewsFailure>>;
+    fn rebuild<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, ViewsFailure>>;
     fn row_by_key(&self, name: &str, key: &str) -> Result<String, ViewsFailure>;
     fn rows(
         &self,
@@ -139,6 +140,20 @@ pub async fn drop_view(
 ) -> ApiResult<Response> {
     let Path(name) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     Ok(json_text(service(&state)?.drop_view(&name).await?))
+}
+
+/// Rebuild a table or view from its source's start.
+///
+/// The new state is folded beside the running one, which keeps answering until the new one
+/// has caught up; then the view goes on from it. Nothing is published for the replay.
+/// Answers once done: `{"rebuilt", "position"}`.
+#[utoipa::path(post, path = "/v1/views/{view}/rebuild", operation_id = "rebuild_view", tag = "views", params(("view" = String, Path)), responses((status = 200, description = "rebuilt", body = crate::api::SqlAnswer), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
+pub async fn rebuild(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let Path(name) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    Ok(json_text(service(&state)?.rebuild(&name).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

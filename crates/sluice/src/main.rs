@@ -121,7 +121,7 @@ enum Command {
         #[command(flatten)]
         args: cli::views::SqlArgs,
     },
-    /// Look at tables and views: list, describe, get, rows, watch, drop.
+    /// Look at tables and views: list, describe, get, rows, watch, rebuild, drop.
     ///
     /// Examples:
     ///   sluice view list

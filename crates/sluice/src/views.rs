@@ -51,6 +51,10 @@ impl ViewsService for ViewsAdapter {
         Box::pin(async move { self.0.drop_by_name(name).await.map_err(failure) })
     }
 
+    fn rebuild<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, ViewsFailure>> {
+        Box::pin(async move { self.0.rebuild(name).await.map_err(failure) })
+    }
+
     fn row_by_key(&self, name: &str, key: &str) -> Result<String, ViewsFailure> {
         self.0.row_by_key(name, key).map_err(failure)
     }

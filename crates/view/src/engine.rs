@@ -392,11 +392,7 @@ impl Attempt<'_> {
             committed: Positions::new(),
         };
         self.add_new_partitions(&mut session).await?;
-        session.replay_until = committed
-            .iter()
-            .filter(|(tp, offset)| session.positions.get(*tp).is_some_and(|p| p < *offset))
-            .map(|(tp, offset)| (tp.clone(), *offset))
-            .collect();
+        session.replay_until = still_to_fold(&session.positions, &committed);
         session.committed = session.positions.clone();
         {
             let mut live = self.live.lock();
@@ -685,6 +681,66 @@ impl Attempt<'_> {
             None => Ok(()),
         }
     }
+}
+
+/// The partitions of `until` that `positions` have not reached, with where to stop.
+fn still_to_fold(positions: &Positions, until: &Positions) -> Positions {
+    until
+        .iter()
+        .filter(|(tp, offset)| positions.get(*tp).is_some_and(|p| p < *offset))
+        .map(|(tp, offset)| (tp.clone(), *offset))
+        .collect()
+}
+
+/// Folds `spec`'s source into `live` silently, from `positions` (a partition they lack: from
+/// its log start) up to `until`, publishing nothing: how a rebuild makes a new state beside the
+/// running view. Returns where it stopped (`until`, for the partitions it names).
+pub async fn fold_to(
+    spec: &ViewSpec,
+    live: &Live,
+    checkpoint: &Arc<Checkpoint>,
+    options: &EngineOptions,
+    positions: Positions,
+    until: &Positions,
+) -> Result<Positions, EngineError> {
+    let stop = CancellationToken::new();
+    let attempt = Attempt {
+        spec,
+        live,
+        checkpoint,
+        options,
+        stop: &stop,
+    };
+    let client = Client::connect(&options.bootstrap, &spec.group(), CONNECT_TIMEOUT).await?;
+    let mut session = Session {
+        client,
+        producer: None,
+        positions,
+        replay_until: Positions::new(),
+        committed: Positions::new(),
+    };
+    attempt.add_new_partitions(&mut session).await?;
+    session.replay_until = still_to_fold(&session.positions, until);
+    while !session.replay_until.is_empty() {
+        attempt.fetch_and_fold(&mut session, FETCH_WAIT_MAX).await?;
+    }
+    Ok(session.positions)
+}
+
+/// What a stopped view has published, for good: a view's group's stable committed offsets once
+/// its transactional id is fenced (an open transaction of the stopped engine is aborted); a
+/// table's last checkpointed positions.
+pub async fn published(
+    spec: &ViewSpec,
+    options: &EngineOptions,
+    live: &Live,
+) -> Result<Positions, EngineError> {
+    if spec.output_topic.is_none() {
+        return Ok(live.lock().committed.clone());
+    }
+    let mut client = Client::connect(&options.bootstrap, &spec.group(), CONNECT_TIMEOUT).await?;
+    TransactionalProducer::init(&mut client, &spec.group(), TRANSACTION_TIMEOUT).await?;
+    Ok(groups::stable_committed_offsets(&mut client, &spec.group()).await?)
 }
 
 /// True when the checkpoint reflects a partition further than the committed offsets (or one

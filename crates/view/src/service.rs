@@ -68,6 +68,19 @@ pub enum ViewsError {
     State(#[from] StateError),
 }
 
+impl From<engine::EngineError> for ViewsError {
+    fn from(e: engine::EngineError) -> ViewsError {
+        use engine::EngineError as E;
+        match e {
+            E::Client(e) => ViewsError::Broker(e),
+            E::State(e) => ViewsError::State(e),
+            E::Value(e) => ViewsError::Value(e),
+            E::TooLarge(message) => ViewsError::TooLarge(message),
+            E::Fault(message) => ViewsError::State(StateError::Store(message)),
+        }
+    }
+}
+
 /// One table or view at work.
 pub struct Running {
     pub definition: Definition,
@@ -477,6 +490,54 @@ impl Views {
         Ok(())
     }
 
+    /// `sluice view rebuild`: a new state folded from the source's start beside the running
+    /// view, which keeps answering; once it has caught up with what the view published, the
+    /// view stops, the new state folds the rest, becomes the checkpoint, and the view goes on
+    /// from it. Nothing is published for the replay (it is what the output topic holds).
+    pub async fn rebuild(&self, name: &str) -> Result<String, ViewsError> {
+        let _ddl = self.ddl.lock().await;
+        let running = self.get(name)?;
+        let spec = Arc::clone(&running.spec);
+        let shadow = Live::new(&spec);
+        let (checkpoint, options) = (&self.checkpoint, &self.options);
+        // Beside the running view, up to what it had published when this began.
+        let published = running.live.lock().committed.clone();
+        let positions = engine::fold_to(
+            &spec,
+            &shadow,
+            checkpoint,
+            options,
+            Positions::new(),
+            &published,
+        )
+        .await?;
+        running.halt().await;
+        let finished = async {
+            let published = engine::published(&spec, options, &running.live).await?;
+            let positions =
+                engine::fold_to(&spec, &shadow, checkpoint, options, positions, &published).await?;
+            let (_, delta) = shadow.lock().state.take_commit()?;
+            let (checkpoint, owned, at) =
+                (Arc::clone(checkpoint), name.to_string(), positions.clone());
+            tokio::task::spawn_blocking(move || {
+                checkpoint.forget(&owned)?;
+                checkpoint.commit(&owned, &delta, &at)
+            })
+            .await
+            .map_err(|e| StateError::Store(e.to_string()))??;
+            Ok::<_, ViewsError>(positions)
+        }
+        .await;
+        // Whatever happened, the view goes on: from the new checkpoint, or (after a failure)
+        // from the one it had, which the failure left alone or replaced whole.
+        self.launch_on(running.definition.clone(), spec, Arc::clone(&running.live));
+        let positions = finished?;
+        Ok(
+            serde_json::json!({"rebuilt": name, "position": positions_value(&positions)})
+                .to_string(),
+        )
+    }
+
     /// A catalog definition's plan, parsed again from its SQL.
     fn plan_of(definition: &Definition) -> Result<ViewPlan, ViewsError> {
         match (definition.kind, sql::parse(&definition.sql)?) {
@@ -524,6 +585,12 @@ impl Views {
     fn launch(&self, definition: Definition, spec: ViewSpec) {
         let spec = Arc::new(spec);
         let live = Live::new(&spec);
+        self.launch_on(definition, spec, live);
+    }
+
+    /// Starts an engine for `spec` on `live` (a restarted view keeps the state queries and
+    /// change streams follow).
+    fn launch_on(&self, definition: Definition, spec: Arc<ViewSpec>, live: Arc<Live>) {
         let stop = CancellationToken::new();
         let task = tokio::spawn(engine::run(
             Arc::clone(&spec),

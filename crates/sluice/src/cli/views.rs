@@ -86,6 +86,9 @@ pub enum ViewCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Output,
     },
+    /// Rebuild a table or view from its source's start, beside the running one (which answers
+    /// until the new one has caught up); nothing is published again.
+    Rebuild { name: String },
     /// Drop a table or view: its engine, definition, checkpoint, group and output topic.
     Drop { name: String },
 }
@@ -206,6 +209,11 @@ pub async fn run(target: &Target, command: ViewCommand) -> anyhow::Result<()> {
             })
             .await
         }
+        ViewCommand::Rebuild { name } => {
+            let path = format!("/v1/views/{}/rebuild", segment(&name));
+            let answer = http_client::call(target, "POST", &path, None).await?;
+            print_answer(&answer, Output::Text)
+        }
         ViewCommand::Drop { name } => {
             let path = format!("/v1/views/{}", segment(&name));
             let answer = http_client::call(target, "DELETE", &path, None).await?;
@@ -242,6 +250,8 @@ fn print_answer(answer: &str, format: Output) -> anyhow::Result<()> {
             serde_json::from_str::<String>(kind)?,
             serde_json::from_str::<String>(name)?
         );
+    } else if let Some(name) = field("rebuilt") {
+        println!("rebuilt {}", serde_json::from_str::<String>(name)?);
     } else if let Some(dropped) = field("dropped") {
         match serde_json::from_str::<Option<String>>(dropped)? {
             Some(name) => println!("dropped {name}"),
