@@ -15,7 +15,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,12 +25,7 @@ from pathlib import Path
 # Kafka's wire format by hand, shared with the black-box tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "blackbox"))
 from rawwire import cluster_view  # noqa: E402
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from local import free_port
 
 
 def metadata(port):

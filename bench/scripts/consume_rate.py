@@ -11,7 +11,6 @@ Prints each run's records/s and MB/s, then the medians and the ratio.
 
 import argparse
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -20,28 +19,12 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from local import free_port, wait_for_port
 
 TEMPLATE = "%k %s %p %o %T\\n"
 TOPIC = "rate"
 PARTITIONS = 3
 VALUE_BYTES = 100
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, deadline_s=30):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"no broker on port {port} after {deadline_s} s")
 
 
 def fill(bootstrap, records):

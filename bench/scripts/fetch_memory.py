@@ -22,17 +22,12 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from local import free_port
 
 PARTITIONS = 4
 VALUE_BYTES = 256 * 1024
 RECORDS = 800  # 200 MiB
 CONSUMERS = 4
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def status_kib(pid, field):
