@@ -114,6 +114,39 @@ impl Accumulator {
         Ok(())
     }
 
+    /// Drops what only a retraction would need: every value but the one MIN, MAX or LATEST
+    /// answers.
+    fn keep_answer_only(&mut self, aggregate: Aggregate) {
+        match (self, aggregate) {
+            (Accumulator::Values(values), Aggregate::Min) => {
+                while values.len() > 1 {
+                    values.pop_last();
+                }
+            }
+            (Accumulator::Values(values), _) => {
+                while values.len() > 1 {
+                    values.pop_first();
+                }
+            }
+            (Accumulator::Latest(values), _) => {
+                while values.len() > 1 {
+                    values.pop_first();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Values kept (for MIN, MAX and LATEST: how much state a group holds).
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        match self {
+            Accumulator::Values(values) => values.len(),
+            Accumulator::Latest(values) => values.len(),
+            _ => 1,
+        }
+    }
+
     fn result(&self, aggregate: Aggregate) -> Result<Value, ValueError> {
         Ok(match (self, aggregate) {
             (Accumulator::Count(n), _) => Value::Int(*n),
@@ -175,14 +208,28 @@ pub struct Fold {
     aggregates: Vec<Aggregate>,
     groups: BTreeMap<Vec<Value>, Group>,
     changed: BTreeSet<Vec<Value>>,
+    /// Nothing is ever retracted (a stream's view): MIN, MAX and LATEST keep only the value
+    /// they answer, so a group's state does not grow with its rows.
+    append_only: bool,
 }
 
 impl Fold {
+    /// A fold whose rows may be retracted (a table's view): MIN, MAX and LATEST keep every
+    /// value, so that taking one back leaves the next.
     pub fn new(aggregates: Vec<Aggregate>) -> Fold {
         Fold {
             aggregates,
             groups: BTreeMap::new(),
             changed: BTreeSet::new(),
+            append_only: false,
+        }
+    }
+
+    /// A fold that only adds (a stream's view): `retract` is refused.
+    pub fn append_only(aggregates: Vec<Aggregate>) -> Fold {
+        Fold {
+            append_only: true,
+            ..Fold::new(aggregates)
         }
     }
 
@@ -240,10 +287,17 @@ impl Fold {
             sign > 0 || group.rows > 0,
             "a retracted row was added before"
         );
+        assert!(
+            sign > 0 || !self.append_only,
+            "an append-only fold retracts nothing"
+        );
         for (i, accumulator) in group.accumulators.iter_mut().enumerate() {
             // Inputs were checked above; what is left to fail is a sum past 38 digits, which
             // leaves this group's earlier accumulators changed: the view stops on it.
             let applied = accumulator.apply(self.aggregates[i], &inputs[i], numbers[i], at, sign);
+            if self.append_only {
+                accumulator.keep_answer_only(self.aggregates[i]);
+            }
             if let Err(e) = applied {
                 if group.rows == 0 {
                     self.groups.remove(&key);
@@ -453,6 +507,34 @@ impl Table {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A stream's fold answers as one that keeps everything, holding one value per
+        /// aggregate and group however many rows came.
+        #[test]
+        fn an_append_only_fold_answers_the_same_and_keeps_one_value(
+            rows in prop::collection::vec((0u8..3, -20i64..20, 0i64..50), 1..200)
+        ) {
+            let aggregates = vec![Aggregate::Min, Aggregate::Max, Aggregate::Latest];
+            let mut everything = Fold::new(aggregates.clone());
+            let mut answers = Fold::append_only(aggregates);
+            for (offset, (group, value, ts)) in rows.iter().enumerate() {
+                let key = vec![Value::Int((*group).into())];
+                let inputs = vec![Value::Int(*value); 3];
+                let at = Position { timestamp: *ts, partition: 0, offset: offset as i64 };
+                everything.add(key.clone(), &inputs, at).unwrap();
+                answers.add(key, &inputs, at).unwrap();
+                prop_assert_eq!(answers.rows().unwrap(), everything.rows().unwrap());
+            }
+            let kept: usize = answers
+                .groups
+                .values()
+                .flat_map(|g| g.accumulators.iter().map(Accumulator::kept))
+                .sum();
+            prop_assert_eq!(kept, answers.groups.len() * 3);
+        }
+    }
 
     /// The position of record `offset` of partition 0 at time 0 (shared by the crate's tests).
     pub(crate) fn at(offset: i64) -> Position {

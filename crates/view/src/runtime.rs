@@ -69,7 +69,11 @@ impl ViewState {
         ViewState {
             plan,
             columns,
-            fold: Fold::new(aggregates),
+            // A table's updates retract the rows they replace; a stream's rows stay.
+            fold: match source {
+                SourceKind::Table => Fold::new(aggregates),
+                SourceKind::Stream => Fold::append_only(aggregates),
+            },
             table: (source == SourceKind::Table).then(Table::default),
         }
     }
