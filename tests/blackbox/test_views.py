@@ -394,3 +394,124 @@ def test_a_rebuild_replays_the_source_beside_the_view_and_publishes_nothing_agai
         call(broker, "GET", "/v1/views/balances/keys/acct-0")[1]["row"]) == want,
         timeout=20, what="the rebuilt view to fold new payments")
     assert call(broker, "POST", "/v1/views/nothing/rebuild")[0] == 404
+
+
+def committed(broker, topic, partitions):
+    """Every committed record of `topic` as (partition, offset, key, value), read by librdkafka
+    with read_committed."""
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "stream-reader",
+                         "isolation.level": "read_committed", "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        out = []
+        while True:
+            message = consumer.poll(1.0)
+            if message is None:
+                break
+            assert message.error() is None, message.error()
+            key = message.key().decode() if message.key() is not None else None
+            out.append((message.partition(), message.offset(), key,
+                        json.loads(message.value(), parse_float=Decimal)))
+        return out
+    finally:
+        consumer.close()
+
+
+def expected_alerts(reports, readings, size_ms):
+    """The alerts of `... WINDOW SLIDING (SIZE size_ms) WHERE t > 30 GROUP BY sensor HAVING
+    COUNT(*) >= 2`, for readings whose times only grow per sensor: alert id -> (sensor, n)."""
+    alerts, windows, firing = {}, {}, {}
+    for message, (sensor, ts, t) in zip(reports, readings):
+        if t <= 30:
+            continue
+        window = [x for x in windows.get(sensor, []) if x >= ts - size_ms] + [ts]
+        windows[sensor] = window
+        holds = len(window) >= 2
+        if holds and not firing.get(sensor):
+            alerts[f"readings:{message.partition()}:{message.offset()}"] = (sensor, len(window))
+        firing[sensor] = holds
+    return alerts
+
+
+def test_streams_filter_rekey_and_raise_each_alert_once_through_kill_9(broker):
+    create_topic(broker, "readings", partitions=2)
+    statements = [
+        "CREATE STREAM hot AS SELECT sensor, site, t FROM readings WHERE t > 30 PARTITION BY site",
+        "CREATE STREAM overheat AS SELECT sensor, COUNT(*) AS n, MAX(t) AS top FROM readings "
+        "WINDOW SLIDING (SIZE 60 SECONDS) WHERE t > 30 GROUP BY sensor HAVING COUNT(*) >= 2",
+        "CREATE MATERIALIZED VIEW hot_per_site AS SELECT site, COUNT(*) AS n FROM hot GROUP BY site",
+    ]
+    for text in statements:
+        status, body = sql(broker, text)
+        assert status == 200, (text, body)
+    status, body = sql(broker, "SHOW STREAMS")
+    assert status == 200 and sorted(s["name"] for s in body["streams"]) == ["hot", "overheat"]
+    status, body = sql(broker, "SELECT * FROM hot")
+    assert status == 400 and "is a stream" in body["message"], body
+
+    base = 1_800_000_000_000
+    sensors = {"s1": "north", "s2": "north", "s3": "south", "s4": "east"}
+
+    def readings(start, n):
+        """(sensor, timestamp, t): every 20 s per sensor, hot in bursts."""
+        return [(sensor, base + (start + i) * 20_000, 25 + ((start + i) * 7 + j * 5) % 12)
+                for i in range(n) for j, sensor in enumerate(sensors)]
+
+    def produce(batch):
+        p = producer(broker)
+        reports = []
+        for sensor, ts, t in batch:
+            value = json.dumps({"sensor": sensor, "site": sensors[sensor], "t": t})
+            reports += produce_all(p, "readings", [(sensor.encode(), value)], timestamp=ts)
+        return reports
+
+    first = readings(0, 30)
+    reports = produce(first)
+    broker.kill()
+    broker.start()
+    second = readings(30, 30)
+    reports += produce(second)
+    everything = first + second
+
+    hot_expected = sorted((sensors[s], s, t) for s, _, t in everything if t > 30)
+    alerts_expected = expected_alerts(reports, everything, 60_000)
+    assert alerts_expected, "the readings raise alerts"
+
+    def hot():
+        return committed(broker, "hot", 2)
+    wait_until(lambda: len(hot()) >= len(hot_expected), timeout=30,
+               what=f"{len(hot_expected)} records in hot")
+    written = hot()
+    assert sorted((key, v["sensor"], v["t"]) for _, _, key, v in written) == hot_expected
+    partitions_of_site = {}
+    for partition, _, key, _ in written:
+        partitions_of_site.setdefault(key, set()).add(partition)
+    assert all(len(p) == 1 for p in partitions_of_site.values()), partitions_of_site
+
+    def alerts():
+        return committed(broker, "overheat", 2)
+    wait_until(lambda: len(alerts()) >= len(alerts_expected), timeout=30,
+               what=f"{len(alerts_expected)} alerts")
+    raised = alerts()
+    ids = [key for _, _, key, _ in raised]
+    assert len(ids) == len(set(ids)), "an alert raised twice"
+    assert {key: (v["sensor"], v["n"]) for _, _, key, v in raised} == alerts_expected
+    assert all(v["alert_id"] == key and v["window_end"] - v["window_start"] == 60_000
+               for _, _, key, v in raised)
+
+    per_site = {}
+    for site, _, _ in hot_expected:
+        per_site[site] = per_site.get(site, 0) + 1
+
+    def counted():
+        _, page = call(broker, "GET", "/v1/views/hot_per_site/rows")
+        return {r["site"]: r["n"] for r in page["rows"]}
+    wait_until(lambda: counted() == per_site, timeout=30, what=f"the view over hot: {per_site}")
+
+    status, body = call(broker, "DELETE", "/v1/views/hot")
+    assert status == 409 and "hot_per_site" in body["message"], body
+    assert call(broker, "DELETE", "/v1/views/hot_per_site")[0] == 200
+    assert sql(broker, "DROP STREAM hot")[0] == 200
+    status, described = call(broker, "GET", "/v1/views/overheat")
+    assert status == 200 and described["kind"] == "stream", described
+    assert described["columns"] == ["alert_id", "sensor", "window_start", "window_end", "n", "top"]

@@ -244,15 +244,16 @@ pub(crate) struct MemberRecords {
     pub assigned: Vec<i32>,
 }
 
-/// A table or view, as listed.
+/// A table, view or stream, as listed.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ViewSummary {
     pub name: String,
-    /// `table` or `view`.
+    /// `table`, `view` or `stream`.
     pub kind: String,
     /// The topic it reads.
     pub source: String,
-    /// The compacted topic its changes go to (a view's name); null for a table.
+    /// The topic it writes, named after it: a view's compacted changes, a stream's records;
+    /// null for a table.
     #[schema(nullable)]
     pub output_topic: Option<String>,
     /// `starting`, `replaying`, `running`, `retrying: <the error>` or `failed: <the error>`.

@@ -16,7 +16,7 @@ use sluice_client::data::{self, Acks, FetchOptions, Isolation};
 use sluice_record::encode_records;
 use sluice_view::engine::{self, CommitStep, EngineOptions, FaultHook, Live, Phase, ViewSpec};
 use sluice_view::runtime::SourceKind;
-use sluice_view::sql::{Statement, parse};
+use sluice_view::sql::{Plan, Statement, parse};
 use sluice_view::state::Checkpoint;
 use sluice_view::value::{Decimal, Value};
 use std::collections::BTreeMap;
@@ -41,7 +41,7 @@ fn spec() -> ViewSpec {
     ViewSpec {
         output_topic: Some(name.clone()),
         name,
-        plan,
+        plan: Plan::View(plan),
         source_topic: "payments".into(),
         source_kind: SourceKind::Stream,
     }
@@ -322,6 +322,143 @@ async fn crashes_at_every_commit_step_publish_each_change_once_and_lose_none() {
         plan.len(),
         "every planned fault fired"
     );
+    stop.cancel();
+    task.await.unwrap();
+}
+
+/// Every committed record of `topic`'s `partitions`, by partition, in offset order.
+async fn committed_records(
+    client: &mut Client,
+    topic: &str,
+    partitions: i32,
+) -> BTreeMap<i32, Vec<serde_json::Value>> {
+    let options = FetchOptions {
+        max_wait: Duration::from_millis(50),
+        partition_max_bytes: 8 << 20,
+        isolation: Isolation::ReadCommitted,
+    };
+    let mut out = BTreeMap::new();
+    for partition in 0..partitions {
+        let mut values = Vec::new();
+        let mut offset = 0;
+        loop {
+            let fetched = data::fetch_many(client, &[(topic, partition, offset)], options)
+                .await
+                .expect("fetch");
+            let f = fetched[0].result.as_ref().expect("fetched");
+            let next = data::for_each_committed_record(&f.records, offset, &f.aborted, |r| {
+                values.push(serde_json::from_slice(r.value.expect("a value")).unwrap());
+            })
+            .expect("decodes");
+            if next == offset {
+                break;
+            }
+            offset = next;
+        }
+        out.insert(partition, values);
+    }
+    out
+}
+
+/// A pipeline (`CREATE STREAM ... WHERE`) through a crash after each commit step, a deleted
+/// checkpoint and a broker `kill -9`: its topic holds each passing record once, in its
+/// partition's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_writes_each_record_once_through_crashes() {
+    let mut server = common::start_with(&["--views", "off"]);
+    let mut client = Client::connect(&server.address, "stream-test", Duration::from_secs(30))
+        .await
+        .expect("connects");
+    for name in ["payments", "big"] {
+        let topic = NewTopic {
+            name: name.into(),
+            partitions: Some(2),
+            replication_factor: None,
+            configs: Vec::new(),
+        };
+        admin::create_topic(&mut client, &topic)
+            .await
+            .expect("topic");
+    }
+    let Statement::CreateStream { name, plan } =
+        parse("CREATE STREAM big AS SELECT account, amount FROM payments WHERE amount >= 5")
+            .expect("parses")
+    else {
+        panic!("a stream")
+    };
+    let spec = Arc::new(ViewSpec {
+        output_topic: Some(name.clone()),
+        name,
+        plan: Plan::Stream(plan),
+        source_topic: "payments".into(),
+        source_kind: SourceKind::Stream,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = Arc::new(Checkpoint::open(&dir.path().join("views.redb")).unwrap());
+    let live = Live::new(&spec);
+    let plan = vec![
+        (2, CommitStep::RowsSent),
+        (2, CommitStep::OffsetsSent),
+        (2, CommitStep::Committed),
+        (2, CommitStep::Checkpointed),
+    ];
+    let (hook, fired) = faults(plan.clone());
+    let options = EngineOptions {
+        bootstrap: server.address.clone(),
+        commit_interval: Duration::from_millis(20),
+        faults: Some(hook),
+    };
+    let mut stop = CancellationToken::new();
+    let mut task = tokio::spawn(engine::run(
+        Arc::clone(&spec),
+        Arc::clone(&live),
+        Arc::clone(&checkpoint),
+        options.clone(),
+        stop.clone(),
+    ));
+    let mut expected: BTreeMap<i32, Vec<serde_json::Value>> = BTreeMap::new();
+    let mut ends = BTreeMap::new();
+    for round in 0..ROUNDS {
+        let sent = produce_round(&mut client, round).await;
+        // produce_round writes its first half to partition 0, the second to 1.
+        for (i, (account, cents)) in sent.iter().enumerate() {
+            if *cents >= 500 {
+                let partition = (i as u64 >= PER_ROUND / 2) as i32;
+                let amount = format!("{}.{:02}", cents / 100, cents % 100);
+                let value = serde_json::json!({
+                    "account": account,
+                    "amount": serde_json::from_str::<serde_json::Value>(&amount).unwrap(),
+                });
+                expected.entry(partition).or_default().push(value);
+            }
+        }
+        for partition in 0..2 {
+            let end = (round + 1) * PER_ROUND / 2;
+            ends.insert(("payments".to_string(), partition), end as i64);
+        }
+        wait_caught_up(&live, &ends).await;
+        if round == ROUNDS / 3 {
+            server.kill_and_restart();
+            client.reconnect().await.expect("reconnects");
+        }
+        if round == ROUNDS / 2 {
+            stop.cancel();
+            task.await.unwrap();
+            checkpoint.forget("big").unwrap();
+            stop = CancellationToken::new();
+            task = tokio::spawn(engine::run(
+                Arc::clone(&spec),
+                Arc::clone(&live),
+                Arc::clone(&checkpoint),
+                options.clone(),
+                stop.clone(),
+            ));
+        }
+    }
+    wait_caught_up(&live, &ends).await;
+    let written = committed_records(&mut client, "big", 2).await;
+    assert_eq!(written, expected, "each passing record once, in order");
+    assert_eq!(fired.lock().unwrap().len(), plan.len(), "every fault fired");
     stop.cancel();
     task.await.unwrap();
 }

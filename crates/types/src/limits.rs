@@ -195,6 +195,10 @@ pub const SQL_BYTES_MAX: usize = 64 * 1024;
 /// changed keys (and one commit's transaction) stays bounded however fast the source is.
 pub const VIEW_DIRTY_KEYS_MAX: usize = 100_000;
 
+/// Bytes of records a stream (`CREATE STREAM`) may hold unwritten between two commits:
+/// reaching it commits early (as do `VIEW_DIRTY_KEYS_MAX` records).
+pub const VIEW_PENDING_BYTES_MAX: usize = 16 * 1024 * 1024;
+
 /// Bytes one fetch of a view's engine takes from a partition.
 pub const VIEW_FETCH_PARTITION_BYTES: i32 = 1024 * 1024;
 

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! key    the table's or view's name (UTF-8)
-//! value  JSON: {"name": "...", "kind": "table" | "view", "sql": "CREATE ...", "created_ms": N}
+//! value  JSON: {"name": "...", "kind": "table" | "view" | "stream", "sql": "CREATE ...", "created_ms": N}
 //!        a tombstone: dropped
 //! ```
 //!
@@ -31,6 +31,7 @@ const EMPTY_FETCHES_MAX: u32 = 50;
 pub enum Kind {
     Table,
     View,
+    Stream,
 }
 
 impl Kind {
@@ -38,6 +39,7 @@ impl Kind {
         match self {
             Kind::Table => "table",
             Kind::View => "view",
+            Kind::Stream => "stream",
         }
     }
 }

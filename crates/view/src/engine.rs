@@ -33,19 +33,22 @@
 use crate::fold::RowChange;
 use crate::output::change_record;
 use crate::runtime::{Applied, SourceKind, SourceRecord, ViewState};
-use crate::sql::ViewPlan;
+use crate::sql::Plan;
 use crate::state::{Checkpoint, CheckpointDelta, Positions, StateError};
+use crate::stream::OutRecord;
 use crate::value::ValueError;
 use sluice_client::codes::OFFSET_OUT_OF_RANGE;
 use sluice_client::data::EARLIEST;
 use sluice_client::data::{self, FetchOptions, Isolation};
+use sluice_client::partitioner::partition_for_key;
 use sluice_client::txn::TransactionalProducer;
 use sluice_client::{Client, ClientError, groups};
-use sluice_record::Record;
+use sluice_record::{Record, RecordHeader};
 use sluice_types::limits::{
-    VIEW_CHANGE_BATCHES_BUFFERED, VIEW_DIRTY_KEYS_MAX, VIEW_FETCH_PARTITION_BYTES, VIEW_GROUPS_MAX,
+    VIEW_CHANGE_BATCHES_BUFFERED, VIEW_FETCH_PARTITION_BYTES, VIEW_GROUPS_MAX,
     VIEW_OUTPUT_BATCH_RECORDS,
 };
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
@@ -74,7 +77,7 @@ const HEALTHY_RUN: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct ViewSpec {
     pub name: String,
-    pub plan: ViewPlan,
+    pub plan: Plan,
     pub source_topic: String,
     pub source_kind: SourceKind,
     /// The compacted topic its changes go to; `None` for a table, which publishes nothing.
@@ -311,6 +314,8 @@ struct Session {
     replay_until: Positions,
     /// The positions of the last commit.
     committed: Positions,
+    /// The output topic's partitions (a stream's records are spread over them).
+    output_partitions: i32,
 }
 
 impl Attempt<'_> {
@@ -341,7 +346,7 @@ impl Attempt<'_> {
                 continue;
             }
             let now = Instant::now();
-            let dirty = self.live.lock().state.changed_len() >= VIEW_DIRTY_KEYS_MAX;
+            let dirty = self.live.lock().state.commit_due();
             if now >= next_commit || dirty {
                 next_commit = now + self.options.commit_interval;
                 let moved = session.positions != session.committed;
@@ -376,6 +381,10 @@ impl Attempt<'_> {
             Some(_) => groups::stable_committed_offsets(&mut client, &spec.group()).await?,
             None => restored.clone(),
         };
+        if state.is_stateless() {
+            // A pipeline has nothing to fold again: it goes on after what it published.
+            restored = committed.clone();
+        }
         if is_ahead(&restored, &committed) {
             tracing::warn!(view = %spec.name, "the view's checkpoint is ahead of its group's committed offsets (reset or deleted): rebuilding it from the source");
             let checkpoint = Arc::clone(self.checkpoint);
@@ -384,12 +393,19 @@ impl Attempt<'_> {
             state = ViewState::new(spec.plan.clone(), spec.source_kind);
             restored = Positions::new();
         }
+        let output_partitions = match &spec.output_topic {
+            Some(output) => i32::try_from(client.partitions(output, false).await?.len())
+                .unwrap_or(i32::MAX)
+                .max(1),
+            None => 1,
+        };
         let mut session = Session {
             client,
             producer,
             positions: restored,
             replay_until: Positions::new(),
             committed: Positions::new(),
+            output_partitions,
         };
         self.add_new_partitions(&mut session).await?;
         session.replay_until = still_to_fold(&session.positions, &committed);
@@ -525,6 +541,7 @@ impl Attempt<'_> {
                     timestamp: r.timestamp,
                     partition: *partition,
                     offset: r.offset,
+                    headers: &r.headers,
                 };
                 match live.state.apply(&record) {
                     Ok(Applied::Folded) => live.counters.records_folded += 1,
@@ -539,6 +556,10 @@ impl Attempt<'_> {
                     }
                 }
             })?;
+        if limit.is_some() {
+            // Replayed records' output is already in the stream's topic.
+            live.state.discard_output();
+        }
         if let Some((offset, reason)) = last_skip {
             live.counters.last_skip = Some(format!("{topic}-{partition}@{offset}: {reason}"));
         }
@@ -579,7 +600,7 @@ impl Attempt<'_> {
     /// The silent replay reached the committed offsets: its changes are already published, so
     /// they are dropped and the checkpoint catches up.
     async fn finish_replay(&self, session: &mut Session) -> Result<(), EngineError> {
-        let (_, delta) = self.live.lock().state.take_commit()?;
+        let delta = self.live.lock().state.take_commit()?.delta;
         self.write_checkpoint(delta, &session.positions).await?;
         session.committed = session.positions.clone();
         {
@@ -594,17 +615,17 @@ impl Attempt<'_> {
     /// One commit of the protocol (the module doc's picture).
     async fn commit(&self, session: &mut Session) -> Result<(), EngineError> {
         let started = Instant::now();
-        let (changes, delta, columns) = {
+        let (commit, columns) = {
             let mut live = self.live.lock();
-            let (changes, delta) = live.state.take_commit()?;
-            (changes, delta, live.state.columns().to_vec())
+            let commit = live.state.take_commit()?;
+            (commit, live.state.columns().to_vec())
         };
-        let mut unannounced = Some(changes);
+        let mut unannounced = Some(commit.changes);
         if let (Some(producer), Some(output)) = (&mut session.producer, &self.spec.output_topic) {
-            let changes = unannounced.as_deref().unwrap_or_default();
             producer.begin();
+            let rows = unannounced.as_deref().unwrap_or_default();
             let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-                changes.iter().map(|c| change_record(&columns, c)).collect();
+                rows.iter().map(|c| change_record(&columns, c)).collect();
             let timestamp = sluice_types::now_ms();
             for chunk in encoded.chunks(VIEW_OUTPUT_BATCH_RECORDS) {
                 let records: Vec<Record<'_>> = chunk
@@ -622,6 +643,18 @@ impl Attempt<'_> {
                     .send(&mut session.client, output, 0, &records)
                     .await?;
             }
+            for (partition, records) in by_partition(&commit.records, session.output_partitions) {
+                for chunk in records.chunks(VIEW_OUTPUT_BATCH_RECORDS) {
+                    let records: Vec<Record<'_>> = chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| output_record(i, r))
+                        .collect();
+                    producer
+                        .send(&mut session.client, output, partition, &records)
+                        .await?;
+                }
+            }
             self.fault(CommitStep::RowsSent)?;
             producer
                 .send_offsets(
@@ -637,7 +670,8 @@ impl Attempt<'_> {
             self.announce(unannounced.take(), &session.positions);
             self.fault(CommitStep::Committed)?;
         }
-        self.write_checkpoint(delta, &session.positions).await?;
+        self.write_checkpoint(commit.delta, &session.positions)
+            .await?;
         // A table publishes nothing: its changes count once checkpointed.
         self.announce(unannounced.take(), &session.positions);
         self.fault(CommitStep::Checkpointed)?;
@@ -683,6 +717,38 @@ impl Attempt<'_> {
     }
 }
 
+/// A stream's records by the partition of its topic they go to (`partitions` of them), each
+/// partition's in the order they were written.
+fn by_partition(records: &[OutRecord], partitions: i32) -> BTreeMap<i32, Vec<&OutRecord>> {
+    let mut out: BTreeMap<i32, Vec<&OutRecord>> = BTreeMap::new();
+    for record in records {
+        let partition = match (&record.key, record.by_key) {
+            (Some(key), true) => partition_for_key(key, partitions),
+            _ => record.source_partition.rem_euclid(partitions),
+        };
+        out.entry(partition).or_default().push(record);
+    }
+    out
+}
+
+/// A stream's record as the `i`th of a batch.
+fn output_record(i: usize, record: &OutRecord) -> Record<'_> {
+    Record {
+        offset: i as i64,
+        timestamp: record.timestamp,
+        key: record.key.as_deref(),
+        value: record.value.as_deref(),
+        headers: record
+            .headers
+            .iter()
+            .map(|(key, value)| RecordHeader {
+                key,
+                value: value.as_deref(),
+            })
+            .collect(),
+    }
+}
+
 /// The partitions of `until` that `positions` have not reached, with where to stop.
 fn still_to_fold(positions: &Positions, until: &Positions) -> Positions {
     until
@@ -718,6 +784,7 @@ pub async fn fold_to(
         positions,
         replay_until: Positions::new(),
         committed: Positions::new(),
+        output_partitions: 1,
     };
     attempt.add_new_partitions(&mut session).await?;
     session.replay_until = still_to_fold(&session.positions, until);

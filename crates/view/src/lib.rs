@@ -23,6 +23,7 @@ pub mod runtime;
 pub mod service;
 pub mod sql;
 pub mod state;
+pub mod stream;
 pub mod table;
 pub mod value;
 

@@ -13,9 +13,12 @@
 
 use crate::expr::Expr;
 use crate::fold::{Fold, Position, RowChange, Table};
-use crate::sql::{Query, ViewPlan, WINDOW_COLUMNS};
+use crate::sql::{Plan, Query, ViewPlan, WINDOW_COLUMNS};
 use crate::state::{Checkpoint, CheckpointDelta, Positions, StateError};
+use crate::stream::{OutRecord, StreamState};
 use crate::value::{Value, ValueError};
+use sluice_record::RecordHeader;
+use sluice_types::limits::{VIEW_DIRTY_KEYS_MAX, VIEW_PENDING_BYTES_MAX};
 use std::cmp::Ordering;
 use std::ops::Bound;
 
@@ -28,6 +31,7 @@ pub struct SourceRecord<'a> {
     pub timestamp: i64,
     pub partition: i32,
     pub offset: i64,
+    pub headers: &'a [RecordHeader<'a>],
 }
 
 /// How a view reads its source.
@@ -49,16 +53,45 @@ pub enum Applied {
     Skipped(String),
 }
 
+/// A definition at work: a table's or view's rows, or a stream's records.
 pub struct ViewState {
-    plan: ViewPlan,
-    /// The plan's output names, keys then aggregates (HAVING reads rows by them).
+    /// The output names: a view's keys then aggregates (HAVING reads rows by them); a
+    /// stream's columns.
     columns: Vec<String>,
-    fold: Fold,
-    table: Option<Table>,
+    inner: Inner,
+}
+
+enum Inner {
+    Rows {
+        plan: ViewPlan,
+        fold: Fold,
+        table: Option<Table>,
+    },
+    Stream(StreamState),
+}
+
+/// What one commit publishes and checkpoints.
+#[derive(Debug, Default)]
+pub struct Commit {
+    /// A table's or view's changed rows.
+    pub changes: Vec<RowChange>,
+    /// A stream's records.
+    pub records: Vec<OutRecord>,
+    pub delta: CheckpointDelta,
 }
 
 impl ViewState {
-    pub fn new(plan: ViewPlan, source: SourceKind) -> ViewState {
+    pub fn new(plan: Plan, source: SourceKind) -> ViewState {
+        let plan = match plan {
+            Plan::Stream(plan) => {
+                let stream = StreamState::new(plan);
+                return ViewState {
+                    columns: stream.columns(),
+                    inner: Inner::Stream(stream),
+                };
+            }
+            Plan::View(plan) => plan,
+        };
         let aggregates = plan.aggregates.iter().map(|(_, a, _)| *a).collect();
         let keys = plan.keys.iter().map(|(n, _)| n.clone());
         let window = plan.window.map_or(&[][..], |_| &WINDOW_COLUMNS[..]);
@@ -67,83 +100,45 @@ impl ViewState {
             .chain(plan.aggregates.iter().map(|(n, _, _)| n.clone()))
             .collect();
         ViewState {
-            plan,
             columns,
-            // A table's updates retract the rows they replace; a stream's rows stay.
-            fold: match source {
-                SourceKind::Table => Fold::new(aggregates),
-                SourceKind::Stream => Fold::append_only(aggregates),
+            inner: Inner::Rows {
+                plan,
+                // A table's updates retract the rows they replace; a stream's rows stay.
+                fold: match source {
+                    SourceKind::Table => Fold::new(aggregates),
+                    SourceKind::Stream => Fold::append_only(aggregates),
+                },
+                table: (source == SourceKind::Table).then(Table::default),
             },
-            table: (source == SourceKind::Table).then(Table::default),
         }
     }
 
-    /// The view's column names: its keys, then its aggregates.
+    /// The view's column names: its keys, then its aggregates (a stream's: what it writes).
     pub fn columns(&self) -> &[String] {
         &self.columns
     }
 
-    /// How many of the columns are group keys (a window's two included).
+    /// How many of the columns are group keys (a window's two included; a stream's none).
     pub fn key_len(&self) -> usize {
-        self.columns.len() - self.plan.aggregates.len()
+        match &self.inner {
+            Inner::Rows { plan, .. } => self.columns.len() - plan.aggregates.len(),
+            Inner::Stream(_) => 0,
+        }
+    }
+
+    /// True for a stream that keeps no state (a pipeline): a restart goes on from the
+    /// committed offsets with nothing to fold again.
+    pub fn is_stateless(&self) -> bool {
+        matches!(&self.inner, Inner::Stream(stream) if !stream.is_stateful())
     }
 
     /// Folds one source record. An error is a value the view cannot take (SUM of text, a
     /// comparison across kinds): the record changed nothing.
     pub fn apply(&mut self, record: &SourceRecord<'_>) -> Result<Applied, ValueError> {
-        let at = Position {
-            timestamp: record.timestamp,
-            partition: record.partition,
-            offset: record.offset,
-        };
-        let record_key = record.key.unwrap_or_default().to_vec();
-        let Some(value) = record.value else {
-            return Ok(match &mut self.table {
-                Some(table) => {
-                    table.delete(&mut self.fold, &record_key)?;
-                    Applied::Filtered
-                }
-                None => Applied::Skipped("a null value in a stream".into()),
-            });
-        };
-        let fields = match serde_json::from_slice::<serde_json::Value>(value) {
-            Ok(serde_json::Value::Object(fields)) => fields,
-            Ok(_) => {
-                return Ok(Applied::Skipped(
-                    "the value is JSON but not an object".into(),
-                ));
-            }
-            Err(e) => return Ok(Applied::Skipped(format!("the value is not JSON: {e}"))),
-        };
-        let column = |name: &str| column_of(name, record, &fields);
-        let passes = match &self.plan.filter {
-            None => true,
-            Some(filter) => filter.holds(&column)?,
-        };
-        if !passes {
-            if let Some(table) = &mut self.table {
-                table.delete(&mut self.fold, &record_key)?;
-            }
-            return Ok(Applied::Filtered);
+        match &mut self.inner {
+            Inner::Rows { plan, fold, table } => apply_rows(plan, fold, table.as_mut(), record),
+            Inner::Stream(stream) => stream.apply(record),
         }
-        let group = eval_all(self.plan.keys.iter().map(|(_, e)| e), &column)?;
-        let inputs = eval_all(self.plan.aggregates.iter().map(|(_, _, e)| e), &column)?;
-        match (&mut self.table, self.plan.window) {
-            (Some(table), None) => table.upsert(&mut self.fold, record_key, group, inputs, at)?,
-            (None, None) => self.fold.add(group, &inputs, at)?,
-            (None, Some(window)) => {
-                for start in window.starts(record.timestamp) {
-                    let mut key = group.clone();
-                    key.push(Value::Int(start));
-                    key.push(Value::Int(start.saturating_add(window.size_ms)));
-                    self.fold.add(key, &inputs, at)?;
-                }
-            }
-            (Some(_), Some(_)) => {
-                return Ok(Applied::Skipped("windows over a table are not kept".into()));
-            }
-        }
-        Ok(Applied::Folded)
     }
 
     /// The visible rows (those HAVING keeps), keys then aggregates, in key order.
@@ -151,12 +146,17 @@ impl ViewState {
         self.rows_from(Bound::Unbounded).collect()
     }
 
-    /// The visible rows from `from` on, in key order, computed as they are read.
+    /// The visible rows from `from` on, in key order, computed as they are read (a stream
+    /// has none).
     pub fn rows_from<'a>(
         &'a self,
         from: Bound<&'a [Value]>,
     ) -> impl Iterator<Item = Result<Vec<Value>, ValueError>> + 'a {
-        self.fold.rows_from(from).filter_map(|row| {
+        let rows = match &self.inner {
+            Inner::Rows { fold, .. } => Some(fold.rows_from(from)),
+            Inner::Stream(_) => None,
+        };
+        rows.into_iter().flatten().filter_map(|row| {
             let (key, values) = match row {
                 Ok(row) => row,
                 Err(e) => return Some(Err(e)),
@@ -172,7 +172,10 @@ impl ViewState {
 
     /// The visible row of group `key`, if any.
     pub fn row(&self, key: &[Value]) -> Result<Option<Vec<Value>>, ValueError> {
-        let Some(values) = self.fold.row(key)? else {
+        let Inner::Rows { fold, .. } = &self.inner else {
+            return Ok(None);
+        };
+        let Some(values) = fold.row(key)? else {
             return Ok(None);
         };
         let row: Vec<Value> = key.iter().cloned().chain(values).collect();
@@ -180,15 +183,25 @@ impl ViewState {
     }
 
     fn visible(&self, row: &[Value]) -> Result<bool, ValueError> {
-        match &self.plan.having {
-            None => Ok(true),
-            Some(having) => having.holds(&|name: &str| named(&self.columns, row, name)),
+        match &self.inner {
+            Inner::Rows {
+                plan:
+                    ViewPlan {
+                        having: Some(having),
+                        ..
+                    },
+                ..
+            } => having.holds(&|name: &str| named(&self.columns, row, name)),
+            _ => Ok(true),
         }
     }
 
     /// The changes since the last call, as rows to publish: a group HAVING hides is a deletion.
     pub fn take_changes(&mut self) -> Result<Vec<RowChange>, ValueError> {
-        let changes = self.fold.take_changes()?;
+        let Inner::Rows { fold, .. } = &mut self.inner else {
+            return Ok(Vec::new());
+        };
+        let changes = fold.take_changes()?;
         let mut out = Vec::with_capacity(changes.len());
         for change in changes {
             out.push(match change {
@@ -206,35 +219,65 @@ impl ViewState {
         Ok(out)
     }
 
-    /// Groups holding rows (HAVING may hide some).
+    /// Groups holding rows (HAVING may hide some); a rule's records in its windows.
     pub fn len(&self) -> usize {
-        self.fold.len()
+        match &self.inner {
+            Inner::Rows { fold, .. } => fold.len(),
+            Inner::Stream(stream) => stream.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.fold.is_empty()
+        self.len() == 0
     }
 
-    /// Groups changed since the last `take_changes`.
-    pub fn changed_len(&self) -> usize {
-        self.fold.changed_len()
+    /// True when a commit is due before more is folded: `VIEW_DIRTY_KEYS_MAX` groups changed,
+    /// or a stream holds that many records or `VIEW_PENDING_BYTES_MAX` bytes unwritten.
+    pub fn commit_due(&self) -> bool {
+        match &self.inner {
+            Inner::Rows { fold, .. } => fold.changed_len() >= VIEW_DIRTY_KEYS_MAX,
+            Inner::Stream(stream) => {
+                stream.pending_len() >= VIEW_DIRTY_KEYS_MAX
+                    || stream.pending_bytes() >= VIEW_PENDING_BYTES_MAX
+            }
+        }
     }
 
-    /// What one commit publishes (the changed rows) and checkpoints (the changed groups' and
-    /// table rows' bytes), taken together so that nothing changes between the two.
-    pub fn take_commit(&mut self) -> Result<(Vec<RowChange>, CheckpointDelta), ValueError> {
-        let groups = self
-            .fold
-            .changed_keys()
-            .map(|key| (key.clone(), self.fold.export_group(key)))
-            .collect();
-        let rows = self
-            .table
-            .as_mut()
-            .map(Table::take_changed_rows)
-            .unwrap_or_default();
+    /// Drops what a stream would write (a silent replay's records are already in its topic).
+    pub fn discard_output(&mut self) {
+        if let Inner::Stream(stream) = &mut self.inner {
+            stream.take_records();
+        }
+    }
+
+    /// What one commit publishes (the changed rows, or a stream's records) and checkpoints
+    /// (the changed groups' and table rows' bytes), taken together so that nothing changes
+    /// between the two.
+    pub fn take_commit(&mut self) -> Result<Commit, ValueError> {
+        let (groups, rows, records) = match &mut self.inner {
+            Inner::Rows { fold, table, .. } => {
+                let groups = fold
+                    .changed_keys()
+                    .map(|key| (key.clone(), fold.export_group(key)))
+                    .collect();
+                let rows = table
+                    .as_mut()
+                    .map(Table::take_changed_rows)
+                    .unwrap_or_default();
+                (groups, rows, Vec::new())
+            }
+            Inner::Stream(stream) => (
+                stream.take_changed_groups(),
+                Vec::new(),
+                stream.take_records(),
+            ),
+        };
         let changes = self.take_changes()?;
-        Ok((changes, CheckpointDelta { groups, rows }))
+        Ok(Commit {
+            changes,
+            records,
+            delta: CheckpointDelta { groups, rows },
+        })
     }
 
     /// Loads `view`'s checkpoint into this (new) state; returns the positions it reflects,
@@ -244,11 +287,80 @@ impl ViewState {
         checkpoint: &Checkpoint,
         view: &str,
     ) -> Result<Positions, StateError> {
-        checkpoint.restore(view, &mut self.fold, self.table.as_mut())
+        match &mut self.inner {
+            Inner::Rows { fold, table, .. } => checkpoint.restore(view, fold, table.as_mut()),
+            Inner::Stream(stream) => checkpoint.restore_with(
+                view,
+                &mut |key, bytes| stream.import_group(key, bytes),
+                &mut |_, _| Ok(()),
+            ),
+        }
     }
 }
 
-fn eval_all<'e>(
+/// Folds one source record into a table's or view's rows (the module doc).
+fn apply_rows(
+    plan: &ViewPlan,
+    fold: &mut Fold,
+    table: Option<&mut Table>,
+    record: &SourceRecord<'_>,
+) -> Result<Applied, ValueError> {
+    let at = Position {
+        timestamp: record.timestamp,
+        partition: record.partition,
+        offset: record.offset,
+    };
+    let record_key = record.key.unwrap_or_default().to_vec();
+    let Some(value) = record.value else {
+        return Ok(match table {
+            Some(table) => {
+                table.delete(fold, &record_key)?;
+                Applied::Filtered
+            }
+            None => Applied::Skipped("a null value in a stream".into()),
+        });
+    };
+    let fields = match serde_json::from_slice::<serde_json::Value>(value) {
+        Ok(serde_json::Value::Object(fields)) => fields,
+        Ok(_) => {
+            return Ok(Applied::Skipped(
+                "the value is JSON but not an object".into(),
+            ));
+        }
+        Err(e) => return Ok(Applied::Skipped(format!("the value is not JSON: {e}"))),
+    };
+    let column = |name: &str| column_of(name, record, &fields);
+    let passes = match &plan.filter {
+        None => true,
+        Some(filter) => filter.holds(&column)?,
+    };
+    if !passes {
+        if let Some(table) = table {
+            table.delete(fold, &record_key)?;
+        }
+        return Ok(Applied::Filtered);
+    }
+    let group = eval_all(plan.keys.iter().map(|(_, e)| e), &column)?;
+    let inputs = eval_all(plan.aggregates.iter().map(|(_, _, e)| e), &column)?;
+    match (table, plan.window) {
+        (Some(table), None) => table.upsert(fold, record_key, group, inputs, at)?,
+        (None, None) => fold.add(group, &inputs, at)?,
+        (None, Some(window)) => {
+            for start in window.starts(record.timestamp) {
+                let mut key = group.clone();
+                key.push(Value::Int(start));
+                key.push(Value::Int(start.saturating_add(window.size_ms)));
+                fold.add(key, &inputs, at)?;
+            }
+        }
+        (Some(_), Some(_)) => {
+            return Ok(Applied::Skipped("windows over a table are not kept".into()));
+        }
+    }
+    Ok(Applied::Folded)
+}
+
+pub(crate) fn eval_all<'e>(
     exprs: impl Iterator<Item = &'e Expr>,
     column: &dyn Fn(&str) -> Value,
 ) -> Result<Vec<Value>, ValueError> {
@@ -257,7 +369,7 @@ fn eval_all<'e>(
 
 /// A record's column: metadata, or a (possibly nested) field of its JSON value. A field that is
 /// missing, or a number that cannot be read exactly, is null.
-fn column_of(
+pub(crate) fn column_of(
     name: &str,
     record: &SourceRecord<'_>,
     fields: &serde_json::Map<String, serde_json::Value>,
@@ -269,6 +381,7 @@ fn column_of(
         "_ts" => Value::Int(record.timestamp),
         "_partition" => Value::Int(record.partition.into()),
         "_offset" => Value::Int(record.offset),
+        "_headers" => headers_value(record.headers),
         crate::table::VALUE_COLUMN => record.value.map_or(Value::Null, |v| {
             Value::Text(String::from_utf8_lossy(v).into_owned())
         }),
@@ -283,7 +396,22 @@ fn column_of(
     }
 }
 
-fn named(columns: &[String], row: &[Value], name: &str) -> Value {
+/// `_headers`: the record's headers as a JSON object text (a header's last value wins; values
+/// that are not UTF-8 are read lossily).
+fn headers_value(headers: &[RecordHeader<'_>]) -> Value {
+    let object: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|h| {
+            let value = h.value.map_or(serde_json::Value::Null, |v| {
+                serde_json::Value::String(String::from_utf8_lossy(v).into_owned())
+            });
+            (String::from_utf8_lossy(h.key).into_owned(), value)
+        })
+        .collect();
+    Value::Text(serde_json::Value::Object(object).to_string())
+}
+
+pub(crate) fn named(columns: &[String], row: &[Value], name: &str) -> Value {
     columns
         .iter()
         .position(|c| c == name)
@@ -355,7 +483,7 @@ mod tests {
         let Statement::CreateView { plan, .. } = parse(sql).unwrap() else {
             panic!("a view")
         };
-        ViewState::new(plan, source)
+        ViewState::new(Plan::View(plan), source)
     }
 
     fn record<'a>(key: &'a [u8], value: Option<&'a [u8]>, offset: i64) -> SourceRecord<'a> {
@@ -365,6 +493,7 @@ mod tests {
             timestamp: 1_700_000_000_000 + offset,
             partition: 0,
             offset,
+            headers: &[],
         }
     }
 
@@ -434,8 +563,10 @@ mod tests {
         for (i, (key, value)) in admissions.iter().enumerate() {
             original.apply(&record(key, Some(value), i as i64)).unwrap();
             positions.insert(("patients".into(), 0), i as i64 + 1);
-            let (_, delta) = original.take_commit().unwrap();
-            checkpoint.commit("per_ward", &delta, &positions).unwrap();
+            let commit = original.take_commit().unwrap();
+            checkpoint
+                .commit("per_ward", &commit.delta, &positions)
+                .unwrap();
         }
         let mut restored = view(sql, SourceKind::Table);
         assert_eq!(

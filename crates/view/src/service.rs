@@ -20,7 +20,7 @@ use crate::engine::{self, ChangeBatch, EngineOptions, Live, Phase, ViewSpec};
 use crate::fold::RowChange;
 use crate::output::{keys_named, row_json, row_key};
 use crate::runtime::{SourceKind, ViewState, answer};
-use crate::sql::{self, Query, SqlError, Statement, ViewPlan};
+use crate::sql::{self, Plan, Query, SqlError, Statement};
 use crate::state::{Checkpoint, Positions, StateError};
 use crate::table;
 use crate::value::{Value, ValueError};
@@ -148,17 +148,25 @@ impl Views {
             Statement::Select(query) => self.select(&query),
             Statement::ShowTables => Ok(self.list(Some(Kind::Table))),
             Statement::ShowViews => Ok(self.list(Some(Kind::View))),
+            Statement::ShowStreams => Ok(self.list(Some(Kind::Stream))),
             Statement::Describe(name) => self.describe(&name),
             Statement::Drop { name, if_exists } => self.drop(&name, if_exists).await,
             Statement::CreateTable { name, topic } => {
-                self.create(Kind::Table, &name, text, false, table::plan(&topic))
-                    .await
+                let plan = Plan::View(table::plan(&topic));
+                self.create(Kind::Table, &name, text, false, plan).await
             }
             Statement::CreateView {
                 name,
                 or_replace,
                 plan,
-            } => self.create(Kind::View, &name, text, or_replace, plan).await,
+            } => {
+                self.create(Kind::View, &name, text, or_replace, Plan::View(plan))
+                    .await
+            }
+            Statement::CreateStream { name, plan } => {
+                self.create(Kind::Stream, &name, text, false, Plan::Stream(plan))
+                    .await
+            }
         }
     }
 
@@ -172,6 +180,7 @@ impl Views {
             .collect();
         let field = match kind {
             Some(Kind::Table) => "tables",
+            Some(Kind::Stream) => "streams",
             _ => "views",
         };
         serde_json::json!({ field: items }).to_string()
@@ -205,7 +214,7 @@ impl Views {
         Ok(out.to_string())
     }
 
-    /// The table or view `name`.
+    /// The table, view or stream `name`.
     pub fn get(&self, name: &str) -> Result<Arc<Running>, ViewsError> {
         self.read_running()
             .get(name)
@@ -213,10 +222,22 @@ impl Views {
             .ok_or_else(|| ViewsError::NotFound(format!("no table or view named {name}")))
     }
 
+    /// The table or view `name`, whose rows are queried (a stream has none: its records are
+    /// in its topic).
+    fn with_rows(&self, name: &str) -> Result<Arc<Running>, ViewsError> {
+        let running = self.get(name)?;
+        if running.definition.kind == Kind::Stream {
+            return Err(ViewsError::Sql(SqlError(format!(
+                "{name} is a stream: it keeps no rows; its records are in topic {name} (read it with any Kafka client, or GET /v1/topics/{name}/...)"
+            ))));
+        }
+        Ok(running)
+    }
+
     /// The row of `name` whose key text (`output::row_key`) is `key`, as JSON text:
     /// `{"row": {...} | null, "position": {...}}`.
     pub fn row_by_key(&self, name: &str, key: &str) -> Result<String, ViewsError> {
-        let running = self.get(name)?;
+        let running = self.with_rows(name)?;
         let live = running.live.lock();
         let row = match find_key(&live.state, key)? {
             None => "null".to_string(),
@@ -243,7 +264,7 @@ impl Views {
         after: Option<&str>,
         limit: usize,
     ) -> Result<String, ViewsError> {
-        let running = self.get(name)?;
+        let running = self.with_rows(name)?;
         let live = running.live.lock();
         let limit = limit.min(VIEW_QUERY_ROWS_MAX);
         let key_len = live.state.key_len();
@@ -279,7 +300,7 @@ impl Views {
     /// `VIEW_SNAPSHOT_ROWS_MAX`), then a `position` event, then each commit's changed rows
     /// and its position.
     pub fn changes(&self, name: &str, snapshot: bool) -> Result<ChangeFeed, ViewsError> {
-        let running = self.get(name)?;
+        let running = self.with_rows(name)?;
         // Listen first: a commit between this and the snapshot is in the snapshot, and is
         // then left out as `seen`.
         let receiver = running.live.subscribe_changes();
@@ -314,7 +335,7 @@ impl Views {
     }
 
     fn select(&self, query: &Query) -> Result<String, ViewsError> {
-        let running = self.get(&query.from)?;
+        let running = self.with_rows(&query.from)?;
         let live = running.live.lock();
         let (columns, rows) = shown(
             running.definition.kind,
@@ -351,7 +372,7 @@ impl Views {
         name: &str,
         text: &str,
         or_replace: bool,
-        plan: ViewPlan,
+        plan: Plan,
     ) -> Result<String, ViewsError> {
         if name.starts_with("__") {
             // A view's output topic takes its name, and `__` names Sluice's and Kafka's own
@@ -386,7 +407,7 @@ impl Views {
         };
         let spec = self.spec_of(&definition, plan)?;
         let mut client = self.client().await?;
-        client
+        let source_partitions = client
             .partitions(&spec.source_topic, false)
             .await
             .map_err(|e| {
@@ -398,13 +419,24 @@ impl Views {
                 } else {
                     e.into()
                 }
-            })?;
+            })?
+            .len();
+        let source_partitions = i32::try_from(source_partitions).unwrap_or(i32::MAX);
         if let Some(output) = &spec.output_topic {
-            let topic = NewTopic {
-                name: output.clone(),
-                partitions: Some(1),
-                replication_factor: None,
-                configs: vec![("cleanup.policy".into(), "compact".into())],
+            let topic = match kind {
+                // A stream's topic is a log like its source, spread the same way.
+                Kind::Stream => NewTopic {
+                    name: output.clone(),
+                    partitions: Some(source_partitions),
+                    replication_factor: None,
+                    configs: Vec::new(),
+                },
+                _ => NewTopic {
+                    name: output.clone(),
+                    partitions: Some(1),
+                    replication_factor: None,
+                    configs: vec![("cleanup.policy".into(), "compact".into())],
+                },
             };
             admin::create_topic(&mut client, &topic).await.map_err(|e| {
                 if e.code() == Some(TOPIC_ALREADY_EXISTS) {
@@ -450,7 +482,7 @@ impl Views {
         let readers: Vec<String> = self
             .read_running()
             .values()
-            .filter(|r| r.definition.kind == Kind::View && r.spec.plan.source == name)
+            .filter(|r| r.definition.name != name && r.spec.plan.source() == name)
             .map(|r| r.definition.name.clone())
             .collect();
         if !readers.is_empty() {
@@ -516,7 +548,7 @@ impl Views {
             let published = engine::published(&spec, options, &running.live).await?;
             let positions =
                 engine::fold_to(&spec, &shadow, checkpoint, options, positions, &published).await?;
-            let (_, delta) = shadow.lock().state.take_commit()?;
+            let delta = shadow.lock().state.take_commit()?.delta;
             let (checkpoint, owned, at) =
                 (Arc::clone(checkpoint), name.to_string(), positions.clone());
             tokio::task::spawn_blocking(move || {
@@ -539,10 +571,13 @@ impl Views {
     }
 
     /// A catalog definition's plan, parsed again from its SQL.
-    fn plan_of(definition: &Definition) -> Result<ViewPlan, ViewsError> {
+    fn plan_of(definition: &Definition) -> Result<Plan, ViewsError> {
         match (definition.kind, sql::parse(&definition.sql)?) {
-            (Kind::Table, Statement::CreateTable { topic, .. }) => Ok(table::plan(&topic)),
-            (Kind::View, Statement::CreateView { plan, .. }) => Ok(plan),
+            (Kind::Table, Statement::CreateTable { topic, .. }) => {
+                Ok(Plan::View(table::plan(&topic)))
+            }
+            (Kind::View, Statement::CreateView { plan, .. }) => Ok(Plan::View(plan)),
+            (Kind::Stream, Statement::CreateStream { plan, .. }) => Ok(Plan::Stream(plan)),
             _ => Err(ViewsError::Sql(SqlError(format!(
                 "the definition of {} is not a CREATE of its kind",
                 definition.name
@@ -551,31 +586,44 @@ impl Views {
     }
 
     /// What `definition` keeps with `plan`: where it reads (a table's topic, read as a table;
-    /// else a topic read as a stream) and where it writes.
-    fn spec_of(&self, definition: &Definition, plan: ViewPlan) -> Result<ViewSpec, ViewsError> {
+    /// a stream's topic or any other topic, read as a stream) and where it writes (a view
+    /// and a stream to a topic of their name; a table nowhere).
+    fn spec_of(&self, definition: &Definition, plan: Plan) -> Result<ViewSpec, ViewsError> {
         let running = self.read_running();
-        let (source_topic, source_kind) = match (definition.kind, running.get(&plan.source)) {
-            (Kind::Table, _) => (plan.source.clone(), SourceKind::Table),
-            (Kind::View, Some(source)) if source.definition.kind == Kind::Table => {
-                if plan.window.is_some() {
-                    return Err(ViewsError::Sql(SqlError(format!(
-                        "{} windows table {}: windows are over a stream (a topic), not a table",
-                        definition.name, plan.source
-                    ))));
+        let refuse = |why: String| Err(ViewsError::Sql(SqlError(why)));
+        let source = running.get(plan.source()).map(|r| (r.definition.kind, r));
+        let name = &definition.name;
+        let (source_topic, source_kind) = match (definition.kind, source) {
+            (Kind::Table, _) => (plan.source().to_string(), SourceKind::Table),
+            (_, None) | (_, Some((Kind::Stream, _))) => {
+                (plan.source().to_string(), SourceKind::Stream)
+            }
+            (Kind::View, Some((Kind::Table, table))) => {
+                if matches!(&plan, Plan::View(p) if p.window.is_some()) {
+                    return refuse(format!(
+                        "{name} windows table {}: windows are over a stream (a topic), not a table",
+                        plan.source()
+                    ));
                 }
-                (source.spec.source_topic.clone(), SourceKind::Table)
+                (table.spec.source_topic.clone(), SourceKind::Table)
             }
             (Kind::View, Some(_)) => {
-                return Err(ViewsError::Sql(SqlError(format!(
-                    "{} reads view {}: a view over a view is not supported yet (read its table or topic)",
-                    definition.name, plan.source
-                ))));
+                return refuse(format!(
+                    "{name} reads view {}: a view over a view is not supported yet (read its table or topic)",
+                    plan.source()
+                ));
             }
-            (Kind::View, None) => (plan.source.clone(), SourceKind::Stream),
+            (Kind::Stream, Some((kind, _))) => {
+                return refuse(format!(
+                    "{name} reads {} {}: a stream reads a topic or another stream",
+                    kind.as_str(),
+                    plan.source()
+                ));
+            }
         };
         Ok(ViewSpec {
-            name: definition.name.clone(),
-            output_topic: (definition.kind == Kind::View).then(|| definition.name.clone()),
+            name: name.clone(),
+            output_topic: (definition.kind != Kind::Table).then(|| name.clone()),
             plan,
             source_topic,
             source_kind,
@@ -684,7 +732,7 @@ pub fn positions_value(positions: &Positions) -> serde_json::Value {
 /// a table's with each JSON field as a column (`table::expand`).
 fn shown(kind: Kind, columns: &[String], rows: Vec<Vec<Value>>) -> (Vec<String>, Vec<Vec<Value>>) {
     match kind {
-        Kind::View => (columns.to_vec(), rows),
+        Kind::View | Kind::Stream => (columns.to_vec(), rows),
         Kind::Table => table::expand(rows),
     }
 }
@@ -857,7 +905,7 @@ mod tests {
         .unwrap() else {
             panic!("a view")
         };
-        let mut state = ViewState::new(plan, SourceKind::Stream);
+        let mut state = ViewState::new(Plan::View(plan), SourceKind::Stream);
         for (offset, value) in [r#"{"name":"42"}"#, r#"{"name":7}"#, r#"{"name":"ada"}"#]
             .iter()
             .enumerate()
@@ -868,6 +916,7 @@ mod tests {
                 timestamp: 0,
                 partition: 0,
                 offset: offset as i64,
+                headers: &[],
             };
             state.apply(&record).unwrap();
         }

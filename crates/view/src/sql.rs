@@ -12,8 +12,15 @@
 //! DISTINCT, window functions, division, ...) is an error that names it, never a wrong answer.
 //! A view's GROUP BY may hold one window: `TUMBLE(_ts, INTERVAL '1' MINUTE)` or, as Flink's
 //! group windows, `HOP(_ts, slide, size)`; the view then has the key columns `window_start` and
-//! `window_end` (epoch ms) after its own keys. `WINDOW SLIDING` and `CREATE STREAM` come with the
-//! engine's next steps and are refused by name until then.
+//! `window_end` (epoch ms) after its own keys.
+//! - `CREATE STREAM s AS SELECT * | columns FROM topic [WHERE ...] [PARTITION BY expr]`: a
+//!   pipeline, each record that passes WHERE written to topic `s`.
+//! - `CREATE STREAM s AS SELECT keys, aggregates FROM topic WINDOW SLIDING (SIZE n UNIT)
+//!   [WHERE ...] GROUP BY keys HAVING ...`: a rule, one alert each time HAVING turns true over
+//!   a group's records of the last `n` units.
+//!
+//! HAVING may name an aggregate of the SELECT list by its call (`HAVING COUNT(*) > 3`) or by
+//! its output name.
 //!
 //! Owns: the surface and its checks. Not: evaluation (`expr`), maintenance (`fold`).
 
@@ -45,9 +52,14 @@ pub enum Statement {
         or_replace: bool,
         plan: ViewPlan,
     },
+    CreateStream {
+        name: String,
+        plan: StreamPlan,
+    },
     Select(Query),
     ShowTables,
     ShowViews,
+    ShowStreams,
     Describe(String),
     Drop {
         name: String,
@@ -98,6 +110,66 @@ impl Window {
     }
 }
 
+/// What a `CREATE STREAM` writes to its topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamPlan {
+    /// Each record that passes WHERE, projected.
+    Pipeline(Pipeline),
+    /// One alert each time a group's condition over its sliding window turns true.
+    Rule(SlidingRule),
+}
+
+impl StreamPlan {
+    /// The topic the stream reads.
+    pub fn source(&self) -> &str {
+        match self {
+            StreamPlan::Pipeline(p) => &p.source,
+            StreamPlan::Rule(r) => &r.plan.source,
+        }
+    }
+}
+
+/// `CREATE STREAM s AS SELECT ... FROM topic [WHERE ...] [PARTITION BY ...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pipeline {
+    pub source: String,
+    pub filter: Option<Expr>,
+    /// Output name and expression of each column of the written JSON object; `None` for `*`
+    /// (the record's value and headers as they are).
+    pub columns: Option<Vec<(String, Expr)>>,
+    /// The written record's key (and so its partition); `None`: the source record's key, in
+    /// the source record's partition.
+    pub partition_by: Option<Expr>,
+}
+
+/// `CREATE STREAM s AS SELECT keys, aggregates FROM topic WINDOW SLIDING (SIZE ...) [WHERE]
+/// GROUP BY keys HAVING ...`: the aggregates of each group over its records of the last
+/// `size_ms` (the window ending at the group's newest record, both ends inclusive, as Kafka
+/// Streams' sliding windows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlidingRule {
+    pub size_ms: i64,
+    /// Its `window` is `None` and its `having` is set.
+    pub plan: ViewPlan,
+}
+
+/// What a definition keeps: rows (a table or view) or a stream of records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    View(ViewPlan),
+    Stream(StreamPlan),
+}
+
+impl Plan {
+    /// The table or topic the definition reads.
+    pub fn source(&self) -> &str {
+        match self {
+            Plan::View(plan) => &plan.source,
+            Plan::Stream(plan) => plan.source(),
+        }
+    }
+}
+
 /// A query of a view's or table's rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
@@ -124,22 +196,33 @@ pub fn parse(sql: &str) -> Result<Statement, SqlError> {
     if is(0, "CREATE") && is(1, "TABLE") {
         return create_table(&words, &upper);
     }
-    if is(0, "CREATE") && (is(1, "STREAM") || is(1, "SOURCE")) {
-        return refuse(format!("CREATE {} is not supported yet", upper[1]));
+    if is(0, "CREATE") && is(1, "STREAM") {
+        return create_stream(sql);
+    }
+    if is(0, "CREATE") && is(1, "SOURCE") {
+        return refuse("CREATE SOURCE is not supported: a topic is read by its name");
     }
     if is(0, "SHOW") && words.len() == 2 {
         return match upper[1].as_str() {
             "TABLES" => Ok(Statement::ShowTables),
             "VIEWS" => Ok(Statement::ShowViews),
+            "STREAMS" => Ok(Statement::ShowStreams),
             other => refuse(format!(
-                "SHOW {other} is not supported (SHOW TABLES, SHOW VIEWS)"
+                "SHOW {other} is not supported (SHOW TABLES, SHOW VIEWS, SHOW STREAMS)"
             )),
         };
     }
     if (is(0, "DESCRIBE") || is(0, "DESC")) && words.len() == 2 {
         return Ok(Statement::Describe(words[1].clone()));
     }
-    if is(0, "DROP") && (is(1, "TABLE") || is(1, "VIEW") || is(1, "MATERIALIZED")) {
+    if is(0, "CREATE") && is(1, "OR") && is(3, "STREAM") {
+        return refuse(
+            "CREATE OR REPLACE STREAM is not supported: DROP the stream, then CREATE it",
+        );
+    }
+    if is(0, "DROP")
+        && (is(1, "TABLE") || is(1, "VIEW") || is(1, "MATERIALIZED") || is(1, "STREAM"))
+    {
         return drop(&words, &upper);
     }
     let mut statements =
@@ -198,7 +281,7 @@ fn create_table(words: &[String], upper: &[String]) -> Result<Statement, SqlErro
     })
 }
 
-/// `DROP TABLE|VIEW|MATERIALIZED VIEW [IF EXISTS] name`.
+/// `DROP TABLE|VIEW|MATERIALIZED VIEW|STREAM [IF EXISTS] name`.
 fn drop(words: &[String], upper: &[String]) -> Result<Statement, SqlError> {
     let mut at = if upper[1] == "MATERIALIZED" { 3 } else { 2 };
     if upper[1] == "MATERIALIZED" && upper.get(2).is_none_or(|w| w != "VIEW") {
@@ -210,7 +293,7 @@ fn drop(words: &[String], upper: &[String]) -> Result<Statement, SqlError> {
         at += 2;
     }
     if words.len() != at + 1 {
-        return refuse("expected DROP TABLE|VIEW [IF EXISTS] name");
+        return refuse("expected DROP TABLE|VIEW|STREAM [IF EXISTS] name");
     }
     Ok(Statement::Drop {
         name: name(&words[at])?,
@@ -255,6 +338,181 @@ fn create_view(view: ast::CreateView) -> Result<Statement, SqlError> {
         name: object_name(&view.name)?,
         or_replace: view.or_replace,
         plan: view_plan(select)?,
+    })
+}
+
+/// `CREATE STREAM name AS SELECT ... FROM topic [WINDOW SLIDING (SIZE n UNIT)] [WHERE ...]
+/// [GROUP BY ... HAVING ...] [PARTITION BY expr]`: the WINDOW and PARTITION BY clauses no
+/// dialect has are cut from the tokens here, the rest is a SELECT for `sqlparser`.
+fn create_stream(sql: &str) -> Result<Statement, SqlError> {
+    let shape = "CREATE STREAM name AS SELECT ... FROM topic";
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .map_err(|e| SqlError(format!("SQL: {e}")))?;
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i], Token::Whitespace(_)))
+        .collect();
+    let word = |k: usize| match significant.get(k).map(|&i| &tokens[i]) {
+        Some(Token::Word(w)) => Some(w.value.clone()),
+        _ => None,
+    };
+    let is = |k: usize, keyword: &str| word(k).is_some_and(|w| w.eq_ignore_ascii_case(keyword));
+    if !(is(0, "CREATE") && is(1, "STREAM") && is(3, "AS")) {
+        return refuse(format!("expected {shape}"));
+    }
+    let stream = name(&word(2).ok_or_else(|| SqlError(format!("expected {shape}")))?)?;
+    let mut rest: Vec<Token> = tokens[significant[3] + 1..].to_vec();
+    let window = cut_window(&mut rest)?;
+    let partition_by = cut_partition_by(&mut rest)?;
+    let text: String = rest.iter().map(|t| t.to_string()).collect();
+    let mut statements =
+        Parser::parse_sql(&GenericDialect {}, &text).map_err(|e| SqlError(format!("SQL: {e}")))?;
+    let query = match (statements.len(), statements.pop()) {
+        (1, Some(ast::Statement::Query(query))) => *query,
+        _ => return refuse(format!("expected {shape}")),
+    };
+    let parts = only_select(query, false)?;
+    let plan = match window {
+        Some(size_ms) => {
+            if partition_by.is_some() {
+                return refuse(
+                    "PARTITION BY is not taken with WINDOW SLIDING: an alert is keyed by its alert id",
+                );
+            }
+            let plan = view_plan(parts)?;
+            if plan.window.is_some() {
+                return refuse(
+                    "a rule's window is its WINDOW SLIDING: TUMBLE and HOP are not taken with it",
+                );
+            }
+            if plan.having.is_none() {
+                return refuse(
+                    "a WINDOW SLIDING rule needs HAVING: the condition that raises its alert",
+                );
+            }
+            StreamPlan::Rule(SlidingRule { size_ms, plan })
+        }
+        None => StreamPlan::Pipeline(pipeline(parts, partition_by)?),
+    };
+    Ok(Statement::CreateStream { name: stream, plan })
+}
+
+/// Cuts `WINDOW SLIDING (SIZE n UNIT)` out of `tokens`; returns its size in milliseconds.
+fn cut_window(tokens: &mut Vec<Token>) -> Result<Option<i64>, SqlError> {
+    let Some(at) = top_level_word(tokens, "WINDOW") else {
+        return Ok(None);
+    };
+    let shape = "WINDOW SLIDING (SIZE n UNIT)";
+    let words: Vec<(usize, &Token)> = tokens
+        .iter()
+        .enumerate()
+        .skip(at + 1)
+        .filter(|(_, t)| !matches!(t, Token::Whitespace(_)))
+        .take(6)
+        .collect();
+    let text = |k: usize| words.get(k).map(|(_, t)| t.to_string()).unwrap_or_default();
+    let kind = text(0).to_ascii_uppercase();
+    if kind != "SLIDING" {
+        return refuse(format!(
+            "WINDOW {kind} is not supported: a stream takes {shape}; a materialized view groups by TUMBLE(_ts, ...) or HOP(_ts, ...)"
+        ));
+    }
+    let closed = words.len() == 6
+        && matches!(words[1].1, Token::LParen)
+        && text(2).eq_ignore_ascii_case("SIZE")
+        && matches!(words[5].1, Token::RParen);
+    if !closed {
+        return refuse(format!("expected {shape}"));
+    }
+    let size_ms = amount_ms(&text(3), &text(4), shape)?;
+    let end = words[5].0;
+    tokens.drain(at..=end);
+    Ok(Some(size_ms))
+}
+
+/// Cuts a trailing `PARTITION BY expr` out of `tokens`; returns the expression.
+fn cut_partition_by(tokens: &mut Vec<Token>) -> Result<Option<Expr>, SqlError> {
+    let Some(at) = top_level_word(tokens, "PARTITION") else {
+        return Ok(None);
+    };
+    let tail: String = tokens[at..].iter().map(|t| t.to_string()).collect();
+    let tail = tail.trim().trim_end_matches(';');
+    let Some(text) = tail
+        .get("PARTITION".len()..)
+        .map(str::trim_start)
+        .filter(|t| t.len() > 2 && t[..2].eq_ignore_ascii_case("BY"))
+        .map(|t| &t[2..])
+    else {
+        return refuse("expected PARTITION BY expr, at the end");
+    };
+    let mut parser = Parser::new(&GenericDialect {})
+        .try_with_sql(text)
+        .map_err(|e| SqlError(format!("SQL: {e}")))?;
+    let parsed = parser
+        .parse_expr()
+        .map_err(|e| SqlError(format!("PARTITION BY: {e}")))?;
+    if parser.peek_token().token != Token::EOF {
+        return refuse("PARTITION BY takes one expression and ends the statement");
+    }
+    tokens.truncate(at);
+    Ok(Some(expr(&parsed)?))
+}
+
+/// The index of the first `keyword` outside parentheses.
+fn top_level_word(tokens: &[Token], keyword: &str) -> Option<usize> {
+    let mut depth = 0i32;
+    for (i, token) in tokens.iter().enumerate() {
+        match token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::Word(w)
+                if depth == 0
+                    && w.quote_style.is_none()
+                    && w.value.eq_ignore_ascii_case(keyword) =>
+            {
+                return Some(i);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A pipeline's SELECT: `*`, or columns (no aggregates, no GROUP BY).
+fn pipeline((select, _, _): Parts, partition_by: Option<Expr>) -> Result<Pipeline, SqlError> {
+    let grouped = !matches!(&select.group_by, ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    if grouped || select.having.is_some() {
+        return refuse(
+            "GROUP BY in a stream needs WINDOW SLIDING (SIZE n UNIT): a rule; a materialized view keeps groups",
+        );
+    }
+    let mut columns = Some(Vec::new());
+    for item in &select.projection {
+        let (e, alias) = match item {
+            ast::SelectItem::Wildcard(_) if select.projection.len() == 1 => {
+                columns = None;
+                continue;
+            }
+            ast::SelectItem::UnnamedExpr(e) => (e, e.to_string()),
+            ast::SelectItem::ExprWithAlias { expr, alias } => (expr, alias.value.clone()),
+            _ => {
+                return refuse(
+                    "qualified and mixed * are not supported: SELECT * or name the columns",
+                );
+            }
+        };
+        if aggregate(e)?.is_some() {
+            return refuse(
+                "aggregates in a stream need GROUP BY and WINDOW SLIDING (a rule), or a materialized view",
+            );
+        }
+        columns.get_or_insert_with(Vec::new).push((alias, expr(e)?));
+    }
+    Ok(Pipeline {
+        source: source(&select)?,
+        filter: select.selection.as_ref().map(expr).transpose()?,
+        columns,
+        partition_by,
     })
 }
 
@@ -351,7 +609,14 @@ fn view_plan((select, _, _): Parts) -> Result<ViewPlan, SqlError> {
     if plan.aggregates.is_empty() {
         return refuse("a materialized view needs at least one aggregate");
     }
-    plan.having = select.having.as_ref().map(expr).transpose()?;
+    plan.having = match &select.having {
+        None => None,
+        Some(having) => {
+            let mut having = having.clone();
+            name_aggregates(&mut having, &plan.aggregates)?;
+            Some(expr(&having)?)
+        }
+    };
     let window_columns = plan.window.map_or(&[][..], |_| &WINDOW_COLUMNS[..]);
     let outputs: Vec<&str> = plan
         .keys
@@ -369,6 +634,40 @@ fn view_plan((select, _, _): Parts) -> Result<ViewPlan, SqlError> {
         ));
     }
     Ok(plan)
+}
+
+/// Replaces each aggregate call in HAVING with the output name of the same aggregate in the
+/// SELECT list (`HAVING COUNT(*) > 3`), so HAVING reads the view's row.
+fn name_aggregates(
+    e: &mut ast::Expr,
+    aggregates: &[(String, Aggregate, Expr)],
+) -> Result<(), SqlError> {
+    match e {
+        ast::Expr::Function(_) => {
+            let Some((function, argument, _)) = aggregate(e)? else {
+                return Ok(());
+            };
+            let Some((name, _, _)) = aggregates
+                .iter()
+                .find(|(_, f, a)| *f == function && (*a == argument || *f == Aggregate::CountRows))
+            else {
+                return refuse(format!(
+                    "HAVING reads {e}, which the SELECT list does not: select it (AS a name)"
+                ));
+            };
+            *e = ast::Expr::Identifier(ast::Ident::new(name.clone()));
+            Ok(())
+        }
+        ast::Expr::BinaryOp { left, right, .. } => {
+            name_aggregates(left, aggregates)?;
+            name_aggregates(right, aggregates)
+        }
+        ast::Expr::UnaryOp { expr: inner, .. }
+        | ast::Expr::Nested(inner)
+        | ast::Expr::IsNull(inner)
+        | ast::Expr::IsNotNull(inner) => name_aggregates(inner, aggregates),
+        _ => Ok(()),
+    }
 }
 
 /// `e` as an aggregate call: its function, its argument, its default output name.
@@ -519,6 +818,12 @@ fn interval_ms(e: &ast::Expr) -> Result<i64, SqlError> {
             None => return refuse(format!("{e}: the INTERVAL names no unit")),
         },
     };
+    amount_ms(&amount, &unit, &e.to_string())
+}
+
+/// `amount` `unit`s in milliseconds (`shown` names the clause in an error): milliseconds,
+/// seconds, minutes, hours or days.
+fn amount_ms(amount: &str, unit: &str, shown: &str) -> Result<i64, SqlError> {
     let unit_ms: i64 = match unit.to_ascii_uppercase().trim_end_matches('S') {
         "MILLISECOND" => 1,
         "SECOND" => 1_000,
@@ -527,7 +832,7 @@ fn interval_ms(e: &ast::Expr) -> Result<i64, SqlError> {
         "DAY" => 86_400_000,
         _ => {
             return refuse(format!(
-                "{e}: the unit {unit} is not supported (milliseconds, seconds, minutes, hours, days)"
+                "{shown}: the unit {unit} is not supported (milliseconds, seconds, minutes, hours, days)"
             ));
         }
     };
@@ -537,7 +842,9 @@ fn interval_ms(e: &ast::Expr) -> Result<i64, SqlError> {
         .and_then(|n| n.checked_mul(unit_ms))
     {
         Some(ms) if ms > 0 => Ok(ms),
-        _ => refuse(format!("{e}: expected a whole, positive number of {unit}")),
+        _ => refuse(format!(
+            "{shown}: expected a whole, positive number of {unit}"
+        )),
     }
 }
 
@@ -814,6 +1121,58 @@ mod tests {
     }
 
     #[test]
+    fn streams_parse_as_pipelines_and_rules() {
+        let Statement::CreateStream { name, plan } = parse(
+            "create stream hot as select device, temperature AS t from readings \
+             where temperature > 30 partition by site;",
+        )
+        .unwrap() else {
+            panic!("a stream")
+        };
+        assert_eq!(name, "hot");
+        assert_eq!(
+            plan,
+            StreamPlan::Pipeline(Pipeline {
+                source: "readings".into(),
+                filter: Some(Expr::Binary(
+                    BinaryOp::Gt,
+                    Box::new(col("temperature")),
+                    Box::new(Expr::Literal(Value::Int(30)))
+                )),
+                columns: Some(vec![
+                    ("device".into(), col("device")),
+                    ("t".into(), col("temperature"))
+                ]),
+                partition_by: Some(col("site")),
+            })
+        );
+        let Statement::CreateStream { plan, .. } = parse(
+            "CREATE STREAM fraud AS SELECT account, COUNT(*) AS n FROM payments \
+             WINDOW SLIDING (SIZE 60 SECONDS) WHERE amount > 0 GROUP BY account \
+             HAVING COUNT(*) >= 3 AND n < 100",
+        )
+        .unwrap() else {
+            panic!("a stream")
+        };
+        let StreamPlan::Rule(rule) = plan else {
+            panic!("a rule")
+        };
+        assert_eq!(rule.size_ms, 60_000);
+        assert_eq!(rule.plan.source, "payments");
+        assert!(rule.plan.filter.is_some());
+        // HAVING's COUNT(*) reads the selected aggregate by its name.
+        assert_eq!(rule.plan.having.unwrap().columns(), vec!["n", "n"]);
+        assert_eq!(parse("SHOW STREAMS").unwrap(), Statement::ShowStreams);
+        assert_eq!(
+            parse("DROP STREAM IF EXISTS fraud").unwrap(),
+            Statement::Drop {
+                name: "fraud".into(),
+                if_exists: true
+            }
+        );
+    }
+
+    #[test]
     fn unsupported_sql_is_refused_by_name() {
         let refused = |sql: &str, named: &str| {
             let e = parse(sql).expect_err(sql);
@@ -879,7 +1238,39 @@ mod tests {
             "CREATE VIEW v AS SELECT k, COUNT(*) FROM t GROUP BY k",
             "MATERIALIZED",
         );
-        refused("CREATE STREAM s AS SELECT * FROM t", "CREATE STREAM");
+        refused("CREATE SOURCE s FROM t", "CREATE SOURCE");
+        refused(
+            "CREATE STREAM s AS SELECT k, COUNT(*) FROM t WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY k HAVING COUNT(*) > 1",
+            "WINDOW TUMBLING",
+        );
+        refused(
+            "CREATE STREAM s AS SELECT k, COUNT(*) FROM t GROUP BY k",
+            "needs WINDOW SLIDING",
+        );
+        refused(
+            "CREATE STREAM s AS SELECT k, COUNT(*) FROM t WINDOW SLIDING (SIZE 1 MINUTE) GROUP BY k",
+            "needs HAVING",
+        );
+        refused(
+            "CREATE STREAM s AS SELECT k, COUNT(*) AS n FROM t WINDOW SLIDING (SIZE 1 MINUTE) GROUP BY k HAVING SUM(x) > 1",
+            "SUM(x)",
+        );
+        refused(
+            "CREATE STREAM s AS SELECT k, COUNT(*) AS n FROM t WINDOW SLIDING (SIZE 1 FORTNIGHT) GROUP BY k HAVING n > 1",
+            "FORTNIGHT",
+        );
+        refused(
+            "CREATE STREAM s AS SELECT SUM(x) FROM t",
+            "aggregates in a stream",
+        );
+        refused(
+            "CREATE STREAM s AS SELECT * FROM t PARTITION BY a b",
+            "PARTITION BY",
+        );
+        refused(
+            "CREATE OR REPLACE STREAM s AS SELECT * FROM t",
+            "DROP the stream",
+        );
         refused("SELECT k, COUNT(*) FROM v GROUP BY k", "GROUP BY");
         refused("SELECT * FROM v LIMIT 5 OFFSET 10", "OFFSET");
         refused("SELECT 1; SELECT 2", "one statement");

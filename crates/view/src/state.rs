@@ -7,7 +7,9 @@
 //! with its view's name and a 0 byte (names hold none), so one view's entries are one range.
 //!
 //! ```text
-//! groups     view \0 postcard(group key)             -> Fold::export_group bytes
+//! groups     view \0 postcard(group key)             -> Fold::export_group bytes (a rule's:
+//!                                                       its window; the empty key: its
+//!                                                       partitions' times, `stream`)
 //! rows       view \0 record key                      -> Table::export_row bytes
 //! positions  view \0 topic \0 partition (i32, BE)    -> next offset (i64)
 //! ```
@@ -42,6 +44,9 @@ impl From<redb::Error> for StateError {
 fn store<E: Into<redb::Error>>(e: E) -> StateError {
     StateError::from(e.into())
 }
+
+/// What taking back one checkpoint entry gives.
+pub type Imported = Result<(), CheckpointMismatch>;
 
 /// A source's position: the topic and partition, and the next offset to read there.
 pub type Positions = BTreeMap<(String, i32), i64>;
@@ -109,7 +114,26 @@ impl Checkpoint {
         &self,
         view: &str,
         fold: &mut Fold,
-        table: Option<&mut Table>,
+        mut table: Option<&mut Table>,
+    ) -> Result<Positions, StateError> {
+        let mut on_row = |key: Vec<u8>, bytes: &[u8]| match table.as_deref_mut() {
+            Some(table) => table.import_row(key, bytes),
+            None => Ok(()),
+        };
+        self.restore_with(
+            view,
+            &mut |key, bytes| fold.import_group(key, bytes),
+            &mut on_row,
+        )
+    }
+
+    /// Hands each of `view`'s groups to `on_group` and each of its rows to `on_row`, and
+    /// returns the positions they reflect.
+    pub fn restore_with(
+        &self,
+        view: &str,
+        on_group: &mut dyn FnMut(Vec<Value>, &[u8]) -> Imported,
+        on_row: &mut dyn FnMut(Vec<u8>, &[u8]) -> Imported,
     ) -> Result<Positions, StateError> {
         let txn = self.db.begin_read().map_err(store)?;
         let prefix = entry_key(view, &[]);
@@ -119,16 +143,16 @@ impl Checkpoint {
                 let Some(group_key) = key.value().strip_prefix(prefix.as_slice()) else {
                     break;
                 };
-                fold.import_group(decode_group_key(group_key)?, bytes.value())?;
+                on_group(decode_group_key(group_key)?, bytes.value())?;
             }
         }
-        if let (Some(table), Some(rows)) = (table, open_readable(&txn, ROWS)?) {
+        if let Some(rows) = open_readable(&txn, ROWS)? {
             for item in rows.range(prefix.as_slice()..).map_err(store)? {
                 let (key, bytes) = item.map_err(store)?;
                 let Some(record_key) = key.value().strip_prefix(prefix.as_slice()) else {
                     break;
                 };
-                table.import_row(record_key.to_vec(), bytes.value())?;
+                on_row(record_key.to_vec(), bytes.value())?;
             }
         }
         let mut positions = Positions::new();

@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use sluice_view::runtime::{SourceKind, SourceRecord, ViewState};
-use sluice_view::sql::{Statement, parse};
+use sluice_view::sql::{Plan, Statement, parse};
 use sluice_view::value::Value;
 use std::collections::BTreeMap;
 
@@ -20,7 +20,7 @@ fn view(window: &str) -> ViewState {
     let Statement::CreateView { plan, .. } = parse(&sql).unwrap() else {
         panic!("a view")
     };
-    ViewState::new(plan, SourceKind::Stream)
+    ViewState::new(Plan::View(plan), SourceKind::Stream)
 }
 
 /// (sensor, window start, window end) -> (total, count), by trying every start.
@@ -83,6 +83,7 @@ fn check(window: &str, slide: i64, size: i64, readings: &[(u8, i64, i64)]) {
             timestamp: *ts,
             partition: 0,
             offset: offset as i64,
+            headers: &[],
         };
         state.apply(&record).unwrap();
         oracle_add(&mut oracle, &sensor, *ts, *v, slide, size);

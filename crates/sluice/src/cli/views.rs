@@ -89,7 +89,8 @@ pub enum ViewCommand {
     /// Rebuild a table or view from its source's start, beside the running one (which answers
     /// until the new one has caught up); nothing is published again.
     Rebuild { name: String },
-    /// Drop a table or view: its engine, definition, checkpoint, group and output topic.
+    /// Drop a table, view or stream: its engine, definition, checkpoint, group and output
+    /// topic.
     Drop { name: String },
 }
 
