@@ -172,33 +172,138 @@ async fn wait_caught_up(live: &Live, ends: &BTreeMap<(String, i32), i64>) {
     }
 }
 
+/// An engine at work on one spec against the test's broker, faults injected by `hook`.
+struct EngineRun {
+    spec: Arc<ViewSpec>,
+    live: Arc<Live>,
+    checkpoint: Arc<Checkpoint>,
+    options: EngineOptions,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl EngineRun {
+    fn start(spec: ViewSpec, server: &common::Server, hook: FaultHook) -> EngineRun {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoint = Arc::new(Checkpoint::open(&dir.path().join("views.redb")).unwrap());
+        let spec = Arc::new(spec);
+        let live = Live::new(&spec);
+        let options = EngineOptions {
+            bootstrap: server.address.clone(),
+            commit_interval: Duration::from_millis(20),
+            faults: Some(hook),
+        };
+        let stop = CancellationToken::new();
+        let task = Self::spawn(&spec, &live, &checkpoint, &options, &stop);
+        EngineRun {
+            spec,
+            live,
+            checkpoint,
+            options,
+            stop,
+            task,
+            _dir: dir,
+        }
+    }
+
+    fn spawn(
+        spec: &Arc<ViewSpec>,
+        live: &Arc<Live>,
+        checkpoint: &Arc<Checkpoint>,
+        options: &EngineOptions,
+        stop: &CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(engine::run(
+            Arc::clone(spec),
+            Arc::clone(live),
+            Arc::clone(checkpoint),
+            options.clone(),
+            stop.clone(),
+        ))
+    }
+
+    /// Stops the engine, deletes its checkpoint and starts it again: it rebuilds its state.
+    async fn restart_without_checkpoint(&mut self) {
+        self.stop.cancel();
+        (&mut self.task).await.unwrap();
+        self.checkpoint.forget(&self.spec.name).unwrap();
+        self.stop = CancellationToken::new();
+        self.task = Self::spawn(
+            &self.spec,
+            &self.live,
+            &self.checkpoint,
+            &self.options,
+            &self.stop,
+        );
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap();
+    }
+}
+
+/// `ROUNDS` rounds of payments (`produce_round`), each folded in before the next; the broker
+/// killed and restarted after a third of them, the engine's checkpoint deleted after half.
+/// `each` sees every round's payments.
+async fn payment_rounds(
+    server: &mut common::Server,
+    client: &mut Client,
+    run: &mut EngineRun,
+    mut each: impl FnMut(Vec<(String, i64)>),
+) {
+    let mut ends = BTreeMap::new();
+    for round in 0..ROUNDS {
+        each(produce_round(client, round).await);
+        for partition in 0..2 {
+            let end = (round + 1) * PER_ROUND / 2;
+            ends.insert(("payments".to_string(), partition), end as i64);
+        }
+        wait_caught_up(&run.live, &ends).await;
+        if round == ROUNDS / 3 {
+            // The broker killed under the running engine: it reconnects and recovers.
+            server.kill_and_restart();
+            client
+                .reconnect()
+                .await
+                .expect("the test's client reconnects");
+        }
+        if round == ROUNDS / 2 {
+            run.restart_without_checkpoint().await;
+        }
+    }
+    wait_caught_up(&run.live, &ends).await;
+}
+
+/// Creates topics: name, partitions, compacted?
+async fn create_topics(client: &mut Client, topics: &[(&str, i32, bool)]) {
+    for (name, partitions, compacted) in topics {
+        let topic = NewTopic {
+            name: name.to_string(),
+            partitions: Some(*partitions),
+            replication_factor: None,
+            configs: if *compacted {
+                vec![("cleanup.policy".to_string(), "compact".to_string())]
+            } else {
+                Vec::new()
+            },
+        };
+        admin::create_topic(client, &topic).await.expect("topic");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashes_at_every_commit_step_publish_each_change_once_and_lose_none() {
     let mut server = common::start_with(&["--views", "off"]);
     let mut client = Client::connect(&server.address, "view-test", Duration::from_secs(30))
         .await
         .expect("connects");
-    for (name, configs) in [
-        ("payments", vec![]),
-        (
-            "balances",
-            vec![("cleanup.policy".to_string(), "compact".to_string())],
-        ),
-    ] {
-        let topic = NewTopic {
-            name: name.into(),
-            partitions: Some(if name == "payments" { 2 } else { 1 }),
-            replication_factor: None,
-            configs,
-        };
-        admin::create_topic(&mut client, &topic)
-            .await
-            .expect("topic");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let checkpoint = Arc::new(Checkpoint::open(&dir.path().join("views.redb")).unwrap());
-    let spec = Arc::new(spec());
-    let live = Live::new(&spec);
+    create_topics(
+        &mut client,
+        &[("payments", 2, false), ("balances", 1, true)],
+    )
+    .await;
     // Each step's count is of the commits that reached it: commit 2 fails after its rows,
     // commit 3 after its offsets, 4 after EndTxn, 5 after the checkpoint, 6 after EndTxn again.
     let plan = vec![
@@ -209,57 +314,16 @@ async fn crashes_at_every_commit_step_publish_each_change_once_and_lose_none() {
         (4, CommitStep::Committed),
     ];
     let (hook, fired) = faults(plan.clone());
-    let options = EngineOptions {
-        bootstrap: server.address.clone(),
-        commit_interval: Duration::from_millis(20),
-        faults: Some(hook),
-    };
-    let mut stop = CancellationToken::new();
-    let mut task = tokio::spawn(engine::run(
-        Arc::clone(&spec),
-        Arc::clone(&live),
-        Arc::clone(&checkpoint),
-        options.clone(),
-        stop.clone(),
-    ));
-
+    let mut run = EngineRun::start(spec(), &server, hook);
     let mut oracle: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    let mut ends = BTreeMap::new();
-    for round in 0..ROUNDS {
-        for (account, cents) in produce_round(&mut client, round).await {
+    payment_rounds(&mut server, &mut client, &mut run, |sent| {
+        for (account, cents) in sent {
             let entry = oracle.entry(account).or_default();
             entry.0 += cents;
             entry.1 += 1;
         }
-        for partition in 0..2 {
-            let end = (round + 1) * PER_ROUND / 2;
-            ends.insert(("payments".to_string(), partition), end as i64);
-        }
-        wait_caught_up(&live, &ends).await;
-        if round == ROUNDS / 3 {
-            // The broker killed under the running engine: it reconnects and recovers.
-            server.kill_and_restart();
-            client
-                .reconnect()
-                .await
-                .expect("the test's client reconnects");
-        }
-        if round == ROUNDS / 2 {
-            // The local state deleted while the engine is down: it rebuilds from the source.
-            stop.cancel();
-            task.await.unwrap();
-            checkpoint.forget("balances").unwrap();
-            stop = CancellationToken::new();
-            task = tokio::spawn(engine::run(
-                Arc::clone(&spec),
-                Arc::clone(&live),
-                Arc::clone(&checkpoint),
-                options.clone(),
-                stop.clone(),
-            ));
-        }
-    }
-    wait_caught_up(&live, &ends).await;
+    })
+    .await;
 
     let expected: BTreeMap<String, (Value, Value)> = oracle
         .iter()
@@ -268,7 +332,7 @@ async fn crashes_at_every_commit_step_publish_each_change_once_and_lose_none() {
             (account.clone(), (balance, Value::Int(*n)))
         })
         .collect();
-    let rows = live.lock().state.rows().unwrap();
+    let rows = run.live.lock().state.rows().unwrap();
     let got: BTreeMap<String, (Value, Value)> = rows
         .into_iter()
         .map(|r| {
@@ -322,8 +386,7 @@ async fn crashes_at_every_commit_step_publish_each_change_once_and_lose_none() {
         plan.len(),
         "every planned fault fired"
     );
-    stop.cancel();
-    task.await.unwrap();
+    run.stop().await;
 }
 
 /// Every committed record of `topic`'s `partitions`, by partition, in offset order.
@@ -369,33 +432,20 @@ async fn a_stream_writes_each_record_once_through_crashes() {
     let mut client = Client::connect(&server.address, "stream-test", Duration::from_secs(30))
         .await
         .expect("connects");
-    for name in ["payments", "big"] {
-        let topic = NewTopic {
-            name: name.into(),
-            partitions: Some(2),
-            replication_factor: None,
-            configs: Vec::new(),
-        };
-        admin::create_topic(&mut client, &topic)
-            .await
-            .expect("topic");
-    }
+    create_topics(&mut client, &[("payments", 2, false), ("big", 2, false)]).await;
     let Statement::CreateStream { name, plan } =
         parse("CREATE STREAM big AS SELECT account, amount FROM payments WHERE amount >= 5")
             .expect("parses")
     else {
         panic!("a stream")
     };
-    let spec = Arc::new(ViewSpec {
+    let spec = ViewSpec {
         output_topic: Some(name.clone()),
         name,
         plan: Plan::Stream(plan),
         source_topic: "payments".into(),
         source_kind: SourceKind::Stream,
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let checkpoint = Arc::new(Checkpoint::open(&dir.path().join("views.redb")).unwrap());
-    let live = Live::new(&spec);
+    };
     let plan = vec![
         (2, CommitStep::RowsSent),
         (2, CommitStep::OffsetsSent),
@@ -403,23 +453,9 @@ async fn a_stream_writes_each_record_once_through_crashes() {
         (2, CommitStep::Checkpointed),
     ];
     let (hook, fired) = faults(plan.clone());
-    let options = EngineOptions {
-        bootstrap: server.address.clone(),
-        commit_interval: Duration::from_millis(20),
-        faults: Some(hook),
-    };
-    let mut stop = CancellationToken::new();
-    let mut task = tokio::spawn(engine::run(
-        Arc::clone(&spec),
-        Arc::clone(&live),
-        Arc::clone(&checkpoint),
-        options.clone(),
-        stop.clone(),
-    ));
+    let mut run = EngineRun::start(spec, &server, hook);
     let mut expected: BTreeMap<i32, Vec<serde_json::Value>> = BTreeMap::new();
-    let mut ends = BTreeMap::new();
-    for round in 0..ROUNDS {
-        let sent = produce_round(&mut client, round).await;
+    payment_rounds(&mut server, &mut client, &mut run, |sent| {
         // produce_round writes its first half to partition 0, the second to 1.
         for (i, (account, cents)) in sent.iter().enumerate() {
             if *cents >= 500 {
@@ -432,33 +468,10 @@ async fn a_stream_writes_each_record_once_through_crashes() {
                 expected.entry(partition).or_default().push(value);
             }
         }
-        for partition in 0..2 {
-            let end = (round + 1) * PER_ROUND / 2;
-            ends.insert(("payments".to_string(), partition), end as i64);
-        }
-        wait_caught_up(&live, &ends).await;
-        if round == ROUNDS / 3 {
-            server.kill_and_restart();
-            client.reconnect().await.expect("reconnects");
-        }
-        if round == ROUNDS / 2 {
-            stop.cancel();
-            task.await.unwrap();
-            checkpoint.forget("big").unwrap();
-            stop = CancellationToken::new();
-            task = tokio::spawn(engine::run(
-                Arc::clone(&spec),
-                Arc::clone(&live),
-                Arc::clone(&checkpoint),
-                options.clone(),
-                stop.clone(),
-            ));
-        }
-    }
-    wait_caught_up(&live, &ends).await;
+    })
+    .await;
     let written = committed_records(&mut client, "big", 2).await;
     assert_eq!(written, expected, "each passing record once, in order");
     assert_eq!(fired.lock().unwrap().len(), plan.len(), "every fault fired");
-    stop.cancel();
-    task.await.unwrap();
+    run.stop().await;
 }

@@ -621,6 +621,18 @@ mod tests {
         }
     }
 
+    /// A record of key `ada` in partition 0.
+    fn of_ada(offset: i64, timestamp: i64, value: &[u8]) -> SourceRecord<'_> {
+        SourceRecord {
+            key: Some(b"ada"),
+            value: Some(value),
+            timestamp,
+            partition: 0,
+            offset,
+            headers: &[],
+        }
+    }
+
     #[test]
     fn a_rule_alerts_once_when_its_condition_turns_true_and_restores() {
         let sql = "CREATE STREAM fraud AS SELECT account, COUNT(*) AS n, SUM(amount) AS total \
@@ -656,14 +668,7 @@ mod tests {
         ];
         let mut alerts = Vec::new();
         for (offset, ts, value) in &events {
-            let r = SourceRecord {
-                key: Some(b"ada"),
-                value: Some(value),
-                timestamp: *ts,
-                partition: 0,
-                offset: *offset,
-                headers: &[],
-            };
+            let r = of_ada(*offset, *ts, value);
             rule.apply(&r).unwrap();
             alerts.extend(rule.take_records());
         }
@@ -680,14 +685,7 @@ mod tests {
         let mut restored = stream(sql);
         let mut original = stream(sql);
         for (offset, ts, value) in &events[..4] {
-            let r = SourceRecord {
-                key: Some(b"ada"),
-                value: Some(value),
-                timestamp: *ts,
-                partition: 0,
-                offset: *offset,
-                headers: &[],
-            };
+            let r = of_ada(*offset, *ts, value);
             original.apply(&r).unwrap();
         }
         for (key, bytes) in original.take_changed_groups() {
@@ -695,28 +693,14 @@ mod tests {
         }
         original.take_records();
         for (offset, ts, value) in &events[4..] {
-            let r = SourceRecord {
-                key: Some(b"ada"),
-                value: Some(value),
-                timestamp: *ts,
-                partition: 0,
-                offset: *offset,
-                headers: &[],
-            };
+            let r = of_ada(*offset, *ts, value);
             original.apply(&r).unwrap();
             restored.apply(&r).unwrap();
         }
         assert_eq!(restored.take_records(), original.take_records());
         assert_eq!(restored.len(), original.len());
         // Late: older than the partition's newest (220 s) by more than the window.
-        let late = SourceRecord {
-            key: Some(b"ada"),
-            value: Some(br#"{"account":"ada","amount":1}"#),
-            timestamp: 100_000,
-            partition: 0,
-            offset: 8,
-            headers: &[],
-        };
+        let late = of_ada(8, 100_000, br#"{"account":"ada","amount":1}"#);
         assert!(
             matches!(restored.apply(&late).unwrap(), Applied::Skipped(r) if r.starts_with("late"))
         );

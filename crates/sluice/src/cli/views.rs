@@ -47,13 +47,8 @@ pub enum ViewCommand {
     Get {
         name: String,
         key: String,
-        /// Wait until the view reflects this record first: TOPIC:PARTITION:OFFSET (the offset a
-        /// produce answered), several comma-separated.
-        #[arg(long)]
-        min_position: Option<String>,
-        /// How long to wait for --min-position, in ms (at most 60000).
-        #[arg(long, default_value_t = 10_000)]
-        wait_ms: u64,
+        #[command(flatten)]
+        freshness: Freshness,
         #[arg(long, value_enum, default_value_t)]
         format: Output,
     },
@@ -69,6 +64,8 @@ pub enum ViewCommand {
         /// Rows to print (at most 10000).
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        #[command(flatten)]
+        freshness: Freshness,
         #[arg(long, value_enum, default_value_t)]
         format: Output,
     },
@@ -92,6 +89,39 @@ pub enum ViewCommand {
     /// Drop a table, view or stream: its engine, definition, checkpoint, group and output
     /// topic.
     Drop { name: String },
+}
+
+/// Read-your-writes for `get` and `rows`.
+#[derive(Debug, clap::Args)]
+pub struct Freshness {
+    /// Wait until the view reflects this record first: TOPIC:PARTITION:OFFSET (the offset a
+    /// produce answered), several comma-separated.
+    #[arg(long)]
+    min_position: Option<String>,
+    /// How long to wait for --min-position, in ms (at most 60000).
+    #[arg(long, default_value_t = 10_000)]
+    wait_ms: u64,
+}
+
+impl Freshness {
+    /// The query parameters that ask for it, if any.
+    fn query(&self) -> Option<String> {
+        let position = self.min_position.as_ref()?;
+        Some(format!(
+            "min_position={}&wait_ms={}",
+            segment(position),
+            self.wait_ms
+        ))
+    }
+
+    /// How long the answer may take beyond the usual.
+    fn wait(&self) -> Duration {
+        Duration::from_millis(if self.min_position.is_some() {
+            self.wait_ms
+        } else {
+            0
+        })
+    }
 }
 
 pub async fn sql(target: &Target, args: SqlArgs) -> anyhow::Result<()> {
@@ -133,19 +163,15 @@ pub async fn run(target: &Target, command: ViewCommand) -> anyhow::Result<()> {
         ViewCommand::Get {
             name,
             key,
-            min_position,
-            wait_ms,
+            freshness,
             format,
         } => {
             let mut path = format!("/v1/views/{}/keys/{}", segment(&name), segment(&key));
-            if let Some(position) = &min_position {
-                path.push_str(&format!(
-                    "?min_position={}&wait_ms={wait_ms}",
-                    segment(position)
-                ));
+            if let Some(query) = freshness.query() {
+                path.push_str(&format!("?{query}"));
             }
-            let wait = Duration::from_millis(if min_position.is_some() { wait_ms } else { 0 });
-            let answer = http_client::call_waiting(target, "GET", &path, None, wait).await?;
+            let answer =
+                http_client::call_waiting(target, "GET", &path, None, freshness.wait()).await?;
             let parsed: RowAnswer = serde_json::from_str(&answer)?;
             if format == Output::Json {
                 println!("{answer}");
@@ -166,6 +192,7 @@ pub async fn run(target: &Target, command: ViewCommand) -> anyhow::Result<()> {
             prefix,
             after,
             limit,
+            freshness,
             format,
         } => {
             let mut path = format!("/v1/views/{}/rows?limit={limit}", segment(&name));
@@ -174,7 +201,11 @@ pub async fn run(target: &Target, command: ViewCommand) -> anyhow::Result<()> {
                     path.push_str(&format!("&{param}={}", segment(value)));
                 }
             }
-            let answer = http_client::call(target, "GET", &path, None).await?;
+            if let Some(query) = freshness.query() {
+                path.push_str(&format!("&{query}"));
+            }
+            let answer =
+                http_client::call_waiting(target, "GET", &path, None, freshness.wait()).await?;
             print_answer(&answer, format)
         }
         ViewCommand::Watch {
