@@ -5,6 +5,7 @@ consumer group, definitions and state surviving `kill -9`, and refusals that nam
 construct."""
 
 import json
+import os
 import subprocess
 import time
 import urllib.error
@@ -515,3 +516,72 @@ def test_streams_filter_rekey_and_raise_each_alert_once_through_kill_9(broker):
     status, described = call(broker, "GET", "/v1/views/overheat")
     assert status == 200 and described["kind"] == "stream", described
     assert described["columns"] == ["alert_id", "sensor", "window_start", "window_end", "n", "top"]
+
+
+def test_a_view_worker_keeps_views_apart_from_the_broker(start_broker, tmp_path):
+    from conftest import free_port
+    broker = start_broker(extra_env={"SLUICE_VIEWS": "off"})
+    create_topic(broker, "payments", partitions=2)
+    status, body = sql(broker, BALANCES)
+    assert status == 404 and body["error_code"] == "VIEWS_OFF", body
+
+    port = free_port()
+    worker_url = f"http://127.0.0.1:{port}"
+
+    class Worker:
+        """`sluice view worker` against the broker, with its own HTTP API."""
+        http = worker_url
+        proc = None
+
+        def start(self):
+            log = open(tmp_path / "worker.log", "ab")
+            self.proc = subprocess.Popen(
+                [str(SLUICE_BIN), "view", "worker", "--brokers", broker.bootstrap,
+                 "--http-listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "worker")],
+                stdout=log, stderr=subprocess.STDOUT)
+
+            def answers():
+                try:
+                    return call(self, "GET", "/v1/views")[0] == 200
+                except OSError:
+                    return False
+            wait_until(answers, timeout=60, what="the worker's HTTP API")
+
+    worker = Worker()
+    worker.start()
+    try:
+        status, body = sql(worker, BALANCES)
+        assert status == 200, body
+        records, expected = payments(300)
+        reports = produce_all(producer(broker), "payments", records)
+        last = reports[-1]
+        position = f"payments:{last.partition()}:{last.offset()}"
+        key = last.key().decode()
+        status, body = call(worker, "GET", f"/v1/views/balances/keys/{key}?min_position="
+                                           f"{urllib.parse.quote(position)}&wait_ms=10000")
+        assert status == 200, body
+        assert body["row"]["balance"] == expected[key][0]
+
+        worker.proc.kill()
+        worker.proc.wait(timeout=10)
+        more, more_expected = payments(100, accounts=2)
+        produce_all(producer(broker), "payments", more)
+        worker.start()
+        total = expected["acct-0"][0] + more_expected["acct-0"][0]
+        count = expected["acct-0"][1] + more_expected["acct-0"][1]
+
+        def row():
+            return call(worker, "GET", "/v1/views/balances/keys/acct-0")[1]["row"]
+        wait_until(lambda: row() == {"account": "acct-0", "balance": total, "payments": count},
+                   timeout=30, what="the restarted worker goes on, counting nothing twice")
+        # The view's output and progress are the broker's: its topic and its group.
+        assert output_rows(broker, "balances")["acct-0"]["payments"] == count
+        listed = subprocess.run([str(SLUICE_BIN), "view", "list"], capture_output=True, text=True,
+                                env={**os.environ, "SLUICE_HTTP_URL": worker_url}, timeout=30)
+        assert listed.returncode == 0 and "balances" in listed.stdout, listed
+        worker.proc.terminate()
+        assert worker.proc.wait(timeout=20) == 0
+    finally:
+        if worker.proc.poll() is None:
+            worker.proc.kill()
+            worker.proc.wait(timeout=10)

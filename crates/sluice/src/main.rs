@@ -6,6 +6,7 @@ mod cli;
 mod settings;
 mod unknown_settings;
 mod views;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use settings::{ServeArgs, ServeSettings};
@@ -173,6 +174,16 @@ fn main() -> std::process::ExitCode {
             cli::run("cluster", &target, cli::cluster::run(&target, command))
         }
         Command::Sql { args } => cli::run("sql", &target, cli::views::sql(&target, args)),
+        Command::View {
+            command: cli::views::ViewCommand::Worker(args),
+        } => match worker::run(&target, args) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "sluice view worker: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::View { command } => cli::run("view", &target, cli::views::run(&target, command)),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -307,16 +318,20 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         broker.serve_clients();
         // Views are Kafka clients of this broker too, through the internal listener.
-        let views = if views_on {
-            let options = sluice_view::engine::EngineOptions {
-                bootstrap: broker.internal_addr().to_string(),
-                commit_interval: views_commit_interval,
-                faults: None,
+        let views =
+            if views_on {
+                let options = sluice_view::engine::EngineOptions {
+                    bootstrap: broker.internal_addr().to_string(),
+                    commit_interval: views_commit_interval,
+                    faults: None,
+                };
+                let started = start_views(options, &views_state).await;
+                Some(started.map_err(|e| {
+                    e.context("cannot start the views (--views off runs without them)")
+                })?)
+            } else {
+                None
             };
-            Some(start_views(options, &views_state).await?)
-        } else {
-            None
-        };
         let http = match http_address {
             Some(address) => {
                 // The gateway is a Kafka client of this broker, through the broker's internal
@@ -377,7 +392,7 @@ fn metrics_renderer(
 
 /// Starts the view engine: its checkpoint under the data directory, its definitions from the
 /// catalog topic.
-async fn start_views(
+pub(crate) async fn start_views(
     options: sluice_view::engine::EngineOptions,
     state: &std::path::Path,
 ) -> anyhow::Result<Arc<sluice_view::service::Views>> {
@@ -386,9 +401,7 @@ async fn start_views(
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the views' directory {}", dir.display()))?;
     }
-    sluice_view::service::Views::start(options, state)
-        .await
-        .context("cannot start the views (--views off runs without them)")
+    Ok(sluice_view::service::Views::start(options, state).await?)
 }
 
 /// On this node's first start in the cluster (the log does not know its broker yet), its data
@@ -475,7 +488,7 @@ impl ClusterView for NodeView {
     }
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -486,7 +499,7 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(format: &str) {
+pub(crate) fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
         .unwrap_or_else(|_| "info,openraft=warn".into());
     use std::io::IsTerminal;

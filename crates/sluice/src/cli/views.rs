@@ -89,6 +89,12 @@ pub enum ViewCommand {
     /// Drop a table, view or stream: its engine, definition, checkpoint, group and output
     /// topic.
     Drop { name: String },
+    /// Keep the views apart from the brokers: the catalog's definitions of --brokers, a
+    /// checkpoint in --data-dir, and an HTTP API of its own (run the brokers with --views off).
+    #[command(
+        after_help = "Examples:\n  sluice view worker --brokers kafka-1:9092,kafka-2:9092 --http-listen 0.0.0.0:8081\n  SLUICE_HTTP_URL=http://127.0.0.1:8081 sluice view list"
+    )]
+    Worker(crate::worker::WorkerArgs),
 }
 
 /// Read-your-writes for `get` and `rows`.
@@ -251,6 +257,8 @@ pub async fn run(target: &Target, command: ViewCommand) -> anyhow::Result<()> {
             let answer = http_client::call(target, "DELETE", &path, None).await?;
             print_answer(&answer, Output::Text)
         }
+        // `main` runs the worker on a runtime of its own before this is reached.
+        ViewCommand::Worker(_) => anyhow::bail!("the worker runs from `sluice view worker`"),
     }
 }
 
