@@ -20,6 +20,7 @@
 
 mod api;
 mod error;
+mod forward;
 mod groups;
 mod guard;
 mod members;
@@ -272,6 +273,17 @@ fn router(state: Arc<AppState>) -> Router {
             "/v1/topics/{topic}/partitions/{partition}/records",
             get(records::fetch).delete(records::delete_records),
         )
+        .merge(views_router(state.clone()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))
+        .with_state(state)
+}
+
+/// `/v1/sql` and `/v1/views...`, each request about a view kept by another node of a cluster
+/// sent on to it (`forward`).
+fn views_router(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
         .route("/v1/sql", post(views::sql))
         .route("/v1/views", get(views::list))
         .route(
@@ -282,10 +294,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/views/{view}/rows", get(views::rows))
         .route("/v1/views/{view}/changes", get(views::changes))
         .route("/v1/views/{view}/rebuild", post(views::rebuild))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))
-        .with_state(state)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            forward::route_views,
+        ))
 }
 
 /// Liveness: the process answers.

@@ -65,6 +65,12 @@ pub trait ViewsService: Send + Sync + std::fmt::Debug {
         &self,
         name: &str,
     ) -> Result<tokio::sync::watch::Receiver<Positions>, ViewsFailure>;
+    /// The HTTP API (`http://host:port`) of the node keeping `name`, when that is another node
+    /// of the cluster: requests about it go there (`forward`); any other text names a node
+    /// whose API is not known yet (the request is refused with 503).
+    fn home<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Option<String>>;
+    /// The same for a statement: the node keeping what it creates, drops, describes or queries.
+    fn home_of_statement<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, Option<String>>;
 }
 
 impl From<ViewsFailure> for ApiError {

@@ -257,6 +257,14 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let views_on = settings.views_on()?;
     let views_commit_interval = Duration::from_millis(settings.views_commit_interval_ms.max(1));
     let views_state = settings.data_dir.join("views").join("checkpoint.redb");
+    // On a cluster each view runs on one node, found through the others' HTTP APIs.
+    let views_placement = (voters > 1).then(|| sluice_view::service::Placement {
+        node_id: settings.node_id,
+        brokers: voters,
+        http_url: http_address.map_or(String::new(), |listen| {
+            settings.http_url(listen, &config.advertised_host)
+        }),
+    });
     runtime.block_on(async move {
         let node = Arc::new(ClusterNode::start(cluster_config).await?);
         let stopped = tokio::select! {
@@ -325,7 +333,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                     commit_interval: views_commit_interval,
                     faults: None,
                 };
-                let started = start_views(options, &views_state).await;
+                let started = start_views(options, &views_state, views_placement).await;
                 Some(started.map_err(|e| {
                     e.context("cannot start the views (--views off runs without them)")
                 })?)
@@ -395,13 +403,14 @@ fn metrics_renderer(
 pub(crate) async fn start_views(
     options: sluice_view::engine::EngineOptions,
     state: &std::path::Path,
+    placement: Option<sluice_view::service::Placement>,
 ) -> anyhow::Result<Arc<sluice_view::service::Views>> {
     use anyhow::Context;
     if let Some(dir) = state.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the views' directory {}", dir.display()))?;
     }
-    Ok(sluice_view::service::Views::start(options, state).await?)
+    Ok(sluice_view::service::Views::start(options, state, placement).await?)
 }
 
 /// On this node's first start in the cluster (the log does not know its broker yet), its data

@@ -30,6 +30,10 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     http_listen: Option<String>,
+    /// The URL the other nodes of a cluster send view requests to, http://HOST:PORT [env: SLUICE_HTTP_ADVERTISED_URL] [default: from --http-listen; an unspecified address takes the advertised Kafka host]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_advertised_url: Option<String>,
     /// Origins allowed to call the HTTP API from a browser (CORS), comma-separated, or * for any [env: SLUICE_HTTP_CORS_ORIGINS] [default: none: CORS off]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,6 +75,8 @@ pub(crate) struct ServeSettings {
     pub advertised_listener: Option<String>,
     /// The HTTP API's address; "off" serves none.
     pub http_listen: String,
+    /// Where the other nodes of a cluster reach this HTTP API (`None`: from `http_listen`).
+    pub http_advertised_url: Option<String>,
     /// Browser origins allowed by CORS, comma-separated (`*`: any); empty: CORS off.
     pub http_cors_origins: String,
     /// Whether this process keeps SQL tables and views: "on" or "off"
@@ -166,6 +172,7 @@ impl Default for ServeSettings {
             listen: "127.0.0.1:9092".into(),
             advertised_listener: None,
             http_listen: "127.0.0.1:8080".into(),
+            http_advertised_url: None,
             http_cors_origins: String::new(),
             views: "on".into(),
             views_commit_interval_ms: 100,
@@ -256,6 +263,24 @@ impl ServeSettings {
         let address = resolve(&self.http_listen)
             .with_context(|| format!("--http-listen {}", self.http_listen))?;
         Ok(Some(address))
+    }
+
+    /// The URL the other nodes of a cluster reach this HTTP API at: `http_advertised_url`, or
+    /// `http://` and the listen address (an unspecified one, `0.0.0.0`, takes `advertised_host`).
+    pub(crate) fn http_url(&self, listen: SocketAddr, advertised_host: &str) -> String {
+        if let Some(url) = &self.http_advertised_url {
+            return url.trim_end_matches('/').to_string();
+        }
+        let host = if listen.ip().is_unspecified() {
+            advertised_host.to_string()
+        } else {
+            listen.ip().to_string()
+        };
+        if host.contains(':') {
+            format!("http://[{host}]:{}", listen.port())
+        } else {
+            format!("http://{host}:{}", listen.port())
+        }
     }
 
     /// Whether views run in this process (`--views on|off`).

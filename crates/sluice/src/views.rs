@@ -86,4 +86,12 @@ impl ViewsService for ViewsAdapter {
     ) -> Result<tokio::sync::watch::Receiver<ViewPositions>, ViewsFailure> {
         Ok(self.0.get(name).map_err(failure)?.live.watch_positions())
     }
+
+    fn home<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Option<String>> {
+        Box::pin(self.0.home(name))
+    }
+
+    fn home_of_statement<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, Option<String>> {
+        Box::pin(self.0.home_of_statement(sql))
+    }
 }

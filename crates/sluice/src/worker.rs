@@ -61,7 +61,7 @@ pub fn run(target: &Target, args: WorkerArgs) -> anyhow::Result<()> {
             faults: None,
         };
         let state = args.data_dir.join("checkpoint.redb");
-        let views = crate::start_views(options, &state)
+        let views = crate::start_views(options, &state, None)
             .await
             .context("cannot start the views")?;
         let metrics: sluice_http::MetricsRenderer = {

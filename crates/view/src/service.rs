@@ -11,6 +11,13 @@
 //! Answers are JSON text written here (`output::value_json`), so that a DECIMAL reaches the
 //! client with its exact digits.
 //!
+//! On a cluster (`Placement`), each definition runs on one node: the coordinator of its group
+//! (`sluice-view-<name>`), as FindCoordinator names it. Every node follows the catalog and
+//! asks again every `PLACEMENT_INTERVAL`, starting the engines that became its own and
+//! stopping those that moved away (the next owner recovers them from the committed offsets,
+//! fencing this one's transactions). `home` tells the HTTP API where a request about a
+//! definition kept elsewhere goes; nodes find each other's HTTP API in the catalog.
+//!
 //! Owns: which views run, statements, answers. Not: the commit protocol (`engine`), the
 //! catalog's records (`catalog`), HTTP (the `http` crate calls this through a trait the binary
 //! wires).
@@ -40,6 +47,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a node of a cluster reads the catalog again and asks where each definition runs.
+const PLACEMENT_INTERVAL: Duration = Duration::from_secs(2);
+/// ... and how soon after a round that failed (a cluster still starting, say).
+const PLACEMENT_RETRY: Duration = Duration::from_millis(250);
 /// How long start waits for the broker to answer the catalog's reads.
 const CATALOG_READ_WAIT: Duration = Duration::from_secs(60);
 
@@ -90,21 +101,44 @@ pub struct Running {
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
+/// This node's place in a cluster: its id (as FindCoordinator names nodes), the URL of its
+/// HTTP API (where the others send requests about the definitions it keeps), and the
+/// cluster's brokers (how many replicas the views' topics get: at most three).
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub node_id: i32,
+    pub http_url: String,
+    pub brokers: usize,
+}
+
 pub struct Views {
     options: EngineOptions,
     checkpoint: Arc<Checkpoint>,
+    /// The engines of this process.
     running: RwLock<BTreeMap<String, Arc<Running>>>,
-    /// Statements that change the catalog, one at a time.
+    /// Every definition of the catalog, kept here or elsewhere.
+    defined: RwLock<BTreeMap<String, Definition>>,
+    /// `None`: one process keeps every definition.
+    placement: Option<Placement>,
+    /// The node keeping each definition, as last asked.
+    homes: RwLock<BTreeMap<String, i32>>,
+    /// Each node's HTTP API, from the catalog.
+    nodes: RwLock<BTreeMap<i32, String>>,
+    /// Stops the placement loop.
+    stopping: CancellationToken,
+    /// Statements that change the catalog, and placement, one at a time.
     ddl: tokio::sync::Mutex<()>,
 }
 
 impl Views {
     /// Opens the checkpoint at `state_path`, reads the catalog through `options.bootstrap` and
-    /// starts every definition's engine. A definition that no longer parses is logged and left
-    /// out (it stays in the catalog).
+    /// starts the engine of every definition this process keeps: all of them, or on a cluster
+    /// (`placement`) those whose group this node coordinates. A definition that no longer
+    /// parses is logged and left out (it stays in the catalog).
     pub async fn start(
         options: EngineOptions,
         state_path: &Path,
+        placement: Option<Placement>,
     ) -> Result<Arc<Views>, ViewsError> {
         let path = state_path.to_path_buf();
         let checkpoint = tokio::task::spawn_blocking(move || Checkpoint::open(&path))
@@ -114,20 +148,205 @@ impl Views {
             options,
             checkpoint: Arc::new(checkpoint),
             running: RwLock::new(BTreeMap::new()),
+            defined: RwLock::new(BTreeMap::new()),
+            placement,
+            homes: RwLock::new(BTreeMap::new()),
+            nodes: RwLock::new(BTreeMap::new()),
+            stopping: CancellationToken::new(),
             ddl: tokio::sync::Mutex::new(()),
         });
-        let mut definitions = views.read_catalog().await?;
+        let catalog = views.read_catalog().await?;
+        {
+            let _ddl = views.ddl.lock().await;
+            views.place(catalog).await?;
+        }
+        if views.placement.is_some() {
+            tokio::spawn(Arc::clone(&views).follow_placement());
+        }
+        Ok(views)
+    }
+
+    /// On a cluster: says where this node's HTTP API is (in the catalog), then reads the
+    /// catalog and places its definitions every `PLACEMENT_INTERVAL` until `stop`. A failed
+    /// round is logged and tried again.
+    async fn follow_placement(self: Arc<Views>) {
+        let mut wait = Duration::ZERO;
+        loop {
+            tokio::select! {
+                () = self.stopping.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            let round = async {
+                // Under the lock from the read on: a CREATE or DROP in between would otherwise
+                // be undone by a catalog read before it.
+                let _ddl = self.ddl.lock().await;
+                let mut client = self.client().await?;
+                let mut catalog = catalog::read(&mut client).await?;
+                if let Some(placement) = &self.placement
+                    && catalog.nodes.get(&placement.node_id) != Some(&placement.http_url)
+                {
+                    catalog::ensure_topic(&mut client, self.replicas()).await?;
+                    catalog::write_node(&mut client, placement.node_id, &placement.http_url)
+                        .await?;
+                    catalog
+                        .nodes
+                        .insert(placement.node_id, placement.http_url.clone());
+                }
+                self.place(catalog).await
+            };
+            wait = match round.await {
+                Ok(()) => PLACEMENT_INTERVAL,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the views' placement could not be checked; trying again");
+                    PLACEMENT_RETRY
+                }
+            };
+        }
+    }
+
+    /// Takes in `catalog` and starts the engines of the definitions this process keeps now,
+    /// stopping those it no longer keeps (moved to another node, or dropped). The caller holds
+    /// the `ddl` lock.
+    async fn place(&self, catalog: catalog::Catalog) -> Result<(), ViewsError> {
+        let mut definitions = catalog.definitions;
         definitions.sort_by_key(|d| d.kind != Kind::Table);
+        *self.nodes.write().unwrap_or_else(|p| p.into_inner()) = catalog.nodes;
+        *self.defined.write().unwrap_or_else(|p| p.into_inner()) = definitions
+            .iter()
+            .map(|d| (d.name.clone(), d.clone()))
+            .collect();
+        let mut homes = BTreeMap::new();
+        for definition in &definitions {
+            homes.insert(
+                definition.name.clone(),
+                self.home_node(&definition.name).await?,
+            );
+        }
+        *self.homes.write().unwrap_or_else(|p| p.into_inner()) = homes.clone();
+        let me = self.me();
+        let leaving: Vec<Arc<Running>> = self
+            .read_running()
+            .values()
+            .filter(|r| homes.get(&r.definition.name) != Some(&me))
+            .cloned()
+            .collect();
+        for running in leaving {
+            let name = running.definition.name.clone();
+            let dropped = !homes.contains_key(&name);
+            tracing::info!(view = %name, dropped, "the view is no longer kept here");
+            self.running
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&name);
+            running.halt().await;
+            if dropped {
+                let checkpoint = Arc::clone(&self.checkpoint);
+                tokio::task::spawn_blocking(move || checkpoint.forget(&name))
+                    .await
+                    .map_err(|e| StateError::Store(e.to_string()))??;
+            }
+        }
         for definition in definitions {
+            let here = homes.get(&definition.name) == Some(&me);
+            if !here || self.read_running().contains_key(&definition.name) {
+                continue;
+            }
             let name = definition.name.clone();
-            match Self::plan_of(&definition).and_then(|plan| views.spec_of(&definition, plan)) {
-                Ok(spec) => views.launch(definition, spec),
+            match Self::plan_of(&definition).and_then(|plan| self.spec_of(&definition, plan)) {
+                Ok(spec) => self.launch(definition, spec),
                 Err(e) => {
                     tracing::error!(view = %name, error = %e, "a catalog definition no longer parses; it is not kept")
                 }
             }
         }
-        Ok(views)
+        Ok(())
+    }
+
+    /// Replicas of the views' topics: the cluster's size when known.
+    fn replicas(&self) -> Option<usize> {
+        self.placement.as_ref().map(|p| p.brokers)
+    }
+
+    /// This node's id; -1 when this process keeps everything.
+    fn me(&self) -> i32 {
+        self.placement.as_ref().map_or(-1, |p| p.node_id)
+    }
+
+    /// The node that keeps (or would keep) `name`: the coordinator of its group on a cluster;
+    /// `me()` otherwise.
+    async fn home_node(&self, name: &str) -> Result<i32, ViewsError> {
+        match &self.placement {
+            None => Ok(self.me()),
+            Some(_) => {
+                let mut client = self.client().await?;
+                Ok(groups::coordinator(&mut client, &engine::group_of(name)).await?)
+            }
+        }
+    }
+
+    /// The HTTP API of the node keeping `name`, when that is another node (requests about it go
+    /// there; `node N` when its API is not known yet); `None` when it is kept here, or this
+    /// process keeps everything.
+    pub async fn home(&self, name: &str) -> Option<String> {
+        let placement = self.placement.as_ref()?;
+        if self.read_running().contains_key(name) {
+            return None;
+        }
+        let cached = self
+            .homes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied();
+        let node = match cached {
+            Some(node) => node,
+            // Not placed yet (created elsewhere a moment ago, or never): ask.
+            None => self.home_node(name).await.ok()?,
+        };
+        if node == placement.node_id {
+            return None;
+        }
+        let known = self.node_url(node);
+        if known.is_some() {
+            return known;
+        }
+        // A node that started a moment ago: its record may be newer than the last read.
+        if let Ok(mut client) = self.client().await
+            && let Ok(catalog) = catalog::read(&mut client).await
+        {
+            *self.nodes.write().unwrap_or_else(|p| p.into_inner()) = catalog.nodes;
+        }
+        // Unknown still: the HTTP API says so rather than answer for a view not kept here.
+        Some(
+            self.node_url(node)
+                .unwrap_or_else(|| format!("node {node}")),
+        )
+    }
+
+    /// Node `node`'s HTTP API, as the catalog said when last read.
+    fn node_url(&self, node: i32) -> Option<String> {
+        self.nodes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&node)
+            .filter(|url| !url.is_empty())
+            .cloned()
+    }
+
+    /// The HTTP API of the node that should run `sql`, when that is another: the one keeping
+    /// the table or view it creates, drops, describes or queries.
+    pub async fn home_of_statement(&self, sql: &str) -> Option<String> {
+        let name = match sql::parse(sql).ok()? {
+            Statement::Select(query) => query.from,
+            Statement::Describe(name) | Statement::Drop { name, .. } => name,
+            Statement::CreateTable { name, .. }
+            | Statement::CreateView { name, .. }
+            | Statement::CreateStream { name, .. } => name,
+            Statement::ShowTables | Statement::ShowViews | Statement::ShowStreams => {
+                return None;
+            }
+        };
+        self.home(&name).await
     }
 
     /// Every table and view at work.
@@ -137,6 +356,7 @@ impl Views {
 
     /// Stops every engine (at the end of `sluice serve`).
     pub async fn stop(&self) {
+        self.stopping.cancel();
         for running in self.all() {
             running.halt().await;
         }
@@ -172,11 +392,18 @@ impl Views {
 
     /// Every table and view (of `kind`, when given), as JSON text.
     pub fn list(&self, kind: Option<Kind>) -> String {
+        let running = self.read_running().clone();
+        let homes = self.homes.read().unwrap_or_else(|p| p.into_inner()).clone();
         let items: Vec<serde_json::Value> = self
-            .read_running()
+            .defined
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
             .values()
-            .filter(|r| kind.is_none_or(|k| r.definition.kind == k))
-            .map(|r| summary(r))
+            .filter(|d| kind.is_none_or(|k| d.kind == k))
+            .map(|d| match running.get(&d.name) {
+                Some(r) => summary(r),
+                None => elsewhere_summary(d, homes.get(&d.name).copied()),
+            })
             .collect();
         let field = match kind {
             Some(Kind::Table) => "tables",
@@ -214,12 +441,30 @@ impl Views {
         Ok(out.to_string())
     }
 
-    /// The table, view or stream `name`.
+    /// The table, view or stream `name`, kept here.
     pub fn get(&self, name: &str) -> Result<Arc<Running>, ViewsError> {
-        self.read_running()
+        if let Some(running) = self.read_running().get(name) {
+            return Ok(Arc::clone(running));
+        }
+        let home = self
+            .homes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
             .get(name)
-            .cloned()
-            .ok_or_else(|| ViewsError::NotFound(format!("no table or view named {name}")))
+            .copied();
+        Err(match home {
+            Some(node) if self.is_defined(name) => ViewsError::NotFound(format!(
+                "{name} is kept by node {node}, not here (it is moving: ask again)"
+            )),
+            _ => ViewsError::NotFound(format!("no table or view named {name}")),
+        })
+    }
+
+    fn is_defined(&self, name: &str) -> bool {
+        self.defined
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(name)
     }
 
     /// The table or view `name`, whose rows are queried (a stream has none: its records are
@@ -383,8 +628,8 @@ impl Views {
         }
         let _ddl = self.ddl.lock().await;
         let (exists, count) = {
-            let running = self.read_running();
-            (running.contains_key(name), running.len())
+            let defined = self.defined.read().unwrap_or_else(|p| p.into_inner());
+            (defined.contains_key(name), defined.len())
         };
         if !exists && count >= VIEWS_MAX {
             return Err(ViewsError::TooLarge(format!(
@@ -438,6 +683,7 @@ impl Views {
                     configs: vec![("cleanup.policy".into(), "compact".into())],
                 },
             };
+            let topic = catalog::replicated(&mut client, topic, self.replicas()).await?;
             admin::create_topic(&mut client, &topic).await.map_err(|e| {
                 if e.code() == Some(TOPIC_ALREADY_EXISTS) {
                     ViewsError::Conflict(format!(
@@ -449,7 +695,7 @@ impl Views {
             })?;
         }
         let written = async {
-            catalog::ensure_topic(&mut client).await?;
+            catalog::ensure_topic(&mut client, self.replicas()).await?;
             catalog::write(&mut client, &definition).await
         };
         if let Err(e) = written.await {
@@ -459,6 +705,14 @@ impl Views {
             }
             return Err(e.into());
         }
+        self.defined
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), definition.clone());
+        self.homes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), self.me());
         self.launch(definition, spec);
         Ok(serde_json::json!({"created": name, "kind": kind.as_str()}).to_string())
     }
@@ -470,7 +724,7 @@ impl Views {
 
     async fn drop(&self, name: &str, if_exists: bool) -> Result<String, ViewsError> {
         let _ddl = self.ddl.lock().await;
-        if !self.read_running().contains_key(name) {
+        if !self.is_defined(name) {
             return if if_exists {
                 Ok(serde_json::json!({"dropped": null}).to_string())
             } else {
@@ -480,10 +734,12 @@ impl Views {
             };
         }
         let readers: Vec<String> = self
-            .read_running()
+            .defined
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
             .values()
-            .filter(|r| r.definition.name != name && r.spec.plan.source() == name)
-            .map(|r| r.definition.name.clone())
+            .filter(|d| d.name != name && Self::plan_of(d).is_ok_and(|plan| plan.source() == name))
+            .map(|d| d.name.clone())
             .collect();
         if !readers.is_empty() {
             return Err(ViewsError::Conflict(format!(
@@ -501,6 +757,14 @@ impl Views {
     async fn remove(&self, name: &str) -> Result<(), ViewsError> {
         let mut client = self.client().await?;
         catalog::remove(&mut client, name).await?;
+        self.defined
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        self.homes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         let Some(running) = self
             .running
             .write()
@@ -589,9 +853,14 @@ impl Views {
     /// a stream's topic or any other topic, read as a stream) and where it writes (a view
     /// and a stream to a topic of their name; a table nowhere).
     fn spec_of(&self, definition: &Definition, plan: Plan) -> Result<ViewSpec, ViewsError> {
-        let running = self.read_running();
         let refuse = |why: String| Err(ViewsError::Sql(SqlError(why)));
-        let source = running.get(plan.source()).map(|r| (r.definition.kind, r));
+        let source = self
+            .defined
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(plan.source())
+            .cloned();
+        let source = source.as_ref().map(|d| (d.kind, d));
         let name = &definition.name;
         let (source_topic, source_kind) = match (definition.kind, source) {
             (Kind::Table, _) => (plan.source().to_string(), SourceKind::Table),
@@ -605,7 +874,8 @@ impl Views {
                         plan.source()
                     ));
                 }
-                (table.spec.source_topic.clone(), SourceKind::Table)
+                let topic = Self::plan_of(table)?.source().to_string();
+                (topic, SourceKind::Table)
             }
             (Kind::View, Some(_)) => {
                 return refuse(format!(
@@ -666,7 +936,7 @@ impl Views {
 
     /// The catalog, asked again while the broker settles (a leader not known yet, a
     /// connection refused) for up to `CATALOG_READ_WAIT`.
-    async fn read_catalog(&self) -> Result<Vec<Definition>, ViewsError> {
+    async fn read_catalog(&self) -> Result<catalog::Catalog, ViewsError> {
         let deadline = tokio::time::Instant::now() + CATALOG_READ_WAIT;
         loop {
             let attempt = async { catalog::read(&mut self.client().await?).await }.await;
@@ -707,6 +977,18 @@ impl Running {
             Phase::Failed(e) => format!("failed: {e}"),
         }
     }
+}
+
+/// A definition kept on another node (`home`), as listed here.
+fn elsewhere_summary(definition: &Definition, home: Option<i32>) -> serde_json::Value {
+    let source = Views::plan_of(definition).map_or(String::new(), |p| p.source().to_string());
+    serde_json::json!({
+        "name": definition.name,
+        "kind": definition.kind.as_str(),
+        "source": source,
+        "output_topic": (definition.kind != Kind::Table).then(|| definition.name.clone()),
+        "state": home.map_or("placing".to_string(), |node| format!("on node {node}")),
+    })
 }
 
 fn summary(running: &Running) -> serde_json::Value {
