@@ -27,6 +27,13 @@ echo "==> Python clients (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -r tests/blackbox/requirements.txt
 
+echo "==> stream processors, each in its own venv (.venv-quix: Quix Streams; .venv-faust: faust)"
+for processor in quix faust; do
+    [ -x ".venv-$processor/bin/python" ] || python3 -m venv ".venv-$processor"
+    ".venv-$processor/bin/pip" install -q --disable-pip-version-check \
+        -r "tests/blackbox/processors/$processor-requirements.txt"
+done
+
 echo "==> cargo fmt --check"
 cargo fmt --all --check
 echo "==> cargo clippy"

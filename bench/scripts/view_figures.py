@@ -8,9 +8,19 @@
 2. Freshness: while a producer writes 10,000 records/s, a probe produces one payment, and as
    soon as it is acknowledged asks `GET /v1/views/balances/keys/{key}?min_position=...`;
    the time from the acknowledgement to the answer, p50 and p99.
+3. `--gets`: a view of `--get-keys` rows (one payment per account), GET by a random key at
+   1,000 and 10,000 requests/s, open loop over 16 keep-alive connections (bench/httpget, Go:
+   latency counted from each request's scheduled time), p50/p99/p99.9.
+4. `--rebuild`: `POST /v1/views/{v}/rebuild` of that view, seconds per million records.
+5. `--restart`: the broker killed (`kill -9`) and started again; seconds from the start to
+   the first answered GET of a row of that view (restored from its checkpoint).
+6. `--produce-with-views`: produce throughput (acks=all, librdkafka) into a topic that 0, 1
+   and 5 views read at the same time, alternating; and how long after the last
+   acknowledgement the views had published everything.
 
     .venv/bin/python bench/scripts/view_figures.py [--binary target/release/sluice] \
-        [--records 1000000] [--partitions 1] [--runs 3] [--probes 500]
+        [--records 1000000] [--partitions 1] [--runs 3] [--probes 500] \
+        [--gets] [--get-keys 1000000] [--rebuild] [--restart] [--produce-with-views]
 """
 
 import argparse
@@ -22,6 +32,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -168,6 +179,125 @@ def freshness(args, bootstrap, http):
           f"({len(latencies)} probes; commit interval 100 ms)")
 
 
+def produce_payments(bootstrap, topic, count, key_of, acks="1"):
+    """Produces `count` payments to `topic`, account `key_of(i)`; returns the seconds from the
+    first send to the last acknowledgement."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1_000_000,
+                  "queue.buffering.max.messages": 1_000_000, "acks": acks})
+    started = time.monotonic()
+    for i in range(count):
+        account = key_of(i)
+        value = f'{{"account":"{account}","amount":{i % 1000}.{i % 100:02d}}}'
+        while True:
+            try:
+                p.produce(topic, key=account.encode(), value=value)
+                break
+            except BufferError:
+                p.poll(0.05)
+    assert p.flush(300) == 0, "records left unsent"
+    return time.monotonic() - started
+
+
+def create_topic(bootstrap, topic, partitions):
+    AdminClient({"bootstrap.servers": bootstrap}).create_topics(
+        [NewTopic(topic, partitions, 1)])[topic].result(timeout=30)
+
+
+def wait_published(http, name, records, timeout=600):
+    deadline = time.monotonic() + timeout
+    while sum(call(http, "GET", f"/v1/views/{name}")["committed_position"].values()) < records:
+        assert time.monotonic() < deadline, f"{name} did not catch up"
+        time.sleep(0.02)
+
+
+def by_key_view(http, topic, name):
+    call(http, "POST", "/v1/sql", {"sql": f"CREATE MATERIALIZED VIEW {name} AS SELECT account, "
+                                          f"SUM(amount) AS balance, COUNT(*) AS n FROM {topic} "
+                                          f"GROUP BY account"})
+
+
+def httpget():
+    """The Go load generator, built once into target/httpget."""
+    binary = Path("target/httpget").resolve()
+    subprocess.run(["go", "build", "-o", str(binary), "."], cwd="bench/httpget", check=True)
+    return str(binary)
+
+
+def gets(args, http):
+    loader = httpget()
+    for rate in (1_000, 10_000):
+        url = f"{http}/v1/views/by_key/keys/acct-%07d"
+        done = subprocess.run([loader, "-url", url, "-keys", str(args.get_keys), "-rate",
+                               str(rate), "-seconds", "10", "-connections", "16"],
+                              capture_output=True, text=True, check=True)
+        result = json.loads(done.stdout)
+        assert result["failures"] == 0, result
+        print(f"GET by key at {rate:,}/s on {args.get_keys:,} rows: achieved "
+              f"{result['achieved_per_s']:,.0f}/s  p50 {result['p50_ms']:.2f} ms  "
+              f"p99 {result['p99_ms']:.2f} ms  p99.9 {result['p999_ms']:.2f} ms")
+
+
+def rebuild(args, http):
+    started = time.monotonic()
+    call(http, "POST", "/v1/views/by_key/rebuild")
+    seconds = time.monotonic() - started
+    print(f"rebuild of {args.get_keys:,} records: {seconds:.2f} s "
+          f"({seconds / args.get_keys * 1e6:.2f} s per million)")
+
+
+def first_answer(http, deadline):
+    """Seconds until `GET .../keys/acct-0000000` answers a row."""
+    while time.monotonic() < deadline:
+        try:
+            if call(http, "GET", "/v1/views/by_key/keys/acct-0000000")["row"] is not None:
+                return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.01)
+    raise AssertionError("no answer after the restart")
+
+
+def produce_with_views(args, bootstrap, http, broker_pid):
+    results = {0: [], 1: [], 5: []}
+    for run in range(args.runs):
+        for views in results:
+            topic = f"pv-{views}-{run}"
+            create_topic(bootstrap, topic, args.partitions)
+            names = [f"pv_{views}_{run}_{v}" for v in range(views)]
+            for name in names:
+                by_key_view(http, topic, name)
+            cpu = cpu_seconds(broker_pid)
+            seconds = produce_payments(bootstrap, topic, args.records,
+                                       lambda i: f"acct-{i % ACCOUNTS:05d}", acks="all")
+            acknowledged = time.monotonic()
+            for name in names:
+                wait_published(http, name, args.records)
+            behind = time.monotonic() - acknowledged
+            cpu = cpu_seconds(broker_pid) - cpu
+            results[views].append((args.records / seconds, behind, cpu))
+            print(f"run {run + 1} {views} view(s): produce {args.records / seconds:10,.0f} "
+                  f"records/s  views done {behind:5.2f} s after the last ack  broker CPU "
+                  f"{cpu / args.records * 1e6:5.2f} s per million")
+            for name in names:
+                call(http, "DELETE", f"/v1/views/{name}")
+    for views, runs in results.items():
+        rate = statistics.median(r[0] for r in runs)
+        behind = statistics.median(r[1] for r in runs)
+        cpu = statistics.median(r[2] for r in runs)
+        print(f"median {views} view(s): produce {rate:10,.0f} records/s  views done "
+              f"{behind:5.2f} s after  broker CPU {cpu / args.records * 1e6:5.2f} s per million")
+
+
+def start_broker(binary, data, port, http_port):
+    broker = subprocess.Popen(
+        [binary, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}",
+         "--http-listen", f"127.0.0.1:{http_port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port)
+    wait_for_port(http_port)
+    return broker
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default="target/release/sluice")
@@ -176,24 +306,48 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--probes", type=int, default=500)
     parser.add_argument("--load-rate", type=int, default=10_000)
+    parser.add_argument("--gets", action="store_true")
+    parser.add_argument("--get-keys", type=int, default=1_000_000)
+    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--restart", action="store_true")
+    parser.add_argument("--produce-with-views", action="store_true")
+    parser.add_argument("--no-catch-up", action="store_true")
     args = parser.parse_args()
     binary = str(Path(args.binary).resolve())
     assert shutil.which("kcat"), "kcat is not installed (apt-get install kcat)"
     port, http_port = free_port(), free_port()
     bootstrap, http = f"127.0.0.1:{port}", f"http://127.0.0.1:{http_port}"
     with tempfile.TemporaryDirectory() as data:
-        broker = subprocess.Popen(
-            [binary, "serve", "--data-dir", data, "--listen", bootstrap,
-             "--http-listen", f"127.0.0.1:{http_port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        broker = start_broker(binary, data, port, http_port)
         try:
-            wait_for_port(port)
-            wait_for_port(http_port)
-            fill(bootstrap, args.records, args.partitions)
-            print(f"{args.records:,} payments, {ACCOUNTS:,} accounts, {args.partitions} partition(s)")
-            catch_up(args, bootstrap, http, broker.pid)
-            if args.probes:
-                freshness(args, bootstrap, http)
+            if not args.no_catch_up:
+                fill(bootstrap, args.records, args.partitions)
+                print(f"{args.records:,} payments, {ACCOUNTS:,} accounts, "
+                      f"{args.partitions} partition(s)")
+                catch_up(args, bootstrap, http, broker.pid)
+                if args.probes:
+                    freshness(args, bootstrap, http)
+            if args.gets or args.rebuild or args.restart:
+                create_topic(bootstrap, "keyed", args.partitions)
+                produce_payments(bootstrap, "keyed", args.get_keys, lambda i: f"acct-{i:07d}")
+                by_key_view(http, "keyed", "by_key")
+                wait_published(http, "by_key", args.get_keys)
+            if args.gets:
+                gets(args, http)
+            if args.rebuild:
+                rebuild(args, http)
+            if args.restart:
+                broker.kill()
+                broker.wait(timeout=30)
+                started = time.monotonic()
+                broker = start_broker(binary, data, port, http_port)
+                listening = time.monotonic() - started
+                first_answer(http, time.monotonic() + 300)
+                print(f"restart of a {args.get_keys:,}-row view: HTTP up after "
+                      f"{listening:.2f} s, first row answered after "
+                      f"{time.monotonic() - started:.2f} s")
+            if args.produce_with_views:
+                produce_with_views(args, bootstrap, http, broker.pid)
         finally:
             broker.terminate()
             broker.wait(timeout=30)

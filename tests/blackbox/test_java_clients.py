@@ -5,6 +5,7 @@ written by it."""
 
 import json
 import re
+import shutil
 import struct
 import subprocess
 from collections import Counter
@@ -165,3 +166,61 @@ def drain_counts(consumer, latest, at_end):
         return at_end
     latest[msg.key().decode()] = struct.unpack(">q", msg.value())[0]
     return at_end
+
+
+def test_kafka_streams_killed_midway_restores_its_counts_from_the_changelog(broker, tmp_path):
+    """The word count, `kill -9`ed once some counts are out and started again with its state
+    directory deleted: Streams restores its store from the changelog topic, and no count is
+    published twice (each word's committed counts only rise) or lost (they end at the input's)."""
+    lines = [f"alpha beta {i % 11} gamma{i % 5} delta{i % 17}" for i in range(3000)]
+    expected = Counter(w for line in lines for w in re.split(r"\W+", line.lower()) if w)
+    create_topic(broker, "wck-lines", 2)
+    create_topic(broker, "wck-counts", 2)
+    produce_all(producer(broker), "wck-lines", [(None, line.encode()) for line in lines])
+    state = tmp_path / "streams"
+    args = ["--input", "wck-lines", "--output", "wck-counts", "--app-id", "wordcount-killed",
+            "--state-dir", str(state)]
+    first = subprocess.Popen(java_command(broker, "wordcount", *args, timeout=150),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: first.poll() is None and
+                   len(committed_counts(broker, "wck-counts")) >= 5, timeout=120,
+                   interval=0.5, what="the first counts")
+    finally:
+        first.kill()
+        first.wait(timeout=10)
+    shutil.rmtree(state, ignore_errors=True)
+    got = javaclient(broker, "wordcount", *args, timeout=150)
+    assert got["counts"] == dict(expected)
+    for word, counts in committed_count_histories(broker, "wck-counts").items():
+        assert counts == sorted(set(counts)), f"{word}'s counts went back or repeated: {counts}"
+        assert counts[-1] == expected[word]
+
+
+def committed_count_histories(broker, topic):
+    """Every word's counts as `topic` holds them, read_committed, in order."""
+    histories = {}
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "wck-check",
+                  "isolation.level": "read_committed", "enable.partition.eof": True})
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in range(2)])
+        at_end = set()
+        while len(at_end) < 2:
+            msg = c.poll(5.0)
+            assert msg is not None, f"{topic} ended early"
+            if msg.error():
+                assert msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
+                at_end.add(msg.partition())
+                continue
+            histories.setdefault(msg.key().decode(), []).append(
+                struct.unpack(">q", msg.value())[0])
+    finally:
+        c.close()
+    return histories
+
+
+def committed_counts(broker, topic):
+    try:
+        return committed_count_histories(broker, topic)
+    except AssertionError:
+        return {}

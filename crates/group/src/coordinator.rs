@@ -24,6 +24,13 @@ use sluice_types::limits::{
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// How offsets are committed: directly (OffsetCommit) or in a transaction (TxnOffsetCommit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    Direct,
+    Transactional,
+}
+
 /// What a command asks the broker to do: append `records`, then send `replies`.
 #[derive(Debug, Default)]
 pub struct Effects {
@@ -216,10 +223,11 @@ impl GroupCoordinator {
         now_ms: i64,
     ) -> (Effects, Result<Vec<Result<(), GroupError>>, GroupError>) {
         let mut fx = Effects::default();
-        let (records, results) = match self.checked_offset_records(group_id, who, offsets, now_ms) {
-            Ok(checked) => checked,
-            Err(e) => return (fx, Err(e)),
-        };
+        let (records, results) =
+            match self.checked_offset_records(group_id, who, offsets, Commit::Direct, now_ms) {
+                Ok(checked) => checked,
+                Err(e) => return (fx, Err(e)),
+            };
         fx.records = records;
         fx.on_write = Some(OnWrite::ApplyOffsets);
         (fx, Ok(results))
@@ -254,7 +262,9 @@ impl GroupCoordinator {
         now_ms: i64,
     ) -> (Effects, Result<Vec<Result<(), GroupError>>, GroupError>) {
         let mut fx = Effects::default();
-        let (records, results) = match self.checked_offset_records(group_id, who, offsets, now_ms) {
+        let checked =
+            self.checked_offset_records(group_id, who, offsets, Commit::Transactional, now_ms);
+        let (records, results) = match checked {
             Ok(checked) => checked,
             Err(e) => return (fx, Err(e)),
         };
@@ -302,9 +312,10 @@ impl GroupCoordinator {
         group_id: &str,
         who: &MemberRef,
         offsets: Vec<OffsetToCommit>,
+        commit: Commit,
         now_ms: i64,
     ) -> Result<CommitRecords, GroupError> {
-        self.check_commit(group_id, who, now_ms)?;
+        self.check_commit(group_id, who, commit, now_ms)?;
         Ok(self.offset_records(group_id, offsets, now_ms))
     }
 
@@ -352,12 +363,17 @@ impl GroupCoordinator {
         &mut self,
         group_id: &str,
         who: &MemberRef,
+        commit: Commit,
         now_ms: i64,
     ) -> Result<(), GroupError> {
         check_group_id(group_id)?;
         let simple = who.generation < 0 && who.member_id.is_empty();
+        // TxnOffsetCommit need not name a member (its fields came in v3): a transactional
+        // commit that names none is taken whatever the group's state, as Kafka's
+        // `validateOffsetCommit` takes it (aiokafka and faust send v0).
+        let unchecked_txn = simple && commit == Commit::Transactional;
         if let Some(group) = self.consumer_groups.get(group_id) {
-            if simple && group.members.is_empty() {
+            if simple && group.members.is_empty() || unchecked_txn {
                 return Ok(());
             }
             return group.check_commit(&who.member_id, who.generation);
@@ -373,7 +389,7 @@ impl GroupCoordinator {
             self.groups.insert(group_id.to_owned(), group);
             return Ok(());
         };
-        if simple && group.state == GroupState::Empty {
+        if simple && group.state == GroupState::Empty || unchecked_txn {
             return Ok(());
         }
         let i = group.find_member(who)?;

@@ -296,6 +296,19 @@ fn commits_are_checked_against_member_and_generation() {
     };
     let (_, r) = c.commit_written("g", &who(&a, 1), vec![big], 4_000);
     assert_eq!(r, Ok(vec![Err(GroupError::OffsetMetadataTooLarge)]));
+    // A transaction's commit that names no member (TxnOffsetCommit v0-v2, as aiokafka and
+    // faust send it) is taken while the group has members, as Kafka takes it.
+    let (_, r) = c.txn_commit_written("g", &who("", -1), (7, 0), vec![offset("t", 0, 2)], 4_000);
+    assert_eq!(r, Ok(vec![Ok(())]));
+    // ... but one that names a member is checked.
+    let (_, r) = c.txn_commit_written(
+        "g",
+        &who("stranger", 1),
+        (7, 0),
+        vec![offset("t", 0, 2)],
+        4_000,
+    );
+    assert_eq!(r, Err(GroupError::UnknownMemberId));
     // A simple consumer commits to a group nobody joined.
     let (_, r) = c.commit_written("simple", &who("", -1), vec![offset("t", 0, 7)], 4_000);
     assert_eq!(r, Ok(vec![Ok(())]));

@@ -216,11 +216,13 @@ impl Views {
             .map(|d| (d.name.clone(), d.clone()))
             .collect();
         let mut homes = BTreeMap::new();
+        let mut client = match self.placement {
+            Some(_) => Some(self.client().await?),
+            None => None,
+        };
         for definition in &definitions {
-            homes.insert(
-                definition.name.clone(),
-                self.home_node(&definition.name).await?,
-            );
+            let home = self.home_node(client.as_mut(), &definition.name).await?;
+            homes.insert(definition.name.clone(), home);
         }
         *self.homes.write().unwrap_or_else(|p| p.into_inner()) = homes.clone();
         let me = self.me();
@@ -272,15 +274,16 @@ impl Views {
         self.placement.as_ref().map_or(-1, |p| p.node_id)
     }
 
-    /// The node that keeps (or would keep) `name`: the coordinator of its group on a cluster;
-    /// `me()` otherwise.
-    async fn home_node(&self, name: &str) -> Result<i32, ViewsError> {
-        match &self.placement {
-            None => Ok(self.me()),
-            Some(_) => {
-                let mut client = self.client().await?;
-                Ok(groups::coordinator(&mut client, &engine::group_of(name)).await?)
-            }
+    /// The node that keeps (or would keep) `name`: the coordinator of its group on a cluster,
+    /// asked through `client` (a new connection when `None`); `me()` otherwise.
+    async fn home_node(&self, client: Option<&mut Client>, name: &str) -> Result<i32, ViewsError> {
+        if self.placement.is_none() {
+            return Ok(self.me());
+        }
+        let group = engine::group_of(name);
+        match client {
+            Some(client) => Ok(groups::coordinator(client, &group).await?),
+            None => Ok(groups::coordinator(&mut self.client().await?, &group).await?),
         }
     }
 
@@ -301,7 +304,7 @@ impl Views {
         let node = match cached {
             Some(node) => node,
             // Not placed yet (created elsewhere a moment ago, or never): ask.
-            None => self.home_node(name).await.ok()?,
+            None => self.home_node(None, name).await.ok()?,
         };
         if node == placement.node_id {
             return None;

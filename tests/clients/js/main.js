@@ -6,7 +6,9 @@
 // Usage: node main.js SCENARIO --brokers HOST:PORT --topic T [--group G] [--n N] [--timeout-ms MS]
 //
 // Scenarios: kafkajs-produce, kafkajs-consume, confluent-produce, confluent-consume. Each exits
-// non-zero with the cause on stderr when it fails or its deadline passes.
+// non-zero with the cause on stderr when it fails or its deadline passes. kafkajs-txncopy
+// (--topic IN --output OUT --group G) copies IN to OUT exactly once, each batch in a
+// transaction with its offsets, until it is killed: the suite kills it and starts it again.
 'use strict';
 
 const kafkajs = require('kafkajs');
@@ -105,9 +107,57 @@ async function consume(client, args) {
   return { values: values.sort() };
 }
 
+// A consume-transform-produce pipeline, KafkaJS's documented way: each batch's copies and the
+// batch's next offset go in one transaction. Runs until killed.
+async function txncopy(args) {
+  const kafka = new kafkajs.Kafka({
+    clientId: 'js-copier', brokers: args.brokers.split(','), logLevel: kafkajs.logLevel.ERROR,
+  });
+  const producer = kafka.producer({
+    transactionalId: `${args.group}-copier`, idempotent: true, maxInFlightRequests: 1,
+  });
+  const consumer = kafka.consumer({ groupId: args.group, readUncommitted: false });
+  await producer.connect();
+  await consumer.connect();
+  await consumer.subscribe({ topics: [args.topic], fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      if (batch.messages.length === 0) {
+        return;
+      }
+      const transaction = await producer.transaction();
+      try {
+        await transaction.send({
+          topic: args.output,
+          messages: batch.messages.map((m) => ({ key: m.key, value: `copy-${m.value}` })),
+        });
+        const last = batch.messages[batch.messages.length - 1].offset;
+        await transaction.sendOffsets({
+          consumerGroupId: args.group,
+          topics: [{
+            topic: batch.topic,
+            partitions: [{ partition: batch.partition, offset: (BigInt(last) + 1n).toString() }],
+          }],
+        });
+        await transaction.commit();
+      } catch (err) {
+        await transaction.abort();
+        throw err;
+      }
+    },
+  });
+  console.log(JSON.stringify({ running: true }));
+  await new Promise(() => {});
+}
+
 async function main() {
   const [scenario, ...rest] = process.argv.slice(2);
   const args = parseArgs(rest);
+  if (scenario === 'kafkajs-txncopy') {
+    await txncopy(args);
+    return;
+  }
   const [clientName, action] = (scenario || '').split('-');
   const client = clients[clientName];
   const run = { produce, consume }[action];

@@ -1,0 +1,3 @@
+module sluice/bench/httpget
+
+go 1.22
