@@ -199,8 +199,8 @@ def produce_payments(bootstrap, topic, count, key_of, acks="1"):
 
 
 def create_topic(bootstrap, topic, partitions):
-    AdminClient({"bootstrap.servers": bootstrap}).create_topics(
-        [NewTopic(topic, partitions, 1)])[topic].result(timeout=30)
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive the future
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(timeout=30)
 
 
 def wait_published(http, name, records, timeout=600):
@@ -261,9 +261,9 @@ def produce_with_views(args, bootstrap, http, broker_pid):
     results = {0: [], 1: [], 5: []}
     for run in range(args.runs):
         for views in results:
-            topic = f"pv-{views}-{run}"
+            topic = f"pv_{views}_{run}"
             create_topic(bootstrap, topic, args.partitions)
-            names = [f"pv_{views}_{run}_{v}" for v in range(views)]
+            names = [f"pv_{views}_{run}_view{v}" for v in range(views)]
             for name in names:
                 by_key_view(http, topic, name)
             cpu = cpu_seconds(broker_pid)
