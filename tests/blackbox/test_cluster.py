@@ -53,8 +53,16 @@ def launch_cluster(tmp_path, size, session_timeout_ms):
         )
     for b in nodes.values():
         b.launch()
-    for b in nodes.values():
-        wait_until(b._accepting, timeout=30, what=f"node on {b.bootstrap}")
+    try:
+        for b in nodes.values():
+            wait_until(b._accepting, timeout=30, what=f"node on {b.bootstrap}")
+    except BaseException:
+        # A node that failed to start must not leave the others running past the test.
+        for b in nodes.values():
+            if b.alive():
+                b.proc.kill()
+                b.proc.wait(timeout=10)
+        raise
     return nodes
 
 
