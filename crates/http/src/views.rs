@@ -98,6 +98,12 @@ fn service(state: &AppState) -> ApiResult<&Arc<dyn ViewsService>> {
     })
 }
 
+/// The `{view}` of a route's path.
+fn view_name(path: Result<Path<String>, PathRejection>) -> ApiResult<String> {
+    let Path(name) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    Ok(name)
+}
+
 fn json_text(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -134,7 +140,7 @@ pub async fn describe(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
-    let Path(name) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let name = view_name(path)?;
     Ok(json_text(service(&state)?.describe(&name)?))
 }
 
@@ -144,7 +150,7 @@ pub async fn drop_view(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
-    let Path(name) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let name = view_name(path)?;
     Ok(json_text(service(&state)?.drop_view(&name).await?))
 }
 
@@ -158,7 +164,7 @@ pub async fn rebuild(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
-    let Path(name) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let name = view_name(path)?;
     Ok(json_text(service(&state)?.rebuild(&name).await?))
 }
 
@@ -210,7 +216,7 @@ pub async fn rows(
     path: Result<Path<String>, PathRejection>,
     params: Result<Query<RowsParams>, QueryRejection>,
 ) -> ApiResult<Response> {
-    let Path(name) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let name = view_name(path)?;
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let views = service(&state)?;
     let freshness = Freshness {
@@ -249,7 +255,7 @@ pub async fn changes(
     path: Result<Path<String>, PathRejection>,
     params: Result<Query<ChangesParams>, QueryRejection>,
 ) -> ApiResult<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>> {
-    let Path(name) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let name = view_name(path)?;
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let views = service(&state)?;
     let permit = crate::stream::stream_permit(&state)?;

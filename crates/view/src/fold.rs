@@ -400,6 +400,12 @@ impl Fold {
         self.changed.len()
     }
 
+    /// Forgets which groups changed, computing no row (a state that publishes none of its own:
+    /// a rule's windows are its checkpoint).
+    pub fn clear_changes(&mut self) {
+        self.changed.clear();
+    }
+
     /// The changes since the last call, one per changed group, in key order.
     pub fn take_changes(&mut self) -> Result<Vec<RowChange>, ValueError> {
         let changed = std::mem::take(&mut self.changed);

@@ -40,7 +40,7 @@ use sluice_types::limits::{
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -124,6 +124,8 @@ pub struct Views {
     homes: RwLock<BTreeMap<String, i32>>,
     /// Each node's HTTP API, from the catalog.
     nodes: RwLock<BTreeMap<i32, String>>,
+    /// When a request last read the catalog for a node's HTTP API.
+    nodes_read_at: std::sync::Mutex<Option<std::time::Instant>>,
     /// Stops the placement loop.
     stopping: CancellationToken,
     /// Statements that change the catalog, and placement, one at a time.
@@ -152,6 +154,7 @@ impl Views {
             placement,
             homes: RwLock::new(BTreeMap::new()),
             nodes: RwLock::new(BTreeMap::new()),
+            nodes_read_at: std::sync::Mutex::new(None),
             stopping: CancellationToken::new(),
             ddl: tokio::sync::Mutex::new(()),
         });
@@ -210,8 +213,8 @@ impl Views {
     async fn place(&self, catalog: catalog::Catalog) -> Result<(), ViewsError> {
         let mut definitions = catalog.definitions;
         definitions.sort_by_key(|d| d.kind != Kind::Table);
-        *self.nodes.write().unwrap_or_else(|p| p.into_inner()) = catalog.nodes;
-        *self.defined.write().unwrap_or_else(|p| p.into_inner()) = definitions
+        *write(&self.nodes) = catalog.nodes;
+        *write(&self.defined) = definitions
             .iter()
             .map(|d| (d.name.clone(), d.clone()))
             .collect();
@@ -224,7 +227,7 @@ impl Views {
             let home = self.home_node(client.as_mut(), &definition.name).await?;
             homes.insert(definition.name.clone(), home);
         }
-        *self.homes.write().unwrap_or_else(|p| p.into_inner()) = homes.clone();
+        *write(&self.homes) = homes.clone();
         let me = self.me();
         let leaving: Vec<Arc<Running>> = self
             .read_running()
@@ -236,10 +239,7 @@ impl Views {
             let name = running.definition.name.clone();
             let dropped = !homes.contains_key(&name);
             tracing::info!(view = %name, dropped, "the view is no longer kept here");
-            self.running
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&name);
+            write(&self.running).remove(&name);
             running.halt().await;
             if dropped {
                 let checkpoint = Arc::clone(&self.checkpoint);
@@ -295,12 +295,7 @@ impl Views {
         if self.read_running().contains_key(name) {
             return None;
         }
-        let cached = self
-            .homes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .copied();
+        let cached = read(&self.homes).get(name).copied();
         let node = match cached {
             Some(node) => node,
             // Not placed yet (created elsewhere a moment ago, or never): ask.
@@ -313,11 +308,21 @@ impl Views {
         if known.is_some() {
             return known;
         }
-        // A node that started a moment ago: its record may be newer than the last read.
-        if let Ok(mut client) = self.client().await
+        // A node that started a moment ago: its record may be newer than the last read. Read
+        // again at most every `PLACEMENT_RETRY`, so requests cannot make the catalog hot.
+        let due = {
+            let mut last = self.nodes_read_at.lock().unwrap_or_else(|p| p.into_inner());
+            let due = last.is_none_or(|at| at.elapsed() >= PLACEMENT_RETRY);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if due
+            && let Ok(mut client) = self.client().await
             && let Ok(catalog) = catalog::read(&mut client).await
         {
-            *self.nodes.write().unwrap_or_else(|p| p.into_inner()) = catalog.nodes;
+            *write(&self.nodes) = catalog.nodes;
         }
         // Unknown still: the HTTP API says so rather than answer for a view not kept here.
         Some(
@@ -328,9 +333,7 @@ impl Views {
 
     /// Node `node`'s HTTP API, as the catalog said when last read.
     fn node_url(&self, node: i32) -> Option<String> {
-        self.nodes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        read(&self.nodes)
             .get(&node)
             .filter(|url| !url.is_empty())
             .cloned()
@@ -396,11 +399,8 @@ impl Views {
     /// Every table and view (of `kind`, when given), as JSON text.
     pub fn list(&self, kind: Option<Kind>) -> String {
         let running = self.read_running().clone();
-        let homes = self.homes.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let items: Vec<serde_json::Value> = self
-            .defined
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        let homes = read(&self.homes).clone();
+        let items: Vec<serde_json::Value> = read(&self.defined)
             .values()
             .filter(|d| kind.is_none_or(|k| d.kind == k))
             .map(|d| match running.get(&d.name) {
@@ -449,12 +449,7 @@ impl Views {
         if let Some(running) = self.read_running().get(name) {
             return Ok(Arc::clone(running));
         }
-        let home = self
-            .homes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .copied();
+        let home = read(&self.homes).get(name).copied();
         Err(match home {
             Some(node) if self.is_defined(name) => ViewsError::NotFound(format!(
                 "{name} is kept by node {node}, not here (it is moving: ask again)"
@@ -464,10 +459,7 @@ impl Views {
     }
 
     fn is_defined(&self, name: &str) -> bool {
-        self.defined
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(name)
+        read(&self.defined).contains_key(name)
     }
 
     /// The table or view `name`, whose rows are queried (a stream has none: its records are
@@ -631,7 +623,7 @@ impl Views {
         }
         let _ddl = self.ddl.lock().await;
         let (exists, count) = {
-            let defined = self.defined.read().unwrap_or_else(|p| p.into_inner());
+            let defined = read(&self.defined);
             (defined.contains_key(name), defined.len())
         };
         if !exists && count >= VIEWS_MAX {
@@ -708,14 +700,8 @@ impl Views {
             }
             return Err(e.into());
         }
-        self.defined
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), definition.clone());
-        self.homes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), self.me());
+        write(&self.defined).insert(name.to_string(), definition.clone());
+        write(&self.homes).insert(name.to_string(), self.me());
         self.launch(definition, spec);
         Ok(serde_json::json!({"created": name, "kind": kind.as_str()}).to_string())
     }
@@ -736,10 +722,7 @@ impl Views {
                 )))
             };
         }
-        let readers: Vec<String> = self
-            .defined
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        let readers: Vec<String> = read(&self.defined)
             .values()
             .filter(|d| d.name != name && Self::plan_of(d).is_ok_and(|plan| plan.source() == name))
             .map(|d| d.name.clone())
@@ -760,20 +743,9 @@ impl Views {
     async fn remove(&self, name: &str) -> Result<(), ViewsError> {
         let mut client = self.client().await?;
         catalog::remove(&mut client, name).await?;
-        self.defined
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
-        self.homes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
-        let Some(running) = self
-            .running
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name)
-        else {
+        write(&self.defined).remove(name);
+        write(&self.homes).remove(name);
+        let Some(running) = write(&self.running).remove(name) else {
             return Ok(());
         };
         running.halt().await;
@@ -857,12 +829,7 @@ impl Views {
     /// and a stream to a topic of their name; a table nowhere).
     fn spec_of(&self, definition: &Definition, plan: Plan) -> Result<ViewSpec, ViewsError> {
         let refuse = |why: String| Err(ViewsError::Sql(SqlError(why)));
-        let source = self
-            .defined
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(plan.source())
-            .cloned();
+        let source = read(&self.defined).get(plan.source()).cloned();
         let source = source.as_ref().map(|d| (d.kind, d));
         let name = &definition.name;
         let (source_topic, source_kind) = match (definition.kind, source) {
@@ -927,14 +894,11 @@ impl Views {
             stop,
             task: std::sync::Mutex::new(Some(task)),
         });
-        self.running
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(running.definition.name.clone(), running);
+        write(&self.running).insert(running.definition.name.clone(), running);
     }
 
     fn read_running(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Running>>> {
-        self.running.read().unwrap_or_else(|p| p.into_inner())
+        read(&self.running)
     }
 
     /// The catalog, asked again while the broker settles (a leader not known yet, a
@@ -980,6 +944,16 @@ impl Running {
             Phase::Failed(e) => format!("failed: {e}"),
         }
     }
+}
+
+/// `lock` read; a writer that panicked left nothing half done that readers could see (each
+/// write replaces or inserts whole entries).
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A definition kept on another node (`home`), as listed here.

@@ -440,8 +440,13 @@ fn cut_partition_by(tokens: &mut Vec<Token>) -> Result<Option<Expr>, SqlError> {
     let Some(text) = tail
         .get("PARTITION".len()..)
         .map(str::trim_start)
-        .filter(|t| t.len() > 2 && t[..2].eq_ignore_ascii_case("BY"))
-        .map(|t| &t[2..])
+        // `get`, not slicing: the text after PARTITION may start with any character.
+        .and_then(|t| {
+            t.get(..2)
+                .filter(|by| by.eq_ignore_ascii_case("BY"))
+                .map(|_| &t[2..])
+        })
+        .filter(|rest| !rest.trim().is_empty())
     else {
         return refuse("expected PARTITION BY expr, at the end");
     };
@@ -1265,6 +1270,14 @@ mod tests {
         );
         refused(
             "CREATE STREAM s AS SELECT * FROM t PARTITION BY a b",
+            "PARTITION BY",
+        );
+        refused(
+            "CREATE STREAM s AS SELECT * FROM t PARTITION €€",
+            "PARTITION BY",
+        );
+        refused(
+            "CREATE STREAM s AS SELECT * FROM t PARTITION BY",
             "PARTITION BY",
         );
         refused(

@@ -480,7 +480,7 @@ impl Rule {
             out.push((Vec::new(), Some(times)));
         }
         // The fold's own record of changes is not used: windows are the checkpoint.
-        let _ = self.fold.take_changes();
+        self.fold.clear_changes();
         out
     }
 
@@ -507,7 +507,7 @@ impl Rule {
                 .add(key.clone(), inputs, at)
                 .map_err(|e| CheckpointMismatch(e.to_string()))?;
         }
-        let _ = self.fold.take_changes();
+        self.fold.clear_changes();
         self.entries += window.entries.len();
         self.by_age
             .entry(window.partition)
