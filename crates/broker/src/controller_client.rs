@@ -45,7 +45,9 @@ impl Broker {
     }
 
     /// Waits until this broker has published an image for which `done` holds, at most
-    /// `limit`; whether it has.
+    /// `limit`, and not past the start of shutdown (which stops publishing: a request held
+    /// until `limit` would hold the shutdown's drain, and the controlled shutdown behind it);
+    /// whether it has.
     pub(crate) async fn wait_published(
         &self,
         limit: Duration,
@@ -53,7 +55,10 @@ impl Broker {
     ) -> bool {
         let mut published = self.published.subscribe();
         let shown = published.wait_for(|image| done(image));
-        matches!(tokio::time::timeout(limit, shown).await, Ok(Ok(_)))
+        tokio::select! {
+            waited = tokio::time::timeout(limit, shown) => matches!(waited, Ok(Ok(_))),
+            () = self.shutdown_token().cancelled() => false,
+        }
     }
 
     /// The image this broker serves from.

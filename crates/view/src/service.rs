@@ -197,7 +197,13 @@ impl Views {
                 }
                 self.place(catalog).await
             };
-            wait = match round.await {
+            // A round can wait on the broker for seconds (a topic being created); `stop` must
+            // not wait for it.
+            let round = tokio::select! {
+                () = self.stopping.cancelled() => return,
+                round = round => round,
+            };
+            wait = match round {
                 Ok(()) => PLACEMENT_INTERVAL,
                 Err(e) => {
                     tracing::warn!(error = %e, "the views' placement could not be checked; trying again");
@@ -363,6 +369,9 @@ impl Views {
     /// Stops every engine (at the end of `sluice serve`).
     pub async fn stop(&self) {
         self.stopping.cancel();
+        // Taken once the placement round in progress, if any, has given up: it would
+        // otherwise start engines after the ones below are halted.
+        let _ddl = self.ddl.lock().await;
         for running in self.all() {
             running.halt().await;
         }
