@@ -64,7 +64,10 @@ def output_rows(broker, topic):
             if message is None:
                 break
             assert message.error() is None, message.error()
-            latest[message.key().decode()] = json.loads(message.value(), parse_float=Decimal)
+            if message.value() is None:
+                latest.pop(message.key().decode(), None)  # a tombstone: the row left
+            else:
+                latest[message.key().decode()] = json.loads(message.value(), parse_float=Decimal)
         return latest
     finally:
         consumer.close()
@@ -365,16 +368,83 @@ def test_a_windowed_view_keeps_one_row_per_key_and_window(broker):
     assert status == 200 and body["row"]["n"] == 3, body
 
 
+def test_a_windows_retention_deletes_old_windows_and_keeps_them_deleted_through_kill_9(broker):
+    create_topic(broker, "readings", partitions=2)
+    status, body = sql(broker, "CREATE MATERIALIZED VIEW per_minute "
+                               "WITH (retention = INTERVAL '3' MINUTE) AS SELECT sensor, "
+                               "COUNT(*) AS n FROM readings "
+                               "GROUP BY sensor, TUMBLE(_ts, INTERVAL '1' MINUTE)")
+    assert status == 200, body
+    minute = 60_000
+    base = 1_800_000_000_000 - 1_800_000_000_000 % minute
+    p = producer(broker)
+
+    def read(ts, sensor="s1"):
+        produce_all(p, "readings", [(sensor.encode(), json.dumps({"sensor": sensor}))],
+                    timestamp=ts)
+
+    def rows():
+        _, page = call(broker, "GET", "/v1/views/per_minute/rows?limit=100")
+        return {(r["sensor"], (r["window_start"] - base) // minute): r["n"] for r in page["rows"]}
+
+    def skipped():
+        return call(broker, "GET", "/v1/views/per_minute")[1]["records_skipped"]
+
+    read(base)
+    read(base + minute)
+    wait_until(lambda: rows() == {("s1", 0): 1, ("s1", 1): 1}, timeout=20, what="two windows")
+    # The view's time moves to 4 minutes past base: windows ending 3 minutes before go.
+    read(base + 4 * minute + 1)
+    wait_until(lambda: rows() == {("s1", 1): 1, ("s1", 4): 1}, timeout=20,
+               what="the first window deleted by the retention")
+    wait_until(lambda: "s1" not in {k for k, v in output_rows(broker, "per_minute").items()
+                                    if v["window_start"] == base},
+               timeout=20, what="a tombstone for the deleted window in the output topic")
+    # A late reading for a deleted window is skipped; one for a kept window counts.
+    read(base + 10)
+    read(base + minute + 5)
+    wait_until(lambda: rows() == {("s1", 1): 2, ("s1", 4): 1} and skipped() == 1, timeout=20,
+               what="the late reading skipped and the kept window counting")
+
+    # The view's time survives a kill -9: the deleted window stays deleted.
+    broker.kill()
+    broker.start()
+    read(base + 20)
+    read(base + minute + 7)
+    wait_until(lambda: rows() == {("s1", 1): 3, ("s1", 4): 1}, timeout=30,
+               what="the restored view skipping the deleted window's reading")
+    assert {k: v["n"] for k, v in output_rows(broker, "per_minute").items()} == \
+        {json.dumps(["s1", base + w * minute, base + (w + 1) * minute], separators=(",", ":")): n
+         for (_, w), n in rows().items()}
+    status, body = sql(broker, "CREATE MATERIALIZED VIEW no_window WITH (retention = "
+                               "INTERVAL '1' DAY) AS SELECT sensor, COUNT(*) AS n FROM readings "
+                               "GROUP BY sensor")
+    assert status == 400 and "no TUMBLE or HOP window" in body["message"], body
+    status, body = sql(broker, "CREATE MATERIALIZED VIEW other WITH (ttl = INTERVAL '1' DAY) "
+                               "AS SELECT sensor, COUNT(*) AS n FROM readings GROUP BY sensor")
+    assert status == 400 and "ttl" in body["message"], body
+
+
+def committed_total(broker, view):
+    """How many source records `view` has committed, over all partitions."""
+    return sum(call(broker, "GET", f"/v1/views/{view}")[1]["committed_position"].values())
+
+
+def balances_over(broker, n):
+    """`n` payments produced to `payments`, and the view `balances` once it has committed them
+    all; the payments and the balances they fold to."""
+    records, expected = payments(n)
+    produce_all(producer(broker), "payments", records)
+    assert sql(broker, BALANCES)[0] == 200
+    wait_until(lambda: committed_total(broker, "balances") == len(records), timeout=60,
+               what="the view commits it all")
+    return records, expected
+
+
 def test_a_rebuild_replays_the_source_beside_the_view_and_publishes_nothing_again(broker):
     from helpers import watermarks
     create_topic(broker, "payments", partitions=2)
-    records, expected = payments(300)
-    produce_all(producer(broker), "payments", records)
-    assert sql(broker, BALANCES)[0] == 200
-
-    def committed():
-        return sum(call(broker, "GET", "/v1/views/balances")[1]["committed_position"].values())
-    wait_until(lambda: committed() == len(records), timeout=20, what="the view commits it all")
+    records, expected = balances_over(broker, 300)
     published = watermarks(broker, "balances", 0)
 
     done = cli(broker, "view", "rebuild", "balances")
@@ -395,6 +465,85 @@ def test_a_rebuild_replays_the_source_beside_the_view_and_publishes_nothing_agai
         call(broker, "GET", "/v1/views/balances/keys/acct-0")[1]["row"]) == want,
         timeout=20, what="the rebuilt view to fold new payments")
     assert call(broker, "POST", "/v1/views/nothing/rebuild")[0] == 404
+
+
+def test_create_or_replace_builds_beside_the_old_view_which_answers_until_the_swap(broker):
+    import threading
+    from helpers import watermarks
+    create_topic(broker, "payments", partitions=2)
+    records, _ = balances_over(broker, 100_000)
+    old_end = watermarks(broker, "balances", 0)[1]
+
+    # Asked all along while the new definition is built: every answer is a row, the old one
+    # until the swap.
+    answers, replacing, done = [], threading.Event(), threading.Event()
+
+    def ask():
+        while not done.is_set():
+            status, body = call(broker, "GET", "/v1/views/balances/keys/acct-0")
+            answers.append((replacing.is_set(), status, sorted((body.get("row") or {}).keys())))
+    asker = threading.Thread(target=ask)
+    asker.start()
+    try:
+        replacing.set()
+        status, body = sql(broker, "CREATE OR REPLACE MATERIALIZED VIEW balances AS "
+                                   "SELECT account, MAX(amount) AS top, COUNT(*) AS payments "
+                                   "FROM payments WHERE account <> 'acct-4' GROUP BY account")
+        replacing.clear()
+    finally:
+        done.set()
+        asker.join(timeout=60)
+    assert status == 200, body
+    assert body == {"created": "balances", "kind": "view", "replaced": True}
+    old_shape, new_shape = ["account", "balance", "payments"], ["account", "payments", "top"]
+    during = [a for a in answers if a[0]]
+    assert during, "no answer was asked for while the new definition was built"
+    assert all(status == 200 and keys in (old_shape, new_shape) for _, status, keys in answers), \
+        [a for a in answers if a[1] != 200 or a[2] not in (old_shape, new_shape)][:5]
+    assert during[0][2] == old_shape, "the old definition did not answer while the new was built"
+
+    # The new rows, from the fold of the whole source; the output topic shows them, the
+    # account the new definition leaves out deleted.
+    wanted = {}
+    for key, value in records:
+        row = json.loads(value, parse_float=Decimal)
+        if row["account"] == "acct-4":
+            continue
+        top, n = wanted.get(row["account"], (None, 0))
+        wanted[row["account"]] = (row["amount"] if top is None else max(top, row["amount"]), n + 1)
+    wait_until(lambda: call(broker, "GET", "/v1/views/balances")[1]["state"] == "running",
+               timeout=30, what="the new definition to run")
+    status, page = call(broker, "GET", "/v1/views/balances/rows?limit=1000")
+    assert {r["account"]: (r["top"], r["payments"]) for r in page["rows"]} == wanted
+    shown = {}
+
+    def output_shows_new_rows():
+        shown.clear()
+        shown.update(output_rows(broker, "balances"))
+        return {k: (v.get("top"), v["payments"]) for k, v in shown.items()} == wanted
+    try:
+        wait_until(output_shows_new_rows, timeout=30, what="the output topic to show the new rows")
+    except AssertionError as e:
+        # What a read_committed reader can see (the last stable offset) against the end.
+        stable = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "probe",
+                           "isolation.level": "read_committed"})
+        try:
+            lso = stable.get_watermark_offsets(TopicPartition("balances", 0), timeout=10)
+        finally:
+            stable.close()
+        raise AssertionError(f"{e}: shown {shown}, read_committed ends {lso}, "
+                             f"ends {watermarks(broker, 'balances', 0)}\n{broker.log()[-4000:]}")
+    # One record per account at the swap: four new rows and a tombstone.
+    assert watermarks(broker, "balances", 0)[1] - old_end <= len(wanted) + 1 + 1, \
+        "more was published at the swap than the difference (and its commit marker)"
+    assert committed_total(broker, "balances") == len(records), \
+        "the group's offsets are the new state's"
+
+    # It goes on from the new state.
+    more = [(b"acct-0", '{"account": "acct-0", "amount": 1000.5}')]
+    produce_all(producer(broker), "payments", more)
+    wait_until(lambda: call(broker, "GET", "/v1/views/balances/keys/acct-0")[1]["row"]["top"]
+               == Decimal("1000.5"), timeout=20, what="the new definition to fold a new payment")
 
 
 def committed(broker, topic, partitions):

@@ -44,21 +44,28 @@ def balance_everywhere(nodes, account, want):
     return True
 
 
+def create_balances(nodes, via):
+    """Creates topic `payments` (3 partitions, 3 replicas) and the view `balances` through node
+    `via`; returns the node that keeps it."""
+    admin = AdminClient({"bootstrap.servers": nodes[1].bootstrap})
+    admin.create_topics([NewTopic("payments", 3, 3, config={"min.insync.replicas": "2"})])[
+        "payments"].result(timeout=30)
+    # Each node knows where the view will run once it has read the catalog and the others'
+    # HTTP APIs are in it: until then it says 503 rather than answer for a view it does not
+    # keep.
+    wait_until(lambda: all(call(n, "GET", "/v1/views/balances")[0] == 404
+                           for n in nodes.values()),
+               timeout=30, what="every node knowing every node's HTTP API")
+    status, body = sql(nodes[via], BALANCES)
+    assert status == 200, body
+    return wait_until(lambda: home_of(nodes, "balances"), timeout=30,
+                      what="a node running balances")
+
+
 def test_a_view_runs_on_one_node_answers_on_all_and_moves_when_that_node_dies(tmp_path):
     with running_cluster(tmp_path, 3, 3000) as nodes:
-        admin = AdminClient({"bootstrap.servers": nodes[1].bootstrap})
-        admin.create_topics([NewTopic("payments", 3, 3, config={"min.insync.replicas": "2"})])[
-            "payments"].result(timeout=30)
-        # Each node knows where the view will run once the others' HTTP APIs are in the
-        # catalog: until then it says 503 rather than answer for a view it does not keep.
-        wait_until(lambda: all(call(n, "GET", "/v1/views/balances")[0] == 404
-                               for n in nodes.values()),
-                   timeout=30, what="every node knowing every node's HTTP API")
         # Created through node 2, whichever node keeps it.
-        status, body = sql(nodes[2], BALANCES)
-        assert status == 200, body
-        wait_until(lambda: home_of(nodes, "balances"), timeout=30, what="a node running balances")
-        home = home_of(nodes, "balances")
+        home = create_balances(nodes, via=2)
 
         records, expected = payments(300)
         reports = produce_all(producer(nodes[1], acks="all"), "payments",
@@ -98,3 +105,69 @@ def test_a_view_runs_on_one_node_answers_on_all_and_moves_when_that_node_dies(tm
         assert new_home in survivors, new_home
         status, listed = call(survivors[new_home], "GET", "/v1/views")
         assert [v["name"] for v in listed["views"]] == ["balances"]
+
+
+def output_counts(node, topic):
+    """Every committed record of a view's output topic, read by librdkafka `read_committed`:
+    (key, payments) in offset order."""
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": node.bootstrap, "group.id": "reader",
+                         "isolation.level": "read_committed", "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        out = []
+        while True:
+            message = consumer.poll(1.0)
+            if message is None:
+                return out
+            assert message.error() is None, message.error()
+            if message.value() is not None:
+                out.append((message.key().decode(), json.loads(message.value())["payments"]))
+    finally:
+        consumer.close()
+
+
+def test_a_paused_node_keeping_a_view_is_fenced_and_gives_it_up_when_it_wakes(tmp_path):
+    """`kill -STOP` of the node keeping a view: another takes it over; when the paused node
+    wakes (`kill -CONT`), its engine finds its transactional id fenced (and can publish
+    nothing), and the node learns the view moved and stops keeping it. Every payment counts once, on every node, and
+    the output topic never shows an account's count twice or going back."""
+    import signal
+    with running_cluster(tmp_path, 3, 3000) as nodes:
+        paused = create_balances(nodes, via=1)
+        records, expected = payments(300)
+        produce_all(producer(nodes[1], acks="all"), "payments", records)
+        want = {"account": "acct-0", "balance": expected["acct-0"][0],
+                "payments": expected["acct-0"][1]}
+        wait_until(lambda: balance_everywhere(nodes, "acct-0", want), timeout=30,
+                   what="every node answering the folded balance")
+
+        nodes[paused].proc.send_signal(signal.SIGSTOP)
+        try:
+            awake = {i: n for i, n in nodes.items() if i != paused}
+            wait_until(lambda: agreed(awake.values(), sorted(awake)), timeout=60,
+                       what="the awake nodes fence the paused one")
+            more, more_expected = payments(120, accounts=2)
+            produce_all(producer(next(iter(awake.values())), acks="all"), "payments", more)
+            balance = expected["acct-0"][0] + more_expected["acct-0"][0]
+            count = expected["acct-0"][1] + more_expected["acct-0"][1]
+            want = {"account": "acct-0", "balance": balance, "payments": count}
+            wait_until(lambda: balance_everywhere(awake, "acct-0", want), timeout=90,
+                       what="an awake node took balances over, counting every payment once")
+        finally:
+            nodes[paused].proc.send_signal(signal.SIGCONT)
+
+        last, last_expected = payments(30, accounts=1)
+        produce_all(producer(nodes[paused], acks="all"), "payments", last)
+        want = {"account": "acct-0", "balance": balance + last_expected["acct-0"][0],
+                "payments": count + last_expected["acct-0"][1]}
+        wait_until(lambda: balance_everywhere(nodes, "acct-0", want), timeout=90,
+                   what="every node, the woken one too, answering each payment counted once")
+        wait_until(lambda: sum(1 for i in nodes if home_of({i: nodes[i]}, "balances")) == 1,
+                   timeout=30, what="one node keeping balances")
+        counts = {}
+        for account, n in output_counts(nodes[1], "balances"):
+            assert n > counts.get(account, 0), \
+                f"{account}'s count {n} published after {counts[account]}: a zombie's commit"
+            counts[account] = n
+        assert counts["acct-0"] == want["payments"]

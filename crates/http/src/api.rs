@@ -292,6 +292,10 @@ pub(crate) struct SqlAnswer {
     pub created: Option<String>,
     #[schema(required = false)]
     pub kind: Option<String>,
+    /// CREATE OR REPLACE of an existing view: true (the old definition answered until the
+    /// new one took its place).
+    #[schema(required = false)]
+    pub replaced: Option<bool>,
     /// `POST /v1/views/{v}/rebuild`: the name rebuilt.
     #[schema(required = false)]
     pub rebuilt: Option<String>,

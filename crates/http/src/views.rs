@@ -117,7 +117,8 @@ pub struct SqlBody {
 
 /// Run one SQL statement.
 ///
-/// CREATE answers `{"created", "kind"}`, DROP `{"dropped"}`, SHOW a list, DESCRIBE the
+/// CREATE answers `{"created", "kind"}` (with `"replaced": true` when CREATE OR REPLACE
+/// replaced a view), DROP `{"dropped"}`, SHOW a list, DESCRIBE the
 /// definition and counters, SELECT `{"columns", "rows", "position"}`. Unsupported SQL is a 400
 /// that names the construct.
 #[utoipa::path(post, path = "/v1/sql", operation_id = "run_sql", tag = "views", request_body = SqlBody, responses((status = 200, description = "the statement's answer", body = crate::api::SqlAnswer), (status = "4XX", description = "the statement was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]

@@ -26,6 +26,7 @@ fn failure(e: ViewsError) -> ViewsFailure {
         ViewsError::Broker(c) if c.is_connection_lost() => (503, "BROKER_UNAVAILABLE"),
         ViewsError::Broker(_) => (502, "BROKER_ERROR"),
         ViewsError::State(_) => (500, "VIEW_STATE_ERROR"),
+        ViewsError::Unavailable(_) => (503, "VIEWS_NOT_READY"),
     };
     ViewsFailure {
         status,

@@ -17,7 +17,7 @@ use sluice_record::encode_records;
 use sluice_view::engine::{self, CommitStep, EngineOptions, FaultHook, Live, Phase, ViewSpec};
 use sluice_view::runtime::SourceKind;
 use sluice_view::sql::{Plan, Statement, parse};
-use sluice_view::state::Checkpoint;
+use sluice_view::state::{Checkpoint, Positions};
 use sluice_view::value::{Decimal, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -30,12 +30,15 @@ const ACCOUNTS: u64 = 7;
 const ROUNDS: u64 = 12;
 const PER_ROUND: u64 = 50;
 
+const BALANCES: &str = "CREATE MATERIALIZED VIEW balances AS SELECT account, SUM(amount) AS balance, \
+     COUNT(*) AS n FROM payments GROUP BY account";
+
 fn spec() -> ViewSpec {
-    let Statement::CreateView { name, plan, .. } = parse(
-        "CREATE MATERIALIZED VIEW balances AS SELECT account, SUM(amount) AS balance, \
-         COUNT(*) AS n FROM payments GROUP BY account",
-    )
-    .expect("parses") else {
+    view_spec(BALANCES)
+}
+
+fn view_spec(sql: &str) -> ViewSpec {
+    let Statement::CreateView { name, plan, .. } = parse(sql).expect("parses") else {
         panic!("a view")
     };
     ViewSpec {
@@ -44,6 +47,7 @@ fn spec() -> ViewSpec {
         plan: Plan::View(plan),
         source_topic: "payments".into(),
         source_kind: SourceKind::Stream,
+        sql: sql.to_string(),
     }
 }
 
@@ -225,9 +229,27 @@ impl EngineRun {
 
     /// Stops the engine, deletes its checkpoint and starts it again: it rebuilds its state.
     async fn restart_without_checkpoint(&mut self) {
+        self.halt().await;
+        self.checkpoint.forget(&self.spec.name).unwrap();
+        self.resume();
+    }
+
+    /// Stops the engine and starts one of `spec` on the same checkpoint, faults by `hook`.
+    async fn restart_as(&mut self, spec: ViewSpec, hook: FaultHook) {
+        self.halt().await;
+        self.spec = Arc::new(spec);
+        self.live = Live::new(&self.spec);
+        self.options.faults = Some(hook);
+        self.resume();
+    }
+
+    async fn halt(&mut self) {
         self.stop.cancel();
         (&mut self.task).await.unwrap();
-        self.checkpoint.forget(&self.spec.name).unwrap();
+    }
+
+    /// Starts the engine again (after `halt`).
+    fn resume(&mut self) {
         self.stop = CancellationToken::new();
         self.task = Self::spawn(
             &self.spec,
@@ -293,10 +315,10 @@ async fn create_topics(client: &mut Client, topics: &[(&str, i32, bool)]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crashes_at_every_commit_step_publish_each_change_once_and_lose_none() {
-    let mut server = common::start_with(&["--views", "off"]);
-    let mut client = Client::connect(&server.address, "view-test", Duration::from_secs(30))
+/// A client of `server`, and the topics of the balances view: `payments` (2 partitions) and
+/// its compacted output topic.
+async fn balances_topics(server: &common::Server, client_id: &str) -> Client {
+    let mut client = Client::connect(&server.address, client_id, Duration::from_secs(30))
         .await
         .expect("connects");
     create_topics(
@@ -304,6 +326,13 @@ async fn crashes_at_every_commit_step_publish_each_change_once_and_lose_none() {
         &[("payments", 2, false), ("balances", 1, true)],
     )
     .await;
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_at_every_commit_step_publish_each_change_once_and_lose_none() {
+    let mut server = common::start_with(&["--views", "off"]);
+    let mut client = balances_topics(&server, "view-test").await;
     // Each step's count is of the commits that reached it: commit 2 fails after its rows,
     // commit 3 after its offsets, 4 after EndTxn, 5 after the checkpoint, 6 after EndTxn again.
     let plan = vec![
@@ -433,10 +462,8 @@ async fn a_stream_writes_each_record_once_through_crashes() {
         .await
         .expect("connects");
     create_topics(&mut client, &[("payments", 2, false), ("big", 2, false)]).await;
-    let Statement::CreateStream { name, plan } =
-        parse("CREATE STREAM big AS SELECT account, amount FROM payments WHERE amount >= 5")
-            .expect("parses")
-    else {
+    let sql = "CREATE STREAM big AS SELECT account, amount FROM payments WHERE amount >= 5";
+    let Statement::CreateStream { name, plan } = parse(sql).expect("parses") else {
         panic!("a stream")
     };
     let spec = ViewSpec {
@@ -445,6 +472,7 @@ async fn a_stream_writes_each_record_once_through_crashes() {
         plan: Plan::Stream(plan),
         source_topic: "payments".into(),
         source_kind: SourceKind::Stream,
+        sql: sql.to_string(),
     };
     let plan = vec![
         (2, CommitStep::RowsSent),
@@ -473,5 +501,149 @@ async fn a_stream_writes_each_record_once_through_crashes() {
     let written = committed_records(&mut client, "big", 2).await;
     assert_eq!(written, expected, "each passing record once, in order");
     assert_eq!(fired.lock().unwrap().len(), plan.len(), "every fault fired");
+    run.stop().await;
+}
+
+/// Every committed record of a view's output topic from `from` on: key and row (`None`: a
+/// tombstone), in offset order; and the offset after them.
+async fn output_from(
+    client: &mut Client,
+    topic: &str,
+    from: i64,
+) -> (Vec<(String, Option<serde_json::Value>)>, i64) {
+    let options = FetchOptions {
+        max_wait: Duration::from_millis(50),
+        partition_max_bytes: 8 << 20,
+        isolation: Isolation::ReadCommitted,
+    };
+    let mut all = Vec::new();
+    let mut offset = from;
+    loop {
+        let fetched = data::fetch_many(client, &[(topic, 0, offset)], options)
+            .await
+            .expect("fetch");
+        let f = fetched[0].result.as_ref().expect("fetched");
+        let next = data::for_each_committed_record(&f.records, offset, &f.aborted, |r| {
+            let key = String::from_utf8(r.key.unwrap_or_default().to_vec()).unwrap();
+            let row = r.value.map(|v| serde_json::from_slice(v).unwrap());
+            all.push((key, row));
+        })
+        .expect("decodes");
+        if next == offset {
+            return (all, offset);
+        }
+        offset = next;
+    }
+}
+
+/// `produce_round`, and where the source ends after it.
+async fn round_of_payments(
+    client: &mut Client,
+    round: u64,
+    ends: &mut Positions,
+) -> Vec<(String, i64)> {
+    let sent = produce_round(client, round).await;
+    for partition in 0..2 {
+        let end = ((round + 1) * PER_ROUND / 2) as i64;
+        ends.insert(("payments".to_string(), partition), end);
+    }
+    sent
+}
+
+/// Payments whose amount falls in the replacing definition's band (cents 2023 to 3002).
+const REPLACED: &str = "CREATE MATERIALIZED VIEW balances AS SELECT account, MAX(amount) AS top, \
+     COUNT(*) AS n FROM payments WHERE amount >= 20.23 AND amount <= 30.02 GROUP BY account";
+
+/// A view whose checkpoint is of another definition of its name (what a `CREATE OR REPLACE`
+/// leaves when it stops between the catalog and the checkpoint): the engine folds the new one
+/// from the source's start and publishes the difference from the old rows (changed rows, and
+/// tombstones for the accounts the new one lacks) with its offsets in one transaction, through
+/// a crash after each step of that commit; then it goes on as usual. The output topic ends on
+/// the new definition's rows, and from the switch on no record repeats the one before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_definition_publishes_its_difference_once_through_crashes() {
+    let server = common::start_with(&["--views", "off"]);
+    let mut client = balances_topics(&server, "replace-test").await;
+    let (no_faults, _) = faults(Vec::new());
+    let mut run = EngineRun::start(spec(), &server, no_faults);
+    let mut payments = Vec::new();
+    let mut ends = BTreeMap::new();
+    for round in 0..3 {
+        payments.extend(round_of_payments(&mut client, round, &mut ends).await);
+    }
+    wait_caught_up(&run.live, &ends).await;
+    let (_, switched_at) = output_from(&mut client, "balances", 0).await;
+
+    let plan = vec![
+        (1, CommitStep::RowsSent),
+        (1, CommitStep::OffsetsSent),
+        (1, CommitStep::Committed),
+        (1, CommitStep::Checkpointed),
+    ];
+    let (hook, fired) = faults(plan.clone());
+    run.restart_as(view_spec(REPLACED), hook).await;
+    wait_caught_up(&run.live, &ends).await;
+    payments.extend(round_of_payments(&mut client, 3, &mut ends).await);
+    wait_caught_up(&run.live, &ends).await;
+
+    let mut oracle: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for (account, cents) in &payments {
+        if (2023..=3002).contains(cents) {
+            let entry = oracle.entry(account.clone()).or_default();
+            entry.0 = entry.0.max(*cents);
+            entry.1 += 1;
+        }
+    }
+    assert!(
+        oracle.len() < ACCOUNTS as usize && !oracle.is_empty(),
+        "the new definition keeps some accounts and drops others: {oracle:?}"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (all, _) = output_from(&mut client, "balances", 0).await;
+        let latest: BTreeMap<String, Option<serde_json::Value>> = all.iter().cloned().collect();
+        let shown: BTreeMap<String, (f64, i64)> = latest
+            .iter()
+            .filter_map(|(k, row)| row.as_ref().map(|r| (k, r)))
+            .map(|(k, r)| {
+                let top = r["top"].as_f64().expect("a MAX");
+                (k.clone(), (top, r["n"].as_i64().expect("a COUNT")))
+            })
+            .collect();
+        let wanted: BTreeMap<String, (f64, i64)> = oracle
+            .iter()
+            .map(|(k, (cents, n))| (k.clone(), (*cents as f64 / 100.0, *n)))
+            .collect();
+        if shown == wanted {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the output topic shows {shown:?}, not the new definition's {wanted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // From the switch on, each key's records each say something new: a difference published
+    // again after a crash would repeat a row (or a tombstone).
+    let (after, _) = output_from(&mut client, "balances", switched_at).await;
+    let mut last: BTreeMap<&str, &Option<serde_json::Value>> = BTreeMap::new();
+    for (key, row) in &after {
+        let before = last.insert(key, row);
+        assert!(
+            before != Some(row),
+            "{key}'s {row:?} was published twice since the switch: {after:?}"
+        );
+    }
+    let tombstoned = after.iter().filter(|(_, row)| row.is_none()).count();
+    assert_eq!(
+        tombstoned,
+        ACCOUNTS as usize - oracle.len(),
+        "one tombstone for each account the new definition lacks: {after:?}"
+    );
+    assert_eq!(
+        fired.lock().unwrap().len(),
+        plan.len(),
+        "every planned fault fired"
+    );
     run.stop().await;
 }

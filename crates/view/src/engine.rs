@@ -22,6 +22,15 @@
 //! rebuilt from the source's start. A table (`CREATE TABLE`) publishes nothing: its checkpoint
 //! alone is its position.
 //!
+//! The checkpoint is stamped with the definition it was folded by (`state`, "stamps"). One of
+//! another definition is thrown away and this one folded from the source's start; that state,
+//! and the one a `CREATE OR REPLACE` built beside the old view (stamped "not reconciled"), is
+//! then reconciled with the output topic, which still shows the old definition's rows: the
+//! source is folded up to its last stable offsets, and the difference between the state's rows
+//! and the topic's (`reconcile`) goes out with those offsets in one transaction, after which
+//! the checkpoint is stamped reconciled. A crash before that repeats it; after it, the
+//! difference left is what came since.
+//!
 //! A view without a checkpoint replays its source from the log start: the state keeps more than
 //! the output shows (MIN and MAX keep every value, AVG a sum and a count), so it is rebuilt from
 //! the source, not from the output topic. Records removed by retention before a rebuild are
@@ -32,14 +41,15 @@
 
 use crate::fold::RowChange;
 use crate::output::change_record;
+use crate::reconcile::{self, OutputChange};
 use crate::runtime::{Applied, SourceKind, SourceRecord, ViewState};
 use crate::sql::Plan;
-use crate::state::{Checkpoint, CheckpointDelta, Positions, StateError};
+use crate::state::{Checkpoint, CheckpointDelta, Positions, Stamp, StateError};
 use crate::stream::OutRecord;
 use crate::value::ValueError;
 use sluice_client::codes::OFFSET_OUT_OF_RANGE;
-use sluice_client::data::EARLIEST;
 use sluice_client::data::{self, FetchOptions, Isolation};
+use sluice_client::data::{EARLIEST, LATEST};
 use sluice_client::partitioner::partition_for_key;
 use sluice_client::txn::TransactionalProducer;
 use sluice_client::{Client, ClientError, groups};
@@ -82,12 +92,28 @@ pub struct ViewSpec {
     pub source_kind: SourceKind,
     /// The compacted topic its changes go to; `None` for a table, which publishes nothing.
     pub output_topic: Option<String>,
+    /// The definition's text, which its checkpoint is stamped with (`state`, "stamps").
+    pub sql: String,
 }
 
 impl ViewSpec {
     /// The view's consumer group and transactional id.
     pub fn group(&self) -> String {
         group_of(&self.name)
+    }
+
+    /// The stamp of a checkpoint folded by this definition.
+    pub fn stamp(&self, reconciled: bool) -> Stamp {
+        Stamp {
+            sql: self.sql.clone(),
+            reconciled,
+        }
+    }
+
+    /// Whether a view of this definition publishes rows (not a table, not a stream): what a
+    /// `CREATE OR REPLACE` can change in place.
+    pub fn publishes_rows(&self) -> bool {
+        self.output_topic.is_some() && matches!(self.plan, Plan::View(_))
     }
 }
 
@@ -376,10 +402,15 @@ impl Attempt<'_> {
             ),
             None => None,
         };
+        let reconcile = self.check_stamp().await? && spec.publishes_rows();
         let (mut state, mut restored) = self.restore().await?;
         let committed = match producer {
-            Some(_) => groups::stable_committed_offsets(&mut client, &spec.group()).await?,
-            None => restored.clone(),
+            // Reconciling, the group's offsets are another definition's: the state's own
+            // positions are what it publishes.
+            Some(_) if !reconcile => {
+                groups::stable_committed_offsets(&mut client, &spec.group()).await?
+            }
+            _ => restored.clone(),
         };
         if state.is_stateless() {
             // A pipeline has nothing to fold again: it goes on after what it published.
@@ -415,14 +446,85 @@ impl Attempt<'_> {
             live.state = state;
             live.positions = session.positions.clone();
             live.committed = session.committed.clone();
-            live.phase = if session.replay_until.is_empty() {
+            live.phase = if session.replay_until.is_empty() && !reconcile {
                 Phase::Running
             } else {
                 Phase::Replaying
             };
         }
         self.live.notify_positions();
+        if reconcile {
+            self.reconcile(&mut session).await?;
+        }
         Ok(session)
+    }
+
+    /// Reads the checkpoint's stamp: one of another definition is thrown away (this one
+    /// folds from the source's start). Whether the output topic is still to be brought to
+    /// this definition's rows (`reconcile`).
+    async fn check_stamp(&self) -> Result<bool, EngineError> {
+        let checkpoint = Arc::clone(self.checkpoint);
+        let name = self.spec.name.clone();
+        let stamp = blocking(move || checkpoint.stamp(&name)).await?;
+        match stamp {
+            None => Ok(false),
+            Some(stamp) if stamp.sql == self.spec.sql => Ok(!stamp.reconciled),
+            Some(_) => {
+                tracing::info!(view = %self.spec.name, "the checkpoint is of another definition of the view: folding this one from the source's start");
+                let checkpoint = Arc::clone(self.checkpoint);
+                let (name, stamp) = (self.spec.name.clone(), self.spec.stamp(false));
+                blocking(move || checkpoint.restart(&name, &stamp)).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Brings the output topic to this definition's rows (`reconcile`): folds the source up
+    /// to its last stable offsets, then publishes what the topic shows otherwise and the
+    /// positions, in one transaction, and checkpoints the state as reconciled.
+    async fn reconcile(&self, session: &mut Session) -> Result<(), EngineError> {
+        let output = self
+            .spec
+            .output_topic
+            .as_deref()
+            .expect("a view that publishes rows has an output topic");
+        let ends = stable_ends(&mut session.client, &session.positions).await?;
+        session.replay_until = still_to_fold(&session.positions, &ends);
+        while !session.replay_until.is_empty() {
+            self.fetch_and_fold(session, FETCH_WAIT_MAX).await?;
+        }
+        let published = reconcile::read_published(&mut session.client, output).await?;
+        let (changes, delta) = {
+            let mut live = self.live.lock();
+            let rows = live.state.rows()?;
+            let (columns, key_len) = (live.state.columns(), live.state.key_len());
+            let changes = reconcile::difference(columns, key_len, &rows, published);
+            (changes, live.state.take_commit()?.delta)
+        };
+        let producer = session
+            .producer
+            .as_mut()
+            .expect("a view with an output topic has a producer");
+        producer.begin();
+        send_rows(producer, &mut session.client, output, &changes).await?;
+        self.fault(CommitStep::RowsSent)?;
+        let group = self.spec.group();
+        producer
+            .send_offsets(&mut session.client, &group, &session.positions, None)
+            .await?;
+        self.fault(CommitStep::OffsetsSent)?;
+        producer.commit().await?;
+        self.fault(CommitStep::Committed)?;
+        self.write_checkpoint(delta, &session.positions).await?;
+        self.fault(CommitStep::Checkpointed)?;
+        session.committed = session.positions.clone();
+        {
+            let mut live = self.live.lock();
+            live.committed = session.committed.clone();
+            live.phase = Phase::Running;
+        }
+        tracing::info!(view = %self.spec.name, published = changes.len(), "the output topic shows the view's definition");
+        Ok(())
     }
 
     /// A new state with the view's checkpoint loaded, and the positions it reflects.
@@ -624,25 +726,9 @@ impl Attempt<'_> {
         if let (Some(producer), Some(output)) = (&mut session.producer, &self.spec.output_topic) {
             producer.begin();
             let rows = unannounced.as_deref().unwrap_or_default();
-            let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            let encoded: Vec<OutputChange> =
                 rows.iter().map(|c| change_record(&columns, c)).collect();
-            let timestamp = sluice_types::now_ms();
-            for chunk in encoded.chunks(VIEW_OUTPUT_BATCH_RECORDS) {
-                let records: Vec<Record<'_>> = chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (key, value))| Record {
-                        offset: i as i64,
-                        timestamp,
-                        key: Some(key),
-                        value: value.as_deref(),
-                        headers: Vec::new(),
-                    })
-                    .collect();
-                producer
-                    .send(&mut session.client, output, 0, &records)
-                    .await?;
-            }
+            send_rows(producer, &mut session.client, output, &encoded).await?;
             for (partition, records) in by_partition(&commit.records, session.output_partitions) {
                 for chunk in records.chunks(VIEW_OUTPUT_BATCH_RECORDS) {
                     let records: Vec<Record<'_>> = chunk
@@ -705,7 +791,8 @@ impl Attempt<'_> {
         let checkpoint = Arc::clone(self.checkpoint);
         let name = self.spec.name.clone();
         let positions = positions.clone();
-        blocking(move || checkpoint.commit(&name, &delta, &positions)).await?;
+        let stamp = self.spec.stamp(true);
+        blocking(move || checkpoint.commit(&name, &delta, &positions, &stamp)).await?;
         Ok(())
     }
 
@@ -715,6 +802,60 @@ impl Attempt<'_> {
             None => Ok(()),
         }
     }
+}
+
+/// Sends rows (keys and values, `None`: a tombstone) to a view's output topic (one
+/// partition) in the producer's open transaction.
+async fn send_rows(
+    producer: &mut TransactionalProducer,
+    client: &mut Client,
+    output: &str,
+    encoded: &[OutputChange],
+) -> Result<(), EngineError> {
+    let timestamp = sluice_types::now_ms();
+    for chunk in encoded.chunks(VIEW_OUTPUT_BATCH_RECORDS) {
+        let records: Vec<Record<'_>> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (key, value))| Record {
+                offset: i as i64,
+                timestamp,
+                key: Some(key),
+                value: value.as_deref(),
+                headers: Vec::new(),
+            })
+            .collect();
+        producer.send(client, output, 0, &records).await?;
+    }
+    Ok(())
+}
+
+/// The last stable offset of each partition `positions` names: the end of what a
+/// `read_committed` reader can read now.
+async fn stable_ends(client: &mut Client, positions: &Positions) -> Result<Positions, ClientError> {
+    let mut ends = Positions::new();
+    for (topic, partition) in positions.keys() {
+        let end =
+            data::list_offset_isolated(client, topic, *partition, LATEST, Isolation::ReadCommitted)
+                .await?;
+        ends.insert((topic.clone(), *partition), end);
+    }
+    Ok(ends)
+}
+
+/// Where `spec`'s source ends now for a `read_committed` reader, every partition: how far a
+/// new state folded beside a view (`fold_to`) goes before it takes over.
+pub async fn source_ends(
+    spec: &ViewSpec,
+    options: &EngineOptions,
+) -> Result<Positions, EngineError> {
+    let mut client = Client::connect(&options.bootstrap, &spec.group(), CONNECT_TIMEOUT).await?;
+    let partitions = client.partitions(&spec.source_topic, false).await?;
+    let positions: Positions = partitions
+        .into_iter()
+        .map(|p| ((spec.source_topic.clone(), p), 0))
+        .collect();
+    Ok(stable_ends(&mut client, &positions).await?)
 }
 
 /// A stream's records by the partition of its topic they go to (`partitions` of them), each

@@ -400,6 +400,19 @@ impl Fold {
         self.changed.len()
     }
 
+    /// Keeps only the groups `keep` says to (a windowed view's old windows go); each group
+    /// removed is a change, published as a deletion.
+    pub fn retain_groups(&mut self, mut keep: impl FnMut(&[Value]) -> bool) {
+        let changed = &mut self.changed;
+        self.groups.retain(|key, _| {
+            let kept = keep(key);
+            if !kept {
+                changed.insert(key.clone());
+            }
+            kept
+        });
+    }
+
     /// Forgets which groups changed, computing no row (a state that publishes none of its own:
     /// a rule's windows are its checkpoint).
     pub fn clear_changes(&mut self) {

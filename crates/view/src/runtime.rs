@@ -12,8 +12,8 @@
 //! where changes go (the engine).
 
 use crate::expr::Expr;
-use crate::fold::{Fold, Position, RowChange, Table};
-use crate::sql::{Plan, Query, ViewPlan, WINDOW_COLUMNS};
+use crate::fold::{CheckpointMismatch, Fold, Position, RowChange, Table};
+use crate::sql::{Plan, Query, ViewPlan, WINDOW_COLUMNS, Window};
 use crate::state::{Checkpoint, CheckpointDelta, Positions, StateError};
 use crate::stream::{OutRecord, StreamState};
 use crate::value::{Value, ValueError};
@@ -66,8 +66,77 @@ enum Inner {
         plan: ViewPlan,
         fold: Fold,
         table: Option<Table>,
+        /// A windowed view with a retention: its time.
+        clock: Option<WindowClock>,
     },
     Stream(StreamState),
+}
+
+/// The time of a view whose windows have a retention (`WITH (retention = ...)`): the latest
+/// record time it folded, and the edge at or before which windows end that are gone. The edge
+/// moves only at a commit (`take_commit`), to the time then less the retention, so which
+/// windows a view holds after a commit depends only on the records folded up to it, not on
+/// how partitions interleaved (a replay gives the same). A record adds nothing to a window
+/// past the edge: such a window was deleted, and stays so.
+#[derive(Debug, Clone, Copy)]
+struct WindowClock {
+    retention_ms: i64,
+    /// The latest record time folded (`i64::MIN`: none yet).
+    time_ms: i64,
+    /// Windows ending at or before this are gone.
+    edge_ms: i64,
+    /// The earliest end of a window held (`i64::MAX`: none): no window goes before the edge
+    /// reaches it, so most commits look at none.
+    earliest_end_ms: i64,
+}
+
+impl WindowClock {
+    fn new(retention_ms: i64) -> WindowClock {
+        WindowClock {
+            retention_ms,
+            time_ms: i64::MIN,
+            edge_ms: i64::MIN,
+            earliest_end_ms: i64::MAX,
+        }
+    }
+
+    /// Sets the time (from a checkpoint) and the edge the commit that wrote it moved to.
+    fn restore_time(&mut self, time_ms: i64) {
+        self.time_ms = time_ms;
+        self.edge_ms = time_ms.saturating_sub(self.retention_ms);
+    }
+
+    /// Moves the edge to the time less the retention and takes the windows it passed out of
+    /// `fold` (each a deletion to publish).
+    fn evict(&mut self, fold: &mut Fold) {
+        let edge = self.time_ms.saturating_sub(self.retention_ms);
+        if edge <= self.edge_ms {
+            return;
+        }
+        self.edge_ms = edge;
+        if self.earliest_end_ms > edge {
+            return;
+        }
+        let mut earliest = i64::MAX;
+        fold.retain_groups(|key| {
+            let end = window_end(key);
+            if end > edge {
+                earliest = earliest.min(end);
+            }
+            end > edge
+        });
+        self.earliest_end_ms = earliest;
+    }
+}
+
+/// The end of the window a windowed view's group key names (its last column).
+fn window_end(key: &[Value]) -> i64 {
+    match key.last() {
+        Some(Value::Int(end)) => *end,
+        other => {
+            unreachable!("a windowed view's group key ends with its window's end, not {other:?}")
+        }
+    }
 }
 
 /// What one commit publishes and checkpoints.
@@ -99,9 +168,14 @@ impl ViewState {
             .chain(window.iter().map(|c| c.to_string()))
             .chain(plan.aggregates.iter().map(|(n, _, _)| n.clone()))
             .collect();
+        let clock = plan
+            .window
+            .and_then(|w| w.retention_ms)
+            .map(WindowClock::new);
         ViewState {
             columns,
             inner: Inner::Rows {
+                clock,
                 plan,
                 // A table's updates retract the rows they replace; a stream's rows stay.
                 fold: match source {
@@ -136,7 +210,12 @@ impl ViewState {
     /// comparison across kinds): the record changed nothing.
     pub fn apply(&mut self, record: &SourceRecord<'_>) -> Result<Applied, ValueError> {
         match &mut self.inner {
-            Inner::Rows { plan, fold, table } => apply_rows(plan, fold, table.as_mut(), record),
+            Inner::Rows {
+                plan,
+                fold,
+                table,
+                clock,
+            } => apply_rows(plan, fold, table.as_mut(), clock.as_mut(), record),
             Inner::Stream(stream) => stream.apply(record),
         }
     }
@@ -255,11 +334,20 @@ impl ViewState {
     /// between the two.
     pub fn take_commit(&mut self) -> Result<Commit, ValueError> {
         let (groups, rows, records) = match &mut self.inner {
-            Inner::Rows { fold, table, .. } => {
-                let groups = fold
+            Inner::Rows {
+                fold, table, clock, ..
+            } => {
+                if let Some(clock) = clock.as_mut() {
+                    clock.evict(fold);
+                }
+                let mut groups: Vec<_> = fold
                     .changed_keys()
                     .map(|key| (key.clone(), fold.export_group(key)))
                     .collect();
+                if let Some(clock) = clock {
+                    // Under the empty key, which no windowed view's group has.
+                    groups.push((Vec::new(), Some(clock.time_ms.to_be_bytes().to_vec())));
+                }
                 let rows = table
                     .as_mut()
                     .map(Table::take_changed_rows)
@@ -288,6 +376,29 @@ impl ViewState {
         view: &str,
     ) -> Result<Positions, StateError> {
         match &mut self.inner {
+            Inner::Rows {
+                fold,
+                table,
+                clock: Some(clock),
+                ..
+            } => checkpoint.restore_with(
+                view,
+                &mut |key, bytes| {
+                    if key.is_empty() {
+                        let time: [u8; 8] = bytes.try_into().map_err(|_| {
+                            CheckpointMismatch("a view's time is not 8 bytes".into())
+                        })?;
+                        clock.restore_time(i64::from_be_bytes(time));
+                        return Ok(());
+                    }
+                    clock.earliest_end_ms = clock.earliest_end_ms.min(window_end(&key));
+                    fold.import_group(key, bytes)
+                },
+                &mut |key, bytes| match table.as_mut() {
+                    Some(table) => table.import_row(key, bytes),
+                    None => Ok(()),
+                },
+            ),
             Inner::Rows { fold, table, .. } => checkpoint.restore(view, fold, table.as_mut()),
             Inner::Stream(stream) => checkpoint.restore_with(
                 view,
@@ -303,6 +414,7 @@ fn apply_rows(
     plan: &ViewPlan,
     fold: &mut Fold,
     table: Option<&mut Table>,
+    clock: Option<&mut WindowClock>,
     record: &SourceRecord<'_>,
 ) -> Result<Applied, ValueError> {
     let at = Position {
@@ -345,19 +457,47 @@ fn apply_rows(
     match (table, plan.window) {
         (Some(table), None) => table.upsert(fold, record_key, group, inputs, at)?,
         (None, None) => fold.add(group, &inputs, at)?,
-        (None, Some(window)) => {
-            for start in window.starts(record.timestamp) {
-                let mut key = group.clone();
-                key.push(Value::Int(start));
-                key.push(Value::Int(start.saturating_add(window.size_ms)));
-                fold.add(key, &inputs, at)?;
-            }
-        }
+        (None, Some(window)) => return fold_windows(fold, clock, window, group, &inputs, at),
         (Some(_), Some(_)) => {
             return Ok(Applied::Skipped("windows over a table are not kept".into()));
         }
     }
     Ok(Applied::Folded)
+}
+
+/// Adds a record at `at` to each of its windows of group `group` (those past a retention's
+/// edge are gone: the record skips them).
+fn fold_windows(
+    fold: &mut Fold,
+    mut clock: Option<&mut WindowClock>,
+    window: Window,
+    group: Vec<Value>,
+    inputs: &[Value],
+    at: Position,
+) -> Result<Applied, ValueError> {
+    let mut folded = false;
+    for start in window.starts(at.timestamp) {
+        let end = start.saturating_add(window.size_ms);
+        if let Some(clock) = clock.as_deref_mut() {
+            if end <= clock.edge_ms {
+                continue;
+            }
+            clock.earliest_end_ms = clock.earliest_end_ms.min(end);
+        }
+        let mut key = group.clone();
+        key.push(Value::Int(start));
+        key.push(Value::Int(end));
+        fold.add(key, inputs, at)?;
+        folded = true;
+    }
+    if let Some(clock) = clock {
+        clock.time_ms = clock.time_ms.max(at.timestamp);
+    }
+    Ok(if folded {
+        Applied::Folded
+    } else {
+        Applied::Skipped("older than the view's retention: its windows are gone".into())
+    })
 }
 
 pub(crate) fn eval_all<'e>(
@@ -564,8 +704,12 @@ mod tests {
             original.apply(&record(key, Some(value), i as i64)).unwrap();
             positions.insert(("patients".into(), 0), i as i64 + 1);
             let commit = original.take_commit().unwrap();
+            let stamp = crate::state::Stamp {
+                sql: sql.into(),
+                reconciled: true,
+            };
             checkpoint
-                .commit("per_ward", &commit.delta, &positions)
+                .commit("per_ward", &commit.delta, &positions, &stamp)
                 .unwrap();
         }
         let mut restored = view(sql, SourceKind::Table);

@@ -74,6 +74,10 @@ pub enum ViewsError {
     /// The broker refused or could not be reached (HTTP 502).
     #[error(transparent)]
     Broker(#[from] ClientError),
+    /// On a cluster, the catalog has not been read since this node started: nothing is
+    /// known of any definition yet (HTTP 503).
+    #[error("{0}")]
+    Unavailable(String),
     /// The local checkpoint failed (HTTP 500).
     #[error(transparent)]
     State(#[from] StateError),
@@ -130,6 +134,9 @@ pub struct Views {
     stopping: CancellationToken,
     /// Statements that change the catalog, and placement, one at a time.
     ddl: tokio::sync::Mutex<()>,
+    /// Whether the catalog has been read and placed once: before that, no name can be told
+    /// to exist or not.
+    placed: std::sync::atomic::AtomicBool,
 }
 
 impl Views {
@@ -157,16 +164,35 @@ impl Views {
             nodes_read_at: std::sync::Mutex::new(None),
             stopping: CancellationToken::new(),
             ddl: tokio::sync::Mutex::new(()),
+            placed: std::sync::atomic::AtomicBool::new(false),
         });
+        if views.placement.is_some() {
+            // On a cluster the catalog's partition or a view's coordinator may be on nodes
+            // still starting: placement goes on in the background, and this node serves
+            // (its views' routes answering 503) meanwhile.
+            tokio::spawn(Arc::clone(&views).follow_placement());
+            return Ok(views);
+        }
         let catalog = views.read_catalog().await?;
         {
             let _ddl = views.ddl.lock().await;
             views.place(catalog).await?;
         }
-        if views.placement.is_some() {
-            tokio::spawn(Arc::clone(&views).follow_placement());
-        }
+        views
+            .placed
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(views)
+    }
+
+    /// `Unavailable` until the catalog has been read and placed once.
+    fn ready(&self) -> Result<(), ViewsError> {
+        if self.placed.load(std::sync::atomic::Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(ViewsError::Unavailable(
+                "this node has not read the views' catalog yet (the cluster is starting): ask again".into(),
+            ))
+        }
     }
 
     /// On a cluster: says where this node's HTTP API is (in the catalog), then reads the
@@ -195,7 +221,10 @@ impl Views {
                         .nodes
                         .insert(placement.node_id, placement.http_url.clone());
                 }
-                self.place(catalog).await
+                self.place(catalog).await?;
+                self.placed
+                    .store(true, std::sync::atomic::Ordering::Release);
+                Ok::<(), ViewsError>(())
             };
             // A round can wait on the broker for seconds (a topic being created); `stop` must
             // not wait for it.
@@ -379,6 +408,7 @@ impl Views {
 
     /// Runs one SQL statement; answers JSON text.
     pub async fn execute(&self, text: &str) -> Result<String, ViewsError> {
+        self.ready()?;
         match sql::parse(text)? {
             Statement::Select(query) => self.select(&query),
             Statement::ShowTables => Ok(self.list(Some(Kind::Table))),
@@ -455,6 +485,7 @@ impl Views {
 
     /// The table, view or stream `name`, kept here.
     pub fn get(&self, name: &str) -> Result<Arc<Running>, ViewsError> {
+        self.ready()?;
         if let Some(running) = self.read_running().get(name) {
             return Ok(Arc::clone(running));
         }
@@ -640,37 +671,29 @@ impl Views {
                 "this server keeps at most {VIEWS_MAX} tables and views: drop one first"
             )));
         }
-        if exists {
-            if !or_replace {
-                return Err(ViewsError::Conflict(format!(
-                    "{name} exists (DROP it first, or CREATE OR REPLACE a view)"
-                )));
-            }
-            self.remove(name).await?;
-        }
         let definition = Definition {
             name: name.to_string(),
             kind,
             sql: text.trim().to_string(),
             created_ms: sluice_types::now_ms(),
         };
+        if exists {
+            if !or_replace {
+                return Err(ViewsError::Conflict(format!(
+                    "{name} exists (DROP it first, or CREATE OR REPLACE a view)"
+                )));
+            }
+            let running = self.read_running().get(name).cloned();
+            match running {
+                Some(old) => return self.replace(old, definition, plan).await,
+                // Defined, but not at work here (it no longer parses): nothing to keep
+                // answering meanwhile.
+                None => self.remove(name).await?,
+            }
+        }
         let spec = self.spec_of(&definition, plan)?;
         let mut client = self.client().await?;
-        let source_partitions = client
-            .partitions(&spec.source_topic, false)
-            .await
-            .map_err(|e| {
-                if e.code() == Some(UNKNOWN_TOPIC_OR_PARTITION) {
-                    ViewsError::NotFound(format!(
-                        "{name} reads {}, which is no table, view or topic",
-                        spec.source_topic
-                    ))
-                } else {
-                    e.into()
-                }
-            })?
-            .len();
-        let source_partitions = i32::try_from(source_partitions).unwrap_or(i32::MAX);
+        let source_partitions = Self::source_partitions(&mut client, &spec).await?;
         if let Some(output) = &spec.output_topic {
             let topic = match kind {
                 // A stream's topic is a log like its source, spread the same way.
@@ -715,12 +738,85 @@ impl Views {
         Ok(serde_json::json!({"created": name, "kind": kind.as_str()}).to_string())
     }
 
+    /// `CREATE OR REPLACE` of view `old`: the new definition is folded beside it, from the
+    /// source's start up to where the source ends now, while `old` keeps answering; then the
+    /// new definition becomes the catalog's, `old` stops, the new state becomes the checkpoint
+    /// (stamped not reconciled) and the new engine goes on from it, first publishing the
+    /// difference between its rows and those the output topic shows (`engine`, "reconcile").
+    /// A crash after the catalog write leaves a checkpoint of the old definition, which the
+    /// engine replaces by folding the new one from the start. The caller holds the `ddl` lock.
+    async fn replace(
+        &self,
+        old: Arc<Running>,
+        definition: Definition,
+        plan: Plan,
+    ) -> Result<String, ViewsError> {
+        let name = definition.name.clone();
+        if old.definition.kind != Kind::View || definition.kind != Kind::View {
+            return Err(ViewsError::Conflict(format!(
+                "{name} is a {}: CREATE OR REPLACE replaces a materialized view (DROP it first)",
+                old.definition.kind.as_str()
+            )));
+        }
+        let spec = Arc::new(self.spec_of(&definition, plan)?);
+        Self::source_partitions(&mut self.client().await?, &spec).await?;
+        let shadow = Live::new(&spec);
+        let (checkpoint, options) = (&self.checkpoint, &self.options);
+        let ends = engine::source_ends(&spec, options).await?;
+        let positions =
+            engine::fold_to(&spec, &shadow, checkpoint, options, Positions::new(), &ends).await?;
+        catalog::write(&mut self.client().await?, &definition).await?;
+        write(&self.defined).insert(name.clone(), definition.clone());
+        // `old` answers until the new engine takes its place in `running`.
+        old.halt().await;
+        let written = async {
+            let delta = shadow.lock().state.take_commit()?.delta;
+            let (checkpoint, owned, stamp) =
+                (Arc::clone(checkpoint), name.clone(), spec.stamp(false));
+            tokio::task::spawn_blocking(move || {
+                checkpoint.replace(&owned, &delta, &positions, &stamp)
+            })
+            .await
+            .map_err(|e| StateError::Store(e.to_string()))??;
+            Ok::<_, ViewsError>(())
+        }
+        .await;
+        // Whatever happened, the new definition goes on: from the new state, or (the
+        // checkpoint not written) from the source's start.
+        self.launch_on(definition, spec, shadow);
+        written?;
+        Ok(
+            serde_json::json!({"created": name, "kind": Kind::View.as_str(), "replaced": true})
+                .to_string(),
+        )
+    }
+
+    /// How many partitions `spec`'s source has; a source that does not exist is `NotFound`.
+    async fn source_partitions(client: &mut Client, spec: &ViewSpec) -> Result<i32, ViewsError> {
+        let partitions = client
+            .partitions(&spec.source_topic, false)
+            .await
+            .map_err(|e| {
+                if e.code() == Some(UNKNOWN_TOPIC_OR_PARTITION) {
+                    ViewsError::NotFound(format!(
+                        "{} reads {}, which is no table, view or topic",
+                        spec.name, spec.source_topic
+                    ))
+                } else {
+                    e.into()
+                }
+            })?
+            .len();
+        Ok(i32::try_from(partitions).unwrap_or(i32::MAX))
+    }
+
     /// `DROP` of a table or view by name (`DELETE /v1/views/{v}`).
     pub async fn drop_by_name(&self, name: &str) -> Result<String, ViewsError> {
         self.drop(name, false).await
     }
 
     async fn drop(&self, name: &str, if_exists: bool) -> Result<String, ViewsError> {
+        self.ready()?;
         let _ddl = self.ddl.lock().await;
         if !self.is_defined(name) {
             return if if_exists {
@@ -799,12 +895,10 @@ impl Views {
             let delta = shadow.lock().state.take_commit()?.delta;
             let (checkpoint, owned, at) =
                 (Arc::clone(checkpoint), name.to_string(), positions.clone());
-            tokio::task::spawn_blocking(move || {
-                checkpoint.forget(&owned)?;
-                checkpoint.commit(&owned, &delta, &at)
-            })
-            .await
-            .map_err(|e| StateError::Store(e.to_string()))??;
+            let stamp = spec.stamp(true);
+            tokio::task::spawn_blocking(move || checkpoint.replace(&owned, &delta, &at, &stamp))
+                .await
+                .map_err(|e| StateError::Store(e.to_string()))??;
             Ok::<_, ViewsError>(positions)
         }
         .await;
@@ -876,6 +970,7 @@ impl Views {
             plan,
             source_topic,
             source_kind,
+            sql: definition.sql.clone(),
         })
     }
 

@@ -91,6 +91,9 @@ pub struct ViewPlan {
 pub struct Window {
     pub size_ms: i64,
     pub slide_ms: i64,
+    /// `WITH (retention = INTERVAL ...)`: a window is kept until the view's time (the latest
+    /// record time it folded) is this far past its end; `None`: until the view is dropped.
+    pub retention_ms: Option<i64>,
 }
 
 /// The names of a window's key columns.
@@ -333,12 +336,76 @@ fn create_view(view: ast::CreateView) -> Result<Statement, SqlError> {
     if !view.materialized {
         return refuse("a plain VIEW is not supported: CREATE MATERIALIZED VIEW keeps its rows");
     }
+    refuse_view_clauses(&view)?;
+    let retention_ms = view_retention_ms(&view.options)?;
+    let name = object_name(&view.name)?;
     let select = only_select(*view.query, false)?;
+    let mut plan = view_plan(select)?;
+    if let Some(retention_ms) = retention_ms {
+        let Some(window) = plan.window.as_mut() else {
+            return refuse(format!(
+                "WITH (retention = ...) keeps a windowed view's recent windows: {name} has no TUMBLE or HOP window"
+            ));
+        };
+        window.retention_ms = Some(retention_ms);
+    }
     Ok(Statement::CreateView {
-        name: object_name(&view.name)?,
+        name,
         or_replace: view.or_replace,
-        plan: view_plan(select)?,
+        plan,
     })
+}
+
+/// The clauses of other databases' CREATE VIEW that `sqlparser` reads, each refused by name.
+fn refuse_view_clauses(view: &ast::CreateView) -> Result<(), SqlError> {
+    let clauses = [
+        (view.or_alter, "OR ALTER"),
+        (view.secure, "SECURE"),
+        (
+            !view.columns.is_empty(),
+            "a column list after the view's name",
+        ),
+        (!view.cluster_by.is_empty(), "CLUSTER BY"),
+        (view.comment.is_some(), "COMMENT"),
+        (view.with_no_schema_binding, "WITH NO SCHEMA BINDING"),
+        (view.if_not_exists, "IF NOT EXISTS"),
+        (view.temporary, "TEMPORARY"),
+        (view.copy_grants, "COPY GRANTS"),
+        (view.to.is_some(), "TO"),
+        (view.params.is_some(), "ALGORITHM, DEFINER or SQL SECURITY"),
+    ];
+    match clauses.iter().find(|(present, _)| *present) {
+        Some((_, clause)) => refuse(format!(
+            "{clause} is not supported in CREATE MATERIALIZED VIEW"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `WITH (retention = INTERVAL 'n' UNIT)`, the one option a view takes.
+fn view_retention_ms(options: &ast::CreateTableOptions) -> Result<Option<i64>, SqlError> {
+    let shape = "WITH (retention = INTERVAL 'n' UNIT)";
+    let options = match options {
+        ast::CreateTableOptions::None => return Ok(None),
+        ast::CreateTableOptions::With(options) => options,
+        other => return refuse(format!("{other} is not supported: a view takes {shape}")),
+    };
+    let mut retention_ms = None;
+    for option in options {
+        match option {
+            ast::SqlOption::KeyValue { key, value }
+                if key.to_string().eq_ignore_ascii_case("retention") && retention_ms.is_none() =>
+            {
+                retention_ms = Some(interval_ms(value)?);
+            }
+            other => {
+                return refuse(format!(
+                    "the option {other} is not supported: a view takes {shape}"
+                ));
+            }
+        }
+    }
+    Ok(retention_ms)
 }
 
 /// `CREATE STREAM name AS SELECT ... FROM topic [WINDOW SLIDING (SIZE n UNIT)] [WHERE ...]
@@ -776,11 +843,13 @@ fn window_of(e: &ast::Expr) -> Result<Option<Window>, SqlError> {
             Window {
                 size_ms,
                 slide_ms: size_ms,
+                retention_ms: None,
             }
         }
         ("HOP", [slide, size]) => Window {
             size_ms: interval_ms(size)?,
             slide_ms: interval_ms(slide)?,
+            retention_ms: None,
         },
         _ => return refuse(format!("expected {shape}")),
     };
@@ -1026,7 +1095,8 @@ mod tests {
             tumble,
             Window {
                 size_ms: 60_000,
-                slide_ms: 60_000
+                slide_ms: 60_000,
+                retention_ms: None,
             }
         );
         assert_eq!(plan.keys.len(), 1);

@@ -9,10 +9,22 @@
 //! ```text
 //! groups     view \0 postcard(group key)             -> Fold::export_group bytes (a rule's:
 //!                                                       its window; the empty key: its
-//!                                                       partitions' times, `stream`)
+//!                                                       partitions' times, `stream`; a
+//!                                                       windowed view with a retention's
+//!                                                       empty key: its time, i64 BE,
+//!                                                       `runtime`)
 //! rows       view \0 record key                      -> Table::export_row bytes
 //! positions  view \0 topic \0 partition (i32, BE)    -> next offset (i64)
+//! stamps     view \0                                 -> 1 byte (1: reconciled, 0: not yet)
+//!                                                       then the definition's SQL (UTF-8)
 //! ```
+//!
+//! A stamp says which definition the entries were folded by, and whether the view's output
+//! topic has been brought to them: a checkpoint of another definition (a `CREATE OR REPLACE`,
+//! or a view dropped and made again elsewhere) is not restored, and one not reconciled yet
+//! (the new state a `CREATE OR REPLACE` built beside the old view) has its difference from the
+//! output topic published before the view goes on (`engine`, "reconcile"). A checkpoint
+//! without a stamp is of the definition at hand.
 //!
 //! Owns: the file and its layout. Not: what the bytes mean (`fold`).
 
@@ -25,6 +37,33 @@ use std::path::Path;
 const GROUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("groups");
 const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
 const POSITIONS: TableDefinition<&[u8], i64> = TableDefinition::new("positions");
+const STAMPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("stamps");
+
+/// Which definition a view's checkpoint was folded by, and whether its output topic shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub sql: String,
+    pub reconciled: bool,
+}
+
+impl Stamp {
+    fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(1 + self.sql.len());
+        bytes.push(u8::from(self.reconciled));
+        bytes.extend_from_slice(self.sql.as_bytes());
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Stamp, StateError> {
+        let bad = || StateError::Store("a damaged stamp entry".into());
+        let (&flag, sql) = bytes.split_first().ok_or_else(bad)?;
+        let sql = std::str::from_utf8(sql).map_err(|_| bad())?;
+        Ok(Stamp {
+            sql: sql.to_string(),
+            reconciled: flag == 1,
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -70,14 +109,61 @@ impl Checkpoint {
         Ok(Checkpoint { db })
     }
 
-    /// Writes one commit of `view` durably: its changed groups and rows, and `positions`.
+    /// Writes one commit of `view` durably: its changed groups and rows, `positions`, and
+    /// `stamp`.
     pub fn commit(
         &self,
         view: &str,
         delta: &CheckpointDelta,
         positions: &Positions,
+        stamp: &Stamp,
+    ) -> Result<(), StateError> {
+        self.write(|txn| Self::write_commit(txn, view, delta, positions, stamp))
+    }
+
+    /// As `commit`, over nothing: everything `view` kept before goes in the same write.
+    pub fn replace(
+        &self,
+        view: &str,
+        delta: &CheckpointDelta,
+        positions: &Positions,
+        stamp: &Stamp,
+    ) -> Result<(), StateError> {
+        self.write(|txn| {
+            Self::write_forget(txn, view)?;
+            Self::write_commit(txn, view, delta, positions, stamp)
+        })
+    }
+
+    /// Runs `work` in one durable write transaction.
+    fn write(
+        &self,
+        work: impl FnOnce(&redb::WriteTransaction) -> Result<(), StateError>,
     ) -> Result<(), StateError> {
         let txn = self.db.begin_write().map_err(store)?;
+        work(&txn)?;
+        txn.commit().map_err(store)
+    }
+
+    /// Which definition `view`'s entries were folded by (`None`: not said).
+    pub fn stamp(&self, view: &str) -> Result<Option<Stamp>, StateError> {
+        let txn = self.db.begin_read().map_err(store)?;
+        let Some(stamps) = open_readable(&txn, STAMPS)? else {
+            return Ok(None);
+        };
+        let entry = entry_key(view, &[]);
+        let stamp = stamps.get(entry.as_slice()).map_err(store)?;
+        stamp.map(|bytes| Stamp::decode(bytes.value())).transpose()
+    }
+
+    fn write_commit(
+        txn: &redb::WriteTransaction,
+        view: &str,
+        delta: &CheckpointDelta,
+        positions: &Positions,
+        stamp: &Stamp,
+    ) -> Result<(), StateError> {
+        Self::write_stamp(txn, view, stamp)?;
         {
             let mut groups = txn.open_table(GROUPS).map_err(store)?;
             for (key, bytes) in &delta.groups {
@@ -105,7 +191,7 @@ impl Checkpoint {
                 table.insert(entry.as_slice(), offset).map_err(store)?;
             }
         }
-        txn.commit().map_err(store)
+        Ok(())
     }
 
     /// Restores `view`'s groups into `fold` and its rows into `table`, and returns the
@@ -171,21 +257,46 @@ impl Checkpoint {
 
     /// Deletes everything `view` keeps (DROP, or a rebuild from scratch).
     pub fn forget(&self, view: &str) -> Result<(), StateError> {
+        self.write(|txn| Self::write_forget(txn, view))
+    }
+
+    /// As `forget`, leaving the stamp of the definition that will fold anew, not reconciled:
+    /// a crash before that definition's first commit leaves it known that the output topic
+    /// still shows another.
+    pub fn restart(&self, view: &str, stamp: &Stamp) -> Result<(), StateError> {
+        debug_assert!(!stamp.reconciled, "a new state has published nothing yet");
+        self.write(|txn| {
+            Self::write_forget(txn, view)?;
+            Self::write_stamp(txn, view, stamp)
+        })
+    }
+
+    fn write_stamp(
+        txn: &redb::WriteTransaction,
+        view: &str,
+        stamp: &Stamp,
+    ) -> Result<(), StateError> {
+        let mut stamps = txn.open_table(STAMPS).map_err(store)?;
+        let entry = entry_key(view, &[]);
+        stamps
+            .insert(entry.as_slice(), stamp.encode().as_slice())
+            .map_err(store)?;
+        Ok(())
+    }
+
+    fn write_forget(txn: &redb::WriteTransaction, view: &str) -> Result<(), StateError> {
         let prefix = entry_key(view, &[]);
-        let txn = self.db.begin_write().map_err(store)?;
-        {
-            for definition in [GROUPS, ROWS] {
-                let mut table = txn.open_table(definition).map_err(store)?;
-                table
-                    .retain_in(prefix.as_slice().., |key, _| !key.starts_with(&prefix))
-                    .map_err(store)?;
-            }
-            let mut table = txn.open_table(POSITIONS).map_err(store)?;
+        for definition in [GROUPS, ROWS, STAMPS] {
+            let mut table = txn.open_table(definition).map_err(store)?;
             table
                 .retain_in(prefix.as_slice().., |key, _| !key.starts_with(&prefix))
                 .map_err(store)?;
         }
-        txn.commit().map_err(store)
+        let mut table = txn.open_table(POSITIONS).map_err(store)?;
+        table
+            .retain_in(prefix.as_slice().., |key, _| !key.starts_with(&prefix))
+            .map_err(store)?;
+        Ok(())
     }
 }
 
@@ -251,6 +362,10 @@ mod tests {
         let mut table = Table::default();
         let amount = |c: i64| vec![Value::Decimal(Decimal::new(c.into(), 2)); 3];
         let mut positions = Positions::new();
+        let stamp = Stamp {
+            sql: "CREATE MATERIALIZED VIEW balances AS ...".into(),
+            reconciled: true,
+        };
         {
             let checkpoint = Checkpoint::open(&path).unwrap();
             for (i, (record, group)) in [(b"a", 1), (b"b", 1), (b"c", 2), (b"a", 2)]
@@ -275,7 +390,9 @@ mod tests {
                     rows: vec![(record.to_vec(), table.export_row(*record))],
                 };
                 fold.take_changes().unwrap();
-                checkpoint.commit("balances", &delta, &positions).unwrap();
+                checkpoint
+                    .commit("balances", &delta, &positions, &stamp)
+                    .unwrap();
             }
             // Another view's entries stay its own.
             let other = CheckpointDelta {
@@ -286,7 +403,7 @@ mod tests {
                 rows: vec![],
             };
             checkpoint
-                .commit("balances2", &other, &Positions::new())
+                .commit("balances2", &other, &Positions::new(), &stamp)
                 .unwrap();
         }
         let checkpoint = Checkpoint::open(&path).unwrap();
@@ -319,5 +436,42 @@ mod tests {
         let mut other = Fold::new(aggregates);
         checkpoint.restore("balances2", &mut other, None).unwrap();
         assert_eq!(other.rows().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_stamp_names_the_definition_and_goes_with_the_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoint = Checkpoint::open(&dir.path().join("views.redb")).unwrap();
+        let stamp = |sql: &str, reconciled| Stamp {
+            sql: sql.into(),
+            reconciled,
+        };
+        let mut positions = Positions::new();
+        positions.insert(("payments".into(), 0), 7);
+        assert_eq!(checkpoint.stamp("v").unwrap(), None);
+        let delta = CheckpointDelta::default();
+        checkpoint
+            .commit("v", &delta, &positions, &stamp("A", true))
+            .unwrap();
+        checkpoint
+            .commit("v2", &delta, &positions, &stamp("C", true))
+            .unwrap();
+        assert_eq!(checkpoint.stamp("v").unwrap(), Some(stamp("A", true)));
+        // Another definition folds anew: nothing of the old is left but who it will be.
+        checkpoint.restart("v", &stamp("B", false)).unwrap();
+        assert_eq!(checkpoint.stamp("v").unwrap(), Some(stamp("B", false)));
+        let mut nothing = |_: Vec<u8>, _: &[u8]| -> Imported { panic!("no rows") };
+        let mut no_group = |_: Vec<Value>, _: &[u8]| -> Imported { panic!("no groups") };
+        let restored = checkpoint
+            .restore_with("v", &mut no_group, &mut nothing)
+            .unwrap();
+        assert!(restored.is_empty());
+        checkpoint
+            .replace("v", &delta, &positions, &stamp("B", true))
+            .unwrap();
+        assert_eq!(checkpoint.stamp("v").unwrap(), Some(stamp("B", true)));
+        checkpoint.forget("v").unwrap();
+        assert_eq!(checkpoint.stamp("v").unwrap(), None);
+        assert_eq!(checkpoint.stamp("v2").unwrap(), Some(stamp("C", true)));
     }
 }
