@@ -132,6 +132,14 @@ def test_a_view_answers_by_key_after_a_produce_and_publishes_its_changes(broker)
     assert metric("sluice_view_lag_records") == 0
     assert metric("sluice_view_commits_total") >= 1
     assert metric("sluice_view_stopped") == 0
+    # The GETs above were queries of its rows; nothing is being rebuilt.
+    assert metric("sluice_view_queries_total") >= 3
+    assert metric("sluice_view_query_seconds_total") > 0
+    assert metric("sluice_view_rebuilding") == 0
+    assert metric("sluice_view_rebuild_lag_records") == 0
+    state_bytes = metric("sluice_view_state_bytes")
+    assert state_bytes > 0
+    assert call(broker, "GET", "/v1/views/balances")[1]["state_bytes"] == state_bytes
 
     # Its progress is an ordinary consumer group.
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "sluice-view-balances"})
@@ -478,10 +486,14 @@ def test_create_or_replace_builds_beside_the_old_view_which_answers_until_the_sw
     # until the swap.
     answers, replacing, done = [], threading.Event(), threading.Event()
 
+    rebuild_lags = []
+
     def ask():
         while not done.is_set():
             status, body = call(broker, "GET", "/v1/views/balances/keys/acct-0")
             answers.append((replacing.is_set(), status, sorted((body.get("row") or {}).keys())))
+            rebuild_lags.append(call(broker, "GET", "/v1/views/balances")[1].get(
+                "rebuild_lag_records"))
     asker = threading.Thread(target=ask)
     asker.start()
     try:
@@ -501,6 +513,8 @@ def test_create_or_replace_builds_beside_the_old_view_which_answers_until_the_sw
     assert all(status == 200 and keys in (old_shape, new_shape) for _, status, keys in answers), \
         [a for a in answers if a[1] != 200 or a[2] not in (old_shape, new_shape)][:5]
     assert during[0][2] == old_shape, "the old definition did not answer while the new was built"
+    assert any(lag is not None for lag in rebuild_lags), "the build's progress was never shown"
+    assert call(broker, "GET", "/v1/views/balances")[1]["rebuild_lag_records"] is None
 
     # The new rows, from the fold of the whole source; the output topic shows them, the
     # account the new definition leaves out deleted.

@@ -21,6 +21,9 @@ pub const REBALANCE_IN_PROGRESS: i16 = 27;
 /// What a broker answers ApiVersions with when it does not know the version asked.
 pub const UNSUPPORTED_VERSION: i16 = 35;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+/// A transactional producer whose epoch another instance of its id bumped (with
+/// PRODUCER_FENCED): it may send nothing more.
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const CONCURRENT_TRANSACTIONS: i16 = 51;
 pub const NON_EMPTY_GROUP: i16 = 68;
 /// Also a KIP-848 heartbeat's answer when the group has live classic members.
@@ -31,5 +34,6 @@ pub const INVALID_RECORD: i16 = 87;
 /// An open transaction holds an offset of the partition (OffsetFetch with `require_stable`).
 pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 /// KIP-848 groups: join again with epoch 0 (with UNKNOWN_MEMBER_ID).
+pub const PRODUCER_FENCED: i16 = 90;
 pub const FENCED_MEMBER_EPOCH: i16 = 110;
 pub const STALE_MEMBER_EPOCH: i16 = 113;

@@ -282,6 +282,13 @@ pub(crate) struct ViewDescription {
     pub records_skipped: u64,
     pub commits: u64,
     pub position: ViewPosition,
+    /// Source records a rebuild or CREATE OR REPLACE under way still has to fold; null when
+    /// none is.
+    #[schema(nullable)]
+    pub rebuild_lag_records: Option<i64>,
+    /// Bytes of its groups and rows in the local checkpoint (keys and values).
+    #[schema(nullable)]
+    pub state_bytes: Option<u64>,
 }
 
 /// A statement's answer; which fields it has depends on the statement.

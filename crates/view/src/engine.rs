@@ -82,6 +82,11 @@ const RETRY_BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// An attempt that lasted this long was healthy: the next failure backs off from the start.
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
+/// The wait after the engine's transactional id was fenced: another instance keeps the view
+/// (on a cluster, it moved while this node was paused or cut off). Starting again at once
+/// would fence that one in turn; this wait gives the placement, which looks every 2 s, the
+/// time to stop this engine first.
+const FENCED_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What the engine keeps and where it reads and writes.
 #[derive(Debug, Clone)]
@@ -161,6 +166,15 @@ pub enum EngineError {
     /// The view outgrew a limit: trying again would meet it again, so the engine stops.
     #[error("{0}")]
     TooLarge(String),
+}
+
+impl EngineError {
+    /// Whether another instance of the view's transactional id fenced this one.
+    fn is_fenced(&self) -> bool {
+        use sluice_client::codes::{INVALID_PRODUCER_EPOCH, PRODUCER_FENCED};
+        matches!(self, EngineError::Client(e)
+            if matches!(e.code(), Some(PRODUCER_FENCED | INVALID_PRODUCER_EPOCH)))
+    }
 }
 
 /// The engine's phase, as `DESCRIBE` and the HTTP API show it.
@@ -308,7 +322,12 @@ pub async fn run(
         if started.elapsed() >= HEALTHY_RUN {
             backoff = RETRY_BACKOFF_FIRST;
         }
-        tracing::warn!(view = %spec.name, error = %e, retry_ms = backoff.as_millis() as u64, "view engine failed; starting again from its checkpoint");
+        let wait = if e.is_fenced() {
+            FENCED_BACKOFF.max(backoff)
+        } else {
+            backoff
+        };
+        tracing::warn!(view = %spec.name, error = %e, retry_ms = wait.as_millis() as u64, "view engine failed; starting again from its checkpoint");
         {
             let mut state = live.lock();
             state.phase = Phase::Retrying(e.to_string());
@@ -316,7 +335,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
         backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
     }

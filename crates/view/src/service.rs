@@ -103,6 +103,12 @@ pub struct Running {
     pub live: Arc<Live>,
     stop: CancellationToken,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The state a rebuild or `CREATE OR REPLACE` is folding beside this one, while it does.
+    rebuild: std::sync::Mutex<Option<Arc<Live>>>,
+    /// Queries answered from the rows, and the time they took (without the lock on `live`:
+    /// they are counted after it is released).
+    pub queries: std::sync::atomic::AtomicU64,
+    pub query_micros: std::sync::atomic::AtomicU64,
 }
 
 /// This node's place in a cluster: its id (as FindCoordinator names nodes), the URL of its
@@ -390,6 +396,11 @@ impl Views {
         self.home(&name).await
     }
 
+    /// The bytes of `name`'s groups and rows in the checkpoint.
+    pub fn state_bytes(&self, name: &str) -> Result<u64, StateError> {
+        self.checkpoint.bytes(name)
+    }
+
     /// Every table and view at work.
     pub fn all(&self) -> Vec<Arc<Running>> {
         self.read_running().values().cloned().collect()
@@ -459,6 +470,9 @@ impl Views {
     pub fn describe(&self, name: &str) -> Result<String, ViewsError> {
         let running = self.get(name)?;
         let mut out = summary(&running);
+        // Read before the state's lock: the checkpoint is a file.
+        let state_bytes = self.checkpoint.bytes(name).ok();
+        let rebuild_lag = running.rebuild_lag();
         let live = running.live.lock();
         let (columns, _) = shown(running.definition.kind, live.state.columns(), Vec::new());
         let counters = &live.counters;
@@ -476,6 +490,8 @@ impl Views {
             "failures": counters.failures,
             "position": positions_value(&live.positions),
             "committed_position": positions_value(&live.committed),
+            "rebuild_lag_records": rebuild_lag,
+            "state_bytes": state_bytes,
         });
         if let (Some(out), serde_json::Value::Object(extra)) = (out.as_object_mut(), extra) {
             out.extend(extra);
@@ -518,6 +534,10 @@ impl Views {
     /// `{"row": {...} | null, "position": {...}}`.
     pub fn row_by_key(&self, name: &str, key: &str) -> Result<String, ViewsError> {
         let running = self.with_rows(name)?;
+        running.timed(|| Self::row_of(&running, key))
+    }
+
+    fn row_of(running: &Running, key: &str) -> Result<String, ViewsError> {
         let live = running.live.lock();
         let row = match find_key(&live.state, key)? {
             None => "null".to_string(),
@@ -545,6 +565,15 @@ impl Views {
         limit: usize,
     ) -> Result<String, ViewsError> {
         let running = self.with_rows(name)?;
+        running.timed(|| Self::page_of(&running, prefix, after, limit))
+    }
+
+    fn page_of(
+        running: &Running,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<String, ViewsError> {
         let live = running.live.lock();
         let limit = limit.min(VIEW_QUERY_ROWS_MAX);
         let key_len = live.state.key_len();
@@ -616,6 +645,10 @@ impl Views {
 
     fn select(&self, query: &Query) -> Result<String, ViewsError> {
         let running = self.with_rows(&query.from)?;
+        running.timed(|| Self::answer_of(&running, query))
+    }
+
+    fn answer_of(running: &Running, query: &Query) -> Result<String, ViewsError> {
         let live = running.live.lock();
         let (columns, rows) = shown(
             running.definition.kind,
@@ -761,12 +794,14 @@ impl Views {
         let spec = Arc::new(self.spec_of(&definition, plan)?);
         Self::source_partitions(&mut self.client().await?, &spec).await?;
         let shadow = Live::new(&spec);
+        let shown = old.rebuilding(&shadow);
         let (checkpoint, options) = (&self.checkpoint, &self.options);
         let ends = engine::source_ends(&spec, options).await?;
         let positions =
             engine::fold_to(&spec, &shadow, checkpoint, options, Positions::new(), &ends).await?;
         catalog::write(&mut self.client().await?, &definition).await?;
         write(&self.defined).insert(name.clone(), definition.clone());
+        drop(shown);
         // `old` answers until the new engine takes its place in `running`.
         old.halt().await;
         let written = async {
@@ -875,6 +910,7 @@ impl Views {
         let running = self.get(name)?;
         let spec = Arc::clone(&running.spec);
         let shadow = Live::new(&spec);
+        let _shown = running.rebuilding(&shadow);
         let (checkpoint, options) = (&self.checkpoint, &self.options);
         // Beside the running view, up to what it had published when this began.
         let published = running.live.lock().committed.clone();
@@ -997,6 +1033,9 @@ impl Views {
             live,
             stop,
             task: std::sync::Mutex::new(Some(task)),
+            rebuild: std::sync::Mutex::new(None),
+            queries: std::sync::atomic::AtomicU64::new(0),
+            query_micros: std::sync::atomic::AtomicU64::new(0),
         });
         write(&self.running).insert(running.definition.name.clone(), running);
     }
@@ -1030,6 +1069,30 @@ impl Views {
 }
 
 impl Running {
+    /// Runs a query of the rows and counts it with the time it took.
+    fn timed<T>(&self, query: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let answer = query();
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.queries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.query_micros
+            .fetch_add(micros, std::sync::atomic::Ordering::Relaxed);
+        answer
+    }
+
+    /// Source records the rebuild (or replacement) under way still has to fold, if one is.
+    pub fn rebuild_lag(&self) -> Option<i64> {
+        let rebuild = self.rebuild.lock().unwrap_or_else(|p| p.into_inner());
+        rebuild.as_ref().map(|shadow| shadow.lock().lag())
+    }
+
+    /// Shows `shadow` as this view's rebuild until the guard is dropped.
+    fn rebuilding(&self, shadow: &Arc<Live>) -> RebuildShown<'_> {
+        *self.rebuild.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(shadow));
+        RebuildShown(self)
+    }
+
     async fn halt(&self) {
         self.stop.cancel();
         let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -1047,6 +1110,15 @@ impl Running {
             Phase::Retrying(e) => format!("retrying: {e}"),
             Phase::Failed(e) => format!("failed: {e}"),
         }
+    }
+}
+
+/// While it lives, a view shows a rebuild's progress (`Running::rebuilding`).
+struct RebuildShown<'a>(&'a Running);
+
+impl Drop for RebuildShown<'_> {
+    fn drop(&mut self) {
+        *self.0.rebuild.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
 

@@ -17,6 +17,9 @@
 //! positions  view \0 topic \0 partition (i32, BE)    -> next offset (i64)
 //! stamps     view \0                                 -> 1 byte (1: reconciled, 0: not yet)
 //!                                                       then the definition's SQL (UTF-8)
+//! sizes      view \0                                 -> bytes of its groups and rows entries
+//!                                                       (keys and values, u64), kept by
+//!                                                       each commit
 //! ```
 //!
 //! A stamp says which definition the entries were folded by, and whether the view's output
@@ -38,6 +41,28 @@ const GROUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("groups");
 const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
 const POSITIONS: TableDefinition<&[u8], i64> = TableDefinition::new("positions");
 const STAMPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("stamps");
+const SIZES: TableDefinition<&[u8], u64> = TableDefinition::new("sizes");
+
+/// Writes (`Some`) or removes (`None`) one entry; how many bytes (key and value) that added
+/// to the table, less what it replaced.
+fn put(
+    table: &mut redb::Table<&[u8], &[u8]>,
+    entry: &[u8],
+    bytes: Option<&[u8]>,
+) -> Result<i64, StateError> {
+    let size = |value: usize| i64::try_from(entry.len() + value).unwrap_or(i64::MAX);
+    let (added, old) = match bytes {
+        Some(bytes) => {
+            let old = table.insert(entry, bytes).map_err(store)?;
+            (size(bytes.len()), old.map(|v| v.value().len()))
+        }
+        None => {
+            let old = table.remove(entry).map_err(store)?;
+            (0, old.map(|v| v.value().len()))
+        }
+    };
+    Ok(added - old.map_or(0, size))
+}
 
 /// Which definition a view's checkpoint was folded by, and whether its output topic shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +170,18 @@ impl Checkpoint {
         txn.commit().map_err(store)
     }
 
+    /// The bytes of `view`'s groups and rows in the checkpoint (keys and values, not the
+    /// file's own overhead).
+    pub fn bytes(&self, view: &str) -> Result<u64, StateError> {
+        let txn = self.db.begin_read().map_err(store)?;
+        let Some(sizes) = open_readable(&txn, SIZES)? else {
+            return Ok(0);
+        };
+        let entry = entry_key(view, &[]);
+        let size = sizes.get(entry.as_slice()).map_err(store)?;
+        Ok(size.map_or(0, |b| b.value()))
+    }
+
     /// Which definition `view`'s entries were folded by (`None`: not said).
     pub fn stamp(&self, view: &str) -> Result<Option<Stamp>, StateError> {
         let txn = self.db.begin_read().map_err(store)?;
@@ -164,27 +201,25 @@ impl Checkpoint {
         stamp: &Stamp,
     ) -> Result<(), StateError> {
         Self::write_stamp(txn, view, stamp)?;
+        let mut grown: i64 = 0;
         {
             let mut groups = txn.open_table(GROUPS).map_err(store)?;
             for (key, bytes) in &delta.groups {
                 let entry = entry_key(view, &encode_group_key(key));
-                match bytes {
-                    Some(bytes) => groups
-                        .insert(entry.as_slice(), bytes.as_slice())
-                        .map(|_| ()),
-                    None => groups.remove(entry.as_slice()).map(|_| ()),
-                }
-                .map_err(store)?;
+                grown += put(&mut groups, &entry, bytes.as_deref())?;
             }
             let mut rows = txn.open_table(ROWS).map_err(store)?;
             for (key, bytes) in &delta.rows {
-                let entry = entry_key(view, key);
-                match bytes {
-                    Some(bytes) => rows.insert(entry.as_slice(), bytes.as_slice()).map(|_| ()),
-                    None => rows.remove(entry.as_slice()).map(|_| ()),
-                }
-                .map_err(store)?;
+                grown += put(&mut rows, &entry_key(view, key), bytes.as_deref())?;
             }
+            let mut sizes = txn.open_table(SIZES).map_err(store)?;
+            let entry = entry_key(view, &[]);
+            let before = sizes
+                .get(entry.as_slice())
+                .map_err(store)?
+                .map_or(0, |b| b.value());
+            let after = before.saturating_add_signed(grown);
+            sizes.insert(entry.as_slice(), after).map_err(store)?;
             let mut table = txn.open_table(POSITIONS).map_err(store)?;
             for ((topic, partition), offset) in positions {
                 let entry = position_key(view, topic, *partition);
@@ -292,6 +327,8 @@ impl Checkpoint {
                 .retain_in(prefix.as_slice().., |key, _| !key.starts_with(&prefix))
                 .map_err(store)?;
         }
+        let mut sizes = txn.open_table(SIZES).map_err(store)?;
+        sizes.remove(prefix.as_slice()).map_err(store)?;
         let mut table = txn.open_table(POSITIONS).map_err(store)?;
         table
             .retain_in(prefix.as_slice().., |key, _| !key.starts_with(&prefix))
@@ -424,7 +461,27 @@ mod tests {
             Some(Value::Int(1))
         );
 
+        let entries: u64 = {
+            let txn = checkpoint.db.begin_read().unwrap();
+            let mut total = 0;
+            for definition in [GROUPS, ROWS] {
+                let table = txn.open_table(definition).unwrap();
+                for item in table
+                    .range(entry_key("balances", &[]).as_slice()..)
+                    .unwrap()
+                {
+                    let (k, v) = item.unwrap();
+                    if k.value().starts_with(b"balances\0") {
+                        total += (k.value().len() + v.value().len()) as u64;
+                    }
+                }
+            }
+            total
+        };
+        assert_eq!(checkpoint.bytes("balances").unwrap(), entries);
+        assert!(entries > 0);
         checkpoint.forget("balances").unwrap();
+        assert_eq!(checkpoint.bytes("balances").unwrap(), 0);
         let mut empty = Fold::new(aggregates.clone());
         assert!(
             checkpoint
