@@ -19,6 +19,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     // The coordinator runtime: shards of internal-topic coordinators, knowing no storage.
     ("sluice-coordinator", &["sluice-record", "sluice-types"]),
     ("sluice-replication", &[]),
+    // Share groups' share-partitions: a pure state machine (issue 18).
+    ("sluice-share", &[]),
     ("sluice-controller", &["sluice-replication", "sluice-types"]),
     // The one crate that knows openraft; it does I/O (the metadata log on disk).
     ("sluice-consensus", &["sluice-controller", "sluice-types"]),
@@ -98,6 +100,7 @@ const FORBIDDEN_EXTERNAL: &[(&str, &[&str])] = &[
     ("sluice-txn", &["tokio", "kafka-protocol"]),
     ("sluice-coordinator", &["kafka-protocol"]),
     ("sluice-replication", &["tokio", "kafka-protocol"]),
+    ("sluice-share", &["tokio", "kafka-protocol"]),
     ("sluice-controller", &["tokio", "kafka-protocol"]),
 ];
 

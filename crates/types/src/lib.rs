@@ -4,10 +4,11 @@
 //! This crate owns no behaviour beyond validation of names (and reading the wall clock in
 //! Kafka's unit, `now_ms`, Kafka's hash of a coordinator key, `partition_for`, and blocking
 //! work spread over a few threads, `in_parallel`), plus the big-endian primitives of internal
-//! records (`wire`). It knows nothing of Kafka API messages, files or sockets, so every other
+//! records (`wire`) and the seeded generator of the simulation tests (`sim`). It knows nothing of Kafka API messages, files or sockets, so every other
 //! crate may depend on it.
 
 pub mod limits;
+pub mod sim;
 pub mod wire;
 
 use std::fmt;
