@@ -21,6 +21,7 @@ use sluice_controller::{
     MetadataImage, MetadataRecord, NewPartitions, NewTopic, QuorumController, Registration,
 };
 use sluice_replication::NO_LEADER;
+use sluice_types::sim::SimRng;
 use std::collections::BTreeMap;
 
 const BROKERS: i32 = 5;
@@ -29,24 +30,6 @@ const STEPS: i64 = 3_000;
 const CALM_STEPS: i64 = 300;
 const SESSION_MS: i64 = 1_000;
 const REPLAY_CHECK_EVERY: i64 = 250;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn percent(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum BrokerRun {
@@ -62,7 +45,7 @@ struct Broker {
 }
 
 struct World {
-    rng: Rng,
+    rng: SimRng,
     controller: QuorumController,
     log: Vec<MetadataRecord>,
     brokers: BTreeMap<i32, Broker>,
@@ -90,7 +73,7 @@ fn config() -> ControllerConfig {
 impl World {
     fn new(seed: u64) -> World {
         let mut w = World {
-            rng: Rng(seed ^ 0x5851_f42d_4c95_7f2d),
+            rng: SimRng::new(seed),
             controller: QuorumController::new(config()),
             log: Vec::new(),
             brokers: (1..=BROKERS)
