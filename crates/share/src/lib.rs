@@ -10,6 +10,6 @@
 pub mod partition;
 
 pub use partition::{
-    AckType, Acknowledgement, ArchiveReason, DeadLetter, Delivery, KeyHash, MemberId, Offered,
-    RecordState, ShareConfig, ShareError, SharePartition, StateBatch,
+    AckType, Acknowledgement, ArchiveReason, DeadLetter, Delivery, IN_FLIGHT_RECORDS_MAX, KeyHash,
+    MemberId, Offered, RecordState, ShareConfig, ShareError, SharePartition, StateBatch,
 };

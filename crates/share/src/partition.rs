@@ -20,6 +20,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// A member of the share group, as Kafka names it (a UUID's text).
 pub type MemberId = String;
 
+/// The most records a share-partition holds in flight, whatever its settings or its restored
+/// batches say: a damaged state record cannot make `restore` expand billions of offsets, and
+/// `in_flight_max` is kept below it.
+pub const IN_FLIGHT_RECORDS_MAX: usize = 100_000;
+
 /// A share group's settings for its partitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShareConfig {
@@ -188,6 +193,10 @@ pub enum ShareError {
     /// Kafka's INVALID_REQUEST: ranges that run backwards or overlap.
     #[error("acknowledgement ranges run backwards or overlap")]
     InvalidRanges,
+    /// State batches that cannot be a share-partition's: out of order, overlapping, below
+    /// the start offset, or more than `IN_FLIGHT_RECORDS_MAX` records.
+    #[error("the share-partition's state batches are damaged: {0}")]
+    DamagedState(String),
 }
 
 #[derive(Debug, Clone)]
@@ -214,6 +223,10 @@ pub struct SharePartition {
 impl SharePartition {
     /// A share-partition that starts reading at `start_offset` (`share.auto.offset.reset`).
     pub fn new(config: ShareConfig, start_offset: i64) -> SharePartition {
+        assert!(
+            config.in_flight_max <= IN_FLIGHT_RECORDS_MAX,
+            "in_flight_max is checked against IN_FLIGHT_RECORDS_MAX where settings are read"
+        );
         SharePartition {
             config,
             start_offset,
@@ -231,7 +244,8 @@ impl SharePartition {
         config: ShareConfig,
         start_offset: i64,
         batches: &[StateBatch],
-    ) -> (SharePartition, Vec<DeadLetter>) {
+    ) -> Result<(SharePartition, Vec<DeadLetter>), ShareError> {
+        check_batches(start_offset, batches)?;
         let mut partition = SharePartition::new(config, start_offset);
         let mut dead = Vec::new();
         for batch in batches {
@@ -264,7 +278,7 @@ impl SharePartition {
             }
         }
         partition.advance_start();
-        (partition, dead)
+        Ok((partition, dead))
     }
 
     pub fn config(&self) -> &ShareConfig {
@@ -634,6 +648,35 @@ impl SharePartition {
     }
 }
 
+/// Batches a share-partition can have written: each run forward, in order and apart, with
+/// `IN_FLIGHT_RECORDS_MAX` records at most from the start offset on (what lies below it is
+/// done, and left out).
+fn check_batches(start_offset: i64, batches: &[StateBatch]) -> Result<(), ShareError> {
+    let damaged = |why: String| Err(ShareError::DamagedState(why));
+    let mut after = i64::MIN;
+    let mut records: u64 = 0;
+    for batch in batches {
+        if batch.first_offset > batch.last_offset || batch.first_offset <= after {
+            return damaged(format!(
+                "batch {}..={} after offset {after}",
+                batch.first_offset, batch.last_offset
+            ));
+        }
+        after = batch.last_offset;
+        if batch.last_offset < start_offset {
+            continue;
+        }
+        let first = batch.first_offset.max(start_offset);
+        records = records.saturating_add(batch.last_offset.abs_diff(first) + 1);
+        if records > IN_FLIGHT_RECORDS_MAX as u64 {
+            return damaged(format!(
+                "more than {IN_FLIGHT_RECORDS_MAX} records in flight"
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -781,7 +824,7 @@ mod tests {
         };
         let mut p = SharePartition::new(config, 0);
         p.acquire("a", 0, &offered(0..3, |_| Some(7)), 1);
-        let (mut q, _) = SharePartition::restore(config, 0, &p.state_batches());
+        let (mut q, _) = SharePartition::restore(config, 0, &p.state_batches()).unwrap();
         // Offered without 0 (against the contract): 1 and 2 may be of 0's key, so they wait.
         assert!(q.acquire("b", 1, &offered(1..3, |_| Some(7)), 5).is_empty());
         let got = q.acquire("b", 1, &offered(0..3, |_| Some(7)), 5);
@@ -835,8 +878,26 @@ mod tests {
             ]
         );
         let (mut q, dead) =
-            SharePartition::restore(ShareConfig::default(), p.start_offset(), &batches);
+            SharePartition::restore(ShareConfig::default(), p.start_offset(), &batches).unwrap();
         assert!(dead.is_empty());
+        // Batches no share-partition writes are refused, not expanded.
+        let batch = |first_offset, last_offset| StateBatch {
+            first_offset,
+            last_offset,
+            state: 0,
+            delivery_count: 1,
+        };
+        let damaged = [
+            vec![batch(0, i64::MAX - 1)],
+            vec![batch(5, 4)],
+            vec![batch(3, 4), batch(1, 2)],
+        ];
+        for bad in damaged {
+            assert!(matches!(
+                SharePartition::restore(ShareConfig::default(), 0, &bad),
+                Err(ShareError::DamagedState(_))
+            ));
+        }
         assert_eq!((q.start_offset(), q.end_offset()), (0, 6));
         let again = q.acquire("b", 2, &offered(0..6, |_| None), 10);
         assert_eq!(

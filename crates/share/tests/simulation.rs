@@ -332,7 +332,8 @@ impl Sim {
     fn restart(&mut self) -> Result<(), String> {
         let (start, end) = (self.partition.start_offset(), self.partition.end_offset());
         let batches = self.partition.state_batches();
-        let (partition, dead) = SharePartition::restore(self.config, start, &batches);
+        let (partition, dead) = SharePartition::restore(self.config, start, &batches)
+            .map_err(|e| format!("its own batches refused: {e}"))?;
         self.partition = partition;
         // Held at its delivery limit: archived, not delivered again.
         let limit = self.config.delivery_count_limit;
