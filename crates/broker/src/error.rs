@@ -6,6 +6,7 @@ use sluice_controller::ControllerError;
 use sluice_coordinator::CoordinatorError;
 use sluice_group::GroupError;
 use sluice_replication::ReplicationError;
+use sluice_share::ShareError;
 use sluice_storage::StorageError;
 use sluice_txn::TxnError;
 
@@ -160,6 +161,26 @@ pub(crate) fn txn_code<T>(result: &Result<T, TxnError>, fenced_code: bool) -> i1
         .as_ref()
         .err()
         .map_or(0, |e| txn_error(e, fenced_code).code())
+}
+
+/// The Kafka error for a share-partition's refusal of an acknowledgement.
+pub(crate) fn share_error(e: &ShareError) -> ResponseError {
+    match e {
+        ShareError::InvalidRecordState { .. } => ResponseError::InvalidRecordState,
+        ShareError::InvalidRanges => ResponseError::InvalidRequest,
+        ShareError::DamagedState(_) => ResponseError::UnknownServerError,
+    }
+}
+
+/// The Kafka error for a share session step refused (`shares::session`).
+pub(crate) fn share_session_error(e: crate::shares::session::SessionError) -> ResponseError {
+    use crate::shares::session::SessionError;
+    match e {
+        SessionError::NotFound => ResponseError::ShareSessionNotFound,
+        SessionError::InvalidEpoch => ResponseError::InvalidShareSessionEpoch,
+        SessionError::LimitReached => ResponseError::ShareSessionLimitReached,
+        SessionError::InvalidRequest(_) => ResponseError::InvalidRequest,
+    }
 }
 
 /// The error code of an optional group error (`None`: success, code 0).

@@ -39,6 +39,8 @@ pub struct Broker {
     pub(crate) groups: Arc<Groups>,
     /// The transaction coordinators of the `__transaction_state` partitions this broker leads.
     pub(crate) transaction_coordinators: Arc<TxnCoordinators>,
+    /// The share-partitions this broker leads and the share sessions of their members.
+    pub(crate) shares: Arc<crate::shares::Shares>,
     /// The metadata image as this broker's storage and coordinators follow it: handlers read
     /// this one, so what they answer is what this broker serves (`publisher`).
     pub(crate) published: watch::Sender<Arc<sluice_controller::MetadataImage>>,
@@ -241,6 +243,7 @@ impl RunningBroker {
             producer_ids: Default::default(),
             groups: Arc::new(Groups::new(config_group, shutdown.clone())),
             transaction_coordinators: Arc::new(TxnCoordinators::new(config_txn, shutdown.clone())),
+            shares: Arc::default(),
             published,
             publish_errors: Default::default(),
             peers: crate::peers::Peers::from_listener(local_addr),

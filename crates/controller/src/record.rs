@@ -29,6 +29,8 @@ pub struct Endpoint {
 pub enum ConfigResource {
     Topic(String),
     Broker(i32),
+    /// A group's configs (Kafka's GROUP resource): they exist whether or not the group does.
+    Group(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,10 +12,12 @@ use crate::GroupError;
 use crate::classic::{ClassicGroup, GroupState};
 use crate::consumer::{ConsumerGroup, TopicPartitionCounts};
 use crate::record::{CommittedOffset, OffsetsRecord};
+use crate::share::ShareGroup;
 use crate::types::{
     ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatResponse, GroupConfig,
     GroupDescription, GroupListing, JoinRequest, JoinResponse, MemberDescription, MemberRef,
-    OffsetToCommit, Reply, SyncRequest, SyncResponse, WaiterId,
+    OffsetToCommit, Reply, ShareGroupDescription, ShareHeartbeat, ShareHeartbeatResponse,
+    SyncRequest, SyncResponse, WaiterId,
 };
 use sluice_types::limits::{
     CLIENT_ID_BYTES_MAX, GROUP_COMMITTED_PARTITIONS_MAX, GROUP_ID_BYTES_MAX,
@@ -63,6 +65,9 @@ pub struct GroupCoordinator {
     /// KIP-848 groups. A group id names a classic group or a consumer group, never both; an
     /// empty group of one kind turns into the other when a member of the other kind joins.
     consumer_groups: HashMap<String, ConsumerGroup>,
+    /// Share groups (KIP-932): a group id names a share group or a group of another kind,
+    /// never both. Volatile (`share.rs`).
+    share_groups: HashMap<String, ShareGroup>,
     offsets: HashMap<String, Offsets>,
     /// Offsets committed in open transactions, by producer id, keyed by (group, topic,
     /// partition): applied when the transaction commits, dropped when it aborts.
@@ -96,6 +101,12 @@ impl GroupCoordinator {
     pub fn join(&mut self, req: JoinRequest, waiter: WaiterId, now_ms: i64) -> Effects {
         let mut fx = Effects::default();
         if let Err(e) = self.check_join(&req) {
+            let reply = Reply::Join(waiter, JoinResponse::error_for(e, &req.member_id));
+            fx.replies.push(reply);
+            return fx;
+        }
+        if self.share_groups.contains_key(&req.group_id) {
+            let e = GroupError::InconsistentGroupProtocol;
             let reply = Reply::Join(waiter, JoinResponse::error_for(e, &req.member_id));
             fx.replies.push(reply);
             return fx;
@@ -458,6 +469,12 @@ impl GroupCoordinator {
                 state: g.state(),
                 group_type: "consumer",
             }))
+            .chain(self.share_groups.values().map(|g| GroupListing {
+                group_id: g.id.clone(),
+                protocol_type: "share".to_owned(),
+                state: g.state(),
+                group_type: "share",
+            }))
             .collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
@@ -503,6 +520,13 @@ impl GroupCoordinator {
         let results = group_ids
             .iter()
             .map(|id| {
+                if let Some(group) = self.share_groups.get(id) {
+                    if !group.is_empty() {
+                        return Err(GroupError::NonEmptyGroup);
+                    }
+                    self.share_groups.remove(id);
+                    return Ok(());
+                }
                 let tombstone = if let Some(group) = self.consumer_groups.get(id) {
                     if !group.members.is_empty() {
                         return Err(GroupError::NonEmptyGroup);
@@ -635,6 +659,11 @@ impl GroupCoordinator {
                 group.expire(now_ms);
             }
         }
+        for group in self.share_groups.values_mut() {
+            if group.next_deadline_ms().is_some_and(|d| d <= now_ms) {
+                group.expire(now_ms);
+            }
+        }
         self.settle(&mut fx);
         fx
     }
@@ -648,6 +677,10 @@ impl GroupCoordinator {
     ) -> (Effects, ConsumerHeartbeatResponse) {
         let mut fx = Effects::default();
         if let Err(e) = check_group_id(&req.group_id) {
+            return (fx, ConsumerHeartbeatResponse::error_for(e, &req.member_id));
+        }
+        if self.share_groups.contains_key(&req.group_id) {
+            let e = GroupError::GroupIdNotFound;
             return (fx, ConsumerHeartbeatResponse::error_for(e, &req.member_id));
         }
         if let Some(classic) = self.groups.get(&req.group_id) {
@@ -702,7 +735,59 @@ impl GroupCoordinator {
             .consumer_groups
             .values()
             .filter_map(ConsumerGroup::next_deadline_ms);
-        classic.chain(consumer).min()
+        let share = self
+            .share_groups
+            .values()
+            .filter_map(ShareGroup::next_deadline_ms);
+        classic.chain(consumer).chain(share).min()
+    }
+
+    /// ShareGroupHeartbeat (KIP-932). `topics` gives a topic's partition count.
+    pub fn share_heartbeat(
+        &mut self,
+        req: ShareHeartbeat,
+        topics: TopicPartitionCounts<'_>,
+        now_ms: i64,
+    ) -> (Effects, ShareHeartbeatResponse) {
+        let fx = Effects::default();
+        if let Err(e) = check_group_id(&req.group_id) {
+            return (fx, ShareHeartbeatResponse::error_for(e, &req.member_id));
+        }
+        if self.groups.contains_key(&req.group_id)
+            || self.consumer_groups.contains_key(&req.group_id)
+        {
+            let e = GroupError::GroupIdNotFound;
+            return (fx, ShareHeartbeatResponse::error_for(e, &req.member_id));
+        }
+        if !self.share_groups.contains_key(&req.group_id) {
+            if req.member_epoch != 0 {
+                let e = GroupError::UnknownMemberId;
+                return (fx, ShareHeartbeatResponse::error_for(e, &req.member_id));
+            }
+            if self.groups.len() + self.consumer_groups.len() + self.share_groups.len()
+                >= GROUPS_MAX
+            {
+                let e = GroupError::LimitReached("groups");
+                return (fx, ShareHeartbeatResponse::error_for(e, &req.member_id));
+            }
+            let group = ShareGroup::new(req.group_id.clone());
+            self.share_groups.insert(req.group_id.clone(), group);
+        }
+        let group = self
+            .share_groups
+            .get_mut(&req.group_id)
+            .expect("inserted above");
+        let response = group.heartbeat(req, self.config.members_max, topics, now_ms);
+        (fx, response)
+    }
+
+    pub fn describe_share_group(&self, group_id: &str) -> Option<ShareGroupDescription> {
+        self.share_groups.get(group_id).map(ShareGroup::describe)
+    }
+
+    /// Whether `group_id` is a share group this coordinator holds.
+    pub fn is_share_group(&self, group_id: &str) -> bool {
+        self.share_groups.contains_key(group_id)
     }
 
     /// Rebuilds state from one `__consumer_offsets` record, in log order.

@@ -2,7 +2,8 @@
 //!
 //! Two group protocols share one coordinator and one set of committed offsets: the classic
 //! one (JoinGroup/SyncGroup, client-side assignors; `classic.rs`) and KIP-848's
-//! (ConsumerGroupHeartbeat, server-side assignors; `consumer.rs`, `assignor.rs`).
+//! (ConsumerGroupHeartbeat, server-side assignors; `consumer.rs`, `assignor.rs`). Share groups'
+//! membership (KIP-932, ShareGroupHeartbeat; `share.rs`) lives beside them, volatile.
 //! Commands (join, sync, heartbeat, leave, commit, ...) come in with the current time and
 //! return the records to append to `__consumer_offsets` and the replies to parked requests;
 //! deadlines fire only when the caller ticks it. State is rebuilt at start by replaying the
@@ -17,6 +18,7 @@ mod coordinator;
 mod error;
 mod member;
 pub mod record;
+mod share;
 mod types;
 
 pub use consumer::{TopicPartitionCounts, Topics};
@@ -28,5 +30,6 @@ pub use types::{
     Assignment, ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatResponse,
     ConsumerMemberDescription, GroupConfig, GroupDescription, GroupListing, JoinRequest,
     JoinResponse, JoinedMember, MemberDescription, MemberRef, OffsetToCommit, Protocol, Reply,
+    ShareGroupDescription, ShareHeartbeat, ShareHeartbeatResponse, ShareMemberDescription,
     SyncRequest, SyncResponse, WaiterId,
 };

@@ -253,3 +253,67 @@ pub struct GroupDescription {
     pub protocol: String,
     pub members: Vec<MemberDescription>,
 }
+
+/// A ShareGroupHeartbeat (KIP-932), with the group's settings the broker read for it.
+#[derive(Debug, Clone, Default)]
+pub struct ShareHeartbeat {
+    pub group_id: String,
+    /// Named by the member itself (v1).
+    pub member_id: String,
+    /// 0 to join, -1 to leave.
+    pub member_epoch: i32,
+    pub rack_id: Option<String>,
+    /// `None`: unchanged since the last heartbeat.
+    pub subscribed_topics: Option<Vec<String>>,
+    pub client_id: String,
+    pub client_host: String,
+    /// The group's `share.session.timeout.ms`.
+    pub session_timeout_ms: i32,
+    /// The group's `share.heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ShareHeartbeatResponse {
+    pub error: Option<GroupError>,
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    /// The member's whole assignment, when it changed.
+    pub assignment: Option<Assignment>,
+}
+
+impl ShareHeartbeatResponse {
+    pub fn error_for(error: GroupError, member_id: &str) -> Self {
+        ShareHeartbeatResponse {
+            error: Some(error),
+            member_id: member_id.to_owned(),
+            member_epoch: -1,
+            ..Default::default()
+        }
+    }
+}
+
+/// A share group member as ShareGroupDescribe shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareMemberDescription {
+    pub member_id: String,
+    pub rack_id: Option<String>,
+    pub member_epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topics: Vec<String>,
+    pub assignment: Assignment,
+}
+
+/// A share group as ShareGroupDescribe shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareGroupDescription {
+    pub group_id: String,
+    /// `Empty` or `Stable`.
+    pub state: &'static str,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    pub members: Vec<ShareMemberDescription>,
+}

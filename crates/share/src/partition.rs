@@ -305,6 +305,38 @@ impl SharePartition {
             .map(|r| (&r.state, r.delivery_count))
     }
 
+    /// The settings change (the group's configs were altered). Records in flight keep their
+    /// states, counts and locks; with per-key order turned on, records whose keys are known
+    /// are ordered from now on.
+    pub fn reconfigure(&mut self, config: ShareConfig) {
+        assert!(config.in_flight_max <= IN_FLIGHT_RECORDS_MAX);
+        self.config = config;
+        self.pending_by_key.clear();
+        if config.key_ordering {
+            for (offset, record) in &self.in_flight {
+                if let (false, Some(Some(key))) = (record.state.is_done(), record.key) {
+                    self.pending_by_key.entry(key).or_default().insert(*offset);
+                }
+            }
+        }
+        self.check();
+    }
+
+    /// The next time after `now_ms` at which something changes without a request: a lock
+    /// expires or a released record's back-off ends.
+    pub fn next_deadline_ms(&self, now_ms: i64) -> Option<i64> {
+        self.in_flight
+            .values()
+            .filter_map(|r| match r.state {
+                RecordState::Acquired { deadline_ms, .. } => Some(deadline_ms),
+                RecordState::Available { not_before_ms } if not_before_ms > now_ms => {
+                    Some(not_before_ms)
+                }
+                _ => None,
+            })
+            .min()
+    }
+
     /// Where the broker reads the log for the next `acquire`: the first record that may be
     /// delivered again now, else the end offset.
     pub fn next_fetch_offset(&self, now_ms: i64) -> i64 {

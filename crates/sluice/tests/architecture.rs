@@ -53,6 +53,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "sluice-record",
             "sluice-replica",
             "sluice-replication",
+            // Share-partitions and share groups' configs.
+            "sluice-share",
             "sluice-storage",
             "sluice-txn",
             "sluice-types",

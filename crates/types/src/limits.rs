@@ -229,3 +229,23 @@ pub const VIEW_CHANGE_BATCHES_BUFFERED: usize = 16;
 /// Rows a change stream's snapshot (`snapshot=true`) sends at most: a larger view is read in
 /// pages (`/v1/views/{v}/rows`) and followed without a snapshot.
 pub const VIEW_SNAPSHOT_ROWS_MAX: usize = 100_000;
+
+/// Share sessions one broker keeps (Kafka's `group.share.max.share.sessions`); a new one past
+/// it first evicts a session idle for `SHARE_SESSION_IDLE_EVICT_MS`, else is refused with
+/// SHARE_SESSION_LIMIT_REACHED.
+pub const SHARE_SESSIONS_MAX: usize = 2_000;
+
+/// How long a share session may go unused before a new session may take its place.
+pub const SHARE_SESSION_IDLE_EVICT_MS: i64 = 120_000;
+
+/// Partitions one share session follows.
+pub const SHARE_SESSION_PARTITIONS_MAX: usize = 10_000;
+
+/// Share-partitions (a group reading a partition) one broker keeps in flight; a fetch that
+/// would start one more is refused for that partition with SHARE_SESSION_LIMIT_REACHED.
+pub const SHARE_PARTITIONS_MAX: usize = 50_000;
+
+/// Records one ShareFetch acquires at most (whatever its `max_records`), and what it acquires
+/// when it names none.
+pub const SHARE_FETCH_RECORDS_MAX: usize = 10_000;
+pub const SHARE_FETCH_RECORDS_DEFAULT: usize = 500;

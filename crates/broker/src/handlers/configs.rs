@@ -4,9 +4,9 @@
 //! records: this broker checks the new set (storage knows the keys), the active controller
 //! commits it, and the answer comes once this broker has published it. Broker configs can be described (read-only, from the command line or config file)
 //! but not altered: Sluice has no dynamic broker configs, so altering one is refused with
-//! `INVALID_REQUEST`.
+//! `INVALID_REQUEST`. Group configs (resource type 32) are `group_configs.rs`'s.
 
-use super::{first_of_each, now};
+use super::{first_of_each, group_configs, now};
 use crate::controller_client::CONTROLLER_WAIT_MAX;
 use crate::error;
 use crate::server::Broker;
@@ -195,6 +195,7 @@ pub(crate) fn describe(
                 }
             },
             RESOURCE_BROKER => broker_config_entries(broker),
+            group_configs::RESOURCE_GROUP => group_configs::entries(&image, &r.resource_name),
             other => {
                 return result
                     .with_error_code(ResponseError::InvalidRequest.code())
@@ -249,8 +250,11 @@ fn describe_entry(
 /// The outcome of altering one resource: error code and message.
 type AlterOutcome = Result<(), (i16, String)>;
 
-/// A resource's name and its new overrides, or why they are refused.
-type Planned = (String, Result<BTreeMap<String, String>, (i16, String)>);
+/// A resource and its new overrides, or why they are refused.
+type Planned = (
+    ConfigResource,
+    Result<BTreeMap<String, String>, (i16, String)>,
+);
 
 /// A topic's overrides as the image has them; `None` if the topic does not exist.
 fn topic_overrides(image: &MetadataImage, name: &str) -> Option<BTreeMap<String, String>> {
@@ -261,6 +265,24 @@ fn topic_overrides(image: &MetadataImage, name: &str) -> Option<BTreeMap<String,
 
 /// A resource's new overrides, checked here: `change` applied to the current ones.
 fn new_overrides(
+    image: &MetadataImage,
+    resource_type: i8,
+    name: &str,
+    change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), StorageError>,
+) -> Planned {
+    let resource = match resource_type {
+        group_configs::RESOURCE_GROUP => ConfigResource::Group(name.to_string()),
+        _ => ConfigResource::Topic(name.to_string()),
+    };
+    let overrides = if resource_type == group_configs::RESOURCE_GROUP {
+        group_configs::new_overrides(image, name, |o| change(o).map_err(|e| e.to_string()))
+    } else {
+        new_topic_overrides(image, resource_type, name, change)
+    };
+    (resource, overrides)
+}
+
+fn new_topic_overrides(
     image: &MetadataImage,
     resource_type: i8,
     name: &str,
@@ -298,9 +320,9 @@ fn new_overrides(
 async fn commit(broker: &Broker, planned: Vec<Planned>, validate_only: bool) -> Vec<AlterOutcome> {
     let changes: Vec<ConfigChanges> = planned
         .iter()
-        .filter_map(|(name, p)| p.as_ref().ok().map(|set| (name, set)))
-        .map(|(name, set)| ConfigChanges {
-            resource: ConfigResource::Topic(name.clone()),
+        .filter_map(|(resource, p)| p.as_ref().ok().map(|set| (resource, set)))
+        .map(|(resource, set)| ConfigChanges {
+            resource: resource.clone(),
             replace: true,
             set: set.clone().into_iter().collect(),
             remove: Vec::new(),
@@ -330,7 +352,7 @@ async fn commit(broker: &Broker, planned: Vec<Planned>, validate_only: bool) -> 
                     let now = image.configs.get(&c.resource).cloned().unwrap_or_default();
                     let gone = match &c.resource {
                         ConfigResource::Topic(name) => image.topic(name).is_none(),
-                        ConfigResource::Broker(_) => false,
+                        ConfigResource::Broker(_) | ConfigResource::Group(_) => false,
                     };
                     now.into_iter().collect::<Vec<_>>() == c.set || gone
                 })
@@ -362,7 +384,7 @@ pub(crate) fn alter(
             .iter()
             .map(|r| {
                 // AlterConfigs replaces the whole set of overrides with the one given.
-                let overrides = new_overrides(&image, r.resource_type, &r.resource_name, |o| {
+                new_overrides(&image, r.resource_type, &r.resource_name, |o| {
                     o.clear();
                     for c in &r.configs {
                         if let Some(v) = &c.value {
@@ -370,8 +392,7 @@ pub(crate) fn alter(
                         }
                     }
                     Ok(())
-                });
-                (r.resource_name.to_string(), overrides)
+                })
             })
             .collect();
         let outcomes = commit(&broker, planned, request.validate_only).await;
@@ -409,13 +430,12 @@ pub(crate) fn incremental_alter(
             .resources
             .iter()
             .map(|r| {
-                let overrides = new_overrides(&image, r.resource_type, &r.resource_name, |o| {
+                new_overrides(&image, r.resource_type, &r.resource_name, |o| {
                     for c in &r.configs {
                         apply_op(o, c.name.as_str(), c.config_operation, c.value.as_deref())?;
                     }
                     Ok(())
-                });
-                (r.resource_name.to_string(), overrides)
+                })
             })
             .collect();
         let outcomes = commit(&broker, planned, request.validate_only).await;

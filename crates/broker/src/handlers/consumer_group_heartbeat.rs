@@ -69,7 +69,7 @@ pub(crate) fn handle(
 }
 
 /// The cluster's topics as the coordinator sees them (the image this broker serves from).
-struct BrokerTopics<'a>(&'a Broker);
+pub(crate) struct BrokerTopics<'a>(pub(crate) &'a Broker);
 
 impl Topics for BrokerTopics<'_> {
     fn partition_count(&self, topic: &str) -> Option<i32> {

@@ -5,7 +5,7 @@
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 pub(crate) mod api_versions;
-mod configs;
+pub(crate) mod configs;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
@@ -21,6 +21,7 @@ mod describe_transactions;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
+mod group_configs;
 mod heartbeat;
 mod init_producer_id;
 mod join_group;
@@ -34,6 +35,10 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod share_acknowledge;
+mod share_fetch;
+mod share_group_describe;
+mod share_group_heartbeat;
 mod sync_group;
 mod txn_offset_commit;
 mod write_txn_markers;
@@ -75,6 +80,10 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::ShareGroupHeartbeat, 1, 1),
+    (ApiKey::ShareGroupDescribe, 1, 1),
+    (ApiKey::ShareFetch, 1, 1),
+    (ApiKey::ShareAcknowledge, 1, 1),
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::AddPartitionsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 3),
@@ -148,6 +157,19 @@ pub(crate) fn route(
         ApiKey::ConsumerGroupDescribe => respond(&m, request, move |r, v| {
             consumer_group_describe::handle(&b, r, v)
         }),
+        ApiKey::ShareGroupHeartbeat => {
+            let client = join_group::Client::of(&request, peer);
+            respond(&m, request, move |r, v| {
+                share_group_heartbeat::handle(&b, r, v, client)
+            })
+        }
+        ApiKey::ShareGroupDescribe => respond(&m, request, move |r, v| {
+            share_group_describe::handle(&b, r, v)
+        }),
+        ApiKey::ShareFetch => respond(&m, request, move |r, v| share_fetch::handle(&b, r, v)),
+        ApiKey::ShareAcknowledge => {
+            respond(&m, request, move |r, v| share_acknowledge::handle(&b, r, v))
+        }
         ApiKey::SyncGroup => respond(&m, request, move |r, v| sync_group::handle(&b.groups, r, v)),
         ApiKey::Heartbeat => respond(&m, request, move |r, v| heartbeat::handle(&b.groups, r, v)),
         ApiKey::LeaveGroup => respond(&m, request, move |r, v| {

@@ -97,6 +97,24 @@ error_codes!(ConsumerGroupHeartbeatResponse, |r, out| out
     .push(r.error_code));
 error_codes!(ConsumerGroupDescribeResponse, |r, out| out
     .extend(r.groups.iter().map(|g| g.error_code)));
+error_codes!(ShareGroupHeartbeatResponse, |r, out| out.push(r.error_code));
+error_codes!(ShareGroupDescribeResponse, |r, out| out
+    .extend(r.groups.iter().map(|g| g.error_code)));
+error_codes!(ShareFetchResponse, |r, out| {
+    out.push(r.error_code);
+    for t in &r.responses {
+        for p in &t.partitions {
+            out.push(p.error_code);
+            out.push(p.acknowledge_error_code);
+        }
+    }
+});
+error_codes!(ShareAcknowledgeResponse, |r, out| {
+    out.push(r.error_code);
+    for t in &r.responses {
+        out.extend(t.partitions.iter().map(|p| p.error_code));
+    }
+});
 error_codes!(SyncGroupResponse, |r, out| out.push(r.error_code));
 error_codes!(HeartbeatResponse, |r, out| out.push(r.error_code));
 error_codes!(LeaveGroupResponse, |r, out| {

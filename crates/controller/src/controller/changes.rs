@@ -149,6 +149,14 @@ impl QuorumController {
             ConfigResource::Broker(id) if !self.image.brokers.contains_key(id) => Err(
                 ControllerError::InvalidRequest(format!("broker {id} is not registered")),
             ),
+            ConfigResource::Group(id)
+                if id.is_empty() || id.len() > sluice_types::limits::GROUP_ID_BYTES_MAX =>
+            {
+                Err(ControllerError::InvalidRequest(format!(
+                    "a group id of {} bytes",
+                    id.len()
+                )))
+            }
             _ => Ok(()),
         }
     }

@@ -1,0 +1,419 @@
+"""Share groups (KIP-932, issue 18) through librdkafka's ShareConsumer (confluent-kafka 2.16):
+queues on the Kafka protocol. Many consumers read the same partitions, each record is acquired
+by one of them, acknowledged, released for another try, rejected, or redelivered when its lock
+expires; Sluice adds per-key order and retry back-off as group configs."""
+
+import collections
+import random
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from confluent_kafka import AcknowledgeType, KafkaException, ShareConsumer
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+from conftest import wait_until
+from helpers import admin, create_topic, producer
+from rawwire import Reader, raw, read_frame
+
+
+def set_group_configs(broker, group, **configs):
+    entries = [
+        ConfigEntry(name.replace("_", "."), str(value), incremental_operation=AlterConfigOpType.SET)
+        for name, value in configs.items()
+    ]
+    resource = ConfigResource(ConfigResource.Type.GROUP, group, incremental_configs=entries)
+    a = admin(broker)  # kept alive until the answer is in
+    for future in a.incremental_alter_configs([resource]).values():
+        future.result(30)
+
+
+def share_consumer(broker, group, **conf):
+    c = ShareConsumer({"bootstrap.servers": broker.bootstrap, "group.id": group, **conf})
+    return c
+
+
+def produce_keyed(broker, topic, n, keys=None, partitions=None):
+    p = producer(broker, **{"linger.ms": 5})
+    for i in range(n):
+        key = None if keys is None else f"k{i % keys}"
+        kwargs = {} if partitions is None else {"partition": i % partitions}
+        p.produce(topic, key=key, value=f"v{i}".encode(), **kwargs)
+        if i % 5000 == 0:
+            p.poll(0)
+    assert p.flush(30) == 0
+
+
+def close(c):
+    """Accepts what the last poll returned, then leaves. librdkafka 2.16's `close()` alone does
+    not accept the last poll's records in implicit mode: the broker releases them when the
+    session closes and another member gets them again (at least once)."""
+    c.commit_sync(30)
+    c.close()
+
+
+def records(messages):
+    out = []
+    for m in messages:
+        assert m.error() is None, m.error()
+        out.append(m)
+    return out
+
+
+def run_workers(broker, group, topic, n, took, workers=8, work_seconds=None):
+    """`workers` share consumers in threads until `took(i, records, start, end)` says `n`
+    records have come. It is called under one lock with what consumer i polled, when the poll
+    returned, and when the work on them ended: `work_seconds(i)` of sleep outside the lock."""
+    lock = threading.Lock()
+    done = threading.Event()
+    errors = []
+    total = [0]
+
+    def work(i):
+        try:
+            c = share_consumer(broker, group)
+            c.subscribe([topic])
+            while not done.is_set():
+                got = records(c.poll(0.3))
+                start = time.monotonic()
+                if got and work_seconds is not None:
+                    time.sleep(work_seconds(i))
+                end = time.monotonic()
+                with lock:
+                    total[0] = took(i, got, start, end)
+                    if total[0] >= n:
+                        done.set()
+            close(c)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+            done.set()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    assert done.wait(120), f"only {total[0]} of {n} records in 120 s"
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+
+
+def test_eight_share_consumers_on_two_partitions_get_every_record_exactly_once(broker):
+    topic, group, n = "queue-8", "workers", 20_000
+    create_topic(broker, topic, partitions=2)
+    set_group_configs(broker, group, share_auto_offset_reset="earliest")
+    produce_keyed(broker, topic, n, partitions=2)
+    seen = collections.Counter()
+    per_consumer = collections.Counter()
+
+    def took(i, got, _start, _end):
+        for m in got:
+            seen[(m.partition(), m.offset())] += 1
+            per_consumer[i] += 1
+        return sum(seen.values())
+
+    run_workers(broker, group, topic, n, took)
+    assert len(seen) == n, "every record was delivered"
+    assert max(seen.values()) == 1, "no record was delivered twice"
+    assert sum(1 for v in per_consumer.values() if v > 0) >= 2, f"the work was shared: {per_consumer}"
+    # Everything was accepted: a new member of the group finds nothing left to deliver.
+    late = share_consumer(broker, group)
+    late.subscribe([topic])
+    redelivered = []
+    end = time.time() + 3
+    while time.time() < end:
+        redelivered += records(late.poll(0.5))
+    late.close()
+    assert redelivered == []
+
+
+def test_released_records_come_back_after_the_backoff_and_rejected_ones_never(broker):
+    topic, group = "queue-release", "releasers"
+    create_topic(broker, topic)
+    set_group_configs(
+        broker, group, share_auto_offset_reset="earliest",
+        share_retry_backoff_ms=600, share_retry_backoff_max_ms=5000,
+    )
+    produce_keyed(broker, topic, 2)
+    c = share_consumer(broker, group, **{"share.acknowledgement.mode": "explicit"})
+    c.subscribe([topic])
+    first = []
+    wait_until(lambda: first.extend(records(c.poll(0.5))) or len(first) == 2, timeout=30,
+               what="both records")
+    assert [m.delivery_count() for m in first] == [1, 1]
+    by_offset = {m.offset(): m for m in first}
+    c.acknowledge(by_offset[0], AcknowledgeType.RELEASE)
+    c.acknowledge(by_offset[1], AcknowledgeType.REJECT)
+    released_at = time.monotonic()
+    results = c.commit_sync(30)
+    assert all(v is None for v in results.values()), results
+    again = []
+    wait_until(lambda: again.extend(records(c.poll(0.2))) or again, timeout=30, what="a redelivery")
+    waited = time.monotonic() - released_at
+    assert [(m.offset(), m.delivery_count()) for m in again] == [(0, 2)]
+    assert waited >= 0.55, f"redelivered {waited:.2f} s after the release, before the 0.6 s back-off"
+    # The second release waits twice as long.
+    c.acknowledge(again[0], AcknowledgeType.RELEASE)
+    released_at = time.monotonic()
+    c.commit_sync(30)
+    third = []
+    wait_until(lambda: third.extend(records(c.poll(0.2))) or third, timeout=30, what="a redelivery")
+    waited = time.monotonic() - released_at
+    assert [(m.offset(), m.delivery_count()) for m in third] == [(0, 3)]
+    assert waited >= 1.15, f"redelivered {waited:.2f} s after the release, before the 1.2 s back-off"
+    c.acknowledge(third[0], AcknowledgeType.ACCEPT)
+    c.commit_sync(30)
+    # Offset 1 was rejected and offset 0 accepted: nothing more comes.
+    tail = []
+    end = time.time() + 2
+    while time.time() < end:
+        tail += records(c.poll(0.3))
+    c.close()
+    assert tail == []
+
+
+def test_a_record_released_at_the_delivery_limit_is_archived(broker):
+    topic, group = "queue-limit", "limited"
+    create_topic(broker, topic)
+    set_group_configs(broker, group, share_auto_offset_reset="earliest", share_delivery_count_limit=2)
+    produce_keyed(broker, topic, 1)
+    c = share_consumer(broker, group, **{"share.acknowledgement.mode": "explicit"})
+    c.subscribe([topic])
+    counts = []
+    end = time.time() + 8
+    while time.time() < end:
+        for m in records(c.poll(0.3)):
+            counts.append(m.delivery_count())
+            c.acknowledge(m, AcknowledgeType.RELEASE)
+        c.commit_sync(30)
+    c.close()
+    assert counts == [1, 2], "released twice, then archived at the limit of 2"
+
+
+CRASHING_CONSUMER = """
+import sys, time
+from confluent_kafka import ShareConsumer
+c = ShareConsumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2],
+                   "share.acknowledgement.mode": "explicit"})
+c.subscribe([sys.argv[3]])
+got = []
+while not got:
+    got = [m for m in c.poll(0.5) if m.error() is None]
+print(" ".join(str(m.offset()) for m in got), flush=True)
+time.sleep(600)
+"""
+
+
+def test_records_held_by_a_killed_consumer_go_to_the_others_when_the_lock_expires(broker):
+    topic, group = "queue-crash", "crashers"
+    create_topic(broker, topic)
+    set_group_configs(broker, group, share_auto_offset_reset="earliest",
+                      share_record_lock_duration_ms=2000)
+    produce_keyed(broker, topic, 50)
+    victim = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_CONSUMER, broker.bootstrap, group, topic],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        held = [int(o) for o in victim.stdout.readline().split()]
+        acquired_at = time.monotonic()
+        assert held, "the victim acquired records"
+        victim.kill()
+        victim.wait(10)
+        c = share_consumer(broker, group)
+        c.subscribe([topic])
+        got = {}
+        wait_until(
+            lambda: got.update({m.offset(): (m.delivery_count(), time.monotonic())
+                                for m in records(c.poll(0.3))}) or len(got) == 50,
+            timeout=30, what="every record delivered to the survivor",
+        )
+        c.close()
+    finally:
+        victim.kill()
+        victim.wait(10)
+    for offset in held:
+        count, at = got[offset]
+        assert count == 2, f"offset {offset} is a second delivery"
+        assert at - acquired_at >= 1.9, f"offset {offset} came back before its lock expired"
+    assert all(got[o][0] == 1 for o in got if o not in held)
+
+
+def test_per_key_order_holds_under_eight_consumers_with_random_delays(broker):
+    topic, group, n, keys = "queue-keyed", "ordered", 600, 12
+    create_topic(broker, topic, partitions=2)
+    set_group_configs(broker, group, share_auto_offset_reset="earliest", share_key_ordering="true")
+    produce_keyed(broker, topic, n, keys=keys)
+    deliveries = collections.defaultdict(list)  # (partition, key) -> [(offset, start, end)]
+    rngs = [random.Random(i) for i in range(8)]
+
+    def took(_i, got, start, end):
+        for m in got:
+            deliveries[(m.partition(), m.key())].append((m.offset(), start, end))
+        return sum(len(d) for d in deliveries.values())
+
+    run_workers(broker, group, topic, n, took, work_seconds=lambda i: rngs[i].uniform(0, 0.02))
+    assert sum(len(d) for d in deliveries.values()) == n
+    for key, ds in deliveries.items():
+        ds.sort(key=lambda d: d[1])
+        offsets = [d[0] for d in ds]
+        assert offsets == sorted(offsets), f"{key} delivered out of order: {offsets}"
+        for before, after in zip(ds, ds[1:]):
+            # The next record of a key is acquired only once the one before is acknowledged,
+            # which the consumer does at its next poll, after the processing ended.
+            assert after[1] >= before[2], f"{key}: offsets {before[0]} and {after[0]} overlapped"
+
+
+def share_group_describe(broker, group):
+    """ShareGroupDescribe v1 by hand: (error, state, epoch, [(member, [(topic, [partitions])])])."""
+    def compact(b):
+        return _uvarint(len(b) + 1) + b
+
+    body = _uvarint(2) + compact(group.encode()) + b"\x00" + b"\x00"
+    header = struct.pack(">hhih", 77, 1, 9, 1) + b"t" + b"\x00"
+    with raw(broker) as s:
+        s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+        r = CompactReader(read_frame(s))
+    assert r.take(">i") == 9
+    r.tags()
+    r.take(">i")  # throttle
+    groups = []
+    for _ in range(r.count()):
+        error = r.take(">h")
+        r.string()  # message
+        group_id = r.string()
+        state = r.string()
+        epoch = r.take(">i")
+        r.take(">i")  # assignment epoch
+        r.string()  # assignor
+        members = []
+        for _ in range(r.count()):
+            member_id = r.string()
+            r.string()  # rack
+            r.take(">i")  # member epoch
+            r.string()  # client id
+            r.string()  # client host
+            for _ in range(r.count()):
+                r.string()  # subscribed topic
+            topics = []
+            for _ in range(r.count()):
+                r.at += 16  # topic id
+                name = r.string()
+                topics.append((name, [r.take(">i") for _ in range(r.count())]))
+                r.tags()
+            r.tags()  # assignment
+            r.tags()  # member
+            members.append((member_id, topics))
+        r.take(">i")  # authorized operations
+        r.tags()
+        groups.append((group_id, error, state, epoch, members))
+    return groups
+
+
+def list_groups(broker, types):
+    """ListGroups v5 by hand (librdkafka lists consumer and classic groups only): [(group,
+    state, type)]."""
+    def compact(b):
+        return _uvarint(len(b) + 1) + b
+
+    body = _uvarint(1) + _uvarint(len(types) + 1) + b"".join(compact(t.encode()) for t in types)
+    body += b"\x00"
+    header = struct.pack(">hhih", 16, 5, 11, 1) + b"t" + b"\x00"
+    with raw(broker) as s:
+        s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+        r = CompactReader(read_frame(s))
+    assert r.take(">i") == 11
+    r.tags()
+    r.take(">i")  # throttle
+    assert r.take(">h") == 0
+    out = []
+    for _ in range(r.count()):
+        group_id = r.string()
+        r.string()  # protocol type
+        state = r.string()
+        group_type = r.string()
+        r.tags()
+        out.append((group_id, state, group_type))
+    r.tags()
+    return out
+
+
+def _uvarint(n):
+    out = b""
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([byte | 0x80])
+        else:
+            return out + bytes([byte])
+
+
+class CompactReader(Reader):
+    def count(self):
+        return self.uvarint() - 1
+
+    def string(self):
+        n = self.uvarint() - 1
+        if n < 0:
+            return None
+        s = self.data[self.at:self.at + n].decode()
+        self.at += n
+        return s
+
+    def tags(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.at += self.uvarint()
+
+
+def test_share_groups_are_listed_described_and_configured(broker):
+    topic, group = "queue-admin", "admins"
+    create_topic(broker, topic, partitions=3)
+    a = admin(broker)
+    bad = ConfigResource(ConfigResource.Type.GROUP, group, incremental_configs=[
+        ConfigEntry("share.delivery.count.limit", "1", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as refused:
+        a.incremental_alter_configs([bad])[bad].result()
+    assert "share.delivery.count.limit" in str(refused.value)
+    unknown = ConfigResource(ConfigResource.Type.GROUP, group, incremental_configs=[
+        ConfigEntry("share.no.such.key", "1", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException):
+        a.incremental_alter_configs([unknown])[unknown].result()
+    set_group_configs(broker, group, share_key_ordering="true")
+    described = a.describe_configs([ConfigResource(ConfigResource.Type.GROUP, group)])
+    configs = list(described.values())[0].result()
+    assert configs["share.key.ordering"].value == "true"
+    assert configs["share.auto.offset.reset"].value == "latest", "Kafka's default"
+    assert configs["share.record.lock.duration.ms"].value == "30000"
+
+    consumers = [share_consumer(broker, group) for _ in range(2)]
+    try:
+        for c in consumers:
+            c.subscribe([topic])
+
+        def assigned():
+            [(_, error, state, _, members)] = share_group_describe(broker, group)
+            assert error == 0
+            parts = sorted(p for _, ts in members for name, ps in ts if name == topic for p in ps)
+            return state, len(members), all(m[1] for m in members), parts
+
+        def settled():
+            for c in consumers:
+                c.poll(0.1)
+            # Each member takes its new assignment at its next heartbeat: until then the one
+            # that joined first still shows every partition.
+            return assigned() == ("Stable", 2, True, [0, 1, 2])
+
+        wait_until(settled, timeout=30, what="two members sharing the three partitions")
+        assert (group, "Stable", "share") in list_groups(broker, types=["share"])
+        assert group not in [g for g, _, _ in list_groups(broker, types=["consumer", "classic"])]
+    finally:
+        for c in consumers:
+            c.close()
+    [(_, _, state, _, members)] = share_group_describe(broker, group)
+    assert (state, members) == ("Empty", [])
+    [(_, error, state, _, _)] = share_group_describe(broker, "no-such-group")
+    assert (error, state) == (69, "Dead"), "GROUP_ID_NOT_FOUND"
