@@ -16,7 +16,7 @@ from confluent_kafka import AcknowledgeType, KafkaException, ShareConsumer
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from conftest import wait_until
-from helpers import admin, create_topic, producer
+from helpers import admin, consume_all, create_topic, producer
 from rawwire import Reader, raw, read_frame
 
 
@@ -417,3 +417,161 @@ def test_share_groups_are_listed_described_and_configured(broker):
     assert (state, members) == ("Empty", [])
     [(_, error, state, _, _)] = share_group_describe(broker, "no-such-group")
     assert (error, state) == (69, "Dead"), "GROUP_ID_NOT_FOUND"
+
+
+HALF_ACCEPTING_CONSUMER = """
+import sys, time
+from confluent_kafka import AcknowledgeType, ShareConsumer
+c = ShareConsumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2],
+                   "share.acknowledgement.mode": "explicit"})
+c.subscribe([sys.argv[3]])
+got = []
+while len(got) < 40:
+    got += [m for m in c.poll(0.5) if m.error() is None]
+accepted = got[: len(got) // 2]
+for m in got:
+    c.acknowledge(m, AcknowledgeType.ACCEPT if m in accepted else AcknowledgeType.RELEASE)
+    if m is accepted[-1]:
+        break
+results = c.commit_sync(30)
+assert all(v is None for v in results.values()), results
+print(" ".join(f"{m.partition()}:{m.offset()}" for m in accepted), flush=True)
+print(" ".join(f"{m.partition()}:{m.offset()}" for m in got[len(accepted):]), flush=True)
+time.sleep(600)
+"""
+
+
+def the_rest(bootstrap, group, topic, count):
+    """The "partition:offset" of each record a new share consumer gets until `count` came and
+    two more seconds brought none; each is checked to come once."""
+    c = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group})
+    c.subscribe([topic])
+    after = collections.Counter()
+
+    def took():
+        for m in records(c.poll(0.3)):
+            after[f"{m.partition()}:{m.offset()}"] += 1
+        return sum(after.values()) >= count
+
+    try:
+        wait_until(took, timeout=60, what=f"{count} records")
+        end = time.time() + 2
+        while time.time() < end:
+            took()
+        c.commit_sync(30)
+    finally:
+        c.close()
+    assert max(after.values()) == 1, "a record came twice"
+    return set(after)
+
+
+def test_the_state_survives_kill_9_and_nothing_accepted_is_delivered_again(start_broker):
+    broker = start_broker()
+    topic, group, n = "queue-durable", "durable", 400
+    create_topic(broker, topic, partitions=2)
+    set_group_configs(broker, group, share_auto_offset_reset="earliest")
+    produce_keyed(broker, topic, n, partitions=2)
+    first = subprocess.Popen(
+        [sys.executable, "-c", HALF_ACCEPTING_CONSUMER, broker.bootstrap, group, topic],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        accepted = set(first.stdout.readline().split())
+        held = set(first.stdout.readline().split())
+        assert accepted and held, "the consumer accepted some records and held others"
+        broker.kill()
+    finally:
+        first.kill()
+        first.wait(10)
+    broker.start()
+    after = the_rest(broker.bootstrap, group, topic, n - len(accepted))
+    assert not accepted & set(after), "an accepted record was delivered again"
+    assert len(after) == n - len(accepted), "every other record came, the held ones again"
+    assert held <= set(after), "what was in flight at the crash is delivered again"
+
+
+def test_a_new_leader_takes_the_share_state_over_and_delivers_nothing_accepted(tmp_path):
+    """Three brokers, a partition with three replicas: a share consumer accepts half of what it
+    got; the partition's leader is killed. The new leader reads the share-partition's state
+    from its share coordinator (`__share_group_state`, three replicas too) and hands out only
+    what was not accepted."""
+    from test_cluster import running_cluster
+    from test_replication import create, led_everywhere, produce_acked
+
+    with running_cluster(tmp_path, 3, 3000) as cluster:
+        nodes = list(cluster.values())
+        topic, group, n = "queue-ha", "ha", 200
+        create(cluster[1], topic, 1, 3)
+        placed = wait_until(lambda: led_everywhere(nodes, topic, 1, 3), timeout=30,
+                            what=f"{topic} led with three in-sync replicas")
+        leader = placed[0][0]
+        set_group_configs(cluster[1], group, share_auto_offset_reset="earliest")
+        acked, failed = produce_acked(cluster[leader], topic, [b"v%d" % i for i in range(n)])
+        assert not failed and len(acked) == n
+        everyone = ",".join(b.bootstrap for b in nodes)
+        first = subprocess.Popen(
+            [sys.executable, "-c", HALF_ACCEPTING_CONSUMER, everyone, group, topic],
+            stdout=subprocess.PIPE, text=True,
+        )
+        try:
+            accepted = set(first.stdout.readline().split())
+            assert accepted
+            cluster[leader].kill()
+        finally:
+            first.kill()
+            first.wait(10)
+        survivors = [b for i, b in cluster.items() if i != leader]
+        wait_until(lambda: led_everywhere(survivors, topic, 1, 2), timeout=30,
+                   what="a new leader with two in-sync replicas")
+        bootstrap = ",".join(b.bootstrap for b in survivors)
+        after = the_rest(bootstrap, group, topic, n - len(accepted))
+        assert not accepted & set(after), "an accepted record was delivered again"
+        assert len(after) == n - len(accepted)
+
+
+def test_rejected_and_exhausted_records_go_to_the_dead_letter_topic_with_their_headers(broker):
+    topic, group, dlq = "queue-dlq", "dlq-group", "dlq.queue-dlq"
+    create_topic(broker, topic)
+    create_topic(broker, dlq, config={"errors.deadletterqueue.group.enable": "true"})
+    set_group_configs(
+        broker, group, share_auto_offset_reset="earliest", share_delivery_count_limit=2,
+        errors_deadletterqueue_topic_name=dlq, errors_deadletterqueue_copy_record_enable="true",
+    )
+    p = producer(broker)
+    for i in range(3):
+        p.produce(topic, key=f"k{i}", value=f"v{i}".encode(), headers=[("trace", b"t%d" % i)])
+    assert p.flush(30) == 0
+    c = share_consumer(broker, group, **{"share.acknowledgement.mode": "explicit"})
+    c.subscribe([topic])
+    decisions = {0: AcknowledgeType.REJECT, 1: AcknowledgeType.RELEASE, 2: AcknowledgeType.ACCEPT}
+    seen = []
+    end = time.time() + 8
+    while time.time() < end:
+        for m in records(c.poll(0.3)):
+            seen.append((m.offset(), m.delivery_count()))
+            c.acknowledge(m, decisions[m.offset()])
+        c.commit_sync(30)
+    c.close()
+    assert sorted(seen) == [(0, 1), (1, 1), (1, 2), (2, 1)], seen
+    letters = consume_all(broker, dlq, 2)
+    by_offset = {}
+    for m in letters:
+        headers = {k: v for k, v in m.headers()}
+        by_offset[int(headers["__dlq.errors.offset"])] = (m, headers)
+    assert sorted(by_offset) == [0, 1]
+    for offset, (count, why) in {0: ("1", b"rejected"), 1: ("2", b"delivery count limit reached")}.items():
+        m, h = by_offset[offset]
+        assert (m.key(), m.value()) == (b"k%d" % offset, b"v%d" % offset), "the record is copied"
+        assert h["trace"] == b"t%d" % offset, "with its own headers"
+        assert h["__dlq.errors.group"] == group.encode()
+        assert h["__dlq.errors.topic"] == topic.encode()
+        assert h["__dlq.errors.partition"] == b"0"
+        assert h["__dlq.errors.delivery.count"] == count.encode()
+        assert h["__dlq.errors.message"] == why
+    # A group config naming a topic without the dlq. prefix is refused.
+    bad = ConfigResource(ConfigResource.Type.GROUP, group, incremental_configs=[
+        ConfigEntry("errors.deadletterqueue.topic.name", "orders",
+                    incremental_operation=AlterConfigOpType.SET)])
+    a = admin(broker)
+    with pytest.raises(KafkaException):
+        a.incremental_alter_configs([bad])[bad].result(30)

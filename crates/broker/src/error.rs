@@ -172,6 +172,17 @@ pub(crate) fn share_error(e: &ShareError) -> ResponseError {
     }
 }
 
+/// The Kafka error for a share-partition state refused by its share coordinator.
+pub(crate) fn share_state_error(e: &crate::share_coordinators::ShareStateError) -> ResponseError {
+    use crate::share_coordinators::ShareStateError;
+    match e {
+        ShareStateError::NotCoordinator => ResponseError::NotCoordinator,
+        ShareStateError::NotAvailable(_) => ResponseError::CoordinatorNotAvailable,
+        ShareStateError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        ShareStateError::FencedStateEpoch { .. } => ResponseError::FencedStateEpoch,
+    }
+}
+
 /// The Kafka error for a share session step refused (`shares::session`).
 pub(crate) fn share_session_error(e: crate::shares::session::SessionError) -> ResponseError {
     use crate::shares::session::SessionError;

@@ -40,7 +40,9 @@ pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// Topics clients may read but not write or delete.
 pub(crate) fn is_internal(topic: &str) -> bool {
-    topic == OFFSETS_TOPIC || topic == crate::transactions::TRANSACTION_STATE_TOPIC
+    topic == OFFSETS_TOPIC
+        || topic == crate::transactions::TRANSACTION_STATE_TOPIC
+        || topic == crate::share_coordinators::SHARE_STATE_TOPIC
 }
 
 /// How often deadlines (session timeouts, join-phase ends) are checked: they fire at most this

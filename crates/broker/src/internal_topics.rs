@@ -1,4 +1,5 @@
-//! The internal topics (`__consumer_offsets`, `__transaction_state`): their creation through
+//! The internal topics (`__consumer_offsets`, `__transaction_state`, `__share_group_state`):
+//! their creation through
 //! the controller (`ensure`: replicated on min(`INTERNAL_REPLICATION_FACTOR_MAX`, live brokers)
 //! with `min.insync.replicas` min(2, that)), and their
 //! partitions as the coordinator runtime sees them (`PartitionLog`: storage's `Partition`
@@ -81,6 +82,10 @@ pub(crate) async fn ensure(broker: &crate::server::Broker, topic: &str) {
                 "segment.bytes".to_string(),
                 broker.config.offsets_topic_segment_bytes.to_string(),
             )],
+        ),
+        crate::share_coordinators::SHARE_STATE_TOPIC => (
+            crate::share_coordinators::SHARE_STATE_PARTITIONS,
+            Vec::new(),
         ),
         _ => (broker.config.transaction_state_partitions, Vec::new()),
     };

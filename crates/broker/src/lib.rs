@@ -29,6 +29,7 @@ mod publisher;
 mod replicas;
 mod scrub;
 mod server;
+mod share_coordinators;
 mod shares;
 mod transactions;
 mod txn_peers;

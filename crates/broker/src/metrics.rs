@@ -16,7 +16,7 @@
 //! damage are listed) (gauges, by `topic` and
 //! `partition`), `sluice_group_committed_offset`, `sluice_group_lag` (gauges, by `group`,
 //! `topic`, `partition`), `sluice_group_series_dropped` (gauge), `sluice_coordinator_shards`
-//! (gauge, by `kind`: `group`, `transaction`: the internal partitions whose coordinator is
+//! (gauge, by `kind`: `group`, `transaction`, `share`: the internal partitions whose coordinator is
 //! loaded here).
 //!
 //! Replication, as this broker's published metadata has it (gauges, read at scrape time, as
@@ -398,6 +398,7 @@ impl Metrics {
                 "transaction",
                 broker.transaction_coordinators.runtime().loaded_count(),
             ),
+            ("share", broker.share_coordinators.runtime().loaded_count()),
         ];
         for (kind, count) in loaded {
             let gauge = self.coordinator_shards.get_or_create(&KindLabel { kind });

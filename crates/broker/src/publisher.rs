@@ -20,6 +20,7 @@
 
 use crate::groups::OFFSETS_TOPIC;
 use crate::server::Broker;
+use crate::share_coordinators::SHARE_STATE_TOPIC;
 use crate::transactions::TRANSACTION_STATE_TOPIC;
 use sluice_controller::{ConfigResource, MetadataImage, TopicImage};
 use sluice_replica::PartitionRegistration;
@@ -274,6 +275,10 @@ fn load_coordinator(
             let runtime = broker.transaction_coordinators.runtime();
             runtime.get(index).map(|s| s.leader_epoch())
         }
+        SHARE_STATE_TOPIC => {
+            let runtime = broker.share_coordinators.runtime();
+            runtime.get(index).map(|s| s.leader_epoch())
+        }
         _ => return Ok(()),
     };
     if loaded_epoch.is_some_and(|e| e >= leader_epoch) {
@@ -312,6 +317,7 @@ fn load_now(
     match shard.topic.as_str() {
         OFFSETS_TOPIC => broker.groups.load(log, count, epoch)?,
         TRANSACTION_STATE_TOPIC => broker.load_transactions(log, count, epoch)?,
+        SHARE_STATE_TOPIC => broker.share_coordinators.load(log, count, epoch)?,
         _ => {}
     }
     Ok(())
@@ -371,6 +377,8 @@ fn unload_coordinators(broker: &Broker, image: &MetadataImage) {
     groups.unload_unless(|index| leads(OFFSETS_TOPIC, index));
     let transactions = broker.transaction_coordinators.runtime();
     transactions.unload_unless(|index| leads(TRANSACTION_STATE_TOPIC, index));
+    let shares = broker.share_coordinators.runtime();
+    shares.unload_unless(|index| leads(SHARE_STATE_TOPIC, index));
 }
 
 /// The replica manager forgets the partitions `image` does not have this broker replicate.

@@ -41,6 +41,8 @@ pub struct Broker {
     pub(crate) transaction_coordinators: Arc<TxnCoordinators>,
     /// The share-partitions this broker leads and the share sessions of their members.
     pub(crate) shares: Arc<crate::shares::Shares>,
+    /// The share coordinators of the `__share_group_state` partitions this broker leads.
+    pub(crate) share_coordinators: Arc<crate::share_coordinators::ShareCoordinators>,
     /// The metadata image as this broker's storage and coordinators follow it: handlers read
     /// this one, so what they answer is what this broker serves (`publisher`).
     pub(crate) published: watch::Sender<Arc<sluice_controller::MetadataImage>>,
@@ -244,6 +246,9 @@ impl RunningBroker {
             groups: Arc::new(Groups::new(config_group, shutdown.clone())),
             transaction_coordinators: Arc::new(TxnCoordinators::new(config_txn, shutdown.clone())),
             shares: Arc::default(),
+            share_coordinators: Arc::new(crate::share_coordinators::ShareCoordinators::new(
+                shutdown.clone(),
+            )),
             published,
             publish_errors: Default::default(),
             peers: crate::peers::Peers::from_listener(local_addr),

@@ -19,7 +19,7 @@ pub enum AutoOffsetReset {
 }
 
 /// Everything a share group's settings decide.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShareGroupConfig {
     /// The share-partitions' rules (locks, delivery limit, order, back-off).
     pub partition: ShareConfig,
@@ -29,7 +29,17 @@ pub struct ShareGroupConfig {
     pub heartbeat_interval_ms: i32,
     /// `share.auto.offset.reset`.
     pub auto_offset_reset: AutoOffsetReset,
+    /// `errors.deadletterqueue.topic.name` (KIP-1191): where records rejected or archived at
+    /// the delivery limit are written; `None` (blank): nowhere, they are only archived.
+    pub dead_letter_topic: Option<String>,
+    /// `errors.deadletterqueue.copy.record.enable`: a dead letter carries the record's key,
+    /// value and headers too, not only the context headers.
+    pub dead_letter_copy_record: bool,
 }
+
+/// Kafka's `errors.deadletterqueue.topic.name.prefix` default: a dead-letter topic's name must
+/// start with it (Sluice has no setting for it yet).
+pub const DEAD_LETTER_TOPIC_PREFIX: &str = "dlq.";
 
 impl Default for ShareGroupConfig {
     /// Kafka 4's defaults, Sluice's additions off.
@@ -39,6 +49,8 @@ impl Default for ShareGroupConfig {
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 5_000,
             auto_offset_reset: AutoOffsetReset::Latest,
+            dead_letter_topic: None,
+            dead_letter_copy_record: false,
         }
     }
 }
@@ -112,6 +124,16 @@ pub const GROUP_CONFIG_KEYS: &[GroupConfigKey] = &[
         KeyType::String,
         "which records share consumers read: read_uncommitted (the only level served so far)",
     ),
+    key(
+        "errors.deadletterqueue.topic.name",
+        KeyType::String,
+        "the topic records rejected or archived at the delivery limit are written to (KIP-1191); blank: none",
+    ),
+    key(
+        "errors.deadletterqueue.copy.record.enable",
+        KeyType::Boolean,
+        "a dead letter carries the record's key, value and headers, not only the context headers",
+    ),
     ours(
         "share.key.ordering",
         KeyType::Boolean,
@@ -151,7 +173,7 @@ impl ShareGroupConfig {
         defaults: &ShareGroupConfig,
         overrides: &BTreeMap<String, String>,
     ) -> Result<ShareGroupConfig, ConfigError> {
-        let mut c = *defaults;
+        let mut c = defaults.clone();
         for (name, value) in overrides {
             c.set(name, value)?;
         }
@@ -197,14 +219,14 @@ impl ShareGroupConfig {
                     ));
                 }
             }
-            "share.key.ordering" => {
-                p.key_ordering = match value.trim().to_ascii_lowercase().as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(invalid(name, value, "true or false")),
-                };
-            }
+            "share.key.ordering" => p.key_ordering = boolean(name, value)?,
             "share.retry.backoff.ms" => p.retry_backoff_ms = number(name, value, RETRY_BACKOFF_MS)?,
+            "errors.deadletterqueue.topic.name" => {
+                self.dead_letter_topic = dead_letter_topic(value)?;
+            }
+            "errors.deadletterqueue.copy.record.enable" => {
+                self.dead_letter_copy_record = boolean(name, value)?;
+            }
             "share.retry.backoff.max.ms" => {
                 p.retry_backoff_max_ms = number(name, value, RETRY_BACKOFF_MS)?;
             }
@@ -233,12 +255,46 @@ impl ShareGroupConfig {
                     "share.key.ordering" => p.key_ordering.to_string(),
                     "share.retry.backoff.ms" => p.retry_backoff_ms.to_string(),
                     "share.retry.backoff.max.ms" => p.retry_backoff_max_ms.to_string(),
+                    "errors.deadletterqueue.topic.name" => {
+                        self.dead_letter_topic.clone().unwrap_or_default()
+                    }
+                    "errors.deadletterqueue.copy.record.enable" => {
+                        self.dead_letter_copy_record.to_string()
+                    }
                     other => unreachable!("a key without a value: {other}"),
                 };
                 (k.name, value)
             })
             .collect()
     }
+}
+
+fn boolean(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(name, value, "true or false")),
+    }
+}
+
+/// A dead-letter topic's name: blank for none; else a legal topic name with Kafka's prefix,
+/// not an internal one.
+fn dead_letter_topic(value: &str) -> Result<Option<String>, ConfigError> {
+    let name = value.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let wanted = |why: &str| invalid("errors.deadletterqueue.topic.name", value, why);
+    if name.starts_with("__") {
+        return Err(wanted("a name not starting with '__'"));
+    }
+    if !name.starts_with(DEAD_LETTER_TOPIC_PREFIX) {
+        return Err(wanted(&format!(
+            "a name starting with '{DEAD_LETTER_TOPIC_PREFIX}'"
+        )));
+    }
+    sluice_types::validate_topic_name(name).map_err(|e| wanted(&e.to_string()))?;
+    Ok(Some(name.to_string()))
 }
 
 fn number(name: &str, value: &str, (least, most): (i64, i64)) -> Result<i64, ConfigError> {
@@ -297,6 +353,13 @@ mod tests {
         assert!(with(&[("share.auto.offset.reset", "none")]).is_err());
         assert!(with(&[("share.isolation.level", "read_committed")]).is_err());
         assert!(with(&[("share.record.lock.duration.ms", "999")]).is_err());
+        assert!(with(&[("errors.deadletterqueue.topic.name", "orders")]).is_err());
+        assert!(with(&[("errors.deadletterqueue.topic.name", "__dlq.x")]).is_err());
+        assert!(with(&[("errors.deadletterqueue.topic.name", "dlq.a b")]).is_err());
+        let dlq = with(&[("errors.deadletterqueue.topic.name", "dlq.orders")]).unwrap();
+        assert_eq!(dlq.dead_letter_topic.as_deref(), Some("dlq.orders"));
+        let none = with(&[("errors.deadletterqueue.topic.name", "")]).unwrap();
+        assert_eq!(none.dead_letter_topic, None);
         let e = with(&[("share.heartbeat.interval.ms", "50000")]).unwrap_err();
         assert!(e.0.contains("greater than"), "{e}");
     }

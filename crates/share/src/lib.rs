@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod partition;
+pub mod record;
 
 pub use config::{
     AutoOffsetReset, ConfigError, GROUP_CONFIG_KEYS, GroupConfigKey, KeyType, ShareGroupConfig,
@@ -17,3 +18,4 @@ pub use partition::{
     AckType, Acknowledgement, ArchiveReason, DeadLetter, Delivery, IN_FLIGHT_RECORDS_MAX, KeyHash,
     MemberId, Offered, RecordState, ShareConfig, ShareError, SharePartition, StateBatch,
 };
+pub use record::{ShareStateKey, ShareStateRecord, ShareStateValue};

@@ -19,8 +19,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     // The coordinator runtime: shards of internal-topic coordinators, knowing no storage.
     ("sluice-coordinator", &["sluice-record", "sluice-types"]),
     ("sluice-replication", &[]),
-    // Share groups' share-partitions: a pure state machine (issue 18).
-    ("sluice-share", &[]),
+    // Share groups' share-partitions, configs and state records: pure (issue 18).
+    ("sluice-share", &["sluice-types"]),
     ("sluice-controller", &["sluice-replication", "sluice-types"]),
     // The one crate that knows openraft; it does I/O (the metadata log on disk).
     ("sluice-consensus", &["sluice-controller", "sluice-types"]),

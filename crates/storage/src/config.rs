@@ -99,6 +99,11 @@ pub const TOPIC_CONFIG_KEYS: &[ConfigKey] = &[
         default: "false",
         doc: "a replica outside the in-sync set may lead when none in it is alive (may lose data)",
     },
+    ConfigKey {
+        name: "errors.deadletterqueue.group.enable",
+        default: "false",
+        doc: "share groups may write their dead letters to this topic (KIP-1191)",
+    },
 ];
 
 /// The effective configuration of one topic's logs.
@@ -187,10 +192,12 @@ pub fn validate_entry(key: &str, value: &str) -> Result<()> {
             Ok(n) if n >= 1 => Ok(()),
             _ => Err(invalid(key, value, "must be a whole number of at least 1")),
         },
-        "unclean.leader.election.enable" => match value.trim() {
-            "true" | "false" => Ok(()),
-            _ => Err(invalid(key, value, "must be true or false")),
-        },
+        "unclean.leader.election.enable" | "errors.deadletterqueue.group.enable" => {
+            match value.trim() {
+                "true" | "false" => Ok(()),
+                _ => Err(invalid(key, value, "must be true or false")),
+            }
+        }
         _ if TOPIC_CONFIG_KEYS.iter().any(|k| k.name == key) => {
             let mut one = BTreeMap::new();
             one.insert(key.to_string(), value.to_string());

@@ -54,7 +54,7 @@ fn topic_config_type(name: &str) -> i8 {
     match name {
         "cleanup.policy" => TYPE_LIST,
         "message.timestamp.type" => TYPE_STRING,
-        "unclean.leader.election.enable" => TYPE_BOOLEAN,
+        "unclean.leader.election.enable" | "errors.deadletterqueue.group.enable" => TYPE_BOOLEAN,
         "max.message.bytes" | "index.interval.bytes" | "segment.bytes" | "min.insync.replicas" => {
             TYPE_INT
         }

@@ -39,6 +39,7 @@ mod share_acknowledge;
 mod share_fetch;
 mod share_group_describe;
 mod share_group_heartbeat;
+mod share_group_state;
 mod sync_group;
 mod txn_offset_commit;
 mod write_txn_markers;
@@ -84,6 +85,8 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ShareGroupDescribe, 1, 1),
     (ApiKey::ShareFetch, 1, 1),
     (ApiKey::ShareAcknowledge, 1, 1),
+    (ApiKey::ReadShareGroupState, 0, 0),
+    (ApiKey::WriteShareGroupState, 0, 0),
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::AddPartitionsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 3),
@@ -169,6 +172,12 @@ pub(crate) fn route(
         ApiKey::ShareFetch => respond(&m, request, move |r, v| share_fetch::handle(&b, r, v)),
         ApiKey::ShareAcknowledge => {
             respond(&m, request, move |r, v| share_acknowledge::handle(&b, r, v))
+        }
+        ApiKey::ReadShareGroupState => {
+            respond(&m, request, move |r, v| share_group_state::read(&b, r, v))
+        }
+        ApiKey::WriteShareGroupState => {
+            respond(&m, request, move |r, v| share_group_state::write(&b, r, v))
         }
         ApiKey::SyncGroup => respond(&m, request, move |r, v| sync_group::handle(&b.groups, r, v)),
         ApiKey::Heartbeat => respond(&m, request, move |r, v| heartbeat::handle(&b.groups, r, v)),

@@ -3,7 +3,8 @@
 //! opens one) or closes it (-1: after the acknowledgements, what the member still holds in
 //! the session's partitions is released).
 
-use super::share_fetch::{acknowledge_all, names, parse_acks};
+use super::group_configs;
+use super::share_fetch::{Who, acknowledge_all, names, parse_acks, release};
 use crate::error::share_session_error;
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
@@ -19,11 +20,15 @@ pub(crate) fn handle(
     broker: &Arc<Broker>,
     request: ShareAcknowledgeRequest,
     _version: i16,
-) -> std::future::Ready<Option<ShareAcknowledgeResponse>> {
-    std::future::ready(Some(acknowledge(broker, request)))
+) -> impl std::future::Future<Output = Option<ShareAcknowledgeResponse>> + Send + 'static + use<> {
+    let broker = broker.clone();
+    async move { Some(acknowledge(&broker, request).await) }
 }
 
-fn acknowledge(broker: &Broker, request: ShareAcknowledgeRequest) -> ShareAcknowledgeResponse {
+async fn acknowledge(
+    broker: &Broker,
+    request: ShareAcknowledgeRequest,
+) -> ShareAcknowledgeResponse {
     let refused = |e: ResponseError, why: String| {
         ShareAcknowledgeResponse::default()
             .with_error_code(e.code())
@@ -57,8 +62,14 @@ fn acknowledge(broker: &Broker, request: ShareAcknowledgeRequest) -> ShareAcknow
             acks.insert((topic.topic_id, p.partition_index), parsed);
         }
     }
-    let answers = acknowledge_all(shares, &group, &member, acks, now);
-    shares.release(&group, &member, &step.released, now);
+    let config = group_configs::share_config(&broker.published_image(), &group);
+    let who = Who {
+        group: &group,
+        member: &member,
+        config: &config,
+    };
+    let answers = acknowledge_all(broker, &who, acks, now).await;
+    release(broker, &who, &step.released, now).await;
     let mut topics: Vec<ShareAcknowledgeTopicResponse> = Vec::new();
     for ((topic_id, partition), answer) in answers {
         let data = PartitionData::default()

@@ -13,7 +13,7 @@ use crate::error::{share_error, share_session_error};
 use crate::server::Broker;
 use crate::shares::acquire::{Acquired, Ask, acquire};
 use crate::shares::session::{CLOSE_EPOCH, OPEN_EPOCH, SessionPartition};
-use crate::shares::{ShareKey, Shares, lock};
+use crate::shares::{ShareEntry, share_key};
 use futures::future::select_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ShareFetchRequest;
@@ -110,8 +110,13 @@ async fn fetch(broker: &Broker, request: ShareFetchRequest) -> ShareFetchRespons
     };
     let image = broker.published_image();
     let config = group_configs::share_config(&image, &group);
-    let mut answers = acknowledge_all(shares, &group, &member, acks, now);
-    shares.release(&group, &member, &step.released, now);
+    let who = Who {
+        group: &group,
+        member: &member,
+        config: &config,
+    };
+    let mut answers = acknowledge_all(broker, &who, acks, now).await;
+    release(broker, &who, &step.released, now).await;
     if epoch != CLOSE_EPOCH {
         let ask = FetchAsk {
             group: &group,
@@ -205,33 +210,67 @@ pub(super) fn parse_acks<'a>(
     Ok(out)
 }
 
-/// Applies each partition's acknowledgements; the answer per partition carries its result.
-pub(super) fn acknowledge_all(
-    shares: &Shares,
-    group: &str,
-    member: &str,
+/// The member a request is from, and its group's settings.
+pub(super) struct Who<'a> {
+    pub group: &'a str,
+    pub member: &'a str,
+    pub config: &'a ShareGroupConfig,
+}
+
+/// Applies each partition's acknowledgements, writes the records they archived to the
+/// dead-letter topic and the share-partitions' state; the answer per partition carries its
+/// result (a state write that failed is the acknowledgement's error: the client may send it
+/// again).
+pub(super) async fn acknowledge_all(
+    broker: &Broker,
+    who: &Who<'_>,
     acks: BTreeMap<SessionPartition, Result<Vec<Acknowledgement>, ShareError>>,
     now_ms: i64,
 ) -> BTreeMap<SessionPartition, PartitionAnswer> {
-    acks.into_iter()
-        .map(|((topic_id, partition), parsed)| {
-            let key = ShareKey {
-                group: group.to_string(),
-                topic_id,
-                partition,
-            };
-            tracing::trace!(group, member, %topic_id, partition, ?parsed, "acknowledgements");
-            let result = parsed.and_then(|acks| shares.acknowledge(&key, member, &acks, now_ms));
-            if let Err(e) = &result {
+    let Who { group, member, .. } = *who;
+    let shares = &broker.shares;
+    let mut answers = BTreeMap::new();
+    for ((topic_id, partition), parsed) in acks {
+        let key = share_key(group, topic_id, partition);
+        tracing::trace!(group, member, %topic_id, partition, ?parsed, "acknowledgements");
+        let applied = parsed.and_then(|acks| shares.acknowledge(&key, member, &acks, now_ms));
+        let result = match applied {
+            Err(e) => {
                 tracing::debug!(group, member, %topic_id, partition, error = %e, "acknowledgement refused");
+                Err(share_error(&e))
             }
-            let answer = PartitionAnswer {
-                ack_error: result.err().map(|e| share_error(&e)),
-                ..Default::default()
-            };
-            ((topic_id, partition), answer)
-        })
-        .collect()
+            Ok(()) => match shares.get(&key) {
+                Some(entry) => shares.settle(broker, &key, &entry, who.config).await,
+                None => Ok(()),
+            },
+        };
+        let answer = PartitionAnswer {
+            ack_error: result.err(),
+            ..Default::default()
+        };
+        answers.insert((topic_id, partition), answer);
+    }
+    answers
+}
+
+/// Releases what a closed session's member held and writes those share-partitions' state.
+pub(super) async fn release(
+    broker: &Broker,
+    who: &Who<'_>,
+    partitions: &[SessionPartition],
+    now_ms: i64,
+) {
+    let Who { group, member, .. } = *who;
+    let shares = &broker.shares;
+    for key in shares.release(group, member, partitions, now_ms) {
+        let Some(entry) = shares.get(&key) else {
+            continue;
+        };
+        if let Err(e) = shares.settle(broker, &key, &entry, who.config).await {
+            tracing::warn!(group, member, partition = key.partition, error = ?e,
+                "released records not written; they stay released here");
+        }
+    }
 }
 
 /// What a fetch asks of its session's partitions.
@@ -256,15 +295,22 @@ async fn acquire_waiting(
         tokio::pin!(released);
         released.as_mut().enable();
         let mut watches = subscribe(broker, ask.partitions);
+        let entries = load_all(broker, &ask).await;
         let now = crate::now_ms();
-        let answers = acquire_once(broker, &ask, now);
+        let answers = acquire_once(broker, &ask, &entries, now);
+        settle_archived(broker, &ask, &entries).await;
         let found = answers
             .values()
             .any(|a| a.error.is_some() || !a.acquired.ranges.is_empty());
         if found || tokio::time::Instant::now() >= deadline || ask.partitions.is_empty() {
             return answers;
         }
-        let wake = next_deadline(broker, &ask, now).map_or(deadline, |at| {
+        let next = entries
+            .values()
+            .filter_map(|e| e.as_ref().ok())
+            .filter_map(|(_, e)| e.lock().next_deadline_ms(now))
+            .min();
+        let wake = next.map_or(deadline, |at| {
             let wait = Duration::from_millis(u64::try_from(at - now).unwrap_or(0));
             deadline.min(tokio::time::Instant::now() + wait)
         });
@@ -282,46 +328,78 @@ async fn acquire_waiting(
     }
 }
 
+/// Share-partitions whose locks expired at the delivery limit: their dead letters, then
+/// their state.
+async fn settle_archived(
+    broker: &Broker,
+    ask: &FetchAsk<'_>,
+    entries: &BTreeMap<SessionPartition, Loaded>,
+) {
+    for (&(topic_id, partition), loaded) in entries {
+        let Ok((_, entry)) = loaded else { continue };
+        if !entry.has_dead() {
+            continue;
+        }
+        let key = share_key(ask.group, topic_id, partition);
+        let settled = broker.shares.settle(broker, &key, entry, ask.config).await;
+        if let Err(e) = settled {
+            tracing::warn!(group = ask.group, partition, error = ?e, "archived records not written");
+        }
+    }
+}
+
+/// A partition's topic name and loaded share-partition, or why it cannot be served.
+type Loaded = Result<(String, Arc<ShareEntry>), ResponseError>;
+
+/// The session's share-partitions, loaded here (from their share coordinators the first time).
+async fn load_all(broker: &Broker, ask: &FetchAsk<'_>) -> BTreeMap<SessionPartition, Loaded> {
+    let image = broker.published_image();
+    let mut out = BTreeMap::new();
+    for &(topic_id, partition) in ask.partitions {
+        let loaded = match image.topics.get(&topic_id) {
+            None => Err(ResponseError::UnknownTopicId),
+            Some(topic) => {
+                let key = share_key(ask.group, topic_id, partition);
+                let shares = &broker.shares;
+                let entry = shares.load(broker, &key, &topic.name, ask.config).await;
+                entry.map(|e| (topic.name.clone(), e))
+            }
+        };
+        out.insert((topic_id, partition), loaded);
+    }
+    out
+}
+
 /// One pass over the session's partitions, from a rotating start so that a partition early
 /// in the list does not take every record of each fetch.
 fn acquire_once(
     broker: &Broker,
     ask: &FetchAsk<'_>,
+    entries: &BTreeMap<SessionPartition, Loaded>,
     now_ms: i64,
 ) -> BTreeMap<SessionPartition, PartitionAnswer> {
-    let image = broker.published_image();
     let mut answers = BTreeMap::new();
     let (mut records_left, mut bytes_left) = (ask.max_records, ask.max_bytes);
     let n = ask.partitions.len();
     let first = usize::try_from(now_ms).unwrap_or(0) % n.max(1);
     for i in 0..n {
         let (topic_id, partition) = ask.partitions[(first + i) % n];
-        let Some(topic) = image.topics.get(&topic_id) else {
-            let answer = PartitionAnswer {
-                error: Some(ResponseError::UnknownTopicId),
-                ..Default::default()
-            };
-            answers.insert((topic_id, partition), answer);
-            continue;
+        let got = match entries.get(&(topic_id, partition)) {
+            Some(Ok((topic, entry))) => {
+                let key = share_key(ask.group, topic_id, partition);
+                let one = Ask {
+                    key: &key,
+                    topic,
+                    member: ask.member,
+                    max_records: records_left,
+                    max_bytes: bytes_left.max(1),
+                    now_ms,
+                };
+                acquire(broker, entry, one)
+            }
+            Some(Err(e)) => Err(*e),
+            None => Err(ResponseError::UnknownServerError),
         };
-        let key = ShareKey {
-            group: ask.group.to_string(),
-            topic_id,
-            partition,
-        };
-        let got = acquire(
-            broker,
-            &broker.shares,
-            Ask {
-                key: &key,
-                topic: &topic.name,
-                config: ask.config,
-                member: ask.member,
-                max_records: records_left,
-                max_bytes: bytes_left.max(1),
-                now_ms,
-            },
-        );
         let answer = match got {
             Ok(acquired) => {
                 let count: i64 = acquired.ranges.iter().map(|r| r.1 - r.0 + 1).sum();
@@ -356,22 +434,6 @@ fn subscribe(
         })
         .map(|p| p.subscribe_high_watermark())
         .collect()
-}
-
-/// The soonest lock expiry or back-off end among the session's share-partitions.
-fn next_deadline(broker: &Broker, ask: &FetchAsk<'_>, now_ms: i64) -> Option<i64> {
-    ask.partitions
-        .iter()
-        .filter_map(|&(topic_id, partition)| {
-            let key = ShareKey {
-                group: ask.group.to_string(),
-                topic_id,
-                partition,
-            };
-            let shared = broker.shares.get(&key)?;
-            lock(&shared).next_deadline_ms(now_ms)
-        })
-        .min()
 }
 
 fn to_wire(

@@ -115,6 +115,16 @@ error_codes!(ShareAcknowledgeResponse, |r, out| {
         out.extend(t.partitions.iter().map(|p| p.error_code));
     }
 });
+error_codes!(ReadShareGroupStateResponse, |r, out| {
+    for t in &r.results {
+        out.extend(t.partitions.iter().map(|p| p.error_code));
+    }
+});
+error_codes!(WriteShareGroupStateResponse, |r, out| {
+    for t in &r.results {
+        out.extend(t.partitions.iter().map(|p| p.error_code));
+    }
+});
 error_codes!(SyncGroupResponse, |r, out| out.push(r.error_code));
 error_codes!(HeartbeatResponse, |r, out| out.push(r.error_code));
 error_codes!(LeaveGroupResponse, |r, out| {

@@ -6,12 +6,12 @@
 //! its end offset, which only grows, so a read from an older next fetch offset still offers
 //! every record never handed out; records below it are skipped unless available.
 
-use super::{ShareKey, Shares, TooMany, lock};
+use super::ShareEntry;
 use crate::server::Broker;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use sluice_record::{BatchHeader, decode_records};
-use sluice_share::{AutoOffsetReset, Delivery, KeyHash, Offered, ShareGroupConfig};
+use sluice_share::{Delivery, KeyHash, Offered, ShareStateKey};
 use std::hash::{Hash, Hasher};
 
 /// A run of offsets acquired with one delivery count: (first, last, delivery count).
@@ -27,20 +27,19 @@ pub(crate) struct Acquired {
 
 /// What one acquisition asks for.
 pub(crate) struct Ask<'a> {
-    pub key: &'a ShareKey,
+    pub key: &'a ShareStateKey,
     pub topic: &'a str,
-    pub config: &'a ShareGroupConfig,
     pub member: &'a str,
     pub max_records: usize,
     pub max_bytes: usize,
     pub now_ms: i64,
 }
 
-/// Acquires records of one partition for a member; the Kafka error if this broker cannot
-/// serve it.
+/// Acquires records of one loaded share-partition for a member; the Kafka error if this
+/// broker cannot serve it.
 pub(crate) fn acquire(
     broker: &Broker,
-    shares: &Shares,
+    entry: &ShareEntry,
     ask: Ask<'_>,
 ) -> Result<Acquired, ResponseError> {
     let partition = broker
@@ -50,20 +49,15 @@ pub(crate) fn acquire(
         let log = partition.log();
         (log.log_start_offset(), log.high_watermark())
     };
-    let start = || match ask.config.auto_offset_reset {
-        AutoOffsetReset::Latest => high_watermark,
-        AutoOffsetReset::Earliest => log_start,
-    };
-    let shared = shares
-        .get_or_start(ask.key, ask.config.partition, start)
-        .map_err(|TooMany| ResponseError::ShareSessionLimitReached)?;
     let from = {
-        let mut share = lock(&shared);
+        let mut share = entry.lock();
         let dead = share.expire_locks(ask.now_ms);
+        let start = share.start_offset();
         share.log_start_moved(log_start);
-        if !dead.is_empty() {
-            shares.archived(ask.key, dead);
+        if !dead.is_empty() || share.start_offset() != start {
+            entry.changed();
         }
+        entry.archived(dead);
         share.next_fetch_offset(ask.now_ms)
     };
     if from >= high_watermark || ask.max_records == 0 {
@@ -75,7 +69,12 @@ pub(crate) fn acquire(
         .and_then(|plan| partition.read_batches(&plan));
     let bytes = read.map_err(|e| crate::error::storage_error(&e))?;
     let offered = offered(&bytes).map_err(|_| ResponseError::CorruptMessage)?;
-    let deliveries = lock(&shared).acquire(ask.member, ask.now_ms, &offered, ask.max_records);
+    let deliveries = entry
+        .lock()
+        .acquire(ask.member, ask.now_ms, &offered, ask.max_records);
+    if !deliveries.is_empty() {
+        entry.changed();
+    }
     let ranges = ranges(&deliveries);
     let records = match (ranges.first(), ranges.last()) {
         (Some(first), Some(last)) => batches_between(&bytes, first.0, last.1),

@@ -1,0 +1,204 @@
+"""Share groups (issue 18) against a classic group, through librdkafka (confluent-kafka 2.16),
+each consumer in a process of its own, on one running broker:
+
+- records/s of 8 share consumers (implicit acknowledgement) reading a 2-partition topic, and of
+  a classic group of 8 on the same kind of topic (2 of its members get a partition);
+- the same share group with `share.key.ordering=true` (100 keys);
+- acknowledgement latency: explicit mode, one `commit_sync` of a poll's records, p50 and p99;
+- redelivery delay: records released with `share.retry.backoff.ms=200`, how long after the
+  release they come back, against the 200 ms asked.
+
+Runs alternate (share, classic, keyed) `--runs` times; medians are printed with the range.
+
+    .venv/bin/python bench/scripts/share_groups.py BOOTSTRAP [--records 200000] [--runs 3]
+"""
+
+import argparse
+import multiprocessing as mp
+import statistics
+import time
+import uuid
+
+from confluent_kafka import AcknowledgeType, Consumer, Producer, ShareConsumer
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                   NewTopic)
+
+CONSUMERS = 8
+PARTITIONS = 2
+KEYS = 100
+
+
+def create(bootstrap, partitions=PARTITIONS):
+    topic = f"share-bench-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(timeout=30)
+    return topic
+
+
+def group_configs(bootstrap, group, **configs):
+    entries = [ConfigEntry(k.replace("_", "."), str(v), incremental_operation=AlterConfigOpType.SET)
+               for k, v in configs.items()]
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resource = ConfigResource(ConfigResource.Type.GROUP, group, incremental_configs=entries)
+    for f in admin.incremental_alter_configs([resource]).values():
+        f.result(30)
+
+
+def produce(bootstrap, topic, n, size=100):
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.num.messages": 10000})
+    value = b"x" * size
+    for i in range(n):
+        while True:
+            try:
+                p.produce(topic, key=b"k%d" % (i % KEYS), value=value)
+                break
+            except BufferError:
+                p.poll(0.01)
+        if i % 10000 == 0:
+            p.poll(0)
+    assert p.flush(60) == 0
+
+
+def share_worker(bootstrap, group, topic, total, counter, start, stop):
+    c = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group})
+    c.subscribe([topic])
+    start.wait()
+    while not stop.is_set():
+        got = sum(1 for m in c.poll(0.2) if m.error() is None)
+        if got:
+            with counter.get_lock():
+                counter.value += got
+                if counter.value >= total:
+                    stop.set()
+    c.commit_sync(30)
+    c.close()
+
+
+def classic_worker(bootstrap, group, topic, total, counter, start, stop):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": True})
+    c.subscribe([topic])
+    start.wait()
+    while not stop.is_set():
+        got = sum(1 for m in c.consume(500, 0.2) if m.error() is None)
+        if got:
+            with counter.get_lock():
+                counter.value += got
+                if counter.value >= total:
+                    stop.set()
+    c.close()
+
+
+def throughput(bootstrap, worker, n, key_ordering=False):
+    """Records/s of CONSUMERS processes of `worker` reading `n` fresh records."""
+    topic = create(bootstrap)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    group_configs(bootstrap, group, share_auto_offset_reset="earliest",
+                  share_key_ordering=str(key_ordering).lower())
+    produce(bootstrap, topic, n)
+    ctx = mp.get_context("spawn")
+    counter, start, stop = ctx.Value("q", 0), ctx.Event(), ctx.Event()
+    procs = [ctx.Process(target=worker, args=(bootstrap, group, topic, n, counter, start, stop))
+             for _ in range(CONSUMERS)]
+    for p in procs:
+        p.start()
+    time.sleep(2)  # the members join before the clock starts
+    began = time.monotonic()
+    start.set()
+    finished = stop.wait(300)
+    elapsed = time.monotonic() - began
+    stop.set()
+    for p in procs:
+        p.join(60)
+    assert finished, f"only {counter.value} of {n} records in 300 s"
+    return n / elapsed
+
+
+def ack_latency(bootstrap, n=20000):
+    """Seconds of each `commit_sync` of one poll's records (explicit acknowledgement)."""
+    topic = create(bootstrap, 1)
+    group = f"acks-{uuid.uuid4().hex[:8]}"
+    group_configs(bootstrap, group, share_auto_offset_reset="earliest")
+    produce(bootstrap, topic, n)
+    c = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group,
+                       "share.acknowledgement.mode": "explicit"})
+    c.subscribe([topic])
+    seen, times = 0, []
+    deadline = time.monotonic() + 120
+    while seen < n and time.monotonic() < deadline:
+        got = [m for m in c.poll(0.5) if m.error() is None]
+        if not got:
+            continue
+        for m in got:
+            c.acknowledge(m, AcknowledgeType.ACCEPT)
+        t = time.monotonic()
+        c.commit_sync(30)
+        times.append(time.monotonic() - t)
+        seen += len(got)
+    c.close()
+    return times
+
+
+def redelivery_delays(bootstrap, backoff_ms=200, records=50):
+    """Seconds between releasing each record and its coming back."""
+    topic = create(bootstrap, 1)
+    group = f"retry-{uuid.uuid4().hex[:8]}"
+    group_configs(bootstrap, group, share_auto_offset_reset="earliest",
+                  share_retry_backoff_ms=backoff_ms, share_retry_backoff_max_ms=backoff_ms)
+    produce(bootstrap, topic, records)
+    c = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group,
+                       "share.acknowledgement.mode": "explicit"})
+    c.subscribe([topic])
+    released, delays = {}, []
+    deadline = time.monotonic() + 60
+    while len(delays) < records and time.monotonic() < deadline:
+        got = [m for m in c.poll(0.05) if m.error() is None]
+        now = time.monotonic()
+        for m in got:
+            if m.offset() in released:
+                delays.append(now - released.pop(m.offset()))
+                c.acknowledge(m, AcknowledgeType.ACCEPT)
+            else:
+                c.acknowledge(m, AcknowledgeType.RELEASE)
+        if got:
+            c.commit_sync(30)
+            t = time.monotonic()
+            for m in got:
+                if m.delivery_count() == 1:
+                    released[m.offset()] = t
+    c.close()
+    return delays
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("bootstrap")
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    runs = {"share group of 8": [], "classic group of 8": [], "share group of 8, key ordering": []}
+    for _ in range(args.runs):
+        runs["share group of 8"].append(throughput(args.bootstrap, share_worker, args.records))
+        runs["classic group of 8"].append(throughput(args.bootstrap, classic_worker, args.records))
+        runs["share group of 8, key ordering"].append(
+            throughput(args.bootstrap, share_worker, args.records, key_ordering=True))
+    print(f"{args.records} records of 100 B on {PARTITIONS} partitions, {args.runs} runs")
+    for name, values in runs.items():
+        print(f"  {name}: {statistics.median(values):,.0f} records/s "
+              f"({min(values):,.0f}-{max(values):,.0f})")
+    times = ack_latency(args.bootstrap)
+    print(f"  acknowledgement (commit_sync of a poll): p50 {percentile(times, 0.5) * 1000:.2f} ms, "
+          f"p99 {percentile(times, 0.99) * 1000:.2f} ms ({len(times)} commits)")
+    delays = redelivery_delays(args.bootstrap)
+    print(f"  redelivery after a release with a 200 ms back-off: p50 "
+          f"{percentile(delays, 0.5) * 1000:.0f} ms, p99 {percentile(delays, 0.99) * 1000:.0f} ms, "
+          f"min {min(delays) * 1000:.0f} ms ({len(delays)} records)")
+
+
+if __name__ == "__main__":
+    main()
