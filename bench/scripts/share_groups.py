@@ -3,14 +3,15 @@ each consumer in a process of its own, on one running broker:
 
 - records/s of 8 share consumers (implicit acknowledgement) reading a 2-partition topic, and of
   a classic group of 8 on the same kind of topic (2 of its members get a partition);
-- the same share group with `share.key.ordering=true` (100 keys);
+- the same share group with `share.key.ordering=true` (records spread over `--keys` keys: at
+  most that many are in flight at once);
 - acknowledgement latency: explicit mode, one `commit_sync` of a poll's records, p50 and p99;
 - redelivery delay: records released with `share.retry.backoff.ms=200`, how long after the
   release they come back, against the 200 ms asked.
 
 Runs alternate (share, classic, keyed) `--runs` times; medians are printed with the range.
 
-    .venv/bin/python bench/scripts/share_groups.py BOOTSTRAP [--records 200000] [--runs 3]
+    .venv/bin/python bench/scripts/share_groups.py BOOTSTRAP [--records 200000] [--runs 3] [--keys 100]
 """
 
 import argparse
@@ -25,7 +26,6 @@ from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, 
 
 CONSUMERS = 8
 PARTITIONS = 2
-KEYS = 100
 
 
 def create(bootstrap, partitions=PARTITIONS):
@@ -44,13 +44,13 @@ def group_configs(bootstrap, group, **configs):
         f.result(30)
 
 
-def produce(bootstrap, topic, n, size=100):
+def produce(bootstrap, topic, n, keys=100, size=100):
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.num.messages": 10000})
     value = b"x" * size
     for i in range(n):
         while True:
             try:
-                p.produce(topic, key=b"k%d" % (i % KEYS), value=value)
+                p.produce(topic, key=b"k%d" % (i % keys), value=value)
                 break
             except BufferError:
                 p.poll(0.01)
@@ -89,13 +89,13 @@ def classic_worker(bootstrap, group, topic, total, counter, start, stop):
     c.close()
 
 
-def throughput(bootstrap, worker, n, key_ordering=False):
+def throughput(bootstrap, worker, n, key_ordering=False, keys=100):
     """Records/s of CONSUMERS processes of `worker` reading `n` fresh records."""
     topic = create(bootstrap)
     group = f"g-{uuid.uuid4().hex[:8]}"
     group_configs(bootstrap, group, share_auto_offset_reset="earliest",
                   share_key_ordering=str(key_ordering).lower())
-    produce(bootstrap, topic, n)
+    produce(bootstrap, topic, n, keys)
     ctx = mp.get_context("spawn")
     counter, start, stop = ctx.Value("q", 0), ctx.Event(), ctx.Event()
     procs = [ctx.Process(target=worker, args=(bootstrap, group, topic, n, counter, start, stop))
@@ -180,14 +180,16 @@ def main():
     parser.add_argument("bootstrap")
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--keys", type=int, default=100)
     args = parser.parse_args()
     runs = {"share group of 8": [], "classic group of 8": [], "share group of 8, key ordering": []}
     for _ in range(args.runs):
         runs["share group of 8"].append(throughput(args.bootstrap, share_worker, args.records))
         runs["classic group of 8"].append(throughput(args.bootstrap, classic_worker, args.records))
         runs["share group of 8, key ordering"].append(
-            throughput(args.bootstrap, share_worker, args.records, key_ordering=True))
-    print(f"{args.records} records of 100 B on {PARTITIONS} partitions, {args.runs} runs")
+            throughput(args.bootstrap, share_worker, args.records, True, args.keys))
+    print(f"{args.records} records of 100 B on {PARTITIONS} partitions ({args.keys} keys), "
+          f"{args.runs} runs")
     for name, values in runs.items():
         print(f"  {name}: {statistics.median(values):,.0f} records/s "
               f"({min(values):,.0f}-{max(values):,.0f})")

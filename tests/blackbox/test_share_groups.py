@@ -575,3 +575,55 @@ def test_rejected_and_exhausted_records_go_to_the_dead_letter_topic_with_their_h
     a = admin(broker)
     with pytest.raises(KafkaException):
         a.incremental_alter_configs([bad])[bad].result(30)
+
+
+def nothing_comes(bootstrap, group, topic, seconds=2):
+    """True if a new share consumer of `group` gets no record in `seconds`."""
+    c = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group})
+    c.subscribe([topic])
+    got = []
+    end = time.time() + seconds
+    while time.time() < end:
+        got += records(c.poll(0.3))
+    c.commit_sync(30)
+    c.close()
+    return got == []
+
+
+def test_the_cli_lists_describes_and_resets_a_share_group(broker):
+    """`sluice share-group list|describe|reset-offsets` (DescribeShareGroupOffsets and
+    AlterShareGroupOffsets v0): after a reset to earliest, a member of the group gets every
+    record again, at a new state epoch its partitions' leader loads at the next session."""
+    import json
+
+    from test_cli import sluice
+
+    topic, group, n = "queue-cli", "cli-workers", 30
+    create_topic(broker, topic, partitions=2)
+    set_group_configs(broker, group, share_auto_offset_reset="earliest")
+    produce_keyed(broker, topic, n, partitions=2)
+    assert len(the_rest(broker.bootstrap, group, topic, n)) == n
+    cli = lambda *args: sluice(broker, "share-group", *args).stdout.decode()  # noqa: E731
+    listed = json.loads(cli("list", "--format", "json"))
+    assert {"group": group, "state": "Empty"} in listed
+    described = json.loads(cli("describe", group, "--topic", topic, "--format", "json"))
+    rows = {(r["partition"], r["start_offset"], r["end_offset"], r["lag"])
+            for r in described["partitions"]}
+    assert rows == {(0, n // 2, n // 2, 0), (1, n // 2, n // 2, 0)}, rows
+    assert "dry run" in cli("reset-offsets", group, "--topic", topic, "--to", "earliest")
+    assert nothing_comes(broker.bootstrap, group, topic), "a dry run changes nothing"
+    cli("reset-offsets", group, "--topic", topic, "--to", "earliest", "--execute")
+    described = json.loads(cli("describe", group, "--topic", topic, "--format", "json"))
+    assert {r["start_offset"] for r in described["partitions"]} == {0}
+    assert len(the_rest(broker.bootstrap, group, topic, n)) == n, "every record again"
+    # With a member in the group, a reset is refused.
+    c = share_consumer(broker, group)
+    c.subscribe([topic])
+    try:
+        wait_until(lambda: c.poll(0.2) is not None and json.loads(
+            cli("describe", group, "--format", "json"))["members"], timeout=30, what="a member")
+        refused = sluice(broker, "share-group", "reset-offsets", group, "--topic", topic,
+                         "--to", "earliest", "--execute", check=False)
+        assert refused.returncode != 0 and b"NON_EMPTY_GROUP" in refused.stderr, refused.stderr
+    finally:
+        c.close()

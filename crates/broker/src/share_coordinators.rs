@@ -7,9 +7,11 @@
 //! on every in-sync replica (at once on a partition without followers: written to the log,
 //! which survives a `kill -9`; `flush.ms` makes it survive a power loss, as for offsets).
 //!
-//! A write from an older leader epoch of the data partition than the state holds is refused
-//! (FENCED_LEADER_EPOCH): a leader that lost its partition cannot overwrite its successor's
-//! state. The share-partition leaders reach these through `shares::persist`, here or over the
+//! Writes are fenced: one for an older state epoch than the state holds is refused
+//! (FENCED_STATE_EPOCH: the group's offsets were reset since its writer loaded the state), and
+//! one for the same state epoch from an older leader epoch of the data partition
+//! (FENCED_LEADER_EPOCH: a leader that lost its partition cannot overwrite its successor's
+//! state). A reset (AlterShareGroupOffsets) writes the next state epoch with leader epoch -1. The share-partition leaders reach these through `shares::persist`, here or over the
 //! network (ReadShareGroupState, WriteShareGroupState).
 
 use sluice_coordinator::{CoordinatorError, CoordinatorShard, Replayed, Runtime, Shard};
@@ -163,16 +165,16 @@ impl ShareCoordinators {
 }
 
 fn check_fences(held: &ShareStateValue, value: &ShareStateValue) -> Result<(), ShareStateError> {
-    if value.leader_epoch < held.leader_epoch {
-        return Err(ShareStateError::FencedLeaderEpoch {
-            held: held.leader_epoch,
-            written: value.leader_epoch,
-        });
-    }
     if value.state_epoch < held.state_epoch {
         return Err(ShareStateError::FencedStateEpoch {
             held: held.state_epoch,
             written: value.state_epoch,
+        });
+    }
+    if value.state_epoch == held.state_epoch && value.leader_epoch < held.leader_epoch {
+        return Err(ShareStateError::FencedLeaderEpoch {
+            held: held.leader_epoch,
+            written: value.leader_epoch,
         });
     }
     Ok(())
@@ -215,5 +217,8 @@ mod tests {
             check_fences(&held, &value(5, 0)),
             Err(ShareStateError::FencedStateEpoch { .. })
         ));
+        // A reset: the next state epoch, from no leader, wins; then leaders write on it.
+        assert!(check_fences(&held, &value(-1, 2)).is_ok());
+        assert!(check_fences(&value(-1, 2), &value(3, 2)).is_ok());
     }
 }

@@ -476,7 +476,6 @@ pub async fn plan_reset(
     topic: &str,
     to: crate::position::Start,
 ) -> Result<Vec<ResetRow>> {
-    use crate::data::{EARLIEST, LATEST, list_offset};
     let partitions = client.partitions(topic, false).await?;
     let current = committed_offsets(
         client,
@@ -486,12 +485,7 @@ pub async fn plan_reset(
     .await?;
     let mut rows = Vec::with_capacity(partitions.len());
     for p in partitions {
-        let mut new = crate::position::start_offset(client, topic, p, to).await?;
-        if let crate::position::Start::Offset(_) = to {
-            let earliest = list_offset(client, topic, p, EARLIEST).await?;
-            let latest = list_offset(client, topic, p, LATEST).await?;
-            new = new.clamp(earliest, latest);
-        }
+        let new = crate::position::reset_offset(client, topic, p, to).await?;
         rows.push(ResetRow {
             partition: p,
             current: current.get(&(topic.to_string(), p)).copied(),

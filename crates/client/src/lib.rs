@@ -22,6 +22,7 @@ pub mod json;
 pub mod member;
 pub mod partitioner;
 pub mod position;
+pub mod share_groups;
 pub mod txn;
 
 pub use client::Client;

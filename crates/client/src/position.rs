@@ -126,6 +126,23 @@ pub async fn start_offset(
     })
 }
 
+/// Where a reset `to` puts a group in `topic`-`partition` (Kafka's `--reset-offsets`): as
+/// `start_offset`, and an explicit offset outside the log moves to its nearest end.
+pub async fn reset_offset(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    to: Start,
+) -> Result<i64> {
+    let offset = start_offset(client, topic, partition, to).await?;
+    if let Start::Offset(_) = to {
+        let earliest = data::list_offset(client, topic, partition, EARLIEST).await?;
+        let latest = data::list_offset(client, topic, partition, LATEST).await?;
+        return Ok(offset.clamp(earliest, latest));
+    }
+    Ok(offset)
+}
+
 /// The offset DeleteRecords takes to delete the records before `to` in `topic`-`partition`:
 /// `end` is Kafka's "up to the high watermark" (`DELETE_TO_END`), any other start the offset
 /// it names.

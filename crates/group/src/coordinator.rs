@@ -785,9 +785,20 @@ impl GroupCoordinator {
         self.share_groups.get(group_id).map(ShareGroup::describe)
     }
 
-    /// Whether `group_id` is a share group this coordinator holds.
-    pub fn is_share_group(&self, group_id: &str) -> bool {
-        self.share_groups.contains_key(group_id)
+    /// Whether share group `group_id` has no members, and the topics its members subscribed
+    /// to since it was loaded here; `None` if there is no group of that id, GROUP_ID_NOT_FOUND
+    /// if it is a group of another kind.
+    pub fn share_group_topics(
+        &self,
+        group_id: &str,
+    ) -> Result<Option<(bool, Vec<String>)>, GroupError> {
+        if self.groups.contains_key(group_id) || self.consumer_groups.contains_key(group_id) {
+            return Err(GroupError::GroupIdNotFound);
+        }
+        Ok(self.share_groups.get(group_id).map(|g| {
+            let topics = g.topics_seen().iter().cloned().collect();
+            (g.is_empty(), topics)
+        }))
     }
 
     /// Rebuilds state from one `__consumer_offsets` record, in log order.

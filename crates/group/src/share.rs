@@ -50,6 +50,9 @@ pub(crate) struct ShareGroup {
     target: BTreeMap<String, Assignment>,
     /// Partition counts of the subscribed topics the target was computed from.
     partition_counts: BTreeMap<String, i32>,
+    /// Every topic a member subscribed to since this coordinator loaded the group: where its
+    /// share-partitions' state may be (DescribeShareGroupOffsets, DeleteGroups).
+    topics_seen: BTreeSet<String>,
 }
 
 impl ShareGroup {
@@ -60,7 +63,13 @@ impl ShareGroup {
             members: BTreeMap::new(),
             target: BTreeMap::new(),
             partition_counts: BTreeMap::new(),
+            topics_seen: BTreeSet::new(),
         }
+    }
+
+    /// Every topic a member subscribed to since the group was loaded here.
+    pub fn topics_seen(&self) -> &BTreeSet<String> {
+        &self.topics_seen
     }
 
     pub fn is_empty(&self) -> bool {
@@ -202,6 +211,8 @@ impl ShareGroup {
     fn bump(&mut self, topics: TopicPartitionCounts<'_>) {
         self.group_epoch = self.group_epoch.saturating_add(1);
         self.partition_counts = self.counts(topics);
+        let subscribed = self.partition_counts.keys().cloned();
+        self.topics_seen.extend(subscribed);
         self.target = assign(&self.members, &self.partition_counts);
     }
 

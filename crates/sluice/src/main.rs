@@ -102,6 +102,16 @@ enum Command {
         #[command(subcommand)]
         command: cli::group::GroupCommand,
     },
+    /// Manage share groups (queues, KIP-932): list, describe (start offsets and lag),
+    /// reset-offsets.
+    ///
+    /// Example:
+    ///   sluice share-group describe workers
+    #[command(verbatim_doc_comment)]
+    ShareGroup {
+        #[command(subcommand)]
+        command: cli::share_group::ShareGroupCommand,
+    },
     /// Describe the cluster.
     ///
     /// Example:
@@ -170,6 +180,11 @@ fn main() -> std::process::ExitCode {
         Command::Produce { args } => cli::run("produce", &target, cli::produce::run(&target, args)),
         Command::Consume { args } => cli::run("consume", &target, cli::consume::run(&target, args)),
         Command::Group { command } => cli::run("group", &target, cli::group::run(&target, command)),
+        Command::ShareGroup { command } => cli::run(
+            "share-group",
+            &target,
+            cli::share_group::run(&target, command),
+        ),
         Command::Cluster { command } => {
             cli::run("cluster", &target, cli::cluster::run(&target, command))
         }

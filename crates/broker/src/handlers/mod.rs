@@ -39,6 +39,7 @@ mod share_acknowledge;
 mod share_fetch;
 mod share_group_describe;
 mod share_group_heartbeat;
+mod share_group_offsets;
 mod share_group_state;
 mod sync_group;
 mod txn_offset_commit;
@@ -87,6 +88,8 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ShareAcknowledge, 1, 1),
     (ApiKey::ReadShareGroupState, 0, 0),
     (ApiKey::WriteShareGroupState, 0, 0),
+    (ApiKey::DescribeShareGroupOffsets, 0, 0),
+    (ApiKey::AlterShareGroupOffsets, 0, 0),
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::AddPartitionsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 3),
@@ -179,6 +182,12 @@ pub(crate) fn route(
         ApiKey::WriteShareGroupState => {
             respond(&m, request, move |r, v| share_group_state::write(&b, r, v))
         }
+        ApiKey::DescribeShareGroupOffsets => respond(&m, request, move |r, v| {
+            share_group_offsets::describe(&b, r, v)
+        }),
+        ApiKey::AlterShareGroupOffsets => respond(&m, request, move |r, v| {
+            share_group_offsets::alter(&b, r, v)
+        }),
         ApiKey::SyncGroup => respond(&m, request, move |r, v| sync_group::handle(&b.groups, r, v)),
         ApiKey::Heartbeat => respond(&m, request, move |r, v| heartbeat::handle(&b.groups, r, v)),
         ApiKey::LeaveGroup => respond(&m, request, move |r, v| {

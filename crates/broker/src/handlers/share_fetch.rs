@@ -110,6 +110,12 @@ async fn fetch(broker: &Broker, request: ShareFetchRequest) -> ShareFetchRespons
     };
     let image = broker.published_image();
     let config = group_configs::share_config(&image, &group);
+    if epoch == OPEN_EPOCH {
+        for &(topic_id, partition) in &step.partitions {
+            let key = share_key(&group, topic_id, partition);
+            broker.shares.revalidate(broker, &key).await;
+        }
+    }
     let who = Who {
         group: &group,
         member: &member,

@@ -125,6 +125,20 @@ error_codes!(WriteShareGroupStateResponse, |r, out| {
         out.extend(t.partitions.iter().map(|p| p.error_code));
     }
 });
+error_codes!(DescribeShareGroupOffsetsResponse, |r, out| {
+    for g in &r.groups {
+        out.push(g.error_code);
+        for t in &g.topics {
+            out.extend(t.partitions.iter().map(|p| p.error_code));
+        }
+    }
+});
+error_codes!(AlterShareGroupOffsetsResponse, |r, out| {
+    out.push(r.error_code);
+    for t in &r.responses {
+        out.extend(t.partitions.iter().map(|p| p.error_code));
+    }
+});
 error_codes!(SyncGroupResponse, |r, out| out.push(r.error_code));
 error_codes!(HeartbeatResponse, |r, out| out.push(r.error_code));
 error_codes!(LeaveGroupResponse, |r, out| {

@@ -240,9 +240,41 @@ impl Shares {
                 batches: share.state_batches(),
             }
         };
-        persist::write(broker, key, &value).await?;
+        let result = persist::write(broker, key, &value).await;
+        if matches!(
+            result,
+            Err(ResponseError::FencedStateEpoch | ResponseError::FencedLeaderEpoch)
+        ) {
+            // Reset or taken over meanwhile: this copy is stale; the next read loads afresh.
+            self.forget(key, entry);
+        }
+        result?;
         *written = changes;
         Ok(())
+    }
+
+    /// Drops `entry` if it is still the one loaded for `key`.
+    fn forget(&self, key: &ShareStateKey, entry: &ShareEntry) {
+        let mut map = self.map();
+        if map
+            .get(key)
+            .is_some_and(|e| std::ptr::eq(e.as_ref(), entry))
+        {
+            map.remove(key);
+        }
+    }
+
+    /// A member opens a share session: a share-partition loaded here whose state was reset or
+    /// deleted since (AlterShareGroupOffsets: a newer state epoch) is dropped, so the next read
+    /// loads it afresh. Costs one read of the state per partition of a new session.
+    pub async fn revalidate(&self, broker: &Broker, key: &ShareStateKey) {
+        let Some(entry) = self.get(key) else { return };
+        match persist::read(broker, key).await {
+            Ok(Some(state)) if state.state_epoch == entry.state_epoch => {}
+            Ok(_) => self.forget(key, &entry),
+            Err(e) => tracing::debug!(group = %key.group, partition = key.partition, error = ?e,
+                "a share-partition's state could not be checked"),
+        }
     }
 
     /// `member`'s acknowledgements of one share-partition, all or nothing, in memory: the

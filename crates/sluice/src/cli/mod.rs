@@ -14,6 +14,7 @@ pub mod consume;
 pub mod group;
 mod http_client;
 pub mod produce;
+pub mod share_group;
 pub mod topic;
 pub mod views;
 
