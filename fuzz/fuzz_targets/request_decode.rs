@@ -49,6 +49,8 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::ShareGroupDescribe => decode_body::<ShareGroupDescribeRequest>(body, v).map(drop),
         ApiKey::ShareFetch => decode_body::<ShareFetchRequest>(body, v).map(drop),
         ApiKey::ShareAcknowledge => decode_body::<ShareAcknowledgeRequest>(body, v).map(drop),
+        ApiKey::DeleteShareGroupOffsets => decode_body::<DeleteShareGroupOffsetsRequest>(body, v).map(drop),
+        ApiKey::DeleteShareGroupState => decode_body::<DeleteShareGroupStateRequest>(body, v).map(drop),
         ApiKey::DescribeShareGroupOffsets => decode_body::<DescribeShareGroupOffsetsRequest>(body, v).map(drop),
         ApiKey::AlterShareGroupOffsets => decode_body::<AlterShareGroupOffsetsRequest>(body, v).map(drop),
         ApiKey::ReadShareGroupState => decode_body::<ReadShareGroupStateRequest>(body, v).map(drop),

@@ -591,9 +591,10 @@ def nothing_comes(bootstrap, group, topic, seconds=2):
 
 
 def test_the_cli_lists_describes_and_resets_a_share_group(broker):
-    """`sluice share-group list|describe|reset-offsets` (DescribeShareGroupOffsets and
-    AlterShareGroupOffsets v0): after a reset to earliest, a member of the group gets every
-    record again, at a new state epoch its partitions' leader loads at the next session."""
+    """`sluice share-group list|describe|reset-offsets|delete` (DescribeShareGroupOffsets,
+    AlterShareGroupOffsets v0, DeleteGroups): after a reset to earliest, a member of the group
+    gets every record again, at a new state epoch its partitions' leader loads at the next
+    session; after a delete, the group starts over."""
     import json
 
     from test_cli import sluice
@@ -625,5 +626,12 @@ def test_the_cli_lists_describes_and_resets_a_share_group(broker):
         refused = sluice(broker, "share-group", "reset-offsets", group, "--topic", topic,
                          "--to", "earliest", "--execute", check=False)
         assert refused.returncode != 0 and b"NON_EMPTY_GROUP" in refused.stderr, refused.stderr
+        busy = sluice(broker, "share-group", "delete", group, check=False)
+        assert busy.returncode != 0 and b"NON_EMPTY_GROUP" in busy.stderr, busy.stderr
     finally:
+        c.commit_sync(30)
         c.close()
+    # Deleted, the group's state goes with it: the group reads everything again from earliest.
+    cli("delete", group)
+    assert group not in [g["group"] for g in json.loads(cli("list", "--format", "json"))]
+    assert len(the_rest(broker.bootstrap, group, topic, n)) == n, "a deleted group starts over"

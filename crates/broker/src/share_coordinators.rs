@@ -164,6 +164,41 @@ impl ShareCoordinators {
     }
 }
 
+impl ShareCoordinators {
+    /// Deletes the state of `key` (a tombstone) at the coordinator of partition `index`;
+    /// answered once the tombstone counts as written. Deleting no state writes nothing.
+    pub(crate) async fn delete(
+        &self,
+        index: i32,
+        key: ShareStateKey,
+    ) -> Result<(), ShareStateError> {
+        let shard = self.shard(index)?;
+        let written_at = {
+            let mut state = shard.serving().map_err(not_available)?;
+            if !state.states.contains_key(&key) {
+                return Ok(());
+            }
+            let record = ShareStateRecord {
+                key: key.clone(),
+                value: None,
+            };
+            let offset = state
+                .append(&[record.encode()], None, crate::now_ms())
+                .map_err(not_available)?;
+            state.states.remove(&key);
+            offset
+        };
+        if let Some(offset) = written_at
+            && !shard.wait_replicated(offset).await
+        {
+            return Err(ShareStateError::NotAvailable(
+                "the deletion was not replicated".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn check_fences(held: &ShareStateValue, value: &ShareStateValue) -> Result<(), ShareStateError> {
     if value.state_epoch < held.state_epoch {
         return Err(ShareStateError::FencedStateEpoch {

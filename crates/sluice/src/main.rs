@@ -103,7 +103,7 @@ enum Command {
         command: cli::group::GroupCommand,
     },
     /// Manage share groups (queues, KIP-932): list, describe (start offsets and lag),
-    /// reset-offsets.
+    /// reset-offsets, delete.
     ///
     /// Example:
     ///   sluice share-group describe workers

@@ -90,6 +90,8 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::WriteShareGroupState, 0, 0),
     (ApiKey::DescribeShareGroupOffsets, 0, 0),
     (ApiKey::AlterShareGroupOffsets, 0, 0),
+    (ApiKey::DeleteShareGroupOffsets, 0, 0),
+    (ApiKey::DeleteShareGroupState, 0, 0),
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::AddPartitionsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 3),
@@ -117,7 +119,7 @@ pub(crate) fn route(
     let b = broker.clone();
     let e = endpoint.clone();
     let m = broker.metrics.clone();
-    // The group APIs are handed only the group coordinators (`&b.groups`), and some
+    // Most group APIs are handed only the group coordinators (`&b.groups`), and some
     // transaction APIs only theirs (`&b.transaction_coordinators`).
     match request.api_key {
         ApiKey::ApiVersions => respond(&m, request, api_versions::handle),
@@ -188,6 +190,12 @@ pub(crate) fn route(
         ApiKey::AlterShareGroupOffsets => respond(&m, request, move |r, v| {
             share_group_offsets::alter(&b, r, v)
         }),
+        ApiKey::DeleteShareGroupOffsets => respond(&m, request, move |r, v| {
+            share_group_offsets::delete(&b, r, v)
+        }),
+        ApiKey::DeleteShareGroupState => {
+            respond(&m, request, move |r, v| share_group_state::delete(&b, r, v))
+        }
         ApiKey::SyncGroup => respond(&m, request, move |r, v| sync_group::handle(&b.groups, r, v)),
         ApiKey::Heartbeat => respond(&m, request, move |r, v| heartbeat::handle(&b.groups, r, v)),
         ApiKey::LeaveGroup => respond(&m, request, move |r, v| {
@@ -205,9 +213,7 @@ pub(crate) fn route(
         ApiKey::DescribeGroups => respond(&m, request, move |r, v| {
             describe_groups::handle(&b.groups, r, v)
         }),
-        ApiKey::DeleteGroups => respond(&m, request, move |r, v| {
-            delete_groups::handle(&b.groups, r, v)
-        }),
+        ApiKey::DeleteGroups => respond(&m, request, move |r, v| delete_groups::handle(&b, r, v)),
         ApiKey::OffsetDelete => respond(&m, request, move |r, v| {
             offset_delete::handle(&b.groups, r, v)
         }),

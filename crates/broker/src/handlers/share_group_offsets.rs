@@ -1,4 +1,5 @@
-//! DescribeShareGroupOffsets and AlterShareGroupOffsets (v0), at the share group's
+//! DescribeShareGroupOffsets, AlterShareGroupOffsets and DeleteShareGroupOffsets (v0), at the
+//! share group's
 //! coordinator: each share-partition's start offset, read from and written to its share
 //! coordinator (`shares::persist`).
 //!
@@ -8,6 +9,9 @@
 //! was written. Alter needs a share group without members (NON_EMPTY_GROUP) or no group of
 //! that id at all; it writes each partition's state afresh at the next state epoch, nothing in
 //! flight, so the partitions' leaders load it anew at their members' next share session.
+//! Delete, under the same condition, deletes the state of every partition of the topics named
+//! (a member reading them again starts at `share.auto.offset.reset`); DeleteGroups of a share
+//! group deletes its state on every topic (`delete_states`).
 
 use crate::error::group_code;
 use crate::server::Broker;
@@ -16,13 +20,15 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_share_group_offsets_response::{
     AlterShareGroupOffsetsResponsePartition, AlterShareGroupOffsetsResponseTopic,
 };
+use kafka_protocol::messages::delete_share_group_offsets_response::DeleteShareGroupOffsetsResponseTopic;
 use kafka_protocol::messages::describe_share_group_offsets_response::{
     DescribeShareGroupOffsetsResponseGroup, DescribeShareGroupOffsetsResponsePartition,
     DescribeShareGroupOffsetsResponseTopic,
 };
 use kafka_protocol::messages::{
-    AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse,
-    DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse, TopicName,
+    AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse, DeleteShareGroupOffsetsRequest,
+    DeleteShareGroupOffsetsResponse, DescribeShareGroupOffsetsRequest,
+    DescribeShareGroupOffsetsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use sluice_group::GroupError;
@@ -118,25 +124,23 @@ pub(crate) fn alter(
     async move { Some(alter_group(&broker, request).await) }
 }
 
+/// Whether `group`'s offsets may be altered or deleted: a share group without members, or
+/// no group of that id; else the error code.
+fn check_idle(broker: &Broker, group: &str) -> Result<(), i16> {
+    match broker.groups().read(group, |c| c.share_group_topics(group)) {
+        Err(e) | Ok(Err(e)) => Err(group_code(Some(&e))),
+        Ok(Ok(Some((false, _)))) => Err(ResponseError::NonEmptyGroup.code()),
+        Ok(Ok(_)) => Ok(()),
+    }
+}
+
 async fn alter_group(
     broker: &Broker,
     request: AlterShareGroupOffsetsRequest,
 ) -> AlterShareGroupOffsetsResponse {
     let group = request.group_id.to_string();
-    let refused =
-        |e: ResponseError| AlterShareGroupOffsetsResponse::default().with_error_code(e.code());
-    match broker
-        .groups()
-        .read(&group, |c| c.share_group_topics(&group))
-    {
-        Err(e) => {
-            return AlterShareGroupOffsetsResponse::default().with_error_code(group_code(Some(&e)));
-        }
-        Ok(Err(e)) => {
-            return AlterShareGroupOffsetsResponse::default().with_error_code(group_code(Some(&e)));
-        }
-        Ok(Ok(Some((false, _)))) => return refused(ResponseError::NonEmptyGroup),
-        Ok(Ok(_)) => {}
+    if let Err(code) = check_idle(broker, &group) {
+        return AlterShareGroupOffsetsResponse::default().with_error_code(code);
     }
     let image = broker.published_image();
     let mut responses = Vec::with_capacity(request.topics.len());
@@ -186,4 +190,67 @@ async fn reset(
         batches: Vec::new(),
     };
     persist::write(broker, key, &value).await
+}
+
+pub(crate) fn delete(
+    broker: &Arc<Broker>,
+    request: DeleteShareGroupOffsetsRequest,
+    _version: i16,
+) -> impl Future<Output = Option<DeleteShareGroupOffsetsResponse>> + Send + 'static + use<> {
+    let broker = broker.clone();
+    async move {
+        let group = request.group_id.to_string();
+        if let Err(code) = check_idle(&broker, &group) {
+            return Some(DeleteShareGroupOffsetsResponse::default().with_error_code(code));
+        }
+        let image = broker.published_image();
+        let mut responses = Vec::with_capacity(request.topics.len());
+        for t in request.topics {
+            let topic = image.topic(t.topic_name.as_str());
+            let deleted = match topic {
+                Some(topic) => delete_topic_states(&broker, &group, topic).await,
+                None => Err(ResponseError::UnknownTopicOrPartition),
+            };
+            responses.push(
+                DeleteShareGroupOffsetsResponseTopic::default()
+                    .with_topic_id(topic.map(|t| t.topic_id).unwrap_or_default())
+                    .with_topic_name(t.topic_name)
+                    .with_error_code(deleted.err().map_or(0, |e| e.code())),
+            );
+        }
+        Some(DeleteShareGroupOffsetsResponse::default().with_responses(responses))
+    }
+}
+
+/// Deletes `group`'s state of every partition of `topic`.
+async fn delete_topic_states(
+    broker: &Broker,
+    group: &str,
+    topic: &sluice_controller::TopicImage,
+) -> Result<(), ResponseError> {
+    for &partition in topic.partitions.keys() {
+        persist::delete(broker, &share_key(group, topic.topic_id, partition)).await?;
+    }
+    Ok(())
+}
+
+/// Deletes `group`'s share-partition states on every topic (DeleteGroups of a share group:
+/// its coordinator does not know every topic it ever read). A state that cannot be deleted is
+/// logged; the group is gone either way.
+pub(crate) async fn delete_states(broker: &Broker, group: &str) {
+    let image = broker.published_image();
+    if image
+        .topic(crate::share_coordinators::SHARE_STATE_TOPIC)
+        .is_none()
+    {
+        return;
+    }
+    for topic in image.topics.values() {
+        if crate::groups::is_internal(&topic.name) {
+            continue;
+        }
+        if let Err(e) = delete_topic_states(broker, group, topic).await {
+            tracing::warn!(group, topic = %topic.name, error = ?e, "a deleted share group's state was not deleted");
+        }
+    }
 }

@@ -1,5 +1,6 @@
-//! ReadShareGroupState and WriteShareGroupState (v0): a share-partition leader on another
-//! broker reads and writes a share-partition's state at its share coordinator, here
+//! ReadShareGroupState, WriteShareGroupState and DeleteShareGroupState (v0): a share-partition
+//! leader (or the group's coordinator) on another broker reads, writes and deletes a
+//! share-partition's state at its share coordinator, here
 //! (`share_coordinators`). Each share-partition is answered on its own: NOT_COORDINATOR when
 //! this broker does not keep it; state epoch -1 when no state was written yet (Sluice's
 //! convention between its brokers).
@@ -9,6 +10,9 @@ use crate::server::Broker;
 use crate::share_coordinators::{SHARE_STATE_TOPIC, partition_of};
 use crate::shares::persist::{NO_STATE_EPOCH, batch};
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_share_group_state_response::{
+    self as delete_response, DeleteStateResult,
+};
 use kafka_protocol::messages::read_share_group_state_response::{
     self as read_response, ReadStateResult,
 };
@@ -16,8 +20,8 @@ use kafka_protocol::messages::write_share_group_state_response::{
     self as write_response, WriteStateResult,
 };
 use kafka_protocol::messages::{
-    ReadShareGroupStateRequest, ReadShareGroupStateResponse, WriteShareGroupStateRequest,
-    WriteShareGroupStateResponse,
+    DeleteShareGroupStateRequest, DeleteShareGroupStateResponse, ReadShareGroupStateRequest,
+    ReadShareGroupStateResponse, WriteShareGroupStateRequest, WriteShareGroupStateResponse,
 };
 use sluice_share::{ShareStateKey, ShareStateValue};
 use std::future::Future;
@@ -166,4 +170,41 @@ async fn write_one(
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
     (partition, written)
+}
+
+pub(crate) fn delete(
+    broker: &Arc<Broker>,
+    request: DeleteShareGroupStateRequest,
+    _version: i16,
+) -> impl Future<Output = Option<DeleteShareGroupStateResponse>> + Send + 'static + use<> {
+    let broker = broker.clone();
+    async move {
+        let group = request.group_id.to_string();
+        let mut results = Vec::with_capacity(request.topics.len());
+        for t in request.topics {
+            let mut partitions = Vec::with_capacity(t.partitions.len());
+            for p in t.partitions {
+                let key = key(&group, t.topic_id, p.partition);
+                let deleted = match index_of(&broker, &key) {
+                    Ok(index) => broker
+                        .share_coordinators
+                        .delete(index, key)
+                        .await
+                        .map_err(|e| share_state_error(&e)),
+                    Err(e) => Err(e),
+                };
+                partitions.push(
+                    delete_response::PartitionResult::default()
+                        .with_partition(p.partition)
+                        .with_error_code(deleted.err().map_or(0, |e| e.code())),
+                );
+            }
+            results.push(
+                DeleteStateResult::default()
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(partitions),
+            );
+        }
+        Some(DeleteShareGroupStateResponse::default().with_results(results))
+    }
 }

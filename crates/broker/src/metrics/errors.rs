@@ -139,6 +139,15 @@ error_codes!(AlterShareGroupOffsetsResponse, |r, out| {
         out.extend(t.partitions.iter().map(|p| p.error_code));
     }
 });
+error_codes!(DeleteShareGroupOffsetsResponse, |r, out| {
+    out.push(r.error_code);
+    out.extend(r.responses.iter().map(|t| t.error_code));
+});
+error_codes!(DeleteShareGroupStateResponse, |r, out| {
+    for t in &r.results {
+        out.extend(t.partitions.iter().map(|p| p.error_code));
+    }
+});
 error_codes!(SyncGroupResponse, |r, out| out.push(r.error_code));
 error_codes!(HeartbeatResponse, |r, out| out.push(r.error_code));
 error_codes!(LeaveGroupResponse, |r, out| {

@@ -12,7 +12,8 @@ use crate::server::Broker;
 use crate::share_coordinators::{SHARE_STATE_TOPIC, partition_of};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    ReadShareGroupStateRequest, WriteShareGroupStateRequest, read_share_group_state_request,
+    DeleteShareGroupStateRequest, ReadShareGroupStateRequest, WriteShareGroupStateRequest,
+    delete_share_group_state_request, read_share_group_state_request,
     write_share_group_state_request,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -50,6 +51,45 @@ pub(crate) async fn write(
     value: &ShareStateValue,
 ) -> Result<(), ResponseError> {
     retrying(broker, key, |c| write_once(broker, key, value, c)).await
+}
+
+/// Deletes the state of `key` (nothing if there is none).
+pub(crate) async fn delete(broker: &Broker, key: &ShareStateKey) -> Result<(), ResponseError> {
+    retrying(broker, key, |c| delete_once(broker, key, c)).await
+}
+
+async fn delete_once(
+    broker: &Broker,
+    key: &ShareStateKey,
+    c: Coordinator,
+) -> Result<(), ResponseError> {
+    if c.leader == broker.config.node_id {
+        let coordinators = &broker.share_coordinators;
+        return coordinators
+            .delete(c.index, key.clone())
+            .await
+            .map_err(|e| share_state_error(&e));
+    }
+    let request = DeleteShareGroupStateRequest::default()
+        .with_group_id(StrBytes::from_string(key.group.clone()))
+        .with_topics(vec![
+            delete_share_group_state_request::DeleteStateData::default()
+                .with_topic_id(Uuid::from_u128(key.topic_id))
+                .with_partitions(vec![
+                    delete_share_group_state_request::PartitionData::default()
+                        .with_partition(key.partition),
+                ]),
+        ]);
+    let response = send(broker, c.leader, &request).await?;
+    let code = response
+        .results
+        .into_iter()
+        .flat_map(|r| r.partitions)
+        .next()
+        .map_or(ResponseError::CoordinatorNotAvailable.code(), |p| {
+            p.error_code
+        });
+    error(code)
 }
 
 /// Runs `attempt` at the key's coordinator until it succeeds, fails for good, or

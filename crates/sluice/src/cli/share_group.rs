@@ -1,4 +1,4 @@
-//! `sluice share-group ...`: list, describe (members, start offsets, lag), reset-offsets of
+//! `sluice share-group ...`: list, describe (members, start offsets, lag), reset-offsets, delete of
 //! share groups (KIP-932, docs/share-groups.md), over the Kafka protocol.
 
 use super::{Output, Start, Target, parse_start, print_json};
@@ -53,6 +53,13 @@ pub enum ShareGroupCommand {
         #[arg(long)]
         execute: bool,
     },
+    /// Delete a share group and its share-partitions' state (it must have no members); a
+    /// group of that id reading again starts at share.auto.offset.reset.
+    ///
+    /// Example:
+    ///   sluice share-group delete workers
+    #[command(verbatim_doc_comment)]
+    Delete { group: String },
 }
 
 pub async fn run(target: &Target, command: ShareGroupCommand) -> anyhow::Result<()> {
@@ -70,6 +77,11 @@ pub async fn run(target: &Target, command: ShareGroupCommand) -> anyhow::Result<
             to,
             execute,
         } => reset_offsets(&mut client, &group, &topic, to, execute).await,
+        ShareGroupCommand::Delete { group } => {
+            groups::delete_group(&mut client, &group).await?;
+            println!("deleted share group {group}");
+            Ok(())
+        }
     }
 }
 
