@@ -137,34 +137,20 @@ impl ShareCoordinators {
         key: ShareStateKey,
         value: ShareStateValue,
     ) -> Result<(), ShareStateError> {
-        let shard = self.shard(index)?;
-        let written_at = {
-            let mut state = shard.serving().map_err(not_available)?;
-            if let Some(held) = state.states.get(&key) {
-                check_fences(held, &value)?;
-            }
-            let record = ShareStateRecord {
-                key: key.clone(),
-                value: Some(value.clone()),
-            };
-            let offset = state
-                .append(&[record.encode()], None, crate::now_ms())
-                .map_err(not_available)?;
-            state.states.insert(key, value);
-            offset
+        let fenced = |shard: &ShareStateShard, record: &ShareStateRecord| match (
+            shard.states.get(&record.key),
+            &record.value,
+        ) {
+            (Some(held), Some(value)) => check_fences(held, value).map(|()| true),
+            _ => Ok(true),
         };
-        if let Some(offset) = written_at
-            && !shard.wait_replicated(offset).await
-        {
-            return Err(ShareStateError::NotAvailable(
-                "the state was not replicated".into(),
-            ));
-        }
-        Ok(())
+        let record = ShareStateRecord {
+            key,
+            value: Some(value),
+        };
+        self.commit(index, record, fenced).await
     }
-}
 
-impl ShareCoordinators {
     /// Deletes the state of `key` (a tombstone) at the coordinator of partition `index`;
     /// answered once the tombstone counts as written. Deleting no state writes nothing.
     pub(crate) async fn delete(
@@ -172,27 +158,41 @@ impl ShareCoordinators {
         index: i32,
         key: ShareStateKey,
     ) -> Result<(), ShareStateError> {
+        let held = |shard: &ShareStateShard, record: &ShareStateRecord| {
+            Ok(shard.states.contains_key(&record.key))
+        };
+        let record = ShareStateRecord { key, value: None };
+        self.commit(index, record, held).await
+    }
+
+    /// Appends `record` under the shard's lock if `check` says to write it, applies it, and
+    /// waits until it counts as written.
+    async fn commit(
+        &self,
+        index: i32,
+        record: ShareStateRecord,
+        check: impl FnOnce(&ShareStateShard, &ShareStateRecord) -> Result<bool, ShareStateError>,
+    ) -> Result<(), ShareStateError> {
         let shard = self.shard(index)?;
         let written_at = {
             let mut state = shard.serving().map_err(not_available)?;
-            if !state.states.contains_key(&key) {
+            if !check(&state, &record)? {
                 return Ok(());
             }
-            let record = ShareStateRecord {
-                key: key.clone(),
-                value: None,
-            };
             let offset = state
                 .append(&[record.encode()], None, crate::now_ms())
                 .map_err(not_available)?;
-            state.states.remove(&key);
+            match record.value {
+                Some(value) => state.states.insert(record.key, value),
+                None => state.states.remove(&record.key),
+            };
             offset
         };
         if let Some(offset) = written_at
             && !shard.wait_replicated(offset).await
         {
             return Err(ShareStateError::NotAvailable(
-                "the deletion was not replicated".into(),
+                "the record was not replicated".into(),
             ));
         }
         Ok(())

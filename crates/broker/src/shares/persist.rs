@@ -81,15 +81,13 @@ async fn delete_once(
                 ]),
         ]);
     let response = send(broker, c.leader, &request).await?;
-    let code = response
-        .results
-        .into_iter()
-        .flat_map(|r| r.partitions)
-        .next()
-        .map_or(ResponseError::CoordinatorNotAvailable.code(), |p| {
-            p.error_code
-        });
-    error(code)
+    first_error(
+        response
+            .results
+            .into_iter()
+            .flat_map(|r| r.partitions)
+            .map(|p| p.error_code),
+    )
 }
 
 /// Runs `attempt` at the key's coordinator until it succeeds, fails for good, or
@@ -234,15 +232,13 @@ async fn write_once(
                 .with_partitions(vec![partition]),
         ]);
     let response = send(broker, c.leader, &request).await?;
-    let code = response
-        .results
-        .into_iter()
-        .flat_map(|r| r.partitions)
-        .next()
-        .map_or(ResponseError::CoordinatorNotAvailable.code(), |p| {
-            p.error_code
-        });
-    error(code)
+    first_error(
+        response
+            .results
+            .into_iter()
+            .flat_map(|r| r.partitions)
+            .map(|p| p.error_code),
+    )
 }
 
 /// A state batch from the wire, checked.
@@ -279,6 +275,15 @@ async fn send<R: kafka_protocol::protocol::Request>(
             tracing::debug!(leader, error = %e, "share coordinator not reached");
             ResponseError::CoordinatorNotAvailable
         })
+}
+
+/// The answer's first partition's error; an answer naming none is an error too.
+fn first_error(mut codes: impl Iterator<Item = i16>) -> Result<(), ResponseError> {
+    error(
+        codes
+            .next()
+            .unwrap_or(ResponseError::CoordinatorNotAvailable.code()),
+    )
 }
 
 fn error(code: i16) -> Result<(), ResponseError> {
