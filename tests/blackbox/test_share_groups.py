@@ -635,3 +635,25 @@ def test_the_cli_lists_describes_and_resets_a_share_group(broker):
     cli("delete", group)
     assert group not in [g["group"] for g in json.loads(cli("list", "--format", "json"))]
     assert len(the_rest(broker.bootstrap, group, topic, n)) == n, "a deleted group starts over"
+
+
+def test_a_share_fetch_naming_too_many_partitions_is_refused_at_once(broker):
+    """ShareFetch v1 by hand, naming 20,001 partitions of one topic: refused with
+    INVALID_REQUEST (42) before any session is opened, and the broker serves on."""
+    def compact(b):
+        return _uvarint(len(b) + 1) + b
+
+    count = 20_001
+    partition = struct.pack(">i", 0) + _uvarint(1) + b"\x00"  # index, no acknowledgements, tags
+    topic = b"\x01" * 16 + _uvarint(count + 1) + partition * count + b"\x00"
+    body = (compact(b"g") + compact(b"m") + struct.pack(">iiiiii", 0, 0, 1, 1 << 20, 500, 500)
+            + _uvarint(2) + topic + _uvarint(1) + b"\x00")
+    header = struct.pack(">hhih", 78, 1, 5, 1) + b"t" + b"\x00"
+    with raw(broker) as s:
+        s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+        r = CompactReader(read_frame(s))
+    assert r.take(">i") == 5
+    r.tags()
+    r.take(">i")  # throttle
+    assert r.take(">h") == 42
+    create_topic(broker, "still-serving")

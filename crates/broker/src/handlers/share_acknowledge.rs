@@ -4,7 +4,7 @@
 //! the session's partitions is released).
 
 use super::group_configs;
-use super::share_fetch::{Who, acknowledge_all, names, parse_acks, release};
+use super::share_fetch::{Who, acknowledge_all, add_acks, names, parse_acks, release};
 use crate::error::share_session_error;
 use crate::server::Broker;
 use kafka_protocol::error::ResponseError;
@@ -59,7 +59,7 @@ async fn acknowledge(
             let parsed = parse_acks(
                 batches.map(|b| (b.first_offset, b.last_offset, &b.acknowledge_types[..])),
             );
-            acks.insert((topic.topic_id, p.partition_index), parsed);
+            add_acks(&mut acks, (topic.topic_id, p.partition_index), parsed);
         }
     }
     let config = group_configs::share_config(&broker.published_image(), &group);

@@ -25,7 +25,7 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_share::{AckType, Acknowledgement, ShareError, ShareGroupConfig};
 use sluice_types::limits::{
     FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX, SHARE_FETCH_RECORDS_DEFAULT,
-    SHARE_FETCH_RECORDS_MAX,
+    SHARE_FETCH_RECORDS_MAX, SHARE_SESSION_PARTITIONS_MAX,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -58,12 +58,29 @@ async fn fetch(broker: &Broker, request: ShareFetchRequest) -> ShareFetchRespons
         Err(e) => return refused(e, "a share fetch names its group and member"),
     };
     let epoch = request.share_session_epoch;
+    let named = request
+        .topics
+        .iter()
+        .map(|t| t.partitions.len())
+        .sum::<usize>();
+    let forgotten_count = request
+        .forgotten_topics_data
+        .iter()
+        .map(|t| t.partitions.len());
+    if named.max(forgotten_count.sum()) > SHARE_SESSION_PARTITIONS_MAX {
+        return refused(
+            ResponseError::InvalidRequest,
+            "too many partitions in one request",
+        );
+    }
     let mut added = Vec::new();
-    let mut acks = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut acks: BTreeMap<SessionPartition, Result<Vec<Acknowledgement>, ShareError>> =
+        BTreeMap::new();
     for topic in &request.topics {
         for p in &topic.partitions {
             let key = (topic.topic_id, p.partition_index);
-            if !added.contains(&key) {
+            if seen.insert(key) {
                 added.push(key);
             }
             if !p.acknowledgement_batches.is_empty() {
@@ -71,7 +88,7 @@ async fn fetch(broker: &Broker, request: ShareFetchRequest) -> ShareFetchRespons
                 let parsed = parse_acks(
                     batches.map(|b| (b.first_offset, b.last_offset, &b.acknowledge_types[..])),
                 );
-                acks.insert(key, parsed);
+                add_acks(&mut acks, key, parsed);
             }
         }
     }
@@ -177,6 +194,24 @@ fn max_records(asked: i32) -> usize {
         .filter(|&n| n > 0)
         .unwrap_or(SHARE_FETCH_RECORDS_DEFAULT)
         .min(SHARE_FETCH_RECORDS_MAX)
+}
+
+/// One partition's acknowledgements, per partition: one named twice (librdkafka may repeat a
+/// topic in a request) keeps both parts.
+pub(super) fn add_acks(
+    acks: &mut BTreeMap<SessionPartition, Result<Vec<Acknowledgement>, ShareError>>,
+    key: SessionPartition,
+    parsed: Result<Vec<Acknowledgement>, ShareError>,
+) {
+    let merged = match (acks.remove(&key), parsed) {
+        (Some(Ok(mut before)), Ok(more)) => {
+            before.extend(more);
+            Ok(before)
+        }
+        (Some(Err(e)), _) | (_, Err(e)) => Err(e),
+        (None, Ok(more)) => Ok(more),
+    };
+    acks.insert(key, merged);
 }
 
 /// Acknowledgement batches as the share-partition takes them: one type for a whole range, or

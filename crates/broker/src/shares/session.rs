@@ -12,7 +12,7 @@
 use sluice_types::limits::{
     SHARE_SESSION_IDLE_EVICT_MS, SHARE_SESSION_PARTITIONS_MAX, SHARE_SESSIONS_MAX,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// A partition of a session: topic id and index.
@@ -85,8 +85,10 @@ impl Sessions {
             self.sessions.insert(key.clone(), session);
         }
         let session = self.current(&key, epoch)?;
+        // Sets, not scans of the lists: a request naming many partitions costs linear time.
+        let mut present: HashSet<SessionPartition> = session.partitions.iter().copied().collect();
         for p in added {
-            if !session.partitions.contains(p) {
+            if present.insert(*p) {
                 if session.partitions.len() >= SHARE_SESSION_PARTITIONS_MAX {
                     return Err(SessionError::InvalidRequest(
                         "too many partitions in one session",
@@ -95,7 +97,10 @@ impl Sessions {
                 session.partitions.push(*p);
             }
         }
-        session.partitions.retain(|p| !forgotten.contains(p));
+        if !forgotten.is_empty() {
+            let forgotten: HashSet<&SessionPartition> = forgotten.iter().collect();
+            session.partitions.retain(|p| !forgotten.contains(p));
+        }
         step.partitions = session.partitions.clone();
         self.used(key, epoch, now_ms, &mut step);
         Ok(step)
@@ -231,5 +236,19 @@ mod tests {
             s.acknowledge(key(), 0, 4).unwrap_err(),
             SessionError::InvalidEpoch
         );
+    }
+
+    #[test]
+    fn a_session_holds_at_most_its_limit_of_partitions() {
+        let t = Uuid::from_u128(7);
+        let mut s = Sessions::default();
+        let max = SHARE_SESSION_PARTITIONS_MAX as i32;
+        let all: Vec<_> = (0..max).map(|p| (t, p)).collect();
+        let step = s.fetch(key(), 0, &all, &[], 0).unwrap();
+        assert_eq!(step.partitions.len(), all.len());
+        // Naming them again adds nothing; one more is refused.
+        assert!(s.fetch(key(), 1, &all, &[], 1).is_ok());
+        let refused = s.fetch(key(), 2, &[(t, max)], &[], 2).unwrap_err();
+        assert!(matches!(refused, SessionError::InvalidRequest(_)));
     }
 }
