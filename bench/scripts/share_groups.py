@@ -10,8 +10,11 @@ each consumer in a process of its own, on one running broker:
   release they come back, against the 200 ms asked.
 
 Runs alternate (share, classic, keyed) `--runs` times; medians are printed with the range.
+With `--peer KAFKA_BOOTSTRAP` the share and classic groups and the acknowledgement latency are
+measured on Apache Kafka too, alternating with Sluice run by run (`sluice-bench --peer kafka
+--serve` starts both and prints their addresses).
 
-    .venv/bin/python bench/scripts/share_groups.py BOOTSTRAP [--records 200000] [--runs 3] [--keys 100]
+    .venv/bin/python bench/scripts/share_groups.py BOOTSTRAP [--records 200000] [--runs 3] [--keys 100] [--peer KAFKA]
 """
 
 import argparse
@@ -93,8 +96,10 @@ def throughput(bootstrap, worker, n, key_ordering=False, keys=100):
     """Records/s of CONSUMERS processes of `worker` reading `n` fresh records."""
     topic = create(bootstrap)
     group = f"g-{uuid.uuid4().hex[:8]}"
-    group_configs(bootstrap, group, share_auto_offset_reset="earliest",
-                  share_key_ordering=str(key_ordering).lower())
+    # Only what the group needs, so that the same run works on Apache Kafka, which has no
+    # `share.key.ordering`.
+    keyed = {"share_key_ordering": "true"} if key_ordering else {}
+    group_configs(bootstrap, group, share_auto_offset_reset="earliest", **keyed)
     produce(bootstrap, topic, n, keys)
     ctx = mp.get_context("spawn")
     counter, start, stop = ctx.Value("q", 0), ctx.Event(), ctx.Event()
@@ -181,23 +186,35 @@ def main():
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keys", type=int, default=100)
+    parser.add_argument("--peer", metavar="BOOTSTRAP",
+                        help="Apache Kafka's bootstrap: the share and classic groups and the "
+                             "acknowledgement latency run on it too, alternating with Sluice "
+                             "(key ordering and back-off are Sluice's own)")
     args = parser.parse_args()
-    runs = {"share group of 8": [], "classic group of 8": [], "share group of 8, key ordering": []}
+    targets = {"sluice": args.bootstrap}
+    if args.peer:
+        targets["kafka"] = args.peer
+    runs = {}
     for _ in range(args.runs):
-        runs["share group of 8"].append(throughput(args.bootstrap, share_worker, args.records))
-        runs["classic group of 8"].append(throughput(args.bootstrap, classic_worker, args.records))
-        runs["share group of 8, key ordering"].append(
+        for name, bootstrap in targets.items():
+            runs.setdefault((name, "share group of 8"), []).append(
+                throughput(bootstrap, share_worker, args.records))
+            runs.setdefault((name, "classic group of 8"), []).append(
+                throughput(bootstrap, classic_worker, args.records))
+        runs.setdefault(("sluice", "share group of 8, key ordering"), []).append(
             throughput(args.bootstrap, share_worker, args.records, True, args.keys))
     print(f"{args.records} records of 100 B on {PARTITIONS} partitions ({args.keys} keys), "
           f"{args.runs} runs")
-    for name, values in runs.items():
-        print(f"  {name}: {statistics.median(values):,.0f} records/s "
+    for (target, name), values in runs.items():
+        print(f"  {target}: {name}: {statistics.median(values):,.0f} records/s "
               f"({min(values):,.0f}-{max(values):,.0f})")
-    times = ack_latency(args.bootstrap)
-    print(f"  acknowledgement (commit_sync of a poll): p50 {percentile(times, 0.5) * 1000:.2f} ms, "
-          f"p99 {percentile(times, 0.99) * 1000:.2f} ms ({len(times)} commits)")
+    for target, bootstrap in targets.items():
+        times = ack_latency(bootstrap)
+        print(f"  {target}: acknowledgement (commit_sync of a poll): p50 "
+              f"{percentile(times, 0.5) * 1000:.2f} ms, p99 {percentile(times, 0.99) * 1000:.2f} ms "
+              f"({len(times)} commits)")
     delays = redelivery_delays(args.bootstrap)
-    print(f"  redelivery after a release with a 200 ms back-off: p50 "
+    print(f"  sluice: redelivery after a release with a 200 ms back-off: p50 "
           f"{percentile(delays, 0.5) * 1000:.0f} ms, p99 {percentile(delays, 0.99) * 1000:.0f} ms, "
           f"min {min(delays) * 1000:.0f} ms ({len(delays)} records)")
 

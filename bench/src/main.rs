@@ -79,6 +79,11 @@ struct Args {
     /// With `--peer kafka`: skip Kafka's perf tools (`kafka-producer-perf-test`, ...).
     #[arg(long)]
     no_kafka_tools: bool,
+    /// Measure nothing: start the brokers (Sluice, and the peer with `--peer`), print a line
+    /// `sluice BOOTSTRAP` (and `kafka BOOTSTRAP`), and keep them up until stdin closes. For
+    /// the scripts in `bench/scripts`, which take a bootstrap, to run beside Kafka.
+    #[arg(long)]
+    serve: bool,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -495,12 +500,37 @@ fn print_throughput_header() {
     );
 }
 
+/// `--serve`: the brokers' addresses on stdout, then up until stdin closes.
+fn serve(args: &Args, broker: &BrokerProcess) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let kafka = match args.peer {
+        Some(_) => Some(peer::KafkaBroker::start(
+            peer::KafkaJars::fetch(&args.kafka_lib)?,
+            &args.kafka_heap,
+        )?),
+        None => None,
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "sluice {}", broker.bootstrap)?;
+    if let Some(kafka) = &kafka {
+        writeln!(out, "kafka {}", kafka.process.bootstrap)?;
+    }
+    out.flush()?;
+    drop(out);
+    let mut rest = Vec::new();
+    std::io::stdin().read_to_end(&mut rest)?;
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.peer.is_some() && args.brokers > 1 {
         anyhow::bail!("--peer runs one Sluice node beside one Kafka broker: leave --brokers out");
     }
     let broker = BrokerProcess::start_cluster(&args.sluice, usize::from(args.brokers))?;
+    if args.serve {
+        return serve(&args, &broker);
+    }
     if args.peer.is_some() {
         let kafka =
             peer::KafkaBroker::start(peer::KafkaJars::fetch(&args.kafka_lib)?, &args.kafka_heap)?;

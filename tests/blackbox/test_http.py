@@ -428,6 +428,9 @@ def test_openapi_describes_every_route(broker):
         "/v1/sql", "/v1/views", "/v1/views/{view}", "/v1/views/{view}/keys/{key}",
         "/v1/views/{view}/rows", "/v1/views/{view}/changes",
         "/v1/views/{view}/rebuild",
+        "/v1/share-groups/{group}/members", "/v1/share-groups/{group}/members/{member}",
+        "/v1/share-groups/{group}/members/{member}/records",
+        "/v1/share-groups/{group}/members/{member}/acks",
     }
 
 

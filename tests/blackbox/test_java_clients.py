@@ -224,3 +224,24 @@ def committed_counts(broker, topic):
         return committed_count_histories(broker, topic)
     except AssertionError:
         return {}
+
+
+def test_java_share_consumer_acknowledges_explicitly_and_the_admin_sees_the_group(broker):
+    """Kafka's own KafkaShareConsumer (KIP-932) reads a queue written by librdkafka: every
+    tenth record released at its first delivery comes back with delivery count 2, the rest are
+    accepted once; Kafka's admin client lists the share group, describes it and lists its start
+    offsets, which are past everything accepted."""
+    n = 300
+    create_topic(broker, "java-queue", 3)
+    produce_all(producer(broker), "java-queue", [(f"k{i}".encode(), f"q-{i:06d}".encode())
+                                                 for i in range(n)])
+    ends = {p: 0 for p in range(3)}
+    for m in consume_all(broker, "java-queue", n):
+        ends[m.partition()] = max(ends[m.partition()], m.offset() + 1)
+    got = javaclient(broker, "share-consume", "--topic", "java-queue", "--group", "java-share",
+                     "--n", str(n), timeout=120)
+    assert got["values"] == sorted(f"q-{i:06d}" for i in range(n)), "each record accepted once"
+    released = sum((end + 9) // 10 for end in ends.values())
+    assert got["released"] == released and got["redelivered"] == released, got
+    assert got["listed"] is True and got["group_state"] == "Empty", got
+    assert got["start_offsets"] == {str(p): end for p, end in ends.items()}, got

@@ -527,6 +527,45 @@ def test_a_new_leader_takes_the_share_state_over_and_delivers_nothing_accepted(t
         after = the_rest(bootstrap, group, topic, n - len(accepted))
         assert not accepted & set(after), "an accepted record was delivered again"
         assert len(after) == n - len(accepted)
+        http_queue_across_leaders(survivors)
+
+
+def http_queue_across_leaders(brokers):
+    """An HTTP share member reads a topic whose partitions have different leaders: the
+    gateway holds a share session on each, and a poll that waits wakes for either."""
+    from test_http import call
+    from test_replication import create, led_everywhere
+    topic, group = "queue-spread", "spread"
+    create(brokers[0], topic, 4, 1)
+    placed = wait_until(lambda: led_everywhere(brokers, topic, 4, 1), timeout=30,
+                        what=f"{topic} led")
+    assert len({leader for leader, _, _ in placed.values()}) == 2, placed
+    set_group_configs(brokers[0], group, share_auto_offset_reset="earliest")
+    status, body = call(brokers[0], "POST", f"/v1/share-groups/{group}/members", {"topic": topic})
+    assert status == 201, body
+    member = body["member_id"]
+    produce_keyed(brokers[0], topic, 40, partitions=4)
+    got = poll_http(brokers[0], group, member, 40, wait_ms=5000, max=7)
+    assert sorted(r["value"] for r in got) == sorted(f"v{i}" for i in range(40)), got
+    acks = [{"topic": topic, "partition": r["partition"], "offset": r["offset"], "type": "accept"}
+            for r in got]
+    status, body = call(brokers[0], "POST", f"/v1/share-groups/{group}/members/{member}/acks",
+                        {"acks": acks})
+    assert (status, body) == (200, {"acknowledged": 40, "failed": []}), body
+    # A poll that waits is woken by a record on either leader.
+    def produce_to(partition):
+        p = producer(brokers[0])
+        p.produce(topic, value=b"late", partition=partition)
+        assert p.flush(30) == 0
+
+    for partition in range(4):
+        timer = threading.Timer(1.0, produce_to, (partition,))
+        timer.start()
+        started = time.monotonic()
+        late = poll_http(brokers[0], group, member, 1, wait_ms=10000, deadline_s=20)
+        timer.join()
+        assert [(r["partition"], r["value"]) for r in late] == [(partition, "late")], late
+        assert time.monotonic() - started < 9, "woken by the record, not by the 10 s wait"
 
 
 def test_rejected_and_exhausted_records_go_to_the_dead_letter_topic_with_their_headers(broker):
@@ -657,3 +696,102 @@ def test_a_share_fetch_naming_too_many_partitions_is_refused_at_once(broker):
     r.take(">i")  # throttle
     assert r.take(">h") == 42
     create_topic(broker, "still-serving")
+
+
+def poll_http(broker, group, member, want, wait_ms=2000, deadline_s=30, **params):
+    """Polls the HTTP queue until `want` records came (or the deadline); returns them."""
+    from test_http import call
+    got = []
+    query = "&".join(f"{k}={v}" for k, v in {"wait_ms": wait_ms, **params}.items())
+    deadline = time.monotonic() + deadline_s
+    while len(got) < want and time.monotonic() < deadline:
+        status, body = call(broker, "GET",
+                            f"/v1/share-groups/{group}/members/{member}/records?{query}")
+        assert status == 200, body
+        got.extend(body["records"])
+    return got
+
+
+def test_the_http_queue_round_trips_a_batch(broker):
+    """A service with no Kafka client joins a share group over HTTP, polls a batch, accepts,
+    releases and rejects records one by one, and leaves; what it left unacknowledged goes to
+    another member at once, not after the lock."""
+    from test_http import call
+    create_topic(broker, "jobs", partitions=2)
+    set_group_configs(broker, "workers", share_auto_offset_reset="earliest",
+                      share_record_lock_duration_ms=60000, share_retry_backoff_ms=200)
+    produce_keyed(broker, "jobs", 10, keys=10)
+    base = "/v1/share-groups/workers/members"
+    status, body = call(broker, "POST", base, {"topic": "jobs"})
+    assert status == 201, body
+    a = body["member_id"]
+
+    batch = poll_http(broker, "workers", a, 10, max=10)
+    assert sorted(r["value"] for r in batch) == sorted(f"v{i}" for i in range(10))
+    assert all(r["topic"] == "jobs" and r["delivery_count"] == 1 for r in batch), batch
+    accepted, released, rejected = batch[:7], batch[7:9], batch[9]
+    kinds = [("accept", r) for r in accepted] + [("release", r) for r in released] \
+        + [("reject", rejected)]
+    acks = [{"topic": r["topic"], "partition": r["partition"], "offset": r["offset"], "type": t}
+            for t, r in kinds]
+    status, body = call(broker, "POST", f"{base}/{a}/acks", {"acks": acks})
+    assert (status, body) == (200, {"acknowledged": 10, "failed": []}), body
+    # An accepted record is no longer the member's to acknowledge.
+    status, body = call(broker, "POST", f"{base}/{a}/acks", {"acks": acks[:1]})
+    assert status == 200 and body["acknowledged"] == 0, body
+    assert [f["error_code"] for f in body["failed"]] == ["INVALID_RECORD_STATE"], body
+
+    # The released two come back (after the back-off) with a second delivery; nothing else.
+    again = poll_http(broker, "workers", a, 2, max=10)
+    assert sorted((r["value"], r["delivery_count"]) for r in again) \
+        == sorted((r["value"], 2) for r in released), again
+    acks = [{"topic": "jobs", "partition": r["partition"], "offset": r["offset"],
+             "type": "accept"} for r in again]
+    assert call(broker, "POST", f"{base}/{a}/acks", {"acks": acks})[1]["acknowledged"] == 2
+    assert poll_http(broker, "workers", a, 1, wait_ms=500, deadline_s=1.5) == []
+
+    # A record held when the member leaves goes to another member at once.
+    status, body = call(broker, "POST", base, {"topics": ["jobs"]})
+    assert status == 201, body
+    b = body["member_id"]
+    produce_keyed(broker, "jobs", 1, partitions=1)
+    held = poll_http(broker, "workers", a, 1, max=1)
+    assert [r["value"] for r in held] == ["v0"] and held[0]["partition"] == 0, held
+    assert poll_http(broker, "workers", b, 1, wait_ms=500, deadline_s=1.5) == []
+    started = time.monotonic()
+    assert call(broker, "DELETE", f"{base}/{a}") == (204, None)
+    redelivered = poll_http(broker, "workers", b, 1, max=5)
+    assert [(r["value"], r["delivery_count"]) for r in redelivered] == [("v0", 2)], redelivered
+    assert time.monotonic() - started < 30, "released by the leave, not by the 60 s lock"
+    assert call(broker, "GET", f"{base}/{a}/records")[0] == 404
+
+    # Refusals: an unknown type, an unknown topic, a member not here.
+    bad = [{"topic": "jobs", "partition": 0, "offset": 0, "type": "maybe"}]
+    assert call(broker, "POST", f"{base}/{b}/acks", {"acks": bad})[0] == 400
+    assert call(broker, "POST", base, {"topic": "no-such-topic"})[0] == 404
+    assert call(broker, "POST", f"{base}/nobody/acks", {"acks": []})[0] == 404
+    assert call(broker, "DELETE", f"{base}/{b}") == (204, None)
+
+
+def test_share_group_offsets_naming_too_many_partitions_are_refused(broker):
+    """DescribeShareGroupOffsets v0 by hand naming 10,001 partitions: each would cost a read
+    of the share coordinator, so the group answers INVALID_REQUEST (42) without any."""
+    def compact(b):
+        return _uvarint(len(b) + 1) + b
+
+    count = 10_001
+    create_topic(broker, "offsets-capped")
+    topic = compact(b"offsets-capped") + _uvarint(count + 1) + struct.pack(">i", 0) * count \
+        + b"\x00"
+    body = _uvarint(2) + compact(b"capped") + _uvarint(2) + topic + b"\x00" + b"\x00"
+    header = struct.pack(">hhih", 90, 0, 7, 1) + b"t" + b"\x00"
+    with raw(broker) as s:
+        s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+        r = CompactReader(read_frame(s))
+    assert r.take(">i") == 7
+    r.tags()
+    r.take(">i")  # throttle
+    assert r.count() == 1
+    assert r.string() == "capped"
+    assert r.count() == 0, "no topic answered"
+    assert r.take(">h") == 42

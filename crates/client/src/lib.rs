@@ -5,7 +5,8 @@
 //!
 //! Owns: connections and version negotiation (`connection`), brokers and leaders (`client`),
 //! admin requests (`admin`), produce/fetch/offsets/DeleteRecords (`data`), groups (`groups`),
-//! a group member by KIP-848 (`member`) or by the classic protocol (`classic`), where reading
+//! a group member by KIP-848 (`member`) or by the classic protocol (`classic`), a share group
+//! member (`share_member`), where reading
 //! starts (`position`), the JSON form of a record (`json`), Kafka's key partitioner
 //! (`partitioner`), the transactional producer (`txn`). Not: any formatting or user interface (that is the binary's), nor
 //! anything of the broker (it depends on no server crate).
@@ -23,6 +24,7 @@ pub mod member;
 pub mod partitioner;
 pub mod position;
 pub mod share_groups;
+pub mod share_member;
 pub mod txn;
 
 pub use client::Client;

@@ -34,22 +34,7 @@ pub struct Membership {
 impl Membership {
     /// Finds the coordinator of `group`; the first `poll` joins, subscribed to `topics`.
     pub async fn new(client: &mut Client, group: &str, topics: &[String]) -> Result<Membership> {
-        let metadata = client.metadata(Some(topics), false).await?;
-        let mut ids = BTreeMap::new();
-        for topic in topics {
-            let id = metadata
-                .topics
-                .iter()
-                .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == topic))
-                .map(|t| t.topic_id)
-                .filter(|id| !id.is_nil())
-                .ok_or_else(|| {
-                    ClientError::Invalid(format!(
-                        "the broker did not give topic {topic}'s id (group members need Metadata v10 or later)"
-                    ))
-                })?;
-            ids.insert(id, topic.clone());
-        }
+        let ids = topic_ids(client, topics).await?;
         let coordinator = coordinator_of(client, group).await?;
         Ok(Membership {
             group: group.to_string(),
@@ -178,8 +163,32 @@ impl Membership {
     }
 }
 
+/// `topics` by the ids the broker gave them (assignments name topics by id).
+pub(crate) async fn topic_ids(
+    client: &mut Client,
+    topics: &[String],
+) -> Result<BTreeMap<uuid::Uuid, String>> {
+    let metadata = client.metadata(Some(topics), false).await?;
+    let mut ids = BTreeMap::new();
+    for topic in topics {
+        let id = metadata
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == topic))
+            .map(|t| t.topic_id)
+            .filter(|id| !id.is_nil())
+            .ok_or_else(|| {
+                ClientError::Invalid(format!(
+                    "the broker did not give topic {topic}'s id (group members need Metadata v10 or later)"
+                ))
+            })?;
+        ids.insert(id, topic.clone());
+    }
+    Ok(ids)
+}
+
 /// A connection of its own to `group`'s coordinator.
-async fn coordinator_of(client: &mut Client, group: &str) -> Result<Connection> {
+pub(crate) async fn coordinator_of(client: &mut Client, group: &str) -> Result<Connection> {
     let node = groups::coordinator(client, group).await?;
     client.dedicated(node).await
 }

@@ -37,6 +37,10 @@ use utoipa::{OpenApi, ToSchema};
         crate::members::poll,
         crate::members::commit,
         crate::members::leave,
+        crate::share_queue::join,
+        crate::share_queue::poll,
+        crate::share_queue::acknowledge,
+        crate::share_queue::leave,
         crate::views::sql,
         crate::views::list,
         crate::views::describe,
@@ -129,7 +133,10 @@ pub(crate) struct HeaderOut {
 /// as `key_base64` / `value_base64`.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct RecordOut {
-    /// Present in stream events and group member reads.
+    /// Present in share-group reads.
+    #[schema(required = false)]
+    pub topic: Option<String>,
+    /// Present in stream events, group member and share-group reads.
     #[schema(required = false)]
     pub partition: Option<i32>,
     pub offset: i64,
@@ -144,6 +151,9 @@ pub(crate) struct RecordOut {
     #[schema(required = false)]
     pub value_base64: Option<String>,
     pub headers: Vec<HeaderOut>,
+    /// Present in share-group reads: 1 at the first delivery.
+    #[schema(required = false)]
+    pub delivery_count: Option<i16>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -242,6 +252,41 @@ pub(crate) struct MemberRecords {
     pub records: Vec<RecordOut>,
     /// The member's partitions now.
     pub assigned: Vec<i32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ShareMemberJoined {
+    pub member_id: String,
+    pub group: String,
+    /// The member's partitions so far (they may come with a later heartbeat).
+    pub assigned: Vec<TopicPartition>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ShareRecords {
+    /// Acquired for this member, each with its topic, partition and delivery count.
+    pub records: Vec<RecordOut>,
+    /// The member's partitions now.
+    pub assigned: Vec<TopicPartition>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ShareAckFailure {
+    pub topic: String,
+    pub partition: i32,
+    /// How many acknowledgements of the partition were refused.
+    pub records: usize,
+    /// Kafka's error name (`INVALID_RECORD_STATE`: not acquired by this member, or its lock
+    /// ran out), or `INVALID_REQUEST`.
+    pub error_code: String,
+    pub message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ShareAcked {
+    /// How many records were acknowledged.
+    pub acknowledged: usize,
+    pub failed: Vec<ShareAckFailure>,
 }
 
 /// A table, view or stream, as listed.

@@ -7,7 +7,8 @@
 //!
 //! Owns: routes, JSON shapes and their OpenAPI description (`api`), the HTTP error format and
 //! status codes (`error`), the pool of broker connections (`pool`), SSE streams (`stream`),
-//! group members held for polling clients (`members`). Not: any storage or broker internals.
+//! group members held for polling clients (`members`), share-group members for the queue over
+//! HTTP (`share_queue`). Not: any storage or broker internals.
 //!
 //! Routes (described at `GET /openapi.json`): `GET /healthz`, `GET /readyz`, `GET /metrics`
 //! (the broker's, rendered by a function the binary hands in, so this crate stays a client);
@@ -16,7 +17,8 @@
 //! `GET|DELETE /v1/topics/{topic}/partitions/{partition}/records`;
 //! `GET /v1/topics/{topic}/stream` (Server-Sent Events); `GET /v1/groups`,
 //! `GET|DELETE /v1/groups/{group}`, `POST /v1/groups/{group}/reset-offsets`; group members
-//! under `/v1/groups/{group}/members`. Every error, 404 and 405 included, is a JSON body.
+//! under `/v1/groups/{group}/members`; share-group members (the queue) under
+//! `/v1/share-groups/{group}/members`. Every error, 404 and 405 included, is a JSON body.
 
 mod api;
 mod error;
@@ -28,6 +30,7 @@ pub(crate) mod metrics;
 mod pool;
 mod records;
 mod serve;
+mod share_queue;
 mod stream;
 mod topics;
 mod views;
@@ -62,7 +65,9 @@ pub(crate) struct AppState {
     /// Renders the broker's metrics (OpenMetrics text).
     metrics: MetricsRenderer,
     /// Group members held for polling HTTP clients.
-    members: members::Members,
+    members: members::Registry<members::HttpMember>,
+    /// Share-group members held for polling HTTP clients (the queue).
+    share_members: members::Registry<share_queue::ShareMember>,
     /// Group streams that take acknowledgements (`ack=explicit`).
     stream_acks: stream::AckRoutes,
     /// HTTP requests by route and status.
@@ -151,7 +156,8 @@ impl HttpApi {
             bootstrap,
             streams: Arc::new(tokio::sync::Semaphore::new(HTTP_STREAMS_MAX)),
             metrics,
-            members: members::Members::default(),
+            members: members::Registry::default(),
+            share_members: members::Registry::default(),
             stream_acks: stream::AckRoutes::default(),
             http_metrics: Arc::new(metrics::HttpMetrics::new()),
             views: options.views.clone(),
@@ -265,6 +271,19 @@ fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/groups/{group}/members/{member}/commit",
             post(members::commit),
+        )
+        .route("/v1/share-groups/{group}/members", post(share_queue::join))
+        .route(
+            "/v1/share-groups/{group}/members/{member}",
+            delete(share_queue::leave),
+        )
+        .route(
+            "/v1/share-groups/{group}/members/{member}/records",
+            get(share_queue::poll),
+        )
+        .route(
+            "/v1/share-groups/{group}/members/{member}/acks",
+            post(share_queue::acknowledge),
         )
         .route("/v1/topics/{topic}/records", post(records::produce))
         .route("/v1/topics/{topic}/stream", get(stream::stream))

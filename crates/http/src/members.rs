@@ -28,45 +28,68 @@ use sluice_client::member::GroupReader;
 use sluice_client::position::{Start, parse_start};
 use sluice_types::limits::HTTP_MEMBERS_MAX;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// A member that sees no request for this long is let go.
-const MEMBER_IDLE: Duration = Duration::from_secs(60);
+pub(crate) const MEMBER_IDLE: Duration = Duration::from_secs(60);
 /// How often the gateway heartbeats for its members and looks for idle ones.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-const BROKER_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BROKER_TIMEOUT: Duration = Duration::from_secs(30);
 
-struct HttpMember {
+pub(crate) struct HttpMember {
     group: String,
     topic: String,
     client: Client,
     reader: GroupReader,
     last_request: Instant,
-    /// This member's place among `HTTP_MEMBERS_MAX`, given back when it is dropped.
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    _slot: Slot,
 }
 
-type Shared = Arc<tokio::sync::Mutex<HttpMember>>;
+type Shared<M> = Arc<tokio::sync::Mutex<M>>;
 
-/// The members the gateway holds, by id.
-pub(crate) struct Members {
-    by_id: Mutex<HashMap<String, Shared>>,
+/// Members the gateway holds for polling clients, by id: consumer-group members here,
+/// share-group members in `share_queue`. At most `HTTP_MEMBERS_MAX` of each kind.
+pub(crate) struct Registry<M> {
+    by_id: Mutex<HashMap<String, Shared<M>>>,
     slots: Arc<tokio::sync::Semaphore>,
 }
 
-impl Default for Members {
-    fn default() -> Members {
-        Members {
+impl<M> Default for Registry<M> {
+    fn default() -> Registry<M> {
+        Registry {
             by_id: Mutex::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(HTTP_MEMBERS_MAX)),
         }
     }
 }
 
-impl Members {
-    fn get(&self, group: &str, id: &str) -> ApiResult<Shared> {
+/// A member's place among `HTTP_MEMBERS_MAX`, given back when the member is dropped.
+pub(crate) type Slot = tokio::sync::OwnedSemaphorePermit;
+
+impl<M> Registry<M> {
+    /// A place for one more member, or 503 when all are taken.
+    pub(crate) fn slot(&self) -> ApiResult<Slot> {
+        self.slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                error_code: "TOO_MANY_MEMBERS".into(),
+                message: format!("{HTTP_MEMBERS_MAX} members are open, the most this server keeps"),
+            })
+    }
+
+    pub(crate) fn insert(&self, id: String, member: M) {
+        self.by_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, Arc::new(tokio::sync::Mutex::new(member)));
+    }
+
+    pub(crate) fn get(&self, group: &str, id: &str) -> ApiResult<Shared<M>> {
         let by_id = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
         by_id.get(id).cloned().ok_or_else(|| {
             ApiError::not_found(format!(
@@ -76,16 +99,41 @@ impl Members {
         })
     }
 
-    fn remove(&self, id: &str) -> Option<Shared> {
+    pub(crate) fn remove(&self, id: &str) -> Option<Shared<M>> {
         self.by_id
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id)
     }
 
-    fn all(&self) -> Vec<(String, Shared)> {
+    fn all(&self) -> Vec<(String, Shared<M>)> {
         let by_id = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
         by_id.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// What the sweep does for a member it holds.
+pub(crate) trait Held: Send + 'static {
+    fn last_request(&self) -> Instant;
+    /// Keeps the member in its group between requests.
+    fn heartbeat(&mut self) -> impl Future<Output = ()> + Send;
+    /// Leaves the group: the member was idle too long.
+    fn let_go(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+impl Held for HttpMember {
+    fn last_request(&self) -> Instant {
+        self.last_request
+    }
+
+    async fn heartbeat(&mut self) {
+        if let Err(e) = self.reader.refresh(&mut self.client).await {
+            tracing::warn!(group = %self.group, error = %e, "heartbeat for an HTTP member failed");
+        }
+    }
+
+    async fn let_go(&mut self) {
+        self.reader.membership.leave().await;
     }
 }
 
@@ -94,21 +142,23 @@ pub(crate) async fn sweep(state: Arc<AppState>) {
     let mut interval = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         interval.tick().await;
-        for (id, shared) in state.members.all() {
-            // A member busy with a request heartbeats through it.
-            let Ok(mut member) = shared.try_lock() else {
-                continue;
-            };
-            if member.last_request.elapsed() >= MEMBER_IDLE {
-                state.members.remove(&id);
-                member.reader.membership.leave().await;
-                continue;
-            }
-            let m = &mut *member;
-            if let Err(e) = m.reader.refresh(&mut m.client).await {
-                tracing::warn!(group = %m.group, member = %id, error = %e, "heartbeat for an HTTP member failed");
-            }
+        sweep_once(&state.members).await;
+        sweep_once(&state.share_members).await;
+    }
+}
+
+async fn sweep_once<M: Held>(registry: &Registry<M>) {
+    for (id, shared) in registry.all() {
+        // A member busy with a request heartbeats through it.
+        let Ok(mut member) = shared.try_lock() else {
+            continue;
+        };
+        if member.last_request().elapsed() >= MEMBER_IDLE {
+            registry.remove(&id);
+            member.let_go().await;
+            continue;
         }
+        member.heartbeat().await;
     }
 }
 
@@ -132,16 +182,7 @@ pub async fn join(
         None => Start::Latest,
         Some(text) => parse_start(text).map_err(ApiError::bad_request)?,
     };
-    let slot = state
-        .members
-        .slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            error_code: "TOO_MANY_MEMBERS".into(),
-            message: format!("{HTTP_MEMBERS_MAX} members are open, the most this server keeps"),
-        })?;
+    let slot = state.members.slot()?;
     let mut client =
         Client::connect(&state.bootstrap, "sluice-http-member", BROKER_TIMEOUT).await?;
     client.partitions(&body.topic, false).await?;
@@ -156,12 +197,7 @@ pub async fn join(
         last_request: Instant::now(),
         _slot: slot,
     };
-    state
-        .members
-        .by_id
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id.clone(), Arc::new(tokio::sync::Mutex::new(member)));
+    state.members.insert(id.clone(), member);
     Ok((
         StatusCode::CREATED,
         Json(json!({"member_id": id, "group": group})),

@@ -241,6 +241,11 @@ pub const SHARE_SESSION_IDLE_EVICT_MS: i64 = 120_000;
 /// Partitions one share session follows.
 pub const SHARE_SESSION_PARTITIONS_MAX: usize = 10_000;
 
+/// Partitions (and topics) one DescribeShareGroupOffsets, AlterShareGroupOffsets or
+/// DeleteShareGroupOffsets request may name: each costs a read or write of the share
+/// coordinator. More are refused with INVALID_REQUEST before any is done.
+pub const SHARE_OFFSETS_PARTITIONS_MAX: usize = 10_000;
+
 /// Share-partitions (a group reading a partition) one broker keeps in flight; a fetch that
 /// would start one more is refused for that partition with SHARE_SESSION_LIMIT_REACHED.
 pub const SHARE_PARTITIONS_MAX: usize = 50_000;

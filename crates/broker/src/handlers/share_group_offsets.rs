@@ -11,7 +11,9 @@
 //! flight, so the partitions' leaders load it anew at their members' next share session.
 //! Delete, under the same condition, deletes the state of every partition of the topics named
 //! (a member reading them again starts at `share.auto.offset.reset`); DeleteGroups of a share
-//! group deletes its state on every topic (`delete_states`).
+//! group deletes its state on every topic (`delete_states`). A request naming more than
+//! `SHARE_OFFSETS_PARTITIONS_MAX` partitions (a topic without partitions counts one) is refused
+//! with INVALID_REQUEST before anything is read or written.
 
 use crate::error::group_code;
 use crate::server::Broker;
@@ -33,8 +35,16 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use sluice_group::GroupError;
 use sluice_share::ShareStateValue;
+use sluice_types::limits::SHARE_OFFSETS_PARTITIONS_MAX;
 use std::future::Future;
 use std::sync::Arc;
+
+/// The answer to a request naming more than `SHARE_OFFSETS_PARTITIONS_MAX` partitions.
+fn too_many() -> StrBytes {
+    StrBytes::from_string(format!(
+        "a request may name at most {SHARE_OFFSETS_PARTITIONS_MAX} partitions"
+    ))
+}
 
 /// The state epoch of a share-partition with no state yet, once reset.
 const FIRST_STATE_EPOCH: i32 = 1;
@@ -46,9 +56,22 @@ pub(crate) fn describe(
 ) -> impl Future<Output = Option<DescribeShareGroupOffsetsResponse>> + Send + 'static + use<> {
     let broker = broker.clone();
     async move {
+        let named: usize = request
+            .groups
+            .iter()
+            .flat_map(|g| g.topics.iter().flatten())
+            .map(|t| t.partitions.len().max(1))
+            .sum();
         let mut groups = Vec::with_capacity(request.groups.len());
         for g in super::first_of_each(request.groups, |g| g.group_id.clone()) {
-            groups.push(describe_group(&broker, g).await);
+            groups.push(if named > SHARE_OFFSETS_PARTITIONS_MAX {
+                DescribeShareGroupOffsetsResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(too_many()))
+            } else {
+                describe_group(&broker, g).await
+            });
         }
         Some(DescribeShareGroupOffsetsResponse::default().with_groups(groups))
     }
@@ -139,6 +162,16 @@ async fn alter_group(
     request: AlterShareGroupOffsetsRequest,
 ) -> AlterShareGroupOffsetsResponse {
     let group = request.group_id.to_string();
+    let named: usize = request
+        .topics
+        .iter()
+        .map(|t| t.partitions.len().max(1))
+        .sum();
+    if named > SHARE_OFFSETS_PARTITIONS_MAX {
+        return AlterShareGroupOffsetsResponse::default()
+            .with_error_code(ResponseError::InvalidRequest.code())
+            .with_error_message(Some(too_many()));
+    }
     if let Err(code) = check_idle(broker, &group) {
         return AlterShareGroupOffsetsResponse::default().with_error_code(code);
     }
@@ -200,12 +233,20 @@ pub(crate) fn delete(
     let broker = broker.clone();
     async move {
         let group = request.group_id.to_string();
+        if request.topics.len() > SHARE_OFFSETS_PARTITIONS_MAX {
+            return Some(
+                DeleteShareGroupOffsetsResponse::default()
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(too_many())),
+            );
+        }
         if let Err(code) = check_idle(&broker, &group) {
             return Some(DeleteShareGroupOffsetsResponse::default().with_error_code(code));
         }
         let image = broker.published_image();
         let mut responses = Vec::with_capacity(request.topics.len());
-        for t in request.topics {
+        // A topic named twice is deleted once.
+        for t in super::first_of_each(request.topics, |t| t.topic_name.clone()) {
             let topic = image.topic(t.topic_name.as_str());
             let deleted = match topic {
                 Some(topic) => delete_topic_states(&broker, &group, topic).await,

@@ -13,7 +13,8 @@ import java.util.Map;
  *
  * <p>Usage: {@code java -cp ... sluice.clients.Main SCENARIO --brokers HOST:PORT [--key value]...}
  *
- * <p>Scenarios: produce, consume-assign, consume-subscribe, txn-copy, admin, wordcount. Each exits
+ * <p>Scenarios: produce, consume-assign, consume-subscribe, txn-copy, admin, wordcount,
+ * share-consume. Each exits
  * non-zero with the cause on stderr when it fails or its deadline ({@code --timeout-ms}) passes.
  */
 public final class Main {
@@ -32,6 +33,7 @@ public final class Main {
     scenarios.put("txn-copy", TxnCopy::run);
     scenarios.put("admin", AdminScenario::run);
     scenarios.put("wordcount", WordCount::run);
+    scenarios.put("share-consume", ShareConsume::run);
     Scenario scenario = scenarios.get(argv[0]);
     if (scenario == null) {
       fail("unknown scenario " + argv[0]);
