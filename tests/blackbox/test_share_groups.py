@@ -266,11 +266,13 @@ def test_per_key_order_holds_under_eight_consumers_with_random_delays(broker):
             assert after[1] >= before[2], f"{key}: offsets {before[0]} and {after[0]} overlapped"
 
 
+def compact(b):
+    """A compact string or bytes: unsigned varint length + 1, then the bytes."""
+    return _uvarint(len(b) + 1) + b
+
+
 def share_group_describe(broker, group):
     """ShareGroupDescribe v1 by hand: (error, state, epoch, [(member, [(topic, [partitions])])])."""
-    def compact(b):
-        return _uvarint(len(b) + 1) + b
-
     body = _uvarint(2) + compact(group.encode()) + b"\x00" + b"\x00"
     header = struct.pack(">hhih", 77, 1, 9, 1) + b"t" + b"\x00"
     with raw(broker) as s:
@@ -315,9 +317,6 @@ def share_group_describe(broker, group):
 def list_groups(broker, types):
     """ListGroups v5 by hand (librdkafka lists consumer and classic groups only): [(group,
     state, type)]."""
-    def compact(b):
-        return _uvarint(len(b) + 1) + b
-
     body = _uvarint(1) + _uvarint(len(types) + 1) + b"".join(compact(t.encode()) for t in types)
     body += b"\x00"
     header = struct.pack(">hhih", 16, 5, 11, 1) + b"t" + b"\x00"
@@ -679,9 +678,6 @@ def test_the_cli_lists_describes_and_resets_a_share_group(broker):
 def test_a_share_fetch_naming_too_many_partitions_is_refused_at_once(broker):
     """ShareFetch v1 by hand, naming 20,001 partitions of one topic: refused with
     INVALID_REQUEST (42) before any session is opened, and the broker serves on."""
-    def compact(b):
-        return _uvarint(len(b) + 1) + b
-
     count = 20_001
     partition = struct.pack(">i", 0) + _uvarint(1) + b"\x00"  # index, no acknowledgements, tags
     topic = b"\x01" * 16 + _uvarint(count + 1) + partition * count + b"\x00"
@@ -776,9 +772,6 @@ def test_the_http_queue_round_trips_a_batch(broker):
 def test_share_group_offsets_naming_too_many_partitions_are_refused(broker):
     """DescribeShareGroupOffsets v0 by hand naming 10,001 partitions: each would cost a read
     of the share coordinator, so the group answers INVALID_REQUEST (42) without any."""
-    def compact(b):
-        return _uvarint(len(b) + 1) + b
-
     count = 10_001
     create_topic(broker, "offsets-capped")
     topic = compact(b"offsets-capped") + _uvarint(count + 1) + struct.pack(">i", 0) * count \
@@ -795,3 +788,43 @@ def test_share_group_offsets_naming_too_many_partitions_are_refused(broker):
     assert r.string() == "capped"
     assert r.count() == 0, "no topic answered"
     assert r.take(">h") == 42
+
+
+def test_describe_shows_in_flight_records_delivery_counts_and_dead_letters(broker):
+    """`sluice share-group describe` reads each share-partition's state from its share
+    coordinator: records delivered and not yet done (in flight), archived ones past the start,
+    the highest delivery count, a lag that leaves out what is done; and counts the dead letters
+    on the group's dead-letter topic."""
+    import json
+
+    from test_cli import sluice
+
+    topic, group, dlq = "queue-described", "described", "dlq.described"
+    create_topic(broker, topic)
+    create_topic(broker, dlq, config={"errors.deadletterqueue.group.enable": "true"})
+    set_group_configs(broker, group, share_auto_offset_reset="earliest",
+                      share_retry_backoff_ms=60000, share_retry_backoff_max_ms=60000,
+                      errors_deadletterqueue_topic_name=dlq)
+    produce_keyed(broker, topic, 10, partitions=1)
+    kinds = {5: AcknowledgeType.RELEASE, 6: AcknowledgeType.RELEASE, 7: AcknowledgeType.REJECT}
+    c = share_consumer(broker, group, **{"share.acknowledgement.mode": "explicit"})
+    c.subscribe([topic])
+    seen = set()
+    try:
+        def took():
+            for m in records(c.poll(0.3)):
+                seen.add(m.offset())
+                c.acknowledge(m, kinds.get(m.offset(), AcknowledgeType.ACCEPT))
+            c.commit_sync(30)
+            return len(seen) == 10
+        wait_until(took, timeout=30, what="ten records")
+    finally:
+        c.close()
+    described = json.loads(sluice(broker, "share-group", "describe", group, "--topic", topic,
+                                  "--format", "json").stdout)
+    [row] = described["partitions"]
+    assert row == {"topic": topic, "partition": 0, "start_offset": 5, "end_offset": 10,
+                   "lag": 2, "in_flight": 2, "archived": 1, "max_delivery_count": 1}, row
+    assert (described["dead_letter_topic"], described["dead_letters"]) == (dlq, 1), described
+    text = sluice(broker, "share-group", "describe", group, "--topic", topic).stdout.decode()
+    assert "IN-FLIGHT" in text and "dead letters  1 on dlq.described" in text, text

@@ -20,6 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 const ADMIN_TIMEOUT_MS: i32 = 30_000;
 /// Kafka's resource type for a topic in the config APIs.
 const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_GROUP: i8 = 32;
 /// IncrementalAlterConfigs operations.
 const CONFIG_SET: i8 = 0;
 const CONFIG_DELETE: i8 = 1;
@@ -117,9 +118,22 @@ impl ConfigEntry {
 }
 
 pub async fn describe_topic_configs(client: &mut Client, name: &str) -> Result<Vec<ConfigEntry>> {
+    describe_configs(client, RESOURCE_TOPIC, name).await
+}
+
+/// A group's configs (share groups' `share.*` and dead-letter settings).
+pub async fn describe_group_configs(client: &mut Client, name: &str) -> Result<Vec<ConfigEntry>> {
+    describe_configs(client, RESOURCE_GROUP, name).await
+}
+
+async fn describe_configs(
+    client: &mut Client,
+    resource_type: i8,
+    name: &str,
+) -> Result<Vec<ConfigEntry>> {
     let request = DescribeConfigsRequest::default().with_resources(vec![
         DescribeConfigsResource::default()
-            .with_resource_type(RESOURCE_TOPIC)
+            .with_resource_type(resource_type)
             .with_resource_name(str_bytes(name))
             .with_configuration_keys(None),
     ]);
@@ -129,7 +143,7 @@ pub async fn describe_topic_configs(client: &mut Client, name: &str) -> Result<V
         .first()
         .ok_or_else(|| empty_answer("DescribeConfigs"))?;
     ClientError::check(result.error_code, result.error_message.as_deref(), || {
-        format!("describing the configs of topic {name}")
+        format!("describing the configs of {name}")
     })?;
     Ok(result
         .configs

@@ -29,28 +29,46 @@ pub async fn coordinator(client: &mut Client, group: &str) -> Result<i32> {
 }
 
 /// The node id of the coordinator of `key` (FindCoordinator's key type: 0 a group, 1 a
-/// transactional id).
+/// transactional id, 2 a share-partition, which needs v6). From v4 on, keys go in a list.
 pub(crate) async fn coordinator_of_key(
     client: &mut Client,
     key: &str,
     key_type: i8,
 ) -> Result<i32> {
-    let request = FindCoordinatorRequest::default()
-        .with_key(str_bytes(key))
-        .with_key_type(key_type);
-    let (_, response) = client.any().send(&request, 3).await?;
-    ClientError::check(
-        response.error_code,
-        response.error_message.as_deref(),
-        || format!("finding the coordinator of {key}"),
-    )?;
-    if response.node_id.0 < 0 {
+    let connection = client.any();
+    let batched = connection
+        .version_for::<FindCoordinatorRequest>(6)
+        .is_some_and(|v| v >= 4);
+    let request = FindCoordinatorRequest::default().with_key_type(key_type);
+    let request = if batched {
+        request.with_coordinator_keys(vec![str_bytes(key)])
+    } else {
+        request.with_key(str_bytes(key))
+    };
+    let (_, response) = connection.send(&request, 6).await?;
+    let (code, message, node) = if batched {
+        let c = response
+            .coordinators
+            .into_iter()
+            .next()
+            .ok_or_else(|| crate::admin::empty_answer("FindCoordinator"))?;
+        (c.error_code, c.error_message, c.node_id.0)
+    } else {
+        (
+            response.error_code,
+            response.error_message,
+            response.node_id.0,
+        )
+    };
+    ClientError::check(code, message.as_deref(), || {
+        format!("finding the coordinator of {key}")
+    })?;
+    if node < 0 {
         return Err(crate::admin::empty_answer("FindCoordinator"));
     }
-    Ok(response.node_id.0)
+    Ok(node)
 }
 
-/// The connection to `group`'s coordinator.
 pub async fn coordinator_connection<'a>(
     client: &'a mut Client,
     group: &str,

@@ -1,21 +1,25 @@
 //! Share groups (KIP-932) as an admin sees them: ShareGroupDescribe (members and assignments),
 //! DescribeShareGroupOffsets (each share-partition's start offset) and AlterShareGroupOffsets,
-//! at the group's coordinator. Used by `sluice share-group`.
+//! at the group's coordinator; each share-partition's records in flight as its share
+//! coordinator keeps them (FindCoordinator key type 2, ReadShareGroupState). Used by `sluice
+//! share-group`.
 
 use crate::Result;
 use crate::admin::{empty_answer, str_bytes};
 use crate::client::Client;
 use crate::error::ClientError;
 use crate::groups::coordinator_connection;
+use base64::Engine;
 use kafka_protocol::messages::alter_share_group_offsets_request::{
     AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
 };
 use kafka_protocol::messages::describe_share_group_offsets_request::{
     DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic,
 };
+use kafka_protocol::messages::read_share_group_state_request::{PartitionData, ReadStateData};
 use kafka_protocol::messages::{
     AlterShareGroupOffsetsRequest, DescribeShareGroupOffsetsRequest, GroupId,
-    ShareGroupDescribeRequest, TopicName,
+    ReadShareGroupStateRequest, ShareGroupDescribeRequest, TopicName,
 };
 use std::collections::BTreeMap;
 
@@ -162,4 +166,93 @@ pub async fn alter_share_group_offsets(
         }
     }
     Ok(())
+}
+
+/// What a share-partition's durable state says of the records past its start offset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InFlight {
+    /// Delivered and not yet accepted, rejected or archived.
+    pub delivered: i64,
+    /// Accepted past the start offset.
+    pub acknowledged: i64,
+    /// Archived (rejected or out of deliveries) past the start offset.
+    pub archived: i64,
+    /// The highest delivery count among the records in flight (0: none).
+    pub max_delivery_count: i16,
+}
+
+/// Kafka's ids of the record states in state batches.
+const STATE_AVAILABLE: i8 = 0;
+const STATE_ACQUIRED: i8 = 1;
+const STATE_ACKNOWLEDGED: i8 = 2;
+const STATE_ARCHIVED: i8 = 4;
+/// FindCoordinator's key type for a share-partition's share coordinator.
+const KEY_TYPE_SHARE: i8 = 2;
+
+/// The records in flight of `group`'s share-partitions of topic `topic_id`, as each one's
+/// share coordinator last had them written (every acknowledgement, release and lock expiry
+/// writes the state; what was acquired since is not in it). `None` where nothing was written.
+pub async fn in_flight(
+    client: &mut Client,
+    group: &str,
+    topic_id: uuid::Uuid,
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, Option<InFlight>>> {
+    let mut out = BTreeMap::new();
+    for &partition in partitions {
+        let key = format!(
+            "{group}:{}:{partition}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(topic_id.as_bytes())
+        );
+        let node = crate::groups::coordinator_of_key(client, &key, KEY_TYPE_SHARE).await?;
+        let request = ReadShareGroupStateRequest::default()
+            .with_group_id(str_bytes(group))
+            .with_topics(vec![
+                ReadStateData::default()
+                    .with_topic_id(topic_id)
+                    .with_partitions(vec![
+                        PartitionData::default()
+                            .with_partition(partition)
+                            .with_leader_epoch(-1),
+                    ]),
+            ]);
+        let (_, response) = client.node(node).await?.send(&request, 0).await?;
+        let p = response
+            .results
+            .into_iter()
+            .flat_map(|r| r.partitions)
+            .find(|p| p.partition == partition)
+            .ok_or_else(|| empty_answer("ReadShareGroupState"))?;
+        ClientError::check(p.error_code, p.error_message.as_deref(), || {
+            format!("reading the share state of partition {partition}")
+        })?;
+        // A state epoch of -1: nothing written yet.
+        let summary = (p.state_epoch >= 0).then(|| summarize(p.start_offset, &p.state_batches));
+        out.insert(partition, summary);
+    }
+    Ok(out)
+}
+
+fn summarize(
+    start_offset: i64,
+    batches: &[kafka_protocol::messages::read_share_group_state_response::StateBatch],
+) -> InFlight {
+    let mut summary = InFlight::default();
+    for b in batches {
+        let first = b.first_offset.max(start_offset);
+        if b.last_offset < first {
+            continue;
+        }
+        let count = b.last_offset - first + 1;
+        match b.delivery_state {
+            STATE_ACKNOWLEDGED => summary.acknowledged += count,
+            STATE_ARCHIVED => summary.archived += count,
+            STATE_AVAILABLE | STATE_ACQUIRED if b.delivery_count > 0 => {
+                summary.delivered += count;
+                summary.max_delivery_count = summary.max_delivery_count.max(b.delivery_count);
+            }
+            _ => {}
+        }
+    }
+    summary
 }

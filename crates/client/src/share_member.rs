@@ -298,8 +298,8 @@ impl ShareReader {
         Ok(())
     }
 
-    /// Acquires up to `max_records` records from the member's partitions, waiting up to
-    /// `wait` for some. Every leader is asked without waiting first; only when none had any
+    /// Acquires about `max_records` records from the member's partitions (a broker completes
+    /// the batch of the last one it hands out, as Kafka does), waiting up to `wait` for some. Every leader is asked without waiting first; only when none had any
     /// are they all asked again together, each for its share of `max_records`, waiting
     /// `WAIT_SLICE` at a time when there are several (so records on any of them end the wait
     /// within a slice).

@@ -3,7 +3,8 @@
 //! - `POST /v1/share-groups/{group}/members` `{"topics": [T, ...]}` (or `{"topic": T}`) joins
 //!   `group`; 201 `{"member_id", "group", "assigned"}`.
 //! - `GET /v1/share-groups/{group}/members/{id}/records?max=&wait_ms=&value_format=` acquires
-//!   up to `max` records for this member, each with its `topic`, `partition`, `offset` and
+//!   about `max` records (the broker completes the last one's batch, as Kafka does) for this
+//!   member, each with its `topic`, `partition`, `offset` and
 //!   `delivery_count`; they are this member's until acknowledged or until the group's
 //!   `share.record.lock.duration.ms` runs out (then another member gets them).
 //! - `POST /v1/share-groups/{group}/members/{id}/acks` `{"acks": [{"topic", "partition",
@@ -120,7 +121,8 @@ fn assigned_json(reader: &ShareReader) -> Vec<Value> {
 pub struct SharePollParams {
     /// How values are written: text (default), json (the JSON they hold) or base64.
     value_format: Option<String>,
-    /// Most records acquired (default 100).
+    /// Records to acquire (default 100); the broker completes the batch of the last one, so a
+    /// poll may bring more.
     max: Option<usize>,
     /// How long to wait for a record when none is available (default 0).
     wait_ms: Option<u64>,

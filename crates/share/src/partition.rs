@@ -15,6 +15,7 @@
 //! log, membership, persisting the state (the state batches go to the share coordinator), or
 //! writing dead letters (they are returned).
 
+use sluice_types::limits::SHARE_FETCH_RECORDS_MAX;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A member of the share group, as Kafka names it (a UUID's text).
@@ -113,6 +114,9 @@ pub type KeyHash = Option<u64>;
 pub struct Offered {
     pub offset: i64,
     pub key: KeyHash,
+    /// The last offset of the batch the record was written in (`acquire` completes the batch
+    /// of the last record it takes).
+    pub batch_last_offset: i64,
 }
 
 /// A record handed to a member, with how many times it has now been delivered.
@@ -337,6 +341,11 @@ impl SharePartition {
             .min()
     }
 
+    /// The most records in flight at once (`share.partition.max.record.locks`).
+    pub fn in_flight_max(&self) -> usize {
+        self.config.in_flight_max
+    }
+
     /// Where the broker reads the log for the next `acquire`: the first record that may be
     /// delivered again now, else the end offset.
     pub fn next_fetch_offset(&self, now_ms: i64) -> i64 {
@@ -346,10 +355,13 @@ impl SharePartition {
             .map_or(self.end_offset, |(offset, _)| *offset)
     }
 
-    /// Hands `member` at most `max_records` of `offered` (the log's records from
-    /// `next_fetch_offset` on, in order): those in flight and available again, and new ones
-    /// while fewer than `in_flight_max` are in flight. A new record whose key is held waits in
-    /// flight, available.
+    /// Hands `member` `max_records` of `offered` (the log's records from `next_fetch_offset`
+    /// on, in order): those in flight and available again, and new ones while fewer than
+    /// `in_flight_max` are in flight. A new record whose key is held waits in flight,
+    /// available. As Kafka does, the limit is kept at batch boundaries: once `max_records` are
+    /// taken, what may be taken of the rest of the last one's batch is taken too (a fetch
+    /// carries whole batches, so those records cost nothing more to send), up to
+    /// `SHARE_FETCH_RECORDS_MAX` in all.
     pub fn acquire(
         &mut self,
         member: &str,
@@ -366,8 +378,10 @@ impl SharePartition {
             self.learn_key(o);
         }
         let mut out = Vec::new();
+        let most = max_records.max(SHARE_FETCH_RECORDS_MAX);
+        let mut batch_end = i64::MIN;
         for o in offered {
-            if out.len() == max_records {
+            if out.len() >= most || (out.len() >= max_records && o.offset > batch_end) {
                 break;
             }
             if o.offset < self.start_offset {
@@ -381,6 +395,7 @@ impl SharePartition {
             }
             if self.may_acquire(o.offset, now_ms) {
                 out.push(self.acquire_one(o.offset, member, now_ms));
+                batch_end = o.batch_last_offset;
             }
         }
         // Offsets skipped before the first new record are gaps: the start moves past them.
@@ -718,8 +733,29 @@ mod tests {
             .map(|offset| Offered {
                 offset,
                 key: key(offset),
+                batch_last_offset: offset,
             })
             .collect()
+    }
+
+    #[test]
+    fn the_limit_is_kept_at_batch_boundaries() {
+        let mut p = SharePartition::new(ShareConfig::default(), 0);
+        // Batches 0-4, 5-9, 10-14.
+        let batched: Vec<Offered> = (0..15)
+            .map(|offset| Offered {
+                offset,
+                key: None,
+                batch_last_offset: offset / 5 * 5 + 4,
+            })
+            .collect();
+        let got = p.acquire("a", 0, &batched, 7);
+        assert_eq!(got.len(), 10, "7 asked, the second batch completed");
+        let got = p.acquire("b", 0, &batched, 1);
+        assert_eq!(
+            got.iter().map(|d| d.offset).collect::<Vec<_>>(),
+            [10, 11, 12, 13, 14]
+        );
     }
 
     fn ack(first: i64, last: i64, kind: AckType) -> Acknowledgement {

@@ -143,6 +143,7 @@ impl Sim {
             .map(|offset| Offered {
                 offset: *offset,
                 key: self.model[offset].key,
+                batch_last_offset: *offset,
             })
             .collect()
     }

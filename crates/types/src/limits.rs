@@ -250,7 +250,12 @@ pub const SHARE_OFFSETS_PARTITIONS_MAX: usize = 10_000;
 /// would start one more is refused for that partition with SHARE_SESSION_LIMIT_REACHED.
 pub const SHARE_PARTITIONS_MAX: usize = 50_000;
 
-/// Records one ShareFetch acquires at most (whatever its `max_records`), and what it acquires
-/// when it names none.
+/// Records one ShareFetch asks at most (whatever its `max_records`), and what it asks when it
+/// names none. A share-partition completes the batch of the last record it hands out (as
+/// Kafka does), so one may hand out more, never more than this many.
 pub const SHARE_FETCH_RECORDS_MAX: usize = 10_000;
 pub const SHARE_FETCH_RECORDS_DEFAULT: usize = 500;
+
+/// Bytes of the log one share-partition's acquisition reads at most (at least one whole
+/// batch): what a fetch may take lies within the in-flight window, so more is read for nothing.
+pub const SHARE_READ_BYTES_MAX: usize = 1024 * 1024;

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use sluice_record::{BatchHeader, decode_records};
 use sluice_share::{Delivery, KeyHash, Offered, ShareStateKey};
+use sluice_types::limits::SHARE_READ_BYTES_MAX;
 use std::hash::{Hash, Hasher};
 
 /// A run of offsets acquired with one delivery count: (first, last, delivery count).
@@ -49,7 +50,7 @@ pub(crate) fn acquire(
         let log = partition.log();
         (log.log_start_offset(), log.high_watermark())
     };
-    let from = {
+    let (from, window) = {
         let mut share = entry.lock();
         let dead = share.expire_locks(ask.now_ms);
         let start = share.start_offset();
@@ -58,17 +59,20 @@ pub(crate) fn acquire(
             entry.changed();
         }
         entry.archived(dead);
-        share.next_fetch_offset(ask.now_ms)
+        (share.next_fetch_offset(ask.now_ms), share.in_flight_max())
     };
     if from >= high_watermark || ask.max_records == 0 {
         return Ok(Acquired::default());
     }
+    // What may be taken lies within the in-flight window past `from` and `max_records` more:
+    // a read of at most SHARE_READ_BYTES_MAX (at least one batch), decoded no further.
     let read = partition
         .log()
-        .read(from, ask.max_bytes, true)
+        .read(from, ask.max_bytes.min(SHARE_READ_BYTES_MAX), true)
         .and_then(|plan| partition.read_batches(&plan));
     let bytes = read.map_err(|e| crate::error::storage_error(&e))?;
-    let offered = offered(&bytes).map_err(|_| ResponseError::CorruptMessage)?;
+    let offered = offered(&bytes, from, window.saturating_add(ask.max_records))
+        .map_err(|_| ResponseError::CorruptMessage)?;
     let deliveries = entry
         .lock()
         .acquire(ask.member, ask.now_ms, &offered, ask.max_records);
@@ -83,20 +87,32 @@ pub(crate) fn acquire(
     Ok(Acquired { records, ranges })
 }
 
-/// Every record of the batches read, in offset order, with its key's hash. Transaction
-/// markers are not records: their offsets are gaps.
-fn offered(bytes: &[u8]) -> Result<Vec<Offered>, sluice_record::RecordError> {
+/// The records of the batches read from `from` on, in offset order, with their keys' hashes
+/// and batches, whole batches until `enough` are out. Transaction markers are not records:
+/// their offsets are gaps.
+fn offered(
+    bytes: &[u8],
+    from: i64,
+    enough: usize,
+) -> Result<Vec<Offered>, sluice_record::RecordError> {
     let mut out = Vec::new();
     for batch in sluice_record::BatchIter::new(bytes) {
+        if out.len() >= enough {
+            break;
+        }
         let (header, batch) = batch?;
-        if header.is_control() {
+        if header.is_control() || header.last_offset() < from {
             continue;
         }
+        let batch_last_offset = header.last_offset();
         decode_records(batch, |r| {
-            out.push(Offered {
-                offset: r.offset,
-                key: key_hash(r.key),
-            });
+            if r.offset >= from {
+                out.push(Offered {
+                    offset: r.offset,
+                    key: key_hash(r.key),
+                    batch_last_offset,
+                });
+            }
             true
         })?;
     }
@@ -175,9 +191,19 @@ mod tests {
             .map(|b| b.unwrap().0.base_offset)
             .collect();
         assert_eq!(bases, vec![10]);
-        let offered = offered(&bytes).unwrap();
-        assert_eq!(offered.len(), 30);
-        assert_eq!(offered[29].offset, 29);
-        assert_eq!(offered[0].key, offered[29].key);
+        let all = offered(&bytes, 0, 100).unwrap();
+        assert_eq!(all.len(), 30);
+        assert_eq!(all[29].offset, 29);
+        assert_eq!(all[0].key, all[29].key);
+        assert_eq!(
+            (all[0].batch_last_offset, all[29].batch_last_offset),
+            (9, 29)
+        );
+        // From 13, whole batches until 5 are out: the second batch's rest only.
+        let some = offered(&bytes, 13, 5).unwrap();
+        assert_eq!(
+            some.iter().map(|o| o.offset).collect::<Vec<_>>(),
+            (13..20).collect::<Vec<_>>()
+        );
     }
 }
