@@ -21,6 +21,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("sluice-replication", &[]),
     // Share groups' share-partitions, configs and state records: pure (issue 18).
     ("sluice-share", &["sluice-types"]),
+    // Kafka's authorization model and decision: pure (issue 15).
+    ("sluice-acl", &[]),
     ("sluice-controller", &["sluice-replication", "sluice-types"]),
     // The one crate that knows openraft; it does I/O (the metadata log on disk).
     ("sluice-consensus", &["sluice-controller", "sluice-types"]),
@@ -103,6 +105,7 @@ const FORBIDDEN_EXTERNAL: &[(&str, &[&str])] = &[
     ("sluice-coordinator", &["kafka-protocol"]),
     ("sluice-replication", &["tokio", "kafka-protocol"]),
     ("sluice-share", &["tokio", "kafka-protocol"]),
+    ("sluice-acl", &["tokio", "kafka-protocol"]),
     ("sluice-controller", &["tokio", "kafka-protocol"]),
 ];
 

@@ -1,0 +1,271 @@
+//! Kafka's ACL vocabulary with Kafka's wire codes: resource types, pattern types, operations,
+//! permissions, principals, and the ACL binding (a rule) and its filter (what DescribeAcls and
+//! DeleteAcls select by). Validation of a new binding follows Kafka's controller
+//! (`AclControlManager.validateNewAcl`).
+//!
+//! Owns: the names, the codes and their parsing. Not: deciding (`authorizer`).
+
+use crate::AclError;
+
+/// Kafka's `ResourceType`, with its codes (`ANY` = 1 is a filter's only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceType {
+    Topic = 2,
+    Group = 3,
+    Cluster = 4,
+    TransactionalId = 5,
+    DelegationToken = 6,
+    User = 7,
+}
+
+/// The name of the one cluster resource.
+pub const CLUSTER_NAME: &str = "kafka-cluster";
+/// The literal resource name and host that match any.
+pub const WILDCARD: &str = "*";
+/// The principal that matches any.
+pub const WILDCARD_PRINCIPAL: &str = "User:*";
+
+/// Kafka's `PatternType` of a binding (`ANY` = 1 and `MATCH` = 2 are a filter's only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PatternType {
+    /// The name exactly, or every name when it is `*`.
+    Literal = 3,
+    /// Every name that starts with it.
+    Prefixed = 4,
+}
+
+/// Kafka's `AclOperation` (`ANY` = 1 is a filter's only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    All = 2,
+    Read = 3,
+    Write = 4,
+    Create = 5,
+    Delete = 6,
+    Alter = 7,
+    Describe = 8,
+    ClusterAction = 9,
+    DescribeConfigs = 10,
+    AlterConfigs = 11,
+    IdempotentWrite = 12,
+    CreateTokens = 13,
+    DescribeTokens = 14,
+    TwoPhaseCommit = 15,
+}
+
+/// Kafka's `AclPermissionType` (`ANY` = 1 is a filter's only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Permission {
+    Deny = 2,
+    Allow = 3,
+}
+
+/// One ACL: `principal` from `host` is allowed or denied `operation` on the resources
+/// `pattern_type` and `resource_name` select.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AclBinding {
+    pub resource_type: ResourceType,
+    pub resource_name: String,
+    pub pattern_type: PatternType,
+    /// `Type:name`, as `User:alice`; `User:*` is every user.
+    pub principal: String,
+    /// An IP address as the broker sees the client's, or `*`.
+    pub host: String,
+    pub operation: Operation,
+    pub permission: Permission,
+}
+
+/// What a filter's pattern type selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatternFilter {
+    /// Bindings of any pattern type whose name equals the filter's.
+    Any,
+    /// Bindings that would apply to a resource of the filter's name: the literal name, the
+    /// literal `*`, and every prefix of it.
+    Match,
+    Exactly(PatternType),
+}
+
+/// DescribeAcls' and DeleteAcls' filter: `None` (or `Any`) in a field selects every value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclFilter {
+    pub resource_type: Option<ResourceType>,
+    pub resource_name: Option<String>,
+    pub pattern: PatternFilter,
+    pub principal: Option<String>,
+    pub host: Option<String>,
+    pub operation: Option<Operation>,
+    pub permission: Option<Permission>,
+}
+
+impl AclFilter {
+    /// The filter that selects every binding.
+    pub fn any() -> AclFilter {
+        AclFilter {
+            resource_type: None,
+            resource_name: None,
+            pattern: PatternFilter::Any,
+            principal: None,
+            host: None,
+            operation: None,
+            permission: None,
+        }
+    }
+
+    pub fn matches(&self, b: &AclBinding) -> bool {
+        let same = |want: &Option<String>, got: &str| want.as_deref().is_none_or(|w| w == got);
+        self.resource_type.is_none_or(|t| t == b.resource_type)
+            && self.matches_pattern(b)
+            && same(&self.principal, &b.principal)
+            && same(&self.host, &b.host)
+            && self.operation.is_none_or(|o| o == b.operation)
+            && self.permission.is_none_or(|p| p == b.permission)
+    }
+
+    fn matches_pattern(&self, b: &AclBinding) -> bool {
+        let Some(name) = self.resource_name.as_deref() else {
+            return match self.pattern {
+                PatternFilter::Exactly(t) => t == b.pattern_type,
+                PatternFilter::Any | PatternFilter::Match => true,
+            };
+        };
+        match self.pattern {
+            PatternFilter::Any => b.resource_name == name,
+            PatternFilter::Exactly(t) => t == b.pattern_type && b.resource_name == name,
+            PatternFilter::Match => match b.pattern_type {
+                PatternType::Literal => b.resource_name == name || b.resource_name == WILDCARD,
+                PatternType::Prefixed => name.starts_with(&b.resource_name),
+            },
+        }
+    }
+}
+
+/// Parses a principal `Type:name` into its parts.
+pub fn parse_principal(text: &str) -> Result<(&str, &str), AclError> {
+    match text.split_once(':') {
+        Some((kind, name)) if !kind.is_empty() && !name.is_empty() => Ok((kind, name)),
+        _ => Err(AclError::InvalidPrincipal(text.to_string())),
+    }
+}
+
+impl AclBinding {
+    /// Refuses what Kafka's controller refuses in CreateAcls: a principal that is not
+    /// `Type:name`, an empty resource name or host, a cluster resource not named
+    /// `kafka-cluster`, a prefixed `*`.
+    pub fn validate(&self) -> Result<(), AclError> {
+        parse_principal(&self.principal)?;
+        if self.resource_name.is_empty() {
+            return Err(AclError::InvalidResource("an empty resource name".into()));
+        }
+        if self.host.is_empty() {
+            return Err(AclError::InvalidResource("an empty host".into()));
+        }
+        if self.resource_type == ResourceType::Cluster && self.resource_name != CLUSTER_NAME {
+            return Err(AclError::InvalidResource(format!(
+                "the cluster resource is named {CLUSTER_NAME}, not {:?}",
+                self.resource_name
+            )));
+        }
+        if self.pattern_type == PatternType::Prefixed && self.resource_name == WILDCARD {
+            return Err(AclError::InvalidResource(
+                "a prefixed pattern of * (use a literal *)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+macro_rules! codes {
+    ($ty:ident { $($variant:ident = $code:literal),* $(,)? }) => {
+        impl $ty {
+            /// The variant of Kafka's code; `None` for a filter-only or unknown one.
+            pub fn from_code(code: i8) -> Option<$ty> {
+                match code {
+                    $($code => Some($ty::$variant),)*
+                    _ => None,
+                }
+            }
+
+            pub fn code(self) -> i8 {
+                self as i8
+            }
+        }
+    };
+}
+
+codes!(ResourceType { Topic = 2, Group = 3, Cluster = 4, TransactionalId = 5, DelegationToken = 6, User = 7 });
+codes!(PatternType { Literal = 3, Prefixed = 4 });
+codes!(Operation {
+    All = 2, Read = 3, Write = 4, Create = 5, Delete = 6, Alter = 7, Describe = 8,
+    ClusterAction = 9, DescribeConfigs = 10, AlterConfigs = 11, IdempotentWrite = 12,
+    CreateTokens = 13, DescribeTokens = 14, TwoPhaseCommit = 15,
+});
+codes!(Permission { Deny = 2, Allow = 3 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(name: &str, pattern: PatternType) -> AclBinding {
+        AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: name.into(),
+            pattern_type: pattern,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: Operation::Read,
+            permission: Permission::Allow,
+        }
+    }
+
+    #[test]
+    fn codes_round_trip_and_filter_codes_are_not_variants() {
+        for code in 2..=7 {
+            assert_eq!(ResourceType::from_code(code).unwrap().code(), code);
+        }
+        for code in 2..=15 {
+            assert_eq!(Operation::from_code(code).unwrap().code(), code);
+        }
+        assert_eq!(ResourceType::from_code(1), None, "ANY");
+        assert_eq!(PatternType::from_code(2), None, "MATCH");
+        assert_eq!(Operation::from_code(0), None, "UNKNOWN");
+        assert_eq!(Permission::from_code(1), None, "ANY");
+    }
+
+    #[test]
+    fn a_match_filter_selects_what_applies_to_a_name() {
+        let filter = AclFilter {
+            resource_name: Some("orders-eu".into()),
+            pattern: PatternFilter::Match,
+            ..AclFilter::any()
+        };
+        assert!(filter.matches(&binding("orders-eu", PatternType::Literal)));
+        assert!(filter.matches(&binding("*", PatternType::Literal)));
+        assert!(filter.matches(&binding("orders-", PatternType::Prefixed)));
+        assert!(!filter.matches(&binding("orders-", PatternType::Literal)));
+        assert!(!filter.matches(&binding("orders-us", PatternType::Prefixed)));
+        let exact = AclFilter {
+            resource_name: Some("orders-".into()),
+            pattern: PatternFilter::Exactly(PatternType::Prefixed),
+            ..AclFilter::any()
+        };
+        assert!(exact.matches(&binding("orders-", PatternType::Prefixed)));
+        assert!(!exact.matches(&binding("orders-", PatternType::Literal)));
+        assert!(AclFilter::any().matches(&binding("x", PatternType::Literal)));
+    }
+
+    #[test]
+    fn validation_refuses_what_kafka_refuses() {
+        assert!(binding("t", PatternType::Literal).validate().is_ok());
+        let mut b = binding("t", PatternType::Literal);
+        b.principal = "alice".into();
+        assert!(b.validate().is_err());
+        let mut b = binding("t", PatternType::Literal);
+        b.resource_type = ResourceType::Cluster;
+        assert!(b.validate().is_err());
+        b.resource_name = CLUSTER_NAME.into();
+        assert!(b.validate().is_ok());
+        assert!(binding("*", PatternType::Prefixed).validate().is_err());
+        assert!(binding("", PatternType::Literal).validate().is_err());
+    }
+}
