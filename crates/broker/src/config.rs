@@ -79,6 +79,20 @@ pub struct BrokerConfig {
     /// `group.min.session.timeout.ms`, `group.max.session.timeout.ms`,
     /// `group.initial.rebalance.delay.ms`, `group.max.size`.
     pub group: GroupConfig,
+    /// Listeners that speak TLS (`listeners` naming SSL), beside the plaintext `listen`.
+    pub tls_listeners: Vec<TlsListener>,
+}
+
+/// A listener that speaks TLS.
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    /// Its name, as brokers register its endpoint (`SSL`).
+    pub name: String,
+    pub address: SocketAddr,
+    pub advertised_host: String,
+    /// 0: the port bound.
+    pub advertised_port: u16,
+    pub tls: crate::tls::TlsSettings,
 }
 
 impl BrokerConfig {
@@ -115,6 +129,7 @@ impl BrokerConfig {
             txn: TxnConfig::default(),
             transaction_cleanup_interval_ms: 10_000,
             group: GroupConfig::default(),
+            tls_listeners: Vec::new(),
         }
     }
 }

@@ -23,10 +23,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{
-    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter,
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+    BufWriter,
 };
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +39,34 @@ pub(crate) async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
+    serve_halves(broker, read_half, write_half, peer, endpoint, shutdown).await;
+}
+
+/// A connection over any stream (a TLS one): split, then served as a TCP one is.
+pub(crate) async fn serve_stream<S>(
+    broker: Arc<Broker>,
+    stream: S,
+    peer: SocketAddr,
+    endpoint: Arc<Endpoint>,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (read_half, write_half) = tokio::io::split(stream);
+    serve_halves(broker, read_half, write_half, peer, endpoint, shutdown).await;
+}
+
+async fn serve_halves<R, W>(
+    broker: Arc<Broker>,
+    read_half: R,
+    write_half: W,
+    peer: SocketAddr,
+    endpoint: Arc<Endpoint>,
+    shutdown: CancellationToken,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, rx) = mpsc::channel::<InFlight>(REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX);
     let writer = tokio::spawn(write_responses(write_half, rx));
     let mut frames = FrameReader {
@@ -251,7 +279,7 @@ async fn read_frame(
 /// released once the response is written.
 type InFlight = (Pending, OwnedSemaphorePermit);
 
-async fn write_responses(write_half: OwnedWriteHalf, mut rx: mpsc::Receiver<InFlight>) {
+async fn write_responses<W: AsyncWrite + Unpin>(write_half: W, mut rx: mpsc::Receiver<InFlight>) {
     let mut out = BufWriter::with_capacity(64 * 1024, write_half);
     while let Some((pending, _frame_bytes)) = rx.recv().await {
         match pending.await {

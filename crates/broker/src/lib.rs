@@ -31,11 +31,13 @@ mod scrub;
 mod server;
 mod share_coordinators;
 mod shares;
+pub mod tls;
 mod transactions;
 mod txn_peers;
 
 pub use config::{
     BrokerConfig, OFFSETS_TOPIC_PARTITIONS_DEFAULT, TRANSACTION_STATE_PARTITIONS_DEFAULT,
+    TlsListener,
 };
 pub use metadata_image::ClusterView;
 pub use server::{Broker, RunningBroker, StartError};

@@ -278,11 +278,11 @@ impl MetadataImage<'_> {
 /// brokers: the same one, except for the loopback `INTERNAL` listener of the in-process HTTP
 /// gateway, whose registered addresses mean nothing on another host; the gateway reaches
 /// other brokers through their client listener.
-fn remote_listener(endpoint: &Endpoint) -> &'static str {
+fn remote_listener(endpoint: &Endpoint) -> &str {
     if endpoint.name == crate::server::INTERNAL_LISTENER {
         crate::server::CLIENT_LISTENER
     } else {
-        endpoint.name
+        &endpoint.name
     }
 }
 

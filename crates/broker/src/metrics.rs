@@ -7,7 +7,8 @@
 //! `sluice_requests` (counter, by `api`), `sluice_request_duration_seconds` (histogram, by
 //! `api`: from the request's decoding to its response being ready, long-polls included),
 //! `sluice_connections` (gauge), `sluice_connections_closed` (counter, by `reason`: `idle`,
-//! `request_timeout`, `per_ip_limit`), `sluice_produced_bytes`, `sluice_produced_records`,
+//! `request_timeout`, `per_ip_limit`, `tls_handshake_failed`, `tls_handshake_timeout`),
+//! `sluice_produced_bytes`, `sluice_produced_records`,
 //! `sluice_fetched_bytes`, `sluice_fetched_records` (counters, by `topic`), `sluice_scrubbed_bytes`
 //! (counter: closed-segment bytes the scrubber verified),
 //! `sluice_fsync_duration_seconds` (histogram), `sluice_partition_log_start_offset`,

@@ -162,8 +162,8 @@ fn replica_config(config: &BrokerConfig, listen: SocketAddr) -> sluice_replica::
 #[derive(Debug)]
 pub(crate) struct Endpoint {
     /// The listener's name, as brokers register their endpoints (`CLIENT_LISTENER`,
-    /// `INTERNAL_LISTENER`).
-    pub name: &'static str,
+    /// `INTERNAL_LISTENER`, a TLS listener's name).
+    pub name: String,
     pub host: String,
     pub port: u16,
 }
@@ -174,6 +174,8 @@ struct Door {
     connections_max: usize,
     /// Whether `max_connections_per_ip` applies.
     per_ip_limits: bool,
+    /// A TLS listener's handshake; `None` for plaintext.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// A broker that is serving; dropping it does not stop it, `shutdown` does.
@@ -218,6 +220,7 @@ impl RunningBroker {
         if config.advertised_port == 0 {
             config.advertised_port = local_addr.port();
         }
+        let tls_doors = bind_tls_listeners(&mut config)?;
         // Never below one frame of the largest size, or such a frame could never be read.
         let unfinished_frame_bytes =
             UNFINISHED_FRAME_BYTES_MAX.max(config.request_frame_bytes_max as usize);
@@ -297,27 +300,31 @@ impl RunningBroker {
         );
         let client_door = Door {
             endpoint: Arc::new(Endpoint {
-                name: CLIENT_LISTENER,
+                name: CLIENT_LISTENER.to_string(),
                 host: broker.config.advertised_host.clone(),
                 port: broker.config.advertised_port,
             }),
             connections_max: client_connections_max,
             per_ip_limits: true,
+            tls: None,
         };
         let internal_door = Door {
             endpoint: Arc::new(Endpoint {
-                name: INTERNAL_LISTENER,
+                name: INTERNAL_LISTENER.to_string(),
                 host: internal_addr.ip().to_string(),
                 port: internal_addr.port(),
             }),
             connections_max: INTERNAL_CONNECTIONS_MAX,
             per_ip_limits: false,
+            tls: None,
         };
+        let mut doors = vec![(listener, client_door), (internal, internal_door)];
+        doors.extend(tls_doors);
         Ok(RunningBroker {
             broker,
             local_addr,
             internal_addr,
-            doors: vec![(listener, client_door), (internal, internal_door)],
+            doors,
             accept_loops: Vec::new(),
             directory_id,
         })
@@ -430,7 +437,7 @@ impl RunningBroker {
     /// Where this broker is reached, per listener, as it registers with the controller.
     pub fn endpoints(&self) -> Vec<sluice_controller::Endpoint> {
         let config = &self.broker.config;
-        vec![
+        let mut endpoints = vec![
             sluice_controller::Endpoint {
                 name: CLIENT_LISTENER.to_string(),
                 host: config.advertised_host.clone(),
@@ -441,7 +448,18 @@ impl RunningBroker {
                 host: self.internal_addr.ip().to_string(),
                 port: self.internal_addr.port(),
             },
-        ]
+        ];
+        endpoints.extend(
+            config
+                .tls_listeners
+                .iter()
+                .map(|l| sluice_controller::Endpoint {
+                    name: l.name.clone(),
+                    host: l.advertised_host.clone(),
+                    port: l.advertised_port,
+                }),
+        );
+        endpoints
     }
 
     /// The loopback listener for in-process Kafka clients (the HTTP gateway): it advertises
@@ -484,6 +502,36 @@ impl RunningBroker {
     }
 }
 
+/// Binds the TLS listeners, reads their certificates and sets an advertised port left at 0
+/// to the bound one. A bad certificate file stops the start with its path and the reason.
+fn bind_tls_listeners(config: &mut BrokerConfig) -> Result<Vec<(TcpListener, Door)>, StartError> {
+    let mut doors = Vec::new();
+    for l in &mut config.tls_listeners {
+        let listener = listen(l.address).map_err(|error| StartError::Bind {
+            address: l.address,
+            error,
+        })?;
+        if l.advertised_port == 0 {
+            l.advertised_port = listener.local_addr()?.port();
+        }
+        let tls = crate::tls::server_config(&l.tls)
+            .map_err(|e| StartError::Tls(format!("listener {}: {e}", l.name)))?;
+        let door = Door {
+            endpoint: Arc::new(Endpoint {
+                name: l.name.clone(),
+                host: l.advertised_host.clone(),
+                port: l.advertised_port,
+            }),
+            connections_max: crate::admission::client_connections_max(),
+            per_ip_limits: true,
+            tls: Some(tokio_rustls::TlsAcceptor::from(tls)),
+        };
+        tracing::info!(listener = %l.name, address = %listener.local_addr()?, "TLS listener bound");
+        doors.push((listener, door));
+    }
+    Ok(doors)
+}
+
 /// A listening socket on `address` with a backlog of `LISTEN_BACKLOG`.
 fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = match address {
@@ -523,10 +571,16 @@ async fn accept(broker: Arc<Broker>, listener: TcpListener, door: Door) {
                 let conn_broker = broker.clone();
                 let token = broker.shutdown.clone();
                 let endpoint = door.endpoint.clone();
+                let tls = door.tls.clone();
                 broker.metrics.connections.inc();
                 broker.tasks.spawn(async move {
                     let metrics = conn_broker.metrics.clone();
-                    connection::serve(conn_broker, stream, peer, endpoint, token).await;
+                    match tls {
+                        None => connection::serve(conn_broker, stream, peer, endpoint, token).await,
+                        Some(acceptor) => {
+                            serve_tls(conn_broker, acceptor, stream, peer, endpoint, token).await
+                        }
+                    }
                     metrics.connections.dec();
                     drop((permit, admitted));
                 });
@@ -537,6 +591,35 @@ async fn accept(broker: Arc<Broker>, listener: TcpListener, door: Door) {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// A TLS connection: the handshake, within `request_timeout_ms` (a client that starts one and
+/// never finishes it holds its connection no longer), then the connection as any other.
+async fn serve_tls(
+    broker: Arc<Broker>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    endpoint: Arc<Endpoint>,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let deadline = Duration::from_millis(broker.config.request_timeout_ms);
+    let handshake = tokio::select! {
+        h = tokio::time::timeout(deadline, acceptor.accept(stream)) => h,
+        _ = shutdown.cancelled() => return,
+    };
+    match handshake {
+        Ok(Ok(tls)) => connection::serve_stream(broker, tls, peer, endpoint, shutdown).await,
+        Ok(Err(e)) => {
+            tracing::info!(%peer, listener = %endpoint.name, error = %e, "TLS handshake failed");
+            broker.metrics.connection_closed("tls_handshake_failed");
+        }
+        Err(_) => {
+            tracing::info!(%peer, listener = %endpoint.name, "TLS handshake not finished within request_timeout_ms");
+            broker.metrics.connection_closed("tls_handshake_timeout");
         }
     }
 }
@@ -556,4 +639,6 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error("startup task failed: {0}")]
     Task(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }

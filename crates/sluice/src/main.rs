@@ -3,6 +3,7 @@
 //! depends on this crate.
 
 mod cli;
+mod listeners;
 mod settings;
 mod unknown_settings;
 mod views;
@@ -54,7 +55,7 @@ enum Command {
     ///   sluice serve --data-dir /var/lib/sluice --listen 0.0.0.0:9092 --advertised-listener broker-0.example:9092
     ///   SLUICE_LISTEN=127.0.0.1:19092 sluice serve --config sluice.toml
     #[command(verbatim_doc_comment)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage topics: create, list, describe, alter-config, add-partitions, delete.
     ///
     /// Example:
@@ -164,7 +165,7 @@ fn main() -> std::process::ExitCode {
     }
     let target = cli.target;
     match cli.command {
-        Command::Serve(args) => match run_serve(args) {
+        Command::Serve(args) => match run_serve(*args) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 // Not eprintln!: a full disk under stderr must not turn an error into a panic.

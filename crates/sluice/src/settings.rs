@@ -26,6 +26,26 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     advertised_listener: Option<String>,
+    /// Listeners as NAME://HOST:PORT, comma-separated: PLAINTEXT (replaces --listen) and SSL (TLS) [env: SLUICE_LISTENERS] [default: PLAINTEXT on --listen]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listeners: Option<String>,
+    /// What clients are told per listener, NAME://HOST:PORT, comma-separated [env: SLUICE_ADVERTISED_LISTENERS] [default: each listener's address]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    advertised_listeners: Option<String>,
+    /// PEM file with the TLS listeners' private key and certificate chain, Kafka's ssl.keystore.location [env: SLUICE_SSL_KEYSTORE_LOCATION]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssl_keystore_location: Option<PathBuf>,
+    /// PEM file with the CA certificates client certificates must chain to, Kafka's ssl.truststore.location [env: SLUICE_SSL_TRUSTSTORE_LOCATION]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssl_truststore_location: Option<PathBuf>,
+    /// Client certificates on TLS listeners: none, requested or required, Kafka's ssl.client.auth [env: SLUICE_SSL_CLIENT_AUTH] [default: none]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssl_client_auth: Option<String>,
     /// Address of the HTTP API, or "off" [env: SLUICE_HTTP_LISTEN] [default: 127.0.0.1:8080]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,6 +93,18 @@ pub(crate) struct ServeSettings {
     pub data_dir: PathBuf,
     pub listen: String,
     pub advertised_listener: Option<String>,
+    /// `listeners`: NAME://HOST:PORT (a TOML list, or comma-separated)
+    #[serde(deserialize_with = "string_or_list")]
+    pub listeners: Vec<String>,
+    /// `advertised.listeners`
+    #[serde(deserialize_with = "string_or_list")]
+    pub advertised_listeners: Vec<String>,
+    /// `ssl.keystore.location` (PEM: key and certificate chain)
+    pub ssl_keystore_location: Option<PathBuf>,
+    /// `ssl.truststore.location` (PEM: CA certificates)
+    pub ssl_truststore_location: Option<PathBuf>,
+    /// `ssl.client.auth`: none, requested, required
+    pub ssl_client_auth: String,
     /// The HTTP API's address; "off" serves none.
     pub http_listen: String,
     /// Where the other nodes of a cluster reach this HTTP API (`None`: from `http_listen`).
@@ -171,6 +203,11 @@ impl Default for ServeSettings {
             data_dir: PathBuf::from("./sluice-data"),
             listen: "127.0.0.1:9092".into(),
             advertised_listener: None,
+            listeners: Vec::new(),
+            advertised_listeners: Vec::new(),
+            ssl_keystore_location: None,
+            ssl_truststore_location: None,
+            ssl_client_auth: "none".into(),
             http_listen: "127.0.0.1:8080".into(),
             http_advertised_url: None,
             http_cors_origins: String::new(),
@@ -372,17 +409,25 @@ impl ServeSettings {
     }
 
     pub(crate) fn broker_config(&self) -> anyhow::Result<BrokerConfig> {
-        let listen = resolve(&self.listen).with_context(|| format!("--listen {}", self.listen))?;
+        let listeners = crate::listeners::parse(self)?;
+        let listen = match listeners.plaintext.as_deref() {
+            Some(address) => {
+                resolve(address).with_context(|| format!("listener PLAINTEXT://{address}"))?
+            }
+            None => resolve(&self.listen).with_context(|| format!("--listen {}", self.listen))?,
+        };
         let mut config = BrokerConfig::new(self.data_dir.clone(), listen);
-        if let Some(advertised) = &self.advertised_listener {
-            let (host, port) = advertised.rsplit_once(':').with_context(|| {
-                format!("--advertised-listener {advertised}: expected HOST:PORT")
-            })?;
-            config.advertised_host = host.trim_matches(['[', ']']).to_string();
-            config.advertised_port = port
-                .parse()
-                .with_context(|| format!("--advertised-listener {advertised}: bad port"))?;
+        let advertised = listeners
+            .plaintext_advertised
+            .as_ref()
+            .or(self.advertised_listener.as_ref());
+        if let Some(advertised) = advertised {
+            let (host, port) = crate::listeners::host_port(advertised)
+                .with_context(|| format!("advertised listener {advertised}"))?;
+            config.advertised_host = host;
+            config.advertised_port = port;
         }
+        config.tls_listeners = listeners.tls;
         anyhow::ensure!(self.node_id >= 0, "node_id must be at least 0");
         config.node_id = self.node_id;
         anyhow::ensure!(
@@ -557,7 +602,26 @@ fn parse_controllers(text: &str) -> anyhow::Result<Vec<Voter>> {
     Ok(voters)
 }
 
-fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
+/// A list setting given as a TOML list or as one comma-separated string (a flag, a variable).
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        One(String),
+        List(Vec<String>),
+    }
+    Ok(match Form::deserialize(d)? {
+        Form::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        Form::List(list) => list,
+    })
+}
+
+pub(crate) fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
     address
         .to_socket_addrs()?
         .next()

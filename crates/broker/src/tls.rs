@@ -1,0 +1,117 @@
+//! TLS for a listener (issue 15, docs/design/0006-security.md): the broker's certificate chain
+//! and private key from one PEM file (Kafka's PEM keystore, `ssl.keystore.location`), client
+//! certificates checked against the CA certificates of another (`ssl.truststore.location`) as
+//! `ssl.client.auth` asks (`none`, `requested`, `required`); TLS 1.2 and 1.3 only, through
+//! rustls with the ring provider.
+//!
+//! Owns: reading the PEM files into a rustls `ServerConfig`. Not: the listeners and the
+//! handshake's deadline (`server`), who a client is (authentication, to come).
+
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Kafka's `ssl.client.auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// No client certificate is asked for.
+    #[default]
+    None,
+    /// One is asked for; a client without one is served, one with a bad one is refused.
+    Requested,
+    /// A client without a certificate the truststore vouches for is refused.
+    Required,
+}
+
+impl ClientAuth {
+    pub fn parse(text: &str) -> Result<ClientAuth, String> {
+        match text {
+            "none" => Ok(ClientAuth::None),
+            "requested" => Ok(ClientAuth::Requested),
+            "required" => Ok(ClientAuth::Required),
+            other => Err(format!(
+                "ssl_client_auth is none, requested or required, not {other:?}"
+            )),
+        }
+    }
+}
+
+/// Where a TLS listener's certificates are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// PEM: the private key and the certificate chain, the broker's own first.
+    pub keystore: PathBuf,
+    /// PEM: the CA certificates client certificates must chain to.
+    pub truststore: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {error}")]
+    File { path: PathBuf, error: String },
+    #[error("{0}")]
+    Config(String),
+}
+
+fn file_error(path: &Path, error: impl std::fmt::Display) -> TlsError {
+    TlsError::File {
+        path: path.to_path_buf(),
+        error: error.to_string(),
+    }
+}
+
+/// The rustls configuration `settings` describe, its files read now.
+pub fn server_config(settings: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let path = &settings.keystore;
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_error(path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_error(path, e))?;
+    if chain.is_empty() {
+        return Err(file_error(path, "no certificate in the file"));
+    }
+    let key = PrivateKeyDer::from_pem_file(path).map_err(|e| file_error(path, e))?;
+    // ring, as the vetted dependencies choose (aws-lc is avoided); rustls 0.23.48 deprecates the
+    // ring provider for lacking post-quantum key exchange, which Sluice therefore does not offer.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match settings.client_auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        auth => {
+            let path = settings.truststore.as_deref().ok_or_else(|| {
+                TlsError::Config(
+                    "ssl_client_auth requested or required needs ssl_truststore_location".into(),
+                )
+            })?;
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| file_error(path, e))? {
+                let cert = cert.map_err(|e| file_error(path, e))?;
+                roots.add(cert).map_err(|e| file_error(path, e))?;
+            }
+            if roots.is_empty() {
+                return Err(file_error(path, "no CA certificate in the file"));
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if auth == ClientAuth::Requested {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            let verifier = verifier
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| file_error(&settings.keystore, e))?;
+    Ok(Arc::new(config))
+}
