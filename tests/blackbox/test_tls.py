@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import Broker, free_port, wait_until
+from conftest import free_port, wait_until
 
 
 def openssl(*args, cwd):
@@ -43,32 +43,25 @@ def make_certificates(directory):
 
 
 @pytest.fixture
-def tls_broker(tmp_path):
-    """A broker with a PLAINTEXT and an SSL listener; `start(client_auth)` starts it."""
+def tls_broker(tmp_path, start_broker):
+    """`start(client_auth)`: a broker with an SSL listener beside its PLAINTEXT one (`--listen`)."""
     certs = make_certificates(tmp_path)
-    started = []
 
     def start(client_auth="none", extra_env=None):
-        port, ssl_port = free_port(), free_port()
-        env = {
-            "SLUICE_LISTENERS": f"PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{ssl_port}",
+        ssl_port = free_port()
+        b = start_broker({
+            "SLUICE_LISTENERS": f"SSL://127.0.0.1:{ssl_port}",
             "SLUICE_SSL_KEYSTORE_LOCATION": str(certs / "keystore.pem"),
             "SLUICE_SSL_TRUSTSTORE_LOCATION": str(certs / "ca.pem"),
             "SLUICE_SSL_CLIENT_AUTH": client_auth,
             **(extra_env or {}),
-        }
-        b = Broker(tmp_path / f"data{len(started)}", port, extra_env=env).start()
+        })
         b.ssl_bootstrap = f"127.0.0.1:{ssl_port}"
         b.certs = certs
-        started.append(b)
         wait_until(lambda: _listening(ssl_port), what="the SSL listener")
         return b
 
-    yield start
-    for b in started:
-        if b.proc is not None:
-            b.proc.kill()
-            b.proc.wait(timeout=10)
+    return start
 
 
 def _listening(port):

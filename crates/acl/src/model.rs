@@ -7,58 +7,12 @@
 
 use crate::AclError;
 
-/// Kafka's `ResourceType`, with its codes (`ANY` = 1 is a filter's only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ResourceType {
-    Topic = 2,
-    Group = 3,
-    Cluster = 4,
-    TransactionalId = 5,
-    DelegationToken = 6,
-    User = 7,
-}
-
 /// The name of the one cluster resource.
 pub const CLUSTER_NAME: &str = "kafka-cluster";
 /// The literal resource name and host that match any.
 pub const WILDCARD: &str = "*";
 /// The principal that matches any.
 pub const WILDCARD_PRINCIPAL: &str = "User:*";
-
-/// Kafka's `PatternType` of a binding (`ANY` = 1 and `MATCH` = 2 are a filter's only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum PatternType {
-    /// The name exactly, or every name when it is `*`.
-    Literal = 3,
-    /// Every name that starts with it.
-    Prefixed = 4,
-}
-
-/// Kafka's `AclOperation` (`ANY` = 1 is a filter's only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Operation {
-    All = 2,
-    Read = 3,
-    Write = 4,
-    Create = 5,
-    Delete = 6,
-    Alter = 7,
-    Describe = 8,
-    ClusterAction = 9,
-    DescribeConfigs = 10,
-    AlterConfigs = 11,
-    IdempotentWrite = 12,
-    CreateTokens = 13,
-    DescribeTokens = 14,
-    TwoPhaseCommit = 15,
-}
-
-/// Kafka's `AclPermissionType` (`ANY` = 1 is a filter's only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Permission {
-    Deny = 2,
-    Allow = 3,
-}
 
 /// One ACL: `principal` from `host` is allowed or denied `operation` on the resources
 /// `pattern_type` and `resource_name` select.
@@ -175,8 +129,15 @@ impl AclBinding {
     }
 }
 
-macro_rules! codes {
-    ($ty:ident { $($variant:ident = $code:literal),* $(,)? }) => {
+/// An enum of Kafka's with its wire codes, and the conversions both ways.
+macro_rules! kafka_enum {
+    ($(#[$meta:meta])* $ty:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $ty {
+            $($(#[$vmeta])* $variant = $code,)*
+        }
+
         impl $ty {
             /// The variant of Kafka's code; `None` for a filter-only or unknown one.
             pub fn from_code(code: i8) -> Option<$ty> {
@@ -193,14 +154,31 @@ macro_rules! codes {
     };
 }
 
-codes!(ResourceType { Topic = 2, Group = 3, Cluster = 4, TransactionalId = 5, DelegationToken = 6, User = 7 });
-codes!(PatternType { Literal = 3, Prefixed = 4 });
-codes!(Operation {
-    All = 2, Read = 3, Write = 4, Create = 5, Delete = 6, Alter = 7, Describe = 8,
-    ClusterAction = 9, DescribeConfigs = 10, AlterConfigs = 11, IdempotentWrite = 12,
-    CreateTokens = 13, DescribeTokens = 14, TwoPhaseCommit = 15,
-});
-codes!(Permission { Deny = 2, Allow = 3 });
+kafka_enum!(
+    /// Kafka's `ResourceType` (`ANY` = 1 is a filter's only).
+    ResourceType { Topic = 2, Group = 3, Cluster = 4, TransactionalId = 5, DelegationToken = 6, User = 7 }
+);
+kafka_enum!(
+    /// Kafka's `PatternType` of a binding (`ANY` = 1 and `MATCH` = 2 are a filter's only).
+    PatternType {
+        /// The name exactly, or every name when it is `*`.
+        Literal = 3,
+        /// Every name that starts with it.
+        Prefixed = 4,
+    }
+);
+kafka_enum!(
+    /// Kafka's `AclOperation` (`ANY` = 1 is a filter's only).
+    Operation {
+        All = 2, Read = 3, Write = 4, Create = 5, Delete = 6, Alter = 7, Describe = 8,
+        ClusterAction = 9, DescribeConfigs = 10, AlterConfigs = 11, IdempotentWrite = 12,
+        CreateTokens = 13, DescribeTokens = 14, TwoPhaseCommit = 15,
+    }
+);
+kafka_enum!(
+    /// Kafka's `AclPermissionType` (`ANY` = 1 is a filter's only).
+    Permission { Deny = 2, Allow = 3 }
+);
 
 #[cfg(test)]
 mod tests {

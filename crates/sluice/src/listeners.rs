@@ -1,6 +1,7 @@
 //! `listeners` and `advertised_listeners` (Kafka's `listeners` and `advertised.listeners`):
 //! `NAME://HOST:PORT` entries. `PLAINTEXT` is the plaintext client listener (it replaces
-//! `listen`; brokers reach each other there); `SSL` is a TLS listener, with the
+//! `listen`, which is the PLAINTEXT listener when none is named; brokers reach each other
+//! there); `SSL` is a TLS listener, with the
 //! `ssl_keystore_location`, `ssl_truststore_location` and `ssl_client_auth` settings. Names are
 //! the security protocols themselves for now (`listener.security.protocol.map` and SASL come
 //! later, docs/design/0006-security.md); another name is refused with what is served.
