@@ -271,16 +271,24 @@ def compact(b):
     return _uvarint(len(b) + 1) + b
 
 
-def share_group_describe(broker, group):
-    """ShareGroupDescribe v1 by hand: (error, state, epoch, [(member, [(topic, [partitions])])])."""
-    body = _uvarint(2) + compact(group.encode()) + b"\x00" + b"\x00"
-    header = struct.pack(">hhih", 77, 1, 9, 1) + b"t" + b"\x00"
+def flexible_request(broker, api_key, version, body):
+    """Sends one request of a flexible version (header v2) by hand; returns a reader of its
+    answer past the header and the throttle time."""
+    correlation_id = 4321
+    header = struct.pack(">hhih", api_key, version, correlation_id, 1) + b"t" + b"\x00"
     with raw(broker) as s:
         s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
         r = CompactReader(read_frame(s))
-    assert r.take(">i") == 9
+    assert r.take(">i") == correlation_id
     r.tags()
     r.take(">i")  # throttle
+    return r
+
+
+def share_group_describe(broker, group):
+    """ShareGroupDescribe v1 by hand: (error, state, epoch, [(member, [(topic, [partitions])])])."""
+    body = _uvarint(2) + compact(group.encode()) + b"\x00" + b"\x00"
+    r = flexible_request(broker, 77, 1, body)
     groups = []
     for _ in range(r.count()):
         error = r.take(">h")
@@ -319,13 +327,7 @@ def list_groups(broker, types):
     state, type)]."""
     body = _uvarint(1) + _uvarint(len(types) + 1) + b"".join(compact(t.encode()) for t in types)
     body += b"\x00"
-    header = struct.pack(">hhih", 16, 5, 11, 1) + b"t" + b"\x00"
-    with raw(broker) as s:
-        s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
-        r = CompactReader(read_frame(s))
-    assert r.take(">i") == 11
-    r.tags()
-    r.take(">i")  # throttle
+    r = flexible_request(broker, 16, 5, body)
     assert r.take(">h") == 0
     out = []
     for _ in range(r.count()):
@@ -683,13 +685,7 @@ def test_a_share_fetch_naming_too_many_partitions_is_refused_at_once(broker):
     topic = b"\x01" * 16 + _uvarint(count + 1) + partition * count + b"\x00"
     body = (compact(b"g") + compact(b"m") + struct.pack(">iiiiii", 0, 0, 1, 1 << 20, 500, 500)
             + _uvarint(2) + topic + _uvarint(1) + b"\x00")
-    header = struct.pack(">hhih", 78, 1, 5, 1) + b"t" + b"\x00"
-    with raw(broker) as s:
-        s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
-        r = CompactReader(read_frame(s))
-    assert r.take(">i") == 5
-    r.tags()
-    r.take(">i")  # throttle
+    r = flexible_request(broker, 78, 1, body)
     assert r.take(">h") == 42
     create_topic(broker, "still-serving")
 
@@ -777,13 +773,7 @@ def test_share_group_offsets_naming_too_many_partitions_are_refused(broker):
     topic = compact(b"offsets-capped") + _uvarint(count + 1) + struct.pack(">i", 0) * count \
         + b"\x00"
     body = _uvarint(2) + compact(b"capped") + _uvarint(2) + topic + b"\x00" + b"\x00"
-    header = struct.pack(">hhih", 90, 0, 7, 1) + b"t" + b"\x00"
-    with raw(broker) as s:
-        s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
-        r = CompactReader(read_frame(s))
-    assert r.take(">i") == 7
-    r.tags()
-    r.take(">i")  # throttle
+    r = flexible_request(broker, 90, 0, body)
     assert r.count() == 1
     assert r.string() == "capped"
     assert r.count() == 0, "no topic answered"
