@@ -746,6 +746,11 @@ def test_the_http_queue_round_trips_a_batch(broker):
     status, body = call(broker, "POST", base, {"topics": ["jobs"]})
     assert status == 201, body
     b = body["member_id"]
+    # Before its first poll a member holds nothing: no share session with the leader yet.
+    status, body = call(broker, "POST", f"{base}/{b}/acks", {"acks": [
+        {"topic": "jobs", "partition": 0, "offset": 0, "type": "accept"}]})
+    assert status == 200 and body["acknowledged"] == 0, body
+    assert [f["error_code"] for f in body["failed"]] == ["SHARE_SESSION_NOT_FOUND"], body
     produce_keyed(broker, "jobs", 1, partitions=1)
     held = poll_http(broker, "workers", a, 1, max=1)
     assert [r["value"] for r in held] == ["v0"] and held[0]["partition"] == 0, held

@@ -469,9 +469,11 @@ impl ShareReader {
                     topic,
                     partition,
                     records: offsets.len(),
-                    result: Err(ClientError::Invalid(
-                        "this member has no open share session for that partition (not assigned, or its session failed: poll, then acknowledge again before the records' lock runs out)".into(),
-                    )),
+                    result: ClientError::check(
+                        SHARE_SESSION_NOT_FOUND,
+                        Some("this member has no open share session for that partition (not assigned, or its session failed: poll, then acknowledge again before the records' lock runs out)"),
+                        || "acknowledging".to_string(),
+                    ),
                 }),
             }
         }
@@ -511,8 +513,20 @@ impl ShareReader {
             Ok((_, response)) => response,
             Err(e) => {
                 session.reset(true);
-                let text = e.to_string();
-                return named(&self.topics, &|| Err(ClientError::Invalid(text.clone())));
+                // The request may or may not have arrived: each partition answers that the
+                // broker was not reached (io::Error is not Clone, so each gets its own).
+                let (text, kind) = match &e {
+                    ClientError::Io { error, .. } | ClientError::Connect { error, .. } => {
+                        (e.to_string(), error.kind())
+                    }
+                    _ => (e.to_string(), std::io::ErrorKind::Other),
+                };
+                return named(&self.topics, &|| {
+                    Err(ClientError::Io {
+                        address: format!("node {node}"),
+                        error: std::io::Error::new(kind, text.clone()),
+                    })
+                });
             }
         };
         if response.error_code != 0 {

@@ -277,7 +277,8 @@ pub(crate) struct ShareAckFailure {
     /// How many acknowledgements of the partition were refused.
     pub records: usize,
     /// Kafka's error name (`INVALID_RECORD_STATE`: not acquired by this member, or its lock
-    /// ran out), or `INVALID_REQUEST`.
+    /// ran out; `SHARE_SESSION_NOT_FOUND`: no share session with that partition's leader), or
+    /// `BROKER_UNAVAILABLE` when the leader was not reached.
     pub error_code: String,
     pub message: String,
 }

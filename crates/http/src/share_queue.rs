@@ -223,12 +223,12 @@ pub async fn acknowledge(
         match r.result {
             Ok(()) => acknowledged += r.records,
             Err(e) => {
-                let error_code = match e.code() {
-                    Some(code) => sluice_client::error::error_name(code),
-                    None => "INVALID_REQUEST".to_string(),
-                };
+                // Kafka's name for a broker's answer, the API's own (BROKER_UNAVAILABLE) for a
+                // broker not reached, as any other route says it.
+                let message = e.to_string();
+                let error_code = ApiError::from(e).error_code;
                 failed.push(json!({"topic": r.topic, "partition": r.partition,
-                    "records": r.records, "error_code": error_code, "message": e.to_string()}));
+                    "records": r.records, "error_code": error_code, "message": message}));
             }
         }
     }
