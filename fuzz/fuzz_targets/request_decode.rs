@@ -66,6 +66,14 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::ListTransactions => decode_body::<ListTransactionsRequest>(body, v).map(drop),
         ApiKey::DescribeProducers => decode_body::<DescribeProducersRequest>(body, v).map(drop),
         ApiKey::WriteTxnMarkers => decode_body::<WriteTxnMarkersRequest>(body, v).map(drop),
+        ApiKey::SaslHandshake => decode_body::<SaslHandshakeRequest>(body, v).map(drop),
+        ApiKey::SaslAuthenticate => decode_body::<SaslAuthenticateRequest>(body, v).map(drop),
+        ApiKey::DescribeUserScramCredentials => {
+            decode_body::<DescribeUserScramCredentialsRequest>(body, v).map(drop)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            decode_body::<AlterUserScramCredentialsRequest>(body, v).map(drop)
+        }
         _ => Ok(()),
     };
 });

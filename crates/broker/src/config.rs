@@ -79,20 +79,29 @@ pub struct BrokerConfig {
     /// `group.min.session.timeout.ms`, `group.max.session.timeout.ms`,
     /// `group.initial.rebalance.delay.ms`, `group.max.size`.
     pub group: GroupConfig,
-    /// Listeners that speak TLS (`listeners` naming SSL), beside the plaintext `listen`.
-    pub tls_listeners: Vec<TlsListener>,
+    /// Listeners that speak TLS, SASL or both (`listeners` naming SSL, SASL_PLAINTEXT or
+    /// SASL_SSL), beside the plaintext `listen`.
+    pub secured_listeners: Vec<SecuredListener>,
+    /// `sasl.enabled.mechanisms`: what SASL listeners offer.
+    pub sasl_enabled_mechanisms: Vec<sluice_sasl::Mechanism>,
+    /// `connections.max.reauth.ms`: how long an authentication holds before the client must
+    /// authenticate again on the same connection (KIP-368); 0: for as long as it is open.
+    pub connections_max_reauth_ms: u64,
 }
 
-/// A listener that speaks TLS.
+/// A listener that speaks TLS, or asks for SASL authentication first, or both.
 #[derive(Debug, Clone)]
-pub struct TlsListener {
-    /// Its name, as brokers register its endpoint (`SSL`).
+pub struct SecuredListener {
+    /// Its name, as brokers register its endpoint (`SSL`, `SASL_SSL`, ...).
     pub name: String,
     pub address: SocketAddr,
     pub advertised_host: String,
     /// 0: the port bound.
     pub advertised_port: u16,
-    pub tls: crate::tls::TlsSettings,
+    /// The TLS settings (SSL, SASL_SSL); `None`: plain TCP (SASL_PLAINTEXT).
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// Whether a connection must authenticate with SASL before anything but ApiVersions.
+    pub sasl: bool,
 }
 
 impl BrokerConfig {
@@ -129,7 +138,12 @@ impl BrokerConfig {
             txn: TxnConfig::default(),
             transaction_cleanup_interval_ms: 10_000,
             group: GroupConfig::default(),
-            tls_listeners: Vec::new(),
+            secured_listeners: Vec::new(),
+            sasl_enabled_mechanisms: vec![
+                sluice_sasl::Mechanism::ScramSha256,
+                sluice_sasl::Mechanism::ScramSha512,
+            ],
+            connections_max_reauth_ms: 0,
         }
     }
 }

@@ -12,7 +12,12 @@
 //! arrived within `request_timeout_ms` (a client trickling one byte a second). A malformed
 //! frame or a failed write ends the connection with one log line. On shutdown the reader stops taking new requests and the
 //! writer answers the ones already taken.
+//!
+//! Authentication: every frame passes the connection's `Session` first (`authentication`),
+//! which answers the SASL requests itself, closes a SASL listener's connection that sends
+//! anything else before it has authenticated, and bounds what it may send until then.
 
+use crate::authentication::{Admit, Session};
 use crate::dispatch::{Pending, Reply, dispatch};
 use crate::server::{Broker, Endpoint};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -78,24 +83,41 @@ async fn serve_halves<R, W>(
             broker.config.request_frame_bytes_max as usize,
         )),
     };
+    let mut session = Session::new(&broker, endpoint.sasl, peer);
     crate::dispatch::with_holds(async {
         loop {
-            let (frame, permit) = match frames.next(&broker, &shutdown).await {
+            let frame_max = session.frame_bytes_max(broker.config.request_frame_bytes_max);
+            let next = frames.next(&broker, &shutdown, frame_max);
+            let read = match session.authenticate_by() {
+                None => next.await,
+                Some(by) => tokio::time::timeout_at(by.into(), next)
+                    .await
+                    .unwrap_or(Err(Stop::NotAuthenticated)),
+            };
+            let (frame, permit) = match read {
                 Ok(read) => read,
                 Err(stop) => {
                     stop.report(&broker, peer);
                     break;
                 }
             };
-            let pending = match dispatch(&broker, frame, peer, &endpoint) {
-                Ok(pending) => pending,
-                Err(e) => {
-                    tracing::warn!(%peer, error = %e, "malformed request; closing connection");
+            let (pending, then_close) = match session.admit(&broker, frame) {
+                Admit::Dispatch(frame) => match dispatch(&broker, frame, peer, &endpoint) {
+                    Ok(pending) => (pending, false),
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "malformed request; closing connection");
+                        break;
+                    }
+                },
+                Admit::Answer(pending) => (pending, false),
+                Admit::AnswerAndClose(pending) => (pending, true),
+                Admit::Close(reason) => {
+                    broker.metrics.connection_closed(reason);
                     break;
                 }
             };
-            if tx.send((pending, permit)).await.is_err() {
-                break; // the writer failed
+            if tx.send((pending, permit)).await.is_err() || then_close {
+                break; // the writer failed, or the answer is the last
             }
             // A held request's work runs in its own task and its response is already queued:
             // at shutdown the reader stops without waiting for it (the writer still does).
@@ -127,6 +149,8 @@ enum Stop {
     TimedOut { length: Option<usize> },
     /// A length prefix out of bounds.
     BadLength(sluice_protocol::ProtocolError),
+    /// A SASL listener's connection did not authenticate within `request_timeout_ms`.
+    NotAuthenticated,
 }
 
 impl Stop {
@@ -142,22 +166,30 @@ impl Stop {
                 broker.metrics.connection_closed("request_timeout");
             }
             Stop::BadLength(e) => tracing::warn!(%peer, error = %e, "closing connection"),
+            Stop::NotAuthenticated => {
+                tracing::info!(%peer, "closing connection: not authenticated within request_timeout_ms");
+                broker
+                    .metrics
+                    .connection_closed("sasl_authentication_timeout");
+            }
         }
     }
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
-    /// The next request frame, with its share of the connection's pending-bytes budget.
+    /// The next request frame, of at most `max` bytes, with its share of the connection's
+    /// pending-bytes budget.
     async fn next(
         &mut self,
         broker: &Broker,
         shutdown: &CancellationToken,
+        max: u32,
     ) -> Result<(Bytes, OwnedSemaphorePermit), Stop> {
-        let max = broker.config.request_frame_bytes_max;
+        let configured = broker.config.request_frame_bytes_max;
         let idle_max = Duration::from_millis(broker.config.connections_max_idle_ms);
         let frame_time_max = Duration::from_millis(broker.config.request_timeout_ms);
         let pending = &self.pending_bytes;
-        let idle = || pending.available_permits() == max as usize;
+        let idle = || pending.available_permits() == configured as usize;
         match next_frame_start(&mut self.reader, idle_max, idle, shutdown).await {
             FrameStart::Begun => {}
             FrameStart::Closed => return Err(Stop::Closed),

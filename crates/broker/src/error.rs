@@ -103,6 +103,10 @@ pub(crate) fn controller_error(e: &ControllerError) -> ResponseError {
         ControllerError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
         ControllerError::InvalidUpdateVersion { .. } => ResponseError::InvalidUpdateVersion,
         ControllerError::IneligibleReplica(_) => ResponseError::IneligibleReplica,
+        ControllerError::DuplicateResource(_) => ResponseError::DuplicateResource,
+        ControllerError::ResourceNotFound(_) => ResponseError::ResourceNotFound,
+        ControllerError::UnacceptableCredential(_) => ResponseError::UnacceptableCredential,
+        ControllerError::UnsupportedSaslMechanism(_) => ResponseError::UnsupportedSaslMechanism,
     }
 }
 

@@ -12,6 +12,7 @@
 //! likewise by `sluice-txn`'s, in `transactions.rs`.
 
 mod admission;
+mod authentication;
 mod background;
 mod config;
 mod connection;
@@ -36,8 +37,8 @@ mod transactions;
 mod txn_peers;
 
 pub use config::{
-    BrokerConfig, OFFSETS_TOPIC_PARTITIONS_DEFAULT, TRANSACTION_STATE_PARTITIONS_DEFAULT,
-    TlsListener,
+    BrokerConfig, OFFSETS_TOPIC_PARTITIONS_DEFAULT, SecuredListener,
+    TRANSACTION_STATE_PARTITIONS_DEFAULT,
 };
 pub use metadata_image::ClusterView;
 pub use server::{Broker, RunningBroker, StartError};

@@ -7,7 +7,10 @@
 //! `sluice_requests` (counter, by `api`), `sluice_request_duration_seconds` (histogram, by
 //! `api`: from the request's decoding to its response being ready, long-polls included),
 //! `sluice_connections` (gauge), `sluice_connections_closed` (counter, by `reason`: `idle`,
-//! `request_timeout`, `per_ip_limit`, `tls_handshake_failed`, `tls_handshake_timeout`),
+//! `request_timeout`, `per_ip_limit`, `tls_handshake_failed`, `tls_handshake_timeout`,
+//! `sasl_authentication_timeout`, `sasl_unauthenticated_request`, `sasl_session_expired`,
+//! `sasl_failed`), `sluice_authentications` (counter, by `mechanism` and `result`:
+//! `succeeded`, `reauthenticated`, `failed`),
 //! `sluice_produced_bytes`, `sluice_produced_records`,
 //! `sluice_fetched_bytes`, `sluice_fetched_records` (counters, by `topic`), `sluice_scrubbed_bytes`
 //! (counter: closed-segment bytes the scrubber verified),
@@ -88,6 +91,12 @@ fn api_name(key: ApiKey) -> &'static str {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthenticationLabels {
+    mechanism: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
 }
@@ -128,6 +137,7 @@ pub(crate) struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     pub connections: Gauge,
     connections_closed: Family<ReasonLabel, Counter>,
+    authentications: Family<AuthenticationLabels, Counter>,
     produced_bytes: Family<TopicLabel, Counter>,
     produced_records: Family<TopicLabel, Counter>,
     fetched_bytes: Family<TopicLabel, Counter>,
@@ -161,6 +171,12 @@ impl Metrics {
         });
         let connections = Gauge::default();
         let connections_closed = Family::<ReasonLabel, Counter>::default();
+        let authentications = Family::<AuthenticationLabels, Counter>::default();
+        registry.register(
+            "authentications",
+            "SASL authentications, by mechanism and result (succeeded, reauthenticated, failed)",
+            authentications.clone(),
+        );
         let produced_bytes = Family::<TopicLabel, Counter>::default();
         let produced_records = Family::<TopicLabel, Counter>::default();
         let fetched_bytes = Family::<TopicLabel, Counter>::default();
@@ -270,6 +286,7 @@ impl Metrics {
             request_seconds,
             connections,
             connections_closed,
+            authentications,
             produced_bytes,
             produced_records,
             fetched_bytes,
@@ -318,6 +335,13 @@ impl Metrics {
     pub(crate) fn connection_closed(&self, reason: &'static str) {
         self.connections_closed
             .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// Counts a SASL authentication's end (`result`: `succeeded`, `reauthenticated`, `failed`).
+    pub(crate) fn authentication(&self, mechanism: &'static str, result: &'static str) {
+        self.authentications
+            .get_or_create(&AuthenticationLabels { mechanism, result })
             .inc();
     }
 

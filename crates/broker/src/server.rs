@@ -61,6 +61,8 @@ pub struct Broker {
     pub(crate) unfinished_frame_bytes: Semaphore,
     /// The same for frames of at most `SMALL_FRAME_BYTES_MAX`.
     pub(crate) unfinished_small_frame_bytes: Semaphore,
+    /// SASL: the mechanisms offered, failed logins per address, fresh nonces.
+    pub(crate) authentication: crate::authentication::Authentication,
     admission: Arc<Admission>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -166,6 +168,8 @@ pub(crate) struct Endpoint {
     pub name: String,
     pub host: String,
     pub port: u16,
+    /// Whether a connection must authenticate with SASL before anything but ApiVersions.
+    pub sasl: bool,
 }
 
 /// The rules one listener admits connections by.
@@ -220,7 +224,7 @@ impl RunningBroker {
         if config.advertised_port == 0 {
             config.advertised_port = local_addr.port();
         }
-        let tls_doors = bind_tls_listeners(&mut config)?;
+        let secured_doors = bind_secured_listeners(&mut config)?;
         // Never below one frame of the largest size, or such a frame could never be read.
         let unfinished_frame_bytes =
             UNFINISHED_FRAME_BYTES_MAX.max(config.request_frame_bytes_max as usize);
@@ -228,6 +232,10 @@ impl RunningBroker {
             config.max_connections_per_ip,
             config.max_connections_per_ip_overrides.clone(),
         ));
+        let authentication = crate::authentication::Authentication::new(
+            config.sasl_enabled_mechanisms.clone(),
+            config.connections_max_reauth_ms,
+        );
         let config_group = config.group.clone();
         let config_txn = config.txn;
         let shutdown = CancellationToken::new();
@@ -260,6 +268,7 @@ impl RunningBroker {
             metrics: Arc::new(Metrics::new()),
             unfinished_frame_bytes: Semaphore::new(unfinished_frame_bytes),
             unfinished_small_frame_bytes: Semaphore::new(UNFINISHED_FRAME_BYTES_MAX),
+            authentication,
             admission,
             tasks,
             shutdown,
@@ -303,6 +312,7 @@ impl RunningBroker {
                 name: CLIENT_LISTENER.to_string(),
                 host: broker.config.advertised_host.clone(),
                 port: broker.config.advertised_port,
+                sasl: false,
             }),
             connections_max: client_connections_max,
             per_ip_limits: true,
@@ -313,13 +323,14 @@ impl RunningBroker {
                 name: INTERNAL_LISTENER.to_string(),
                 host: internal_addr.ip().to_string(),
                 port: internal_addr.port(),
+                sasl: false,
             }),
             connections_max: INTERNAL_CONNECTIONS_MAX,
             per_ip_limits: false,
             tls: None,
         };
         let mut doors = vec![(listener, client_door), (internal, internal_door)];
-        doors.extend(tls_doors);
+        doors.extend(secured_doors);
         Ok(RunningBroker {
             broker,
             local_addr,
@@ -451,7 +462,7 @@ impl RunningBroker {
         ];
         endpoints.extend(
             config
-                .tls_listeners
+                .secured_listeners
                 .iter()
                 .map(|l| sluice_controller::Endpoint {
                     name: l.name.clone(),
@@ -504,9 +515,11 @@ impl RunningBroker {
 
 /// Binds the TLS listeners, reads their certificates and sets an advertised port left at 0
 /// to the bound one. A bad certificate file stops the start with its path and the reason.
-fn bind_tls_listeners(config: &mut BrokerConfig) -> Result<Vec<(TcpListener, Door)>, StartError> {
+fn bind_secured_listeners(
+    config: &mut BrokerConfig,
+) -> Result<Vec<(TcpListener, Door)>, StartError> {
     let mut doors = Vec::new();
-    for l in &mut config.tls_listeners {
+    for l in &mut config.secured_listeners {
         let listener = listen(l.address).map_err(|error| StartError::Bind {
             address: l.address,
             error,
@@ -514,19 +527,31 @@ fn bind_tls_listeners(config: &mut BrokerConfig) -> Result<Vec<(TcpListener, Doo
         if l.advertised_port == 0 {
             l.advertised_port = listener.local_addr()?.port();
         }
-        let tls = crate::tls::server_config(&l.tls)
-            .map_err(|e| StartError::Tls(format!("listener {}: {e}", l.name)))?;
+        let tls = match &l.tls {
+            Some(settings) => Some(tokio_rustls::TlsAcceptor::from(
+                crate::tls::server_config(settings)
+                    .map_err(|e| StartError::Tls(format!("listener {}: {e}", l.name)))?,
+            )),
+            None => None,
+        };
         let door = Door {
             endpoint: Arc::new(Endpoint {
                 name: l.name.clone(),
                 host: l.advertised_host.clone(),
                 port: l.advertised_port,
+                sasl: l.sasl,
             }),
             connections_max: crate::admission::client_connections_max(),
             per_ip_limits: true,
-            tls: Some(tokio_rustls::TlsAcceptor::from(tls)),
+            tls,
         };
-        tracing::info!(listener = %l.name, address = %listener.local_addr()?, "TLS listener bound");
+        tracing::info!(
+            listener = %l.name,
+            address = %listener.local_addr()?,
+            tls = l.tls.is_some(),
+            sasl = l.sasl,
+            "listener bound"
+        );
         doors.push((listener, door));
     }
     Ok(doors)

@@ -8,7 +8,8 @@
 
 use crate::controller::{
     AlterPartition, BrokerHeartbeat, ConfigChanges, HeartbeatReply, ImportedTopic, NewPartitions,
-    NewTopic, PartitionState, QuorumController, Registration, TopicCreated,
+    NewTopic, PartitionState, QuorumController, Registration, ScramDeletion, ScramUpsertion,
+    TopicCreated,
 };
 use crate::error::ControllerError;
 use crate::record::MetadataRecord;
@@ -49,6 +50,13 @@ pub enum ControllerCommand {
     },
     /// A partition leader's new in-sync set (AlterPartition).
     AlterPartition(AlterPartition),
+    /// AlterUserScramCredentials, the keys derived from the salted passwords.
+    AlterScramCredentials {
+        deletions: Vec<ScramDeletion>,
+        upsertions: Vec<ScramUpsertion>,
+    },
+    /// The bootstrap administrator's credentials, written where the user has none yet.
+    BootstrapScram(Vec<ScramUpsertion>),
 }
 
 /// The answer to a command, by kind.
@@ -68,6 +76,8 @@ pub enum ControllerReply {
     ProducerIds(i64, i64),
     /// The registration an AlterPartition left.
     PartitionAltered(PartitionState),
+    /// One answer per user of an AlterUserScramCredentials, in the order first named.
+    ScramCredentialsAltered(Vec<(String, Result<(), ControllerError>)>),
     /// The command was refused as a whole.
     Refused(ControllerError),
 }
@@ -135,6 +145,16 @@ impl QuorumController {
                 Ok((records, state)) => (records, ControllerReply::PartitionAltered(state)),
                 Err(e) => refused(e),
             },
+            ControllerCommand::AlterScramCredentials {
+                deletions,
+                upsertions,
+            } => {
+                let (records, results) = self.alter_scram_credentials(&deletions, &upsertions);
+                (records, ControllerReply::ScramCredentialsAltered(results))
+            }
+            ControllerCommand::BootstrapScram(credentials) => {
+                (self.bootstrap_scram(&credentials), ControllerReply::Done)
+            }
         }
     }
 }

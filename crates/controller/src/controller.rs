@@ -24,10 +24,12 @@ use uuid::Uuid;
 mod alter_partition;
 mod changes;
 mod import;
+mod scram;
 
 pub use alter_partition::{AlterPartition, PartitionState};
 pub use changes::{ConfigChanges, NewPartitions};
 pub use import::ImportedTopic;
+pub use scram::{ScramDeletion, ScramUpsertion, check_upsertion};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ControllerConfig {

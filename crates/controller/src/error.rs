@@ -55,6 +55,18 @@ pub enum ControllerError {
     /// INELIGIBLE_REPLICA (a proposed in-sync replica that is fenced or not a replica).
     #[error("replica {0} may not join the in-sync set")]
     IneligibleReplica(i32),
+    /// DUPLICATE_RESOURCE (a user named twice in one AlterUserScramCredentials).
+    #[error("{0}")]
+    DuplicateResource(String),
+    /// RESOURCE_NOT_FOUND (a SCRAM credential to delete that does not exist).
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// UNACCEPTABLE_CREDENTIAL (a SCRAM credential out of Kafka's bounds).
+    #[error("{0}")]
+    UnacceptableCredential(String),
+    /// UNSUPPORTED_SASL_MECHANISM (a SCRAM mechanism type Kafka does not define).
+    #[error("{0}")]
+    UnsupportedSaslMechanism(String),
     /// A limit of `sluice_types::limits` (POLICY_VIOLATION).
     #[error("limit reached: {0}")]
     LimitReached(String),

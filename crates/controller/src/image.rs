@@ -30,6 +30,25 @@ pub struct TopicImage {
     pub partitions: BTreeMap<i32, PartitionRegistration>,
 }
 
+/// A user's SCRAM credential for one mechanism (the salted password's keys, never the
+/// password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramCredentialImage {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+/// Keys stay out of logs.
+impl std::fmt::Debug for ScramCredentialImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramCredentialImage")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetadataImage {
     pub cluster_id: Option<String>,
@@ -40,6 +59,8 @@ pub struct MetadataImage {
     pub configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
     /// The first producer id not yet handed out.
     pub next_producer_id: i64,
+    /// SCRAM credentials by user and Kafka's mechanism type code.
+    pub scram_credentials: BTreeMap<(String, i8), ScramCredentialImage>,
 }
 
 impl MetadataImage {
@@ -161,6 +182,25 @@ impl MetadataImage {
                     b.directory_id = Some(directory_id);
                 }
             }
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                salt,
+                stored_key,
+                server_key,
+                iterations,
+            } => {
+                let credential = ScramCredentialImage {
+                    salt,
+                    stored_key,
+                    server_key,
+                    iterations,
+                };
+                self.scram_credentials.insert((name, mechanism), credential);
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                self.scram_credentials.remove(&(name, mechanism));
+            }
         }
     }
 
@@ -227,6 +267,16 @@ impl MetadataImage {
                 broker_id: -1,
                 broker_epoch: -1,
                 next_producer_id: self.next_producer_id,
+            });
+        }
+        for ((name, mechanism), c) in &self.scram_credentials {
+            records.push(MetadataRecord::UserScramCredential {
+                name: name.clone(),
+                mechanism: *mechanism,
+                salt: c.salt.clone(),
+                stored_key: c.stored_key.clone(),
+                server_key: c.server_key.clone(),
+                iterations: c.iterations,
             });
         }
         records

@@ -2,7 +2,7 @@
 //! the metadata is a sequence of `MetadataRecord`s, every broker applies them in order to a
 //! `MetadataImage`, and the active controller turns commands (a broker registering or
 //! heartbeating, CreateTopics, DeleteTopics, CreatePartitions, config changes, a producer-id
-//! block wanted, a partition leader's AlterPartition: `ControllerCommand`) into the records that carry them out. It does no I/O,
+//! block wanted, a partition leader's AlterPartition, SCRAM credentials: `ControllerCommand`) into the records that carry them out. It does no I/O,
 //! reads no clock (time is an argument, as in the group and transaction coordinators) and
 //! knows no wire type.
 //!
@@ -20,10 +20,10 @@ pub use command::{ControllerCommand, ControllerReply};
 pub use controller::{
     AlterPartition, BrokerHeartbeat, ConfigChanges, ControllerConfig, HeartbeatReply,
     ImportedTopic, NewPartitions, NewTopic, PartitionState, QuorumController, Registration,
-    TopicCreated,
+    ScramDeletion, ScramUpsertion, TopicCreated, check_upsertion,
 };
 pub use error::ControllerError;
-pub use image::{BrokerState, MetadataImage, TopicImage};
+pub use image::{BrokerState, MetadataImage, ScramCredentialImage, TopicImage};
 pub use record::{ConfigResource, Endpoint, MetadataRecord};
 /// A partition's registration as the image holds it (its rules are the replication crate's).
 pub use sluice_replication::{NO_LEADER, PartitionRegistration};

@@ -103,6 +103,22 @@ pub enum MetadataRecord {
         broker_epoch: i64,
         directory_id: Uuid,
     },
+    /// A user's SCRAM credential for one mechanism, created or replaced (Kafka's
+    /// `UserScramCredentialRecord`): never the password, only what checks it. `mechanism` is
+    /// Kafka's SCRAM type code (1 SCRAM-SHA-256, 2 SCRAM-SHA-512).
+    UserScramCredential {
+        name: String,
+        mechanism: i8,
+        salt: Vec<u8>,
+        stored_key: Vec<u8>,
+        server_key: Vec<u8>,
+        iterations: i32,
+    },
+    /// A user's SCRAM credential for one mechanism removed (`RemoveUserScramCredentialRecord`).
+    RemoveUserScramCredential {
+        name: String,
+        mechanism: i8,
+    },
 }
 
 impl MetadataRecord {
@@ -174,6 +190,15 @@ impl std::fmt::Display for MetadataRecord {
                 directory_id,
                 ..
             } => write!(f, "broker {broker_id} on directory {directory_id}"),
+            MetadataRecord::UserScramCredential {
+                name, mechanism, ..
+            } => write!(f, "SCRAM credential of {name} (mechanism {mechanism})"),
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                write!(
+                    f,
+                    "remove SCRAM credential of {name} (mechanism {mechanism})"
+                )
+            }
         }
     }
 }

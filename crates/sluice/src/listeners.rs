@@ -1,16 +1,17 @@
 //! `listeners` and `advertised_listeners` (Kafka's `listeners` and `advertised.listeners`):
 //! `NAME://HOST:PORT` entries. `PLAINTEXT` is the plaintext client listener (it replaces
 //! `listen`, which is the PLAINTEXT listener when none is named; brokers reach each other
-//! there); `SSL` is a TLS listener, with the
-//! `ssl_keystore_location`, `ssl_truststore_location` and `ssl_client_auth` settings. Names are
-//! the security protocols themselves for now (`listener.security.protocol.map` and SASL come
-//! later, docs/design/0006-security.md); another name is refused with what is served.
+//! there); `SSL` is a TLS listener, with the `ssl_keystore_location`, `ssl_truststore_location`
+//! and `ssl_client_auth` settings; `SASL_PLAINTEXT` asks for SASL authentication first, and
+//! `SASL_SSL` both. Names are the security protocols themselves for now
+//! (`listener.security.protocol.map` comes later, docs/design/0006-security.md); another name
+//! is refused with what is served.
 //!
 //! Not owned here: binding and serving them (the broker).
 
 use crate::settings::{ServeSettings, resolve};
 use anyhow::Context;
-use sluice_broker::TlsListener;
+use sluice_broker::SecuredListener;
 use sluice_broker::tls::{ClientAuth, TlsSettings};
 use std::collections::BTreeMap;
 
@@ -21,7 +22,8 @@ pub(crate) struct Listeners {
     pub plaintext: Option<String>,
     /// What PLAINTEXT clients are told, when `advertised_listeners` names it.
     pub plaintext_advertised: Option<String>,
-    pub tls: Vec<TlsListener>,
+    /// SSL, SASL_PLAINTEXT and SASL_SSL.
+    pub secured: Vec<SecuredListener>,
 }
 
 /// Splits `NAME://HOST:PORT`.
@@ -45,8 +47,8 @@ pub(crate) fn parse(settings: &ServeSettings) -> anyhow::Result<Listeners> {
     for text in &settings.listeners {
         let (name, address) = entry(text)?;
         anyhow::ensure!(
-            matches!(name, "PLAINTEXT" | "SSL"),
-            "listener {name}: the listeners served are PLAINTEXT and SSL (SASL comes with authentication)"
+            matches!(name, "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL"),
+            "listener {name}: the listeners served are PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL"
         );
         anyhow::ensure!(
             bound.insert(name, address).is_none(),
@@ -65,42 +67,53 @@ pub(crate) fn parse(settings: &ServeSettings) -> anyhow::Result<Listeners> {
     let mut listeners = Listeners {
         plaintext: bound.get("PLAINTEXT").map(|a| a.to_string()),
         plaintext_advertised: advertised.get("PLAINTEXT").map(|a| a.to_string()),
-        tls: Vec::new(),
+        secured: Vec::new(),
     };
-    if let Some(address) = bound.get("SSL") {
-        listeners
-            .tls
-            .push(tls_listener(settings, address, advertised.get("SSL"))?);
+    for name in ["SSL", "SASL_PLAINTEXT", "SASL_SSL"] {
+        if let Some(address) = bound.get(name) {
+            let listener = secured_listener(settings, name, address, advertised.get(name))?;
+            listeners.secured.push(listener);
+        }
     }
     Ok(listeners)
 }
 
-fn tls_listener(
+fn secured_listener(
     settings: &ServeSettings,
+    name: &str,
     address: &str,
     advertised: Option<&&str>,
-) -> anyhow::Result<TlsListener> {
-    let bound = resolve(address).with_context(|| format!("listener SSL://{address}"))?;
+) -> anyhow::Result<SecuredListener> {
+    let bound = resolve(address).with_context(|| format!("listener {name}://{address}"))?;
     let (advertised_host, advertised_port) = match advertised {
         Some(text) => {
-            host_port(text).with_context(|| format!("advertised listener SSL://{text}"))?
+            host_port(text).with_context(|| format!("advertised listener {name}://{text}"))?
         }
         None => (bound.ip().to_string(), bound.port()),
     };
-    let keystore = settings.ssl_keystore_location.clone().context(
-        "listener SSL needs ssl_keystore_location (a PEM file: private key and certificate chain)",
-    )?;
-    let client_auth = ClientAuth::parse(&settings.ssl_client_auth).map_err(anyhow::Error::msg)?;
-    Ok(TlsListener {
-        name: "SSL".into(),
+    let tls = match name {
+        "SSL" | "SASL_SSL" => Some(tls_settings(settings, name)?),
+        _ => None,
+    };
+    Ok(SecuredListener {
+        name: name.into(),
         address: bound,
         advertised_host,
         advertised_port,
-        tls: TlsSettings {
-            keystore,
-            truststore: settings.ssl_truststore_location.clone(),
-            client_auth,
-        },
+        tls,
+        sasl: name.starts_with("SASL_"),
+    })
+}
+
+fn tls_settings(settings: &ServeSettings, name: &str) -> anyhow::Result<TlsSettings> {
+    let keystore = settings.ssl_keystore_location.clone().with_context(|| {
+        format!("listener {name} needs ssl_keystore_location (a PEM file: private key and certificate chain)")
+    })?;
+    let client_auth = ClientAuth::parse(&settings.ssl_client_auth).map_err(anyhow::Error::msg)?;
+    Ok(TlsSettings {
+        keystore,
+        truststore: settings.ssl_truststore_location.clone(),
+        client_auth,
     })
 }
 
@@ -126,7 +139,7 @@ mod tests {
         .unwrap();
         assert_eq!(parsed.plaintext.as_deref(), Some("127.0.0.1:9092"));
         assert_eq!(parsed.plaintext_advertised, None);
-        let [tls] = &parsed.tls[..] else {
+        let [tls] = &parsed.secured[..] else {
             panic!("one TLS listener")
         };
         assert_eq!(tls.name, "SSL");
@@ -135,13 +148,14 @@ mod tests {
             (tls.advertised_host.as_str(), tls.advertised_port),
             ("kafka.example.com", 19093)
         );
-        assert_eq!(tls.tls.client_auth, ClientAuth::None);
+        assert_eq!(tls.tls.as_ref().unwrap().client_auth, ClientAuth::None);
+        assert!(!tls.sasl);
     }
 
     #[test]
     fn what_is_not_served_or_not_whole_is_refused() {
         for (listeners, advertised) in [
-            (&["SASL_SSL://0.0.0.0:9094"][..], &[][..]),
+            (&["SASL_GSSAPI://0.0.0.0:9094"][..], &[][..]),
             (&["PLAINTEXT://a:1", "PLAINTEXT://b:2"][..], &[][..]),
             (&["PLAINTEXT:/a:1"][..], &[][..]),
             (&["PLAINTEXT://127.0.0.1:9092"][..], &["SSL://x:1"][..]),
@@ -155,8 +169,32 @@ mod tests {
         no_keys.ssl_keystore_location = None;
         assert!(parse(&no_keys).is_err(), "SSL needs a keystore");
         assert!(
-            parse(&settings(&[], &[])).unwrap().tls.is_empty(),
+            parse(&settings(&[], &[])).unwrap().secured.is_empty(),
             "none: --listen alone"
+        );
+        let mut sasl_ssl = settings(&["SASL_SSL://127.0.0.1:9094"], &[]);
+        sasl_ssl.ssl_keystore_location = None;
+        assert!(parse(&sasl_ssl).is_err(), "SASL_SSL needs a keystore");
+    }
+
+    #[test]
+    fn sasl_listeners_ask_for_authentication_with_or_without_tls() {
+        let parsed = parse(&settings(
+            &[
+                "SASL_PLAINTEXT://127.0.0.1:9094",
+                "SASL_SSL://127.0.0.1:9095",
+            ],
+            &[],
+        ))
+        .unwrap();
+        let shape: Vec<(&str, bool, bool)> = parsed
+            .secured
+            .iter()
+            .map(|l| (l.name.as_str(), l.tls.is_some(), l.sasl))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![("SASL_PLAINTEXT", false, true), ("SASL_SSL", true, true)]
         );
     }
 }

@@ -4,6 +4,7 @@
 
 mod cli;
 mod listeners;
+mod scram_bootstrap;
 mod settings;
 mod unknown_settings;
 mod views;
@@ -258,6 +259,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = ServeSettings::load(&args)?;
     init_logging(&settings.log_format);
     let config = settings.broker_config()?;
+    let bootstrap_scram = settings.bootstrap_scram()?;
     let cluster_config = settings.cluster_config()?;
     let roles = settings.roles()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -302,6 +304,12 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         let view: Arc<dyn ClusterView> = Arc::new(NodeView(node.clone()));
         let mut broker = RunningBroker::start(config, view).await?;
         let cluster_id = node.bootstrap(broker.local_cluster_id()).await?;
+        if !bootstrap_scram.is_empty() {
+            let users = bootstrap_scram.len();
+            let command = sluice_controller::ControllerCommand::BootstrapScram(bootstrap_scram);
+            node.submit(command, IMPORT_WAIT).await?;
+            tracing::info!(users, "bootstrap SCRAM credentials written where none were");
+        }
         node.reserve_producer_ids(broker.legacy_producer_id_floor())
             .await?;
         import_local_topics(&node, &broker).await?;

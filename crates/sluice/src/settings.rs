@@ -46,6 +46,14 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     ssl_client_auth: Option<String>,
+    /// SASL mechanisms SASL listeners offer, comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, Kafka's sasl.enabled.mechanisms [env: SLUICE_SASL_ENABLED_MECHANISMS] [default: SCRAM-SHA-256,SCRAM-SHA-512]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sasl_enabled_mechanisms: Option<String>,
+    /// File of SCRAM credentials written at start where the user has none (the first administrator), one per line as Kafka's --add-scram [env: SLUICE_SASL_BOOTSTRAP_SCRAM_FILE]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sasl_bootstrap_scram_file: Option<PathBuf>,
     /// Address of the HTTP API, or "off" [env: SLUICE_HTTP_LISTEN] [default: 127.0.0.1:8080]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,6 +113,17 @@ pub(crate) struct ServeSettings {
     pub ssl_truststore_location: Option<PathBuf>,
     /// `ssl.client.auth`: none, requested, required
     pub ssl_client_auth: String,
+    /// `sasl.enabled.mechanisms`
+    #[serde(deserialize_with = "string_or_list")]
+    pub sasl_enabled_mechanisms: Vec<String>,
+    /// SCRAM credentials written at start where the user has none, as Kafka's `--add-scram`
+    /// entries (`scram_bootstrap.rs`)
+    #[serde(deserialize_with = "string_or_list")]
+    pub sasl_bootstrap_scram: Vec<String>,
+    /// A file of such entries, one per line
+    pub sasl_bootstrap_scram_file: Option<PathBuf>,
+    /// `connections.max.reauth.ms`: 0 lets an authentication hold for the connection's life
+    pub connections_max_reauth_ms: u64,
     /// The HTTP API's address; "off" serves none.
     pub http_listen: String,
     /// Where the other nodes of a cluster reach this HTTP API (`None`: from `http_listen`).
@@ -208,6 +227,10 @@ impl Default for ServeSettings {
             ssl_keystore_location: None,
             ssl_truststore_location: None,
             ssl_client_auth: "none".into(),
+            sasl_enabled_mechanisms: vec!["SCRAM-SHA-256".into(), "SCRAM-SHA-512".into()],
+            sasl_bootstrap_scram: Vec::new(),
+            sasl_bootstrap_scram_file: None,
+            connections_max_reauth_ms: 0,
             http_listen: "127.0.0.1:8080".into(),
             http_advertised_url: None,
             http_cors_origins: String::new(),
@@ -290,6 +313,28 @@ impl ServeSettings {
             .merge(Env::prefixed("SLUICE_").ignore(&["config", "log", "brokers", "http_url"]))
             .merge(Serialized::defaults(args));
         figment.extract().context("invalid settings")
+    }
+
+    /// `sasl_enabled_mechanisms` as mechanisms; an unknown name is refused.
+    pub(crate) fn sasl_mechanisms(&self) -> anyhow::Result<Vec<sluice_sasl::Mechanism>> {
+        let mut mechanisms = Vec::new();
+        for name in &self.sasl_enabled_mechanisms {
+            let mechanism = sluice_sasl::Mechanism::parse(name).with_context(|| {
+                format!("sasl_enabled_mechanisms: {name} is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
+            })?;
+            if !mechanisms.contains(&mechanism) {
+                mechanisms.push(mechanism);
+            }
+        }
+        Ok(mechanisms)
+    }
+
+    /// The bootstrap SCRAM credentials, checked.
+    pub(crate) fn bootstrap_scram(&self) -> anyhow::Result<Vec<sluice_controller::ScramUpsertion>> {
+        crate::scram_bootstrap::credentials(
+            &self.sasl_bootstrap_scram,
+            self.sasl_bootstrap_scram_file.as_deref(),
+        )
     }
 
     /// Where the HTTP API listens; `None` when it is off.
@@ -427,7 +472,9 @@ impl ServeSettings {
             config.advertised_host = host;
             config.advertised_port = port;
         }
-        config.tls_listeners = listeners.tls;
+        config.secured_listeners = listeners.secured;
+        config.sasl_enabled_mechanisms = self.sasl_mechanisms()?;
+        config.connections_max_reauth_ms = self.connections_max_reauth_ms;
         anyhow::ensure!(self.node_id >= 0, "node_id must be at least 0");
         config.node_id = self.node_id;
         anyhow::ensure!(
@@ -611,14 +658,35 @@ fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>,
         List(Vec<String>),
     }
     Ok(match Form::deserialize(d)? {
-        Form::One(text) => text
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
+        Form::One(text) => split_list(&text),
         Form::List(list) => list,
     })
+}
+
+/// `text` split at commas outside brackets and quotes, each part trimmed, empty ones left out
+/// (a SCRAM entry, `SCRAM-SHA-512=[name=a,password="x,y"]`, keeps its commas).
+pub(crate) fn split_list(text: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let (mut depth, mut quoted, mut current) = (0i32, false, String::new());
+    for c in text.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '[' if !quoted => depth += 1,
+            ']' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                parts.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    parts.push(current);
+    parts
+        .into_iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 pub(crate) fn resolve(address: &str) -> anyhow::Result<SocketAddr> {

@@ -23,6 +23,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("sluice-share", &["sluice-types"]),
     // Kafka's authorization model and decision: pure (issue 15).
     ("sluice-acl", &[]),
+    // SASL's mechanisms and SCRAM credentials: pure (issue 15).
+    ("sluice-sasl", &["sluice-types"]),
     ("sluice-controller", &["sluice-replication", "sluice-types"]),
     // The one crate that knows openraft; it does I/O (the metadata log on disk).
     ("sluice-consensus", &["sluice-controller", "sluice-types"]),
@@ -55,6 +57,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "sluice-record",
             "sluice-replica",
             "sluice-replication",
+            // SASL exchanges on SASL listeners; SCRAM keys from salted passwords.
+            "sluice-sasl",
             // Share-partitions and share groups' configs.
             "sluice-share",
             "sluice-storage",
@@ -85,6 +89,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "sluice-controller",
             "sluice-http",
             "sluice-record",
+            // The bootstrap administrator's SCRAM keys.
+            "sluice-sasl",
             "sluice-types",
             "sluice-view",
         ],
@@ -106,6 +112,7 @@ const FORBIDDEN_EXTERNAL: &[(&str, &[&str])] = &[
     ("sluice-replication", &["tokio", "kafka-protocol"]),
     ("sluice-share", &["tokio", "kafka-protocol"]),
     ("sluice-acl", &["tokio", "kafka-protocol"]),
+    ("sluice-sasl", &["tokio", "kafka-protocol"]),
     ("sluice-controller", &["tokio", "kafka-protocol"]),
 ];
 

@@ -259,3 +259,36 @@ pub const SHARE_FETCH_RECORDS_DEFAULT: usize = 500;
 /// Bytes of the log one share-partition's acquisition reads at most (at least one whole
 /// batch): what a fetch may take lies within the in-flight window, so more is read for nothing.
 pub const SHARE_READ_BYTES_MAX: usize = 1024 * 1024;
+
+/// Bytes of one request a connection may send before it has authenticated (Kafka's
+/// `sasl.server.max.receive.size`): a larger frame closes it. SASL tokens, ApiVersions and the
+/// SASL requests are all that may come first, and none needs more.
+pub const SASL_RECEIVE_BYTES_MAX: usize = 512 * 1024;
+
+/// Bytes of a SASL user name (SCRAM's `n=`, PLAIN's authcid), and of a SCRAM credential's
+/// user in AlterUserScramCredentials: names end up in the metadata log and in audit lines.
+pub const SASL_USER_NAME_BYTES_MAX: usize = 1_024;
+
+/// Bytes of a SCRAM salt or salted password an AlterUserScramCredentials may carry.
+pub const SCRAM_SECRET_BYTES_MAX: usize = 1_024;
+
+/// Iterations a SCRAM credential may have (Kafka's bounds for both SCRAM-SHA-256 and
+/// SCRAM-SHA-512): fewer are too cheap to guess; more make a PLAIN login, which derives the
+/// salted password on the broker, too dear.
+pub const SCRAM_ITERATIONS_MIN: i32 = 4_096;
+pub const SCRAM_ITERATIONS_MAX: i32 = 16_384;
+
+/// Failed authentications one source address may have in a burst, and how many more it earns
+/// each second: past them, its attempts are refused without looking at what they carry until
+/// it has earned one again (the answer is the same SASL_AUTHENTICATION_FAILED either way).
+pub const SASL_FAILURES_PER_ADDRESS_BURST: u32 = 20;
+pub const SASL_FAILURES_PER_ADDRESS_PER_SECOND: u32 = 5;
+
+/// Source addresses whose failures are counted at once: the oldest is forgotten first, so a
+/// flood from many addresses costs a fixed amount of memory.
+pub const SASL_FAILURE_ADDRESSES_MAX: usize = 10_000;
+
+/// How long a failed authentication's answer waits (Kafka's
+/// `connection.failed.authentication.delay.ms`, default 100): a guesser gets an answer no
+/// sooner, whatever the broker's cost to check.
+pub const SASL_FAILURE_DELAY_MS: u64 = 100;

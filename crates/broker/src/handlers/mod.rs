@@ -35,6 +35,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod scram_credentials;
 mod share_acknowledge;
 mod share_fetch;
 mod share_group_describe;
@@ -101,6 +102,11 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListTransactions, 0, 1),
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::WriteTxnMarkers, 1, 1),
+    // Answered on the connection's reader, before dispatch (`authentication::Session`).
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 pub(crate) fn supports(key: ApiKey, version: i16) -> bool {
@@ -244,6 +250,16 @@ pub(crate) fn route(
         ApiKey::WriteTxnMarkers => {
             respond(&m, request, move |r, v| write_txn_markers::handle(&b, r, v))
         }
+        ApiKey::DescribeUserScramCredentials => respond(&m, request, move |r, v| {
+            scram_credentials::describe(&b, r, v)
+        }),
+        ApiKey::AlterUserScramCredentials => {
+            respond(&m, request, move |r, v| scram_credentials::alter(&b, r, v))
+        }
+        ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => Err(ProtocolError::Malformed {
+            what: "request",
+            reason: "a SASL request past the connection's session".into(),
+        }),
         other => unreachable!("route called for {other:?}, which SUPPORTED does not list"),
     }
 }

@@ -239,3 +239,11 @@ mod tests {
         assert_eq!(codes, vec![0, 6, 6]);
     }
 }
+error_codes!(SaslHandshakeResponse, |r, out| out.push(r.error_code));
+error_codes!(SaslAuthenticateResponse, |r, out| out.push(r.error_code));
+error_codes!(DescribeUserScramCredentialsResponse, |r, out| {
+    out.push(r.error_code);
+    out.extend(r.results.iter().map(|u| u.error_code));
+});
+error_codes!(AlterUserScramCredentialsResponse, |r, out| out
+    .extend(r.results.iter().map(|u| u.error_code)));

@@ -1,0 +1,94 @@
+//! One connection's authentication: the mechanism the client chose, fed the client's tokens
+//! in order, answering each with the server's token until it is done or has failed.
+
+use crate::mechanism::Mechanism;
+use crate::scram::{ScramCredential, ScramServer};
+use crate::{SaslError, plain};
+
+/// Where credentials are kept (the metadata image), as the exchange asks for them.
+pub trait Credentials {
+    fn scram(&self, user: &str, mechanism: Mechanism) -> Option<ScramCredential>;
+}
+
+/// What a client's token led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Send this back and wait for the client's next token.
+    Challenge(Vec<u8>),
+    /// Authenticated as `user`; send `token` back (it may be empty).
+    Done { user: String, token: Vec<u8> },
+}
+
+pub struct Exchange {
+    mechanism: Mechanism,
+    /// The user the client named, once it has (for the audit line of a failure).
+    claimed_user: Option<String>,
+    unknown_user_secret: Vec<u8>,
+    state: State,
+}
+
+enum State {
+    Plain { done: bool },
+    Scram(Box<ScramServer>),
+}
+
+impl Exchange {
+    /// A new exchange. `server_nonce` is SCRAM's fresh random part (printable, no comma);
+    /// `unknown_user_secret` is the broker's own secret that unknown users' stand-in salts are
+    /// derived from (the same for a broker's lifetime, so asking twice shows the same salt).
+    pub fn new(
+        mechanism: Mechanism,
+        server_nonce: String,
+        unknown_user_secret: Vec<u8>,
+    ) -> Exchange {
+        let state = match mechanism {
+            Mechanism::Plain => State::Plain { done: false },
+            _ => State::Scram(Box::new(ScramServer::new(server_nonce))),
+        };
+        Exchange {
+            mechanism,
+            claimed_user: None,
+            unknown_user_secret,
+            state,
+        }
+    }
+
+    pub fn mechanism(&self) -> Mechanism {
+        self.mechanism
+    }
+
+    /// The user the client said it is, whether or not it proved it.
+    pub fn claimed_user(&self) -> Option<&str> {
+        self.claimed_user.as_deref()
+    }
+
+    /// Takes the client's next token. An error ends the exchange: the client is told it
+    /// failed, nothing more.
+    pub fn step(&mut self, token: &[u8], credentials: &dyn Credentials) -> Result<Step, SaslError> {
+        let secret = &self.unknown_user_secret;
+        match &mut self.state {
+            State::Plain { done: true } => Err(SaslError::Finished),
+            State::Plain { done } => {
+                *done = true;
+                let (user, password) = plain::parse(token)?;
+                self.claimed_user = Some(user.clone());
+                plain::verify(&user, password, credentials, secret)?;
+                Ok(Step::Done {
+                    user,
+                    token: Vec::new(),
+                })
+            }
+            State::Scram(server) if matches!(**server, ScramServer::AwaitingClientFirst { .. }) => {
+                let mechanism = self.mechanism;
+                let lookup = |user: &str| credentials.scram(user, mechanism);
+                let reply = server.client_first(mechanism, token, lookup, secret)?;
+                self.claimed_user = server.user().map(str::to_string);
+                Ok(Step::Challenge(reply))
+            }
+            State::Scram(server) => {
+                let (user, token) = server.client_final(token)?;
+                Ok(Step::Done { user, token })
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! SASL authentication as a pure core (issue 15, docs/design/0006-security.md): the server side
+//! of the mechanisms Sluice offers and the credentials they check.
+//!
+//! - `mechanism`: the mechanisms by Kafka's names and SCRAM's type codes.
+//! - `scram`: SCRAM credentials as Kafka keeps them (salt, iterations, stored key, server
+//!   key; never the password) and the server's half of the RFC 5802 exchange.
+//! - `plain`: PLAIN's single message (RFC 4616), checked against the SCRAM credentials.
+//! - `exchange`: one connection's authentication, token in, token out, whatever the mechanism.
+//!
+//! Not owned here: sockets, clocks and randomness (the server nonce and the secret behind
+//! unknown users' salts are arguments), where credentials are kept (`Credentials` is asked),
+//! Kafka's framing of the tokens, and what a principal may do.
+
+mod exchange;
+mod mechanism;
+mod plain;
+mod scram;
+
+pub use exchange::{Credentials, Exchange, Step};
+pub use mechanism::Mechanism;
+pub use scram::{ScramCredential, salted_password};
+
+/// Why an authentication failed. The text is for the broker's own log and audit line; the
+/// client is told only that it failed, never which part was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SaslError {
+    #[error("malformed {what}: {reason}")]
+    Malformed { what: &'static str, reason: String },
+    #[error("unknown user or wrong password")]
+    BadCredentials,
+    #[error("{0} is not offered")]
+    Unsupported(String),
+    #[error("a message after the exchange ended")]
+    Finished,
+}
+
+fn malformed(what: &'static str, reason: impl Into<String>) -> SaslError {
+    SaslError::Malformed {
+        what,
+        reason: reason.into(),
+    }
+}
