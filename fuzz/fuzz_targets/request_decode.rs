@@ -67,6 +67,9 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::DescribeProducers => decode_body::<DescribeProducersRequest>(body, v).map(drop),
         ApiKey::WriteTxnMarkers => decode_body::<WriteTxnMarkersRequest>(body, v).map(drop),
         ApiKey::SaslHandshake => decode_body::<SaslHandshakeRequest>(body, v).map(drop),
+        ApiKey::CreateAcls => decode_body::<CreateAclsRequest>(body, v).map(drop),
+        ApiKey::DescribeAcls => decode_body::<DescribeAclsRequest>(body, v).map(drop),
+        ApiKey::DeleteAcls => decode_body::<DeleteAclsRequest>(body, v).map(drop),
         ApiKey::SaslAuthenticate => decode_body::<SaslAuthenticateRequest>(body, v).map(drop),
         ApiKey::DescribeUserScramCredentials => {
             decode_body::<DescribeUserScramCredentialsRequest>(body, v).map(drop)

@@ -39,7 +39,8 @@ def cluster(start_cluster):
     return start_cluster()
 
 
-def launch_cluster(tmp_path, size, session_timeout_ms):
+def launch_cluster(tmp_path, size, session_timeout_ms, node_env=None):
+    """`node_env(i)`: more environment for node `i`."""
     controller_ports = {i: free_port() for i in range(1, size + 1)}
     voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in controller_ports.items())
     nodes = {}
@@ -47,7 +48,8 @@ def launch_cluster(tmp_path, size, session_timeout_ms):
         nodes[i] = Broker(
             tmp_path / f"node{i}", free_port(),
             extra_env={"SLUICE_BROKER_SESSION_TIMEOUT_MS": str(session_timeout_ms),
-                       "SLUICE_BROKER_HEARTBEAT_INTERVAL_MS": "500"},
+                       "SLUICE_BROKER_HEARTBEAT_INTERVAL_MS": "500",
+                       **(node_env(i) if node_env else {})},
             extra_args=["--node-id", str(i), "--controller-listen", f"127.0.0.1:{port}",
                         "--controllers", voters],
         )
@@ -67,10 +69,10 @@ def launch_cluster(tmp_path, size, session_timeout_ms):
 
 
 @contextlib.contextmanager
-def running_cluster(tmp_path, size, session_timeout_ms):
+def running_cluster(tmp_path, size, session_timeout_ms, node_env=None):
     """`size` nodes (each a controller and a broker) once they agree on one cluster of all
     of them; killed on the way out."""
-    nodes = launch_cluster(tmp_path, size, session_timeout_ms)
+    nodes = launch_cluster(tmp_path, size, session_timeout_ms, node_env)
     try:
         wait_until(lambda: agreed(nodes.values(), list(range(1, size + 1))), timeout=60,
                    what=f"{size} brokers agreeing")

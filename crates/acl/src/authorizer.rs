@@ -111,6 +111,16 @@ impl AclSet {
         self.count == 0
     }
 
+    /// Every ACL of a resource type.
+    fn of_type(&self, resource_type: ResourceType) -> impl Iterator<Item = &AclBinding> {
+        self.by_type.get(&resource_type).into_iter().flat_map(|i| {
+            i.literal
+                .values()
+                .flatten()
+                .chain(i.prefixed.values().flatten())
+        })
+    }
+
     /// Every ACL that applies to a resource of this type and name, whoever asks.
     fn applying<'s, 'n>(
         &'s self,
@@ -189,6 +199,40 @@ impl Authorizer {
         &self.acls
     }
 
+    /// Whether `who` may do `operation` on some resource of this type (Kafka's
+    /// `authorizeByResourceType`, KIP-679: an idempotent producer needs WRITE on any topic):
+    /// a super user may; otherwise an allowing ACL for it must exist and no deny of every name
+    /// (a literal `*`) for it. With no ACL of the type at all, `allow.everyone.if.no.acl.found`.
+    pub fn allows_some(
+        &self,
+        who: Requester<'_>,
+        operation: Operation,
+        resource_type: ResourceType,
+    ) -> bool {
+        if self.super_users.contains(who.principal) {
+            return true;
+        }
+        let mut any_acl = false;
+        let mut allowed = false;
+        for acl in self.acls.of_type(resource_type) {
+            any_acl = true;
+            if !applies(acl, who, operation) {
+                continue;
+            }
+            match acl.permission {
+                Permission::Deny
+                    if acl.pattern_type == PatternType::Literal
+                        && acl.resource_name == WILDCARD =>
+                {
+                    return false;
+                }
+                Permission::Deny => {}
+                Permission::Allow => allowed = true,
+            }
+        }
+        allowed || (!any_acl && self.allow_everyone_if_no_acl_found)
+    }
+
     pub fn authorize(&self, who: Requester<'_>, action: Action<'_>) -> Decision<'_> {
         if self.super_users.contains(who.principal) {
             return Decision {
@@ -237,6 +281,33 @@ impl Authorizer {
 mod tests {
     use super::*;
     use Operation::*;
+
+    #[test]
+    fn some_resource_of_a_type_is_allowed_by_any_allow_unless_every_name_is_denied() {
+        let alice = Requester {
+            principal: "User:alice",
+            host: "10.0.0.1",
+        };
+        let with = |acls: Vec<AclBinding>| Authorizer::new(AclSet::new(acls), Vec::new(), false);
+        let prefixed = acl(
+            "orders-",
+            PatternType::Prefixed,
+            "User:alice",
+            Write,
+            Permission::Allow,
+        );
+        assert!(with(vec![prefixed.clone()]).allows_some(alice, Write, ResourceType::Topic));
+        assert!(!with(vec![prefixed.clone()]).allows_some(alice, Read, ResourceType::Topic));
+        let deny_all = acl(
+            "*",
+            PatternType::Literal,
+            "User:alice",
+            Write,
+            Permission::Deny,
+        );
+        assert!(!with(vec![prefixed, deny_all]).allows_some(alice, Write, ResourceType::Topic));
+        assert!(!with(Vec::new()).allows_some(alice, Write, ResourceType::Topic));
+    }
 
     fn acl(
         name: &str,

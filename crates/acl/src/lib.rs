@@ -10,8 +10,8 @@ pub mod model;
 
 pub use authorizer::{AclSet, Action, Authorizer, Decision, Requester, Rule};
 pub use model::{
-    AclBinding, AclFilter, CLUSTER_NAME, Operation, PatternFilter, PatternType, Permission,
-    ResourceType, WILDCARD, WILDCARD_PRINCIPAL, parse_principal,
+    ANY_CODE, AclBinding, AclFilter, CLUSTER_NAME, MATCH_CODE, Operation, PatternFilter,
+    PatternType, Permission, ResourceType, WILDCARD, WILDCARD_PRINCIPAL, parse_principal,
 };
 
 /// Why an ACL binding was refused (CreateAcls answers `INVALID_REQUEST` with the message).
@@ -21,4 +21,6 @@ pub enum AclError {
     InvalidPrincipal(String),
     #[error("an ACL may not have {0}")]
     InvalidResource(String),
+    #[error("{code} is not a {what} code here")]
+    UnknownCode { what: &'static str, code: i8 },
 }

@@ -13,6 +13,10 @@ pub const CLUSTER_NAME: &str = "kafka-cluster";
 pub const WILDCARD: &str = "*";
 /// The principal that matches any.
 pub const WILDCARD_PRINCIPAL: &str = "User:*";
+/// Kafka's `ANY` in a filter's resource type, pattern type, operation or permission.
+pub const ANY_CODE: i8 = 1;
+/// Kafka's `MATCH` pattern type of a filter.
+pub const MATCH_CODE: i8 = 2;
 
 /// One ACL: `principal` from `host` is allowed or denied `operation` on the resources
 /// `pattern_type` and `resource_name` select.
@@ -94,6 +98,52 @@ impl AclFilter {
     }
 }
 
+impl AclFilter {
+    /// A filter from DescribeAcls' or DeleteAcls' fields: `ANY` (and for the pattern type
+    /// `MATCH`) where Kafka allows it, a concrete value otherwise; UNKNOWN is refused.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_codes(
+        resource_type: i8,
+        resource_name: Option<String>,
+        pattern_type: i8,
+        principal: Option<String>,
+        host: Option<String>,
+        operation: i8,
+        permission: i8,
+    ) -> Result<AclFilter, AclError> {
+        let pattern = match pattern_type {
+            ANY_CODE => PatternFilter::Any,
+            MATCH_CODE => PatternFilter::Match,
+            code => PatternFilter::Exactly(concrete(code, "pattern type", PatternType::from_code)?),
+        };
+        Ok(AclFilter {
+            resource_type: any_or(resource_type, "resource type", ResourceType::from_code)?,
+            resource_name,
+            pattern,
+            principal,
+            host,
+            operation: any_or(operation, "operation", Operation::from_code)?,
+            permission: any_or(permission, "permission", Permission::from_code)?,
+        })
+    }
+}
+
+/// `None` for ANY, the value of a concrete code, an error for anything else.
+fn any_or<T>(
+    code: i8,
+    what: &'static str,
+    parse: fn(i8) -> Option<T>,
+) -> Result<Option<T>, AclError> {
+    if code == ANY_CODE {
+        return Ok(None);
+    }
+    concrete(code, what, parse).map(Some)
+}
+
+fn concrete<T>(code: i8, what: &'static str, parse: fn(i8) -> Option<T>) -> Result<T, AclError> {
+    parse(code).ok_or(AclError::UnknownCode { what, code })
+}
+
 /// Parses a principal `Type:name` into its parts.
 pub fn parse_principal(text: &str) -> Result<(&str, &str), AclError> {
     match text.split_once(':') {
@@ -103,6 +153,31 @@ pub fn parse_principal(text: &str) -> Result<(&str, &str), AclError> {
 }
 
 impl AclBinding {
+    /// A binding from CreateAcls' fields, checked as `validate` does; ANY, MATCH and UNKNOWN
+    /// codes are refused.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_codes(
+        resource_type: i8,
+        resource_name: String,
+        pattern_type: i8,
+        principal: String,
+        host: String,
+        operation: i8,
+        permission: i8,
+    ) -> Result<AclBinding, AclError> {
+        let binding = AclBinding {
+            resource_type: concrete(resource_type, "resource type", ResourceType::from_code)?,
+            resource_name,
+            pattern_type: concrete(pattern_type, "pattern type", PatternType::from_code)?,
+            principal,
+            host,
+            operation: concrete(operation, "operation", Operation::from_code)?,
+            permission: concrete(permission, "permission", Permission::from_code)?,
+        };
+        binding.validate()?;
+        Ok(binding)
+    }
+
     /// Refuses what Kafka's controller refuses in CreateAcls: a principal that is not
     /// `Type:name`, an empty resource name or host, a cluster resource not named
     /// `kafka-cluster`, a prefixed `*`.
@@ -230,6 +305,39 @@ mod tests {
         assert!(exact.matches(&binding("orders-", PatternType::Prefixed)));
         assert!(!exact.matches(&binding("orders-", PatternType::Literal)));
         assert!(AclFilter::any().matches(&binding("x", PatternType::Literal)));
+    }
+
+    #[test]
+    fn codes_make_bindings_and_filters_with_any_and_match_only_in_filters() {
+        let b =
+            AclBinding::from_codes(2, "t".into(), 3, "User:a".into(), "*".into(), 3, 3).unwrap();
+        assert_eq!(
+            b,
+            binding("t", PatternType::Literal).with_principal("User:a")
+        );
+        assert!(
+            AclBinding::from_codes(ANY_CODE, "t".into(), 3, "User:a".into(), "*".into(), 3, 3)
+                .is_err()
+        );
+        assert!(
+            AclBinding::from_codes(2, "t".into(), MATCH_CODE, "User:a".into(), "*".into(), 3, 3)
+                .is_err()
+        );
+        assert!(
+            AclBinding::from_codes(2, "t".into(), 3, "User:a".into(), "*".into(), 0, 3).is_err()
+        );
+        let f = AclFilter::from_codes(ANY_CODE, None, MATCH_CODE, None, None, ANY_CODE, ANY_CODE)
+            .unwrap();
+        assert_eq!(f.pattern, PatternFilter::Match);
+        assert!(f.matches(&binding("x", PatternType::Prefixed)));
+        assert!(AclFilter::from_codes(0, None, ANY_CODE, None, None, ANY_CODE, ANY_CODE).is_err());
+    }
+
+    impl AclBinding {
+        fn with_principal(mut self, principal: &str) -> AclBinding {
+            self.principal = principal.into();
+            self
+        }
     }
 
     #[test]

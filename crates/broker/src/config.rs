@@ -87,6 +87,12 @@ pub struct BrokerConfig {
     /// `connections.max.reauth.ms`: how long an authentication holds before the client must
     /// authenticate again on the same connection (KIP-368); 0: for as long as it is open.
     pub connections_max_reauth_ms: u64,
+    /// Whether ACLs are enforced (Kafka's `authorizer.class.name` naming StandardAuthorizer).
+    pub authorizer_enabled: bool,
+    /// `super.users`: principals allowed everything.
+    pub super_users: Vec<String>,
+    /// `allow.everyone.if.no.acl.found`: what a resource no ACL names allows.
+    pub allow_everyone_if_no_acl_found: bool,
 }
 
 /// A listener that speaks TLS, or asks for SASL authentication first, or both.
@@ -144,6 +150,9 @@ impl BrokerConfig {
                 sluice_sasl::Mechanism::ScramSha512,
             ],
             connections_max_reauth_ms: 0,
+            authorizer_enabled: false,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
         }
     }
 }

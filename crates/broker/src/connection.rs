@@ -44,30 +44,40 @@ pub(crate) async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
-    serve_halves(broker, read_half, write_half, peer, endpoint, shutdown).await;
+    serve_halves(
+        broker,
+        (read_half, write_half),
+        peer,
+        endpoint,
+        shutdown,
+        None,
+    )
+    .await;
 }
 
 /// A connection over any stream (a TLS one): split, then served as a TCP one is.
+/// `principal`: who the stream says the client is (a client certificate's subject).
 pub(crate) async fn serve_stream<S>(
     broker: Arc<Broker>,
     stream: S,
     peer: SocketAddr,
     endpoint: Arc<Endpoint>,
     shutdown: CancellationToken,
+    principal: Option<String>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (read_half, write_half) = tokio::io::split(stream);
-    serve_halves(broker, read_half, write_half, peer, endpoint, shutdown).await;
+    let halves = tokio::io::split(stream);
+    serve_halves(broker, halves, peer, endpoint, shutdown, principal).await;
 }
 
 async fn serve_halves<R, W>(
     broker: Arc<Broker>,
-    read_half: R,
-    write_half: W,
+    (read_half, write_half): (R, W),
     peer: SocketAddr,
     endpoint: Arc<Endpoint>,
     shutdown: CancellationToken,
+    principal: Option<String>,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -83,7 +93,13 @@ async fn serve_halves<R, W>(
             broker.config.request_frame_bytes_max as usize,
         )),
     };
-    let mut session = Session::new(&broker, endpoint.sasl, peer);
+    let internal = endpoint.name == crate::server::INTERNAL_LISTENER;
+    let principal = match principal {
+        Some(principal) => principal,
+        None if internal => crate::authentication::INTERNAL.to_string(),
+        None => crate::authentication::ANONYMOUS.to_string(),
+    };
+    let mut session = Session::new(&broker, endpoint.sasl, &principal, peer);
     crate::dispatch::with_holds(async {
         loop {
             let frame_max = session.frame_bytes_max(broker.config.request_frame_bytes_max);
@@ -102,7 +118,7 @@ async fn serve_halves<R, W>(
                 }
             };
             let (pending, then_close) = match session.admit(&broker, frame) {
-                Admit::Dispatch(frame) => match dispatch(&broker, frame, peer, &endpoint) {
+                Admit::Dispatch(frame) => match dispatch(&broker, frame, &endpoint, session.caller()) {
                     Ok(pending) => (pending, false),
                     Err(e) => {
                         tracing::warn!(%peer, error = %e, "malformed request; closing connection");

@@ -9,6 +9,7 @@
 //! handler whose order-sensitive work must wait (a produce whose batch another broker must
 //! vouch for first) holds the reader until it is done (`hold_reader`).
 
+use crate::authorization::Caller;
 use crate::handlers;
 use crate::metrics::{Metrics, ResponseErrors};
 use crate::server::{Broker, Endpoint};
@@ -21,7 +22,6 @@ use sluice_protocol::{
 };
 use sluice_types::limits::{REQUEST_FRAME_BYTES_MAX_NOT_PRODUCE, RESPONSE_FRAME_BYTES_MAX};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -77,8 +77,8 @@ pub(crate) async fn release_reader() {
 pub(crate) fn dispatch(
     broker: &Arc<Broker>,
     frame: Bytes,
-    peer: SocketAddr,
     endpoint: &Arc<Endpoint>,
+    caller: &Caller,
 ) -> Result<Pending, ProtocolError> {
     if let Some((key, version, correlation_id)) = peek_header(&frame)
         && key == ApiKey::ApiVersions as i16
@@ -115,7 +115,7 @@ pub(crate) fn dispatch(
     }
     let api = request.api_key;
     let started = std::time::Instant::now();
-    let pending = handlers::route(broker, request, peer, endpoint)?;
+    let pending = handlers::route(broker, request, endpoint, caller)?;
     let metrics = broker.metrics.clone();
     Ok(start(Box::pin(async move {
         let reply = pending.await;

@@ -13,6 +13,7 @@
 
 mod admission;
 mod authentication;
+mod authorization;
 mod background;
 mod config;
 mod connection;

@@ -9,8 +9,9 @@
 //! `sluice_connections` (gauge), `sluice_connections_closed` (counter, by `reason`: `idle`,
 //! `request_timeout`, `per_ip_limit`, `tls_handshake_failed`, `tls_handshake_timeout`,
 //! `sasl_authentication_timeout`, `sasl_unauthenticated_request`, `sasl_session_expired`,
-//! `sasl_failed`), `sluice_authentications` (counter, by `mechanism` and `result`:
-//! `succeeded`, `reauthenticated`, `failed`),
+//! `malformed`), `sluice_authentications` (counter, by `mechanism` and `result`:
+//! `succeeded`, `reauthenticated`, `failed`), `sluice_authorization_denied` (counter, by
+//! `operation` and `resource_type`: requests or parts of them the ACLs refused),
 //! `sluice_produced_bytes`, `sluice_produced_records`,
 //! `sluice_fetched_bytes`, `sluice_fetched_records` (counters, by `topic`), `sluice_scrubbed_bytes`
 //! (counter: closed-segment bytes the scrubber verified),
@@ -97,6 +98,12 @@ struct AuthenticationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeniedLabels {
+    operation: String,
+    resource_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
 }
@@ -138,6 +145,7 @@ pub(crate) struct Metrics {
     pub connections: Gauge,
     connections_closed: Family<ReasonLabel, Counter>,
     authentications: Family<AuthenticationLabels, Counter>,
+    authorization_denied: Family<DeniedLabels, Counter>,
     produced_bytes: Family<TopicLabel, Counter>,
     produced_records: Family<TopicLabel, Counter>,
     fetched_bytes: Family<TopicLabel, Counter>,
@@ -176,6 +184,12 @@ impl Metrics {
             "authentications",
             "SASL authentications, by mechanism and result (succeeded, reauthenticated, failed)",
             authentications.clone(),
+        );
+        let authorization_denied = Family::<DeniedLabels, Counter>::default();
+        registry.register(
+            "authorization_denied",
+            "Operations refused by the ACLs, by operation and resource type",
+            authorization_denied.clone(),
         );
         let produced_bytes = Family::<TopicLabel, Counter>::default();
         let produced_records = Family::<TopicLabel, Counter>::default();
@@ -287,6 +301,7 @@ impl Metrics {
             connections,
             connections_closed,
             authentications,
+            authorization_denied,
             produced_bytes,
             produced_records,
             fetched_bytes,
@@ -343,6 +358,19 @@ impl Metrics {
         self.authentications
             .get_or_create(&AuthenticationLabels { mechanism, result })
             .inc();
+    }
+
+    /// Counts an operation the ACLs refused.
+    pub(crate) fn authorization_denied(
+        &self,
+        operation: sluice_acl::Operation,
+        resource_type: sluice_acl::ResourceType,
+    ) {
+        let label = DeniedLabels {
+            operation: format!("{operation:?}"),
+            resource_type: format!("{resource_type:?}"),
+        };
+        self.authorization_denied.get_or_create(&label).inc();
     }
 
     pub(crate) fn produced(&self, topic: &str, records: i64, bytes: usize) {

@@ -63,6 +63,8 @@ pub struct Broker {
     pub(crate) unfinished_small_frame_bytes: Semaphore,
     /// SASL: the mechanisms offered, failed logins per address, fresh nonces.
     pub(crate) authentication: crate::authentication::Authentication,
+    /// The compiled ACLs and who is a super user.
+    pub(crate) authorization: crate::authorization::Authorization,
     admission: Arc<Admission>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -236,6 +238,13 @@ impl RunningBroker {
             config.sasl_enabled_mechanisms.clone(),
             config.connections_max_reauth_ms,
         );
+        let mut super_users = config.super_users.clone();
+        super_users.push(crate::authentication::INTERNAL.to_string());
+        let authorization = crate::authorization::Authorization::new(
+            config.authorizer_enabled,
+            super_users,
+            config.allow_everyone_if_no_acl_found,
+        );
         let config_group = config.group.clone();
         let config_txn = config.txn;
         let shutdown = CancellationToken::new();
@@ -269,6 +278,7 @@ impl RunningBroker {
             unfinished_frame_bytes: Semaphore::new(unfinished_frame_bytes),
             unfinished_small_frame_bytes: Semaphore::new(UNFINISHED_FRAME_BYTES_MAX),
             authentication,
+            authorization,
             admission,
             tasks,
             shutdown,
@@ -637,7 +647,17 @@ async fn serve_tls(
         _ = shutdown.cancelled() => return,
     };
     match handshake {
-        Ok(Ok(tls)) => connection::serve_stream(broker, tls, peer, endpoint, shutdown).await,
+        Ok(Ok(tls)) => {
+            // A client certificate's subject is the connection's principal (SASL's, if the
+            // listener asks for SASL too, replaces it).
+            let principal = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|der| crate::tls::certificate_principal(der));
+            connection::serve_stream(broker, tls, peer, endpoint, shutdown, principal).await
+        }
         Ok(Err(e)) => {
             tracing::info!(%peer, listener = %endpoint.name, error = %e, "TLS handshake failed");
             broker.metrics.connection_closed("tls_handshake_failed");

@@ -4,8 +4,10 @@
 //! `ssl.client.auth` asks (`none`, `requested`, `required`); TLS 1.2 and 1.3 only, through
 //! rustls with the ring provider.
 //!
-//! Owns: reading the PEM files into a rustls `ServerConfig`. Not: the listeners and the
-//! handshake's deadline (`server`), who a client is (authentication, to come).
+//! Owns: reading the PEM files into a rustls `ServerConfig`, and a client certificate's subject
+//! as its principal (`certificate_principal`: `User:` and the distinguished name in RFC 2253's
+//! form, as Kafka's default `ssl.principal.mapping.rules` gives it). Not: the listeners and the
+//! handshake's deadline (`server`), what a principal may do.
 
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
@@ -114,4 +116,77 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<rustls::ServerConfig>
         .with_single_cert(chain, key)
         .map_err(|e| file_error(&settings.keystore, e))?;
     Ok(Arc::new(config))
+}
+
+/// The principal of a client certificate: `User:` and its subject as RFC 2253 writes it (the
+/// most specific part first, `CN=client,OU=dev,O=example`), Kafka's default mapping.
+pub(crate) fn certificate_principal(der: &[u8]) -> Option<String> {
+    let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+    let mut parts = Vec::new();
+    let rdns: Vec<_> = certificate.subject().iter().collect();
+    for rdn in rdns.into_iter().rev() {
+        let attributes: Vec<String> = rdn
+            .iter()
+            .map(|attribute| {
+                let oid = attribute.attr_type().to_id_string();
+                let name = rfc2253_keyword(&oid).map_or(oid.clone(), str::to_string);
+                let value = attribute
+                    .as_str()
+                    .map(escape_rfc2253)
+                    .unwrap_or_else(|_| format!("#{}", hex(attribute.as_slice())));
+                format!("{name}={value}")
+            })
+            .collect();
+        parts.push(attributes.join("+"));
+    }
+    Some(format!("User:{}", parts.join(",")))
+}
+
+/// The attribute keywords RFC 2253 names (others are written as their dotted OID, as Java's
+/// `X500Principal.getName()` does).
+fn rfc2253_keyword(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "2.5.4.3" => "CN",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.6" => "C",
+        "2.5.4.9" => "STREET",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        _ => return None,
+    })
+}
+
+/// RFC 2253's escapes: `,+"\<>;` anywhere, `#` and a space first, a space last.
+fn escape_rfc2253(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_rfc2253;
+
+    #[test]
+    fn rfc_2253_escapes() {
+        assert_eq!(escape_rfc2253("client"), "client");
+        assert_eq!(escape_rfc2253("a,b+c"), "a\\,b\\+c");
+        assert_eq!(escape_rfc2253(" x "), "\\ x\\ ");
+    }
 }

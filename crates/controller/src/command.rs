@@ -7,9 +7,9 @@
 //! argument).
 
 use crate::controller::{
-    AlterPartition, BrokerHeartbeat, ConfigChanges, HeartbeatReply, ImportedTopic, NewPartitions,
-    NewTopic, PartitionState, QuorumController, Registration, ScramDeletion, ScramUpsertion,
-    TopicCreated,
+    AclEntry, AclFilterEntry, AlterPartition, BrokerHeartbeat, ConfigChanges, HeartbeatReply,
+    ImportedTopic, NewPartitions, NewTopic, PartitionState, QuorumController, Registration,
+    ScramDeletion, ScramUpsertion, TopicCreated,
 };
 use crate::error::ControllerError;
 use crate::record::MetadataRecord;
@@ -57,6 +57,8 @@ pub enum ControllerCommand {
     },
     /// The bootstrap administrator's credentials, written where the user has none yet.
     BootstrapScram(Vec<ScramUpsertion>),
+    CreateAcls(Vec<AclEntry>),
+    DeleteAcls(Vec<AclFilterEntry>),
 }
 
 /// The answer to a command, by kind.
@@ -78,6 +80,9 @@ pub enum ControllerReply {
     PartitionAltered(PartitionState),
     /// One answer per user of an AlterUserScramCredentials, in the order first named.
     ScramCredentialsAltered(Vec<(String, Result<(), ControllerError>)>),
+    AclsCreated(Vec<Result<(), ControllerError>>),
+    /// Per filter, the ACLs it matched and removed.
+    AclsDeleted(Vec<Result<Vec<AclEntry>, ControllerError>>),
     /// The command was refused as a whole.
     Refused(ControllerError),
 }
@@ -154,6 +159,14 @@ impl QuorumController {
             }
             ControllerCommand::BootstrapScram(credentials) => {
                 (self.bootstrap_scram(&credentials), ControllerReply::Done)
+            }
+            ControllerCommand::CreateAcls(entries) => {
+                let (records, results) = self.create_acls(&entries);
+                (records, ControllerReply::AclsCreated(results))
+            }
+            ControllerCommand::DeleteAcls(filters) => {
+                let (records, results) = self.delete_acls(&filters);
+                (records, ControllerReply::AclsDeleted(results))
             }
         }
     }

@@ -21,11 +21,13 @@ use sluice_types::limits;
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
+mod acls;
 mod alter_partition;
 mod changes;
 mod import;
 mod scram;
 
+pub use acls::{AclEntry, AclFilterEntry};
 pub use alter_partition::{AlterPartition, PartitionState};
 pub use changes::{ConfigChanges, NewPartitions};
 pub use import::ImportedTopic;

@@ -3,6 +3,7 @@
 //! one too and decides from it. Applying is total: a record that names something the image
 //! does not hold (which a correct log never has) changes nothing.
 
+use crate::controller::AclEntry;
 use crate::record::{ConfigResource, Endpoint, MetadataRecord};
 use sluice_replication::PartitionRegistration;
 use std::collections::BTreeMap;
@@ -61,6 +62,8 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// SCRAM credentials by user and Kafka's mechanism type code.
     pub scram_credentials: BTreeMap<(String, i8), ScramCredentialImage>,
+    /// ACLs by id.
+    pub acls: BTreeMap<Uuid, AclEntry>,
 }
 
 impl MetadataImage {
@@ -201,6 +204,12 @@ impl MetadataImage {
             MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
                 self.scram_credentials.remove(&(name, mechanism));
             }
+            MetadataRecord::AccessControlEntry { id, entry } => {
+                self.acls.insert(id, entry);
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                self.acls.remove(&id);
+            }
         }
     }
 
@@ -277,6 +286,12 @@ impl MetadataImage {
                 stored_key: c.stored_key.clone(),
                 server_key: c.server_key.clone(),
                 iterations: c.iterations,
+            });
+        }
+        for (id, entry) in &self.acls {
+            records.push(MetadataRecord::AccessControlEntry {
+                id: *id,
+                entry: entry.clone(),
             });
         }
         records

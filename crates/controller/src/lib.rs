@@ -18,9 +18,9 @@ mod record;
 
 pub use command::{ControllerCommand, ControllerReply};
 pub use controller::{
-    AlterPartition, BrokerHeartbeat, ConfigChanges, ControllerConfig, HeartbeatReply,
-    ImportedTopic, NewPartitions, NewTopic, PartitionState, QuorumController, Registration,
-    ScramDeletion, ScramUpsertion, TopicCreated, check_upsertion,
+    AclEntry, AclFilterEntry, AlterPartition, BrokerHeartbeat, ConfigChanges, ControllerConfig,
+    HeartbeatReply, ImportedTopic, NewPartitions, NewTopic, PartitionState, QuorumController,
+    Registration, ScramDeletion, ScramUpsertion, TopicCreated, check_upsertion,
 };
 pub use error::ControllerError;
 pub use image::{BrokerState, MetadataImage, ScramCredentialImage, TopicImage};

@@ -10,6 +10,7 @@
 //! version, and bytes left over.
 
 use crate::ControllerError;
+use crate::controller::AclEntry;
 use serde::{Deserialize, Serialize};
 use sluice_types::limits::METADATA_RECORD_BYTES_MAX;
 use uuid::Uuid;
@@ -119,6 +120,15 @@ pub enum MetadataRecord {
         name: String,
         mechanism: i8,
     },
+    /// An ACL (Kafka's `AccessControlEntryRecord`), with the id DeleteAcls removes it by.
+    AccessControlEntry {
+        id: Uuid,
+        entry: AclEntry,
+    },
+    /// An ACL removed (`RemoveAccessControlEntryRecord`).
+    RemoveAccessControlEntry {
+        id: Uuid,
+    },
 }
 
 impl MetadataRecord {
@@ -199,6 +209,12 @@ impl std::fmt::Display for MetadataRecord {
                     "remove SCRAM credential of {name} (mechanism {mechanism})"
                 )
             }
+            MetadataRecord::AccessControlEntry { id, entry } => write!(
+                f,
+                "ACL {id}: {} {} on {}",
+                entry.principal, entry.operation, entry.resource_name
+            ),
+            MetadataRecord::RemoveAccessControlEntry { id } => write!(f, "remove ACL {id}"),
         }
     }
 }

@@ -50,6 +50,14 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     sasl_enabled_mechanisms: Option<String>,
+    /// Enforce ACLs: org.apache.kafka.metadata.authorizer.StandardAuthorizer (or StandardAuthorizer), Kafka's authorizer.class.name [env: SLUICE_AUTHORIZER_CLASS_NAME] [default: none: not enforced]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorizer_class_name: Option<String>,
+    /// Principals allowed everything, semicolon-separated (User:admin;User:ops), Kafka's super.users [env: SLUICE_SUPER_USERS]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    super_users: Option<String>,
     /// File of SCRAM credentials written at start where the user has none (the first administrator), one per line as Kafka's --add-scram [env: SLUICE_SASL_BOOTSTRAP_SCRAM_FILE]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,6 +132,12 @@ pub(crate) struct ServeSettings {
     pub sasl_bootstrap_scram_file: Option<PathBuf>,
     /// `connections.max.reauth.ms`: 0 lets an authentication hold for the connection's life
     pub connections_max_reauth_ms: u64,
+    /// `authorizer.class.name`: empty (ACLs not enforced) or Kafka's StandardAuthorizer
+    pub authorizer_class_name: String,
+    /// `super.users`: principals allowed everything, `User:a;User:b`
+    pub super_users: String,
+    /// `allow.everyone.if.no.acl.found`
+    pub allow_everyone_if_no_acl_found: bool,
     /// The HTTP API's address; "off" serves none.
     pub http_listen: String,
     /// Where the other nodes of a cluster reach this HTTP API (`None`: from `http_listen`).
@@ -231,6 +245,9 @@ impl Default for ServeSettings {
             sasl_bootstrap_scram: Vec::new(),
             sasl_bootstrap_scram_file: None,
             connections_max_reauth_ms: 0,
+            authorizer_class_name: String::new(),
+            super_users: String::new(),
+            allow_everyone_if_no_acl_found: false,
             http_listen: "127.0.0.1:8080".into(),
             http_advertised_url: None,
             http_cors_origins: String::new(),
@@ -327,6 +344,34 @@ impl ServeSettings {
             }
         }
         Ok(mechanisms)
+    }
+
+    /// Whether `authorizer_class_name` turns ACL enforcement on: Kafka's StandardAuthorizer
+    /// (by its class name, or `StandardAuthorizer`), or nothing.
+    pub(crate) fn authorizer_enabled(&self) -> anyhow::Result<bool> {
+        match self.authorizer_class_name.trim() {
+            "" => Ok(false),
+            "StandardAuthorizer" | "org.apache.kafka.metadata.authorizer.StandardAuthorizer" => {
+                Ok(true)
+            }
+            other => anyhow::bail!(
+                "authorizer_class_name: {other} is not served; use org.apache.kafka.metadata.authorizer.StandardAuthorizer (or StandardAuthorizer), or leave it empty"
+            ),
+        }
+    }
+
+    /// `super_users`, Kafka's `User:a;User:b`, each checked as a principal.
+    pub(crate) fn super_users(&self) -> anyhow::Result<Vec<String>> {
+        self.super_users
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                sluice_acl::parse_principal(p)
+                    .map(|_| p.to_string())
+                    .map_err(|e| anyhow::anyhow!("super_users: {e}"))
+            })
+            .collect()
     }
 
     /// The bootstrap SCRAM credentials, checked.
@@ -475,6 +520,9 @@ impl ServeSettings {
         config.secured_listeners = listeners.secured;
         config.sasl_enabled_mechanisms = self.sasl_mechanisms()?;
         config.connections_max_reauth_ms = self.connections_max_reauth_ms;
+        config.authorizer_enabled = self.authorizer_enabled()?;
+        config.super_users = self.super_users()?;
+        config.allow_everyone_if_no_acl_found = self.allow_everyone_if_no_acl_found;
         anyhow::ensure!(self.node_id >= 0, "node_id must be at least 0");
         config.node_id = self.node_id;
         anyhow::ensure!(

@@ -25,7 +25,11 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("sluice-acl", &[]),
     // SASL's mechanisms and SCRAM credentials: pure (issue 15).
     ("sluice-sasl", &["sluice-types"]),
-    ("sluice-controller", &["sluice-replication", "sluice-types"]),
+    // ACL records are checked and matched with the acl crate's model.
+    (
+        "sluice-controller",
+        &["sluice-acl", "sluice-replication", "sluice-types"],
+    ),
     // The one crate that knows openraft; it does I/O (the metadata log on disk).
     ("sluice-consensus", &["sluice-controller", "sluice-types"]),
     // A node's place in the cluster: runs the metadata log and the broker's session.
@@ -48,6 +52,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     (
         "sluice-broker",
         &[
+            // The compiled ACLs every request is checked against.
+            "sluice-acl",
             // Brokers talk to each other as Kafka clients (transaction markers).
             "sluice-client",
             "sluice-controller",
@@ -82,6 +88,8 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     (
         "sluice",
         &[
+            // `super_users` checked as principals.
+            "sluice-acl",
             "sluice-alloc-guard",
             "sluice-broker",
             "sluice-client",

@@ -292,3 +292,11 @@ pub const SASL_FAILURE_ADDRESSES_MAX: usize = 10_000;
 /// `connection.failed.authentication.delay.ms`, default 100): a guesser gets an answer no
 /// sooner, whatever the broker's cost to check.
 pub const SASL_FAILURE_DELAY_MS: u64 = 100;
+
+/// ACLs a cluster keeps: CreateAcls past it is refused (POLICY_VIOLATION). Each is a metadata
+/// record every broker holds and compiles; 10,000 are checked in well under a microsecond
+/// (`crates/acl/examples/check_cost.rs`).
+pub const ACLS_MAX: usize = 100_000;
+
+/// ACL creations or filters one CreateAcls, DeleteAcls request may carry.
+pub const ACL_REQUEST_ITEMS_MAX: usize = 10_000;

@@ -30,6 +30,11 @@ use std::time::Instant;
 /// as Kafka names it.
 pub(crate) const ANONYMOUS: &str = "User:ANONYMOUS";
 
+/// The principal of the in-process loopback listener (the HTTP gateway and the view engine),
+/// allowed everything: until the HTTP API authenticates its callers (slice 7 of the security
+/// design), it stands for them.
+pub(crate) const INTERNAL: &str = "User:sluice-internal";
+
 pub(crate) struct Authentication {
     pub mechanisms: Vec<Mechanism>,
     pub reauth_ms: u64,

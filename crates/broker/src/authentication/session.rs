@@ -19,6 +19,7 @@
 //! as Kafka's do.
 
 use super::{ANONYMOUS, ImageCredentials};
+use crate::authorization::Caller;
 use crate::dispatch::{Pending, Reply, ready};
 use crate::server::Broker;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -51,6 +52,8 @@ pub(crate) struct Session {
     authenticate_by: Option<Instant>,
     /// When the authentication runs out (`connections.max.reauth.ms`).
     expires_at: Option<Instant>,
+    /// The principal and address handlers check ACLs against.
+    caller: Caller,
 }
 
 /// What the reader does with a frame.
@@ -73,18 +76,27 @@ enum Stepped {
 }
 
 impl Session {
-    pub(crate) fn new(broker: &Broker, sasl: bool, peer: SocketAddr) -> Session {
+    /// A session on a listener asking SASL authentication first (`sasl`) or not; `principal`:
+    /// who the connection is until SASL says otherwise (`User:ANONYMOUS`, a client
+    /// certificate's subject, the in-process listener's `User:sluice-internal`).
+    pub(crate) fn new(broker: &Broker, sasl: bool, principal: &str, peer: SocketAddr) -> Session {
         let within = Duration::from_millis(broker.config.request_timeout_ms);
         Session {
             sasl,
             peer,
-            principal: (!sasl).then(|| ANONYMOUS.to_string()),
+            principal: (!sasl).then(|| principal.to_string()),
             mechanism: None,
             exchange: None,
             raw_tokens: false,
             authenticate_by: sasl.then(|| Instant::now() + within),
             expires_at: None,
+            caller: Caller::new(principal, peer),
         }
+    }
+
+    /// Who the connection's requests come from (`User:ANONYMOUS` until it authenticates).
+    pub(crate) fn caller(&self) -> &Caller {
+        &self.caller
     }
 
     /// The largest frame the connection may send now.
@@ -307,6 +319,7 @@ impl Session {
         );
         self.exchange = None;
         self.raw_tokens = false;
+        self.caller = Caller::new(&principal, self.peer);
         self.principal = Some(principal);
         self.mechanism = Some(mechanism);
         self.authenticate_by = None;

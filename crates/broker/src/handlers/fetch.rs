@@ -21,6 +21,7 @@
 //! Fetch sessions (KIP-227) are declined: every response carries session id 0, so clients keep
 //! sending full fetch requests; a request naming a session gets `FETCH_SESSION_ID_NOT_FOUND`.
 
+use crate::authorization::Caller;
 use crate::error;
 use crate::server::Broker;
 use bytes::Bytes;
@@ -32,6 +33,7 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{BrokerId, ProducerId};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use sluice_acl::{Operation, ResourceType};
 use sluice_storage::StorageError;
 use sluice_types::limits::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use std::future::Future;
@@ -54,9 +56,11 @@ struct PartitionRead<'a> {
 
 pub(crate) fn handle(
     broker: Arc<Broker>,
-    request: FetchRequest,
+    caller: &Caller,
+    mut request: FetchRequest,
     version: i16,
-) -> impl Future<Output = Option<FetchResponse>> + Send + 'static {
+) -> impl Future<Output = Option<FetchResponse>> + Send + 'static + use<> {
+    let denied = take_denied(&broker, caller, &mut request);
     let wait_ms = u64::try_from(request.max_wait_ms)
         .unwrap_or(0)
         .min(FETCH_WAIT_MS_MAX);
@@ -85,6 +89,7 @@ pub(crate) fn handle(
                 if version >= 12 {
                     point_to_leaders(&broker, &mut responses);
                 }
+                responses.extend(denied);
                 return Some(FetchResponse::default().with_responses(responses));
             }
             let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
@@ -96,10 +101,47 @@ pub(crate) fn handle(
                 if request.replica_id.0 < 0 {
                     count_fetched(&broker, &responses);
                 }
+                responses.extend(denied);
                 return Some(FetchResponse::default().with_responses(responses));
             }
         }
     }
+}
+
+/// Takes out of `request` the topics `caller` may not read (a follower: every topic unless it
+/// may CLUSTER_ACTION), as Kafka does, and answers them TOPIC_AUTHORIZATION_FAILED.
+fn take_denied(
+    broker: &Broker,
+    caller: &Caller,
+    request: &mut FetchRequest,
+) -> Vec<FetchableTopicResponse> {
+    let follower = request.replica_id.0 >= 0;
+    let follower_allowed = follower && broker.allows_cluster(caller, Operation::ClusterAction);
+    super::gate_items::refused_of(&mut request.topics, |t| {
+        if follower {
+            follower_allowed
+        } else {
+            broker.allows(caller, Operation::Read, ResourceType::Topic, &t.topic)
+        }
+    })
+    .into_iter()
+    .map(|t| {
+        let partitions = t
+            .partitions
+            .iter()
+            .map(|p| {
+                PartitionData::default()
+                    .with_partition_index(p.partition)
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_high_watermark(-1)
+            })
+            .collect();
+        FetchableTopicResponse::default()
+            .with_topic(t.topic)
+            .with_topic_id(t.topic_id)
+            .with_partitions(partitions)
+    })
+    .collect()
 }
 
 /// KIP-951: a partition refused because this broker does not lead it (or leads it in

@@ -3,6 +3,7 @@
 //! allows it (v4+), as in Kafka.
 
 use super::first_of_each;
+use crate::authorization::Caller;
 use crate::controller_client::CONTROLLER_WAIT_MAX;
 use crate::metadata_image::TopicImage;
 use crate::server::{Broker, Endpoint};
@@ -13,6 +14,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use sluice_acl::{Operation, ResourceType};
 use sluice_controller::NewTopic;
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,33 +22,49 @@ use std::sync::Arc;
 
 pub(crate) fn handle(
     broker: &Arc<Broker>,
+    caller: &Caller,
     request: MetadataRequest,
     version: i16,
     endpoint: &Arc<Endpoint>,
 ) -> impl Future<Output = Option<MetadataResponse>> + Send + 'static + use<> {
     let broker = broker.clone();
     let endpoint = endpoint.clone();
+    let caller = caller.clone();
     async move {
         let all = match &request.topics {
             None => true,
             Some(topics) => version == 0 && topics.is_empty(),
         };
+        let may_describe =
+            |name: &str| broker.shows(&caller, Operation::Describe, ResourceType::Topic, name);
         let topics = if all {
+            // Every topic the caller may describe; the others are left out, as in Kafka.
             let image = broker.metadata();
-            image.topics().into_iter().map(describe_topic).collect()
+            image
+                .topics()
+                .into_iter()
+                .filter(|t| may_describe(&t.name))
+                .map(describe_topic)
+                .collect()
         } else {
             let auto_create = broker.config.auto_create_topics
                 && (version < 4 || request.allow_auto_topic_creation);
             let wanted = first_of_each(request.topics.unwrap_or_default(), |t| {
                 (t.name.clone(), t.topic_id)
             });
+            let (wanted, denied) = authorize_named(&broker, &caller, wanted, auto_create);
             let refused = if auto_create {
                 create_missing(&broker, &wanted).await
             } else {
                 HashMap::new()
             };
             let image = broker.metadata();
-            wanted
+            let denied = denied.into_iter().map(|name| {
+                MetadataResponseTopic::default()
+                    .with_name(Some(name))
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+            });
+            let answered: Vec<MetadataResponseTopic> = wanted
                 .into_iter()
                 .map(|t| match t.name {
                     Some(name) => match image.topic(&name) {
@@ -62,13 +80,17 @@ pub(crate) fn handle(
                         }
                     },
                     None => match image.topic_by_id(t.topic_id) {
-                        Some(topic) => describe_topic(topic),
+                        Some(topic) if may_describe(&topic.name) => describe_topic(topic),
+                        Some(_) => MetadataResponseTopic::default()
+                            .with_topic_id(t.topic_id)
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
                         None => MetadataResponseTopic::default()
                             .with_topic_id(t.topic_id)
                             .with_error_code(ResponseError::UnknownTopicId.code()),
                     },
                 })
-                .collect()
+                .collect();
+            answered.into_iter().chain(denied).collect()
         };
         let mut topics: Vec<MetadataResponseTopic> = topics;
         if version < 1 {
@@ -94,6 +116,38 @@ pub(crate) fn handle(
                 .with_topics(topics),
         )
     }
+}
+
+/// Splits the named topics into those the caller may describe (and, if it would be created,
+/// create: CREATE on the cluster or the topic) and the names refused
+/// TOPIC_AUTHORIZATION_FAILED. Topics named by id are checked once their name is known.
+fn authorize_named(
+    broker: &Broker,
+    caller: &Caller,
+    wanted: Vec<MetadataRequestTopic>,
+    auto_create: bool,
+) -> (Vec<MetadataRequestTopic>, Vec<TopicName>) {
+    let image = broker.metadata();
+    let may_create = |name: &str| {
+        broker.allows_cluster(caller, Operation::Create)
+            || broker.allows(caller, Operation::Create, ResourceType::Topic, name)
+    };
+    let mut denied = Vec::new();
+    let allowed = wanted
+        .into_iter()
+        .filter(|t| {
+            let Some(name) = &t.name else {
+                return true;
+            };
+            let ok = broker.allows(caller, Operation::Describe, ResourceType::Topic, name)
+                && (!auto_create || image.topic(name).is_some() || may_create(name));
+            if !ok {
+                denied.push(name.clone());
+            }
+            ok
+        })
+        .collect();
+    (allowed, denied)
 }
 
 /// Creates the named topics the image lacks (auto-creation), with the default partition

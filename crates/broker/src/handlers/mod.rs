@@ -2,6 +2,7 @@
 //! the versions each handler really supports; ApiVersions answers from it and `route` refuses
 //! anything outside it. An API missing here is simply absent from ApiVersions.
 
+mod acls;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 pub(crate) mod api_versions;
@@ -21,6 +22,8 @@ mod describe_transactions;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
+mod gate;
+mod gate_items;
 mod group_configs;
 mod heartbeat;
 mod init_producer_id;
@@ -46,11 +49,22 @@ mod sync_group;
 mod txn_offset_commit;
 mod write_txn_markers;
 
+use crate::authorization::Caller;
 use crate::dispatch::{Pending, respond, respond_fetch};
 use crate::server::{Broker, Endpoint};
+use gate::gated;
+use gate_items::{filtered, split};
 use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::{
+    AlterConfigsResponse, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse,
+    CreatePartitionsResponse, CreateTopicsResponse, DeleteGroupsResponse, DeleteRecordsResponse,
+    DeleteTopicsResponse, DescribeConfigsResponse, DescribeGroupsResponse,
+    DescribeProducersResponse, DescribeTransactionsResponse, FindCoordinatorResponse,
+    IncrementalAlterConfigsResponse, ListOffsetsResponse, OffsetCommitResponse,
+    OffsetDeleteResponse, OffsetForLeaderEpochResponse, ShareGroupDescribeRequest,
+    ShareGroupDescribeResponse, TxnOffsetCommitResponse,
+};
 use sluice_protocol::{ProtocolError, RequestFrame};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Every API this broker serves, with the lowest and highest version it handles.
@@ -107,6 +121,9 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::CreateAcls, 0, 3),
+    (ApiKey::DescribeAcls, 0, 3),
+    (ApiKey::DeleteAcls, 0, 3),
 ];
 
 pub(crate) fn supports(key: ApiKey, version: i16) -> bool {
@@ -119,143 +136,344 @@ pub(crate) fn supports(key: ApiKey, version: i16) -> bool {
 pub(crate) fn route(
     broker: &Arc<Broker>,
     request: RequestFrame,
-    peer: SocketAddr,
     endpoint: &Arc<Endpoint>,
+    caller: &Caller,
 ) -> Result<Pending, ProtocolError> {
+    let peer = caller.address;
     let b = broker.clone();
     let e = endpoint.clone();
+    let c = caller.clone();
     let m = broker.metrics.clone();
     // Most group APIs are handed only the group coordinators (`&b.groups`), and some
     // transaction APIs only theirs (`&b.transaction_coordinators`).
     match request.api_key {
         ApiKey::ApiVersions => respond(&m, request, api_versions::handle),
-        ApiKey::Metadata => respond(&m, request, move |r, v| metadata::handle(&b, r, v, &e)),
-        ApiKey::Produce => respond(&m, request, move |r, v| produce::handle(&b, r, v, &e)),
-        ApiKey::Fetch => respond_fetch(&m, request, move |r, v| fetch::handle(b, r, v)),
-        ApiKey::ListOffsets => respond(&m, request, move |r, v| list_offsets::handle(&b, r, v)),
-        ApiKey::OffsetForLeaderEpoch => respond(&m, request, move |r, v| {
-            offset_for_leader_epoch::handle(&b, r, v)
+        ApiKey::Metadata => respond(&m, request, move |r, v| metadata::handle(&b, &c, r, v, &e)),
+        ApiKey::Produce => respond(&m, request, move |r, v| produce::handle(&b, &c, r, v, &e)),
+        ApiKey::Fetch => respond_fetch(&m, request, move |r, v| fetch::handle(b, &c, r, v)),
+        ApiKey::ListOffsets => respond(&m, request, move |r, v| {
+            split(
+                r,
+                |r| gate_items::list_offsets(&b, &c, r),
+                |r| list_offsets::handle(&b, r, v),
+                |response: &mut ListOffsetsResponse, refused| response.topics.extend(refused),
+            )
         }),
-        ApiKey::CreateTopics => respond(&m, request, move |r, v| create_topics::handle(&b, r, v)),
-        ApiKey::DeleteTopics => respond(&m, request, move |r, v| delete_topics::handle(&b, r, v)),
-        ApiKey::DeleteRecords => respond(&m, request, move |r, v| delete_records::handle(&b, r, v)),
-        ApiKey::CreatePartitions => {
-            respond(&m, request, move |r, v| create_partitions::handle(&b, r, v))
-        }
-        ApiKey::DescribeConfigs => respond(&m, request, move |r, v| configs::describe(&b, r, v)),
-        ApiKey::AlterConfigs => respond(&m, request, move |r, v| configs::alter(&b, r, v)),
+        ApiKey::OffsetForLeaderEpoch => respond(&m, request, move |r, v| {
+            split(
+                r,
+                |r| gate_items::offset_for_leader_epoch(&b, &c, r),
+                |r| offset_for_leader_epoch::handle(&b, r, v),
+                |response: &mut OffsetForLeaderEpochResponse, refused| {
+                    response.topics.extend(refused)
+                },
+            )
+        }),
+        ApiKey::CreateTopics => respond(&m, request, move |r, v| {
+            split(
+                r,
+                |r| gate_items::create_topics(&b, &c, r),
+                |r| create_topics::handle(&b, r, v),
+                |response: &mut CreateTopicsResponse, refused| response.topics.extend(refused),
+            )
+        }),
+        ApiKey::DeleteTopics => respond(&m, request, move |r, v| {
+            split(
+                r,
+                |r| gate_items::delete_topics(&b, &c, r),
+                |r| delete_topics::handle(&b, r, v),
+                |response: &mut DeleteTopicsResponse, refused| response.responses.extend(refused),
+            )
+        }),
+        ApiKey::DeleteRecords => respond(&m, request, move |r, v| {
+            split(
+                r,
+                |r| gate_items::delete_records(&b, &c, r),
+                |r| delete_records::handle(&b, r, v),
+                |response: &mut DeleteRecordsResponse, refused| response.topics.extend(refused),
+            )
+        }),
+        ApiKey::CreatePartitions => respond(&m, request, move |r, v| {
+            split(
+                r,
+                |r| gate_items::create_partitions(&b, &c, r),
+                |r| create_partitions::handle(&b, r, v),
+                |response: &mut CreatePartitionsResponse, refused| response.results.extend(refused),
+            )
+        }),
+        ApiKey::DescribeConfigs => respond(&m, request, move |r, v| {
+            split(
+                r,
+                |r| gate_items::describe_configs(&b, &c, r),
+                |r| configs::describe(&b, r, v),
+                |response: &mut DescribeConfigsResponse, refused| response.results.extend(refused),
+            )
+        }),
+        ApiKey::AlterConfigs => respond(&m, request, move |r, v| {
+            split(
+                r,
+                |r| gate_items::alter_configs(&b, &c, r),
+                |r| configs::alter(&b, r, v),
+                |response: &mut AlterConfigsResponse, refused| response.responses.extend(refused),
+            )
+        }),
         ApiKey::IncrementalAlterConfigs => respond(&m, request, move |r, v| {
-            configs::incremental_alter(&b, r, v)
+            split(
+                r,
+                |r| gate_items::incremental_alter_configs(&b, &c, r),
+                |r| configs::incremental_alter(&b, r, v),
+                |response: &mut IncrementalAlterConfigsResponse, refused| {
+                    response.responses.extend(refused)
+                },
+            )
         }),
         ApiKey::DescribeCluster => respond(&m, request, move |r, v| {
             describe_cluster::handle(&b, r, v, &e)
         }),
-        ApiKey::DescribeLogDirs => {
-            respond(&m, request, move |r, v| describe_log_dirs::handle(&b, r, v))
-        }
-        ApiKey::FindCoordinator => respond(&m, request, move |r, v| {
-            find_coordinator::handle(&b, r, v, &e)
+        ApiKey::DescribeLogDirs => respond(&m, request, move |r, v| {
+            gated(gate::describe_log_dirs(&b, &c, &r), || {
+                describe_log_dirs::handle(&b, r, v)
+            })
+        }),
+        ApiKey::FindCoordinator => respond(&m, request, move |mut r, v| {
+            let refused = gate_items::find_coordinator(&b, &c, &mut r, v);
+            let whole = (v < 4 && !refused.is_empty()).then(|| {
+                let mut response = FindCoordinatorResponse::default();
+                gate_items::merge_coordinators(&mut response, refused.clone(), v);
+                response
+            });
+            gated(whole, move || {
+                let pending = find_coordinator::handle(&b, r, v, &e);
+                filtered(pending, move |response| {
+                    gate_items::merge_coordinators(response, refused, v)
+                })
+            })
         }),
         ApiKey::JoinGroup => {
             let client = join_group::Client::of(&request, peer);
             respond(&m, request, move |r, v| {
-                join_group::handle(&b.groups, r, v, client)
+                gated(gate::join_group(&b, &c, &r), || {
+                    join_group::handle(&b.groups, r, v, client)
+                })
             })
         }
         ApiKey::ConsumerGroupHeartbeat => {
             let client = join_group::Client::of(&request, peer);
             respond(&m, request, move |r, v| {
-                consumer_group_heartbeat::handle(&b, r, v, client)
+                gated(gate::consumer_group_heartbeat(&b, &c, &r), || {
+                    consumer_group_heartbeat::handle(&b, r, v, client)
+                })
             })
         }
         ApiKey::ConsumerGroupDescribe => respond(&m, request, move |r, v| {
-            consumer_group_describe::handle(&b, r, v)
+            split(
+                r,
+                |r: &mut ConsumerGroupDescribeRequest| {
+                    gate_items::describable_groups(&b, &c, &mut r.group_ids)
+                },
+                |r| consumer_group_describe::handle(&b, r, v),
+                |response: &mut ConsumerGroupDescribeResponse, refused| {
+                    response
+                        .groups
+                        .extend(gate_items::consumer_groups_refused(refused))
+                },
+            )
         }),
         ApiKey::ShareGroupHeartbeat => {
             let client = join_group::Client::of(&request, peer);
             respond(&m, request, move |r, v| {
-                share_group_heartbeat::handle(&b, r, v, client)
+                gated(gate::share_group_heartbeat(&b, &c, &r), || {
+                    share_group_heartbeat::handle(&b, r, v, client)
+                })
             })
         }
         ApiKey::ShareGroupDescribe => respond(&m, request, move |r, v| {
-            share_group_describe::handle(&b, r, v)
+            split(
+                r,
+                |r: &mut ShareGroupDescribeRequest| {
+                    gate_items::describable_groups(&b, &c, &mut r.group_ids)
+                },
+                |r| share_group_describe::handle(&b, r, v),
+                |response: &mut ShareGroupDescribeResponse, refused| {
+                    response
+                        .groups
+                        .extend(gate_items::share_groups_refused(refused))
+                },
+            )
         }),
-        ApiKey::ShareFetch => respond(&m, request, move |r, v| share_fetch::handle(&b, r, v)),
-        ApiKey::ShareAcknowledge => {
-            respond(&m, request, move |r, v| share_acknowledge::handle(&b, r, v))
-        }
-        ApiKey::ReadShareGroupState => {
-            respond(&m, request, move |r, v| share_group_state::read(&b, r, v))
-        }
-        ApiKey::WriteShareGroupState => {
-            respond(&m, request, move |r, v| share_group_state::write(&b, r, v))
-        }
+        ApiKey::ShareFetch => respond(&m, request, move |r, v| {
+            gated(gate::share_fetch(&b, &c, &r), || {
+                share_fetch::handle(&b, r, v)
+            })
+        }),
+        ApiKey::ShareAcknowledge => respond(&m, request, move |r, v| {
+            gated(gate::share_acknowledge(&b, &c, &r), || {
+                share_acknowledge::handle(&b, r, v)
+            })
+        }),
+        ApiKey::ReadShareGroupState => respond(&m, request, move |r, v| {
+            gated(gate::read_share_group_state(&b, &c, &r), || {
+                share_group_state::read(&b, r, v)
+            })
+        }),
+        ApiKey::WriteShareGroupState => respond(&m, request, move |r, v| {
+            gated(gate::write_share_group_state(&b, &c, &r), || {
+                share_group_state::write(&b, r, v)
+            })
+        }),
         ApiKey::DescribeShareGroupOffsets => respond(&m, request, move |r, v| {
-            share_group_offsets::describe(&b, r, v)
+            let pending = share_group_offsets::describe(&b, r, v);
+            filtered(pending, move |response| {
+                gate_items::describe_share_group_offsets(&b, &c, response)
+            })
         }),
         ApiKey::AlterShareGroupOffsets => respond(&m, request, move |r, v| {
-            share_group_offsets::alter(&b, r, v)
+            gated(gate::alter_share_group_offsets(&b, &c, &r), || {
+                share_group_offsets::alter(&b, r, v)
+            })
         }),
         ApiKey::DeleteShareGroupOffsets => respond(&m, request, move |r, v| {
-            share_group_offsets::delete(&b, r, v)
+            gated(gate::delete_share_group_offsets(&b, &c, &r), || {
+                share_group_offsets::delete(&b, r, v)
+            })
         }),
-        ApiKey::DeleteShareGroupState => {
-            respond(&m, request, move |r, v| share_group_state::delete(&b, r, v))
-        }
-        ApiKey::SyncGroup => respond(&m, request, move |r, v| sync_group::handle(&b.groups, r, v)),
-        ApiKey::Heartbeat => respond(&m, request, move |r, v| heartbeat::handle(&b.groups, r, v)),
+        ApiKey::DeleteShareGroupState => respond(&m, request, move |r, v| {
+            gated(gate::delete_share_group_state(&b, &c, &r), || {
+                share_group_state::delete(&b, r, v)
+            })
+        }),
+        ApiKey::SyncGroup => respond(&m, request, move |r, v| {
+            gated(gate::sync_group(&b, &c, &r), || {
+                sync_group::handle(&b.groups, r, v)
+            })
+        }),
+        ApiKey::Heartbeat => respond(&m, request, move |r, v| {
+            gated(gate::heartbeat(&b, &c, &r), || {
+                heartbeat::handle(&b.groups, r, v)
+            })
+        }),
         ApiKey::LeaveGroup => respond(&m, request, move |r, v| {
-            leave_group::handle(&b.groups, r, v)
+            gated(gate::leave_group(&b, &c, &r), || {
+                leave_group::handle(&b.groups, r, v)
+            })
         }),
         ApiKey::OffsetCommit => respond(&m, request, move |r, v| {
-            offset_commit::handle(&b.groups, r, v)
+            split(
+                r,
+                |r| gate_items::offset_commit(&b, &c, r),
+                |r| offset_commit::handle(&b.groups, r, v),
+                |response: &mut OffsetCommitResponse, refused| response.topics.extend(refused),
+            )
         }),
         ApiKey::OffsetFetch => respond(&m, request, move |r, v| {
-            offset_fetch::handle(&b.groups, r, v)
+            let groups = gate_items::offset_fetch_groups(&r);
+            let pending = offset_fetch::handle(&b.groups, r, v);
+            filtered(pending, move |response| {
+                gate_items::offset_fetch(&b, &c, &groups, response)
+            })
         }),
         ApiKey::ListGroups => respond(&m, request, move |r, v| {
-            list_groups::handle(&b.groups, r, v)
+            let pending = list_groups::handle(&b.groups, r, v);
+            filtered(pending, move |response| {
+                gate_items::list_groups(&b, &c, response)
+            })
         }),
         ApiKey::DescribeGroups => respond(&m, request, move |r, v| {
-            describe_groups::handle(&b.groups, r, v)
+            split(
+                r,
+                |r| gate_items::describe_groups(&b, &c, r),
+                |r| describe_groups::handle(&b.groups, r, v),
+                |response: &mut DescribeGroupsResponse, refused| response.groups.extend(refused),
+            )
         }),
-        ApiKey::DeleteGroups => respond(&m, request, move |r, v| delete_groups::handle(&b, r, v)),
+        ApiKey::DeleteGroups => respond(&m, request, move |r, v| {
+            split(
+                r,
+                |r| gate_items::delete_groups(&b, &c, r),
+                |r| delete_groups::handle(&b, r, v),
+                |response: &mut DeleteGroupsResponse, refused| response.results.extend(refused),
+            )
+        }),
         ApiKey::OffsetDelete => respond(&m, request, move |r, v| {
-            offset_delete::handle(&b.groups, r, v)
+            gated(gate::offset_delete(&b, &c, &r), || {
+                split(
+                    r,
+                    |r| gate_items::offset_delete(&b, &c, r),
+                    |r| offset_delete::handle(&b.groups, r, v),
+                    |response: &mut OffsetDeleteResponse, refused| response.topics.extend(refused),
+                )
+            })
         }),
-        ApiKey::InitProducerId => {
-            respond(&m, request, move |r, v| init_producer_id::handle(&b, r, v))
-        }
+        ApiKey::InitProducerId => respond(&m, request, move |r, v| {
+            gated(gate::init_producer_id(&b, &c, &r), || {
+                init_producer_id::handle(&b, r, v)
+            })
+        }),
         ApiKey::AddPartitionsToTxn => respond(&m, request, move |r, v| {
-            add_partitions_to_txn::handle(&b, r, v)
+            gated(gate::add_partitions_to_txn(&b, &c, &r, v), || {
+                add_partitions_to_txn::handle(&b, r, v)
+            })
         }),
         ApiKey::EndTxn => respond(&m, request, move |r, v| {
-            end_txn::handle(&b.transaction_coordinators, r, v)
+            gated(gate::end_txn(&b, &c, &r), || {
+                end_txn::handle(&b.transaction_coordinators, r, v)
+            })
         }),
         ApiKey::AddOffsetsToTxn => respond(&m, request, move |r, v| {
-            add_offsets_to_txn::handle(&b, r, v)
+            gated(gate::add_offsets_to_txn(&b, &c, &r), || {
+                add_offsets_to_txn::handle(&b, r, v)
+            })
         }),
-        ApiKey::TxnOffsetCommit => {
-            respond(&m, request, move |r, v| txn_offset_commit::handle(&b, r, v))
-        }
+        ApiKey::TxnOffsetCommit => respond(&m, request, move |r, v| {
+            split(
+                r,
+                |r| gate_items::txn_offset_commit(&b, &c, r),
+                |r| txn_offset_commit::handle(&b, r, v),
+                |response: &mut TxnOffsetCommitResponse, refused| response.topics.extend(refused),
+            )
+        }),
         ApiKey::DescribeTransactions => respond(&m, request, move |r, v| {
-            describe_transactions::handle(&b.transaction_coordinators, r, v)
+            split(
+                r,
+                |r| gate_items::describe_transactions(&b, &c, r),
+                |r| describe_transactions::handle(&b.transaction_coordinators, r, v),
+                |response: &mut DescribeTransactionsResponse, refused| {
+                    response.transaction_states.extend(refused)
+                },
+            )
         }),
         ApiKey::ListTransactions => respond(&m, request, move |r, v| {
-            list_transactions::handle(&b.transaction_coordinators, r, v)
+            let pending = list_transactions::handle(&b.transaction_coordinators, r, v);
+            filtered(pending, move |response| {
+                gate_items::list_transactions(&b, &c, response)
+            })
         }),
         ApiKey::DescribeProducers => respond(&m, request, move |r, v| {
-            describe_producers::handle(&b, r, v)
+            split(
+                r,
+                |r| gate_items::describe_producers(&b, &c, r),
+                |r| describe_producers::handle(&b, r, v),
+                |response: &mut DescribeProducersResponse, refused| response.topics.extend(refused),
+            )
         }),
-        ApiKey::WriteTxnMarkers => {
-            respond(&m, request, move |r, v| write_txn_markers::handle(&b, r, v))
-        }
+        ApiKey::WriteTxnMarkers => respond(&m, request, move |r, v| {
+            gated(gate::write_txn_markers(&b, &c, &r), || {
+                write_txn_markers::handle(&b, r, v)
+            })
+        }),
         ApiKey::DescribeUserScramCredentials => respond(&m, request, move |r, v| {
-            scram_credentials::describe(&b, r, v)
+            gated(gate::describe_scram(&b, &c, &r), || {
+                scram_credentials::describe(&b, r, v)
+            })
         }),
-        ApiKey::AlterUserScramCredentials => {
-            respond(&m, request, move |r, v| scram_credentials::alter(&b, r, v))
-        }
+        ApiKey::AlterUserScramCredentials => respond(&m, request, move |r, v| {
+            gated(gate::alter_scram(&b, &c, &r), || {
+                scram_credentials::alter(&b, r, v)
+            })
+        }),
+        ApiKey::CreateAcls => respond(&m, request, move |r, v| acls::create(&b, &c, r, v)),
+        ApiKey::DescribeAcls => respond(&m, request, move |r, v| acls::describe(&b, &c, r, v)),
+        ApiKey::DeleteAcls => respond(&m, request, move |r, v| acls::delete(&b, &c, r, v)),
         ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => Err(ProtocolError::Malformed {
             what: "request",
             reason: "a SASL request past the connection's session".into(),

@@ -16,6 +16,7 @@
 //! `verify_only` (once per partition and transaction: the partition remembers the open
 //! transaction), and the connection waits for that append before its next request.
 
+use crate::authorization::Caller;
 use crate::error;
 use crate::server::{Broker, Endpoint};
 use crate::transactions::Verified;
@@ -27,6 +28,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use sluice_acl::{Operation, ResourceType};
 use sluice_storage::{AppendOrigin, Partition};
 use std::future::Future;
 use std::sync::Arc;
@@ -48,6 +50,7 @@ struct Appended {
 
 pub(crate) fn handle(
     broker: &Arc<Broker>,
+    caller: &Caller,
     request: ProduceRequest,
     version: i16,
     endpoint: &Endpoint,
@@ -55,15 +58,29 @@ pub(crate) fn handle(
     let acks = request.acks;
     let transactional_id = request.transactional_id.as_ref().map(|t| t.to_string());
     let valid_acks = matches!(acks, -1..=1);
+    // Kafka's checks: WRITE on the transactional id for the whole request, WRITE on each topic.
+    let transaction_refused = transactional_id.as_deref().is_some_and(|id| {
+        !broker.allows(caller, Operation::Write, ResourceType::TransactionalId, id)
+    });
     let now = crate::now_ms();
     let topics: Vec<(kafka_protocol::messages::TopicName, Vec<Appended>)> = request
         .topic_data
         .into_iter()
         .map(|topic| {
+            let refused = if transaction_refused {
+                Some(ResponseError::TransactionalIdAuthorizationFailed)
+            } else if !broker.allows(caller, Operation::Write, ResourceType::Topic, &topic.name) {
+                Some(ResponseError::TopicAuthorizationFailed)
+            } else {
+                None
+            };
             let results = topic
                 .partition_data
                 .into_iter()
                 .map(|p| {
+                    if let Some(error) = refused {
+                        return failed(p.index, error.code(), "not authorized".into());
+                    }
                     if !valid_acks {
                         return failed(
                             p.index,

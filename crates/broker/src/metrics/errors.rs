@@ -247,3 +247,12 @@ error_codes!(DescribeUserScramCredentialsResponse, |r, out| {
 });
 error_codes!(AlterUserScramCredentialsResponse, |r, out| out
     .extend(r.results.iter().map(|u| u.error_code)));
+error_codes!(CreateAclsResponse, |r, out| out
+    .extend(r.results.iter().map(|a| a.error_code)));
+error_codes!(DescribeAclsResponse, |r, out| out.push(r.error_code));
+error_codes!(DeleteAclsResponse, |r, out| {
+    for f in &r.filter_results {
+        out.push(f.error_code);
+        out.extend(f.matching_acls.iter().map(|a| a.error_code));
+    }
+});
