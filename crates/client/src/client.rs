@@ -8,6 +8,7 @@
 use crate::codes::{LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION};
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
+use crate::security::Security;
 use kafka_protocol::messages::{
     BrokerId, MetadataRequest, MetadataResponse, TopicName, metadata_request::MetadataRequestTopic,
 };
@@ -24,6 +25,8 @@ pub struct Client {
     bootstrap: Vec<String>,
     client_id: String,
     timeout: Duration,
+    /// TLS and SASL, for every connection.
+    security: Security,
     /// The connection to whichever bootstrap broker answered first.
     any: Connection,
     by_node: HashMap<i32, Connection>,
@@ -35,6 +38,16 @@ pub struct Client {
 impl Client {
     /// Connects to the first reachable broker of `bootstrap` (`host:port[,host:port...]`).
     pub async fn connect(bootstrap: &str, client_id: &str, timeout: Duration) -> Result<Client> {
+        Client::connect_with(bootstrap, client_id, timeout, Security::default()).await
+    }
+
+    /// As `connect`, every connection over TLS and logged in as `security` says.
+    pub async fn connect_with(
+        bootstrap: &str,
+        client_id: &str,
+        timeout: Duration,
+        security: Security,
+    ) -> Result<Client> {
         let list: Vec<String> = bootstrap
             .split(',')
             .map(str::trim)
@@ -48,12 +61,13 @@ impl Client {
         }
         let mut last_error = None;
         for address in &list {
-            match Connection::connect(address, client_id, timeout).await {
+            match Connection::connect_secured(address, None, client_id, timeout, &security).await {
                 Ok(any) => {
                     return Ok(Client {
                         bootstrap: list.clone(),
                         client_id: client_id.to_string(),
                         timeout,
+                        security,
                         any,
                         by_node: HashMap::new(),
                         addresses: HashMap::new(),
@@ -87,7 +101,7 @@ impl Client {
             return Ok(&mut self.any);
         }
         if !self.by_node.contains_key(&node) {
-            let connection = Connection::connect(&address, &self.client_id, self.timeout).await?;
+            let connection = self.open(&address).await?;
             self.by_node.insert(node, connection);
         }
         Ok(self.by_node.get_mut(&node).expect("inserted above"))
@@ -102,7 +116,13 @@ impl Client {
         let address = self.addresses.get(&node).cloned().ok_or_else(|| {
             ClientError::Invalid(format!("broker {node} is not in the cluster's metadata"))
         })?;
-        Connection::connect(&address, &self.client_id, self.timeout).await
+        self.open(&address).await
+    }
+
+    /// A new connection to `address`, secured as this client's are.
+    async fn open(&self, address: &str) -> Result<Connection> {
+        let (id, timeout) = (&self.client_id, self.timeout);
+        Connection::connect_secured(address, None, id, timeout, &self.security).await
     }
 
     /// Metadata for `topics` (`None`: every topic; `Some(&[])`: brokers only). Remembers

@@ -5,11 +5,15 @@
 //! when the broker refuses v3) learns the broker's range for every API; each request then goes
 //! at the highest version both sides support, capped by what the caller builds.
 //!
+//! A connection may speak TLS and log in with SASL (`security`): the TLS handshake comes
+//! first, then ApiVersions, then the login.
+//!
 //! Owns: framing, correlation ids, timeouts, the response size limit. Not: retries, leader
 //! lookup (that is `Client`).
 
 use crate::codes::UNSUPPORTED_VERSION;
 use crate::error::{ClientError, Result};
+use crate::security::Security;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::{Request, StrBytes};
@@ -37,9 +41,13 @@ async fn open_stream(address: &str, local: Option<IpAddr>) -> std::io::Result<Tc
     socket.connect(target).await
 }
 
+/// What a connection reads and writes: a TCP stream, or TLS over one.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync {}
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync> Stream for S {}
+
 pub struct Connection {
     address: String,
-    stream: BufReader<TcpStream>,
+    stream: BufReader<Box<dyn Stream>>,
     client_id: String,
     next_correlation_id: i32,
     /// The broker's (min, max) version per API key.
@@ -62,6 +70,18 @@ impl Connection {
         client_id: &str,
         timeout: Duration,
     ) -> Result<Connection> {
+        let plain = Security::default();
+        Connection::connect_secured(address, local, client_id, timeout, &plain).await
+    }
+
+    /// As `connect_from`, over TLS and logged in as `security` says.
+    pub async fn connect_secured(
+        address: &str,
+        local: Option<IpAddr>,
+        client_id: &str,
+        timeout: Duration,
+        security: &Security,
+    ) -> Result<Connection> {
         let connect = open_stream(address, local);
         let stream = match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(stream)) => stream,
@@ -74,6 +94,24 @@ impl Connection {
             Err(_) => return Err(timed_out(address, timeout)),
         };
         let _ = stream.set_nodelay(true);
+        let stream: Box<dyn Stream> = match &security.tls {
+            None => Box::new(stream),
+            Some(config) => {
+                let connector = tokio_rustls::TlsConnector::from(config.clone());
+                let name = crate::security::server_name(address)?;
+                let handshake = tokio::time::timeout(timeout, connector.connect(name, stream));
+                match handshake.await {
+                    Ok(Ok(tls)) => Box::new(tls),
+                    Ok(Err(error)) => {
+                        return Err(ClientError::Connect {
+                            address: address.to_string(),
+                            error,
+                        });
+                    }
+                    Err(_) => return Err(timed_out(address, timeout)),
+                }
+            }
+        };
         let mut connection = Connection {
             address: address.to_string(),
             stream: BufReader::new(stream),
@@ -83,6 +121,9 @@ impl Connection {
             timeout,
         };
         connection.negotiate().await?;
+        if let Some(login) = &security.sasl {
+            connection.login(login).await?;
+        }
         Ok(connection)
     }
 

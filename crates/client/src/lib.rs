@@ -3,7 +3,7 @@
 //! command, the broker uses it to reach its peers (transaction markers), and replication and
 //! mirroring will reuse it.
 //!
-//! Owns: connections and version negotiation (`connection`), brokers and leaders (`client`),
+//! Owns: connections and version negotiation (`connection`), TLS and SASL logins (`security`), users and ACLs (`security_admin`), brokers and leaders (`client`),
 //! admin requests (`admin`), produce/fetch/offsets/DeleteRecords (`data`), groups (`groups`),
 //! a group member by KIP-848 (`member`) or by the classic protocol (`classic`), a share group
 //! member (`share_member`), where reading
@@ -23,6 +23,8 @@ pub mod json;
 pub mod member;
 pub mod partitioner;
 pub mod position;
+pub mod security;
+pub mod security_admin;
 pub mod share_groups;
 pub mod share_member;
 pub mod txn;

@@ -6,16 +6,19 @@
 //!   key; never the password) and the server's half of the RFC 5802 exchange.
 //! - `plain`: PLAIN's single message (RFC 4616), checked against the SCRAM credentials.
 //! - `exchange`: one connection's authentication, token in, token out, whatever the mechanism.
+//! - `client`: the client's side of PLAIN and SCRAM (Sluice's CLI logs in with it).
 //!
 //! Not owned here: sockets, clocks and randomness (the server nonce and the secret behind
 //! unknown users' salts are arguments), where credentials are kept (`Credentials` is asked),
 //! Kafka's framing of the tokens, and what a principal may do.
 
+mod client;
 mod exchange;
 mod mechanism;
 mod plain;
 mod scram;
 
+pub use client::{ScramClient, plain_message};
 pub use exchange::{Credentials, Exchange, Step};
 pub use mechanism::Mechanism;
 pub use scram::{ScramCredential, salted_password};

@@ -56,12 +56,12 @@ pub fn salted_password(
     out
 }
 
-fn hmac(mechanism: Mechanism, key: &[u8], data: &[u8]) -> Vec<u8> {
+pub(crate) fn hmac(mechanism: Mechanism, key: &[u8], data: &[u8]) -> Vec<u8> {
     let key = hmac::Key::new(mechanism.hmac(), key);
     hmac::sign(&key, data).as_ref().to_vec()
 }
 
-fn hash(mechanism: Mechanism, data: &[u8]) -> Vec<u8> {
+pub(crate) fn hash(mechanism: Mechanism, data: &[u8]) -> Vec<u8> {
     digest::digest(mechanism.digest(), data).as_ref().to_vec()
 }
 

@@ -337,3 +337,39 @@ fn mechanisms_by_name_and_scram_type() {
     assert_eq!(Mechanism::from_scram_type(2), Some(Mechanism::ScramSha512));
     assert_eq!(Mechanism::from_scram_type(0), None);
 }
+
+#[test]
+fn the_client_logs_in_against_the_server_and_checks_its_signature() {
+    use sluice_sasl::ScramClient;
+    let users = Users::default().with("alice", Mechanism::ScramSha512, "alice-secret");
+    for (password, accepted) in [("alice-secret", true), ("wrong", false)] {
+        let mut client =
+            ScramClient::new(Mechanism::ScramSha512, "alice", password, "cnonce".into());
+        let mut server = Exchange::new(Mechanism::ScramSha512, "snonce".into(), SECRET.to_vec());
+        let Ok(Step::Challenge(server_first)) = server.step(&client.first_message(), &users) else {
+            panic!("a challenge")
+        };
+        let last = client.final_message(&server_first).unwrap();
+        match server.step(&last, &users) {
+            Ok(Step::Done { token, .. }) => {
+                assert!(accepted);
+                client.verify_server_final(&token).unwrap();
+                assert!(
+                    client.verify_server_final(b"v=AAAA").is_err(),
+                    "a wrong signature"
+                );
+            }
+            Err(SaslError::BadCredentials) => assert!(!accepted),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let mut client = ScramClient::new(Mechanism::ScramSha256, "a", "b", "cnonce".into());
+    assert!(
+        client.final_message(b"r=other,s=AAAA,i=4096").is_err(),
+        "a nonce not ours"
+    );
+    assert!(
+        client.final_message(b"r=cnonceX,s=AAAA,i=1").is_err(),
+        "too few iterations"
+    );
+}

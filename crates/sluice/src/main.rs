@@ -114,6 +114,24 @@ enum Command {
         #[command(subcommand)]
         command: cli::share_group::ShareGroupCommand,
     },
+    /// Manage SCRAM users of a secured cluster: create, list, delete.
+    ///
+    /// Example:
+    ///   sluice user create alice --new-password s3cret --user admin --password admin-secret
+    #[command(verbatim_doc_comment)]
+    User {
+        #[command(subcommand)]
+        command: cli::user::UserCommand,
+    },
+    /// Manage ACLs: add, list, remove (rpk-like flags).
+    ///
+    /// Example:
+    ///   sluice acl add --allow-principal User:alice --operation write --topic orders- --resource-pattern-type prefixed
+    #[command(verbatim_doc_comment)]
+    Acl {
+        #[command(subcommand)]
+        command: cli::acl::AclCommand,
+    },
     /// Describe the cluster.
     ///
     /// Example:
@@ -190,6 +208,8 @@ fn main() -> std::process::ExitCode {
         Command::Cluster { command } => {
             cli::run("cluster", &target, cli::cluster::run(&target, command))
         }
+        Command::User { command } => cli::run("user", &target, cli::user::run(&target, command)),
+        Command::Acl { command } => cli::run("acl", &target, cli::acl::run(&target, command)),
         Command::Sql { args } => cli::run("sql", &target, cli::views::sql(&target, args)),
         Command::View {
             command: cli::views::ViewCommand::Worker(args),

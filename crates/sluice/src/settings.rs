@@ -327,7 +327,19 @@ impl ServeSettings {
         let variables = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
         crate::unknown_settings::check(&known, &toml_keys, args.config.as_deref(), variables)?;
         figment = figment
-            .merge(Env::prefixed("SLUICE_").ignore(&["config", "log", "brokers", "http_url"]))
+            .merge(Env::prefixed("SLUICE_").ignore(&[
+                "config",
+                "log",
+                "brokers",
+                "http_url",
+                "tls_ca",
+                "tls_cert",
+                "tls_key",
+                "user",
+                "password",
+                "sasl_mechanism",
+                "new_password",
+            ]))
             .merge(Serialized::defaults(args));
         figment.extract().context("invalid settings")
     }

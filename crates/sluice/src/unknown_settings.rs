@@ -7,11 +7,24 @@
 use std::path::Path;
 
 /// `SLUICE_` variables that are not `serve` settings: read elsewhere by the binary (the config
-/// file's path, the log filter, the client commands' brokers, `sluice view worker`'s own
-/// settings) or by the test and benchmark
+/// file's path, the log filter, the client commands' brokers and login, `sluice view worker`'s
+/// own settings) or by the test and benchmark
 /// harnesses (the binary under test, the simulations' seeds), which pass their environment
 /// on to the brokers they start.
-const OTHER_VARIABLES: &[&str] = &["CONFIG", "LOG", "BROKERS", "HTTP_URL", "BIN"];
+const OTHER_VARIABLES: &[&str] = &[
+    "CONFIG",
+    "LOG",
+    "BROKERS",
+    "HTTP_URL",
+    "BIN",
+    "TLS_CA",
+    "TLS_CERT",
+    "TLS_KEY",
+    "USER",
+    "PASSWORD",
+    "SASL_MECHANISM",
+    "NEW_PASSWORD",
+];
 const OTHER_VARIABLE_PREFIXES: &[&str] = &["SIM_", "VIEW_WORKER_"];
 
 /// Refuses the first unknown key of the TOML file (`toml_keys`, from `path`) or of the

@@ -72,9 +72,15 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "sluice-types",
         ],
     ),
+    // The client logs in with SASL (SCRAM's client side) and salts new users' passwords.
     (
         "sluice-client",
-        &["sluice-protocol", "sluice-record", "sluice-types"],
+        &[
+            "sluice-protocol",
+            "sluice-record",
+            "sluice-sasl",
+            "sluice-types",
+        ],
     ),
     (
         "sluice-http",

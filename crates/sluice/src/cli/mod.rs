@@ -1,5 +1,6 @@
 //! The client commands of the `sluice` binary: `topic`, `produce`, `consume`, `group`,
-//! `cluster` talk to a cluster over the Kafka protocol through `sluice-client`, never by reading
+//! `cluster`, `user`, `acl` talk to a cluster (over TLS and logged in with SASL when
+//! `--tls-ca`, `--user` and the like say so) over the Kafka protocol through `sluice-client`, never by reading
 //! data files, so they work against any Kafka-compatible broker; `sql` and `view` ask
 //! `sluice serve`'s HTTP API, where views live (`views`, over `http_client`).
 //!
@@ -9,6 +10,7 @@
 //! Exit codes: 0 done; 1 the cluster refused or failed the request; 2 bad usage (clap's);
 //! 3 no broker reachable; 4 the named topic or group does not exist.
 
+pub mod acl;
 pub mod cluster;
 pub mod consume;
 pub mod group;
@@ -16,6 +18,7 @@ mod http_client;
 pub mod produce;
 pub mod share_group;
 pub mod topic;
+pub mod user;
 pub mod views;
 
 use http_client::HttpFailure;
@@ -24,6 +27,7 @@ use sluice_client::codes::{
     TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION,
 };
 pub use sluice_client::position::{Start, parse_start, start_offset};
+use sluice_client::security::{SaslLogin, Security, TlsOptions};
 use sluice_client::{Client, ClientError};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -51,6 +55,29 @@ pub struct Target {
         global = true
     )]
     pub http_url: String,
+    /// PEM file of the CA certificates to trust: connect over TLS (an SSL or SASL_SSL listener)
+    #[arg(long, env = "SLUICE_TLS_CA", global = true, value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// PEM file of this client's certificate chain, for brokers that ask for one (with --tls-key)
+    #[arg(long, env = "SLUICE_TLS_CERT", global = true, value_name = "FILE")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM file of this client's private key (with --tls-cert)
+    #[arg(long, env = "SLUICE_TLS_KEY", global = true, value_name = "FILE")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Log in with SASL as this user (a SASL_PLAINTEXT or SASL_SSL listener)
+    #[arg(long, env = "SLUICE_USER", global = true)]
+    pub user: Option<String>,
+    /// The user's password
+    #[arg(long, env = "SLUICE_PASSWORD", global = true, hide_env_values = true)]
+    pub password: Option<String>,
+    /// SASL mechanism: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN
+    #[arg(
+        long,
+        env = "SLUICE_SASL_MECHANISM",
+        default_value = "SCRAM-SHA-512",
+        global = true
+    )]
+    pub sasl_mechanism: String,
 }
 
 /// Kafka's port, for a broker named without one (as kcat and rpk take it).
@@ -59,7 +86,42 @@ const KAFKA_PORT_DEFAULT: u16 = 9092;
 impl Target {
     pub async fn connect(&self) -> anyhow::Result<Client> {
         let timeout = Duration::from_secs(self.timeout.max(1));
-        Ok(Client::connect(&self.addresses(), "sluice-cli", timeout).await?)
+        let security = self.security()?;
+        Ok(Client::connect_with(&self.addresses(), "sluice-cli", timeout, security).await?)
+    }
+
+    /// TLS when a CA or a client certificate is given; a SASL login when a user is.
+    pub fn security(&self) -> anyhow::Result<Security> {
+        let tls = if self.tls_ca.is_some() || self.tls_cert.is_some() || self.tls_key.is_some() {
+            let options = TlsOptions {
+                ca: self.tls_ca.clone(),
+                certificate: self.tls_cert.clone(),
+                key: self.tls_key.clone(),
+            };
+            Some(options.client_config()?)
+        } else {
+            None
+        };
+        let sasl = match (&self.user, &self.password) {
+            (None, None) => None,
+            (Some(user), Some(password)) => {
+                let mechanism =
+                    sluice_sasl::Mechanism::parse(&self.sasl_mechanism).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--sasl-mechanism is SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN, not {}",
+                            self.sasl_mechanism
+                        )
+                    })?;
+                Some(SaslLogin {
+                    mechanism,
+                    user: user.clone(),
+                    password: password.clone(),
+                })
+            }
+            (Some(_), None) => anyhow::bail!("--user needs --password (or SLUICE_PASSWORD)"),
+            (None, Some(_)) => anyhow::bail!("--password needs --user"),
+        };
+        Ok(Security { tls, sasl })
     }
 
     /// `--brokers` with every broker's port: one named without a port (`host`, `[::1]`) is on
@@ -216,6 +278,12 @@ mod tests {
             brokers: brokers.to_string(),
             timeout: 1,
             http_url: String::new(),
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            user: None,
+            password: None,
+            sasl_mechanism: "SCRAM-SHA-512".into(),
         };
         target.addresses()
     }
