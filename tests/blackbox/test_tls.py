@@ -171,3 +171,44 @@ def test_a_keystore_that_cannot_be_read_stops_the_start(tmp_path):
                           capture_output=True, timeout=60)
     assert done.returncode != 0
     assert b"not-a-key.pem" in done.stderr + done.stdout, done.stderr[-2000:]
+
+
+def test_certificates_are_read_again_on_sighup_and_when_their_files_change(tls_broker):
+    import os
+    import signal
+    broker = tls_broker()
+    d = broker.certs
+    # A second broker certificate, from the CA the clients do not trust yet.
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=server2", "-keyout",
+            "server2.key", "-out", "server2.csr", cwd=d)
+    openssl("x509", "-req", "-in", "server2.csr", "-CA", "rogue-ca.pem", "-CAkey", "rogue-ca.key",
+            "-CAcreateserial", "-days", "2", "-out", "server2.pem", "-extfile", "san.ext", cwd=d)
+    first = (d / "keystore.pem").read_text()
+    second = (d / "server2.key").read_text() + (d / "server2.pem").read_text()
+
+    def trusted_by(ca):
+        conf = {"bootstrap.servers": broker.ssl_bootstrap, "security.protocol": "SSL",
+                "ssl.ca.location": str(d / ca), "socket.timeout.ms": 3000}
+        try:
+            AdminClient(conf).list_topics(timeout=3)
+            return True
+        except KafkaException:
+            return False
+
+    def replace_keystore(text):
+        (d / "keystore.new").write_text(text)
+        os.replace(d / "keystore.new", d / "keystore.pem")
+
+    assert trusted_by("ca.pem") and not trusted_by("rogue-ca.pem")
+    replace_keystore(second)
+    broker.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: trusted_by("rogue-ca.pem"), timeout=20, what="the new certificate")
+    assert not trusted_by("ca.pem")
+    # A file that changes is read again without a signal.
+    replace_keystore(first)
+    wait_until(lambda: trusted_by("ca.pem"), timeout=20, what="the certificate file read again")
+    # A bad file is refused and the last good certificate keeps serving.
+    replace_keystore("not a certificate\n")
+    broker.proc.send_signal(signal.SIGHUP)
+    broker.wait_for_log("TLS certificates not read again")
+    assert broker.alive() and trusted_by("ca.pem")

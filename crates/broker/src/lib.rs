@@ -42,7 +42,7 @@ pub use config::{
     TRANSACTION_STATE_PARTITIONS_DEFAULT,
 };
 pub use metadata_image::ClusterView;
-pub use server::{Broker, RunningBroker, StartError};
+pub use server::{Broker, RunningBroker, StartError, TlsReloader};
 pub use sluice_group::GroupConfig;
 pub use sluice_txn::TxnConfig;
 

@@ -180,8 +180,9 @@ struct Door {
     connections_max: usize,
     /// Whether `max_connections_per_ip` applies.
     per_ip_limits: bool,
-    /// A TLS listener's handshake; `None` for plaintext.
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// A TLS listener's configuration, read again on SIGHUP or file change; `None` for
+    /// plaintext.
+    tls: Option<Arc<crate::tls::ReloadableTls>>,
 }
 
 /// A broker that is serving; dropping it does not stop it, `shutdown` does.
@@ -194,6 +195,45 @@ pub struct RunningBroker {
     accept_loops: Vec<tokio::task::JoinHandle<()>>,
     /// The data directory's id, as the broker registers with it.
     directory_id: uuid::Uuid,
+    /// The TLS listeners' configurations, to read again (`tls_reloader`).
+    tls: TlsReloader,
+}
+
+/// Reads the TLS listeners' certificates again (SIGHUP); a listener whose files are bad keeps
+/// the configuration it had, and says so.
+#[derive(Debug, Clone, Default)]
+pub struct TlsReloader(Vec<Arc<crate::tls::ReloadableTls>>);
+
+impl TlsReloader {
+    pub fn reload(&self) {
+        for tls in &self.0 {
+            match tls.reload() {
+                Ok(()) => tracing::info!(listener = %tls.listener, "TLS certificates read again"),
+                Err(e) => {
+                    tracing::error!(listener = %tls.listener, error = %e, "TLS certificates not read again; the previous ones still serve")
+                }
+            }
+        }
+    }
+
+    /// Reads again the listeners whose files changed, checking every `interval`.
+    async fn watch(self, interval: Duration, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = shutdown.cancelled() => return,
+            }
+            let changed: Vec<_> = self
+                .0
+                .iter()
+                .filter(|t| t.changed_on_disk())
+                .cloned()
+                .collect();
+            if !changed.is_empty() {
+                TlsReloader(changed).reload();
+            }
+        }
+    }
 }
 
 impl RunningBroker {
@@ -339,6 +379,12 @@ impl RunningBroker {
             per_ip_limits: false,
             tls: None,
         };
+        let tls = TlsReloader(
+            secured_doors
+                .iter()
+                .filter_map(|(_, d)| d.tls.clone())
+                .collect(),
+        );
         let mut doors = vec![(listener, client_door), (internal, internal_door)];
         doors.extend(secured_doors);
         Ok(RunningBroker {
@@ -348,6 +394,7 @@ impl RunningBroker {
             doors,
             accept_loops: Vec::new(),
             directory_id,
+            tls,
         })
     }
 
@@ -407,11 +454,24 @@ impl RunningBroker {
     /// Starts accepting connections. Until then connections wait in the listen backlog, so a
     /// client's first request meets a broker whose storage follows the metadata.
     pub fn serve_clients(&mut self) {
+        if !self.tls.0.is_empty() {
+            let interval = Duration::from_millis(sluice_types::limits::TLS_FILES_CHECK_INTERVAL_MS);
+            let watch = self
+                .tls
+                .clone()
+                .watch(interval, self.broker.shutdown.clone());
+            self.broker.tasks.spawn(watch);
+        }
         for (listener, door) in self.doors.drain(..) {
             let accept = tokio::spawn(accept(self.broker.clone(), listener, door));
             self.accept_loops.push(accept);
         }
         tracing::info!(listen = %self.local_addr, data_dir = %self.broker.config.data_dir.display(), "Sluice broker serving the Kafka protocol");
+    }
+
+    /// What reads the TLS listeners' certificates again (on SIGHUP).
+    pub fn tls_reloader(&self) -> TlsReloader {
+        self.tls.clone()
     }
 
     /// The topics this broker's data directory holds, as the metadata log takes them over on
@@ -538,8 +598,8 @@ fn bind_secured_listeners(
             l.advertised_port = listener.local_addr()?.port();
         }
         let tls = match &l.tls {
-            Some(settings) => Some(tokio_rustls::TlsAcceptor::from(
-                crate::tls::server_config(settings)
+            Some(settings) => Some(Arc::new(
+                crate::tls::ReloadableTls::new(&l.name, settings.clone())
                     .map_err(|e| StartError::Tls(format!("listener {}: {e}", l.name)))?,
             )),
             None => None,
@@ -612,7 +672,8 @@ async fn accept(broker: Arc<Broker>, listener: TcpListener, door: Door) {
                     let metrics = conn_broker.metrics.clone();
                     match tls {
                         None => connection::serve(conn_broker, stream, peer, endpoint, token).await,
-                        Some(acceptor) => {
+                        Some(tls) => {
+                            let acceptor = tls.acceptor();
                             serve_tls(conn_broker, acceptor, stream, peer, endpoint, token).await
                         }
                     }

@@ -4,7 +4,8 @@
 //! `ssl.client.auth` asks (`none`, `requested`, `required`); TLS 1.2 and 1.3 only, through
 //! rustls with the ring provider.
 //!
-//! Owns: reading the PEM files into a rustls `ServerConfig`, and a client certificate's subject
+//! Owns: reading the PEM files into a rustls `ServerConfig` (again on SIGHUP or when they
+//! change: `ReloadableTls`), and a client certificate's subject
 //! as its principal (`certificate_principal`: `User:` and the distinguished name in RFC 2253's
 //! form, as Kafka's default `ssl.principal.mapping.rules` gives it). Not: the listeners and the
 //! handshake's deadline (`server`), what a principal may do.
@@ -116,6 +117,57 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<rustls::ServerConfig>
         .with_single_cert(chain, key)
         .map_err(|e| file_error(&settings.keystore, e))?;
     Ok(Arc::new(config))
+}
+
+/// A listener's TLS configuration, read again from its files when told (SIGHUP) or when they
+/// change: each new connection takes the newest; a reload that fails keeps the last good one.
+#[derive(Debug)]
+pub(crate) struct ReloadableTls {
+    pub listener: String,
+    settings: TlsSettings,
+    current: arc_swap::ArcSwap<rustls::ServerConfig>,
+    /// The files' modification times when last read.
+    read_at: std::sync::Mutex<Vec<Option<std::time::SystemTime>>>,
+}
+
+impl ReloadableTls {
+    pub(crate) fn new(listener: &str, settings: TlsSettings) -> Result<ReloadableTls, TlsError> {
+        let read_at = modified(&settings);
+        let config = server_config(&settings)?;
+        Ok(ReloadableTls {
+            listener: listener.to_string(),
+            settings,
+            current: arc_swap::ArcSwap::new(config),
+            read_at: std::sync::Mutex::new(read_at),
+        })
+    }
+
+    /// A handshake with the newest configuration.
+    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.current.load_full())
+    }
+
+    /// Reads the files again; the new configuration serves the next connections.
+    pub(crate) fn reload(&self) -> Result<(), TlsError> {
+        let read_at = modified(&self.settings);
+        let config = server_config(&self.settings)?;
+        self.current.store(config);
+        *self.read_at.lock().expect("tls lock") = read_at;
+        Ok(())
+    }
+
+    /// Whether a file changed since it was last read.
+    pub(crate) fn changed_on_disk(&self) -> bool {
+        *self.read_at.lock().expect("tls lock") != modified(&self.settings)
+    }
+}
+
+/// The modification times of a listener's keystore and truststore.
+fn modified(settings: &TlsSettings) -> Vec<Option<std::time::SystemTime>> {
+    let files = std::iter::once(&settings.keystore).chain(settings.truststore.as_ref());
+    files
+        .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .collect()
 }
 
 /// The principal of a client certificate: `User:` and its subject as RFC 2253 writes it (the

@@ -369,6 +369,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             });
         }
         broker.serve_clients();
+        reload_tls_on_sighup(broker.tls_reloader());
         // Views are Kafka clients of this broker too, through the internal listener.
         let views =
             if views_on {
@@ -539,6 +540,23 @@ impl ClusterView for NodeView {
             block.map_err(|e| e.to_string())
         })
     }
+}
+
+/// SIGHUP reads the TLS listeners' certificates again (as a changed file does by itself).
+fn reload_tls_on_sighup(reloader: sluice_broker::TlsReloader) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!(
+            "cannot listen for SIGHUP; TLS certificates are read again when their files change"
+        );
+        return;
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP received: reading the TLS certificates again");
+            reloader.reload();
+        }
+    });
 }
 
 pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {

@@ -74,6 +74,10 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     http_cors_origins: Option<String>,
+    /// How the HTTP API authenticates its callers: none (the only one served yet); on an address other than loopback it must be said explicitly [env: SLUICE_HTTP_AUTH]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_auth: Option<String>,
     /// Keep SQL tables and views in this process (POST /v1/sql), "on" or "off" [env: SLUICE_VIEWS] [default: on]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,6 +148,8 @@ pub(crate) struct ServeSettings {
     pub http_advertised_url: Option<String>,
     /// Browser origins allowed by CORS, comma-separated (`*`: any); empty: CORS off.
     pub http_cors_origins: String,
+    /// `none`, or empty: not said (then only a loopback HTTP address is served)
+    pub http_auth: String,
     /// Whether this process keeps SQL tables and views: "on" or "off"
     pub views: String,
     /// How often each view publishes its changes and commits (ms)
@@ -251,6 +257,7 @@ impl Default for ServeSettings {
             http_listen: "127.0.0.1:8080".into(),
             http_advertised_url: None,
             http_cors_origins: String::new(),
+            http_auth: String::new(),
             views: "on".into(),
             views_commit_interval_ms: 100,
             controller_listen: None,
@@ -401,6 +408,7 @@ impl ServeSettings {
         }
         let address = resolve(&self.http_listen)
             .with_context(|| format!("--http-listen {}", self.http_listen))?;
+        check_http_auth(address, &self.http_auth)?;
         Ok(Some(address))
     }
 
@@ -707,6 +715,24 @@ fn parse_controllers(text: &str) -> anyhow::Result<Vec<Voter>> {
         });
     }
     Ok(voters)
+}
+
+/// The HTTP API does not authenticate its callers yet: on an address other than loopback it is
+/// served only when `--http-auth none` says so (issue 15).
+pub(crate) fn check_http_auth(address: SocketAddr, http_auth: &str) -> anyhow::Result<()> {
+    match http_auth {
+        "none" => Ok(()),
+        "" => {
+            anyhow::ensure!(
+                address.ip().is_loopback(),
+                "the HTTP API on {address} would serve anyone who reaches it without authentication: \
+                 pass --http-auth none to accept that, or keep it on loopback (HTTP authentication \
+                 is to come, docs/security.md)"
+            );
+            Ok(())
+        }
+        other => anyhow::bail!("--http-auth {other}: only none is served so far"),
+    }
 }
 
 /// A list setting given as a TOML list or as one comma-separated string (a flag, a variable).

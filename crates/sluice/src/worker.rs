@@ -35,6 +35,10 @@ pub struct WorkerArgs {
         default_value = "127.0.0.1:8081"
     )]
     pub http_listen: SocketAddr,
+    /// How the HTTP API authenticates callers: none (the only one so far); an address other
+    /// than loopback needs it said.
+    #[arg(long, env = "SLUICE_VIEW_WORKER_HTTP_AUTH", default_value = "")]
+    pub http_auth: String,
     /// How often each view publishes its changes, in ms.
     #[arg(long, env = "SLUICE_VIEWS_COMMIT_INTERVAL_MS", default_value_t = 100)]
     pub commit_interval_ms: u64,
@@ -49,6 +53,7 @@ const HEADER_READ_TIMEOUT: Duration =
 
 pub fn run(target: &Target, args: WorkerArgs) -> anyhow::Result<()> {
     crate::init_logging(&args.log_format);
+    crate::settings::check_http_auth(args.http_listen, &args.http_auth)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sluice-worker")

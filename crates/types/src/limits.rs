@@ -300,3 +300,7 @@ pub const ACLS_MAX: usize = 100_000;
 
 /// ACL creations or filters one CreateAcls, DeleteAcls request may carry.
 pub const ACL_REQUEST_ITEMS_MAX: usize = 10_000;
+
+/// How often a TLS listener's keystore and truststore are checked for changes: a changed file
+/// is read again (as on SIGHUP), so a renewed certificate serves within this long.
+pub const TLS_FILES_CHECK_INTERVAL_MS: u64 = 5_000;

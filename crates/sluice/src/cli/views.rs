@@ -92,7 +92,7 @@ pub enum ViewCommand {
     /// Keep the views apart from the brokers: the catalog's definitions of --brokers, a
     /// checkpoint in --data-dir, and an HTTP API of its own (run the brokers with --views off).
     #[command(
-        after_help = "Examples:\n  sluice view worker --brokers kafka-1:9092,kafka-2:9092 --http-listen 0.0.0.0:8081\n  SLUICE_HTTP_URL=http://127.0.0.1:8081 sluice view list"
+        after_help = "Examples:\n  sluice view worker --brokers kafka-1:9092,kafka-2:9092 --http-listen 0.0.0.0:8081 --http-auth none\n  SLUICE_HTTP_URL=http://127.0.0.1:8081 sluice view list"
     )]
     Worker(crate::worker::WorkerArgs),
 }
