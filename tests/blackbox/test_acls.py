@@ -170,7 +170,7 @@ def test_only_the_clusters_alter_right_manages_acls_and_users(secured):
     assert refused.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
 
-def test_acls_are_described_deleted_and_survive_a_restart(secured):
+def test_acls_are_described_deleted_and_survive_a_kill_9(secured):
     prefixed = acl(ResourceType.TOPIC, "orders-", ResourcePatternType.PREFIXED, "User:alice",
                    AclOperation.WRITE)
     group = acl(ResourceType.GROUP, "g", ResourcePatternType.LITERAL, "User:bob",
@@ -184,7 +184,7 @@ def test_acls_are_described_deleted_and_survive_a_restart(secured):
                              None, AclOperation.ANY, AclPermissionType.ANY)
     assert secured.admin.describe_acls(match).result(15) == [prefixed]
 
-    secured.stop()
+    secured.kill()  # kill -9: what the ACLs live in must be durable at their answer
     secured.start()
     wait_until(lambda: _listening(secured.sasl_port), what="the SASL listener")
     assert produce_one(secured, ALICE, "orders-eu") is None

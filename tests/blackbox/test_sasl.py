@@ -105,7 +105,7 @@ def test_the_bootstrap_administrator_logs_in_with_plain_and_scram_and_a_wrong_pa
     assert ADMIN_PASSWORD not in log and "wrong" not in log.split("authentication_failed")[-1]
 
 
-def test_users_made_through_the_admin_api_log_in_over_sasl_ssl_and_survive_a_restart(
+def test_users_made_through_the_admin_api_log_in_over_sasl_ssl_and_survive_a_kill_9(
         sasl_broker):
     broker = sasl_broker()
     admin = AdminClient(sasl_conf(broker, "SCRAM-SHA-512", "admin", ADMIN_PASSWORD, tls=True))
@@ -144,7 +144,7 @@ def test_users_made_through_the_admin_api_log_in_over_sasl_ssl_and_survive_a_res
     admin.alter_user_scram_credentials([deletion])["alice"].result(15)
     assert refused(sasl_conf(broker, "SCRAM-SHA-512", "alice", "alice-512", tls=True))
 
-    broker.stop()
+    broker.kill()  # kill -9: credentials are durable once AlterUserScramCredentials answers
     broker.start()
     wait_until(lambda: _listening(broker.sasl_port), what="the SASL_PLAINTEXT listener")
     # The bootstrap administrator was not written again over what the log holds, and alice's

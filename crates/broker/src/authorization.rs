@@ -15,8 +15,10 @@
 use arc_swap::ArcSwap;
 use sluice_acl::{AclBinding, AclSet, Action, Authorizer, Operation, Requester, ResourceType};
 use sluice_controller::{AclEntry, MetadataImage};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use uuid::Uuid;
 
 pub(crate) use sluice_acl::CLUSTER_NAME;
 
@@ -55,7 +57,7 @@ pub(crate) struct Authorization {
     allow_everyone_if_no_acl_found: bool,
     compiled: ArcSwap<Authorizer>,
     /// The ACLs `compiled` was built from, to tell whether a new image changes them.
-    compiled_from: Mutex<Arc<Vec<AclEntry>>>,
+    compiled_from: Mutex<BTreeMap<Uuid, AclEntry>>,
 }
 
 impl Authorization {
@@ -81,12 +83,18 @@ impl Authorization {
     /// Compiles the image's ACLs when they differ from the last compiled ones. Called by the
     /// publisher, never on the request path.
     pub(crate) fn publish(&self, image: &MetadataImage) {
-        let entries: Vec<AclEntry> = image.acls.values().cloned().collect();
+        if !self.enabled {
+            return; // every check allows: nothing to compile
+        }
         let mut from = self.compiled_from.lock().expect("authorization lock");
-        if **from == entries {
+        if *from == image.acls {
             return;
         }
-        let bindings: Vec<AclBinding> = entries.iter().filter_map(|e| e.binding().ok()).collect();
+        let bindings: Vec<AclBinding> = image
+            .acls
+            .values()
+            .filter_map(|e| e.binding().ok())
+            .collect();
         let count = bindings.len();
         let authorizer = Authorizer::new(
             AclSet::new(bindings),
@@ -94,7 +102,7 @@ impl Authorization {
             self.allow_everyone_if_no_acl_found,
         );
         self.compiled.store(Arc::new(authorizer));
-        *from = Arc::new(entries);
+        *from = image.acls.clone();
         tracing::debug!(acls = count, "ACLs compiled");
     }
 

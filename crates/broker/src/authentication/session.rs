@@ -39,9 +39,9 @@ use std::time::{Duration, Instant};
 pub(crate) struct Session {
     sasl: bool,
     peer: SocketAddr,
-    /// Who the connection is, once known: `User:ANONYMOUS` on a listener without SASL, the
-    /// authenticated user on a SASL one.
-    principal: Option<String>,
+    /// Whether the connection may send requests: from the start on a listener without SASL,
+    /// once logged in on a SASL one (who it is: `caller`).
+    authenticated: bool,
     /// The mechanism the connection authenticated with: re-authentication must use it.
     mechanism: Option<Mechanism>,
     /// An exchange under way, between SaslHandshake and its last token.
@@ -84,7 +84,7 @@ impl Session {
         Session {
             sasl,
             peer,
-            principal: (!sasl).then(|| principal.to_string()),
+            authenticated: !sasl,
             mechanism: None,
             exchange: None,
             raw_tokens: false,
@@ -101,9 +101,10 @@ impl Session {
 
     /// The largest frame the connection may send now.
     pub(crate) fn frame_bytes_max(&self, configured: u32) -> u32 {
-        match self.principal {
-            Some(_) => configured,
-            None => configured.min(SASL_RECEIVE_BYTES_MAX as u32),
+        if self.authenticated {
+            configured
+        } else {
+            configured.min(SASL_RECEIVE_BYTES_MAX as u32)
         }
     }
 
@@ -128,7 +129,7 @@ impl Session {
         if key == ApiKey::ApiVersions as i16 {
             return Admit::Dispatch(frame);
         }
-        if self.principal.is_none() {
+        if !self.authenticated {
             tracing::info!(peer = %self.peer, api = key, "request before SASL authentication; closing");
             return Admit::Close("sasl_unauthenticated_request");
         }
@@ -164,7 +165,7 @@ impl Session {
         if !self.sasl {
             return Admit::Answer(answer(Some(ResponseError::IllegalSaslState)));
         }
-        let reauthenticating = self.principal.is_some();
+        let reauthenticating = self.authenticated;
         let refused = self.exchange.is_some()
             || self.raw_tokens
             || (reauthenticating && (auth.reauth_ms == 0 || version == 0));
@@ -297,8 +298,8 @@ impl Session {
         token: Vec<u8>,
     ) -> Stepped {
         let principal = format!("User:{user}");
-        let reauthenticated = self.principal.is_some();
-        if reauthenticated && self.principal.as_deref() != Some(&principal) {
+        let reauthenticated = self.authenticated;
+        if reauthenticated && *self.caller.principal != *principal {
             self.fail(
                 broker,
                 mechanism,
@@ -320,7 +321,7 @@ impl Session {
         self.exchange = None;
         self.raw_tokens = false;
         self.caller = Caller::new(&principal, self.peer);
-        self.principal = Some(principal);
+        self.authenticated = true;
         self.mechanism = Some(mechanism);
         self.authenticate_by = None;
         self.expires_at =
