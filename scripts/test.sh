@@ -15,6 +15,9 @@ command -v kcat >/dev/null 2>&1 || apt_packages+=(kcat)
 command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
 command -v unshare >/dev/null 2>&1 || apt_packages+=(util-linux)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_packages+=(python3-venv)
+# sluice-bench's librdkafka speaks TLS and SASL (the `--listener` figures) through OpenSSL.
+[ -f /usr/include/openssl/ssl.h ] || apt_packages+=(libssl-dev)
+command -v pkg-config >/dev/null 2>&1 || apt_packages+=(pkg-config)
 if ((${#apt_packages[@]})); then
     echo "==> installing Debian packages: ${apt_packages[*]}"
     sudo_cmd=()

@@ -48,13 +48,60 @@ pub fn wait_listening(
     Ok(child)
 }
 
+/// The secured listeners of a broker started with `start_secured`.
+pub struct Secured {
+    pub ssl: String,
+    pub sasl_ssl: String,
+    pub files: crate::security::SecurityFiles,
+}
+
 impl BrokerProcess {
     pub fn start(binary: &Path) -> anyhow::Result<BrokerProcess> {
+        BrokerProcess::start_with(binary, |_| Ok(Vec::new()))
+    }
+
+    /// One broker with SSL and SASL_SSL listeners beside its PLAINTEXT one (`--listener`).
+    pub fn start_secured(binary: &Path) -> anyhow::Result<(BrokerProcess, Secured)> {
+        let (ssl, sasl_ssl) = (free_loopback_address()?, free_loopback_address()?);
+        let mut files = None;
+        let broker = BrokerProcess::start_with(binary, |dir| {
+            let made = crate::security::SecurityFiles::make(dir)?;
+            let env = made.broker_env(&ssl, &sasl_ssl);
+            files = Some(made);
+            Ok(env)
+        })?;
+        let files = files.context("the security files")?;
+        files.register(&ssl, &sasl_ssl);
+        Ok((
+            broker,
+            Secured {
+                ssl,
+                sasl_ssl,
+                files,
+            },
+        ))
+    }
+
+    /// One broker, its environment beside the defaults from `env` (given its data directory).
+    fn start_with(
+        binary: &Path,
+        env: impl FnOnce(&Path) -> anyhow::Result<Vec<(String, String)>>,
+    ) -> anyhow::Result<BrokerProcess> {
         let data = tempfile::Builder::new()
             .prefix("sluice-bench")
             .tempdir_in(".")?;
         let bootstrap = free_loopback_address()?;
         let http = free_loopback_address()?;
+        let extra = env(data.path())?;
+        let listening: Vec<String> = extra
+            .iter()
+            .filter(|(k, _)| k == "SLUICE_LISTENERS")
+            .flat_map(|(_, v)| {
+                v.split(',')
+                    .filter_map(|l| l.split_once("://"))
+                    .map(|(_, a)| a.to_string())
+            })
+            .collect();
         let child = Command::new(binary)
             .args([
                 "serve",
@@ -66,10 +113,13 @@ impl BrokerProcess {
             ])
             .arg(data.path())
             .env("SLUICE_LOG", "warn")
+            .envs(extra)
             .stdout(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let child = wait_listening(child, &[&bootstrap, &http], Duration::from_secs(20))?;
+        let mut addresses: Vec<&str> = vec![&bootstrap, &http];
+        addresses.extend(listening.iter().map(String::as_str));
+        let child = wait_listening(child, &addresses, Duration::from_secs(20))?;
         Ok(BrokerProcess {
             children: vec![child],
             bootstrap,
@@ -132,11 +182,8 @@ impl BrokerProcess {
 
     /// Waits until Metadata names `count` live brokers.
     fn wait_brokers(&mut self, count: usize, within: Duration) -> anyhow::Result<()> {
-        use rdkafka::config::ClientConfig;
         use rdkafka::consumer::{BaseConsumer, Consumer};
-        let client: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create()?;
+        let client: BaseConsumer = crate::security::client_config(&self.bootstrap).create()?;
         let deadline = Instant::now() + within;
         loop {
             let live = client

@@ -2,7 +2,6 @@
 //! joins (classic and KIP-848 protocols), and how many offset commits per second the broker
 //! sustains from a group's members.
 
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeSet;
@@ -35,9 +34,8 @@ struct CommitCounter {
 }
 
 fn member(bootstrap: &str, group: &str, protocol: &str) -> anyhow::Result<BaseConsumer> {
-    let mut config = ClientConfig::new();
+    let mut config = crate::security::client_config(bootstrap);
     config
-        .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("group.protocol", protocol);

@@ -1,7 +1,6 @@
 //! The load: producing and consuming with librdkafka, and a fixed-rate latency probe.
 
 use hdrhistogram::Histogram;
-use rdkafka::ClientConfig;
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -16,9 +15,8 @@ pub fn producer(
     acks: &str,
     extra: &[(&str, &str)],
 ) -> anyhow::Result<BaseProducer> {
-    let mut config = ClientConfig::new();
+    let mut config = crate::security::client_config(bootstrap);
     config
-        .set("bootstrap.servers", bootstrap)
         .set("acks", acks)
         .set("linger.ms", "5")
         .set("batch.size", "1000000")
@@ -103,8 +101,7 @@ pub fn wait_acknowledged(p: &BaseProducer, timeout: Duration) -> anyhow::Result<
 /// 593 against 1,031 MB/s) and doubled the broker's peak memory (194 against 81 MiB): the
 /// broker builds each response in memory (see docs/benchmarks.md, "Peak memory").
 pub fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    Ok(crate::security::client_config(bootstrap)
         .set("group.id", "sluice-bench")
         .set("enable.auto.commit", "false")
         .set("queued.min.messages", "1000000")
@@ -204,8 +201,7 @@ pub fn latency(
 ) -> anyhow::Result<Histogram<u64>> {
     let epoch = Instant::now();
     let p: BaseProducer<DefaultProducerContext> = {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", bootstrap);
+        let mut config = crate::security::client_config(bootstrap);
         for (k, v) in producer_extra {
             config.set(*k, *v);
         }

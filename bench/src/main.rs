@@ -11,12 +11,12 @@ mod groups;
 mod http;
 mod load;
 mod peer;
+mod security;
 mod txn;
 mod versus;
 
 use broker::BrokerProcess;
 use clap::Parser;
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use std::path::PathBuf;
@@ -79,6 +79,13 @@ struct Args {
     /// With `--peer kafka`: skip Kafka's perf tools (`kafka-producer-perf-test`, ...).
     #[arg(long)]
     no_kafka_tools: bool,
+    /// Listeners to run the throughput workloads through, comma-separated, in alternating
+    /// passes on one broker: PLAINTEXT, SSL, SASL_SSL (SCRAM-SHA-512). With a secured one, the
+    /// ratios to PLAINTEXT (when listed), connection set-up per listener and mechanism
+    /// (OAUTHBEARER too) and TLS handshakes per second are printed as well. See
+    /// docs/benchmarks.md, "Security".
+    #[arg(long, value_delimiter = ',', default_value = "PLAINTEXT", value_parser = security::LISTENERS)]
+    listener: Vec<String>,
     /// Measure nothing: start the brokers (Sluice, and the peer with `--peer`), print a line
     /// `sluice BOOTSTRAP` (and `kafka BOOTSTRAP`), and keep them up until stdin closes. For
     /// the scripts in `bench/scripts`, which take a bootstrap, to run beside Kafka.
@@ -150,9 +157,7 @@ fn latency_on(
 }
 
 fn admin(bootstrap: &str) -> anyhow::Result<AdminClient<DefaultClientContext>> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?)
+    Ok(security::client_config(bootstrap).create()?)
 }
 
 fn delete_topic(bootstrap: &str, name: &str) -> anyhow::Result<()> {
@@ -207,12 +212,23 @@ fn run_workload(
     topic: &str,
     args: &Args,
 ) -> anyhow::Result<Run> {
+    run_workload_on(broker, &broker.bootstrap, w, topic, args)
+}
+
+/// `run_workload` through the listener at `bootstrap` (`--listener`).
+fn run_workload_on(
+    broker: &BrokerProcess,
+    bootstrap: &str,
+    w: &Workload,
+    topic: &str,
+    args: &Args,
+) -> anyhow::Result<Run> {
     let (records, consumers) = (args.records, args.consumers);
-    create_topic(&broker.bootstrap, topic, w.partitions, args)?;
+    create_topic(bootstrap, topic, w.partitions, args)?;
     let millions = records as f64 / 1e6;
     let cpu_before = broker.cpu_seconds()?;
     let client_cpu_before = broker::process_cpu_seconds("self")?;
-    let p = load::producer(&broker.bootstrap, w.acks, w.producer_extra)?;
+    let p = load::producer(bootstrap, w.acks, w.producer_extra)?;
     let requests_before = broker.produce_requests()?;
     let produced = load::produce(&p, topic, w.partitions, records, w.size)?;
     let requests_after = broker.produce_requests()?;
@@ -227,7 +243,7 @@ fn run_workload(
         let readers: Vec<_> = (0..consumers.max(1))
             .map(|_| {
                 // The warm-up record, then the measured ones.
-                scope.spawn(|| load::consume(&broker.bootstrap, topic, w.partitions, records + 1))
+                scope.spawn(|| load::consume(bootstrap, topic, w.partitions, records + 1))
             })
             .collect();
         readers
@@ -243,7 +259,7 @@ fn run_workload(
     let consume_cpu = broker.cpu_seconds()? - cpu_before;
     let first_records = consumed.iter().map(|c| c.first_records).max();
     if !args.keep_topics {
-        delete_topic(&broker.bootstrap, topic)?;
+        delete_topic(bootstrap, topic)?;
     }
     Ok(Run {
         produce_records_per_s: records as f64 / produced.as_secs_f64(),
@@ -500,6 +516,89 @@ fn print_throughput_header() {
     );
 }
 
+/// `--listener`: the throughput workloads through each listener named, in alternating passes
+/// on one broker, with their ratios to PLAINTEXT; then connection set-up and handshakes.
+fn run_listeners(args: &Args) -> anyhow::Result<()> {
+    let (broker, secured) = BrokerProcess::start_secured(&args.sluice)?;
+    let address = |listener: &str| match listener {
+        security::SSL => secured.ssl.clone(),
+        security::SASL_SSL => secured.sasl_ssl.clone(),
+        _ => broker.bootstrap.clone(),
+    };
+    println!(
+        "sluice-bench --listener {}: {} records per workload, median of {} alternating passes, broker {}",
+        args.listener.join(","),
+        args.records,
+        args.repeat,
+        args.sluice.display()
+    );
+    let wanted = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
+    print_throughput_header();
+    for (i, w) in workloads()
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| wanted(&w.name))
+    {
+        // runs[listener][pass]
+        let mut runs: Vec<Vec<Run>> = args.listener.iter().map(|_| Vec::new()).collect();
+        for pass in 0..args.repeat.max(1) {
+            for (l, listener) in args.listener.iter().enumerate() {
+                let topic = format!("bench-{i}-{}-{pass}", listener.to_lowercase());
+                runs[l].push(run_workload_on(
+                    &broker,
+                    &address(listener),
+                    w,
+                    &topic,
+                    args,
+                )?);
+            }
+        }
+        let medians: Vec<(f64, f64)> = runs
+            .iter()
+            .map(|r| {
+                (
+                    median(r.iter().map(|r| r.produce_records_per_s).collect()),
+                    median(r.iter().map(|r| r.consume_records_per_s).collect()),
+                )
+            })
+            .collect();
+        let plain = args.listener.iter().position(|l| l == security::PLAINTEXT);
+        for (l, listener) in args.listener.iter().enumerate() {
+            let of = |f: fn(&Run) -> f64| median(runs[l].iter().map(f).collect());
+            let mb = |records_per_s: f64| records_per_s * w.size as f64 / 1e6;
+            let (produce, consume) = medians[l];
+            let ratio = plain.map_or(String::new(), |p| {
+                format!(
+                    "  ({:.2} and {:.2} of PLAINTEXT)",
+                    produce / medians[p].0,
+                    consume / medians[p].1
+                )
+            });
+            println!(
+                "{:<24} {:>11.0} {:>8.1} {:>10.3} {:>11.0} {:>8.1} {:>10.3} {:>9.0} {:>9.1}{ratio}",
+                format!("{} {listener}", w.name),
+                produce,
+                mb(produce),
+                of(|r| r.produce_cpu_s_per_m),
+                consume,
+                mb(consume),
+                of(|r| r.consume_cpu_s_per_m),
+                of(|r| r.consume_first_records_ms),
+                broker.peak_rss_mib()?
+            );
+        }
+    }
+    if args.listener.iter().any(|l| l != security::PLAINTEXT) && wanted("connection") {
+        security::connection_figures(
+            &secured.files,
+            &broker.bootstrap,
+            &secured.ssl,
+            &secured.sasl_ssl,
+        )?;
+    }
+    Ok(())
+}
+
 /// `--serve`: the brokers' addresses on stdout, then up until stdin closes.
 fn serve(args: &Args, broker: &BrokerProcess) -> anyhow::Result<()> {
     use std::io::{Read, Write};
@@ -526,6 +625,13 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.peer.is_some() && args.brokers > 1 {
         anyhow::bail!("--peer runs one Sluice node beside one Kafka broker: leave --brokers out");
+    }
+    if args.listener != [security::PLAINTEXT] {
+        anyhow::ensure!(
+            args.brokers == 1 && args.peer.is_none() && !args.serve,
+            "--listener measures one Sluice broker: leave --brokers, --peer and --serve out"
+        );
+        return run_listeners(&args);
     }
     let broker = BrokerProcess::start_cluster(&args.sluice, usize::from(args.brokers))?;
     if args.serve {

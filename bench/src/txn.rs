@@ -2,7 +2,6 @@
 //! (begin, send, commit), librdkafka's transactional producer doing the protocol work
 //! (AddPartitionsToTxn, Produce, EndTxn).
 
-use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -29,8 +28,7 @@ pub fn run(
 ) -> anyhow::Result<TxnRun> {
     let clients: Vec<BaseProducer> = (0..producers)
         .map(|i| -> anyhow::Result<BaseProducer> {
-            let p: BaseProducer = ClientConfig::new()
-                .set("bootstrap.servers", bootstrap)
+            let p: BaseProducer = crate::security::client_config(bootstrap)
                 .set("transactional.id", format!("{topic}-{i}"))
                 .set("linger.ms", "0")
                 .set("compression.type", "none")

@@ -70,6 +70,10 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::CreateAcls => decode_body::<CreateAclsRequest>(body, v).map(drop),
         ApiKey::DescribeAcls => decode_body::<DescribeAclsRequest>(body, v).map(drop),
         ApiKey::DeleteAcls => decode_body::<DeleteAclsRequest>(body, v).map(drop),
+        ApiKey::DescribeClientQuotas => {
+            decode_body::<DescribeClientQuotasRequest>(body, v).map(drop)
+        }
+        ApiKey::AlterClientQuotas => decode_body::<AlterClientQuotasRequest>(body, v).map(drop),
         ApiKey::SaslAuthenticate => decode_body::<SaslAuthenticateRequest>(body, v).map(drop),
         ApiKey::DescribeUserScramCredentials => {
             decode_body::<DescribeUserScramCredentialsRequest>(body, v).map(drop)

@@ -93,6 +93,16 @@ pub struct BrokerConfig {
     pub super_users: Vec<String>,
     /// `allow.everyone.if.no.acl.found`: what a resource no ACL names allows.
     pub allow_everyone_if_no_acl_found: bool,
+    /// OAUTHBEARER's identity provider: its keys and what a token must show. Without it, an
+    /// OAUTHBEARER login always fails.
+    pub oauthbearer: Option<OAuthBearerConfig>,
+}
+
+/// `sasl.oauthbearer.jwks.endpoint.url` (a file here) and the `sasl.oauthbearer.*` rules.
+#[derive(Debug, Clone)]
+pub struct OAuthBearerConfig {
+    pub jwks_file: PathBuf,
+    pub rules: sluice_sasl::TokenRules,
 }
 
 /// A listener that speaks TLS, or asks for SASL authentication first, or both.
@@ -153,6 +163,7 @@ impl BrokerConfig {
             authorizer_enabled: false,
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,
+            oauthbearer: None,
         }
     }
 }

@@ -44,13 +44,30 @@ type Hold = Pin<Box<dyn Future<Output = ()> + Send>>;
 tokio::task_local! {
     /// What the connection's reader must wait for before it reads the next request.
     static HOLDS: std::cell::RefCell<Vec<Hold>>;
+    /// Set by a handler whose request is not measured against `request_percentage` (a
+    /// follower's fetch).
+    static QUOTA_EXEMPT: std::cell::Cell<bool>;
 }
 
 /// Runs a connection's reader loop with room for holds.
 pub(crate) async fn with_holds<F: Future>(reader: F) -> F::Output {
+    let reader = QUOTA_EXEMPT.scope(std::cell::Cell::new(false), reader);
     HOLDS
         .scope(std::cell::RefCell::new(Vec::new()), reader)
         .await
+}
+
+/// Called by a handler on the reader task: its request is not measured against the
+/// caller's `request_percentage` (traffic between brokers).
+pub(crate) fn exempt_from_request_quota() {
+    let _ = QUOTA_EXEMPT.try_with(|exempt| exempt.set(true));
+}
+
+/// Whether the last request's handler said it is exempt; clears it for the next.
+fn take_quota_exemption() -> bool {
+    QUOTA_EXEMPT
+        .try_with(|exempt| exempt.replace(false))
+        .unwrap_or(false)
 }
 
 /// Called by a handler on the reader task: the connection reads its next request only once
@@ -115,13 +132,22 @@ pub(crate) fn dispatch(
     }
     let api = request.api_key;
     let started = std::time::Instant::now();
+    let measured = crate::quotas::RequestTime::start(broker, api, caller, &request.header);
+    take_quota_exemption();
     let pending = handlers::route(broker, request, endpoint, caller)?;
     let metrics = broker.metrics.clone();
-    Ok(start(Box::pin(async move {
+    let pending: Pending = Box::pin(async move {
         let reply = pending.await;
         metrics.request_done(api, started.elapsed());
         reply
-    })))
+    });
+    let pending = match measured {
+        Some(measured) if !take_quota_exemption() => {
+            measured.around(pending, started.elapsed(), broker.clone())
+        }
+        _ => pending,
+    };
+    Ok(start(pending))
 }
 
 /// Runs a request's future up to its first wait now, on the reader task: whatever a handler

@@ -28,6 +28,8 @@ mod metrics;
 mod peers;
 mod producer_ids;
 mod publisher;
+mod quotas;
+mod reload;
 mod replicas;
 mod scrub;
 mod server;
@@ -38,11 +40,12 @@ mod transactions;
 mod txn_peers;
 
 pub use config::{
-    BrokerConfig, OFFSETS_TOPIC_PARTITIONS_DEFAULT, SecuredListener,
+    BrokerConfig, OAuthBearerConfig, OFFSETS_TOPIC_PARTITIONS_DEFAULT, SecuredListener,
     TRANSACTION_STATE_PARTITIONS_DEFAULT,
 };
 pub use metadata_image::ClusterView;
-pub use server::{Broker, RunningBroker, StartError, TlsReloader};
+pub use reload::FileReloader;
+pub use server::{Broker, RunningBroker, StartError};
 pub use sluice_group::GroupConfig;
 pub use sluice_txn::TxnConfig;
 

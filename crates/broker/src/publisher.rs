@@ -57,6 +57,7 @@ pub(crate) async fn run(
     loop {
         let ok = apply(&broker, previous.as_deref(), &image).await;
         broker.authorization.publish(&image);
+        broker.quotas.publish(&image);
         broker.published.send_replace(image.clone());
         previous = Some(image.clone());
         let retry = tokio::time::sleep(if ok { Duration::MAX } else { RETRY_INTERVAL });

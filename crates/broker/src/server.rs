@@ -6,6 +6,7 @@ use crate::config::BrokerConfig;
 use crate::connection;
 use crate::groups::Groups;
 use crate::metrics::Metrics;
+use crate::reload::FileReloader;
 use crate::transactions::TxnCoordinators;
 use sluice_storage::{LogManager, Partition, StorageError};
 use sluice_types::limits::{INTERNAL_CONNECTIONS_MAX, UNFINISHED_FRAME_BYTES_MAX};
@@ -65,6 +66,8 @@ pub struct Broker {
     pub(crate) authentication: crate::authentication::Authentication,
     /// The compiled ACLs and who is a super user.
     pub(crate) authorization: crate::authorization::Authorization,
+    /// Client quotas: each sensor's use against the published image's quotas.
+    pub(crate) quotas: crate::quotas::Quotas,
     admission: Arc<Admission>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -195,45 +198,8 @@ pub struct RunningBroker {
     accept_loops: Vec<tokio::task::JoinHandle<()>>,
     /// The data directory's id, as the broker registers with it.
     directory_id: uuid::Uuid,
-    /// The TLS listeners' configurations, to read again (`tls_reloader`).
-    tls: TlsReloader,
-}
-
-/// Reads the TLS listeners' certificates again (SIGHUP); a listener whose files are bad keeps
-/// the configuration it had, and says so.
-#[derive(Debug, Clone, Default)]
-pub struct TlsReloader(Vec<Arc<crate::tls::ReloadableTls>>);
-
-impl TlsReloader {
-    pub fn reload(&self) {
-        for tls in &self.0 {
-            match tls.reload() {
-                Ok(()) => tracing::info!(listener = %tls.listener, "TLS certificates read again"),
-                Err(e) => {
-                    tracing::error!(listener = %tls.listener, error = %e, "TLS certificates not read again; the previous ones still serve")
-                }
-            }
-        }
-    }
-
-    /// Reads again the listeners whose files changed, checking every `interval`.
-    async fn watch(self, interval: Duration, shutdown: CancellationToken) {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                () = shutdown.cancelled() => return,
-            }
-            let changed: Vec<_> = self
-                .0
-                .iter()
-                .filter(|t| t.changed_on_disk())
-                .cloned()
-                .collect();
-            if !changed.is_empty() {
-                TlsReloader(changed).reload();
-            }
-        }
-    }
+    /// The TLS listeners' certificates and the JWKS, to read again (`file_reloader`).
+    files: FileReloader,
 }
 
 impl RunningBroker {
@@ -274,9 +240,17 @@ impl RunningBroker {
             config.max_connections_per_ip,
             config.max_connections_per_ip_overrides.clone(),
         ));
+        let jwks = match &config.oauthbearer {
+            Some(o) => Some(Arc::new(
+                crate::authentication::ReloadableJwks::new(o.jwks_file.clone(), o.rules.clone())
+                    .map_err(StartError::Jwks)?,
+            )),
+            None => None,
+        };
         let authentication = crate::authentication::Authentication::new(
             config.sasl_enabled_mechanisms.clone(),
             config.connections_max_reauth_ms,
+            jwks.clone(),
         );
         let mut super_users = config.super_users.clone();
         super_users.push(crate::authentication::INTERNAL.to_string());
@@ -319,6 +293,7 @@ impl RunningBroker {
             unfinished_small_frame_bytes: Semaphore::new(UNFINISHED_FRAME_BYTES_MAX),
             authentication,
             authorization,
+            quotas: crate::quotas::Quotas::default(),
             admission,
             tasks,
             shutdown,
@@ -379,12 +354,16 @@ impl RunningBroker {
             per_ip_limits: false,
             tls: None,
         };
-        let tls = TlsReloader(
-            secured_doors
-                .iter()
-                .filter_map(|(_, d)| d.tls.clone())
-                .collect(),
-        );
+        let mut files: Vec<Arc<dyn crate::reload::Reloadable>> = Vec::new();
+        for (_, door) in &secured_doors {
+            files.extend(
+                door.tls
+                    .clone()
+                    .map(|t| t as Arc<dyn crate::reload::Reloadable>),
+            );
+        }
+        files.extend(jwks.map(|j| j as Arc<dyn crate::reload::Reloadable>));
+        let files = FileReloader(files);
         let mut doors = vec![(listener, client_door), (internal, internal_door)];
         doors.extend(secured_doors);
         Ok(RunningBroker {
@@ -394,7 +373,7 @@ impl RunningBroker {
             doors,
             accept_loops: Vec::new(),
             directory_id,
-            tls,
+            files,
         })
     }
 
@@ -454,10 +433,10 @@ impl RunningBroker {
     /// Starts accepting connections. Until then connections wait in the listen backlog, so a
     /// client's first request meets a broker whose storage follows the metadata.
     pub fn serve_clients(&mut self) {
-        if !self.tls.0.is_empty() {
+        if !self.files.is_empty() {
             let interval = Duration::from_millis(sluice_types::limits::TLS_FILES_CHECK_INTERVAL_MS);
             let watch = self
-                .tls
+                .files
                 .clone()
                 .watch(interval, self.broker.shutdown.clone());
             self.broker.tasks.spawn(watch);
@@ -469,9 +448,9 @@ impl RunningBroker {
         tracing::info!(listen = %self.local_addr, data_dir = %self.broker.config.data_dir.display(), "Sluice broker serving the Kafka protocol");
     }
 
-    /// What reads the TLS listeners' certificates again (on SIGHUP).
-    pub fn tls_reloader(&self) -> TlsReloader {
-        self.tls.clone()
+    /// What reads the TLS listeners' certificates and the JWKS again (on SIGHUP).
+    pub fn file_reloader(&self) -> FileReloader {
+        self.files.clone()
     }
 
     /// The topics this broker's data directory holds, as the metadata log takes them over on
@@ -747,4 +726,6 @@ pub enum StartError {
     Task(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("OAUTHBEARER: {0}")]
+    Jwks(String),
 }

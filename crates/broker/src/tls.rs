@@ -146,18 +146,27 @@ impl ReloadableTls {
     pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.current.load_full())
     }
+}
+
+impl crate::reload::Reloadable for ReloadableTls {
+    fn what(&self) -> &'static str {
+        "TLS certificates"
+    }
+
+    fn source(&self) -> String {
+        format!("listener {}", self.listener)
+    }
 
     /// Reads the files again; the new configuration serves the next connections.
-    pub(crate) fn reload(&self) -> Result<(), TlsError> {
+    fn reload(&self) -> Result<(), String> {
         let read_at = modified(&self.settings);
-        let config = server_config(&self.settings)?;
+        let config = server_config(&self.settings).map_err(|e| e.to_string())?;
         self.current.store(config);
         *self.read_at.lock().expect("tls lock") = read_at;
         Ok(())
     }
 
-    /// Whether a file changed since it was last read.
-    pub(crate) fn changed_on_disk(&self) -> bool {
+    fn changed_on_disk(&self) -> bool {
         *self.read_at.lock().expect("tls lock") != modified(&self.settings)
     }
 }
@@ -165,9 +174,7 @@ impl ReloadableTls {
 /// The modification times of a listener's keystore and truststore.
 fn modified(settings: &TlsSettings) -> Vec<Option<std::time::SystemTime>> {
     let files = std::iter::once(&settings.keystore).chain(settings.truststore.as_ref());
-    files
-        .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
-        .collect()
+    files.map(|f| crate::reload::modified(f)).collect()
 }
 
 /// The principal of a client certificate: `User:` and its subject as RFC 2253 writes it (the

@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod classic;
 pub mod client;
+pub mod client_quotas;
 pub mod codes;
 pub mod connection;
 pub mod data;

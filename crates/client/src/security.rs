@@ -138,6 +138,10 @@ impl Connection {
                 let message = sluice_sasl::plain_message(&login.user, &login.password);
                 self.authenticate_step(message, login).await?;
             }
+            Mechanism::OAuthBearer => {
+                let message = sluice_sasl::oauthbearer_message(&login.password);
+                self.authenticate_step(message, login).await?;
+            }
             mechanism => {
                 let mut scram =
                     ScramClient::new(mechanism, &login.user, &login.password, client_nonce());

@@ -8,8 +8,8 @@
 
 use crate::controller::{
     AclEntry, AclFilterEntry, AlterPartition, BrokerHeartbeat, ConfigChanges, HeartbeatReply,
-    ImportedTopic, NewPartitions, NewTopic, PartitionState, QuorumController, Registration,
-    ScramDeletion, ScramUpsertion, TopicCreated,
+    ImportedTopic, NewPartitions, NewTopic, PartitionState, QuorumController, QuotaAlteration,
+    Registration, ScramDeletion, ScramUpsertion, TopicCreated,
 };
 use crate::error::ControllerError;
 use crate::record::MetadataRecord;
@@ -59,6 +59,11 @@ pub enum ControllerCommand {
     BootstrapScram(Vec<ScramUpsertion>),
     CreateAcls(Vec<AclEntry>),
     DeleteAcls(Vec<AclFilterEntry>),
+    /// AlterClientQuotas; `validate_only`: the same answers, no records.
+    AlterClientQuotas {
+        alterations: Vec<QuotaAlteration>,
+        validate_only: bool,
+    },
 }
 
 /// The answer to a command, by kind.
@@ -83,6 +88,8 @@ pub enum ControllerReply {
     AclsCreated(Vec<Result<(), ControllerError>>),
     /// Per filter, the ACLs it matched and removed.
     AclsDeleted(Vec<Result<Vec<AclEntry>, ControllerError>>),
+    /// One answer per entity of an AlterClientQuotas, in order.
+    QuotasAltered(Vec<Result<(), ControllerError>>),
     /// The command was refused as a whole.
     Refused(ControllerError),
 }
@@ -167,6 +174,14 @@ impl QuorumController {
             ControllerCommand::DeleteAcls(filters) => {
                 let (records, results) = self.delete_acls(&filters);
                 (records, ControllerReply::AclsDeleted(results))
+            }
+            ControllerCommand::AlterClientQuotas {
+                alterations,
+                validate_only,
+            } => {
+                let (records, results) = self.alter_client_quotas(&alterations);
+                let records = if validate_only { Vec::new() } else { records };
+                (records, ControllerReply::QuotasAltered(results))
             }
         }
     }

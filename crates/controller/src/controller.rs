@@ -25,12 +25,17 @@ mod acls;
 mod alter_partition;
 mod changes;
 mod import;
+mod quotas;
 mod scram;
 
 pub use acls::{AclEntry, AclFilterEntry};
 pub use alter_partition::{AlterPartition, PartitionState};
 pub use changes::{ConfigChanges, NewPartitions};
 pub use import::ImportedTopic;
+pub use quotas::{
+    QUOTA_CLIENT_ID, QUOTA_KEYS, QUOTA_USER, QuotaAlteration, QuotaEntity, QuotaFilter, QuotaMatch,
+    QuotaValue,
+};
 pub use scram::{ScramDeletion, ScramUpsertion, check_upsertion};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! one too and decides from it. Applying is total: a record that names something the image
 //! does not hold (which a correct log never has) changes nothing.
 
-use crate::controller::AclEntry;
+use crate::controller::{AclEntry, QuotaEntity, QuotaValue};
 use crate::record::{ConfigResource, Endpoint, MetadataRecord};
 use sluice_replication::PartitionRegistration;
 use std::collections::BTreeMap;
@@ -64,6 +64,8 @@ pub struct MetadataImage {
     pub scram_credentials: BTreeMap<(String, i8), ScramCredentialImage>,
     /// ACLs by id.
     pub acls: BTreeMap<Uuid, AclEntry>,
+    /// Client quotas by entity, each by key.
+    pub client_quotas: BTreeMap<QuotaEntity, BTreeMap<String, QuotaValue>>,
 }
 
 impl MetadataImage {
@@ -210,6 +212,22 @@ impl MetadataImage {
             MetadataRecord::RemoveAccessControlEntry { id } => {
                 self.acls.remove(&id);
             }
+            MetadataRecord::ClientQuota { entity, key, value } => match value {
+                Some(value) => {
+                    self.client_quotas
+                        .entry(entity)
+                        .or_default()
+                        .insert(key, value);
+                }
+                None => {
+                    if let Some(quotas) = self.client_quotas.get_mut(&entity) {
+                        quotas.remove(&key);
+                        if quotas.is_empty() {
+                            self.client_quotas.remove(&entity);
+                        }
+                    }
+                }
+            },
         }
     }
 
@@ -293,6 +311,15 @@ impl MetadataImage {
                 id: *id,
                 entry: entry.clone(),
             });
+        }
+        for (entity, quotas) in &self.client_quotas {
+            for (key, value) in quotas {
+                records.push(MetadataRecord::ClientQuota {
+                    entity: entity.clone(),
+                    key: key.clone(),
+                    value: Some(*value),
+                });
+            }
         }
         records
     }

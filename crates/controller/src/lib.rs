@@ -19,8 +19,10 @@ mod record;
 pub use command::{ControllerCommand, ControllerReply};
 pub use controller::{
     AclEntry, AclFilterEntry, AlterPartition, BrokerHeartbeat, ConfigChanges, ControllerConfig,
-    HeartbeatReply, ImportedTopic, NewPartitions, NewTopic, PartitionState, QuorumController,
-    Registration, ScramDeletion, ScramUpsertion, TopicCreated, check_upsertion,
+    HeartbeatReply, ImportedTopic, NewPartitions, NewTopic, PartitionState, QUOTA_CLIENT_ID,
+    QUOTA_KEYS, QUOTA_USER, QuorumController, QuotaAlteration, QuotaEntity, QuotaFilter,
+    QuotaMatch, QuotaValue, Registration, ScramDeletion, ScramUpsertion, TopicCreated,
+    check_upsertion,
 };
 pub use error::ControllerError;
 pub use image::{BrokerState, MetadataImage, ScramCredentialImage, TopicImage};

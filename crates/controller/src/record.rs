@@ -10,7 +10,7 @@
 //! version, and bytes left over.
 
 use crate::ControllerError;
-use crate::controller::AclEntry;
+use crate::controller::{AclEntry, QuotaEntity, QuotaValue};
 use serde::{Deserialize, Serialize};
 use sluice_types::limits::METADATA_RECORD_BYTES_MAX;
 use uuid::Uuid;
@@ -129,6 +129,12 @@ pub enum MetadataRecord {
     RemoveAccessControlEntry {
         id: Uuid,
     },
+    /// One quota of an entity set, or removed (`value: None`) (Kafka's `QuotaRecord`).
+    ClientQuota {
+        entity: QuotaEntity,
+        key: String,
+        value: Option<QuotaValue>,
+    },
 }
 
 impl MetadataRecord {
@@ -215,6 +221,10 @@ impl std::fmt::Display for MetadataRecord {
                 entry.principal, entry.operation, entry.resource_name
             ),
             MetadataRecord::RemoveAccessControlEntry { id } => write!(f, "remove ACL {id}"),
+            MetadataRecord::ClientQuota { entity, key, value } => match value {
+                Some(v) => write!(f, "quota {key}={} for {:?}", v.0, entity.parts()),
+                None => write!(f, "remove quota {key} of {:?}", entity.parts()),
+            },
         }
     }
 }

@@ -2,12 +2,19 @@
 //! in order, answering each with the server's token until it is done or has failed.
 
 use crate::mechanism::Mechanism;
+use crate::oauthbearer::{self, TokenValidator};
 use crate::scram::{ScramCredential, ScramServer};
 use crate::{SaslError, plain};
 
-/// Where credentials are kept (the metadata image), as the exchange asks for them.
+/// Where credentials are kept (the metadata image, the identity provider's keys), as the
+/// exchange asks for them.
 pub trait Credentials {
     fn scram(&self, user: &str, mechanism: Mechanism) -> Option<ScramCredential>;
+
+    /// What OAUTHBEARER tokens are checked against; without it every token is refused.
+    fn token_validator(&self) -> Option<&TokenValidator> {
+        None
+    }
 }
 
 /// What a client's token led to.
@@ -15,8 +22,13 @@ pub trait Credentials {
 pub enum Step {
     /// Send this back and wait for the client's next token.
     Challenge(Vec<u8>),
-    /// Authenticated as `user`; send `token` back (it may be empty).
-    Done { user: String, token: Vec<u8> },
+    /// Authenticated as `user`; send `token` back (it may be empty). `expires_at_unix_ms`:
+    /// when the credential itself runs out (an OAUTHBEARER token's `exp`).
+    Done {
+        user: String,
+        token: Vec<u8>,
+        expires_at_unix_ms: Option<u64>,
+    },
 }
 
 pub struct Exchange {
@@ -29,6 +41,7 @@ pub struct Exchange {
 
 enum State {
     Plain { done: bool },
+    Bearer { done: bool },
     Scram(Box<ScramServer>),
 }
 
@@ -43,6 +56,7 @@ impl Exchange {
     ) -> Exchange {
         let state = match mechanism {
             Mechanism::Plain => State::Plain { done: false },
+            Mechanism::OAuthBearer => State::Bearer { done: false },
             _ => State::Scram(Box::new(ScramServer::new(server_nonce))),
         };
         Exchange {
@@ -62,12 +76,34 @@ impl Exchange {
         self.claimed_user.as_deref()
     }
 
-    /// Takes the client's next token. An error ends the exchange: the client is told it
-    /// failed, nothing more.
-    pub fn step(&mut self, token: &[u8], credentials: &dyn Credentials) -> Result<Step, SaslError> {
+    /// Takes the client's next token, at `now_unix_ms`. An error ends the exchange: the client
+    /// is told it failed, nothing more.
+    pub fn step(
+        &mut self,
+        token: &[u8],
+        credentials: &dyn Credentials,
+        now_unix_ms: u64,
+    ) -> Result<Step, SaslError> {
         let secret = &self.unknown_user_secret;
         match &mut self.state {
-            State::Plain { done: true } => Err(SaslError::Finished),
+            State::Plain { done: true } | State::Bearer { done: true } => Err(SaslError::Finished),
+            State::Bearer { done } => {
+                *done = true;
+                let (jwt, authzid) = oauthbearer::parse_client_message(token)?;
+                let validator = credentials
+                    .token_validator()
+                    .ok_or_else(|| SaslError::Unsupported("OAUTHBEARER without a JWKS".into()))?;
+                let valid = validator.validate(&jwt, now_unix_ms)?;
+                self.claimed_user = Some(valid.subject.clone());
+                if authzid.is_some_and(|a| a != valid.subject) {
+                    return Err(SaslError::BadCredentials);
+                }
+                Ok(Step::Done {
+                    user: valid.subject,
+                    token: Vec::new(),
+                    expires_at_unix_ms: Some(valid.expires_at_unix_ms),
+                })
+            }
             State::Plain { done } => {
                 *done = true;
                 let (user, password) = plain::parse(token)?;
@@ -76,6 +112,7 @@ impl Exchange {
                 Ok(Step::Done {
                     user,
                     token: Vec::new(),
+                    expires_at_unix_ms: None,
                 })
             }
             State::Scram(server) if matches!(**server, ScramServer::AwaitingClientFirst { .. }) => {
@@ -87,7 +124,11 @@ impl Exchange {
             }
             State::Scram(server) => {
                 let (user, token) = server.client_final(token)?;
-                Ok(Step::Done { user, token })
+                Ok(Step::Done {
+                    user,
+                    token,
+                    expires_at_unix_ms: None,
+                })
             }
         }
     }

@@ -1,4 +1,4 @@
-//! The SASL mechanisms, by the names clients send in SaslHandshake and the type codes
+//! The SASL mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER), by the names clients send in SaslHandshake and the type codes
 //! Kafka's SCRAM admin APIs use (`ScramMechanism`: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512).
 
 use ring::{digest, hmac, pbkdf2};
@@ -8,13 +8,15 @@ pub enum Mechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    OAuthBearer,
 }
 
 impl Mechanism {
-    pub const ALL: [Mechanism; 3] = [
+    pub const ALL: [Mechanism; 4] = [
         Mechanism::Plain,
         Mechanism::ScramSha256,
         Mechanism::ScramSha512,
+        Mechanism::OAuthBearer,
     ];
     pub const SCRAM: [Mechanism; 2] = [Mechanism::ScramSha256, Mechanism::ScramSha512];
 
@@ -23,6 +25,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -31,10 +34,10 @@ impl Mechanism {
         Mechanism::ALL.into_iter().find(|m| m.name() == name)
     }
 
-    /// Kafka's SCRAM type code (`ScramMechanism.type()`); `None` for PLAIN.
+    /// Kafka's SCRAM type code (`ScramMechanism.type()`); `None` for PLAIN and OAUTHBEARER.
     pub fn scram_type(self) -> Option<i8> {
         match self {
-            Mechanism::Plain => None,
+            Mechanism::Plain | Mechanism::OAuthBearer => None,
             Mechanism::ScramSha256 => Some(1),
             Mechanism::ScramSha512 => Some(2),
         }

@@ -47,7 +47,7 @@ fn rfc_7677_example_exchange() {
         SECRET.to_vec(),
     );
     let first = exchange
-        .step(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO", &users)
+        .step(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO", &users, 0)
         .unwrap();
     assert_eq!(
         first,
@@ -60,16 +60,18 @@ fn rfc_7677_example_exchange() {
         .step(
             b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
             &users,
+            0,
         )
         .unwrap();
     assert_eq!(
         last,
         Step::Done {
             user: "user".into(),
-            token: b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".to_vec()
+            token: b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".to_vec(),
+            expires_at_unix_ms: None,
         }
     );
-    assert_eq!(exchange.step(b"more", &users), Err(SaslError::Finished));
+    assert_eq!(exchange.step(b"more", &users, 0), Err(SaslError::Finished));
 }
 
 /// RFC 5802's client: the final message for `password`, given the server-first.
@@ -143,14 +145,14 @@ fn scram_login(
 ) -> Result<(String, bool), SaslError> {
     let mut exchange = Exchange::new(mechanism, "server-nonce".into(), SECRET.to_vec());
     let bare = format!("n={user},r=client-nonce");
-    let Step::Challenge(server_first) = exchange.step(format!("n,,{bare}").as_bytes(), users)?
+    let Step::Challenge(server_first) = exchange.step(format!("n,,{bare}").as_bytes(), users, 0)?
     else {
         panic!("a challenge first")
     };
     let server_first = String::from_utf8(server_first).unwrap();
     let (last, expected) = client_final(mechanism, password, &bare, &server_first);
-    match exchange.step(last.as_bytes(), users)? {
-        Step::Done { user, token } => Ok((user, token == expected)),
+    match exchange.step(last.as_bytes(), users, 0)? {
+        Step::Done { user, token, .. } => Ok((user, token == expected)),
         Step::Challenge(_) => panic!("done after client-final"),
     }
 }
@@ -187,7 +189,7 @@ fn an_unknown_user_looks_like_a_known_one_until_the_proof() {
     let server_first = |user: &str| {
         let mut exchange = Exchange::new(Mechanism::ScramSha256, "n".into(), SECRET.to_vec());
         match exchange
-            .step(format!("n,,n={user},r=c").as_bytes(), &users)
+            .step(format!("n,,n={user},r=c").as_bytes(), &users, 0)
             .unwrap()
         {
             Step::Challenge(bytes) => String::from_utf8(bytes).unwrap(),
@@ -219,22 +221,22 @@ fn malformed_and_refused_scram_messages() {
     ] {
         let mut exchange = Exchange::new(Mechanism::ScramSha256, "s".into(), SECRET.to_vec());
         assert!(
-            exchange.step(first, &users).is_err(),
+            exchange.step(first, &users, 0).is_err(),
             "{:?}",
             String::from_utf8_lossy(first)
         );
     }
     let mut exchange = Exchange::new(Mechanism::ScramSha256, "s".into(), SECRET.to_vec());
-    exchange.step(b"n,,n=alice,r=c", &users).unwrap();
+    exchange.step(b"n,,n=alice,r=c", &users, 0).unwrap();
     assert!(
         matches!(
-            exchange.step(b"c=biws,r=OTHER,p=AAAA", &users),
+            exchange.step(b"c=biws,r=OTHER,p=AAAA", &users, 0),
             Err(SaslError::Malformed { .. })
         ),
         "a nonce the server did not make is refused"
     );
     assert_eq!(
-        exchange.step(b"c=biws,r=cs,p=AAAA", &users),
+        exchange.step(b"c=biws,r=cs,p=AAAA", &users, 0),
         Err(SaslError::Finished),
         "one try only"
     );
@@ -249,7 +251,7 @@ fn old_librdkafka_s_doubled_client_nonce_is_accepted() {
         let mut exchange = Exchange::new(Mechanism::ScramSha512, "srv".into(), SECRET.to_vec());
         let bare = "n=alice,r=cli";
         let Step::Challenge(server_first) = exchange
-            .step(format!("n,,{bare}").as_bytes(), &users)
+            .step(format!("n,,{bare}").as_bytes(), &users, 0)
             .unwrap()
         else {
             panic!("a challenge first")
@@ -263,7 +265,7 @@ fn old_librdkafka_s_doubled_client_nonce_is_accepted() {
         let (last, _) =
             client_final_with_nonce(Mechanism::ScramSha512, "pw", bare, &server_first, &nonce);
         assert_eq!(
-            exchange.step(last.as_bytes(), &users).is_ok(),
+            exchange.step(last.as_bytes(), &users, 0).is_ok(),
             accepted,
             "{sent}"
         );
@@ -276,7 +278,7 @@ fn a_user_name_with_escapes_is_decoded() {
     let mut exchange = Exchange::new(Mechanism::ScramSha512, "s".into(), SECRET.to_vec());
     let bare = "n=a=2Cb=3Dc,r=c";
     let Step::Challenge(server_first) = exchange
-        .step(format!("n,,{bare}").as_bytes(), &users)
+        .step(format!("n,,{bare}").as_bytes(), &users, 0)
         .unwrap()
     else {
         panic!()
@@ -288,7 +290,7 @@ fn a_user_name_with_escapes_is_decoded() {
         std::str::from_utf8(&server_first).unwrap(),
     );
     assert!(
-        matches!(exchange.step(last.as_bytes(), &users), Ok(Step::Done { user, .. }) if user == "a,b=c")
+        matches!(exchange.step(last.as_bytes(), &users, 0), Ok(Step::Done { user, .. }) if user == "a,b=c")
     );
 }
 
@@ -298,13 +300,14 @@ fn plain_checks_the_password_against_either_scram_credential() {
         .with("alice", Mechanism::ScramSha512, "alice-secret")
         .with("bob", Mechanism::ScramSha256, "bob-secret");
     let login = |message: &[u8]| {
-        Exchange::new(Mechanism::Plain, String::new(), SECRET.to_vec()).step(message, &users)
+        Exchange::new(Mechanism::Plain, String::new(), SECRET.to_vec()).step(message, &users, 0)
     };
     assert_eq!(
         login(b"\0alice\0alice-secret"),
         Ok(Step::Done {
             user: "alice".into(),
-            token: Vec::new()
+            token: Vec::new(),
+            expires_at_unix_ms: None,
         })
     );
     assert!(matches!(login(b"bob\0bob\0bob-secret"), Ok(Step::Done { user, .. }) if user == "bob"));
@@ -346,11 +349,12 @@ fn the_client_logs_in_against_the_server_and_checks_its_signature() {
         let mut client =
             ScramClient::new(Mechanism::ScramSha512, "alice", password, "cnonce".into());
         let mut server = Exchange::new(Mechanism::ScramSha512, "snonce".into(), SECRET.to_vec());
-        let Ok(Step::Challenge(server_first)) = server.step(&client.first_message(), &users) else {
+        let Ok(Step::Challenge(server_first)) = server.step(&client.first_message(), &users, 0)
+        else {
             panic!("a challenge")
         };
         let last = client.final_message(&server_first).unwrap();
-        match server.step(&last, &users) {
+        match server.step(&last, &users, 0) {
             Ok(Step::Done { token, .. }) => {
                 assert!(accepted);
                 client.verify_server_final(&token).unwrap();

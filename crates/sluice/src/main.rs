@@ -132,6 +132,16 @@ enum Command {
         #[command(subcommand)]
         command: cli::acl::AclCommand,
     },
+    /// Manage client quotas: set, list (producer_byte_rate, consumer_byte_rate,
+    /// request_percentage per user and client id).
+    ///
+    /// Example:
+    ///   sluice quota set --name client-id=billing producer_byte_rate=1048576
+    #[command(verbatim_doc_comment)]
+    Quota {
+        #[command(subcommand)]
+        command: cli::quota::QuotaCommand,
+    },
     /// Describe the cluster.
     ///
     /// Example:
@@ -210,6 +220,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::User { command } => cli::run("user", &target, cli::user::run(&target, command)),
         Command::Acl { command } => cli::run("acl", &target, cli::acl::run(&target, command)),
+        Command::Quota { command } => cli::run("quota", &target, cli::quota::run(&target, command)),
         Command::Sql { args } => cli::run("sql", &target, cli::views::sql(&target, args)),
         Command::View {
             command: cli::views::ViewCommand::Worker(args),
@@ -369,7 +380,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             });
         }
         broker.serve_clients();
-        reload_tls_on_sighup(broker.tls_reloader());
+        reload_security_files_on_sighup(broker.file_reloader());
         // Views are Kafka clients of this broker too, through the internal listener.
         let views =
             if views_on {
@@ -542,18 +553,19 @@ impl ClusterView for NodeView {
     }
 }
 
-/// SIGHUP reads the TLS listeners' certificates again (as a changed file does by itself).
-fn reload_tls_on_sighup(reloader: sluice_broker::TlsReloader) {
+/// SIGHUP reads the TLS listeners' certificates and the OAUTHBEARER JWKS again (as a changed
+/// file does by itself).
+fn reload_security_files_on_sighup(reloader: sluice_broker::FileReloader) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hangups) = signal(SignalKind::hangup()) else {
         tracing::warn!(
-            "cannot listen for SIGHUP; TLS certificates are read again when their files change"
+            "cannot listen for SIGHUP; TLS certificates and the JWKS are read again when their files change"
         );
         return;
     };
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP received: reading the TLS certificates again");
+            tracing::info!("SIGHUP received: reading the TLS certificates and the JWKS again");
             reloader.reload();
         }
     });

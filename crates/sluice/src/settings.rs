@@ -46,7 +46,7 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     ssl_client_auth: Option<String>,
-    /// SASL mechanisms SASL listeners offer, comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, Kafka's sasl.enabled.mechanisms [env: SLUICE_SASL_ENABLED_MECHANISMS] [default: SCRAM-SHA-256,SCRAM-SHA-512]
+    /// SASL mechanisms SASL listeners offer, comma-separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, Kafka's sasl.enabled.mechanisms [env: SLUICE_SASL_ENABLED_MECHANISMS] [default: SCRAM-SHA-256,SCRAM-SHA-512]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     sasl_enabled_mechanisms: Option<String>,
@@ -62,6 +62,18 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     sasl_bootstrap_scram_file: Option<PathBuf>,
+    /// JWKS file OAUTHBEARER tokens are checked against (a path or file:// URL), Kafka's sasl.oauthbearer.jwks.endpoint.url [env: SLUICE_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sasl_oauthbearer_jwks_endpoint_url: Option<String>,
+    /// The iss an OAUTHBEARER token must carry, Kafka's sasl.oauthbearer.expected.issuer [env: SLUICE_SASL_OAUTHBEARER_EXPECTED_ISSUER]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sasl_oauthbearer_expected_issuer: Option<String>,
+    /// Audiences, comma-separated, one of which an OAUTHBEARER token's aud must name, Kafka's sasl.oauthbearer.expected.audience [env: SLUICE_SASL_OAUTHBEARER_EXPECTED_AUDIENCE]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sasl_oauthbearer_expected_audience: Option<String>,
     /// Address of the HTTP API, or "off" [env: SLUICE_HTTP_LISTEN] [default: 127.0.0.1:8080]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -134,6 +146,17 @@ pub(crate) struct ServeSettings {
     pub sasl_bootstrap_scram: Vec<String>,
     /// A file of such entries, one per line
     pub sasl_bootstrap_scram_file: Option<PathBuf>,
+    /// `sasl.oauthbearer.jwks.endpoint.url`: a JWKS file (a path or a `file://` URL)
+    pub sasl_oauthbearer_jwks_endpoint_url: Option<String>,
+    /// `sasl.oauthbearer.expected.issuer`
+    pub sasl_oauthbearer_expected_issuer: Option<String>,
+    /// `sasl.oauthbearer.expected.audience`
+    #[serde(deserialize_with = "string_or_list")]
+    pub sasl_oauthbearer_expected_audience: Vec<String>,
+    /// `sasl.oauthbearer.sub.claim.name`: the claim naming the principal
+    pub sasl_oauthbearer_sub_claim_name: String,
+    /// `sasl.oauthbearer.clock.skew.seconds`
+    pub sasl_oauthbearer_clock_skew_seconds: u64,
     /// `connections.max.reauth.ms`: 0 lets an authentication hold for the connection's life
     pub connections_max_reauth_ms: u64,
     /// `authorizer.class.name`: empty (ACLs not enforced) or Kafka's StandardAuthorizer
@@ -250,6 +273,11 @@ impl Default for ServeSettings {
             sasl_enabled_mechanisms: vec!["SCRAM-SHA-256".into(), "SCRAM-SHA-512".into()],
             sasl_bootstrap_scram: Vec::new(),
             sasl_bootstrap_scram_file: None,
+            sasl_oauthbearer_jwks_endpoint_url: None,
+            sasl_oauthbearer_expected_issuer: None,
+            sasl_oauthbearer_expected_audience: Vec::new(),
+            sasl_oauthbearer_sub_claim_name: "sub".into(),
+            sasl_oauthbearer_clock_skew_seconds: 30,
             connections_max_reauth_ms: 0,
             authorizer_class_name: String::new(),
             super_users: String::new(),
@@ -356,13 +384,44 @@ impl ServeSettings {
         let mut mechanisms = Vec::new();
         for name in &self.sasl_enabled_mechanisms {
             let mechanism = sluice_sasl::Mechanism::parse(name).with_context(|| {
-                format!("sasl_enabled_mechanisms: {name} is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
+                format!("sasl_enabled_mechanisms: {name} is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER")
             })?;
             if !mechanisms.contains(&mechanism) {
                 mechanisms.push(mechanism);
             }
         }
         Ok(mechanisms)
+    }
+
+    /// OAUTHBEARER's identity provider: the JWKS file (`sasl_oauthbearer_jwks_endpoint_url`, a
+    /// path or a `file://` URL: keys are not fetched over the network) and the token rules.
+    pub(crate) fn oauthbearer(&self) -> anyhow::Result<Option<sluice_broker::OAuthBearerConfig>> {
+        let Some(url) = self.sasl_oauthbearer_jwks_endpoint_url.as_deref() else {
+            return Ok(None);
+        };
+        let path = match url.split_once("://") {
+            None => url,
+            Some(("file", path)) => path,
+            Some(_) => anyhow::bail!(
+                "sasl_oauthbearer_jwks_endpoint_url: {url}: only a file (a path or file:// URL) is read; fetch the JWKS into one"
+            ),
+        };
+        anyhow::ensure!(
+            !path.is_empty(),
+            "sasl_oauthbearer_jwks_endpoint_url is empty"
+        );
+        Ok(Some(sluice_broker::OAuthBearerConfig {
+            jwks_file: PathBuf::from(path),
+            rules: sluice_sasl::TokenRules {
+                expected_issuer: self
+                    .sasl_oauthbearer_expected_issuer
+                    .clone()
+                    .filter(|i| !i.is_empty()),
+                expected_audience: self.sasl_oauthbearer_expected_audience.clone(),
+                sub_claim_name: self.sasl_oauthbearer_sub_claim_name.clone(),
+                clock_skew_seconds: self.sasl_oauthbearer_clock_skew_seconds,
+            },
+        }))
     }
 
     /// Whether `authorizer_class_name` turns ACL enforcement on: Kafka's StandardAuthorizer
@@ -539,6 +598,14 @@ impl ServeSettings {
         }
         config.secured_listeners = listeners.secured;
         config.sasl_enabled_mechanisms = self.sasl_mechanisms()?;
+        config.oauthbearer = self.oauthbearer()?;
+        anyhow::ensure!(
+            config.oauthbearer.is_some()
+                || !config
+                    .sasl_enabled_mechanisms
+                    .contains(&sluice_sasl::Mechanism::OAuthBearer),
+            "sasl_enabled_mechanisms names OAUTHBEARER: set sasl_oauthbearer_jwks_endpoint_url to the identity provider's JWKS file"
+        );
         config.connections_max_reauth_ms = self.connections_max_reauth_ms;
         config.authorizer_enabled = self.authorizer_enabled()?;
         config.super_users = self.super_users()?;

@@ -272,6 +272,35 @@ pub const SASL_USER_NAME_BYTES_MAX: usize = 1_024;
 /// Bytes of a SCRAM salt or salted password an AlterUserScramCredentials may carry.
 pub const SCRAM_SECRET_BYTES_MAX: usize = 1_024;
 
+/// Entities (users, client ids, and pairs of them) a cluster keeps client quotas for, and
+/// entities one AlterClientQuotas may carry.
+pub const QUOTA_ENTITIES_MAX: usize = 10_000;
+
+/// How much use a quota lets through at once: this long at its rate. Past it, each use is
+/// followed by the wait that brings the rate back within the quota.
+pub const QUOTA_BURST_MS: u64 = 1_000;
+
+/// The longest a response says to wait (its throttle time), and the longest a connection is
+/// held, for one request (Kafka bounds it by its quota window, 11 s). A larger debt stays in
+/// the bucket and is waited off over the next requests.
+pub const QUOTA_THROTTLE_MS_MAX: u64 = 11_000;
+
+/// A consumer under `consumer_byte_rate` gets at most this long of its quota's bytes in one
+/// fetch response (past the first batch), so each wait is short and its rate even.
+pub const QUOTA_FETCH_RESPONSE_MS: u64 = 250;
+
+/// Sensors (a user's or client id's use of one quota) a broker measures at once. Full buckets
+/// are forgotten first; past this, new sensors share one per quota.
+pub const QUOTA_SENSORS_MAX: usize = 10_000;
+
+/// Bytes of an OAUTHBEARER token (a JWT): identity providers' tokens are a few KiB; a larger
+/// one is refused before it is decoded.
+pub const OAUTHBEARER_TOKEN_BYTES_MAX: usize = 64 * 1024;
+
+/// Bytes of the JWKS file OAUTHBEARER tokens are checked against, and keys it may hold.
+pub const JWKS_BYTES_MAX: usize = 1024 * 1024;
+pub const JWKS_KEYS_MAX: usize = 256;
+
 /// Iterations a SCRAM credential may have (Kafka's bounds for both SCRAM-SHA-256 and
 /// SCRAM-SHA-512): fewer are too cheap to guess; more make a PLAIN login, which derives the
 /// salted password on the broker, too dear.

@@ -10,19 +10,23 @@
 //!   SaslAuthenticate), the exchange, the principal, re-authentication (KIP-368), and what is
 //!   refused or closed, with the audit line and metric of each failure.
 //! - `failures`: the buckets.
+//! - `jwks`: the identity provider's keys OAUTHBEARER tokens are checked against.
 //!
 //! Not owned here: the mechanisms themselves (`sluice_sasl`), where credentials are kept (the
 //! metadata image, written by AlterUserScramCredentials), and what a principal may do.
 
 mod failures;
+mod jwks;
 mod session;
 
+pub(crate) use jwks::ReloadableJwks;
 pub(crate) use session::{Admit, Session};
 
 use ring::rand::{SecureRandom, SystemRandom};
 use sluice_controller::MetadataImage;
-use sluice_sasl::{Credentials, Mechanism, ScramCredential};
+use sluice_sasl::{Credentials, Mechanism, ScramCredential, TokenValidator};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -42,6 +46,8 @@ pub(crate) struct Authentication {
     /// Unknown users' stand-in salts are derived from it: the same for this broker's life.
     unknown_user_secret: Vec<u8>,
     failures: Mutex<failures::FailedLogins>,
+    /// OAUTHBEARER's keys, when configured.
+    jwks: Option<Arc<ReloadableJwks>>,
 }
 
 /// The secret stays out of logs.
@@ -55,7 +61,11 @@ impl std::fmt::Debug for Authentication {
 }
 
 impl Authentication {
-    pub(crate) fn new(mechanisms: Vec<Mechanism>, reauth_ms: u64) -> Authentication {
+    pub(crate) fn new(
+        mechanisms: Vec<Mechanism>,
+        reauth_ms: u64,
+        jwks: Option<Arc<ReloadableJwks>>,
+    ) -> Authentication {
         let random = SystemRandom::new();
         let mut unknown_user_secret = vec![0; 32];
         random
@@ -67,6 +77,7 @@ impl Authentication {
             random,
             unknown_user_secret,
             failures: Mutex::default(),
+            jwks,
         }
     }
 
@@ -95,13 +106,33 @@ impl Authentication {
     }
 }
 
-/// The credentials the metadata image holds, as the exchange asks for them.
-pub(crate) struct ImageCredentials<'a>(pub &'a MetadataImage);
+/// The credentials the metadata image holds and the OAUTHBEARER keys in service, as the
+/// exchange asks for them.
+pub(crate) struct ImageCredentials<'a> {
+    pub image: &'a MetadataImage,
+    pub tokens: Option<Arc<TokenValidator>>,
+}
+
+impl<'a> ImageCredentials<'a> {
+    pub(crate) fn new(image: &'a MetadataImage, authentication: &Authentication) -> Self {
+        ImageCredentials {
+            image,
+            tokens: authentication.jwks.as_ref().map(|j| j.validator()),
+        }
+    }
+}
 
 impl Credentials for ImageCredentials<'_> {
+    fn token_validator(&self) -> Option<&TokenValidator> {
+        self.tokens.as_deref()
+    }
+
     fn scram(&self, user: &str, mechanism: Mechanism) -> Option<ScramCredential> {
         let code = mechanism.scram_type()?;
-        let c = self.0.scram_credentials.get(&(user.to_string(), code))?;
+        let c = self
+            .image
+            .scram_credentials
+            .get(&(user.to_string(), code))?;
         Some(ScramCredential {
             mechanism,
             salt: c.salt.clone(),

@@ -15,6 +15,9 @@
 //! lifetime ends. A request after it has ended closes the connection (clients that cannot
 //! re-authenticate simply reconnect).
 //!
+//! An OAUTHBEARER session also ends when its token expires, if that comes first (with
+//! `connections.max.reauth.ms` set; Kafka does the same).
+//!
 //! On a listener without SASL, SaslHandshake and SaslAuthenticate answer ILLEGAL_SASL_STATE,
 //! as Kafka's do.
 
@@ -71,7 +74,11 @@ pub(crate) enum Admit {
 /// What a client's token led to.
 enum Stepped {
     Challenge(Vec<u8>),
-    Done(Vec<u8>),
+    /// Authenticated: the last token, and the session's lifetime (0: unbounded).
+    Done {
+        token: Vec<u8>,
+        lifetime_ms: u64,
+    },
     Failed,
 }
 
@@ -230,9 +237,8 @@ impl Session {
         let mechanism = self.exchange.as_ref().map(Exchange::mechanism);
         match self.step(broker, &request.auth_bytes) {
             Stepped::Challenge(token) => Admit::Answer(reply(None, token, 0)),
-            Stepped::Done(token) => {
-                let lifetime_ms =
-                    i64::try_from(broker.authentication.reauth_ms).unwrap_or(i64::MAX);
+            Stepped::Done { token, lifetime_ms } => {
+                let lifetime_ms = i64::try_from(lifetime_ms).unwrap_or(i64::MAX);
                 Admit::Answer(reply(None, token, lifetime_ms))
             }
             Stepped::Failed => {
@@ -256,7 +262,7 @@ impl Session {
             ready(Reply::Frame(frame.freeze()))
         };
         match self.step(broker, &token) {
-            Stepped::Challenge(token) | Stepped::Done(token) => Admit::Answer(framed(token)),
+            Stepped::Challenge(token) | Stepped::Done { token, .. } => Admit::Answer(framed(token)),
             Stepped::Failed => Admit::AnswerAndClose(delayed(ready(Reply::Nothing))),
         }
     }
@@ -279,9 +285,17 @@ impl Session {
             return Stepped::Failed;
         }
         let image = broker.published_image();
-        match exchange.step(token, &ImageCredentials(&image)) {
+        let credentials = ImageCredentials::new(&image, auth);
+        match exchange.step(token, &credentials, unix_now_ms()) {
             Ok(Step::Challenge(token)) => Stepped::Challenge(token),
-            Ok(Step::Done { user, token }) => self.authenticated(broker, mechanism, user, token),
+            Ok(Step::Done {
+                user,
+                token,
+                expires_at_unix_ms,
+            }) => {
+                let credential_ms = expires_at_unix_ms.map(|at| at.saturating_sub(unix_now_ms()));
+                self.authenticated(broker, mechanism, user, token, credential_ms)
+            }
             Err(e) => {
                 let user = exchange.claimed_user().map(str::to_string);
                 self.fail(broker, mechanism, user, &e.to_string());
@@ -296,6 +310,7 @@ impl Session {
         mechanism: Mechanism,
         user: String,
         token: Vec<u8>,
+        credential_ms: Option<u64>,
     ) -> Stepped {
         let principal = format!("User:{user}");
         let reauthenticated = self.authenticated;
@@ -308,7 +323,7 @@ impl Session {
             );
             return Stepped::Failed;
         }
-        let reauth_ms = broker.authentication.reauth_ms;
+        let lifetime_ms = session_lifetime_ms(broker.authentication.reauth_ms, credential_ms);
         tracing::debug!(peer = %self.peer, %principal, mechanism = mechanism.name(), reauthenticated, "authenticated");
         broker.metrics.authentication(
             mechanism.name(),
@@ -325,8 +340,8 @@ impl Session {
         self.mechanism = Some(mechanism);
         self.authenticate_by = None;
         self.expires_at =
-            (reauth_ms > 0).then(|| Instant::now() + Duration::from_millis(reauth_ms));
-        Stepped::Done(token)
+            (lifetime_ms > 0).then(|| Instant::now() + Duration::from_millis(lifetime_ms));
+        Stepped::Done { token, lifetime_ms }
     }
 
     fn fail(&mut self, broker: &Broker, mechanism: Mechanism, user: Option<String>, reason: &str) {
@@ -350,6 +365,23 @@ impl Session {
         let known = Mechanism::parse(mechanism).map_or("unknown", Mechanism::name);
         broker.metrics.authentication(known, "failed");
     }
+}
+
+/// How long an authentication holds (KIP-368): `connections.max.reauth.ms`, or less when the
+/// credential runs out sooner (an OAUTHBEARER token's `exp`), as Kafka's
+/// `SaslServerAuthenticator` takes it; 0 (no re-authentication configured): for the
+/// connection's life, whatever the credential's expiry.
+fn session_lifetime_ms(reauth_ms: u64, credential_ms: Option<u64>) -> u64 {
+    if reauth_ms == 0 {
+        return 0;
+    }
+    credential_ms.map_or(reauth_ms, |c| reauth_ms.min(c.max(1)))
+}
+
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A SASL request's body, version and correlation id; `None` when it does not decode.

@@ -18,6 +18,9 @@
 //! does not lead the partition with that follower answers `NOT_LEADER_OR_FOLLOWER`. From v12 a partition refused because another broker leads it, or because
 //! the consumer's epoch is old, names the current leader and epoch (KIP-951).
 //!
+//! A consumer's fetches count against its `consumer_byte_rate` (`quotas`): past it, a fetch is
+//! answered at once with no records and the wait, and the connection waits it out.
+//!
 //! Fetch sessions (KIP-227) are declined: every response carries session id 0, so clients keep
 //! sending full fetch requests; a request naming a session gets `FETCH_SESSION_ID_NOT_FOUND`.
 
@@ -35,7 +38,7 @@ use kafka_protocol::messages::{BrokerId, ProducerId};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use sluice_acl::{Operation, ResourceType};
 use sluice_storage::StorageError;
-use sluice_types::limits::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
+use sluice_types::limits::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX, QUOTA_FETCH_RESPONSE_MS};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,52 +62,125 @@ pub(crate) fn handle(
     caller: &Caller,
     mut request: FetchRequest,
     version: i16,
+    client_id: &str,
 ) -> impl Future<Output = Option<FetchResponse>> + Send + 'static + use<> {
     let denied = take_denied(&broker, caller, &mut request);
+    if request.replica_id.0 >= 0 {
+        crate::dispatch::exempt_from_request_quota();
+    }
+    let quota = FetchQuota::of(&broker, caller, client_id, &mut request);
     let wait_ms = u64::try_from(request.max_wait_ms)
         .unwrap_or(0)
         .min(FETCH_WAIT_MS_MAX);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     async move {
+        let quota = match quota {
+            Ok(quota) => quota,
+            Err(throttle_time_ms) => {
+                return Some(FetchResponse::default().with_throttle_time_ms(throttle_time_ms));
+            }
+        };
         if request.session_id != 0 {
             return Some(
                 FetchResponse::default()
                     .with_error_code(ResponseError::FetchSessionIdNotFound.code()),
             );
         }
-        let mut watches = subscribe(&broker, &request);
-        loop {
-            let (mut responses, bytes, any_error) = read_all(&broker, &request);
-            let satisfied = bytes >= i64::from(request.min_bytes) || any_error;
-            if satisfied || tokio::time::Instant::now() >= deadline || watches.is_empty() {
-                tracing::trace!(
-                    bytes,
-                    min_bytes = request.min_bytes,
-                    max_bytes = request.max_bytes,
-                    "fetch answered"
-                );
-                if request.replica_id.0 < 0 {
-                    count_fetched(&broker, &responses);
-                }
-                if version >= 12 {
-                    point_to_leaders(&broker, &mut responses);
-                }
-                responses.extend(denied);
-                return Some(FetchResponse::default().with_responses(responses));
-            }
-            let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                let (mut responses, _, _) = read_all(&broker, &request);
-                if version >= 12 {
-                    point_to_leaders(&broker, &mut responses);
-                }
-                if request.replica_id.0 < 0 {
-                    count_fetched(&broker, &responses);
-                }
-                responses.extend(denied);
-                return Some(FetchResponse::default().with_responses(responses));
-            }
+        let mut responses = answer(&broker, &request, version, deadline).await;
+        if request.replica_id.0 < 0 {
+            count_fetched(&broker, &responses);
         }
+        if version >= 12 {
+            point_to_leaders(&broker, &mut responses);
+        }
+        let throttle_time_ms = quota.map_or(0, |q| q.record(&broker, &responses));
+        responses.extend(denied);
+        Some(
+            FetchResponse::default()
+                .with_responses(responses)
+                .with_throttle_time_ms(throttle_time_ms),
+        )
+    }
+}
+
+/// Reads once, and again each time a requested partition's high watermark moves, until
+/// `min_bytes` are there or `deadline` passes.
+async fn answer(
+    broker: &Arc<Broker>,
+    request: &FetchRequest,
+    version: i16,
+    deadline: tokio::time::Instant,
+) -> Vec<FetchableTopicResponse> {
+    let mut watches = subscribe(broker, request);
+    loop {
+        let (responses, bytes, any_error) = read_all(broker, request);
+        let satisfied = bytes >= i64::from(request.min_bytes) || any_error;
+        if satisfied || tokio::time::Instant::now() >= deadline || watches.is_empty() {
+            tracing::trace!(
+                bytes,
+                min_bytes = request.min_bytes,
+                max_bytes = request.max_bytes,
+                version,
+                "fetch answered"
+            );
+            return responses;
+        }
+        let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            return read_all(broker, request).0;
+        }
+    }
+}
+
+/// A consumer's `consumer_byte_rate` (a follower's fetches are not measured).
+struct FetchQuota {
+    principal: Arc<str>,
+    client_id: String,
+}
+
+impl FetchQuota {
+    /// The quota that measures this fetch, if any. A consumer already past its quota is
+    /// answered at once with no records and the wait (`Err`), and its connection reads nothing
+    /// more until then, as Kafka answers a throttled fetch; otherwise one response carries at
+    /// most `QUOTA_FETCH_RESPONSE_MS` of the quota's bytes (past the first batch).
+    fn of(
+        broker: &Broker,
+        caller: &Caller,
+        client_id: &str,
+        request: &mut FetchRequest,
+    ) -> Result<Option<FetchQuota>, i32> {
+        let kind = crate::quotas::QuotaKind::Fetch;
+        if request.replica_id.0 >= 0 || !broker.quotas.any() {
+            return Ok(None);
+        }
+        let Some(rate) = broker.quotas.rate(kind, &caller.principal, client_id) else {
+            return Ok(None);
+        };
+        let owed_ms = broker.quotas.owed(kind, &caller.principal, client_id);
+        if owed_ms > 0 {
+            return Err(crate::quotas::hold_connection(kind, owed_ms));
+        }
+        let share = QUOTA_FETCH_RESPONSE_MS as f64 / 1000.0;
+        let per_response = (rate * share).clamp(1.0, f64::from(i32::MAX)) as i32;
+        request.max_bytes = request.max_bytes.min(per_response);
+        Ok(Some(FetchQuota {
+            principal: caller.principal.clone(),
+            client_id: client_id.to_string(),
+        }))
+    }
+
+    /// Records the records' bytes; the wait the response tells the client.
+    fn record(&self, broker: &Broker, responses: &[FetchableTopicResponse]) -> i32 {
+        let bytes: usize = responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter_map(|p| p.records.as_ref().map(Bytes::len))
+            .sum();
+        let kind = crate::quotas::QuotaKind::Fetch;
+        let wait_ms = broker
+            .quotas
+            .record(kind, &self.principal, &self.client_id, bytes as f64);
+        i32::try_from(wait_ms).unwrap_or(i32::MAX)
     }
 }
 

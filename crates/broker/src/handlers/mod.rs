@@ -6,6 +6,7 @@ mod acls;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 pub(crate) mod api_versions;
+mod client_quotas;
 pub(crate) mod configs;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -124,6 +125,8 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateAcls, 0, 3),
     (ApiKey::DescribeAcls, 0, 3),
     (ApiKey::DeleteAcls, 0, 3),
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 pub(crate) fn supports(key: ApiKey, version: i16) -> bool {
@@ -144,13 +147,19 @@ pub(crate) fn route(
     let e = endpoint.clone();
     let c = caller.clone();
     let m = broker.metrics.clone();
+    // Quotas are per user and client id.
+    let client_id = request.header.client_id.clone().unwrap_or_default();
     // Most group APIs are handed only the group coordinators (`&b.groups`), and some
     // transaction APIs only theirs (`&b.transaction_coordinators`).
     match request.api_key {
         ApiKey::ApiVersions => respond(&m, request, api_versions::handle),
         ApiKey::Metadata => respond(&m, request, move |r, v| metadata::handle(&b, &c, r, v, &e)),
-        ApiKey::Produce => respond(&m, request, move |r, v| produce::handle(&b, &c, r, v, &e)),
-        ApiKey::Fetch => respond_fetch(&m, request, move |r, v| fetch::handle(b, &c, r, v)),
+        ApiKey::Produce => respond(&m, request, move |r, v| {
+            produce::handle(&b, &c, r, v, &e, &client_id)
+        }),
+        ApiKey::Fetch => respond_fetch(&m, request, move |r, v| {
+            fetch::handle(b, &c, r, v, &client_id)
+        }),
         ApiKey::ListOffsets => respond(&m, request, move |r, v| {
             split(
                 r,
@@ -474,6 +483,12 @@ pub(crate) fn route(
         ApiKey::CreateAcls => respond(&m, request, move |r, v| acls::create(&b, &c, r, v)),
         ApiKey::DescribeAcls => respond(&m, request, move |r, v| acls::describe(&b, &c, r, v)),
         ApiKey::DeleteAcls => respond(&m, request, move |r, v| acls::delete(&b, &c, r, v)),
+        ApiKey::DescribeClientQuotas => respond(&m, request, move |r, v| {
+            client_quotas::describe(&b, &c, r, v)
+        }),
+        ApiKey::AlterClientQuotas => {
+            respond(&m, request, move |r, v| client_quotas::alter(&b, &c, r, v))
+        }
         ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => Err(ProtocolError::Malformed {
             what: "request",
             reason: "a SASL request past the connection's session".into(),

@@ -54,7 +54,9 @@ pub(crate) fn handle(
     request: ProduceRequest,
     version: i16,
     endpoint: &Endpoint,
+    client_id: &str,
 ) -> impl Future<Output = Option<ProduceResponse>> + Send + 'static + use<> {
+    let throttle_time_ms = throttle(broker, caller, client_id, &request);
     let acks = request.acks;
     let transactional_id = request.transactional_id.as_ref().map(|t| t.to_string());
     let valid_acks = matches!(acks, -1..=1);
@@ -134,9 +136,30 @@ pub(crate) fn handle(
         Some(
             ProduceResponse::default()
                 .with_responses(join_all(topics).await)
-                .with_node_endpoints(node_endpoints),
+                .with_node_endpoints(node_endpoints)
+                .with_throttle_time_ms(throttle_time_ms),
         )
     }
+}
+
+/// `producer_byte_rate`: the request's record bytes recorded against the caller's quota; past
+/// it, the connection reads nothing more until the wait is over, and the response tells the
+/// client to wait as long (Kafka mutes the channel the same way).
+fn throttle(broker: &Broker, caller: &Caller, client_id: &str, request: &ProduceRequest) -> i32 {
+    if !broker.quotas.any() {
+        return 0;
+    }
+    let bytes: usize = request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|p| p.records.as_ref().map(|r| r.len()))
+        .sum();
+    let kind = crate::quotas::QuotaKind::Produce;
+    let wait_ms = broker
+        .quotas
+        .record(kind, &caller.principal, client_id, bytes as f64);
+    crate::quotas::hold_connection(kind, wait_ms)
 }
 
 fn failed(index: i32, code: i16, message: String) -> Appended {

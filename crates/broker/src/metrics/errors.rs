@@ -250,6 +250,10 @@ error_codes!(AlterUserScramCredentialsResponse, |r, out| out
 error_codes!(CreateAclsResponse, |r, out| out
     .extend(r.results.iter().map(|a| a.error_code)));
 error_codes!(DescribeAclsResponse, |r, out| out.push(r.error_code));
+error_codes!(DescribeClientQuotasResponse, |r, out| out
+    .push(r.error_code));
+error_codes!(AlterClientQuotasResponse, |r, out| out
+    .extend(r.entries.iter().map(|e| e.error_code)));
 error_codes!(DeleteAclsResponse, |r, out| {
     for f in &r.filter_results {
         out.push(f.error_code);

@@ -16,6 +16,7 @@ pub mod consume;
 pub mod group;
 mod http_client;
 pub mod produce;
+pub mod quota;
 pub mod share_group;
 pub mod topic;
 pub mod user;
@@ -70,7 +71,7 @@ pub struct Target {
     /// The user's password
     #[arg(long, env = "SLUICE_PASSWORD", global = true, hide_env_values = true)]
     pub password: Option<String>,
-    /// SASL mechanism: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN
+    /// SASL mechanism: SCRAM-SHA-512, SCRAM-SHA-256, PLAIN, or OAUTHBEARER (--password is then the token; --user may be left out)
     #[arg(
         long,
         env = "SLUICE_SASL_MECHANISM",
@@ -102,22 +103,29 @@ impl Target {
         } else {
             None
         };
+        let mechanism = || {
+            sluice_sasl::Mechanism::parse(&self.sasl_mechanism).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--sasl-mechanism is SCRAM-SHA-512, SCRAM-SHA-256, PLAIN or OAUTHBEARER, not {}",
+                    self.sasl_mechanism
+                )
+            })
+        };
         let sasl = match (&self.user, &self.password) {
             (None, None) => None,
-            (Some(user), Some(password)) => {
-                let mechanism =
-                    sluice_sasl::Mechanism::parse(&self.sasl_mechanism).ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "--sasl-mechanism is SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN, not {}",
-                            self.sasl_mechanism
-                        )
-                    })?;
+            // OAUTHBEARER: the password is the token, which names the principal itself.
+            (user, Some(token)) if mechanism()? == sluice_sasl::Mechanism::OAuthBearer => {
                 Some(SaslLogin {
-                    mechanism,
-                    user: user.clone(),
-                    password: password.clone(),
+                    mechanism: sluice_sasl::Mechanism::OAuthBearer,
+                    user: user.clone().unwrap_or_default(),
+                    password: token.clone(),
                 })
             }
+            (Some(user), Some(password)) => Some(SaslLogin {
+                mechanism: mechanism()?,
+                user: user.clone(),
+                password: password.clone(),
+            }),
             (Some(_), None) => anyhow::bail!("--user needs --password (or SLUICE_PASSWORD)"),
             (None, Some(_)) => anyhow::bail!("--password needs --user"),
         };

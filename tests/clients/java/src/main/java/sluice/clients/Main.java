@@ -14,7 +14,7 @@ import java.util.Map;
  * <p>Usage: {@code java -cp ... sluice.clients.Main SCENARIO --brokers HOST:PORT [--key value]...}
  *
  * <p>Scenarios: produce, consume-assign, consume-subscribe, txn-copy, admin, wordcount,
- * share-consume. Each exits
+ * share-consume, quotas. Each exits
  * non-zero with the cause on stderr when it fails or its deadline ({@code --timeout-ms}) passes.
  */
 public final class Main {
@@ -34,6 +34,7 @@ public final class Main {
     scenarios.put("admin", AdminScenario::run);
     scenarios.put("wordcount", WordCount::run);
     scenarios.put("share-consume", ShareConsume::run);
+    scenarios.put("quotas", QuotasScenario::run);
     Scenario scenario = scenarios.get(argv[0]);
     if (scenario == null) {
       fail("unknown scenario " + argv[0]);
