@@ -382,18 +382,19 @@ def test_errors_by_api_and_http_requests_by_route_are_counted(broker):
 
 
 def test_the_http_api_away_from_loopback_needs_http_auth_none(tmp_path, start_broker):
-    """The HTTP API does not authenticate its callers yet (docs/security.md): on an address
-    other than loopback the start is refused unless `--http-auth none` says to serve anyway.
-    (Tests bind loopback only, so the accepted case is shown on loopback.)"""
+    """An HTTP API that does not authenticate its callers (docs/security.md): on an address
+    other than loopback the start is refused unless `--http-auth` says how to authenticate or
+    `none` says to serve anyway. (Tests bind loopback only, so the accepted case is shown on
+    loopback; tests/blackbox/test_http_security.py covers authentication.)"""
     import subprocess
     from conftest import SLUICE_BIN, free_port
     base = [str(SLUICE_BIN), "serve", "--data-dir", str(tmp_path / "d"), "--listen",
             f"127.0.0.1:{free_port()}", "--http-listen", f"0.0.0.0:{free_port()}"]
     refused = subprocess.run(base, capture_output=True, text=True, timeout=30)
     assert refused.returncode != 0 and "--http-auth none" in refused.stderr, refused.stderr
-    bogus = subprocess.run([*base, "--http-auth", "basic"], capture_output=True, text=True,
+    bogus = subprocess.run([*base, "--http-auth", "bogus"], capture_output=True, text=True,
                            timeout=30)
-    assert bogus.returncode != 0 and "only none" in bogus.stderr, bogus.stderr
+    assert bogus.returncode != 0 and "basic, bearer, mtls" in bogus.stderr, bogus.stderr
     worker = subprocess.run([str(SLUICE_BIN), "view", "worker", "--data-dir", str(tmp_path / "w"),
                              "--http-listen", f"0.0.0.0:{free_port()}"],
                             capture_output=True, text=True, timeout=30)

@@ -99,7 +99,7 @@ async fn serve_halves<R, W>(
         None if internal => crate::authentication::INTERNAL.to_string(),
         None => crate::authentication::ANONYMOUS.to_string(),
     };
-    let mut session = Session::new(&broker, endpoint.sasl, &principal, peer);
+    let mut session = Session::new(&broker, endpoint.sasl, internal, &principal, peer);
     crate::dispatch::with_holds(async {
         loop {
             let frame_max = session.frame_bytes_max(broker.config.request_frame_bytes_max);

@@ -39,6 +39,7 @@ pub mod tls;
 mod transactions;
 mod txn_peers;
 
+pub use authentication::CallerChecks;
 pub use config::{
     BrokerConfig, OAuthBearerConfig, OFFSETS_TOPIC_PARTITIONS_DEFAULT, SecuredListener,
     TRANSACTION_STATE_PARTITIONS_DEFAULT,

@@ -528,6 +528,12 @@ impl RunningBroker {
         self.internal_addr
     }
 
+    /// The checks the HTTP API makes of its callers (passwords, tokens, certificates) and the
+    /// secret its connections act for them with.
+    pub fn caller_checks(&self) -> crate::authentication::CallerChecks {
+        crate::authentication::CallerChecks::new(self.broker.clone())
+    }
+
     /// A function that renders the broker's metrics as OpenMetrics text (for `/metrics`).
     pub fn metrics_renderer(&self) -> Arc<dyn Fn() -> String + Send + Sync> {
         let broker = self.broker.clone();

@@ -124,6 +124,9 @@ impl Connection {
         if let Some(login) = &security.sasl {
             connection.login(login).await?;
         }
+        if let Some(delegation) = &security.delegation {
+            connection.delegate(delegation).await?;
+        }
         Ok(connection)
     }
 

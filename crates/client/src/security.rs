@@ -44,11 +44,23 @@ impl std::fmt::Debug for SaslLogin {
     }
 }
 
+/// Acting for a caller on a broker's in-process listener (its HTTP API's connections): the
+/// broker's delegation secret and the caller's principal (`User:alice`).
+#[derive(Clone)]
+pub struct Delegation {
+    pub secret: String,
+    pub principal: String,
+}
+
+/// The Sluice-only mechanism of the in-process listener.
+const DELEGATE_MECHANISM: &str = "SLUICE-DELEGATE";
+
 /// How every connection of a client is made: plain, TLS, SASL, or both.
 #[derive(Clone, Default)]
 pub struct Security {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub sasl: Option<SaslLogin>,
+    pub delegation: Option<Delegation>,
 }
 
 impl std::fmt::Debug for Security {
@@ -56,6 +68,10 @@ impl std::fmt::Debug for Security {
         f.debug_struct("Security")
             .field("tls", &self.tls.is_some())
             .field("sasl", &self.sasl)
+            .field(
+                "delegation",
+                &self.delegation.as_ref().map(|d| &d.principal),
+            )
             .finish()
     }
 }
@@ -156,6 +172,25 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// Acts for `delegation.principal` on a broker's in-process listener.
+    pub(crate) async fn delegate(&mut self, delegation: &Delegation) -> Result<()> {
+        let address = self.address().to_string();
+        let handshake = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_static_str(DELEGATE_MECHANISM));
+        let (_, answer) = self.send(&handshake, SASL_HANDSHAKE_VERSION).await?;
+        ClientError::check(answer.error_code, None, || {
+            format!("delegation to {address}")
+        })?;
+        let mut token = delegation.secret.clone().into_bytes();
+        token.push(0);
+        token.extend_from_slice(delegation.principal.as_bytes());
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        let (_, answer) = self.send(&request, SASL_AUTHENTICATE_VERSION).await?;
+        ClientError::check(answer.error_code, answer.error_message.as_deref(), || {
+            format!("delegation to {address}")
+        })
     }
 
     async fn authenticate_step(&mut self, message: Vec<u8>, login: &SaslLogin) -> Result<Bytes> {

@@ -21,6 +21,7 @@
 //! `/v1/share-groups/{group}/members`. Every error, 404 and 405 included, is a JSON body.
 
 mod api;
+mod auth;
 mod error;
 mod forward;
 mod groups;
@@ -35,6 +36,7 @@ mod stream;
 mod topics;
 mod views;
 
+pub use auth::{CallerChecks, HttpAuth};
 use axum::Json;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -58,8 +60,6 @@ const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub(crate) struct AppState {
     pool: ClientPool,
-    /// Where streams open their own broker connections.
-    bootstrap: String,
     /// Open Server-Sent Events streams, at most `HTTP_STREAMS_MAX`.
     streams: Arc<tokio::sync::Semaphore>,
     /// Renders the broker's metrics (OpenMetrics text).
@@ -89,6 +89,11 @@ pub struct HttpOptions {
     pub cors_origins: CorsOrigins,
     /// The view engine behind `/v1/sql` and `/v1/views` (`None`: those routes answer 404).
     pub views: Option<Arc<dyn views::ViewsService>>,
+    /// Who may call, and how (`None`: anyone who reaches the address, as the in-process
+    /// listener's own principal).
+    pub auth: Option<HttpAuth>,
+    /// TLS for every connection (`http_tls`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Which browser origins may call the API (CORS).
@@ -152,8 +157,7 @@ impl HttpApi {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
         let state = Arc::new(AppState {
-            pool: ClientPool::new(bootstrap.clone()),
-            bootstrap,
+            pool: ClientPool::new(bootstrap, options.auth.clone()),
             streams: Arc::new(tokio::sync::Semaphore::new(HTTP_STREAMS_MAX)),
             metrics,
             members: members::Registry::default(),
@@ -164,7 +168,15 @@ impl HttpApi {
         });
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
+        let authenticator = auth::Authenticator {
+            auth: options.auth.clone(),
+            passwords: Arc::default(),
+        };
         let app = router(state.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                authenticator,
+                auth::authenticate,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 state.http_metrics.clone(),
                 metrics::track,
@@ -182,7 +194,14 @@ impl HttpApi {
             ));
         let sweeper = tokio::spawn(members::sweep(state));
         let task = tokio::spawn(async move {
-            serve::serve(listener, app, options.header_read_timeout, stop).await;
+            serve::serve(
+                listener,
+                app,
+                options.header_read_timeout,
+                options.tls,
+                stop,
+            )
+            .await;
             sweeper.abort();
         });
         tracing::info!(%local_addr, "HTTP API listening");

@@ -37,7 +37,6 @@ use tokio::time::Instant;
 pub(crate) const MEMBER_IDLE: Duration = Duration::from_secs(60);
 /// How often the gateway heartbeats for its members and looks for idle ones.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-pub(crate) const BROKER_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) struct HttpMember {
     group: String,
@@ -183,8 +182,7 @@ pub async fn join(
         Some(text) => parse_start(text).map_err(ApiError::bad_request)?,
     };
     let slot = state.members.slot()?;
-    let mut client =
-        Client::connect(&state.bootstrap, "sluice-http-member", BROKER_TIMEOUT).await?;
+    let mut client = state.pool.connect("sluice-http-member").await?;
     client.partitions(&body.topic, false).await?;
     let mut reader = GroupReader::join(&mut client, &group, &body.topic, from).await?;
     reader.refresh(&mut client).await?;

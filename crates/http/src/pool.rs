@@ -2,10 +2,14 @@
 //! A client that failed is dropped rather than returned, so a broken connection is never
 //! handed out twice. Both are capped: at most `HTTP_BROKER_CONNECTIONS_MAX` requests (long
 //! polls included) use a connection at once, and a request that waits `POOL_WAIT` for one
-//! is answered 503; at most `IDLE_CLIENTS_MAX` idle connections are kept.
+//! is answered 503; at most `IDLE_CLIENTS_MAX` idle connections are kept. With `http_auth`,
+//! connections act for the caller of the request they serve (`auth::caller_security`) and are
+//! reused only for the same caller.
 
+use crate::auth::{HttpAuth, caller_security, current_caller};
 use sluice_client::{Client, ClientError};
 use sluice_types::limits::HTTP_BROKER_CONNECTIONS_MAX;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -19,33 +23,46 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 
 pub struct ClientPool {
     bootstrap: String,
-    idle: Mutex<Vec<Client>>,
+    auth: Option<HttpAuth>,
+    /// Idle clients by the principal they act for (`None`: the in-process listener's own).
+    idle: Mutex<HashMap<Option<String>, Vec<Client>>>,
     in_use: Semaphore,
 }
 
 impl ClientPool {
-    pub fn new(bootstrap: String) -> ClientPool {
+    pub fn new(bootstrap: String, auth: Option<HttpAuth>) -> ClientPool {
         ClientPool {
             bootstrap,
-            idle: Mutex::new(Vec::new()),
+            auth,
+            idle: Mutex::new(HashMap::new()),
             in_use: Semaphore::new(HTTP_BROKER_CONNECTIONS_MAX),
         }
     }
 
-    /// An idle client, or a new connection.
+    /// A new connection for the request being handled (acting for its caller).
+    pub async fn connect(&self, client_id: &str) -> sluice_client::Result<Client> {
+        let security = caller_security(self.auth.as_ref());
+        Client::connect_with(&self.bootstrap, client_id, BROKER_TIMEOUT, security).await
+    }
+
+    /// An idle client of the request's caller, or a new connection.
     pub async fn take(&self) -> sluice_client::Result<Client> {
-        let reused = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let reused = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.get_mut(&current_caller()).and_then(Vec::pop)
+        };
         match reused {
             Some(client) => Ok(client),
-            None => Client::connect(&self.bootstrap, "sluice-http", BROKER_TIMEOUT).await,
+            None => self.connect("sluice-http").await,
         }
     }
 
-    /// Returns a client that finished its work cleanly.
+    /// Returns a client that finished its work cleanly (for the request's caller).
     pub fn give_back(&self, client: Client) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < IDLE_CLIENTS_MAX {
-            idle.push(client);
+        idle.retain(|_, clients| !clients.is_empty());
+        if idle.values().map(Vec::len).sum::<usize>() < IDLE_CLIENTS_MAX {
+            idle.entry(current_caller()).or_default().push(client);
         }
     }
 

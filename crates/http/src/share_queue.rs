@@ -18,7 +18,7 @@
 //! lets it go after `MEMBER_IDLE` without one, as for consumer-group members (`members`).
 
 use crate::error::{ApiError, ApiResult};
-use crate::members::{BROKER_TIMEOUT, Held, Slot};
+use crate::members::{Held, Slot};
 use crate::{AppState, body_json};
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
@@ -85,8 +85,7 @@ pub async fn join(
         }
     };
     let slot = state.share_members.slot()?;
-    let mut client =
-        Client::connect(&state.bootstrap, "sluice-http-share-member", BROKER_TIMEOUT).await?;
+    let mut client = state.pool.connect("sluice-http-share-member").await?;
     for topic in &topics {
         client.partitions(topic, false).await?;
     }

@@ -46,8 +46,6 @@ use tokio::sync::OwnedSemaphorePermit;
 const STREAM_FETCH_WAIT: Duration = Duration::from_secs(1);
 /// Bytes one fetch may bring back per partition.
 const PARTITION_FETCH_BYTES: i32 = 1024 * 1024;
-/// How long a stream's broker requests may take.
-const BROKER_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -210,8 +208,7 @@ pub async fn stream(
         })?)?,
     };
     let permit = stream_permit(&state)?;
-    let mut client =
-        Client::connect(&state.bootstrap, "sluice-http-stream", BROKER_TIMEOUT).await?;
+    let mut client = state.pool.connect("sluice-http-stream").await?;
     let mut ready = VecDeque::new();
     let mut acknowledged = None;
     let (positions, member) = match params.group {

@@ -105,7 +105,7 @@ fn secured_listener(
     })
 }
 
-fn tls_settings(settings: &ServeSettings, name: &str) -> anyhow::Result<TlsSettings> {
+pub(crate) fn tls_settings(settings: &ServeSettings, name: &str) -> anyhow::Result<TlsSettings> {
     let keystore = settings.ssl_keystore_location.clone().with_context(|| {
         format!("listener {name} needs ssl_keystore_location (a PEM file: private key and certificate chain)")
     })?;

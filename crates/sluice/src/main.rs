@@ -3,6 +3,7 @@
 //! depends on this crate.
 
 mod cli;
+mod http_security;
 mod listeners;
 mod scram_bootstrap;
 mod settings;
@@ -401,12 +402,19 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                 // The gateway is a Kafka client of this broker, through the broker's internal
                 // loopback listener (outside the client connection caps).
                 let bootstrap = broker.internal_addr().to_string();
+                let modes = http_security::http_auth_modes(address, &settings.http_auth)?;
+                anyhow::ensure!(
+                    !modes.bearer || settings.sasl_oauthbearer_jwks_endpoint_url.is_some(),
+                    "--http-auth bearer checks tokens as OAUTHBEARER does: set sasl_oauthbearer_jwks_endpoint_url"
+                );
                 let options = sluice_http::HttpOptions {
                     header_read_timeout: header_timeout,
                     cors_origins: cors_origins.clone(),
                     views: views.clone().map(|v| {
                         Arc::new(views::ViewsAdapter(v)) as Arc<dyn sluice_http::ViewsService>
                     }),
+                    auth: http_security::http_auth(modes, broker.caller_checks()),
+                    tls: http_security::http_tls(&settings, modes)?,
                 };
                 let api = sluice_http::HttpApi::start(
                     address,

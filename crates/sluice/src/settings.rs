@@ -86,10 +86,14 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     http_cors_origins: Option<String>,
-    /// How the HTTP API authenticates its callers: none (the only one served yet); on an address other than loopback it must be said explicitly [env: SLUICE_HTTP_AUTH]
+    /// How the HTTP API authenticates its callers: none, or any of basic, bearer, mtls (comma-separated); on an address other than loopback it must be said [env: SLUICE_HTTP_AUTH]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     http_auth: Option<String>,
+    /// Serve the HTTP API over TLS, with the listeners' ssl_keystore_location (and truststore) [env: SLUICE_HTTP_TLS]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    http_tls: bool,
     /// Keep SQL tables and views in this process (POST /v1/sql), "on" or "off" [env: SLUICE_VIEWS] [default: on]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -171,8 +175,11 @@ pub(crate) struct ServeSettings {
     pub http_advertised_url: Option<String>,
     /// Browser origins allowed by CORS, comma-separated (`*`: any); empty: CORS off.
     pub http_cors_origins: String,
-    /// `none`, or empty: not said (then only a loopback HTTP address is served)
+    /// `none`, a list of `basic`, `bearer`, `mtls`, or empty: not said (then only a loopback
+    /// HTTP address is served)
     pub http_auth: String,
+    /// TLS on the HTTP API, with the listeners' certificates
+    pub http_tls: bool,
     /// Whether this process keeps SQL tables and views: "on" or "off"
     pub views: String,
     /// How often each view publishes its changes and commits (ms)
@@ -286,6 +293,7 @@ impl Default for ServeSettings {
             http_advertised_url: None,
             http_cors_origins: String::new(),
             http_auth: String::new(),
+            http_tls: false,
             views: "on".into(),
             views_commit_interval_ms: 100,
             controller_listen: None,
@@ -467,7 +475,7 @@ impl ServeSettings {
         }
         let address = resolve(&self.http_listen)
             .with_context(|| format!("--http-listen {}", self.http_listen))?;
-        check_http_auth(address, &self.http_auth)?;
+        crate::http_security::http_auth_modes(address, &self.http_auth)?;
         Ok(Some(address))
     }
 
@@ -784,22 +792,15 @@ fn parse_controllers(text: &str) -> anyhow::Result<Vec<Voter>> {
     Ok(voters)
 }
 
-/// The HTTP API does not authenticate its callers yet: on an address other than loopback it is
-/// served only when `--http-auth none` says so (issue 15).
+/// A view worker's HTTP API: it has no broker in-process to check callers against, so on an
+/// address other than loopback it is served only when `--http-auth none` says so.
 pub(crate) fn check_http_auth(address: SocketAddr, http_auth: &str) -> anyhow::Result<()> {
-    match http_auth {
-        "none" => Ok(()),
-        "" => {
-            anyhow::ensure!(
-                address.ip().is_loopback(),
-                "the HTTP API on {address} would serve anyone who reaches it without authentication: \
-                 pass --http-auth none to accept that, or keep it on loopback (HTTP authentication \
-                 is to come, docs/security.md)"
-            );
-            Ok(())
-        }
-        other => anyhow::bail!("--http-auth {other}: only none is served so far"),
-    }
+    let modes = crate::http_security::http_auth_modes(address, http_auth)?;
+    anyhow::ensure!(
+        !modes.any(),
+        "--http-auth {http_auth}: a view worker's HTTP API takes none (its callers are not checked; keep it on loopback or behind a proxy that checks them)"
+    );
+    Ok(())
 }
 
 /// A list setting given as a TOML list or as one comma-separated string (a flag, a variable).

@@ -77,6 +77,8 @@ pub fn run(target: &Target, args: WorkerArgs) -> anyhow::Result<()> {
             header_read_timeout: HEADER_READ_TIMEOUT,
             cors_origins: sluice_http::CorsOrigins::Off,
             views: Some(Arc::new(ViewsAdapter(Arc::clone(&views)))),
+            auth: None,
+            tls: None,
         };
         let http = sluice_http::HttpApi::start(args.http_listen, bootstrap, metrics, http_options)
             .await

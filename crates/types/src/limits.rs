@@ -293,6 +293,10 @@ pub const QUOTA_FETCH_RESPONSE_MS: u64 = 250;
 /// are forgotten first; past this, new sensors share one per quota.
 pub const QUOTA_SENSORS_MAX: usize = 10_000;
 
+/// HTTP Basic credentials the HTTP API remembers as checked (for a minute each), so a client
+/// that sends them with every request does not pay a SCRAM derivation each time.
+pub const HTTP_AUTH_CACHE_ENTRIES_MAX: usize = 1_024;
+
 /// Bytes of an OAUTHBEARER token (a JWT): identity providers' tokens are a few KiB; a larger
 /// one is refused before it is decoded.
 pub const OAUTHBEARER_TOKEN_BYTES_MAX: usize = 64 * 1024;

@@ -11,14 +11,18 @@
 //!   refused or closed, with the audit line and metric of each failure.
 //! - `failures`: the buckets.
 //! - `jwks`: the identity provider's keys OAUTHBEARER tokens are checked against.
+//! - `delegation`: the checks the in-process HTTP API makes of its callers, and the secret
+//!   with which its connections act for them.
 //!
 //! Not owned here: the mechanisms themselves (`sluice_sasl`), where credentials are kept (the
 //! metadata image, written by AlterUserScramCredentials), and what a principal may do.
 
+mod delegation;
 mod failures;
 mod jwks;
 mod session;
 
+pub use delegation::CallerChecks;
 pub(crate) use jwks::ReloadableJwks;
 pub(crate) use session::{Admit, Session};
 
@@ -29,6 +33,16 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Instant;
+
+/// The Sluice-only SASL mechanism of the in-process listener: the HTTP API, having
+/// authenticated its caller itself, shows the broker's delegation secret and the caller's
+/// principal, and the connection acts as that principal (so the broker's ACLs decide what an
+/// HTTP request may do). Offered on no other listener.
+pub(crate) const DELEGATE_MECHANISM: &str = "SLUICE-DELEGATE";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// The principal of a connection that has not authenticated (a PLAINTEXT or SSL listener's),
 /// as Kafka names it.
@@ -46,6 +60,9 @@ pub(crate) struct Authentication {
     /// Unknown users' stand-in salts are derived from it: the same for this broker's life.
     unknown_user_secret: Vec<u8>,
     failures: Mutex<failures::FailedLogins>,
+    /// What the in-process HTTP API shows to act for its caller on the internal listener
+    /// (`DELEGATE_MECHANISM`): random, made at start, never leaves the process.
+    delegation_secret: String,
     /// OAUTHBEARER's keys, when configured.
     jwks: Option<Arc<ReloadableJwks>>,
 }
@@ -67,6 +84,11 @@ impl Authentication {
         jwks: Option<Arc<ReloadableJwks>>,
     ) -> Authentication {
         let random = SystemRandom::new();
+        let mut delegation = [0u8; 32];
+        random
+            .fill(&mut delegation)
+            .expect("the system's random source");
+        let delegation_secret = hex(&delegation);
         let mut unknown_user_secret = vec![0; 32];
         random
             .fill(&mut unknown_user_secret)
@@ -77,6 +99,7 @@ impl Authentication {
             random,
             unknown_user_secret,
             failures: Mutex::default(),
+            delegation_secret,
             jwks,
         }
     }
@@ -91,8 +114,28 @@ impl Authentication {
         base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 
-    fn exchange(&self, mechanism: Mechanism) -> sluice_sasl::Exchange {
+    pub(crate) fn exchange(&self, mechanism: Mechanism) -> sluice_sasl::Exchange {
         sluice_sasl::Exchange::new(mechanism, self.nonce(), self.unknown_user_secret.clone())
+    }
+
+    /// The secret of `DELEGATE_MECHANISM`.
+    pub(crate) fn delegation_secret(&self) -> &str {
+        &self.delegation_secret
+    }
+
+    /// Whether `token` is `secret NUL principal` with this broker's secret; the principal.
+    fn delegated(&self, token: &[u8]) -> Option<String> {
+        use subtle::ConstantTimeEq;
+        let at = token.iter().position(|&b| b == 0)?;
+        let (secret, principal) = (&token[..at], &token[at + 1..]);
+        if !bool::from(secret.ct_eq(self.delegation_secret.as_bytes())) {
+            return None;
+        }
+        let principal = std::str::from_utf8(principal).ok()?;
+        let valid = principal.starts_with("User:")
+            && principal.len() > "User:".len()
+            && principal.len() <= sluice_types::limits::SASL_USER_NAME_BYTES_MAX;
+        valid.then(|| principal.to_string())
     }
 
     fn may_try(&self, address: IpAddr) -> bool {

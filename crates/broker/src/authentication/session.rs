@@ -21,7 +21,7 @@
 //! On a listener without SASL, SaslHandshake and SaslAuthenticate answer ILLEGAL_SASL_STATE,
 //! as Kafka's do.
 
-use super::{ANONYMOUS, ImageCredentials};
+use super::{ANONYMOUS, DELEGATE_MECHANISM, ImageCredentials};
 use crate::authorization::Caller;
 use crate::dispatch::{Pending, Reply, ready};
 use crate::server::Broker;
@@ -41,6 +41,11 @@ use std::time::{Duration, Instant};
 
 pub(crate) struct Session {
     sasl: bool,
+    /// The in-process listener: its connections may take a caller's principal
+    /// (`DELEGATE_MECHANISM`) instead of SASL.
+    internal: bool,
+    /// After a SaslHandshake naming `DELEGATE_MECHANISM`: the next SaslAuthenticate says who.
+    delegating: bool,
     peer: SocketAddr,
     /// Whether the connection may send requests: from the start on a listener without SASL,
     /// once logged in on a SASL one (who it is: `caller`).
@@ -86,10 +91,18 @@ impl Session {
     /// A session on a listener asking SASL authentication first (`sasl`) or not; `principal`:
     /// who the connection is until SASL says otherwise (`User:ANONYMOUS`, a client
     /// certificate's subject, the in-process listener's `User:sluice-internal`).
-    pub(crate) fn new(broker: &Broker, sasl: bool, principal: &str, peer: SocketAddr) -> Session {
+    pub(crate) fn new(
+        broker: &Broker,
+        sasl: bool,
+        internal: bool,
+        principal: &str,
+        peer: SocketAddr,
+    ) -> Session {
         let within = Duration::from_millis(broker.config.request_timeout_ms);
         Session {
             sasl,
+            internal,
+            delegating: false,
             peer,
             authenticated: !sasl,
             mechanism: None,
@@ -152,6 +165,9 @@ impl Session {
             return Admit::Close("malformed");
         };
         let auth = &broker.authentication;
+        if self.internal {
+            return self.delegation_handshake(broker, &request, version, correlation_id);
+        }
         let offered = auth
             .mechanisms
             .iter()
@@ -222,6 +238,23 @@ impl Session {
                 response,
             )
         };
+        if self.delegating {
+            self.delegating = false;
+            return match broker.authentication.delegated(&request.auth_bytes) {
+                Some(principal) => {
+                    self.caller = Caller::new(&principal, self.peer);
+                    Admit::Answer(reply(None, Vec::new(), 0))
+                }
+                None => {
+                    self.audit_failure(broker, DELEGATE_MECHANISM, None, "bad delegation");
+                    let error = (
+                        ResponseError::SaslAuthenticationFailed,
+                        "Authentication failed".to_string(),
+                    );
+                    Admit::AnswerAndClose(delayed(reply(Some(error), Vec::new(), 0)))
+                }
+            };
+        }
         if self.exchange.is_none() || self.raw_tokens {
             let error = (
                 ResponseError::IllegalSaslState,
@@ -250,6 +283,34 @@ impl Session {
                 Admit::AnswerAndClose(delayed(reply(Some(error), Vec::new(), 0)))
             }
         }
+    }
+
+    /// SaslHandshake on the in-process listener: only `DELEGATE_MECHANISM` (v1), which the
+    /// next SaslAuthenticate completes.
+    fn delegation_handshake(
+        &mut self,
+        broker: &Arc<Broker>,
+        request: &SaslHandshakeRequest,
+        version: i16,
+        correlation_id: i32,
+    ) -> Admit {
+        let ok = version >= 1 && request.mechanism.as_str() == DELEGATE_MECHANISM;
+        self.delegating = ok;
+        let error = if ok {
+            0
+        } else {
+            ResponseError::IllegalSaslState.code()
+        };
+        let response = SaslHandshakeResponse::default()
+            .with_error_code(error)
+            .with_mechanisms(vec![StrBytes::from_static_str(DELEGATE_MECHANISM)]);
+        Admit::Answer(respond(
+            broker,
+            ApiKey::SaslHandshake,
+            version,
+            correlation_id,
+            response,
+        ))
     }
 
     /// A token of a v0 exchange: the answer is a raw length-prefixed token too. A failure

@@ -129,7 +129,11 @@ impl Target {
             (Some(_), None) => anyhow::bail!("--user needs --password (or SLUICE_PASSWORD)"),
             (None, Some(_)) => anyhow::bail!("--password needs --user"),
         };
-        Ok(Security { tls, sasl })
+        Ok(Security {
+            tls,
+            sasl,
+            delegation: None,
+        })
     }
 
     /// `--brokers` with every broker's port: one named without a port (`host`, `[::1]`) is on

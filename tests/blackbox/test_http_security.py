@@ -1,0 +1,158 @@
+"""The HTTP API's authentication and TLS (issue 15, docs/security.md, "The HTTP API"): with
+`--http-auth basic,bearer` a request needs HTTP Basic credentials (checked against the SCRAM
+users) or a bearer token (a JWT, checked as OAUTHBEARER's), and acts as that principal, so the
+broker's ACLs decide what it may do; with `--http-tls` and `--http-auth mtls` a client
+certificate is the principal. Health probes stay open; tables and views need ALTER on the
+cluster."""
+
+import base64
+import json
+import ssl
+import urllib.error
+import urllib.request
+
+import pytest
+from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient,
+                                   NewTopic, ResourcePatternType, ResourceType,
+                                   ScramCredentialInfo, ScramMechanism,
+                                   UserScramCredentialUpsertion)
+
+from conftest import free_port, wait_until
+from test_oauthbearer import SigningKey, write_jwks
+from test_tls import _listening, make_certificates
+
+ADMIN = ("admin", "admin-secret")
+ALICE = ("alice", "alice-secret")
+
+
+def basic(who):
+    user, password = who
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def call(url, method="GET", body=None, headers=None, context=None):
+    """(status, JSON body or None, headers)."""
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=context) as r:
+            raw = r.read()
+            return r.status, (json.loads(raw) if raw else None), r.headers
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, (json.loads(raw) if raw else None), e.headers
+
+
+@pytest.fixture
+def secured_http(tmp_path, start_broker):
+    """`start(extra_env)`: a broker enforcing ACLs (admin a super user) with a SASL listener
+    for the admin client, its HTTP API authenticating with Basic and bearer tokens; alice may
+    write and read `orders-` topics; topics orders-eu and payments."""
+    key = SigningKey(tmp_path, "k1")
+    jwks = tmp_path / "jwks.json"
+    write_jwks(jwks, key)
+
+    def start(extra_env=None):
+        port = free_port()
+        broker = start_broker({
+            "SLUICE_LISTENERS": f"SASL_PLAINTEXT://127.0.0.1:{port}",
+            "SLUICE_SASL_ENABLED_MECHANISMS": "SCRAM-SHA-512",
+            "SLUICE_SASL_BOOTSTRAP_SCRAM": f'SCRAM-SHA-512=[name=admin,password="{ADMIN[1]}"]',
+            "SLUICE_AUTHORIZER_CLASS_NAME": "StandardAuthorizer",
+            "SLUICE_SUPER_USERS": "User:admin",
+            "SLUICE_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL": str(jwks),
+            "SLUICE_HTTP_AUTH": "basic,bearer",
+            **(extra_env or {}),
+        })
+        wait_until(lambda: _listening(port), what="the SASL listener")
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}",
+                             "security.protocol": "SASL_PLAINTEXT",
+                             "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": ADMIN[0],
+                             "sasl.password": ADMIN[1]})
+        info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096)
+        admin.alter_user_scram_credentials(
+            [UserScramCredentialUpsertion(ALICE[0], info, ALICE[1].encode())])[ALICE[0]].result(15)
+        for future in admin.create_topics([NewTopic(t, 1, 1)
+                                           for t in ("orders-eu", "payments")]).values():
+            future.result(15)
+        grants = [AclBinding(ResourceType.TOPIC, "orders-", ResourcePatternType.PREFIXED,
+                             principal, "*", operation, AclPermissionType.ALLOW)
+                  for principal in ("User:alice", "User:CN=client")
+                  for operation in (AclOperation.WRITE, AclOperation.READ)]
+        for future in admin.create_acls(grants).values():
+            future.result(15)
+        broker.key = key
+        return broker
+
+    return start
+
+
+def produce(url, topic, headers=None, context=None):
+    return call(f"{url}/v1/topics/{topic}/records", "POST",
+                {"records": [{"key": "k", "value": "v"}]}, headers, context)
+
+
+def test_basic_credentials_act_as_the_user_and_acls_decide(secured_http):
+    broker = secured_http()
+    url = broker.http
+    assert call(f"{url}/healthz")[0] == 200, "probes need no credentials"
+    status, body, headers = call(f"{url}/v1/topics")
+    assert status == 401 and "Basic" in headers["WWW-Authenticate"], (status, body)
+    assert call(f"{url}/v1/topics", headers=basic(("alice", "wrong")))[0] == 401
+    assert call(f"{url}/v1/topics", headers=basic(("nobody", "x")))[0] == 401
+
+    status, body, _ = produce(url, "orders-eu", basic(ALICE))
+    assert status == 200, body
+    status, body, _ = produce(url, "payments", basic(ALICE))
+    assert status == 403 and body["error_code"] == "TOPIC_AUTHORIZATION_FAILED", (status, body)
+    status, body, _ = produce(url, "payments", basic(ADMIN))
+    assert status == 200, body
+
+    # Listing shows what the principal may describe.
+    status, body, _ = call(f"{url}/v1/topics", headers=basic(ALICE))
+    names = {t["name"] for t in body["topics"]}
+    assert status == 200 and "orders-eu" in names and "payments" not in names, body
+    status, body, _ = call(f"{url}/v1/topics/orders-eu/partitions/0/records?offset=0",
+                           headers=basic(ALICE))
+    assert status == 200, body
+
+    # Tables and views are the cluster's: ALTER on it is needed.
+    sql = {"sql": "SELECT 1"}
+    status, body, _ = call(f"{url}/v1/sql", "POST", sql, basic(ALICE))
+    assert status == 403, (status, body)
+    status, _, _ = call(f"{url}/v1/sql", "POST", sql, basic(ADMIN))
+    assert status != 403
+
+
+def test_a_bearer_token_acts_as_its_subject(secured_http):
+    broker = secured_http()
+    token = {"Authorization": f"Bearer {broker.key.token('alice')}"}
+    assert produce(broker.http, "orders-eu", token)[0] == 200
+    assert produce(broker.http, "payments", token)[0] == 403
+    forged = {"Authorization": "Bearer not-a-token"}
+    assert produce(broker.http, "orders-eu", forged)[0] == 401
+
+
+def test_https_takes_a_client_certificate_as_the_principal(tmp_path, secured_http):
+    (tmp_path / "certs").mkdir()
+    certs = make_certificates(tmp_path / "certs")
+    broker = secured_http({
+        "SLUICE_HTTP_TLS": "true",
+        "SLUICE_HTTP_AUTH": "mtls,basic",
+        "SLUICE_SSL_KEYSTORE_LOCATION": str(certs / "keystore.pem"),
+        "SLUICE_SSL_TRUSTSTORE_LOCATION": str(certs / "ca.pem"),
+    })
+    url = f"https://127.0.0.1:{broker.http_port}"
+    with_cert = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    with_cert.load_cert_chain(str(certs / "client.pem"), str(certs / "client.key"))
+    without_cert = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    assert produce(url, "orders-eu", context=with_cert)[0] == 200
+    status, body, _ = produce(url, "payments", context=with_cert)
+    assert status == 403, (status, body)
+    assert produce(url, "orders-eu", context=without_cert)[0] == 401
+    assert produce(url, "orders-eu", basic(ALICE), context=without_cert)[0] == 200
+    # Plain HTTP is not served on a TLS port.
+    with pytest.raises(Exception):
+        urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/healthz", timeout=5)
