@@ -46,6 +46,8 @@ cargo build --workspace --bins --quiet
 echo "==> Go clients (franz-go, sarama): tests/clients/go -> target/goclient"
 command -v go >/dev/null 2>&1 || { echo "go is not installed: the Go client tests need it" >&2; exit 1; }
 (cd tests/clients/go && go build -o ../../../target/goclient .)
+echo "==> kustomize (its library, for the Kubernetes manifests' tests): tests/tools/kustomize -> target/kustomize"
+(cd tests/tools/kustomize && go build -o ../../../target/kustomize .)
 echo "==> Java clients (kafka-clients, Kafka Streams 4.4): tests/clients/java -> target/javaclient"
 for tool in java mvn; do
     command -v "$tool" >/dev/null 2>&1 || { echo "$tool is not installed: the Java client tests need it" >&2; exit 1; }

@@ -229,6 +229,9 @@ pub(crate) struct ServeSettings {
     pub transaction_state_log_num_partitions: i32,
     /// `min.insync.replicas`: the default of topics that do not set it
     pub min_insync_replicas: i32,
+    /// `default.replication.factor`: replicas of a topic created without a count (auto-created
+    /// ones included)
+    pub default_replication_factor: i16,
     /// `replica.lag.time.max.ms`: a follower not caught up with its leader this long leaves
     /// the in-sync set
     pub replica_lag_time_max_ms: i64,
@@ -320,6 +323,7 @@ impl Default for ServeSettings {
             transaction_state_log_num_partitions:
                 sluice_broker::TRANSACTION_STATE_PARTITIONS_DEFAULT,
             min_insync_replicas: 1,
+            default_replication_factor: 1,
             replica_lag_time_max_ms: 30_000,
             unclean_leader_election_enable: false,
             group_initial_rebalance_delay_ms: GroupConfig::default().initial_rebalance_delay_ms,
@@ -550,10 +554,15 @@ impl ServeSettings {
                 && (self.broker_heartbeat_interval_ms as i64) < self.broker_session_timeout_ms,
             "need 0 < broker_heartbeat_interval_ms < broker_session_timeout_ms"
         );
+        anyhow::ensure!(
+            self.default_replication_factor >= 1,
+            "default_replication_factor must be at least 1"
+        );
         let controller = ControllerConfig {
             session_timeout_ms: self.broker_session_timeout_ms,
             default_partitions: self.num_partitions,
             unclean_leader_election_enable: self.unclean_leader_election_enable,
+            default_replication_factor: self.default_replication_factor,
             ..ControllerConfig::default()
         };
         Ok(ClusterConfig {
