@@ -81,6 +81,9 @@ def secured_http(tmp_path, start_broker):
                              principal, "*", operation, AclPermissionType.ALLOW)
                   for principal in ("User:alice", "User:CN=client")
                   for operation in (AclOperation.WRITE, AclOperation.READ)]
+        grants.append(AclBinding(ResourceType.GROUP, "alice-", ResourcePatternType.PREFIXED,
+                                 "User:alice", "*", AclOperation.READ,
+                                 AclPermissionType.ALLOW))
         for future in admin.create_acls(grants).values():
             future.result(15)
         broker.key = key
@@ -124,6 +127,24 @@ def test_basic_credentials_act_as_the_user_and_acls_decide(secured_http):
     assert status == 403, (status, body)
     status, _, _ = call(f"{url}/v1/sql", "POST", sql, basic(ADMIN))
     assert status != 403
+
+
+def test_a_member_made_over_http_is_reached_only_by_its_maker(secured_http):
+    broker = secured_http()
+    url = broker.http
+    group = f"{url}/v1/groups/alice-readers/members"
+    status, body, _ = call(group, "POST", {"topic": "orders-eu", "from": "earliest"},
+                           basic(ALICE))
+    assert status == 201, (status, body)
+    member = body["member_id"]
+    status, body, _ = call(f"{group}/{member}/records", headers=basic(ADMIN))
+    assert status == 404, "another principal holding the id does not reach the member"
+    status, body, _ = call(f"{group}/{member}/records", headers=basic(ALICE))
+    assert status == 200, (status, body)
+    # Without READ on the group, joining is refused by the broker's ACLs.
+    status, body, _ = call(f"{url}/v1/groups/other/members", "POST",
+                           {"topic": "orders-eu"}, basic(ALICE))
+    assert status == 403 and body["error_code"] == "GROUP_AUTHORIZATION_FAILED", (status, body)
 
 
 def test_a_bearer_token_acts_as_its_subject(secured_http):

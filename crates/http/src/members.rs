@@ -49,10 +49,16 @@ pub(crate) struct HttpMember {
 
 type Shared<M> = Arc<tokio::sync::Mutex<M>>;
 
+/// A member and the principal that made it (`None` without `http_auth`).
+type Owned<M> = (Option<String>, Shared<M>);
+
 /// Members the gateway holds for polling clients, by id: consumer-group members here,
-/// share-group members in `share_queue`. At most `HTTP_MEMBERS_MAX` of each kind.
+/// share-group members in `share_queue`. At most `HTTP_MEMBERS_MAX` of each kind. With
+/// `http_auth`, a member is reached only by the principal that made it (its id alone is not
+/// enough): another caller is told there is no such member.
 pub(crate) struct Registry<M> {
-    by_id: Mutex<HashMap<String, Shared<M>>>,
+    /// Each member by id, with the principal that made it.
+    by_id: Mutex<HashMap<String, Owned<M>>>,
     slots: Arc<tokio::sync::Semaphore>,
 }
 
@@ -81,16 +87,21 @@ impl<M> Registry<M> {
             })
     }
 
+    /// Holds `member` for the caller of the request being handled.
     pub(crate) fn insert(&self, id: String, member: M) {
+        let owner = crate::auth::current_caller();
         self.by_id
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, Arc::new(tokio::sync::Mutex::new(member)));
+            .insert(id, (owner, Arc::new(tokio::sync::Mutex::new(member))));
     }
 
+    /// The member `id`, if the request's caller made it.
     pub(crate) fn get(&self, group: &str, id: &str) -> ApiResult<Shared<M>> {
+        let caller = crate::auth::current_caller();
         let by_id = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
-        by_id.get(id).cloned().ok_or_else(|| {
+        let found = by_id.get(id).filter(|(owner, _)| *owner == caller);
+        found.map(|(_, member)| member.clone()).ok_or_else(|| {
             ApiError::not_found(format!(
                 "no member {id} in group {group} here (it may have been let go after {} s idle)",
                 MEMBER_IDLE.as_secs()
@@ -103,11 +114,15 @@ impl<M> Registry<M> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id)
+            .map(|(_, member)| member)
     }
 
     fn all(&self) -> Vec<(String, Shared<M>)> {
         let by_id = self.by_id.lock().unwrap_or_else(|p| p.into_inner());
-        by_id.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        by_id
+            .iter()
+            .map(|(k, (_, member))| (k.clone(), member.clone()))
+            .collect()
     }
 }
 
