@@ -501,6 +501,26 @@ fn run_http_produce(broker: &BrokerProcess, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One row of the throughput table: the medians of `runs`, then `suffix`.
+fn print_throughput_row(name: &str, w: &Workload, runs: &[Run], peak_mib: f64, suffix: &str) {
+    let of = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
+    let mb = |records_per_s: f64| records_per_s * w.size as f64 / 1e6;
+    let produce = of(|r| r.produce_records_per_s);
+    let consume = of(|r| r.consume_records_per_s);
+    println!(
+        "{:<24} {:>11.0} {:>8.1} {:>10.3} {:>11.0} {:>8.1} {:>10.3} {:>9.0} {:>9.1}{suffix}",
+        name,
+        produce,
+        mb(produce),
+        of(|r| r.produce_cpu_s_per_m),
+        consume,
+        mb(consume),
+        of(|r| r.consume_cpu_s_per_m),
+        of(|r| r.consume_first_records_ms),
+        peak_mib
+    );
+}
+
 fn print_throughput_header() {
     println!(
         "{:<24} {:>11} {:>8} {:>10} {:>11} {:>8} {:>10} {:>9} {:>9}",
@@ -564,8 +584,6 @@ fn run_listeners(args: &Args) -> anyhow::Result<()> {
             .collect();
         let plain = args.listener.iter().position(|l| l == security::PLAINTEXT);
         for (l, listener) in args.listener.iter().enumerate() {
-            let of = |f: fn(&Run) -> f64| median(runs[l].iter().map(f).collect());
-            let mb = |records_per_s: f64| records_per_s * w.size as f64 / 1e6;
             let (produce, consume) = medians[l];
             let ratio = plain.map_or(String::new(), |p| {
                 format!(
@@ -574,18 +592,8 @@ fn run_listeners(args: &Args) -> anyhow::Result<()> {
                     consume / medians[p].1
                 )
             });
-            println!(
-                "{:<24} {:>11.0} {:>8.1} {:>10.3} {:>11.0} {:>8.1} {:>10.3} {:>9.0} {:>9.1}{ratio}",
-                format!("{} {listener}", w.name),
-                produce,
-                mb(produce),
-                of(|r| r.produce_cpu_s_per_m),
-                consume,
-                mb(consume),
-                of(|r| r.consume_cpu_s_per_m),
-                of(|r| r.consume_first_records_ms),
-                broker.peak_rss_mib()?
-            );
+            let name = format!("{} {listener}", w.name);
+            print_throughput_row(&name, w, &runs[l], broker.peak_rss_mib()?, &ratio);
         }
     }
     if args.listener.iter().any(|l| l != security::PLAINTEXT) && wanted("connection") {
@@ -672,22 +680,7 @@ fn main() -> anyhow::Result<()> {
         for r in 0..args.repeat.max(1) {
             runs.push(run_workload(&broker, w, &format!("bench-{i}-{r}"), &args)?);
         }
-        let median = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
-        let mb = |records_per_s: f64| records_per_s * w.size as f64 / 1e6;
-        let produce = median(|r| r.produce_records_per_s);
-        let consume = median(|r| r.consume_records_per_s);
-        println!(
-            "{:<24} {:>11.0} {:>8.1} {:>10.3} {:>11.0} {:>8.1} {:>10.3} {:>9.0} {:>9.1}",
-            w.name,
-            produce,
-            mb(produce),
-            median(|r| r.produce_cpu_s_per_m),
-            consume,
-            mb(consume),
-            median(|r| r.consume_cpu_s_per_m),
-            median(|r| r.consume_first_records_ms),
-            broker.peak_rss_mib()?
-        );
+        print_throughput_row(&w.name, w, &runs, broker.peak_rss_mib()?, "");
     }
     if wanted("idempotence") {
         run_idempotence_cost(&broker, &args)?;

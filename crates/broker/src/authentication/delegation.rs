@@ -6,6 +6,7 @@
 //! decide what an HTTP request may do.
 
 use super::ImageCredentials;
+use super::session::unix_now_ms;
 use crate::server::Broker;
 use sluice_acl::Operation;
 use sluice_sasl::{Mechanism, Step, plain_message};
@@ -21,12 +22,6 @@ impl std::fmt::Debug for CallerChecks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallerChecks").finish_non_exhaustive()
     }
-}
-
-fn unix_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl CallerChecks {

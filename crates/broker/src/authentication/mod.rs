@@ -40,10 +40,6 @@ use std::time::Instant;
 /// HTTP request may do). Offered on no other listener.
 pub(crate) const DELEGATE_MECHANISM: &str = "SLUICE-DELEGATE";
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The principal of a connection that has not authenticated (a PLAINTEXT or SSL listener's),
 /// as Kafka names it.
 pub(crate) const ANONYMOUS: &str = "User:ANONYMOUS";
@@ -88,7 +84,7 @@ impl Authentication {
         random
             .fill(&mut delegation)
             .expect("the system's random source");
-        let delegation_secret = hex(&delegation);
+        let delegation_secret = crate::tls::hex(&delegation);
         let mut unknown_user_secret = vec![0; 32];
         random
             .fill(&mut unknown_user_secret)

@@ -439,10 +439,9 @@ fn session_lifetime_ms(reauth_ms: u64, credential_ms: Option<u64>) -> u64 {
     credential_ms.map_or(reauth_ms, |c| reauth_ms.min(c.max(1)))
 }
 
-fn unix_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// The wall clock in Unix milliseconds, as the SASL crate takes it.
+pub(super) fn unix_now_ms() -> u64 {
+    u64::try_from(crate::now_ms()).unwrap_or(0)
 }
 
 /// A SASL request's body, version and correlation id; `None` when it does not decode.

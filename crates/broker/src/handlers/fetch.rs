@@ -153,10 +153,9 @@ impl FetchQuota {
         if request.replica_id.0 >= 0 || !broker.quotas.any() {
             return Ok(None);
         }
-        let Some(rate) = broker.quotas.rate(kind, &caller.principal, client_id) else {
+        let Some((rate, owed_ms)) = broker.quotas.owed(kind, &caller.principal, client_id) else {
             return Ok(None);
         };
-        let owed_ms = broker.quotas.owed(kind, &caller.principal, client_id);
         if owed_ms > 0 {
             return Err(crate::quotas::hold_connection(kind, owed_ms));
         }

@@ -109,11 +109,6 @@ impl Quotas {
         !self.table.load().is_empty()
     }
 
-    /// The rate of the quota of `kind` that applies to `principal` and `client_id`, if any.
-    pub(crate) fn rate(&self, kind: QuotaKind, principal: &str, client_id: &str) -> Option<f64> {
-        resolve(&self.table.load(), kind, user_of(principal), client_id).map(|(_, rate)| rate)
-    }
-
     /// Records `amount` of `kind`'s use; the milliseconds the client is to wait (0: none).
     pub(crate) fn record(
         &self,
@@ -125,10 +120,17 @@ impl Quotas {
         self.with_bucket(kind, principal, client_id, |bucket, rate, now| {
             bucket.take(amount, rate, now)
         })
+        .map_or(0, |(_, wait_ms)| wait_ms)
     }
 
-    /// The wait already owed for `kind`, recording nothing.
-    pub(crate) fn owed(&self, kind: QuotaKind, principal: &str, client_id: &str) -> u64 {
+    /// The quota of `kind` that applies, if any: its rate per second and the wait already
+    /// owed (recording nothing), found in one lookup.
+    pub(crate) fn owed(
+        &self,
+        kind: QuotaKind,
+        principal: &str,
+        client_id: &str,
+    ) -> Option<(f64, u64)> {
         self.with_bucket(kind, principal, client_id, |bucket, rate, now| {
             bucket.owed_ms(rate, now)
         })
@@ -140,15 +142,13 @@ impl Quotas {
         principal: &str,
         client_id: &str,
         act: impl FnOnce(&mut Bucket, f64, u64) -> u64,
-    ) -> u64 {
+    ) -> Option<(f64, u64)> {
         let table = self.table.load();
         // The in-process listener acts for the HTTP API's and views' many callers.
         if table.is_empty() || principal == crate::authentication::INTERNAL {
-            return 0;
+            return None;
         }
-        let Some((mut key, rate)) = resolve(&table, kind, user_of(principal), client_id) else {
-            return 0;
-        };
+        let (mut key, rate) = resolve(&table, kind, user_of(principal), client_id)?;
         let now = self.epoch.elapsed().as_millis() as u64;
         let mut sensors = self.sensors.lock().expect("quota sensors lock");
         if !sensors.contains_key(&key) && sensors.len() >= QUOTA_SENSORS_MAX {
@@ -164,7 +164,7 @@ impl Quotas {
             }
         }
         let bucket = sensors.entry(key).or_insert_with(|| Bucket::new(rate, now));
-        act(bucket, rate, now).min(QUOTA_THROTTLE_MS_MAX)
+        Some((rate, act(bucket, rate, now).min(QUOTA_THROTTLE_MS_MAX)))
     }
 }
 
@@ -215,8 +215,8 @@ impl RequestTime {
         }
         let client_id = header.client_id.as_deref().unwrap_or_default();
         let kind = QuotaKind::Request;
-        quotas.rate(kind, &caller.principal, client_id)?;
-        hold_connection(kind, quotas.owed(kind, &caller.principal, client_id));
+        let (_, owed_ms) = quotas.owed(kind, &caller.principal, client_id)?;
+        hold_connection(kind, owed_ms);
         Some(RequestTime {
             principal: caller.principal.clone(),
             client_id: client_id.to_string(),
@@ -403,7 +403,9 @@ mod tests {
         );
         assert_eq!(quotas.record(QuotaKind::Produce, "User:bob", "a", 1e6), 0);
         assert_eq!(
-            quotas.rate(QuotaKind::Request, "User:alice", "a"),
+            quotas
+                .owed(QuotaKind::Request, "User:alice", "a")
+                .map(|(rate, _)| rate),
             Some(100.0)
         );
         assert_eq!(
