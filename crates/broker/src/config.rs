@@ -96,6 +96,37 @@ pub struct BrokerConfig {
     /// OAUTHBEARER's identity provider: its keys and what a token must show. Without it, an
     /// OAUTHBEARER login always fails.
     pub oauthbearer: Option<OAuthBearerConfig>,
+    /// How this broker reaches the others (peers, replica fetchers, and the in-process
+    /// clients' connections to other brokers): Kafka's `inter.broker.listener.name` and the
+    /// client side of that listener.
+    pub inter_broker: InterBroker,
+}
+
+/// Where and how brokers reach each other.
+#[derive(Debug, Clone)]
+pub struct InterBroker {
+    /// The listener's name (`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`): its registered
+    /// endpoint is where the other brokers are reached.
+    pub listener: String,
+    /// TLS (the truststore, and the keystore as the client certificate) and the SASL login
+    /// for that listener.
+    pub security: sluice_client::security::Security,
+}
+
+impl InterBroker {
+    /// The inter-broker SASL password, when brokers log in to each other.
+    pub(crate) fn password(&self) -> Option<&str> {
+        self.security.sasl.as_ref().map(|l| l.password.as_str())
+    }
+}
+
+impl Default for InterBroker {
+    fn default() -> InterBroker {
+        InterBroker {
+            listener: crate::server::CLIENT_LISTENER.to_string(),
+            security: sluice_client::security::Security::default(),
+        }
+    }
 }
 
 /// `sasl.oauthbearer.jwks.endpoint.url` (a file here) and the `sasl.oauthbearer.*` rules.
@@ -164,6 +195,7 @@ impl BrokerConfig {
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,
             oauthbearer: None,
+            inter_broker: InterBroker::default(),
         }
     }
 }

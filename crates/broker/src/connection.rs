@@ -100,6 +100,9 @@ async fn serve_halves<R, W>(
         None => crate::authentication::ANONYMOUS.to_string(),
     };
     let mut session = Session::new(&broker, endpoint.sasl, internal, &principal, peer);
+    if endpoint.tls && broker.authentication.delegation_cluster_wide {
+        session.offer_remote_delegation();
+    }
     crate::dispatch::with_holds(async {
         loop {
             let frame_max = session.frame_bytes_max(broker.config.request_frame_bytes_max);

@@ -41,8 +41,8 @@ mod txn_peers;
 
 pub use authentication::CallerChecks;
 pub use config::{
-    BrokerConfig, OAuthBearerConfig, OFFSETS_TOPIC_PARTITIONS_DEFAULT, SecuredListener,
-    TRANSACTION_STATE_PARTITIONS_DEFAULT,
+    BrokerConfig, InterBroker, OAuthBearerConfig, OFFSETS_TOPIC_PARTITIONS_DEFAULT,
+    SecuredListener, TRANSACTION_STATE_PARTITIONS_DEFAULT,
 };
 pub use metadata_image::ClusterView;
 pub use reload::FileReloader;

@@ -123,7 +123,7 @@ impl MetadataImage<'_> {
         let local = self.local_node_id();
         let mut brokers = vec![(self.local_node(endpoint), false)];
         for b in image.brokers.values().filter(|b| b.broker_id != local) {
-            let name = remote_listener(endpoint);
+            let name = remote_listener(endpoint, &self.broker.config.inter_broker.listener);
             if let Some(e) = b.endpoints.iter().find(|e| e.name == name) {
                 let node = BrokerNode {
                     id: b.broker_id,
@@ -256,7 +256,7 @@ impl MetadataImage<'_> {
         }
         let image = self.broker.cluster.image();
         let broker = image.brokers.get(&id).filter(|b| !b.fenced)?;
-        let name = remote_listener(endpoint);
+        let name = remote_listener(endpoint, &self.broker.config.inter_broker.listener);
         let e = broker.endpoints.iter().find(|e| e.name == name)?;
         Some(BrokerNode {
             id,
@@ -275,12 +275,13 @@ impl MetadataImage<'_> {
 }
 
 /// The listener through which a request that came in on `endpoint` reaches the other
-/// brokers: the same one, except for the loopback `INTERNAL` listener of the in-process HTTP
-/// gateway, whose registered addresses mean nothing on another host; the gateway reaches
-/// other brokers through their client listener.
-fn remote_listener(endpoint: &Endpoint) -> &str {
+/// brokers: the same one, except for the loopback `INTERNAL` listener of the in-process
+/// clients (the HTTP gateway, the views), whose registered addresses mean nothing on another
+/// host; they are part of this broker, and reach the others as it does, through the
+/// inter-broker listener (`inter_broker`).
+fn remote_listener<'a>(endpoint: &'a Endpoint, inter_broker: &'a str) -> &'a str {
     if endpoint.name == crate::server::INTERNAL_LISTENER {
-        crate::server::CLIENT_LISTENER
+        inter_broker
     } else {
         &endpoint.name
     }

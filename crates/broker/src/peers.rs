@@ -1,5 +1,6 @@
 //! Requests from this broker to the others, as a Kafka client of theirs (`sluice-client`):
-//! one connection per peer broker, kept and reused, to its registered client listener, leaving
+//! one connection per peer broker, kept and reused, to its registered inter-broker listener
+//! (`inter_broker_listener_name`, secured as `BrokerConfig::inter_broker` says), leaving
 //! from this broker's own listener address when it names one (so a network cut between two
 //! addresses cuts these connections too). Today only transactions use it (WriteTxnMarkers to
 //! partition leaders, AddPartitionsToTxn `verify_only` to coordinators).
@@ -7,8 +8,8 @@
 //! Not owned here: what is sent (the caller builds the request), and where brokers are (the
 //! metadata image).
 
-use crate::server::CLIENT_LISTENER;
 use sluice_client::Connection;
+use sluice_client::security::Security;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ pub(crate) struct Peers {
     idle: std::sync::Mutex<HashMap<i32, Connection>>,
     /// The address connections leave from (this broker's listener's, unless a wildcard).
     local: Option<std::net::IpAddr>,
+    /// TLS and the SASL login of the inter-broker listener.
+    security: Security,
 }
 
 impl std::fmt::Debug for Peers {
@@ -32,12 +35,14 @@ impl std::fmt::Debug for Peers {
 }
 
 impl Peers {
-    /// Connections leave from `listen`'s address, unless it is a wildcard.
-    pub(crate) fn from_listener(listen: std::net::SocketAddr) -> Peers {
+    /// Connections leave from `listen`'s address, unless it is a wildcard, secured as
+    /// `security` says.
+    pub(crate) fn from_listener(listen: std::net::SocketAddr, security: Security) -> Peers {
         let ip = listen.ip();
         Peers {
             idle: Default::default(),
             local: (!ip.is_unspecified()).then_some(ip),
+            security,
         }
     }
 
@@ -52,9 +57,12 @@ impl Peers {
         let kept = self.lock().remove(&broker_id);
         let mut connection = match kept {
             Some(c) if c.address() == address => c,
-            _ => Connection::connect_from(address, self.local, "sluice-broker", PEER_TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())?,
+            _ => {
+                let (local, security) = (self.local, &self.security);
+                Connection::connect_secured(address, local, "sluice-broker", PEER_TIMEOUT, security)
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
         };
         let (_, response) = connection
             .send(request, R::VERSIONS.max)
@@ -69,16 +77,25 @@ impl Peers {
     }
 }
 
-/// The client listener address (`host:port`) of broker `broker_id` in `image`, if it is
-/// registered and unfenced.
+/// The address (`host:port`) of broker `broker_id`'s listener `listener` in `image` (the
+/// inter-broker one, `InterBroker::listener`), if it is registered and unfenced.
 pub(crate) fn address_of(
     image: &sluice_controller::MetadataImage,
     broker_id: i32,
+    listener: &str,
 ) -> Option<String> {
     let broker = image.brokers.get(&broker_id).filter(|b| !b.fenced)?;
-    let e = broker
-        .endpoints
-        .iter()
-        .find(|e| e.name == CLIENT_LISTENER)?;
+    let e = broker.endpoints.iter().find(|e| e.name == listener)?;
     Some(format!("{}:{}", e.host, e.port))
+}
+
+impl crate::server::Broker {
+    /// Where broker `broker_id` is reached from this one: its inter-broker listener.
+    pub(crate) fn peer_address(
+        &self,
+        image: &sluice_controller::MetadataImage,
+        broker_id: i32,
+    ) -> Option<String> {
+        address_of(image, broker_id, &self.config.inter_broker.listener)
+    }
 }

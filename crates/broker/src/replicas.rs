@@ -18,12 +18,16 @@ use tokio::sync::{mpsc, watch};
 /// `alter_partition_retry_ms` anyway.
 const PROPOSAL_WAIT: Duration = Duration::from_secs(5);
 
-/// The other brokers' client listeners, as this broker's published image has them.
-pub(crate) struct ImageAddresses(pub watch::Receiver<Arc<MetadataImage>>);
+/// The other brokers' inter-broker listeners (by that listener's name), as this broker's
+/// published image has them.
+pub(crate) struct ImageAddresses {
+    pub image: watch::Receiver<Arc<MetadataImage>>,
+    pub listener: String,
+}
 
 impl sluice_replica::BrokerAddresses for ImageAddresses {
     fn address_of(&self, broker_id: i32) -> Option<String> {
-        crate::peers::address_of(&self.0.borrow(), broker_id)
+        crate::peers::address_of(&self.image.borrow(), broker_id, &self.listener)
     }
 }
 

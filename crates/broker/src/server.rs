@@ -161,7 +161,18 @@ fn replica_config(config: &BrokerConfig, listen: SocketAddr) -> sluice_replica::
     let mut replica = sluice_replica::ReplicaConfig::new(config.node_id);
     replica.leader.replica_lag_time_max_ms = config.replica_lag_time_max_ms;
     replica.local_address = (!listen.ip().is_unspecified()).then_some(listen.ip());
+    replica.security = config.inter_broker.security.clone();
     replica
+}
+
+/// The inter-broker listener's own address (`plaintext`, the PLAINTEXT listener's, unless
+/// another is named): connections to other brokers leave from it.
+fn inter_broker_bound(config: &BrokerConfig, plaintext: SocketAddr) -> SocketAddr {
+    config
+        .secured_listeners
+        .iter()
+        .find(|l| l.name == config.inter_broker.listener)
+        .map_or(plaintext, |l| l.address)
 }
 
 /// Where a listener tells clients to connect (Metadata, FindCoordinator, DescribeCluster
@@ -175,6 +186,8 @@ pub(crate) struct Endpoint {
     pub port: u16,
     /// Whether a connection must authenticate with SASL before anything but ApiVersions.
     pub sasl: bool,
+    /// Whether connections speak TLS.
+    pub tls: bool,
 }
 
 /// The rules one listener admits connections by.
@@ -251,6 +264,7 @@ impl RunningBroker {
             config.sasl_enabled_mechanisms.clone(),
             config.connections_max_reauth_ms,
             jwks.clone(),
+            config.inter_broker.password(),
         );
         let mut super_users = config.super_users.clone();
         super_users.push(crate::authentication::INTERNAL.to_string());
@@ -264,12 +278,19 @@ impl RunningBroker {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let published = watch::Sender::new(Arc::default());
-        let addresses = crate::replicas::ImageAddresses(published.subscribe());
+        let addresses = crate::replicas::ImageAddresses {
+            image: published.subscribe(),
+            listener: config.inter_broker.listener.clone(),
+        };
         let (replicas, proposals) = sluice_replica::ReplicaManager::new(
-            replica_config(&config, local_addr),
+            replica_config(&config, inter_broker_bound(&config, local_addr)),
             Arc::new(addresses),
             tasks.clone(),
             shutdown.clone(),
+        );
+        let peers = crate::peers::Peers::from_listener(
+            inter_broker_bound(&config, local_addr),
+            config.inter_broker.security.clone(),
         );
         let broker = Arc::new(Broker {
             config,
@@ -285,7 +306,7 @@ impl RunningBroker {
             )),
             published,
             publish_errors: Default::default(),
-            peers: crate::peers::Peers::from_listener(local_addr),
+            peers,
             replicas,
             pending_coordinator_loads: Default::default(),
             metrics: Arc::new(Metrics::new()),
@@ -338,6 +359,7 @@ impl RunningBroker {
                 host: broker.config.advertised_host.clone(),
                 port: broker.config.advertised_port,
                 sasl: false,
+                tls: false,
             }),
             connections_max: client_connections_max,
             per_ip_limits: true,
@@ -349,6 +371,7 @@ impl RunningBroker {
                 host: internal_addr.ip().to_string(),
                 port: internal_addr.port(),
                 sasl: false,
+                tls: false,
             }),
             connections_max: INTERNAL_CONNECTIONS_MAX,
             per_ip_limits: false,
@@ -595,6 +618,7 @@ fn bind_secured_listeners(
                 host: l.advertised_host.clone(),
                 port: l.advertised_port,
                 sasl: l.sasl,
+                tls: l.tls.is_some(),
             }),
             connections_max: crate::admission::client_connections_max(),
             per_ip_limits: true,

@@ -116,7 +116,7 @@ async fn send_markers(
     write: &MarkerWrite,
     partitions: Vec<TopicPartition>,
 ) -> Result<(), (Vec<TopicPartition>, String)> {
-    let Some(address) = crate::peers::address_of(&broker.cluster.image(), leader) else {
+    let Some(address) = broker.peer_address(&broker.cluster.image(), leader) else {
         return Err((partitions, format!("broker {leader} is not reachable")));
     };
     let topics = sluice_types::by_topic(&partitions)
@@ -174,7 +174,9 @@ pub(crate) async fn verify_remotely(
     if leader < 0 || leader == broker.config.node_id {
         return Err(unavailable);
     }
-    let address = crate::peers::address_of(&broker.cluster.image(), leader).ok_or(unavailable)?;
+    let address = broker
+        .peer_address(&broker.cluster.image(), leader)
+        .ok_or(unavailable)?;
     let topics = vec![
         AddPartitionsToTxnTopic::default()
             .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))

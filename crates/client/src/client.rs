@@ -119,10 +119,15 @@ impl Client {
         self.open(&address).await
     }
 
-    /// A new connection to `address`, secured as this client's are.
+    /// A new connection to `address`, secured as this client's are (brokers other than the
+    /// bootstrap ones as `Security::elsewhere` says, when it is given).
     async fn open(&self, address: &str) -> Result<Connection> {
         let (id, timeout) = (&self.client_id, self.timeout);
-        Connection::connect_secured(address, None, id, timeout, &self.security).await
+        let security = match &self.security.elsewhere {
+            Some(other) if !self.bootstrap.iter().any(|b| b == address) => other,
+            _ => &self.security,
+        };
+        Connection::connect_secured(address, None, id, timeout, security).await
     }
 
     /// Metadata for `topics` (`None`: every topic; `Some(&[])`: brokers only). Remembers

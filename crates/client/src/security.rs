@@ -61,6 +61,10 @@ pub struct Security {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub sasl: Option<SaslLogin>,
     pub delegation: Option<Delegation>,
+    /// How brokers other than the bootstrap ones are reached, where that differs: a broker's
+    /// in-process clients bootstrap on its plain loopback listener and reach the other brokers
+    /// through their inter-broker listener, with its TLS and login.
+    pub elsewhere: Option<Arc<Security>>,
 }
 
 impl std::fmt::Debug for Security {
@@ -72,6 +76,7 @@ impl std::fmt::Debug for Security {
                 "delegation",
                 &self.delegation.as_ref().map(|d| &d.principal),
             )
+            .field("elsewhere", &self.elsewhere)
             .finish()
     }
 }

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use session::BrokerStatus;
-pub use sluice_consensus::Voter;
+pub use sluice_consensus::{ControllerTls, Voter};
 
 /// How long a command waits between attempts while no active controller answers.
 const SUBMIT_RETRY_INTERVAL: Duration = Duration::from_millis(100);
@@ -52,6 +52,9 @@ pub struct ClusterConfig {
     pub controller: ControllerConfig,
     /// `broker.heartbeat.interval.ms`.
     pub heartbeat_interval_ms: u64,
+    /// Mutual TLS on the controller listener and to the other controllers
+    /// (`controller_listener_security_protocol SSL`); `None`: plain TCP.
+    pub controller_tls: Option<ControllerTls>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,13 +125,14 @@ impl ClusterNode {
             dir,
             &config.voters,
             config.controller,
+            config.controller_tls.clone(),
         )
         .await
         .map_err(open_error)?;
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         if let Some(listener) = listener {
-            let serving = sluice_consensus::serve(listener, quorum.clone());
+            let serving = sluice_consensus::serve(listener, quorum.clone(), config.controller_tls);
             let stop = cancel.clone();
             tasks.spawn(async move {
                 tokio::select! {

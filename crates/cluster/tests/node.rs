@@ -20,6 +20,7 @@ fn config(dir: &std::path::Path) -> ClusterConfig {
         }],
         controller: ControllerConfig::default(),
         heartbeat_interval_ms: 500,
+        controller_tls: None,
     }
 }
 

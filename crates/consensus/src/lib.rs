@@ -17,7 +17,9 @@ mod quorum;
 mod state_machine;
 
 pub use log_store::LogStore;
-pub use network::{CONTROLLER_FRAME_BYTES_MAX, ControllerNetwork, PeerClient, serve};
+pub use network::{
+    CONTROLLER_FRAME_BYTES_MAX, ControllerNetwork, ControllerTls, PeerClient, serve,
+};
 pub use open::{Voter, open};
 pub use quorum::{MetadataQuorum, QuorumError};
 pub use state_machine::StateMachine;

@@ -9,8 +9,14 @@
 //! of its first byte; a connection idle for `IDLE_TIMEOUT` is closed (heartbeats keep live
 //! ones busy); at most `CONNECTIONS_MAX` connections are served at once.
 //!
+//! Security: with `ControllerTls` (`controller_listener_security_protocol SSL`) every
+//! connection is mutual TLS: the listener asks for a client certificate chained to the
+//! truststore and refuses a connection without one, and a connecting node checks the other's
+//! certificate against the host it dialled. The handshake must finish within
+//! `FRAME_ARRIVAL_TIMEOUT`.
+//!
 //! Not owned here: who the peers are (the `BasicNode` address each voter registered), and
-//! authentication (the security issue puts TLS on this listener).
+//! reading certificates (the binary hands in rustls configs).
 
 use crate::{MetadataQuorum, QuorumError, Raft, TypeConfig};
 use openraft::BasicNode;
@@ -26,7 +32,7 @@ use std::io::{self, Cursor};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -40,6 +46,26 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a handed-on command may take: a ReadIndex round and one commit, with room for an
 /// election in between.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Mutual TLS on the controller listener: what it serves, and how a node connects to others.
+#[derive(Clone)]
+pub struct ControllerTls {
+    /// Asks for (and requires) a client certificate chained to the truststore.
+    pub server: Arc<rustls::ServerConfig>,
+    /// Trusts the truststore and shows this node's certificate.
+    pub client: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for ControllerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControllerTls").finish_non_exhaustive()
+    }
+}
+
+/// A connection between controllers: plain TCP or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
+type BoxStream = Box<dyn Stream>;
 
 #[derive(Serialize, Deserialize)]
 enum Request {
@@ -70,7 +96,7 @@ enum Response {
     Refused(String),
 }
 
-async fn write_frame<T: Serialize>(stream: &mut TcpStream, message: &T) -> io::Result<()> {
+async fn write_frame<T: Serialize>(stream: &mut BoxStream, message: &T) -> io::Result<()> {
     let payload = postcard::to_allocvec(message).map_err(invalid)?;
     if payload.len() > CONTROLLER_FRAME_BYTES_MAX {
         return Err(invalid(format!(
@@ -85,7 +111,7 @@ async fn write_frame<T: Serialize>(stream: &mut TcpStream, message: &T) -> io::R
 }
 
 /// Reads one frame; `None` when the peer closed the connection between frames.
-async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> io::Result<Option<T>> {
+async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut BoxStream) -> io::Result<Option<T>> {
     let mut len = [0u8; 4];
     match stream.read_exact(&mut len).await {
         Ok(_) => {}
@@ -107,10 +133,11 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
-/// Serves controller RPCs for `quorum` on `listener` until the task running it is aborted
-/// (which aborts every connection it serves).
-pub async fn serve(listener: TcpListener, quorum: Arc<MetadataQuorum>) {
+/// Serves controller RPCs for `quorum` on `listener` (over mutual TLS with `tls`) until the
+/// task running it is aborted (which aborts every connection it serves).
+pub async fn serve(listener: TcpListener, quorum: Arc<MetadataQuorum>, tls: Option<ControllerTls>) {
     let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.server));
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
@@ -122,8 +149,13 @@ pub async fn serve(listener: TcpListener, quorum: Arc<MetadataQuorum>) {
             continue;
         };
         let quorum = quorum.clone();
+        let acceptor = acceptor.clone();
         connections.spawn(async move {
-            if let Err(e) = serve_connection(stream, quorum).await {
+            let served = async {
+                let stream = accept(stream, acceptor).await?;
+                serve_connection(stream, quorum).await
+            };
+            if let Err(e) = served.await {
                 tracing::debug!(%peer, error = %e, "controller connection closed");
             }
             drop(permit);
@@ -131,8 +163,23 @@ pub async fn serve(listener: TcpListener, quorum: Arc<MetadataQuorum>) {
     }
 }
 
-async fn serve_connection(mut stream: TcpStream, quorum: Arc<MetadataQuorum>) -> io::Result<()> {
+/// The accepted connection, after its TLS handshake when the listener speaks TLS.
+async fn accept(
+    stream: TcpStream,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+) -> io::Result<BoxStream> {
     stream.set_nodelay(true)?;
+    let Some(acceptor) = acceptor else {
+        return Ok(Box::new(stream));
+    };
+    let handshake = tokio::time::timeout(FRAME_ARRIVAL_TIMEOUT, acceptor.accept(stream));
+    let tls = handshake
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake"))??;
+    Ok(Box::new(tls))
+}
+
+async fn serve_connection(mut stream: BoxStream, quorum: Arc<MetadataQuorum>) -> io::Result<()> {
     loop {
         let request = tokio::time::timeout(IDLE_TIMEOUT, read_frame::<Request>(&mut stream))
             .await
@@ -184,17 +231,58 @@ async fn handle(quorum: &MetadataQuorum, request: Request) -> Response {
 }
 
 /// Opens clients to the other controllers, at the address each registered, from `local`
-/// when set.
+/// when set, over mutual TLS with `tls`.
 #[derive(Debug, Clone, Default)]
 pub struct ControllerNetwork {
     local: Option<IpAddr>,
+    tls: Option<ControllerTls>,
 }
 
 impl ControllerNetwork {
     /// Connections leave from `local` (this node's controller-listener address), so a
     /// network cut between two addresses (`ip rule ... blackhole`) cuts them too.
     pub fn from_address(local: Option<IpAddr>) -> ControllerNetwork {
-        ControllerNetwork { local }
+        ControllerNetwork { local, tls: None }
+    }
+
+    /// Connections speak mutual TLS.
+    pub fn with_tls(mut self, tls: Option<ControllerTls>) -> ControllerNetwork {
+        self.tls = tls;
+        self
+    }
+
+    /// The same network, leaving from `local` instead.
+    pub(crate) fn leaving_from(&self, local: Option<IpAddr>) -> ControllerNetwork {
+        ControllerNetwork {
+            local,
+            tls: self.tls.clone(),
+        }
+    }
+
+    fn client(&self, target: u64, addr: &str) -> PeerClient {
+        PeerClient {
+            target,
+            addr: addr.to_string(),
+            network: self.clone(),
+            stream: None,
+        }
+    }
+
+    /// A connection to `address`, after its TLS handshake when the network speaks TLS.
+    async fn connect(&self, address: &str) -> io::Result<BoxStream> {
+        let stream = connect_from(address, self.local).await?;
+        stream.set_nodelay(true)?;
+        let Some(tls) = &self.tls else {
+            return Ok(Box::new(stream));
+        };
+        let host = address
+            .rsplit_once(':')
+            .map_or(address, |(host, _)| host)
+            .trim_matches(['[', ']']);
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| invalid(format!("{host} as a TLS server name: {e}")))?;
+        let connector = tokio_rustls::TlsConnector::from(tls.client.clone());
+        Ok(Box::new(connector.connect(name, stream).await?))
     }
 }
 
@@ -202,12 +290,7 @@ impl RaftNetworkFactory<TypeConfig> for ControllerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
-        PeerClient {
-            target,
-            addr: node.addr.clone(),
-            local: self.local,
-            stream: None,
-        }
+        self.client(target, &node.addr)
     }
 }
 
@@ -241,9 +324,9 @@ async fn connect_from(address: &str, local: Option<IpAddr>) -> io::Result<TcpStr
 pub struct PeerClient {
     target: u64,
     addr: String,
-    /// The address connections leave from, if bound (`ControllerNetwork::from_address`).
-    local: Option<IpAddr>,
-    stream: Option<TcpStream>,
+    /// Where connections leave from, and their TLS.
+    network: ControllerNetwork,
+    stream: Option<BoxStream>,
 }
 
 impl PeerClient {
@@ -268,13 +351,12 @@ impl PeerClient {
         let stream = match &mut self.stream {
             Some(s) => s,
             None => {
-                let connect = connect_from(&self.addr, self.local);
+                let connect = self.network.connect(&self.addr);
                 let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
                     .await
                     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
                     .and_then(|r| r)
                     .map_err(CallError::Unreachable)?;
-                stream.set_nodelay(true).map_err(CallError::Unreachable)?;
                 self.stream.insert(stream)
             }
         };
@@ -381,16 +463,17 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 /// Hands `command` to the active controller `leader` at `address` and returns its answer.
 pub(crate) async fn send_command(
     (leader, address): (u64, &str),
-    local: Option<IpAddr>,
+    network: &ControllerNetwork,
     command: &ControllerCommand,
 ) -> Result<ControllerReply, QuorumError> {
-    call(leader, address, local, Request::Command(command.clone())).await
+    call(leader, address, network, Request::Command(command.clone())).await
 }
 
 /// Asks controller `target` at `address` to add this node as a learner.
 pub(crate) async fn send_add_learner(
     target: u64,
     address: &str,
+    network: &ControllerNetwork,
     node_id: u64,
     own_address: &str,
 ) -> Result<(), QuorumError> {
@@ -398,22 +481,17 @@ pub(crate) async fn send_add_learner(
         node_id,
         address: own_address.to_string(),
     };
-    let local = specific_ip(own_address);
-    call(target, address, local, request).await.map(|_| ())
+    let network = network.leaving_from(specific_ip(own_address));
+    call(target, address, &network, request).await.map(|_| ())
 }
 
 async fn call(
     leader: u64,
     address: &str,
-    local: Option<IpAddr>,
+    network: &ControllerNetwork,
     request: Request,
 ) -> Result<ControllerReply, QuorumError> {
-    let mut peer = PeerClient {
-        target: leader,
-        addr: address.to_string(),
-        local,
-        stream: None,
-    };
+    let mut peer = network.client(leader, address);
     let unreachable = |why: String| QuorumError::Unreachable { leader, why };
     match peer.call(&request, COMMAND_TIMEOUT).await {
         Ok(Response::Command(answer)) => answer,

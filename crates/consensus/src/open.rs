@@ -5,7 +5,7 @@
 //!
 //! Not owned here: where the directory is and who the voters are (the binary's settings).
 
-use crate::{ControllerNetwork, LogStore, MetadataQuorum, Raft, StateMachine};
+use crate::{ControllerNetwork, ControllerTls, LogStore, MetadataQuorum, Raft, StateMachine};
 use openraft::BasicNode;
 use openraft::error::{InitializeError, RaftError};
 use openraft::rt::WatchReceiver;
@@ -31,6 +31,7 @@ pub async fn open(
     dir: &Path,
     voters: &[Voter],
     config: ControllerConfig,
+    tls: Option<ControllerTls>,
 ) -> io::Result<Arc<MetadataQuorum>> {
     let log = LogStore::open(dir)?;
     let state = StateMachine::open(dir, config)?;
@@ -38,10 +39,11 @@ pub async fn open(
     // A voter's connections to the others leave from its own controller address.
     let own = voters.iter().find(|v| v.id == node_id);
     let local = own.and_then(|v| crate::network::specific_ip(&v.address));
+    let network = ControllerNetwork::from_address(local).with_tls(tls);
     let raft = Raft::new(
         node_id,
         Arc::new(raft_config),
-        ControllerNetwork::from_address(local),
+        network.clone(),
         log,
         state.clone(),
     )
@@ -62,7 +64,7 @@ pub async fn open(
         }
         tracing::info!(node_id, voters = voters.len(), "metadata log initialized");
     }
-    let quorum = MetadataQuorum::new(node_id, raft, state).with_local_address(local);
+    let quorum = MetadataQuorum::new(node_id, raft, state).with_network(network);
     Ok(Arc::new(quorum))
 }
 

@@ -37,8 +37,8 @@ pub struct MetadataQuorum {
     state: StateMachine,
     /// One command at a time; holds the term this node last became active in.
     turn: tokio::sync::Mutex<Option<u64>>,
-    /// The address connections to other controllers leave from, if bound.
-    local: Option<std::net::IpAddr>,
+    /// How connections to other controllers are made (where from, TLS).
+    network: crate::ControllerNetwork,
 }
 
 impl MetadataQuorum {
@@ -48,13 +48,13 @@ impl MetadataQuorum {
             raft,
             state,
             turn: tokio::sync::Mutex::new(None),
-            local: None,
+            network: crate::ControllerNetwork::default(),
         }
     }
 
-    /// Connections to other controllers leave from `local` (see `ControllerNetwork`).
-    pub fn with_local_address(mut self, local: Option<std::net::IpAddr>) -> MetadataQuorum {
-        self.local = local;
+    /// Commands handed on and requests to join go over `network` (see `ControllerNetwork`).
+    pub fn with_network(mut self, network: crate::ControllerNetwork) -> MetadataQuorum {
+        self.network = network;
         self
     }
 
@@ -96,7 +96,7 @@ impl MetadataQuorum {
                 let address = self.address_of(leader).ok_or(QuorumError::NotController {
                     leader: Some(leader),
                 })?;
-                crate::network::send_command((leader, &address), self.local, &command).await
+                crate::network::send_command((leader, &address), &self.network, &command).await
             }
             other => other,
         }
@@ -135,6 +135,7 @@ impl MetadataQuorum {
             let sent = crate::network::send_add_learner(
                 voter.id,
                 &voter.address,
+                &self.network,
                 self.node_id,
                 own_address,
             );

@@ -62,6 +62,7 @@ async fn commands_commit_as_one_entry_and_every_image_follows() {
         servers.push(tokio::spawn(sluice_consensus::serve(
             listener,
             quorum.clone(),
+            None,
         )));
     }
     nodes[&1].raft.initialize(members).await.unwrap();

@@ -23,7 +23,7 @@ struct Running {
 async fn start(id: u64, dir: &Path, listener: TcpListener) -> Running {
     let node = start_node(id, dir, ControllerNetwork::default()).await;
     let quorum = MetadataQuorum::new(id, node.raft.clone(), node.state.clone());
-    let server = tokio::spawn(sluice_consensus::serve(listener, Arc::new(quorum)));
+    let server = tokio::spawn(sluice_consensus::serve(listener, Arc::new(quorum), None));
     Running { node, server }
 }
 

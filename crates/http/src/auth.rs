@@ -70,18 +70,27 @@ tokio::task_local! {
 }
 
 /// The security of a Kafka connection made for the request being handled: acting as its
-/// principal, or (without `http_auth`) as the in-process listener's own.
-pub(crate) fn caller_security(auth: Option<&HttpAuth>) -> Security {
+/// principal (on the in-process listener, and on the other brokers' inter-broker listener
+/// with its TLS, where `base` reaches them so), or, without `http_auth`, `base`.
+pub(crate) fn caller_security(auth: Option<&HttpAuth>, base: &Security) -> Security {
     let principal = CALLER.try_with(Clone::clone).ok().flatten();
-    let delegation = match (auth, principal) {
-        (Some(auth), Some(principal)) => Some(Delegation {
-            secret: auth.delegation_secret.clone(),
-            principal,
-        }),
-        _ => None,
+    let (Some(auth), Some(principal)) = (auth, principal) else {
+        return base.clone();
     };
+    let delegation = Delegation {
+        secret: auth.delegation_secret.clone(),
+        principal,
+    };
+    let elsewhere = base.elsewhere.as_ref().map(|remote| {
+        Arc::new(Security {
+            tls: remote.tls.clone(),
+            delegation: Some(delegation.clone()),
+            ..Security::default()
+        })
+    });
     Security {
-        delegation,
+        delegation: Some(delegation),
+        elsewhere,
         ..Security::default()
     }
 }

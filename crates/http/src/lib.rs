@@ -94,6 +94,11 @@ pub struct HttpOptions {
     pub auth: Option<HttpAuth>,
     /// TLS for every connection (`http_tls`).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// How the gateway's Kafka connections reach the brokers when not acting for a caller:
+    /// in `sluice serve`, plain on the in-process listener and with the inter-broker
+    /// listener's TLS and login elsewhere (`Security::elsewhere`); in a view worker, as its
+    /// `--tls-*` and SASL flags say.
+    pub brokers: sluice_client::security::Security,
 }
 
 /// Which browser origins may call the API (CORS).
@@ -157,7 +162,7 @@ impl HttpApi {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
         let state = Arc::new(AppState {
-            pool: ClientPool::new(bootstrap, options.auth.clone()),
+            pool: ClientPool::new(bootstrap, options.auth.clone(), options.brokers.clone()),
             streams: Arc::new(tokio::sync::Semaphore::new(HTTP_STREAMS_MAX)),
             metrics,
             members: members::Registry::default(),

@@ -7,6 +7,7 @@
 //! reused only for the same caller.
 
 use crate::auth::{HttpAuth, caller_security, current_caller};
+use sluice_client::security::Security;
 use sluice_client::{Client, ClientError};
 use sluice_types::limits::HTTP_BROKER_CONNECTIONS_MAX;
 use std::collections::HashMap;
@@ -24,16 +25,19 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 pub struct ClientPool {
     bootstrap: String,
     auth: Option<HttpAuth>,
+    /// How connections not acting for a caller are secured.
+    security: Security,
     /// Idle clients by the principal they act for (`None`: the in-process listener's own).
     idle: Mutex<HashMap<Option<String>, Vec<Client>>>,
     in_use: Semaphore,
 }
 
 impl ClientPool {
-    pub fn new(bootstrap: String, auth: Option<HttpAuth>) -> ClientPool {
+    pub fn new(bootstrap: String, auth: Option<HttpAuth>, security: Security) -> ClientPool {
         ClientPool {
             bootstrap,
             auth,
+            security,
             idle: Mutex::new(HashMap::new()),
             in_use: Semaphore::new(HTTP_BROKER_CONNECTIONS_MAX),
         }
@@ -41,7 +45,7 @@ impl ClientPool {
 
     /// A new connection for the request being handled (acting for its caller).
     pub async fn connect(&self, client_id: &str) -> sluice_client::Result<Client> {
-        let security = caller_security(self.auth.as_ref());
+        let security = caller_security(self.auth.as_ref(), &self.security);
         Client::connect_with(&self.bootstrap, client_id, BROKER_TIMEOUT, security).await
     }
 

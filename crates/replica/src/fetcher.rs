@@ -134,9 +134,9 @@ async fn send(
             .addresses
             .address_of(leader_id)
             .ok_or_else(|| format!("broker {leader_id} has no known address"))?;
-        let local = shared.config.local_address;
-        let connected =
-            Connection::connect_from(&address, local, "sluice-replica-fetcher", LEADER_TIMEOUT);
+        let (local, security) = (shared.config.local_address, &shared.config.security);
+        let id = "sluice-replica-fetcher";
+        let connected = Connection::connect_secured(&address, local, id, LEADER_TIMEOUT, security);
         *connection = Some(connected.await.map_err(|e| e.to_string())?);
     }
     let connection = connection.as_mut().expect("connected above");

@@ -60,6 +60,8 @@ pub struct ReplicaConfig {
     pub tick_ms: u64,
     /// The address fetchers' connections leave from (this broker's listener's).
     pub local_address: Option<std::net::IpAddr>,
+    /// TLS and the SASL login of the leaders' listener (`inter_broker_listener_name`).
+    pub security: sluice_client::security::Security,
 }
 
 impl ReplicaConfig {
@@ -73,6 +75,7 @@ impl ReplicaConfig {
             fetch_partition_bytes_max: 1024 * 1024,
             tick_ms: 250,
             local_address: None,
+            security: Default::default(),
         }
     }
 }

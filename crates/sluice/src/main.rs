@@ -4,6 +4,7 @@
 
 mod cli;
 mod http_security;
+mod inter_broker;
 mod listeners;
 mod scram_bootstrap;
 mod settings;
@@ -291,6 +292,12 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = ServeSettings::load(&args)?;
     init_logging(&settings.log_format);
     let config = settings.broker_config()?;
+    // The in-process clients (views, the HTTP API) reach this broker on its plain loopback
+    // listener and the others as the broker does.
+    let in_process = sluice_client::security::Security {
+        elsewhere: Some(Arc::new(config.inter_broker.security.clone())),
+        ..Default::default()
+    };
     let bootstrap_scram = settings.bootstrap_scram()?;
     let cluster_config = settings.cluster_config()?;
     let roles = settings.roles()?;
@@ -387,6 +394,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             if views_on {
                 let options = sluice_view::engine::EngineOptions {
                     bootstrap: broker.internal_addr().to_string(),
+                    security: in_process.clone(),
                     commit_interval: views_commit_interval,
                     faults: None,
                 };
@@ -415,6 +423,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                     }),
                     auth: http_security::http_auth(modes, broker.caller_checks()),
                     tls: http_security::http_tls(&settings, modes)?,
+                    brokers: in_process.clone(),
                 };
                 let api = sluice_http::HttpApi::start(
                     address,

@@ -169,6 +169,18 @@ pub(crate) struct ServeSettings {
     pub super_users: String,
     /// `allow.everyone.if.no.acl.found`
     pub allow_everyone_if_no_acl_found: bool,
+    /// `inter.broker.listener.name`: the listener brokers reach each other on
+    pub inter_broker_listener_name: String,
+    /// `sasl.mechanism.inter.broker.protocol`: how brokers log in to each other on a SASL
+    /// inter-broker listener
+    pub sasl_mechanism_inter_broker_protocol: String,
+    /// The user brokers log in to each other as (a SASL inter-broker listener)
+    pub inter_broker_sasl_username: Option<String>,
+    /// Its password (`SLUICE_INTER_BROKER_SASL_PASSWORD`)
+    pub inter_broker_sasl_password: Option<String>,
+    /// The controller listener's protocol: PLAINTEXT, or SSL (mutual TLS with the
+    /// listeners' keystore and truststore)
+    pub controller_listener_security_protocol: String,
     /// The HTTP API's address; "off" serves none.
     pub http_listen: String,
     /// Where the other nodes of a cluster reach this HTTP API (`None`: from `http_listen`).
@@ -291,6 +303,11 @@ impl Default for ServeSettings {
             connections_max_reauth_ms: 0,
             authorizer_class_name: String::new(),
             super_users: String::new(),
+            inter_broker_listener_name: "PLAINTEXT".into(),
+            sasl_mechanism_inter_broker_protocol: "SCRAM-SHA-512".into(),
+            inter_broker_sasl_username: None,
+            inter_broker_sasl_password: None,
+            controller_listener_security_protocol: "PLAINTEXT".into(),
             allow_everyone_if_no_acl_found: false,
             http_listen: "127.0.0.1:8080".into(),
             http_advertised_url: None,
@@ -572,6 +589,7 @@ impl ServeSettings {
             voters,
             controller,
             heartbeat_interval_ms: self.broker_heartbeat_interval_ms,
+            controller_tls: crate::inter_broker::controller_tls(self)?,
         })
     }
 
@@ -613,6 +631,7 @@ impl ServeSettings {
             config.advertised_host = host;
             config.advertised_port = port;
         }
+        config.inter_broker = crate::inter_broker::inter_broker(self, &listeners)?;
         config.secured_listeners = listeners.secured;
         config.sasl_enabled_mechanisms = self.sasl_mechanisms()?;
         config.oauthbearer = self.oauthbearer()?;

@@ -59,9 +59,11 @@ pub fn run(target: &Target, args: WorkerArgs) -> anyhow::Result<()> {
         .thread_name("sluice-worker")
         .build()?;
     let bootstrap = target.addresses();
+    let security = target.security()?;
     runtime.block_on(async move {
         let options = sluice_view::engine::EngineOptions {
             bootstrap: bootstrap.clone(),
+            security: security.clone(),
             commit_interval: Duration::from_millis(args.commit_interval_ms.max(1)),
             faults: None,
         };
@@ -79,6 +81,7 @@ pub fn run(target: &Target, args: WorkerArgs) -> anyhow::Result<()> {
             views: Some(Arc::new(ViewsAdapter(Arc::clone(&views)))),
             auth: None,
             tls: None,
+            brokers: security,
         };
         let http = sluice_http::HttpApi::start(args.http_listen, bootstrap, metrics, http_options)
             .await

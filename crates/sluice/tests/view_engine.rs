@@ -194,6 +194,7 @@ impl EngineRun {
         let spec = Arc::new(spec);
         let live = Live::new(&spec);
         let options = EngineOptions {
+            security: Default::default(),
             bootstrap: server.address.clone(),
             commit_interval: Duration::from_millis(20),
             faults: Some(hook),

@@ -148,9 +148,20 @@ pub type FaultHook = Arc<dyn Fn(&str, CommitStep) -> Result<(), String> + Send +
 pub struct EngineOptions {
     /// The broker (`host:port`) the engine reads and writes through.
     pub bootstrap: String,
+    /// How its connections are secured (TLS, a SASL login; in `sluice serve`, the other
+    /// brokers reached through their inter-broker listener: `Security::elsewhere`).
+    pub security: sluice_client::security::Security,
     /// How often changes are published (`commit.interval.ms`; 100 ms by default).
     pub commit_interval: Duration,
     pub faults: Option<FaultHook>,
+}
+
+impl EngineOptions {
+    /// A client of the brokers, secured as `security` says.
+    pub(crate) async fn connect(&self, client_id: &str) -> Result<Client, ClientError> {
+        let security = self.security.clone();
+        Client::connect_with(&self.bootstrap, client_id, CONNECT_TIMEOUT, security).await
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -412,8 +423,7 @@ impl Attempt<'_> {
     async fn recover(&self) -> Result<Session, EngineError> {
         self.live.set_phase(Phase::Starting);
         let spec = self.spec;
-        let mut client =
-            Client::connect(&self.options.bootstrap, &spec.group(), CONNECT_TIMEOUT).await?;
+        let mut client = self.options.connect(&spec.group()).await?;
         let producer = match spec.output_topic {
             Some(_) => Some(
                 TransactionalProducer::init(&mut client, &spec.group(), TRANSACTION_TIMEOUT)
@@ -868,7 +878,7 @@ pub async fn source_ends(
     spec: &ViewSpec,
     options: &EngineOptions,
 ) -> Result<Positions, EngineError> {
-    let mut client = Client::connect(&options.bootstrap, &spec.group(), CONNECT_TIMEOUT).await?;
+    let mut client = options.connect(&spec.group()).await?;
     let partitions = client.partitions(&spec.source_topic, false).await?;
     let positions: Positions = partitions
         .into_iter()
@@ -937,7 +947,7 @@ pub async fn fold_to(
         options,
         stop: &stop,
     };
-    let client = Client::connect(&options.bootstrap, &spec.group(), CONNECT_TIMEOUT).await?;
+    let client = options.connect(&spec.group()).await?;
     let mut session = Session {
         client,
         producer: None,
@@ -965,7 +975,7 @@ pub async fn published(
     if spec.output_topic.is_none() {
         return Ok(live.lock().committed.clone());
     }
-    let mut client = Client::connect(&options.bootstrap, &spec.group(), CONNECT_TIMEOUT).await?;
+    let mut client = options.connect(&spec.group()).await?;
     TransactionalProducer::init(&mut client, &spec.group(), TRANSACTION_TIMEOUT).await?;
     Ok(groups::stable_committed_offsets(&mut client, &spec.group()).await?)
 }

@@ -46,7 +46,6 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a node of a cluster reads the catalog again and asks where each definition runs.
 const PLACEMENT_INTERVAL: Duration = Duration::from_secs(2);
 /// ... and how soon after a round that failed (a cluster still starting, say).
@@ -1064,7 +1063,7 @@ impl Views {
     }
 
     async fn client(&self) -> Result<Client, ClientError> {
-        Client::connect(&self.options.bootstrap, "sluice-views", CONNECT_TIMEOUT).await
+        self.options.connect("sluice-views").await
     }
 }
 

@@ -40,6 +40,14 @@ use std::time::Instant;
 /// HTTP request may do). Offered on no other listener.
 pub(crate) const DELEGATE_MECHANISM: &str = "SLUICE-DELEGATE";
 
+/// The delegation secret every broker sharing `inter_broker_password` makes alike: an
+/// HMAC-SHA-256 of a fixed label under it, so the password itself is never sent.
+fn cluster_delegation_secret(inter_broker_password: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, inter_broker_password.as_bytes());
+    let tag = ring::hmac::sign(&key, b"sluice-delegate-v1");
+    crate::tls::hex(tag.as_ref())
+}
+
 /// The principal of a connection that has not authenticated (a PLAINTEXT or SSL listener's),
 /// as Kafka names it.
 pub(crate) const ANONYMOUS: &str = "User:ANONYMOUS";
@@ -56,9 +64,13 @@ pub(crate) struct Authentication {
     /// Unknown users' stand-in salts are derived from it: the same for this broker's life.
     unknown_user_secret: Vec<u8>,
     failures: Mutex<failures::FailedLogins>,
-    /// What the in-process HTTP API shows to act for its caller on the internal listener
-    /// (`DELEGATE_MECHANISM`): random, made at start, never leaves the process.
+    /// What the in-process HTTP API shows to act for its caller (`DELEGATE_MECHANISM`): made
+    /// from the inter-broker SASL password when there is one, so every broker of the cluster
+    /// has the same and the gateway may act for its caller on the other brokers too (over their
+    /// SASL_SSL listener); otherwise random, made at start, and it never leaves the process.
     delegation_secret: String,
+    /// Whether `delegation_secret` is the cluster's (made from the inter-broker password).
+    pub delegation_cluster_wide: bool,
     /// OAUTHBEARER's keys, when configured.
     jwks: Option<Arc<ReloadableJwks>>,
 }
@@ -78,13 +90,19 @@ impl Authentication {
         mechanisms: Vec<Mechanism>,
         reauth_ms: u64,
         jwks: Option<Arc<ReloadableJwks>>,
+        inter_broker_password: Option<&str>,
     ) -> Authentication {
         let random = SystemRandom::new();
-        let mut delegation = [0u8; 32];
-        random
-            .fill(&mut delegation)
-            .expect("the system's random source");
-        let delegation_secret = crate::tls::hex(&delegation);
+        let delegation_secret = match inter_broker_password {
+            Some(password) => cluster_delegation_secret(password),
+            None => {
+                let mut delegation = [0u8; 32];
+                random
+                    .fill(&mut delegation)
+                    .expect("the system's random source");
+                crate::tls::hex(&delegation)
+            }
+        };
         let mut unknown_user_secret = vec![0; 32];
         random
             .fill(&mut unknown_user_secret)
@@ -96,6 +114,7 @@ impl Authentication {
             unknown_user_secret,
             failures: Mutex::default(),
             delegation_secret,
+            delegation_cluster_wide: inter_broker_password.is_some(),
             jwks,
         }
     }

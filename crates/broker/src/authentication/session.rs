@@ -46,6 +46,9 @@ pub(crate) struct Session {
     internal: bool,
     /// After a SaslHandshake naming `DELEGATE_MECHANISM`: the next SaslAuthenticate says who.
     delegating: bool,
+    /// Whether this SASL listener also takes `DELEGATE_MECHANISM` from the other brokers'
+    /// in-process clients (`offer_remote_delegation`).
+    remote_delegation: bool,
     peer: SocketAddr,
     /// Whether the connection may send requests: from the start on a listener without SASL,
     /// once logged in on a SASL one (who it is: `caller`).
@@ -102,6 +105,7 @@ impl Session {
         Session {
             sasl,
             internal,
+            remote_delegation: false,
             delegating: false,
             peer,
             authenticated: !sasl,
@@ -115,6 +119,13 @@ impl Session {
     }
 
     /// Who the connection's requests come from (`User:ANONYMOUS` until it authenticates).
+    /// Takes `DELEGATE_MECHANISM` besides the listener's mechanisms: on a SASL listener over
+    /// TLS (the secret never crosses a network in clear), when the broker's delegation secret
+    /// is the cluster's (`Authentication::delegation_cluster_wide`).
+    pub(crate) fn offer_remote_delegation(&mut self) {
+        self.remote_delegation = self.sasl;
+    }
+
     pub(crate) fn caller(&self) -> &Caller {
         &self.caller
     }
@@ -196,6 +207,11 @@ impl Session {
             return Admit::AnswerAndClose(answer(Some(ResponseError::IllegalSaslState)));
         }
         let wanted = request.mechanism.as_str();
+        if wanted == DELEGATE_MECHANISM && self.remote_delegation && !reauthenticating {
+            self.delegating = version >= 1;
+            let error = (version < 1).then_some(ResponseError::UnsupportedSaslMechanism);
+            return Admit::Answer(answer(error));
+        }
         let chosen = Mechanism::parse(wanted).filter(|m| auth.mechanisms.contains(m));
         match chosen {
             None => {
@@ -243,6 +259,8 @@ impl Session {
             return match broker.authentication.delegated(&request.auth_bytes) {
                 Some(principal) => {
                     self.caller = Caller::new(&principal, self.peer);
+                    self.authenticated = true;
+                    self.authenticate_by = None;
                     Admit::Answer(reply(None, Vec::new(), 0))
                 }
                 None => {

@@ -190,7 +190,8 @@ async fn produce(
                 ]),
         ]);
     let image = broker.cluster.image();
-    let address = crate::peers::address_of(&image, leader)
+    let address = broker
+        .peer_address(&image, leader)
         .ok_or_else(|| format!("no live leader for {topic}-{partition}"))?;
     let response = broker.peers.send(leader, &address, &request).await?;
     let code = response

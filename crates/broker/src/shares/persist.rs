@@ -265,8 +265,9 @@ async fn send<R: kafka_protocol::protocol::Request>(
     request: &R,
 ) -> Result<R::Response, ResponseError> {
     let image = broker.cluster.image();
-    let address =
-        crate::peers::address_of(&image, leader).ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let address = broker
+        .peer_address(&image, leader)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
     broker
         .peers
         .send(leader, &address, request)

@@ -132,7 +132,7 @@ impl Target {
         Ok(Security {
             tls,
             sasl,
-            delegation: None,
+            ..Security::default()
         })
     }
 
