@@ -18,6 +18,11 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_packages+=(python3-ve
 # sluice-bench's librdkafka speaks TLS and SASL (the `--listener` figures) through OpenSSL.
 [ -f /usr/include/openssl/ssl.h ] || apt_packages+=(libssl-dev)
 command -v pkg-config >/dev/null 2>&1 || apt_packages+=(pkg-config)
+# The web console's tests drive Debian's headless Chromium through its driver (Selenium).
+[ -x /usr/bin/chromium ] || apt_packages+=(chromium)
+[ -x /usr/bin/chromedriver ] || apt_packages+=(chromium-driver)
+# The container image is built from scratch with buildah (scripts/image.sh, test_container.py).
+command -v buildah >/dev/null 2>&1 || apt_packages+=(buildah)
 if ((${#apt_packages[@]})); then
     echo "==> installing Debian packages: ${apt_packages[*]}"
     sudo_cmd=()

@@ -418,7 +418,7 @@ def test_openapi_describes_every_route(broker):
     status, spec = call(broker, "GET", "/openapi.json")
     assert status == 200 and spec["openapi"].startswith("3.")
     assert set(spec["paths"]) == {
-        "/healthz", "/readyz", "/metrics", "/v1/topics", "/v1/topics/{topic}",
+        "/healthz", "/readyz", "/metrics", "/v1/cluster", "/v1/topics", "/v1/topics/{topic}",
         "/v1/topics/{topic}/records", "/v1/topics/{topic}/partitions/{partition}/records",
         "/v1/topics/{topic}/stream", "/v1/groups", "/v1/groups/{group}",
         "/v1/groups/{group}/members", "/v1/groups/{group}/members/{member}",

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import free_port, wait_until
+from conftest import Broker, free_port, wait_until
 
 
 def openssl(*args, cwd):
@@ -139,6 +139,32 @@ def test_a_required_client_certificate_admits_only_the_trusted_ones(tls_broker):
         with pytest.raises(KafkaException):
             admin.list_topics(timeout=5)
     assert "TLS handshake failed" in broker.log()
+
+
+def test_principal_mapping_rules_name_a_certificates_principal(tls_broker):
+    # CN=client becomes User:CLIENT, a super user: the round trip works only if the rule named
+    # the principal (User:CN=client may do nothing). The broker's own certificate (CN=server,
+    # from the same CA) matches no rule and is refused, as Kafka refuses it.
+    broker = tls_broker(client_auth="required", extra_env={
+        "SLUICE_SSL_PRINCIPAL_MAPPING_RULES": "RULE:^CN=(client)$/$1/U",
+        "SLUICE_AUTHORIZER_CLASS_NAME": "StandardAuthorizer",
+        "SLUICE_SUPER_USERS": "User:CLIENT",
+    })
+    round_trip(ssl_conf(broker, client_cert="client"), "mapped")
+    unmapped = AdminClient({**ssl_conf(broker, client_cert="server"), "socket.timeout.ms": 3000})
+    with pytest.raises(KafkaException):
+        unmapped.list_topics(timeout=5)
+    wait_until(lambda: "no ssl_principal_mapping_rules rule applies to CN=server" in broker.log(),
+               timeout=10, what="the refusal in the audit log")
+
+
+def test_principal_mapping_rules_that_cannot_be_read_stop_the_start(tmp_path):
+    for rules in ("default", "RULE:^CN=(.*)$/$1", "RULE:^CN=(unclosed$/$1/"):
+        b = Broker(tmp_path / "bad", free_port(),
+                   extra_env={"SLUICE_SSL_PRINCIPAL_MAPPING_RULES": rules})
+        b.launch()
+        assert b.proc.wait(timeout=30) != 0, rules
+        assert "ssl_principal_mapping_rules" in b.log(), b.log()[-1000:]
 
 
 def test_a_stalled_handshake_is_cut_and_plaintext_to_the_tls_port_gets_nowhere(tls_broker):

@@ -100,6 +100,8 @@ pub struct BrokerConfig {
     /// clients' connections to other brokers): Kafka's `inter.broker.listener.name` and the
     /// client side of that listener.
     pub inter_broker: InterBroker,
+    /// `ssl.principal.mapping.rules`: the principal a client certificate's subject names.
+    pub ssl_principal_mapping: crate::PrincipalMapper,
 }
 
 /// Where and how brokers reach each other.
@@ -196,6 +198,7 @@ impl BrokerConfig {
             allow_everyone_if_no_acl_found: false,
             oauthbearer: None,
             inter_broker: InterBroker::default(),
+            ssl_principal_mapping: crate::PrincipalMapper::default(),
         }
     }
 }

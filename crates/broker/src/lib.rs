@@ -26,6 +26,7 @@ mod internal_topics;
 mod metadata_image;
 mod metrics;
 mod peers;
+mod principal_mapping;
 mod producer_ids;
 mod publisher;
 mod quotas;
@@ -45,6 +46,7 @@ pub use config::{
     SecuredListener, TRANSACTION_STATE_PARTITIONS_DEFAULT,
 };
 pub use metadata_image::ClusterView;
+pub use principal_mapping::PrincipalMapper;
 pub use reload::FileReloader;
 pub use server::{Broker, RunningBroker, StartError};
 pub use sluice_group::GroupConfig;

@@ -719,13 +719,27 @@ async fn serve_tls(
     match handshake {
         Ok(Ok(tls)) => {
             // A client certificate's subject is the connection's principal (SASL's, if the
-            // listener asks for SASL too, replaces it).
-            let principal = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .and_then(|der| crate::tls::certificate_principal(der));
+            // listener asks for SASL too, replaces it); one no mapping rule names is refused.
+            let certificate = tls.get_ref().1.peer_certificates();
+            let mapper = &broker.config.ssl_principal_mapping;
+            let principal = match certificate.and_then(|chain| chain.first()) {
+                None => None,
+                Some(der) => match crate::tls::certificate_principal(der, mapper) {
+                    Ok(principal) => Some(principal),
+                    Err(why) => {
+                        tracing::warn!(
+                            target: "sluice::audit",
+                            event = "authentication_failed",
+                            source = %peer,
+                            mechanism = "SSL",
+                            reason = %why,
+                            "authentication failed"
+                        );
+                        broker.metrics.authentication("SSL", "failed");
+                        return;
+                    }
+                },
+            };
             connection::serve_stream(broker, tls, peer, endpoint, shutdown, principal).await
         }
         Ok(Err(e)) => {

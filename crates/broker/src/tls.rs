@@ -5,9 +5,9 @@
 //! rustls with the ring provider.
 //!
 //! Owns: reading the PEM files into a rustls `ServerConfig` (again on SIGHUP or when they
-//! change: `ReloadableTls`), and a client certificate's subject
-//! as its principal (`certificate_principal`: `User:` and the distinguished name in RFC 2253's
-//! form, as Kafka's default `ssl.principal.mapping.rules` gives it). Not: the listeners and the
+//! change: `ReloadableTls`), and a client certificate's subject as its principal
+//! (`certificate_principal`: `User:` and the name `ssl.principal.mapping.rules` makes of the
+//! distinguished name in RFC 2253's form, `principal_mapping`). Not: the listeners and the
 //! handshake's deadline (`server`), what a principal may do.
 
 use rustls::RootCertStore;
@@ -177,9 +177,25 @@ fn modified(settings: &TlsSettings) -> Vec<Option<std::time::SystemTime>> {
     files.map(|f| crate::reload::modified(f)).collect()
 }
 
-/// The principal of a client certificate: `User:` and its subject as RFC 2253 writes it (the
-/// most specific part first, `CN=client,OU=dev,O=example`), Kafka's default mapping.
-pub(crate) fn certificate_principal(der: &[u8]) -> Option<String> {
+/// The principal of a client certificate: `User:` and the name `mapper` makes of its subject
+/// (by default the subject as RFC 2253 writes it, `CN=client,OU=dev,O=example`); why not, when
+/// the certificate cannot be read or no rule applies (the connection is then refused).
+pub(crate) fn certificate_principal(
+    der: &[u8],
+    mapper: &crate::PrincipalMapper,
+) -> Result<String, String> {
+    let subject = certificate_subject(der).ok_or("an unreadable client certificate")?;
+    match mapper.name(&subject) {
+        Some(name) => Ok(format!("User:{name}")),
+        None => Err(format!(
+            "no ssl_principal_mapping_rules rule applies to {subject}"
+        )),
+    }
+}
+
+/// The subject of a certificate (DER) as RFC 2253 writes it, most specific part first, as
+/// Java's `X500Principal.getName()` does.
+fn certificate_subject(der: &[u8]) -> Option<String> {
     let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
     let mut parts = Vec::new();
     let rdns: Vec<_> = certificate.subject().iter().collect();
@@ -198,7 +214,7 @@ pub(crate) fn certificate_principal(der: &[u8]) -> Option<String> {
             .collect();
         parts.push(attributes.join("+"));
     }
-    Some(format!("User:{}", parts.join(",")))
+    Some(parts.join(","))
 }
 
 /// The attribute keywords RFC 2253 names (others are written as their dotted OID, as Java's

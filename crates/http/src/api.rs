@@ -18,6 +18,7 @@ use utoipa::{OpenApi, ToSchema};
         crate::healthz,
         crate::readyz,
         crate::metrics,
+        crate::cluster::describe,
         crate::topics::list,
         crate::topics::create,
         crate::topics::describe,
@@ -66,6 +67,23 @@ pub(crate) struct Status {
     pub status: String,
     #[schema(required = false)]
     pub message: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ClusterBroker {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ClusterDescription {
+    pub cluster_id: Option<String>,
+    /// The active controller's id (-1: none known).
+    pub controller: i32,
+    /// The live brokers, by id.
+    pub brokers: Vec<ClusterBroker>,
 }
 
 #[derive(Serialize, ToSchema)]

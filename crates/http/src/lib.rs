@@ -8,11 +8,12 @@
 //! Owns: routes, JSON shapes and their OpenAPI description (`api`), the HTTP error format and
 //! status codes (`error`), the pool of broker connections (`pool`), SSE streams (`stream`),
 //! group members held for polling clients (`members`), share-group members for the queue over
-//! HTTP (`share_queue`). Not: any storage or broker internals.
+//! HTTP (`share_queue`), the web console at `/ui` (`console`: pages rendered from the
+//! handlers' own answers). Not: any storage or broker internals.
 //!
 //! Routes (described at `GET /openapi.json`): `GET /healthz`, `GET /readyz`, `GET /metrics`
 //! (the broker's, rendered by a function the binary hands in, so this crate stays a client);
-//! `GET|POST /v1/topics`, `GET|DELETE /v1/topics/{topic}`, `PATCH /v1/topics/{topic}/configs`,
+//! `GET /v1/cluster`; `GET|POST /v1/topics`, `GET|DELETE /v1/topics/{topic}`, `PATCH /v1/topics/{topic}/configs`,
 //! `POST /v1/topics/{topic}/partitions`; `POST /v1/topics/{topic}/records`;
 //! `GET|DELETE /v1/topics/{topic}/partitions/{partition}/records`;
 //! `GET /v1/topics/{topic}/stream` (Server-Sent Events); `GET /v1/groups`,
@@ -22,6 +23,8 @@
 
 mod api;
 mod auth;
+mod cluster;
+mod console;
 mod error;
 mod forward;
 mod groups;
@@ -64,6 +67,8 @@ pub(crate) struct AppState {
     streams: Arc<tokio::sync::Semaphore>,
     /// Renders the broker's metrics (OpenMetrics text).
     metrics: MetricsRenderer,
+    /// The metrics of the last hour, for the console's charts.
+    history: Arc<console::history::History>,
     /// Group members held for polling HTTP clients.
     members: members::Registry<members::HttpMember>,
     /// Share-group members held for polling HTTP clients (the queue).
@@ -165,6 +170,7 @@ impl HttpApi {
             pool: ClientPool::new(bootstrap, options.auth.clone(), options.brokers.clone()),
             streams: Arc::new(tokio::sync::Semaphore::new(HTTP_STREAMS_MAX)),
             metrics,
+            history: Arc::default(),
             members: members::Registry::default(),
             share_members: members::Registry::default(),
             stream_acks: stream::AckRoutes::default(),
@@ -197,6 +203,7 @@ impl HttpApi {
                 },
                 guard::check,
             ));
+        let sampler = tokio::spawn(console::history::sample(state.clone()));
         let sweeper = tokio::spawn(members::sweep(state));
         let task = tokio::spawn(async move {
             serve::serve(
@@ -208,6 +215,7 @@ impl HttpApi {
             )
             .await;
             sweeper.abort();
+            sampler.abort();
         });
         tracing::info!(%local_addr, "HTTP API listening");
         Ok(HttpApi {
@@ -264,6 +272,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .route("/v1/cluster", get(cluster::describe))
         .route("/v1/topics", get(topics::list).post(topics::create))
         .route(
             "/v1/topics/{topic}",
@@ -317,6 +326,7 @@ fn router(state: Arc<AppState>) -> Router {
             get(records::fetch).delete(records::delete_records),
         )
         .merge(views_router(state.clone()))
+        .merge(console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))

@@ -141,6 +141,8 @@ pub(crate) struct ServeSettings {
     pub ssl_truststore_location: Option<PathBuf>,
     /// `ssl.client.auth`: none, requested, required
     pub ssl_client_auth: String,
+    /// `ssl.principal.mapping.rules`: `DEFAULT` and `RULE:pattern/replacement/[LU]`, in order
+    pub ssl_principal_mapping_rules: String,
     /// `sasl.enabled.mechanisms`
     #[serde(deserialize_with = "string_or_list")]
     pub sasl_enabled_mechanisms: Vec<String>,
@@ -292,6 +294,7 @@ impl Default for ServeSettings {
             ssl_keystore_location: None,
             ssl_truststore_location: None,
             ssl_client_auth: "none".into(),
+            ssl_principal_mapping_rules: "DEFAULT".into(),
             sasl_enabled_mechanisms: vec!["SCRAM-SHA-256".into(), "SCRAM-SHA-512".into()],
             sasl_bootstrap_scram: Vec::new(),
             sasl_bootstrap_scram_file: None,
@@ -632,6 +635,9 @@ impl ServeSettings {
             config.advertised_port = port;
         }
         config.inter_broker = crate::inter_broker::inter_broker(self, &listeners)?;
+        config.ssl_principal_mapping =
+            sluice_broker::PrincipalMapper::parse(&self.ssl_principal_mapping_rules)
+                .map_err(anyhow::Error::msg)?;
         config.secured_listeners = listeners.secured;
         config.sasl_enabled_mechanisms = self.sasl_mechanisms()?;
         config.oauthbearer = self.oauthbearer()?;

@@ -157,6 +157,17 @@ pub const METRICS_GROUP_PARTITIONS_MAX: usize = 10_000;
 /// Most consumer-group members the HTTP API keeps for polling clients at once.
 pub const HTTP_MEMBERS_MAX: usize = 1_000;
 
+/// Samples of the broker's metrics the web console keeps for its charts: an hour, one every
+/// 10 s.
+pub const CONSOLE_HISTORY_SAMPLES_MAX: usize = 360;
+
+/// Consumer groups whose lag the console's history keeps per sample (the rest are left out
+/// of the charts, not of the pages).
+pub const CONSOLE_HISTORY_GROUPS_MAX: usize = 1_000;
+
+/// Most records one page of the console's message browser shows.
+pub const CONSOLE_RECORDS_PER_PAGE_MAX: usize = 1_000;
+
 /// Batches remembered per idempotent producer and partition for duplicate detection: a retried
 /// batch is recognised if it is among its producer's last this many (Kafka's
 /// `NUM_BATCHES_TO_RETAIN`; clients keep at most 5 requests in flight with idempotence).

@@ -51,9 +51,11 @@ impl CallerChecks {
         Some((valid.subject, valid.expires_at_unix_ms))
     }
 
-    /// The principal of a client certificate (DER), as an SSL listener takes it.
+    /// The principal of a client certificate (DER), as an SSL listener takes it (`None`: no
+    /// `ssl_principal_mapping_rules` rule applies).
     pub fn certificate_principal(&self, der: &[u8]) -> Option<String> {
-        crate::tls::certificate_principal(der)
+        let mapper = &self.broker.config.ssl_principal_mapping;
+        crate::tls::certificate_principal(der, mapper).ok()
     }
 
     /// Whether `principal` may ALTER the cluster (super users included).
