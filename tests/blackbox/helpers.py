@@ -106,3 +106,20 @@ def watermarks(broker, topic, partition):
         return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
     finally:
         c.close()
+
+
+def wait_for_readyz(process, http_port, log_path, timeout=30):
+    """Waits until `process` (a `sluice serve` started by the test) answers 200 on
+    `/readyz`; fails at once, with its log, if it exits."""
+    import urllib.request
+    from conftest import wait_until
+
+    def ready():
+        assert process.poll() is None, log_path.read_text()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    wait_until(ready, timeout=timeout, what=f"/readyz on {http_port}")

@@ -174,15 +174,20 @@ def basic(who):
     return {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
 
 
-def http_produce(node, topic, partition, who):
-    body = json.dumps({"records": [{"value": "v", "partition": partition}]}).encode()
-    req = urllib.request.Request(f"{node.http}/v1/topics/{topic}/records", data=body,
-                                 method="POST", headers=basic(who))
+def http_call(node, method, path, body, who):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{node.http}{path}", data=data, method=method,
+                                 headers=basic(who))
     try:
-        with urllib.request.urlopen(req, timeout=30) as r:
+        with urllib.request.urlopen(req, timeout=60) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
+
+
+def http_produce(node, topic, partition, who):
+    body = {"records": [{"value": "v", "partition": partition}]}
+    return http_call(node, "POST", f"/v1/topics/{topic}/records", body, who)
 
 
 def test_an_http_caller_acts_as_itself_on_every_broker(secured_cluster):
@@ -257,17 +262,6 @@ def test_settings_that_cannot_work_stop_the_start(tmp_path):
         b.launch()
         assert b.proc.wait(timeout=30) != 0, change
         assert says in b.log(), (change, b.log()[-2000:])
-
-
-def http_call(node, method, path, body, who):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"{node.http}{path}", data=data, method=method,
-                                 headers=basic(who))
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
 
 
 def test_views_fold_partitions_led_by_every_broker(secured_cluster):

@@ -15,12 +15,11 @@ import shutil
 import subprocess
 import tarfile
 import time
-import urllib.request
 
 import pytest
 
-from conftest import REPO, SLUICE_BIN, free_port, wait_until
-from helpers import consume_all, produce_all, producer
+from conftest import REPO, SLUICE_BIN, free_port
+from helpers import consume_all, produce_all, producer, wait_for_readyz
 
 IMAGE = "localhost/sluice:test"
 
@@ -82,15 +81,7 @@ def test_the_image_holds_all_the_binary_needs_and_serves_kafka_clients(tmp_path,
          *config["Cmd"]],
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd="/")
     try:
-        def ready():
-            assert process.poll() is None, (tmp_path / "image.log").read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http}/readyz", timeout=2) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-
-        wait_until(ready, timeout=60, what="the image's /readyz")
+        wait_for_readyz(process, http, tmp_path / "image.log", timeout=60)
         print(f"start to /readyz: {time.monotonic() - started:.2f} s")
 
         class Served:

@@ -10,15 +10,14 @@ import json
 import os
 import re
 import subprocess
-import urllib.request
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import SLUICE_BIN, free_port, wait_until
-from helpers import consume_all, create_topic, produce_all, producer
+from conftest import SLUICE_BIN, free_port
+from helpers import consume_all, create_topic, produce_all, producer, wait_for_readyz
 
 REPO = Path(__file__).resolve().parents[2]
 KUSTOMIZE = REPO / "target" / "kustomize"
@@ -122,14 +121,7 @@ def test_a_node_started_with_the_manifests_settings_serves(tmp_path):
     proc = subprocess.Popen([str(SLUICE_BIN), *container["args"]], stdout=log, stderr=log,
                             env={**os.environ, **env})
     try:
-        def ready():
-            assert proc.poll() is None, (tmp_path / "sluice.log").read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http}/readyz", timeout=2) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-        wait_until(ready, timeout=30, what="/readyz")
+        wait_for_readyz(proc, http, tmp_path / "sluice.log")
 
         class Node:
             bootstrap = f"127.0.0.1:{port}"

@@ -19,7 +19,7 @@ from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, 
 
 from conftest import free_port, wait_until
 from test_oauthbearer import SigningKey, write_jwks
-from test_tls import _listening, make_certificates
+from test_tls import _listening, make_certificates, second_keystore
 
 ADMIN = ("admin", "admin-secret")
 ALICE = ("alice", "alice-secret")
@@ -177,3 +177,32 @@ def test_https_takes_a_client_certificate_as_the_principal(tmp_path, secured_htt
     # Plain HTTP is not served on a TLS port.
     with pytest.raises(Exception):
         urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/healthz", timeout=5)
+
+
+def test_https_certificates_are_read_again_on_sighup(tmp_path, start_broker):
+    import os
+    import signal
+    (tmp_path / "certs").mkdir()
+    d = make_certificates(tmp_path / "certs")
+    broker = start_broker({
+        "SLUICE_HTTP_TLS": "true",
+        "SLUICE_HTTP_AUTH": "none",
+        "SLUICE_SSL_KEYSTORE_LOCATION": str(d / "keystore.pem"),
+    })
+    second = second_keystore(d)
+    url = f"https://127.0.0.1:{broker.http_port}/healthz"
+
+    def trusted_by(ca):
+        try:
+            with urllib.request.urlopen(url, timeout=5,
+                                        context=ssl.create_default_context(cafile=str(d / ca))):
+                return True
+        except (ssl.SSLError, urllib.error.URLError):
+            return False
+
+    assert trusted_by("ca.pem") and not trusted_by("rogue-ca.pem")
+    (d / "keystore.new").write_text(second)
+    os.replace(d / "keystore.new", d / "keystore.pem")
+    broker.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: trusted_by("rogue-ca.pem"), timeout=20, what="the new HTTPS certificate")
+    assert not trusted_by("ca.pem")

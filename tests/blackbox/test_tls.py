@@ -42,6 +42,16 @@ def make_certificates(directory):
     return d
 
 
+def second_keystore(d):
+    """Another server certificate for 127.0.0.1, from the CA the clients do not trust yet
+    (`rogue-ca`), as a keystore's text."""
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=server2", "-keyout",
+            "server2.key", "-out", "server2.csr", cwd=d)
+    openssl("x509", "-req", "-in", "server2.csr", "-CA", "rogue-ca.pem", "-CAkey", "rogue-ca.key",
+            "-CAcreateserial", "-days", "2", "-out", "server2.pem", "-extfile", "san.ext", cwd=d)
+    return (d / "server2.key").read_text() + (d / "server2.pem").read_text()
+
+
 @pytest.fixture
 def tls_broker(tmp_path, start_broker):
     """`start(client_auth)`: a broker with an SSL listener beside its PLAINTEXT one (`--listen`)."""
@@ -204,13 +214,8 @@ def test_certificates_are_read_again_on_sighup_and_when_their_files_change(tls_b
     import signal
     broker = tls_broker()
     d = broker.certs
-    # A second broker certificate, from the CA the clients do not trust yet.
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=server2", "-keyout",
-            "server2.key", "-out", "server2.csr", cwd=d)
-    openssl("x509", "-req", "-in", "server2.csr", "-CA", "rogue-ca.pem", "-CAkey", "rogue-ca.key",
-            "-CAcreateserial", "-days", "2", "-out", "server2.pem", "-extfile", "san.ext", cwd=d)
     first = (d / "keystore.pem").read_text()
-    second = (d / "server2.key").read_text() + (d / "server2.pem").read_text()
+    second = second_keystore(d)
 
     def trusted_by(ca):
         conf = {"bootstrap.servers": broker.ssl_bootstrap, "security.protocol": "SSL",

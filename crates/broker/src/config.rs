@@ -102,6 +102,9 @@ pub struct BrokerConfig {
     pub inter_broker: InterBroker,
     /// `ssl.principal.mapping.rules`: the principal a client certificate's subject names.
     pub ssl_principal_mapping: crate::PrincipalMapper,
+    /// The HTTP API's TLS (`http_tls`), read again with the listeners' certificates
+    /// (`RunningBroker::http_tls`).
+    pub http_tls: Option<crate::tls::TlsSettings>,
 }
 
 /// Where and how brokers reach each other.
@@ -199,6 +202,7 @@ impl BrokerConfig {
             oauthbearer: None,
             inter_broker: InterBroker::default(),
             ssl_principal_mapping: crate::PrincipalMapper::default(),
+            http_tls: None,
         }
     }
 }

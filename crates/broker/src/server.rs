@@ -213,6 +213,8 @@ pub struct RunningBroker {
     directory_id: uuid::Uuid,
     /// The TLS listeners' certificates and the JWKS, to read again (`file_reloader`).
     files: FileReloader,
+    /// The HTTP API's TLS, read again with them.
+    http_tls: Option<Arc<crate::tls::ReloadableTls>>,
 }
 
 impl RunningBroker {
@@ -386,6 +388,18 @@ impl RunningBroker {
             );
         }
         files.extend(jwks.map(|j| j as Arc<dyn crate::reload::Reloadable>));
+        let http_tls = match broker.config.http_tls.clone() {
+            Some(settings) => Some(Arc::new(
+                crate::tls::ReloadableTls::new("HTTP API", settings)
+                    .map_err(|e| StartError::Tls(format!("http_tls: {e}")))?,
+            )),
+            None => None,
+        };
+        files.extend(
+            http_tls
+                .clone()
+                .map(|t| t as Arc<dyn crate::reload::Reloadable>),
+        );
         let files = FileReloader(files);
         let mut doors = vec![(listener, client_door), (internal, internal_door)];
         doors.extend(secured_doors);
@@ -397,6 +411,7 @@ impl RunningBroker {
             accept_loops: Vec::new(),
             directory_id,
             files,
+            http_tls,
         })
     }
 
@@ -474,6 +489,12 @@ impl RunningBroker {
     /// What reads the TLS listeners' certificates and the JWKS again (on SIGHUP).
     pub fn file_reloader(&self) -> FileReloader {
         self.files.clone()
+    }
+
+    /// The HTTP API's TLS configuration (`BrokerConfig::http_tls`), read again with the
+    /// listeners' certificates.
+    pub fn http_tls(&self) -> Option<Arc<crate::tls::ReloadableTls>> {
+        self.http_tls.clone()
     }
 
     /// The topics this broker's data directory holds, as the metadata log takes them over on

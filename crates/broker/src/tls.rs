@@ -121,8 +121,9 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<rustls::ServerConfig>
 
 /// A listener's TLS configuration, read again from its files when told (SIGHUP) or when they
 /// change: each new connection takes the newest; a reload that fails keeps the last good one.
+/// (The HTTP API's too: `RunningBroker::http_tls`.)
 #[derive(Debug)]
-pub(crate) struct ReloadableTls {
+pub struct ReloadableTls {
     pub listener: String,
     settings: TlsSettings,
     current: arc_swap::ArcSwap<rustls::ServerConfig>,
@@ -144,7 +145,12 @@ impl ReloadableTls {
 
     /// A handshake with the newest configuration.
     pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        tokio_rustls::TlsAcceptor::from(self.current.load_full())
+        tokio_rustls::TlsAcceptor::from(self.current())
+    }
+
+    /// The newest configuration.
+    pub fn current(&self) -> Arc<rustls::ServerConfig> {
+        self.current.load_full()
     }
 }
 

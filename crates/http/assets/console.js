@@ -61,7 +61,10 @@ function tail(button) {
     }
     source = new EventSource(button.dataset.stream);
     button.textContent = "Stop";
-    status.textContent = "waiting for records...";
+    status.textContent = "connecting...";
+    // The stream answers once it knows where "latest" is: records produced from then on
+    // show.
+    source.addEventListener("open", () => { status.textContent = "waiting for records..."; });
     source.addEventListener("record", (event) => {
       const record = JSON.parse(event.data);
       const tr = document.createElement("tr");

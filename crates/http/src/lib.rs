@@ -84,6 +84,28 @@ pub(crate) struct AppState {
 /// What `GET /metrics` serves: the broker's metrics as OpenMetrics text.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// Where a new connection's TLS handshake takes its configuration: the newest one, so
+/// certificates read again (SIGHUP, a changed file) serve the next connections.
+#[derive(Clone)]
+pub struct TlsConfigs(pub Arc<dyn Fn() -> Arc<rustls::ServerConfig> + Send + Sync>);
+
+impl TlsConfigs {
+    /// Always `config`.
+    pub fn fixed(config: Arc<rustls::ServerConfig>) -> TlsConfigs {
+        TlsConfigs(Arc::new(move || config.clone()))
+    }
+
+    pub(crate) fn current(&self) -> Arc<rustls::ServerConfig> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for TlsConfigs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsConfigs")
+    }
+}
+
 /// How the HTTP API serves, beyond its address.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
@@ -97,8 +119,9 @@ pub struct HttpOptions {
     /// Who may call, and how (`None`: anyone who reaches the address, as the in-process
     /// listener's own principal).
     pub auth: Option<HttpAuth>,
-    /// TLS for every connection (`http_tls`).
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// TLS for every connection (`http_tls`): each handshake takes what this gives then, so
+    /// certificates read again serve the next connections.
+    pub tls: Option<TlsConfigs>,
     /// How the gateway's Kafka connections reach the brokers when not acting for a caller:
     /// in `sluice serve`, plain on the in-process listener and with the inter-broker
     /// listener's TLS and login elsewhere (`Security::elsewhere`); in a view worker, as its

@@ -21,7 +21,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     header_read_timeout: Duration,
-    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    tls: Option<crate::TlsConfigs>,
     stop: CancellationToken,
 ) {
     let mut connections = JoinSet::new();
@@ -43,8 +43,9 @@ pub(crate) async fn serve(
         connections.spawn(async move {
             match tls {
                 None => serve_connection(stream, app, header_read_timeout, stop).await,
-                Some(config) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                Some(configs) => {
+                    // The newest configuration: certificates read again since start serve.
+                    let acceptor = tokio_rustls::TlsAcceptor::from(configs.current());
                     let handshake =
                         tokio::time::timeout(header_read_timeout, acceptor.accept(stream));
                     let stream = match handshake.await {

@@ -97,7 +97,7 @@ pub(crate) fn http_auth(
 pub(crate) fn http_tls(
     settings: &ServeSettings,
     modes: HttpAuthModes,
-) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+) -> anyhow::Result<Option<TlsSettings>> {
     if !settings.http_tls {
         anyhow::ensure!(
             !modes.certificate,
@@ -115,8 +115,10 @@ pub(crate) fn http_tls(
             tls.client_auth = ClientAuth::Requested;
         }
     }
-    let config = sluice_broker::tls::server_config(&tls).context("http_tls")?;
-    Ok(Some(config))
+    // Read now, so a keystore that does not read stops the start with a clear error; the
+    // broker reads it again with the listeners' (`RunningBroker::http_tls`).
+    sluice_broker::tls::server_config(&tls).context("http_tls")?;
+    Ok(Some(tls))
 }
 
 #[cfg(test)]

@@ -291,7 +291,18 @@ fn client_flag_misused(matches: &clap::ArgMatches) -> Option<clap::Error> {
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = ServeSettings::load(&args)?;
     init_logging(&settings.log_format);
-    let config = settings.broker_config()?;
+    let mut config = settings.broker_config()?;
+    let http_address = settings.http_address()?;
+    let http_modes = match http_address {
+        Some(address) => Some(http_security::http_auth_modes(
+            address,
+            &settings.http_auth,
+        )?),
+        None => None,
+    };
+    if let Some(modes) = http_modes {
+        config.http_tls = http_security::http_tls(&settings, modes)?;
+    }
     // The in-process clients (views, the HTTP API) reach this broker on its plain loopback
     // listener and the others as the broker does.
     let in_process = sluice_client::security::Security {
@@ -305,7 +316,6 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .thread_name("sluice")
         .build()?;
-    let http_address = settings.http_address()?;
     // The HTTP API waits for request headers as long as the broker waits for a frame.
     let header_timeout = std::time::Duration::from_millis(config.request_timeout_ms);
     let cors_origins =
@@ -405,12 +415,11 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             } else {
                 None
             };
-        let http = match http_address {
-            Some(address) => {
+        let http = match (http_address, http_modes) {
+            (Some(address), Some(modes)) => {
                 // The gateway is a Kafka client of this broker, through the broker's internal
                 // loopback listener (outside the client connection caps).
                 let bootstrap = broker.internal_addr().to_string();
-                let modes = http_security::http_auth_modes(address, &settings.http_auth)?;
                 anyhow::ensure!(
                     !modes.bearer || settings.sasl_oauthbearer_jwks_endpoint_url.is_some(),
                     "--http-auth bearer checks tokens as OAUTHBEARER does: set sasl_oauthbearer_jwks_endpoint_url"
@@ -422,7 +431,9 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                         Arc::new(views::ViewsAdapter(v)) as Arc<dyn sluice_http::ViewsService>
                     }),
                     auth: http_security::http_auth(modes, broker.caller_checks()),
-                    tls: http_security::http_tls(&settings, modes)?,
+                    tls: broker.http_tls().map(|reloadable| {
+                        sluice_http::TlsConfigs(Arc::new(move || reloadable.current()))
+                    }),
                     brokers: in_process.clone(),
                 };
                 let api = sluice_http::HttpApi::start(
@@ -438,7 +449,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                 })?;
                 Some(api)
             }
-            None => None,
+            _ => None,
         };
         wait_for_signal().await?;
         if let Some(http) = http {
