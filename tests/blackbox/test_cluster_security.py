@@ -143,6 +143,26 @@ def test_followers_replicate_over_the_authenticated_inter_broker_listener(secure
     consumer.close()
 
 
+def test_a_killed_broker_comes_back_in_sync_through_the_secured_doors(secured_cluster):
+    # kill -9 of a follower: the others go on (min.insync.replicas=2); restarted, it must
+    # rejoin the controllers over mutual TLS and fetch over SASL_SSL to be in sync again.
+    cluster = secured_cluster
+    create_spread_topic(cluster, "survives", {"min.insync.replicas": "2"})
+    victim = cluster.nodes[3]
+    victim.proc.kill()
+    victim.proc.wait(timeout=10)
+    producer = Producer({**cluster.conf(), "acks": "all", "message.timeout.ms": 60000})
+    failures = []
+    for i in range(200):
+        producer.produce("survives", key=str(i).encode(), value=b"v",
+                         on_delivery=lambda err, _m: err and failures.append(err))
+    assert producer.flush(90) == 0 and not failures, failures
+    victim.launch()
+    admin = cluster.admin()
+    wait_until(lambda: all(isr == [1, 2, 3] for _, isr in leaders(admin, "survives").values()),
+               timeout=90, what="the restarted broker back in every in-sync set")
+
+
 def test_a_transaction_across_every_broker_commits(secured_cluster):
     cluster = secured_cluster
     create_spread_topic(cluster, "txn-spread")

@@ -381,8 +381,17 @@ def test_delete_records_moves_the_log_start_on_every_replica(cluster):
     wait_until(lambda: led_everywhere([b for i, b in cluster.items() if i != leader],
                                       "trimmed", 1, 2), timeout=30, what="a new leader")
     c = Consumer({"bootstrap.servers": survivor.bootstrap, "group.id": "unused"})
+
+    def watermarks():
+        # A new client may not know the partition yet right after the failover
+        # (librdkafka's "Unknown partition"): asked again until its metadata has it.
+        try:
+            return c.get_watermark_offsets(TopicPartition("trimmed", 0), timeout=10)
+        except KafkaException:
+            return None
+
     try:
-        low, high = c.get_watermark_offsets(TopicPartition("trimmed", 0), timeout=10)
+        low, high = wait_until(watermarks, timeout=30, what="the watermarks after the failover")
     finally:
         c.close()
     assert (low, high) == (60, 100)

@@ -29,6 +29,7 @@ pub mod security_admin;
 pub mod share_groups;
 pub mod share_member;
 pub mod txn;
+pub mod units;
 
 pub use client::Client;
 pub use connection::Connection;

@@ -208,20 +208,29 @@ struct Produce {
     headers: String,
 }
 
-pub(crate) async fn produce_form(Path(topic): Path<String>) -> Response {
-    let page = Produce {
-        frame: Frame::new(format!("{topic}: produce"), "topics"),
-        base: format!("/ui/topics/{}", url_part(&topic)),
-        topic,
-        key: String::new(),
-        value: String::new(),
-        partition: String::new(),
-        headers: String::new(),
-    };
-    html(StatusCode::OK, &page)
+impl Produce {
+    /// The form for `topic`, filled with `form` (what was posted, to post again).
+    fn page(topic: String, form: ProduceForm) -> Produce {
+        Produce {
+            frame: Frame::new(format!("{topic}: produce"), "topics"),
+            base: format!("/ui/topics/{}", url_part(&topic)),
+            topic,
+            key: form.key,
+            value: form.value,
+            partition: form.partition,
+            headers: form.headers,
+        }
+    }
 }
 
-#[derive(Deserialize)]
+pub(crate) async fn produce_form(Path(topic): Path<String>) -> Response {
+    html(
+        StatusCode::OK,
+        &Produce::page(topic, ProduceForm::default()),
+    )
+}
+
+#[derive(Deserialize, Default)]
 pub(crate) struct ProduceForm {
     #[serde(default)]
     key: String,
@@ -245,17 +254,8 @@ pub(crate) async fn produce(
             url_part(&topic)
         )),
         Err(e) => {
-            let mut frame = Frame::new(format!("{topic}: produce"), "topics");
-            frame.failed(&e);
-            let page = Produce {
-                frame,
-                base: format!("/ui/topics/{}", url_part(&topic)),
-                topic,
-                key: form.key,
-                value: form.value,
-                partition: form.partition,
-                headers: form.headers,
-            };
+            let mut page = Produce::page(topic, form);
+            page.frame.failed(&e);
             html(e.status, &page)
         }
     }

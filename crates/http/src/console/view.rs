@@ -25,20 +25,9 @@ pub(crate) fn escape(text: &str) -> String {
     out
 }
 
-/// Bytes in binary units: `512 B`, `1.5 KiB`, `3.2 GiB`.
+/// Bytes in binary units: `512 B`, `1.5 KiB`, `3.2 GiB` (as the CLI shows them).
 pub(crate) fn bytes(n: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n.max(0.0);
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{value:.0} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    sluice_client::units::human_bytes(n)
 }
 
 /// A rate of bytes: `1.5 KiB/s`.

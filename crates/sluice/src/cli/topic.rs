@@ -6,6 +6,7 @@ use serde_json::json;
 use sluice_client::admin::{self, NewTopic};
 use sluice_client::codes::TOPIC_ALREADY_EXISTS;
 use sluice_client::data::{self, EARLIEST, LATEST};
+use sluice_client::units::human_bytes;
 use sluice_client::{Client, ClientError};
 
 #[derive(clap::Subcommand, Debug)]
@@ -331,7 +332,9 @@ async fn describe(client: &mut Client, name: &str, format: Output) -> anyhow::Re
     println!();
     println!("PARTITION  LEADER  LOG-START  END        RECORDS    SIZE");
     for r in &rows {
-        let size = r.size_bytes.map_or("-".to_string(), human_bytes);
+        let size = r
+            .size_bytes
+            .map_or("-".to_string(), |b| human_bytes(b as f64));
         println!(
             "{:<9}  {:<6}  {:<9}  {:<9}  {:<9}  {size}",
             r.partition,
@@ -358,22 +361,6 @@ async fn describe(client: &mut Client, name: &str, format: Output) -> anyhow::Re
         println!("{:<width$}  {value:<20}  {}", c.name, source_name(c.source));
     }
     Ok(())
-}
-
-/// Bytes for people: `512 B`, `1.5 KiB`, `3.2 GiB`.
-fn human_bytes(bytes: i64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 /// Kafka's `ConfigSource` numbers, as words.
