@@ -24,41 +24,43 @@ command -v pkg-config >/dev/null 2>&1 || apt_packages+=(pkg-config)
 # The container image is built from scratch with buildah (scripts/image.sh, test_container.py).
 command -v buildah >/dev/null 2>&1 || apt_packages+=(buildah)
 if ((${#apt_packages[@]})); then
-    echo "==> installing Debian packages: ${apt_packages[*]}"
+    echo "==> [${SECONDS}s] installing Debian packages: ${apt_packages[*]}"
     sudo_cmd=()
     [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
     "${sudo_cmd[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${apt_packages[@]}"
 fi
 
-echo "==> Python clients (.venv)"
+echo "==> [${SECONDS}s] Python clients (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -r tests/blackbox/requirements.txt
 
-echo "==> stream processors, each in its own venv (.venv-quix: Quix Streams; .venv-faust: faust)"
+echo "==> [${SECONDS}s] stream processors, each in its own venv (.venv-quix: Quix Streams; .venv-faust: faust)"
 for processor in quix faust; do
     [ -x ".venv-$processor/bin/python" ] || python3 -m venv ".venv-$processor"
     ".venv-$processor/bin/pip" install -q --disable-pip-version-check \
         -r "tests/blackbox/processors/$processor-requirements.txt"
 done
 
-echo "==> cargo fmt --check"
+echo "==> [${SECONDS}s] cargo fmt --check"
 cargo fmt --all --check
-echo "==> cargo clippy"
+echo "==> [${SECONDS}s] cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "==> cargo build"
+echo "==> [${SECONDS}s] cargo build"
 cargo build --workspace --bins --quiet
-echo "==> Go clients (franz-go, sarama): tests/clients/go -> target/goclient"
+echo "==> [${SECONDS}s] Go clients (franz-go, sarama): tests/clients/go -> target/goclient"
 command -v go >/dev/null 2>&1 || { echo "go is not installed: the Go client tests need it" >&2; exit 1; }
 (cd tests/clients/go && go build -o ../../../target/goclient .)
-echo "==> kustomize (its library, for the Kubernetes manifests' tests): tests/tools/kustomize -> target/kustomize"
+echo "==> [${SECONDS}s] kustomize (its library, for the Kubernetes manifests' tests): tests/tools/kustomize -> target/kustomize"
 (cd tests/tools/kustomize && go build -o ../../../target/kustomize .)
-echo "==> Java clients (kafka-clients, Kafka Streams 4.4): tests/clients/java -> target/javaclient"
+echo "==> [${SECONDS}s] Helm (its library, for the Helm chart's tests): tests/tools/helm -> target/helmrender"
+(cd tests/tools/helm && go build -o ../../../target/helmrender .)
+echo "==> [${SECONDS}s] Java clients (kafka-clients, Kafka Streams 4.4): tests/clients/java -> target/javaclient"
 for tool in java mvn; do
     command -v "$tool" >/dev/null 2>&1 || { echo "$tool is not installed: the Java client tests need it" >&2; exit 1; }
 done
 mvn -q -B -f tests/clients/java/pom.xml compile dependency:copy-dependencies
-echo "==> JavaScript clients (KafkaJS, @confluentinc/kafka-javascript): tests/clients/js"
+echo "==> [${SECONDS}s] JavaScript clients (KafkaJS, @confluentinc/kafka-javascript): tests/clients/js"
 for tool in node npm; do
     command -v "$tool" >/dev/null 2>&1 || { echo "$tool is not installed: the JavaScript client tests need it" >&2; exit 1; }
 done
@@ -68,9 +70,15 @@ done
 if [ ! -f tests/clients/js/node_modules/@confluentinc/kafka-javascript/build/Release/confluent-kafka-javascript.node ]; then
     (cd tests/clients/js && CKJS_LINKING=dynamic npm ci --no-audit --no-fund --loglevel=error)
 fi
-echo "==> cargo test"
+echo "==> [${SECONDS}s] cargo test"
 cargo test --workspace --quiet
-echo "==> black-box tests against target/debug/sluice"
-SLUICE_BIN="$PWD/target/debug/sluice" .venv/bin/pytest tests/blackbox -q -p no:cacheprovider -W ignore::DeprecationWarning
-echo "==> chaos scenarios (tests/chaos: three brokers in a network namespace, faults, a history checker)"
-SLUICE_BIN="$PWD/target/debug/sluice" .venv/bin/pytest tests/chaos -q -p no:cacheprovider -W ignore::DeprecationWarning
+# Both suites run in two processes (pytest-xdist): a test spends most of its time waiting on
+# brokers and clients, so two at once keep both cores busy. Each process hands out ports of
+# its own (conftest.free_port); a chaos scenario has a network namespace of its own. The
+# slowest tests are listed after each suite; each stage line says when it started.
+pytest_args=(-q -p no:cacheprovider -W ignore::DeprecationWarning -n 2 --durations=15)
+echo "==> [${SECONDS}s] black-box tests against target/debug/sluice"
+SLUICE_BIN="$PWD/target/debug/sluice" .venv/bin/pytest tests/blackbox "${pytest_args[@]}"
+echo "==> [${SECONDS}s] chaos scenarios (tests/chaos: three brokers in a network namespace, faults, a history checker)"
+SLUICE_BIN="$PWD/target/debug/sluice" .venv/bin/pytest tests/chaos "${pytest_args[@]}"
+echo "==> every test passed in ${SECONDS}s"

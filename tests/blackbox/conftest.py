@@ -21,13 +21,26 @@ SLUICE_BIN = Path(os.environ.get("SLUICE_BIN", REPO / "target" / "debug" / "slui
 _HANDED_OUT = set()
 
 
+def _port_range():
+    """The ports this test process hands out: below the kernel's ephemeral range (32768 and up
+    here), and, when pytest-xdist runs the suite in several processes, a share of its own for
+    each (PYTEST_XDIST_WORKER gw0, gw1...), so two processes never hand out the same port."""
+    low, high = 10000, 32000
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker.removeprefix("gw") or 0)
+    share = (high - low) // max(workers, 1)
+    return low + index * share, low + (index + 1) * share
+
+
 def free_port():
-    """A free loopback port below the kernel's ephemeral range (32768 and up here): outgoing
-    connections take their local ports from that range, so a port found free there can be
-    taken by one (a cluster's nodes dial each other) before the server binds it. Never the
-    same port twice in one run."""
+    """A free loopback port below the kernel's ephemeral range: outgoing connections take
+    their local ports from that range, so a port found free there can be taken by one (a
+    cluster's nodes dial each other) before the server binds it. Never the same port twice in
+    one run, and never one another test process hands out."""
+    low, high = _port_range()
     while True:
-        port = random.randrange(10000, 32000)
+        port = random.randrange(low, high)
         if port in _HANDED_OUT:
             continue
         with socket.socket() as s:

@@ -3,7 +3,8 @@ driven by Selenium. Every page opens; a topic is created, a record produced from
 found again by its key; a 1,000-record page of the message browser renders; a config is set and
 a topic deleted with its confirmation; the live tail shows records as they are produced; a
 group's lag falls on its page, which refreshes itself, as a consumer reads; a reset of its
-offsets is planned with a dry run. Screenshots of each page and the pages' weight and time to
+offsets is planned with a dry run; a user is created and deleted, an ACL added, filtered and
+removed from their pages, as an independent admin client sees. Screenshots of each page and the pages' weight and time to
 first render are saved under target/console/ (the figures in docs/benchmarks.md)."""
 
 import json
@@ -14,11 +15,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import (AclBindingFilter, AclOperation, AclPermissionType,
+                                   AdminClient, ResourcePatternType, ResourceType, ScramMechanism)
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from conftest import REPO, wait_until
 from helpers import create_topic, produce_all, producer
@@ -79,10 +83,14 @@ def navigate(driver, act):
 
 
 def submit(driver, form_id, fields, button=None):
-    """Fills and submits a form, and waits for the page it leads to."""
+    """Fills and submits a form (a select by its option's text), and waits for the page it
+    leads to."""
     form = driver.find_element(By.ID, form_id)
     for name, value in fields.items():
         field = form.find_element(By.NAME, name)
+        if field.tag_name == "select":
+            Select(field).select_by_visible_text(value)
+            continue
         field.clear()
         field.send_keys(value)
     pressed = form.find_element(By.CSS_SELECTOR, button or "button[type=submit]")
@@ -228,6 +236,89 @@ def test_a_groups_lag_falls_on_its_page_as_a_consumer_reads(broker, browser):
     assert [c.text for c in cells] == ["0", "200", "0"]
 
 
+def click_and_answer(driver, button, accept):
+    """Clicks a button whose form asks first, and answers the browser's question: accepted,
+    the next page is waited for; dismissed, nothing is sent."""
+    if accept:
+        def act():
+            button.click()
+            WebDriverWait(driver, 10).until(expected_conditions.alert_is_present()).accept()
+        navigate(driver, act)
+    else:
+        button.click()
+        WebDriverWait(driver, 10).until(expected_conditions.alert_is_present()).dismiss()
+
+
+def scram_credentials(admin, user):
+    """{mechanism: iterations} of `user`, as an independent admin client reads them."""
+    try:
+        described = admin.describe_user_scram_credentials([user])[user].result(15)
+    except KafkaException as e:
+        assert "RESOURCE_NOT_FOUND" in str(e) or "not found" in str(e).lower(), e
+        return {}
+    return {c.mechanism: c.iterations for c in described.scram_credential_infos}
+
+
+def acls_of(admin, principal):
+    found = admin.describe_acls(AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, principal, None, AclOperation.ANY,
+        AclPermissionType.ANY)).result(15)
+    return [(b.restype, b.name, b.resource_pattern_type, b.operation, b.permission_type)
+            for b in found]
+
+
+def test_users_and_acls_are_managed_from_their_pages(broker, browser):
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    ui = f"{broker.http}/ui"
+    browser.get(f"{ui}/users")
+    assert text(browser, "h1") == "Users"
+    submit(browser, "set-password", {"name": "carol", "password": "carol-secret",
+                                     "mechanism": "SCRAM-SHA-256", "iterations": "8192"})
+    assert text(browser, "#notice") == "Password of carol set"
+    assert "SCRAM-SHA-256 (8192 iterations)" in text(browser, "#users")
+    assert scram_credentials(admin, "carol") == {ScramMechanism.SCRAM_SHA_256: 8192}
+    screenshot(browser, "users")
+
+    navigate(browser, browser.find_element(By.LINK_TEXT, "ACLs").click)
+    submit(browser, "add-acl", {"principal": "User:carol", "operation": "write",
+                                "resource_type": "topic", "resource_name": "orders-",
+                                "pattern_type": "prefixed"})
+    assert text(browser, "#notice") == "ACL added"
+    wanted = [(ResourceType.TOPIC, "orders-", ResourcePatternType.PREFIXED, AclOperation.WRITE,
+               AclPermissionType.ALLOW)]
+    assert acls_of(admin, "User:carol") == wanted
+    # A refused ACL shows the API's refusal, and adds nothing.
+    submit(browser, "add-acl", {"principal": "carol", "operation": "read",
+                                "resource_type": "topic", "resource_name": "payments"})
+    assert "INVALID_REQUEST" in text(browser, "#error")
+    assert acls_of(admin, "User:carol") == wanted
+
+    # Filters: what applies to orders-eu includes the prefix; another principal sees none.
+    submit(browser, "filter-acls", {"resource_type": "topic", "resource_name": "orders-eu",
+                                    "pattern_type": "match"})
+    assert len(rows(browser, "#acls")) == 1 and "User:carol" in text(browser, "#acls")
+    submit(browser, "filter-acls", {"principal": "User:nobody", "resource_name": "",
+                                    "resource_type": "any", "pattern_type": "any"})
+    assert len(rows(browser, "#acls")) == 0 and "No ACL matches" in text(browser, "main")
+    browser.get(f"{ui}/acls")
+    screenshot(browser, "acls")
+
+    # Remove asks first: dismissed, nothing is removed; accepted, exactly that ACL goes.
+    remove = rows(browser, "#acls")[0].find_element(By.CSS_SELECTOR, "button")
+    click_and_answer(browser, remove, accept=False)
+    assert acls_of(admin, "User:carol") == wanted
+    click_and_answer(browser, remove, accept=True)
+    assert text(browser, "#notice") == "ACL removed"
+    assert acls_of(admin, "User:carol") == []
+
+    browser.get(f"{ui}/users")
+    row = next(r for r in rows(browser, "#users") if "carol" in r.text)
+    click_and_answer(browser, row.find_element(By.CSS_SELECTOR, "button"), accept=True)
+    assert text(browser, "#notice") == "User carol deleted"
+    assert "carol" not in text(browser, "main table")
+    assert scram_credentials(admin, "carol") == {}
+
+
 def test_the_console_asks_who_calls_when_the_api_does(start_broker):
     broker = start_broker({"SLUICE_HTTP_AUTH": "basic"})
     try:
@@ -247,11 +338,17 @@ def test_pages_forbid_what_is_not_theirs(broker):
         assert "frame-ancestors 'none'" in policy
         assert r.headers["Content-Type"].startswith("text/html")
     # A form posted from another site is refused before it reaches the broker.
-    request = urllib.request.Request(f"{broker.http}/ui/topics", data=b"name=evil", method="POST",
-                                     headers={"Origin": "http://evil.example",
-                                              "Content-Type": "application/x-www-form-urlencoded"})
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(request, timeout=10)
-    assert refused.value.code == 403
-    with urllib.request.urlopen(f"{broker.http}/v1/topics", timeout=10) as r:
-        assert "evil" not in r.read().decode()
+    for path, form in (("/ui/topics", b"name=evil"),
+                       ("/ui/users", b"name=evil&password=evil&mechanism=SCRAM-SHA-512"),
+                       ("/ui/acls", b"principal=User:evil&operation=all&resource_type=cluster"
+                                    b"&pattern_type=literal&permission=allow")):
+        request = urllib.request.Request(
+            f"{broker.http}{path}", data=form, method="POST",
+            headers={"Origin": "http://evil.example",
+                     "Content-Type": "application/x-www-form-urlencoded"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 403, path
+    for path in ("/v1/topics", "/v1/users", "/v1/acls"):
+        with urllib.request.urlopen(f"{broker.http}{path}", timeout=10) as r:
+            assert "evil" not in r.read().decode(), path

@@ -4,7 +4,9 @@ Kubernetes schemas (kubernetes-validate, strict: an unknown field fails); their 
 ones `sluice serve` takes (a node started with the single-node overlay's environment serves a
 Kafka client); the three-node overlay is one controller per pod, its controller list built from
 the pods' DNS names, one pod per zone; the systemd unit and the Dockerfile start the binary as
-it is started here."""
+it is started here. The Helm chart (deploy/helm/sluice), rendered and linted with Helm's own
+library (target/helmrender, from tests/tools/helm), gives the same objects as the overlays, and
+takes its values."""
 
 import json
 import os
@@ -22,6 +24,11 @@ from helpers import consume_all, create_topic, produce_all, producer, wait_for_r
 REPO = Path(__file__).resolve().parents[2]
 KUSTOMIZE = REPO / "target" / "kustomize"
 OVERLAYS = REPO / "deploy" / "kubernetes" / "overlays"
+HELMRENDER = REPO / "target" / "helmrender"
+CHART = REPO / "deploy" / "helm" / "sluice"
+# Labels a Helm release adds (its instance, version, chart and manager): not in the overlays.
+HELM_LABELS = {"app.kubernetes.io/instance", "app.kubernetes.io/version",
+               "app.kubernetes.io/managed-by", "helm.sh/chart"}
 KUBERNETES_VERSION = "1.34.0"
 
 
@@ -31,6 +38,35 @@ def render(overlay):
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+def helm_render(*args):
+    """The chart linted as `helm lint` does (a warning fails) and rendered as `helm template`
+    does; (return code, documents or stderr)."""
+    assert HELMRENDER.exists(), f"{HELMRENDER} not built; scripts/test.sh builds it"
+    done = subprocess.run([str(HELMRENDER), "--lint", *args, str(CHART)], capture_output=True,
+                          text=True, timeout=60)
+    if done.returncode != 0:
+        return done.returncode, done.stderr
+    return 0, [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+def without_helm_labels(value):
+    """`value` with Helm's own labels taken out of every label set and selector, and each
+    container's env in name order (kustomize's patch appends where the chart inserts)."""
+    if isinstance(value, list):
+        return [without_helm_labels(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, v in value.items():
+        if key in ("labels", "matchLabels", "selector") and isinstance(v, dict) and \
+                all(isinstance(x, str) for x in v.values()):
+            v = {k: x for k, x in v.items() if k not in HELM_LABELS}
+        elif key == "env" and isinstance(v, list):
+            v = sorted(v, key=lambda e: e["name"])
+        out[key] = without_helm_labels(v)
+    return out
 
 
 def by_kind(docs, kind):
@@ -160,3 +196,55 @@ def test_the_unit_and_the_image_start_sluice_serve():
                           timeout=30, env={**env, **settings})
     assert done.returncode != 0
     assert "unknown setting" not in done.stderr and "node_id" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("overlay,replicas", [("single", 1), ("three", 3)])
+def test_the_helm_chart_renders_what_the_overlays_do(overlay, replicas):
+    code, docs = helm_render("--set", f"replicas={replicas}")
+    assert code == 0, docs
+    for doc in docs:
+        if doc["kind"] != "ServiceMonitor":
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+    def keyed(found):
+        return {(d["kind"], d["metadata"]["name"]): without_helm_labels(d) for d in found}
+
+    helm, kustomize = keyed(docs), keyed(render(overlay))
+    assert helm.keys() == kustomize.keys()
+    for key, doc in kustomize.items():
+        assert helm[key] == doc, f"{key}: the chart and the overlay differ"
+    # Helm's labels tell one release from another: its pods are selected by both.
+    sts = by_kind(docs, "StatefulSet")
+    assert sts["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "sluice", "app.kubernetes.io/instance": "sluice"}
+
+
+def test_the_helm_chart_takes_its_values(tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({
+        "image": {"repository": "registry.example/sluice", "tag": "0.1.0"},
+        "extraEnv": [{"name": "SLUICE_AUTO_CREATE_TOPICS_ENABLE", "value": "false"}],
+    }))
+    code, docs = helm_render("--name", "events", "-f", str(values), "--set", "replicas=5",
+                             "--set", "storage.className=fast",
+                             "--set", "serviceMonitor.enabled=false")
+    assert code == 0, docs
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    assert sorted(d["kind"] for d in docs) == ["PodDisruptionBudget", "Service", "Service",
+                                               "StatefulSet"]
+    sts = by_kind(docs, "StatefulSet")
+    assert sts["metadata"]["name"] == "events-sluice"
+    assert sts["spec"]["replicas"] == 5
+    env = container_env(sts)
+    assert env["SLUICE_CONTROLLERS"]["value"].split(",") == [
+        f"{i}@events-sluice-{i}.events-sluice-headless:9093" for i in range(5)]
+    assert env["SLUICE_DEFAULT_REPLICATION_FACTOR"]["value"] == "3"
+    assert env["SLUICE_MIN_INSYNC_REPLICAS"]["value"] == "2"
+    assert env["SLUICE_AUTO_CREATE_TOPICS_ENABLE"]["value"] == "false"
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.example/sluice:0.1.0"
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast"
+
+    code, stderr = helm_render("--set", "replicas=0")
+    assert code != 0 and "replicas must be 1 or more" in stderr

@@ -431,6 +431,7 @@ def test_openapi_describes_every_route(broker):
         "/v1/share-groups/{group}/members", "/v1/share-groups/{group}/members/{member}",
         "/v1/share-groups/{group}/members/{member}/records",
         "/v1/share-groups/{group}/members/{member}/acks",
+        "/v1/users", "/v1/users/{user}", "/v1/acls",
     }
 
 

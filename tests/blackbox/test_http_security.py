@@ -12,8 +12,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient,
-                                   NewTopic, ResourcePatternType, ResourceType,
+from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation,
+                                   AclPermissionType, AdminClient, NewTopic, ResourcePatternType, ResourceType,
                                    ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialUpsertion)
 
@@ -87,6 +87,7 @@ def secured_http(tmp_path, start_broker):
         for future in admin.create_acls(grants).values():
             future.result(15)
         broker.key = key
+        broker.sasl_bootstrap = f"127.0.0.1:{port}"
         return broker
 
     return start
@@ -206,3 +207,105 @@ def test_https_certificates_are_read_again_on_sighup(tmp_path, start_broker):
     broker.proc.send_signal(signal.SIGHUP)
     wait_until(lambda: trusted_by("rogue-ca.pem"), timeout=20, what="the new HTTPS certificate")
     assert not trusted_by("ca.pem")
+
+
+def test_users_and_acls_are_managed_over_http_as_the_caller(secured_http):
+    """`/v1/users` and `/v1/acls` are the CLI's requests: the broker checks the caller's
+    rights on the cluster, an independent admin client sees what they did, a new user logs in
+    at once and a deleted one is refused at once (the cached password check is dropped)."""
+    broker = secured_http()
+    url = broker.http
+    bob = ("bob", "bob-secret")
+    admin = AdminClient({"bootstrap.servers": broker.sasl_bootstrap,
+                         "security.protocol": "SASL_PLAINTEXT",
+                         "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": ADMIN[0],
+                         "sasl.password": ADMIN[1]})
+
+    for method, path, body in (("GET", "/v1/users", None), ("GET", "/v1/acls", None),
+                               ("PUT", "/v1/users/bob", {"password": "x"}),
+                               ("POST", "/v1/acls", {"acls": [{
+                                   "principal": "User:alice", "resource_type": "cluster",
+                                   "operation": "alter"}]})):
+        status, answer, _ = call(f"{url}{path}", method, body, basic(ALICE))
+        assert status == 403 and answer["error_code"] == "CLUSTER_AUTHORIZATION_FAILED", \
+            (path, status, answer)
+
+    status, answer, _ = call(f"{url}/v1/users/bob", "PUT", {"password": bob[1]}, basic(ADMIN))
+    assert status == 200 and answer == {"user": "bob", "mechanism": "SCRAM-SHA-512",
+                                        "iterations": 4096}, answer
+    status, answer, _ = call(f"{url}/v1/users", headers=basic(ADMIN))
+    users = {u["user"]: u["mechanisms"] for u in answer["users"]}
+    assert users["bob"] == [{"mechanism": "SCRAM-SHA-512", "iterations": 4096}], answer
+    assert "alice" in users and "admin" in users
+    described = admin.describe_user_scram_credentials(["bob"])["bob"].result(15)
+    assert [c.iterations for c in described.scram_credential_infos] == [4096]
+    status, answer, _ = call(f"{url}/v1/users/bob", "PUT",
+                             {"password": "y", "mechanism": "PLAIN"}, basic(ADMIN))
+    assert status == 400 and "SCRAM-SHA-512 or SCRAM-SHA-256" in answer["message"], answer
+    for iterations in (100, 2**31 - 1):  # checked before the password is salted
+        status, answer, _ = call(f"{url}/v1/users/bob", "PUT",
+                                 {"password": "y", "iterations": iterations}, basic(ADMIN))
+        assert status == 400 and answer["error_code"] == "UNACCEPTABLE_CREDENTIAL", answer
+
+    # bob logs in over HTTP at once, and sees no topic until an ACL lets him.
+    status, answer, _ = call(f"{url}/v1/topics", headers=basic(bob))
+    assert status == 200 and "orders-eu" not in {t["name"] for t in answer["topics"]}, answer
+    status, answer, _ = call(f"{url}/v1/acls", "POST", {"acls": [
+        {"principal": "User:bob", "resource_type": "TOPIC", "resource_name": "orders-eu",
+         "operation": "describe"},
+        {"principal": "User:bob", "resource_type": "transactional-id",
+         "resource_name": "bob-", "pattern_type": "prefixed", "operation": "write",
+         "host": "10.0.0.7"}]}, basic(ADMIN))
+    assert status == 201 and answer == {"added": 2}, answer
+    wait_until(lambda: "orders-eu" in {
+        t["name"] for t in call(f"{url}/v1/topics", headers=basic(bob))[1]["topics"]},
+        what="bob seeing orders-eu")
+    status, answer, _ = call(f"{url}/v1/acls?principal=User:bob", headers=basic(ADMIN))
+    assert answer["acls"] == [
+        {"principal": "User:bob", "host": "*", "resource_type": "topic",
+         "resource_name": "orders-eu", "pattern_type": "literal", "operation": "describe",
+         "permission": "allow"},
+        {"principal": "User:bob", "host": "10.0.0.7", "resource_type": "transactional-id",
+         "resource_name": "bob-", "pattern_type": "prefixed", "operation": "write",
+         "permission": "allow"}], answer
+    # The ACLs confluent-kafka's admin made appear by name too, and a filter selects.
+    status, answer, _ = call(f"{url}/v1/acls?principal=User:alice&resource_type=group",
+                             headers=basic(ADMIN))
+    assert [(a["resource_name"], a["pattern_type"], a["operation"]) for a in answer["acls"]] \
+        == [("alice-", "prefixed", "read")], answer
+    status, answer, _ = call(f"{url}/v1/acls?resource_type=topic&resource_name=orders-us"
+                             "&pattern_type=match", headers=basic(ADMIN))
+    assert {a["principal"] for a in answer["acls"]} == {"User:alice", "User:CN=client"}, answer
+    found = admin.describe_acls(AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, "User:bob", None, AclOperation.ANY,
+        AclPermissionType.ANY)).result(15)
+    assert sorted((b.name, b.host) for b in found) == [("bob-", "10.0.0.7"), ("orders-eu", "*")]
+
+    # Nothing is added when one ACL cannot be read; a filter naming nothing removes nothing.
+    status, answer, _ = call(f"{url}/v1/acls", "POST", {"acls": [
+        {"principal": "User:bob", "resource_type": "topic", "resource_name": "x",
+         "operation": "read"},
+        {"principal": "User:bob", "resource_type": "topic", "resource_name": "y",
+         "operation": "fly"}]}, basic(ADMIN))
+    assert status == 400 and "idempotent_write" in answer["message"], answer
+    status, answer, _ = call(f"{url}/v1/acls", "DELETE", headers=basic(ADMIN))
+    assert status == 400, answer
+    # As Kafka's, a filter's host * selects the ACLs for any host only.
+    status, answer, _ = call(f"{url}/v1/acls?principal=User:bob&host=*", "DELETE",
+                             headers=basic(ADMIN))
+    assert status == 200 and answer == {"removed": 1}, answer
+    status, answer, _ = call(f"{url}/v1/acls?principal=User:bob", headers=basic(ADMIN))
+    assert [a["resource_name"] for a in answer["acls"]] == ["bob-"], answer
+
+    status, answer, _ = call(f"{url}/v1/users/bob", "DELETE", headers=basic(ADMIN))
+    assert status == 200 and answer == {"user": "bob", "deleted": ["SCRAM-SHA-512"]}, answer
+    status, answer, _ = call(f"{url}/v1/topics", headers=basic(bob))
+    assert status == 401, "a deleted user's cached password no longer passes"
+    status, answer, _ = call(f"{url}/v1/users/bob", "DELETE", headers=basic(ADMIN))
+    assert status == 404 and answer["error_code"] == "RESOURCE_NOT_FOUND", answer
+    # The console's pages are the same requests: alice is refused the users page.
+    request = urllib.request.Request(f"{url}/ui/users", headers=basic(ALICE))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 403
+    assert "CLUSTER_AUTHORIZATION_FAILED" in refused.value.read().decode()

@@ -10,7 +10,7 @@ pub mod model;
 
 pub use authorizer::{AclSet, Action, Authorizer, Decision, Requester, Rule};
 pub use model::{
-    ANY_CODE, AclBinding, AclFilter, CLUSTER_NAME, MATCH_CODE, Operation, PatternFilter,
+    ANY_CODE, AclBinding, AclFilter, CLUSTER_NAME, KafkaEnum, MATCH_CODE, Operation, PatternFilter,
     PatternType, Permission, ResourceType, WILDCARD, WILDCARD_PRINCIPAL, parse_principal,
 };
 

@@ -204,9 +204,10 @@ impl AclBinding {
     }
 }
 
-/// An enum of Kafka's with its wire codes, and the conversions both ways.
+/// An enum of Kafka's with its wire codes and the names people type and read (the CLI's
+/// flags and output, the HTTP API's JSON, the console), and the conversions both ways.
 macro_rules! kafka_enum {
-    ($(#[$meta:meta])* $ty:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal),* $(,)? }) => {
+    ($(#[$meta:meta])* $ty:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal => $name:literal),* $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $ty {
@@ -214,6 +215,9 @@ macro_rules! kafka_enum {
         }
 
         impl $ty {
+            /// Every variant, in code order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant,)*];
+
             /// The variant of Kafka's code; `None` for a filter-only or unknown one.
             pub fn from_code(code: i8) -> Option<$ty> {
                 match code {
@@ -225,34 +229,104 @@ macro_rules! kafka_enum {
             pub fn code(self) -> i8 {
                 self as i8
             }
+
+            /// The name shown to people (`transactional-id`, `cluster_action`).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)*
+                }
+            }
+
+            /// The variant a name gives, in any case and with `-` or `_` alike, so Kafka's
+            /// Java names (`TRANSACTIONAL_ID`, `CLUSTER_ACTION`) are read too.
+            pub fn from_name(text: &str) -> Option<$ty> {
+                let wanted = name_key(text);
+                $ty::ALL.iter().copied().find(|v| name_key(v.name()) == wanted)
+            }
+        }
+
+        impl KafkaEnum for $ty {
+            const ALL: &'static [$ty] = $ty::ALL;
+
+            fn from_code(code: i8) -> Option<$ty> {
+                $ty::from_code(code)
+            }
+
+            fn code(self) -> i8 {
+                $ty::code(self)
+            }
+
+            fn name(self) -> &'static str {
+                $ty::name(self)
+            }
+
+            fn from_name(text: &str) -> Option<$ty> {
+                $ty::from_name(text)
+            }
         }
     };
 }
 
+/// What every enum of Kafka's here offers (its variants, codes and names), for code that
+/// handles any of them alike.
+pub trait KafkaEnum: Copy + 'static {
+    const ALL: &'static [Self];
+    fn from_code(code: i8) -> Option<Self>;
+    fn code(self) -> i8;
+    fn name(self) -> &'static str;
+    fn from_name(text: &str) -> Option<Self>;
+}
+
+/// A name as compared: lower case, without `-` and `_`.
+fn name_key(text: &str) -> String {
+    text.chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
 kafka_enum!(
     /// Kafka's `ResourceType` (`ANY` = 1 is a filter's only).
-    ResourceType { Topic = 2, Group = 3, Cluster = 4, TransactionalId = 5, DelegationToken = 6, User = 7 }
+    ResourceType {
+        Topic = 2 => "topic",
+        Group = 3 => "group",
+        Cluster = 4 => "cluster",
+        TransactionalId = 5 => "transactional-id",
+        DelegationToken = 6 => "delegation-token",
+        User = 7 => "user",
+    }
 );
 kafka_enum!(
     /// Kafka's `PatternType` of a binding (`ANY` = 1 and `MATCH` = 2 are a filter's only).
     PatternType {
         /// The name exactly, or every name when it is `*`.
-        Literal = 3,
+        Literal = 3 => "literal",
         /// Every name that starts with it.
-        Prefixed = 4,
+        Prefixed = 4 => "prefixed",
     }
 );
 kafka_enum!(
     /// Kafka's `AclOperation` (`ANY` = 1 is a filter's only).
     Operation {
-        All = 2, Read = 3, Write = 4, Create = 5, Delete = 6, Alter = 7, Describe = 8,
-        ClusterAction = 9, DescribeConfigs = 10, AlterConfigs = 11, IdempotentWrite = 12,
-        CreateTokens = 13, DescribeTokens = 14, TwoPhaseCommit = 15,
+        All = 2 => "all",
+        Read = 3 => "read",
+        Write = 4 => "write",
+        Create = 5 => "create",
+        Delete = 6 => "delete",
+        Alter = 7 => "alter",
+        Describe = 8 => "describe",
+        ClusterAction = 9 => "cluster_action",
+        DescribeConfigs = 10 => "describe_configs",
+        AlterConfigs = 11 => "alter_configs",
+        IdempotentWrite = 12 => "idempotent_write",
+        CreateTokens = 13 => "create_tokens",
+        DescribeTokens = 14 => "describe_tokens",
+        TwoPhaseCommit = 15 => "two_phase_commit",
     }
 );
 kafka_enum!(
     /// Kafka's `AclPermissionType` (`ANY` = 1 is a filter's only).
-    Permission { Deny = 2, Allow = 3 }
+    Permission { Deny = 2 => "deny", Allow = 3 => "allow" }
 );
 
 #[cfg(test)]
@@ -283,6 +357,27 @@ mod tests {
         assert_eq!(PatternType::from_code(2), None, "MATCH");
         assert_eq!(Operation::from_code(0), None, "UNKNOWN");
         assert_eq!(Permission::from_code(1), None, "ANY");
+    }
+
+    #[test]
+    fn names_round_trip_and_read_kafkas_java_spelling() {
+        for op in Operation::ALL {
+            assert_eq!(Operation::from_name(op.name()), Some(*op));
+        }
+        for t in ResourceType::ALL {
+            assert_eq!(ResourceType::from_name(t.name()), Some(*t));
+        }
+        assert_eq!(
+            ResourceType::from_name("TRANSACTIONAL_ID"),
+            Some(ResourceType::TransactionalId)
+        );
+        assert_eq!(
+            Operation::from_name("ClusterAction"),
+            Some(Operation::ClusterAction)
+        );
+        assert_eq!(Permission::from_name("DENY"), Some(Permission::Deny));
+        assert_eq!(Operation::from_name("any"), None, "a filter's only");
+        assert_eq!(PatternType::from_name("match"), None, "a filter's only");
     }
 
     #[test]

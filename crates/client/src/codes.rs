@@ -35,5 +35,7 @@ pub const INVALID_RECORD: i16 = 87;
 pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 /// KIP-848 groups: join again with epoch 0 (with UNKNOWN_MEMBER_ID).
 pub const PRODUCER_FENCED: i16 = 90;
+/// A SCRAM credential Kafka refuses (too few or too many iterations, an empty name).
+pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
 pub const FENCED_MEMBER_EPOCH: i16 = 110;
 pub const STALE_MEMBER_EPOCH: i16 = 113;

@@ -1,8 +1,11 @@
 //! The security admin requests: SCRAM users (AlterUserScramCredentials,
 //! DescribeUserScramCredentials: the password is salted and hashed here, only the salted
-//! password leaves) and ACLs (CreateAcls, DescribeAcls, DeleteAcls), as plain values.
+//! password leaves) and ACLs (CreateAcls, DescribeAcls, DeleteAcls), as plain values; and
+//! their JSON forms by name (`AclNames`, `UserCredentials::to_json`), shared by the CLI's
+//! `--format json`, the HTTP API and the console.
 
 use crate::client::Client;
+use crate::codes::UNACCEPTABLE_CREDENTIAL;
 use crate::error::{ClientError, Result};
 use kafka_protocol::messages::alter_user_scram_credentials_request::{
     ScramCredentialDeletion, ScramCredentialUpsertion,
@@ -15,7 +18,13 @@ use kafka_protocol::messages::{
     DescribeUserScramCredentialsRequest,
 };
 use kafka_protocol::protocol::StrBytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sluice_acl::{
+    ANY_CODE, CLUSTER_NAME, KafkaEnum, MATCH_CODE, Operation, PatternType, Permission, ResourceType,
+};
 use sluice_sasl::Mechanism;
+use sluice_types::limits::{SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN};
 
 /// Bytes of the salt made for a new credential.
 const SALT_BYTES: usize = 32;
@@ -45,13 +54,22 @@ pub async fn set_user_password(
     let code = mechanism
         .scram_type()
         .ok_or_else(|| ClientError::Invalid(format!("{mechanism} is not a SCRAM mechanism")))?;
+    // Checked before the password is salted: the salting costs one HMAC per iteration, so an
+    // unchecked count (2^31) would hold this task for hours. The broker refuses the same.
+    let context = || format!("setting {user}'s {mechanism} credential");
+    if iterations < SCRAM_ITERATIONS_MIN {
+        ClientError::check(UNACCEPTABLE_CREDENTIAL, Some("Too few iterations"), context)?;
+    }
+    if iterations > SCRAM_ITERATIONS_MAX {
+        ClientError::check(
+            UNACCEPTABLE_CREDENTIAL,
+            Some("Too many iterations"),
+            context,
+        )?;
+    }
     let salt = salt();
-    let salted = sluice_sasl::salted_password(
-        mechanism,
-        password.as_bytes(),
-        &salt,
-        iterations.max(1) as u32,
-    );
+    let salted =
+        sluice_sasl::salted_password(mechanism, password.as_bytes(), &salt, iterations as u32);
     let upsertion = ScramCredentialUpsertion::default()
         .with_name(text(user))
         .with_mechanism(code)
@@ -93,11 +111,55 @@ pub async fn delete_user(client: &mut Client, user: &str, mechanism: Mechanism) 
     .await
 }
 
+/// The SCRAM mechanism `name` names (SCRAM-SHA-512 or SCRAM-SHA-256).
+pub fn scram_mechanism(name: &str) -> Result<Mechanism> {
+    Mechanism::parse(name)
+        .filter(|m| m.scram_type().is_some())
+        .ok_or_else(|| {
+            ClientError::Invalid(format!(
+                "the mechanism is SCRAM-SHA-512 or SCRAM-SHA-256, not {name}"
+            ))
+        })
+}
+
+/// Removes `user`'s credential for `mechanism`, or every one it has (`None`); returns the
+/// mechanisms removed. A user with no credential is Kafka's `RESOURCE_NOT_FOUND`.
+pub async fn delete_user_credentials(
+    client: &mut Client,
+    user: &str,
+    mechanism: Option<Mechanism>,
+) -> Result<Vec<Mechanism>> {
+    let mechanisms = match mechanism {
+        Some(m) => vec![m],
+        None => describe_users(client, &[user.to_string()])
+            .await?
+            .into_iter()
+            .flat_map(|u| u.credentials.into_iter().map(|(m, _)| m))
+            .collect(),
+    };
+    for m in &mechanisms {
+        delete_user(client, user, *m).await?;
+    }
+    Ok(mechanisms)
+}
+
 /// A user's credentials: each mechanism and its iteration count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserCredentials {
     pub user: String,
     pub credentials: Vec<(Mechanism, i32)>,
+}
+
+impl UserCredentials {
+    /// `{"user": "alice", "mechanisms": [{"mechanism": "SCRAM-SHA-512", "iterations": 4096}]}`
+    pub fn to_json(&self) -> Value {
+        let mechanisms: Vec<Value> = self
+            .credentials
+            .iter()
+            .map(|(m, i)| json!({"mechanism": m.name(), "iterations": i}))
+            .collect();
+        json!({"user": self.user, "mechanisms": mechanisms})
+    }
 }
 
 /// Every user with a SCRAM credential (`users` empty), or those named.
@@ -144,6 +206,143 @@ pub struct Acl {
     pub host: Option<String>,
     pub operation: i8,
     pub permission: i8,
+}
+
+impl Acl {
+    /// The ACL by name, every field present (`literal`, `write`, `allow`...).
+    pub fn names(&self) -> AclNames {
+        AclNames {
+            principal: self.principal.clone(),
+            host: self.host.clone(),
+            resource_type: Some(name_of::<ResourceType>(self.resource_type)),
+            resource_name: self.resource_name.clone(),
+            pattern_type: Some(name_of::<PatternType>(self.pattern_type)),
+            operation: Some(name_of::<Operation>(self.operation)),
+            permission: Some(name_of::<Permission>(self.permission)),
+        }
+    }
+}
+
+/// A code's name, or the number when it has none here.
+fn name_of<T: KafkaEnum>(code: i8) -> String {
+    T::from_code(code).map_or_else(|| code.to_string(), |v| v.name().to_string())
+}
+
+/// An ACL, or a filter of ACLs, by the names people type and read: the JSON form of
+/// `sluice acl list --format json`, `GET /v1/acls` and `POST /v1/acls`. Names are matched in
+/// any case and with `-` or `_` alike (Kafka's `TRANSACTIONAL_ID` reads too).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclNames {
+    /// `User:alice`.
+    pub principal: Option<String>,
+    /// An IP address, or `*` (any).
+    pub host: Option<String>,
+    /// `topic`, `group`, `cluster`, `transactional-id`, `delegation-token` or `user`.
+    pub resource_type: Option<String>,
+    pub resource_name: Option<String>,
+    /// `literal` or `prefixed`; a filter also takes `any` and `match`.
+    pub pattern_type: Option<String>,
+    /// `all`, `read`, `write`, `create`, `delete`, `alter`, `describe`, `cluster_action`,
+    /// `describe_configs`, `alter_configs`, `idempotent_write`...
+    pub operation: Option<String>,
+    /// `allow` or `deny`.
+    pub permission: Option<String>,
+}
+
+/// `name`'s code among `T`'s names, or an error that lists them.
+fn code_of<T: KafkaEnum>(field: &str, name: &str) -> std::result::Result<i8, String> {
+    T::from_name(name)
+        .map(T::code)
+        .ok_or_else(|| format!("{field} {name:?}: one of {}", names::<T>().join(", ")))
+}
+
+/// Every name `T` takes.
+fn names<T: KafkaEnum>() -> Vec<&'static str> {
+    T::ALL.iter().map(|v| v.name()).collect()
+}
+
+/// The names an ACL's resource type takes (for forms and messages).
+pub fn resource_type_names() -> Vec<&'static str> {
+    names::<ResourceType>()
+}
+
+/// The names an ACL's operation takes (for forms and messages).
+pub fn operation_names() -> Vec<&'static str> {
+    names::<Operation>()
+}
+
+fn is_any(name: &str) -> bool {
+    name.eq_ignore_ascii_case("any")
+}
+
+/// A filter's field: Kafka's ANY when left out or `any`, else the code of its name.
+fn any_or<T: KafkaEnum>(field: &str, given: &Option<String>) -> std::result::Result<i8, String> {
+    match given.as_deref() {
+        None => Ok(ANY_CODE),
+        Some(name) if is_any(name) => Ok(ANY_CODE),
+        Some(name) => code_of::<T>(field, name),
+    }
+}
+
+impl AclNames {
+    /// The new ACL these names give: a principal, a resource type, an operation and (but for
+    /// the cluster) a resource name are needed; the host defaults to `*`, the pattern type to
+    /// `literal`, the permission to `allow`.
+    pub fn binding(&self) -> std::result::Result<Acl, String> {
+        let needed = |field: &Option<String>, what: &str| {
+            field
+                .clone()
+                .ok_or_else(|| format!("an ACL needs a {what}"))
+        };
+        let resource_type = code_of::<ResourceType>(
+            "resource_type",
+            &needed(&self.resource_type, "resource_type")?,
+        )?;
+        let resource_name = match &self.resource_name {
+            None if resource_type == ResourceType::Cluster.code() => CLUSTER_NAME.to_string(),
+            other => needed(other, "resource_name")?,
+        };
+        let pattern = self.pattern_type.as_deref().unwrap_or("literal");
+        let pattern_type = PatternType::from_name(pattern)
+            .ok_or_else(|| format!("pattern_type {pattern:?}: literal or prefixed"))?;
+        Ok(Acl {
+            resource_type,
+            resource_name: Some(resource_name),
+            pattern_type: pattern_type.code(),
+            principal: Some(needed(&self.principal, "principal")?),
+            host: Some(self.host.clone().unwrap_or_else(|| "*".into())),
+            operation: code_of::<Operation>("operation", &needed(&self.operation, "operation")?)?,
+            permission: code_of::<Permission>(
+                "permission",
+                self.permission.as_deref().unwrap_or("allow"),
+            )?,
+        })
+    }
+
+    /// The filter these names give: a field left out (or `any`) selects every value, a name
+    /// given only that one (as Kafka's, a host `*` selects the ACLs for any host, not every
+    /// host); the pattern type defaults to `any` and also takes `match` (every ACL that
+    /// applies to the resource name: literal, `*` and prefixes).
+    pub fn filter(&self) -> std::result::Result<Acl, String> {
+        let pattern_type = match self.pattern_type.as_deref() {
+            None => ANY_CODE,
+            Some(name) if is_any(name) => ANY_CODE,
+            Some(name) if name.eq_ignore_ascii_case("match") => MATCH_CODE,
+            Some(name) => PatternType::from_name(name)
+                .map(PatternType::code)
+                .ok_or_else(|| format!("pattern_type {name:?}: literal, prefixed, any or match"))?,
+        };
+        Ok(Acl {
+            resource_type: any_or::<ResourceType>("resource_type", &self.resource_type)?,
+            resource_name: self.resource_name.clone(),
+            pattern_type,
+            principal: self.principal.clone(),
+            host: self.host.clone(),
+            operation: any_or::<Operation>("operation", &self.operation)?,
+            permission: any_or::<Permission>("permission", &self.permission)?,
+        })
+    }
 }
 
 fn some_text(s: &Option<String>) -> Option<StrBytes> {

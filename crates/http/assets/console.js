@@ -3,6 +3,7 @@
 //   data-source (the same page) and replaced by its newer copy, while the tab is visible.
 // - #tail[data-stream]: the live tail follows the topic's Server-Sent Events and adds each
 //   record at the top of the table (at most 1,000 kept).
+// - form[data-confirm]: asks before the form is sent (deleting a user, removing an ACL).
 "use strict";
 
 function refreshLive(element) {
@@ -93,6 +94,11 @@ function tail(button) {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-refresh][data-source]").forEach(refreshLive);
+  document.querySelectorAll("form[data-confirm]").forEach((form) => {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
   const button = document.getElementById("tail");
   if (button && button.dataset.stream) tail(button);
 });

@@ -50,6 +50,12 @@ use utoipa::{OpenApi, ToSchema};
         crate::views::rows,
         crate::views::changes,
         crate::views::rebuild,
+        crate::users::list,
+        crate::users::set_password,
+        crate::users::delete,
+        crate::acls::list,
+        crate::acls::add,
+        crate::acls::remove,
     )
 )]
 pub(crate) struct ApiDoc;
@@ -84,6 +90,65 @@ pub(crate) struct ClusterDescription {
     pub controller: i32,
     /// The live brokers, by id.
     pub brokers: Vec<ClusterBroker>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserMechanism {
+    /// SCRAM-SHA-512 or SCRAM-SHA-256.
+    pub mechanism: String,
+    pub iterations: i32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserSummary {
+    pub user: String,
+    pub mechanisms: Vec<UserMechanism>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserList {
+    pub users: Vec<UserSummary>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserCredentialSet {
+    pub user: String,
+    pub mechanism: String,
+    pub iterations: i32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserDeleted {
+    pub user: String,
+    /// The mechanisms whose credentials were deleted.
+    pub deleted: Vec<String>,
+}
+
+/// An ACL, every field present (the console reads the API's answer back into it).
+#[derive(Serialize, serde::Deserialize, ToSchema)]
+pub(crate) struct AclOut {
+    pub principal: String,
+    pub host: String,
+    pub resource_type: String,
+    pub resource_name: String,
+    pub pattern_type: String,
+    pub operation: String,
+    pub permission: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AclList {
+    pub acls: Vec<AclOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AclsAdded {
+    pub added: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AclsRemoved {
+    pub removed: usize,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -30,6 +30,9 @@ const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(60);
 pub trait CallerChecks: Send + Sync {
     /// Whether `password` is `user`'s.
     fn password_is(&self, user: &str, password: &str) -> bool;
+    /// A value that changes whenever `user`'s credentials do (cheap: asked on every request
+    /// with a cached password).
+    fn credentials_stamp(&self, user: &str) -> u64;
     /// The subject of a valid bearer token.
     fn token_subject(&self, token: &str) -> Option<String>;
     /// The principal of a client certificate (DER).
@@ -101,17 +104,22 @@ pub(crate) fn current_caller() -> Option<String> {
 }
 
 /// Checked passwords, so that a client sending Basic credentials with every request does not
-/// pay a SCRAM derivation each time.
+/// pay a SCRAM derivation each time. An entry holds until it expires or the user's
+/// credentials change (a new password, a deleted user), whichever comes first.
 #[derive(Default)]
-pub(crate) struct PasswordCache(Mutex<HashMap<(String, String), Instant>>);
+pub(crate) struct PasswordCache(Mutex<HashMap<(String, String), (Instant, u64)>>);
 
 impl PasswordCache {
     fn checked(&self, auth: &HttpAuth, user: &str, password: &str) -> bool {
         let key = (user.to_string(), password.to_string());
         let now = Instant::now();
+        let stamp = auth.checks.credentials_stamp(user);
         {
             let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            if cache.get(&key).is_some_and(|until| *until > now) {
+            if cache
+                .get(&key)
+                .is_some_and(|(until, was)| *until > now && *was == stamp)
+            {
                 return true;
             }
         }
@@ -120,12 +128,12 @@ impl PasswordCache {
         }
         let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= HTTP_AUTH_CACHE_ENTRIES_MAX {
-            cache.retain(|_, until| *until > now);
+            cache.retain(|_, (until, _)| *until > now);
             if cache.len() >= HTTP_AUTH_CACHE_ENTRIES_MAX {
                 cache.clear();
             }
         }
-        cache.insert(key, now + PASSWORD_CACHE_TTL);
+        cache.insert(key, (now + PASSWORD_CACHE_TTL, stamp));
         true
     }
 }

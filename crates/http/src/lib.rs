@@ -19,8 +19,11 @@
 //! `GET /v1/topics/{topic}/stream` (Server-Sent Events); `GET /v1/groups`,
 //! `GET|DELETE /v1/groups/{group}`, `POST /v1/groups/{group}/reset-offsets`; group members
 //! under `/v1/groups/{group}/members`; share-group members (the queue) under
-//! `/v1/share-groups/{group}/members`. Every error, 404 and 405 included, is a JSON body.
+//! `/v1/share-groups/{group}/members`; SCRAM users (`GET /v1/users`,
+//! `PUT|DELETE /v1/users/{user}`) and ACLs (`GET|POST|DELETE /v1/acls`). Every error, 404
+//! and 405 included, is a JSON body.
 
+mod acls;
 mod api;
 mod auth;
 mod cluster;
@@ -37,6 +40,7 @@ mod serve;
 mod share_queue;
 mod stream;
 mod topics;
+mod users;
 mod views;
 
 pub use auth::{CallerChecks, HttpAuth};
@@ -45,7 +49,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use bytes::Bytes;
 use error::{ApiError, ApiResult};
 pub use metrics::join as join_metrics;
@@ -279,7 +283,13 @@ fn cors_layer(origins: &CorsOrigins) -> tower_http::cors::CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(allow)
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers([
             header::CONTENT_TYPE,
             header::ACCEPT,
@@ -302,6 +312,15 @@ fn router(state: Arc<AppState>) -> Router {
             get(topics::describe).delete(topics::delete),
         )
         .route("/v1/groups", get(groups::list))
+        .route("/v1/users", get(users::list))
+        .route(
+            "/v1/users/{user}",
+            put(users::set_password).delete(users::delete),
+        )
+        .route(
+            "/v1/acls",
+            get(acls::list).post(acls::add).delete(acls::remove),
+        )
         .route("/v1/topics/{topic}/configs", patch(topics::alter_configs))
         .route(
             "/v1/topics/{topic}/partitions",

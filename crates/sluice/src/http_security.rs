@@ -65,6 +65,10 @@ impl sluice_http::CallerChecks for BrokerChecks {
         self.0.password_is(user, password)
     }
 
+    fn credentials_stamp(&self, user: &str) -> u64 {
+        self.0.credentials_stamp(user)
+    }
+
     fn token_subject(&self, token: &str) -> Option<String> {
         self.0.token_subject(token).map(|(subject, _)| subject)
     }

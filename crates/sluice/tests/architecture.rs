@@ -72,10 +72,12 @@ const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "sluice-types",
         ],
     ),
-    // The client logs in with SASL (SCRAM's client side) and salts new users' passwords.
+    // The client logs in with SASL (SCRAM's client side) and salts new users' passwords; ACLs
+    // by name take the acl crate's names and codes.
     (
         "sluice-client",
         &[
+            "sluice-acl",
             "sluice-protocol",
             "sluice-record",
             "sluice-sasl",

@@ -43,6 +43,32 @@ impl CallerChecks {
         )
     }
 
+    /// A fingerprint of `user`'s SCRAM credentials as the published image holds them (0: none):
+    /// it changes when a password is set or a credential deleted, so a cached check of an
+    /// HTTP Basic password is dropped at once rather than when it expires.
+    pub fn credentials_stamp(&self, user: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let image = self.broker.published_image();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let mut any = false;
+        let from = (user.to_string(), i8::MIN);
+        for ((name, mechanism), c) in image.scram_credentials.range(from..) {
+            if name != user {
+                break;
+            }
+            any = true;
+            (
+                mechanism,
+                &c.salt,
+                &c.stored_key,
+                &c.server_key,
+                c.iterations,
+            )
+                .hash(&mut hasher);
+        }
+        if any { hasher.finish().max(1) } else { 0 }
+    }
+
     /// The subject of a valid OAUTHBEARER token, and when it expires (Unix ms); `None` when no
     /// JWKS is configured or the token fails any check.
     pub fn token_subject(&self, token: &str) -> Option<(String, u64)> {

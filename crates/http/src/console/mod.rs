@@ -5,9 +5,9 @@
 //! works offline, and its Content-Security-Policy allows nothing but this origin.
 //!
 //! Every page and every action calls the HTTP API's own handlers (`crate::topics`,
-//! `crate::groups`, `crate::records`, `crate::cluster`) and renders their JSON: the console
-//! has no path of its own to the broker, and it is authenticated and authorized as the API
-//! is (the same middleware, the caller's ACLs). Forms post to `/ui/...` and are answered with
+//! `crate::groups`, `crate::records`, `crate::cluster`, `crate::users`, `crate::acls`) and
+//! renders their JSON: the console has no path of its own to the broker, and it is
+//! authenticated and authorized as the API is (the same middleware, the caller's ACLs). Forms post to `/ui/...` and are answered with
 //! a redirect (or the page again, with the error), so they work without script; the guard's
 //! same-origin rule keeps other sites from posting them.
 //!
@@ -19,16 +19,20 @@
 //!   key) and the produce form;
 //! - `groups`: the list, a group's members, assignments and lag with its chart, and resetting
 //!   offsets with a dry run;
+//! - `users`: SCRAM users, create or set a password, delete (`crate::users`);
+//! - `acls`: the ACLs a filter selects, add one, remove one (`crate::acls`);
 //! - `history` (the metrics kept for the charts), `chart` (SVG), `view` (units, values).
 //!
 //! Not owned here: what the pages show (the API's handlers), authentication (`auth`).
 
+mod acls;
 mod chart;
 mod groups;
 pub(crate) mod history;
 mod messages;
 mod overview;
 mod topics;
+mod users;
 mod view;
 
 use crate::AppState;
@@ -67,6 +71,10 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/ui/groups", get(groups::list))
         .route("/ui/groups/{group}", get(groups::page))
         .route("/ui/groups/{group}/reset-offsets", post(groups::reset))
+        .route("/ui/users", get(users::list).post(users::set_password))
+        .route("/ui/users/{user}/delete", post(users::delete))
+        .route("/ui/acls", get(acls::list).post(acls::add))
+        .route("/ui/acls/remove", post(acls::remove))
         .route("/ui/assets/console.css", get(stylesheet))
         .route("/ui/assets/console.js", get(script))
 }

@@ -3,10 +3,8 @@
 
 use super::{Output, Target, print_json};
 use serde_json::json;
-use sluice_acl::{
-    ANY_CODE, CLUSTER_NAME, MATCH_CODE, Operation, PatternType, Permission, ResourceType,
-};
-use sluice_client::security_admin::{self, Acl};
+use sluice_acl::{CLUSTER_NAME, PatternType, Permission, ResourceType};
+use sluice_client::security_admin::{self, Acl, AclNames};
 
 /// Who and what an ACL command names.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -24,7 +22,8 @@ pub struct AclArgs {
     #[arg(long)]
     deny_host: Vec<String>,
     /// Operations: all, read, write, create, delete, alter, describe, cluster_action,
-    /// describe_configs, alter_configs, idempotent_write; may be repeated.
+    /// describe_configs, alter_configs, idempotent_write, create_tokens, describe_tokens,
+    /// two_phase_commit; may be repeated.
     #[arg(long)]
     operation: Vec<String>,
     /// Topics; may be repeated.
@@ -80,94 +79,74 @@ pub enum AclCommand {
     },
 }
 
-const OPERATIONS: &[(&str, Operation)] = &[
-    ("all", Operation::All),
-    ("read", Operation::Read),
-    ("write", Operation::Write),
-    ("create", Operation::Create),
-    ("delete", Operation::Delete),
-    ("alter", Operation::Alter),
-    ("describe", Operation::Describe),
-    ("cluster_action", Operation::ClusterAction),
-    ("describe_configs", Operation::DescribeConfigs),
-    ("alter_configs", Operation::AlterConfigs),
-    ("idempotent_write", Operation::IdempotentWrite),
-];
-
-fn operation_code(name: &str) -> anyhow::Result<i8> {
-    let wanted = name.to_ascii_lowercase().replace('-', "_");
-    let found = OPERATIONS
-        .iter()
-        .find(|(n, _)| *n == wanted.replace("clusteraction", "cluster_action"));
-    found.map(|(_, o)| o.code()).ok_or_else(|| {
-        let names: Vec<&str> = OPERATIONS.iter().map(|(n, _)| *n).collect();
-        anyhow::anyhow!("--operation {name}: one of {}", names.join(", "))
-    })
-}
-
-fn operation_name(code: i8) -> String {
-    OPERATIONS
-        .iter()
-        .find(|(_, o)| o.code() == code)
-        .map_or(code.to_string(), |(n, _)| n.to_string())
-}
-
-fn pattern_code(name: &str, filter: bool) -> anyhow::Result<i8> {
-    match name.to_ascii_lowercase().as_str() {
-        "literal" => Ok(PatternType::Literal.code()),
-        "prefixed" => Ok(PatternType::Prefixed.code()),
-        "any" if filter => Ok(ANY_CODE),
-        "match" if filter => Ok(MATCH_CODE),
-        other => anyhow::bail!(
-            "--resource-pattern-type {other}: literal or prefixed{}",
-            if filter { " (or any, match)" } else { "" }
-        ),
-    }
-}
-
 impl AclArgs {
     /// Every (resource type, name) named.
-    fn resources(&self) -> Vec<(i8, String)> {
-        let mut out: Vec<(i8, String)> = Vec::new();
-        out.extend(
-            self.topic
-                .iter()
-                .map(|t| (ResourceType::Topic.code(), t.clone())),
-        );
-        out.extend(
-            self.group
-                .iter()
-                .map(|g| (ResourceType::Group.code(), g.clone())),
-        );
-        out.extend(
-            self.transactional_id
-                .iter()
-                .map(|t| (ResourceType::TransactionalId.code(), t.clone())),
-        );
+    fn resources(&self) -> Vec<(ResourceType, String)> {
+        let named = |t: ResourceType, names: &[String]| -> Vec<(ResourceType, String)> {
+            names.iter().map(|n| (t, n.clone())).collect()
+        };
+        let mut out = named(ResourceType::Topic, &self.topic);
+        out.extend(named(ResourceType::Group, &self.group));
+        out.extend(named(ResourceType::TransactionalId, &self.transactional_id));
         if self.cluster {
-            out.push((ResourceType::Cluster.code(), CLUSTER_NAME.to_string()));
+            out.push((ResourceType::Cluster, CLUSTER_NAME.to_string()));
         }
         out
     }
 
-    /// Every (principal, host, permission) named.
-    fn grants(&self) -> Vec<(String, String, i8)> {
-        let hosts = |given: &[String]| -> Vec<String> {
+    /// Every (principal, host, permission) named; the host `None` when none is named (any
+    /// host: `*` in a new ACL, every host in a filter).
+    fn grants(&self) -> Vec<(String, Option<String>, Permission)> {
+        let hosts = |given: &[String]| -> Vec<Option<String>> {
             if given.is_empty() {
-                vec!["*".into()]
+                vec![None]
             } else {
-                given.to_vec()
+                given.iter().cloned().map(Some).collect()
             }
         };
         let mut out = Vec::new();
         for p in &self.allow_principal {
             for h in hosts(&self.allow_host) {
-                out.push((p.clone(), h, Permission::Allow.code()));
+                out.push((p.clone(), h, Permission::Allow));
             }
         }
         for p in &self.deny_principal {
             for h in hosts(&self.deny_host) {
-                out.push((p.clone(), h, Permission::Deny.code()));
+                out.push((p.clone(), h, Permission::Deny));
+            }
+        }
+        out
+    }
+
+    /// Every combination of a resource (or none), a grant (or none) and an operation (or
+    /// none) named, by name.
+    fn combinations(&self, pattern_type: &str) -> Vec<AclNames> {
+        let resources: Vec<Option<(ResourceType, String)>> = match self.resources() {
+            r if r.is_empty() => vec![None],
+            r => r.into_iter().map(Some).collect(),
+        };
+        let grants: Vec<Option<(String, Option<String>, Permission)>> = match self.grants() {
+            g if g.is_empty() => vec![None],
+            g => g.into_iter().map(Some).collect(),
+        };
+        let operations: Vec<Option<String>> = match &self.operation[..] {
+            [] => vec![None],
+            ops => ops.iter().cloned().map(Some).collect(),
+        };
+        let mut out = Vec::new();
+        for resource in &resources {
+            for grant in &grants {
+                for operation in &operations {
+                    out.push(AclNames {
+                        resource_type: resource.as_ref().map(|(t, _)| t.name().to_string()),
+                        resource_name: resource.as_ref().map(|(_, n)| n.clone()),
+                        pattern_type: Some(pattern_type.to_string()),
+                        principal: grant.as_ref().map(|(p, _, _)| p.clone()),
+                        host: grant.as_ref().and_then(|(_, h, _)| h.clone()),
+                        operation: operation.clone(),
+                        permission: grant.as_ref().map(|(_, _, p)| p.name().to_string()),
+                    });
+                }
             }
         }
         out
@@ -175,140 +154,60 @@ impl AclArgs {
 
     /// The ACLs to add: every combination named.
     fn bindings(&self) -> anyhow::Result<Vec<Acl>> {
-        let pattern = pattern_code(&self.resource_pattern_type, false)?;
-        let (resources, grants) = (self.resources(), self.grants());
         anyhow::ensure!(
-            !resources.is_empty(),
+            !self.resources().is_empty(),
             "name a resource: --topic, --group, --transactional-id or --cluster"
         );
         anyhow::ensure!(
-            !grants.is_empty(),
+            !self.grants().is_empty(),
             "name a principal: --allow-principal or --deny-principal"
         );
         anyhow::ensure!(!self.operation.is_empty(), "name an operation: --operation");
-        let mut out = Vec::new();
-        for (resource_type, name) in &resources {
-            for (principal, host, permission) in &grants {
-                for op in &self.operation {
-                    out.push(Acl {
-                        resource_type: *resource_type,
-                        resource_name: Some(name.clone()),
-                        pattern_type: pattern,
-                        principal: Some(principal.clone()),
-                        host: Some(host.clone()),
-                        operation: operation_code(op)?,
-                        permission: *permission,
-                    });
-                }
-            }
-        }
-        Ok(out)
+        anyhow::ensure!(
+            PatternType::from_name(&self.resource_pattern_type).is_some(),
+            "--resource-pattern-type {}: literal or prefixed",
+            self.resource_pattern_type
+        );
+        self.combinations(&self.resource_pattern_type)
+            .iter()
+            .map(|names| names.binding().map_err(|e| anyhow::anyhow!("{e}")))
+            .collect()
     }
 
     /// The filters of list and remove: each resource (or any) by each principal (or any) by
-    /// each operation (or any).
+    /// each operation (or any). Nothing named but the default `literal`: any pattern type.
     fn filters(&self) -> anyhow::Result<Vec<Acl>> {
-        let pattern = match self.resource_pattern_type.as_str() {
-            "literal" if self.resources().is_empty() => ANY_CODE,
-            other => pattern_code(other, true)?,
+        let pattern_type = match self.resource_pattern_type.as_str() {
+            "literal" if self.resources().is_empty() => "any",
+            other => other,
         };
-        let resources: Vec<(i8, Option<String>)> = match self.resources() {
-            r if r.is_empty() => vec![(ANY_CODE, None)],
-            r => r.into_iter().map(|(t, n)| (t, Some(n))).collect(),
-        };
-        let grants: Vec<(Option<String>, Option<String>, i8)> = match self.grants() {
-            g if g.is_empty() => vec![(None, None, ANY_CODE)],
-            g => g
-                .into_iter()
-                .map(|(p, h, perm)| (Some(p), (h != "*").then_some(h), perm))
-                .collect(),
-        };
-        let operations: Vec<i8> = match &self.operation[..] {
-            [] => vec![ANY_CODE],
-            ops => ops
-                .iter()
-                .map(|o| operation_code(o))
-                .collect::<anyhow::Result<_>>()?,
-        };
-        let mut out = Vec::new();
-        for (resource_type, name) in &resources {
-            for (principal, host, permission) in &grants {
-                for operation in &operations {
-                    out.push(Acl {
-                        resource_type: *resource_type,
-                        resource_name: name.clone(),
-                        pattern_type: pattern,
-                        principal: principal.clone(),
-                        host: host.clone(),
-                        operation: *operation,
-                        permission: *permission,
-                    });
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-fn resource_type_name(code: i8) -> &'static str {
-    match ResourceType::from_code(code) {
-        Some(ResourceType::Topic) => "topic",
-        Some(ResourceType::Group) => "group",
-        Some(ResourceType::Cluster) => "cluster",
-        Some(ResourceType::TransactionalId) => "transactional-id",
-        Some(ResourceType::DelegationToken) => "delegation-token",
-        Some(ResourceType::User) => "user",
-        None => "unknown",
-    }
-}
-
-fn pattern_name(code: i8) -> &'static str {
-    match PatternType::from_code(code) {
-        Some(PatternType::Literal) => "literal",
-        Some(PatternType::Prefixed) => "prefixed",
-        None => "unknown",
-    }
-}
-
-fn permission_name(code: i8) -> &'static str {
-    if code == Permission::Deny.code() {
-        "deny"
-    } else {
-        "allow"
+        self.combinations(pattern_type)
+            .iter()
+            .map(|names| names.filter().map_err(|e| anyhow::anyhow!("{e}")))
+            .collect()
     }
 }
 
 fn print(acls: &[Acl], format: Output) {
-    let field = |s: &Option<String>| s.clone().unwrap_or_default();
+    let rows: Vec<AclNames> = acls.iter().map(Acl::names).collect();
     match format {
-        Output::Json => print_json(&json!(
-            acls.iter()
-                .map(|a| json!({
-                    "principal": field(&a.principal),
-                    "host": field(&a.host),
-                    "resource_type": resource_type_name(a.resource_type),
-                    "resource_name": field(&a.resource_name),
-                    "pattern_type": pattern_name(a.pattern_type),
-                    "operation": operation_name(a.operation),
-                    "permission": permission_name(a.permission),
-                }))
-                .collect::<Vec<_>>()
-        )),
+        Output::Json => print_json(&json!(rows)),
         Output::Text => {
+            let field = |s: &Option<String>| s.clone().unwrap_or_default();
             println!(
                 "{:<24} {:<16} {:<16} {:<24} {:<9} {:<16} PERMISSION",
                 "PRINCIPAL", "HOST", "RESOURCE-TYPE", "RESOURCE-NAME", "PATTERN", "OPERATION"
             );
-            for a in acls {
+            for a in &rows {
                 println!(
                     "{:<24} {:<16} {:<16} {:<24} {:<9} {:<16} {}",
                     field(&a.principal),
                     field(&a.host),
-                    resource_type_name(a.resource_type),
+                    field(&a.resource_type),
                     field(&a.resource_name),
-                    pattern_name(a.pattern_type),
-                    operation_name(a.operation),
-                    permission_name(a.permission)
+                    field(&a.pattern_type),
+                    field(&a.operation),
+                    field(&a.permission)
                 );
             }
         }

@@ -5,7 +5,6 @@
 use super::{Output, Target, print_json};
 use serde_json::json;
 use sluice_client::security_admin;
-use sluice_sasl::Mechanism;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum UserCommand {
@@ -49,12 +48,6 @@ pub enum UserCommand {
     },
 }
 
-fn scram(name: &str) -> anyhow::Result<Mechanism> {
-    Mechanism::parse(name)
-        .filter(|m| m.scram_type().is_some())
-        .ok_or_else(|| anyhow::anyhow!("--mechanism is SCRAM-SHA-512 or SCRAM-SHA-256, not {name}"))
-}
-
 pub async fn run(target: &Target, command: UserCommand) -> anyhow::Result<()> {
     let mut client = target.connect().await?;
     match command {
@@ -64,7 +57,7 @@ pub async fn run(target: &Target, command: UserCommand) -> anyhow::Result<()> {
             mechanism,
             iterations,
         } => {
-            let mechanism = scram(&mechanism)?;
+            let mechanism = security_admin::scram_mechanism(&mechanism)?;
             security_admin::set_user_password(
                 &mut client,
                 &name,
@@ -81,12 +74,7 @@ pub async fn run(target: &Target, command: UserCommand) -> anyhow::Result<()> {
                 Output::Json => print_json(&json!(
                     users
                         .iter()
-                        .map(|u| json!({
-                            "user": u.user,
-                            "mechanisms": u.credentials.iter().map(|(m, i)| json!({
-                                "mechanism": m.name(), "iterations": i
-                            })).collect::<Vec<_>>(),
-                        }))
+                        .map(security_admin::UserCredentials::to_json)
                         .collect::<Vec<_>>()
                 )),
                 Output::Text => {
@@ -103,20 +91,10 @@ pub async fn run(target: &Target, command: UserCommand) -> anyhow::Result<()> {
             }
         }
         UserCommand::Delete { name, mechanism } => {
-            let mechanisms = match mechanism {
-                Some(m) => vec![scram(&m)?],
-                None => {
-                    let users =
-                        security_admin::describe_users(&mut client, std::slice::from_ref(&name))
-                            .await?;
-                    users
-                        .into_iter()
-                        .flat_map(|u| u.credentials.into_iter().map(|(m, _)| m))
-                        .collect()
-                }
-            };
-            for m in mechanisms {
-                security_admin::delete_user(&mut client, &name, m).await?;
+            let mechanism = mechanism
+                .map(|m| security_admin::scram_mechanism(&m))
+                .transpose()?;
+            for m in security_admin::delete_user_credentials(&mut client, &name, mechanism).await? {
                 println!("user {name}: {m} credential deleted");
             }
         }
