@@ -67,6 +67,20 @@ def consume_all(broker, topic, count, partitions=None, timeout=30, **conf):
         c.close()
 
 
+def read_kafka_python(consumer, count):
+    """The first `count` records a kafka-python consumer iterates (its `consumer_timeout_ms` is
+    the deadline), then one short poll that must find nothing more: the test waits for what it
+    expects, not for the timeout."""
+    out = []
+    for record in consumer:
+        out.append(record)
+        if len(out) == count:
+            break
+    extra = consumer.poll(timeout_ms=500)
+    assert not any(extra.values()), f"more than {count} records: {extra}"
+    return out
+
+
 def run_driver(command, timeout):
     """Runs a client driver of tests/clients (one scenario, one JSON line out): asserts it
     succeeded and returns that line, parsed."""

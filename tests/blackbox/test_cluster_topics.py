@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from conftest import wait_until
-from helpers import produce_all, producer
+from helpers import produce_all, producer, read_kafka_python
 from rawwire import Reader, coordinator, raw, read_frame, request, uvarint
 from test_cluster import agreed, running_cluster
 
@@ -131,7 +131,7 @@ def test_records_go_through_every_broker_to_their_leaders(cluster):
     kc = KafkaConsumer("routed", bootstrap_servers=cluster[2].bootstrap,
                        auto_offset_reset="earliest", consumer_timeout_ms=15000,
                        enable_auto_commit=False)
-    values = sorted(m.value for m in kc)
+    values = sorted(m.value for m in read_kafka_python(kc, len(expected) + 12))
     kc.close()
     assert values == sorted(expected + [b"kp-%d" % n for n in range(12)])
     # Each broker holds the logs of the partitions it leads, and only those.

@@ -20,6 +20,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.net.sasl.oauth import AbstractTokenProvider
 
 from conftest import SLUICE_BIN, free_port, wait_until
+from helpers import read_kafka_python
 from test_sasl import authenticate, handshake, metadata_answers, refused, sasl_socket
 from test_tls import _listening, make_certificates, openssl, round_trip
 
@@ -211,7 +212,7 @@ def test_kafka_python_logs_in_with_a_token(oauth_broker):
     producer.close()
     consumer = KafkaConsumer("kp-oauth", auto_offset_reset="earliest",
                              consumer_timeout_ms=15000, **common)
-    got = [m.value for m in consumer]
+    got = [m.value for m in read_kafka_python(consumer, 10)]
     consumer.close()
     assert got == [b"m%d" % i for i in range(10)]
 
