@@ -42,36 +42,56 @@ for processor in quix faust; do
         -r "tests/blackbox/processors/$processor-requirements.txt"
 done
 
+for tool in go java mvn node npm; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "$tool is not installed: the client drivers need it" >&2; exit 1; }
+done
+
+# The client drivers and the deployment tests' renderers (Go, Java, JavaScript) build in the
+# background while cargo works: cargo leaves a core idle at times (build scripts, the last
+# links, test binaries run one after another) and these builds are mostly one process each.
+# Only the black-box suite needs them; their output is shown, and a failure stops the run,
+# before it starts.
+build_drivers() {
+    set -euo pipefail
+    echo "==> [${SECONDS}s] Go clients (franz-go, sarama): tests/clients/go -> target/goclient"
+    (cd tests/clients/go && go build -o ../../../target/goclient .)
+    echo "==> [${SECONDS}s] kustomize (its library, for the Kubernetes manifests' tests): tests/tools/kustomize -> target/kustomize"
+    (cd tests/tools/kustomize && go build -o ../../../target/kustomize .)
+    echo "==> [${SECONDS}s] Helm (its library, for the Helm chart's tests): tests/tools/helm -> target/helmrender"
+    (cd tests/tools/helm && go build -o ../../../target/helmrender .)
+    echo "==> [${SECONDS}s] Java clients (kafka-clients, Kafka Streams 4.4): tests/clients/java -> target/javaclient"
+    mvn -q -B -f tests/clients/java/pom.xml compile dependency:copy-dependencies
+    echo "==> [${SECONDS}s] JavaScript clients (KafkaJS, @confluentinc/kafka-javascript): tests/clients/js"
+    # Confluent's client compiles its bundled librdkafka against the system's libraries
+    # (CKJS_LINKING=dynamic): its prebuilt binary and its static dependencies download from
+    # GitHub, which these machines do not reach.
+    if [ ! -f tests/clients/js/node_modules/@confluentinc/kafka-javascript/build/Release/confluent-kafka-javascript.node ]; then
+        (cd tests/clients/js && CKJS_LINKING=dynamic npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    echo "==> [${SECONDS}s] client drivers built"
+}
+mkdir -p target
+drivers_log=target/client-drivers.log
+echo "==> [${SECONDS}s] client drivers: building in the background (${drivers_log})"
+(build_drivers) > "$drivers_log" 2>&1 &
+drivers_pid=$!
+trap 'kill "$drivers_pid" 2>/dev/null || true' EXIT
+
 echo "==> [${SECONDS}s] cargo fmt --check"
 cargo fmt --all --check
 echo "==> [${SECONDS}s] cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> [${SECONDS}s] cargo build"
 cargo build --workspace --bins --quiet
-echo "==> [${SECONDS}s] Go clients (franz-go, sarama): tests/clients/go -> target/goclient"
-command -v go >/dev/null 2>&1 || { echo "go is not installed: the Go client tests need it" >&2; exit 1; }
-(cd tests/clients/go && go build -o ../../../target/goclient .)
-echo "==> [${SECONDS}s] kustomize (its library, for the Kubernetes manifests' tests): tests/tools/kustomize -> target/kustomize"
-(cd tests/tools/kustomize && go build -o ../../../target/kustomize .)
-echo "==> [${SECONDS}s] Helm (its library, for the Helm chart's tests): tests/tools/helm -> target/helmrender"
-(cd tests/tools/helm && go build -o ../../../target/helmrender .)
-echo "==> [${SECONDS}s] Java clients (kafka-clients, Kafka Streams 4.4): tests/clients/java -> target/javaclient"
-for tool in java mvn; do
-    command -v "$tool" >/dev/null 2>&1 || { echo "$tool is not installed: the Java client tests need it" >&2; exit 1; }
-done
-mvn -q -B -f tests/clients/java/pom.xml compile dependency:copy-dependencies
-echo "==> [${SECONDS}s] JavaScript clients (KafkaJS, @confluentinc/kafka-javascript): tests/clients/js"
-for tool in node npm; do
-    command -v "$tool" >/dev/null 2>&1 || { echo "$tool is not installed: the JavaScript client tests need it" >&2; exit 1; }
-done
-# Confluent's client compiles its bundled librdkafka against the system's libraries
-# (CKJS_LINKING=dynamic): its prebuilt binary and its static dependencies download from GitHub,
-# which these machines do not reach.
-if [ ! -f tests/clients/js/node_modules/@confluentinc/kafka-javascript/build/Release/confluent-kafka-javascript.node ]; then
-    (cd tests/clients/js && CKJS_LINKING=dynamic npm ci --no-audit --no-fund --loglevel=error)
-fi
 echo "==> [${SECONDS}s] cargo test"
 cargo test --workspace --quiet
+echo "==> [${SECONDS}s] client drivers: waiting for the background build"
+if ! wait "$drivers_pid"; then
+    cat "$drivers_log"
+    echo "building the client drivers failed (above)" >&2
+    exit 1
+fi
+cat "$drivers_log"
 # Both suites run in two processes (pytest-xdist): a test spends most of its time waiting on
 # brokers and clients, so two at once keep both cores busy. Each process hands out ports of
 # its own (conftest.free_port); a chaos scenario has a network namespace of its own. The
