@@ -13,10 +13,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_client::Client;
 use sluice_client::security_admin;
+use sluice_types::limits::SCRAM_ITERATIONS_MIN;
 use std::sync::Arc;
-
-/// PBKDF2 iterations of a new credential when the request names none (Kafka's least).
-const ITERATIONS_DEFAULT: i32 = 4096;
 
 /// List the users with a SCRAM credential.
 #[utoipa::path(get, path = "/v1/users", operation_id = "list_users", tag = "security", responses((status = 200, description = "every user and its mechanisms", body = crate::api::UserList), (status = "4XX", description = "the request was refused", body = crate::api::ErrorBody), (status = "5XX", description = "the broker failed or is unavailable", body = crate::api::ErrorBody)))]
@@ -56,7 +54,8 @@ pub async fn set_password(
     let mechanism =
         security_admin::scram_mechanism(body.mechanism.as_deref().unwrap_or("SCRAM-SHA-512"))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let iterations = body.iterations.unwrap_or(ITERATIONS_DEFAULT);
+    // Kafka's least, as `sluice user create` defaults to.
+    let iterations = body.iterations.unwrap_or(SCRAM_ITERATIONS_MIN);
     state
         .pool
         .with(async |client: &mut Client| -> ApiResult<()> {
